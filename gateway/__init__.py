@@ -1,0 +1,1 @@
+"""The shell: configuration, store, inbox, SFTP, run loop, logging and the ``x12gw`` CLI."""

@@ -1,0 +1,1 @@
+"""Pure mappings: validated 271/278 responses into eligibility results and authorization records."""

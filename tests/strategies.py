@@ -1,0 +1,155 @@
+"""Hypothesis strategies for valid request models and delimiter sets, shared by the property tests."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+from hypothesis import strategies as st
+
+from transactions.models import (
+    Address,
+    Attachment,
+    DateRange,
+    Diagnosis,
+    EligibilityInquiry,
+    Payer,
+    Person,
+    Procedure,
+    Provider,
+    ServiceLine,
+    ServiceReviewRequest,
+    npi_is_valid,
+)
+from transactions.segment import Delimiters
+
+UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+DIGITS = "0123456789"
+DELIMITER_POOL = ["*", "|", "!", "^", "~", ":", ">", "\x1d", "\x1c", "\x1e", "\x1f", "+", "{", "}", "`", "\\", "#", "@", ";", "&", "\x07"]
+
+words = st.text(alphabet=UPPER, min_size=1, max_size=12)
+names = st.builds(lambda a, b: f"{a} {b}" if b else a, words, st.one_of(st.none(), words))
+ids = st.text(alphabet=UPPER + DIGITS, min_size=2, max_size=15)
+dates = st.dates(min_value=date(1920, 1, 1), max_value=date(2030, 12, 31))
+
+
+@st.composite
+def delimiters(draw: st.DrawFn) -> Delimiters:
+    chars = draw(st.lists(st.sampled_from(DELIMITER_POOL), min_size=4, max_size=4, unique=True))
+    return Delimiters(*chars)
+
+
+@st.composite
+def npis(draw: st.DrawFn) -> str:
+    stem = draw(st.text(alphabet=DIGITS, min_size=9, max_size=9).filter(lambda s: s[0] in "12"))
+    return next(stem + d for d in DIGITS if npi_is_valid(stem + d))
+
+
+@st.composite
+def date_ranges(draw: st.DrawFn) -> DateRange:
+    start = draw(dates)
+    days = draw(st.one_of(st.none(), st.integers(0, 400)))
+    end = None if days is None else date.fromordinal(min(start.toordinal() + days, date(2030, 12, 31).toordinal()))
+    return DateRange(start, end)
+
+
+addresses = st.builds(Address, names, words, st.sampled_from(["IL", "NY", "CA", "TX"]), st.text(DIGITS, min_size=5, max_size=9), st.one_of(st.none(), names))
+payers = st.builds(Payer, names, ids)
+
+
+@st.composite
+def providers(draw: st.DrawFn, *, contact: bool, taxonomy: bool = True) -> Provider:
+    person = draw(st.booleans())
+    phone = draw(st.one_of(st.none(), st.text(DIGITS, min_size=10, max_size=10))) if contact else None
+    name = draw(st.one_of(st.none(), names))
+    return Provider(
+        name=draw(names),
+        npi=draw(npis()),
+        first_name=draw(words) if person else None,
+        address=draw(st.one_of(st.none(), addresses)),
+        taxonomy=draw(st.one_of(st.none(), st.just("207X00000X"))) if taxonomy else None,
+        contact_name=name if (contact and phone) else None,
+        contact_phone=phone,
+    )
+
+
+@st.composite
+def persons(draw: st.DrawFn, *, member: bool) -> Person:
+    return Person(
+        last_name=draw(words),
+        first_name=draw(words),
+        member_id=draw(ids) if member else None,
+        middle_name=draw(st.one_of(st.none(), words)),
+        birth_date=draw(st.one_of(st.none(), dates)),
+        gender=draw(st.one_of(st.none(), st.sampled_from(["M", "F", "U"]))),
+    )
+
+
+procedures = st.builds(
+    Procedure,
+    st.sampled_from(["70553", "72148", "E0601", "97110", "99213", "K0001", "G0202"]),
+    st.lists(st.sampled_from(["RR", "NU", "26", "TC", "GP", "LT"]), max_size=4, unique=True).map(tuple),
+)
+traces = st.text(alphabet=UPPER + DIGITS + "-", min_size=1, max_size=30)
+service_types = st.sampled_from(["30", "1", "2", "4", "12", "18", "33", "35", "47", "48", "62", "73", "88", "98", "AL", "MH", "UC", "DM", "PT"])
+
+
+@st.composite
+def inquiries(draw: st.DrawFn) -> EligibilityInquiry:
+    use_proc = draw(st.booleans())
+    return EligibilityInquiry(
+        trace_number=draw(traces),
+        payer=draw(payers),
+        provider=draw(providers(contact=False)),
+        subscriber=draw(persons(member=True)),
+        dependent=draw(st.one_of(st.none(), persons(member=False))),
+        service_types=() if use_proc else tuple(draw(st.lists(service_types, min_size=1, max_size=8, unique=True))),
+        procedure=draw(procedures) if use_proc else None,
+        service_date=draw(st.one_of(st.none(), date_ranges())),
+        trace_assigner=draw(st.text(DIGITS, min_size=10, max_size=10)),
+    )
+
+
+diagnosis_codes = st.sampled_from(["M54.16", "M5126", "I21.4", "I10", "E11.9", "G47.33", "S83.511A", "Z00.00"])
+lines = st.builds(
+    ServiceLine,
+    procedure=st.one_of(st.none(), procedures),
+    revenue_code=st.one_of(st.none(), st.sampled_from(["0120", "0360", "0450"])),
+    quantity=st.integers(1, 500).map(Decimal),
+    unit=st.sampled_from(["UN", "DA", "MJ"]),
+    service_date=st.one_of(st.none(), date_ranges()),
+    visits=st.one_of(st.none(), st.integers(1, 60)),
+    trace_number=st.one_of(st.none(), traces),
+).filter(lambda line: line.procedure is not None or line.revenue_code is not None)
+
+
+@st.composite
+def review_requests(draw: st.DrawFn) -> ServiceReviewRequest:
+    category = draw(st.sampled_from(["AR", "HS", "SC"]))
+    cert = draw(st.sampled_from(["I", "R", "S", "3", "4"]))
+    dx = draw(st.lists(diagnosis_codes, min_size=1, max_size=12))
+    return ServiceReviewRequest(
+        trace_number=draw(traces),
+        payer=draw(payers),
+        requester=draw(providers(contact=True)),
+        subscriber=draw(persons(member=True)),
+        request_category=category,  # type: ignore[arg-type]
+        certification_type=cert,  # type: ignore[arg-type]
+        service_type=draw(st.sampled_from(["1", "2", "3", "18", "42", "48", "73", "AD", "PT"])),
+        facility_code=draw(st.sampled_from(["11", "12", "21", "22", "23"])),
+        level_of_service=draw(st.sampled_from([None, "E", "U", "03"])),
+        dependent=draw(st.one_of(st.none(), persons(member=False))),
+        diagnoses=tuple(Diagnosis(c, admitting=i > 0 and draw(st.booleans())) for i, c in enumerate(dx)),
+        admission_date=draw(dates) if category == "AR" else draw(st.one_of(st.none(), dates)),
+        discharge_date=draw(st.one_of(st.none(), dates)),
+        event_dates=draw(st.one_of(st.none(), date_ranges())),
+        days=draw(st.one_of(st.none(), st.integers(1, 90))),
+        servicing_provider=draw(st.one_of(st.none(), providers(contact=True, taxonomy=False))),
+        facility=draw(st.one_of(st.none(), providers(contact=True, taxonomy=False))),
+        lines=tuple(draw(st.lists(lines, max_size=5))),
+        attachments=tuple(
+            draw(st.lists(st.builds(Attachment, st.sampled_from(["RR", "OB", "77", "B3"]), st.sampled_from(["EL", "FX", "BM"]), st.one_of(st.none(), ids)), max_size=3))
+        ),
+        previous_certification=draw(ids) if cert != "I" else None,
+        trace_assigner=draw(st.text(DIGITS, min_size=10, max_size=10)),
+    )

@@ -1,0 +1,72 @@
+"""The writer and envelope builder: delimiter safety, trimming, ISA padding, counts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+
+from transactions.envelope import read_interchanges
+from transactions.enveloping import GroupHeader, InterchangeHeader, TransactionBody, build_interchange
+from transactions.errors import DelimiterError, X12WriteError
+from transactions.segment import Delimiters, Repetition, seg
+from transactions.writer import format_segment
+
+D = Delimiters()
+WHEN = datetime(2026, 11, 26, 9, 5)
+
+
+def test_refuses_data_containing_a_delimiter() -> None:
+    """A value containing a delimiter is refused, naming the element but not the value."""
+    with pytest.raises(X12WriteError, match="NM103") as err:
+        format_segment(seg("NM1", "IL", "1", "O*BRIEN"), D)
+    assert "BRIEN" not in str(err.value)
+
+
+def test_trims_trailing_empty_elements_and_components() -> None:
+    """Trailing empty elements and components are not written."""
+    assert format_segment(seg("NM1", "PR", "2", "ACME", None, None, None), D) == "NM1*PR*2*ACME"
+    assert format_segment(seg("SV1", ("HC", "99213", ""), None, "UN", "1"), D) == "SV1*HC:99213**UN*1"
+
+
+def test_repetitions_use_the_repetition_separator() -> None:
+    """A Repetition is joined with ISA11."""
+    assert format_segment(seg("EQ", Repetition(("30", "1"))), D) == "EQ*30^1"
+
+
+def test_delimiters_must_be_distinct_single_characters() -> None:
+    """Delimiters that repeat or are letters are refused."""
+    with pytest.raises(DelimiterError):
+        Delimiters("*", "*", ":", "~")
+    with pytest.raises(DelimiterError):
+        Delimiters("A", "^", ":", "~")
+
+
+def test_envelope_counts_and_padding() -> None:
+    """ISA fields are padded, SE/GE/IEA counts computed and control numbers echoed in trailers."""
+    header = InterchangeHeader("ZZ", "SENDER", "ZZ", "RECEIVER", 42, WHEN)
+    group = GroupHeader("HS", "SENDER", "RECEIVER", 7, "005010X279A1", WHEN)
+    sets = [TransactionBody("270", n, "005010X279A1", (seg("BHT", "0022", "13"),)) for n in (1, 2)]
+    data = build_interchange(header, [(group, sets)], D)
+    assert data[:106].decode().endswith(":~")
+    ic = read_interchanges(data, strict=True)[0]
+    assert ic.isa.get(6) == "SENDER         "
+    assert ic.isa.get(9) == "261126" and ic.isa.get(10) == "0905"
+    assert ic.iea is not None and ic.iea.elements == ("1", "000000042")
+    g = ic.groups[0]
+    assert g.ge is not None and g.ge.elements == ("2", "7")
+    assert [t.se.elements if t.se else None for t in g.transaction_sets] == [("3", "0001"), ("3", "0002")]
+
+
+def test_isa_field_too_long_is_refused() -> None:
+    """A sender id longer than 15 characters cannot be padded and is refused."""
+    header = InterchangeHeader("ZZ", "S" * 16, "ZZ", "R", 1, WHEN)
+    with pytest.raises(X12WriteError, match="ISA06"):
+        build_interchange(header, [], D)
+
+
+def test_control_numbers_must_fit_nine_digits() -> None:
+    """Control numbers outside 1..999999999 are refused rather than truncated."""
+    header = InterchangeHeader("ZZ", "S", "ZZ", "R", 1_000_000_000, WHEN)
+    with pytest.raises(X12WriteError, match="control number"):
+        build_interchange(header, [], D)

@@ -1,0 +1,237 @@
+"""Typed request models for what the gateway sends: 270 inquiries and 278 service review requests.
+
+These are the documented JSON forms (README "File formats"): field names here are the JSON keys.
+Validation in ``__post_init__`` covers what X12 itself cannot express (NPI check digit, code sets the
+builders rely on); implementation-guide rules are checked later by the validator on the built X12.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Literal
+
+from transactions.errors import RequestError
+
+Gender = Literal["M", "F", "U"]
+_CODE = re.compile(r"^[A-Z0-9]{1,8}$")
+_ICD10 = re.compile(r"^[A-Z][0-9][0-9A-Z](\.?[0-9A-Z]{1,4})?$")
+
+
+def npi_is_valid(npi: str) -> bool:
+    """Luhn check of a 10-digit NPI with the 80840 prefix, as CMS defines it."""
+    if not re.fullmatch(r"\d{10}", npi):
+        return False
+    digits = [int(c) for c in "80840" + npi[:9]]
+    total = 0
+    for i, d in enumerate(reversed(digits)):
+        total += sum(divmod(d * 2, 10)) if i % 2 == 0 else d
+    return (10 - total % 10) % 10 == int(npi[9])
+
+
+def _need(cond: bool, message: str, name: str) -> None:
+    if not cond:
+        raise RequestError(message, field=name)
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    line1: str
+    city: str
+    state: str
+    postal_code: str
+    line2: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Payer:
+    """The payer or utilization management organisation (2100A / 2010A)."""
+
+    name: str
+    id: str
+    id_qualifier: Literal["PI", "XV", "FI", "NI", "24", "46"] = "PI"
+
+
+@dataclass(frozen=True, slots=True)
+class Provider:
+    """A provider: information receiver, requester, servicing provider or facility.
+
+    ``first_name`` set means a person (NM102 1), otherwise an organisation (NM102 2).
+    """
+
+    name: str
+    npi: str
+    first_name: str | None = None
+    address: Address | None = None
+    taxonomy: str | None = None
+    contact_name: str | None = None
+    contact_phone: str | None = None
+
+    def __post_init__(self) -> None:
+        _need(npi_is_valid(self.npi), "not a valid NPI (10 digits with a correct check digit)", "npi")
+        _need(not self.contact_name or bool(self.contact_phone), "a contact name needs a contact phone", "contact_phone")
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """Subscriber or dependent. ``member_id`` is required for a subscriber."""
+
+    last_name: str
+    first_name: str
+    member_id: str | None = None
+    middle_name: str | None = None
+    birth_date: date | None = None
+    gender: Gender | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DateRange:
+    start: date
+    end: date | None = None
+
+    def __post_init__(self) -> None:
+        _need(self.end is None or self.end >= self.start, "end is before start", "end")
+        if self.end == self.start:  # a one-day range is written as a single D8 date: keep one form
+            object.__setattr__(self, "end", None)
+
+
+@dataclass(frozen=True, slots=True)
+class Procedure:
+    """A CPT/HCPCS procedure (qualifier HC) with up to four modifiers."""
+
+    code: str
+    modifiers: tuple[str, ...] = ()
+    qualifier: Literal["HC", "IV", "N4", "ZZ", "AD", "CJ", "ID"] = "HC"
+
+    def __post_init__(self) -> None:
+        _need(bool(_CODE.match(self.code)), "procedure code must be 1-8 letters/digits", "code")
+        _need(len(self.modifiers) <= 4, "at most four modifiers", "modifiers")
+        for m in self.modifiers:
+            _need(bool(re.fullmatch(r"[A-Z0-9]{2}", m)), "modifiers are two letters/digits", "modifiers")
+
+
+@dataclass(frozen=True, slots=True)
+class EligibilityInquiry:
+    """One 270 inquiry: one patient, one or more service types or one procedure."""
+
+    trace_number: str
+    payer: Payer
+    provider: Provider
+    subscriber: Person
+    dependent: Person | None = None
+    service_types: tuple[str, ...] = ()
+    procedure: Procedure | None = None
+    service_date: DateRange | None = None
+    trace_assigner: str = "9999999999"
+
+    def __post_init__(self) -> None:
+        _need(bool(re.fullmatch(r"[A-Za-z0-9-]{1,50}", self.trace_number)), "1-50 letters/digits/dashes", "trace_number")
+        _need(len(self.trace_assigner) == 10, "must be exactly 10 characters (TRN03)", "trace_assigner")
+        _need(bool(self.subscriber.member_id), "required for the subscriber", "subscriber.member_id")
+        _need(bool(self.service_types) or self.procedure is not None, "give service_types or procedure", "service_types")
+        _need(len(self.service_types) <= 99, "at most 99 service types", "service_types")
+        for st in self.service_types:
+            _need(bool(re.fullmatch(r"[A-Z0-9]{1,2}", st)), "service type codes are 1-2 letters/digits", "service_types")
+
+    @property
+    def patient(self) -> Person:
+        return self.dependent or self.subscriber
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnosis:
+    """An ICD-10-CM code (with or without the dot); the first one given is the principal diagnosis."""
+
+    code: str
+    admitting: bool = False
+
+    def __post_init__(self) -> None:
+        _need(bool(_ICD10.match(self.code)), "not an ICD-10-CM code", "code")
+        object.__setattr__(self, "code", self.code.replace(".", ""))  # X12 carries codes without the dot
+
+    @property
+    def x12_code(self) -> str:
+        return self.code
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """PWK: documentation the provider holds (report type, how it is sent, attachment control number)."""
+
+    report_type: str
+    transmission: Literal["AA", "BM", "EL", "EM", "FX", "VO"]
+    control_number: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceLine:
+    """One requested service (2000F): a procedure (SV1) or revenue code + procedure (SV2)."""
+
+    procedure: Procedure | None = None
+    revenue_code: str | None = None
+    quantity: Decimal = Decimal(1)
+    unit: Literal["UN", "MJ", "DA", "F2"] = "UN"
+    service_date: DateRange | None = None
+    visits: int | None = None
+    trace_number: str | None = None
+
+    def __post_init__(self) -> None:
+        _need(self.procedure is not None or self.revenue_code is not None, "give procedure or revenue_code", "procedure")
+        _need(self.quantity > 0, "must be positive", "quantity")
+
+
+RequestCategory = Literal["AR", "HS", "SC"]
+CertificationType = Literal["I", "R", "S", "3", "4"]
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceReviewRequest:
+    """One 278 request for review: one patient event (2000E) with zero or more service lines (2000F)."""
+
+    trace_number: str
+    payer: Payer
+    requester: Provider
+    subscriber: Person
+    request_category: RequestCategory
+    certification_type: CertificationType
+    service_type: str
+    facility_code: str
+    facility_code_qualifier: Literal["A", "B"] = "B"
+    level_of_service: Literal["E", "U", "03"] | None = None
+    dependent: Person | None = None
+    diagnoses: tuple[Diagnosis, ...] = ()
+    admission_date: date | None = None
+    discharge_date: date | None = None
+    event_dates: DateRange | None = None
+    days: int | None = None
+    servicing_provider: Provider | None = None
+    facility: Provider | None = None
+    lines: tuple[ServiceLine, ...] = ()
+    attachments: tuple[Attachment, ...] = ()
+    previous_certification: str | None = None
+    trace_assigner: str = "9999999999"
+
+    def __post_init__(self) -> None:
+        _need(bool(re.fullmatch(r"[A-Za-z0-9-]{1,50}", self.trace_number)), "1-50 letters/digits/dashes", "trace_number")
+        _need(len(self.trace_assigner) == 10, "must be exactly 10 characters (TRN03)", "trace_assigner")
+        _need(bool(self.subscriber.member_id), "required for the subscriber", "subscriber.member_id")
+        _need(bool(self.diagnoses), "at least one diagnosis", "diagnoses")
+        _need(len(self.diagnoses) <= 12, "at most 12 diagnoses", "diagnoses")
+        _need(len(self.attachments) <= 10, "at most 10 attachments", "attachments")
+        follow_up = self.certification_type in ("S", "3", "4", "R")
+        _need(
+            not follow_up or bool(self.previous_certification),
+            "revision, renewal, extension and cancel need the previous certification number",
+            "previous_certification",
+        )
+        _need(
+            self.request_category != "AR" or self.admission_date is not None,
+            "an admission review needs admission_date",
+            "admission_date",
+        )
+
+    @property
+    def patient(self) -> Person:
+        return self.dependent or self.subscriber

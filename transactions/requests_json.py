@@ -1,0 +1,56 @@
+"""The documented JSON form of inbox requests: one object, a list, or ``{"requests": [...]}``.
+
+Each object carries ``"type": "270"`` or ``"278"`` plus the fields of :class:`EligibilityInquiry` or
+:class:`ServiceReviewRequest`. Errors name the request index and field path, never the value.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from transactions.errors import RequestError
+from transactions.jsonform import from_dict, to_dict
+from transactions.models import EligibilityInquiry, ServiceReviewRequest
+from transactions.outbound import Request
+
+TYPES: dict[str, type[EligibilityInquiry] | type[ServiceReviewRequest]] = {
+    "270": EligibilityInquiry,
+    "278": ServiceReviewRequest,
+}
+
+
+def request_from_obj(obj: Any, path: str = "") -> Request:
+    if not isinstance(obj, dict):
+        raise RequestError("expected an object", field=path or "request")
+    body = dict(obj)
+    kind = body.pop("type", None)
+    if kind not in TYPES:
+        raise RequestError('"type" must be "270" or "278"', field=f"{path}.type" if path else "type")
+    return from_dict(TYPES[kind], body, path)
+
+
+def request_to_obj(req: Request) -> dict[str, Any]:
+    kind = "270" if isinstance(req, EligibilityInquiry) else "278"
+    data: dict[str, Any] = {"type": kind, **to_dict(req)}
+    return data
+
+
+def parse_request_document(text: str | bytes) -> list[Request | RequestError]:
+    """Every request in a JSON document; a bad request becomes its RequestError, the others survive."""
+    try:
+        doc = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        where = f" at line {exc.lineno}" if isinstance(exc, json.JSONDecodeError) else ""
+        raise RequestError(f"not valid JSON{where}", field="document") from None
+    if isinstance(doc, dict) and "requests" in doc:
+        doc = doc["requests"]
+    items = doc if isinstance(doc, list) else [doc]
+    out: list[Request | RequestError] = []
+    for i, item in enumerate(items):
+        path = f"requests[{i}]" if isinstance(doc, list) else ""
+        try:
+            out.append(request_from_obj(item, path))
+        except RequestError as exc:
+            out.append(exc)
+    return out

@@ -1,0 +1,72 @@
+"""Serialise segments with chosen delimiters.
+
+Refuses (with :class:`X12WriteError`) any value containing a delimiter: silently escaping or dropping
+characters would change what the payer reads. Trailing empty elements and components are trimmed, as
+X12 requires. The ISA is written as given: it must already be padded to its fixed widths.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from transactions.errors import X12WriteError
+from transactions.reader import ISA_WIDTHS, NO_REPETITION
+from transactions.segment import Composite, Delimiters, Element, Repetition, Segment
+
+
+def _check(text: str, forbidden: frozenset[str], tag: str, position: int) -> str:
+    if forbidden.intersection(text):
+        raise X12WriteError(f"{tag}{position:02d} contains a delimiter character")
+    return text
+
+
+def _composite(value: Composite, d: Delimiters, forbidden: frozenset[str], tag: str, pos: int) -> str:
+    parts = list(value)
+    while parts and parts[-1] == "":
+        parts.pop()
+    return d.component.join(_check(p, forbidden, tag, pos) for p in parts)
+
+
+def _element(value: Element, d: Delimiters, forbidden: frozenset[str], tag: str, pos: int) -> str:
+    if isinstance(value, Repetition):
+        if d.repetition == NO_REPETITION:
+            raise X12WriteError(f"{tag}{pos:02d} repeats but the interchange has no repetition separator")
+        return d.repetition.join(
+            _check(v, forbidden, tag, pos) if isinstance(v, str) else _composite(v, d, forbidden, tag, pos)
+            for v in value
+        )
+    if isinstance(value, str):
+        return _check(value, forbidden, tag, pos)
+    return _composite(value, d, forbidden, tag, pos)
+
+
+def format_segment(segment: Segment, d: Delimiters) -> str:
+    """One segment as text, without its terminator."""
+    if segment.tag == "ISA":
+        return _format_isa(segment, d)
+    forbidden = d.all()
+    values = [_element(v, d, forbidden, segment.tag, i) for i, v in enumerate(segment.elements, 1)]
+    while values and values[-1] == "":
+        values.pop()
+    return d.element.join([segment.tag, *values])
+
+
+def _format_isa(segment: Segment, d: Delimiters) -> str:
+    values = [v if isinstance(v, str) else "" for v in segment.elements]
+    if len(values) != 16 or tuple(len(v) for v in values) != ISA_WIDTHS:
+        raise X12WriteError("ISA fields must be exactly 16 values padded to their fixed widths")
+    values[10] = d.repetition if d.repetition != NO_REPETITION else values[10]
+    values[15] = d.component
+    forbidden = d.all()
+    for i, v in enumerate(values[:10] + values[11:15], 1):
+        _check(v, forbidden, "ISA", i)
+    return d.element.join(["ISA", *values])
+
+
+def serialize(segments: Iterable[Segment], delimiters: Delimiters, *, newline: str = "") -> bytes:
+    """Segments as bytes; ``newline`` (e.g. ``"\\n"`` or ``"\\r\\n"``) is written after each terminator."""
+    if newline and delimiters.all().intersection(newline):
+        raise X12WriteError("newline characters may not be delimiters")
+    end = delimiters.segment + newline
+    text = "".join(format_segment(s, delimiters) + end for s in segments)
+    return text.encode("utf-8", "surrogateescape")
