@@ -1,0 +1,54 @@
+"""Errors of the shell (config, SFTP, store, quarantine), all under the project's one root.
+
+Third-party exceptions (paramiko, socket, database drivers) are mapped to these at the module that
+talks to the outside world, so the run loop needs to know only this small hierarchy. Messages name
+the partner, the operation and the reason, never PHI or secrets.
+"""
+
+from __future__ import annotations
+
+from transactions.errors import X12GatewayError
+
+
+class GatewayError(X12GatewayError):
+    """Root of the shell's errors: the outside world (files, network, database) failed us."""
+
+
+class ConfigError(GatewayError):
+    """The configuration is invalid or unsafe (e.g. a private key file readable by others)."""
+
+
+class TransferError(GatewayError):
+    """A file transfer failed; ``retryable`` says whether trying again later may succeed.
+
+    Dropped connections and timeouts are retryable; refused names, permissions, missing files and
+    authentication failures are not (retrying would fail the same way).
+    """
+
+    def __init__(self, message: str, *, retryable: bool, partner: str = "", operation: str = "") -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.partner = partner
+        self.operation = operation
+
+
+class HostKeyError(TransferError):
+    """The server's host key is unknown or differs from the pinned one; never retryable.
+
+    ``offered_fingerprint`` is the SHA256 fingerprint the server presented (OpenSSH format), so an
+    operator can compare it with the one the partner announced out of band.
+    """
+
+    def __init__(
+        self, message: str, *, offered_fingerprint: str = "", partner: str = "", operation: str = "connect"
+    ) -> None:
+        super().__init__(message, retryable=False, partner=partner, operation=operation)
+        self.offered_fingerprint = offered_fingerprint
+
+
+class StoreError(GatewayError):
+    """The local store (database or files) could not record or read something."""
+
+
+class QuarantineError(GatewayError):
+    """A received file could not be moved into quarantine (so it must not be deleted remotely)."""

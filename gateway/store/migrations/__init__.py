@@ -1,0 +1,1 @@
+"""Alembic migrations of the store, run programmatically by ``gateway.store.upgrade`` (no alembic.ini)."""

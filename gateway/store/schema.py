@@ -1,0 +1,317 @@
+"""The store's tables as SQLAlchemy Core metadata: the single description the code queries against.
+
+The migrations in ``gateway/store/migrations`` create the same schema step by step; ``tests/test_store.py``
+compares the migrated database with this metadata so the two cannot drift apart.
+
+Design rules the columns follow:
+
+* No raw PHI in any indexed column. Members are found by ``member_id_hash`` (a keyed HMAC-SHA256), never
+  by member id or name. The request JSON and the parsed result records (which do contain PHI) sit in
+  unindexed JSON columns that only the reveal path reads (and ``phi_audit`` records who did).
+* Every time is stored in UTC (``UtcDateTime``); SQLite keeps naive ISO text, PostgreSQL ``timestamptz``.
+* Rows are never deleted by the store itself: the history (``state_changes``, ``authorization_events``,
+  ``phi_audit``) is the point. Retention is a separate, explicit job.
+* ``files`` and ``requests`` carry ``lease_owner``/``lease_until`` now so that scale-out (several nodes
+  claiming work from one PostgreSQL) needs no schema change, only a ``claim_work`` query.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    Column,
+    Date,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """An aware UTC datetime in and out, whatever the backend keeps (SQLite has no time zones)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Refuse naive datetimes (their zone is a guess) and store UTC, naive on SQLite so text sorts."""
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError("the store takes time-zone aware datetimes only")
+        utc = value.astimezone(UTC)
+        return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Hand back aware UTC datetimes on every backend."""
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# SQLite only auto-increments an ``INTEGER PRIMARY KEY``; PostgreSQL gets 64-bit identities.
+ID = BigInteger().with_variant(Integer(), "sqlite")
+JSONDOC = JSON().with_variant(JSONB(), "postgresql")
+
+STATE = 32
+PARTNER = 64
+PARTY = 64  # "qualifier:id" of an ISA/GS sender or receiver
+TRACKING = 50  # TRN02 is AN 1..50
+HASH = 64  # sha256 / HMAC-SHA256 hex digest
+
+
+def _pk() -> Column[Any]:
+    return Column("id", ID, primary_key=True, autoincrement=True)
+
+
+def _created() -> Column[datetime]:
+    return Column("created_at", UtcDateTime(), nullable=False)
+
+
+def _updated() -> Column[datetime]:
+    return Column("updated_at", UtcDateTime(), nullable=False)
+
+
+store_meta = Table(
+    "store_meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", String(255), nullable=False),
+)
+
+files = Table(
+    "files",
+    metadata,
+    _pk(),
+    Column("direction", String(3), nullable=False),
+    Column("partner", String(PARTNER), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("sha256", String(HASH), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("state", String(STATE), nullable=False),
+    Column("payload_path", String(1024), nullable=True),
+    Column("reason", Text, nullable=True),
+    _created(),
+    _updated(),
+    Column("lease_owner", String(128), nullable=True),
+    Column("lease_until", UtcDateTime(), nullable=True),
+    CheckConstraint("direction IN ('in', 'out')", name="direction"),
+    CheckConstraint("size >= 0", name="size"),
+    Index(None, "sha256", "created_at"),
+    Index(None, "state", "lease_until"),
+    Index(None, "created_at"),
+    Index(None, "partner", "name"),
+)
+
+requests = Table(
+    "requests",
+    metadata,
+    _pk(),
+    Column("tracking_number", String(TRACKING), nullable=False, unique=True),
+    Column("kind", String(3), nullable=False),
+    Column("payer_id", String(80), nullable=False),
+    Column("partner", String(PARTNER), nullable=False),
+    Column("source_file_id", ID, ForeignKey("files.id"), nullable=True),
+    Column("state", String(STATE), nullable=False),
+    Column("due_at", UtcDateTime(), nullable=True),
+    Column("member_id_hash", String(HASH), nullable=False),
+    Column("payload", JSONDOC, nullable=False),
+    Column("reason", Text, nullable=True),
+    _created(),
+    _updated(),
+    Column("lease_owner", String(128), nullable=True),
+    Column("lease_until", UtcDateTime(), nullable=True),
+    CheckConstraint("kind IN ('270', '278')", name="kind"),
+    Index(None, "state", "lease_until"),
+    Index(None, "state", "due_at"),
+    Index(None, "created_at"),
+    Index(None, "member_id_hash"),
+    Index(None, "source_file_id"),
+)
+
+interchanges = Table(
+    "interchanges",
+    metadata,
+    _pk(),
+    Column("file_id", ID, ForeignKey("files.id"), nullable=False),
+    Column("control_number", Integer, nullable=False),
+    Column("sender", String(PARTY), nullable=False),
+    Column("receiver", String(PARTY), nullable=False),
+    Column("interchange_at", UtcDateTime(), nullable=True),
+    Column("ack_status", String(8), nullable=True),
+    _created(),
+    Index(None, "control_number", "sender", "receiver"),
+    Index(None, "file_id"),
+)
+
+functional_groups = Table(
+    "functional_groups",
+    metadata,
+    _pk(),
+    Column("interchange_id", ID, ForeignKey("interchanges.id"), nullable=False),
+    Column("control_number", Integer, nullable=False),
+    Column("functional_id", String(2), nullable=False),
+    Column("version", String(12), nullable=False),
+    Column("ack_status", String(8), nullable=True),
+    _created(),
+    Index(None, "control_number"),
+    Index(None, "interchange_id"),
+)
+
+transaction_sets = Table(
+    "transaction_sets",
+    metadata,
+    _pk(),
+    Column("interchange_id", ID, ForeignKey("interchanges.id"), nullable=False),
+    Column("group_id", ID, ForeignKey("functional_groups.id"), nullable=True),  # NULL for TA1
+    Column("control_number", String(9), nullable=False),  # ST02 is AN 4..9: kept as received
+    Column("set_id", String(3), nullable=False),
+    Column("bht03", String(50), nullable=True),
+    Column("ack_status", String(8), nullable=True),
+    Column("state", String(STATE), nullable=False),
+    Column("request_id", ID, ForeignKey("requests.id"), nullable=True),
+    _created(),
+    _updated(),
+    Index(None, "control_number"),
+    Index(None, "interchange_id"),
+    Index(None, "group_id"),
+    Index(None, "bht03"),
+    Index(None, "request_id"),
+    Index(None, "state", "created_at"),
+    Index(None, "created_at"),
+)
+
+trace_numbers = Table(
+    "trace_numbers",
+    metadata,
+    _pk(),
+    Column("transaction_set_id", ID, ForeignKey("transaction_sets.id"), nullable=False),
+    Column("trace_number", String(50), nullable=False),
+    Index(None, "trace_number"),
+    Index(None, "transaction_set_id"),
+)
+
+eligibility_results = Table(
+    "eligibility_results",
+    metadata,
+    _pk(),
+    Column("tracking_number", String(TRACKING), nullable=False, unique=True),
+    Column("request_id", ID, ForeignKey("requests.id"), nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("effective_from", Date, nullable=True),
+    Column("effective_to", Date, nullable=True),
+    Column("source_set_id", ID, ForeignKey("transaction_sets.id"), nullable=True),
+    Column("record", JSONDOC, nullable=False),
+    _created(),
+    _updated(),
+    Index(None, "status", "updated_at"),
+    Index(None, "request_id"),
+)
+
+authorizations = Table(
+    "authorizations",
+    metadata,
+    _pk(),
+    Column("tracking_number", String(TRACKING), nullable=False, unique=True),
+    Column("request_id", ID, ForeignKey("requests.id"), nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("certification_number", String(50), nullable=True),
+    Column("effective_from", Date, nullable=True),
+    Column("effective_to", Date, nullable=True),
+    Column("source_set_id", ID, ForeignKey("transaction_sets.id"), nullable=True),
+    Column("record", JSONDOC, nullable=False),
+    _created(),
+    _updated(),
+    Index(None, "certification_number"),
+    Index(None, "status", "updated_at"),
+    Index(None, "request_id"),
+)
+
+authorization_events = Table(
+    "authorization_events",
+    metadata,
+    _pk(),
+    Column("authorization_id", ID, ForeignKey("authorizations.id"), nullable=False),
+    Column("old_status", String(16), nullable=True),
+    Column("new_status", String(16), nullable=False),
+    Column("certification_number", String(50), nullable=True),
+    Column("source_set_id", ID, ForeignKey("transaction_sets.id"), nullable=True),
+    Column("at", UtcDateTime(), nullable=False),
+    Index(None, "authorization_id", "at"),
+)
+
+state_changes = Table(
+    "state_changes",
+    metadata,
+    _pk(),
+    Column("entity_type", String(32), nullable=False),
+    Column("entity_id", BigInteger, nullable=False),
+    Column("old_state", String(STATE), nullable=True),
+    Column("new_state", String(STATE), nullable=False),
+    Column("at", UtcDateTime(), nullable=False),
+    Column("detail", JSONDOC, nullable=True),
+    Index(None, "entity_type", "entity_id"),
+    Index(None, "at"),
+)
+
+control_sequences = Table(
+    "control_sequences",
+    metadata,
+    Column("sender", String(PARTY), nullable=False),
+    Column("receiver", String(PARTY), nullable=False),
+    Column("kind", String(8), nullable=False),
+    Column("next_value", BigInteger, nullable=False),
+    Column("wraps", Integer, nullable=False),
+    _updated(),
+    PrimaryKeyConstraint("sender", "receiver", "kind"),
+    CheckConstraint("kind IN ('ISA13', 'GS06', 'ST02', 'TRN')", name="kind"),
+    CheckConstraint("next_value >= 1", name="next_value"),
+)
+
+quarantine = Table(
+    "quarantine",
+    metadata,
+    _pk(),
+    Column("file_id", ID, ForeignKey("files.id"), nullable=False),
+    Column("reason", JSONDOC, nullable=False),
+    _created(),
+    Index(None, "file_id"),
+    Index(None, "created_at"),
+)
+
+phi_audit = Table(
+    "phi_audit",
+    metadata,
+    _pk(),
+    Column("os_user", String(128), nullable=False),
+    Column("at", UtcDateTime(), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("subject", String(255), nullable=False),
+    Column("detail", JSONDOC, nullable=True),
+    Index(None, "at"),
+    Index(None, "os_user", "at"),
+)

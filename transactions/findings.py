@@ -1,0 +1,188 @@
+"""Validation findings as data: what the 999 and TA1 say, and what operators read.
+
+Codes are the X12 ones (IK304 segment errors, IK403 element errors, IK502 set errors, AK905 group
+errors, TA105 interchange notes). Messages are written here from the code and the map's names, never
+from the data, so a finding can be logged without leaking PHI.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+SEGMENT_CODES = {
+    "1": "unrecognized segment id",
+    "2": "unexpected segment",
+    "3": "required segment missing",
+    "4": "loop occurs over maximum times",
+    "5": "segment exceeds maximum use",
+    "6": "segment not in defined transaction set",
+    "7": "segment not in proper sequence",
+    "8": "segment has data element errors",
+    "I4": "implementation 'not used' segment present",
+    "I6": "implementation dependent segment missing",
+    "I7": "implementation loop occurs under minimum times",
+    "I8": "implementation segment below minimum use",
+    "I9": "implementation dependent 'not used' segment present",
+}
+ELEMENT_CODES = {
+    "1": "required data element missing",
+    "2": "conditional required data element missing",
+    "3": "too many data elements",
+    "4": "data element too short",
+    "5": "data element too long",
+    "6": "invalid character in data element",
+    "7": "invalid code value",
+    "8": "invalid date",
+    "9": "invalid time",
+    "10": "exclusion condition violated",
+    "12": "too many repetitions",
+    "13": "too many components",
+    "I6": "code value not used in implementation",
+    "I9": "implementation dependent data element missing",
+    "I10": "implementation 'not used' data element present",
+    "I11": "implementation too few repetitions",
+    "I12": "implementation pattern match failure",
+    "I13": "implementation dependent 'not used' data element present",
+}
+SET_CODES = {
+    "1": "transaction set not supported",
+    "2": "transaction set trailer missing",
+    "3": "ST02 and SE02 control numbers do not match",
+    "4": "SE01 segment count is wrong",
+    "5": "one or more segments in error",
+    "6": "missing or invalid transaction set identifier",
+    "7": "missing or invalid transaction set control number",
+    "19": "invalid implementation convention reference",
+    "23": "transaction set control number not unique within the group",
+    "I6": "implementation convention not supported",
+}
+GROUP_CODES = {
+    "1": "functional group not supported",
+    "2": "functional group version not supported",
+    "3": "functional group trailer missing",
+    "4": "GS06 and GE02 control numbers do not match",
+    "5": "GE01 transaction set count is wrong",
+    "6": "group control number violates syntax",
+    "19": "group control number not unique within the interchange",
+}
+TA1_CODES = {
+    "000": "no error",
+    "001": "ISA13 and IEA02 control numbers do not match",
+    "003": "version of the controls is not supported",
+    "004": "segment terminator is invalid",
+    "005": "invalid interchange id qualifier for sender",
+    "007": "invalid interchange id qualifier for receiver",
+    "009": "unknown interchange receiver id",
+    "014": "invalid interchange date",
+    "015": "invalid interchange time",
+    "017": "invalid interchange version id",
+    "018": "invalid interchange control number",
+    "019": "invalid acknowledgment requested value",
+    "020": "invalid test indicator value",
+    "021": "invalid number of included groups",
+    "023": "premature end of file",
+    "024": "invalid interchange content",
+    "025": "duplicate interchange control number",
+    "026": "invalid data element separator",
+    "027": "invalid component element separator",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One error or warning inside a transaction set (a 999 IK3, optionally with its IK4)."""
+
+    segment: str  # segment id (IK301)
+    position: int  # segment position in the set, ST = 1 (IK302)
+    loop: str | None  # loop id (IK303)
+    code: str  # IK304 (segment level) or IK403 (element level)
+    message: str
+    element: str | None = None  # e.g. "NM109" or "SV101-02"
+    element_position: tuple[int, int | None, int | None] | None = None  # IK401: element, component, repetition
+    element_ref: str | None = None  # data element reference number (IK402)
+    severity: str = "error"  # "error" or "warning"
+
+    @property
+    def is_element(self) -> bool:
+        return self.element_position is not None
+
+
+@dataclass(frozen=True, slots=True)
+class SetReport:
+    """Verdict for one transaction set (a 999 AK2 .. IK5)."""
+
+    set_id: str
+    control_number: str
+    version: str
+    ack_code: str  # IK501: A, E or R
+    set_codes: tuple[str, ...]  # IK502..IK506
+    findings: tuple[Finding, ...]
+    map: str | None  # abbr of the map used (270, 271, 278req, 278resp, 999 ...)
+    offset: int
+    segment_count: int
+
+    @property
+    def accepted(self) -> bool:
+        return self.ack_code in ("A", "E")
+
+
+@dataclass(frozen=True, slots=True)
+class GroupReport:
+    """Verdict for one functional group (a 999 AK1 .. AK9)."""
+
+    functional_id: str
+    control_number: str
+    version: str
+    ack_code: str  # AK901: A, E, P or R
+    group_codes: tuple[str, ...]  # AK905..AK909
+    declared_count: int | None  # GE01 as received
+    sets: tuple[SetReport, ...]
+
+    @property
+    def accepted_count(self) -> int:
+        return sum(1 for s in self.sets if s.accepted)
+
+
+@dataclass(frozen=True, slots=True)
+class Ta1Verdict:
+    """Whether a TA1 is due for an interchange, and what it says."""
+
+    ack_code: str  # TA104: A, E or R
+    note_code: str  # TA105
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class InterchangeReport:
+    control_number: str
+    sender_qualifier: str
+    sender: str
+    receiver_qualifier: str
+    receiver: str
+    date: str  # ISA09 as received
+    time: str  # ISA10 as received
+    usage: str
+    ack_requested: bool
+    ta1: Ta1Verdict | None  # set when an envelope error was found or ISA14 asked for one
+    groups: tuple[GroupReport, ...]
+    offset: int
+
+    @property
+    def rejected(self) -> bool:
+        return self.ta1 is not None and self.ta1.ack_code == "R"
+
+
+@dataclass(frozen=True, slots=True)
+class ValidationReport:
+    interchanges: tuple[InterchangeReport, ...]
+    fatal: str | None = None  # set when the data is not readable X12 at all
+    warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def all_accepted(self) -> bool:
+        return (
+            self.fatal is None
+            and bool(self.interchanges)
+            and not any(i.rejected for i in self.interchanges)
+            and all(g.ack_code in ("A", "E") for i in self.interchanges for g in i.groups)
+        )

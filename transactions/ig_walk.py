@@ -1,0 +1,236 @@
+"""Walk one transaction set through an implementation-guide map with pyx12's engine.
+
+pyx12 supplies the map model, the loop walker and the element validator; this module drives them
+one transaction set at a time and adds what pyx12 4 does not check: element repetitions (ISA11),
+HL parent levels and HL04 child codes, and LS/LE pairing. Findings are built from codes and map names
+(see :mod:`transactions.findings`), never from pyx12's message strings, which quote the data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pyx12.map_walker import walk_tree
+from pyx12.segment import Element as PyxElement
+from pyx12.segment import Segment as PyxSegment
+
+from transactions.findings import ELEMENT_CODES, SEGMENT_CODES, Finding
+from transactions.maps import element_repeats, load_map
+from transactions.segment import Delimiters, Repetition, Segment
+from transactions.writer import format_segment
+
+ENVELOPE_LOOPS = frozenset({"ISA_LOOP", "GS_LOOP", "ST_LOOP", "HEADER", "DETAIL", "FOOTER"})
+
+
+@dataclass(frozen=True, slots=True)
+class Placed:
+    """A segment with the map node it matched: its loop path and map names for display and mapping."""
+
+    segment: Segment
+    position: int
+    loops: tuple[str, ...]  # TR3 loop ids from outermost to innermost, e.g. ("2000A", "2000B", "2100B")
+    name: str
+    element_names: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class WalkResult:
+    findings: tuple[Finding, ...]
+    placed: tuple[Placed, ...]
+
+
+def loop_path(node: Any) -> tuple[str, ...]:
+    """TR3 loop ids enclosing a pyx12 map node, outermost first (envelope wrappers left out)."""
+    out: list[str] = []
+    cur = node.parent
+    while cur is not None and not cur.is_map_root():
+        if cur.is_loop() and cur.id not in ENVELOPE_LOOPS:
+            out.append(cur.id)
+        cur = cur.parent
+    return tuple(reversed(out))
+
+
+def _innermost_loop(node: Any) -> str | None:
+    path = loop_path(node) if node is not None else ()
+    return path[-1] if path else None
+
+
+def _first_occurrences(segment: Segment) -> Segment:
+    """The segment with each repeated element reduced to its first occurrence (what pyx12 can check)."""
+    if not any(isinstance(e, Repetition) for e in segment.elements):
+        return segment
+    values = tuple((e[0] if e else "") if isinstance(e, Repetition) else e for e in segment.elements)
+    return Segment(segment.tag, values)
+
+
+def to_pyx12(segment: Segment, d: Delimiters) -> PyxSegment:
+    text = format_segment(_first_occurrences(segment), d)
+    return PyxSegment(text, d.segment, d.element, d.component, d.repetition)
+
+
+def _segment_finding(err: Any, fallback: str, position: int) -> Finding:
+    node = err.map_node
+    if node is not None and node.is_segment():
+        seg_id, loop, name = node.id, _innermost_loop(node), node.name
+    else:
+        seg_id = err.seg_data.get_seg_id() if err.seg_data is not None else fallback
+        loop, name = None, seg_id
+    code = err.err_cde
+    pos = err.seg_count or position
+    return Finding(seg_id or fallback, pos, loop, code, f"{SEGMENT_CODES.get(code, 'segment error')}: {name}")
+
+
+def _element_finding(err: Any, seg_node: Any, segment: Segment, position: int, repetition: int | None) -> Finding:
+    node = err.map_node
+    code = err.err_cde
+    if node is not None:
+        if node.parent is not None and node.parent.is_composite():
+            where: tuple[int, int | None, int | None] = (int(node.parent.seq), int(node.seq), repetition)
+        else:
+            where = (int(node.seq), None, repetition)
+        xid, name, ref = node.id, node.name, node.data_ele
+    else:
+        first = int(err.refdes) if str(err.refdes or "").isdigit() else 1
+        where, xid, name, ref = (first, None, repetition), f"{segment.tag}{first:02d}", segment.tag, None
+    message = f"{ELEMENT_CODES.get(code, 'element error')}: {name} ({xid})"
+    return Finding(segment.tag, position, _innermost_loop(seg_node), code, message, xid, where, ref)
+
+
+def _repetition_findings(seg_node: Any, segment: Segment, position: int, repeats: dict[str, int]) -> list[Finding]:
+    out: list[Finding] = []
+    for index, value in enumerate(segment.elements, 1):
+        if not isinstance(value, Repetition):
+            continue
+        child = seg_node.get_child_node_by_idx(index - 1)
+        if child is None:
+            continue
+        limit = repeats.get(child.id, 1)
+        if len(value) > limit:
+            msg = f"{ELEMENT_CODES['12']}: {child.name} ({child.id}) allows {limit}"
+            out.append(Finding(segment.tag, position, _innermost_loop(seg_node), "12", msg, child.id, (index, None, None), child.data_ele))
+        if child.is_composite():
+            continue
+        for rep_index, occurrence in enumerate(value[1:], 2):
+            if not isinstance(occurrence, str):
+                out.append(Finding(segment.tag, position, _innermost_loop(seg_node), "13", f"{ELEMENT_CODES['13']}: {child.name} ({child.id})", child.id, (index, None, rep_index), child.data_ele))
+                continue
+            _, errors = child.is_valid_errors(PyxElement(occurrence))
+            out += [_element_finding(e, seg_node, segment, position, rep_index) for e in errors]
+    return out
+
+
+class _HLCheck:
+    """HL01 sequence, HL02 parent level (from the map's loop nesting) and HL04 child codes."""
+
+    def __init__(self) -> None:
+        self.levels: dict[str, str] = {}
+        self.has_child: set[str] = set()
+        self.declared: list[tuple[str, str, int, str | None]] = []  # (id, HL04, position, loop)
+        self.findings: list[Finding] = []
+
+    def _err(self, position: int, loop: str | None, xid: str, index: int, ref: str, what: str) -> None:
+        self.findings.append(Finding("HL", position, loop, "7", f"invalid code value: {what} ({xid})", xid, (index, None, None), ref))
+
+    def see(self, seg_node: Any, segment: Segment, position: int) -> None:
+        loop = _innermost_loop(seg_node)
+        hl_id, parent, level = segment.get(1), segment.get(2), segment.get(3)
+        if hl_id != str(len(self.levels) + 1):
+            self._err(position, loop, "HL01", 1, "628", "hierarchical id number out of sequence")
+        allowed = _parent_levels(seg_node)
+        if allowed is None and parent:
+            self._err(position, loop, "HL02", 2, "734", "a top-level HL has a parent")
+        elif allowed is not None and self.levels.get(parent) not in allowed:
+            self._err(position, loop, "HL02", 2, "734", "parent is not an HL of the level the guide requires")
+        if parent:
+            self.has_child.add(parent)
+        self.levels[hl_id] = level
+        self.declared.append((hl_id, segment.get(4), position, loop))
+
+    def finish(self) -> list[Finding]:
+        """HL04 = 0 with children is an error; HL04 = 1 without any is only a warning, because the TR3's
+        own rejection examples keep HL04 = 1 after dropping the lower levels."""
+        for hl_id, child_code, position, loop in self.declared:
+            if child_code == "0" and hl_id in self.has_child:
+                self._err(position, loop, "HL04", 4, "736", "HL04 says no children but HLs follow")
+            elif child_code == "1" and hl_id not in self.has_child:
+                msg = "HL04 says children follow but none do"
+                self.findings.append(Finding("HL", position, loop, "7", msg, "HL04", (4, None, None), "736", "warning"))
+        return self.findings
+
+
+def _parent_levels(seg_node: Any) -> frozenset[str] | None:
+    """HL03 codes allowed for the parent of the HL loop ``seg_node`` opens (None at the top level)."""
+    cur = seg_node.parent.parent if seg_node.parent is not None else None
+    while cur is not None and not cur.is_map_root():
+        if cur.is_loop():
+            first = cur.get_first_seg()
+            if first is not None and first.id == "HL":
+                hl03 = first.get_child_node_by_idx(2)
+                return frozenset(hl03.valid_codes) if hl03 is not None else None
+        cur = cur.parent
+    return None
+
+
+class _LSCheck:
+    """LS/LE bounded loops: every LS closed by an LE with the same loop id before its parent loop ends."""
+
+    def __init__(self) -> None:
+        self.open: tuple[str, int, str | None] | None = None
+        self.findings: list[Finding] = []
+
+    def see(self, seg_node: Any, segment: Segment, position: int) -> None:
+        loop = _innermost_loop(seg_node)
+        if segment.tag == "LS":
+            self.open = (segment.get(1), position, loop)
+        elif segment.tag == "LE":
+            if self.open is None:
+                self.findings.append(Finding("LE", position, loop, "2", "unexpected segment: LE without a matching LS"))
+            elif self.open[0] != segment.get(1):
+                self.findings.append(Finding("LE", position, loop, "8", "LE01 does not match LS01", "LE01", (1, None, None), "447"))
+            self.open = None
+        elif self.open is not None and not any(lp.startswith(self.open[0]) for lp in loop_path(seg_node)):
+            self.close(position)
+
+    def close(self, position: int) -> None:
+        if self.open is not None:
+            self.findings.append(Finding("LE", position, self.open[2], "3", "required segment missing: LE closing the LS loop"))
+            self.open = None
+
+
+def walk_transaction_set(segments: Sequence[Segment], map_file: str, map_source: str, d: Delimiters) -> WalkResult:
+    """Validate ST..SE of one set against one map; returns findings and the placed segments."""
+    imap = load_map(map_file, map_source)
+    repeats = element_repeats(map_file, map_source)
+    walker = walk_tree()
+    node = imap.getnodebypath("/ISA_LOOP/GS_LOOP/GS")
+    walker.forceWalkCounterToLoopStart("/ISA_LOOP/GS_LOOP", "/ISA_LOOP/GS_LOOP/GS")
+    findings: list[Finding] = []
+    placed: list[Placed] = []
+    hl, ls = _HLCheck(), _LSCheck()
+    ls_id: str | None = None
+    for position, segment in enumerate(segments, 1):
+        pseg = to_pyx12(segment, d)
+        found, _pops, _pushes, errors = walker.walk_errors(node, pseg, position, position, ls_id)
+        findings += [_segment_finding(e, segment.tag, position) for e in errors]
+        if found is None:
+            continue
+        node = found
+        _, element_errors = found.is_valid_errors(pseg)
+        findings += [_element_finding(e, found, segment, position, None) for e in element_errors]
+        findings += _repetition_findings(found, segment, position, repeats)
+        if segment.tag == "HL":
+            hl.see(found, segment, position)
+        ls.see(found, segment, position)
+        ls_id = segment.get(1) if segment.tag == "LS" else (None if segment.tag == "LE" else ls_id)
+        names = tuple(c.name for c in found.children) if found.children else ()
+        placed.append(Placed(segment, position, loop_path(found), found.name, names))
+    if not segments or segments[-1].tag != "SE":
+        closing = PyxSegment(f"SE{d.element}0{d.element}0", d.segment, d.element, d.component)
+        _, _, _, errors = walker.walk_errors(node, closing, len(segments) + 1, len(segments) + 1, ls_id)
+        findings += [_segment_finding(e, "SE", len(segments) + 1) for e in errors]
+    ls.close(len(segments))
+    findings += hl.finish() + ls.findings
+    findings.sort(key=lambda f: f.position)
+    return WalkResult(tuple(findings), tuple(placed))

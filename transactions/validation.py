@@ -1,0 +1,294 @@
+"""Validate X12 against the implementation guides: envelope checks (TA1), group and set checks (999),
+and the IG walk of every transaction set.
+
+``validate(data)`` streams the input (memory is bounded by the largest transaction set) and returns a
+:class:`ValidationReport`; findings are data, never exceptions. Unreadable input (no ISA, a broken ISA,
+truncated data) is reported as ``fatal`` or as a TA1 023 on the interchange it cut short.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from transactions import envelope as env
+from transactions.errors import X12SyntaxError
+from transactions.findings import (
+    GROUP_CODES,
+    SET_CODES,
+    TA1_CODES,
+    Finding,
+    GroupReport,
+    InterchangeReport,
+    SetReport,
+    Ta1Verdict,
+    ValidationReport,
+)
+from transactions.ig_walk import Placed, walk_transaction_set
+from transactions.maps import MapEntry, find_map
+from transactions.segment import Delimiters, Segment
+
+ID_QUALIFIERS = frozenset({"01", "14", "20", "27", "28", "29", "30", "33", "ZZ"})
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """``lenient_versions``: accept pre-errata version codes (e.g. 005010X279 on a 271) with a warning.
+    ``our_ids``: ISA08 receiver ids we answer to (empty: any). ``seen_interchanges``: ISA13s already
+    received from this sender (duplicates get TA1 025)."""
+
+    lenient_versions: bool = True
+    our_ids: frozenset[str] = frozenset()
+    seen_interchanges: frozenset[str] = frozenset()
+    keep_placed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ValidatedSet:
+    """A transaction set with its verdict and (when asked for) its segments placed in loops."""
+
+    report: SetReport
+    segments: tuple[Segment, ...]
+    placed: tuple[Placed, ...]
+
+
+@dataclass
+class _Group:
+    start: env.GroupStart
+    sets: list[SetReport] = field(default_factory=list)
+    control_numbers: list[str] = field(default_factory=list)
+
+
+def _isa_checks(isa: Segment, opts: Options) -> list[str]:
+    """TA105 codes for a syntactically readable but invalid ISA."""
+    codes: list[str] = []
+    if isa.get(12) != "00501":
+        codes.append("017" if not isa.get(12).isdigit() else "003")
+    if isa.get(5) not in ID_QUALIFIERS:
+        codes.append("005")
+    if isa.get(7) not in ID_QUALIFIERS:
+        codes.append("007")
+    if opts.our_ids and isa.get(8).strip() not in opts.our_ids:
+        codes.append("009")
+    if not _valid_datetime(isa.get(9), "%y%m%d"):
+        codes.append("014")
+    if not _valid_datetime(isa.get(10), "%H%M"):
+        codes.append("015")
+    if not re.fullmatch(r"\d{9}", isa.get(13)):
+        codes.append("018")
+    if isa.get(14) not in ("0", "1"):
+        codes.append("019")
+    if isa.get(15) not in ("P", "T"):
+        codes.append("020")
+    if isa.get(13) in opts.seen_interchanges:
+        codes.append("025")
+    return codes
+
+
+def _valid_datetime(text: str, fmt: str) -> bool:
+    try:
+        datetime.strptime(text, fmt)  # noqa: DTZ007 - only the format is checked
+    except ValueError:
+        return False
+    return True
+
+
+def _select_map(gs: Segment, tset: env.TransactionSet, opts: Options) -> tuple[MapEntry | None, str | None]:
+    bht02 = tset.segments[1].get(2) if len(tset.segments) > 1 and tset.segments[1].tag == "BHT" else None
+    entry = find_map("00501", gs.get(8), gs.get(1), bht02)
+    if entry is None and bht02 is not None:
+        entry = find_map("00501", gs.get(8), gs.get(1), "13")  # unknown BHT02: judge it as a request
+    if entry is not None and entry.warning and not opts.lenient_versions:
+        return None, None
+    return entry, entry.warning if entry else None
+
+
+def _set_codes(tset: env.TransactionSet, gs: Segment, seen: Sequence[str]) -> list[str]:
+    codes: list[str] = []
+    st = tset.st
+    if not st.get(1).isdigit() or len(st.get(1)) != 3:
+        codes.append("6")
+    if not re.fullmatch(r"[A-Za-z0-9]{4,9}", st.get(2)):
+        codes.append("7")
+    if st.get(3) and st.get(3) != gs.get(8):
+        codes.append("19")
+    if st.get(2) in seen:
+        codes.append("23")
+    if tset.se is None:
+        codes.append("2")
+    else:
+        if tset.se.get(2) != st.get(2):
+            codes.append("3")
+        if tset.se.get(1) != str(len(tset.segments)):
+            codes.append("4")
+    return codes
+
+
+def validate_set(
+    tset: env.TransactionSet, gs: Segment, d: Delimiters, seen: Sequence[str], opts: Options
+) -> ValidatedSet:
+    """Verdict for one transaction set: envelope codes plus the IG walk."""
+    codes = _set_codes(tset, gs, seen)
+    entry, warning = _select_map(gs, tset, opts)
+    findings: tuple[Finding, ...] = ()
+    placed: tuple[Placed, ...] = ()
+    if entry is None:
+        codes.insert(0, "1")
+    else:
+        result = walk_transaction_set(tset.segments, entry.file, entry.source, d)
+        findings, placed = result.findings, result.placed
+        if warning:
+            findings = (Finding("ST", 1, None, "I6", warning, "ST03", (3, None, None), "1705", "warning"), *findings)
+    errors = any(f.severity == "error" for f in findings)
+    if errors:
+        codes.append("5")
+    ack = "R" if codes else ("E" if findings else "A")
+    report = SetReport(
+        tset.set_id, tset.control_number, tset.version, ack, tuple(dict.fromkeys(codes))[:5], findings,
+        entry.abbr if entry else None, tset.offset, len(tset.segments),
+    )
+    return ValidatedSet(report, tset.segments, placed if opts.keep_placed else ())
+
+
+def _group_report(group: _Group, ge: Segment | None, seen_groups: Sequence[str]) -> GroupReport:
+    gs = group.start.gs
+    codes: list[str] = []
+    declared: int | None = None
+    if ge is None:
+        codes.append("3")
+    else:
+        if ge.get(2) != gs.get(6):
+            codes.append("4")
+        declared = int(ge.get(1)) if ge.get(1).isdigit() else None
+        if declared != len(group.sets):
+            codes.append("5")
+    if not gs.get(6).isdigit():
+        codes.append("6")
+    if gs.get(6) in seen_groups:
+        codes.append("19")
+    sets = group.sets
+    if codes or not sets:
+        ack = "R"
+    elif all(s.ack_code == "A" for s in sets):
+        ack = "A"
+    elif all(s.accepted for s in sets):
+        ack = "E"
+    elif any(s.accepted for s in sets):
+        ack = "P"
+    else:
+        ack = "R"
+    return GroupReport(gs.get(1), gs.get(6), gs.get(8), ack, tuple(codes)[:5], declared, tuple(sets))
+
+
+class _Validator:
+    """Consumes envelope events and accumulates reports; one instance per input."""
+
+    def __init__(self, opts: Options) -> None:
+        self.opts = opts
+        self.reports: list[InterchangeReport] = []
+        self.sets: list[ValidatedSet] = []
+        self.start: env.InterchangeStart | None = None
+        self.groups: list[GroupReport] = []
+        self.group: _Group | None = None
+        self.envelope_codes: list[str] = []
+
+    def feed(self, event: env.Event) -> None:
+        if isinstance(event, env.InterchangeStart):
+            self.start, self.groups, self.group = event, [], None
+            self.envelope_codes = _isa_checks(event.isa, self.opts)
+        elif isinstance(event, env.GroupStart):
+            self.group = _Group(event)
+        elif isinstance(event, env.TransactionSet):
+            self._set(event)
+        elif isinstance(event, env.GroupEnd) and self.group is not None:
+            seen = [g.control_number for g in self.groups]
+            self.groups.append(_group_report(self.group, event.ge, seen))
+            self.group = None
+        elif isinstance(event, env.StraySegment):
+            self.envelope_codes.append("024")
+        elif isinstance(event, env.InterchangeEnd):
+            self._close(event.iea)
+
+    def _set(self, tset: env.TransactionSet) -> None:
+        if self.group is None or self.start is None:
+            return
+        validated = validate_set(tset, self.group.start.gs, self.start.delimiters, self.group.control_numbers, self.opts)
+        self.group.sets.append(validated.report)
+        self.group.control_numbers.append(tset.control_number)
+        self.sets.append(validated)
+
+    def _close(self, iea: Segment | None, *, premature: bool = False) -> None:
+        if self.start is None:
+            return
+        isa, codes = self.start.isa, list(self.envelope_codes)
+        if premature or iea is None:
+            codes.append("023")
+        else:
+            if iea.get(2) != isa.get(13):
+                codes.append("001")
+            if iea.get(1) != str(len(self.groups)):
+                codes.append("021")
+        ta1 = None
+        if codes:
+            ta1 = Ta1Verdict("R", codes[0], "; ".join(TA1_CODES.get(c, c) for c in dict.fromkeys(codes)))
+        elif isa.get(14) == "1":
+            ta1 = Ta1Verdict("A", "000", TA1_CODES["000"])
+        self.reports.append(
+            InterchangeReport(
+                isa.get(13), isa.get(5), isa.get(6).strip(), isa.get(7), isa.get(8).strip(), isa.get(9),
+                isa.get(10), isa.get(15), isa.get(14) == "1", ta1, tuple(self.groups), self.start.offset,
+            )
+        )
+        self.start = None
+
+    def abort(self) -> None:
+        """The data ended or broke inside an interchange: close what is open as premature."""
+        if self.group is not None:
+            self.groups.append(_group_report(self.group, None, []))
+            self.group = None
+        self._close(None, premature=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Validation:
+    """The report plus each transaction set's segments, for callers that go on to map them."""
+
+    report: ValidationReport
+    sets: tuple[ValidatedSet, ...]
+
+
+def validate_detailed(source: bytes | Iterable[bytes], opts: Options | None = None) -> Validation:
+    """Validate and keep every set's segments (and placed loops when ``opts.keep_placed``)."""
+    v = _Validator(opts or Options())
+    fatal = None
+    try:
+        for event in env.iter_envelope(source):
+            v.feed(event)
+    except X12SyntaxError as exc:
+        if v.start is None:
+            fatal = str(exc)
+        else:
+            v.abort()
+            fatal = None if v.reports else str(exc)
+    report = ValidationReport(tuple(v.reports), fatal)
+    return Validation(report, tuple(v.sets))
+
+
+def validate(source: bytes | Iterable[bytes], opts: Options | None = None) -> ValidationReport:
+    """Validate every interchange in ``source`` (see module docstring)."""
+    v = _Validator(opts or Options())
+    try:
+        for event in env.iter_envelope(source):
+            v.feed(event)
+    except X12SyntaxError as exc:
+        if v.start is None:
+            return ValidationReport(tuple(v.reports), str(exc))
+        v.abort()
+    return ValidationReport(tuple(v.reports))
+
+
+def group_set_codes() -> dict[str, str]:
+    """Plain-language texts for AK905 and IK502 codes (for CLI output)."""
+    return {**{f"AK905-{k}": v for k, v in GROUP_CODES.items()}, **{f"IK502-{k}": v for k, v in SET_CODES.items()}}
