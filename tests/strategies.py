@@ -138,7 +138,7 @@ def review_requests(draw: st.DrawFn) -> ServiceReviewRequest:
         subscriber=draw(persons(member=True)),
         request_category=category,  # type: ignore[arg-type]
         certification_type=cert,  # type: ignore[arg-type]
-        service_type=draw(st.sampled_from(["1", "2", "3", "18", "42", "48", "73", "AD", "PT"])),
+        service_type=draw(st.sampled_from(["1", "2", "3", "18", "42", "62", "73", "AD", "PT"])),
         facility_code=draw(st.sampled_from(["11", "12", "21", "22", "23"])),
         level_of_service=draw(st.sampled_from([None, "E", "U", "03"])),
         dependent=draw(st.one_of(st.none(), persons(member=False))),

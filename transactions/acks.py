@@ -48,7 +48,8 @@ def _set_segments(s: SetReport) -> Iterator[Segment]:
         if element_items:
             yield seg("IK3", segment_id, str(position), _loop_code(element_items[0].loop), "8")
             for f in element_items:
-                yield seg("IK4", _ik4_position(f), f.element_ref, f.code)
+                ref = f.element_ref if f.element_ref and f.element_ref.isdigit() else None  # composites (C003) have none
+                yield seg("IK4", _ik4_position(f), ref, f.code)
     yield seg("IK5", s.ack_code, *s.set_codes)
 
 

@@ -16,7 +16,9 @@ class X12GatewayError(Exception):
 class X12SyntaxError(X12GatewayError):
     """Input is not readable X12; ``offset`` (bytes) and ``segment`` (1-based count) say where."""
 
-    def __init__(self, message: str, *, offset: int | None = None, segment: int | None = None) -> None:
+    def __init__(
+        self, message: str, *, offset: int | None = None, segment: int | None = None, raw_isa: bytes | None = None
+    ) -> None:
         where = []
         if offset is not None:
             where.append(f"byte offset {offset}")
@@ -26,6 +28,8 @@ class X12SyntaxError(X12GatewayError):
         self.reason = message
         self.offset = offset
         self.segment = segment
+        # The 106 bytes of a broken ISA, kept (never printed) so a TA1 can still quote ISA13/09/10.
+        self.raw_isa = raw_isa
 
 
 class NotX12Error(X12SyntaxError):

@@ -186,3 +186,46 @@ class ValidationReport:
             and not any(i.rejected for i in self.interchanges)
             and all(g.ack_code in ("A", "E") for i in self.interchanges for g in i.groups)
         )
+
+
+def finding_json(f: Finding) -> dict[str, object]:
+    return {
+        "segment": f.segment,
+        "position": f.position,
+        "loop": f.loop,
+        "element": f.element,
+        "code": f.code,
+        "message": f.message,
+    }
+
+
+def interchange_json(i: InterchangeReport) -> dict[str, object]:
+    """The ``x12gw validate --json`` form of one interchange report."""
+    return {
+        "control_number": i.control_number,
+        "sender": i.sender,
+        "receiver": i.receiver,
+        "ta1": None if i.ta1 is None else {"ack_code": i.ta1.ack_code, "note_code": i.ta1.note_code, "message": i.ta1.message},
+        "groups": [
+            {
+                "control_number": g.control_number,
+                "functional_id": g.functional_id,
+                "version": g.version,
+                "ack_code": g.ack_code,
+                "group_errors": [{"code": c, "message": GROUP_CODES.get(c, c)} for c in g.group_codes],
+                "transaction_sets": [
+                    {
+                        "id": s.set_id,
+                        "control_number": s.control_number,
+                        "ack_code": s.ack_code,
+                        "map": s.map,
+                        "set_errors": [{"code": c, "message": SET_CODES.get(c, c)} for c in s.set_codes if c != "5"],
+                        "errors": [finding_json(f) for f in s.findings if f.severity == "error"],
+                        "warnings": [finding_json(f) for f in s.findings if f.severity != "error"],
+                    }
+                    for s in g.sets
+                ],
+            }
+            for g in i.groups
+        ],
+    }

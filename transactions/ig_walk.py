@@ -33,6 +33,7 @@ class Placed:
     loops: tuple[str, ...]  # TR3 loop ids from outermost to innermost, e.g. ("2000A", "2000B", "2100B")
     name: str
     element_names: tuple[str, ...]
+    starts_loop: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,20 +72,28 @@ def to_pyx12(segment: Segment, d: Delimiters) -> PyxSegment:
 
 
 def _segment_finding(err: Any, fallback: str, position: int) -> Finding:
+    """IK3 for a walk error: a missing segment is named by the map, any other by the data."""
     node = err.map_node
-    if node is not None and node.is_segment():
-        seg_id, loop, name = node.id, _innermost_loop(node), node.name
-    else:
-        seg_id = err.seg_data.get_seg_id() if err.seg_data is not None else fallback
-        loop, name = None, seg_id
     code = err.err_cde
+    data_id = err.seg_data.get_seg_id() if err.seg_data is not None else None
+    if code == "3" and node is not None and node.is_segment():
+        seg_id, loop, name = node.id, _innermost_loop(node), node.name
+    elif code == "3" and node is not None and node.is_loop():
+        first = node.get_first_seg()
+        seg_id, loop, name = (first.id if first else fallback), node.id, f"loop {node.id} ({node.name})"
+    else:
+        seg_id = data_id or fallback
+        loop = _innermost_loop(node) if node is not None and node.is_segment() and node.id == seg_id else None
+        name = node.name if node is not None and node.is_segment() and node.id == seg_id else seg_id
     pos = err.seg_count or position
-    return Finding(seg_id or fallback, pos, loop, code, f"{SEGMENT_CODES.get(code, 'segment error')}: {name}")
+    return Finding(seg_id, pos, loop, code, f"{SEGMENT_CODES.get(code, 'segment error')}: {name}")
 
 
 def _element_finding(err: Any, seg_node: Any, segment: Segment, position: int, repetition: int | None) -> Finding:
     node = err.map_node
     code = err.err_cde
+    if code == "10" and node is not None and node.usage == "N":
+        code = "I10"  # pyx12 says 10 (exclusion); X12 has a code for an implementation "not used" element
     if node is not None:
         if node.parent is not None and node.parent.is_composite():
             where: tuple[int, int | None, int | None] = (int(node.parent.seq), int(node.seq), repetition)
@@ -119,6 +128,24 @@ def _repetition_findings(seg_node: Any, segment: Segment, position: int, repeats
             _, errors = child.is_valid_errors(PyxElement(occurrence))
             out += [_element_finding(e, seg_node, segment, position, rep_index) for e in errors]
     return out
+
+
+def _trim_composites(seg_node: Any, segment: Segment, position: int) -> tuple[Segment, list[Finding]]:
+    """Composites with more components than the map defines get IK403 13 and are cut to size
+    (pyx12 4 raises IndexError on them instead of reporting)."""
+    findings: list[Finding] = []
+    values = list(segment.elements)
+    for index, value in enumerate(values):
+        child = seg_node.get_child_node_by_idx(index)
+        if child is None or not child.is_composite() or isinstance(value, str):
+            continue
+        first = value[0] if isinstance(value, Repetition) else value
+        limit = child.get_child_count()
+        if isinstance(first, tuple) and len(first) > limit:
+            msg = f"{ELEMENT_CODES['13']}: {child.name} ({child.id}) has {limit}"
+            findings.append(Finding(segment.tag, position, _innermost_loop(seg_node), "13", msg, child.id, (index + 1, None, None), child.data_ele))
+            values[index] = first[:limit]
+    return (Segment(segment.tag, tuple(values)) if findings else segment), findings
 
 
 class _HLCheck:
@@ -217,6 +244,10 @@ def walk_transaction_set(segments: Sequence[Segment], map_file: str, map_source:
         if found is None:
             continue
         node = found
+        trimmed, too_many = _trim_composites(found, segment, position)
+        findings += too_many
+        if too_many:
+            pseg = to_pyx12(trimmed, d)
         _, element_errors = found.is_valid_errors(pseg)
         findings += [_element_finding(e, found, segment, position, None) for e in element_errors]
         findings += _repetition_findings(found, segment, position, repeats)
@@ -225,7 +256,7 @@ def walk_transaction_set(segments: Sequence[Segment], map_file: str, map_source:
         ls.see(found, segment, position)
         ls_id = segment.get(1) if segment.tag == "LS" else (None if segment.tag == "LE" else ls_id)
         names = tuple(c.name for c in found.children) if found.children else ()
-        placed.append(Placed(segment, position, loop_path(found), found.name, names))
+        placed.append(Placed(segment, position, loop_path(found), found.name, names, found.is_first_seg_in_loop()))
     if not segments or segments[-1].tag != "SE":
         closing = PyxSegment(f"SE{d.element}0{d.element}0", d.segment, d.element, d.component)
         _, _, _, errors = walker.walk_errors(node, closing, len(segments) + 1, len(segments) + 1, ls_id)

@@ -40,7 +40,10 @@ def parse_isa(header: bytes, offset: int, number: int) -> tuple[Segment, Delimit
     fields = header[:103].split(element)
     if header[103:104] != element or len(fields) != 16 or tuple(len(f) for f in fields[1:]) != ISA_WIDTHS[:15]:
         raise IsaError(
-            "ISA segment is not the fixed 106 characters (16 fixed-width fields)", offset=offset, segment=number
+            "ISA segment is not the fixed 106 characters (16 fixed-width fields)",
+            offset=offset,
+            segment=number,
+            raw_isa=header,
         )
     values = (*(f.decode("latin-1") for f in fields[1:]), chr(header[104]))
     repetition = values[10]
@@ -49,7 +52,7 @@ def parse_isa(header: bytes, offset: int, number: int) -> tuple[Segment, Delimit
     try:
         delimiters = Delimiters(element.decode("latin-1"), repetition, values[15], chr(header[105]))
     except DelimiterError as exc:
-        raise DelimiterError(exc.reason, offset=offset, segment=number) from None
+        raise DelimiterError(exc.reason, offset=offset, segment=number, raw_isa=header) from None
     return Segment("ISA", values), delimiters
 
 

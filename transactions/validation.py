@@ -223,6 +223,8 @@ class _Validator:
         if self.start is None:
             return
         isa, codes = self.start.isa, list(self.envelope_codes)
+        if any("6" in g.group_codes for g in self.groups):
+            codes.append("024")  # a group control number that AK102 cannot echo: reject the interchange
         if premature or iea is None:
             codes.append("023")
         else:
@@ -267,26 +269,48 @@ def validate_detailed(source: bytes | Iterable[bytes], opts: Options | None = No
         for event in env.iter_envelope(source):
             v.feed(event)
     except X12SyntaxError as exc:
-        if v.start is None:
-            fatal = str(exc)
-        else:
-            v.abort()
-            fatal = None if v.reports else str(exc)
+        fatal = _recover(v, exc)
     report = ValidationReport(tuple(v.reports), fatal)
     return Validation(report, tuple(v.sets))
+
+
+def _recover(v: _Validator, exc: X12SyntaxError) -> str | None:
+    """Turn a read failure into a TA1 where an interchange can still be named; else a fatal reason."""
+    if v.start is not None:
+        v.abort()
+    if exc.raw_isa is not None and len(exc.raw_isa) >= 106:
+        v.reports.append(_broken_isa_report(exc.raw_isa, exc.offset or 0))
+        return None
+    return None if v.reports else str(exc)
+
+
+def _broken_isa_report(raw: bytes, offset: int) -> InterchangeReport:
+    """Report for an ISA whose delimiters or widths are wrong: fields are read at their fixed offsets."""
+    text = raw.decode("latin-1")
+    element, component, terminator = text[3], text[104], text[105]
+    if component == element:
+        code = "027"
+    elif terminator in (element, component, text[82]) or terminator.isalnum():
+        code = "004"
+    else:
+        code = "026"
+    ta1 = Ta1Verdict("R", code, TA1_CODES[code])
+    return InterchangeReport(
+        text[90:99], text[32:34], text[35:50].strip(), text[51:53], text[54:69].strip(), text[70:76], text[77:81],
+        text[102:103], False, ta1, (), offset,
+    )
 
 
 def validate(source: bytes | Iterable[bytes], opts: Options | None = None) -> ValidationReport:
     """Validate every interchange in ``source`` (see module docstring)."""
     v = _Validator(opts or Options())
+    fatal = None
     try:
         for event in env.iter_envelope(source):
             v.feed(event)
     except X12SyntaxError as exc:
-        if v.start is None:
-            return ValidationReport(tuple(v.reports), str(exc))
-        v.abort()
-    return ValidationReport(tuple(v.reports))
+        fatal = _recover(v, exc)
+    return ValidationReport(tuple(v.reports), fatal)
 
 
 def group_set_codes() -> dict[str, str]:

@@ -1,0 +1,91 @@
+"""``x12gw validate FILE... [--json] [--ack-out DIR]``: check files against the implementation guides.
+
+Exit 0 when every transaction set is accepted (A or E), 1 when any set, group or interchange is
+rejected, 2 when a file is unreadable or not X12.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from transactions.acks import AckEnvelope, build_999, build_ta1
+from transactions.findings import ValidationReport, interchange_json
+from transactions.validation import Options, validate
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("validate", help="validate X12 files against the 5010 implementation guides")
+    p.add_argument("files", nargs="+", type=Path)
+    p.add_argument("--json", action="store_true", help="machine-readable report")
+    p.add_argument("--ack-out", type=Path, help="write the 999/TA1 acknowledgments into this folder")
+    p.add_argument("--strict-version", action="store_true", help="reject pre-errata version codes (005010X279)")
+    p.add_argument("--our-id", default="X12GATEWAY", help="ISA06 of acknowledgments written with --ack-out")
+    p.set_defaults(func=run)
+
+
+def _write_acks(path: Path, report: ValidationReport, out: Path, our_id: str) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    now = datetime.now(UTC)
+    for n, ic in enumerate(report.interchanges, 1):
+        env = AckEnvelope("ZZ", our_id, n, n, now)
+        for suffix, data in (("ta1", build_ta1(ic, env)), ("999", None if ic.rejected else build_999(ic, env, 1))):
+            if data is not None:
+                target = out / f"{path.name}.{n}.{suffix}"
+                target.write_bytes(data)
+                written.append(target)
+    return written
+
+
+def _print_human(path: Path, report: ValidationReport) -> None:
+    if report.fatal:
+        print(f"{path}: NOT X12: {report.fatal}")
+        return
+    for ic in report.interchanges:
+        ta1 = f" TA1 {ic.ta1.ack_code}/{ic.ta1.note_code} {ic.ta1.message}" if ic.ta1 and ic.ta1.ack_code != "A" else ""
+        print(f"{path}: interchange {ic.control_number} {ic.sender} -> {ic.receiver}{ta1}")
+        for g in ic.groups:
+            print(f"  group {g.functional_id} {g.control_number} {g.version}: {g.ack_code} ({g.accepted_count}/{len(g.sets)} accepted) {' '.join(g.group_codes)}")
+            for s in g.sets:
+                print(f"    {s.set_id} {s.control_number} [{s.map or '-'}]: {s.ack_code} {' '.join(s.set_codes)}")
+                for f in s.findings:
+                    where = f"{f.segment}@{f.position}" + (f" {f.element}" if f.element else "") + (f" loop {f.loop}" if f.loop else "")
+                    print(f"      {f.severity} {f.code}: {where}: {f.message}")
+
+
+def run(args: argparse.Namespace) -> int:
+    opts = Options(lenient_versions=not args.strict_version)
+    results = []
+    worst = 0
+    for path in args.files:
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            print(f"x12gw: cannot read {path}: {exc.strerror}", file=sys.stderr)
+            worst = 2
+            continue
+        report = validate(data, opts)
+        results.append((path, report))
+        if report.fatal or not report.interchanges:
+            worst = 2
+        elif not report.all_accepted:
+            worst = max(worst, 1)
+        if args.ack_out and not report.fatal:
+            _write_acks(path, report, args.ack_out, args.our_id)
+    if args.json:
+        doc = {
+            "files": [
+                {"path": str(p), "fatal": r.fatal, "interchanges": [interchange_json(i) for i in r.interchanges]}
+                for p, r in results
+            ]
+        }
+        json.dump(doc, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        for p, r in results:
+            _print_human(p, r)
+    return worst

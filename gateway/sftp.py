@@ -1,0 +1,797 @@
+"""SFTP exchange with trading partners: pinned host keys, atomic uploads, verified downloads.
+
+Why it is built this way:
+
+* Host keys are pinned by the caller (OpenSSH public-key lines or a known_hosts file). Nothing is
+  ever auto-accepted, and the system known_hosts is not consulted, so a partner's key must be
+  configured explicitly; an unknown or changed key raises ``HostKeyError`` with the offered key's
+  SHA256 fingerprint for the operator to compare.
+* Uploads go to a hidden temporary name (``.NAME.part``), are size-checked, then renamed, so a
+  partner never picks up half a file; a retry after a lost reply finds the final file and stops.
+* Downloads land in an owner-only temporary file, are fsynced, size-checked and hashed, then renamed
+  into place; deleting or moving the remote file is the caller's decision (after it has stored it).
+* Every failure becomes a ``TransferError`` whose ``retryable`` flag drives ``retry()``. After a
+  retryable failure the connection is dropped and the next operation reconnects, so
+  ``retry(lambda: client.upload(...), ...)`` works inside one ``with SftpClient(...)`` block.
+* Remote names are checked both ways (what we upload and what the partner shows us), because a
+  name is an untrusted path component.
+
+Nothing here logs; errors carry the partner label and operation, never passwords or file contents.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import errno
+import hashlib
+import os
+import posixpath
+import random
+import re
+import stat
+import tempfile
+import time
+import unicodedata
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import BinaryIO, NamedTuple, Self, TypeVar
+
+import paramiko
+from paramiko.pkey import UnknownKeyType
+
+from gateway.errors import ConfigError, HostKeyError, TransferError
+
+MAX_NAME_BYTES = 255
+PART_PREFIX = "."
+PART_SUFFIX = ".part"
+_PART_OVERHEAD = len(PART_PREFIX) + len(PART_SUFFIX)
+_CHUNK = 32768
+_DRIVE_PATH = re.compile(r"^[A-Za-z]:")
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+# Errors the server (or our disk) will repeat on a retry: retrying cannot help.
+_PERMANENT_ERRNOS = frozenset(
+    {errno.EACCES, errno.EPERM, errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EROFS, errno.EEXIST}
+)
+
+T = TypeVar("T")
+
+
+# --------------------------------------------------------------------------- endpoint
+
+
+@dataclass(frozen=True)
+class SftpEndpoint:
+    """Where and how to reach one partner's SFTP server.
+
+    Give ``key_file`` and/or ``password`` (read by the caller from an environment variable; it is
+    kept out of ``repr``), and ``host_keys`` (OpenSSH public-key lines) and/or ``known_hosts_file``.
+    ``timeout`` (seconds) bounds the TCP connect, the banner, authentication and every SFTP
+    request. ``partner`` names the partner in error messages.
+    """
+
+    host: str
+    port: int
+    username: str
+    key_file: Path | None = None
+    password: str | None = field(default=None, repr=False)
+    host_keys: tuple[str, ...] = ()
+    known_hosts_file: Path | None = None
+    timeout: float = 30.0
+    partner: str = ""
+    key_passphrase: str | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.host_keys, str):  # a single line is a common slip; accept it
+            object.__setattr__(self, "host_keys", (self.host_keys,))
+        if not self.host:
+            raise ConfigError("sftp endpoint: host is empty")
+        if not 0 < self.port < 65536:
+            raise ConfigError(f"sftp endpoint {self.label}: port must be 1..65535")
+        if not self.username:
+            raise ConfigError(f"sftp endpoint {self.label}: username is empty")
+        if self.key_file is None and not self.password:
+            raise ConfigError(f"sftp endpoint {self.label}: give a key_file or a password")
+        if not self.host_keys and self.known_hosts_file is None:
+            raise ConfigError(
+                f"sftp endpoint {self.label}: pin the server's host key (host_keys or known_hosts_file)"
+            )
+        if not self.timeout > 0:
+            raise ConfigError(f"sftp endpoint {self.label}: timeout must be positive")
+
+    @property
+    def label(self) -> str:
+        """The partner name if set, else host:port; used in every error message."""
+        return self.partner or f"{self.host}:{self.port}"
+
+    @property
+    def host_key_name(self) -> str:
+        """The name OpenSSH uses for this server in known_hosts (``[host]:port`` off port 22)."""
+        return self.host if self.port == 22 else f"[{self.host}]:{self.port}"
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True)
+class RemoteEntry:
+    """A regular file on the server; ``mtime`` is seconds since the epoch when the server says."""
+
+    name: str
+    size: int
+    mtime: int | None
+
+
+@dataclass(frozen=True)
+class RejectedEntry:
+    """A listed file whose name we refuse to touch; ``display`` is the name with unsafe chars escaped."""
+
+    display: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Listing:
+    """Result of ``scan``: files safe to download, and files refused because of their name."""
+
+    entries: tuple[RemoteEntry, ...]
+    rejected: tuple[RejectedEntry, ...]
+
+
+class DownloadResult(NamedTuple):
+    """A downloaded file: where it landed, its SHA-256 (hex) and size in bytes."""
+
+    path: Path
+    sha256: str
+    size: int
+
+
+# --------------------------------------------------------------------------- names
+
+
+def safe_display(text: str, limit: int = 80) -> str:
+    """Show an untrusted name in a message: unsafe characters escaped, length capped."""
+    out = []
+    for ch in text[:limit]:
+        if unicodedata.category(ch) in _UNSAFE_CATEGORIES or ch == "\\":
+            out.append(f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    return "".join(out) + ("..." if len(text) > limit else "")
+
+
+def remote_name_problem(name: str) -> str | None:
+    """Why ``name`` is not a safe single remote file name, or None if it is.
+
+    The reason never contains the offending characters themselves, only their code points.
+    """
+    if not name:
+        return "name is empty"
+    for index, ch in enumerate(name):
+        if ch == "\x00":
+            return f"name contains NUL at position {index}"
+        if unicodedata.category(ch) in _UNSAFE_CATEGORIES:
+            return f"name contains control character U+{ord(ch):04X} at position {index}"
+    if len(name.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES:
+        return f"name is longer than {MAX_NAME_BYTES} bytes"
+    checks = (
+        ("/" in name, "name contains '/'"),
+        ("\\" in name, "name contains a backslash"),
+        (".." in name, "name contains '..'"),
+        (name.startswith("-"), "name starts with '-'"),
+        (name.startswith("."), "name starts with '.'"),
+        (_DRIVE_PATH.match(name) is not None, "name looks like a drive-qualified path"),
+    )
+    return next((reason for bad, reason in checks if bad), None)
+
+
+def check_remote_name(name: str, *, partner: str = "", operation: str = "check name") -> str:
+    """Return ``name`` if it is a safe single file name, else raise a non-retryable TransferError."""
+    problem = remote_name_problem(name)
+    if problem is not None:
+        prefix = f"sftp {partner}: " if partner else "sftp: "
+        raise TransferError(
+            f"{prefix}{operation} refused: remote {problem}",
+            retryable=False,
+            partner=partner,
+            operation=operation,
+        )
+    return name
+
+
+def part_name(final_name: str) -> str:
+    """The temporary name an upload is written under before the rename (hidden from listings)."""
+    return f"{PART_PREFIX}{final_name}{PART_SUFFIX}"
+
+
+def _check_remote_dir(remote_dir: str, partner: str, operation: str) -> str:
+    """Remote directories come from configuration, but still must not carry NUL or control chars."""
+    if not remote_dir or any(unicodedata.category(ch) in _UNSAFE_CATEGORIES for ch in remote_dir):
+        raise TransferError(
+            f"sftp {partner}: {operation} refused: remote directory is empty or has control characters",
+            retryable=False,
+            partner=partner,
+            operation=operation,
+        )
+    return remote_dir
+
+
+# --------------------------------------------------------------------------- keys
+
+
+def parse_public_key(line: str) -> paramiko.PKey:
+    """Parse an OpenSSH public-key line (``ssh-ed25519 AAAA... [comment]``) into a key object."""
+    parts = line.split()
+    if len(parts) < 2:
+        raise ConfigError("public key line must look like '<type> <base64> [comment]'")
+    key_type, blob = parts[0], parts[1]
+    try:
+        data = base64.b64decode(blob, validate=True)
+        key = paramiko.PKey.from_type_string(key_type, data)
+    except (binascii.Error, ValueError, TypeError, UnknownKeyType, paramiko.SSHException) as exc:
+        raise ConfigError(f"public key line of type {safe_display(key_type, 40)} is not valid") from exc
+    if key_type not in type(key).identifiers():
+        raise ConfigError(f"public key line says {safe_display(key_type, 40)} but holds {key.get_name()}")
+    return key
+
+
+def public_key_line(key: paramiko.PKey) -> str:
+    """The OpenSSH public-key line of ``key`` (for pinning or authorized_keys)."""
+    return f"{key.get_name()} {key.get_base64()}"
+
+
+def load_private_key(path: Path, passphrase: str | None = None) -> paramiko.PKey:
+    """Load an ed25519, ECDSA or RSA private key, refusing files group/others can access (like ssh)."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        raise ConfigError(f"private key file {path} cannot be read: {exc.strerror}") from exc
+    if mode & 0o077:
+        raise ConfigError(
+            f"private key file {path} is accessible by group or others (mode {stat.S_IMODE(mode):04o}); "
+            "run chmod 600 on it"
+        )
+    try:
+        return paramiko.PKey.from_path(path, password=passphrase)
+    except paramiko.PasswordRequiredException as exc:
+        raise ConfigError(f"private key file {path} is encrypted and no passphrase was given") from exc
+    except (ValueError, TypeError, UnknownKeyType, paramiko.SSHException, OSError) as exc:
+        raise ConfigError(f"private key file {path} is not a usable ed25519/ECDSA/RSA key") from exc
+
+
+class _RejectUnpinned(paramiko.MissingHostKeyPolicy):
+    """Paramiko calls this when no key is pinned for the host: refuse, showing what was offered."""
+
+    def __init__(self, partner: str) -> None:
+        self._partner = partner
+
+    def missing_host_key(
+        self,
+        client: paramiko.SSHClient,  # noqa: ARG002 - paramiko's signature; not needed here
+        hostname: str,
+        key: paramiko.PKey,
+    ) -> None:
+        raise HostKeyError(
+            f"sftp {self._partner}: connect refused: server offered unknown host key "
+            f"{key.get_name()} {key.fingerprint}, which is not pinned for {hostname}",
+            offered_fingerprint=key.fingerprint,
+            partner=self._partner,
+        )
+
+
+def _pin_host_keys(store: paramiko.HostKeys, endpoint: SftpEndpoint) -> None:
+    """Put the pinned keys under the name paramiko will look up; nothing else is trusted."""
+    name = endpoint.host_key_name
+    for line in endpoint.host_keys:
+        key = parse_public_key(line)
+        store.add(name, key.get_name(), key)
+    if endpoint.known_hosts_file is not None:
+        try:
+            known = paramiko.HostKeys(str(endpoint.known_hosts_file))
+        except OSError as exc:
+            raise ConfigError(f"known_hosts file {endpoint.known_hosts_file} cannot be read") from exc
+        found = known.lookup(name)
+        if found is not None:
+            for key_type in found:
+                store.add(name, key_type, found[key_type])
+
+
+# --------------------------------------------------------------------------- error mapping
+
+
+def _ssh_reason(exc: paramiko.SSHException) -> tuple[bool, str]:
+    """(retryable, short reason) for paramiko's own exceptions."""
+    if isinstance(exc, paramiko.BadAuthenticationType):
+        return False, f"authentication failed (server allows: {', '.join(exc.allowed_types)})"
+    if isinstance(exc, paramiko.AuthenticationException):
+        return False, "authentication failed"
+    if isinstance(exc, paramiko.ssh_exception.IncompatiblePeer):
+        return False, f"no common algorithms with server ({safe_display(str(exc), 120)})"
+    return True, f"connection error: {safe_display(str(exc), 120) or type(exc).__name__}"
+
+
+def _reason(exc: BaseException, timeout: float) -> tuple[bool, str]:
+    """(retryable, short reason) for a paramiko/socket/SFTP exception."""
+    if isinstance(exc, paramiko.SSHException):
+        return _ssh_reason(exc)
+    if isinstance(exc, TimeoutError):
+        return True, f"timed out after {timeout:g} s"
+    if isinstance(exc, EOFError):
+        return True, "connection closed by server"
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return exc.errno not in _PERMANENT_ERRNOS, os.strerror(exc.errno)
+    # SFTPError (protocol garbage) or an SFTP status without errno (SSH_FX_FAILURE): may be transient
+    return True, f"server failure: {safe_display(str(exc), 120) or type(exc).__name__}"
+
+
+_REMOTE_ERRORS = (OSError, EOFError, paramiko.SSHException, paramiko.SFTPError)
+
+
+def _local_error(exc: OSError, partner: str, operation: str, what: str) -> TransferError:
+    """Local disk trouble is not the partner's fault and will not heal by itself within a retry."""
+    reason = os.strerror(exc.errno) if exc.errno is not None else type(exc).__name__
+    return TransferError(
+        f"sftp {partner}: {operation} failed: local {what}: {reason}",
+        retryable=False,
+        partner=partner,
+        operation=operation,
+    )
+
+
+class _HashingWriter:
+    """File-like sink for ``getfo``: writes to an fd, hashes and counts; local errors stay local."""
+
+    def __init__(self, fd: int, partner: str) -> None:
+        self._fd = fd
+        self._partner = partner
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[os.write(self._fd, view) :]
+        except OSError as exc:
+            raise _local_error(exc, self._partner, "download", "write") from exc
+        self.digest.update(data)
+        self.size += len(data)
+        return len(data)
+
+
+def _read_local(stream: BinaryIO, partner: str) -> bytes:
+    """Read the next chunk of the file being uploaded; local read errors stay local."""
+    try:
+        return stream.read(_CHUNK)
+    except OSError as exc:
+        raise _local_error(exc, partner, "upload", "read") from exc
+
+
+# --------------------------------------------------------------------------- client
+
+
+class SftpClient:
+    """One SFTP session to one partner; use as a context manager. Not thread-safe.
+
+    >>> with SftpClient(endpoint) as client:            # doctest: +SKIP
+    ...     for entry in client.list("/outbound"):
+    ...         path, digest, size = client.download("/outbound", entry.name, inbox_dir)
+    """
+
+    def __init__(self, endpoint: SftpEndpoint) -> None:
+        self._endpoint = endpoint
+        self._ssh: paramiko.SSHClient | None = None
+        self._sftp: paramiko.SFTPClient | None = None
+        self._posix_rename = True
+
+    @property
+    def endpoint(self) -> SftpEndpoint:
+        """The endpoint this client talks to."""
+        return self._endpoint
+
+    @property
+    def connected(self) -> bool:
+        """True while an SFTP session is open (it is dropped after a retryable failure)."""
+        return self._sftp is not None
+
+    def __enter__(self) -> Self:
+        self.connect()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # ----------------------------------------------------------------- session
+
+    def connect(self) -> paramiko.SFTPClient:
+        """Open the SSH connection and SFTP session (reusing an open one); returns the session."""
+        if self._sftp is not None:
+            return self._sftp
+        ep = self._endpoint
+        pkey = load_private_key(ep.key_file, ep.key_passphrase) if ep.key_file is not None else None
+        ssh = paramiko.SSHClient()
+        ssh.set_missing_host_key_policy(_RejectUnpinned(ep.label))
+        _pin_host_keys(ssh.get_host_keys(), ep)
+        try:
+            ssh.connect(
+                ep.host,
+                ep.port,
+                username=ep.username,
+                password=ep.password,
+                pkey=pkey,
+                timeout=ep.timeout,
+                banner_timeout=ep.timeout,
+                auth_timeout=ep.timeout,
+                channel_timeout=ep.timeout,
+                allow_agent=False,
+                look_for_keys=False,
+            )
+            sftp = ssh.open_sftp()
+            channel = sftp.get_channel()
+            if channel is not None:
+                channel.settimeout(ep.timeout)
+        except HostKeyError:
+            ssh.close()
+            raise
+        except paramiko.BadHostKeyException as exc:
+            ssh.close()
+            raise HostKeyError(
+                f"sftp {ep.label}: connect refused: host key changed: server offered "
+                f"{exc.key.get_name()} {exc.key.fingerprint}, pinned is "
+                f"{exc.expected_key.get_name()} {exc.expected_key.fingerprint}",
+                offered_fingerprint=exc.key.fingerprint,
+                partner=ep.label,
+            ) from exc
+        except _REMOTE_ERRORS as exc:
+            ssh.close()
+            raise self._error(exc, "connect", "") from exc
+        self._ssh, self._sftp, self._posix_rename = ssh, sftp, True
+        return sftp
+
+    def close(self) -> None:
+        """Close the session; safe to call twice."""
+        sftp, ssh = self._sftp, self._ssh
+        self._sftp = self._ssh = None
+        if sftp is not None:
+            with suppress(*_REMOTE_ERRORS):
+                sftp.close()
+        if ssh is not None:
+            ssh.close()
+
+    def _error(self, exc: BaseException, operation: str, subject: str) -> TransferError:
+        retryable, reason = _reason(exc, self._endpoint.timeout)
+        what = f" {safe_display(subject)}" if subject else ""
+        return TransferError(
+            f"sftp {self._endpoint.label}: {operation}{what} failed: {reason}",
+            retryable=retryable,
+            partner=self._endpoint.label,
+            operation=operation,
+        )
+
+    @contextmanager
+    def _remote(self, operation: str, subject: str = "") -> Iterator[paramiko.SFTPClient]:
+        """Run remote calls, mapping failures; a retryable one drops the (now unreliable) session."""
+        sftp = self.connect()
+        try:
+            yield sftp
+        except TransferError as failure:
+            if failure.retryable:
+                self.close()
+            raise
+        except UnicodeDecodeError as exc:
+            raise TransferError(
+                f"sftp {self._endpoint.label}: {operation} failed: server sent a name that is not UTF-8",
+                retryable=False,
+                partner=self._endpoint.label,
+                operation=operation,
+            ) from exc
+        except _REMOTE_ERRORS as exc:
+            err = self._error(exc, operation, subject)
+            if err.retryable:
+                self.close()
+            raise err from exc
+
+    def _name(self, name: str, operation: str) -> str:
+        return check_remote_name(name, partner=self._endpoint.label, operation=operation)
+
+    def _dir(self, remote_dir: str, operation: str) -> str:
+        return _check_remote_dir(remote_dir, self._endpoint.label, operation)
+
+    # ----------------------------------------------------------------- operations
+
+    def scan(self, remote_dir: str) -> Listing:
+        """List regular files in ``remote_dir``, splitting off those whose names we refuse.
+
+        Hidden names (leading '.') are skipped silently: they are in-progress uploads by convention
+        (ours are ``.NAME.part``). Directories and other non-regular entries are skipped too.
+        """
+        remote_dir = self._dir(remote_dir, "list")
+        with self._remote("list", remote_dir) as sftp:
+            attrs = sftp.listdir_attr(remote_dir)
+        entries: list[RemoteEntry] = []
+        rejected: list[RejectedEntry] = []
+        for attr in attrs:
+            name = attr.filename
+            if name.startswith(".") or (attr.st_mode is not None and not stat.S_ISREG(attr.st_mode)):
+                continue
+            problem = remote_name_problem(name)
+            if problem is not None:
+                rejected.append(RejectedEntry(safe_display(name), problem))
+            else:
+                entries.append(RemoteEntry(name, attr.st_size or 0, attr.st_mtime))
+        entries.sort(key=lambda e: e.name)
+        return Listing(tuple(entries), tuple(rejected))
+
+    def list(self, remote_dir: str) -> tuple[RemoteEntry, ...]:
+        """The downloadable regular files in ``remote_dir`` (sorted by name); see ``scan``."""
+        return self.scan(remote_dir).entries
+
+    def stat(self, remote_dir: str, name: str) -> RemoteEntry | None:
+        """The remote file ``name``, or None when it does not exist."""
+        path = posixpath.join(self._dir(remote_dir, "stat"), self._name(name, "stat"))
+        with self._remote("stat", name) as sftp:
+            return _stat_or_none(sftp, path, name)
+
+    def upload(self, local_path: Path, remote_dir: str, final_name: str) -> RemoteEntry:
+        """Upload atomically: write ``.NAME.part``, verify its size, rename to ``final_name``.
+
+        Idempotent: if ``final_name`` already exists with the local file's size the upload is
+        considered done (a retry after a lost reply); a different size is a non-retryable error.
+        """
+        op = "upload"
+        remote_dir = self._dir(remote_dir, op)
+        self._name(final_name, op)
+        if len(final_name.encode("utf-8")) > MAX_NAME_BYTES - _PART_OVERHEAD:
+            raise TransferError(
+                f"sftp {self._endpoint.label}: upload refused: remote name is longer than "
+                f"{MAX_NAME_BYTES - _PART_OVERHEAD} bytes (no room for the temporary name)",
+                retryable=False,
+                partner=self._endpoint.label,
+                operation=op,
+            )
+        final = posixpath.join(remote_dir, final_name)
+        temp = posixpath.join(remote_dir, part_name(final_name))
+        try:
+            stream = local_path.open("rb")
+        except OSError as exc:
+            raise _local_error(exc, self._endpoint.label, op, "open") from exc
+        with stream:
+            local_size = os.fstat(stream.fileno()).st_size
+            with self._remote(op, final_name) as sftp:
+                existing = _stat_or_none(sftp, final, final_name)
+                if existing is not None:
+                    return self._already_there(existing, local_size)
+                sent = _send(sftp, stream, temp, self._endpoint.label)
+                if sent != local_size:
+                    raise TransferError(
+                        f"sftp {self._endpoint.label}: upload {safe_display(final_name)} failed: "
+                        "local file changed size while being sent",
+                        retryable=False,
+                        partner=self._endpoint.label,
+                        operation=op,
+                    )
+                remote_size = sftp.stat(temp).st_size
+                if remote_size != local_size:
+                    with suppress(*_REMOTE_ERRORS):
+                        sftp.remove(temp)
+                    raise TransferError(
+                        f"sftp {self._endpoint.label}: upload {safe_display(final_name)} failed: "
+                        f"remote size {remote_size} != local size {local_size}",
+                        retryable=True,
+                        partner=self._endpoint.label,
+                        operation=op,
+                    )
+                return self._finish_rename(sftp, temp, final, final_name, local_size)
+
+    def _already_there(self, existing: RemoteEntry, local_size: int) -> RemoteEntry:
+        if existing.size == local_size:
+            return existing
+        raise TransferError(
+            f"sftp {self._endpoint.label}: upload {safe_display(existing.name)} refused: remote file "
+            f"already exists with size {existing.size}, local size is {local_size}",
+            retryable=False,
+            partner=self._endpoint.label,
+            operation="upload",
+        )
+
+    def _finish_rename(
+        self, sftp: paramiko.SFTPClient, temp: str, final: str, final_name: str, size: int
+    ) -> RemoteEntry:
+        """Rename the verified temp file; if that fails but the final file is complete, it's done."""
+        try:
+            self._rename(sftp, temp, final)
+        except OSError:
+            existing = _stat_or_none(sftp, final, final_name)
+            if existing is None or existing.size != size:
+                raise
+        result = _stat_or_none(sftp, final, final_name)
+        return result if result is not None else RemoteEntry(final_name, size, None)
+
+    def _rename(self, sftp: paramiko.SFTPClient, source: str, dest: str) -> None:
+        """posix-rename (atomic replace) when the server has it, else plain SFTP rename."""
+        if self._posix_rename:
+            try:
+                sftp.posix_rename(source, dest)
+            except OSError as exc:
+                if exc.errno in _PERMANENT_ERRNOS:
+                    raise
+            else:
+                return
+            sftp.rename(source, dest)
+            self._posix_rename = False  # the extension is missing here; plain rename worked
+            return
+        sftp.rename(source, dest)
+
+    def download(self, remote_dir: str, name: str, local_dir: Path) -> DownloadResult:
+        """Download ``name`` into ``local_dir`` atomically; returns (path, sha256 hex, size).
+
+        The data goes to an owner-only (0600) temporary file in ``local_dir``, is fsynced, checked
+        against the remote size, then renamed to ``local_dir/name`` (replacing a file of that name).
+        The remote file is left in place: call ``delete`` or ``move`` once the caller has stored it.
+        """
+        op = "download"
+        label = self._endpoint.label
+        path = posixpath.join(self._dir(remote_dir, op), self._name(name, op))
+        try:
+            fd, temp_name = tempfile.mkstemp(prefix=".download-", suffix=PART_SUFFIX, dir=local_dir)
+        except OSError as exc:
+            raise _local_error(exc, label, op, "create temporary file") from exc
+        temp = Path(temp_name)
+        try:
+            writer = _HashingWriter(fd, label)
+            try:
+                remote_size = self._fetch(path, name, writer)
+                on_disk = _fsync_size(fd, label)
+            finally:
+                os.close(fd)
+            if not remote_size == writer.size == on_disk:
+                raise TransferError(
+                    f"sftp {label}: download {safe_display(name)} failed: remote size {remote_size}, "
+                    f"received {writer.size}, on disk {on_disk} (file still being written?)",
+                    retryable=True,
+                    partner=label,
+                    operation=op,
+                )
+            final = local_dir / name
+            try:
+                temp.replace(final)
+                _fsync_dir(local_dir)
+            except OSError as exc:
+                raise _local_error(exc, label, op, "rename into place") from exc
+        except BaseException:
+            with suppress(OSError):
+                temp.unlink()
+            raise
+        return DownloadResult(final, writer.digest.hexdigest(), writer.size)
+
+    def _fetch(self, path: str, name: str, writer: _HashingWriter) -> int | None:
+        """Stream the remote regular file into ``writer``; returns the size the server reported."""
+        with self._remote("download", name) as sftp:
+            remote = sftp.stat(path)
+            if remote.st_mode is not None and not stat.S_ISREG(remote.st_mode):
+                raise TransferError(
+                    f"sftp {self._endpoint.label}: download {safe_display(name)} refused: "
+                    "not a regular file",
+                    retryable=False,
+                    partner=self._endpoint.label,
+                    operation="download",
+                )
+            _receive(sftp, path, remote.st_size or 0, writer)
+            return remote.st_size
+
+    def delete(self, remote_dir: str, name: str) -> bool:
+        """Remove the remote file; returns False if it was already gone (idempotent on retry)."""
+        path = posixpath.join(self._dir(remote_dir, "delete"), self._name(name, "delete"))
+        with self._remote("delete", name) as sftp:
+            try:
+                sftp.remove(path)
+            except OSError as exc:
+                if exc.errno == errno.ENOENT:
+                    return False
+                raise
+        return True
+
+    def move(self, remote_dir: str, name: str, dest_dir: str) -> None:
+        """Move the remote file into ``dest_dir`` (same name); done already counts as done.
+
+        Replaces a file of that name in ``dest_dir`` when the server supports posix-rename.
+        """
+        path = posixpath.join(self._dir(remote_dir, "move"), self._name(name, "move"))
+        dest = posixpath.join(self._dir(dest_dir, "move"), name)
+        with self._remote("move", name) as sftp:
+            try:
+                self._rename(sftp, path, dest)
+            except OSError:
+                if _stat_or_none(sftp, path, name) is None and _stat_or_none(sftp, dest, name) is not None:
+                    return  # an earlier attempt moved it and lost the reply
+                raise
+
+
+def _send(sftp: paramiko.SFTPClient, stream: BinaryIO, temp: str, partner: str) -> int:
+    """Copy the local stream to the remote temp file (pipelined; close waits for every ack)."""
+    sent = 0
+    with sftp.open(temp, "wb") as remote_file:
+        remote_file.set_pipelined(True)
+        while data := _read_local(stream, partner):
+            remote_file.write(data)
+            sent += len(data)
+    return sent
+
+
+def _receive(sftp: paramiko.SFTPClient, path: str, size: int, writer: _HashingWriter) -> None:
+    """Copy the remote file into ``writer`` with read-ahead (prefetch) for speed."""
+    with sftp.open(path, "rb") as remote_file:
+        remote_file.prefetch(size)
+        while data := remote_file.read(_CHUNK):
+            writer.write(data)
+
+
+def _stat_or_none(sftp: paramiko.SFTPClient, path: str, name: str) -> RemoteEntry | None:
+    try:
+        attr = sftp.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            return None
+        raise
+    return RemoteEntry(name, attr.st_size or 0, attr.st_mtime)
+
+
+def _fsync_size(fd: int, partner: str) -> int:
+    """Flush the downloaded data to disk and return the size the filesystem holds."""
+    try:
+        os.fsync(fd)
+        return os.fstat(fd).st_size
+    except OSError as exc:
+        raise _local_error(exc, partner, "download", "fsync") from exc
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make the rename durable: a crash right after must not lose the directory entry."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# --------------------------------------------------------------------------- retry
+
+
+def retry(
+    op: Callable[[], T],
+    *,
+    attempts: int,
+    base_delay: float,
+    max_delay: float,
+    sleep: Callable[[float], object] = time.sleep,
+    rng: Callable[[], float] = random.random,
+    on_retry: Callable[[int, TransferError, float], object] | None = None,
+) -> T:
+    """Call ``op`` until it succeeds, retrying only retryable TransferErrors.
+
+    Exponential backoff with full jitter: before retry n (1-based) sleep
+    ``rng() * min(max_delay, base_delay * 2 ** (n - 1))``. The last error is re-raised after
+    ``attempts`` tries; non-retryable errors are raised at once. ``on_retry(attempt, error, delay)``
+    lets the caller log each retry.
+    """
+    if attempts < 1:
+        raise ConfigError("retry: attempts must be at least 1")
+    if base_delay < 0 or max_delay < 0:
+        raise ConfigError("retry: delays must not be negative")
+    attempt = 1
+    while True:
+        try:
+            return op()
+        except TransferError as exc:
+            if not exc.retryable or attempt >= attempts:
+                raise
+            delay = rng() * min(max_delay, base_delay * 2.0 ** min(attempt - 1, 60))
+            if on_retry is not None:
+                on_retry(attempt, exc, delay)
+            sleep(delay)
+            attempt += 1
