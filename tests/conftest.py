@@ -20,7 +20,11 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 def public_files(kind: str | None = None) -> list[Path]:
     """Every public TR3-style example file (optionally of one kind: 270, 271, 278req, 278resp, ...)."""
     base = PUBLIC if kind is None else PUBLIC / kind
-    return sorted(p for p in base.rglob("*") if p.is_file() and p.suffix not in (".md", ".json") and not p.name.endswith(".997"))
+    return sorted(
+        p
+        for p in base.rglob("*")
+        if p.is_file() and p.suffix not in (".md", ".json") and not p.name.endswith(".997")
+    )
 
 
 @pytest.fixture

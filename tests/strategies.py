@@ -25,7 +25,29 @@ from transactions.segment import Delimiters
 
 UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 DIGITS = "0123456789"
-DELIMITER_POOL = ["*", "|", "!", "^", "~", ":", ">", "\x1d", "\x1c", "\x1e", "\x1f", "+", "{", "}", "`", "\\", "#", "@", ";", "&", "\x07"]
+DELIMITER_POOL = [
+    "*",
+    "|",
+    "!",
+    "^",
+    "~",
+    ":",
+    ">",
+    "\x1d",
+    "\x1c",
+    "\x1e",
+    "\x1f",
+    "+",
+    "{",
+    "}",
+    "`",
+    "\\",
+    "#",
+    "@",
+    ";",
+    "&",
+    "\x07",
+]
 
 words = st.text(alphabet=UPPER, min_size=1, max_size=12)
 names = st.builds(lambda a, b: f"{a} {b}" if b else a, words, st.one_of(st.none(), words))
@@ -49,11 +71,22 @@ def npis(draw: st.DrawFn) -> str:
 def date_ranges(draw: st.DrawFn) -> DateRange:
     start = draw(dates)
     days = draw(st.one_of(st.none(), st.integers(0, 400)))
-    end = None if days is None else date.fromordinal(min(start.toordinal() + days, date(2030, 12, 31).toordinal()))
+    end = (
+        None
+        if days is None
+        else date.fromordinal(min(start.toordinal() + days, date(2030, 12, 31).toordinal()))
+    )
     return DateRange(start, end)
 
 
-addresses = st.builds(Address, names, words, st.sampled_from(["IL", "NY", "CA", "TX"]), st.text(DIGITS, min_size=5, max_size=9), st.one_of(st.none(), names))
+addresses = st.builds(
+    Address,
+    names,
+    words,
+    st.sampled_from(["IL", "NY", "CA", "TX"]),
+    st.text(DIGITS, min_size=5, max_size=9),
+    st.one_of(st.none(), names),
+)
 payers = st.builds(Payer, names, ids)
 
 
@@ -91,7 +124,29 @@ procedures = st.builds(
     st.lists(st.sampled_from(["RR", "NU", "26", "TC", "GP", "LT"]), max_size=4, unique=True).map(tuple),
 )
 traces = st.text(alphabet=UPPER + DIGITS + "-", min_size=1, max_size=30)
-service_types = st.sampled_from(["30", "1", "2", "4", "12", "18", "33", "35", "47", "48", "62", "73", "88", "98", "AL", "MH", "UC", "DM", "PT"])
+service_types = st.sampled_from(
+    [
+        "30",
+        "1",
+        "2",
+        "4",
+        "12",
+        "18",
+        "33",
+        "35",
+        "47",
+        "48",
+        "62",
+        "73",
+        "88",
+        "98",
+        "AL",
+        "MH",
+        "UC",
+        "DM",
+        "PT",
+    ]
+)
 
 
 @st.composite
@@ -103,14 +158,20 @@ def inquiries(draw: st.DrawFn) -> EligibilityInquiry:
         provider=draw(providers(contact=False)),
         subscriber=draw(persons(member=True)),
         dependent=draw(st.one_of(st.none(), persons(member=False))),
-        service_types=() if use_proc else tuple(draw(st.lists(service_types, min_size=1, max_size=8, unique=True))),
+        service_types=()
+        if use_proc
+        else tuple(draw(st.lists(service_types, min_size=1, max_size=8, unique=True))),
         procedure=draw(procedures) if use_proc else None,
         service_date=draw(st.one_of(st.none(), date_ranges())),
         trace_assigner=draw(st.text(DIGITS, min_size=10, max_size=10)),
     )
 
 
-diagnosis_codes = st.sampled_from(["M54.16", "M5126", "I21.4", "I10", "E11.9", "G47.33", "S83.511A", "Z00.00"])
+diagnosis_codes = st.sampled_from(
+    ["M54.16", "M5126", "I21.4", "I10", "E11.9", "G47.33", "S83.511A", "Z00.00"]
+)
+
+
 @st.composite
 def lines(draw: st.DrawFn) -> ServiceLine:
     revenue = draw(st.one_of(st.none(), st.sampled_from(["0120", "0360", "0450"])))
@@ -151,7 +212,17 @@ def review_requests(draw: st.DrawFn) -> ServiceReviewRequest:
         facility=draw(st.one_of(st.none(), providers(contact=True, taxonomy=False))),
         lines=tuple(draw(st.lists(lines(), max_size=5))),
         attachments=tuple(
-            draw(st.lists(st.builds(Attachment, st.sampled_from(["RR", "OB", "77", "B3"]), st.sampled_from(["EL", "FX", "BM"]), st.one_of(st.none(), ids)), max_size=3))
+            draw(
+                st.lists(
+                    st.builds(
+                        Attachment,
+                        st.sampled_from(["RR", "OB", "77", "B3"]),
+                        st.sampled_from(["EL", "FX", "BM"]),
+                        st.one_of(st.none(), ids),
+                    ),
+                    max_size=3,
+                )
+            )
         ),
         previous_certification=draw(ids) if cert != "I" else None,
         trace_assigner=draw(st.text(DIGITS, min_size=10, max_size=10)),

@@ -18,7 +18,8 @@ def test_public_file_round_trips(path: Path) -> None:
     data = path.read_bytes()
     reader = SegmentReader(data)
     segments = list(reader)
-    assert segments and segments[0].tag == "ISA"
+    assert segments
+    assert segments[0].tag == "ISA"
     assert reader.delimiters is not None
     again = serialize(segments, reader.delimiters)
     assert list(iter_segments(again)) == segments

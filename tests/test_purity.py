@@ -9,8 +9,24 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 BANNED_MODULES = {
-    "paramiko", "sqlalchemy", "alembic", "structlog", "logging", "socket", "subprocess", "shutil",
-    "pathlib", "os", "tempfile", "time", "io", "sqlite3", "psycopg", "gateway", "urllib", "http",
+    "paramiko",
+    "sqlalchemy",
+    "alembic",
+    "structlog",
+    "logging",
+    "socket",
+    "subprocess",
+    "shutil",
+    "pathlib",
+    "os",
+    "tempfile",
+    "time",
+    "io",
+    "sqlite3",
+    "psycopg",
+    "gateway",
+    "urllib",
+    "http",
 }
 BANNED_CALLS = {"open", "print", "input"}
 BANNED_ATTRS = {("datetime", "now"), ("datetime", "utcnow"), ("date", "today"), ("datetime", "today")}
@@ -30,9 +46,12 @@ def _violations(path: Path) -> list[str]:
             found.append(node.module)
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in BANNED_CALLS:
             found.append(f"{node.func.id}()")
-        elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
-            if (node.value.id, node.attr) in BANNED_ATTRS:
-                found.append(f"{node.value.id}.{node.attr}")
+        elif (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and (node.value.id, node.attr) in BANNED_ATTRS
+        ):
+            found.append(f"{node.value.id}.{node.attr}")
     return [f"{path.relative_to(ROOT)}:{v}" for v in found]
 
 

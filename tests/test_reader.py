@@ -8,9 +8,14 @@ from transactions.envelope import read_interchanges
 from transactions.errors import DelimiterError, IsaError, NotX12Error, TruncatedError, X12SyntaxError
 from transactions.reader import SegmentReader, iter_segments
 from transactions.segment import Repetition
+from transactions.writer import serialize
 
-ISA = "ISA*00*          *00*          *ZZ*SENDER         *ZZ*RECEIVER       *261126*1200*^*00501*000000001*0*T*:~"
-BODY = "GS*HS*S*R*20261126*1200*1*X*005010X279A1~ST*270*0001*005010X279A1~BHT*0022*13*X1*20261126*1200~EQ*30^1^33~SV1*HC:99213:26~SE*4*0001~GE*1*1~IEA*1*000000001~"
+ISA = "ISA*00*          *00*          *ZZ*SENDER         *ZZ*RECEIVER       *261126*1200*^*00501*"
+ISA += "000000001*0*T*:~"
+BODY = (
+    "GS*HS*S*R*20261126*1200*1*X*005010X279A1~ST*270*0001*005010X279A1~BHT*0022*13*X1*20261126*1200~"
+    "EQ*30^1^33~SV1*HC:99213:26~SE*4*0001~GE*1*1~IEA*1*000000001~"
+)
 DOC = ISA + BODY
 
 
@@ -45,7 +50,13 @@ def test_bom_and_blank_lines_between_interchanges() -> None:
 
 @pytest.mark.parametrize(
     "delims",
-    [("|", "^", ":", "~"), ("!", "~", "^", "\n"), ("\x1d", "\x1f", "\x1e", "\x1c"), ("*", ">", ":", "~"), ("^", "!", "|", "\x07")],
+    [
+        ("|", "^", ":", "~"),
+        ("!", "~", "^", "\n"),
+        ("\x1d", "\x1f", "\x1e", "\x1c"),
+        ("*", ">", ":", "~"),
+        ("^", "!", "|", "\x07"),
+    ],
 )
 def test_any_single_byte_delimiters(delims: tuple[str, str, str, str]) -> None:
     """Any four distinct single-byte delimiters, including control characters and ~ as repetition."""
@@ -131,8 +142,6 @@ def test_garbage_segment_id_does_not_echo_data() -> None:
 
 def test_non_utf8_bytes_round_trip() -> None:
     """Bytes that are not UTF-8 survive reading and writing unchanged."""
-    from transactions.writer import serialize
-
     data = DOC.replace("X1", "X\xe91").encode("latin-1")
     reader = SegmentReader(data)
     segs = list(reader)

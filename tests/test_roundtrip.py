@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -16,7 +16,7 @@ from transactions.models import EligibilityInquiry, ServiceReviewRequest
 from transactions.outbound import build_request_interchange
 from transactions.segment import Delimiters
 
-WHEN = datetime(2026, 11, 26, 14, 30)
+WHEN = datetime(2026, 11, 26, 14, 30, tzinfo=UTC)
 
 
 def _build(reqs: list[EligibilityInquiry] | list[ServiceReviewRequest], d: Delimiters, newline: str) -> bytes:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 import pytest
 
@@ -13,7 +13,7 @@ from transactions.segment import Delimiters, Repetition, seg
 from transactions.writer import format_segment
 
 D = Delimiters()
-WHEN = datetime(2026, 11, 26, 9, 5)
+WHEN = datetime(2026, 11, 26, 9, 5, tzinfo=UTC)
 
 
 def test_refuses_data_containing_a_delimiter() -> None:
@@ -51,10 +51,13 @@ def test_envelope_counts_and_padding() -> None:
     assert data[:106].decode().endswith(":~")
     ic = read_interchanges(data, strict=True)[0]
     assert ic.isa.get(6) == "SENDER         "
-    assert ic.isa.get(9) == "261126" and ic.isa.get(10) == "0905"
-    assert ic.iea is not None and ic.iea.elements == ("1", "000000042")
+    assert ic.isa.get(9) == "261126"
+    assert ic.isa.get(10) == "0905"
+    assert ic.iea is not None
+    assert ic.iea.elements == ("1", "000000042")
     g = ic.groups[0]
-    assert g.ge is not None and g.ge.elements == ("2", "7")
+    assert g.ge is not None
+    assert g.ge.elements == ("2", "7")
     assert [t.se.elements if t.se else None for t in g.transaction_sets] == [("3", "0001"), ("3", "0002")]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from transactions.enveloping import InterchangeHeader
@@ -12,16 +12,21 @@ from transactions.outbound import build_request_interchange
 from transactions.requests_json import request_from_obj
 
 ROOT = Path(__file__).resolve().parent.parent
-WHEN = datetime(2026, 11, 26, 10, 30)
+WHEN = datetime(2026, 11, 26, 10, 30, tzinfo=UTC)
 
 
 def built(name: str, control: int = 101) -> str:
-    """The sample request ``sample_edi/requests/<name>.json`` built into an interchange (one segment a line)."""
+    """The sample request ``sample_edi/requests/<name>.json`` built into an interchange, a segment a line."""
     req = request_from_obj(json.loads((ROOT / "sample_edi" / "requests" / f"{name}.json").read_text()))
     header = InterchangeHeader("ZZ", "X12GATEWAY", "ZZ", "CLEARINGHOUSE", control, WHEN)
     batch = build_request_interchange(
-        [req], header, application_sender="X12GATEWAY", application_receiver="CLEARINGHOUSE",
-        group_controls=[control], set_controls=[1], newline="\n",
+        [req],
+        header,
+        application_sender="X12GATEWAY",
+        application_receiver="CLEARINGHOUSE",
+        group_controls=[control],
+        set_controls=[1],
+        newline="\n",
     )
     return batch.data.decode()
 
@@ -43,12 +48,13 @@ def fix_se(text: str) -> str:
             count = 0
         count += 1
         if line.startswith("SE"):
-            sep = line[2]
-            parts = line.rstrip("\n").rstrip(line.rstrip("\n")[-1]).split(sep)
-            term = line.rstrip("\n")[-1]
+            body, term = line.rstrip("\n")[:-1], line.rstrip("\n")[-1]
+            sep = body[2]
+            parts = body.split(sep)
             parts[1] = str(count)
-            line = sep.join(parts) + term + "\n"
-        out.append(line)
+            out.append(sep.join(parts) + term + "\n")
+        else:
+            out.append(line)
     return "".join(out)
 
 

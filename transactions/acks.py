@@ -21,8 +21,7 @@ VERSION_999 = "005010X231A1"
 
 
 def _ik4_position(f: Finding) -> tuple[str, ...] | str:
-    assert f.element_position is not None
-    element, component, repetition = f.element_position
+    element, component, repetition = f.element_position or (1, None, None)
     parts = [str(element), str(component) if component else "", str(repetition) if repetition else ""]
     while parts and parts[-1] == "":
         parts.pop()
@@ -48,7 +47,9 @@ def _set_segments(s: SetReport) -> Iterator[Segment]:
         if element_items:
             yield seg("IK3", segment_id, str(position), _loop_code(element_items[0].loop), "8")
             for f in element_items:
-                ref = f.element_ref if f.element_ref and f.element_ref.isdigit() else None  # composites (C003) have none
+                ref = (
+                    f.element_ref if f.element_ref and f.element_ref.isdigit() else None
+                )  # composites (C003) have none
                 yield seg("IK4", _ik4_position(f), ref, f.code)
     yield seg("IK5", s.ack_code, *s.set_codes)
 
@@ -59,7 +60,16 @@ def ack_999_body(group: GroupReport) -> tuple[Segment, ...]:
     for s in group.sets:
         out += _set_segments(s)
     received = str(group.declared_count if group.declared_count is not None else len(group.sets))
-    out.append(seg("AK9", group.ack_code, received, str(len(group.sets)), str(group.accepted_count), *group.group_codes))
+    out.append(
+        seg(
+            "AK9",
+            group.ack_code,
+            received,
+            str(len(group.sets)),
+            str(group.accepted_count),
+            *group.group_codes,
+        )
+    )
     return tuple(out)
 
 
@@ -75,15 +85,24 @@ class AckEnvelope:
     usage: str = "P"
 
 
-def build_999(report: InterchangeReport, env: AckEnvelope, first_set_control: int, delimiters: Delimiters | None = None) -> bytes | None:
+def build_999(
+    report: InterchangeReport, env: AckEnvelope, first_set_control: int, delimiters: Delimiters | None = None
+) -> bytes | None:
     """One interchange holding a 999 per received group (None when the interchange had no group)."""
     if not report.groups:
         return None
     sets = [
-        TransactionBody("999", first_set_control + i, VERSION_999, ack_999_body(g)) for i, g in enumerate(report.groups)
+        TransactionBody("999", first_set_control + i, VERSION_999, ack_999_body(g))
+        for i, g in enumerate(report.groups)
     ]
     header = InterchangeHeader(
-        env.our_qualifier, env.our_id, report.sender_qualifier, report.sender, env.interchange_control, env.timestamp, env.usage
+        env.our_qualifier,
+        env.our_id,
+        report.sender_qualifier,
+        report.sender,
+        env.interchange_control,
+        env.timestamp,
+        env.usage,
     )
     group = GroupHeader("FA", env.our_id, report.sender, env.group_control, VERSION_999, env.timestamp)
     return build_interchange(header, [(group, sets)], delimiters or Delimiters())
@@ -93,16 +112,26 @@ def ta1_segment(report: InterchangeReport) -> Segment | None:
     """The TA1 for an interchange, or None when none is due."""
     if report.ta1 is None:
         return None
-    return seg("TA1", report.control_number, report.date, report.time, report.ta1.ack_code, report.ta1.note_code)
+    return seg(
+        "TA1", report.control_number, report.date, report.time, report.ta1.ack_code, report.ta1.note_code
+    )
 
 
-def build_ta1(report: InterchangeReport, env: AckEnvelope, delimiters: Delimiters | None = None) -> bytes | None:
+def build_ta1(
+    report: InterchangeReport, env: AckEnvelope, delimiters: Delimiters | None = None
+) -> bytes | None:
     """A TA1-only interchange (no functional group, IEA01 = 0) answering ``report``."""
     ta1 = ta1_segment(report)
     if ta1 is None:
         return None
     header = InterchangeHeader(
-        env.our_qualifier, env.our_id, report.sender_qualifier, report.sender, env.interchange_control, env.timestamp, env.usage
+        env.our_qualifier,
+        env.our_id,
+        report.sender_qualifier,
+        report.sender,
+        env.interchange_control,
+        env.timestamp,
+        env.usage,
     )
     return build_interchange(header, [], delimiters or Delimiters(), extra=[ta1])
 
@@ -179,7 +208,16 @@ def _parse_999(body: Iterable[Segment], ic: Interchange, st_control: str) -> Ite
             pos = s.get(1, 1)
             comp = s.get(1, 2)
             element = f"{last_ik3.get(1)}{_int(pos):02d}" + (f"-{_int(comp):02d}" if comp else "")
-            errors.append(AckError(last_ik3.get(1), _int(last_ik3.get(2)), last_ik3.get(3) or None, s.get(3), element, s.get(2) or None))
+            errors.append(
+                AckError(
+                    last_ik3.get(1),
+                    _int(last_ik3.get(2)),
+                    last_ik3.get(3) or None,
+                    s.get(3),
+                    element,
+                    s.get(2) or None,
+                )
+            )
         elif s.tag == "IK5" and cur is not None:
             codes = tuple(c for c in (s.get(i) for i in range(2, 7)) if c)
             sets.append(SetAck(cur.get(1), cur.get(2), s.get(1), codes, tuple(errors)))
@@ -187,8 +225,16 @@ def _parse_999(body: Iterable[Segment], ic: Interchange, st_control: str) -> Ite
         elif s.tag == "AK9" and ak1 is not None:
             codes = tuple(c for c in (s.get(i) for i in range(5, 10)) if c)
             yield GroupAck(
-                ak1.get(1), ak1.get(2), ak1.get(3), s.get(1), _int(s.get(2)), _int(s.get(4)), codes, tuple(sets),
-                ic.control_number, st_control,
+                ak1.get(1),
+                ak1.get(2),
+                ak1.get(3),
+                s.get(1),
+                _int(s.get(2)),
+                _int(s.get(4)),
+                codes,
+                tuple(sets),
+                ic.control_number,
+                st_control,
             )
 
 
@@ -205,7 +251,9 @@ def parse_acks(data: bytes) -> ParsedAcks:
     for ic in read_interchanges(data):
         for s in ic.extra:
             if s.tag == "TA1":
-                ta1s.append(InterchangeAck(s.get(1), s.get(2), s.get(3), s.get(4), s.get(5), ic.control_number))
+                ta1s.append(
+                    InterchangeAck(s.get(1), s.get(2), s.get(3), s.get(4), s.get(5), ic.control_number)
+                )
         for t in ic.transaction_sets():
             if t.set_id == "999":
                 groups.extend(_parse_999(t.body, ic, t.control_number))

@@ -10,8 +10,18 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 
-from transactions.common import HLCounter, d8, dmg, dtp, hl_blocks, parse_dtp, person_name, provider_segments
-from transactions.common import read_person, read_provider
+from transactions.common import (
+    HLCounter,
+    d8,
+    dmg,
+    dtp,
+    hl_blocks,
+    parse_dtp,
+    person_name,
+    provider_segments,
+    read_person,
+    read_provider,
+)
 from transactions.errors import RequestError
 from transactions.models import DateRange, EligibilityInquiry, Payer, Person, Procedure
 from transactions.segment import Repetition, Segment, seg
@@ -27,7 +37,9 @@ def _eq(req: EligibilityInquiry) -> Segment:
     return seg("EQ", types[0] if len(types) == 1 else Repetition(types))
 
 
-def _patient_block(req: EligibilityInquiry, person: Person, entity: str, *, with_id: bool) -> Iterator[Segment]:
+def _patient_block(
+    req: EligibilityInquiry, person: Person, entity: str, *, with_id: bool
+) -> Iterator[Segment]:
     yield seg("TRN", "1", req.trace_number, req.trace_assigner)
     yield person_name(entity, person, with_id=with_id)
     yield from dmg(person)
@@ -39,9 +51,14 @@ def _patient_block(req: EligibilityInquiry, person: Person, entity: str, *, with
 def build_270_body(req: EligibilityInquiry, created: datetime) -> tuple[Segment, ...]:
     """The segments between ST and SE (BHT first). ``created`` fills BHT04/BHT05."""
     hls = HLCounter()
-    out: list[Segment] = [seg("BHT", "0022", "13", req.trace_number, d8(created.date()), created.strftime("%H%M"))]
+    out: list[Segment] = [
+        seg("BHT", "0022", "13", req.trace_number, d8(created.date()), created.strftime("%H%M"))
+    ]
     source, hl = hls.hl(None, "20", True)
-    out += [hl, seg("NM1", "PR", "2", req.payer.name, None, None, None, None, req.payer.id_qualifier, req.payer.id)]
+    out += [
+        hl,
+        seg("NM1", "PR", "2", req.payer.name, None, None, None, None, req.payer.id_qualifier, req.payer.id),
+    ]
     receiver, hl = hls.hl(source, "21", True)
     out += [hl, *provider_segments("1P", req.provider, contact=False)]
     if req.provider.taxonomy:

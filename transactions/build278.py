@@ -1,4 +1,4 @@
-"""Build a 278 request for review (005010X217, BHT02 13) from a :class:`ServiceReviewRequest`, and read it back.
+"""Build a 278 request for review (005010X217, BHT02 13) from a ServiceReviewRequest, and read it back.
 
 Layout: 2000A UMO (HL03 20) > 2000B requester (21) > 2000C subscriber (22) [> 2000D dependent (23)] >
 2000E patient event (EV: TRN, UM, REF*BB, DTP, HI, HSD, PWK, 2010EA providers) > 2000F service (SS, one
@@ -12,11 +12,20 @@ from collections.abc import Iterator, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 
-from transactions.common import HLCounter, d8, dmg, dtp, hl_blocks, parse_dtp, person_name, provider_segments
-from transactions.common import read_person, read_provider
+from transactions.common import (
+    HLCounter,
+    d8,
+    dmg,
+    dtp,
+    hl_blocks,
+    parse_dtp,
+    person_name,
+    provider_segments,
+    read_person,
+    read_provider,
+)
 from transactions.errors import RequestError
-from transactions.models import Attachment, Diagnosis, Payer, Procedure, ServiceLine
-from transactions.models import ServiceReviewRequest
+from transactions.models import Attachment, Diagnosis, Payer, Procedure, ServiceLine, ServiceReviewRequest
 from transactions.segment import Segment, seg
 
 VERSION_278 = "005010X217"
@@ -24,8 +33,7 @@ VERSION_278 = "005010X217"
 
 def quantity_text(q: Decimal) -> str:
     """A quantity as X12 R: no exponent, no trailing zeros ("10", "1.5")."""
-    text = format(q.normalize(), "f")
-    return text
+    return format(q.normalize(), "f")
 
 
 def _procedure(p: Procedure) -> tuple[str, ...]:
@@ -94,9 +102,14 @@ def _event(req: ServiceReviewRequest) -> Iterator[Segment]:
 def build_278_body(req: ServiceReviewRequest, created: datetime) -> tuple[Segment, ...]:
     """The segments between ST and SE (BHT first). ``created`` fills BHT04/BHT05."""
     hls = HLCounter()
-    out: list[Segment] = [seg("BHT", "0007", "13", req.trace_number, d8(created.date()), created.strftime("%H%M"))]
+    out: list[Segment] = [
+        seg("BHT", "0007", "13", req.trace_number, d8(created.date()), created.strftime("%H%M"))
+    ]
     umo, hl = hls.hl(None, "20", True)
-    out += [hl, seg("NM1", "X3", "2", req.payer.name, None, None, None, None, req.payer.id_qualifier, req.payer.id)]
+    out += [
+        hl,
+        seg("NM1", "X3", "2", req.payer.name, None, None, None, None, req.payer.id_qualifier, req.payer.id),
+    ]
     requester, hl = hls.hl(umo, "21", True)
     out += [hl, *provider_segments("1P", req.requester)]
     if req.requester.taxonomy:

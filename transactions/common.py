@@ -79,7 +79,9 @@ def read_provider(segments: Sequence[Segment], start: int) -> Provider:
 
 def person_name(entity: str, p: Person, *, with_id: bool) -> Segment:
     if with_id and p.member_id:
-        return seg("NM1", entity, "1", p.last_name, p.first_name, p.middle_name, None, None, "MI", p.member_id)
+        return seg(
+            "NM1", entity, "1", p.last_name, p.first_name, p.middle_name, None, None, "MI", p.member_id
+        )
     return seg("NM1", entity, "1", p.last_name, p.first_name, p.middle_name)
 
 
@@ -125,4 +127,6 @@ class HLCounter:
     def hl(self, parent: int | None, level: str, has_children: bool) -> tuple[int, Segment]:
         number = self.next_id
         self.next_id += 1
-        return number, seg("HL", str(number), str(parent) if parent else None, level, "1" if has_children else "0")
+        return number, seg(
+            "HL", str(number), str(parent) if parent else None, level, "1" if has_children else "0"
+        )

@@ -90,7 +90,15 @@ class StraySegment:
     reason: str
 
 
-Event = InterchangeStart | InterchangeEnd | GroupStart | GroupEnd | InterchangeSegment | StraySegment | TransactionSet
+Event = (
+    InterchangeStart
+    | InterchangeEnd
+    | GroupStart
+    | GroupEnd
+    | InterchangeSegment
+    | StraySegment
+    | TransactionSet
+)
 
 
 class _Walk:
@@ -121,11 +129,14 @@ class _Walk:
             yield InterchangeEnd(iea, offset)
             self.in_isa = False
 
-    def step(self, seg: Segment, offset: int, number: int, delimiters: Delimiters | None) -> Iterator[Event]:
+    def step(  # noqa: PLR0912 - one branch per envelope segment id reads better than a dispatch table
+        self, seg: Segment, offset: int, number: int, delimiters: Delimiters | None
+    ) -> Iterator[Event]:
         tag = seg.tag
         if tag == "ISA":
             yield from self.close_interchange(None, offset)
-            assert delimiters is not None
+            if delimiters is None:  # the reader always sets them when it yields an ISA
+                raise TruncatedError("ISA without delimiters", offset=offset, segment=number)
             self.in_isa = True
             yield InterchangeStart(seg, delimiters, offset)
         elif tag == "IEA":
@@ -162,7 +173,9 @@ def iter_envelope(source: bytes | Iterable[bytes], *, strict: bool = False) -> I
     for seg in reader:
         yield from walk.step(seg, reader.offset, reader.number, reader.delimiters)
     if strict and walk.in_isa:
-        raise TruncatedError("data ends inside an interchange (no IEA)", offset=reader.offset, segment=reader.number)
+        raise TruncatedError(
+            "data ends inside an interchange (no IEA)", offset=reader.offset, segment=reader.number
+        )
     end = reader.offset
     yield from walk.close_interchange(None, end)
 
@@ -247,7 +260,15 @@ def read_interchanges(source: bytes | Iterable[bytes], *, strict: bool = False) 
         elif isinstance(event, InterchangeEnd):
             s = cur.start
             result.append(
-                Interchange(s.isa, s.delimiters, tuple(cur.groups), event.iea, s.offset, tuple(cur.extra), tuple(cur.stray))
+                Interchange(
+                    s.isa,
+                    s.delimiters,
+                    tuple(cur.groups),
+                    event.iea,
+                    s.offset,
+                    tuple(cur.extra),
+                    tuple(cur.stray),
+                )
             )
             cur = None
     return result

@@ -17,7 +17,12 @@ class X12SyntaxError(X12GatewayError):
     """Input is not readable X12; ``offset`` (bytes) and ``segment`` (1-based count) say where."""
 
     def __init__(
-        self, message: str, *, offset: int | None = None, segment: int | None = None, raw_isa: bytes | None = None
+        self,
+        message: str,
+        *,
+        offset: int | None = None,
+        segment: int | None = None,
+        raw_isa: bytes | None = None,
     ) -> None:
         where = []
         if offset is not None:

@@ -98,7 +98,9 @@ class Finding:
     code: str  # IK304 (segment level) or IK403 (element level)
     message: str
     element: str | None = None  # e.g. "NM109" or "SV101-02"
-    element_position: tuple[int, int | None, int | None] | None = None  # IK401: element, component, repetition
+    element_position: tuple[int, int | None, int | None] | None = (
+        None  # IK401: element, component, repetition
+    )
     element_ref: str | None = None  # data element reference number (IK402)
     severity: str = "error"  # "error" or "warning"
 
@@ -205,7 +207,9 @@ def interchange_json(i: InterchangeReport) -> dict[str, object]:
         "control_number": i.control_number,
         "sender": i.sender,
         "receiver": i.receiver,
-        "ta1": None if i.ta1 is None else {"ack_code": i.ta1.ack_code, "note_code": i.ta1.note_code, "message": i.ta1.message},
+        "ta1": None
+        if i.ta1 is None
+        else {"ack_code": i.ta1.ack_code, "note_code": i.ta1.note_code, "message": i.ta1.message},
         "groups": [
             {
                 "control_number": g.control_number,
@@ -219,7 +223,9 @@ def interchange_json(i: InterchangeReport) -> dict[str, object]:
                         "control_number": s.control_number,
                         "ack_code": s.ack_code,
                         "map": s.map,
-                        "set_errors": [{"code": c, "message": SET_CODES.get(c, c)} for c in s.set_codes if c != "5"],
+                        "set_errors": [
+                            {"code": c, "message": SET_CODES.get(c, c)} for c in s.set_codes if c != "5"
+                        ],
                         "errors": [finding_json(f) for f in s.findings if f.severity == "error"],
                         "warnings": [finding_json(f) for f in s.findings if f.severity != "error"],
                     }

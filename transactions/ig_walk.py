@@ -89,7 +89,9 @@ def _segment_finding(err: Any, fallback: str, position: int) -> Finding:
     return Finding(seg_id, pos, loop, code, f"{SEGMENT_CODES.get(code, 'segment error')}: {name}")
 
 
-def _element_finding(err: Any, seg_node: Any, segment: Segment, position: int, repetition: int | None) -> Finding:
+def _element_finding(
+    err: Any, seg_node: Any, segment: Segment, position: int, repetition: int | None = None
+) -> Finding:
     node = err.map_node
     code = err.err_cde
     if code == "10" and node is not None and node.usage == "N":
@@ -107,7 +109,9 @@ def _element_finding(err: Any, seg_node: Any, segment: Segment, position: int, r
     return Finding(segment.tag, position, _innermost_loop(seg_node), code, message, xid, where, ref)
 
 
-def _repetition_findings(seg_node: Any, segment: Segment, position: int, repeats: dict[str, int]) -> list[Finding]:
+def _repetition_findings(
+    seg_node: Any, segment: Segment, position: int, repeats: dict[str, int]
+) -> list[Finding]:
     out: list[Finding] = []
     for index, value in enumerate(segment.elements, 1):
         if not isinstance(value, Repetition):
@@ -118,15 +122,37 @@ def _repetition_findings(seg_node: Any, segment: Segment, position: int, repeats
         limit = repeats.get(child.id, 1)
         if len(value) > limit:
             msg = f"{ELEMENT_CODES['12']}: {child.name} ({child.id}) allows {limit}"
-            out.append(Finding(segment.tag, position, _innermost_loop(seg_node), "12", msg, child.id, (index, None, None), child.data_ele))
+            out.append(
+                Finding(
+                    segment.tag,
+                    position,
+                    _innermost_loop(seg_node),
+                    "12",
+                    msg,
+                    child.id,
+                    (index, None, None),
+                    child.data_ele,
+                )
+            )
         if child.is_composite():
             continue
         for rep_index, occurrence in enumerate(value[1:], 2):
             if not isinstance(occurrence, str):
-                out.append(Finding(segment.tag, position, _innermost_loop(seg_node), "13", f"{ELEMENT_CODES['13']}: {child.name} ({child.id})", child.id, (index, None, rep_index), child.data_ele))
+                out.append(
+                    Finding(
+                        segment.tag,
+                        position,
+                        _innermost_loop(seg_node),
+                        "13",
+                        f"{ELEMENT_CODES['13']}: {child.name} ({child.id})",
+                        child.id,
+                        (index, None, rep_index),
+                        child.data_ele,
+                    )
+                )
                 continue
             _, errors = child.is_valid_errors(PyxElement(occurrence))
-            out += [_element_finding(e, seg_node, segment, position, rep_index) for e in errors]
+            out += [_element_finding(e, seg_node, segment, position, repetition=rep_index) for e in errors]
     return out
 
 
@@ -143,7 +169,18 @@ def _trim_composites(seg_node: Any, segment: Segment, position: int) -> tuple[Se
         limit = child.get_child_count()
         if isinstance(first, tuple) and len(first) > limit:
             msg = f"{ELEMENT_CODES['13']}: {child.name} ({child.id}) has {limit}"
-            findings.append(Finding(segment.tag, position, _innermost_loop(seg_node), "13", msg, child.id, (index + 1, None, None), child.data_ele))
+            findings.append(
+                Finding(
+                    segment.tag,
+                    position,
+                    _innermost_loop(seg_node),
+                    "13",
+                    msg,
+                    child.id,
+                    (index + 1, None, None),
+                    child.data_ele,
+                )
+            )
             values[index] = first[:limit]
     return (Segment(segment.tag, tuple(values)) if findings else segment), findings
 
@@ -157,8 +194,19 @@ class _HLCheck:
         self.declared: list[tuple[str, str, int, str | None]] = []  # (id, HL04, position, loop)
         self.findings: list[Finding] = []
 
-    def _err(self, position: int, loop: str | None, xid: str, index: int, ref: str, what: str) -> None:
-        self.findings.append(Finding("HL", position, loop, "7", f"invalid code value: {what} ({xid})", xid, (index, None, None), ref))
+    def _err(self, position: int, loop: str | None, xid: str, index: int, ref: str, what: str) -> None:  # noqa: PLR0917
+        self.findings.append(
+            Finding(
+                "HL",
+                position,
+                loop,
+                "7",
+                f"invalid code value: {what} ({xid})",
+                xid,
+                (index, None, None),
+                ref,
+            )
+        )
 
     def see(self, seg_node: Any, segment: Segment, position: int) -> None:
         loop = _innermost_loop(seg_node)
@@ -183,7 +231,9 @@ class _HLCheck:
                 self._err(position, loop, "HL04", 4, "736", "HL04 says no children but HLs follow")
             elif child_code == "1" and hl_id not in self.has_child:
                 msg = "HL04 says children follow but none do"
-                self.findings.append(Finding("HL", position, loop, "7", msg, "HL04", (4, None, None), "736", "warning"))
+                self.findings.append(
+                    Finding("HL", position, loop, "7", msg, "HL04", (4, None, None), "736", "warning")
+                )
         return self.findings
 
 
@@ -213,20 +263,30 @@ class _LSCheck:
             self.open = (segment.get(1), position, loop)
         elif segment.tag == "LE":
             if self.open is None:
-                self.findings.append(Finding("LE", position, loop, "2", "unexpected segment: LE without a matching LS"))
+                self.findings.append(
+                    Finding("LE", position, loop, "2", "unexpected segment: LE without a matching LS")
+                )
             elif self.open[0] != segment.get(1):
-                self.findings.append(Finding("LE", position, loop, "8", "LE01 does not match LS01", "LE01", (1, None, None), "447"))
+                self.findings.append(
+                    Finding(
+                        "LE", position, loop, "8", "LE01 does not match LS01", "LE01", (1, None, None), "447"
+                    )
+                )
             self.open = None
         elif self.open is not None and not any(lp.startswith(self.open[0]) for lp in loop_path(seg_node)):
             self.close(position)
 
     def close(self, position: int) -> None:
         if self.open is not None:
-            self.findings.append(Finding("LE", position, self.open[2], "3", "required segment missing: LE closing the LS loop"))
+            self.findings.append(
+                Finding("LE", position, self.open[2], "3", "required segment missing: LE closing the LS loop")
+            )
             self.open = None
 
 
-def walk_transaction_set(segments: Sequence[Segment], map_file: str, map_source: str, d: Delimiters) -> WalkResult:
+def walk_transaction_set(
+    segments: Sequence[Segment], map_file: str, map_source: str, d: Delimiters
+) -> WalkResult:
     """Validate ST..SE of one set against one map; returns findings and the placed segments."""
     imap = load_map(map_file, map_source)
     repeats = element_repeats(map_file, map_source)
@@ -249,14 +309,16 @@ def walk_transaction_set(segments: Sequence[Segment], map_file: str, map_source:
         if too_many:
             pseg = to_pyx12(trimmed, d)
         _, element_errors = found.is_valid_errors(pseg)
-        findings += [_element_finding(e, found, segment, position, None) for e in element_errors]
+        findings += [_element_finding(e, found, segment, position) for e in element_errors]
         findings += _repetition_findings(found, segment, position, repeats)
         if segment.tag == "HL":
             hl.see(found, segment, position)
         ls.see(found, segment, position)
         ls_id = segment.get(1) if segment.tag == "LS" else (None if segment.tag == "LE" else ls_id)
         names = tuple(c.name for c in found.children) if found.children else ()
-        placed.append(Placed(segment, position, loop_path(found), found.name, names, found.is_first_seg_in_loop()))
+        placed.append(
+            Placed(segment, position, loop_path(found), found.name, names, found.is_first_seg_in_loop())
+        )
     if not segments or segments[-1].tag != "SE":
         closing = PyxSegment(f"SE{d.element}0{d.element}0", d.segment, d.element, d.component)
         _, _, _, errors = walker.walk_errors(node, closing, len(segments) + 1, len(segments) + 1, ls_id)

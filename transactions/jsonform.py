@@ -38,7 +38,9 @@ def from_dict(cls: type[T], data: Any, path: str = "") -> T:
     try:
         return cls(**kwargs)
     except RequestError as exc:
-        raise RequestError(exc.reason, field=f"{path}.{exc.field}" if path and exc.field else exc.field or path) from None
+        raise RequestError(
+            exc.reason, field=f"{path}.{exc.field}" if path and exc.field else exc.field or path
+        ) from None
     except (ValueError, TypeError) as exc:
         raise RequestError(str(exc), field=path or cls.__name__) from None
 

@@ -71,7 +71,11 @@ class Provider:
 
     def __post_init__(self) -> None:
         _need(npi_is_valid(self.npi), "not a valid NPI (10 digits with a correct check digit)", "npi")
-        _need(not self.contact_name or bool(self.contact_phone), "a contact name needs a contact phone", "contact_phone")
+        _need(
+            not self.contact_name or bool(self.contact_phone),
+            "a contact name needs a contact phone",
+            "contact_phone",
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,13 +131,25 @@ class EligibilityInquiry:
     trace_assigner: str = "9999999999"
 
     def __post_init__(self) -> None:
-        _need(bool(re.fullmatch(r"[A-Za-z0-9-]{1,50}", self.trace_number)), "1-50 letters/digits/dashes", "trace_number")
+        _need(
+            bool(re.fullmatch(r"[A-Za-z0-9-]{1,50}", self.trace_number)),
+            "1-50 letters/digits/dashes",
+            "trace_number",
+        )
         _need(len(self.trace_assigner) == 10, "must be exactly 10 characters (TRN03)", "trace_assigner")
         _need(bool(self.subscriber.member_id), "required for the subscriber", "subscriber.member_id")
-        _need(bool(self.service_types) or self.procedure is not None, "give service_types or procedure", "service_types")
+        _need(
+            bool(self.service_types) or self.procedure is not None,
+            "give service_types or procedure",
+            "service_types",
+        )
         _need(len(self.service_types) <= 99, "at most 99 service types", "service_types")
         for st in self.service_types:
-            _need(bool(re.fullmatch(r"[A-Z0-9]{1,2}", st)), "service type codes are 1-2 letters/digits", "service_types")
+            _need(
+                bool(re.fullmatch(r"[A-Z0-9]{1,2}", st)),
+                "service type codes are 1-2 letters/digits",
+                "service_types",
+            )
 
     @property
     def patient(self) -> Person:
@@ -178,7 +194,11 @@ class ServiceLine:
     trace_number: str | None = None
 
     def __post_init__(self) -> None:
-        _need(self.procedure is not None or self.revenue_code is not None, "give procedure or revenue_code", "procedure")
+        _need(
+            self.procedure is not None or self.revenue_code is not None,
+            "give procedure or revenue_code",
+            "procedure",
+        )
         _need(self.quantity > 0, "must be positive", "quantity")
 
 
@@ -214,7 +234,11 @@ class ServiceReviewRequest:
     trace_assigner: str = "9999999999"
 
     def __post_init__(self) -> None:
-        _need(bool(re.fullmatch(r"[A-Za-z0-9-]{1,50}", self.trace_number)), "1-50 letters/digits/dashes", "trace_number")
+        _need(
+            bool(re.fullmatch(r"[A-Za-z0-9-]{1,50}", self.trace_number)),
+            "1-50 letters/digits/dashes",
+            "trace_number",
+        )
         _need(len(self.trace_assigner) == 10, "must be exactly 10 characters (TRN03)", "trace_assigner")
         _need(bool(self.subscriber.member_id), "required for the subscriber", "subscriber.member_id")
         _need(bool(self.diagnoses), "at least one diagnosis", "diagnoses")

@@ -44,17 +44,26 @@ def build_request_interchange(
     assigned: list[tuple[str, int]] = []
     for req, number in zip(requests, set_controls, strict=True):
         if isinstance(req, EligibilityInquiry):
-            bodies["HS"].append(TransactionBody("270", number, VERSION_270, build_270_body(req, header.timestamp)))
+            bodies["HS"].append(
+                TransactionBody("270", number, VERSION_270, build_270_body(req, header.timestamp))
+            )
         else:
-            bodies["HI"].append(TransactionBody("278", number, VERSION_278, build_278_body(req, header.timestamp)))
+            bodies["HI"].append(
+                TransactionBody("278", number, VERSION_278, build_278_body(req, header.timestamp))
+            )
         assigned.append((req.trace_number, number))
     present = [(fid, sets) for fid, sets in bodies.items() if sets]
     if len(group_controls) < len(present):
         raise ValueError("one group control number per request type present")
     versions = {"HS": VERSION_270, "HI": VERSION_278}
     groups = [
-        (GroupHeader(fid, application_sender, application_receiver, ctl, versions[fid], header.timestamp), sets)
+        (
+            GroupHeader(fid, application_sender, application_receiver, ctl, versions[fid], header.timestamp),
+            sets,
+        )
         for (fid, sets), ctl in zip(present, group_controls, strict=False)
     ]
     data = build_interchange(header, groups, d, newline=newline)
-    return OutboundBatch(data, header.control_number, tuple(g.control_number for g, _ in groups), tuple(assigned))
+    return OutboundBatch(
+        data, header.control_number, tuple(g.control_number for g, _ in groups), tuple(assigned)
+    )

@@ -38,7 +38,11 @@ def parse_isa(header: bytes, offset: int, number: int) -> tuple[Segment, Delimit
     element = header[3:4]
     # ISA16 is itself a delimiter, so only the first 15 fields are split on the element separator.
     fields = header[:103].split(element)
-    if header[103:104] != element or len(fields) != 16 or tuple(len(f) for f in fields[1:]) != ISA_WIDTHS[:15]:
+    if (
+        header[103:104] != element
+        or len(fields) != 16
+        or tuple(len(f) for f in fields[1:]) != ISA_WIDTHS[:15]
+    ):
         raise IsaError(
             "ISA segment is not the fixed 106 characters (16 fixed-width fields)",
             offset=offset,
@@ -151,21 +155,27 @@ class SegmentReader:
 
     def _read_segment(self) -> Segment:
         if self.delimiters is None:
-            raise NotX12Error("data does not start with an ISA segment", offset=self.offset, segment=self.number)
+            raise NotX12Error(
+                "data does not start with an ISA segment", offset=self.offset, segment=self.number
+            )
         term = self.delimiters.segment.encode("latin-1")
         end = self._buf.find(term, self._pos)
         while end < 0:
             searched = len(self._buf) - self._pos
             if not self._more():
                 raise TruncatedError(
-                    "data ends inside a segment (no segment terminator)", offset=self.offset, segment=self.number
+                    "data ends inside a segment (no segment terminator)",
+                    offset=self.offset,
+                    segment=self.number,
                 )
             end = self._buf.find(term, self._pos + searched)
         text = self._buf[self._pos : end].decode("utf-8", "surrogateescape")
         self._pos = end + 1
         tag, elements = split_elements(text, self.delimiters)
         if not _is_segment_id(tag):
-            raise X12SyntaxError("segment id is not 2-3 letters or digits", offset=self.offset, segment=self.number)
+            raise X12SyntaxError(
+                "segment id is not 2-3 letters or digits", offset=self.offset, segment=self.number
+            )
         return Segment(tag, elements)
 
 

@@ -103,7 +103,7 @@ def repetitions(value: Element) -> tuple[str | Composite, ...]:
     """A value as its occurrences: ``"30"`` -> ``("30",)``; a Repetition unchanged; ``""`` -> ``()``."""
     if isinstance(value, Repetition):
         return tuple(value)
-    if value == "" or value == ():
+    if value in ("", ()):
         return ()
     return (value,)
 

@@ -140,14 +140,24 @@ def validate_set(
         result = walk_transaction_set(tset.segments, entry.file, entry.source, d)
         findings, placed = result.findings, result.placed
         if warning:
-            findings = (Finding("ST", 1, None, "I6", warning, "ST03", (3, None, None), "1705", "warning"), *findings)
+            findings = (
+                Finding("ST", 1, None, "I6", warning, "ST03", (3, None, None), "1705", "warning"),
+                *findings,
+            )
     errors = any(f.severity == "error" for f in findings)
     if errors:
         codes.append("5")
     ack = "R" if codes else ("E" if findings else "A")
     report = SetReport(
-        tset.set_id, tset.control_number, tset.version, ack, tuple(dict.fromkeys(codes))[:5], findings,
-        entry.abbr if entry else None, tset.offset, len(tset.segments),
+        tset.set_id,
+        tset.control_number,
+        tset.version,
+        ack,
+        tuple(dict.fromkeys(codes))[:5],
+        findings,
+        entry.abbr if entry else None,
+        tset.offset,
+        len(tset.segments),
     )
     return ValidatedSet(report, tset.segments, placed if opts.keep_placed else ())
 
@@ -214,7 +224,9 @@ class _Validator:
     def _set(self, tset: env.TransactionSet) -> None:
         if self.group is None or self.start is None:
             return
-        validated = validate_set(tset, self.group.start.gs, self.start.delimiters, self.group.control_numbers, self.opts)
+        validated = validate_set(
+            tset, self.group.start.gs, self.start.delimiters, self.group.control_numbers, self.opts
+        )
         self.group.sets.append(validated.report)
         self.group.control_numbers.append(tset.control_number)
         self.sets.append(validated)
@@ -239,8 +251,18 @@ class _Validator:
             ta1 = Ta1Verdict("A", "000", TA1_CODES["000"])
         self.reports.append(
             InterchangeReport(
-                isa.get(13), isa.get(5), isa.get(6).strip(), isa.get(7), isa.get(8).strip(), isa.get(9),
-                isa.get(10), isa.get(15), isa.get(14) == "1", ta1, tuple(self.groups), self.start.offset,
+                isa.get(13),
+                isa.get(5),
+                isa.get(6).strip(),
+                isa.get(7),
+                isa.get(8).strip(),
+                isa.get(9),
+                isa.get(10),
+                isa.get(15),
+                isa.get(14) == "1",
+                ta1,
+                tuple(self.groups),
+                self.start.offset,
             )
         )
         self.start = None
@@ -296,8 +318,18 @@ def _broken_isa_report(raw: bytes, offset: int) -> InterchangeReport:
         code = "026"
     ta1 = Ta1Verdict("R", code, TA1_CODES[code])
     return InterchangeReport(
-        text[90:99], text[32:34], text[35:50].strip(), text[51:53], text[54:69].strip(), text[70:76], text[77:81],
-        text[102:103], False, ta1, (), offset,
+        text[90:99],
+        text[32:34],
+        text[35:50].strip(),
+        text[51:53],
+        text[54:69].strip(),
+        text[70:76],
+        text[77:81],
+        text[102:103],
+        False,
+        ta1,
+        (),
+        offset,
     )
 
 
@@ -315,4 +347,7 @@ def validate(source: bytes | Iterable[bytes], opts: Options | None = None) -> Va
 
 def group_set_codes() -> dict[str, str]:
     """Plain-language texts for AK905 and IK502 codes (for CLI output)."""
-    return {**{f"AK905-{k}": v for k, v in GROUP_CODES.items()}, **{f"IK502-{k}": v for k, v in SET_CODES.items()}}
+    return {
+        **{f"AK905-{k}": v for k, v in GROUP_CODES.items()},
+        **{f"IK502-{k}": v for k, v in SET_CODES.items()},
+    }

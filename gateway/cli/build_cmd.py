@@ -40,7 +40,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"x12gw: {args.request} holds requests that are not {args.kind}", file=sys.stderr)
         return 1
     now = datetime.now(UTC)
-    header = InterchangeHeader("ZZ", args.sender, "ZZ", args.receiver, args.control_number, now, usage=args.usage)
+    header = InterchangeHeader(
+        "ZZ", args.sender, "ZZ", args.receiver, args.control_number, now, usage=args.usage
+    )
     batch = build_request_interchange(
         requests,
         header,

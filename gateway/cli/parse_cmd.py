@@ -33,7 +33,7 @@ def _segment(s: Segment) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     interchanges = read_interchanges(args.file.read_bytes())
-    doc = {
+    doc: dict[str, Any] = {
         "interchanges": [
             {
                 "control_number": ic.control_number,

@@ -22,7 +22,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("files", nargs="+", type=Path)
     p.add_argument("--json", action="store_true", help="machine-readable report")
     p.add_argument("--ack-out", type=Path, help="write the 999/TA1 acknowledgments into this folder")
-    p.add_argument("--strict-version", action="store_true", help="reject pre-errata version codes (005010X279)")
+    p.add_argument(
+        "--strict-version", action="store_true", help="reject pre-errata version codes (005010X279)"
+    )
     p.add_argument("--our-id", default="X12GATEWAY", help="ISA06 of acknowledgments written with --ack-out")
     p.set_defaults(func=run)
 
@@ -33,7 +35,10 @@ def _write_acks(path: Path, report: ValidationReport, out: Path, our_id: str) ->
     now = datetime.now(UTC)
     for n, ic in enumerate(report.interchanges, 1):
         env = AckEnvelope("ZZ", our_id, n, n, now)
-        for suffix, data in (("ta1", build_ta1(ic, env)), ("999", None if ic.rejected else build_999(ic, env, 1))):
+        for suffix, data in (
+            ("ta1", build_ta1(ic, env)),
+            ("999", None if ic.rejected else build_999(ic, env, 1)),
+        ):
             if data is not None:
                 target = out / f"{path.name}.{n}.{suffix}"
                 target.write_bytes(data)
@@ -46,14 +51,25 @@ def _print_human(path: Path, report: ValidationReport) -> None:
         print(f"{path}: NOT X12: {report.fatal}")
         return
     for ic in report.interchanges:
-        ta1 = f" TA1 {ic.ta1.ack_code}/{ic.ta1.note_code} {ic.ta1.message}" if ic.ta1 and ic.ta1.ack_code != "A" else ""
+        ta1 = (
+            f" TA1 {ic.ta1.ack_code}/{ic.ta1.note_code} {ic.ta1.message}"
+            if ic.ta1 and ic.ta1.ack_code != "A"
+            else ""
+        )
         print(f"{path}: interchange {ic.control_number} {ic.sender} -> {ic.receiver}{ta1}")
         for g in ic.groups:
-            print(f"  group {g.functional_id} {g.control_number} {g.version}: {g.ack_code} ({g.accepted_count}/{len(g.sets)} accepted) {' '.join(g.group_codes)}")
+            counts = f"({g.accepted_count}/{len(g.sets)} accepted)"
+            head = f"  group {g.functional_id} {g.control_number} {g.version}: {g.ack_code} {counts}"
+            print(f"{head} {' '.join(g.group_codes)}".rstrip())
             for s in g.sets:
-                print(f"    {s.set_id} {s.control_number} [{s.map or '-'}]: {s.ack_code} {' '.join(s.set_codes)}")
+                codes = " ".join(s.set_codes)
+                print(f"    {s.set_id} {s.control_number} [{s.map or '-'}]: {s.ack_code} {codes}".rstrip())
                 for f in s.findings:
-                    where = f"{f.segment}@{f.position}" + (f" {f.element}" if f.element else "") + (f" loop {f.loop}" if f.loop else "")
+                    where = (
+                        f"{f.segment}@{f.position}"
+                        + (f" {f.element}" if f.element else "")
+                        + (f" loop {f.loop}" if f.loop else "")
+                    )
                     print(f"      {f.severity} {f.code}: {where}: {f.message}")
 
 
@@ -79,7 +95,11 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         doc = {
             "files": [
-                {"path": str(p), "fatal": r.fatal, "interchanges": [interchange_json(i) for i in r.interchanges]}
+                {
+                    "path": str(p),
+                    "fatal": r.fatal,
+                    "interchanges": [interchange_json(i) for i in r.interchanges],
+                }
                 for p, r in results
             ]
         }

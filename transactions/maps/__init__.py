@@ -73,7 +73,11 @@ def find_map(icvn: str, vriic: str, fic: str, tspc: str | None = None) -> MapEnt
 
 def map_xml(entry: MapEntry) -> bytes:
     package = "pyx12" if entry.source == "pyx12" else "transactions"
-    return read_resource(package, "map", entry.file) if package == "pyx12" else read_resource(package, "maps", entry.file)
+    return (
+        read_resource(package, "map", entry.file)
+        if package == "pyx12"
+        else read_resource(package, "maps", entry.file)
+    )
 
 
 @functools.cache

@@ -1,0 +1,1049 @@
+"""The durable store: SQLite (one file, WAL) by default, PostgreSQL by URL, same code and schema.
+
+Use::
+
+    store = Store.open("sqlite:////var/lib/x12gw/gateway.db")      # runs the migrations to head
+    isa13 = store.allocate_control_numbers("ZZ:US", "ZZ:PAYER", "ISA13", 1)[0]
+    with store.begin() as tx:                                     # one database transaction
+        f = tx.record_file(direction="in", partner="acme", name="x.271", sha256=h, size=n,
+                           payload_path=p)
+        tx.set_file_state(f.id, "parsed", expect="received")
+
+Why it is shaped this way:
+
+* SQLAlchemy Core, no ORM: the rows are small frozen dataclasses (``gateway.store.rows``) and every
+  statement is visible in this module.
+* SQLite transactions start with ``BEGIN IMMEDIATE`` so a writer takes the write lock up front and waits
+  (busy timeout) instead of failing half-way when it first writes; ``Store.read()`` uses a plain deferred
+  BEGIN so operators' queries never block the run loop. On PostgreSQL, ``read()`` is a read-only
+  transaction and writers lock the rows they change (``SELECT ... FOR UPDATE``).
+* Every change of a file's, request's or transaction set's state writes a ``state_changes`` row in the
+  same transaction, so the audit log cannot disagree with the state.
+* Errors from SQLAlchemy and the drivers become ``StoreError`` subclasses at each public method, with
+  messages that never quote values (see ``gateway.store.errors``); the engine also hides parameters.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import hmac
+import re
+import secrets
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
+
+from alembic import command
+from alembic.config import Config
+from alembic.util.exc import CommandError
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Row,
+    Table,
+    case,
+    create_engine,
+    event,
+    insert,
+    select,
+    text,
+    update,
+)
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from gateway.errors import StoreError
+from gateway.store import schema as s
+from gateway.store.errors import NotFoundError, StaleStateError, store_error
+from gateway.store.rows import (
+    AuditRow,
+    AuthorizationEvent,
+    AuthorizationRow,
+    EligibilityRow,
+    FileRow,
+    GroupRow,
+    InterchangeRow,
+    QuarantineRow,
+    RequestRow,
+    StateChange,
+    TransactionSetRow,
+    from_mapping,
+)
+
+Clock = Callable[[], datetime]
+Direction = Literal["in", "out"]
+RequestKind = Literal["270", "278"]
+ControlKind = Literal["ISA13", "GS06", "ST02"]
+AckLevel = Literal["interchange", "group", "transaction_set"]
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+CONTROL_KINDS: frozenset[str] = frozenset({"ISA13", "GS06", "ST02"})
+CONTROL_MAX = 999_999_999  # ISA13 is N0 9/9, GS06 N0 1/9, ST02 AN 4/9: nine digits for all three
+TRACKING_MAX = 10**15 - 1  # tracking sequence: never wraps (a reused TRN02 would mis-match a response)
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 10_000
+_MIGRATION_LOCK = 0x5831_3247_5753_544F  # pg_advisory_xact_lock key: "X12GWSTO"
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_TRACKING = re.compile(r"^[!-~]{1,50}$")  # printable ASCII without spaces, at most TRN02's 50
+_PREFIX = re.compile(r"^[A-Z0-9]{1,10}$")
+_READ_ONLY = "x12gw_read_only"
+
+P = ParamSpec("P")
+R = TypeVar("R")
+TxT = TypeVar("TxT", bound="Tx")
+
+
+def _db(fn: Callable[Concatenate[TxT, P], R]) -> Callable[Concatenate[TxT, P], R]:
+    """Map SQLAlchemy errors raised by a ``Tx`` method to PHI-free StoreErrors named after the method."""
+    operation = fn.__name__.replace("_", " ")
+
+    @functools.wraps(fn)
+    def wrapper(self: TxT, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(self, *args, **kwargs)
+        except sa_exc.SQLAlchemyError as exc:
+            raise store_error(exc, operation) from None
+
+    return wrapper
+
+
+def utc_now() -> datetime:
+    """The default clock (tests pass their own, so nothing asserts on wall-clock time)."""
+    return datetime.now(UTC)
+
+
+def sqlite_url(path: str | Path) -> str:
+    """The SQLAlchemy URL of the SQLite file at ``path`` (the default store)."""
+    return f"sqlite:///{Path(path)}"
+
+
+def hash_member_id(member_id: str, key: bytes) -> str:
+    """The value to index a member by: HMAC-SHA256 of the trimmed, upper-cased id, as 64 hex digits.
+
+    Keyed so that the short, guessable id space cannot be reversed by hashing every candidate. The same
+    key must be used by every node; the raw id is never stored in an indexed column.
+    """
+    if not key:
+        raise StoreError("the member id hash needs a non-empty key")
+    return hmac.new(key, member_id.strip().upper().encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+# --------------------------------------------------------------------------------------------- engine
+
+
+def _sqlite_listeners(engine: Engine, busy_timeout_ms: int) -> None:
+    """WAL, foreign keys and a busy timeout on every connection; SQLAlchemy emits BEGIN itself.
+
+    pysqlite's own transaction handling starts transactions late (at the first write) and so cannot
+    take the write lock up front; turning it off and emitting ``BEGIN IMMEDIATE`` ourselves can.
+    """
+
+    def on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = FULL")  # a committed control number survives power loss
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
+
+    def on_begin(conn: Connection) -> None:
+        deferred = conn.get_execution_options().get(_READ_ONLY, False)
+        conn.exec_driver_sql("BEGIN DEFERRED" if deferred else "BEGIN IMMEDIATE")
+
+    event.listen(engine, "connect", on_connect)
+    event.listen(engine, "begin", on_begin)
+
+
+def make_engine(url: str, *, busy_timeout_ms: int = 5000) -> Engine:
+    """An engine for ``url`` that never prints bound parameters (they may be PHI)."""
+    try:
+        if url.startswith("sqlite"):
+            engine = create_engine(url, hide_parameters=True)
+            _sqlite_listeners(engine, busy_timeout_ms)
+            return engine
+        return create_engine(url, hide_parameters=True, pool_pre_ping=True)
+    except sa_exc.SQLAlchemyError as exc:
+        raise store_error(exc, "open store") from None
+
+
+def upgrade(engine: Engine) -> None:
+    """Run the Alembic migrations to head (idempotent: at head it does nothing).
+
+    On PostgreSQL a transaction-scoped advisory lock makes concurrent starters wait for each other
+    instead of racing to create the same tables. The target schema is whatever ``search_path`` says
+    (e.g. ``?options=-csearch_path%3Dx12gw`` in the URL).
+    """
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
+    try:
+        with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+            config.attributes["connection"] = conn
+            command.upgrade(config, "head")
+    except sa_exc.SQLAlchemyError as exc:
+        raise store_error(exc, "migrate store") from None
+    except CommandError:
+        raise StoreError("migrate store: the database has a schema revision this gateway does not know") from None
+
+
+def _insert_ignore(conn: Connection, table: Table, values: Mapping[str, Any], keys: Sequence[str]) -> None:
+    """INSERT unless a row with the same key exists (both dialects spell it ON CONFLICT DO NOTHING)."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite_dialect
+    conn.execute(dialect.insert(table).values(**values).on_conflict_do_nothing(index_elements=list(keys)))
+
+
+def _allocate(
+    conn: Connection, now: datetime, key: tuple[str, str, str], count: int, maximum: int, *, wrap: bool
+) -> range:
+    """Advance one sequence row by ``count`` in a single UPDATE and return the numbers it skipped over.
+
+    The UPDATE locks the row (PostgreSQL) or the database (SQLite, already under BEGIN IMMEDIATE), so
+    two callers can never get overlapping ranges. If the block would pass ``maximum`` it restarts at 1
+    (``wrap``) leaving the tail unused, or fails (no ``wrap``).
+    """
+    t = s.control_sequences
+    where = (t.c.sender == key[0]) & (t.c.receiver == key[1]) & (t.c.kind == key[2])
+    over = t.c.next_value + (count - 1) > maximum
+    stmt = (
+        update(t)
+        .where(where)
+        .values(
+            next_value=case((over, 1 + count), else_=t.c.next_value + count),
+            wraps=case((over, t.c.wraps + 1), else_=t.c.wraps),
+            updated_at=now,
+        )
+        .returning(t.c.next_value, t.c.wraps)
+    )
+    row = conn.execute(stmt).first()
+    if row is None:
+        values = {"sender": key[0], "receiver": key[1], "kind": key[2], "next_value": 1, "wraps": 0}
+        _insert_ignore(conn, t, {**values, "updated_at": now}, ("sender", "receiver", "kind"))
+        row = conn.execute(stmt).one()
+    if row.wraps and not wrap:
+        raise StoreError(f"{key[2]} sequence exhausted")
+    return range(row.next_value - count, row.next_value)
+
+
+# ---------------------------------------------------------------------------------------------- store
+
+
+class Store:
+    """The open store: an engine, a clock and the node's tracking-number prefix. Thread-safe."""
+
+    def __init__(self, engine: Engine, *, clock: Clock = utc_now, tracking_prefix: str = "GW") -> None:
+        if not _PREFIX.match(tracking_prefix):
+            raise StoreError("tracking prefix must be 1-10 upper-case letters or digits")
+        self.engine = engine
+        self.clock = clock
+        self.tracking_prefix = tracking_prefix
+        self.instance_id = ""
+
+    @classmethod
+    def open(
+        cls, url: str, *, clock: Clock = utc_now, busy_timeout_ms: int = 5000, tracking_prefix: str = "GW"
+    ) -> Store:
+        """Connect, migrate to head, and return the store. Safe to call from several processes at once."""
+        engine = make_engine(url, busy_timeout_ms=busy_timeout_ms)
+        try:
+            upgrade(engine)
+            store = cls(engine, clock=clock, tracking_prefix=tracking_prefix)
+            store.instance_id = store._load_instance_id()
+        except BaseException:
+            engine.dispose()
+            raise
+        return store
+
+    def close(self) -> None:
+        """Close pooled connections (the store must not be used afterwards)."""
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Store({self.engine.url.render_as_string(hide_password=True)!r})"
+
+    @contextmanager
+    def begin(self) -> Iterator[Tx]:
+        """A read-write transaction: commits when the block ends, rolls back if it raises.
+
+        After a ``StoreError`` inside the block, leave the block: PostgreSQL refuses further statements in
+        a failed transaction. Do not call ``allocate_control_numbers``/``new_tracking_number`` inside it on
+        SQLite: they take their own transaction and would wait for this one.
+        """
+        try:
+            with self.engine.begin() as conn:
+                yield Tx(conn, self.clock)
+        except sa_exc.SQLAlchemyError as exc:
+            raise store_error(exc, "commit") from None
+
+    @contextmanager
+    def read(self) -> Iterator[Tx]:
+        """A read-only transaction for queries (operators' CLI): never blocks or is blocked by writers."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execution_options(**{_READ_ONLY: True})
+                if conn.dialect.name == "postgresql":
+                    conn.execution_options(postgresql_readonly=True)
+                with conn.begin():
+                    yield Tx(conn, self.clock)
+        except sa_exc.SQLAlchemyError as exc:
+            raise store_error(exc, "read") from None
+
+    def allocate_control_numbers(self, sender: str, receiver: str, kind: ControlKind, count: int = 1) -> range:
+        """``count`` consecutive control numbers for the sender/receiver pair, committed at once.
+
+        Numbers are never handed out twice and may be skipped (a block taken by a transaction that later
+        failed is simply lost: gaps are harmless in X12, reuse is not). Numbers run 1..999,999,999; a block
+        that does not fit below the top restarts at 1 (the skipped tail stays unused) and ``wraps`` is
+        counted in the sequence row. Outgoing 999 and TA1 interchanges use the same ISA13/GS06/ST02
+        sequences as any other interchange to that partner.
+        """
+        if kind not in CONTROL_KINDS:
+            raise StoreError("control number kind must be ISA13, GS06 or ST02")
+        if not 1 <= count <= CONTROL_MAX:
+            raise StoreError("control number count must be between 1 and 999999999")
+        _check_party(sender)
+        _check_party(receiver)
+        try:
+            with self.engine.begin() as conn:
+                return _allocate(conn, self.clock(), (sender, receiver, kind), count, CONTROL_MAX, wrap=True)
+        except sa_exc.SQLAlchemyError as exc:
+            raise store_error(exc, "allocate control numbers") from None
+
+    def new_tracking_number(self) -> str:
+        """A new TRN02 tracking number: ``PREFIX-INSTANCE-NNNNNNNNNN`` (letters, digits, dashes, <= 50).
+
+        NNNN comes from a committed database sequence (unique across restarts and across nodes sharing the
+        database, never reused); INSTANCE is a random tag made when the database was created, so two
+        separate databases (say, a test and a production gateway) do not issue the same numbers either.
+        """
+        try:
+            with self.engine.begin() as conn:
+                key = ("tracking", self.tracking_prefix, "TRN")
+                number = _allocate(conn, self.clock(), key, 1, TRACKING_MAX, wrap=False)[0]
+        except sa_exc.SQLAlchemyError as exc:
+            raise store_error(exc, "new tracking number") from None
+        return f"{self.tracking_prefix}-{self.instance_id}-{number:010d}"
+
+    def _load_instance_id(self) -> str:
+        """This database's random tag, created on first open (the first of racing nodes wins)."""
+        candidate = base64.b32encode(secrets.token_bytes(5)).decode("ascii")
+        try:
+            with self.engine.begin() as conn:
+                _insert_ignore(conn, s.store_meta, {"key": "instance_id", "value": candidate}, ("key",))
+                value = conn.execute(select(s.store_meta.c.value).where(s.store_meta.c.key == "instance_id"))
+                return str(value.scalar_one())
+        except sa_exc.SQLAlchemyError as exc:
+            raise store_error(exc, "open store") from None
+
+
+def _check_party(party: str) -> None:
+    if not 1 <= len(party) <= s.PARTY:
+        raise StoreError("sender/receiver must be 1-64 characters")
+
+
+def _check_limit(limit: int) -> int:
+    if not 1 <= limit <= MAX_LIMIT:
+        raise StoreError(f"limit must be between 1 and {MAX_LIMIT}")
+    return limit
+
+
+def _window(column: Any, since: datetime | None, until: datetime | None) -> list[ColumnElement[bool]]:
+    """Conditions for ``since <= column < until`` (either end open when None)."""
+    out: list[ColumnElement[bool]] = []
+    if since is not None:
+        out.append(column >= since)
+    if until is not None:
+        out.append(column < until)
+    return out
+
+
+# ------------------------------------------------------------------------------------------ transaction
+
+
+class Tx:
+    """The operations of one transaction. Obtain it from ``Store.begin()`` or ``Store.read()``."""
+
+    def __init__(self, conn: Connection, clock: Clock) -> None:
+        self.conn = conn
+        self._clock = clock
+
+    def now(self) -> datetime:
+        """The store's clock (UTC, aware)."""
+        return self._clock()
+
+    # -- generic helpers -------------------------------------------------------------------------
+
+    def _locked(self, table: Table, column: str, value: object, what: str) -> Row[Any]:
+        """The row where ``column == value``, locked for update (PostgreSQL); NotFoundError if none."""
+        stmt = select(table).where(table.c[column] == value).with_for_update()
+        row = self.conn.execute(stmt).first()
+        if row is None:
+            raise NotFoundError(f"{what} not found")
+        return row
+
+    def _transition(
+        self,
+        entity: str,
+        table: Table,
+        row: Row[Any],
+        new_state: str,
+        *,
+        expect: str | None,
+        extra: Mapping[str, Any],
+        detail: Mapping[str, Any] | None,
+    ) -> Row[Any]:
+        """Move ``row`` to ``new_state`` (if it is in ``expect``) and log the change in state_changes."""
+        old = row.state
+        if expect is not None and old != expect:
+            raise StaleStateError(f"{entity} {row.id} is {old!r}, expected {expect!r}")
+        stmt = (
+            update(table)
+            .where(table.c.id == row.id)
+            .values(state=new_state, updated_at=self.now(), **extra)
+            .returning(*table.c)
+        )
+        new = self.conn.execute(stmt).one()
+        if old != new_state:
+            self.record_state_change(entity, row.id, old, new_state, detail)
+        return new
+
+    # -- audit / event log -----------------------------------------------------------------------
+
+    @_db
+    def record_state_change(
+        self,
+        entity_type: str,
+        entity_id: int,
+        old_state: str | None,
+        new_state: str,
+        detail: Mapping[str, Any] | None = None,
+    ) -> int:
+        """Append to the event log; also the way to record a side effect before and after it runs.
+
+        ``detail`` is JSON for operators (host, remote path, byte count): never PHI.
+        """
+        values = {
+            "entity_type": entity_type,
+            "entity_id": entity_id,
+            "old_state": old_state,
+            "new_state": new_state,
+            "at": self.now(),
+            "detail": dict(detail) if detail is not None else None,
+        }
+        return int(self.conn.execute(insert(s.state_changes).values(**values).returning(s.state_changes.c.id)).scalar_one())
+
+    @_db
+    def state_history(self, entity_type: str, entity_id: int) -> list[StateChange]:
+        """Every logged change of one entity, oldest first."""
+        t = s.state_changes
+        stmt = select(t).where(t.c.entity_type == entity_type, t.c.entity_id == entity_id).order_by(t.c.id)
+        return [from_mapping(StateChange, r._mapping) for r in self.conn.execute(stmt)]
+
+    @_db
+    def list_state_changes(
+        self,
+        *,
+        entity_type: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = DEFAULT_LIMIT,
+    ) -> list[StateChange]:
+        """The event log in a time range, newest first."""
+        t = s.state_changes
+        conds = _window(t.c.at, since, until)
+        if entity_type is not None:
+            conds.append(t.c.entity_type == entity_type)
+        stmt = select(t).where(*conds).order_by(t.c.id.desc()).limit(_check_limit(limit))
+        return [from_mapping(StateChange, r._mapping) for r in self.conn.execute(stmt)]
+
+    @_db
+    def record_phi_reveal(
+        self, *, os_user: str, action: str, subject: str, detail: Mapping[str, Any] | None = None
+    ) -> AuditRow:
+        """Record that ``os_user`` was shown PHI (``action`` on ``subject``, e.g. 'show' 'request:GW-...')."""
+        values = {
+            "os_user": os_user,
+            "at": self.now(),
+            "action": action,
+            "subject": subject,
+            "detail": dict(detail) if detail is not None else None,
+        }
+        row = self.conn.execute(insert(s.phi_audit).values(**values).returning(*s.phi_audit.c)).one()
+        return from_mapping(AuditRow, row._mapping)
+
+    @_db
+    def list_phi_reveals(
+        self,
+        *,
+        os_user: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = DEFAULT_LIMIT,
+    ) -> list[AuditRow]:
+        """Reveals of PHI, newest first."""
+        t = s.phi_audit
+        conds = _window(t.c.at, since, until)
+        if os_user is not None:
+            conds.append(t.c.os_user == os_user)
+        stmt = select(t).where(*conds).order_by(t.c.id.desc()).limit(_check_limit(limit))
+        return [from_mapping(AuditRow, r._mapping) for r in self.conn.execute(stmt)]
+
+    # -- files -----------------------------------------------------------------------------------
+
+    @_db
+    def record_file(
+        self,
+        *,
+        direction: Direction,
+        partner: str,
+        name: str,
+        sha256: str,
+        size: int,
+        payload_path: str | None,
+        state: str = "received",
+        reason: str | None = None,
+        detail: Mapping[str, Any] | None = None,
+    ) -> FileRow:
+        """Insert a file row (its creation is the first state change in the log)."""
+        if not _HEX64.match(sha256):
+            raise StoreError("sha256 must be 64 lower-case hex digits")
+        now = self.now()
+        values = {
+            "direction": direction,
+            "partner": partner,
+            "name": name,
+            "sha256": sha256,
+            "size": size,
+            "state": state,
+            "payload_path": payload_path,
+            "reason": reason,
+            "created_at": now,
+            "updated_at": now,
+        }
+        row = self.conn.execute(insert(s.files).values(**values).returning(*s.files.c)).one()
+        self.record_state_change("file", row.id, None, state, detail)
+        return from_mapping(FileRow, row._mapping)
+
+    @_db
+    def get_file(self, file_id: int) -> FileRow:
+        """The file row; NotFoundError if there is none."""
+        row = self.conn.execute(select(s.files).where(s.files.c.id == file_id)).first()
+        if row is None:
+            raise NotFoundError(f"file {file_id} not found")
+        return from_mapping(FileRow, row._mapping)
+
+    @_db
+    def set_file_state(
+        self,
+        file_id: int,
+        new_state: str,
+        *,
+        expect: str | None = None,
+        reason: str | None = None,
+        detail: Mapping[str, Any] | None = None,
+    ) -> FileRow:
+        """Move a file to ``new_state``; with ``expect``, only from that state (else StaleStateError).
+
+        ``reason`` (PHI-free text) replaces the stored one when given.
+        """
+        row = self._locked(s.files, "id", file_id, f"file {file_id}")
+        extra = {"reason": reason} if reason is not None else {}
+        new = self._transition("file", s.files, row, new_state, expect=expect, extra=extra, detail=detail)
+        return from_mapping(FileRow, new._mapping)
+
+    @_db
+    def find_file_by_sha256(
+        self, sha256: str, *, within: timedelta, direction: Direction | None = None, exclude_id: int | None = None
+    ) -> FileRow | None:
+        """The newest file with this content recorded in the last ``within`` (duplicate detection)."""
+        t = s.files
+        conds = [t.c.sha256 == sha256, t.c.created_at >= self.now() - within]
+        if direction is not None:
+            conds.append(t.c.direction == direction)
+        if exclude_id is not None:
+            conds.append(t.c.id != exclude_id)
+        stmt = select(t).where(*conds).order_by(t.c.created_at.desc(), t.c.id.desc()).limit(1)
+        row = self.conn.execute(stmt).first()
+        return None if row is None else from_mapping(FileRow, row._mapping)
+
+    @_db
+    def list_files(
+        self,
+        *,
+        state: str | None = None,
+        direction: Direction | None = None,
+        partner: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = DEFAULT_LIMIT,
+    ) -> list[FileRow]:
+        """Files by state/direction/partner and creation time, newest first."""
+        t = s.files
+        conds = _window(t.c.created_at, since, until)
+        for column, value in ((t.c.state, state), (t.c.direction, direction), (t.c.partner, partner)):
+            if value is not None:
+                conds.append(column == value)
+        stmt = select(t).where(*conds).order_by(t.c.created_at.desc(), t.c.id.desc()).limit(_check_limit(limit))
+        return [from_mapping(FileRow, r._mapping) for r in self.conn.execute(stmt)]
+
+    @_db
+    def quarantine_file(
+        self, file_id: int, reason: Mapping[str, Any], *, detail: Mapping[str, Any] | None = None
+    ) -> QuarantineRow:
+        """Set a file aside: a quarantine row with the structured reason, and state 'quarantined'."""
+        self.set_file_state(file_id, "quarantined", detail=detail)
+        values = {"file_id": file_id, "reason": dict(reason), "created_at": self.now()}
+        row = self.conn.execute(insert(s.quarantine).values(**values).returning(*s.quarantine.c)).one()
+        return from_mapping(QuarantineRow, row._mapping)
+
+    @_db
+    def list_quarantine(
+        self,
+        *,
+        file_id: int | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = DEFAULT_LIMIT,
+    ) -> list[QuarantineRow]:
+        """Quarantine entries, newest first."""
+        t = s.quarantine
+        conds = _window(t.c.created_at, since, until)
+        if file_id is not None:
+            conds.append(t.c.file_id == file_id)
+        stmt = select(t).where(*conds).order_by(t.c.id.desc()).limit(_check_limit(limit))
+        return [from_mapping(QuarantineRow, r._mapping) for r in self.conn.execute(stmt)]
+
+    # -- envelopes -------------------------------------------------------------------------------
+
+    @_db
+    def record_interchange(
+        self,
+        *,
+        file_id: int,
+        control_number: int,
+        sender: str,
+        receiver: str,
+        interchange_at: datetime | None = None,
+        ack_status: str | None = None,
+    ) -> InterchangeRow:
+        """Record one ISA envelope of a file (``sender``/``receiver`` as 'qualifier:id')."""
+        values = {
+            "file_id": file_id,
+            "control_number": control_number,
+            "sender": sender,
+            "receiver": receiver,
+            "interchange_at": interchange_at,
+            "ack_status": ack_status,
+            "created_at": self.now(),
+        }
+        row = self.conn.execute(insert(s.interchanges).values(**values).returning(*s.interchanges.c)).one()
+        return from_mapping(InterchangeRow, row._mapping)
+
+    @_db
+    def record_group(
+        self,
+        *,
+        interchange_id: int,
+        control_number: int,
+        functional_id: str,
+        version: str,
+        ack_status: str | None = None,
+    ) -> GroupRow:
+        """Record one GS group (GS06 control number, GS01 functional id, GS08 version)."""
+        values = {
+            "interchange_id": interchange_id,
+            "control_number": control_number,
+            "functional_id": functional_id,
+            "version": version,
+            "ack_status": ack_status,
+            "created_at": self.now(),
+        }
+        t = s.functional_groups
+        row = self.conn.execute(insert(t).values(**values).returning(*t.c)).one()
+        return from_mapping(GroupRow, row._mapping)
+
+    @_db
+    def record_transaction_set(
+        self,
+        *,
+        interchange_id: int,
+        group_id: int | None,
+        control_number: str,
+        set_id: str,
+        trace_numbers: Iterable[str] = (),
+        bht03: str | None = None,
+        state: str = "received",
+        request_id: int | None = None,
+        ack_status: str | None = None,
+    ) -> TransactionSetRow:
+        """Record one transaction set (or TA1 with ``group_id=None``) with its TRN02 trace numbers."""
+        now = self.now()
+        values = {
+            "interchange_id": interchange_id,
+            "group_id": group_id,
+            "control_number": control_number,
+            "set_id": set_id,
+            "bht03": bht03,
+            "ack_status": ack_status,
+            "state": state,
+            "request_id": request_id,
+            "created_at": now,
+            "updated_at": now,
+        }
+        t = s.transaction_sets
+        row = self.conn.execute(insert(t).values(**values).returning(*t.c)).one()
+        traces = tuple(dict.fromkeys(trace_numbers))
+        if traces:
+            rows = [{"transaction_set_id": row.id, "trace_number": trn} for trn in traces]
+            self.conn.execute(insert(s.trace_numbers), rows)
+        self.record_state_change("transaction_set", row.id, None, state)
+        return from_mapping(TransactionSetRow, row._mapping, trace_numbers=traces)
+
+    @_db
+    def set_transaction_set_state(
+        self, set_row_id: int, new_state: str, *, expect: str | None = None, detail: Mapping[str, Any] | None = None
+    ) -> TransactionSetRow:
+        """Move a transaction set to ``new_state`` (logged like files and requests)."""
+        t = s.transaction_sets
+        row = self._locked(t, "id", set_row_id, f"transaction set {set_row_id}")
+        new = self._transition("transaction_set", t, row, new_state, expect=expect, extra={}, detail=detail)
+        return self._with_traces([new])[0]
+
+    @_db
+    def link_transaction_set(self, set_row_id: int, request_id: int) -> None:
+        """Attach a (response) transaction set to the request it answers."""
+        t = s.transaction_sets
+        result = self.conn.execute(
+            update(t).where(t.c.id == set_row_id).values(request_id=request_id, updated_at=self.now())
+        )
+        if result.rowcount == 0:
+            raise NotFoundError(f"transaction set {set_row_id} not found")
+
+    @_db
+    def set_ack_status(
+        self, level: AckLevel, row_id: int, status: str, *, detail: Mapping[str, Any] | None = None
+    ) -> None:
+        """Record the TA1/999 verdict (A, E, R, P, ...) on an interchange, group or transaction set.
+
+        The change is logged in state_changes under entity type ``<level>.ack``.
+        """
+        table = {"interchange": s.interchanges, "group": s.functional_groups, "transaction_set": s.transaction_sets}[
+            level
+        ]
+        row = self._locked(table, "id", row_id, f"{level} {row_id}")
+        self.conn.execute(update(table).where(table.c.id == row_id).values(ack_status=status))
+        if row.ack_status != status:
+            self.record_state_change(f"{level}.ack", row_id, row.ack_status, status, detail)
+
+    @_db
+    def find_interchanges(
+        self, control_number: int, *, sender: str | None = None, receiver: str | None = None
+    ) -> list[InterchangeRow]:
+        """Interchanges with this ISA13 (optionally of one sender/receiver), newest first."""
+        t = s.interchanges
+        conds = [t.c.control_number == control_number]
+        if sender is not None:
+            conds.append(t.c.sender == sender)
+        if receiver is not None:
+            conds.append(t.c.receiver == receiver)
+        stmt = select(t).where(*conds).order_by(t.c.id.desc())
+        return [from_mapping(InterchangeRow, r._mapping) for r in self.conn.execute(stmt)]
+
+    @_db
+    def find_groups(self, control_number: int, *, interchange_id: int | None = None) -> list[GroupRow]:
+        """Functional groups with this GS06, newest first."""
+        t = s.functional_groups
+        conds = [t.c.control_number == control_number]
+        if interchange_id is not None:
+            conds.append(t.c.interchange_id == interchange_id)
+        stmt = select(t).where(*conds).order_by(t.c.id.desc())
+        return [from_mapping(GroupRow, r._mapping) for r in self.conn.execute(stmt)]
+
+    @_db
+    def find_transaction_sets(
+        self,
+        *,
+        control_number: str | None = None,
+        trace_number: str | None = None,
+        bht03: str | None = None,
+        set_id: str | None = None,
+        state: str | None = None,
+        request_id: int | None = None,
+        interchange_id: int | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = DEFAULT_LIMIT,
+    ) -> list[TransactionSetRow]:
+        """Transaction sets by ST02, TRN trace number, BHT03, kind, state, request or time; newest first."""
+        t = s.transaction_sets
+        conds = _window(t.c.created_at, since, until)
+        simple = (
+            (t.c.control_number, control_number),
+            (t.c.bht03, bht03),
+            (t.c.set_id, set_id),
+            (t.c.state, state),
+            (t.c.request_id, request_id),
+            (t.c.interchange_id, interchange_id),
+        )
+        conds.extend(column == value for column, value in simple if value is not None)
+        if trace_number is not None:
+            tn = s.trace_numbers
+            conds.append(t.c.id.in_(select(tn.c.transaction_set_id).where(tn.c.trace_number == trace_number)))
+        stmt = select(t).where(*conds).order_by(t.c.id.desc()).limit(_check_limit(limit))
+        return self._with_traces(self.conn.execute(stmt).all())
+
+    def _with_traces(self, rows: Sequence[Row[Any]]) -> list[TransactionSetRow]:
+        """Attach each set's trace numbers (one extra query for the whole list)."""
+        tn = s.trace_numbers
+        ids = [r.id for r in rows]
+        traces: dict[int, list[str]] = {i: [] for i in ids}
+        if ids:
+            stmt = select(tn.c.transaction_set_id, tn.c.trace_number).where(tn.c.transaction_set_id.in_(ids))
+            for set_id, trn in self.conn.execute(stmt.order_by(tn.c.id)):
+                traces[set_id].append(trn)
+        return [from_mapping(TransactionSetRow, r._mapping, trace_numbers=tuple(traces[r.id])) for r in rows]
+
+    # -- requests --------------------------------------------------------------------------------
+
+    @_db
+    def insert_request(
+        self,
+        *,
+        tracking_number: str,
+        kind: RequestKind,
+        payer_id: str,
+        partner: str,
+        member_id_hash: str,
+        payload: Mapping[str, Any],
+        due_at: datetime | None = None,
+        source_file_id: int | None = None,
+        state: str = "new",
+        detail: Mapping[str, Any] | None = None,
+    ) -> RequestRow:
+        """Insert a request; DuplicateKeyError if the tracking number exists.
+
+        ``member_id_hash`` must be the 64-hex digest from ``hash_member_id`` (a raw id is refused, so it
+        cannot end up in the index by mistake). ``payload`` is the request JSON; it is PHI and only read
+        back when the request is built or revealed.
+        """
+        if not _TRACKING.match(tracking_number):
+            raise StoreError("tracking number must be 1-50 printable characters without spaces")
+        if not _HEX64.match(member_id_hash):
+            raise StoreError("member_id_hash must be a 64-hex HMAC digest (see hash_member_id), not a member id")
+        now = self.now()
+        values = {
+            "tracking_number": tracking_number,
+            "kind": kind,
+            "payer_id": payer_id,
+            "partner": partner,
+            "source_file_id": source_file_id,
+            "state": state,
+            "due_at": due_at,
+            "member_id_hash": member_id_hash,
+            "payload": dict(payload),
+            "created_at": now,
+            "updated_at": now,
+        }
+        row = self.conn.execute(insert(s.requests).values(**values).returning(*s.requests.c)).one()
+        self.record_state_change("request", row.id, None, state, detail)
+        return from_mapping(RequestRow, row._mapping)
+
+    @_db
+    def get_request_by_tracking(self, tracking_number: str) -> RequestRow | None:
+        """The request with this tracking number, or None."""
+        row = self.conn.execute(select(s.requests).where(s.requests.c.tracking_number == tracking_number)).first()
+        return None if row is None else from_mapping(RequestRow, row._mapping)
+
+    @_db
+    def get_request(self, request_id: int) -> RequestRow:
+        """The request row by id; NotFoundError if there is none."""
+        row = self.conn.execute(select(s.requests).where(s.requests.c.id == request_id)).first()
+        if row is None:
+            raise NotFoundError(f"request {request_id} not found")
+        return from_mapping(RequestRow, row._mapping)
+
+    @_db
+    def set_request_state(
+        self,
+        tracking_number: str,
+        new_state: str,
+        *,
+        expect: str | None = None,
+        reason: str | None = None,
+        due_at: datetime | None = None,
+        detail: Mapping[str, Any] | None = None,
+    ) -> RequestRow:
+        """Move a request to ``new_state`` (only from ``expect`` when given); optionally set a new due time."""
+        row = self._locked(s.requests, "tracking_number", tracking_number, "request")
+        extra: dict[str, Any] = {}
+        if reason is not None:
+            extra["reason"] = reason
+        if due_at is not None:
+            extra["due_at"] = due_at
+        new = self._transition("request", s.requests, row, new_state, expect=expect, extra=extra, detail=detail)
+        return from_mapping(RequestRow, new._mapping)
+
+    @_db
+    def list_requests(
+        self,
+        *,
+        state: str | None = None,
+        kind: RequestKind | None = None,
+        partner: str | None = None,
+        member_id_hash: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        due_before: datetime | None = None,
+        limit: int = DEFAULT_LIMIT,
+    ) -> list[RequestRow]:
+        """Requests by state, kind, partner, member hash, creation time or due time; newest first."""
+        t = s.requests
+        conds = _window(t.c.created_at, since, until)
+        simple = ((t.c.state, state), (t.c.kind, kind), (t.c.partner, partner), (t.c.member_id_hash, member_id_hash))
+        conds.extend(column == value for column, value in simple if value is not None)
+        if due_before is not None:
+            conds.append(t.c.due_at < due_before)
+        stmt = select(t).where(*conds).order_by(t.c.created_at.desc(), t.c.id.desc()).limit(_check_limit(limit))
+        return [from_mapping(RequestRow, r._mapping) for r in self.conn.execute(stmt)]
+
+    # -- results ---------------------------------------------------------------------------------
+
+    def _request_id(self, tracking_number: str) -> int | None:
+        stmt = select(s.requests.c.id).where(s.requests.c.tracking_number == tracking_number)
+        value = self.conn.execute(stmt).scalar_one_or_none()
+        return None if value is None else int(value)
+
+    @_db
+    def upsert_eligibility_result(
+        self,
+        *,
+        tracking_number: str,
+        status: str,
+        record: Mapping[str, Any],
+        source_set_id: int | None = None,
+        effective_from: date | None = None,
+        effective_to: date | None = None,
+    ) -> EligibilityRow:
+        """Store the latest 271 outcome for a tracking number; a status change is logged as 'eligibility'."""
+        t = s.eligibility_results
+        existing = self.conn.execute(select(t).where(t.c.tracking_number == tracking_number).with_for_update()).first()
+        now = self.now()
+        values = {
+            "status": status,
+            "record": dict(record),
+            "source_set_id": source_set_id,
+            "effective_from": effective_from,
+            "effective_to": effective_to,
+            "updated_at": now,
+        }
+        if existing is None:
+            values |= {"tracking_number": tracking_number, "request_id": self._request_id(tracking_number)}
+            row = self.conn.execute(insert(t).values(**values, created_at=now).returning(*t.c)).one()
+        else:
+            row = self.conn.execute(update(t).where(t.c.id == existing.id).values(**values).returning(*t.c)).one()
+        old = None if existing is None else existing.status
+        if old != status or existing is None:
+            self.record_state_change("eligibility", row.id, old, status, {"source_set_id": source_set_id})
+        return from_mapping(EligibilityRow, row._mapping)
+
+    @_db
+    def get_eligibility_result(self, tracking_number: str) -> EligibilityRow | None:
+        """The latest 271 outcome for a tracking number, or None."""
+        t = s.eligibility_results
+        row = self.conn.execute(select(t).where(t.c.tracking_number == tracking_number)).first()
+        return None if row is None else from_mapping(EligibilityRow, row._mapping)
+
+    @_db
+    def upsert_authorization(
+        self,
+        *,
+        tracking_number: str,
+        status: str,
+        record: Mapping[str, Any],
+        certification_number: str | None = None,
+        source_set_id: int | None = None,
+        effective_from: date | None = None,
+        effective_to: date | None = None,
+    ) -> AuthorizationRow:
+        """Store the latest 278 outcome; a new status or certification number adds an authorization event.
+
+        A later response without a certification number keeps the one already known (a pended 278 after
+        an approval does not erase HCR02).
+        """
+        t = s.authorizations
+        existing = self.conn.execute(select(t).where(t.c.tracking_number == tracking_number).with_for_update()).first()
+        now = self.now()
+        cert = certification_number or (None if existing is None else existing.certification_number)
+        values = {
+            "status": status,
+            "certification_number": cert,
+            "record": dict(record),
+            "source_set_id": source_set_id,
+            "effective_from": effective_from,
+            "effective_to": effective_to,
+            "updated_at": now,
+        }
+        if existing is None:
+            values |= {"tracking_number": tracking_number, "request_id": self._request_id(tracking_number)}
+            row = self.conn.execute(insert(t).values(**values, created_at=now).returning(*t.c)).one()
+        else:
+            row = self.conn.execute(update(t).where(t.c.id == existing.id).values(**values).returning(*t.c)).one()
+        if existing is None or (existing.status, existing.certification_number) != (status, cert):
+            event_values = {
+                "authorization_id": row.id,
+                "old_status": None if existing is None else existing.status,
+                "new_status": status,
+                "certification_number": cert,
+                "source_set_id": source_set_id,
+                "at": now,
+            }
+            self.conn.execute(insert(s.authorization_events).values(**event_values))
+        return from_mapping(AuthorizationRow, row._mapping)
+
+    @_db
+    def get_authorization(self, tracking_number: str) -> AuthorizationRow | None:
+        """The latest 278 outcome for a tracking number, or None."""
+        t = s.authorizations
+        row = self.conn.execute(select(t).where(t.c.tracking_number == tracking_number)).first()
+        return None if row is None else from_mapping(AuthorizationRow, row._mapping)
+
+    @_db
+    def find_authorizations(
+        self,
+        *,
+        certification_number: str | None = None,
+        status: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = DEFAULT_LIMIT,
+    ) -> list[AuthorizationRow]:
+        """Authorizations by certification number, status and last update time; newest first."""
+        t = s.authorizations
+        conds = _window(t.c.updated_at, since, until)
+        if certification_number is not None:
+            conds.append(t.c.certification_number == certification_number)
+        if status is not None:
+            conds.append(t.c.status == status)
+        stmt = select(t).where(*conds).order_by(t.c.updated_at.desc(), t.c.id.desc()).limit(_check_limit(limit))
+        return [from_mapping(AuthorizationRow, r._mapping) for r in self.conn.execute(stmt)]
+
+    @_db
+    def authorization_history(self, authorization_id: int) -> list[AuthorizationEvent]:
+        """Every status/certification change of one authorization, oldest first."""
+        t = s.authorization_events
+        stmt = select(t).where(t.c.authorization_id == authorization_id).order_by(t.c.id)
+        return [from_mapping(AuthorizationEvent, r._mapping) for r in self.conn.execute(stmt)]
