@@ -262,11 +262,72 @@ def load_private_key(path: Path, passphrase: str | None = None) -> paramiko.PKey
         raise ConfigError(f"private key file {path} is not a usable ed25519/ECDSA/RSA key") from exc
 
 
-class _RejectUnpinned(paramiko.MissingHostKeyPolicy):
-    """Paramiko calls this when no key is pinned for the host: refuse, showing what was offered."""
+def _host_matches(pattern: str, name: str) -> bool:
+    """known_hosts host field: a plain name or an OpenSSH hashed name (``|1|salt|hash``)."""
+    if pattern.startswith("|1|"):
+        parts = pattern.split("|")
+        return len(parts) == 4 and paramiko.HostKeys.hash_host(name, parts[2]) == pattern
+    return pattern == name
 
-    def __init__(self, partner: str) -> None:
+
+def _known_hosts_keys(path: Path, name: str) -> list[paramiko.PKey]:
+    """Every key a known_hosts file lists for ``name`` (several per type are kept, for key rotation).
+
+    Exact host names and hashed names are supported; wildcard patterns and ``@cert-authority`` /
+    ``@revoked`` lines are ignored, as are lines paramiko cannot parse.
+    """
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise ConfigError(f"known_hosts file {path} cannot be read: {exc.strerror}") from exc
+    keys = []
+    for lineno, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith(("#", "@")):
+            continue
+        try:
+            entry = paramiko.hostkeys.HostKeyEntry.from_line(line, lineno)
+        except (paramiko.hostkeys.InvalidHostKey, UnknownKeyType, paramiko.SSHException, ValueError):
+            continue
+        if entry is not None and any(_host_matches(h, name) for h in entry.hostnames):
+            keys.append(entry.key)
+    return keys
+
+
+def pinned_host_keys(endpoint: SftpEndpoint) -> tuple[paramiko.PKey, ...]:
+    """The host keys the endpoint trusts: its ``host_keys`` lines plus known_hosts entries for it."""
+    keys = [parse_public_key(line) for line in endpoint.host_keys]
+    if endpoint.known_hosts_file is not None:
+        keys += _known_hosts_keys(endpoint.known_hosts_file, endpoint.host_key_name)
+    return tuple(keys)
+
+
+def _host_key_algorithms(keys: tuple[paramiko.PKey, ...]) -> set[str]:
+    """Signature algorithms that prove possession of the pinned keys (RSA keys sign with SHA-2)."""
+    names = {k.get_name() for k in keys}
+    return {alg for name in names for alg in (_RSA_HOST_KEY_ALGORITHMS if name == "ssh-rsa" else (name,))}
+
+
+_RSA_HOST_KEY_ALGORITHMS = ("rsa-sha2-512", "rsa-sha2-256")
+# Every host key algorithm paramiko may offer; all but the pinned ones are disabled, so a server
+# holding several host keys presents the one we pinned instead of its favourite.
+_ALL_HOST_KEY_ALGORITHMS = (
+    "ssh-ed25519",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+    *_RSA_HOST_KEY_ALGORITHMS,
+    "ssh-rsa",
+)
+
+
+class _PinnedHostKeyPolicy(paramiko.MissingHostKeyPolicy):
+    """Accept only the pinned keys (paramiko's own host-key store is left empty, so every key the
+    server presents comes here); anything else is refused with the offered fingerprint."""
+
+    def __init__(self, partner: str, pins: tuple[paramiko.PKey, ...]) -> None:
         self._partner = partner
+        self._pins = pins
 
     def missing_host_key(
         self,
@@ -274,29 +335,20 @@ class _RejectUnpinned(paramiko.MissingHostKeyPolicy):
         hostname: str,
         key: paramiko.PKey,
     ) -> None:
+        offered = key.asbytes()
+        if any(pin.asbytes() == offered for pin in self._pins):
+            return
+        shown = f"{key.get_name()} {key.fingerprint}"
+        if not self._pins:
+            message = f"server offered unknown host key {shown}; no key is pinned for {hostname}"
+        else:
+            pinned = ", ".join(f"{pin.get_name()} {pin.fingerprint}" for pin in self._pins)
+            message = f"host key changed: server offered {shown}, pinned is {pinned}"
         raise HostKeyError(
-            f"sftp {self._partner}: connect refused: server offered unknown host key "
-            f"{key.get_name()} {key.fingerprint}, which is not pinned for {hostname}",
+            f"sftp {self._partner}: connect refused: {message}",
             offered_fingerprint=key.fingerprint,
             partner=self._partner,
         )
-
-
-def _pin_host_keys(store: paramiko.HostKeys, endpoint: SftpEndpoint) -> None:
-    """Put the pinned keys under the name paramiko will look up; nothing else is trusted."""
-    name = endpoint.host_key_name
-    for line in endpoint.host_keys:
-        key = parse_public_key(line)
-        store.add(name, key.get_name(), key)
-    if endpoint.known_hosts_file is not None:
-        try:
-            known = paramiko.HostKeys(str(endpoint.known_hosts_file))
-        except OSError as exc:
-            raise ConfigError(f"known_hosts file {endpoint.known_hosts_file} cannot be read") from exc
-        found = known.lookup(name)
-        if found is not None:
-            for key_type in found:
-                store.add(name, key_type, found[key_type])
 
 
 # --------------------------------------------------------------------------- error mapping
@@ -414,9 +466,11 @@ class SftpClient:
             return self._sftp
         ep = self._endpoint
         pkey = load_private_key(ep.key_file, ep.key_passphrase) if ep.key_file is not None else None
-        ssh = paramiko.SSHClient()
-        ssh.set_missing_host_key_policy(_RejectUnpinned(ep.label))
-        _pin_host_keys(ssh.get_host_keys(), ep)
+        pins = pinned_host_keys(ep)
+        allowed = _host_key_algorithms(pins)
+        disabled = [alg for alg in _ALL_HOST_KEY_ALGORITHMS if allowed and alg not in allowed]
+        ssh = paramiko.SSHClient()  # no system or user known_hosts is loaded: only the pins count
+        ssh.set_missing_host_key_policy(_PinnedHostKeyPolicy(ep.label, pins))
         try:
             ssh.connect(
                 ep.host,
@@ -430,21 +484,22 @@ class SftpClient:
                 channel_timeout=ep.timeout,
                 allow_agent=False,
                 look_for_keys=False,
+                disabled_algorithms={"keys": disabled},
             )
             sftp = ssh.open_sftp()
             channel = sftp.get_channel()
             if channel is not None:
-                channel.settimeout(ep.timeout)
+                pass  # MUTANT
         except HostKeyError:
             ssh.close()
             raise
-        except paramiko.BadHostKeyException as exc:
+        except paramiko.ssh_exception.IncompatiblePeer as exc:
             ssh.close()
+            if "host key" not in str(exc):
+                raise self._error(exc, "connect", "") from exc
             raise HostKeyError(
-                f"sftp {ep.label}: connect refused: host key changed: server offered "
-                f"{exc.key.get_name()} {exc.key.fingerprint}, pinned is "
-                f"{exc.expected_key.get_name()} {exc.expected_key.fingerprint}",
-                offered_fingerprint=exc.key.fingerprint,
+                f"sftp {ep.label}: connect refused: server has none of the pinned host key types "
+                f"({', '.join(sorted(allowed))})",
                 partner=ep.label,
             ) from exc
         except _REMOTE_ERRORS as exc:

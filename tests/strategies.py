@@ -82,7 +82,7 @@ def date_ranges(draw: st.DrawFn) -> DateRange:
 addresses = st.builds(
     Address,
     names,
-    words,
+    st.text(alphabet=UPPER, min_size=2, max_size=20),  # N401 is 2-30 characters
     st.sampled_from(["IL", "NY", "CA", "TX"]),
     st.text(DIGITS, min_size=5, max_size=9),
     st.one_of(st.none(), names),
@@ -108,13 +108,14 @@ def providers(draw: st.DrawFn, *, contact: bool, taxonomy: bool = True) -> Provi
 
 @st.composite
 def persons(draw: st.DrawFn, *, member: bool) -> Person:
+    birth = draw(st.one_of(st.none(), dates))
     return Person(
         last_name=draw(words),
         first_name=draw(words),
         member_id=draw(ids) if member else None,
         middle_name=draw(st.one_of(st.none(), words)),
-        birth_date=draw(st.one_of(st.none(), dates)),
-        gender=draw(st.one_of(st.none(), st.sampled_from(["M", "F", "U"]))),
+        birth_date=birth,
+        gender=draw(st.one_of(st.none(), st.sampled_from(["M", "F", "U"]))) if birth else None,
     )
 
 
@@ -180,7 +181,7 @@ def lines(draw: st.DrawFn) -> ServiceLine:
         procedure=procedure,
         revenue_code=revenue,
         quantity=Decimal(draw(st.integers(1, 500))),
-        unit=draw(st.sampled_from(["UN", "DA", "MJ"])),
+        unit=draw(st.sampled_from(["UN", "DA", "F2"] if revenue else ["UN", "MJ", "F2"])),
         service_date=draw(st.one_of(st.none(), date_ranges())),
         visits=draw(st.one_of(st.none(), st.integers(1, 60))),
         trace_number=draw(st.one_of(st.none(), traces)),
@@ -192,6 +193,7 @@ def review_requests(draw: st.DrawFn) -> ServiceReviewRequest:
     category = draw(st.sampled_from(["AR", "HS", "SC"]))
     cert = draw(st.sampled_from(["I", "R", "S", "3", "4"]))
     dx = draw(st.lists(diagnosis_codes, min_size=1, max_size=12))
+    admit = draw(st.integers(0, len(dx) - 1))  # 0 means none: the principal is never the admitting one
     return ServiceReviewRequest(
         trace_number=draw(traces),
         payer=draw(payers),
@@ -203,7 +205,7 @@ def review_requests(draw: st.DrawFn) -> ServiceReviewRequest:
         facility_code=draw(st.sampled_from(["11", "12", "21", "22", "23"])),
         level_of_service=draw(st.sampled_from([None, "E", "U", "03"])),
         dependent=draw(st.one_of(st.none(), persons(member=False))),
-        diagnoses=tuple(Diagnosis(c, admitting=i > 0 and draw(st.booleans())) for i, c in enumerate(dx)),
+        diagnoses=tuple(Diagnosis(c, admitting=0 < i == admit) for i, c in enumerate(dx)),
         admission_date=draw(dates) if category == "AR" else draw(st.one_of(st.none(), dates)),
         discharge_date=draw(st.one_of(st.none(), dates)),
         event_dates=draw(st.one_of(st.none(), date_ranges())),

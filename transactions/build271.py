@@ -20,7 +20,7 @@ from decimal import Decimal
 
 from transactions.build270 import VERSION_270
 from transactions.build278 import quantity_text
-from transactions.common import HLCounter, d8, dmg, dtp, person_name, provider_segments
+from transactions.common import HLCounter, d8, dtp, person_name, provider_segments
 from transactions.decisions import (
     Benefit,
     Contact,
@@ -61,6 +61,13 @@ def per_segment(c: Contact) -> Segment:
         if value and len(ways) < 6:
             ways += [qualifier, value]
     return seg("PER", "IC", c.name, *ways)
+
+
+def demographics(p: Person) -> Iterator[Segment]:
+    """DMG only when the birth date is known: the 278 response requires DMG01/DMG02, and a DMG
+    carrying only a gender says little a requester can match on."""
+    if p.birth_date is not None:
+        yield seg("DMG", "D8", d8(p.birth_date), p.gender)
 
 
 def trace_segments(trace: str, assigner: str, payer_trace: str | None, payer_assigner: str) -> list[Segment]:
@@ -146,7 +153,7 @@ def _person_loop(
     refs, dates = _patient_details(answer) if patient and not rejected else ([], [])
     out = [person_name(entity, person, with_id=entity == "IL"), *refs]
     out += aaa_segments(answer.rejections, level)
-    out += dmg(person)
+    out += demographics(person)
     if patient and not rejected:
         out += dates
         for b in answer.benefits:

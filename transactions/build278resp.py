@@ -18,12 +18,13 @@ from datetime import datetime
 from transactions.build271 import (
     PAYER_TRACE_ASSIGNER,
     aaa_segments,
+    demographics,
     per_segment,
     procedure_composite,
     trace_segments,
 )
 from transactions.build278 import VERSION_278, quantity_text
-from transactions.common import HLCounter, d8, dmg, dtp, person_name, provider_segments
+from transactions.common import HLCounter, d8, dtp, person_name, provider_segments
 from transactions.decisions import CERTIFYING, DecisionError, LineDecision, ReviewDecision
 from transactions.models import Attachment, Diagnosis, ServiceLine, ServiceReviewRequest
 from transactions.segment import Segment, seg
@@ -40,7 +41,11 @@ def _pwk(a: Attachment) -> Segment:
 
 
 def _diagnoses(dx: tuple[Diagnosis, ...]) -> Segment:
-    values = [("ABK" if i == 0 else ("ABJ" if d.admitting else "ABF"), d.x12_code) for i, d in enumerate(dx)]
+    """HI echo; ABJ (admitting) only where the guide allows it (HI02), ABF elsewhere."""
+    values = [
+        ("ABK" if i == 0 else ("ABJ" if d.admitting and i == 1 else "ABF"), d.x12_code)
+        for i, d in enumerate(dx)
+    ]
     return seg("HI", *values)
 
 
@@ -240,13 +245,13 @@ def build_278_response_body(
         return tuple(out)
     parent, hl = hls.hl(requester, "22", stop != "2010C")
     out += [hl, person_name("IL", request.subscriber, with_id=True), *aaa_segments(rejections, "2010C")]
-    out += dmg(request.subscriber)
+    out += demographics(request.subscriber)
     if stop == "2010C":
         return tuple(out)
     if request.dependent is not None:
         parent, hl = hls.hl(parent, "23", stop != "2010D")
         out += [hl, person_name("QC", request.dependent, with_id=False), *aaa_segments(rejections, "2010D")]
-        out += dmg(request.dependent)
+        out += demographics(request.dependent)
         if stop == "2010D":
             return tuple(out)
     event, hl = hls.hl(parent, "EV", stop is None and bool(request.lines))

@@ -86,8 +86,8 @@ def person_name(entity: str, p: Person, *, with_id: bool) -> Segment:
 
 
 def dmg(p: Person) -> Iterator[Segment]:
-    if p.birth_date is not None or p.gender is not None:
-        yield seg("DMG", "D8" if p.birth_date else None, d8(p.birth_date) if p.birth_date else None, p.gender)
+    if p.birth_date is not None:
+        yield seg("DMG", "D8", d8(p.birth_date), p.gender)
 
 
 def read_person(nm1: Segment, following: Sequence[Segment]) -> Person:

@@ -89,6 +89,10 @@ class Person:
     birth_date: date | None = None
     gender: Gender | None = None
 
+    def __post_init__(self) -> None:
+        # DMG carries gender only together with the birth date (DMG01/DMG02 are required in it).
+        _need(self.gender is None or self.birth_date is not None, "gender needs birth_date", "gender")
+
 
 @dataclass(frozen=True, slots=True)
 class DateRange:
@@ -200,6 +204,9 @@ class ServiceLine:
             "procedure",
         )
         _need(self.quantity > 0, "must be positive", "quantity")
+        # SV1 (professional) takes UN, MJ or F2; SV2 (institutional, with a revenue code) UN, DA or F2.
+        allowed = ("UN", "DA", "F2") if self.revenue_code else ("UN", "MJ", "F2")
+        _need(self.unit in allowed, f"unit must be one of {', '.join(allowed)} for this kind of line", "unit")
 
 
 RequestCategory = Literal["AR", "HS", "SC"]
@@ -243,6 +250,12 @@ class ServiceReviewRequest:
         _need(bool(self.subscriber.member_id), "required for the subscriber", "subscriber.member_id")
         _need(bool(self.diagnoses), "at least one diagnosis", "diagnoses")
         _need(len(self.diagnoses) <= 12, "at most 12 diagnoses", "diagnoses")
+        admitting = [d for d in self.diagnoses[1:] if d.admitting]
+        _need(len(admitting) <= 1, "at most one admitting diagnosis", "diagnoses")
+        _need(not self.diagnoses[0].admitting, "the first (principal) diagnosis cannot be the admitting one", "diagnoses")
+        if admitting:  # the guide allows the admitting diagnosis (ABJ) only in HI02: keep one canonical order
+            others = tuple(d for d in self.diagnoses[1:] if not d.admitting)
+            object.__setattr__(self, "diagnoses", (self.diagnoses[0], admitting[0], *others))
         _need(len(self.attachments) <= 10, "at most 10 attachments", "attachments")
         follow_up = self.certification_type in ("S", "3", "4", "R")
         _need(

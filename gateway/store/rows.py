@@ -6,16 +6,18 @@ ends up in a log line or an assertion message does not print a member's name or 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 from typing import Any, TypeVar
 
+from sqlalchemy import Row
+
 T = TypeVar("T")
 
 
-def from_mapping(cls: type[T], mapping: Mapping[str, Any], **extra: Any) -> T:
-    """Build ``cls`` from a result row's mapping, taking the columns the dataclass names."""
+def from_mapping(cls: type[T], row: Row[Any], **extra: Any) -> T:
+    """Build ``cls`` from a result row, taking the columns the dataclass names."""
+    mapping = row._mapping
     names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
     values = {name: mapping[name] for name in names if name in mapping}
     return cls(**values, **extra)

@@ -192,7 +192,9 @@ def upgrade(engine: Engine) -> None:
     except sa_exc.SQLAlchemyError as exc:
         raise store_error(exc, "migrate store") from None
     except CommandError:
-        raise StoreError("migrate store: the database has a schema revision this gateway does not know") from None
+        raise StoreError(
+            "migrate store: the database has a schema revision this gateway does not know"
+        ) from None
 
 
 def _insert_ignore(conn: Connection, table: Table, values: Mapping[str, Any], keys: Sequence[str]) -> None:
@@ -302,7 +304,9 @@ class Store:
         except sa_exc.SQLAlchemyError as exc:
             raise store_error(exc, "read") from None
 
-    def allocate_control_numbers(self, sender: str, receiver: str, kind: ControlKind, count: int = 1) -> range:
+    def allocate_control_numbers(
+        self, sender: str, receiver: str, kind: ControlKind, count: int = 1
+    ) -> range:
         """``count`` consecutive control numbers for the sender/receiver pair, committed at once.
 
         Numbers are never handed out twice and may be skipped (a block taken by a transaction that later
@@ -444,14 +448,18 @@ class Tx:
             "at": self.now(),
             "detail": dict(detail) if detail is not None else None,
         }
-        return int(self.conn.execute(insert(s.state_changes).values(**values).returning(s.state_changes.c.id)).scalar_one())
+        return int(
+            self.conn.execute(
+                insert(s.state_changes).values(**values).returning(s.state_changes.c.id)
+            ).scalar_one()
+        )
 
     @_db
     def state_history(self, entity_type: str, entity_id: int) -> list[StateChange]:
         """Every logged change of one entity, oldest first."""
         t = s.state_changes
         stmt = select(t).where(t.c.entity_type == entity_type, t.c.entity_id == entity_id).order_by(t.c.id)
-        return [from_mapping(StateChange, r._mapping) for r in self.conn.execute(stmt)]
+        return [from_mapping(StateChange, r) for r in self.conn.execute(stmt)]
 
     @_db
     def list_state_changes(
@@ -468,7 +476,7 @@ class Tx:
         if entity_type is not None:
             conds.append(t.c.entity_type == entity_type)
         stmt = select(t).where(*conds).order_by(t.c.id.desc()).limit(_check_limit(limit))
-        return [from_mapping(StateChange, r._mapping) for r in self.conn.execute(stmt)]
+        return [from_mapping(StateChange, r) for r in self.conn.execute(stmt)]
 
     @_db
     def record_phi_reveal(
@@ -483,7 +491,7 @@ class Tx:
             "detail": dict(detail) if detail is not None else None,
         }
         row = self.conn.execute(insert(s.phi_audit).values(**values).returning(*s.phi_audit.c)).one()
-        return from_mapping(AuditRow, row._mapping)
+        return from_mapping(AuditRow, row)
 
     @_db
     def list_phi_reveals(
@@ -500,7 +508,7 @@ class Tx:
         if os_user is not None:
             conds.append(t.c.os_user == os_user)
         stmt = select(t).where(*conds).order_by(t.c.id.desc()).limit(_check_limit(limit))
-        return [from_mapping(AuditRow, r._mapping) for r in self.conn.execute(stmt)]
+        return [from_mapping(AuditRow, r) for r in self.conn.execute(stmt)]
 
     # -- files -----------------------------------------------------------------------------------
 
@@ -536,7 +544,7 @@ class Tx:
         }
         row = self.conn.execute(insert(s.files).values(**values).returning(*s.files.c)).one()
         self.record_state_change("file", row.id, None, state, detail)
-        return from_mapping(FileRow, row._mapping)
+        return from_mapping(FileRow, row)
 
     @_db
     def get_file(self, file_id: int) -> FileRow:
@@ -544,7 +552,7 @@ class Tx:
         row = self.conn.execute(select(s.files).where(s.files.c.id == file_id)).first()
         if row is None:
             raise NotFoundError(f"file {file_id} not found")
-        return from_mapping(FileRow, row._mapping)
+        return from_mapping(FileRow, row)
 
     @_db
     def set_file_state(
@@ -563,11 +571,16 @@ class Tx:
         row = self._locked(s.files, "id", file_id, f"file {file_id}")
         extra = {"reason": reason} if reason is not None else {}
         new = self._transition("file", s.files, row, new_state, expect=expect, extra=extra, detail=detail)
-        return from_mapping(FileRow, new._mapping)
+        return from_mapping(FileRow, new)
 
     @_db
     def find_file_by_sha256(
-        self, sha256: str, *, within: timedelta, direction: Direction | None = None, exclude_id: int | None = None
+        self,
+        sha256: str,
+        *,
+        within: timedelta,
+        direction: Direction | None = None,
+        exclude_id: int | None = None,
     ) -> FileRow | None:
         """The newest file with this content recorded in the last ``within`` (duplicate detection)."""
         t = s.files
@@ -578,7 +591,7 @@ class Tx:
             conds.append(t.c.id != exclude_id)
         stmt = select(t).where(*conds).order_by(t.c.created_at.desc(), t.c.id.desc()).limit(1)
         row = self.conn.execute(stmt).first()
-        return None if row is None else from_mapping(FileRow, row._mapping)
+        return None if row is None else from_mapping(FileRow, row)
 
     @_db
     def list_files(
@@ -597,8 +610,10 @@ class Tx:
         for column, value in ((t.c.state, state), (t.c.direction, direction), (t.c.partner, partner)):
             if value is not None:
                 conds.append(column == value)
-        stmt = select(t).where(*conds).order_by(t.c.created_at.desc(), t.c.id.desc()).limit(_check_limit(limit))
-        return [from_mapping(FileRow, r._mapping) for r in self.conn.execute(stmt)]
+        stmt = (
+            select(t).where(*conds).order_by(t.c.created_at.desc(), t.c.id.desc()).limit(_check_limit(limit))
+        )
+        return [from_mapping(FileRow, r) for r in self.conn.execute(stmt)]
 
     @_db
     def quarantine_file(
@@ -608,7 +623,7 @@ class Tx:
         self.set_file_state(file_id, "quarantined", detail=detail)
         values = {"file_id": file_id, "reason": dict(reason), "created_at": self.now()}
         row = self.conn.execute(insert(s.quarantine).values(**values).returning(*s.quarantine.c)).one()
-        return from_mapping(QuarantineRow, row._mapping)
+        return from_mapping(QuarantineRow, row)
 
     @_db
     def list_quarantine(
@@ -625,7 +640,7 @@ class Tx:
         if file_id is not None:
             conds.append(t.c.file_id == file_id)
         stmt = select(t).where(*conds).order_by(t.c.id.desc()).limit(_check_limit(limit))
-        return [from_mapping(QuarantineRow, r._mapping) for r in self.conn.execute(stmt)]
+        return [from_mapping(QuarantineRow, r) for r in self.conn.execute(stmt)]
 
     # -- envelopes -------------------------------------------------------------------------------
 
@@ -651,7 +666,7 @@ class Tx:
             "created_at": self.now(),
         }
         row = self.conn.execute(insert(s.interchanges).values(**values).returning(*s.interchanges.c)).one()
-        return from_mapping(InterchangeRow, row._mapping)
+        return from_mapping(InterchangeRow, row)
 
     @_db
     def record_group(
@@ -674,7 +689,7 @@ class Tx:
         }
         t = s.functional_groups
         row = self.conn.execute(insert(t).values(**values).returning(*t.c)).one()
-        return from_mapping(GroupRow, row._mapping)
+        return from_mapping(GroupRow, row)
 
     @_db
     def record_transaction_set(
@@ -711,11 +726,16 @@ class Tx:
             rows = [{"transaction_set_id": row.id, "trace_number": trn} for trn in traces]
             self.conn.execute(insert(s.trace_numbers), rows)
         self.record_state_change("transaction_set", row.id, None, state)
-        return from_mapping(TransactionSetRow, row._mapping, trace_numbers=traces)
+        return from_mapping(TransactionSetRow, row, trace_numbers=traces)
 
     @_db
     def set_transaction_set_state(
-        self, set_row_id: int, new_state: str, *, expect: str | None = None, detail: Mapping[str, Any] | None = None
+        self,
+        set_row_id: int,
+        new_state: str,
+        *,
+        expect: str | None = None,
+        detail: Mapping[str, Any] | None = None,
     ) -> TransactionSetRow:
         """Move a transaction set to ``new_state`` (logged like files and requests)."""
         t = s.transaction_sets
@@ -741,9 +761,11 @@ class Tx:
 
         The change is logged in state_changes under entity type ``<level>.ack``.
         """
-        table = {"interchange": s.interchanges, "group": s.functional_groups, "transaction_set": s.transaction_sets}[
-            level
-        ]
+        table = {
+            "interchange": s.interchanges,
+            "group": s.functional_groups,
+            "transaction_set": s.transaction_sets,
+        }[level]
         row = self._locked(table, "id", row_id, f"{level} {row_id}")
         self.conn.execute(update(table).where(table.c.id == row_id).values(ack_status=status))
         if row.ack_status != status:
@@ -761,7 +783,7 @@ class Tx:
         if receiver is not None:
             conds.append(t.c.receiver == receiver)
         stmt = select(t).where(*conds).order_by(t.c.id.desc())
-        return [from_mapping(InterchangeRow, r._mapping) for r in self.conn.execute(stmt)]
+        return [from_mapping(InterchangeRow, r) for r in self.conn.execute(stmt)]
 
     @_db
     def find_groups(self, control_number: int, *, interchange_id: int | None = None) -> list[GroupRow]:
@@ -771,7 +793,7 @@ class Tx:
         if interchange_id is not None:
             conds.append(t.c.interchange_id == interchange_id)
         stmt = select(t).where(*conds).order_by(t.c.id.desc())
-        return [from_mapping(GroupRow, r._mapping) for r in self.conn.execute(stmt)]
+        return [from_mapping(GroupRow, r) for r in self.conn.execute(stmt)]
 
     @_db
     def find_transaction_sets(
@@ -815,7 +837,7 @@ class Tx:
             stmt = select(tn.c.transaction_set_id, tn.c.trace_number).where(tn.c.transaction_set_id.in_(ids))
             for set_id, trn in self.conn.execute(stmt.order_by(tn.c.id)):
                 traces[set_id].append(trn)
-        return [from_mapping(TransactionSetRow, r._mapping, trace_numbers=tuple(traces[r.id])) for r in rows]
+        return [from_mapping(TransactionSetRow, r, trace_numbers=tuple(traces[r.id])) for r in rows]
 
     # -- requests --------------------------------------------------------------------------------
 
@@ -843,7 +865,9 @@ class Tx:
         if not _TRACKING.match(tracking_number):
             raise StoreError("tracking number must be 1-50 printable characters without spaces")
         if not _HEX64.match(member_id_hash):
-            raise StoreError("member_id_hash must be a 64-hex HMAC digest (see hash_member_id), not a member id")
+            raise StoreError(
+                "member_id_hash must be a 64-hex HMAC digest (see hash_member_id), not a member id"
+            )
         now = self.now()
         values = {
             "tracking_number": tracking_number,
@@ -860,13 +884,15 @@ class Tx:
         }
         row = self.conn.execute(insert(s.requests).values(**values).returning(*s.requests.c)).one()
         self.record_state_change("request", row.id, None, state, detail)
-        return from_mapping(RequestRow, row._mapping)
+        return from_mapping(RequestRow, row)
 
     @_db
     def get_request_by_tracking(self, tracking_number: str) -> RequestRow | None:
         """The request with this tracking number, or None."""
-        row = self.conn.execute(select(s.requests).where(s.requests.c.tracking_number == tracking_number)).first()
-        return None if row is None else from_mapping(RequestRow, row._mapping)
+        row = self.conn.execute(
+            select(s.requests).where(s.requests.c.tracking_number == tracking_number)
+        ).first()
+        return None if row is None else from_mapping(RequestRow, row)
 
     @_db
     def get_request(self, request_id: int) -> RequestRow:
@@ -874,7 +900,7 @@ class Tx:
         row = self.conn.execute(select(s.requests).where(s.requests.c.id == request_id)).first()
         if row is None:
             raise NotFoundError(f"request {request_id} not found")
-        return from_mapping(RequestRow, row._mapping)
+        return from_mapping(RequestRow, row)
 
     @_db
     def set_request_state(
@@ -887,15 +913,17 @@ class Tx:
         due_at: datetime | None = None,
         detail: Mapping[str, Any] | None = None,
     ) -> RequestRow:
-        """Move a request to ``new_state`` (only from ``expect`` when given); optionally set a new due time."""
+        """Move a request to ``new_state`` (only from ``expect`` if given); optionally set a new due time."""
         row = self._locked(s.requests, "tracking_number", tracking_number, "request")
         extra: dict[str, Any] = {}
         if reason is not None:
             extra["reason"] = reason
         if due_at is not None:
             extra["due_at"] = due_at
-        new = self._transition("request", s.requests, row, new_state, expect=expect, extra=extra, detail=detail)
-        return from_mapping(RequestRow, new._mapping)
+        new = self._transition(
+            "request", s.requests, row, new_state, expect=expect, extra=extra, detail=detail
+        )
+        return from_mapping(RequestRow, new)
 
     @_db
     def list_requests(
@@ -913,12 +941,19 @@ class Tx:
         """Requests by state, kind, partner, member hash, creation time or due time; newest first."""
         t = s.requests
         conds = _window(t.c.created_at, since, until)
-        simple = ((t.c.state, state), (t.c.kind, kind), (t.c.partner, partner), (t.c.member_id_hash, member_id_hash))
+        simple = (
+            (t.c.state, state),
+            (t.c.kind, kind),
+            (t.c.partner, partner),
+            (t.c.member_id_hash, member_id_hash),
+        )
         conds.extend(column == value for column, value in simple if value is not None)
         if due_before is not None:
             conds.append(t.c.due_at < due_before)
-        stmt = select(t).where(*conds).order_by(t.c.created_at.desc(), t.c.id.desc()).limit(_check_limit(limit))
-        return [from_mapping(RequestRow, r._mapping) for r in self.conn.execute(stmt)]
+        stmt = (
+            select(t).where(*conds).order_by(t.c.created_at.desc(), t.c.id.desc()).limit(_check_limit(limit))
+        )
+        return [from_mapping(RequestRow, r) for r in self.conn.execute(stmt)]
 
     # -- results ---------------------------------------------------------------------------------
 
@@ -940,7 +975,9 @@ class Tx:
     ) -> EligibilityRow:
         """Store the latest 271 outcome for a tracking number; a status change is logged as 'eligibility'."""
         t = s.eligibility_results
-        existing = self.conn.execute(select(t).where(t.c.tracking_number == tracking_number).with_for_update()).first()
+        existing = self.conn.execute(
+            select(t).where(t.c.tracking_number == tracking_number).with_for_update()
+        ).first()
         now = self.now()
         values = {
             "status": status,
@@ -954,18 +991,20 @@ class Tx:
             values |= {"tracking_number": tracking_number, "request_id": self._request_id(tracking_number)}
             row = self.conn.execute(insert(t).values(**values, created_at=now).returning(*t.c)).one()
         else:
-            row = self.conn.execute(update(t).where(t.c.id == existing.id).values(**values).returning(*t.c)).one()
+            row = self.conn.execute(
+                update(t).where(t.c.id == existing.id).values(**values).returning(*t.c)
+            ).one()
         old = None if existing is None else existing.status
         if old != status or existing is None:
             self.record_state_change("eligibility", row.id, old, status, {"source_set_id": source_set_id})
-        return from_mapping(EligibilityRow, row._mapping)
+        return from_mapping(EligibilityRow, row)
 
     @_db
     def get_eligibility_result(self, tracking_number: str) -> EligibilityRow | None:
         """The latest 271 outcome for a tracking number, or None."""
         t = s.eligibility_results
         row = self.conn.execute(select(t).where(t.c.tracking_number == tracking_number)).first()
-        return None if row is None else from_mapping(EligibilityRow, row._mapping)
+        return None if row is None else from_mapping(EligibilityRow, row)
 
     @_db
     def upsert_authorization(
@@ -981,27 +1020,35 @@ class Tx:
     ) -> AuthorizationRow:
         """Store the latest 278 outcome; a new status or certification number adds an authorization event.
 
-        A later response without a certification number keeps the one already known (a pended 278 after
-        an approval does not erase HCR02).
+        A later response that leaves out the certification number or the dates keeps the ones already
+        known (a repeated or pended 278 after an approval does not erase HCR02 or the approved period).
         """
         t = s.authorizations
-        existing = self.conn.execute(select(t).where(t.c.tracking_number == tracking_number).with_for_update()).first()
+        existing = self.conn.execute(
+            select(t).where(t.c.tracking_number == tracking_number).with_for_update()
+        ).first()
         now = self.now()
-        cert = certification_number or (None if existing is None else existing.certification_number)
+
+        def keep(new: Any, column: str) -> Any:
+            return new if new is not None or existing is None else existing._mapping[column]
+
+        cert = keep(certification_number, "certification_number")
         values = {
             "status": status,
             "certification_number": cert,
             "record": dict(record),
             "source_set_id": source_set_id,
-            "effective_from": effective_from,
-            "effective_to": effective_to,
+            "effective_from": keep(effective_from, "effective_from"),
+            "effective_to": keep(effective_to, "effective_to"),
             "updated_at": now,
         }
         if existing is None:
             values |= {"tracking_number": tracking_number, "request_id": self._request_id(tracking_number)}
             row = self.conn.execute(insert(t).values(**values, created_at=now).returning(*t.c)).one()
         else:
-            row = self.conn.execute(update(t).where(t.c.id == existing.id).values(**values).returning(*t.c)).one()
+            row = self.conn.execute(
+                update(t).where(t.c.id == existing.id).values(**values).returning(*t.c)
+            ).one()
         if existing is None or (existing.status, existing.certification_number) != (status, cert):
             event_values = {
                 "authorization_id": row.id,
@@ -1012,14 +1059,14 @@ class Tx:
                 "at": now,
             }
             self.conn.execute(insert(s.authorization_events).values(**event_values))
-        return from_mapping(AuthorizationRow, row._mapping)
+        return from_mapping(AuthorizationRow, row)
 
     @_db
     def get_authorization(self, tracking_number: str) -> AuthorizationRow | None:
         """The latest 278 outcome for a tracking number, or None."""
         t = s.authorizations
         row = self.conn.execute(select(t).where(t.c.tracking_number == tracking_number)).first()
-        return None if row is None else from_mapping(AuthorizationRow, row._mapping)
+        return None if row is None else from_mapping(AuthorizationRow, row)
 
     @_db
     def find_authorizations(
@@ -1038,12 +1085,14 @@ class Tx:
             conds.append(t.c.certification_number == certification_number)
         if status is not None:
             conds.append(t.c.status == status)
-        stmt = select(t).where(*conds).order_by(t.c.updated_at.desc(), t.c.id.desc()).limit(_check_limit(limit))
-        return [from_mapping(AuthorizationRow, r._mapping) for r in self.conn.execute(stmt)]
+        stmt = (
+            select(t).where(*conds).order_by(t.c.updated_at.desc(), t.c.id.desc()).limit(_check_limit(limit))
+        )
+        return [from_mapping(AuthorizationRow, r) for r in self.conn.execute(stmt)]
 
     @_db
     def authorization_history(self, authorization_id: int) -> list[AuthorizationEvent]:
         """Every status/certification change of one authorization, oldest first."""
         t = s.authorization_events
         stmt = select(t).where(t.c.authorization_id == authorization_id).order_by(t.c.id)
-        return [from_mapping(AuthorizationEvent, r._mapping) for r in self.conn.execute(stmt)]
+        return [from_mapping(AuthorizationEvent, r) for r in self.conn.execute(stmt)]

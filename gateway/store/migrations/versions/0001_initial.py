@@ -9,6 +9,8 @@ creating exactly this schema even after ``schema.py`` moves on (later changes ar
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
@@ -22,18 +24,22 @@ ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 JSONDOC = sa.JSON().with_variant(JSONB(), "postgresql")
 
 
-def _ts(name: str, *, nullable: bool = False) -> sa.Column[sa.DateTime]:
+def _ts(name: str, *, nullable: bool = False) -> sa.Column[datetime]:
     return sa.Column(name, sa.DateTime(timezone=True), nullable=nullable)
 
 
 def _id(table: str) -> tuple[sa.Column[int], sa.PrimaryKeyConstraint]:
     """The surrogate key, with the constraint named explicitly (names are part of the frozen schema)."""
-    return sa.Column("id", ID, autoincrement=True, nullable=False), sa.PrimaryKeyConstraint("id", name=op.f(f"pk_{table}"))
+    return sa.Column("id", ID, autoincrement=True, nullable=False), sa.PrimaryKeyConstraint(
+        "id", name=op.f(f"pk_{table}")
+    )
 
 
 def _fk(table: str, name: str, target: str, *, nullable: bool) -> sa.Column[int]:
-    referred = target.split(".")[0]
-    return sa.Column(name, ID, sa.ForeignKey(target, name=op.f(f"fk_{table}_{name}_{referred}")), nullable=nullable)
+    referred = target.split(".", maxsplit=1)[0]
+    return sa.Column(
+        name, ID, sa.ForeignKey(target, name=op.f(f"fk_{table}_{name}_{referred}")), nullable=nullable
+    )
 
 
 def _unique(table: str, column: str) -> sa.UniqueConstraint:
@@ -114,7 +120,9 @@ def _create_envelopes() -> None:
         _ts("created_at"),
     )
     op.create_index(
-        op.f("ix_interchanges_control_number_sender_receiver"), "interchanges", ["control_number", "sender", "receiver"]
+        op.f("ix_interchanges_control_number_sender_receiver"),
+        "interchanges",
+        ["control_number", "sender", "receiver"],
     )
     op.create_index(op.f("ix_interchanges_file_id"), "interchanges", ["file_id"])
 
@@ -145,8 +153,15 @@ def _create_envelopes() -> None:
         _ts("created_at"),
         _ts("updated_at"),
     )
-    for cols in (["control_number"], ["interchange_id"], ["group_id"], ["bht03"], ["request_id"],
-                 ["state", "created_at"], ["created_at"]):
+    for cols in (
+        ["control_number"],
+        ["interchange_id"],
+        ["group_id"],
+        ["bht03"],
+        ["request_id"],
+        ["state", "created_at"],
+        ["created_at"],
+    ):
         op.create_index(op.f(f"ix_transaction_sets_{'_'.join(cols)}"), "transaction_sets", cols)
 
     op.create_table(
@@ -174,7 +189,9 @@ def _create_results() -> None:
         _ts("created_at"),
         _ts("updated_at"),
     )
-    op.create_index(op.f("ix_eligibility_results_status_updated_at"), "eligibility_results", ["status", "updated_at"])
+    op.create_index(
+        op.f("ix_eligibility_results_status_updated_at"), "eligibility_results", ["status", "updated_at"]
+    )
     op.create_index(op.f("ix_eligibility_results_request_id"), "eligibility_results", ["request_id"])
 
     op.create_table(
@@ -192,7 +209,9 @@ def _create_results() -> None:
         _ts("created_at"),
         _ts("updated_at"),
     )
-    op.create_index(op.f("ix_authorizations_certification_number"), "authorizations", ["certification_number"])
+    op.create_index(
+        op.f("ix_authorizations_certification_number"), "authorizations", ["certification_number"]
+    )
     op.create_index(op.f("ix_authorizations_status_updated_at"), "authorizations", ["status", "updated_at"])
     op.create_index(op.f("ix_authorizations_request_id"), "authorizations", ["request_id"])
 
@@ -207,7 +226,9 @@ def _create_results() -> None:
         _ts("at"),
     )
     op.create_index(
-        op.f("ix_authorization_events_authorization_id_at"), "authorization_events", ["authorization_id", "at"]
+        op.f("ix_authorization_events_authorization_id_at"),
+        "authorization_events",
+        ["authorization_id", "at"],
     )
 
 
@@ -222,7 +243,9 @@ def _create_bookkeeping() -> None:
         _ts("at"),
         sa.Column("detail", JSONDOC, nullable=True),
     )
-    op.create_index(op.f("ix_state_changes_entity_type_entity_id"), "state_changes", ["entity_type", "entity_id"])
+    op.create_index(
+        op.f("ix_state_changes_entity_type_entity_id"), "state_changes", ["entity_type", "entity_id"]
+    )
     op.create_index(op.f("ix_state_changes_at"), "state_changes", ["at"])
 
     op.create_table(
@@ -270,9 +293,20 @@ def upgrade() -> None:
 
 
 TABLES = (
-    "phi_audit", "quarantine", "control_sequences", "state_changes", "authorization_events", "authorizations",
-    "eligibility_results", "trace_numbers", "transaction_sets", "functional_groups", "interchanges",
-    "requests", "files", "store_meta",
+    "phi_audit",
+    "quarantine",
+    "control_sequences",
+    "state_changes",
+    "authorization_events",
+    "authorizations",
+    "eligibility_results",
+    "trace_numbers",
+    "transaction_sets",
+    "functional_groups",
+    "interchanges",
+    "requests",
+    "files",
+    "store_meta",
 )
 
 
