@@ -489,7 +489,7 @@ class SftpClient:
             sftp = ssh.open_sftp()
             channel = sftp.get_channel()
             if channel is not None:
-                pass  # MUTANT
+                channel.settimeout(ep.timeout)
         except HostKeyError:
             ssh.close()
             raise
@@ -518,15 +518,17 @@ class SftpClient:
         if ssh is not None:
             ssh.close()
 
+    def _fail(self, operation: str, detail: str, *, retryable: bool) -> TransferError:
+        """A TransferError in the common format: 'sftp PARTNER: OPERATION DETAIL'."""
+        label = self._endpoint.label
+        return TransferError(
+            f"sftp {label}: {operation} {detail}", retryable=retryable, partner=label, operation=operation
+        )
+
     def _error(self, exc: BaseException, operation: str, subject: str) -> TransferError:
         retryable, reason = _reason(exc, self._endpoint.timeout)
-        what = f" {safe_display(subject)}" if subject else ""
-        return TransferError(
-            f"sftp {self._endpoint.label}: {operation}{what} failed: {reason}",
-            retryable=retryable,
-            partner=self._endpoint.label,
-            operation=operation,
-        )
+        what = f"{safe_display(subject)} " if subject else ""
+        return self._fail(operation, f"{what}failed: {reason}", retryable=retryable)
 
     @contextmanager
     def _remote(self, operation: str, subject: str = "") -> Iterator[paramiko.SFTPClient]:
@@ -539,12 +541,8 @@ class SftpClient:
                 self.close()
             raise
         except UnicodeDecodeError as exc:
-            raise TransferError(
-                f"sftp {self._endpoint.label}: {operation} failed: server sent a name that is not UTF-8",
-                retryable=False,
-                partner=self._endpoint.label,
-                operation=operation,
-            ) from exc
+            detail = "failed: server sent a name that is not UTF-8"
+            raise self._fail(operation, detail, retryable=False) from exc
         except _REMOTE_ERRORS as exc:
             err = self._error(exc, operation, subject)
             if err.retryable:
@@ -602,13 +600,8 @@ class SftpClient:
         remote_dir = self._dir(remote_dir, op)
         self._name(final_name, op)
         if len(final_name.encode("utf-8")) > MAX_NAME_BYTES - _PART_OVERHEAD:
-            raise TransferError(
-                f"sftp {self._endpoint.label}: upload refused: remote name is longer than "
-                f"{MAX_NAME_BYTES - _PART_OVERHEAD} bytes (no room for the temporary name)",
-                retryable=False,
-                partner=self._endpoint.label,
-                operation=op,
-            )
+            limit = MAX_NAME_BYTES - _PART_OVERHEAD
+            raise self._fail(op, f"refused: remote name is longer than {limit} bytes", retryable=False)
         final = posixpath.join(remote_dir, final_name)
         temp = posixpath.join(remote_dir, part_name(final_name))
         try:
@@ -621,38 +614,25 @@ class SftpClient:
                 existing = _stat_or_none(sftp, final, final_name)
                 if existing is not None:
                     return self._already_there(existing, local_size)
-                sent = _send(sftp, stream, temp, self._endpoint.label)
-                if sent != local_size:
-                    raise TransferError(
-                        f"sftp {self._endpoint.label}: upload {safe_display(final_name)} failed: "
-                        "local file changed size while being sent",
-                        retryable=False,
-                        partner=self._endpoint.label,
-                        operation=op,
-                    )
+                what = safe_display(final_name)
+                if _send(sftp, stream, temp, self._endpoint.label) != local_size:
+                    raise self._fail(op, f"{what} failed: local file changed while sent", retryable=False)
                 remote_size = sftp.stat(temp).st_size
                 if remote_size != local_size:
                     with suppress(*_REMOTE_ERRORS):
                         sftp.remove(temp)
-                    raise TransferError(
-                        f"sftp {self._endpoint.label}: upload {safe_display(final_name)} failed: "
-                        f"remote size {remote_size} != local size {local_size}",
-                        retryable=True,
-                        partner=self._endpoint.label,
-                        operation=op,
-                    )
+                    detail = f"{what} failed: remote size {remote_size} != local size {local_size}"
+                    raise self._fail(op, detail, retryable=True)
                 return self._finish_rename(sftp, temp, final, final_name, local_size)
 
     def _already_there(self, existing: RemoteEntry, local_size: int) -> RemoteEntry:
         if existing.size == local_size:
             return existing
-        raise TransferError(
-            f"sftp {self._endpoint.label}: upload {safe_display(existing.name)} refused: remote file "
-            f"already exists with size {existing.size}, local size is {local_size}",
-            retryable=False,
-            partner=self._endpoint.label,
-            operation="upload",
+        detail = (
+            f"{safe_display(existing.name)} refused: remote file already exists with size "
+            f"{existing.size}, local size is {local_size}"
         )
+        raise self._fail("upload", detail, retryable=False)
 
     def _finish_rename(
         self, sftp: paramiko.SFTPClient, temp: str, final: str, final_name: str, size: int
@@ -705,13 +685,11 @@ class SftpClient:
             finally:
                 os.close(fd)
             if not remote_size == writer.size == on_disk:
-                raise TransferError(
-                    f"sftp {label}: download {safe_display(name)} failed: remote size {remote_size}, "
-                    f"received {writer.size}, on disk {on_disk} (file still being written?)",
-                    retryable=True,
-                    partner=label,
-                    operation=op,
+                detail = (
+                    f"{safe_display(name)} failed: remote size {remote_size}, received {writer.size}, "
+                    f"on disk {on_disk} (file still being written?)"
                 )
+                raise self._fail(op, detail, retryable=True)
             final = local_dir / name
             try:
                 temp.replace(final)
@@ -729,13 +707,8 @@ class SftpClient:
         with self._remote("download", name) as sftp:
             remote = sftp.stat(path)
             if remote.st_mode is not None and not stat.S_ISREG(remote.st_mode):
-                raise TransferError(
-                    f"sftp {self._endpoint.label}: download {safe_display(name)} refused: "
-                    "not a regular file",
-                    retryable=False,
-                    partner=self._endpoint.label,
-                    operation="download",
-                )
+                detail = f"{safe_display(name)} refused: not a regular file"
+                raise self._fail("download", detail, retryable=False)
             _receive(sftp, path, remote.st_size or 0, writer)
             return remote.st_size
 

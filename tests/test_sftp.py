@@ -351,6 +351,31 @@ def test_paths_escaping_the_root_are_refused(paramiko_target: SftpTarget) -> Non
             assert info.value.retryable is False
 
 
+def test_server_operations_follow_openssh_semantics(paramiko_target: SftpTarget) -> None:
+    """mkdir/stat/lstat/rename/posix_rename/remove/rmdir behave as on OpenSSH (rename never replaces)."""
+    remote, local = paramiko_target.new_dir("ops")
+    with SftpClient(paramiko_target.endpoint()) as client:
+        sftp = client.connect()
+        sftp.mkdir(f"{remote}/sub")
+        assert (local / "sub").is_dir()
+        for name, data in (("a", b"1"), ("b", b"22")):
+            with sftp.open(f"{remote}/{name}", "wb") as handle:
+                handle.write(data)
+        assert sftp.stat(f"{remote}/b").st_size == 2
+        assert sftp.lstat(f"{remote}/a").st_size == 1
+        with pytest.raises(OSError, match="Failure"):
+            sftp.rename(f"{remote}/a", f"{remote}/b")
+        sftp.posix_rename(f"{remote}/a", f"{remote}/b")
+        assert (local / "b").read_bytes() == b"1"
+        assert sorted(a.filename for a in sftp.listdir_attr(remote)) == ["b", "sub"]
+        assert sftp.normalize(f"{remote}/sub/../b") == f"{remote}/b"
+        sftp.remove(f"{remote}/b")
+        sftp.rmdir(f"{remote}/sub")
+        with pytest.raises(FileNotFoundError):
+            sftp.stat(f"{remote}/b")
+    assert list(local.iterdir()) == []
+
+
 class _DropMidUpload(SftpFaults):
     """Cut the first connection once 64 KiB of an upload have been written."""
 

@@ -1,0 +1,97 @@
+"""Validation throughput: our validator vs pyx12's own x12n_document (what x12valid runs), same files,
+same run. Each measurement runs in its own fresh process so peak RSS is its own.
+
+    python bench/bench_validate.py [--mb 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import logging
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.corpus import ROOT, batch_270, batch_271  # noqa: E402 - path set up above
+from bench.measure import measure  # noqa: E402
+from transactions.envelope import read_interchanges  # noqa: E402
+from transactions.enveloping import GroupHeader, InterchangeHeader, TransactionBody, build_interchange  # noqa: E402
+
+SCRATCH = Path("/tmp/x12gw-bench")
+PUBLIC_837 = ROOT / "tests" / "public_x12" / "837p" / "kputnam-stupidedi__commercial-health-insurance.edi"
+
+
+def ours(path: str) -> tuple[int, int]:
+    from transactions.validation import validate  # noqa: PLC0415 - imported in the measured process
+
+    with open(path, "rb") as fh:  # noqa: PTH123
+        report = validate(iter(lambda: fh.read(1 << 20), b""))
+    sets = [s for i in report.interchanges for g in i.groups for s in g.sets]
+    return len(sets), sum(s.segment_count for s in sets)
+
+
+def pyx12_own(path: str, map_dir: str) -> tuple[int, int]:
+    import pyx12.params  # noqa: PLC0415
+    import pyx12.x12n_document  # noqa: PLC0415
+
+    logging.getLogger("pyx12").setLevel(logging.CRITICAL)
+    param = pyx12.params.params()
+    ok = pyx12.x12n_document.x12n_document(param, path, io.StringIO(), None, None, None, map_path=map_dir)
+    return int(ok), 0
+
+
+def batch_837(target_bytes: int) -> bytes:
+    ic = read_interchanges(PUBLIC_837.read_bytes())[0]
+    tset = next(ic.transaction_sets())
+    gs = ic.groups[0].gs
+    count = max(1, target_bytes // (sum(len(repr(s)) for s in tset.body) // 2))
+    sets = [TransactionBody("837", i + 1, tset.version, tset.body) for i in range(count)]
+    header = InterchangeHeader("ZZ", "BENCHSENDER", "ZZ", "BENCHRECEIVER", 1, datetime_of(ic))
+    group = GroupHeader("HC", gs.get(2), gs.get(3), 1, gs.get(8), datetime_of(ic))
+    return build_interchange(header, [(group, sets)], ic.delimiters, newline="\n")
+
+
+def datetime_of(_: object) -> object:
+    from bench.corpus import WHEN  # noqa: PLC0415
+
+    return WHEN
+
+
+def scratch_file(name: str, make: object, mb: float) -> Path:
+    path = SCRATCH / f"{name}-{mb:g}mb.x12"
+    if not path.exists():
+        path.write_bytes(make(int(mb * 1e6)))  # type: ignore[operator]
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--mb", type=float, default=20.0)
+    args = parser.parse_args()
+    SCRATCH.mkdir(exist_ok=True)
+    from gateway.mapdir import assemble_map_dir  # noqa: PLC0415
+
+    map_dir = str(assemble_map_dir(SCRATCH / "mapdir"))
+    files = {
+        "270": scratch_file("validate-270", batch_270, args.mb),
+        "271": scratch_file("validate-271", batch_271, args.mb),
+        "837P": scratch_file("validate-837p", batch_837, args.mb),
+    }
+    print(f"{'file':6} {'validator':22} {'MB':>6} {'seconds':>8} {'MB/s':>6} {'segments/s':>11} {'peak RSS':>9}")
+    for kind, path in files.items():
+        size = path.stat().st_size / 1e6
+        rows = []
+        if kind != "837P" or True:
+            t_ours, rss_ours, (sets, segs) = measure(ours, str(path))
+            rows.append(("x12-gateway validate", t_ours, rss_ours))
+        t_pyx, rss_pyx, _ = measure(pyx12_own, str(path), map_dir)
+        rows.append(("pyx12 x12n_document", t_pyx, rss_pyx))
+        for name, seconds, rss in rows:
+            print(f"{kind:6} {name:22} {size:6.1f} {seconds:8.2f} {size / seconds:6.2f} {segs / seconds:11,.0f} {rss:7.0f} MiB")
+        print(f"{kind:6} ratio ours/pyx12 time {t_ours / t_pyx:.2f}x  ({sets:,} transaction sets, {segs:,} segments)")
+
+
+if __name__ == "__main__":
+    main()

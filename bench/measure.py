@@ -1,0 +1,37 @@
+"""Run one measurement in a fresh interpreter so its peak RSS is its own, and time it."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import resource
+import time
+from collections.abc import Callable
+from typing import Any
+
+
+def _child(fn: Callable[..., Any], args: tuple[Any, ...], out: Any) -> None:
+    start = time.perf_counter()
+    result = fn(*args)
+    seconds = time.perf_counter() - start
+    out.put((seconds, peak_rss_mib(), result))
+
+
+def peak_rss_mib() -> float:
+    """This process's peak RSS. VmHWM belongs to the address space, so it starts afresh at exec, unlike
+    getrusage's ru_maxrss, which a spawned child inherits from its parent's high-water mark."""
+    with open("/proc/self/status", encoding="ascii") as fh:  # noqa: PTH123
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def measure(fn: Callable[..., Any], *args: Any) -> tuple[float, float, Any]:
+    """(seconds, peak RSS in MiB, fn's result) of ``fn(*args)`` run in a spawned process."""
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_child, args=(fn, args, queue))
+    proc.start()
+    seconds, peak, result = queue.get()
+    proc.join()
+    return seconds, peak, result
