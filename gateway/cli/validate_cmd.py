@@ -11,6 +11,7 @@ import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TextIO
 
 from transactions.acks import AckEnvelope, build_999, build_ta1
 from transactions.findings import ValidationReport, interchange_json
@@ -46,31 +47,27 @@ def _write_acks(path: Path, report: ValidationReport, out: Path, our_id: str) ->
     return written
 
 
-def _print_human(path: Path, report: ValidationReport) -> None:
+def print_report(path: Path, report: ValidationReport, stream: TextIO = sys.stdout) -> None:
+    """The human-readable report (also used by ``x12gw map`` for files that do not validate)."""
     if report.fatal:
-        print(f"{path}: NOT X12: {report.fatal}")
+        print(f"{path}: NOT X12: {report.fatal}", file=stream)
         return
     for ic in report.interchanges:
-        ta1 = (
-            f" TA1 {ic.ta1.ack_code}/{ic.ta1.note_code} {ic.ta1.message}"
-            if ic.ta1 and ic.ta1.ack_code != "A"
-            else ""
-        )
-        print(f"{path}: interchange {ic.control_number} {ic.sender} -> {ic.receiver}{ta1}")
+        ta1 = ""
+        if ic.ta1 and ic.ta1.ack_code != "A":
+            ta1 = f" TA1 {ic.ta1.ack_code}/{ic.ta1.note_code} {ic.ta1.message}"
+        print(f"{path}: interchange {ic.control_number} {ic.sender} -> {ic.receiver}{ta1}", file=stream)
         for g in ic.groups:
             counts = f"({g.accepted_count}/{len(g.sets)} accepted)"
             head = f"  group {g.functional_id} {g.control_number} {g.version}: {g.ack_code} {counts}"
-            print(f"{head} {' '.join(g.group_codes)}".rstrip())
+            print(f"{head} {' '.join(g.group_codes)}".rstrip(), file=stream)
             for s in g.sets:
                 codes = " ".join(s.set_codes)
-                print(f"    {s.set_id} {s.control_number} [{s.map or '-'}]: {s.ack_code} {codes}".rstrip())
+                print(f"    {s.set_id} {s.control_number} [{s.map or '-'}]: {s.ack_code} {codes}".rstrip(), file=stream)
                 for f in s.findings:
-                    where = (
-                        f"{f.segment}@{f.position}"
-                        + (f" {f.element}" if f.element else "")
-                        + (f" loop {f.loop}" if f.loop else "")
-                    )
-                    print(f"      {f.severity} {f.code}: {where}: {f.message}")
+                    where = f"{f.segment}@{f.position}" + (f" {f.element}" if f.element else "")
+                    where += f" loop {f.loop}" if f.loop else ""
+                    print(f"      {f.severity} {f.code}: {where}: {f.message}", file=stream)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -107,5 +104,5 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
     else:
         for p, r in results:
-            _print_human(p, r)
+            print_report(p, r)
     return worst

@@ -1,0 +1,152 @@
+"""Plain-language texts for the code values a billing clerk sees in records (from the X12 code lists
+as the TR3s use them; an unknown code is shown as itself)."""
+
+from __future__ import annotations
+
+HCR_ACTIONS = {
+    "A1": ("approved", "certified in total"),
+    "A2": ("partially_approved", "certified, partial"),
+    "A3": ("denied", "not certified"),
+    "A4": ("pended", "pended"),
+    "A6": ("modified", "modified"),
+    "C": ("cancelled", "cancelled"),
+    "CT": ("contact_payer", "contact payer"),
+    "NA": ("no_action_required", "no action required"),
+}
+
+REJECT_REASONS = {
+    "04": "authorized quantity exceeded",
+    "15": "required application data missing",
+    "33": "input errors",
+    "35": "out of network",
+    "41": "authorization/access restrictions",
+    "42": "unable to respond at current time",
+    "43": "invalid/missing provider identification",
+    "44": "invalid/missing provider name",
+    "45": "invalid/missing provider specialty",
+    "46": "invalid/missing provider phone number",
+    "47": "invalid/missing provider state",
+    "48": "invalid/missing referring provider identification number",
+    "49": "provider is not primary care physician",
+    "50": "provider ineligible for inquiries",
+    "51": "provider not on file",
+    "52": "service dates not within provider plan enrollment",
+    "53": "inquired benefit inconsistent with provider type",
+    "54": "inappropriate product/service id qualifier",
+    "55": "inappropriate product/service id",
+    "56": "inappropriate date",
+    "57": "invalid/missing date(s) of service",
+    "58": "invalid/missing date of birth",
+    "60": "date of birth follows date(s) of service",
+    "61": "date of death precedes date(s) of service",
+    "62": "date of service not within allowable inquiry period",
+    "63": "date of service in future",
+    "64": "invalid/missing patient id",
+    "65": "invalid/missing patient name",
+    "66": "invalid/missing patient gender code",
+    "67": "patient not found",
+    "68": "duplicate patient id number",
+    "69": "inconsistent with patient's age",
+    "70": "inconsistent with patient's gender",
+    "71": "patient birth date does not match that for the patient on the database",
+    "72": "invalid/missing subscriber/insured id",
+    "73": "invalid/missing subscriber/insured name",
+    "74": "invalid/missing subscriber/insured gender code",
+    "75": "subscriber/insured not found",
+    "76": "duplicate subscriber/insured id number",
+    "77": "subscriber found, patient not found",
+    "78": "subscriber/insured not in group/plan identified",
+    "79": "invalid participant identification",
+    "80": "no response received - transaction terminated",
+    "95": "patient not eligible",
+    "97": "invalid or missing provider address",
+    "98": "experimental service or procedure",
+    "AA": "authorization number not found",
+    "AE": "requires primary care physician authorization",
+    "AF": "invalid/missing diagnosis code(s)",
+    "AG": "invalid/missing procedure code(s)",
+    "AH": "invalid/missing onset date",
+    "AI": "invalid/missing accident date",
+    "AJ": "invalid/missing last menstrual period date",
+    "AK": "invalid/missing expected date of birth",
+    "AM": "invalid/missing admission date",
+    "AN": "invalid/missing discharge date",
+    "AO": "additional patient condition information required",
+    "CI": "certification information does not match patient",
+    "E8": "requires medical review",
+    "IA": "invalid authorization number format",
+    "IP": "inappropriate provider role",
+    "MA": "missing authorization number",
+    "T4": "payer name or identifier missing",
+    "T5": "certification information is missing",
+}
+
+FOLLOW_UP = {
+    "C": "correct and resubmit",
+    "N": "resubmission not allowed",
+    "P": "please resubmit original transaction",
+    "R": "resubmission allowed",
+    "S": "do not resubmit; inquiry initiated to a third party",
+    "W": "please wait 30 days and resubmit",
+    "X": "please wait 10 days and resubmit",
+    "Y": "do not resubmit; we will hold your request and respond again shortly",
+}
+
+# X12 code source 886 (health care services decision reason codes): the ones payers use most.
+DECISION_REASONS = {
+    "0A": "missing documentation",
+    "0B": "request forwarded to and decision response forthcoming from an external review organization",
+    "0E": "not a covered benefit",
+    "0L": "out of network",
+    "0P": "requested information not received",
+    "0T": "the proposed treatment is not medically necessary",
+    "0U": "additional patient information required",
+    "0V": "requested care is a duplicate",
+}
+
+ELIGIBILITY = {
+    "1": "active coverage",
+    "2": "active - full risk capitation",
+    "3": "active - services capitated",
+    "4": "active - services capitated to primary care physician",
+    "5": "active - pending investigation",
+    "6": "inactive",
+    "7": "inactive - pending eligibility update",
+    "8": "inactive - pending investigation",
+    "A": "co-insurance",
+    "B": "co-payment",
+    "C": "deductible",
+    "CB": "coverage basis",
+    "D": "benefit description",
+    "E": "exclusions",
+    "F": "limitations",
+    "G": "out of pocket (stop loss)",
+    "H": "unlimited",
+    "I": "non-covered",
+    "J": "cost containment",
+    "K": "reserve",
+    "L": "primary care provider",
+    "M": "pre-existing condition",
+    "MC": "managed care coordinator",
+    "N": "services restricted to following provider",
+    "O": "not deemed a medical necessity",
+    "P": "benefit disclaimer",
+    "Q": "second surgical opinion required",
+    "R": "other or additional payor",
+    "S": "prior year(s) history",
+    "T": "card(s) reported lost/stolen",
+    "U": "contact following entity for eligibility or benefit information",
+    "V": "cannot process",
+    "W": "other source of data",
+    "X": "health care facility",
+    "Y": "spend down",
+}
+
+ACTIVE = frozenset({"1", "2", "3", "4", "5"})
+INACTIVE = frozenset({"6", "7", "8"})
+
+
+def text(table: dict[str, str], code: str | None) -> str | None:
+    if not code:
+        return None
+    return table.get(code, code)

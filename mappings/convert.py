@@ -1,0 +1,64 @@
+"""Field-dict (from the engine) to typed values: dates, ranges, decimals, code texts."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from mappings.codes import FOLLOW_UP, REJECT_REASONS, text
+from mappings.records import Rejection
+
+
+def d8(value: str | None) -> date | None:
+    if not value or len(value) < 8:
+        return None
+    try:
+        return datetime.strptime(value[:8], "%Y%m%d").date()  # noqa: DTZ007 - calendar dates
+    except ValueError:
+        return None
+
+
+def date_range(value: str | None) -> tuple[date | None, date | None]:
+    """``YYYYMMDD`` -> (d, None); ``YYYYMMDD-YYYYMMDD`` -> (start, end)."""
+    if not value:
+        return None, None
+    if "-" in value:
+        start, end = value.split("-", 1)
+        return d8(start), d8(end)
+    return d8(value), None
+
+
+def decimal(value: str | None) -> Decimal | None:
+    if value is None or value == "":
+        return None
+    try:
+        return Decimal(value)
+    except InvalidOperation:
+        return None
+
+
+def integer(value: str | None) -> int | None:
+    number = decimal(value)
+    return int(number) if number is not None and number == number.to_integral_value() else None
+
+
+def rejection(f: dict[str, Any]) -> Rejection:
+    valid = f.get("valid_request")
+    return Rejection(
+        level=f.get("level"),
+        reason_code=f.get("reason_code"),
+        reason=text(REJECT_REASONS, f.get("reason_code")),
+        follow_up_code=f.get("follow_up"),
+        follow_up=text(FOLLOW_UP, f.get("follow_up")),
+        valid_request=None if valid is None else valid == "Y",
+    )
+
+
+def rejections(items: list[dict[str, Any]]) -> tuple[Rejection, ...]:
+    seen: list[Rejection] = []
+    for item in items:
+        r = rejection(item)
+        if r not in seen:
+            seen.append(r)
+    return tuple(seen)

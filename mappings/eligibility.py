@@ -1,0 +1,99 @@
+"""271 field dicts into :class:`EligibilityResult` records."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mappings.codes import ACTIVE, ELIGIBILITY, INACTIVE, text
+from mappings.convert import d8, date_range, decimal, rejections
+from mappings.records import (
+    AuthorizationRequirement,
+    Benefit,
+    BenefitEntity,
+    ControlRef,
+    EligibilityResult,
+    Rejection,
+)
+
+NOT_FOUND_REASONS = frozenset({"67", "72", "73", "75", "77"})
+
+
+def _benefit(b: dict[str, Any]) -> Benefit:
+    return Benefit(
+        code=b["code"],
+        description=text(ELIGIBILITY, b["code"]),
+        coverage_level=b["coverage_level"],
+        service_types=tuple(b["service_types"]),
+        insurance_type=b["insurance_type"],
+        plan_description=b["plan_description"],
+        time_period=b["time_period"],
+        amount=decimal(b["amount"]),
+        percent=decimal(b["percent"]),
+        quantity_qualifier=b["quantity_qualifier"],
+        quantity=decimal(b["quantity"]),
+        authorization_required=b["authorization_required"],
+        in_network=b["in_network"],
+        procedure_qualifier=b["procedure_qualifier"],
+        procedure_code=b["procedure_code"],
+        messages=tuple(b["messages"]),
+        entities=tuple(BenefitEntity(**e) for e in b["entities"]),
+    )
+
+
+def coverage_status(benefits: tuple[Benefit, ...], rejected: tuple[Rejection, ...]) -> str:
+    """active / inactive / not_found / rejected / unknown, from EB01 codes and AAA reasons."""
+    if any(r.reason_code in NOT_FOUND_REASONS for r in rejected):
+        return "not_found"
+    if rejected:
+        return "rejected"
+    codes = {b.code for b in benefits}
+    if codes & ACTIVE:
+        return "active"
+    if codes & INACTIVE:
+        return "inactive"
+    return "unknown"
+
+
+def _requirements(benefits: tuple[Benefit, ...]) -> tuple[AuthorizationRequirement, ...]:
+    return tuple(
+        AuthorizationRequirement(b.authorization_required, b.service_types, b.procedure_code, b.in_network)
+        for b in benefits
+        if b.authorization_required in ("Y", "N", "U")
+    )
+
+
+def eligibility_result(f: dict[str, Any], control: ControlRef | None) -> EligibilityResult:
+    benefits = tuple(_benefit(b) for b in f["benefits"])
+    rejected = rejections(f["rejections"])
+    plan_from, plan_to = date_range(f["plan_dates"])
+    insurance = next((b.insurance_type for b in benefits if b.insurance_type), None)
+    return EligibilityResult(
+        trace_numbers=tuple(f["trace_numbers"]),
+        payer_trace_numbers=tuple(f["payer_trace_numbers"]),
+        bht_reference=f["bht_reference"],
+        coverage=coverage_status(benefits, rejected),
+        payer_name=f["payer_name"],
+        payer_id=f["payer_id"],
+        provider_name=f["provider_name"],
+        provider_id=f["provider_id"],
+        member_id=f["member_id"],
+        subscriber_last_name=f["subscriber_last_name"],
+        subscriber_first_name=f["subscriber_first_name"],
+        subscriber_birth_date=d8(f["subscriber_birth_date"]),
+        dependent_last_name=f["dependent_last_name"],
+        dependent_first_name=f["dependent_first_name"],
+        dependent_birth_date=d8(f["dependent_birth_date"]),
+        plan_name=f["plan_name"],
+        plan_number=f["plan_number"],
+        group_name=f["group_name"],
+        group_number=f["group_number"],
+        insurance_type=insurance,
+        plan_begin=d8(f["plan_begin"]) or plan_from,
+        plan_end=d8(f["plan_end"]) or plan_to,
+        eligibility_begin=d8(f["eligibility_begin"]),
+        eligibility_end=d8(f["eligibility_end"]),
+        benefits=benefits,
+        authorization_requirements=_requirements(benefits),
+        rejections=rejected,
+        control=control,
+    )

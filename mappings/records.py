@@ -1,0 +1,199 @@
+"""What billing staff act on: eligibility results (from 271s) and authorization records (from 278
+responses). Frozen dataclasses; ``transactions.jsonform.to_dict`` gives their JSON form (ISO dates).
+
+Identity fields (names, member ids, birth dates) are kept as data because the billing system needs
+them; they are PHI, so the gateway masks them whenever a record is shown in logs or listings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class ControlRef:
+    """Where a response came from: ISA13, GS06 and ST02 of its transaction set."""
+
+    interchange: str
+    group: str
+    transaction_set: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """An AAA: the request (or part of it) could not be processed, and what to do about it."""
+
+    level: str | None  # loop the AAA sits in (2000A, 2100C, 2000E ...)
+    reason_code: str | None
+    reason: str | None
+    follow_up_code: str | None
+    follow_up: str | None
+    valid_request: bool | None
+
+
+@dataclass(frozen=True, slots=True)
+class BenefitEntity:
+    """A benefit-related entity (2120C/D): primary care provider, other payer, ..."""
+
+    entity_code: str | None
+    name: str | None
+    first_name: str | None
+    id_qualifier: str | None
+    id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Benefit:
+    """One EB (2110C/D) with its messages, dates and related entities."""
+
+    code: str | None
+    description: str | None
+    coverage_level: str | None
+    service_types: tuple[str, ...]
+    insurance_type: str | None
+    plan_description: str | None
+    time_period: str | None
+    amount: Decimal | None
+    percent: Decimal | None
+    quantity_qualifier: str | None
+    quantity: Decimal | None
+    authorization_required: str | None  # EB11: Y, N or U
+    in_network: str | None  # EB12: Y, N, W or U
+    procedure_qualifier: str | None
+    procedure_code: str | None
+    messages: tuple[str, ...]
+    entities: tuple[BenefitEntity, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizationRequirement:
+    """EB11 evidence: whether the payer says a service type or procedure needs authorization."""
+
+    required: str  # Y, N or U
+    service_types: tuple[str, ...]
+    procedure_code: str | None
+    in_network: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class EligibilityResult:
+    """The answer to one 270: coverage, plan, benefits and any rejection."""
+
+    trace_numbers: tuple[str, ...]
+    payer_trace_numbers: tuple[str, ...]
+    bht_reference: str | None
+    coverage: str  # active, inactive, not_found, rejected, unknown
+    payer_name: str | None
+    payer_id: str | None
+    provider_name: str | None
+    provider_id: str | None
+    member_id: str | None
+    subscriber_last_name: str | None
+    subscriber_first_name: str | None
+    subscriber_birth_date: date | None
+    dependent_last_name: str | None
+    dependent_first_name: str | None
+    dependent_birth_date: date | None
+    plan_name: str | None
+    plan_number: str | None
+    group_name: str | None
+    group_number: str | None
+    insurance_type: str | None
+    plan_begin: date | None
+    plan_end: date | None
+    eligibility_begin: date | None
+    eligibility_end: date | None
+    benefits: tuple[Benefit, ...]
+    authorization_requirements: tuple[AuthorizationRequirement, ...]
+    rejections: tuple[Rejection, ...]
+    control: ControlRef | None
+
+
+@dataclass(frozen=True, slots=True)
+class Documentation:
+    """A PWK in a response: documentation the payer asks for, and how to send it."""
+
+    report_type: str | None
+    transmission: str | None
+    control_number: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceDecision:
+    """The payer's decision on one service line (2000F)."""
+
+    trace_number: str | None
+    procedure_qualifier: str | None
+    procedure_code: str | None
+    modifiers: tuple[str, ...]
+    revenue_code: str | None
+    quantity: Decimal | None
+    unit: str | None
+    status: str
+    action_code: str | None
+    certification_number: str | None
+    reason_code: str | None
+    reason: str | None
+    service_from: date | None
+    service_to: date | None
+    effective_from: date | None
+    effective_to: date | None
+    documentation_codes: tuple[str, ...]
+    messages: tuple[str, ...]
+    rejections: tuple[Rejection, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizationRecord:
+    """The answer to one 278 request: the event-level decision and each line's decision."""
+
+    trace_number: str | None
+    payer_trace_number: str | None
+    bht_reference: str | None
+    response_type: str | None  # BHT06: 18 final, 19 further updates to follow
+    status: str  # approved, partially_approved, denied, pended, modified, cancelled, contact_payer, ...
+    action_code: str | None
+    certification_number: str | None
+    admin_reference: str | None
+    previous_certification: str | None
+    effective_from: date | None
+    effective_to: date | None
+    issued: date | None
+    reason_code: str | None
+    reason: str | None
+    request_category: str | None
+    certification_type: str | None
+    service_type: str | None
+    facility_code: str | None
+    level_of_service: str | None
+    event_from: date | None
+    event_to: date | None
+    admission_date: date | None
+    discharge_date: date | None
+    days_approved: int | None
+    payer_name: str | None
+    payer_id: str | None
+    requester_name: str | None
+    requester_id: str | None
+    member_id: str | None
+    subscriber_last_name: str | None
+    subscriber_first_name: str | None
+    patient_last_name: str | None
+    patient_first_name: str | None
+    servicing_provider_id: str | None
+    servicing_provider_id_qualifier: str | None  # XX = NPI
+    servicing_provider_name: str | None
+    facility_id: str | None
+    facility_name: str | None
+    diagnoses: tuple[str, ...]
+    messages: tuple[str, ...]
+    documentation_requested: tuple[Documentation, ...]
+    services: tuple[ServiceDecision, ...]
+    rejections: tuple[Rejection, ...]
+    control: ControlRef | None
+
+    @property
+    def all_lines_approved(self) -> bool:
+        return all(s.status == "approved" for s in self.services)
