@@ -937,8 +937,10 @@ class Tx:
         until: datetime | None = None,
         due_before: datetime | None = None,
         limit: int = DEFAULT_LIMIT,
+        oldest_first: bool = False,
     ) -> list[RequestRow]:
-        """Requests by state, kind, partner, member hash, creation time or due time; newest first."""
+        """Requests by state, kind, partner, member hash, creation time or due time; newest first
+        (``oldest_first`` for work queues, so the oldest request is sent first)."""
         t = s.requests
         conds = _window(t.c.created_at, since, until)
         simple = (
@@ -950,10 +952,46 @@ class Tx:
         conds.extend(column == value for column, value in simple if value is not None)
         if due_before is not None:
             conds.append(t.c.due_at < due_before)
-        stmt = (
-            select(t).where(*conds).order_by(t.c.created_at.desc(), t.c.id.desc()).limit(_check_limit(limit))
-        )
+        order = (t.c.id,) if oldest_first else (t.c.created_at.desc(), t.c.id.desc())
+        stmt = select(t).where(*conds).order_by(*order).limit(_check_limit(limit))
         return [from_mapping(RequestRow, r) for r in self.conn.execute(stmt)]
+
+    @_db
+    def find_file(self, *, direction: Direction, partner: str, name: str, size: int | None = None) -> FileRow | None:
+        """The newest file of a partner with this name (and size): remembers what was already fetched."""
+        t = s.files
+        conds = [t.c.direction == direction, t.c.partner == partner, t.c.name == name]
+        if size is not None:
+            conds.append(t.c.size == size)
+        row = self.conn.execute(select(t).where(*conds).order_by(t.c.id.desc()).limit(1)).first()
+        return None if row is None else from_mapping(FileRow, row)
+
+    @_db
+    def interchanges_of_file(self, file_id: int) -> list[InterchangeRow]:
+        """The interchanges recorded for one file, in file order."""
+        t = s.interchanges
+        stmt = select(t).where(t.c.file_id == file_id).order_by(t.c.id)
+        return [from_mapping(InterchangeRow, r) for r in self.conn.execute(stmt)]
+
+    @_db
+    def get_interchange(self, interchange_id: int) -> InterchangeRow:
+        t = s.interchanges
+        row = self.conn.execute(select(t).where(t.c.id == interchange_id)).first()
+        if row is None:
+            raise NotFoundError(f"interchange {interchange_id} not found")
+        return from_mapping(InterchangeRow, row)
+
+    @_db
+    def groups_of_interchange(self, interchange_id: int) -> list[GroupRow]:
+        t = s.functional_groups
+        stmt = select(t).where(t.c.interchange_id == interchange_id).order_by(t.c.id)
+        return [from_mapping(GroupRow, r) for r in self.conn.execute(stmt)]
+
+    @_db
+    def sets_of_group(self, group_id: int) -> list[TransactionSetRow]:
+        t = s.transaction_sets
+        stmt = select(t).where(t.c.group_id == group_id).order_by(t.c.id)
+        return self._with_traces(self.conn.execute(stmt).all())
 
     # -- results ---------------------------------------------------------------------------------
 

@@ -1,0 +1,30 @@
+"""``x12gw run [--once] [--config FILE]``: the long-running gateway service loop."""
+
+from __future__ import annotations
+
+import argparse
+
+from gateway.config import load_config
+from gateway.logsetup import configure_logging
+from gateway.runner import Gateway, open_context
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("run", help="run the gateway: inbox -> clearinghouse -> outbox")
+    p.add_argument("--config", help="gateway.toml (default: $X12GW_CONFIG or ./gateway.toml)")
+    p.add_argument("--once", action="store_true", help="run one full cycle and exit")
+    p.add_argument("--interval", type=float, help="seconds between idle cycles (default: the partners' poll_seconds)")
+    p.add_argument("--json-logs", action="store_true", help="JSON log lines even on a terminal")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    configure_logging(json=True if args.json_logs else None)
+    config = load_config(args.config)
+    config.preflight()
+    ctx = open_context(config)
+    try:
+        Gateway(ctx).run(once=args.once, interval=args.interval)
+    finally:
+        ctx.store.close()
+    return 0

@@ -1,0 +1,138 @@
+"""SFTP stages: upload queued files and download what the clearinghouse has for us, per partner.
+
+Every side effect is bracketed by state changes: ``queued -> uploading -> sent`` (the upload itself is
+idempotent by final name and size, so a crash mid-upload re-sends safely) and, for downloads, the file
+is recorded before the remote copy is deleted or moved (a crash in between finds the record on the next
+listing and only finishes the clean-up). A partner that keeps failing is paused; the others go on.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from gateway.config import PartnerConfig
+from gateway.context import Context
+from gateway.errors import TransferError
+from gateway.fsutil import ensure_dir
+from gateway.sftp import SftpClient, SftpEndpoint, retry
+from gateway.store import FileRow
+
+
+def endpoint(ctx: Context, partner: PartnerConfig) -> SftpEndpoint:
+    return partner.sftp_endpoint()
+
+
+def paused(ctx: Context, partner: PartnerConfig) -> bool:
+    until = ctx.paused_until.get(partner.name)
+    return until is not None and ctx.clock() < until
+
+
+def _failed(ctx: Context, partner: PartnerConfig, exc: TransferError) -> None:
+    count = ctx.failures.get(partner.name, 0) + 1
+    ctx.failures[partner.name] = count
+    ctx.log.warning("partner exchange failed", partner=partner.name, operation=exc.operation,
+                    error=str(exc), retryable=exc.retryable, consecutive_failures=count)
+    if count >= partner.pause_after_failures or not exc.retryable:
+        ctx.paused_until[partner.name] = ctx.clock() + timedelta(minutes=partner.pause_minutes)
+        ctx.log.error("partner paused", partner=partner.name, minutes=partner.pause_minutes, error=str(exc))
+        with ctx.store.begin() as tx:
+            tx.record_state_change("partner", 0, "active", "paused",
+                                   {"partner": partner.name, "reason": str(exc), "minutes": partner.pause_minutes})
+
+
+def exchange(ctx: Context, partner: PartnerConfig) -> tuple[int, int]:
+    """Upload then download for one partner; (files uploaded, files downloaded). Never raises
+    TransferError: failures are logged, counted and pause the partner after too many."""
+    if paused(ctx, partner):
+        return 0, 0
+    try:
+        with SftpClient(endpoint(ctx, partner)) as client:
+            sent = upload_all(ctx, partner, client)
+            got = download_all(ctx, partner, client)
+    except TransferError as exc:
+        _failed(ctx, partner, exc)
+        return 0, 0
+    if ctx.failures.pop(partner.name, 0):
+        with ctx.store.begin() as tx:
+            tx.record_state_change("partner", 0, "failing", "active", {"partner": partner.name})
+    return sent, got
+
+
+def _retry(ctx: Context, partner: PartnerConfig, op, what: str):  # type: ignore[no-untyped-def]
+    def note(attempt: int, exc: TransferError, delay: float) -> None:
+        ctx.log.info("retrying", partner=partner.name, operation=what, attempt=attempt, delay=round(delay, 2),
+                     error=str(exc))
+
+    return retry(op, attempts=partner.retry_attempts, base_delay=0.5, max_delay=10.0, on_retry=note)
+
+
+def upload_all(ctx: Context, partner: PartnerConfig, client: SftpClient) -> int:
+    with ctx.store.read() as tx:
+        rows = [*tx.list_files(state="uploading", direction="out", partner=partner.name, limit=500),
+                *tx.list_files(state="queued", direction="out", partner=partner.name, limit=500)]
+    rows.sort(key=lambda r: r.id)
+    for row in rows:
+        upload_one(ctx, partner, client, row)
+    return len(rows)
+
+
+def upload_one(ctx: Context, partner: PartnerConfig, client: SftpClient, row: FileRow) -> None:
+    if row.state == "queued":
+        with ctx.store.begin() as tx:
+            tx.set_file_state(row.id, "uploading", expect="queued")
+    local = ctx.payloads.path_for(row.sha256)
+    _retry(ctx, partner, lambda: client.upload(local, partner.upload_dir, row.name), "upload")
+    now = ctx.clock()
+    with ctx.store.begin() as tx:
+        tx.set_file_state(row.id, "sent", expect="uploading")
+        traces = []
+        for ic in tx.interchanges_of_file(row.id):
+            for g in tx.groups_of_interchange(ic.id):
+                for s in tx.sets_of_group(g.id):
+                    tx.set_transaction_set_state(s.id, "sent")
+                    if s.request_id is None:
+                        continue
+                    req = tx.get_request(s.request_id)
+                    minutes = ctx.config.timeouts.response_overdue_minutes(req.kind)
+                    tx.set_request_state(req.tracking_number, "sent", due_at=now + timedelta(minutes=minutes))
+                    traces.append(req.tracking_number)
+    ctx.log.info("file uploaded", partner=partner.name, file=row.name, file_id=row.id, size=row.size,
+                 trace_numbers=traces)
+
+
+def download_all(ctx: Context, partner: PartnerConfig, client: SftpClient) -> int:
+    listing = _retry(ctx, partner, lambda: client.scan(partner.download_dir), "list")
+    for bad in listing.rejected:
+        ctx.log.warning("remote file refused", partner=partner.name, name=bad.display, reason=bad.reason)
+    got = 0
+    for entry in listing.entries:
+        if download_one(ctx, partner, client, entry.name, entry.size, entry.mtime):
+            got += 1
+    return got
+
+
+def _known(ctx: Context, partner: PartnerConfig, name: str, size: int) -> FileRow | None:
+    with ctx.store.read() as tx:
+        return tx.find_file(direction="in", partner=partner.name, name=name, size=size)
+
+
+def download_one(ctx: Context, partner: PartnerConfig, client: SftpClient, name: str, size: int,
+                 mtime: int | None) -> bool:
+    """Fetch one remote file unless already recorded; then clean up remotely. True when new."""
+    known = _known(ctx, partner, name, size)
+    if known is None:
+        staging = ensure_dir(ctx.config.folders.work / "downloads")
+        result = _retry(ctx, partner, lambda: client.download(partner.download_dir, name, staging), "download")
+        data = Path(result.path).read_bytes()
+        sha, path = ctx.payloads.put(data)
+        Path(result.path).unlink(missing_ok=True)
+        with ctx.store.begin() as tx:
+            tx.record_file(direction="in", partner=partner.name, name=name, sha256=sha, size=result.size,
+                           payload_path=str(path), state="downloaded", detail={"remote_mtime": mtime})
+        ctx.log.info("file downloaded", partner=partner.name, file=name, size=result.size)
+    if partner.after_download == "delete":
+        _retry(ctx, partner, lambda: client.delete(partner.download_dir, name), "delete")
+    elif partner.after_download == "move":
+        _retry(ctx, partner, lambda: client.move(partner.download_dir, name, partner.archive_dir), "move")
+    return known is None

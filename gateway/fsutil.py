@@ -1,0 +1,126 @@
+"""Filesystem primitives with the guarantees the gateway relies on.
+
+Writes are atomic (temporary file in the same folder, fsync, rename, fsync of the folder) and
+owner-only (0600 files, 0700 folders), so a crash never leaves a half-written result where a billing
+system could read it, and payloads (PHI) are never readable by other users. A full disk or any other
+OS error surfaces as :class:`LocalIOError` with the operation and path, never a raw traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import os
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from gateway.errors import GatewayError
+
+FILE_MODE = 0o600
+DIR_MODE = 0o700
+IGNORED_SUFFIXES = (".tmp", ".part", ".done", ".partial", ".swp")
+
+
+class LocalIOError(GatewayError):
+    """A local file operation failed (disk full, permissions ...); ``retryable`` when it may pass later."""
+
+    def __init__(self, operation: str, path: Path, exc: OSError) -> None:
+        reason = os.strerror(exc.errno) if exc.errno else type(exc).__name__
+        super().__init__(f"{operation} {path.name}: {reason}")
+        self.retryable = exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EAGAIN, errno.EBUSY, errno.EIO)
+        self.disk_full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+@contextlib.contextmanager
+def io_errors(operation: str, path: Path) -> Iterator[None]:
+    try:
+        yield
+    except OSError as exc:
+        raise LocalIOError(operation, path, exc) from None
+
+
+def ensure_dir(path: Path) -> Path:
+    with io_errors("create folder", path):
+        path.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+    return path
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, data: bytes, *, mode: int = FILE_MODE) -> None:
+    """Write ``data`` to ``path`` atomically and durably (readers see the old file or the whole new one)."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    with io_errors("write", path):
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+            fsync_dir(path.parent)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
+
+
+def sha256_file(path: Path) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    with io_errors("read", path), path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def move(src: Path, dest_dir: Path, name: str | None = None) -> Path:
+    """Rename ``src`` into ``dest_dir`` (same filesystem), never overwriting: a clash gets a suffix."""
+    ensure_dir(dest_dir)
+    target = dest_dir / (name or src.name)
+    if target.exists():
+        target = dest_dir / f"{target.stem}.{secrets.token_hex(3)}{target.suffix}"
+    with io_errors("move", src):
+        os.rename(src, target)
+        fsync_dir(dest_dir)
+    return target
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    path: Path
+    size: int
+    mtime: float
+
+
+def is_ignored(name: str) -> bool:
+    """Names a writer uses while a file is incomplete (dot-files, *.tmp, *.part, markers)."""
+    return name.startswith(".") or name.endswith(IGNORED_SUFFIXES) or name.endswith(".reason.json")
+
+
+def complete_files(folder: Path, *, now: float, stable_seconds: float, require_done_marker: bool) -> list[Candidate]:
+    """Files in ``folder`` that are complete: not a temporary name, unchanged for ``stable_seconds``
+    (by size and mtime) and, when required, announced by a ``NAME.done`` marker."""
+    out = []
+    with io_errors("list", folder):
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    for entry in entries:
+        if not entry.is_file(follow_symlinks=False) or is_ignored(entry.name):
+            continue
+        st = entry.stat(follow_symlinks=False)
+        if now - st.st_mtime < stable_seconds:
+            continue
+        if require_done_marker and not (folder / f"{entry.name}.done").exists():
+            continue
+        out.append(Candidate(Path(entry.path), st.st_size, st.st_mtime))
+    return out

@@ -1,0 +1,265 @@
+"""Inbound stage: downloaded files are validated, acknowledged, applied and delivered.
+
+One transaction records the file's envelopes, applies any 999/TA1 to what we sent, stores the
+records mapped from 271/278 responses (matched to requests by trace number, then BHT03), queues our
+own 999/TA1 for the partner, and moves the file to ``processed``; result files are written after that
+commit and the file becomes ``delivered``. A crash between the two re-writes the same results.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway.config import PartnerConfig
+from gateway.context import Context
+from gateway.fsutil import atomic_write, ensure_dir
+from gateway.outbox import write_results
+from gateway.store import FileRow, RequestRow, Tx
+from mappings.mapper import MappingRules, Record, map_set
+from mappings.records import AuthorizationRecord, EligibilityResult
+from transactions.acks import AckEnvelope, GroupAck, InterchangeAck, build_999, build_ta1, parse_acks
+from transactions.findings import InterchangeReport
+from transactions.jsonform import to_dict
+from transactions.validation import Options, Validation, ValidatedSet, validate_detailed
+
+ANSWERS = {"271": "270", "278resp": "278"}
+
+
+@dataclass
+class Outcome:
+    trackings: list[str] = field(default_factory=list)
+    unmatched: int = 0
+    acks_applied: int = 0
+    records: int = 0
+
+
+def _our_id(ctx: Context) -> str:
+    return f"{ctx.config.identity.isa_qualifier}:{ctx.config.identity.isa_id}"
+
+
+def process_file(ctx: Context, row: FileRow, rules: MappingRules) -> str:
+    """Process one downloaded file; returns its final state."""
+    partner = ctx.config.partner(row.partner)
+    data = ctx.payloads.get(row.sha256)
+    validation = validate_detailed(data, Options(keep_placed=True))
+    if validation.report.fatal or not validation.report.interchanges:
+        return _quarantine(ctx, row, validation.report.fatal or "no interchange in the file")
+    acks = parse_acks(data) if _has_acks(validation) else None
+    mapped = _map_all(validation, rules)
+    outgoing = _our_acks(ctx, partner, validation) if partner.send_acks else []
+    outcome = Outcome()
+    with ctx.store.begin() as tx:
+        _record_envelopes(tx, row, validation)
+        if acks is not None:
+            outcome.acks_applied = _apply_acks(ctx, tx, acks.groups, acks.interchanges)
+        for kind, record, set_row_key in mapped:
+            _apply_record(ctx, tx, kind, record, set_row_key, outcome)
+        for name, payload in outgoing:
+            sha, path = ctx.payloads.put(payload)
+            tx.record_file(direction="out", partner=partner.name, name=name, sha256=sha, size=len(payload),
+                           payload_path=str(path), state="queued", detail={"acknowledges_file": row.id})
+        tx.set_file_state(row.id, "processed", expect="downloaded",
+                          detail={"trackings": outcome.trackings, "unmatched": outcome.unmatched})
+    deliver(ctx, row.id, outcome.trackings)
+    ctx.log.info("inbound file processed", partner=partner.name, file=row.name, file_id=row.id,
+                 records=outcome.records, unmatched=outcome.unmatched, acks_applied=outcome.acks_applied,
+                 acks_sent=len(outgoing), trace_numbers=outcome.trackings)
+    return "delivered"
+
+
+def deliver(ctx: Context, file_id: int, trackings: list[str]) -> None:
+    write_results(ctx, trackings, summary_name=f"summary-{file_id}.csv" if trackings else None)
+    with ctx.store.begin() as tx:
+        tx.set_file_state(file_id, "delivered", expect="processed")
+
+
+def _has_acks(validation: Validation) -> bool:
+    return any(g.functional_id == "FA" for i in validation.report.interchanges for g in i.groups) or any(
+        i.groups == () for i in validation.report.interchanges
+    )
+
+
+def _quarantine(ctx: Context, row: FileRow, reason: str) -> str:
+    folder = ensure_dir(ctx.config.folders.quarantine)
+    name = f"{row.id}__{row.name}"
+    atomic_write(folder / name, ctx.payloads.get(row.sha256))
+    atomic_write(folder / f"{name}.reason.json",
+                 json.dumps({"file": row.name, "file_id": row.id, "partner": row.partner, "reason": reason}).encode())
+    with ctx.store.begin() as tx:
+        tx.quarantine_file(row.id, {"reason": reason})
+    ctx.log.warning("inbound file quarantined", partner=row.partner, file=row.name, reason=reason)
+    return "quarantined"
+
+
+def _map_all(validation: Validation, rules: MappingRules) -> list[tuple[str, Record, tuple[str, str]]]:
+    out: list[tuple[str, Record, tuple[str, str]]] = []
+    by_offset: dict[int, ValidatedSet] = {s.report.offset: s for s in validation.sets}
+    for ic in validation.report.interchanges:
+        if ic.rejected:
+            continue
+        for g in ic.groups:
+            for s in g.sets:
+                vs = by_offset[s.offset]
+                if s.accepted and s.map in ANSWERS:
+                    for record in map_set(vs, ic.control_number, g.control_number, rules):
+                        out.append((s.map, record, (ic.control_number, s.control_number)))
+    return out
+
+
+def _our_acks(ctx: Context, partner: PartnerConfig, validation: Validation) -> list[tuple[str, bytes]]:
+    """The 999s (and TA1s) we owe for what we received (never for received acknowledgments)."""
+    out: list[tuple[str, bytes]] = []
+    ident = ctx.config.identity
+    pair = (f"{ident.isa_qualifier}:{ident.isa_id}", f"{partner.isa_qualifier}:{partner.isa_id}")
+    for ic in validation.report.interchanges:
+        wants_999 = not ic.rejected and any(g.functional_id != "FA" for g in ic.groups)
+        if ic.ta1 is None and not wants_999:
+            continue
+        isa = ctx.store.allocate_control_numbers(*pair, "ISA13", 1)[0]
+        env = AckEnvelope(ident.isa_qualifier, ident.isa_id, isa, isa, ctx.clock(), ctx.config.gateway.usage)
+        report = _without_acks(ic)
+        payload = build_ta1(ic, env) if ic.rejected else None
+        if payload is None and wants_999:
+            gs = ctx.store.allocate_control_numbers(*pair, "GS06", 1)[0]
+            st = ctx.store.allocate_control_numbers(*pair, "ST02", len(report.groups))
+            env = AckEnvelope(ident.isa_qualifier, ident.isa_id, isa, gs, ctx.clock(), ctx.config.gateway.usage)
+            payload = build_999(report, env, st[0])
+        if payload is not None:
+            out.append((partner.file_name("TA1" if ic.rejected else "999", isa, ctx.clock()), payload))
+    return out
+
+
+def _without_acks(ic: InterchangeReport) -> InterchangeReport:
+    from dataclasses import replace  # noqa: PLC0415
+
+    return replace(ic, groups=tuple(g for g in ic.groups if g.functional_id != "FA"))
+
+
+def _record_envelopes(tx: Tx, row: FileRow, validation: Validation) -> None:
+    by_offset = {s.report.offset: s for s in validation.sets}
+    for ic in validation.report.interchanges:
+        ic_row = tx.record_interchange(file_id=row.id, control_number=int(ic.control_number) if ic.control_number.isdigit() else 0,
+                                       sender=f"{ic.sender_qualifier}:{ic.sender}", receiver=f"{ic.receiver_qualifier}:{ic.receiver}",
+                                       ack_status=ic.ta1.ack_code if ic.ta1 else None)
+        for g in ic.groups:
+            g_row = tx.record_group(interchange_id=ic_row.id, control_number=int(g.control_number) if g.control_number.isdigit() else 0,
+                                    functional_id=g.functional_id, version=g.version, ack_status=g.ack_code)
+            for s in g.sets:
+                vs = by_offset[s.offset]
+                traces = [seg.get(2) for seg in vs.segments if seg.tag == "TRN"]
+                bht03 = vs.segments[1].get(3) if len(vs.segments) > 1 and vs.segments[1].tag == "BHT" else None
+                tx.record_transaction_set(interchange_id=ic_row.id, group_id=g_row.id, control_number=s.control_number,
+                                          set_id=s.set_id, trace_numbers=traces, bht03=bht03,
+                                          state="received" if s.accepted else "rejected", ack_status=s.ack_code)
+
+
+def _request_for(tx: Tx, kind: str, traces: list[str], bht03: str | None) -> RequestRow | None:
+    wanted = ANSWERS[kind]
+    for trace in traces:
+        for s in tx.find_transaction_sets(trace_number=trace, set_id=wanted, limit=5):
+            if s.request_id is not None:
+                return tx.get_request(s.request_id)
+    if bht03:
+        for s in tx.find_transaction_sets(bht03=bht03, set_id=wanted, limit=5):
+            if s.request_id is not None:
+                return tx.get_request(s.request_id)
+    return None
+
+
+def _apply_record(ctx: Context, tx: Tx, kind: str, record: Record, key: tuple[str, str], outcome: Outcome) -> None:
+    traces = list(record.trace_numbers) if isinstance(record, EligibilityResult) else (
+        [record.trace_number] if record.trace_number else [])
+    req = _request_for(tx, kind, traces, record.bht_reference)
+    fingerprint = hashlib.sha256(json.dumps(to_dict(record), sort_keys=True).encode()).hexdigest()[:16]
+    if req is None:
+        outcome.unmatched += 1
+        tx.record_state_change("response", 0, None, "unmatched",
+                               {"kind": kind, "interchange": key[0], "transaction_set": key[1], "fingerprint": fingerprint})
+        ctx.log.warning("response matches no request", kind=kind, interchange=key[0], transaction_set=key[1])
+        return
+    doc = to_dict(record)
+    if isinstance(record, EligibilityResult):
+        tx.upsert_eligibility_result(tracking_number=req.tracking_number, status=record.coverage, record=doc,
+                                     effective_from=record.plan_begin, effective_to=record.plan_end)
+        new_state = "answered"
+    else:
+        assert isinstance(record, AuthorizationRecord)
+        tx.upsert_authorization(tracking_number=req.tracking_number, status=record.status, record=doc,
+                                certification_number=record.certification_number,
+                                effective_from=record.effective_from, effective_to=record.effective_to)
+        new_state = "pended" if record.status == "pended" else "answered"
+    if req.state != new_state:
+        tx.set_request_state(req.tracking_number, new_state, detail={"response": key[1], "fingerprint": fingerprint})
+    outcome.records += 1
+    outcome.trackings.append(req.tracking_number)
+
+
+def _apply_acks(ctx: Context, tx: Tx, groups: tuple[GroupAck, ...], interchanges: tuple[InterchangeAck, ...]) -> int:
+    applied = 0
+    ours = _our_id(ctx)
+    for ta1 in interchanges:
+        for ic in tx.find_interchanges(int(ta1.interchange_control) if ta1.interchange_control.isdigit() else -1, sender=ours):
+            tx.set_ack_status("interchange", ic.id, ta1.ack_code)
+            applied += 1
+            if ta1.ack_code == "R":
+                for g in tx.groups_of_interchange(ic.id):
+                    for s in tx.sets_of_group(g.id):
+                        _reject_request(tx, s.request_id, f"interchange rejected by TA1 (note {ta1.note_code})")
+            break
+    for ga in groups:
+        group = _our_group(tx, ga, ours)
+        if group is None:
+            continue
+        tx.set_ack_status("group", group.id, ga.ack_code)
+        applied += 1
+        verdicts = {s.control_number: s for s in ga.sets}
+        for s in tx.sets_of_group(group.id):
+            verdict = verdicts.get(s.control_number)
+            code = verdict.ack_code if verdict else ("R" if ga.ack_code == "R" else "A")
+            tx.set_ack_status("transaction_set", s.id, code)
+            if code == "R":
+                why = ", ".join(f"{e.segment}{'/' + e.element if e.element else ''} code {e.code}" for e in (verdict.errors if verdict else ()))
+                _reject_request(tx, s.request_id, f"rejected by 999 (IK5 R{': ' + why if why else ''})")
+            elif s.request_id is not None:
+                req = tx.get_request(s.request_id)
+                if req.state == "sent":
+                    tx.set_request_state(req.tracking_number, "acknowledged", expect="sent")
+    return applied
+
+
+def _our_group(tx: Tx, ga: GroupAck, ours: str) -> Any:
+    if not ga.group_control.isdigit():
+        return None
+    for g in tx.find_groups(int(ga.group_control)):
+        if g.functional_id == ga.functional_id and tx.get_interchange(g.interchange_id).sender == ours:
+            return g
+    return None
+
+
+def _reject_request(tx: Tx, request_id: int | None, reason: str) -> None:
+    if request_id is None:
+        return
+    req = tx.get_request(request_id)
+    if req.state in ("sent", "acknowledged", "queued"):
+        tx.set_request_state(req.tracking_number, "rejected", reason=reason)
+
+
+def recover(ctx: Context) -> None:
+    """Deliver results of files processed before a crash (idempotent rewrite)."""
+    with ctx.store.read() as tx:
+        rows = tx.list_files(state="processed", direction="in", limit=500)
+        pending = [(r.id, tx.state_history("file", r.id)) for r in rows]
+    for file_id, history in pending:
+        detail = next((h.detail for h in reversed(history) if h.new_state == "processed"), None) or {}
+        deliver(ctx, file_id, list(detail.get("trackings", [])))
+
+
+def process_downloaded(ctx: Context, rules: MappingRules) -> int:
+    with ctx.store.read() as tx:
+        rows = sorted(tx.list_files(state="downloaded", direction="in", limit=500), key=lambda r: r.id)
+    for row in rows:
+        process_file(ctx, row, rules)
+    return len(rows)

@@ -1,0 +1,262 @@
+"""Inbox stage: billing systems' files become requests in the store, ready to be batched.
+
+Crash safety: a file is first recorded (state ``claiming``) and only then renamed into the work
+folder as ``<file id>__<name>``; every later step is a state transition plus an idempotent file move,
+so :func:`recover` can finish whatever a crash interrupted without losing or duplicating a request.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from gateway.context import Context
+from gateway.fsutil import Candidate, atomic_write, complete_files, ensure_dir, io_errors, move, sha256_file
+from gateway.store import StaleStateError, hash_member_id
+from transactions.build270 import read_270
+from transactions.build278 import read_278_request
+from transactions.errors import RequestError, X12GatewayError
+from transactions.models import EligibilityInquiry
+from transactions.outbound import Request
+from transactions.requests_csv import parse_csv
+from transactions.requests_json import parse_request_document, request_to_obj
+from transactions.validation import Options, validate_detailed
+
+INBOX = "inbox"
+
+
+@dataclass
+class Parsed:
+    """What a file holds: good requests (with the billing system's own reference) and per-item errors."""
+
+    requests: list[tuple[Request, str]] = field(default_factory=list)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    file_error: str | None = None
+
+
+def parse_inbox_bytes(data: bytes, name: str) -> Parsed:
+    """Requests in a JSON, CSV or X12 file; format by content (X12 starts with ISA) or extension."""
+    out = Parsed()
+    head = data.lstrip(b"\xef\xbb\xbf \t\r\n")[:3]
+    try:
+        if head == b"ISA":
+            _parse_x12(data, out)
+        elif name.lower().endswith(".csv"):
+            for i, item in enumerate(parse_csv(data.decode("utf-8-sig"))):
+                _take(out, item, i)
+        else:
+            for i, item in enumerate(parse_request_document(data)):
+                _take(out, item, i)
+    except RequestError as exc:
+        out.file_error = str(exc)
+    except UnicodeDecodeError:
+        out.file_error = "file is not UTF-8 text"
+    if not out.requests and not out.errors and out.file_error is None:
+        out.file_error = "file holds no request"
+    return out
+
+
+def _take(out: Parsed, item: Request | RequestError, index: int) -> None:
+    if isinstance(item, RequestError):
+        out.errors.append({"index": index, "field": item.field, "reason": item.reason})
+    else:
+        out.requests.append((item, item.trace_number))
+
+
+def _parse_x12(data: bytes, out: Parsed) -> None:
+    validation = validate_detailed(data, Options())
+    report = validation.report
+    if report.fatal:
+        out.file_error = f"not readable X12: {report.fatal}"
+        return
+    by_offset = {s.report.offset: s for s in validation.sets}
+    index = 0
+    for ic in report.interchanges:
+        if ic.rejected and ic.ta1 is not None:
+            out.errors.append({"index": index, "field": "ISA", "reason": f"interchange rejected: {ic.ta1.message}"})
+        for g in ic.groups:
+            for s in g.sets:
+                vs = by_offset[s.offset]
+                if s.map not in ("270", "278req"):
+                    out.errors.append({"index": index, "field": f"ST {s.control_number}", "reason": "not a 270 or 278 request"})
+                elif not s.accepted or ic.rejected:
+                    first = next((f for f in s.findings if f.severity == "error"), None)
+                    why = first.message if first else "transaction set rejected"
+                    out.errors.append({"index": index, "field": f"ST {s.control_number}", "reason": why})
+                else:
+                    body = vs.segments[1:-1]
+                    try:
+                        req: Request = read_270(body) if s.map == "270" else read_278_request(body)
+                        out.requests.append((req, req.trace_number))
+                    except (RequestError, ValueError) as exc:
+                        reason = exc.reason if isinstance(exc, RequestError) else "unreadable request"
+                        out.errors.append({"index": index, "field": f"ST {s.control_number}", "reason": reason})
+                index += 1
+
+
+def _work_path(ctx: Context, file_id: int, name: str) -> Path:
+    return ctx.config.folders.work / f"{file_id}__{name}"
+
+
+def claim(ctx: Context, cand: Candidate) -> int | None:
+    """Record the file, then move it into the work folder; None if it vanished meanwhile."""
+    sha, size = sha256_file(cand.path)
+    with ctx.store.begin() as tx:
+        row = tx.record_file(direction="in", partner=INBOX, name=cand.path.name, sha256=sha, size=size,
+                             payload_path=None, state="claiming")
+    return row.id if _finish_claim(ctx, row.id, cand.path.name, sha) else None
+
+
+def _finish_claim(ctx: Context, file_id: int, name: str, sha: str) -> bool:
+    work = _work_path(ctx, file_id, name)
+    source = ctx.config.folders.inbox / name
+    if not work.exists():
+        if not source.exists() or sha256_file(source)[0] != sha:
+            with ctx.store.begin() as tx:
+                tx.set_file_state(file_id, "vanished", expect="claiming",
+                                  reason="the inbox file disappeared or changed before it could be claimed")
+            return False
+        ensure_dir(work.parent)
+        with io_errors("claim", source):
+            source.rename(work)
+    with ctx.store.begin() as tx:
+        tx.set_file_state(file_id, "claimed", expect="claiming")
+    return True
+
+
+def _reason_file(ctx: Context, name: str, doc: dict[str, Any]) -> None:
+    folder = ensure_dir(ctx.config.folders.quarantine)
+    atomic_write(folder / f"{name}.reason.json", json.dumps(doc, indent=2).encode())
+
+
+def process(ctx: Context, file_id: int) -> str:
+    """Turn a claimed file into requests (one transaction) and say the file's new state."""
+    with ctx.store.read() as tx:
+        row = tx.get_file(file_id)
+    work = _work_path(ctx, file_id, row.name)
+    data = _read(work)
+    sha, payload_path = ctx.payloads.put(data)
+    settings = ctx.config.inbox
+    with ctx.store.read() as tx:
+        dup = tx.find_file_by_sha256(sha, within=timedelta(hours=settings.duplicate_window_hours),
+                                     direction="in", exclude_id=file_id)
+    parsed = Parsed(file_error=f"larger than the {settings.max_file_bytes}-byte limit") \
+        if len(data) > settings.max_file_bytes else (Parsed() if dup else parse_inbox_bytes(data, row.name))
+    routed, unrouted = _route(ctx, parsed)
+    numbers = [ctx.store.new_tracking_number() for _ in routed]
+    state = _outcome(dup is not None and dup.partner == INBOX, parsed, routed)
+    with ctx.store.begin() as tx:
+        for (req, partner, reference), tracking in zip(routed, numbers, strict=True):
+            final = replace(req, trace_number=tracking)
+            payload = {**request_to_obj(final), "client_reference": reference}
+            tx.insert_request(tracking_number=tracking, kind="270" if isinstance(req, EligibilityInquiry) else "278",
+                              payer_id=req.payer.id, partner=partner, source_file_id=file_id, payload=payload,
+                              member_id_hash=hash_member_id(req.subscriber.member_id or "", ctx.member_key))
+        reason = _reason(parsed, unrouted, dup.id if dup else None)
+        tx.set_file_state(file_id, state, expect="claimed", reason=reason["reason"] if reason else None,
+                          detail={"requests": len(routed), "rejected": len(reason["requests"]) if reason else 0,
+                                  "payload": str(payload_path.name)})
+    _settle(ctx, file_id, row.name, state, reason)
+    ctx.log.info("inbox file processed", file_id=file_id, file=row.name, state=state,
+                 requests=len(routed), rejected=len(parsed.errors) + len(unrouted))
+    return state
+
+
+def _read(path: Path) -> bytes:
+    with io_errors("read", path):
+        return path.read_bytes()
+
+
+def _route(ctx: Context, parsed: Parsed) -> tuple[list[tuple[Request, str, str]], list[dict[str, Any]]]:
+    routed, unrouted = [], []
+    for i, (req, reference) in enumerate(parsed.requests):
+        partner = ctx.config.partner_for_payer(req.payer.id)
+        if partner is None:
+            unrouted.append({"index": i, "field": "payer.id", "reason": "no trading partner is configured for this payer"})
+        else:
+            routed.append((req, partner.name, reference))
+    return routed, unrouted
+
+
+def _outcome(duplicate: bool, parsed: Parsed, routed: list[Any]) -> str:
+    if duplicate:
+        return "duplicate"
+    if not routed:
+        return "quarantined"
+    return "partially_accepted" if parsed.errors or len(routed) < len(parsed.requests) else "accepted"
+
+
+def _reason(parsed: Parsed, unrouted: list[dict[str, Any]], duplicate_of: int | None) -> dict[str, Any] | None:
+    if duplicate_of is not None:
+        return {"reason": f"duplicate of file {duplicate_of} (same SHA-256); nothing was sent again", "requests": []}
+    problems = parsed.errors + unrouted
+    if parsed.file_error is None and not problems:
+        return None
+    summary = parsed.file_error or f"{len(problems)} request(s) rejected; the others were queued"
+    return {"reason": summary, "requests": problems}
+
+
+def _settle(ctx: Context, file_id: int, name: str, state: str, reason: dict[str, Any] | None) -> None:
+    """Move the work file to archive or quarantine (idempotent: skipped when already moved)."""
+    work = _work_path(ctx, file_id, name)
+    if not work.exists():
+        return
+    if reason is not None:
+        _reason_file(ctx, f"{file_id}__{name}", {"file": name, "file_id": file_id, "state": state, **reason})
+    if state in ("accepted", "partially_accepted"):
+        if state == "partially_accepted":
+            with io_errors("copy to quarantine", work):
+                (ctx.config.folders.quarantine / f"{file_id}__{name}").write_bytes(work.read_bytes())
+        move(work, ctx.config.folders.archive)
+    else:
+        move(work, ctx.config.folders.quarantine)
+
+
+def recover(ctx: Context) -> None:
+    """Finish what a crash interrupted: half-claimed files, and processed files not yet moved."""
+    with ctx.store.read() as tx:
+        claiming = tx.list_files(state="claiming", direction="in", partner=INBOX, limit=1000)
+        claimed = tx.list_files(state="claimed", direction="in", partner=INBOX, limit=1000)
+    for row in claiming:
+        _finish_claim(ctx, row.id, row.name, row.sha256)
+    for row in claimed:
+        try:
+            process(ctx, row.id)
+        except StaleStateError:
+            continue
+    work = ctx.config.folders.work
+    for path in sorted(work.glob("*__*")) if work.exists() else []:
+        file_id, _, name = path.name.partition("__")
+        if not file_id.isdigit():
+            continue
+        with ctx.store.read() as tx:
+            row = tx.get_file(int(file_id))
+        if row.partner == INBOX and row.state not in ("claiming", "claimed"):
+            _settle(ctx, row.id, name, row.state, {"reason": row.reason, "requests": []} if row.reason else None)
+
+
+def intake(ctx: Context) -> int:
+    """One pass over the inbox: claim and process every complete file; returns how many were taken."""
+    cfg = ctx.config
+    ensure_dir(cfg.folders.inbox)
+    ensure_dir(cfg.folders.work)
+    taken = 0
+    now = ctx.clock().timestamp()
+    for cand in complete_files(cfg.folders.inbox, now=now, stable_seconds=cfg.inbox.stable_seconds,
+                               require_done_marker=cfg.inbox.require_done_marker):
+        file_id = claim(ctx, cand)
+        if file_id is None:
+            continue
+        try:
+            process(ctx, file_id)
+        except X12GatewayError as exc:
+            ctx.log.error("inbox file failed; will retry", file_id=file_id, error=str(exc))
+            continue
+        taken += 1
+        marker = cfg.folders.inbox / f"{cand.path.name}.done"
+        if marker.exists():
+            marker.unlink()
+    return taken

@@ -1,0 +1,436 @@
+"""Structured logging for the shell, with PHI and secrets removed from every event before output.
+
+Why it is built this way:
+
+* One pipeline: structlog events and standard-library records (paramiko, SQLAlchemy, alembic, pyx12)
+  go through the same processors and one handler, so nothing reaches the output unredacted.
+* Exceptions and stack traces are turned into text (``format_exc_info``) *before* redaction, so an
+  exception message that quotes a name is scrubbed like any other string. Pretty tracebacks that show
+  local variables are never used.
+* Redaction works three ways, because no single one is enough:
+
+  (a) by key: values under keys such as ``first_name``, ``member_id`` or ``dob`` (any nesting, any
+      case, camelCase too) become ``[redacted]``;
+  (b) by value: ``phi_scope([...])`` registers the concrete PHI strings of the unit of work in
+      progress (a request's names, member id, birth date), in a context variable, and every string
+      anywhere in the event has them replaced;
+  (c) by pattern: X12 fragments quoted in text (``DMG*D8*<date>``, the names and ids of an ``NM1``,
+      ``N3``/``N4`` addresses, identifying ``REF`` segments) and secrets (``register_secret`` and the
+      values of environment variables named ``*_PASSWORD``, ``*_SECRET``, ``*_TOKEN``, ``*_KEY``).
+
+* JSON lines when the output is not a terminal (log shippers), readable console lines on a terminal
+  (colours unless ``NO_COLOR`` is set).
+"""
+
+from __future__ import annotations
+
+import json as jsonlib
+import logging
+import os
+import re
+import sys
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager, suppress
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from enum import Enum
+from pathlib import PurePath
+from typing import Any, TextIO
+from uuid import UUID
+
+import structlog
+from structlog.dev import ConsoleRenderer, plain_traceback
+from structlog.processors import JSONRenderer, StackInfoRenderer, TimeStamper, format_exc_info
+from structlog.stdlib import BoundLogger, LoggerFactory, ProcessorFormatter
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+from gateway.errors import ConfigError
+
+REDACTED = "[redacted]"
+MIN_VALUE_LENGTH = 3  # shorter registered values would blank out ordinary text
+_MAX_DEPTH = 12
+
+# Third-party loggers that are chatty at INFO (paramiko narrates every handshake; SQLAlchemy's INFO is
+# SQL echo). They are capped at WARNING whatever the gateway's own level is.
+QUIET_LOGGERS = ("paramiko", "sqlalchemy")
+
+# --------------------------------------------------------------------------------------------- keys
+
+# Keys whose value is PHI wherever they appear, also as the end of a longer key (patient_member_id).
+_PHI_SUFFIXES = frozenset(
+    {
+        "first_name", "last_name", "middle_name", "member_id", "subscriber_id", "birth_date",
+        "birthdate", "dob", "date_of_birth", "ssn", "postal_code",
+    }
+)
+# Keys that are PHI on their own or after a person role (patient_name), but too generic to match as
+# any suffix: ``file_name``, ``partner_name`` and ``logger_name`` stay readable.
+_PHI_WORDS = frozenset({"name", "address", "line1", "line2", "city", "zip", "phone", "id"})
+_PERSON_ROLES = frozenset({"patient", "subscriber", "dependent", "member", "insured", "person", "contact"})
+# Keys whose value is a secret, also as the end of a longer key (db_password, api_token).
+_SECRET_SUFFIXES = frozenset(
+    {"password", "passwd", "secret", "token", "passphrase", "key_passphrase", "private_key", "api_key"}
+)
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+_NON_WORD = re.compile(r"[^a-z0-9]+")
+_sensitive_cache: dict[str, bool] = {}
+
+
+def _normalise_key(key: str) -> str:
+    return _NON_WORD.sub("_", _CAMEL.sub("_", key).lower()).strip("_")
+
+
+def is_sensitive_key(key: str) -> bool:
+    """Whether the value stored under ``key`` is PHI or a secret (so it is replaced, not scanned)."""
+    cached = _sensitive_cache.get(key)
+    if cached is not None:
+        return cached
+    norm = _normalise_key(key)
+    tokens = norm.split("_")
+    suffixes = {"_".join(tokens[i:]) for i in range(len(tokens))}
+    result = (
+        norm in _PHI_WORDS
+        or bool(suffixes & _PHI_SUFFIXES)
+        or bool(suffixes & _SECRET_SUFFIXES)
+        or (len(tokens) > 1 and tokens[0] in _PERSON_ROLES and "_".join(tokens[1:]) in _PHI_WORDS)
+    )
+    if len(_sensitive_cache) < 4096:
+        _sensitive_cache[key] = result
+    return result
+
+
+# --------------------------------------------------------------------------------------------- values
+
+
+@dataclass(frozen=True)
+class _Scope:
+    values: tuple[str, ...]
+    pattern: re.Pattern[str] | None
+
+
+_scope: ContextVar[_Scope | None] = ContextVar("x12gw_phi_scope", default=None)
+
+
+def _date_forms(value: date) -> list[str]:
+    """The spellings of a date that may show up in text: X12, ISO, US, and a date's repr."""
+    return [
+        value.strftime("%Y%m%d"),
+        value.isoformat(),
+        value.strftime("%m/%d/%Y"),
+        f"datetime.date({value.year}, {value.month}, {value.day})",
+    ]
+
+
+_DATE_TEXT = re.compile(r"^(\d{4})-?(\d{2})-?(\d{2})$")
+
+
+def _expand(value: str | date) -> list[str]:
+    """A registered value plus its other spellings (dates are written several ways)."""
+    if isinstance(value, datetime):
+        value = value.date()
+    if isinstance(value, date):
+        return _date_forms(value)
+    text = value.strip()
+    match = _DATE_TEXT.match(text)
+    if match:
+        try:
+            return [text, *_date_forms(date(int(match[1]), int(match[2]), int(match[3])))]
+        except ValueError:
+            pass
+    return [text]
+
+
+def _alternation(values: Iterable[str], flags: int = 0) -> re.Pattern[str] | None:
+    """One regex matching any of ``values``; longest first so a full name beats its first part."""
+    ordered = sorted(set(values), key=lambda v: (-len(v), v))
+    if not ordered:
+        return None
+    return re.compile("|".join(re.escape(v) for v in ordered), flags)
+
+
+@contextmanager
+def phi_scope(values: Iterable[str | date | None]) -> Iterator[None]:
+    """Redact these PHI values from every log event emitted inside the ``with`` block.
+
+    Register the concrete values of the unit of work in progress: names, member ids, birth dates
+    (given as a ``date`` or an 8-digit/ISO string; the other spellings are added). Matching ignores
+    case; values shorter than 3 characters and ``None`` are ignored. Scopes nest (inner blocks add
+    to the outer values) and follow ``contextvars``: a worker thread needs its own scope.
+    """
+    outer = _scope.get()
+    collected = list(outer.values) if outer is not None else []
+    for value in values:
+        if value is None:
+            continue
+        collected.extend(v for v in _expand(value) if len(v) >= MIN_VALUE_LENGTH)
+    unique = tuple(sorted(set(collected)))
+    token = _scope.set(_Scope(unique, _alternation(unique, re.IGNORECASE)))
+    try:
+        yield
+    finally:
+        _scope.reset(token)
+
+
+# --------------------------------------------------------------------------------------------- secrets
+
+_SECRET_ENV_SUFFIXES = ("_PASSWORD", "_SECRET", "_TOKEN", "_KEY")
+_secrets_lock = threading.Lock()
+_registered: set[str] = set()
+_secret_cache: tuple[tuple[str, ...], re.Pattern[str] | None] = ((), None)
+
+
+def register_secret(value: str | None) -> None:
+    """Scrub ``value`` from every later log event of the process (e.g. a password read from the env)."""
+    if value and len(value) >= MIN_VALUE_LENGTH:
+        with _secrets_lock:
+            _registered.add(value)
+
+
+def _secret_pattern() -> re.Pattern[str] | None:
+    """Registered secrets plus the current values of secret-named environment variables.
+
+    The environment is read on every event (it is small) so a variable set after start-up is still
+    covered; the regex is rebuilt only when the set of values changes.
+    """
+    global _secret_cache  # noqa: PLW0603 - a process-wide cache of one compiled pattern
+    env = {
+        v
+        for k, v in os.environ.items()
+        if k.upper().endswith(_SECRET_ENV_SUFFIXES) and len(v) >= MIN_VALUE_LENGTH
+    }
+    with _secrets_lock:
+        wanted = tuple(sorted(env | _registered))
+        if wanted != _secret_cache[0]:
+            _secret_cache = (wanted, _alternation(wanted))
+        return _secret_cache[1]
+
+
+# --------------------------------------------------------------------------------------------- X12
+
+_SEP = r"[^A-Za-z0-9\s]"  # whatever element separator the interchange used
+_STOP = r"[^~\r\n'\"]*"  # up to the segment terminator (or the end of the quoted text)
+_X12_PATTERNS = (
+    # Birth date: DMG*D8*19800101 keeps the qualifier, loses the date.
+    re.compile(rf"(?<![A-Za-z0-9])(DMG(?P<s>{_SEP})D8(?P=s))\d{{8}}"),
+    # Person or organisation name and id: everything after NM1*IL*1*.
+    re.compile(rf"(?<![A-Za-z0-9])(NM1(?P<s>{_SEP})[A-Za-z0-9]{{2,3}}(?P=s)[A-Za-z0-9](?P=s)){_STOP}"),
+    # Street address and city/state/zip.
+    re.compile(rf"(?<![A-Za-z0-9])(N[34](?P<s>{_SEP})){_STOP}"),
+    # Identifying references: SSN (SY), member id (1W), patient account (EJ), health claim (F6), ...
+    re.compile(rf"(?<![A-Za-z0-9])(REF(?P<s>{_SEP})(?:SY|1W|EJ|F6|IG|HJ|N6|Q4|6P)(?P=s)){_STOP}"),
+)
+
+
+# --------------------------------------------------------------------------------------------- redaction
+
+
+def _as_text(value: object) -> str:
+    """How an arbitrary object is shown: ``str`` for value types, ``Type: message`` for exceptions,
+    ``repr`` for everything else (dataclasses show their fields, which is why scrubbing follows)."""
+    if isinstance(value, BaseException):
+        return f"{type(value).__name__}: {value}"
+    if isinstance(value, date | PurePath | Decimal | UUID | Enum):
+        return str(value)
+    return repr(value)
+
+
+@dataclass(frozen=True)
+class _Scrubber:
+    phi: re.Pattern[str] | None
+    secrets: re.Pattern[str] | None
+
+    def text(self, value: str) -> str:
+        if self.secrets is not None:
+            value = self.secrets.sub(REDACTED, value)
+        if self.phi is not None:
+            value = self.phi.sub(REDACTED, value)
+        for pattern in _X12_PATTERNS:
+            value = pattern.sub(rf"\g<1>{REDACTED}", value)
+        return value
+
+    def value(self, value: object, depth: int = 0) -> object:
+        """``value`` made safe to print: strings scrubbed, containers walked, objects turned to text."""
+        if value is None or isinstance(value, bool):
+            return value
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, int | float):
+            as_text = str(value)
+            scrubbed = self.text(as_text)
+            return value if scrubbed == as_text else scrubbed
+        if isinstance(value, Mapping | list | tuple | set | frozenset):
+            return self._container(value, depth + 1)
+        return self.text(_as_text(value))
+
+    def _container(self, value: Mapping[Any, Any] | Iterable[object], depth: int) -> object:
+        if depth > _MAX_DEPTH:
+            return "[too deep]"
+        if isinstance(value, Mapping):
+            return self.mapping(value, depth)
+        return [self.value(v, depth) for v in value]
+
+    def mapping(self, value: Mapping[Any, Any], depth: int = 0) -> dict[str, object]:
+        out: dict[str, object] = {}
+        for key, item in value.items():
+            name = key if isinstance(key, str) else repr(key)
+            if is_sensitive_key(name) and item is not None:
+                out[self.text(name)] = REDACTED
+            else:
+                out[self.text(name)] = self.value(item, depth)
+        return out
+
+
+def redact_event(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
+    """structlog processor: remove PHI and secrets from every key and value of ``event_dict``.
+
+    Runs after ``format_exc_info``, so exception text and tracebacks are plain strings by now.
+    """
+    scope = _scope.get()
+    scrubber = _Scrubber(scope.pattern if scope is not None else None, _secret_pattern())
+    return scrubber.mapping(event_dict)
+
+
+def redact_text(text: str) -> str:
+    """``text`` with the current scope's PHI, registered secrets and X12 PHI patterns removed."""
+    scope = _scope.get()
+    return _Scrubber(scope.pattern if scope is not None else None, _secret_pattern()).text(text)
+
+
+def _finish_foreign(logger: WrappedLogger, method: str, event_dict: EventDict) -> EventDict:
+    """Drop ProcessorFormatter's bookkeeping; redact records that did not come through structlog.
+
+    structlog's own events were redacted in its chain already; records from the standard library
+    (paramiko, pyx12, ...) are redacted here, after their exception was formatted.
+    """
+    from_structlog = event_dict.pop("_from_structlog", False)
+    event_dict.pop("_record", None)
+    return event_dict if from_structlog else redact_event(logger, method, event_dict)
+
+
+def _foreign_stack(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
+    """A stdlib record's ``stack_info`` is already text: show it under structlog's ``stack`` key."""
+    stack = event_dict.pop("stack_info", None)
+    if isinstance(stack, str):
+        event_dict["stack"] = stack
+    return event_dict
+
+
+# --------------------------------------------------------------------------------------------- setup
+
+
+class _SafeStreamHandler(logging.StreamHandler[TextIO]):
+    """A stream handler whose failure report never prints the record (its arguments may be PHI).
+
+    The standard ``handleError`` writes the message and its arguments to stderr, unredacted.
+    """
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - the stdlib's name
+        with suppress(Exception):  # nowhere left to report to
+            sys.stderr.write(f"x12gw: a log record from logger {record.name!r} could not be written\n")
+
+
+_handler: _SafeStreamHandler | None = None
+_structlog_ready = False
+
+
+def _shared_processors() -> list[Processor]:
+    return [
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        TimeStamper(fmt="iso", utc=True),
+    ]
+
+
+def _configure_structlog() -> None:
+    """Install structlog's chain (redaction included) so no event can bypass it, even before setup."""
+    global _structlog_ready  # noqa: PLW0603 - process-wide logging state is inherently global
+    structlog.configure(
+        processors=[
+            structlog.stdlib.filter_by_level,
+            structlog.contextvars.merge_contextvars,
+            *_shared_processors(),
+            StackInfoRenderer(),
+            format_exc_info,
+            redact_event,
+            ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=LoggerFactory(),
+        wrapper_class=BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    _structlog_ready = True
+
+
+def _level_number(level: str | int) -> int:
+    if isinstance(level, int):
+        return level
+    number = logging.getLevelNamesMapping().get(level.upper())
+    if number is None:
+        raise ConfigError(f"log level {level!r} is not one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+    return number
+
+
+def _wants_colour(stream: TextIO) -> bool:
+    return not os.environ.get("NO_COLOR") and _is_terminal(stream)
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # closed or not a real stream
+        return False
+
+
+def configure_logging(
+    *, json: bool | None = None, level: str | int = "INFO", stream: TextIO | None = None
+) -> None:
+    """Send all logging (structlog and stdlib) to ``stream`` (default: stderr), redacted.
+
+    ``json=None`` picks JSON lines unless ``stream`` is a terminal. Calling it again replaces the
+    previous configuration (tests configure a StringIO stream this way).
+    """
+    global _handler  # noqa: PLW0603 - process-wide logging state is inherently global
+    out = sys.stderr if stream is None else stream
+    number = _level_number(level)
+    as_json = not _is_terminal(out) if json is None else json
+    renderer: Processor = (
+        JSONRenderer(serializer=jsonlib.dumps)
+        if as_json
+        else ConsoleRenderer(colors=_wants_colour(out), exception_formatter=plain_traceback)
+    )
+    formatter = ProcessorFormatter(
+        foreign_pre_chain=[*_shared_processors(), _foreign_stack, format_exc_info],
+        processors=[_finish_foreign, renderer],
+    )
+    handler = _SafeStreamHandler(out)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    if _handler is not None:
+        root.removeHandler(_handler)
+    root.addHandler(handler)
+    root.setLevel(number)
+    _handler = handler
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(max(number, logging.WARNING))
+    logging.captureWarnings(True)
+    _configure_structlog()
+
+
+def reset_logging() -> None:
+    """Remove the handler ``configure_logging`` installed (for tests); redaction stays in place."""
+    global _handler  # noqa: PLW0603 - process-wide logging state is inherently global
+    if _handler is not None:
+        logging.getLogger().removeHandler(_handler)
+        _handler = None
+    logging.captureWarnings(False)
+
+
+def get_logger(name: str | None = None) -> BoundLogger:
+    """A structlog logger named ``name`` (use ``__name__``); safe to call before ``configure_logging``."""
+    if not _structlog_ready:
+        _configure_structlog()
+    logger: BoundLogger = structlog.stdlib.get_logger(name)
+    return logger

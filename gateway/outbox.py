@@ -1,0 +1,74 @@
+"""Outbox: one result file per request (``<tracking number>.json``, written atomically, owner-only),
+plus an optional CSV summary per processed batch. Rewriting a result is idempotent."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any
+
+from gateway.context import Context
+from gateway.fsutil import atomic_write, ensure_dir
+from gateway.store import RequestRow, Tx
+
+SUMMARY_COLUMNS = ("tracking_number", "client_reference", "kind", "state", "status", "certification_number",
+                   "effective_from", "effective_to", "reason")
+
+
+def result_document(tx: Tx, req: RequestRow) -> dict[str, Any]:
+    """What the billing system reads for one request: its state and the latest record, if any."""
+    doc: dict[str, Any] = {
+        "tracking_number": req.tracking_number,
+        "client_reference": req.payload.get("client_reference"),
+        "kind": req.kind,
+        "state": req.state,
+        "reason": req.reason,
+        "updated_at": req.updated_at.isoformat(),
+    }
+    if req.kind == "270":
+        elig = tx.get_eligibility_result(req.tracking_number)
+        doc["status"] = elig.status if elig else req.state
+        doc["eligibility"] = elig.record if elig else None
+    else:
+        auth = tx.get_authorization(req.tracking_number)
+        doc["status"] = auth.status if auth else req.state
+        doc["authorization"] = auth.record if auth else None
+        if auth is not None:
+            doc["history"] = [
+                {"at": e.at.isoformat(), "from": e.old_status, "to": e.new_status,
+                 "certification_number": e.certification_number}
+                for e in tx.authorization_history(auth.id)
+            ]
+    return doc
+
+
+def write_results(ctx: Context, trackings: list[str], *, summary_name: str | None = None) -> int:
+    """(Re)write the result file of each tracking number; returns how many were written."""
+    outbox = ensure_dir(ctx.config.folders.outbox)
+    rows: list[dict[str, Any]] = []
+    with ctx.store.read() as tx:
+        for tracking in dict.fromkeys(trackings):
+            req = tx.get_request_by_tracking(tracking)
+            if req is None:
+                continue
+            doc = result_document(tx, req)
+            atomic_write(outbox / f"{tracking}.json", json.dumps(doc, indent=2, sort_keys=True).encode())
+            rows.append(_summary_row(doc))
+    if summary_name and rows and ctx.config.outbox.csv_summary:
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=SUMMARY_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write(outbox / summary_name, buf.getvalue().encode())
+    return len(rows)
+
+
+def _summary_row(doc: dict[str, Any]) -> dict[str, Any]:
+    record = doc.get("authorization") or doc.get("eligibility") or {}
+    return {
+        **{k: doc.get(k) for k in ("tracking_number", "client_reference", "kind", "state", "status", "reason")},
+        "certification_number": record.get("certification_number"),
+        "effective_from": record.get("effective_from") or record.get("plan_begin"),
+        "effective_to": record.get("effective_to") or record.get("plan_end"),
+    }

@@ -1,0 +1,153 @@
+"""The run loop: inbox -> outbound batches -> SFTP -> inbound -> records -> outbox, again and again.
+
+Each cycle first finishes whatever a crash interrupted (every stage keeps its progress in the store),
+then runs the stages in order. SIGTERM/SIGINT ask the loop to stop; the current step finishes first.
+A failing partner is paused by the exchange stage while the others go on; an unexpected error in a
+stage is logged and the loop continues with the next stage instead of crash-looping.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+from gateway import batching, exchange, inbound, intake
+from gateway.config import GatewayConfig
+from gateway.context import Context, utc_now
+from gateway.errors import GatewayError
+from gateway.fsutil import LocalIOError
+from gateway.logsetup import get_logger
+from gateway.payloads import PayloadStore
+from gateway.store import Store
+from mappings.mapper import MappingRules, default_rules, with_overrides
+from transactions.errors import X12GatewayError
+
+
+@dataclass
+class CycleSummary:
+    taken: int = 0
+    queued: int = 0
+    uploaded: int = 0
+    downloaded: int = 0
+    processed: int = 0
+    overdue: int = 0
+    errors: int = 0
+
+    @property
+    def busy(self) -> bool:
+        return any((self.taken, self.queued, self.uploaded, self.downloaded, self.processed))
+
+
+def open_context(config: GatewayConfig, *, clock=utc_now) -> Context:  # type: ignore[no-untyped-def]
+    config.folders.ensure()
+    store = Store.open(config.database_url())
+    return Context(
+        config=config,
+        store=store,
+        payloads=PayloadStore(config.folders.payloads),
+        member_key=config.member_hash_key(),
+        log=get_logger("x12gw"),
+        node_id=config.gateway.node_id,
+        clock=clock,
+    )
+
+
+def load_mapping_rules(config: GatewayConfig) -> MappingRules:
+    rules = default_rules()
+    folder: Path | None = config.mappings.override_dir
+    if folder is None:
+        return rules
+    return with_overrides(rules, [(p.name, p.read_bytes()) for p in sorted(folder.glob("*.xml"))])
+
+
+class Gateway:
+    """One node's run loop over a context."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.rules = load_mapping_rules(ctx.config)
+        self.stop = threading.Event()
+
+    def _stage(self, name: str, summary: CycleSummary, fn, *args):  # type: ignore[no-untyped-def]
+        if self.stop.is_set() and name not in ("recover",):
+            return 0
+        try:
+            return fn(*args)
+        except (X12GatewayError, LocalIOError) as exc:
+            summary.errors += 1
+            disk_full = isinstance(exc, LocalIOError) and exc.disk_full
+            self.ctx.log.error("stage failed; will retry next cycle", stage=name, error=str(exc), disk_full=disk_full)
+            return 0
+
+    def cycle(self) -> CycleSummary:
+        s = CycleSummary()
+        ctx = self.ctx
+        self._stage("recover", s, intake.recover, ctx)
+        self._stage("recover", s, inbound.recover, ctx)
+        s.taken = self._stage("intake", s, intake.intake, ctx)
+        s.queued = self._stage("batch", s, batching.batch_all, ctx)
+        for partner in ctx.config.partners:
+            up, down = self._stage("exchange", s, exchange.exchange, ctx, partner) or (0, 0)
+            s.uploaded += up
+            s.downloaded += down
+        s.processed = self._stage("inbound", s, inbound.process_downloaded, ctx, self.rules)
+        s.overdue = self._stage("overdue", s, mark_overdue, ctx)
+        if s.busy or s.errors:
+            ctx.log.info("cycle", **{k: v for k, v in vars(s).items()})
+        return s
+
+    def run(self, *, once: bool = False, interval: float | None = None) -> None:
+        wait = interval if interval is not None else min((p.poll_seconds for p in self.ctx.config.partners), default=30.0)
+        self._install_signals()
+        self.ctx.log.info("gateway started", node=self.ctx.node_id, partners=[p.name for p in self.ctx.config.partners])
+        while not self.stop.is_set():
+            summary = self.cycle()
+            if once:
+                break
+            if not summary.busy:
+                self.stop.wait(wait)
+        self.ctx.log.info("gateway stopped", node=self.ctx.node_id)
+
+    def _install_signals(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+
+        def handler(signum: int, _frame: FrameType | None) -> None:
+            self.ctx.log.info("stop requested", signal=signal.Signals(signum).name)
+            self.stop.set()
+
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+
+
+def mark_overdue(ctx: Context) -> int:
+    """Requests past their response deadline become ``overdue`` (visible to operators), once."""
+    now = ctx.clock()
+    count = 0
+    with ctx.store.read() as tx:
+        late = [r for state in ("sent", "acknowledged") for r in tx.list_requests(state=state, due_before=now, limit=500)]
+    for req in late:
+        try:
+            with ctx.store.begin() as tx:
+                tx.set_request_state(req.tracking_number, "overdue", expect=req.state,
+                                     reason="no response within the configured time")
+            count += 1
+        except GatewayError:
+            continue
+    if count:
+        ctx.log.warning("requests overdue", count=count)
+    return count
+
+
+def wait_until(predicate, timeout: float, step: float = 0.2) -> bool:  # type: ignore[no-untyped-def]
+    """Poll ``predicate`` until true or ``timeout`` seconds pass (used by the demo and tests)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return bool(predicate())
