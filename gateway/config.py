@@ -50,6 +50,7 @@ from gateway.sftp import (
 )
 
 CONFIG_ENV = "X12GW_CONFIG"
+DEFAULT_CONFIG_NAME = "gateway.toml"
 DEFAULT_MEMBER_HASH_KEY_ENV = "X12GW_MEMBER_HASH_KEY"
 MEMBER_HASH_KEY_FILE = "member_hash.key"
 MIN_MEMBER_HASH_KEY_LENGTH = 16
@@ -384,17 +385,22 @@ class GatewayConfig:
 
 
 def config_path(cli_value: str | os.PathLike[str] | None = None) -> Path:
-    """The configuration file: ``--config`` if given, else ``$X12GW_CONFIG``."""
+    """The configuration file: ``--config`` if given, else ``$X12GW_CONFIG``, else ``./gateway.toml``."""
     if cli_value:
         return Path(cli_value)
     env = os.environ.get(CONFIG_ENV)
     if env:
         return Path(env)
-    raise ConfigError(f"no configuration file: pass --config or set {CONFIG_ENV}")
+    local = Path(DEFAULT_CONFIG_NAME)
+    if local.is_file():
+        return local
+    raise ConfigError(
+        f"no configuration file: pass --config, set {CONFIG_ENV} or create ./{DEFAULT_CONFIG_NAME}"
+    )
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> GatewayConfig:
-    """Read and validate the TOML file at ``path`` (default: ``$X12GW_CONFIG``)."""
+    """Read and validate the TOML file at ``path`` (default: see ``config_path``)."""
     file = config_path(path).expanduser().resolve()
     try:
         raw = file.read_bytes()
@@ -881,7 +887,7 @@ def _payers(t: _Table) -> tuple[str, ...]:
 def _cross_checks(config: GatewayConfig, problems: list[str]) -> None:
     """Rules that span tables: unique partner names and payers, partner ISA ids distinct from ours."""
     names: dict[str, int] = {}
-    payers: dict[str, str] = {}
+    payers: dict[str, int] = {}
     ours = (config.identity.isa_qualifier, config.identity.isa_id)
     for index, partner in enumerate(config.partners):
         if partner.name and partner.name in names:
@@ -893,9 +899,12 @@ def _cross_checks(config: GatewayConfig, problems: list[str]) -> None:
                 "the same)"
             )
         for j, payer in enumerate(partner.payers):
-            other = payers.setdefault(_payer_key(payer), partner.name)
-            if other != partner.name:
-                problems.append(f"partners[{index}].payers[{j}]: is already routed to partner {other}")
+            other = payers.setdefault(_payer_key(payer), index)
+            if other != index:
+                problems.append(
+                    f"partners[{index}].payers[{j}]: is already routed to partners[{other}] "
+                    f"({config.partners[other].name})"
+                )
 
 
 # --------------------------------------------------------------------------------------------- runtime

@@ -68,7 +68,8 @@ _PHI_SUFFIXES = frozenset(
 )
 # Keys that are PHI on their own or after a person role (patient_name), but too generic to match as
 # any suffix: ``file_name``, ``partner_name`` and ``logger_name`` stay readable.
-_PHI_WORDS = frozenset({"name", "address", "line1", "line2", "city", "zip", "phone", "id"})
+_PHI_WORDS = frozenset({"name", "address", "line1", "line2", "city", "zip", "phone"})
+_ROLE_WORDS = _PHI_WORDS | {"id"}  # patient_id is PHI, a bare id (a row, a request) is not
 _PERSON_ROLES = frozenset({"patient", "subscriber", "dependent", "member", "insured", "person", "contact"})
 # Keys whose value is a secret, also as the end of a longer key (db_password, api_token).
 _SECRET_SUFFIXES = frozenset(
@@ -95,7 +96,7 @@ def is_sensitive_key(key: str) -> bool:
         norm in _PHI_WORDS
         or bool(suffixes & _PHI_SUFFIXES)
         or bool(suffixes & _SECRET_SUFFIXES)
-        or (len(tokens) > 1 and tokens[0] in _PERSON_ROLES and "_".join(tokens[1:]) in _PHI_WORDS)
+        or (len(tokens) > 1 and tokens[0] in _PERSON_ROLES and "_".join(tokens[1:]) in _ROLE_WORDS)
     )
     if len(_sensitive_cache) < 4096:
         _sensitive_cache[key] = result
@@ -359,7 +360,7 @@ def _configure_structlog() -> None:
         ],
         logger_factory=LoggerFactory(),
         wrapper_class=BoundLogger,
-        cache_logger_on_first_use=True,
+        cache_logger_on_first_use=False,  # structlog.testing.capture_logs needs uncached loggers
     )
     _structlog_ready = True
 

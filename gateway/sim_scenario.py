@@ -10,7 +10,7 @@ no state: certification numbers and references are allocated by the simulator an
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from decimal import Decimal
@@ -134,7 +134,9 @@ class Rule:
     delay_seconds: float | None = None
     approve_after_seconds: float | None = None
 
-    def matches(self, kind: Kind, member_id: str | None, procedures: tuple[str, ...], cert_type: str | None) -> bool:
+    def matches(
+        self, kind: Kind, member_id: str | None, procedures: tuple[str, ...], cert_type: str | None
+    ) -> bool:
         return (
             (self.kind is None or self.kind == kind)
             and (self.member_id is None or self.member_id == member_id)
@@ -153,7 +155,9 @@ class Scenario:
 
     defaults: Outcome = field(default_factory=Outcome)
     rules: tuple[Rule, ...] = ()
-    auth_required_codes: tuple[CodeRange, ...] = tuple(CodeRange.parse(c, "default") for c in DEFAULT_AUTH_CODES)
+    auth_required_codes: tuple[CodeRange, ...] = tuple(
+        CodeRange.parse(c, "default") for c in DEFAULT_AUTH_CODES
+    )
     reject_duplicates: bool = True
 
     @classmethod
@@ -209,8 +213,8 @@ class Scenario:
 
     def outcome_for(self, request: EligibilityInquiry | ServiceReviewRequest) -> Outcome:
         if isinstance(request, EligibilityInquiry):
-            codes = (request.procedure.code,) if request.procedure else ()
-            return self.outcome("270", request.subscriber.member_id, codes)
+            asked = (request.procedure.code,) if request.procedure else ()
+            return self.outcome("270", request.subscriber.member_id, asked)
         codes = tuple(line.procedure.code for line in request.lines if line.procedure is not None)
         return self.outcome("278", request.subscriber.member_id, codes, request.certification_type)
 
@@ -221,7 +225,9 @@ class Scenario:
 def _only(doc: Mapping[str, Any], allowed: frozenset[str], where: str) -> None:
     unknown = sorted(set(doc) - allowed)
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)} (allowed: {', '.join(sorted(allowed))})")
+        raise ConfigError(
+            f"{where}: unknown key(s) {', '.join(unknown)} (allowed: {', '.join(sorted(allowed))})"
+        )
 
 
 def _table(value: object, where: str) -> Mapping[str, Any]:
@@ -286,20 +292,24 @@ def _auth_benefits(scenario: Scenario, inquiry: EligibilityInquiry) -> list[Bene
     """EB11 answers: for an inquiry by procedure, whether it needs authorization; for imaging service
     types, every auth_required code (EB13) with EB11=Y."""
     if inquiry.procedure is not None:
-        required = "Y" if scenario.requires_auth(inquiry.procedure.code) else "N"
-        message = "PRIOR AUTHORIZATION REQUIRED" if required == "Y" else None
-        return [Benefit.authorization(inquiry.procedure, required=required, message=message)]
+        if scenario.requires_auth(inquiry.procedure.code):
+            return [Benefit.authorization(inquiry.procedure, message="PRIOR AUTHORIZATION REQUIRED")]
+        return [Benefit.authorization(inquiry.procedure, required="N")]
     imaging = [st for st in inquiry.service_types if st in IMAGING_SERVICE_TYPES]
     if not imaging:
         return []
     codes = list(dict.fromkeys(c for r in scenario.auth_required_codes for c in r.codes()))
     return [
-        Benefit.authorization(Procedure(code), service_types=(imaging[0],), message="PRIOR AUTHORIZATION REQUIRED")
+        Benefit.authorization(
+            Procedure(code), service_types=(imaging[0],), message="PRIOR AUTHORIZATION REQUIRED"
+        )
         for code in codes[:MAX_AUTH_BENEFITS]
     ]
 
 
-def eligibility_answer(scenario: Scenario, inquiry: EligibilityInquiry, outcome: Eligibility, today: date) -> EligibilityAnswer:
+def eligibility_answer(
+    scenario: Scenario, inquiry: EligibilityInquiry, outcome: Eligibility, today: date
+) -> EligibilityAnswer:
     """The 271 content for ``outcome``: active coverage with cost shares, inactive, or an AAA."""
     year = DateRange(date(today.year, 1, 1), date(today.year, 12, 31))
     if outcome == "inactive":
@@ -364,6 +374,66 @@ def _partial_line(line: ServiceLine) -> LineDecision:
     return LineDecision("A6", quantity=Decimal(_half(int(line.quantity))))
 
 
+def _certified(
+    _req: ServiceReviewRequest, window: DateRange, cert: str | None, ref: str | None
+) -> ReviewDecision:
+    return ReviewDecision("A1", cert, admin_reference=ref, effective=window)
+
+
+def _partial(
+    req: ServiceReviewRequest, window: DateRange, cert: str | None, ref: str | None
+) -> ReviewDecision:
+    lines = tuple(_partial_line(line) if i == 0 else LineDecision("A1") for i, line in enumerate(req.lines))
+    days = _half(req.days) if req.days else None
+    if days is not None:  # an admission certified for fewer days: the window ends with the last one
+        window = DateRange(window.start, window.start + timedelta(days=days - 1))
+    return ReviewDecision("A2", cert, admin_reference=ref, effective=window, approved_days=days, lines=lines)
+
+
+def _modified(
+    req: ServiceReviewRequest, window: DateRange, cert: str | None, ref: str | None
+) -> ReviewDecision:
+    days = _half(req.days) if req.days else None
+    return ReviewDecision("A6", cert, admin_reference=ref, effective=shortened(window), approved_days=days)
+
+
+def _pended(
+    _req: ServiceReviewRequest, _window: DateRange, _cert: str | None, ref: str | None
+) -> ReviewDecision:
+    return ReviewDecision(
+        "A4",
+        reason="0U",
+        admin_reference=ref,
+        documentation=PEND_DOCUMENTS,
+        message="SEND CLINICAL NOTES TO COMPLETE THE REVIEW",
+    )
+
+
+def _fixed(decision: ReviewDecision) -> _Decide:
+    return lambda _req, _window, _cert, _ref: decision
+
+
+_Decide = Callable[[ServiceReviewRequest, DateRange, str | None, str | None], ReviewDecision]
+_DECISIONS: dict[str, _Decide] = {
+    "approve": _certified,
+    "pend_then_approve": _certified,  # its approval step; the simulator sends "pend" first
+    "partial": _partial,
+    "modify": _modified,
+    "pend": _pended,
+    "deny": _fixed(
+        ReviewDecision("A3", reason="0F", message="NOT CERTIFIED BASED ON THE INFORMATION SUBMITTED")
+    ),
+    "cancel": lambda req, _window, _cert, _ref: ReviewDecision("C", req.previous_certification),
+    "contact_payer": _fixed(
+        ReviewDecision(
+            "CT", payer_contact=UM_NURSE_LINE, message="CALL THE UM NURSE LINE TO COMPLETE THIS REVIEW"
+        )
+    ),
+    "no_action": _fixed(ReviewDecision("NA")),
+    "reject_subscriber": _fixed(ReviewDecision.reject("2010C", "75")),
+}
+
+
 def review_decision(
     req: ServiceReviewRequest,
     step: Review,
@@ -374,38 +444,10 @@ def review_decision(
 ) -> ReviewDecision:
     """The 278 response content for one step (``pend_then_approve`` is two steps: pend, approve).
 
-    ``certification`` is the number issued for certifying steps; ``reference`` the UMO's REF*NT
-    (shared by a pended response and its later approval so the requester can pair them).
+    ``certification`` is the number issued for certifying steps (:func:`certifies`); ``reference``
+    the UMO's REF*NT, shared by a pended response and its later approval so the two can be paired.
     """
-    window = certification_window(req, today)
-    if step in ("approve", "pend_then_approve"):
-        return ReviewDecision("A1", certification, admin_reference=reference, effective=window)
-    if step == "partial":
-        lines = tuple(_partial_line(line) if i == 0 else LineDecision("A1") for i, line in enumerate(req.lines))
-        days = _half(req.days) if req.days else None
-        return ReviewDecision("A2", certification, effective=window, approved_days=days, lines=lines)
-    if step == "modify":
-        days = _half(req.days) if req.days else None
-        return ReviewDecision("A6", certification, effective=shortened(window), approved_days=days)
-    if step == "pend":
-        return ReviewDecision(
-            "A4",
-            reason="0U",
-            admin_reference=reference,
-            documentation=PEND_DOCUMENTS,
-            message="SEND CLINICAL NOTES TO COMPLETE THE REVIEW",
-        )
-    if step == "deny":
-        return ReviewDecision("A3", reason="0F", message="NOT CERTIFIED BASED ON THE INFORMATION SUBMITTED")
-    if step == "cancel":
-        return ReviewDecision("C", req.previous_certification)
-    if step == "contact_payer":
-        return ReviewDecision(
-            "CT", payer_contact=UM_NURSE_LINE, message="CALL THE UM NURSE LINE TO COMPLETE THIS REVIEW"
-        )
-    if step == "no_action":
-        return ReviewDecision("NA")
-    return ReviewDecision.reject("2010C", "75")
+    return _DECISIONS[step](req, certification_window(req, today), certification, reference)
 
 
 def certifies(step: Review) -> bool:

@@ -595,3 +595,26 @@ def test_samples_are_up_to_date_and_deterministic() -> None:
     assert sorted(generated) == sorted(on_disk)
     stale = [name for name, data in generated.items() if on_disk[name] != data]
     assert stale == []
+
+
+def test_decisions_load_from_json() -> None:
+    """Decisions are plain dataclasses: jsonform loads them (simulator configs) and round-trips them."""
+    from transactions.jsonform import from_dict, to_dict  # noqa: PLC0415 - used by this test only
+
+    data = {
+        "action": "A6",
+        "certification_number": "C1",
+        "effective": {"start": "2026-12-01", "end": "2027-01-01"},
+        "lines": [
+            {"action": "A1", "quantity": 3},
+            {"action": None, "rejection": {"level": "2000F", "reason": "AG"}},
+        ],
+        "documentation": [{"report_type": "09", "transmission": "FX"}],
+    }
+    decision = from_dict(ReviewDecision, data)
+    assert decision.lines[0].quantity == Decimal(3)
+    assert decision.lines[1].rejection == Rejection("2000F", "AG")
+    answer = EligibilityAnswer(
+        benefits=(Benefit.copay(25, ("98",)), Benefit.authorization(Procedure("70553")))
+    )
+    assert from_dict(EligibilityAnswer, to_dict(answer)) == answer

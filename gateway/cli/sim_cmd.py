@@ -1,0 +1,132 @@
+"""``x12gw sim --root DIR``: run the clearinghouse simulator until SIGINT or SIGTERM.
+
+Prints the listening port and the host key line (to pin in the gateway's partner configuration), then
+answers uploads to ``DIR/inbound`` in ``DIR/outbound`` (see :mod:`gateway.sim`). The host key is read
+from ``--host-key`` (default ``DIR/.sim/host_key``, which SFTP clients cannot see); when the file does
+not exist a new ed25519 key is generated and saved there with mode 0600, so the pin survives restarts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import threading
+from pathlib import Path
+from types import FrameType
+
+import paramiko
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    PublicFormat,
+)
+
+from gateway.errors import ConfigError
+from gateway.logsetup import configure_logging, register_secret
+from gateway.sftp import load_private_key
+from gateway.sim import STATE_DIR, ClearinghouseSimulator
+from gateway.sim_scenario import Scenario
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("sim", help="run the clearinghouse simulator (an SFTP server answering 270/278)")
+    p.add_argument("--root", type=Path, required=True, help="folder to serve (inbound/ and outbound/ inside)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=0, help="port to listen on (default 0: any free port)")
+    p.add_argument("--scenario", type=Path, help="scenario TOML (default: everything active and approved)")
+    p.add_argument(
+        "--host-key",
+        type=Path,
+        help=f"server private key (default ROOT/{STATE_DIR}/host_key; made if absent)",
+    )
+    p.add_argument(
+        "--authorized-key",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE.pub",
+        help="OpenSSH public key file(s) allowed to log in (repeatable)",
+    )
+    p.add_argument("--password-env", metavar="VAR", help="allow password login with the value of $VAR")
+    p.add_argument("--username", default="x12gw", help="login name (default x12gw)")
+    p.set_defaults(func=run)
+
+
+def host_key(path: Path) -> paramiko.PKey:
+    """Load the host key, or generate an ed25519 one (0600, with ``.pub``) when the file is absent."""
+    if not path.exists():
+        key = ed25519.Ed25519PrivateKey.generate()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = key.private_bytes(Encoding.PEM, PrivateFormat.OpenSSH, NoEncryption())
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except OSError as exc:
+            raise ConfigError(f"host key file {path} cannot be created: {exc.strerror}") from None
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        public = key.public_key().public_bytes(Encoding.OpenSSH, PublicFormat.OpenSSH).decode()
+        Path(f"{path}.pub").write_text(public + "\n", encoding="utf-8")
+    return load_private_key(path)
+
+
+def authorized_lines(files: list[Path]) -> list[str]:
+    """Every public-key line of the given files (blank lines and # comments skipped)."""
+    lines: list[str] = []
+    for path in files:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(
+                f"authorized key file {path} cannot be read ({exc.__class__.__name__})"
+            ) from None
+        stripped = (line.strip() for line in text.splitlines())
+        lines += [line for line in stripped if line and not line.startswith("#")]
+    return lines
+
+
+def _password(var: str | None) -> str | None:
+    if var is None:
+        return None
+    value = os.environ.get(var)
+    if not value:
+        raise ConfigError(f"--password-env {var}: the environment variable is not set")
+    register_secret(value)
+    return value
+
+
+def run(args: argparse.Namespace) -> int:
+    configure_logging()
+    root: Path = args.root
+    root.mkdir(parents=True, exist_ok=True)
+    scenario = Scenario.load(args.scenario) if args.scenario else Scenario()
+    key = host_key(args.host_key or root / STATE_DIR / "host_key")
+    stop = threading.Event()
+
+    def on_signal(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with ClearinghouseSimulator(
+            root,
+            scenario,
+            host_key=key,
+            authorized_keys=authorized_lines(args.authorized_key),
+            password=_password(args.password_env),
+            username=args.username,
+            host=args.host,
+            port=args.port,
+        ) as sim:
+            print(
+                f"x12gw sim: serving {sim.root} on {sim.host}:{sim.port} as user {args.username}", flush=True
+            )
+            print(f"port: {sim.port}", flush=True)
+            print(f"host-key: {sim.host_key_line}", flush=True)
+            stop.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0
