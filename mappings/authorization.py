@@ -34,6 +34,7 @@ def _service(s: dict[str, Any], event_action: str | None, event_cert: str | None
         revenue_code=s["revenue_code"],
         quantity=decimal(s["quantity"]),
         unit=s["unit"],
+        visits=integer(s["visits"]),
         status="rejected" if s["rejections"] and not action else status_of(action),
         action_code=action,
         certification_number=cert,

@@ -131,6 +131,7 @@ class ServiceDecision:
     revenue_code: str | None
     quantity: Decimal | None
     unit: str | None
+    visits: int | None
     status: str
     action_code: str | None
     certification_number: str | None

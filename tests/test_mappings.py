@@ -100,7 +100,7 @@ def test_rules_file_with_entity_is_refused() -> None:
 
 
 def _line(status: str, action: str | None) -> ServiceDecision:
-    return ServiceDecision(None, "HC", "70553", (), None, None, None, status, action, None, None, None,
+    return ServiceDecision(None, "HC", "70553", (), None, None, None, None, status, action, None, None, None,
                            None, None, None, None, (), (), ())
 
 
