@@ -7,6 +7,7 @@ same run. Each measurement runs in its own fresh process so peak RSS is its own.
 from __future__ import annotations
 
 import argparse
+import tempfile
 import io
 import logging
 import sys
@@ -14,12 +15,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.corpus import ROOT, batch_270, batch_271  # noqa: E402 - path set up above
-from bench.measure import measure  # noqa: E402
-from transactions.envelope import read_interchanges  # noqa: E402
-from transactions.enveloping import GroupHeader, InterchangeHeader, TransactionBody, build_interchange  # noqa: E402
+from bench.corpus import ROOT, batch_270, batch_271
+from bench.measure import measure
+from transactions.envelope import read_interchanges
+from transactions.enveloping import GroupHeader, InterchangeHeader, TransactionBody, build_interchange
 
-SCRATCH = Path("/tmp/x12gw-bench")
+SCRATCH = Path(tempfile.gettempdir()) / "x12gw-bench"
 PUBLIC_837 = ROOT / "tests" / "public_x12" / "837p" / "kputnam-stupidedi__commercial-health-insurance.edi"
 
 
@@ -79,18 +80,23 @@ def main() -> None:
         "271": scratch_file("validate-271", batch_271, args.mb),
         "837P": scratch_file("validate-837p", batch_837, args.mb),
     }
-    print(f"{'file':6} {'validator':22} {'MB':>6} {'seconds':>8} {'MB/s':>6} {'segments/s':>11} {'peak RSS':>9}")
+    print(
+        f"{'file':6} {'validator':22} {'MB':>6} {'seconds':>8} {'MB/s':>6} {'segments/s':>11} {'peak RSS':>9}"
+    )
     for kind, path in files.items():
         size = path.stat().st_size / 1e6
         rows = []
-        if kind != "837P" or True:
-            t_ours, rss_ours, (sets, segs) = measure(ours, str(path))
-            rows.append(("x12-gateway validate", t_ours, rss_ours))
+        t_ours, rss_ours, (sets, segs) = measure(ours, str(path))
+        rows.append(("x12-gateway validate", t_ours, rss_ours))
         t_pyx, rss_pyx, _ = measure(pyx12_own, str(path), map_dir)
         rows.append(("pyx12 x12n_document", t_pyx, rss_pyx))
         for name, seconds, rss in rows:
-            print(f"{kind:6} {name:22} {size:6.1f} {seconds:8.2f} {size / seconds:6.2f} {segs / seconds:11,.0f} {rss:7.0f} MiB")
-        print(f"{kind:6} ratio ours/pyx12 time {t_ours / t_pyx:.2f}x  ({sets:,} transaction sets, {segs:,} segments)")
+            print(
+                f"{kind:6} {name:22} {size:6.1f} {seconds:8.2f} {size / seconds:6.2f} {segs / seconds:11,.0f} {rss:7.0f} MiB"
+            )
+        print(
+            f"{kind:6} ratio ours/pyx12 time {t_ours / t_pyx:.2f}x  ({sets:,} transaction sets, {segs:,} segments)"
+        )
 
 
 if __name__ == "__main__":

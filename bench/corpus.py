@@ -33,7 +33,9 @@ def batch_270(target_bytes: int) -> bytes:
     """One interchange of 270 sets, as many as fit ``target_bytes``."""
     one = len(serialize(build_270_body(inquiry(0), WHEN), Delimiters(), newline="\n")) + 60
     count = max(1, target_bytes // one)
-    sets = [TransactionBody("270", i + 1, VERSION_270, build_270_body(inquiry(i), WHEN)) for i in range(count)]
+    sets = [
+        TransactionBody("270", i + 1, VERSION_270, build_270_body(inquiry(i), WHEN)) for i in range(count)
+    ]
     return _envelope("HS", VERSION_270, sets)
 
 

@@ -34,10 +34,23 @@ def _build(ctx: Context, partner: PartnerConfig, requests: list[Request]) -> Out
     isa = ctx.store.allocate_control_numbers(*pair, "ISA13", 1)[0]
     groups = list(ctx.store.allocate_control_numbers(*pair, "GS06", len(kinds)))
     sets = list(ctx.store.allocate_control_numbers(*pair, "ST02", len(requests)))
-    header = InterchangeHeader(ident.isa_qualifier, ident.isa_id, partner.isa_qualifier, partner.isa_id, isa,
-                               ctx.clock(), usage=ctx.config.gateway.usage)
-    return build_request_interchange(requests, header, application_sender=ident.gs_id,
-                                     application_receiver=partner.gs_id, group_controls=groups, set_controls=sets)
+    header = InterchangeHeader(
+        ident.isa_qualifier,
+        ident.isa_id,
+        partner.isa_qualifier,
+        partner.isa_id,
+        isa,
+        ctx.clock(),
+        usage=ctx.config.gateway.usage,
+    )
+    return build_request_interchange(
+        requests,
+        header,
+        application_sender=ident.gs_id,
+        application_receiver=partner.gs_id,
+        group_controls=groups,
+        set_controls=sets,
+    )
 
 
 def _rejected_sets(data: bytes) -> dict[str, str]:
@@ -56,30 +69,40 @@ def _rejected_sets(data: bytes) -> dict[str, str]:
 def batch_partner(ctx: Context, partner: PartnerConfig) -> int:
     """Build one file from up to ``max_transactions_per_file`` new requests; returns requests queued."""
     with ctx.store.read() as tx:
-        rows = tx.list_requests(state="new", partner=partner.name, limit=partner.max_transactions_per_file,
-                                oldest_first=True)
+        rows = tx.list_requests(
+            state="new", partner=partner.name, limit=partner.max_transactions_per_file, oldest_first=True
+        )
     if not rows:
         return 0
     requests = [load_request(r) for r in rows]
     batch = _build(ctx, partner, requests)
     rejected = _rejected_sets(batch.data)
     if rejected:
-        _set_aside(ctx, rows, batch, rejected)
+        _set_aside(ctx, batch, rejected)
         return batch_partner(ctx, partner)  # the rest, without the invalid ones
-    kind = "270" if all(isinstance(r, EligibilityInquiry) for r in requests) else (
-        "278" if not any(isinstance(r, EligibilityInquiry) for r in requests) else "mixed")
+    kind = (
+        "270"
+        if all(isinstance(r, EligibilityInquiry) for r in requests)
+        else ("278" if not any(isinstance(r, EligibilityInquiry) for r in requests) else "mixed")
+    )
     name = partner.file_name(kind, batch.interchange_control, ctx.clock())
     sha, path = ctx.payloads.put(batch.data)
     try:
         _record(ctx, partner, rows, requests, batch, name, sha, str(path))
     except StaleStateError:
         return 0  # another worker took some of these requests; the numbers are a harmless gap
-    ctx.log.info("batch queued", partner=partner.name, file=name, interchange=batch.interchange_control,
-                 requests=len(rows), trace_numbers=[r.tracking_number for r in rows])
+    ctx.log.info(
+        "batch queued",
+        partner=partner.name,
+        file=name,
+        interchange=batch.interchange_control,
+        requests=len(rows),
+        trace_numbers=[r.tracking_number for r in rows],
+    )
     return len(rows)
 
 
-def _set_aside(ctx: Context, rows: list[RequestRow], batch: OutboundBatch, rejected: dict[str, str]) -> None:
+def _set_aside(ctx: Context, batch: OutboundBatch, rejected: dict[str, str]) -> None:
     by_control = {f"{ctl:04d}": trace for trace, ctl in batch.set_controls}
     with ctx.store.begin() as tx:
         for control, why in rejected.items():
@@ -89,27 +112,59 @@ def _set_aside(ctx: Context, rows: list[RequestRow], batch: OutboundBatch, rejec
     ctx.log.warning("requests set aside as invalid", count=len(rejected))
 
 
-def _record(ctx: Context, partner: PartnerConfig, rows: list[RequestRow], requests: list[Request],
-            batch: OutboundBatch, name: str, sha: str, path: str) -> None:
+def _record(  # noqa: PLR0917 - one call site; the parts of one batch
+    ctx: Context,
+    partner: PartnerConfig,
+    rows: list[RequestRow],
+    requests: list[Request],
+    batch: OutboundBatch,
+    name: str,
+    sha: str,
+    path: str,
+) -> None:
     ident = ctx.config.identity
     by_tracking = {r.tracking_number: r for r in rows}
     with ctx.store.begin() as tx:
-        f = tx.record_file(direction="out", partner=partner.name, name=name, sha256=sha, size=len(batch.data),
-                           payload_path=path, state="queued", detail={"requests": len(rows)})
-        ic = tx.record_interchange(file_id=f.id, control_number=batch.interchange_control,
-                                   sender=f"{ident.isa_qualifier}:{ident.isa_id}",
-                                   receiver=f"{partner.isa_qualifier}:{partner.isa_id}", interchange_at=ctx.clock())
+        f = tx.record_file(
+            direction="out",
+            partner=partner.name,
+            name=name,
+            sha256=sha,
+            size=len(batch.data),
+            payload_path=path,
+            state="queued",
+            detail={"requests": len(rows)},
+        )
+        ic = tx.record_interchange(
+            file_id=f.id,
+            control_number=batch.interchange_control,
+            sender=f"{ident.isa_qualifier}:{ident.isa_id}",
+            receiver=f"{partner.isa_qualifier}:{partner.isa_id}",
+            interchange_at=ctx.clock(),
+        )
         group_ids: dict[str, Any] = {}
-        fids = [fid for fid in ("HS", "HI") if any(isinstance(r, EligibilityInquiry) == (fid == "HS") for r in requests)]
+        fids = [
+            fid
+            for fid in ("HS", "HI")
+            if any(isinstance(r, EligibilityInquiry) == (fid == "HS") for r in requests)
+        ]
         for fid, control in zip(fids, batch.group_controls, strict=True):
-            group_ids[fid] = tx.record_group(interchange_id=ic.id, control_number=control, functional_id=fid,
-                                             version=VERSIONS[fid]).id
+            group_ids[fid] = tx.record_group(
+                interchange_id=ic.id, control_number=control, functional_id=fid, version=VERSIONS[fid]
+            ).id
         for (tracking, control), req in zip(batch.set_controls, requests, strict=True):
             fid = "HS" if isinstance(req, EligibilityInquiry) else "HI"
             row = by_tracking[tracking]
-            tx.record_transaction_set(interchange_id=ic.id, group_id=group_ids[fid], control_number=f"{control:04d}",
-                                      set_id="270" if fid == "HS" else "278", trace_numbers=[tracking],
-                                      bht03=tracking, state="queued", request_id=row.id)
+            tx.record_transaction_set(
+                interchange_id=ic.id,
+                group_id=group_ids[fid],
+                control_number=f"{control:04d}",
+                set_id="270" if fid == "HS" else "278",
+                trace_numbers=[tracking],
+                bht03=tracking,
+                state="queued",
+                request_id=row.id,
+            )
             tx.set_request_state(tracking, "queued", expect="new", detail={"file_id": f.id})
 
 

@@ -84,11 +84,31 @@ SCHEMA: dict[str, frozenset[str]] = {
     "mappings": frozenset({"override_dir"}),
     "partners": frozenset(
         {
-            "name", "host", "port", "username", "key_file", "key_passphrase_env", "password_env",
-            "host_keys", "known_hosts_file", "upload_dir", "download_dir", "archive_dir",
-            "after_download", "file_name_pattern", "poll_seconds", "timeout_seconds", "retry_attempts",
-            "pause_after_failures", "pause_minutes", "max_transactions_per_file", "send_acks",
-            "isa_qualifier", "isa_id", "gs_id", "payers",
+            "name",
+            "host",
+            "port",
+            "username",
+            "key_file",
+            "key_passphrase_env",
+            "password_env",
+            "host_keys",
+            "known_hosts_file",
+            "upload_dir",
+            "download_dir",
+            "archive_dir",
+            "after_download",
+            "file_name_pattern",
+            "poll_seconds",
+            "timeout_seconds",
+            "retry_attempts",
+            "pause_after_failures",
+            "pause_minutes",
+            "max_transactions_per_file",
+            "send_acks",
+            "isa_qualifier",
+            "isa_id",
+            "gs_id",
+            "payers",
         }
     ),
     "routing": frozenset({"default_partner"}),
@@ -666,8 +686,9 @@ def _identity(t: _Table) -> IdentityConfig:
             "trace_assigner",
             "must be exactly 10 letters or digits, starting with 1 (EIN), 3 (DUNS) or 9 (assigned id)",
         )
-    return IdentityConfig(isa_qualifier=_qualifier(t, "isa_qualifier"), isa_id=isa_id, gs_id=gs_id,
-                          trace_assigner=trace)
+    return IdentityConfig(
+        isa_qualifier=_qualifier(t, "isa_qualifier"), isa_id=isa_id, gs_id=gs_id, trace_assigner=trace
+    )
 
 
 def _folders(t: _Table, base: Path) -> FoldersConfig:
@@ -678,7 +699,7 @@ def _folders(t: _Table, base: Path) -> FoldersConfig:
             path = _resolve(base, name)
         paths[name] = path
     for i, (a, path_a) in enumerate(paths.items()):
-        for b, path_b in list(paths.items())[i + 1:]:
+        for b, path_b in list(paths.items())[i + 1 :]:
             if path_a == path_b:
                 t.problem(b, f"must differ from folders.{a}")
             elif path_a.is_relative_to(path_b) or path_b.is_relative_to(path_a):
@@ -722,8 +743,9 @@ def _partners(top: _Table, base: Path) -> tuple[PartnerConfig, ...]:
     if not isinstance(raw, list):
         top.problem("partners", "must be an array of tables, written [[partners]]")
         return ()
-    return tuple(_partner(_Table(item, f"partners[{i}]", top.problems, "partners"), base) for i, item in
-                 enumerate(raw))
+    return tuple(
+        _partner(_Table(item, f"partners[{i}]", top.problems, "partners"), base) for i, item in enumerate(raw)
+    )
 
 
 def _partner(t: _Table, base: Path) -> PartnerConfig:

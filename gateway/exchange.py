@@ -15,12 +15,8 @@ from gateway.config import PartnerConfig
 from gateway.context import Context
 from gateway.errors import TransferError
 from gateway.fsutil import ensure_dir
-from gateway.sftp import SftpClient, SftpEndpoint, retry
+from gateway.sftp import SftpClient, retry
 from gateway.store import FileRow
-
-
-def endpoint(ctx: Context, partner: PartnerConfig) -> SftpEndpoint:
-    return partner.sftp_endpoint()
 
 
 def paused(ctx: Context, partner: PartnerConfig) -> bool:
@@ -31,14 +27,25 @@ def paused(ctx: Context, partner: PartnerConfig) -> bool:
 def _failed(ctx: Context, partner: PartnerConfig, exc: TransferError) -> None:
     count = ctx.failures.get(partner.name, 0) + 1
     ctx.failures[partner.name] = count
-    ctx.log.warning("partner exchange failed", partner=partner.name, operation=exc.operation,
-                    error=str(exc), retryable=exc.retryable, consecutive_failures=count)
+    ctx.log.warning(
+        "partner exchange failed",
+        partner=partner.name,
+        operation=exc.operation,
+        error=str(exc),
+        retryable=exc.retryable,
+        consecutive_failures=count,
+    )
     if count >= partner.pause_after_failures or not exc.retryable:
         ctx.paused_until[partner.name] = ctx.clock() + timedelta(minutes=partner.pause_minutes)
         ctx.log.error("partner paused", partner=partner.name, minutes=partner.pause_minutes, error=str(exc))
         with ctx.store.begin() as tx:
-            tx.record_state_change("partner", 0, "active", "paused",
-                                   {"partner": partner.name, "reason": str(exc), "minutes": partner.pause_minutes})
+            tx.record_state_change(
+                "partner",
+                0,
+                "active",
+                "paused",
+                {"partner": partner.name, "reason": str(exc), "minutes": partner.pause_minutes},
+            )
 
 
 def exchange(ctx: Context, partner: PartnerConfig) -> tuple[int, int]:
@@ -47,7 +54,7 @@ def exchange(ctx: Context, partner: PartnerConfig) -> tuple[int, int]:
     if paused(ctx, partner):
         return 0, 0
     try:
-        with SftpClient(endpoint(ctx, partner)) as client:
+        with SftpClient(partner.sftp_endpoint()) as client:
             sent = upload_all(ctx, partner, client)
             got = download_all(ctx, partner, client)
     except TransferError as exc:
@@ -61,16 +68,24 @@ def exchange(ctx: Context, partner: PartnerConfig) -> tuple[int, int]:
 
 def _retry(ctx: Context, partner: PartnerConfig, op, what: str):  # type: ignore[no-untyped-def]
     def note(attempt: int, exc: TransferError, delay: float) -> None:
-        ctx.log.info("retrying", partner=partner.name, operation=what, attempt=attempt, delay=round(delay, 2),
-                     error=str(exc))
+        ctx.log.info(
+            "retrying",
+            partner=partner.name,
+            operation=what,
+            attempt=attempt,
+            delay=round(delay, 2),
+            error=str(exc),
+        )
 
     return retry(op, attempts=partner.retry_attempts, base_delay=0.5, max_delay=10.0, on_retry=note)
 
 
 def upload_all(ctx: Context, partner: PartnerConfig, client: SftpClient) -> int:
     with ctx.store.read() as tx:
-        rows = [*tx.list_files(state="uploading", direction="out", partner=partner.name, limit=500),
-                *tx.list_files(state="queued", direction="out", partner=partner.name, limit=500)]
+        rows = [
+            *tx.list_files(state="uploading", direction="out", partner=partner.name, limit=500),
+            *tx.list_files(state="queued", direction="out", partner=partner.name, limit=500),
+        ]
     rows.sort(key=lambda r: r.id)
     for row in rows:
         upload_one(ctx, partner, client, row)
@@ -97,8 +112,14 @@ def upload_one(ctx: Context, partner: PartnerConfig, client: SftpClient, row: Fi
                     minutes = ctx.config.timeouts.response_overdue_minutes(req.kind)
                     tx.set_request_state(req.tracking_number, "sent", due_at=now + timedelta(minutes=minutes))
                     traces.append(req.tracking_number)
-    ctx.log.info("file uploaded", partner=partner.name, file=row.name, file_id=row.id, size=row.size,
-                 trace_numbers=traces)
+    ctx.log.info(
+        "file uploaded",
+        partner=partner.name,
+        file=row.name,
+        file_id=row.id,
+        size=row.size,
+        trace_numbers=traces,
+    )
 
 
 def download_all(ctx: Context, partner: PartnerConfig, client: SftpClient) -> int:
@@ -117,22 +138,34 @@ def _known(ctx: Context, partner: PartnerConfig, name: str, size: int) -> FileRo
         return tx.find_file(direction="in", partner=partner.name, name=name, size=size)
 
 
-def download_one(ctx: Context, partner: PartnerConfig, client: SftpClient, name: str, size: int,
-                 mtime: int | None) -> bool:
+def download_one(  # noqa: PLR0917 - mirrors the listing entry's fields
+    ctx: Context, partner: PartnerConfig, client: SftpClient, name: str, size: int, mtime: int | None
+) -> bool:
     """Fetch one remote file unless already recorded; then clean up remotely. True when new."""
     known = _known(ctx, partner, name, size)
     if known is None:
         staging = ensure_dir(ctx.config.folders.work / "downloads")
-        result = _retry(ctx, partner, lambda: client.download(partner.download_dir, name, staging), "download")
+        result = _retry(
+            ctx, partner, lambda: client.download(partner.download_dir, name, staging), "download"
+        )
         data = Path(result.path).read_bytes()
         sha, path = ctx.payloads.put(data)
         Path(result.path).unlink(missing_ok=True)
         with ctx.store.begin() as tx:
-            tx.record_file(direction="in", partner=partner.name, name=name, sha256=sha, size=result.size,
-                           payload_path=str(path), state="downloaded", detail={"remote_mtime": mtime})
+            tx.record_file(
+                direction="in",
+                partner=partner.name,
+                name=name,
+                sha256=sha,
+                size=result.size,
+                payload_path=str(path),
+                state="downloaded",
+                detail={"remote_mtime": mtime},
+            )
         ctx.log.info("file downloaded", partner=partner.name, file=name, size=result.size)
     if partner.after_download == "delete":
         _retry(ctx, partner, lambda: client.delete(partner.download_dir, name), "delete")
     elif partner.after_download == "move":
-        _retry(ctx, partner, lambda: client.move(partner.download_dir, name, partner.archive_dir), "move")
+        archive = partner.archive_dir or ""  # the config requires it when after_download is "move"
+        _retry(ctx, partner, lambda: client.move(partner.download_dir, name, archive), "move")
     return known is None

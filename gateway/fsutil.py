@@ -66,7 +66,7 @@ def atomic_write(path: Path, data: bytes, *, mode: int = FILE_MODE) -> None:
                 fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
-            os.replace(tmp, path)
+            tmp.replace(path)
             fsync_dir(path.parent)
         except BaseException:
             with contextlib.suppress(OSError):
@@ -91,7 +91,7 @@ def move(src: Path, dest_dir: Path, name: str | None = None) -> Path:
     if target.exists():
         target = dest_dir / f"{target.stem}.{secrets.token_hex(3)}{target.suffix}"
     with io_errors("move", src):
-        os.rename(src, target)
+        src.rename(target)
         fsync_dir(dest_dir)
     return target
 
@@ -108,7 +108,9 @@ def is_ignored(name: str) -> bool:
     return name.startswith(".") or name.endswith(IGNORED_SUFFIXES) or name.endswith(".reason.json")
 
 
-def complete_files(folder: Path, *, now: float, stable_seconds: float, require_done_marker: bool) -> list[Candidate]:
+def complete_files(
+    folder: Path, *, now: float, stable_seconds: float, require_done_marker: bool
+) -> list[Candidate]:
     """Files in ``folder`` that are complete: not a temporary name, unchanged for ``stable_seconds``
     (by size and mtime) and, when required, announced by a ``NAME.done`` marker."""
     out = []

@@ -23,7 +23,7 @@ from mappings.records import AuthorizationRecord, EligibilityResult
 from transactions.acks import AckEnvelope, GroupAck, InterchangeAck, build_999, build_ta1, parse_acks
 from transactions.findings import InterchangeReport
 from transactions.jsonform import to_dict
-from transactions.validation import Options, Validation, ValidatedSet, validate_detailed
+from transactions.validation import Options, ValidatedSet, Validation, validate_detailed
 
 ANSWERS = {"271": "270", "278resp": "278"}
 
@@ -59,14 +59,34 @@ def process_file(ctx: Context, row: FileRow, rules: MappingRules) -> str:
             _apply_record(ctx, tx, kind, record, set_row_key, outcome)
         for name, payload in outgoing:
             sha, path = ctx.payloads.put(payload)
-            tx.record_file(direction="out", partner=partner.name, name=name, sha256=sha, size=len(payload),
-                           payload_path=str(path), state="queued", detail={"acknowledges_file": row.id})
-        tx.set_file_state(row.id, "processed", expect="downloaded",
-                          detail={"trackings": outcome.trackings, "unmatched": outcome.unmatched})
+            tx.record_file(
+                direction="out",
+                partner=partner.name,
+                name=name,
+                sha256=sha,
+                size=len(payload),
+                payload_path=str(path),
+                state="queued",
+                detail={"acknowledges_file": row.id},
+            )
+        tx.set_file_state(
+            row.id,
+            "processed",
+            expect="downloaded",
+            detail={"trackings": outcome.trackings, "unmatched": outcome.unmatched},
+        )
     deliver(ctx, row.id, outcome.trackings)
-    ctx.log.info("inbound file processed", partner=partner.name, file=row.name, file_id=row.id,
-                 records=outcome.records, unmatched=outcome.unmatched, acks_applied=outcome.acks_applied,
-                 acks_sent=len(outgoing), trace_numbers=outcome.trackings)
+    ctx.log.info(
+        "inbound file processed",
+        partner=partner.name,
+        file=row.name,
+        file_id=row.id,
+        records=outcome.records,
+        unmatched=outcome.unmatched,
+        acks_applied=outcome.acks_applied,
+        acks_sent=len(outgoing),
+        trace_numbers=outcome.trackings,
+    )
     return "delivered"
 
 
@@ -86,8 +106,10 @@ def _quarantine(ctx: Context, row: FileRow, reason: str) -> str:
     folder = ensure_dir(ctx.config.folders.quarantine)
     name = f"{row.id}__{row.name}"
     atomic_write(folder / name, ctx.payloads.get(row.sha256))
-    atomic_write(folder / f"{name}.reason.json",
-                 json.dumps({"file": row.name, "file_id": row.id, "partner": row.partner, "reason": reason}).encode())
+    atomic_write(
+        folder / f"{name}.reason.json",
+        json.dumps({"file": row.name, "file_id": row.id, "partner": row.partner, "reason": reason}).encode(),
+    )
     with ctx.store.begin() as tx:
         tx.quarantine_file(row.id, {"reason": reason})
     ctx.log.warning("inbound file quarantined", partner=row.partner, file=row.name, reason=reason)
@@ -125,7 +147,9 @@ def _our_acks(ctx: Context, partner: PartnerConfig, validation: Validation) -> l
         if payload is None and wants_999:
             gs = ctx.store.allocate_control_numbers(*pair, "GS06", 1)[0]
             st = ctx.store.allocate_control_numbers(*pair, "ST02", len(report.groups))
-            env = AckEnvelope(ident.isa_qualifier, ident.isa_id, isa, gs, ctx.clock(), ctx.config.gateway.usage)
+            env = AckEnvelope(
+                ident.isa_qualifier, ident.isa_id, isa, gs, ctx.clock(), ctx.config.gateway.usage
+            )
             payload = build_999(report, env, st[0])
         if payload is not None:
             out.append((partner.file_name("TA1" if ic.rejected else "999", isa, ctx.clock()), payload))
@@ -141,19 +165,37 @@ def _without_acks(ic: InterchangeReport) -> InterchangeReport:
 def _record_envelopes(tx: Tx, row: FileRow, validation: Validation) -> None:
     by_offset = {s.report.offset: s for s in validation.sets}
     for ic in validation.report.interchanges:
-        ic_row = tx.record_interchange(file_id=row.id, control_number=int(ic.control_number) if ic.control_number.isdigit() else 0,
-                                       sender=f"{ic.sender_qualifier}:{ic.sender}", receiver=f"{ic.receiver_qualifier}:{ic.receiver}",
-                                       ack_status=ic.ta1.ack_code if ic.ta1 else None)
+        ic_row = tx.record_interchange(
+            file_id=row.id,
+            control_number=int(ic.control_number) if ic.control_number.isdigit() else 0,
+            sender=f"{ic.sender_qualifier}:{ic.sender}",
+            receiver=f"{ic.receiver_qualifier}:{ic.receiver}",
+            ack_status=ic.ta1.ack_code if ic.ta1 else None,
+        )
         for g in ic.groups:
-            g_row = tx.record_group(interchange_id=ic_row.id, control_number=int(g.control_number) if g.control_number.isdigit() else 0,
-                                    functional_id=g.functional_id, version=g.version, ack_status=g.ack_code)
+            g_row = tx.record_group(
+                interchange_id=ic_row.id,
+                control_number=int(g.control_number) if g.control_number.isdigit() else 0,
+                functional_id=g.functional_id,
+                version=g.version,
+                ack_status=g.ack_code,
+            )
             for s in g.sets:
                 vs = by_offset[s.offset]
                 traces = [seg.get(2) for seg in vs.segments if seg.tag == "TRN"]
-                bht03 = vs.segments[1].get(3) if len(vs.segments) > 1 and vs.segments[1].tag == "BHT" else None
-                tx.record_transaction_set(interchange_id=ic_row.id, group_id=g_row.id, control_number=s.control_number,
-                                          set_id=s.set_id, trace_numbers=traces, bht03=bht03,
-                                          state="received" if s.accepted else "rejected", ack_status=s.ack_code)
+                bht03 = (
+                    vs.segments[1].get(3) if len(vs.segments) > 1 and vs.segments[1].tag == "BHT" else None
+                )
+                tx.record_transaction_set(
+                    interchange_id=ic_row.id,
+                    group_id=g_row.id,
+                    control_number=s.control_number,
+                    set_id=s.set_id,
+                    trace_numbers=traces,
+                    bht03=bht03,
+                    state="received" if s.accepted else "rejected",
+                    ack_status=s.ack_code,
+                )
 
 
 def _request_for(tx: Tx, kind: str, traces: list[str], bht03: str | None) -> RequestRow | None:
@@ -169,45 +211,72 @@ def _request_for(tx: Tx, kind: str, traces: list[str], bht03: str | None) -> Req
     return None
 
 
-def _apply_record(ctx: Context, tx: Tx, kind: str, record: Record, key: tuple[str, str], outcome: Outcome) -> None:
-    traces = list(record.trace_numbers) if isinstance(record, EligibilityResult) else (
-        [record.trace_number] if record.trace_number else [])
+def _apply_record(  # noqa: PLR0917 - internal; the parts of one applied response
+    ctx: Context, tx: Tx, kind: str, record: Record, key: tuple[str, str], outcome: Outcome
+) -> None:
+    traces = (
+        list(record.trace_numbers)
+        if isinstance(record, EligibilityResult)
+        else ([record.trace_number] if record.trace_number else [])
+    )
     req = _request_for(tx, kind, traces, record.bht_reference)
     fingerprint = hashlib.sha256(json.dumps(to_dict(record), sort_keys=True).encode()).hexdigest()[:16]
     if req is None:
         outcome.unmatched += 1
-        tx.record_state_change("response", 0, None, "unmatched",
-                               {"kind": kind, "interchange": key[0], "transaction_set": key[1], "fingerprint": fingerprint})
+        tx.record_state_change(
+            "response",
+            0,
+            None,
+            "unmatched",
+            {"kind": kind, "interchange": key[0], "transaction_set": key[1], "fingerprint": fingerprint},
+        )
         ctx.log.warning("response matches no request", kind=kind, interchange=key[0], transaction_set=key[1])
         return
     doc = to_dict(record)
     if isinstance(record, EligibilityResult):
-        tx.upsert_eligibility_result(tracking_number=req.tracking_number, status=record.coverage, record=doc,
-                                     effective_from=record.plan_begin, effective_to=record.plan_end)
+        tx.upsert_eligibility_result(
+            tracking_number=req.tracking_number,
+            status=record.coverage,
+            record=doc,
+            effective_from=record.plan_begin,
+            effective_to=record.plan_end,
+        )
         new_state = "answered"
-    else:
-        assert isinstance(record, AuthorizationRecord)
-        tx.upsert_authorization(tracking_number=req.tracking_number, status=record.status, record=doc,
-                                certification_number=record.certification_number,
-                                effective_from=record.effective_from, effective_to=record.effective_to)
+    elif isinstance(record, AuthorizationRecord):
+        tx.upsert_authorization(
+            tracking_number=req.tracking_number,
+            status=record.status,
+            record=doc,
+            certification_number=record.certification_number,
+            effective_from=record.effective_from,
+            effective_to=record.effective_to,
+        )
         new_state = "pended" if record.status == "pended" else "answered"
     if req.state != new_state:
-        tx.set_request_state(req.tracking_number, new_state, detail={"response": key[1], "fingerprint": fingerprint})
+        tx.set_request_state(
+            req.tracking_number, new_state, detail={"response": key[1], "fingerprint": fingerprint}
+        )
     outcome.records += 1
     outcome.trackings.append(req.tracking_number)
 
 
-def _apply_acks(ctx: Context, tx: Tx, groups: tuple[GroupAck, ...], interchanges: tuple[InterchangeAck, ...]) -> int:
+def _apply_acks(
+    ctx: Context, tx: Tx, groups: tuple[GroupAck, ...], interchanges: tuple[InterchangeAck, ...]
+) -> int:
     applied = 0
     ours = _our_id(ctx)
     for ta1 in interchanges:
-        for ic in tx.find_interchanges(int(ta1.interchange_control) if ta1.interchange_control.isdigit() else -1, sender=ours):
+        for ic in tx.find_interchanges(
+            int(ta1.interchange_control) if ta1.interchange_control.isdigit() else -1, sender=ours
+        ):
             tx.set_ack_status("interchange", ic.id, ta1.ack_code)
             applied += 1
             if ta1.ack_code == "R":
                 for g in tx.groups_of_interchange(ic.id):
                     for s in tx.sets_of_group(g.id):
-                        _reject_request(tx, s.request_id, f"interchange rejected by TA1 (note {ta1.note_code})")
+                        _reject_request(
+                            tx, s.request_id, f"interchange rejected by TA1 (note {ta1.note_code})"
+                        )
             break
     for ga in groups:
         group = _our_group(tx, ga, ours)
@@ -221,7 +290,10 @@ def _apply_acks(ctx: Context, tx: Tx, groups: tuple[GroupAck, ...], interchanges
             code = verdict.ack_code if verdict else ("R" if ga.ack_code == "R" else "A")
             tx.set_ack_status("transaction_set", s.id, code)
             if code == "R":
-                why = ", ".join(f"{e.segment}{'/' + e.element if e.element else ''} code {e.code}" for e in (verdict.errors if verdict else ()))
+                why = ", ".join(
+                    f"{e.segment}{'/' + e.element if e.element else ''} code {e.code}"
+                    for e in (verdict.errors if verdict else ())
+                )
                 _reject_request(tx, s.request_id, f"rejected by 999 (IK5 R{': ' + why if why else ''})")
             elif s.request_id is not None:
                 req = tx.get_request(s.request_id)

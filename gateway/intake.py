@@ -45,8 +45,8 @@ def parse_inbox_bytes(data: bytes, name: str) -> Parsed:
         if head == b"ISA":
             _parse_x12(data, out)
         elif name.lower().endswith(".csv"):
-            for i, item in enumerate(parse_csv(data.decode("utf-8-sig"))):
-                _take(out, item, i)
+            for i, row in enumerate(parse_csv(data.decode("utf-8-sig"))):
+                _take(out, row, i)
         else:
             for i, item in enumerate(parse_request_document(data)):
                 _take(out, item, i)
@@ -76,12 +76,20 @@ def _parse_x12(data: bytes, out: Parsed) -> None:
     index = 0
     for ic in report.interchanges:
         if ic.rejected and ic.ta1 is not None:
-            out.errors.append({"index": index, "field": "ISA", "reason": f"interchange rejected: {ic.ta1.message}"})
+            out.errors.append(
+                {"index": index, "field": "ISA", "reason": f"interchange rejected: {ic.ta1.message}"}
+            )
         for g in ic.groups:
             for s in g.sets:
                 vs = by_offset[s.offset]
                 if s.map not in ("270", "278req"):
-                    out.errors.append({"index": index, "field": f"ST {s.control_number}", "reason": "not a 270 or 278 request"})
+                    out.errors.append(
+                        {
+                            "index": index,
+                            "field": f"ST {s.control_number}",
+                            "reason": "not a 270 or 278 request",
+                        }
+                    )
                 elif not s.accepted or ic.rejected:
                     first = next((f for f in s.findings if f.severity == "error"), None)
                     why = first.message if first else "transaction set rejected"
@@ -93,7 +101,9 @@ def _parse_x12(data: bytes, out: Parsed) -> None:
                         out.requests.append((req, req.trace_number))
                     except (RequestError, ValueError) as exc:
                         reason = exc.reason if isinstance(exc, RequestError) else "unreadable request"
-                        out.errors.append({"index": index, "field": f"ST {s.control_number}", "reason": reason})
+                        out.errors.append(
+                            {"index": index, "field": f"ST {s.control_number}", "reason": reason}
+                        )
                 index += 1
 
 
@@ -105,8 +115,15 @@ def claim(ctx: Context, cand: Candidate) -> int | None:
     """Record the file, then move it into the work folder; None if it vanished meanwhile."""
     sha, size = sha256_file(cand.path)
     with ctx.store.begin() as tx:
-        row = tx.record_file(direction="in", partner=INBOX, name=cand.path.name, sha256=sha, size=size,
-                             payload_path=None, state="claiming")
+        row = tx.record_file(
+            direction="in",
+            partner=INBOX,
+            name=cand.path.name,
+            sha256=sha,
+            size=size,
+            payload_path=None,
+            state="claiming",
+        )
     return row.id if _finish_claim(ctx, row.id, cand.path.name, sha) else None
 
 
@@ -116,8 +133,12 @@ def _finish_claim(ctx: Context, file_id: int, name: str, sha: str) -> bool:
     if not work.exists():
         if not source.exists() or sha256_file(source)[0] != sha:
             with ctx.store.begin() as tx:
-                tx.set_file_state(file_id, "vanished", expect="claiming",
-                                  reason="the inbox file disappeared or changed before it could be claimed")
+                tx.set_file_state(
+                    file_id,
+                    "vanished",
+                    expect="claiming",
+                    reason="the inbox file disappeared or changed before it could be claimed",
+                )
             return False
         ensure_dir(work.parent)
         with io_errors("claim", source):
@@ -141,27 +162,51 @@ def process(ctx: Context, file_id: int) -> str:
     sha, payload_path = ctx.payloads.put(data)
     settings = ctx.config.inbox
     with ctx.store.read() as tx:
-        dup = tx.find_file_by_sha256(sha, within=timedelta(hours=settings.duplicate_window_hours),
-                                     direction="in", exclude_id=file_id)
-    parsed = Parsed(file_error=f"larger than the {settings.max_file_bytes}-byte limit") \
-        if len(data) > settings.max_file_bytes else (Parsed() if dup else parse_inbox_bytes(data, row.name))
+        dup = tx.find_file_by_sha256(
+            sha, within=timedelta(hours=settings.duplicate_window_hours), direction="in", exclude_id=file_id
+        )
+    parsed = (
+        Parsed(file_error=f"larger than the {settings.max_file_bytes}-byte limit")
+        if len(data) > settings.max_file_bytes
+        else (Parsed() if dup else parse_inbox_bytes(data, row.name))
+    )
     routed, unrouted = _route(ctx, parsed)
     numbers = [ctx.store.new_tracking_number() for _ in routed]
     state = _outcome(dup is not None and dup.partner == INBOX, parsed, routed)
     with ctx.store.begin() as tx:
         for (req, partner, reference), tracking in zip(routed, numbers, strict=True):
-            final = replace(req, trace_number=tracking)
+            final = replace(req, trace_number=tracking, trace_assigner=ctx.config.identity.trace_assigner)
             payload = {**request_to_obj(final), "client_reference": reference}
-            tx.insert_request(tracking_number=tracking, kind="270" if isinstance(req, EligibilityInquiry) else "278",
-                              payer_id=req.payer.id, partner=partner, source_file_id=file_id, payload=payload,
-                              member_id_hash=hash_member_id(req.subscriber.member_id or "", ctx.member_key))
+            tx.insert_request(
+                tracking_number=tracking,
+                kind="270" if isinstance(req, EligibilityInquiry) else "278",
+                payer_id=req.payer.id,
+                partner=partner,
+                source_file_id=file_id,
+                payload=payload,
+                member_id_hash=hash_member_id(req.subscriber.member_id or "", ctx.member_key),
+            )
         reason = _reason(parsed, unrouted, dup.id if dup else None)
-        tx.set_file_state(file_id, state, expect="claimed", reason=reason["reason"] if reason else None,
-                          detail={"requests": len(routed), "rejected": len(reason["requests"]) if reason else 0,
-                                  "payload": str(payload_path.name)})
+        tx.set_file_state(
+            file_id,
+            state,
+            expect="claimed",
+            reason=reason["reason"] if reason else None,
+            detail={
+                "requests": len(routed),
+                "rejected": len(reason["requests"]) if reason else 0,
+                "payload": str(payload_path.name),
+            },
+        )
     _settle(ctx, file_id, row.name, state, reason)
-    ctx.log.info("inbox file processed", file_id=file_id, file=row.name, state=state,
-                 requests=len(routed), rejected=len(parsed.errors) + len(unrouted))
+    ctx.log.info(
+        "inbox file processed",
+        file_id=file_id,
+        file=row.name,
+        state=state,
+        requests=len(routed),
+        rejected=len(parsed.errors) + len(unrouted),
+    )
     return state
 
 
@@ -175,7 +220,9 @@ def _route(ctx: Context, parsed: Parsed) -> tuple[list[tuple[Request, str, str]]
     for i, (req, reference) in enumerate(parsed.requests):
         partner = ctx.config.partner_for_payer(req.payer.id)
         if partner is None:
-            unrouted.append({"index": i, "field": "payer.id", "reason": "no trading partner is configured for this payer"})
+            unrouted.append(
+                {"index": i, "field": "payer.id", "reason": "no trading partner is configured for this payer"}
+            )
         else:
             routed.append((req, partner.name, reference))
     return routed, unrouted
@@ -189,9 +236,14 @@ def _outcome(duplicate: bool, parsed: Parsed, routed: list[Any]) -> str:
     return "partially_accepted" if parsed.errors or len(routed) < len(parsed.requests) else "accepted"
 
 
-def _reason(parsed: Parsed, unrouted: list[dict[str, Any]], duplicate_of: int | None) -> dict[str, Any] | None:
+def _reason(
+    parsed: Parsed, unrouted: list[dict[str, Any]], duplicate_of: int | None
+) -> dict[str, Any] | None:
     if duplicate_of is not None:
-        return {"reason": f"duplicate of file {duplicate_of} (same SHA-256); nothing was sent again", "requests": []}
+        return {
+            "reason": f"duplicate of file {duplicate_of} (same SHA-256); nothing was sent again",
+            "requests": [],
+        }
     problems = parsed.errors + unrouted
     if parsed.file_error is None and not problems:
         return None
@@ -235,7 +287,9 @@ def recover(ctx: Context) -> None:
         with ctx.store.read() as tx:
             row = tx.get_file(int(file_id))
         if row.partner == INBOX and row.state not in ("claiming", "claimed"):
-            _settle(ctx, row.id, name, row.state, {"reason": row.reason, "requests": []} if row.reason else None)
+            _settle(
+                ctx, row.id, name, row.state, {"reason": row.reason, "requests": []} if row.reason else None
+            )
 
 
 def intake(ctx: Context) -> int:
@@ -245,8 +299,12 @@ def intake(ctx: Context) -> int:
     ensure_dir(cfg.folders.work)
     taken = 0
     now = ctx.clock().timestamp()
-    for cand in complete_files(cfg.folders.inbox, now=now, stable_seconds=cfg.inbox.stable_seconds,
-                               require_done_marker=cfg.inbox.require_done_marker):
+    for cand in complete_files(
+        cfg.folders.inbox,
+        now=now,
+        stable_seconds=cfg.inbox.stable_seconds,
+        require_done_marker=cfg.inbox.require_done_marker,
+    ):
         file_id = claim(ctx, cand)
         if file_id is None:
             continue

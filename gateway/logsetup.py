@@ -56,14 +56,26 @@ _MAX_DEPTH = 12
 # Third-party loggers that are chatty at INFO (paramiko narrates every handshake; SQLAlchemy's INFO is
 # SQL echo). They are capped at WARNING whatever the gateway's own level is.
 QUIET_LOGGERS = ("paramiko", "sqlalchemy")
+# paramiko.transport logs every peer that hangs up ("Socket exception: Connection reset") at ERROR from
+# its own threads; the SFTP client maps real failures to TransferError, which the gateway logs itself.
+SILENT_LOGGERS = ("paramiko.transport",)
 
 # --------------------------------------------------------------------------------------------- keys
 
 # Keys whose value is PHI wherever they appear, also as the end of a longer key (patient_member_id).
 _PHI_SUFFIXES = frozenset(
     {
-        "first_name", "last_name", "middle_name", "member_id", "subscriber_id", "birth_date",
-        "birthdate", "dob", "date_of_birth", "ssn", "postal_code",
+        "first_name",
+        "last_name",
+        "middle_name",
+        "member_id",
+        "subscriber_id",
+        "birth_date",
+        "birthdate",
+        "dob",
+        "date_of_birth",
+        "ssn",
+        "postal_code",
     }
 )
 # Keys that are PHI on their own or after a person role (patient_name), but too generic to match as
@@ -416,6 +428,8 @@ def configure_logging(
     _handler = handler
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(max(number, logging.WARNING))
+    for name in SILENT_LOGGERS:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
     logging.captureWarnings(True)
     _configure_structlog()
 

@@ -28,8 +28,15 @@ def assemble_map_dir(target: Path) -> Path:
     there under that version; our own driver picks request or response by BHT02.
     """
     target.mkdir(parents=True, exist_ok=True)
-    with as_file(files("pyx12").joinpath("map")) as pyx12_dir, as_file(files("transactions").joinpath("maps")) as ours:
-        for src in [*Path(pyx12_dir).glob("*.xml"), *Path(pyx12_dir).glob("*.xsd"), *Path(ours).glob("*.xml")]:
+    with (
+        as_file(files("pyx12").joinpath("map")) as pyx12_dir,
+        as_file(files("transactions").joinpath("maps")) as ours,
+    ):
+        for src in [
+            *Path(pyx12_dir).glob("*.xml"),
+            *Path(pyx12_dir).glob("*.xsd"),
+            *Path(ours).glob("*.xml"),
+        ]:
             if src.name == "maps.xml":
                 continue
             link = target / src.name

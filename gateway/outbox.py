@@ -12,8 +12,17 @@ from gateway.context import Context
 from gateway.fsutil import atomic_write, ensure_dir
 from gateway.store import RequestRow, Tx
 
-SUMMARY_COLUMNS = ("tracking_number", "client_reference", "kind", "state", "status", "certification_number",
-                   "effective_from", "effective_to", "reason")
+SUMMARY_COLUMNS = (
+    "tracking_number",
+    "client_reference",
+    "kind",
+    "state",
+    "status",
+    "certification_number",
+    "effective_from",
+    "effective_to",
+    "reason",
+)
 
 
 def result_document(tx: Tx, req: RequestRow) -> dict[str, Any]:
@@ -36,8 +45,12 @@ def result_document(tx: Tx, req: RequestRow) -> dict[str, Any]:
         doc["authorization"] = auth.record if auth else None
         if auth is not None:
             doc["history"] = [
-                {"at": e.at.isoformat(), "from": e.old_status, "to": e.new_status,
-                 "certification_number": e.certification_number}
+                {
+                    "at": e.at.isoformat(),
+                    "from": e.old_status,
+                    "to": e.new_status,
+                    "certification_number": e.certification_number,
+                }
                 for e in tx.authorization_history(auth.id)
             ]
     return doc
@@ -67,7 +80,10 @@ def write_results(ctx: Context, trackings: list[str], *, summary_name: str | Non
 def _summary_row(doc: dict[str, Any]) -> dict[str, Any]:
     record = doc.get("authorization") or doc.get("eligibility") or {}
     return {
-        **{k: doc.get(k) for k in ("tracking_number", "client_reference", "kind", "state", "status", "reason")},
+        **{
+            k: doc.get(k)
+            for k in ("tracking_number", "client_reference", "kind", "state", "status", "reason")
+        },
         "certification_number": record.get("certification_number"),
         "effective_from": record.get("effective_from") or record.get("plan_begin"),
         "effective_to": record.get("effective_to") or record.get("plan_end"),

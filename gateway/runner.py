@@ -80,7 +80,9 @@ class Gateway:
         except (X12GatewayError, LocalIOError) as exc:
             summary.errors += 1
             disk_full = isinstance(exc, LocalIOError) and exc.disk_full
-            self.ctx.log.error("stage failed; will retry next cycle", stage=name, error=str(exc), disk_full=disk_full)
+            self.ctx.log.error(
+                "stage failed; will retry next cycle", stage=name, error=str(exc), disk_full=disk_full
+            )
             return 0
 
     def cycle(self) -> CycleSummary:
@@ -97,13 +99,19 @@ class Gateway:
         s.processed = self._stage("inbound", s, inbound.process_downloaded, ctx, self.rules)
         s.overdue = self._stage("overdue", s, mark_overdue, ctx)
         if s.busy or s.errors:
-            ctx.log.info("cycle", **{k: v for k, v in vars(s).items()})
+            ctx.log.info("cycle", **dict(vars(s)))
         return s
 
     def run(self, *, once: bool = False, interval: float | None = None) -> None:
-        wait = interval if interval is not None else min((p.poll_seconds for p in self.ctx.config.partners), default=30.0)
+        wait = (
+            interval
+            if interval is not None
+            else min((p.poll_seconds for p in self.ctx.config.partners), default=30.0)
+        )
         self._install_signals()
-        self.ctx.log.info("gateway started", node=self.ctx.node_id, partners=[p.name for p in self.ctx.config.partners])
+        self.ctx.log.info(
+            "gateway started", node=self.ctx.node_id, partners=[p.name for p in self.ctx.config.partners]
+        )
         while not self.stop.is_set():
             summary = self.cycle()
             if once:
@@ -129,12 +137,20 @@ def mark_overdue(ctx: Context) -> int:
     now = ctx.clock()
     count = 0
     with ctx.store.read() as tx:
-        late = [r for state in ("sent", "acknowledged") for r in tx.list_requests(state=state, due_before=now, limit=500)]
+        late = [
+            r
+            for state in ("sent", "acknowledged")
+            for r in tx.list_requests(state=state, due_before=now, limit=500)
+        ]
     for req in late:
         try:
             with ctx.store.begin() as tx:
-                tx.set_request_state(req.tracking_number, "overdue", expect=req.state,
-                                     reason="no response within the configured time")
+                tx.set_request_state(
+                    req.tracking_number,
+                    "overdue",
+                    expect=req.state,
+                    reason="no response within the configured time",
+                )
             count += 1
         except GatewayError:
             continue

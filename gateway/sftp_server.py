@@ -42,8 +42,20 @@ from gateway.errors import ConfigError
 from gateway.sftp import SftpEndpoint, parse_public_key, public_key_line
 
 OPERATIONS = (
-    "connect", "open", "read", "write", "fstat", "stat", "lstat", "list", "remove",
-    "rename", "posix_rename", "mkdir", "rmdir", "chattr",
+    "connect",
+    "open",
+    "read",
+    "write",
+    "fstat",
+    "stat",
+    "lstat",
+    "list",
+    "remove",
+    "rename",
+    "posix_rename",
+    "mkdir",
+    "rmdir",
+    "chattr",
 )
 _R = TypeVar("_R")
 
@@ -251,10 +263,15 @@ class RootedSftpInterface(paramiko.SFTPServerInterface):
 
     def list_folder(self, path: str) -> list[paramiko.SFTPAttributes] | int:
         def do(real: Path, _vpath: str) -> list[paramiko.SFTPAttributes]:
+            out = []
             with os.scandir(real) as entries:
-                return [
-                    paramiko.SFTPAttributes.from_stat(e.stat(follow_symlinks=False), e.name) for e in entries
-                ]
+                for entry in entries:
+                    try:  # an entry renamed or removed while we list is skipped, not an error
+                        info = entry.stat(follow_symlinks=False)
+                    except FileNotFoundError:
+                        continue
+                    out.append(paramiko.SFTPAttributes.from_stat(info, entry.name))
+            return out
 
         return self.run("list", path, do)
 

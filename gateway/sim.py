@@ -16,7 +16,7 @@ What happens to one input interchange:
    ``reject_duplicates``) or a scenario rule ``ack = "ta1_reject"`` on any of its sets: a TA1 R and
    nothing else. ISA14 = 1 on a good interchange: a TA1 A, then the rest.
 2. One 999 per functional group with the real verdicts, except that sets whose rule says
-   ``ack = "reject"`` are turned into rejections (IK3 NM1 at 2100C/2010C, IK4 NM109 code 7). A file
+   ``ack = "reject"`` are turned into rejections (IK3 on the subscriber NM1, IK4 NM109/67 code 7). A file
    holding only acknowledgments (999/TA1 from the gateway) is not acknowledged back.
 3. For each accepted 270 a 271, for each accepted 278 request a 278 response, as the scenario says,
    no earlier than ``delay_seconds`` after the file was seen. Responses due together (same input
@@ -466,6 +466,8 @@ class ClearinghouseSimulator:
             self._answer_file(data, summary)
         except (X12GatewayError, OSError) as exc:
             log.error("sim.failed", file=name, error=exc.__class__.__name__, reason=str(exc)[:200])
+        except Exception as exc:  # noqa: BLE001 - a bug must not stop the responder or loop on one file
+            log.error("sim.crashed", file=name, error=exc.__class__.__name__)  # no message: it may quote data
         self._move_processed(path)
         self._state.save()
         log.info("sim.processed", file=name, **summary)
@@ -626,13 +628,14 @@ class ClearinghouseSimulator:
         while self._jobs and self._jobs[0].due <= now:
             job = heapq.heappop(self._jobs)
             try:
-                name, counts = self._write_job(job)
+                written = self._write_job(job)
             except (X12GatewayError, OSError) as exc:
                 log.error("sim.response_failed", error=exc.__class__.__name__, reason=str(exc)[:200])
                 continue
             finally:
                 self._state.save()
-            log.info("sim.responded", file=name, **counts)
+            if written is not None:
+                log.info("sim.responded", file=written[0], **written[1])
 
     def _response(self, planned: _Planned, today: date) -> Response:
         trace = f"SIMTRN{self._state.take('trace'):06d}"
@@ -645,9 +648,16 @@ class ClearinghouseSimulator:
         decision = review_decision(request, step, today, certification=cert, reference=planned.reference)
         return ReviewResponse(request, decision, trace)
 
-    def _write_job(self, job: _Job) -> tuple[str, dict[str, Any]]:
+    def _write_job(self, job: _Job) -> tuple[str, dict[str, Any]] | None:
         when = self._clock()
-        responses = [self._response(p, when.date()) for p in job.planned]
+        responses: list[Response] = []
+        for p in job.planned:
+            try:
+                responses.append(self._response(p, when.date()))
+            except X12GatewayError as exc:  # one impossible decision must not sink the others
+                log.error("sim.decision_failed", outcome=p.step, reason=str(exc)[:200])
+        if not responses:
+            return None
         kinds = [
             k
             for k, cls in (("271", EligibilityResponse), ("278", ReviewResponse))

@@ -122,7 +122,9 @@ def compiled(expr: str, what: str = "mapping file") -> Any:
     return xp
 
 
-def load_overrides(data: bytes, base: dict[str, RecordRule], what: str = "override file") -> dict[str, dict[str, RecordRule]]:
+def load_overrides(
+    data: bytes, base: dict[str, RecordRule], what: str = "override file"
+) -> dict[str, dict[str, RecordRule]]:
     """Per-payer rule sets: ``{payer_id: {record name: RecordRule}}`` with the payer's fields replaced."""
     root = _parse(data, what)
     out: dict[str, dict[str, RecordRule]] = {}
@@ -149,7 +151,9 @@ def _override(record: RecordRule, list_name: str | None, new: FieldRule, what: s
     _compile_all(".", (new,), (), what)
     if list_name is None:
         return replace(record, fields=swap(record.fields))
-    lists = tuple(replace(lst, fields=swap(lst.fields)) if lst.name == list_name else lst for lst in record.lists)
+    lists = tuple(
+        replace(lst, fields=swap(lst.fields)) if lst.name == list_name else lst for lst in record.lists
+    )
     if lists == record.lists:
         raise MappingRuleError(f"{what}: unknown list {list_name!r}")
     return replace(record, lists=lists)

@@ -50,7 +50,9 @@ def _build(rule_name: str, fields: dict[str, Any], control: ControlRef) -> Recor
     return authorization_record(fields, control)
 
 
-def map_document(document: Any, map_abbr: str, control: ControlRef, rules: MappingRules | None = None) -> list[Record]:
+def map_document(
+    document: Any, map_abbr: str, control: ControlRef, rules: MappingRules | None = None
+) -> list[Record]:
     """Records of one response transaction set given its XML form (``transactions.document.to_xml``)."""
     rule_name = RECORD_FOR_MAP.get(map_abbr)
     if rule_name is None:
@@ -65,7 +67,9 @@ def map_document(document: Any, map_abbr: str, control: ControlRef, rules: Mappi
     return [_build(rule_name, f, control) for f in field_sets]
 
 
-def map_set(validated: ValidatedSet, interchange: str, group: str, rules: MappingRules | None = None) -> list[Record]:
+def map_set(
+    validated: ValidatedSet, interchange: str, group: str, rules: MappingRules | None = None
+) -> list[Record]:
     """Records of a validated set (it must have been validated with ``keep_placed=True``)."""
     report = validated.report
     if report.map is None or not validated.placed:

@@ -21,8 +21,11 @@ ROOT = Path(__file__).resolve().parent.parent
 OVERRIDES = ROOT / "sample_edi" / "overrides"
 RESPONSE_FILES = sorted(
     p
-    for folder in (ROOT / "sample_edi" / "responses", ROOT / "tests" / "public_x12" / "271",
-                   ROOT / "tests" / "public_x12" / "278resp")
+    for folder in (
+        ROOT / "sample_edi" / "responses",
+        ROOT / "tests" / "public_x12" / "271",
+        ROOT / "tests" / "public_x12" / "278resp",
+    )
     for p in folder.iterdir()
     if p.is_file() and not p.name.endswith((".json", ".md"))
 )

@@ -21,8 +21,14 @@ WHEN = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
 def _interchange(response: EligibilityResponse | ReviewResponse) -> bytes:
     header = InterchangeHeader("ZZ", "PAYER", "ZZ", "X12GATEWAY", 7, WHEN)
-    return build_response_interchange([response], header, application_sender="PAYER", application_receiver="X12GATEWAY",
-                                      group_controls=[7], set_controls=[1]).data
+    return build_response_interchange(
+        [response],
+        header,
+        application_sender="PAYER",
+        application_receiver="X12GATEWAY",
+        group_controls=[7],
+        set_controls=[1],
+    ).data
 
 
 @settings(max_examples=40)
@@ -36,10 +42,15 @@ def test_278_response_maps_back_to_the_requests_values(req: ServiceReviewRequest
     assert record.trace_number == req.trace_number
     assert record.bht_reference == req.trace_number
     assert (record.request_category, record.certification_type, record.service_type) == (
-        req.request_category, req.certification_type, req.service_type)
+        req.request_category,
+        req.certification_type,
+        req.service_type,
+    )
     assert record.status == "approved"
     assert record.certification_number == "CERT42"
-    assert [s.procedure_code for s in record.services] == [line.procedure.code if line.procedure else None for line in req.lines]
+    assert [s.procedure_code for s in record.services] == [
+        line.procedure.code if line.procedure else None for line in req.lines
+    ]
     assert [s.quantity for s in record.services] == [line.quantity for line in req.lines]
     assert [s.trace_number for s in record.services] == [line.trace_number for line in req.lines]
     assert tuple(record.diagnoses) == tuple(d.code for d in req.diagnoses)

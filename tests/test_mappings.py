@@ -44,7 +44,9 @@ def test_admission_response_maps_event_and_line_decisions() -> None:
 
 def test_pended_response_lists_requested_documentation() -> None:
     """A pended (A4) response keeps the reason and the documentation the payer asks for."""
-    (rec,) = _auths(PUBLIC / "278resp" / "kputnam-stupidedi__emergency-admission-response-to-request-for-review.edi")
+    (rec,) = _auths(
+        PUBLIC / "278resp" / "kputnam-stupidedi__emergency-admission-response-to-request-for-review.edi"
+    )
     assert (rec.status, rec.reason_code, rec.admin_reference) == ("pended", "0U", "P20030216001")
     assert [(d.report_type, d.transmission) for d in rec.documentation_requested] == [("AS", "VO")]
 
@@ -63,7 +65,10 @@ def test_payer_override_reads_authorization_number_from_ref() -> None:
 
 def test_eligibility_result_from_public_271() -> None:
     """A TR3 271 maps to active coverage with the plan, the echoed trace and the PCP entity."""
-    report, records = map_bytes((PUBLIC / "271" / "LinuxForHealth-x12__subscriber-health-benefit-check.271").read_bytes(), default_rules())
+    report, records = map_bytes(
+        (PUBLIC / "271" / "LinuxForHealth-x12__subscriber-health-benefit-check.271").read_bytes(),
+        default_rules(),
+    )
     (res,) = [r for r in records if isinstance(r, EligibilityResult)]
     assert res.coverage == "active"
     assert res.trace_numbers == ("93175-012547",)
@@ -82,9 +87,18 @@ XXE = b"""<?xml version="1.0"?>
     [
         (XXE, "DTDs and entities"),
         (b"<overrides><payer id='X'>", "not well-formed"),
-        (b"<overrides><payer id='X'><field record='nope' name='a' path='b'/></payer></overrides>", "unknown record"),
-        (b"<overrides><payer id='X'><field record='authorization' name='nope' path='b'/></payer></overrides>", "unknown field"),
-        (b"<overrides><payer id='X'><field record='authorization' name='status' path='(('/></payer></overrides>", "invalid XPath"),
+        (
+            b"<overrides><payer id='X'><field record='nope' name='a' path='b'/></payer></overrides>",
+            "unknown record",
+        ),
+        (
+            b"<overrides><payer id='X'><field record='authorization' name='nope' path='b'/></payer></overrides>",
+            "unknown field",
+        ),
+        (
+            b"<overrides><payer id='X'><field record='authorization' name='status' path='(('/></payer></overrides>",
+            "invalid XPath",
+        ),
     ],
 )
 def test_unsafe_or_broken_override_files_are_refused(data: bytes, message: str) -> None:
@@ -100,8 +114,28 @@ def test_rules_file_with_entity_is_refused() -> None:
 
 
 def _line(status: str, action: str | None) -> ServiceDecision:
-    return ServiceDecision(None, "HC", "70553", (), None, None, None, None, status, action, None, None, None,
-                           None, None, None, None, (), (), ())
+    return ServiceDecision(
+        None,
+        "HC",
+        "70553",
+        (),
+        None,
+        None,
+        None,
+        None,
+        status,
+        action,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        (),
+        (),
+        (),
+    )
 
 
 @pytest.mark.parametrize(
@@ -123,7 +157,9 @@ def _line(status: str, action: str | None) -> ServiceDecision:
         (None, [], False, "no_decision"),
     ],
 )
-def test_overall_status_rules(event: str | None, lines: list[tuple[str, str]], rejected: bool, expected: str) -> None:
+def test_overall_status_rules(
+    event: str | None, lines: list[tuple[str, str]], rejected: bool, expected: str
+) -> None:
     """The request's status follows HCR01 at 2000E; approved means every line approved."""
     assert overall_status(event, tuple(_line(s, a) for s, a in lines), rejected) == expected
 

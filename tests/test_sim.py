@@ -20,13 +20,26 @@ import pytest
 from gateway.errors import ConfigError
 from gateway.sftp import SftpClient, SftpEndpoint
 from gateway.sim import REMOTE_INBOUND, REMOTE_OUTBOUND, ClearinghouseSimulator
-from gateway.sim_scenario import CodeRange, Scenario
+from gateway.sim_scenario import (
+    ELIGIBILITY_OUTCOMES,
+    REVIEW_OUTCOMES,
+    CodeRange,
+    Scenario,
+    eligibility_answer,
+    review_decision,
+)
 from tests.conftest import ROOT, SAMPLE_EDI
 from tests.sftp_support import public_line_of, write_private_key
 from transactions.acks import parse_acks
+from transactions.build_responses import (
+    EligibilityResponse,
+    Response,
+    ReviewResponse,
+    build_response_interchange,
+)
 from transactions.envelope import read_interchanges
 from transactions.enveloping import InterchangeHeader
-from transactions.models import EligibilityInquiry, Person, Procedure
+from transactions.models import EligibilityInquiry, Person, Procedure, ServiceReviewRequest
 from transactions.outbound import Request, build_request_interchange
 from transactions.requests_json import request_from_obj
 from transactions.segment import Segment
@@ -364,6 +377,43 @@ def test_delay_holds_the_answer_back(tmp_path: Path, keys: Keys) -> None:
 
 
 # --------------------------------------------------------------------------- scenario and server
+
+
+@pytest.mark.parametrize("outcome", [*ELIGIBILITY_OUTCOMES, *REVIEW_OUTCOMES])
+def test_every_outcome_builds_ig_clean_responses_for_every_sample(outcome: str) -> None:
+    """Each eligibility/review outcome answers each sample request (subscriber, dependent, lines or
+    none, admission, procedure inquiry) with a response that validates clean."""
+    scenario = Scenario()
+    stems = sorted(p.stem for p in (SAMPLE_EDI / "requests").glob("*.json"))
+    base = sample("270-subscriber")
+    assert isinstance(base, EligibilityInquiry)
+    by_procedure = [
+        dataclasses.replace(base, service_types=(), procedure=Procedure(code)) for code in ("72148", "99213")
+    ]
+    responses: list[Response] = []
+    for req in [*(sample(s) for s in stems), *by_procedure]:
+        if isinstance(req, EligibilityInquiry) and outcome in ELIGIBILITY_OUTCOMES:
+            answer = eligibility_answer(scenario, req, outcome, FIXED_CLOCK.date())  # type: ignore[arg-type]
+            responses.append(EligibilityResponse(req, answer, "SIMTRN1"))
+        elif isinstance(req, ServiceReviewRequest) and outcome in REVIEW_OUTCOMES:
+            decision = review_decision(req, outcome, FIXED_CLOCK.date(), certification="SIM1", reference="R1")  # type: ignore[arg-type]
+            responses.append(ReviewResponse(req, decision, "SIMTRN1"))
+    header = InterchangeHeader("ZZ", "CLEARHOUSE", "ZZ", "X12GATEWAY", 1, FIXED_CLOCK)
+    data = build_response_interchange(
+        responses,
+        header,
+        application_sender="CLEARHOUSE",
+        application_receiver="X12GATEWAY",
+        group_controls=[1],
+        set_controls=list(range(1, len(responses) + 1)),
+    ).data
+    report = validate(data)
+    assert report.all_accepted, [
+        (s.control_number, [(f.segment, f.element, f.code) for f in s.findings])
+        for g in report.interchanges[0].groups
+        for s in g.sets
+        if s.findings
+    ]
 
 
 def test_first_matching_rule_wins_and_unset_fields_fall_back() -> None:

@@ -252,7 +252,11 @@ class ServiceReviewRequest:
         _need(len(self.diagnoses) <= 12, "at most 12 diagnoses", "diagnoses")
         admitting = [d for d in self.diagnoses[1:] if d.admitting]
         _need(len(admitting) <= 1, "at most one admitting diagnosis", "diagnoses")
-        _need(not self.diagnoses[0].admitting, "the first (principal) diagnosis cannot be the admitting one", "diagnoses")
+        _need(
+            not self.diagnoses[0].admitting,
+            "the first (principal) diagnosis cannot be the admitting one",
+            "diagnoses",
+        )
         if admitting:  # the guide allows the admitting diagnosis (ABJ) only in HI02: keep one canonical order
             others = tuple(d for d in self.diagnoses[1:] if not d.admitting)
             object.__setattr__(self, "diagnoses", (self.diagnoses[0], admitting[0], *others))

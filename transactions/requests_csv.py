@@ -20,8 +20,16 @@ from transactions.models import EligibilityInquiry
 
 REQUIRED = ("payer_id", "payer_name", "provider_name", "provider_npi", "member_id", "last_name", "first_name")
 OPTIONAL = (
-    "birth_date", "gender", "service_types", "service_date", "reference", "procedure_code",
-    "dependent_last_name", "dependent_first_name", "dependent_birth_date", "dependent_gender",
+    "birth_date",
+    "gender",
+    "service_types",
+    "service_date",
+    "reference",
+    "procedure_code",
+    "dependent_last_name",
+    "dependent_first_name",
+    "dependent_birth_date",
+    "dependent_gender",
 )
 
 

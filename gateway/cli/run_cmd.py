@@ -13,7 +13,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("run", help="run the gateway: inbox -> clearinghouse -> outbox")
     p.add_argument("--config", help="gateway.toml (default: $X12GW_CONFIG or ./gateway.toml)")
     p.add_argument("--once", action="store_true", help="run one full cycle and exit")
-    p.add_argument("--interval", type=float, help="seconds between idle cycles (default: the partners' poll_seconds)")
+    p.add_argument(
+        "--interval", type=float, help="seconds between idle cycles (default: the partners' poll_seconds)"
+    )
     p.add_argument("--json-logs", action="store_true", help="JSON log lines even on a terminal")
     p.set_defaults(func=run)
 

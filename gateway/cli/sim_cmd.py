@@ -15,18 +15,9 @@ import threading
 from pathlib import Path
 from types import FrameType
 
-import paramiko
-from cryptography.hazmat.primitives.asymmetric import ed25519
-from cryptography.hazmat.primitives.serialization import (
-    Encoding,
-    NoEncryption,
-    PrivateFormat,
-    PublicFormat,
-)
-
 from gateway.errors import ConfigError
+from gateway.keys import ensure_key
 from gateway.logsetup import configure_logging, register_secret
-from gateway.sftp import load_private_key
 from gateway.sim import STATE_DIR, ClearinghouseSimulator
 from gateway.sim_scenario import Scenario
 
@@ -53,23 +44,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--password-env", metavar="VAR", help="allow password login with the value of $VAR")
     p.add_argument("--username", default="x12gw", help="login name (default x12gw)")
     p.set_defaults(func=run)
-
-
-def host_key(path: Path) -> paramiko.PKey:
-    """Load the host key, or generate an ed25519 one (0600, with ``.pub``) when the file is absent."""
-    if not path.exists():
-        key = ed25519.Ed25519PrivateKey.generate()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        data = key.private_bytes(Encoding.PEM, PrivateFormat.OpenSSH, NoEncryption())
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except OSError as exc:
-            raise ConfigError(f"host key file {path} cannot be created: {exc.strerror}") from None
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        public = key.public_key().public_bytes(Encoding.OpenSSH, PublicFormat.OpenSSH).decode()
-        Path(f"{path}.pub").write_text(public + "\n", encoding="utf-8")
-    return load_private_key(path)
 
 
 def authorized_lines(files: list[Path]) -> list[str]:
@@ -102,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     root: Path = args.root
     root.mkdir(parents=True, exist_ok=True)
     scenario = Scenario.load(args.scenario) if args.scenario else Scenario()
-    key = host_key(args.host_key or root / STATE_DIR / "host_key")
+    key = ensure_key(args.host_key or root / STATE_DIR / "host_key")
     stop = threading.Event()
 
     def on_signal(_signum: int, _frame: FrameType | None) -> None:

@@ -957,7 +957,9 @@ class Tx:
         return [from_mapping(RequestRow, r) for r in self.conn.execute(stmt)]
 
     @_db
-    def find_file(self, *, direction: Direction, partner: str, name: str, size: int | None = None) -> FileRow | None:
+    def find_file(
+        self, *, direction: Direction, partner: str, name: str, size: int | None = None
+    ) -> FileRow | None:
         """The newest file of a partner with this name (and size): remembers what was already fetched."""
         t = s.files
         conds = [t.c.direction == direction, t.c.partner == partner, t.c.name == name]

@@ -1,0 +1,22 @@
+"""``x12gw demo [--keep DIR]``: run the gateway end to end against the built-in clearinghouse simulator."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from gateway.demo import run_demo
+from gateway.logsetup import configure_logging
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("demo", help="run sample requests end to end against a local clearinghouse simulator")
+    p.add_argument("--keep", type=Path, help="use (and keep) this workspace folder instead of a temporary one")
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for every answer")
+    p.add_argument("--verbose", action="store_true", help="show the gateway's log lines")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    configure_logging(level="INFO" if args.verbose else "WARNING")
+    return run_demo(keep=args.keep, timeout=args.timeout)
