@@ -12,6 +12,7 @@ from typing import Any
 
 from gateway.config import PartnerConfig
 from gateway.context import Context
+from gateway.outbox import write_results
 from gateway.store import RequestRow, StaleStateError
 from transactions.enveloping import InterchangeHeader
 from transactions.models import EligibilityInquiry
@@ -104,12 +105,14 @@ def batch_partner(ctx: Context, partner: PartnerConfig) -> int:
 
 def _set_aside(ctx: Context, batch: OutboundBatch, rejected: dict[str, str]) -> None:
     by_control = {f"{ctl:04d}": trace for trace, ctl in batch.set_controls}
+    invalid = [t for c, t in by_control.items() if c in rejected]
     with ctx.store.begin() as tx:
         for control, why in rejected.items():
             tracking = by_control.get(control)
             if tracking:
                 tx.set_request_state(tracking, "invalid", expect="new", reason=f"implementation guide: {why}")
-    ctx.log.warning("requests set aside as invalid", count=len(rejected))
+    write_results(ctx, invalid)
+    ctx.log.warning("requests set aside as invalid", count=len(rejected), trace_numbers=invalid)
 
 
 def _record(  # noqa: PLR0917 - one call site; the parts of one batch

@@ -54,7 +54,7 @@ def process_file(ctx: Context, row: FileRow, rules: MappingRules) -> str:
     with ctx.store.begin() as tx:
         _record_envelopes(tx, row, validation)
         if acks is not None:
-            outcome.acks_applied = _apply_acks(ctx, tx, acks.groups, acks.interchanges)
+            outcome.acks_applied = _apply_acks(ctx, tx, acks.groups, acks.interchanges, outcome.trackings)
         for kind, record, set_row_key in mapped:
             _apply_record(ctx, tx, kind, record, set_row_key, outcome)
         for name, payload in outgoing:
@@ -260,9 +260,14 @@ def _apply_record(  # noqa: PLR0917 - internal; the parts of one applied respons
     outcome.trackings.append(req.tracking_number)
 
 
-def _apply_acks(
-    ctx: Context, tx: Tx, groups: tuple[GroupAck, ...], interchanges: tuple[InterchangeAck, ...]
+def _apply_acks(  # noqa: PLR0912 - TA1 then 999, each with its own lookups
+    ctx: Context,
+    tx: Tx,
+    groups: tuple[GroupAck, ...],
+    interchanges: tuple[InterchangeAck, ...],
+    rejected: list[str],
 ) -> int:
+    """Record 999/TA1 verdicts on what we sent; requests they reject are appended to ``rejected``."""
     applied = 0
     ours = _our_id(ctx)
     for ta1 in interchanges:
@@ -274,9 +279,8 @@ def _apply_acks(
             if ta1.ack_code == "R":
                 for g in tx.groups_of_interchange(ic.id):
                     for s in tx.sets_of_group(g.id):
-                        _reject_request(
-                            tx, s.request_id, f"interchange rejected by TA1 (note {ta1.note_code})"
-                        )
+                        note = f"interchange rejected by TA1 (note {ta1.note_code})"
+                        _reject_request(tx, s.request_id, note, rejected)
             break
     for ga in groups:
         group = _our_group(tx, ga, ours)
@@ -294,7 +298,7 @@ def _apply_acks(
                     f"{e.segment}{'/' + e.element if e.element else ''} code {e.code}"
                     for e in (verdict.errors if verdict else ())
                 )
-                _reject_request(tx, s.request_id, f"rejected by 999 (IK5 R{': ' + why if why else ''})")
+                _reject_request(tx, s.request_id, f"rejected by 999 (IK5 R{': ' + why if why else ''})", rejected)
             elif s.request_id is not None:
                 req = tx.get_request(s.request_id)
                 if req.state == "sent":
@@ -311,12 +315,13 @@ def _our_group(tx: Tx, ga: GroupAck, ours: str) -> Any:
     return None
 
 
-def _reject_request(tx: Tx, request_id: int | None, reason: str) -> None:
+def _reject_request(tx: Tx, request_id: int | None, reason: str, rejected: list[str]) -> None:
     if request_id is None:
         return
     req = tx.get_request(request_id)
     if req.state in ("sent", "acknowledged", "queued"):
         tx.set_request_state(req.tracking_number, "rejected", reason=reason)
+        rejected.append(req.tracking_number)
 
 
 def recover(ctx: Context) -> None:

@@ -21,6 +21,7 @@ from gateway.context import Context, utc_now
 from gateway.errors import GatewayError
 from gateway.fsutil import LocalIOError
 from gateway.logsetup import get_logger
+from gateway.outbox import write_results
 from gateway.payloads import PayloadStore
 from gateway.store import Store
 from mappings.mapper import MappingRules, default_rules, with_overrides
@@ -155,6 +156,7 @@ def mark_overdue(ctx: Context) -> int:
         except GatewayError:
             continue
     if count:
+        write_results(ctx, [r.tracking_number for r in late])
         ctx.log.warning("requests overdue", count=count)
     return count
 
