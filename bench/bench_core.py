@@ -6,8 +6,8 @@ python bench/bench_core.py [--mb 20]
 from __future__ import annotations
 
 import argparse
-import tempfile
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -54,9 +54,8 @@ def main() -> None:
     start = time.perf_counter()
     size = build_many(args.build)
     seconds = time.perf_counter() - start
-    print(
-        f"build   {args.build:,} 270s ({size / 1e6:.1f} MB)  {seconds:6.2f} s  {args.build / seconds:>8,.0f} 270s/s"
-    )
+    rate = args.build / seconds
+    print(f"build   {args.build:,} 270s ({size / 1e6:.1f} MB)  {seconds:6.2f} s  {rate:>8,.0f} 270s/s")
 
 
 if __name__ == "__main__":

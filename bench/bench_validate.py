@@ -7,10 +7,10 @@ same run. Each measurement runs in its own fresh process so peak RSS is its own.
 from __future__ import annotations
 
 import argparse
-import tempfile
 import io
 import logging
 import sys
+import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -91,12 +91,10 @@ def main() -> None:
         t_pyx, rss_pyx, _ = measure(pyx12_own, str(path), map_dir)
         rows.append(("pyx12 x12n_document", t_pyx, rss_pyx))
         for name, seconds, rss in rows:
-            print(
-                f"{kind:6} {name:22} {size:6.1f} {seconds:8.2f} {size / seconds:6.2f} {segs / seconds:11,.0f} {rss:7.0f} MiB"
-            )
-        print(
-            f"{kind:6} ratio ours/pyx12 time {t_ours / t_pyx:.2f}x  ({sets:,} transaction sets, {segs:,} segments)"
-        )
+            rates = f"{size / seconds:6.2f} {segs / seconds:11,.0f}"
+            print(f"{kind:6} {name:22} {size:6.1f} {seconds:8.2f} {rates} {rss:7.0f} MiB")
+        counts = f"({sets:,} transaction sets, {segs:,} segments)"
+        print(f"{kind:6} ratio ours/pyx12 time {t_ours / t_pyx:.2f}x  {counts}")
 
 
 if __name__ == "__main__":

@@ -44,8 +44,9 @@ def prepare(base: Path, scenario_path: Path) -> Workspace:
     client_key = base / "keys" / "gateway_ed25519"
     ensure_key(client_key)
     host_key = ensure_key(base / "keys" / "sim_host_ed25519")
-    sim = ClearinghouseSimulator(clearing, Scenario.load(scenario_path), host_key=host_key,
-                                 authorized_keys=(public_line(client_key),))
+    sim = ClearinghouseSimulator(
+        clearing, Scenario.load(scenario_path), host_key=host_key, authorized_keys=(public_line(client_key),)
+    )
     sim.start()
     config_path = base / "gateway.toml"
     config_path.write_text(demo_config_text(base, sim.port, sim.host_key_line, client_key), encoding="utf-8")
@@ -63,7 +64,9 @@ def outstanding(ctx: Context) -> int:
         return sum(len(tx.list_requests(state=s, limit=10_000)) for s in WAITING)
 
 
-def run_until_answered(gateway: Gateway, timeout: float, *, expected: int, progress: Callable[[str], None]) -> bool:
+def run_until_answered(
+    gateway: Gateway, timeout: float, *, expected: int, progress: Callable[[str], None]
+) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         gateway.cycle()
@@ -94,7 +97,7 @@ def table(ctx: Context) -> list[tuple[str, ...]]:
                 cert = (auth.certification_number or "") if auth else ""
                 dates = f"{auth.effective_from or ''}..{auth.effective_to or ''}" if auth else ""
                 history = " > ".join(e.new_status for e in tx.authorization_history(auth.id)) if auth else ""
-                rows.append((req.tracking_number, "278", ref, status if not history else history, cert, dates))
+                rows.append((req.tracking_number, "278", ref, history or status, cert, dates))
     return rows
 
 
@@ -105,6 +108,10 @@ def print_table(rows: list[tuple[str, ...]], out: TextIO) -> None:
         out.write("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() + "\n")
 
 
+def _say(out: TextIO, message: str) -> None:
+    out.write(f"  {message}\n")
+
+
 def run_demo(*, keep: Path | None = None, timeout: float = 60.0, out: TextIO = sys.stdout) -> int:
     base = keep or Path(tempfile.mkdtemp(prefix="x12gw-demo-"))
     base.mkdir(parents=True, exist_ok=True)
@@ -112,11 +119,14 @@ def run_demo(*, keep: Path | None = None, timeout: float = 60.0, out: TextIO = s
     ws = prepare(base, SAMPLES / "scenarios" / "demo.toml")
     ctx = open_context(load_config(ws.config_path))
     try:
-        out.write(f"workspace: {base}\nclearinghouse simulator on 127.0.0.1:{ws.simulator.port} (host key pinned)\n")
+        out.write(
+            f"workspace: {base}\nclearinghouse simulator on 127.0.0.1:{ws.simulator.port} (host key pinned)\n"
+        )
         drop_requests(ctx.config.folders.inbox, sources)
         out.write(f"dropped {len(sources)} request files into {ctx.config.folders.inbox}\n")
-        done = run_until_answered(Gateway(ctx), timeout, expected=len(sources),
-                                  progress=lambda msg: out.write(f"  {msg}\n"))
+        done = run_until_answered(
+            Gateway(ctx), timeout, expected=len(sources), progress=lambda msg: _say(out, msg)
+        )
         out.write("\n")
         print_table(table(ctx), out)
         out.write(f"\nresult files: {ctx.config.folders.outbox}\n")

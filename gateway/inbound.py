@@ -260,7 +260,7 @@ def _apply_record(  # noqa: PLR0917 - internal; the parts of one applied respons
     outcome.trackings.append(req.tracking_number)
 
 
-def _apply_acks(  # noqa: PLR0912 - TA1 then 999, each with its own lookups
+def _apply_acks(
     ctx: Context,
     tx: Tx,
     groups: tuple[GroupAck, ...],
@@ -298,7 +298,9 @@ def _apply_acks(  # noqa: PLR0912 - TA1 then 999, each with its own lookups
                     f"{e.segment}{'/' + e.element if e.element else ''} code {e.code}"
                     for e in (verdict.errors if verdict else ())
                 )
-                _reject_request(tx, s.request_id, f"rejected by 999 (IK5 R{': ' + why if why else ''})", rejected)
+                _reject_request(
+                    tx, s.request_id, f"rejected by 999 (IK5 R{': ' + why if why else ''})", rejected
+                )
             elif s.request_id is not None:
                 req = tx.get_request(s.request_id)
                 if req.state == "sent":

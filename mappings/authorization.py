@@ -51,7 +51,8 @@ def _service(s: dict[str, Any], event_action: str | None, event_cert: str | None
 
 
 def overall_status(  # noqa: PLR0911 - one return per rule reads like the rules
-event_action: str | None, services: tuple[ServiceDecision, ...], rejected: bool) -> str:
+    event_action: str | None, services: tuple[ServiceDecision, ...], rejected: bool
+) -> str:
     if event_action is None and rejected and not any(s.action_code for s in services):
         return "rejected"
     if event_action is not None:

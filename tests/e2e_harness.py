@@ -44,9 +44,17 @@ ack = "ta1_reject"
 """
 
 
-def config_text(*, port: int, host_key_line: str, key_file: Path, remote_root: str, database_url: str = "",
-                username: str = "x12gw",
-                retry_attempts: int = 2, pause_after_failures: int = 100) -> str:
+def config_text(
+    *,
+    port: int,
+    host_key_line: str,
+    key_file: Path,
+    remote_root: str,
+    database_url: str = "",
+    username: str = "x12gw",
+    retry_attempts: int = 2,
+    pause_after_failures: int = 100,
+) -> str:
     db = f'database_url = "{database_url}"\n' if database_url else ""
     return f"""
 [gateway]
@@ -125,8 +133,10 @@ class Harness:
 
     def settled(self, *refs: str) -> bool:
         rows = self.requests()
-        return all(ref in rows and rows[ref].state not in ("new", "queued", "sent", "acknowledged", "pended")
-                   for ref in refs)
+        return all(
+            ref in rows and rows[ref].state not in ("new", "queued", "sent", "acknowledged", "pended")
+            for ref in refs
+        )
 
     def result(self, tracking: str) -> dict[str, Any]:
         return json.loads((self.config.folders.outbox / f"{tracking}.json").read_text())
@@ -141,10 +151,19 @@ class Harness:
         return traces
 
 
-def make_harness(base: Path, *, port: int, host_key_line: str, key_file: Path, remote_root: str,
-                 clearinghouse: Path, **config_kw: Any) -> Harness:
-    text = config_text(port=port, host_key_line=host_key_line, key_file=key_file, remote_root=remote_root,
-                       **config_kw)
+def make_harness(
+    base: Path,
+    *,
+    port: int,
+    host_key_line: str,
+    key_file: Path,
+    remote_root: str,
+    clearinghouse: Path,
+    **config_kw: Any,
+) -> Harness:
+    text = config_text(
+        port=port, host_key_line=host_key_line, key_file=key_file, remote_root=remote_root, **config_kw
+    )
     import tomllib  # noqa: PLC0415
 
     config = parse_config(tomllib.loads(text), base)
@@ -152,8 +171,11 @@ def make_harness(base: Path, *, port: int, host_key_line: str, key_file: Path, r
     return Harness(base, ctx, Gateway(ctx), clearinghouse)
 
 
-def start_simulator(root: Path, host_key: Any, client_public_line: str, port: int = 0) -> ClearinghouseSimulator:
+def start_simulator(
+    root: Path, host_key: Any, client_public_line: str, port: int = 0
+) -> ClearinghouseSimulator:
     for sub in ("inbound", "outbound"):
         (root / sub).mkdir(parents=True, exist_ok=True)
-    return ClearinghouseSimulator(root, scenario(), host_key=host_key, authorized_keys=(client_public_line,),
-                                  port=port).start()
+    return ClearinghouseSimulator(
+        root, scenario(), host_key=host_key, authorized_keys=(client_public_line,), port=port
+    ).start()

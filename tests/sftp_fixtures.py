@@ -140,9 +140,7 @@ def _wait_for_banner(proc: subprocess.Popen[bytes], port: int, log: Path) -> boo
 
 
 @pytest.fixture(scope="session")
-def openssh_target(
-    tmp_path_factory: pytest.TempPathFactory, client_keys: ClientKeys
-) -> Iterator[SftpTarget]:
+def openssh_target(tmp_path_factory: pytest.TempPathFactory, client_keys: ClientKeys) -> Iterator[SftpTarget]:
     """A real OpenSSH sshd (internal-sftp) on a free loopback port, running as the current user."""
     _require_sshd()
     base = tmp_path_factory.mktemp("openssh-sftp")

@@ -179,5 +179,3 @@ def descendants(pid: int) -> list[int]:
 def send_signal(pid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, sig)
-
-

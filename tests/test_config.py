@@ -123,7 +123,9 @@ def test_minimal_config_gets_documented_defaults(tmp_path: Path) -> None:
     assert config.routing.default_partner is None
     partner = config.partners[0]
     assert (partner.port, partner.after_download, partner.file_name_pattern) == (
-        22, "delete", "{partner}-{kind}-{control}.x12"
+        22,
+        "delete",
+        "{partner}-{kind}-{control}.x12",
     )
     assert (partner.poll_seconds, partner.timeout_seconds, partner.retry_attempts) == (30, 30, 5)
     assert (partner.pause_after_failures, partner.pause_minutes) == (5, 15)
@@ -365,7 +367,10 @@ def test_all_problems_are_reported_at_once(tmp_path: Path) -> None:
     listed = [line for line in message.splitlines() if line.startswith("  - ")]
     assert len(listed) == 4
     assert {line.split(":")[0] for line in listed} == {
-        "  - gateway.usage", "  - partners[0].port", "  - partners[0].host_keys", "  - inbox.stable_secs"
+        "  - gateway.usage",
+        "  - partners[0].port",
+        "  - partners[0].host_keys",
+        "  - inbox.stable_secs",
     }
 
 

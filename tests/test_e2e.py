@@ -23,22 +23,36 @@ def paramiko_world(tmp_path: Path) -> Iterator[tuple[Harness, ClearinghouseSimul
     client_key = ensure_key(tmp_path / "keys" / "client")  # noqa: F841 - written to disk for the config
     host_key = ensure_key(tmp_path / "keys" / "host")
     sim = start_simulator(tmp_path / "clearinghouse", host_key, public_line(tmp_path / "keys" / "client"))
-    h = make_harness(tmp_path / "gw", port=sim.port, host_key_line=sim.host_key_line,
-                     key_file=tmp_path / "keys" / "client", remote_root="", clearinghouse=sim.root)
+    h = make_harness(
+        tmp_path / "gw",
+        port=sim.port,
+        host_key_line=sim.host_key_line,
+        key_file=tmp_path / "keys" / "client",
+        remote_root="",
+        clearinghouse=sim.root,
+    )
     yield h, sim
     h.ctx.store.close()
     sim.stop()
 
 
 @pytest.fixture
-def openssh_world(tmp_path: Path, openssh_target: SftpTarget) -> Iterator[tuple[Harness, ClearinghouseSimulator]]:
+def openssh_world(
+    tmp_path: Path, openssh_target: SftpTarget
+) -> Iterator[tuple[Harness, ClearinghouseSimulator]]:
     """Gateway talking to OpenSSH's sftp-server; the simulator answers on the same folder on disk."""
     remote, local = openssh_target.new_dir("e2e")
     host_key = ensure_key(tmp_path / "keys" / "host")
     sim = start_simulator(local, host_key, public_line_of(openssh_target.keys.by_kind["ed25519"]))
-    h = make_harness(tmp_path / "gw", port=openssh_target.port, host_key_line=openssh_target.host_key_line,
-                     key_file=openssh_target.keys.by_kind["ed25519"], remote_root=remote, clearinghouse=local,
-                     username=openssh_target.username)
+    h = make_harness(
+        tmp_path / "gw",
+        port=openssh_target.port,
+        host_key_line=openssh_target.host_key_line,
+        key_file=openssh_target.keys.by_kind["ed25519"],
+        remote_root=remote,
+        clearinghouse=local,
+        username=openssh_target.username,
+    )
     yield h, sim
     h.ctx.store.close()
     sim.stop()
@@ -49,7 +63,9 @@ def _full_flow(h: Harness) -> None:
     h.drop_sample("270-dependent")
     h.drop_sample("278-outpatient-mri")
     h.drop_sample("278-retroactive")
-    h.drop_sample("270-subscriber", name="reject-999.json", trace_number="REJ-999", subscriber__member_id="ZZMREJECT999")
+    h.drop_sample(
+        "270-subscriber", name="reject-999.json", trace_number="REJ-999", subscriber__member_id="ZZMREJECT999"
+    )
     h.drop_sample("270-subscriber", name="copy-of-subscriber.json")  # same bytes as 270-subscriber.json
     h.drop("broken.json", b'{"type": "270", "trace_number": ')
     refs = ("EL-0001", "EL-0002", "AU-0001", "AU-0006", "REJ-999")
@@ -74,7 +90,9 @@ def _full_flow(h: Harness) -> None:
     assert any(r["state"] == "quarantined" and "broken.json" in name for name, r in reasons.items())
 
     traces = h.clearinghouse_traces()
-    assert sorted(traces) == sorted(r.tracking_number for r in rows.values()), "each request sent exactly once"
+    assert sorted(traces) == sorted(r.tracking_number for r in rows.values()), (
+        "each request sent exactly once"
+    )
     assert not [p for p in h.config.folders.work.rglob("*") if p.is_file()], "work folder left empty"
 
 
@@ -88,7 +106,9 @@ def test_full_flow_openssh(openssh_world: tuple[Harness, ClearinghouseSimulator]
     _full_flow(openssh_world[0])
 
 
-def test_ta1_rejection_rejects_the_interchange(paramiko_world: tuple[Harness, ClearinghouseSimulator]) -> None:
+def test_ta1_rejection_rejects_the_interchange(
+    paramiko_world: tuple[Harness, ClearinghouseSimulator],
+) -> None:
     """A TA1 R from the clearinghouse marks every request of that interchange rejected, with the note."""
     h, _ = paramiko_world
     h.drop_sample("270-subscriber", trace_number="REJ-TA1", subscriber__member_id="ZZMREJECTTA1")
@@ -108,8 +128,9 @@ def test_partner_down_then_up(tmp_path: Path, paramiko_world: tuple[Harness, Cle
         h.gateway.cycle()
     with h.ctx.store.read() as tx:
         assert [f.state for f in tx.list_files(direction="out")] == ["queued"]
-    again = start_simulator(sim.root, ensure_key(tmp_path / "keys" / "host"), public_line(tmp_path / "keys" / "client"),
-                            port=port)
+    again = start_simulator(
+        sim.root, ensure_key(tmp_path / "keys" / "host"), public_line(tmp_path / "keys" / "client"), port=port
+    )
     try:
         assert h.run_until(lambda: h.settled("EL-0001"), timeout=30)
         assert h.clearinghouse_traces() == [h.requests()["EL-0001"].tracking_number]
@@ -117,7 +138,9 @@ def test_partner_down_then_up(tmp_path: Path, paramiko_world: tuple[Harness, Cle
         again.stop()
 
 
-def test_host_key_mismatch_sends_nothing(tmp_path: Path, paramiko_world: tuple[Harness, ClearinghouseSimulator]) -> None:
+def test_host_key_mismatch_sends_nothing(
+    tmp_path: Path, paramiko_world: tuple[Harness, ClearinghouseSimulator]
+) -> None:
     """A clearinghouse presenting another host key is refused: nothing is uploaded, the file stays queued."""
     h, sim = paramiko_world
     other = ensure_key(tmp_path / "keys" / "impostor")

@@ -295,11 +295,13 @@ def test_non_terminal_gets_json_by_default() -> None:
 
 
 def test_levels_and_paramiko_cap() -> None:
-    """The level filters both kinds of logger; paramiko stays at WARNING even when DEBUG is asked for."""
+    """The level filters both kinds of logger; paramiko stays at WARNING even when DEBUG is asked for,
+    and paramiko.transport's hang-up noise (logged at ERROR from its threads) is silenced."""
     out = io.StringIO()
     configure_logging(json=True, level="DEBUG", stream=out)
-    logging.getLogger("paramiko.transport").info("handshake chatter")
-    logging.getLogger("paramiko.transport").warning("paramiko warning")
+    logging.getLogger("paramiko.sftp").info("handshake chatter")
+    logging.getLogger("paramiko.sftp").warning("paramiko warning")
+    logging.getLogger("paramiko.transport").error("Socket exception: Connection reset by peer (104)")
     get_logger("test.level").debug("debug kept")
     configure_logging(json=True, level="warning", stream=out)
     get_logger("test.level").info("info dropped")

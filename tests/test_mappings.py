@@ -65,7 +65,7 @@ def test_payer_override_reads_authorization_number_from_ref() -> None:
 
 def test_eligibility_result_from_public_271() -> None:
     """A TR3 271 maps to active coverage with the plan, the echoed trace and the PCP entity."""
-    report, records = map_bytes(
+    _, records = map_bytes(
         (PUBLIC / "271" / "LinuxForHealth-x12__subscriber-health-benefit-check.271").read_bytes(),
         default_rules(),
     )
@@ -73,13 +73,15 @@ def test_eligibility_result_from_public_271() -> None:
     assert res.coverage == "active"
     assert res.trace_numbers == ("93175-012547",)
     copay = [b for b in res.benefits if b.code == "B"]
-    assert copay and copay[0].amount == Decimal("10.00")
+    assert copay
+    assert copay[0].amount == Decimal("10.00")
     assert any(e.entity_code == "P3" for b in res.benefits for e in b.entities)
 
 
 XXE = b"""<?xml version="1.0"?>
 <!DOCTYPE overrides [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>
-<overrides><payer id="X"><field record="authorization" name="certification_number" path="&xxe;"/></payer></overrides>"""
+<overrides><payer id="X"><field record="authorization" name="certification_number" path="&xxe;"/>
+</payer></overrides>"""
 
 
 @pytest.mark.parametrize(
@@ -92,11 +94,13 @@ XXE = b"""<?xml version="1.0"?>
             "unknown record",
         ),
         (
-            b"<overrides><payer id='X'><field record='authorization' name='nope' path='b'/></payer></overrides>",
+            b"<overrides><payer id='X'><field record='authorization' name='nope' path='b'/>"
+            b"</payer></overrides>",
             "unknown field",
         ),
         (
-            b"<overrides><payer id='X'><field record='authorization' name='status' path='(('/></payer></overrides>",
+            b"<overrides><payer id='X'><field record='authorization' name='status' path='(('/>"
+            b"</payer></overrides>",
             "invalid XPath",
         ),
     ],

@@ -11,7 +11,9 @@ from gateway.logsetup import configure_logging
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("demo", help="run sample requests end to end against a local clearinghouse simulator")
-    p.add_argument("--keep", type=Path, help="use (and keep) this workspace folder instead of a temporary one")
+    p.add_argument(
+        "--keep", type=Path, help="use (and keep) this workspace folder instead of a temporary one"
+    )
     p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for every answer")
     p.add_argument("--verbose", action="store_true", help="show the gateway's log lines")
     p.set_defaults(func=run)

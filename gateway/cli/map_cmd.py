@@ -65,12 +65,10 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
         return 0
     for e in doc["eligibility"]:
-        print(
-            f"eligibility {','.join(e['trace_numbers']) or e['bht_reference']}: {e['coverage']} {e['plan_name'] or ''}"
-        )
+        trace = ",".join(e["trace_numbers"]) or e["bht_reference"]
+        print(f"eligibility {trace}: {e['coverage']} {e['plan_name'] or ''}")
     for a in doc["authorizations"]:
         dates = f"{a['effective_from'] or ''}..{a['effective_to'] or ''}"
-        print(
-            f"authorization {a['trace_number']}: {a['status']} cert {a['certification_number'] or '-'} {dates}"
-        )
+        cert = a["certification_number"] or "-"
+        print(f"authorization {a['trace_number']}: {a['status']} cert {cert} {dates}")
     return 0

@@ -63,7 +63,10 @@ def print_report(path: Path, report: ValidationReport, stream: TextIO = sys.stdo
             print(f"{head} {' '.join(g.group_codes)}".rstrip(), file=stream)
             for s in g.sets:
                 codes = " ".join(s.set_codes)
-                print(f"    {s.set_id} {s.control_number} [{s.map or '-'}]: {s.ack_code} {codes}".rstrip(), file=stream)
+                print(
+                    f"    {s.set_id} {s.control_number} [{s.map or '-'}]: {s.ack_code} {codes}".rstrip(),
+                    file=stream,
+                )
                 for f in s.findings:
                     where = f"{f.segment}@{f.position}" + (f" {f.element}" if f.element else "")
                     where += f" loop {f.loop}" if f.loop else ""
