@@ -61,7 +61,7 @@ FOLDER_NAMES = ("inbox", "outbox", "archive", "quarantine", "work", "payloads", 
 ISA_QUALIFIERS = ("01", "14", "20", "27", "28", "29", "30", "33", "ZZ")
 
 Usage = Literal["P", "T"]
-X12Mode = Literal["reenvelope", "passthrough"]
+X12Mode = Literal["reenvelope"]  # passthrough (send as received) is not built yet
 AfterDownload = Literal["delete", "move", "leave"]
 
 # The keys each table accepts; anything else is reported as unknown. The example file documents all.
@@ -713,7 +713,7 @@ def _inbox(t: _Table) -> InboxConfig:
         require_done_marker=t.flag("require_done_marker", False),
         max_file_bytes=t.integer("max_file_bytes", 50_000_000, 1),
         duplicate_window_hours=t.number("duplicate_window_hours", 168.0, positive=False),
-        x12_mode=cast(X12Mode, t.choice("x12_mode", "reenvelope", ("reenvelope", "passthrough"))),
+        x12_mode=cast(X12Mode, t.choice("x12_mode", "reenvelope", ("reenvelope",))),
     )
 
 

@@ -252,7 +252,7 @@ RULES: list[tuple[str, object, str]] = [
     ("inbox.max_file_bytes", 0, "inbox.max_file_bytes: must be 1 or more"),
     ("inbox.max_file_bytes", 1.5, "inbox.max_file_bytes: must be an integer"),
     ("inbox.duplicate_window_hours", "x", "inbox.duplicate_window_hours: must be a number"),
-    ("inbox.x12_mode", "copy", "inbox.x12_mode: must be one of: reenvelope, passthrough"),
+    ("inbox.x12_mode", "copy", "inbox.x12_mode: must be one of: reenvelope"),
     ("outbox.csv_summary", 1, "outbox.csv_summary: must be true or false"),
     ("timeouts.ack_overdue_minutes", 0, "timeouts.ack_overdue_minutes: must be greater than 0"),
     ("timeouts.response_overdue_minutes_270", True, "response_overdue_minutes_270: must be a number"),
