@@ -18,6 +18,7 @@ from gateway.context import Context
 from gateway.fsutil import atomic_write, ensure_dir
 from gateway.outbox import write_results
 from gateway.store import FileRow, RequestRow, Tx
+from mappings.correlate import ResponseKey, SentRequest, correlate
 from mappings.mapper import MappingRules, Record, map_set
 from mappings.records import AuthorizationRecord, EligibilityResult
 from transactions.acks import AckEnvelope, GroupAck, InterchangeAck, build_999, build_ta1, parse_acks
@@ -198,40 +199,53 @@ def _record_envelopes(tx: Tx, row: FileRow, validation: Validation) -> None:
                 )
 
 
-def _request_for(tx: Tx, kind: str, traces: list[str], bht03: str | None) -> RequestRow | None:
+def _candidates(tx: Tx, kind: str, traces: list[str], bht03: str | None) -> dict[int, RequestRow]:
+    """Requests a response could answer: those whose sent set carries one of its traces or its BHT03."""
     wanted = ANSWERS[kind]
-    for trace in traces:
-        for s in tx.find_transaction_sets(trace_number=trace, set_id=wanted, limit=5):
-            if s.request_id is not None:
-                return tx.get_request(s.request_id)
+    sets = [s for t in traces for s in tx.find_transaction_sets(trace_number=t, set_id=wanted, limit=5)]
     if bht03:
-        for s in tx.find_transaction_sets(bht03=bht03, set_id=wanted, limit=5):
-            if s.request_id is not None:
-                return tx.get_request(s.request_id)
-    return None
+        sets += tx.find_transaction_sets(bht03=bht03, set_id=wanted, limit=5)
+    return {s.request_id: tx.get_request(s.request_id) for s in sets if s.request_id is not None}
+
+
+def _applied_fingerprints(tx: Tx, req: RequestRow) -> list[tuple[str, str]]:
+    return [
+        (req.tracking_number, str(h.detail["fingerprint"]))
+        for h in tx.state_history("request", req.id)
+        if h.detail and "fingerprint" in h.detail
+    ]
 
 
 def _apply_record(  # noqa: PLR0917 - internal; the parts of one applied response
     ctx: Context, tx: Tx, kind: str, record: Record, key: tuple[str, str], outcome: Outcome
 ) -> None:
+    """Match one mapped response to its request (mappings.correlate) and store it, once."""
     traces = (
         list(record.trace_numbers)
         if isinstance(record, EligibilityResult)
         else ([record.trace_number] if record.trace_number else [])
     )
-    req = _request_for(tx, kind, traces, record.bht_reference)
     fingerprint = hashlib.sha256(json.dumps(to_dict(record), sort_keys=True).encode()).hexdigest()[:16]
-    if req is None:
-        outcome.unmatched += 1
+    candidates = _candidates(tx, kind, traces, record.bht_reference)
+    sent = [
+        SentRequest(r.tracking_number, r.kind, r.tracking_number, r.tracking_number)
+        for r in candidates.values()
+    ]
+    seen = [fp for r in candidates.values() for fp in _applied_fingerprints(tx, r)]
+    result = correlate(sent, [ResponseKey(kind, tuple(traces), record.bht_reference, fingerprint)], seen)
+    detail = {"kind": kind, "interchange": key[0], "transaction_set": key[1], "fingerprint": fingerprint}
+    if result.duplicates:
         tx.record_state_change(
-            "response",
-            0,
-            None,
-            "unmatched",
-            {"kind": kind, "interchange": key[0], "transaction_set": key[1], "fingerprint": fingerprint},
+            "response", 0, None, "duplicate", {**detail, "tracking": result.duplicates[0][1]}
         )
-        ctx.log.warning("response matches no request", kind=kind, interchange=key[0], transaction_set=key[1])
+        ctx.log.info("duplicate response ignored", tracking=result.duplicates[0][1], **detail)
         return
+    if not result.matched:
+        outcome.unmatched += 1
+        tx.record_state_change("response", 0, None, "unmatched", detail)
+        ctx.log.warning("response matches no request", **detail)
+        return
+    req = next(r for r in candidates.values() if r.tracking_number == result.matched[0][1])
     doc = to_dict(record)
     if isinstance(record, EligibilityResult):
         tx.upsert_eligibility_result(
@@ -253,9 +267,9 @@ def _apply_record(  # noqa: PLR0917 - internal; the parts of one applied respons
         )
         new_state = "pended" if record.status == "pended" else "answered"
     if req.state != new_state:
-        tx.set_request_state(
-            req.tracking_number, new_state, detail={"response": key[1], "fingerprint": fingerprint}
-        )
+        tx.set_request_state(req.tracking_number, new_state, detail=detail)
+    else:  # no state change, but the response is part of the request's history all the same
+        tx.record_state_change("request", req.id, req.state, req.state, detail)
     outcome.records += 1
     outcome.trackings.append(req.tracking_number)
 
@@ -275,6 +289,7 @@ def _apply_acks(
             int(ta1.interchange_control) if ta1.interchange_control.isdigit() else -1, sender=ours
         ):
             tx.set_ack_status("interchange", ic.id, ta1.ack_code)
+            _file_acknowledged(tx, ic.file_id, ta1.ack_code)
             applied += 1
             if ta1.ack_code == "R":
                 for g in tx.groups_of_interchange(ic.id):
@@ -287,6 +302,7 @@ def _apply_acks(
         if group is None:
             continue
         tx.set_ack_status("group", group.id, ga.ack_code)
+        _file_acknowledged(tx, tx.get_interchange(group.interchange_id).file_id, ga.ack_code)
         applied += 1
         verdicts = {s.control_number: s for s in ga.sets}
         for s in tx.sets_of_group(group.id):
@@ -306,6 +322,13 @@ def _apply_acks(
                 if req.state == "sent":
                     tx.set_request_state(req.tracking_number, "acknowledged", expect="sent")
     return applied
+
+
+def _file_acknowledged(tx: Tx, file_id: int, code: str) -> None:
+    """A sent file that got its 999/TA1 leaves ``sent`` (or ``ack_overdue``) for ``acknowledged``."""
+    row = tx.get_file(file_id)
+    if row.state in ("sent", "ack_overdue"):
+        tx.set_file_state(file_id, "acknowledged", detail={"ack": code})
 
 
 def _our_group(tx: Tx, ga: GroupAck, ours: str) -> Any:

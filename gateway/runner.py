@@ -12,6 +12,7 @@ import signal
 import threading
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from types import FrameType
 
@@ -99,6 +100,7 @@ class Gateway:
             s.downloaded += down
         s.processed = self._stage("inbound", s, inbound.process_downloaded, ctx, self.rules)
         s.overdue = self._stage("overdue", s, mark_overdue, ctx)
+        s.overdue += self._stage("ack overdue", s, mark_ack_overdue, ctx)
         if s.busy or s.errors:
             ctx.log.info("cycle", **dict(vars(s)))
         return s
@@ -159,6 +161,31 @@ def mark_overdue(ctx: Context) -> int:
         write_results(ctx, [r.tracking_number for r in late])
         ctx.log.warning("requests overdue", count=count)
     return count
+
+
+def mark_ack_overdue(ctx: Context) -> int:
+    """Sent request files with no 999/TA1 after ``timeouts.ack_overdue_minutes`` become ``ack_overdue``."""
+    cutoff = ctx.clock() - timedelta(minutes=ctx.config.timeouts.ack_overdue_minutes)
+    late: list[tuple[int, str]] = []
+    with ctx.store.read() as tx:
+        for f in tx.list_files(state="sent", direction="out", limit=1000):
+            if f.updated_at >= cutoff:
+                continue
+            interchanges = tx.interchanges_of_file(f.id)
+            groups = [g for ic in interchanges for g in tx.groups_of_interchange(ic.id)]
+            if (
+                interchanges
+                and all(i.ack_status is None for i in interchanges)
+                and all(g.ack_status is None for g in groups)
+            ):
+                late.append((f.id, f.name))
+    for file_id, name in late:
+        with ctx.store.begin() as tx:
+            tx.set_file_state(
+                file_id, "ack_overdue", expect="sent", reason="no 999/TA1 within the configured time"
+            )
+        ctx.log.warning("acknowledgment overdue", file_id=file_id, file=name)
+    return len(late)
 
 
 def wait_until(predicate, timeout: float, step: float = 0.2) -> bool:  # type: ignore[no-untyped-def]
