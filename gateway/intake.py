@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 from gateway.context import Context
 from gateway.fsutil import Candidate, atomic_write, complete_files, ensure_dir, io_errors, move, sha256_file
+from gateway.logsetup import phi_scope
 from gateway.store import StaleStateError, hash_member_id
 from transactions.build270 import read_270
 from transactions.build278 import read_278_request
@@ -170,9 +171,36 @@ def process(ctx: Context, file_id: int) -> str:
         if len(data) > settings.max_file_bytes
         else (Parsed() if dup else parse_inbox_bytes(data, row.name))
     )
+    with phi_scope(v for req, _ in parsed.requests for v in phi_values(req)):
+        return _store_requests(
+            ctx,
+            file_id,
+            row.name,
+            parsed,
+            dup.id if dup else None,
+            dup is not None and dup.partner == INBOX,
+            payload_path,
+        )
+
+
+def phi_values(req: Request) -> list[str | date | None]:
+    """The PHI of one request, registered with the log redactor while its file is processed."""
+    people = [req.subscriber, *([req.dependent] if req.dependent else [])]
+    return [v for p in people for v in (p.last_name, p.first_name, p.middle_name, p.member_id, p.birth_date)]
+
+
+def _store_requests(  # noqa: PLR0917 - the parts of one processed inbox file
+    ctx: Context,
+    file_id: int,
+    name: str,
+    parsed: Parsed,
+    dup_id: int | None,
+    duplicate: bool,
+    payload_path: Path,
+) -> str:
     routed, unrouted = _route(ctx, parsed)
     numbers = [ctx.store.new_tracking_number() for _ in routed]
-    state = _outcome(dup is not None and dup.partner == INBOX, parsed, routed)
+    state = _outcome(duplicate, parsed, routed)
     with ctx.store.begin() as tx:
         for (req, partner, reference), tracking in zip(routed, numbers, strict=True):
             final = replace(req, trace_number=tracking, trace_assigner=ctx.config.identity.trace_assigner)
@@ -186,7 +214,7 @@ def process(ctx: Context, file_id: int) -> str:
                 payload=payload,
                 member_id_hash=hash_member_id(req.subscriber.member_id or "", ctx.member_key),
             )
-        reason = _reason(parsed, unrouted, dup.id if dup else None)
+        reason = _reason(parsed, unrouted, dup_id)
         tx.set_file_state(
             file_id,
             state,
@@ -198,11 +226,11 @@ def process(ctx: Context, file_id: int) -> str:
                 "payload": str(payload_path.name),
             },
         )
-    _settle(ctx, file_id, row.name, state, reason)
+    _settle(ctx, file_id, name, state, reason)
     ctx.log.info(
         "inbox file processed",
         file_id=file_id,
-        file=row.name,
+        file=name,
         state=state,
         requests=len(routed),
         rejected=len(parsed.errors) + len(unrouted),
@@ -271,9 +299,10 @@ def recover(ctx: Context) -> None:
     """Finish what a crash interrupted: half-claimed files, and processed files not yet moved."""
     with ctx.store.read() as tx:
         claiming = tx.list_files(state="claiming", direction="in", partner=INBOX, limit=1000)
-        claimed = tx.list_files(state="claimed", direction="in", partner=INBOX, limit=1000)
     for row in claiming:
         _finish_claim(ctx, row.id, row.name, row.sha256)
+    with ctx.store.read() as tx:
+        claimed = tx.list_files(state="claimed", direction="in", partner=INBOX, limit=1000)
     for row in claimed:
         try:
             process(ctx, row.id)

@@ -1,0 +1,130 @@
+"""Inbox intake without a clearinghouse: formats (JSON, CSV, X12), partial files, routing, complete-file
+detection, duplicates, and crash recovery of a half-claimed file."""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gateway import batching, intake
+from gateway.config import parse_config
+from gateway.context import Context
+from gateway.runner import open_context
+from tests.e2e_harness import REQUESTS, config_text
+from tests.sftp_support import new_host_key_line, write_private_key
+from tests.x12text import built
+
+
+@pytest.fixture
+def ctx(tmp_path: Path) -> Iterator[Context]:
+    key = write_private_key(tmp_path / "client")
+    text = config_text(port=2222, host_key_line=new_host_key_line(), key_file=key, remote_root="")
+    context = open_context(parse_config(tomllib.loads(text), tmp_path / "gw"))
+    yield context
+    context.store.close()
+
+
+def _drop(ctx: Context, name: str, data: bytes) -> Path:
+    path = ctx.config.folders.inbox / name
+    path.write_bytes(data)
+    old = path.stat().st_mtime - 10
+    os.utime(path, (old, old))
+    return path
+
+
+def _states(ctx: Context) -> dict[str, str]:
+    with ctx.store.read() as tx:
+        return {f.name: f.state for f in tx.list_files(direction="in")}
+
+
+def _requests(ctx: Context) -> list[str]:
+    with ctx.store.read() as tx:
+        return sorted(str(r.payload["client_reference"]) for r in tx.list_requests())
+
+
+CSV = (
+    "payer_id,payer_name,provider_name,provider_npi,member_id,last_name,first_name,birth_date,gender,service_types,reference\n"
+    "ACME01,ACME HEALTH PLAN,RIVERSIDE IMAGING,1234567893,ZZM1,CANARYTEST,ONE,1970-01-01,F,30 62,CSV-1\n"
+    "ACME01,ACME HEALTH PLAN,RIVERSIDE IMAGING,1234567890,ZZM2,CANARYTEST,TWO,1970-01-01,F,30,CSV-2\n"
+    "OTHERPAYER,OTHER PLAN,RIVERSIDE IMAGING,1234567893,ZZM3,CANARYTEST,THREE,,,30,CSV-3\n"
+)
+
+
+def test_csv_batch_sends_good_rows_and_quarantines_the_reasons(ctx: Context) -> None:
+    """A CSV with a bad NPI row and an unrouted payer: the good row is queued, the others explained."""
+    _drop(ctx, "batch.csv", CSV.encode())
+    assert intake.intake(ctx) == 1
+    assert _requests(ctx) == ["CSV-1"]
+    assert _states(ctx) == {"batch.csv": "partially_accepted"}
+    (reason_file,) = ctx.config.folders.quarantine.glob("*.reason.json")
+    reason = json.loads(reason_file.read_text())
+    fields = sorted(r["field"] for r in reason["requests"])
+    assert fields == ["payer.id", "row 3.provider.npi"]
+    assert "CANARYTEST" not in reason_file.read_text(), "reasons never quote the data"
+    assert (ctx.config.folders.archive / "batch.csv").exists() or list(ctx.config.folders.archive.iterdir())
+
+
+def test_ready_made_x12_is_reenveloped(ctx: Context) -> None:
+    """A ready-made 270 interchange becomes a request sent under our own envelope and tracking number."""
+    _drop(ctx, "ready.x12", built("270-dependent").encode())
+    intake.intake(ctx)
+    assert _requests(ctx) == ["EL-0002"]
+    assert batching.batch_all(ctx) == 1
+    with ctx.store.read() as tx:
+        (out,) = tx.list_files(direction="out")
+        (req,) = tx.list_requests()
+    data = ctx.payloads.get(out.sha256).decode()
+    assert f"TRN*1*{req.tracking_number}*9X12GATEWY" in data
+    assert "NM1*03*1*CANARYTEST*CHARLIE" in data
+
+
+def test_incomplete_and_marker_files_wait(ctx: Context) -> None:
+    """Dot-files, *.part and files still changing are left alone."""
+    sample = (REQUESTS / "270-subscriber.json").read_bytes()
+    _drop(ctx, ".hidden.json", sample)
+    _drop(ctx, "upload.json.part", sample)
+    (ctx.config.folders.inbox / "fresh.json").write_bytes(sample)  # mtime now: not stable yet
+    ctx.config = ctx.config.__class__(
+        **{**vars(ctx.config), "inbox": ctx.config.inbox.__class__(stable_seconds=5)}
+    )
+    assert intake.intake(ctx) == 0
+    assert _states(ctx) == {}
+
+
+def test_unreadable_file_is_quarantined_with_reason(ctx: Context) -> None:
+    """Garbage is quarantined with a reason.json; nothing is queued."""
+    _drop(ctx, "garbage.json", b"\x00\x01 not json")
+    intake.intake(ctx)
+    assert _states(ctx) == {"garbage.json": "quarantined"}
+    assert (ctx.config.folders.quarantine / "1__garbage.json").exists()
+    reason = json.loads((ctx.config.folders.quarantine / "1__garbage.json.reason.json").read_text())
+    assert "not valid JSON" in reason["reason"]
+    assert _requests(ctx) == []
+
+
+def test_half_claimed_file_is_finished_after_a_crash(ctx: Context) -> None:
+    """A file recorded as 'claiming' but never moved (crash) is claimed and processed on recovery."""
+    path = _drop(ctx, "270-subscriber.json", (REQUESTS / "270-subscriber.json").read_bytes())
+    from gateway.fsutil import sha256_file  # noqa: PLC0415
+
+    sha, size = sha256_file(path)
+    with ctx.store.begin() as tx:
+        tx.record_file(
+            direction="in",
+            partner="inbox",
+            name=path.name,
+            sha256=sha,
+            size=size,
+            payload_path=None,
+            state="claiming",
+        )
+    intake.recover(ctx)
+    assert _states(ctx) == {"270-subscriber.json": "accepted"}
+    assert _requests(ctx) == ["EL-0001"]
+    assert not path.exists()
+    assert intake.intake(ctx) == 0, "the file is not taken a second time"
