@@ -85,6 +85,19 @@ class AckEnvelope:
     usage: str = "P"
 
 
+def _reply_header(report: InterchangeReport, env: AckEnvelope) -> InterchangeHeader:
+    """The ISA of an acknowledgment: from us, back to the sender of the acknowledged interchange."""
+    return InterchangeHeader(
+        env.our_qualifier,
+        env.our_id,
+        report.sender_qualifier,
+        report.sender,
+        env.interchange_control,
+        env.timestamp,
+        env.usage,
+    )
+
+
 def build_999(
     report: InterchangeReport, env: AckEnvelope, first_set_control: int, delimiters: Delimiters | None = None
 ) -> bytes | None:
@@ -95,15 +108,7 @@ def build_999(
         TransactionBody("999", first_set_control + i, VERSION_999, ack_999_body(g))
         for i, g in enumerate(report.groups)
     ]
-    header = InterchangeHeader(
-        env.our_qualifier,
-        env.our_id,
-        report.sender_qualifier,
-        report.sender,
-        env.interchange_control,
-        env.timestamp,
-        env.usage,
-    )
+    header = _reply_header(report, env)
     group = GroupHeader("FA", env.our_id, report.sender, env.group_control, VERSION_999, env.timestamp)
     return build_interchange(header, [(group, sets)], delimiters or Delimiters())
 
@@ -124,15 +129,7 @@ def build_ta1(
     ta1 = ta1_segment(report)
     if ta1 is None:
         return None
-    header = InterchangeHeader(
-        env.our_qualifier,
-        env.our_id,
-        report.sender_qualifier,
-        report.sender,
-        env.interchange_control,
-        env.timestamp,
-        env.usage,
-    )
+    header = _reply_header(report, env)
     return build_interchange(header, [], delimiters or Delimiters(), extra=[ta1])
 
 

@@ -12,13 +12,12 @@ from datetime import datetime
 
 from transactions.common import (
     HLCounter,
-    d8,
     dmg,
     dtp,
     hl_blocks,
     parse_dtp,
+    payer_and_provider,
     person_name,
-    provider_segments,
     read_person,
     read_provider,
 )
@@ -51,18 +50,16 @@ def _patient_block(
 def build_270_body(req: EligibilityInquiry, created: datetime) -> tuple[Segment, ...]:
     """The segments between ST and SE (BHT first). ``created`` fills BHT04/BHT05."""
     hls = HLCounter()
-    out: list[Segment] = [
-        seg("BHT", "0022", "13", req.trace_number, d8(created.date()), created.strftime("%H%M"))
-    ]
-    source, hl = hls.hl(None, "20", True)
-    out += [
-        hl,
-        seg("NM1", "PR", "2", req.payer.name, None, None, None, None, req.payer.id_qualifier, req.payer.id),
-    ]
-    receiver, hl = hls.hl(source, "21", True)
-    out += [hl, *provider_segments("1P", req.provider, contact=False)]
-    if req.provider.taxonomy:
-        out.append(seg("PRV", "PE", "PXC", req.provider.taxonomy))
+    out, receiver = payer_and_provider(
+        hls,
+        structure="0022",
+        req_id=req.trace_number,
+        created=created,
+        payer=req.payer,
+        payer_entity="PR",
+        provider=req.provider,
+        contact=False,
+    )
     subscriber, hl = hls.hl(receiver, "22", req.dependent is not None)
     out.append(hl)
     if req.dependent is None:

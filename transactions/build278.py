@@ -14,11 +14,11 @@ from decimal import Decimal
 
 from transactions.common import (
     HLCounter,
-    d8,
     dmg,
     dtp,
     hl_blocks,
     parse_dtp,
+    payer_and_provider,
     person_name,
     provider_segments,
     read_person,
@@ -102,18 +102,16 @@ def _event(req: ServiceReviewRequest) -> Iterator[Segment]:
 def build_278_body(req: ServiceReviewRequest, created: datetime) -> tuple[Segment, ...]:
     """The segments between ST and SE (BHT first). ``created`` fills BHT04/BHT05."""
     hls = HLCounter()
-    out: list[Segment] = [
-        seg("BHT", "0007", "13", req.trace_number, d8(created.date()), created.strftime("%H%M"))
-    ]
-    umo, hl = hls.hl(None, "20", True)
-    out += [
-        hl,
-        seg("NM1", "X3", "2", req.payer.name, None, None, None, None, req.payer.id_qualifier, req.payer.id),
-    ]
-    requester, hl = hls.hl(umo, "21", True)
-    out += [hl, *provider_segments("1P", req.requester)]
-    if req.requester.taxonomy:
-        out.append(seg("PRV", "PE", "PXC", req.requester.taxonomy))
+    out, requester = payer_and_provider(
+        hls,
+        structure="0007",
+        req_id=req.trace_number,
+        created=created,
+        payer=req.payer,
+        payer_entity="X3",
+        provider=req.requester,
+        contact=True,
+    )
     patient_parent, hl = hls.hl(requester, "22", True)
     out += [hl, person_name("IL", req.subscriber, with_id=True), *dmg(req.subscriber)]
     if req.dependent is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from datetime import date, datetime
 
-from transactions.models import Address, DateRange, Person, Provider
+from transactions.models import Address, DateRange, Payer, Person, Provider
 from transactions.segment import Segment, seg
 
 X12_DATE = "%Y%m%d"
@@ -116,6 +116,32 @@ def hl_blocks(body: Sequence[Segment]) -> list[tuple[Segment, list[Segment]]]:
         elif blocks:
             blocks[-1][1].append(s)
     return blocks
+
+
+def payer_and_provider(
+    hls: HLCounter,
+    *,
+    structure: str,
+    req_id: str,
+    created: datetime,
+    payer: Payer,
+    payer_entity: str,
+    provider: Provider,
+    contact: bool,
+) -> tuple[list[Segment], int]:
+    """BHT (request, purpose 13), the 2000A/2100A payer and the 2000B/2100B provider shared by 270s and
+    278s; returns the segments and the provider level's HL01 (the subscriber's parent)."""
+    out = [seg("BHT", structure, "13", req_id, d8(created.date()), created.strftime("%H%M"))]
+    source, hl = hls.hl(None, "20", True)
+    out += [
+        hl,
+        seg("NM1", payer_entity, "2", payer.name, None, None, None, None, payer.id_qualifier, payer.id),
+    ]
+    receiver, hl = hls.hl(source, "21", True)
+    out += [hl, *provider_segments("1P", provider, contact=contact)]
+    if provider.taxonomy:
+        out.append(seg("PRV", "PE", "PXC", provider.taxonomy))
+    return out, receiver
 
 
 class HLCounter:

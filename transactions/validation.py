@@ -195,8 +195,9 @@ def _group_report(group: _Group, ge: Segment | None, seen_groups: Sequence[str])
 class _Validator:
     """Consumes envelope events and accumulates reports; one instance per input."""
 
-    def __init__(self, opts: Options) -> None:
+    def __init__(self, opts: Options, *, keep_sets: bool = True) -> None:
         self.opts = opts
+        self.keep_sets = keep_sets
         self.reports: list[InterchangeReport] = []
         self.sets: list[ValidatedSet] = []
         self.start: env.InterchangeStart | None = None
@@ -229,7 +230,8 @@ class _Validator:
         )
         self.group.sets.append(validated.report)
         self.group.control_numbers.append(tset.control_number)
-        self.sets.append(validated)
+        if self.keep_sets:
+            self.sets.append(validated)
 
     def _close(self, iea: Segment | None, *, premature: bool = False) -> None:
         if self.start is None:
@@ -285,15 +287,24 @@ class Validation:
 
 def validate_detailed(source: bytes | Iterable[bytes], opts: Options | None = None) -> Validation:
     """Validate and keep every set's segments (and placed loops when ``opts.keep_placed``)."""
-    v = _Validator(opts or Options())
+    return _run(source, opts or Options(), keep_sets=True)
+
+
+def validate(source: bytes | Iterable[bytes], opts: Options | None = None) -> ValidationReport:
+    """Validate every interchange in ``source`` (see module docstring); keeps no segments, so memory
+    stays bounded by the largest transaction set whatever the size of the input."""
+    return _run(source, opts or Options(), keep_sets=False).report
+
+
+def _run(source: bytes | Iterable[bytes], opts: Options, *, keep_sets: bool) -> Validation:
+    v = _Validator(opts, keep_sets=keep_sets)
     fatal = None
     try:
         for event in env.iter_envelope(source):
             v.feed(event)
     except X12SyntaxError as exc:
         fatal = _recover(v, exc)
-    report = ValidationReport(tuple(v.reports), fatal)
-    return Validation(report, tuple(v.sets))
+    return Validation(ValidationReport(tuple(v.reports), fatal), tuple(v.sets))
 
 
 def _recover(v: _Validator, exc: X12SyntaxError) -> str | None:
@@ -331,18 +342,6 @@ def _broken_isa_report(raw: bytes, offset: int) -> InterchangeReport:
         (),
         offset,
     )
-
-
-def validate(source: bytes | Iterable[bytes], opts: Options | None = None) -> ValidationReport:
-    """Validate every interchange in ``source`` (see module docstring)."""
-    v = _Validator(opts or Options())
-    fatal = None
-    try:
-        for event in env.iter_envelope(source):
-            v.feed(event)
-    except X12SyntaxError as exc:
-        fatal = _recover(v, exc)
-    return ValidationReport(tuple(v.reports), fatal)
 
 
 def group_set_codes() -> dict[str, str]:
