@@ -285,9 +285,10 @@ class _LSCheck:
 
 
 def walk_transaction_set(
-    segments: Sequence[Segment], map_file: str, map_source: str, d: Delimiters
+    segments: Sequence[Segment], map_file: str, map_source: str, d: Delimiters, *, keep_placed: bool = True
 ) -> WalkResult:
-    """Validate ST..SE of one set against one map; returns findings and the placed segments."""
+    """Validate ST..SE of one set against one map; returns findings and (when ``keep_placed``) the
+    segments placed in their loops."""
     imap = load_map(map_file, map_source)
     repeats = element_repeats(map_file, map_source)
     walker = walk_tree()
@@ -315,10 +316,10 @@ def walk_transaction_set(
             hl.see(found, segment, position)
         ls.see(found, segment, position)
         ls_id = segment.get(1) if segment.tag == "LS" else (None if segment.tag == "LE" else ls_id)
-        names = tuple(c.name for c in found.children) if found.children else ()
-        placed.append(
-            Placed(segment, position, loop_path(found), found.name, names, found.is_first_seg_in_loop())
-        )
+        if keep_placed:
+            names = tuple(c.name for c in found.children) if found.children else ()
+            first = found.is_first_seg_in_loop()
+            placed.append(Placed(segment, position, loop_path(found), found.name, names, first))
     if not segments or segments[-1].tag != "SE":
         closing = PyxSegment(f"SE{d.element}0{d.element}0", d.segment, d.element, d.component)
         _, _, _, errors = walker.walk_errors(node, closing, len(segments) + 1, len(segments) + 1, ls_id)

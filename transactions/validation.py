@@ -137,7 +137,9 @@ def validate_set(
     if entry is None:
         codes.insert(0, "1")
     else:
-        result = walk_transaction_set(tset.segments, entry.file, entry.source, d)
+        result = walk_transaction_set(
+            tset.segments, entry.file, entry.source, d, keep_placed=opts.keep_placed
+        )
         findings, placed = result.findings, result.placed
         if warning:
             findings = (
