@@ -48,6 +48,7 @@ from gateway.sftp import (
     pinned_host_keys,
     safe_display,
 )
+from mappings.precert import PrecertRuleError, parse_rules
 
 CONFIG_ENV = "X12GW_CONFIG"
 DEFAULT_CONFIG_NAME = "gateway.toml"
@@ -67,7 +68,18 @@ AfterDownload = Literal["delete", "move", "leave"]
 # The keys each table accepts; anything else is reported as unknown. The example file documents all.
 SCHEMA: dict[str, frozenset[str]] = {
     "": frozenset(
-        {"gateway", "identity", "folders", "inbox", "outbox", "timeouts", "mappings", "partners", "routing"}
+        {
+            "gateway",
+            "identity",
+            "folders",
+            "inbox",
+            "outbox",
+            "timeouts",
+            "mappings",
+            "partners",
+            "routing",
+            "precert",
+        }
     ),
     "gateway": frozenset(
         {"database_url", "database_password_env", "node_id", "member_hash_key_env", "usage"}
@@ -112,6 +124,7 @@ SCHEMA: dict[str, frozenset[str]] = {
         }
     ),
     "routing": frozenset({"default_partner"}),
+    "precert": frozenset({"rules_file", "answer_not_required", "expedited_levels", "expiring_within_days"}),
 }
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
@@ -221,6 +234,22 @@ class MappingsConfig:
 
 
 @dataclass(frozen=True)
+class PrecertConfig:
+    """Pre-certification rules (``mappings.precert``) and what the gateway does with them.
+
+    ``answer_not_required``: an inbox 278 whose services need no pre-certification (by 271 evidence or
+    the rules) is answered with a "not required" record instead of being sent. ``expedited_levels``:
+    UM06 codes whose decision is due within the payer's expedited time. ``expiring_within_days``: how
+    early the alerts warn that a certification ends.
+    """
+
+    rules_file: Path | None = None
+    answer_not_required: bool = False
+    expedited_levels: tuple[str, ...] = ("U", "03")
+    expiring_within_days: int = 14
+
+
+@dataclass(frozen=True)
 class PartnerConfig:
     """One trading partner reached over SFTP. Secrets are read from the environment on use."""
 
@@ -324,6 +353,7 @@ class GatewayConfig:
     mappings: MappingsConfig = field(default_factory=MappingsConfig)
     routing: RoutingConfig = field(default_factory=RoutingConfig)
     source: Path | None = None
+    precert: PrecertConfig = field(default_factory=PrecertConfig)
 
     def partner(self, name: str) -> PartnerConfig:
         """The partner called ``name``; ConfigError if there is none."""
@@ -398,6 +428,7 @@ class GatewayConfig:
         override = self.mappings.override_dir
         if override is not None and not override.is_dir():
             problems.append(f"mappings.override_dir: {override} is not a folder")
+        problems += _precert_preflight(self.precert)
         _raise_if(problems, self.source or "the configuration")
 
 
@@ -466,6 +497,7 @@ def parse_config(
         mappings=mappings,
         routing=_routing(top.table("routing"), partners),
         source=source,
+        precert=_precert(top.table("precert"), base),
     )
     _cross_checks(config, problems)
     _raise_if(problems, source or "the configuration")
@@ -730,6 +762,33 @@ def _routing(t: _Table, partners: tuple[PartnerConfig, ...]) -> RoutingConfig:
     if default is not None and default not in {p.name for p in partners}:
         t.problem("default_partner", "must name one of the [[partners]]")
     return RoutingConfig(default_partner=default)
+
+
+def _precert(t: _Table, base: Path) -> PrecertConfig:
+    levels = t.texts("expedited_levels") if "expedited_levels" in t.data else ("U", "03")
+    for index, level in enumerate(levels):
+        if level not in ("E", "U", "03"):
+            t.problem(f"expedited_levels[{index}]", "must be a UM06 level of service: E, U or 03")
+    return PrecertConfig(
+        rules_file=t.path("rules_file", base),
+        answer_not_required=t.flag("answer_not_required", False),
+        expedited_levels=tuple(dict.fromkeys(levels)),
+        expiring_within_days=t.integer("expiring_within_days", 14, 0, 3650),
+    )
+
+
+def _precert_preflight(precert: PrecertConfig) -> list[str]:
+    """The rules file exists and parses (its own problems are listed under the key)."""
+    path = precert.rules_file
+    if path is None:
+        return []
+    try:
+        parse_rules(path.read_text(encoding="utf-8"), str(path))
+    except OSError as exc:
+        return [f"precert.rules_file: {path} cannot be read: {exc.strerror}"]
+    except (UnicodeDecodeError, PrecertRuleError) as exc:
+        return [f"precert.rules_file: {exc}"]
+    return []
 
 
 # --------------------------------------------------------------------------------------------- partners

@@ -14,7 +14,7 @@ from pathlib import Path
 from gateway.config import PartnerConfig
 from gateway.context import Context
 from gateway.errors import TransferError
-from gateway.fsutil import ensure_dir
+from gateway.fsutil import ensure_dir, io_errors
 from gateway.sftp import SftpClient, retry
 from gateway.store import FileRow
 
@@ -83,8 +83,9 @@ def _retry(ctx: Context, partner: PartnerConfig, op, what: str):  # type: ignore
 def upload_all(ctx: Context, partner: PartnerConfig, client: SftpClient) -> int:
     with ctx.store.read() as tx:
         rows = [
-            *tx.list_files(state="uploading", direction="out", partner=partner.name, limit=500),
-            *tx.list_files(state="queued", direction="out", partner=partner.name, limit=500),
+            row
+            for state in ("renaming", "uploading", "queued")
+            for row in tx.list_files(state=state, direction="out", partner=partner.name, limit=500)
         ]
     rows.sort(key=lambda r: r.id)
     for row in rows:
@@ -93,14 +94,33 @@ def upload_all(ctx: Context, partner: PartnerConfig, client: SftpClient) -> int:
 
 
 def upload_one(ctx: Context, partner: PartnerConfig, client: SftpClient, row: FileRow) -> None:
+    """``queued -> uploading -> renaming -> sent``. ``renaming`` is committed once the data is
+    verified on the server, before the rename: from then on (after a crash or a lost reply) only the
+    rename is finished, never the data sent again, because the partner may already have taken the
+    file away, and a second copy would be a second transaction."""
     if row.state == "queued":
         with ctx.store.begin() as tx:
             tx.set_file_state(row.id, "uploading", expect="queued")
     local = ctx.payloads.path_for(row.sha256)
-    _retry(ctx, partner, lambda: client.upload(local, partner.upload_dir, row.name), "upload")
+    phase = "renaming" if row.state == "renaming" else "uploading"
+
+    def renaming() -> None:
+        nonlocal phase
+        with ctx.store.begin() as tx:
+            tx.set_file_state(row.id, "renaming", expect="uploading")
+        phase = "renaming"
+
+    def attempt() -> object:
+        if phase == "renaming":
+            return client.finish_upload(partner.upload_dir, row.name) or "taken"
+        return client.upload(local, partner.upload_dir, row.name, before_rename=renaming)
+
+    outcome = _retry(ctx, partner, attempt, "upload")
+    if outcome == "taken":
+        ctx.log.info("upload had finished before an interruption", partner=partner.name, file=row.name)
     now = ctx.clock()
     with ctx.store.begin() as tx:
-        tx.set_file_state(row.id, "sent", expect="uploading")
+        tx.set_file_state(row.id, "sent", expect=phase)
         traces = []
         for ic in tx.interchanges_of_file(row.id):
             for g in tx.groups_of_interchange(ic.id):
@@ -122,7 +142,18 @@ def upload_one(ctx: Context, partner: PartnerConfig, client: SftpClient, row: Fi
     )
 
 
+def _clear_staging(ctx: Context) -> None:
+    """Remove what interrupted downloads left in the staging folder. Nothing there is recorded yet
+    (a file is recorded only after its staged copy went into the payload store and was removed), and
+    the remote copy is deleted only after the record, so every such file is simply fetched again."""
+    staging = ensure_dir(ctx.config.folders.work / "downloads")
+    with io_errors("clear", staging):
+        for leftover in [p for p in staging.iterdir() if p.is_file()]:
+            leftover.unlink(missing_ok=True)
+
+
 def download_all(ctx: Context, partner: PartnerConfig, client: SftpClient) -> int:
+    _clear_staging(ctx)
     listing = _retry(ctx, partner, lambda: client.scan(partner.download_dir), "list")
     for bad in listing.rejected:
         ctx.log.warning("remote file refused", partner=partner.name, name=bad.display, reason=bad.reason)

@@ -13,6 +13,7 @@ import errno
 import hashlib
 import os
 import secrets
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,6 +73,40 @@ def atomic_write(path: Path, data: bytes, *, mode: int = FILE_MODE) -> None:
             with contextlib.suppress(OSError):
                 tmp.unlink()
             raise
+
+
+def _is_temp_name(name: str) -> bool:
+    """A name ``atomic_write`` writes under: ``.<target>.<8 hex>.tmp``."""
+    stem, _, token = name.removesuffix(".tmp").rpartition(".")
+    return (
+        name.startswith(".")
+        and name.endswith(".tmp")
+        and len(stem) > 1
+        and len(token) == 8
+        and all(c in "0123456789abcdef" for c in token)
+    )
+
+
+def remove_stale_temp_files(folder: Path, *, now: float, older_than: float) -> int:
+    """Delete ``atomic_write`` temporary files under ``folder`` older than ``older_than`` seconds.
+
+    A process killed in the middle of ``atomic_write`` leaves its temporary file behind (partial
+    PHI). A live writer needs milliseconds, so an old one is garbage, even in folders that several
+    nodes share. Returns how many were removed.
+    """
+    removed = 0
+    if not folder.exists():
+        return 0
+    with io_errors("clean", folder):
+        for path in folder.rglob(".*.tmp"):
+            try:
+                st = path.lstat()
+            except FileNotFoundError:
+                continue
+            if _is_temp_name(path.name) and stat.S_ISREG(st.st_mode) and now - st.st_mtime > older_than:
+                path.unlink(missing_ok=True)
+                removed += 1
+    return removed
 
 
 def sha256_file(path: Path) -> tuple[str, int]:

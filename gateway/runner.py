@@ -20,13 +20,16 @@ from gateway import batching, exchange, inbound, intake
 from gateway.config import GatewayConfig
 from gateway.context import Context, utc_now
 from gateway.errors import GatewayError
-from gateway.fsutil import LocalIOError
+from gateway.fsutil import LocalIOError, remove_stale_temp_files
 from gateway.logsetup import get_logger
 from gateway.outbox import write_results
 from gateway.payloads import PayloadStore
 from gateway.store import Store
 from mappings.mapper import MappingRules, default_rules, with_overrides
 from transactions.errors import X12GatewayError
+
+SWEEP_SECONDS = 600.0
+TEMP_FILE_MAX_AGE_SECONDS = 600.0
 
 
 @dataclass
@@ -73,6 +76,7 @@ class Gateway:
         self.ctx = ctx
         self.rules = load_mapping_rules(ctx.config)
         self.stop = threading.Event()
+        self._next_sweep = 0.0
 
     def _stage(self, name: str, summary: CycleSummary, fn, *args):  # type: ignore[no-untyped-def]
         if self.stop.is_set() and name not in ("recover",):
@@ -92,6 +96,7 @@ class Gateway:
         ctx = self.ctx
         self._stage("recover", s, intake.recover, ctx)
         self._stage("recover", s, inbound.recover, ctx)
+        self._stage("recover", s, self._sweep_temp_files)
         s.taken = self._stage("intake", s, intake.intake, ctx)
         s.queued = self._stage("batch", s, batching.batch_all, ctx)
         for partner in ctx.config.partners:
@@ -104,6 +109,18 @@ class Gateway:
         if s.busy or s.errors:
             ctx.log.info("cycle", **dict(vars(s)))
         return s
+
+    def _sweep_temp_files(self) -> int:
+        """Every ``SWEEP_SECONDS``: remove temporary files a killed process left (see fsutil)."""
+        if time.monotonic() < self._next_sweep:
+            return 0
+        self._next_sweep = time.monotonic() + SWEEP_SECONDS
+        folders = self.ctx.config.folders
+        now = self.ctx.clock().timestamp()
+        return sum(
+            remove_stale_temp_files(folder, now=now, older_than=TEMP_FILE_MAX_AGE_SECONDS)
+            for folder in (folders.outbox, folders.quarantine, folders.archive, folders.payloads)
+        )
 
     def run(self, *, once: bool = False, interval: float | None = None) -> None:
         wait = (

@@ -590,11 +590,22 @@ class SftpClient:
         with self._remote("stat", name) as sftp:
             return _stat_or_none(sftp, path, name)
 
-    def upload(self, local_path: Path, remote_dir: str, final_name: str) -> RemoteEntry:
+    def upload(
+        self,
+        local_path: Path,
+        remote_dir: str,
+        final_name: str,
+        *,
+        before_rename: Callable[[], object] | None = None,
+    ) -> RemoteEntry:
         """Upload atomically: write ``.NAME.part``, verify its size, rename to ``final_name``.
 
         Idempotent: if ``final_name`` already exists with the local file's size the upload is
         considered done (a retry after a lost reply); a different size is a non-retryable error.
+        ``before_rename`` runs once the verified data is on the server and just before the rename:
+        a caller records there that only the rename is left, and afterwards (after a crash or a lost
+        reply) calls ``finish_upload`` instead of sending the data again, because a partner that
+        takes files away at once would otherwise receive the same file twice.
         """
         op = "upload"
         remote_dir = self._dir(remote_dir, op)
@@ -623,7 +634,26 @@ class SftpClient:
                         sftp.remove(temp)
                     detail = f"{what} failed: remote size {remote_size} != local size {local_size}"
                     raise self._fail(op, detail, retryable=True)
+                if before_rename is not None:
+                    before_rename()
                 return self._finish_rename(sftp, temp, final, final_name, local_size)
+
+    def finish_upload(self, remote_dir: str, final_name: str) -> RemoteEntry | None:
+        """Finish an upload whose data was verified on the server before the rename was attempted.
+
+        Renames ``.NAME.part`` when it is still there; otherwise the rename happened, and the final
+        file is returned, or None when the partner has already taken it away. Never sends data.
+        """
+        op = "upload"
+        remote_dir = self._dir(remote_dir, op)
+        self._name(final_name, op)
+        final = posixpath.join(remote_dir, final_name)
+        temp = posixpath.join(remote_dir, part_name(final_name))
+        with self._remote(op, final_name) as sftp:
+            part = _stat_or_none(sftp, temp, final_name)
+            if part is not None:
+                return self._finish_rename(sftp, temp, final, final_name, part.size)
+            return _stat_or_none(sftp, final, final_name)
 
     def _already_there(self, existing: RemoteEntry, local_size: int) -> RemoteEntry:
         if existing.size == local_size:

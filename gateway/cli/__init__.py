@@ -10,7 +10,18 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from gateway.cli import build_cmd, demo_cmd, map_cmd, parse_cmd, run_cmd, sim_cmd, validate_cmd
+from gateway.cli import (
+    auth_cmd,
+    build_cmd,
+    demo_cmd,
+    log_cmd,
+    map_cmd,
+    ops_cmd,
+    parse_cmd,
+    run_cmd,
+    sim_cmd,
+    validate_cmd,
+)
 from transactions.errors import X12GatewayError
 
 EXIT_OK, EXIT_REJECTED, EXIT_USAGE = 0, 1, 2
@@ -19,7 +30,18 @@ EXIT_OK, EXIT_REJECTED, EXIT_USAGE = 0, 1, 2
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="x12gw", description="X12 5010 pre-certification gateway")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (build_cmd, parse_cmd, validate_cmd, map_cmd, run_cmd, sim_cmd, demo_cmd):
+    for module in (
+        build_cmd,
+        parse_cmd,
+        validate_cmd,
+        map_cmd,
+        run_cmd,
+        sim_cmd,
+        demo_cmd,
+        log_cmd,
+        auth_cmd,
+        ops_cmd,
+    ):
         module.register(sub)
     return parser
 

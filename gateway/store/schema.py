@@ -37,6 +37,7 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    UniqueConstraint,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -314,4 +315,23 @@ phi_audit = Table(
     Column("detail", JSONDOC, nullable=True),
     Index(None, "at"),
     Index(None, "os_user", "at"),
+)
+
+# Units billed against an authorization, recorded by ``x12gw claims check --commit``. One row per claim
+# line and authorization: committing the same claim again adds nothing. ``claim_hash`` is a keyed
+# HMAC of the billing provider and CLM01 (an account number, so PHI is never stored raw);
+# ``service_index`` is the position of the service in the authorization record (-1: the whole event).
+authorization_units = Table(
+    "authorization_units",
+    metadata,
+    _pk(),
+    Column("authorization_id", ID, ForeignKey("authorizations.id"), nullable=False),
+    Column("service_index", Integer, nullable=False),
+    Column("claim_hash", String(HASH), nullable=False),
+    Column("line_number", Integer, nullable=False),
+    Column("procedure_code", String(48), nullable=True),
+    Column("units_thousandths", BigInteger, nullable=False),  # 1.5 units = 1500: exact on every backend
+    _created(),
+    UniqueConstraint("authorization_id", "claim_hash", "line_number"),
+    CheckConstraint("units_thousandths > 0", name="units"),
 )

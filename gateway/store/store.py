@@ -34,6 +34,7 @@ import secrets
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
 
@@ -49,6 +50,7 @@ from sqlalchemy import (
     case,
     create_engine,
     event,
+    func,
     insert,
     select,
     text,
@@ -1136,3 +1138,481 @@ class Tx:
         t = s.authorization_events
         stmt = select(t).where(t.c.authorization_id == authorization_id).order_by(t.c.id)
         return [from_mapping(AuthorizationEvent, r) for r in self.conn.execute(stmt)]
+
+    # -- operators' queries ----------------------------------------------------------------------
+    # Read-only queries behind the operators' CLI (``gateway.operators``): flat rows and aggregates the
+    # run loop never needs. Nothing here returns PHI except the request payloads and records the rows
+    # already carry; the caller masks those.
+
+    @_db
+    def operator_files(
+        self,
+        *,
+        partner: str | None = None,
+        direction: Direction | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        after_id: int | None = None,
+        before_id: int | None = None,
+        limit: int = DEFAULT_LIMIT,
+        newest_first: bool = True,
+    ) -> list[FileRow]:
+        """Files by partner/direction/creation time, paged by id (``after_id``/``before_id``, exclusive)."""
+        t = s.files
+        conds = _window(t.c.created_at, since, until)
+        for column, value in ((t.c.partner, partner), (t.c.direction, direction)):
+            if value is not None:
+                conds.append(column == value)
+        if after_id is not None:
+            conds.append(t.c.id > after_id)
+        if before_id is not None:
+            conds.append(t.c.id < before_id)
+        order = t.c.id.desc() if newest_first else t.c.id
+        stmt = select(t).where(*conds).order_by(order).limit(_check_limit(limit))
+        return [from_mapping(FileRow, r) for r in self.conn.execute(stmt)]
+
+    @_db
+    def files_by_ids(self, file_ids: Iterable[int]) -> dict[int, FileRow]:
+        """The file rows with these ids (missing ids are left out)."""
+        ids = sorted(set(file_ids))
+        if not ids:
+            return {}
+        stmt = select(s.files).where(s.files.c.id.in_(ids))
+        return {r.id: from_mapping(FileRow, r) for r in self.conn.execute(stmt)}
+
+    @_db
+    def operator_envelope_rows(self, file_ids: Sequence[int]) -> list[dict[str, Any]]:
+        """Every interchange of these files with its transaction sets, groups and requests, flattened.
+
+        One dict per transaction set (keys ``file_id``, ``interchange_*``, ``group_*``, ``set_*``,
+        ``trace_numbers``, ``request_*``); an interchange without sets (a TA1) gives one dict whose set
+        and group keys are None. Ordered by file, interchange and set.
+        """
+        if not file_ids:
+            return []
+        i, g, t, r = s.interchanges, s.functional_groups, s.transaction_sets, s.requests
+        stmt = (
+            select(
+                i.c.file_id,
+                i.c.id.label("interchange_row_id"),
+                i.c.control_number.label("interchange_control"),
+                i.c.sender,
+                i.c.receiver,
+                i.c.ack_status.label("interchange_ack"),
+                g.c.id.label("group_row_id"),
+                g.c.control_number.label("group_control"),
+                g.c.functional_id,
+                g.c.version,
+                g.c.ack_status.label("group_ack"),
+                t.c.id.label("set_row_id"),
+                t.c.set_id,
+                t.c.control_number.label("set_control"),
+                t.c.bht03,
+                t.c.ack_status.label("set_ack"),
+                t.c.state.label("set_state"),
+                t.c.created_at.label("set_created_at"),
+                t.c.updated_at.label("set_updated_at"),
+                t.c.request_id,
+                r.c.tracking_number,
+                r.c.state.label("request_state"),
+                r.c.kind.label("request_kind"),
+                r.c.payer_id,
+            )
+            .select_from(i)
+            .outerjoin(t, t.c.interchange_id == i.c.id)
+            .outerjoin(g, g.c.id == t.c.group_id)
+            .outerjoin(r, r.c.id == t.c.request_id)
+            .where(i.c.file_id.in_(list(file_ids)))
+            .order_by(i.c.file_id, i.c.id, t.c.id)
+        )
+        rows = [dict(row._mapping) for row in self.conn.execute(stmt)]
+        set_ids = [row["set_row_id"] for row in rows if row["set_row_id"] is not None]
+        traces: dict[int, list[str]] = {}
+        if set_ids:
+            tn = s.trace_numbers
+            query = select(tn.c.transaction_set_id, tn.c.trace_number).where(
+                tn.c.transaction_set_id.in_(set_ids)
+            )
+            for set_row_id, trace in self.conn.execute(query.order_by(tn.c.id)):
+                traces.setdefault(set_row_id, []).append(trace)
+        for row in rows:
+            row["trace_numbers"] = traces.get(row["set_row_id"], [])
+        return rows
+
+    @_db
+    def get_transaction_set(self, set_row_id: int) -> TransactionSetRow:
+        """One transaction set by row id; NotFoundError if there is none."""
+        t = s.transaction_sets
+        row = self.conn.execute(select(t).where(t.c.id == set_row_id)).first()
+        if row is None:
+            raise NotFoundError(f"transaction set {set_row_id} not found")
+        return self._with_traces([row])[0]
+
+    @_db
+    def find_sets_by_control(
+        self, control_number: str, *, limit: int = DEFAULT_LIMIT
+    ) -> list[TransactionSetRow]:
+        """Transaction sets whose ST02 equals ``control_number`` ignoring leading zeros; newest first."""
+        t = s.transaction_sets
+        wanted = control_number.lstrip("0")
+        stmt = (
+            select(t)
+            .where(func.ltrim(t.c.control_number, "0") == wanted)
+            .order_by(t.c.id.desc())
+            .limit(_check_limit(limit))
+        )
+        return self._with_traces(self.conn.execute(stmt).all())
+
+    @_db
+    def requests_by_tracking(self, tracking_numbers: Iterable[str]) -> dict[str, RequestRow]:
+        """The requests with these tracking numbers, by tracking number (unknown ones left out)."""
+        wanted = sorted(set(tracking_numbers))
+        if not wanted:
+            return {}
+        stmt = select(s.requests).where(s.requests.c.tracking_number.in_(wanted))
+        return {r.tracking_number: from_mapping(RequestRow, r) for r in self.conn.execute(stmt)}
+
+    @_db
+    def requests_by_ids(self, request_ids: Iterable[int]) -> dict[int, RequestRow]:
+        """The requests with these row ids (unknown ones left out)."""
+        ids = sorted(set(request_ids))
+        if not ids:
+            return {}
+        stmt = select(s.requests).where(s.requests.c.id.in_(ids))
+        return {r.id: from_mapping(RequestRow, r) for r in self.conn.execute(stmt)}
+
+    @_db
+    def requests_of_file(self, file_id: int) -> list[RequestRow]:
+        """The requests an inbox file produced, in file order."""
+        t = s.requests
+        stmt = select(t).where(t.c.source_file_id == file_id).order_by(t.c.id)
+        return [from_mapping(RequestRow, r) for r in self.conn.execute(stmt)]
+
+    @_db
+    def search_requests(
+        self,
+        *,
+        member_id_hash: str | None = None,
+        payer_id: str | None = None,
+        tracking_numbers: Iterable[str] | None = None,
+        kind: str | None = None,
+        state: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = DEFAULT_LIMIT,
+    ) -> list[RequestRow]:
+        """Requests matching every given criterion (payer id case-insensitively); newest first."""
+        t = s.requests
+        conds = _window(t.c.created_at, since, until)
+        for column, value in ((t.c.member_id_hash, member_id_hash), (t.c.kind, kind), (t.c.state, state)):
+            if value is not None:
+                conds.append(column == value)
+        if payer_id is not None:
+            conds.append(func.upper(t.c.payer_id) == payer_id.strip().upper())
+        if tracking_numbers is not None:
+            conds.append(t.c.tracking_number.in_(sorted(set(tracking_numbers))))
+        stmt = (
+            select(t).where(*conds).order_by(t.c.created_at.desc(), t.c.id.desc()).limit(_check_limit(limit))
+        )
+        return [from_mapping(RequestRow, r) for r in self.conn.execute(stmt)]
+
+    @_db
+    def state_changes_after(
+        self, after_id: int, *, entity_type: str | None = None, limit: int = DEFAULT_LIMIT
+    ) -> list[StateChange]:
+        """Event-log rows with an id above ``after_id``, oldest first (what ``log tail -f`` polls)."""
+        t = s.state_changes
+        conds: list[ColumnElement[bool]] = [t.c.id > after_id]
+        if entity_type is not None:
+            conds.append(t.c.entity_type == entity_type)
+        stmt = select(t).where(*conds).order_by(t.c.id).limit(_check_limit(limit))
+        return [from_mapping(StateChange, r) for r in self.conn.execute(stmt)]
+
+    @_db
+    def operator_authorizations(
+        self,
+        *,
+        status: str | None = None,
+        payer_id: str | None = None,
+        expiring_from: date | None = None,
+        expiring_until: date | None = None,
+        pended_before: datetime | None = None,
+        limit: int = DEFAULT_LIMIT,
+    ) -> list[AuthorizationRow]:
+        """Authorizations by status, payer (via the request), end date window (``expiring_from <=
+        effective_to <= expiring_until``) and, with ``pended_before``, pended ones whose latest event is
+        older than that; most recently updated first."""
+        a, r, e = s.authorizations, s.requests, s.authorization_events
+        conds: list[ColumnElement[bool]] = []
+        if status is not None:
+            conds.append(a.c.status == status)
+        if payer_id is not None:
+            payer_requests = select(r.c.id).where(func.upper(r.c.payer_id) == payer_id.strip().upper())
+            conds.append(a.c.request_id.in_(payer_requests))
+        if expiring_from is not None:
+            conds.append(a.c.effective_to >= expiring_from)
+        if expiring_until is not None:
+            conds.append(a.c.effective_to <= expiring_until)
+        if pended_before is not None:
+            latest = select(func.max(e.c.at)).where(e.c.authorization_id == a.c.id).scalar_subquery()
+            conds.extend((a.c.status == "pended", latest < pended_before))
+        stmt = (
+            select(a).where(*conds).order_by(a.c.updated_at.desc(), a.c.id.desc()).limit(_check_limit(limit))
+        )
+        return [from_mapping(AuthorizationRow, row) for row in self.conn.execute(stmt)]
+
+    @_db
+    def unacknowledged_out_files(self, *, sent_before: datetime, limit: int = DEFAULT_LIMIT) -> list[FileRow]:
+        """Sent files carrying interchanges for which no TA1 or 999 verdict came back, sent (last state
+        change) at or before ``sent_before``; oldest first. Our own 999/TA1 files record no interchanges,
+        so they never expect an acknowledgment and are not listed."""
+        f, i, g = s.files, s.interchanges, s.functional_groups
+        has_interchange = select(i.c.id).where(i.c.file_id == f.c.id).exists()
+        acked_interchange = select(i.c.id).where(i.c.file_id == f.c.id, i.c.ack_status.is_not(None)).exists()
+        acked_group = (
+            select(g.c.id)
+            .join(i, i.c.id == g.c.interchange_id)
+            .where(i.c.file_id == f.c.id, g.c.ack_status.is_not(None))
+            .exists()
+        )
+        stmt = (
+            select(f)
+            .where(
+                f.c.direction == "out",
+                f.c.state == "sent",
+                f.c.updated_at <= sent_before,
+                has_interchange,
+                ~acked_interchange,
+                ~acked_group,
+            )
+            .order_by(f.c.updated_at, f.c.id)
+            .limit(_check_limit(limit))
+        )
+        return [from_mapping(FileRow, r) for r in self.conn.execute(stmt)]
+
+    @_db
+    def count_transaction_sets(
+        self, *, since: datetime | None = None, until: datetime | None = None
+    ) -> list[dict[str, Any]]:
+        """Transaction sets counted by direction, partner, set id, state and acknowledgment code."""
+        t, i, f = s.transaction_sets, s.interchanges, s.files
+        keys = (f.c.direction, f.c.partner, t.c.set_id, t.c.state, t.c.ack_status)
+        stmt = (
+            select(*keys, func.count().label("count"))
+            .select_from(t)
+            .join(i, i.c.id == t.c.interchange_id)
+            .join(f, f.c.id == i.c.file_id)
+            .where(*_window(t.c.created_at, since, until))
+            .group_by(*keys)
+        )
+        return [dict(row._mapping) for row in self.conn.execute(stmt)]
+
+    @_db
+    def count_requests(
+        self, *, since: datetime | None = None, until: datetime | None = None
+    ) -> list[dict[str, Any]]:
+        """Requests counted by kind, payer and state (created in the window)."""
+        t = s.requests
+        keys = (t.c.kind, t.c.payer_id, t.c.state)
+        stmt = (
+            select(*keys, func.count().label("count"))
+            .where(*_window(t.c.created_at, since, until))
+            .group_by(*keys)
+        )
+        return [dict(row._mapping) for row in self.conn.execute(stmt)]
+
+    @_db
+    def count_authorizations(
+        self, *, since: datetime | None = None, until: datetime | None = None
+    ) -> list[dict[str, Any]]:
+        """Authorizations counted by current status (last updated in the window)."""
+        t = s.authorizations
+        stmt = (
+            select(t.c.status, func.count().label("count"))
+            .where(*_window(t.c.updated_at, since, until))
+            .group_by(t.c.status)
+        )
+        return [dict(row._mapping) for row in self.conn.execute(stmt)]
+
+    @_db
+    def request_milestones(
+        self, states: Iterable[str], *, since: datetime | None = None, until: datetime | None = None
+    ) -> list[dict[str, Any]]:
+        """When each request (created in the window) first reached each of ``states``: one dict per
+        request and state with ``request_id``, ``payer_id``, ``kind``, ``state`` and ``at``."""
+        c, r = s.state_changes, s.requests
+        stmt = (
+            select(
+                r.c.id.label("request_id"),
+                r.c.payer_id,
+                r.c.kind,
+                c.c.new_state.label("state"),
+                func.min(c.c.at).label("at"),
+            )
+            .select_from(c)
+            .join(r, (c.c.entity_type == "request") & (c.c.entity_id == r.c.id))
+            .where(c.c.new_state.in_(sorted(set(states))), *_window(r.c.created_at, since, until))
+            .group_by(r.c.id, r.c.payer_id, r.c.kind, c.c.new_state)
+        )
+        return [dict(row._mapping) for row in self.conn.execute(stmt)]
+
+    # -- claims ----------------------------------------------------------------------------------
+    # Pre-certification, claim checks and deadline alerts (gateway.precert_gate, gateway.deadlines,
+    # x12gw claims check). Members are found through the requests' member hash, never by member id.
+
+    @staticmethod
+    def _auth_and_request(row: Row[Any]) -> tuple[AuthorizationRow, RequestRow | None]:
+        """Split a joined authorizations+requests row (request columns are labelled ``r_<name>``)."""
+        mapping = row._mapping
+        auth = from_mapping(AuthorizationRow, row)
+        if mapping["r_id"] is None:
+            return auth, None
+        return auth, RequestRow(**{c.name: mapping[f"r_{c.name}"] for c in s.requests.c})
+
+    @_db
+    def authorizations_for_member(
+        self, member_id_hash: str, *, limit: int = DEFAULT_LIMIT
+    ) -> list[tuple[AuthorizationRow, RequestRow]]:
+        """The member's 278 outcomes with their requests, newest request first."""
+        a, r = s.authorizations, s.requests
+        stmt = (
+            select(a, *(c.label(f"r_{c.name}") for c in r.c))
+            .join(r, a.c.request_id == r.c.id)
+            .where(r.c.member_id_hash == member_id_hash, r.c.kind == "278")
+            .order_by(r.c.id.desc())
+            .limit(_check_limit(limit))
+        )
+        return [(a, r) for a, r in map(self._auth_and_request, self.conn.execute(stmt)) if r is not None]
+
+    @_db
+    def authorizations_by_number(
+        self, certification_number: str, *, limit: int = DEFAULT_LIMIT
+    ) -> list[tuple[AuthorizationRow, RequestRow | None]]:
+        """Authorizations carrying this certification number (HCR02), with their requests, newest first."""
+        a, r = s.authorizations, s.requests
+        stmt = (
+            select(a, *(c.label(f"r_{c.name}") for c in r.c))
+            .outerjoin(r, a.c.request_id == r.c.id)
+            .where(a.c.certification_number == certification_number)
+            .order_by(a.c.id.desc())
+            .limit(_check_limit(limit))
+        )
+        return [self._auth_and_request(row) for row in self.conn.execute(stmt)]
+
+    @_db
+    def units_used(
+        self, authorization_ids: Iterable[int], *, exclude_claims: Iterable[str] = ()
+    ) -> dict[tuple[int, int], Decimal]:
+        """Units billed so far per (authorization id, service index), leaving out the claims (hashes)
+        being checked again, whose lines are counted afresh."""
+        ids = sorted(set(authorization_ids))
+        if not ids:
+            return {}
+        t = s.authorization_units
+        conds: list[ColumnElement[bool]] = [t.c.authorization_id.in_(ids)]
+        excluded = sorted(set(exclude_claims))
+        if excluded:
+            conds.append(t.c.claim_hash.not_in(excluded))
+        stmt = (
+            select(t.c.authorization_id, t.c.service_index, func.sum(t.c.units_thousandths))
+            .where(*conds)
+            .group_by(t.c.authorization_id, t.c.service_index)
+        )
+        rows = self.conn.execute(stmt)
+        return {(int(auth), int(index)): Decimal(int(total)) / 1000 for auth, index, total in rows}
+
+    @_db
+    def record_units(
+        self,
+        *,
+        authorization_id: int,
+        service_index: int,
+        claim_hash: str,
+        line_number: int,
+        units: Decimal,
+        procedure_code: str | None = None,
+    ) -> bool:
+        """Record that a claim line used ``units`` of an authorization; False if that line was recorded
+        before (committing a claim twice counts its units once). Logged as a state change."""
+        if not _HEX64.match(claim_hash):
+            raise StoreError("claim_hash must be a 64-hex HMAC digest, not a claim number")
+        thousandths = units * 1000
+        if units <= 0 or thousandths != thousandths.to_integral_value():
+            raise StoreError("units must be positive with at most three decimals")
+        t = s.authorization_units
+        dialect = postgresql if self.conn.dialect.name == "postgresql" else sqlite_dialect
+        values = {
+            "authorization_id": authorization_id,
+            "service_index": service_index,
+            "claim_hash": claim_hash,
+            "line_number": line_number,
+            "procedure_code": procedure_code,
+            "units_thousandths": int(thousandths),
+            "created_at": self.now(),
+        }
+        stmt = (
+            dialect.insert(t)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=["authorization_id", "claim_hash", "line_number"])
+            .returning(t.c.id)
+        )
+        new_id = self.conn.execute(stmt).scalar_one_or_none()
+        if new_id is None:
+            return False
+        units_text = format(units.normalize(), "f")
+        detail = {"service_index": service_index, "line": line_number, "units": units_text}
+        self.record_state_change("authorization.units", authorization_id, None, "billed", detail)
+        return True
+
+    @_db
+    def authorizations_expiring(
+        self,
+        *,
+        start: date,
+        end: date,
+        statuses: Iterable[str] = ("approved", "partially_approved", "modified"),
+        limit: int = DEFAULT_LIMIT,
+    ) -> list[AuthorizationRow]:
+        """Authorizations in ``statuses`` whose certification ends between ``start`` and ``end``
+        (inclusive), soonest first."""
+        t = s.authorizations
+        stmt = (
+            select(t)
+            .where(t.c.status.in_(list(statuses)), t.c.effective_to >= start, t.c.effective_to <= end)
+            .order_by(t.c.effective_to, t.c.id)
+            .limit(_check_limit(limit))
+        )
+        return [from_mapping(AuthorizationRow, r) for r in self.conn.execute(stmt)]
+
+    @_db
+    def latest_eligibility_for_member(
+        self, member_id_hash: str, *, payer_id: str | None = None
+    ) -> EligibilityRow | None:
+        """The most recent 271 outcome for the member (optionally from one payer), or None."""
+        e, r = s.eligibility_results, s.requests
+        conds = [r.c.member_id_hash == member_id_hash, r.c.kind == "270"]
+        if payer_id is not None:
+            conds.append(func.upper(r.c.payer_id) == payer_id.strip().upper())
+        stmt = (
+            select(e)
+            .join(r, e.c.request_id == r.c.id)
+            .where(*conds)
+            .order_by(e.c.updated_at.desc(), e.c.id.desc())
+            .limit(1)
+        )
+        row = self.conn.execute(stmt).first()
+        return None if row is None else from_mapping(EligibilityRow, row)
+
+    @_db
+    def latest_states(self, entity_type: str, *, limit: int = MAX_LIMIT) -> dict[int, StateChange]:
+        """The newest state change of each entity of one type (e.g. the last alert per authorization)."""
+        t = s.state_changes
+        newest = (
+            select(func.max(t.c.id))
+            .where(t.c.entity_type == entity_type)
+            .group_by(t.c.entity_id)
+            .scalar_subquery()
+        )
+        stmt = select(t).where(t.c.id.in_(newest)).order_by(t.c.id.desc()).limit(_check_limit(limit))
+        return {int(r.entity_id): from_mapping(StateChange, r) for r in self.conn.execute(stmt)}
+

@@ -1,0 +1,191 @@
+"""Output for people and for scripts: tables that fit the terminal, colours, JSON.
+
+Tables are sized to the terminal (80 columns when it cannot be told): the widest flexible columns
+(file names, references) are shortened first, with ``~`` marking a cut. Colours only on a terminal and
+never when ``NO_COLOR`` is set (https://no-color.org) or ``TERM=dumb``. JSON goes out unchanged by any
+of that, dates as ISO 8601.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, TextIO
+
+DEFAULT_WIDTH = 80
+MIN_COLUMN = 4
+CUT = "~"
+
+_RED, _GREEN, _YELLOW, _DIM, _BOLD, _RESET = (
+    "\033[31m",
+    "\033[32m",
+    "\033[33m",
+    "\033[2m",
+    "\033[1m",
+    "\033[0m",
+)
+_BAD = frozenset(
+    {"rejected", "invalid", "quarantined", "denied", "overdue", "R", "failed", "vanished", "unmatched"}
+)
+_GOOD = frozenset(
+    {"accepted", "approved", "answered", "delivered", "active", "A", "partially_approved", "sent"}
+)
+_WAIT = frozenset({"pended", "queued", "new", "uploading", "claimed", "claiming", "E", "P", "downloaded"})
+
+
+def wants_colour(stream: TextIO) -> bool:
+    """Colour only for a terminal, and never when NO_COLOR is set (to anything) or TERM is dumb."""
+    if "NO_COLOR" in os.environ or os.environ.get("TERM") == "dumb":
+        return False
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+def terminal_width(stream: TextIO) -> int:
+    """The terminal's width, or 80 when the output is not a terminal."""
+    isatty = getattr(stream, "isatty", None)
+    if isatty and isatty():
+        return max(40, shutil.get_terminal_size((DEFAULT_WIDTH, 24)).columns)
+    return DEFAULT_WIDTH
+
+
+def json_default(value: Any) -> Any:
+    """JSON for what the store hands back: datetimes and dates as ISO 8601, decimals as numbers."""
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def write_json(doc: Any, out: TextIO) -> None:
+    json.dump(doc, out, indent=2, default=json_default)
+    out.write("\n")
+
+
+def json_line(doc: Any) -> str:
+    return json.dumps(doc, default=json_default, separators=(",", ":"))
+
+
+def short_time(value: datetime | None) -> str:
+    """``11-26 17:13`` (UTC): what a table has room for."""
+    return value.strftime("%m-%d %H:%M") if value else ""
+
+
+def iso(value: datetime | date | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def clip(text: str, width: int) -> str:
+    """``text`` cut to ``width`` characters, the cut marked with ``~``."""
+    if len(text) <= width:
+        return text
+    if width <= 1:
+        return text[:width]
+    return text[: width - 1] + CUT
+
+
+@dataclass(frozen=True)
+class Column:
+    """A table column: header, the row key it shows, whether it may be shortened, right alignment."""
+
+    header: str
+    key: str
+    flexible: bool = False
+    right: bool = False
+    colour: bool = False  # colour the value by what it says (state or acknowledgment code)
+
+
+class Painter:
+    """ANSI colours when enabled; plain text otherwise."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+
+    def _wrap(self, text: str, code: str) -> str:
+        return f"{code}{text}{_RESET}" if self.enabled and text else text
+
+    def state(self, text: str) -> str:
+        """``text`` coloured by what it says: red for rejections, green for success, yellow for waiting."""
+        key = text.strip()
+        if key in _BAD:
+            return self._wrap(text, _RED)
+        if key in _GOOD:
+            return self._wrap(text, _GREEN)
+        if key in _WAIT:
+            return self._wrap(text, _YELLOW)
+        return text
+
+    def bold(self, text: str) -> str:
+        return self._wrap(text, _BOLD)
+
+    def dim(self, text: str) -> str:
+        return self._wrap(text, _DIM)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return short_time(value)
+    if isinstance(value, list | tuple):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def fit_widths(natural: list[int], columns: Sequence[Column], width: int) -> list[int]:
+    """Shrink columns (flexible ones first, widest first) until the row fits ``width``."""
+    widths = list(natural)
+    gaps = 2 * (len(widths) - 1)
+    for only_flexible in (True, False):
+        while sum(widths) + gaps > width:
+            candidates = [
+                i
+                for i, c in enumerate(columns)
+                if (c.flexible or not only_flexible)
+                and widths[i] > (MIN_COLUMN if c.flexible else max(MIN_COLUMN, len(c.header)))
+            ]
+            if not candidates:
+                break
+            widest = max(candidates, key=lambda i: widths[i])
+            widths[widest] -= 1
+    return widths
+
+
+def render_table(
+    rows: Sequence[Mapping[str, Any]], columns: Sequence[Column], *, width: int, painter: Painter
+) -> list[str]:
+    """The table as lines: header, rule, one line per row, fitted to ``width``."""
+    cells = [[_cell(row.get(c.key)) for c in columns] for row in rows]
+    natural = [max([len(c.header), *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
+    widths = fit_widths(natural, columns, width)
+    lines = [
+        "  ".join(clip(c.header, w).ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip(),
+        "  ".join("-" * w for w in widths),
+    ]
+    for row in cells:
+        parts = []
+        for value, column, w in zip(row, columns, widths, strict=True):
+            text = clip(value, w)
+            pad = " " * (w - len(text))
+            shown = painter.state(text) if column.colour else text
+            parts.append(pad + shown if column.right else shown + pad)
+        lines.append("  ".join(parts).rstrip())
+    return lines
+
+
+def render_pairs(pairs: Iterable[tuple[str, Any]], *, width: int, indent: int = 2) -> list[str]:
+    """``key: value`` lines, keys aligned, values cut to the width; empty values left out."""
+    shown = [(k, _cell(v)) for k, v in pairs if v not in (None, "", [], ())]
+    if not shown:
+        return []
+    key_width = max(len(k) for k, _ in shown)
+    room = max(10, width - indent - key_width - 2)
+    return [f"{' ' * indent}{k.ljust(key_width)}  {clip(v, room)}" for k, v in shown]

@@ -1,0 +1,137 @@
+"""One operator command's view of the gateway: configuration, store (read transactions), payloads,
+the PHI policy (masked unless ``--reveal``), the audit trail of reveals, and where output goes.
+
+The store is opened the same way the run loop opens it (``config.database_url()``), but every query
+runs in ``Store.read()`` transactions, which never block the run loop. A reveal is written to the
+store's ``phi_audit`` table *before* anything is shown, so a PHI display without an audit entry
+cannot happen (if the audit write fails, the command fails).
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import sys
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from gateway.config import GatewayConfig, load_config
+from gateway.operators.formatting import Painter, terminal_width, wants_colour
+from gateway.operators.masking import Phi
+from gateway.payloads import PayloadStore
+from gateway.store import Store
+
+Clock = Callable[[], datetime]
+MAX_AUDIT_ITEMS = 1000
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def os_user() -> str:
+    """Who is at the keyboard, by the process's real user id (not by environment variables, which the
+    user can set to anything); ``sudo`` is noted as ``root (via NAME)``."""
+    try:
+        import pwd  # noqa: PLC0415 - POSIX only
+
+        name = pwd.getpwuid(os.getuid()).pw_name
+    except (ImportError, KeyError):
+        name = getpass.getuser()
+    via = os.environ.get("SUDO_USER")
+    return f"{name} (via {via})" if via and via != name else name
+
+
+@dataclass
+class Session:
+    """Everything an operator command needs; close it (or use :func:`open_session`)."""
+
+    config: GatewayConfig
+    store: Store
+    reveal: bool = False
+    json: bool = False
+    out: TextIO = field(default_factory=lambda: sys.stdout)
+    clock: Clock = utc_now
+    _payloads: PayloadStore | None = None
+
+    @property
+    def phi(self) -> Phi:
+        return Phi(self.reveal)
+
+    @property
+    def painter(self) -> Painter:
+        return Painter(wants_colour(self.out) and not self.json)
+
+    @property
+    def width(self) -> int:
+        return terminal_width(self.out)
+
+    @property
+    def payloads(self) -> PayloadStore:
+        if self._payloads is None:
+            self._payloads = PayloadStore(self.config.folders.payloads)
+        return self._payloads
+
+    @property
+    def our_id(self) -> str:
+        """Our ISA sender as the store records it (``qualifier:id``)."""
+        ident = self.config.identity
+        return f"{ident.isa_qualifier}:{ident.isa_id}"
+
+    def payload(self, sha256: str, payload_path: str | None = None) -> bytes | None:
+        """A file's stored bytes, or None when they are gone (retention, a moved folder)."""
+        for path in (self.payloads.path_for(sha256), Path(payload_path) if payload_path else None):
+            if path is not None and path.is_file():
+                try:
+                    return path.read_bytes()
+                except OSError:
+                    continue
+        return None
+
+    def member_key(self) -> bytes:
+        return self.config.member_hash_key()
+
+    def audit_reveal(self, action: str, subject: str, detail: Mapping[str, Any] | None = None) -> None:
+        """Record that PHI is about to be shown (only when ``--reveal`` was given)."""
+        if not self.reveal:
+            return
+        with self.store.begin() as tx:
+            tx.record_phi_reveal(os_user=os_user(), action=action, subject=subject[:255], detail=detail)
+
+    def write(self, text: str = "") -> None:
+        self.out.write(text + "\n")
+
+    def lines(self, lines: list[str]) -> None:
+        for line in lines:
+            self.write(line)
+
+    def close(self) -> None:
+        self.store.close()
+
+
+@contextmanager
+def open_session(
+    config_path: str | None,
+    *,
+    reveal: bool = False,
+    json: bool = False,
+    out: TextIO | None = None,
+    clock: Clock = utc_now,
+) -> Iterator[Session]:
+    """Load the configuration (``--config`` / ``$X12GW_CONFIG``) and open its store for one command."""
+    config = load_config(config_path)
+    store = Store.open(config.database_url(), clock=clock)
+    session = Session(config, store, reveal=reveal, json=json, out=out or sys.stdout, clock=clock)
+    try:
+        yield session
+    finally:
+        session.close()
+
+
+def audit_items(values: list[str]) -> list[str]:
+    """The subjects revealed, capped so one huge listing cannot bloat the audit table."""
+    return values[:MAX_AUDIT_ITEMS]
