@@ -16,6 +16,7 @@ from typing import Any
 from gateway.context import Context
 from gateway.fsutil import Candidate, atomic_write, complete_files, ensure_dir, io_errors, move, sha256_file
 from gateway.logsetup import phi_scope
+from gateway.precert_gate import precert_gate
 from gateway.store import StaleStateError, hash_member_id
 from transactions.build270 import read_270
 from transactions.build278 import read_278_request
@@ -226,6 +227,8 @@ def _store_requests(  # noqa: PLR0917 - the parts of one processed inbox file
                 "payload": str(payload_path.name),
             },
         )
+    for (req, _partner, _reference), tracking in zip(routed, numbers, strict=True):
+        precert_gate(ctx, replace(req, trace_number=tracking))  # "not required": answered here, no 278
     _settle(ctx, file_id, name, state, reason)
     ctx.log.info(
         "inbox file processed",

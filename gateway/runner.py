@@ -16,7 +16,7 @@ from datetime import timedelta
 from pathlib import Path
 from types import FrameType
 
-from gateway import batching, exchange, inbound, intake
+from gateway import batching, deadlines, exchange, inbound, intake
 from gateway.config import GatewayConfig
 from gateway.context import Context, utc_now
 from gateway.errors import GatewayError
@@ -106,6 +106,7 @@ class Gateway:
         s.processed = self._stage("inbound", s, inbound.process_downloaded, ctx, self.rules)
         s.overdue = self._stage("overdue", s, mark_overdue, ctx)
         s.overdue += self._stage("ack overdue", s, mark_ack_overdue, ctx)
+        self._stage("alerts", s, deadlines.alert_changes, ctx)
         if s.busy or s.errors:
             ctx.log.info("cycle", **dict(vars(s)))
         return s

@@ -16,6 +16,7 @@ import pytest
 
 from gateway.cli import claims_cmd
 from gateway.config import parse_config
+from gateway.errors import StoreError
 from gateway.store import Store, hash_member_id
 from mappings.claims import (
     KINDS,
@@ -34,6 +35,8 @@ from transactions.errors import RequestError
 from transactions.models import DateRange, Procedure
 from transactions.segment import Delimiters, Segment, seg
 from transactions.validation import Options, validate_detailed
+
+pytest_plugins = ["tests.store_fixtures"]
 
 ROOT = Path(__file__).resolve().parent.parent
 CLAIMS = ROOT / "sample_edi" / "claims"
@@ -704,3 +707,104 @@ def test_rejected_837p_is_exit_1_and_not_x12_is_exit_2(
     junk = tmp_path / "junk.json"
     junk.write_text("{not json")
     assert cli(gateway_dir, junk) == 2
+
+
+# ------------------------------------------------------------------------------------------- store
+
+
+def _seed_authorization(st: Store, tracking: str, member: str, cert: str | None, end: date | None) -> int:
+    with st.begin() as tx:
+        tx.insert_request(
+            tracking_number=tracking,
+            kind="278",
+            payer_id="ACME01",
+            partner="acme",
+            member_id_hash=hash_member_id(member, KEY),
+            payload={"client_reference": tracking},
+        )
+        row = tx.upsert_authorization(
+            tracking_number=tracking,
+            status="approved",
+            record={"status": "approved"},
+            certification_number=cert,
+            effective_to=end,
+        )
+    return row.id
+
+
+def test_store_claim_queries_on_each_backend(store: Store) -> None:
+    """Member and number lookups join the request; units are summed, excluded per claim, recorded once."""
+    first = _seed_authorization(store, "GW-1", "M1", "CERT1", date(2026, 12, 10))
+    second = _seed_authorization(store, "GW-2", "M1", "CERT2", date(2027, 1, 10))
+    _seed_authorization(store, "GW-3", "M2", "CERT1", None)
+    claim_a, claim_b = "a" * 64, "b" * 64
+    with store.begin() as tx:
+        assert tx.record_units(
+            authorization_id=first,
+            service_index=0,
+            claim_hash=claim_a,
+            line_number=1,
+            units=Decimal("1.5"),
+            procedure_code="72148",
+        )
+        assert not tx.record_units(
+            authorization_id=first, service_index=0, claim_hash=claim_a, line_number=1, units=Decimal("1.5")
+        )
+        assert tx.record_units(
+            authorization_id=first, service_index=0, claim_hash=claim_b, line_number=1, units=Decimal(2)
+        )
+        assert tx.record_units(
+            authorization_id=second, service_index=-1, claim_hash=claim_b, line_number=2, units=Decimal(1)
+        )
+    with store.read() as tx:
+        mine = tx.authorizations_for_member(hash_member_id("M1", KEY))
+        assert [(a.tracking_number, r.tracking_number) for a, r in mine] == [
+            ("GW-2", "GW-2"),
+            ("GW-1", "GW-1"),
+        ]
+        assert sorted(a.tracking_number for a, _ in tx.authorizations_by_number("CERT1")) == ["GW-1", "GW-3"]
+        assert tx.units_used([first, second]) == {(first, 0): Decimal("3.5"), (second, -1): Decimal(1)}
+        assert tx.units_used([first, second], exclude_claims=[claim_b]) == {(first, 0): Decimal("1.5")}
+        assert tx.units_used([]) == {}
+        expiring = tx.authorizations_expiring(start=date(2026, 12, 1), end=date(2026, 12, 31))
+        assert [a.tracking_number for a in expiring] == ["GW-1"]
+        assert tx.latest_states("authorization.units")[first].new_state == "billed"
+
+
+@pytest.mark.parametrize(
+    ("claim_hash", "units", "problem"),
+    [
+        ("PCN-1001", Decimal(1), "HMAC digest"),
+        ("c" * 64, Decimal(0), "positive"),
+        ("c" * 64, Decimal("0.0001"), "three decimals"),
+    ],
+    ids=["raw claim number", "zero units", "too precise"],
+)
+def test_record_units_refuses_bad_values(store: Store, claim_hash: str, units: Decimal, problem: str) -> None:
+    """A raw claim number (PHI), zero or over-precise units are refused before anything is written."""
+    auth_id = _seed_authorization(store, "GW-1", "M1", "CERT1", None)
+    with pytest.raises(StoreError, match=problem), store.begin() as tx:
+        tx.record_units(
+            authorization_id=auth_id, service_index=0, claim_hash=claim_hash, line_number=1, units=units
+        )
+
+
+def test_latest_eligibility_for_member_by_payer(store: Store) -> None:
+    """The member's newest 271 outcome is found through the member hash, optionally for one payer."""
+    for tracking, payer in (("GW-E1", "ACME01"), ("GW-E2", "BLUE01")):
+        with store.begin() as tx:
+            tx.insert_request(
+                tracking_number=tracking,
+                kind="270",
+                payer_id=payer,
+                partner="acme",
+                member_id_hash=hash_member_id("M1", KEY),
+                payload={},
+            )
+            tx.upsert_eligibility_result(tracking_number=tracking, status="active", record={"payer": payer})
+    with store.read() as tx:
+        acme = tx.latest_eligibility_for_member(hash_member_id("M1", KEY), payer_id="acme01")
+        assert acme is not None
+        assert acme.tracking_number == "GW-E1"
+        assert tx.latest_eligibility_for_member(hash_member_id("M1", KEY)) is not None
+        assert tx.latest_eligibility_for_member(hash_member_id("M9", KEY)) is None

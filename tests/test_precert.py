@@ -16,12 +16,10 @@ from typing import Any
 import pytest
 
 from gateway import deadlines, intake
-from gateway.batching import load_request
 from gateway.cli import precert_cmd
 from gateway.config import GatewayConfig, parse_config
 from gateway.context import Context
 from gateway.errors import ConfigError
-from gateway.precert_gate import precert_gate
 from gateway.runner import open_context
 from gateway.store import Store, hash_member_id
 from mappings.precert import (
@@ -459,14 +457,8 @@ def make_ctx(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 
 def run_intake(ctx: Context) -> None:
-    """One intake pass, then the gate on the new 278s unless intake.py already calls it itself."""
+    """One intake pass (the intake applies the pre-certification gate to every new request)."""
     intake.intake(ctx)
-    if "precert_gate" in vars(intake):
-        return
-    with ctx.store.read() as tx:
-        rows = tx.list_requests(state="new", kind="278")
-    for row in rows:
-        precert_gate(ctx, load_request(row))
 
 
 def drop_278(ctx: Context, name: str, **changes: Any) -> None:

@@ -30,8 +30,7 @@ from transactions.errors import RequestError
 from transactions.ig_walk import Placed
 from transactions.jsonform import from_dict
 from transactions.models import DateRange, Procedure
-
-VERSION_837P = "005010X222A1"
+from transactions.segment import Segment
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,8 +128,9 @@ def _decimal(text: str, what: str) -> Decimal | None:
         raise RequestError("not a number", field=what) from None
 
 
-def _npi(nm1: Any) -> str | None:
-    return nm1.get(9) or None if nm1.get(8) == "XX" else None
+def _npi(nm1: Segment) -> str | None:
+    """NM109 when NM108 says it is an NPI (XX)."""
+    return (nm1.get(9) or None) if nm1.get(8) == "XX" else None
 
 
 def _sv1(p: Placed, where: str) -> dict[str, Any]:

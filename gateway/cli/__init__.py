@@ -13,11 +13,13 @@ from collections.abc import Sequence
 from gateway.cli import (
     auth_cmd,
     build_cmd,
+    claims_cmd,
     demo_cmd,
     log_cmd,
     map_cmd,
     ops_cmd,
     parse_cmd,
+    precert_cmd,
     run_cmd,
     sim_cmd,
     validate_cmd,
@@ -41,6 +43,8 @@ def make_parser() -> argparse.ArgumentParser:
         log_cmd,
         auth_cmd,
         ops_cmd,
+        precert_cmd,
+        claims_cmd,
     ):
         module.register(sub)
     return parser
