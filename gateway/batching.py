@@ -8,6 +8,7 @@ request is never in two files. A request whose X12 fails the implementation guid
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from gateway.config import PartnerConfig
@@ -21,6 +22,16 @@ from transactions.requests_json import request_from_obj
 from transactions.validation import validate
 
 VERSIONS = {"HS": "005010X279A1", "HI": "005010X217"}
+
+
+# Requests claimed for a batch go back to "new" if the node building it dies for this long.
+BATCH_LEASE_SECONDS = 120.0
+
+
+def release_expired(ctx: Context, dead: list[str]) -> int:
+    """Requests a dead node was batching (lease expired, or its node known dead) return to ``new``."""
+    with ctx.store.begin() as tx:
+        return tx.release_expired(entity="request", state="batching", back_to="new", dead_owners=dead)
 
 
 def load_request(row: RequestRow) -> Request:
@@ -69,9 +80,10 @@ def _rejected_sets(data: bytes) -> dict[str, str]:
 
 def batch_partner(ctx: Context, partner: PartnerConfig) -> int:
     """Build one file from up to ``max_transactions_per_file`` new requests; returns requests queued."""
-    with ctx.store.read() as tx:
-        rows = tx.list_requests(
-            state="new", partner=partner.name, limit=partner.max_transactions_per_file, oldest_first=True
+    until = ctx.clock() + timedelta(seconds=BATCH_LEASE_SECONDS)
+    with ctx.store.begin() as tx:
+        rows = tx.claim_requests(
+            partner=partner.name, owner=ctx.node_id, until=until, limit=partner.max_transactions_per_file
         )
     if not rows:
         return 0
@@ -79,7 +91,7 @@ def batch_partner(ctx: Context, partner: PartnerConfig) -> int:
     batch = _build(ctx, partner, requests)
     rejected = _rejected_sets(batch.data)
     if rejected:
-        _set_aside(ctx, batch, rejected)
+        _set_aside(ctx, batch, rejected, [r.tracking_number for r in rows])
         return batch_partner(ctx, partner)  # the rest, without the invalid ones
     kind = (
         "270"
@@ -103,14 +115,20 @@ def batch_partner(ctx: Context, partner: PartnerConfig) -> int:
     return len(rows)
 
 
-def _set_aside(ctx: Context, batch: OutboundBatch, rejected: dict[str, str]) -> None:
+def _set_aside(ctx: Context, batch: OutboundBatch, rejected: dict[str, str], claimed: list[str]) -> None:
+    """Invalid requests become ``invalid``; the valid ones go back to ``new`` for the next batch."""
     by_control = {f"{ctl:04d}": trace for trace, ctl in batch.set_controls}
     invalid = [t for c, t in by_control.items() if c in rejected]
     with ctx.store.begin() as tx:
+        for valid in claimed:
+            if valid not in invalid:
+                tx.set_request_state(valid, "new", expect="batching")
         for control, why in rejected.items():
             tracking = by_control.get(control)
             if tracking:
-                tx.set_request_state(tracking, "invalid", expect="new", reason=f"implementation guide: {why}")
+                tx.set_request_state(
+                    tracking, "invalid", expect="batching", reason=f"implementation guide: {why}"
+                )
     write_results(ctx, invalid)
     ctx.log.warning("requests set aside as invalid", count=len(rejected), trace_numbers=invalid)
 
@@ -168,7 +186,7 @@ def _record(  # noqa: PLR0917 - one call site; the parts of one batch
                 state="queued",
                 request_id=row.id,
             )
-            tx.set_request_state(tracking, "queued", expect="new", detail={"file_id": f.id})
+            tx.set_request_state(tracking, "queued", expect="batching", detail={"file_id": f.id})
 
 
 def batch_all(ctx: Context) -> int:

@@ -28,3 +28,5 @@ class Context:
     # partner name -> consecutive failures / paused-until time (run-loop memory, not durable)
     failures: dict[str, int] = field(default_factory=dict)
     paused_until: dict[str, datetime] = field(default_factory=dict)
+    # partner name -> remote file name -> (size, mtime) at the previous listing (see exchange)
+    remote_seen: dict[str, dict[str, tuple[int, int | None]]] = field(default_factory=dict)

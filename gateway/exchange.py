@@ -158,10 +158,39 @@ def download_all(ctx: Context, partner: PartnerConfig, client: SftpClient) -> in
     for bad in listing.rejected:
         ctx.log.warning("remote file refused", partner=partner.name, name=bad.display, reason=bad.reason)
     got = 0
+    seen = ctx.remote_seen.get(partner.name, {})
+    ctx.remote_seen[partner.name] = {e.name: (e.size, e.mtime) for e in listing.entries}
     for entry in listing.entries:
+        if not _complete(ctx, partner, entry.name, entry.size, entry.mtime, seen):
+            continue
         if download_one(ctx, partner, client, entry.name, entry.size, entry.mtime):
             got += 1
     return got
+
+
+def _complete(  # noqa: PLR0917 - the listing entry's fields
+    ctx: Context,
+    partner: PartnerConfig,
+    name: str,
+    size: int,
+    mtime: int | None,
+    seen: dict[str, tuple[int, int | None]],
+) -> bool:
+    """A new remote file is taken once two listings in a row show the same size and time: a partner
+    that writes in place (no temporary name) may still be writing it, and a half file downloaded and
+    then deleted remotely would lose the rest. Files already recorded are complete by definition."""
+    previous = seen.get(name)
+    if previous == (size, mtime) or _known(ctx, partner, name, size) is not None:
+        return True
+    if previous is not None:
+        ctx.log.info(
+            "remote file not complete yet",
+            partner=partner.name,
+            file=name,
+            size=size,
+            previous_size=previous[0],
+        )
+    return False
 
 
 def _known(ctx: Context, partner: PartnerConfig, name: str, size: int) -> FileRow | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from gateway.config import PartnerConfig
@@ -73,7 +74,7 @@ def process_file(ctx: Context, row: FileRow, rules: MappingRules) -> str:
         tx.set_file_state(
             row.id,
             "processed",
-            expect="downloaded",
+            expect="processing",
             detail={"trackings": outcome.trackings, "unmatched": outcome.unmatched},
         )
     deliver(ctx, row.id, outcome.trackings)
@@ -359,9 +360,31 @@ def recover(ctx: Context) -> None:
         deliver(ctx, file_id, list(detail.get("trackings", [])))
 
 
+# A file being processed returns to "downloaded" if its node dies for this long.
+PROCESS_LEASE_SECONDS = 600.0
+
+
+def release_expired(ctx: Context, dead: list[str]) -> int:
+    """Files a dead node was processing (lease expired, or its node known dead) return to ``downloaded``."""
+    with ctx.store.begin() as tx:
+        return tx.release_expired(entity="file", state="processing", back_to="downloaded", dead_owners=dead)
+
+
 def process_downloaded(ctx: Context, rules: MappingRules) -> int:
-    with ctx.store.read() as tx:
-        rows = sorted(tx.list_files(state="downloaded", direction="in", limit=500), key=lambda r: r.id)
-    for row in rows:
-        process_file(ctx, row, rules)
-    return len(rows)
+    """Claim downloaded files one at a time (row lock + lease) and process each."""
+    done = 0
+    while True:
+        until = ctx.clock() + timedelta(seconds=PROCESS_LEASE_SECONDS)
+        with ctx.store.begin() as tx:
+            rows = tx.claim_files(
+                state="downloaded",
+                new_state="processing",
+                direction="in",
+                owner=ctx.node_id,
+                until=until,
+                limit=1,
+            )
+        if not rows:
+            return done
+        process_file(ctx, rows[0], rules)
+        done += 1

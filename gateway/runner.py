@@ -22,6 +22,7 @@ from gateway.context import Context, utc_now
 from gateway.errors import GatewayError
 from gateway.fsutil import LocalIOError, remove_stale_temp_files
 from gateway.logsetup import get_logger
+from gateway.nodes import NodeRegistry, acquire_lease, dead_owners, is_sqlite, single_node_guard
 from gateway.outbox import write_results
 from gateway.payloads import PayloadStore
 from gateway.store import Store
@@ -30,6 +31,11 @@ from transactions.errors import X12GatewayError
 
 SWEEP_SECONDS = 600.0
 TEMP_FILE_MAX_AGE_SECONDS = 600.0
+
+
+# A node renews its partner leases every cycle; if it dies, another node takes the partner over
+# after this long (longer than any single exchange should take).
+PARTNER_LEASE_SECONDS = 120.0
 
 
 @dataclass
@@ -76,6 +82,7 @@ class Gateway:
         self.ctx = ctx
         self.rules = load_mapping_rules(ctx.config)
         self.stop = threading.Event()
+        self._dead: list[str] = []  # owners found dead at the start of the current cycle
         self._next_sweep = 0.0
 
     def _stage(self, name: str, summary: CycleSummary, fn, *args):  # type: ignore[no-untyped-def]
@@ -96,10 +103,16 @@ class Gateway:
         ctx = self.ctx
         self._stage("recover", s, intake.recover, ctx)
         self._stage("recover", s, inbound.recover, ctx)
+        dead = self._stage("recover", s, self._dead_owners) or []
+        self._dead = dead
+        self._stage("recover", s, batching.release_expired, ctx, dead)
+        self._stage("recover", s, inbound.release_expired, ctx, dead)
         self._stage("recover", s, self._sweep_temp_files)
         s.taken = self._stage("intake", s, intake.intake, ctx)
         s.queued = self._stage("batch", s, batching.batch_all, ctx)
         for partner in ctx.config.partners:
+            if not self._holds_partner(partner.name):
+                continue  # another node exchanges with this partner right now
             up, down = self._stage("exchange", s, exchange.exchange, ctx, partner) or (0, 0)
             s.uploaded += up
             s.downloaded += down
@@ -110,6 +123,25 @@ class Gateway:
         if s.busy or s.errors:
             ctx.log.info("cycle", **dict(vars(s)))
         return s
+
+    def _dead_owners(self) -> list[str]:
+        single = is_sqlite(self.ctx.config.database_url())
+        return dead_owners(self.ctx.store, self.ctx.node_id, self.ctx.clock(), single_node=single)
+
+    def _holds_partner(self, name: str) -> bool:
+        """One node at a time polls and uploads for a partner: take or renew its lease."""
+        try:
+            return acquire_lease(
+                self.ctx.store,
+                f"partner:{name}",
+                self.ctx.node_id,
+                PARTNER_LEASE_SECONDS,
+                self.ctx.clock(),
+                dead=self._dead,
+            )
+        except X12GatewayError as exc:
+            self.ctx.log.error("partner lease failed", partner=name, error=str(exc))
+            return False
 
     def _sweep_temp_files(self) -> int:
         """Every ``SWEEP_SECONDS``: remove temporary files a killed process left (see fsutil)."""
@@ -129,16 +161,23 @@ class Gateway:
             if interval is not None
             else min((p.poll_seconds for p in self.ctx.config.partners), default=30.0)
         )
+        single_node_guard(self.ctx.config.database_url(), self.ctx.config.folders.state)
         self._install_signals()
+        registry = NodeRegistry(self.ctx.store, self.ctx.node_id, self.ctx.clock)
+        registry.register()
         self.ctx.log.info(
             "gateway started", node=self.ctx.node_id, partners=[p.name for p in self.ctx.config.partners]
         )
-        while not self.stop.is_set():
-            summary = self.cycle()
-            if once:
-                break
-            if not summary.busy:
-                self.stop.wait(wait)
+        try:
+            while not self.stop.is_set():
+                summary = self.cycle()
+                registry.heartbeat()
+                if once:
+                    break
+                if not summary.busy:
+                    self.stop.wait(wait)
+        finally:
+            registry.stop()
         self.ctx.log.info("gateway stopped", node=self.ctx.node_id)
 
     def _install_signals(self) -> None:

@@ -670,6 +670,8 @@ class SftpClient:
         """Rename the verified temp file; if that fails but the final file is complete, it's done."""
         try:
             self._rename(sftp, temp, final)
+        except TimeoutError:
+            raise  # the session is stuck; whether the rename happened is the retry's to find out
         except OSError:
             existing = _stat_or_none(sftp, final, final_name)
             if existing is None or existing.size != size:
@@ -683,7 +685,8 @@ class SftpClient:
             try:
                 sftp.posix_rename(source, dest)
             except OSError as exc:
-                if exc.errno in _PERMANENT_ERRNOS:
+                # A timeout is not a missing extension: the server may still do the rename.
+                if exc.errno in _PERMANENT_ERRNOS or isinstance(exc, TimeoutError):
                     raise
             else:
                 return

@@ -79,7 +79,7 @@ from paramiko.sftp import SFTP_PERMISSION_DENIED
 from gateway.errors import ConfigError
 from gateway.logsetup import get_logger
 from gateway.sftp import SftpEndpoint, safe_display
-from gateway.sftp_server import RootedSftpInterface, SftpServer
+from gateway.sftp_server import RootedSftpInterface, SftpFaults, SftpServer
 from gateway.sim_scenario import (
     Eligibility,
     Outcome,
@@ -327,9 +327,10 @@ class ClearinghouseSimulator:
     """Serve ``root`` over SFTP and answer what arrives in ``inbound/`` (see the module docstring).
 
     ``host_key`` is the server's private key (pin ``host_key_line``); clients log in as ``username``
-    with one of ``authorized_keys`` and/or ``password``. ``clock`` gives the timestamps written into
-    the responses (ISA09/10, GS04/05, BHT04/05, issue dates); delays are measured on the monotonic
-    clock. Use as a context manager, or call ``start()`` and ``stop()``.
+    with one of ``authorized_keys`` and/or ``password``. ``faults`` (see
+    :class:`gateway.sftp_server.SftpFaults`) lets tests make the SFTP side misbehave. ``clock``
+    gives the timestamps written into the responses (ISA09/10, GS04/05, BHT04/05, issue dates);
+    delays are measured on the monotonic clock. Use as a context manager, or call ``start()`` and ``stop()``.
     """
 
     def __init__(
@@ -345,6 +346,7 @@ class ClearinghouseSimulator:
         port: int = 0,
         clock: Callable[[], datetime] = utc_now,
         poll_interval: float = 0.1,
+        faults: SftpFaults | None = None,
     ) -> None:
         self.root = root.resolve()
         if not self.root.is_dir():
@@ -366,6 +368,7 @@ class ClearinghouseSimulator:
             password=password,
             host=host,
             port=port,
+            faults=faults,
         )
         self._clock = clock
         self._poll = poll_interval

@@ -70,6 +70,17 @@ class CrashWorld:
             time.sleep(0.02)
         return False
 
+    def wait_for_event(self, proc: subprocess.Popen[bytes], offset: int, event: str, timeout: float) -> None:
+        """Until this run has logged ``event`` (or ``timeout`` passed): polled every few milliseconds."""
+        needle = f'"event": "{event}"'.encode()
+        deadline = time.monotonic() + timeout
+        with self.log.open("rb") as fh:
+            while time.monotonic() < deadline and proc.poll() is None:
+                fh.seek(offset)
+                if needle in fh.read():
+                    return
+                time.sleep(0.003)
+
     def note_last_event(self, offset: int) -> None:
         """Remember the last event this run logged before it was killed (how kills spread over stages)."""
         with self.log.open("rb") as fh:
@@ -108,10 +119,22 @@ def _seed() -> int:
     return int(os.environ.get("X12GW_CRASH_SEED") or random.SystemRandom().randrange(1 << 32))
 
 
+# Half the kills come at a random moment; the others a few milliseconds after one of these events, so
+# the windows right after a side effect (a file claimed, a batch recorded, an upload or a download
+# finished, responses applied) are hit often rather than by luck.
+STAGE_EVENTS = (
+    "inbox file processed",
+    "batch queued",
+    "file uploaded",
+    "file downloaded",
+    "inbound file processed",
+)
+
+
 def _kill_loop(world: CrashWorld, kills: int, rng: random.Random) -> None:
     """Start, let it work for a random moment (feeding more requests meanwhile), SIGKILL; repeat."""
     for _ in range(kills):
-        world.feeder.feed(rng.randint(0, 2))
+        world.feeder.feed(rng.randint(1, 3))
         offset = world.log_size()
         proc = world.start()
         try:
@@ -119,7 +142,11 @@ def _kill_loop(world: CrashWorld, kills: int, rng: random.Random) -> None:
             if rng.random() < 0.5:
                 time.sleep(rng.uniform(0.0, 0.3))
                 world.feeder.feed(1)
-            time.sleep(rng.uniform(0.0, 1.2))
+            if rng.random() < 0.5:
+                world.wait_for_event(proc, offset, rng.choice(STAGE_EVENTS), timeout=3.0)
+                time.sleep(rng.uniform(0.0, 0.05))
+            else:
+                time.sleep(rng.uniform(0.0, 1.2))
         finally:
             proc.send_signal(signal.SIGKILL)
             proc.wait()

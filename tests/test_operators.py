@@ -247,7 +247,7 @@ def test_log_show_traces_a_pended_authorization_to_its_approval(world: World) ->
     assert view["request"]["client_reference"] == "AU-0001"
     assert view["request"]["source_file"]["name"] == "278-outpatient-mri.json"
     states = [h["to"] for h in view["history"]]
-    assert states[:3] == ["new", "queued", "sent"]
+    assert states[:4] == ["new", "batching", "queued", "sent"]
     assert states[-2:] == ["pended", "answered"]
     assert [e["to"] for e in view["result"]["events"]] == ["pended", "approved"]
     sets = view["transactions"]
@@ -520,7 +520,7 @@ def test_reprocess_inbound_file_runs_once(world: World) -> None:
     _, view = _json(world, "log", "show", f"file:{file_id}")
     assert view["file"]["state"] == "quarantined"
     assert len(view["quarantine"]) == 2
-    assert [h["to"] for h in view["history"]][-2:] == ["downloaded", "quarantined"]
+    assert [h["to"] for h in view["history"]][-3:] == ["downloaded", "processing", "quarantined"]
 
 
 def test_resend_runs_once(world: World) -> None:

@@ -17,6 +17,7 @@ from gateway.cli import (
     demo_cmd,
     log_cmd,
     map_cmd,
+    nodes_cmd,
     ops_cmd,
     parse_cmd,
     precert_cmd,
@@ -45,6 +46,7 @@ def make_parser() -> argparse.ArgumentParser:
         ops_cmd,
         precert_cmd,
         claims_cmd,
+        nodes_cmd,
     ):
         module.register(sub)
     return parser

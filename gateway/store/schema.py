@@ -335,3 +335,25 @@ authorization_units = Table(
     UniqueConstraint("authorization_id", "claim_hash", "line_number"),
     CheckConstraint("units_thousandths > 0", name="units"),
 )
+
+
+# Running gateway nodes (``x12gw nodes``) and named expiring leases (one partner exchange at a time).
+nodes = Table(
+    "nodes",
+    metadata,
+    Column("node_id", String(128), primary_key=True),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("started_at", UtcDateTime(), nullable=False),
+    Column("last_seen", UtcDateTime(), nullable=False),
+    Column("stopped_at", UtcDateTime(), nullable=True),
+)
+
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("owner", String(128), nullable=False),
+    Column("until", UtcDateTime(), nullable=False),
+    Column("acquired_at", UtcDateTime(), nullable=False),
+)

@@ -52,6 +52,7 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    or_,
     select,
     text,
     update,
@@ -1616,3 +1617,74 @@ class Tx:
         stmt = select(t).where(t.c.id.in_(newest)).order_by(t.c.id.desc()).limit(_check_limit(limit))
         return {int(r.entity_id): from_mapping(StateChange, r) for r in self.conn.execute(stmt)}
 
+    # -- scale-out: claiming work with row locks and leases ---------------------------------------
+
+    def _claim(  # noqa: PLR0917 - private helper of the two claim methods
+        self,
+        table: Table,
+        entity: str,
+        conds: list[ColumnElement[bool]],
+        new_state: str,
+        owner: str,
+        until: datetime,
+        limit: int,
+    ) -> list[Row[Any]]:
+        """Lock up to ``limit`` rows no other transaction holds (FOR UPDATE SKIP LOCKED; SQLite, one
+        node only, has no row locks) and move them to ``new_state`` under a lease for ``owner``."""
+        pick = select(table.c.id).where(*conds).order_by(table.c.id).limit(_check_limit(limit))
+        ids = list(self.conn.execute(pick.with_for_update(skip_locked=True)).scalars())
+        if not ids:
+            return []
+        rows = self.conn.execute(select(table).where(table.c.id.in_(ids)).order_by(table.c.id)).all()
+        stmt = (
+            update(table)
+            .where(table.c.id.in_(ids))
+            .values(state=new_state, lease_owner=owner, lease_until=until, updated_at=self.now())
+        )
+        self.conn.execute(stmt)
+        for row in rows:
+            self.record_state_change(entity, row.id, row.state, new_state, {"node": owner})
+        return list(self.conn.execute(select(table).where(table.c.id.in_(ids)).order_by(table.c.id)).all())
+
+    @_db
+    def claim_requests(self, *, partner: str, owner: str, until: datetime, limit: int) -> list[RequestRow]:
+        """New requests of a partner, moved to ``batching`` under this node's lease."""
+        t = s.requests
+        rows = self._claim(
+            t, "request", [t.c.state == "new", t.c.partner == partner], "batching", owner, until, limit
+        )
+        return [from_mapping(RequestRow, r) for r in rows]
+
+    @_db
+    def claim_files(
+        self, *, state: str, new_state: str, direction: Direction, owner: str, until: datetime, limit: int
+    ) -> list[FileRow]:
+        """Files in ``state``, moved to ``new_state`` under this node's lease."""
+        t = s.files
+        conds = [t.c.state == state, t.c.direction == direction]
+        return [
+            from_mapping(FileRow, r) for r in self._claim(t, "file", conds, new_state, owner, until, limit)
+        ]
+
+    @_db
+    def release_expired(
+        self, *, entity: str, state: str, back_to: str, dead_owners: Iterable[str] = ()
+    ) -> int:
+        """Work whose lease expired, or whose node is known dead, goes back to ``back_to``."""
+        table = {"request": s.requests, "file": s.files}[entity]
+        now = self.now()
+        gone = or_(table.c.lease_until < now, table.c.lease_owner.in_(list(dead_owners)))
+        stale = self.conn.execute(
+            select(table).where(table.c.state == state, gone).with_for_update(skip_locked=True)
+        ).all()
+        for row in stale:
+            self._transition(
+                entity,
+                table,
+                row,
+                back_to,
+                expect=state,
+                extra={"lease_owner": None, "lease_until": None},
+                detail={"released_from": row.lease_owner, "reason": "lease expired"},
+            )
+        return len(stale)
