@@ -24,10 +24,6 @@ from transactions.validation import validate
 VERSIONS = {"HS": "005010X279A1", "HI": "005010X217"}
 
 
-# Requests claimed for a batch go back to "new" if the node building it dies for this long.
-BATCH_LEASE_SECONDS = 120.0
-
-
 def release_expired(ctx: Context, dead: list[str]) -> int:
     """Requests a dead node was batching (lease expired, or its node known dead) return to ``new``."""
     with ctx.store.begin() as tx:
@@ -80,7 +76,7 @@ def _rejected_sets(data: bytes) -> dict[str, str]:
 
 def batch_partner(ctx: Context, partner: PartnerConfig) -> int:
     """Build one file from up to ``max_transactions_per_file`` new requests; returns requests queued."""
-    until = ctx.clock() + timedelta(seconds=BATCH_LEASE_SECONDS)
+    until = ctx.clock() + timedelta(seconds=ctx.config.gateway.lease_seconds)
     with ctx.store.begin() as tx:
         rows = tx.claim_requests(
             partner=partner.name, owner=ctx.node_id, until=until, limit=partner.max_transactions_per_file

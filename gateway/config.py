@@ -82,7 +82,7 @@ SCHEMA: dict[str, frozenset[str]] = {
         }
     ),
     "gateway": frozenset(
-        {"database_url", "database_password_env", "node_id", "member_hash_key_env", "usage"}
+        {"database_url", "database_password_env", "node_id", "member_hash_key_env", "usage", "lease_seconds"}
     ),
     "identity": frozenset({"isa_qualifier", "isa_id", "gs_id", "trace_assigner"}),
     "folders": frozenset(FOLDER_NAMES),
@@ -152,6 +152,7 @@ class GatewaySettings:
     member_hash_key_env: str = DEFAULT_MEMBER_HASH_KEY_ENV
     usage: Usage = "T"
     database_password_env: str | None = None
+    lease_seconds: float = 120.0  # scale-out: how soon a dead node's claimed work and partners move on
 
 
 @dataclass(frozen=True)
@@ -658,6 +659,7 @@ def _gateway(t: _Table) -> GatewaySettings:
         member_hash_key_env=t.env_name("member_hash_key_env") or DEFAULT_MEMBER_HASH_KEY_ENV,
         usage=cast(Usage, t.choice("usage", "T", ("P", "T"))),
         database_password_env=t.env_name("database_password_env"),
+        lease_seconds=t.number("lease_seconds", 120.0, positive=True),
     )
 
 

@@ -360,10 +360,6 @@ def recover(ctx: Context) -> None:
         deliver(ctx, file_id, list(detail.get("trackings", [])))
 
 
-# A file being processed returns to "downloaded" if its node dies for this long.
-PROCESS_LEASE_SECONDS = 600.0
-
-
 def release_expired(ctx: Context, dead: list[str]) -> int:
     """Files a dead node was processing (lease expired, or its node known dead) return to ``downloaded``."""
     with ctx.store.begin() as tx:
@@ -374,7 +370,8 @@ def process_downloaded(ctx: Context, rules: MappingRules) -> int:
     """Claim downloaded files one at a time (row lock + lease) and process each."""
     done = 0
     while True:
-        until = ctx.clock() + timedelta(seconds=PROCESS_LEASE_SECONDS)
+        # a big file may take a while to validate: the lease is longer than a batch's
+        until = ctx.clock() + timedelta(seconds=5 * ctx.config.gateway.lease_seconds)
         with ctx.store.begin() as tx:
             rows = tx.claim_files(
                 state="downloaded",

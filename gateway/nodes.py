@@ -123,7 +123,9 @@ def acquire_lease(
 NODE_SILENT_SECONDS = 90.0
 
 
-def dead_owners(store: Store, me: str, now: datetime, *, single_node: bool) -> list[str]:
+def dead_owners(
+    store: Store, me: str, now: datetime, *, single_node: bool, silent_seconds: float = NODE_SILENT_SECONDS
+) -> list[str]:
     """Lease owners whose work may be taken over now. On SQLite only one node runs (the flock guard),
     so every owner but this node is a previous, dead process."""
     with store.read() as tx:
@@ -141,7 +143,7 @@ def dead_owners(store: Store, me: str, now: datetime, *, single_node: bool) -> l
     owners.discard(me)
     if single_node:
         return sorted(owners)
-    silent = now - timedelta(seconds=NODE_SILENT_SECONDS)
+    silent = now - timedelta(seconds=silent_seconds)
     return sorted(
         o for o in owners if o not in nodes or nodes[o].stopped_at is not None or nodes[o].last_seen < silent
     )

@@ -33,11 +33,6 @@ SWEEP_SECONDS = 600.0
 TEMP_FILE_MAX_AGE_SECONDS = 600.0
 
 
-# A node renews its partner leases every cycle; if it dies, another node takes the partner over
-# after this long (longer than any single exchange should take).
-PARTNER_LEASE_SECONDS = 120.0
-
-
 @dataclass
 class CycleSummary:
     taken: int = 0
@@ -126,7 +121,10 @@ class Gateway:
 
     def _dead_owners(self) -> list[str]:
         single = is_sqlite(self.ctx.config.database_url())
-        return dead_owners(self.ctx.store, self.ctx.node_id, self.ctx.clock(), single_node=single)
+        silent = self.ctx.config.gateway.lease_seconds
+        return dead_owners(
+            self.ctx.store, self.ctx.node_id, self.ctx.clock(), single_node=single, silent_seconds=silent
+        )
 
     def _holds_partner(self, name: str) -> bool:
         """One node at a time polls and uploads for a partner: take or renew its lease."""
@@ -135,7 +133,7 @@ class Gateway:
                 self.ctx.store,
                 f"partner:{name}",
                 self.ctx.node_id,
-                PARTNER_LEASE_SECONDS,
+                self.ctx.config.gateway.lease_seconds,
                 self.ctx.clock(),
                 dead=self._dead,
             )

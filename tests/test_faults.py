@@ -217,16 +217,25 @@ class FaultWorld:
                 break
         self.faults.remaining["file still growing"] += 1
 
-    def run_until_settled(self, timeout: float = 60.0) -> None:
-        assert self.gateway is not None and self.feeder is not None
+    def drained(self) -> bool:
+        """Every request settled, every clearinghouse file collected, every file of ours sent."""
+        assert self.gateway is not None
+        assert self.feeder is not None
         store = self.gateway.ctx.store
+        outbound = self.clearinghouse / "outbound"
+        if any(not p.name.startswith(".") for p in outbound.iterdir()):
+            return False
+        with store.read() as tx:
+            if any(tx.list_files(state=s, direction="out") for s in ("queued", "uploading", "renaming")):
+                return False
+        return settled(store, self.feeder.fed)
+
+    def run_until_settled(self, timeout: float = 60.0) -> None:
+        assert self.gateway is not None
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and not settled(store, self.feeder.fed):
+        while time.monotonic() < deadline and not self.drained():
             self.gateway.cycle()
             time.sleep(0.1)
-        for _ in range(3):  # the last deletes and our own 999s
-            self.gateway.cycle()
-            time.sleep(0.2)
 
     def problems(self) -> list[str]:
         assert self.gateway is not None and self.feeder is not None
@@ -300,7 +309,7 @@ REPORTED_AS = {
     "stall past timeout on rename": "timed out",
     "stall past timeout on listing": "timed out",
     "file still growing": "not complete yet",
-    "server restarts": "state paused",
+    "server restarts": "connect failed",
 }
 
 
