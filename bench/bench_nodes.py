@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import random
 import signal
@@ -29,6 +30,7 @@ from tests.exactly_once import drop, eligibility
 from tests.store_fixtures import postgres_base_url, postgres_schema
 
 X12GW = Path(sys.executable).with_name("x12gw")
+logging.getLogger("paramiko.transport").setLevel(logging.CRITICAL)  # peers hanging up are not news here
 ENV = {**os.environ, "X12GW_MEMBER_HASH_KEY": "bench-nodes-key-0123456789abcdef"}
 
 
