@@ -14,7 +14,12 @@ from dataclasses import dataclass
 from transactions.build271 import VERSION_271, build_271_body
 from transactions.build278resp import VERSION_278_RESPONSE, build_278_response_body
 from transactions.decisions import EligibilityAnswer, ReviewDecision
-from transactions.enveloping import GroupHeader, InterchangeHeader, TransactionBody, build_interchange
+from transactions.enveloping import (
+    InterchangeHeader,
+    TransactionBody,
+    build_interchange,
+    functional_groups,
+)
 from transactions.models import EligibilityInquiry, ServiceReviewRequest
 from transactions.outbound import OutboundBatch
 from transactions.segment import Delimiters
@@ -77,17 +82,14 @@ def build_response_interchange(
             else response.request.trace_number
         )
         assigned.append((trace, number))
-    present = [(fid, sets) for fid, sets in bodies.items() if sets]
-    if len(group_controls) < len(present):
-        raise ValueError("one group control number per response type present")
-    versions = {"HB": VERSION_271, "HI": VERSION_278_RESPONSE}
-    groups = [
-        (
-            GroupHeader(fid, application_sender, application_receiver, ctl, versions[fid], header.timestamp),
-            sets,
-        )
-        for (fid, sets), ctl in zip(present, group_controls, strict=False)
-    ]
+    groups = functional_groups(
+        bodies,
+        {"HB": VERSION_271, "HI": VERSION_278_RESPONSE},
+        group_controls,
+        application_sender=application_sender,
+        application_receiver=application_receiver,
+        timestamp=header.timestamp,
+    )
     data = build_interchange(header, groups, delimiters or Delimiters(), newline=newline)
     return OutboundBatch(
         data, header.control_number, tuple(g.control_number for g, _ in groups), tuple(assigned)

@@ -141,6 +141,26 @@ def interchange_segments(
     yield seg("IEA", str(len(groups)), f"{header.control_number:09d}")
 
 
+def functional_groups(
+    bodies: dict[str, list[TransactionBody]],
+    versions: dict[str, str],
+    group_controls: Sequence[int],
+    *,
+    application_sender: str,
+    application_receiver: str,
+    timestamp: datetime,
+) -> list[tuple[GroupHeader, Sequence[TransactionBody]]]:
+    """One group per functional id that has transaction sets (in ``bodies`` order), numbered from
+    ``group_controls``."""
+    present = [(fid, sets) for fid, sets in bodies.items() if sets]
+    if len(group_controls) < len(present):
+        raise ValueError("one group control number per functional group present")
+    return [
+        (GroupHeader(fid, application_sender, application_receiver, ctl, versions[fid], timestamp), sets)
+        for (fid, sets), ctl in zip(present, group_controls, strict=False)
+    ]
+
+
 def build_interchange(
     header: InterchangeHeader,
     groups: Sequence[tuple[GroupHeader, Sequence[TransactionBody]]],

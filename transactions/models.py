@@ -36,6 +36,15 @@ def _need(cond: bool, message: str, name: str) -> None:
         raise RequestError(message, field=name)
 
 
+def _check_request(trace_number: str, trace_assigner: str, subscriber: Person) -> None:
+    """What every request needs whatever its kind: a TRN02-safe trace, a 10-character TRN03, a member id."""
+    _need(
+        bool(re.fullmatch(r"[A-Za-z0-9-]{1,50}", trace_number)), "1-50 letters/digits/dashes", "trace_number"
+    )
+    _need(len(trace_assigner) == 10, "must be exactly 10 characters (TRN03)", "trace_assigner")
+    _need(bool(subscriber.member_id), "required for the subscriber", "subscriber.member_id")
+
+
 @dataclass(frozen=True, slots=True)
 class Address:
     line1: str
@@ -135,13 +144,7 @@ class EligibilityInquiry:
     trace_assigner: str = "9999999999"
 
     def __post_init__(self) -> None:
-        _need(
-            bool(re.fullmatch(r"[A-Za-z0-9-]{1,50}", self.trace_number)),
-            "1-50 letters/digits/dashes",
-            "trace_number",
-        )
-        _need(len(self.trace_assigner) == 10, "must be exactly 10 characters (TRN03)", "trace_assigner")
-        _need(bool(self.subscriber.member_id), "required for the subscriber", "subscriber.member_id")
+        _check_request(self.trace_number, self.trace_assigner, self.subscriber)
         _need(
             bool(self.service_types) or self.procedure is not None,
             "give service_types or procedure",
@@ -241,13 +244,7 @@ class ServiceReviewRequest:
     trace_assigner: str = "9999999999"
 
     def __post_init__(self) -> None:
-        _need(
-            bool(re.fullmatch(r"[A-Za-z0-9-]{1,50}", self.trace_number)),
-            "1-50 letters/digits/dashes",
-            "trace_number",
-        )
-        _need(len(self.trace_assigner) == 10, "must be exactly 10 characters (TRN03)", "trace_assigner")
-        _need(bool(self.subscriber.member_id), "required for the subscriber", "subscriber.member_id")
+        _check_request(self.trace_number, self.trace_assigner, self.subscriber)
         _need(bool(self.diagnoses), "at least one diagnosis", "diagnoses")
         _need(len(self.diagnoses) <= 12, "at most 12 diagnoses", "diagnoses")
         admitting = [d for d in self.diagnoses[1:] if d.admitting]

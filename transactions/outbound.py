@@ -7,7 +7,12 @@ from dataclasses import dataclass
 
 from transactions.build270 import VERSION_270, build_270_body
 from transactions.build278 import VERSION_278, build_278_body
-from transactions.enveloping import GroupHeader, InterchangeHeader, TransactionBody, build_interchange
+from transactions.enveloping import (
+    InterchangeHeader,
+    TransactionBody,
+    build_interchange,
+    functional_groups,
+)
 from transactions.models import EligibilityInquiry, ServiceReviewRequest
 from transactions.segment import Delimiters
 
@@ -52,17 +57,14 @@ def build_request_interchange(
                 TransactionBody("278", number, VERSION_278, build_278_body(req, header.timestamp))
             )
         assigned.append((req.trace_number, number))
-    present = [(fid, sets) for fid, sets in bodies.items() if sets]
-    if len(group_controls) < len(present):
-        raise ValueError("one group control number per request type present")
-    versions = {"HS": VERSION_270, "HI": VERSION_278}
-    groups = [
-        (
-            GroupHeader(fid, application_sender, application_receiver, ctl, versions[fid], header.timestamp),
-            sets,
-        )
-        for (fid, sets), ctl in zip(present, group_controls, strict=False)
-    ]
+    groups = functional_groups(
+        bodies,
+        {"HS": VERSION_270, "HI": VERSION_278},
+        group_controls,
+        application_sender=application_sender,
+        application_receiver=application_receiver,
+        timestamp=header.timestamp,
+    )
     data = build_interchange(header, groups, d, newline=newline)
     return OutboundBatch(
         data, header.control_number, tuple(g.control_number for g, _ in groups), tuple(assigned)
