@@ -20,10 +20,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO
 
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import Table, func, insert, or_, select, update
 
 from gateway.errors import ConfigError, StoreError
-from gateway.store import Store
+from gateway.store import Store, Tx
 from gateway.store import schema as s
 
 
@@ -36,6 +36,8 @@ class NodeInfo:
     last_seen: datetime
     stopped_at: datetime | None
     leases: tuple[str, ...]
+    claimed_requests: int  # requests it is batching right now
+    claimed_files: int  # files it is processing right now
 
 
 def is_sqlite(url: str) -> bool:
@@ -156,11 +158,22 @@ def release_lease(store: Store, name: str, owner: str, now: datetime) -> None:
         )
 
 
+def _claims_by_owner(tx: Tx, table: Table, state: str) -> dict[str, int]:
+    stmt = (
+        select(table.c.lease_owner, func.count())
+        .where(table.c.state == state, table.c.lease_owner.is_not(None))
+        .group_by(table.c.lease_owner)
+    )
+    return {str(owner): int(count) for owner, count in tx.conn.execute(stmt).all()}
+
+
 def list_nodes(store: Store, now: datetime) -> list[NodeInfo]:
     """Every registered node with the leases it currently holds, most recently seen first."""
     with store.read() as tx:
         nodes = tx.conn.execute(select(s.nodes).order_by(s.nodes.c.last_seen.desc())).all()
         held = tx.conn.execute(select(s.leases).where(s.leases.c.until > now)).all()
+        claimed_requests = _claims_by_owner(tx, s.requests, "batching")
+        claimed_files = _claims_by_owner(tx, s.files, "processing")
     by_owner: dict[str, list[str]] = {}
     for lease in held:
         by_owner.setdefault(lease.owner, []).append(lease.name)
@@ -173,6 +186,8 @@ def list_nodes(store: Store, now: datetime) -> list[NodeInfo]:
             n.last_seen,
             n.stopped_at,
             tuple(sorted(by_owner.get(n.node_id, []))),
+            claimed_requests.get(n.node_id, 0),
+            claimed_files.get(n.node_id, 0),
         )
         for n in nodes
     ]

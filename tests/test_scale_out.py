@@ -108,6 +108,20 @@ def test_three_nodes_exactly_once_with_one_killed(tmp_path: Path) -> None:
             codes = [p.wait(timeout=60) for p in (procs[0], procs[2])]
             sim.stop()
         assert codes == [0, 0]
+        nodes = subprocess.run(
+            [str(X12GW), "nodes", "--config", str(config_path), "--json"],
+            capture_output=True,
+            check=True,
+            env=ENV,
+            cwd=base,
+            timeout=60,
+        )
+        listed = json.loads(nodes.stdout)
+        assert listed["database"] == "postgresql"
+        assert len(listed["nodes"]) == 3
+        assert sum(1 for n in listed["nodes"] if n["stopped_at"] is not None) == 2, (
+            "the killed node never stopped"
+        )
         try:
             problems = audit(store, load_config(config_path).folders, sim.root, feeder.fed)
             claims = _node_of_claims(store)

@@ -44,6 +44,8 @@ def run(args: argparse.Namespace) -> int:
             "last_seen": n.last_seen.isoformat(),
             "stopped_at": n.stopped_at.isoformat() if n.stopped_at else None,
             "leases": list(n.leases),
+            "claimed_requests": n.claimed_requests,
+            "claimed_files": n.claimed_files,
         }
         for n in nodes
     ]
@@ -57,6 +59,6 @@ def run(args: argparse.Namespace) -> int:
         for n in nodes:
             live_now = n.stopped_at is None and now - n.last_seen <= live
             state = "live" if live_now else ("stopped" if n.stopped_at else "silent")
-            held = ", ".join(n.leases) or "-"
+            held = ", ".join([*n.leases, f"{n.claimed_requests} req", f"{n.claimed_files} files"])
             print(f"{n.node_id:30} {state:8} last seen {n.last_seen.isoformat()[:19]}  {held}")
     return 0 if rows else 1
