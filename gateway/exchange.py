@@ -142,18 +142,23 @@ def upload_one(ctx: Context, partner: PartnerConfig, client: SftpClient, row: Fi
     )
 
 
-def _clear_staging(ctx: Context) -> None:
+def _staging(ctx: Context, partner: PartnerConfig) -> Path:
+    """The partner's download staging folder (one node at a time exchanges with a partner)."""
+    return ensure_dir(ctx.config.folders.work / "downloads" / partner.name)
+
+
+def _clear_staging(ctx: Context, partner: PartnerConfig) -> None:
     """Remove what interrupted downloads left in the staging folder. Nothing there is recorded yet
     (a file is recorded only after its staged copy went into the payload store and was removed), and
     the remote copy is deleted only after the record, so every such file is simply fetched again."""
-    staging = ensure_dir(ctx.config.folders.work / "downloads")
+    staging = _staging(ctx, partner)
     with io_errors("clear", staging):
         for leftover in [p for p in staging.iterdir() if p.is_file()]:
             leftover.unlink(missing_ok=True)
 
 
 def download_all(ctx: Context, partner: PartnerConfig, client: SftpClient) -> int:
-    _clear_staging(ctx)
+    _clear_staging(ctx, partner)
     listing = _retry(ctx, partner, lambda: client.scan(partner.download_dir), "list")
     for bad in listing.rejected:
         ctx.log.warning("remote file refused", partner=partner.name, name=bad.display, reason=bad.reason)
@@ -204,7 +209,7 @@ def download_one(  # noqa: PLR0917 - mirrors the listing entry's fields
     """Fetch one remote file unless already recorded; then clean up remotely. True when new."""
     known = _known(ctx, partner, name, size)
     if known is None:
-        staging = ensure_dir(ctx.config.folders.work / "downloads")
+        staging = _staging(ctx, partner)
         result = _retry(
             ctx, partner, lambda: client.download(partner.download_dir, name, staging), "download"
         )

@@ -120,13 +120,18 @@ def sha256_file(path: Path) -> tuple[str, int]:
 
 
 def move(src: Path, dest_dir: Path, name: str | None = None) -> Path:
-    """Rename ``src`` into ``dest_dir`` (same filesystem), never overwriting: a clash gets a suffix."""
+    """Rename ``src`` into ``dest_dir`` (same filesystem), never overwriting: a clash gets a suffix.
+
+    The moved file becomes owner-only: it may be a billing system's file, written with any mode.
+    """
     ensure_dir(dest_dir)
     target = dest_dir / (name or src.name)
     if target.exists():
         target = dest_dir / f"{target.stem}.{secrets.token_hex(3)}{target.suffix}"
     with io_errors("move", src):
         src.rename(target)
+        if target.is_file() and not target.is_symlink():
+            target.chmod(FILE_MODE)
         fsync_dir(dest_dir)
     return target
 

@@ -23,10 +23,14 @@ from mappings.correlate import ResponseKey, SentRequest, correlate
 from mappings.mapper import MappingRules, Record, map_set
 from mappings.records import AuthorizationRecord, EligibilityResult
 from transactions.acks import AckEnvelope, GroupAck, InterchangeAck, build_999, build_ta1, parse_acks
+from transactions.errors import X12GatewayError
 from transactions.findings import InterchangeReport
 from transactions.jsonform import to_dict
 from transactions.validation import Options, ValidatedSet, Validation, validate_detailed
 
+# Plain Python errors a hostile file can still trigger (e.g. undecodable bytes reaching the database);
+# project errors (store, disk) are not here: those are retried, not blamed on the file.
+_UNEXPECTED = (ValueError, TypeError, LookupError, AttributeError, ArithmeticError, RecursionError)
 ANSWERS = {"271": "270", "278resp": "278"}
 
 
@@ -36,6 +40,11 @@ class Outcome:
     unmatched: int = 0
     acks_applied: int = 0
     records: int = 0
+
+
+def _control(text: str, default: int) -> int:
+    """A received control number as an int; ``default`` unless 1-9 ASCII digits (as X12 allows)."""
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 9 else default
 
 
 def _our_id(ctx: Context) -> str:
@@ -49,7 +58,10 @@ def process_file(ctx: Context, row: FileRow, rules: MappingRules) -> str:
     validation = validate_detailed(data, Options(keep_placed=True))
     if validation.report.fatal or not validation.report.interchanges:
         return _quarantine(ctx, row, validation.report.fatal or "no interchange in the file")
-    acks = parse_acks(data) if _has_acks(validation) else None
+    try:
+        acks = parse_acks(data) if _has_acks(validation) else None
+    except X12GatewayError as exc:  # validation recovered from the damage; applying acks cannot
+        return _quarantine(ctx, row, f"acknowledgment not readable: {exc}")
     mapped = _map_all(validation, rules)
     outgoing = _our_acks(ctx, partner, validation) if partner.send_acks else []
     outcome = Outcome()
@@ -169,7 +181,7 @@ def _record_envelopes(tx: Tx, row: FileRow, validation: Validation) -> None:
     for ic in validation.report.interchanges:
         ic_row = tx.record_interchange(
             file_id=row.id,
-            control_number=int(ic.control_number) if ic.control_number.isdigit() else 0,
+            control_number=_control(ic.control_number, 0),
             sender=f"{ic.sender_qualifier}:{ic.sender}",
             receiver=f"{ic.receiver_qualifier}:{ic.receiver}",
             ack_status=ic.ta1.ack_code if ic.ta1 else None,
@@ -177,7 +189,7 @@ def _record_envelopes(tx: Tx, row: FileRow, validation: Validation) -> None:
         for g in ic.groups:
             g_row = tx.record_group(
                 interchange_id=ic_row.id,
-                control_number=int(g.control_number) if g.control_number.isdigit() else 0,
+                control_number=_control(g.control_number, 0),
                 functional_id=g.functional_id,
                 version=g.version,
                 ack_status=g.ack_code,
@@ -286,9 +298,7 @@ def _apply_acks(
     applied = 0
     ours = _our_id(ctx)
     for ta1 in interchanges:
-        for ic in tx.find_interchanges(
-            int(ta1.interchange_control) if ta1.interchange_control.isdigit() else -1, sender=ours
-        ):
+        for ic in tx.find_interchanges(_control(ta1.interchange_control, -1), sender=ours):
             tx.set_ack_status("interchange", ic.id, ta1.ack_code)
             _file_acknowledged(tx, ic.file_id, ta1.ack_code)
             applied += 1
@@ -333,9 +343,10 @@ def _file_acknowledged(tx: Tx, file_id: int, code: str) -> None:
 
 
 def _our_group(tx: Tx, ga: GroupAck, ours: str) -> Any:
-    if not ga.group_control.isdigit():
+    control = _control(ga.group_control, -1)
+    if control < 0:
         return None
-    for g in tx.find_groups(int(ga.group_control)):
+    for g in tx.find_groups(control):
         if g.functional_id == ga.functional_id and tx.get_interchange(g.interchange_id).sender == ours:
             return g
     return None
@@ -383,5 +394,8 @@ def process_downloaded(ctx: Context, rules: MappingRules) -> int:
             )
         if not rows:
             return done
-        process_file(ctx, rows[0], rules)
+        try:
+            process_file(ctx, rows[0], rules)
+        except _UNEXPECTED as exc:  # hostile content must not stall the stage: set the file aside
+            _quarantine(ctx, rows[0], f"file could not be processed ({type(exc).__name__})")
         done += 1

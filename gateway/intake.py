@@ -8,6 +8,7 @@ so :func:`recover` can finish whatever a crash interrupted without losing or dup
 from __future__ import annotations
 
 import json
+import unicodedata
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from pathlib import Path
@@ -39,6 +40,10 @@ class Parsed:
     file_error: str | None = None
 
 
+# Input that trips a parser into a plain Python error; the message is not shown (it may quote data).
+_PARSER_BUGS = (TypeError, ValueError, LookupError, AttributeError, ArithmeticError, RecursionError)
+
+
 def parse_inbox_bytes(data: bytes, name: str) -> Parsed:
     """Requests in a JSON, CSV or X12 file; format by content (X12 starts with ISA) or extension."""
     out = Parsed()
@@ -56,6 +61,10 @@ def parse_inbox_bytes(data: bytes, name: str) -> Parsed:
         out.file_error = str(exc)
     except UnicodeDecodeError:
         out.file_error = "file is not UTF-8 text"
+    except _PARSER_BUGS as exc:  # a parser bug must quarantine the file, not stall the inbox
+        out.requests.clear()
+        out.errors.clear()
+        out.file_error = f"file could not be read as requests ({type(exc).__name__})"
     if not out.requests and not out.errors and out.file_error is None:
         out.file_error = "file holds no request"
     return out
@@ -64,8 +73,27 @@ def parse_inbox_bytes(data: bytes, name: str) -> Parsed:
 def _take(out: Parsed, item: Request | RequestError, index: int) -> None:
     if isinstance(item, RequestError):
         out.errors.append({"index": index, "field": item.field, "reason": item.reason})
+    elif (where := _unstorable(request_to_obj(item))) is not None:
+        out.errors.append({"index": index, "field": where, "reason": UNSTORABLE})
     else:
         out.requests.append((item, item.trace_number))
+
+
+UNSTORABLE = "contains a control character or invalid Unicode (a lone surrogate)"
+
+
+def _unstorable(value: Any, path: str = "") -> str | None:
+    """Path of the first text holding a control character or lone surrogate, or None. JSON allows both
+    (as escapes), but no database column, hash or X12 element can carry them."""
+    if isinstance(value, str):
+        bad = any(unicodedata.category(c) in ("Cc", "Cs") for c in value)
+        return (path or "request") if bad else None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        found = _unstorable(item, f"{path}.{key}" if path else str(key))
+        if found is not None:
+            return found
+    return None
 
 
 def _parse_x12(data: bytes, out: Parsed) -> None:
@@ -100,7 +128,7 @@ def _parse_x12(data: bytes, out: Parsed) -> None:
                     body = vs.segments[1:-1]
                     try:
                         req: Request = read_270(body) if s.map == "270" else read_278_request(body)
-                        out.requests.append((req, req.trace_number))
+                        _take(out, req, index)
                     except (RequestError, ValueError) as exc:
                         reason = exc.reason if isinstance(exc, RequestError) else "unreadable request"
                         out.errors.append(
@@ -292,7 +320,8 @@ def _settle(ctx: Context, file_id: int, name: str, state: str, reason: dict[str,
     if state in ("accepted", "partially_accepted"):
         if state == "partially_accepted":
             with io_errors("copy to quarantine", work):
-                (ctx.config.folders.quarantine / f"{file_id}__{name}").write_bytes(work.read_bytes())
+                copy = work.read_bytes()
+            atomic_write(ctx.config.folders.quarantine / f"{file_id}__{name}", copy)
         move(work, ctx.config.folders.archive)
     else:
         move(work, ctx.config.folders.quarantine)

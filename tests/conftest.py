@@ -55,7 +55,9 @@ def _redacting_formatter() -> logging.Formatter:
     """The formatter ``configure_logging`` installs (JSON, redaction for stdlib records), borrowed."""
     configure_logging(json=True, level="INFO", stream=io.StringIO())
     root = logging.getLogger()
-    formatter = next(h.formatter for h in reversed(root.handlers) if isinstance(h.formatter, ProcessorFormatter))
+    formatter = next(
+        h.formatter for h in reversed(root.handlers) if isinstance(h.formatter, ProcessorFormatter)
+    )
     reset_logging()
     return formatter
 

@@ -165,6 +165,16 @@ def settled(store: Store, refs: list[str] | dict[str, str]) -> bool:
     return all(ref in rows and rows[ref][0]["state"] not in OPEN_STATES for ref in refs)
 
 
+def drained(store: Store, clearinghouse: Path, refs: list[str] | dict[str, str]) -> bool:
+    """Settled, every clearinghouse file collected, and every file of ours (acks too) sent."""
+    if any(not p.name.startswith(".") for p in (clearinghouse / "outbound").iterdir()):
+        return False
+    with store.read() as tx:
+        if any(tx.list_files(state=s, direction="out") for s in ("queued", "uploading", "renaming")):
+            return False
+    return settled(store, refs)
+
+
 def requests_by_reference(store: Store) -> dict[str, list[dict[str, Any]]]:
     out: dict[str, list[dict[str, Any]]] = {}
     with store.read() as tx:
@@ -223,8 +233,19 @@ def audit(
     store: Store, folders: Any, clearinghouse: Path, fed: dict[str, str], sender: str = "X12GATEWAY"
 ) -> list[str]:
     """Everything that breaks exactly-once, as readable lines (no PHI: references and numbers only)."""
-    problems: list[str] = []
     rows = requests_by_reference(store)
+    trackings = {found[0]["tracking"] for found in rows.values() if found}
+    return [
+        *_request_problems(rows, fed),
+        *_clearinghouse_problems(clearinghouse, sender, trackings),
+        *_response_problems(store, fed),
+        *_folder_problems(folders, clearinghouse, trackings),
+    ]
+
+
+def _request_problems(rows: dict[str, list[dict[str, Any]]], fed: dict[str, str]) -> list[str]:
+    """One request per reference, in its final state, with the expected history and no repeats."""
+    problems: list[str] = []
     if set(rows) != set(fed):
         problems.append(f"requests for unknown or missing references: {sorted(set(rows) ^ set(fed))[:10]}")
     for ref, kind in fed.items():
@@ -240,28 +261,40 @@ def audit(
             problems.append(f"{ref} ({kind}): state history {row['history']}")
         if row["auth_events"] != EXPECTED_AUTH_EVENTS[kind]:
             problems.append(f"{ref} ({kind}): authorization events {row['auth_events']}")
-    trackings = {found[0]["tracking"] for found in rows.values() if found}
+    return problems
 
+
+def _clearinghouse_problems(clearinghouse: Path, sender: str, trackings: set[str]) -> list[str]:
+    """Each request received exactly once; no ISA13, GS06 or ST02 of ours used twice."""
+    problems: list[str] = []
     traces, controls = _received_controls(clearinghouse, sender)
-    for tracking in trackings:
-        if traces[tracking] != 1:
-            problems.append(f"{tracking}: received {traces[tracking]} times by the clearinghouse")
+    problems += [f"{t}: received {traces[t]} times by the clearinghouse" for t in trackings if traces[t] != 1]
     if set(traces) - trackings:
         problems.append(f"clearinghouse received unknown trackings {sorted(set(traces) - trackings)[:5]}")
     for kind, counter in controls.items():
         reused = [c for c, n in counter.items() if n > 1]
         if reused:
             problems.append(f"{kind} used more than once: {sorted(reused)[:10]}")
+    return problems
 
+
+def _response_problems(store: Store, fed: dict[str, str]) -> list[str]:
+    """Each response set recorded once, and as many as the requests called for."""
+    problems: list[str] = []
     responses = _response_sets(store)
     doubled = [k for k, n in responses.items() if n > 1]
     if doubled:
         problems.append(f"response sets recorded more than once: {doubled[:5]}")
-    expected_responses = sum(len(EXPECTED_HISTORY[k]) for k in fed.values())
+    expected = sum(len(EXPECTED_HISTORY[k]) for k in fed.values())
     got = sum(1 for (_, _, set_id) in responses if set_id in ("271", "278"))
-    if got != expected_responses:
-        problems.append(f"{got} response sets recorded, {expected_responses} expected")
+    if got != expected:
+        problems.append(f"{got} response sets recorded, {expected} expected")
+    return problems
 
+
+def _folder_problems(folders: Any, clearinghouse: Path, trackings: set[str]) -> list[str]:
+    """One result file per request, saying answered; the work folder empty; nothing left uncollected."""
+    problems: list[str] = []
     outbox = folders.outbox
     results = sorted(p.name for p in outbox.iterdir() if p.suffix == ".json" and not p.name.startswith("."))
     if results != sorted(f"{t}.json" for t in trackings):

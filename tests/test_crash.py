@@ -28,7 +28,7 @@ from gateway.keys import ensure_key, public_line
 from gateway.sim import ClearinghouseSimulator
 from gateway.store import Store
 from tests.e2e_harness import config_text, start_simulator
-from tests.exactly_once import Feeder, audit, settled
+from tests.exactly_once import Feeder, audit, drained
 
 X12GW = Path(sys.executable).with_name("x12gw")
 CI_KILLS = 25
@@ -103,9 +103,7 @@ def world(tmp_path: Path, phi_log_dir: Path) -> Iterator[CrashWorld]:
     base.mkdir()
     config_path = base / "gateway.toml"
     config_path.write_text(
-        config_text(
-            port=sim.port, host_key_line=sim.host_key_line, key_file=keys / "client", remote_root=""
-        )
+        config_text(port=sim.port, host_key_line=sim.host_key_line, key_file=keys / "client", remote_root="")
     )
     log = phi_log_dir / f"crash-{tmp_path.name}.log"
     rng = random.Random()
@@ -160,10 +158,9 @@ def _finish(world: CrashWorld) -> Store:
     store = Store.open(config.database_url())
     try:
         deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and not settled(store, world.feeder.fed):
+        while time.monotonic() < deadline and not drained(store, world.sim.root, world.feeder.fed):
             assert proc.poll() is None, "the gateway exited on its own"
             time.sleep(0.3)
-        time.sleep(1.5)  # let the last 999s we owe the clearinghouse go out before stopping
     finally:
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=30)
@@ -183,9 +180,16 @@ def _crash_run(world: CrashWorld, kills: int) -> None:
         problems = audit(store, config.folders, world.sim.root, world.feeder.fed)
     finally:
         store.close()
-    spread = ", ".join(f"{event} x{n}" for event, n in world.last_events.most_common())
-    print(f"seed {seed}: {kills} kills, {len(world.feeder.fed)} requests; last events: {spread}")
-    assert not problems, f"seed {seed} (replay with X12GW_CRASH_SEED={seed}):\n" + "\n".join(problems)
+    summary = {
+        "event": "crash test summary",
+        "seed": seed,
+        "kills": kills,
+        "requests": len(world.feeder.fed),
+        "last_event_before_kill": dict(world.last_events.most_common()),
+    }
+    with world.log.open("a") as out:  # kept beside the gateway's own log lines
+        out.write(json.dumps(summary) + "\n")
+    assert not problems, f"{summary} (replay with X12GW_CRASH_SEED={seed}):\n" + "\n".join(problems)
 
 
 def test_sigkill_at_random_moments_is_exactly_once(world: CrashWorld) -> None:

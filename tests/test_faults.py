@@ -29,7 +29,7 @@ from gateway.runner import Gateway, open_context
 from gateway.sftp_server import FaultContext, SftpFaults
 from gateway.sim import ClearinghouseSimulator
 from tests.e2e_harness import config_text, scenario
-from tests.exactly_once import Feeder, audit, settled
+from tests.exactly_once import Feeder, audit, drained
 
 TIMEOUT = 1.0  # the partner's timeout_seconds in these tests: a stall of 1.5 s is "past the timeout"
 
@@ -55,6 +55,16 @@ def _drop(ctx: FaultContext, _world: FaultWorld) -> int:
 
 def _stall(ctx: FaultContext, _world: FaultWorld) -> None:
     ctx.session.stall(TIMEOUT * 1.5)  # the operation then runs anyway: its reply is lost
+
+
+def _rename_then_take(ctx: FaultContext, world: FaultWorld) -> int:
+    """Do the rename, let the clearinghouse take the file at once, and lose the reply."""
+    root = world.clearinghouse
+    (root / ctx.path.lstrip("/")).rename(root / ctx.dest.lstrip("/"))
+    assert world.sim is not None
+    world.sim.poll_once()
+    ctx.session.drop()
+    return SFTP_FAILURE
 
 
 def _grow(ctx: FaultContext, world: FaultWorld) -> None:
@@ -94,6 +104,11 @@ FAULTS: dict[str, Fault] = {
             "stall past timeout on rename",
             lambda c: c.op == "posix_rename" and c.path.startswith("/inbound/"),
             _stall,
+        ),
+        Fault(
+            "rename reply lost, file taken at once",
+            lambda c: c.op == "posix_rename" and c.path.startswith("/inbound/"),
+            _rename_then_take,
         ),
         Fault("stall past timeout on listing", lambda c: c.op == "list", _stall),
         Fault(
@@ -218,17 +233,9 @@ class FaultWorld:
         self.faults.remaining["file still growing"] += 1
 
     def drained(self) -> bool:
-        """Every request settled, every clearinghouse file collected, every file of ours sent."""
         assert self.gateway is not None
         assert self.feeder is not None
-        store = self.gateway.ctx.store
-        outbound = self.clearinghouse / "outbound"
-        if any(not p.name.startswith(".") for p in outbound.iterdir()):
-            return False
-        with store.read() as tx:
-            if any(tx.list_files(state=s, direction="out") for s in ("queued", "uploading", "renaming")):
-                return False
-        return settled(store, self.feeder.fed)
+        return drained(self.gateway.ctx.store, self.clearinghouse, self.feeder.fed)
 
     def run_until_settled(self, timeout: float = 60.0) -> None:
         assert self.gateway is not None
@@ -238,7 +245,8 @@ class FaultWorld:
             time.sleep(0.1)
 
     def problems(self) -> list[str]:
-        assert self.gateway is not None and self.feeder is not None
+        assert self.gateway is not None
+        assert self.feeder is not None
         ctx = self.gateway.ctx
         return audit(ctx.store, ctx.config.folders, self.clearinghouse, self.feeder.fed)
 
@@ -249,7 +257,13 @@ class FaultWorld:
             f"{e.get('event')} {e.get('operation', '')} {e.get('error', '')} {e.get('reason', '')}"
             for e in self.log.events
             if e.get("event")
-            in ("retrying", "partner exchange failed", "partner paused", "remote file not complete yet")
+            in (
+                "retrying",
+                "partner exchange failed",
+                "partner paused",
+                "remote file not complete yet",
+                "upload had finished before an interruption",
+            )
         ]
         with self.gateway.ctx.store.read() as tx:
             changes = tx.list_state_changes(entity_type="partner", limit=100)
@@ -307,6 +321,7 @@ REPORTED_AS = {
     "permission denied on upload": "ermission denied",
     "permission denied on delete": "ermission denied",
     "stall past timeout on rename": "timed out",
+    "rename reply lost, file taken at once": "upload had finished before an interruption",
     "stall past timeout on listing": "timed out",
     "file still growing": "not complete yet",
     "server restarts": "connect failed",
@@ -336,7 +351,8 @@ def test_every_fault_at_random_is_still_exactly_once(make_world: Callable[..., F
     kinds = [k for k in FAULTS if k != "file still growing"]
     faults = [Fault(f.kind, f.matches, f.act, times=3) for f in (FAULTS[k] for k in kinds)]
     world = make_world(faults, chance=0.3, seed=seed)
-    assert world.feeder is not None and world.gateway is not None
+    assert world.feeder is not None
+    assert world.gateway is not None
     world.feeder.feed(4)
     for _ in range(4):
         world.gateway.cycle()

@@ -184,7 +184,7 @@ class InterchangeAck:
 
 
 def _int(text: str) -> int:
-    return int(text) if text.isdigit() else 0
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 18 else 0
 
 
 def _parse_999(body: Iterable[Segment], ic: Interchange, st_control: str) -> Iterator[GroupAck]:

@@ -173,7 +173,8 @@ def _group_report(group: _Group, ge: Segment | None, seen_groups: Sequence[str])
     else:
         if ge.get(2) != gs.get(6):
             codes.append("4")
-        declared = int(ge.get(1)) if ge.get(1).isdigit() else None
+        count = ge.get(1)  # ASCII digits only: "²".isdigit() is true, and int() refuses > 4300 digits
+        declared = int(count) if count.isascii() and count.isdigit() and len(count) <= 18 else None
         if declared != len(group.sets):
             codes.append("5")
     if not gs.get(6).isdigit():

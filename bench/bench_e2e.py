@@ -1,0 +1,111 @@
+"""End to end: N eligibility requests (default 10,000) dropped into the inbox at once, through a real
+`x12gw run` process, the clearinghouse simulator on loopback SFTP, and back to one result file per
+request in the outbox. Prints the total time, requests/s, p50/p95/max latency per request (drop to
+result file) and the gateway process's peak RSS.
+
+    python bench/bench_e2e.py [--requests 10000] [--per-file 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from gateway.keys import ensure_key, public_line
+from tests.e2e_harness import config_text, start_simulator
+from tests.exactly_once import csv_batch, drop
+
+X12GW = Path(sys.executable).with_name("x12gw")
+
+
+def peak_rss_mib(pid: int) -> float:
+    """VmHWM of a running process: its peak resident set so far."""
+    with open(f"/proc/{pid}/status", encoding="ascii") as fh:  # noqa: PTH123
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def feed(inbox: Path, requests: int, per_file: int) -> None:
+    for start in range(0, requests, per_file):
+        rows = [(f"E2E-{n:06d}", f"ZZM8{n:08d}") for n in range(start, min(requests, start + per_file))]
+        drop(inbox, f"batch-{start // per_file:05d}.csv", csv_batch(rows))
+
+
+def run(requests: int, per_file: int, base: Path) -> None:
+    logging.getLogger().setLevel(logging.WARNING)  # the simulator narrates every file at INFO
+    logging.getLogger("paramiko").setLevel(logging.CRITICAL)  # peers hanging up are not news here
+    keys = base / "keys"
+    ensure_key(keys / "client")
+    sim = start_simulator(base / "clearinghouse", ensure_key(keys / "host"), public_line(keys / "client"))
+    gw = base / "gw"
+    gw.mkdir()
+    config = gw / "gateway.toml"
+    config.write_text(
+        config_text(
+            port=sim.port, host_key_line=sim.host_key_line, key_file=keys / "client", remote_root=""
+        ).replace("timeout_seconds = 5", "timeout_seconds = 60")
+        + "\n[outbox]\ncsv_summary = false\n[timeouts]\nresponse_overdue_minutes_270 = 600\n"
+    )
+    outbox = gw / "outbox"
+    argv = [str(X12GW)] if X12GW.exists() else [sys.executable, "-m", "gateway.cli"]
+    log = (base / "gateway.log").open("wb")
+    t0 = time.time()
+    feed(gw / "inbox", requests, per_file)
+    proc = subprocess.Popen(
+        [*argv, "run", "--config", str(config), "--interval", "0.1", "--json-logs"],
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+        cwd=gw,
+    )
+    peak = 0.0
+    done = 0
+    try:
+        while done < requests:
+            time.sleep(0.5)
+            if proc.poll() is not None:
+                raise SystemExit(f"the gateway exited ({proc.returncode}); see {base / 'gateway.log'}")
+            peak = max(peak, peak_rss_mib(proc.pid))
+            done = sum(1 for p in outbox.iterdir() if p.suffix == ".json") if outbox.exists() else 0
+        peak = max(peak, peak_rss_mib(proc.pid))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+        sim.stop()
+        log.close()
+    results = [p for p in outbox.iterdir() if p.suffix == ".json"]
+    latencies = sorted(p.stat().st_mtime - t0 for p in results)
+    answered = sum(1 for p in results if json.loads(p.read_text())["state"] == "answered")
+    total = latencies[-1]
+    q = statistics.quantiles(latencies, n=100)
+    print(
+        f"e2e  {requests:,} eligibility requests ({per_file}/file), {answered:,} answered: "
+        f"total {total:.1f} s, {requests / total:,.0f} requests/s, latency p50 {q[49]:.1f} s, "
+        f"p95 {q[94]:.1f} s, max {total:.1f} s; gateway peak RSS {peak:.0f} MiB"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--requests", type=int, default=10_000)
+    parser.add_argument("--per-file", type=int, default=100)
+    args = parser.parse_args()
+    os.environ.setdefault("X12GW_MEMBER_HASH_KEY", "bench-member-hash-key-0123456789")
+    with tempfile.TemporaryDirectory(prefix="x12gw-bench-e2e-") as tmp:
+        run(args.requests, args.per_file, Path(tmp))
+
+
+if __name__ == "__main__":
+    main()

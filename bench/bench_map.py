@@ -1,0 +1,155 @@
+"""Inbound throughput: validate + map 20 MB batches of 271 and 278 responses (what the gateway does with
+every downloaded file) beside pyx12's own x12n_document (what x12valid runs) on the same file in the same
+run, each in a fresh process so peak RSS is its own; and request building: 270s and 278s per second.
+
+    python bench/bench_map.py [--mb 20] [--build 5000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import logging
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.corpus import ROOT, WHEN, batch_271, inquiry
+from bench.measure import measure
+from transactions.envelope import read_interchanges
+from transactions.enveloping import GroupHeader, InterchangeHeader, TransactionBody, build_interchange
+from transactions.writer import serialize
+
+SCRATCH = Path(tempfile.gettempdir()) / "x12gw-bench"
+SAMPLE_278RESP = ROOT / "sample_edi" / "responses" / "278resp-A1-certified.x12"
+SAMPLE_278REQ = ROOT / "sample_edi" / "requests" / "278-outpatient-mri.json"
+
+
+def batch_278resp(target_bytes: int) -> bytes:
+    """One interchange repeating a certified 278 response set (the sample) with fresh ST numbers."""
+    ic = read_interchanges(SAMPLE_278RESP.read_bytes())[0]
+    tset = next(ic.transaction_sets())
+    size = len(serialize(tset.body, ic.delimiters, newline="\n")) + 60
+    count = max(1, target_bytes // size)
+    sets = [TransactionBody("278", i + 1, tset.version, tset.body) for i in range(count)]
+    header = InterchangeHeader("ZZ", "BENCHSENDER", "ZZ", "BENCHRECEIVER", 1, WHEN)
+    group = GroupHeader("HI", "BENCHSENDER", "BENCHRECEIVER", 1, tset.version, WHEN)
+    return build_interchange(header, [(group, sets)], ic.delimiters, newline="\n")
+
+
+def validate_and_map(path: str) -> tuple[int, int, int]:
+    """(transaction sets, segments, records) as the gateway's inbound stage gets them."""
+    from mappings.mapper import default_rules, map_set  # noqa: PLC0415 - imported in the measured process
+    from transactions.validation import Options, validate_detailed  # noqa: PLC0415
+
+    rules = default_rules()
+    with open(path, "rb") as fh:  # noqa: PTH123 - a benchmark reads its scratch file directly
+        validation = validate_detailed(iter(lambda: fh.read(1 << 20), b""), Options(keep_placed=True))
+    by_offset = {s.report.offset: s for s in validation.sets}
+    sets = segments = records = 0
+    for ic in validation.report.interchanges:
+        for g in ic.groups:
+            for s in g.sets:
+                sets += 1
+                segments += s.segment_count
+                if s.accepted:
+                    records += len(map_set(by_offset[s.offset], ic.control_number, g.control_number, rules))
+    return sets, segments, records
+
+
+def validate_only(path: str) -> tuple[int, int, int]:
+    from transactions.validation import validate  # noqa: PLC0415
+
+    with open(path, "rb") as fh:  # noqa: PTH123
+        report = validate(iter(lambda: fh.read(1 << 20), b""))
+    sets = [s for i in report.interchanges for g in i.groups for s in g.sets]
+    return len(sets), sum(s.segment_count for s in sets), 0
+
+
+def pyx12_x12valid(path: str, map_dir: str) -> tuple[int, int, int]:
+    import pyx12.params  # noqa: PLC0415
+    import pyx12.x12n_document  # noqa: PLC0415
+
+    logging.getLogger("pyx12").setLevel(logging.CRITICAL)
+    ok = pyx12.x12n_document.x12n_document(
+        pyx12.params.params(), path, io.StringIO(), None, None, None, map_path=map_dir
+    )
+    return int(ok), 0, 0
+
+
+def build_rates(count: int) -> tuple[float, float]:
+    """270s and 278s built (into one interchange each) per second."""
+    from transactions.build270 import VERSION_270, build_270_body  # noqa: PLC0415
+    from transactions.build278 import build_278_body  # noqa: PLC0415
+    from transactions.requests_json import request_from_obj  # noqa: PLC0415
+    from transactions.segment import Delimiters  # noqa: PLC0415
+
+    header = InterchangeHeader("ZZ", "S", "ZZ", "R", 1, WHEN)
+    start = time.perf_counter()
+    sets = [
+        TransactionBody("270", i + 1, VERSION_270, build_270_body(inquiry(i), WHEN)) for i in range(count)
+    ]
+    build_interchange(header, [(GroupHeader("HS", "S", "R", 1, VERSION_270, WHEN), sets)], Delimiters())
+    rate_270 = count / (time.perf_counter() - start)
+    base = request_from_obj(json.loads(SAMPLE_278REQ.read_text()))
+    requests = [replace(base, trace_number=f"BENCH-{i:08d}") for i in range(count)]
+    start = time.perf_counter()
+    version = "005010X217"
+    sets = [TransactionBody("278", i + 1, version, build_278_body(r, WHEN)) for i, r in enumerate(requests)]  # type: ignore[arg-type]
+    build_interchange(header, [(GroupHeader("HI", "S", "R", 1, version, WHEN), sets)], Delimiters())
+    rate_278 = count / (time.perf_counter() - start)
+    return rate_270, rate_278
+
+
+def scratch_file(name: str, make: object, mb: float) -> Path:
+    path = SCRATCH / f"{name}-{mb:g}mb.x12"
+    if not path.exists():
+        path.write_bytes(make(int(mb * 1e6)))  # type: ignore[operator]
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--mb", type=float, default=20.0)
+    parser.add_argument("--build", type=int, default=5000)
+    args = parser.parse_args()
+    SCRATCH.mkdir(exist_ok=True)
+    from gateway.mapdir import assemble_map_dir  # noqa: PLC0415
+
+    map_dir = str(assemble_map_dir(SCRATCH / "mapdir"))
+    files = {
+        "271": scratch_file("map-271", batch_271, args.mb),
+        "278resp": scratch_file("map-278resp", batch_278resp, args.mb),
+    }
+    head = f"{'file':8} {'what':26} {'MB':>6} {'seconds':>8} {'MB/s':>6} {'sets/s':>8} {'peak RSS':>9}"
+    print(head)
+    for kind, path in files.items():
+        size = path.stat().st_size / 1e6
+        t_map, rss_map, (sets, segs, records) = measure(validate_and_map, str(path))
+        t_val, rss_val, _ = measure(validate_only, str(path))
+        t_pyx, rss_pyx, _ = measure(pyx12_x12valid, str(path), map_dir)
+        for name, seconds, rss in (
+            ("x12-gateway validate+map", t_map, rss_map),
+            ("x12-gateway validate", t_val, rss_val),
+            ("pyx12 x12valid", t_pyx, rss_pyx),
+        ):
+            print(
+                f"{kind:8} {name:26} {size:6.1f} {seconds:8.2f} {size / seconds:6.2f} "
+                f"{sets / seconds:8,.0f} {rss:6.0f} MiB"
+            )
+        print(
+            f"{kind:8} ratio validate+map / pyx12 time {t_map / t_pyx:.2f}x, validate / pyx12 "
+            f"{t_val / t_pyx:.2f}x ({sets:,} sets, {segs:,} segments, {records:,} records)"
+        )
+    t = measure(build_rates, args.build)
+    rate_270, rate_278 = t[2]
+    print(f"build    {args.build:,} each: {rate_270:,.0f} 270s/s, {rate_278:,.0f} 278s/s")
+
+
+if __name__ == "__main__":
+    main()
