@@ -9,7 +9,7 @@ truncated data) is reported as ``fatal`` or as a TA1 023 on the interchange it c
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -58,7 +58,7 @@ class ValidatedSet:
 class _Group:
     start: env.GroupStart
     sets: list[SetReport] = field(default_factory=list)
-    control_numbers: list[str] = field(default_factory=list)
+    control_numbers: set[str] = field(default_factory=set)  # a set: membership per set must stay O(1)
 
 
 def _isa_checks(isa: Segment, opts: Options) -> list[str]:
@@ -105,7 +105,7 @@ def _select_map(gs: Segment, tset: env.TransactionSet, opts: Options) -> tuple[M
     return entry, entry.warning if entry else None
 
 
-def _set_codes(tset: env.TransactionSet, gs: Segment, seen: Sequence[str]) -> list[str]:
+def _set_codes(tset: env.TransactionSet, gs: Segment, seen: Collection[str]) -> list[str]:
     codes: list[str] = []
     st = tset.st
     if not st.get(1).isdigit() or len(st.get(1)) != 3:
@@ -127,7 +127,7 @@ def _set_codes(tset: env.TransactionSet, gs: Segment, seen: Sequence[str]) -> li
 
 
 def validate_set(
-    tset: env.TransactionSet, gs: Segment, d: Delimiters, seen: Sequence[str], opts: Options
+    tset: env.TransactionSet, gs: Segment, d: Delimiters, seen: Collection[str], opts: Options
 ) -> ValidatedSet:
     """Verdict for one transaction set: envelope codes plus the IG walk."""
     codes = _set_codes(tset, gs, seen)
@@ -232,7 +232,7 @@ class _Validator:
             tset, self.group.start.gs, self.start.delimiters, self.group.control_numbers, self.opts
         )
         self.group.sets.append(validated.report)
-        self.group.control_numbers.append(tset.control_number)
+        self.group.control_numbers.add(tset.control_number)
         if self.keep_sets:
             self.sets.append(validated)
 
