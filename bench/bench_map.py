@@ -12,20 +12,18 @@ import io
 import json
 import logging
 import sys
-import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.corpus import ROOT, WHEN, batch_271, inquiry
+from bench.corpus import ROOT, SCRATCH, WHEN, batch_271, inquiry, scratch_file
 from bench.measure import measure
 from transactions.envelope import read_interchanges
 from transactions.enveloping import GroupHeader, InterchangeHeader, TransactionBody, build_interchange
 from transactions.writer import serialize
 
-SCRATCH = Path(tempfile.gettempdir()) / "x12gw-bench"
 SAMPLE_278RESP = ROOT / "sample_edi" / "responses" / "278resp-A1-certified.x12"
 SAMPLE_278REQ = ROOT / "sample_edi" / "requests" / "278-outpatient-mri.json"
 
@@ -104,13 +102,6 @@ def build_rates(count: int) -> tuple[float, float]:
     build_interchange(header, [(GroupHeader("HI", "S", "R", 1, version, WHEN), sets)], Delimiters())
     rate_278 = count / (time.perf_counter() - start)
     return rate_270, rate_278
-
-
-def scratch_file(name: str, make: object, mb: float) -> Path:
-    path = SCRATCH / f"{name}-{mb:g}mb.x12"
-    if not path.exists():
-        path.write_bytes(make(int(mb * 1e6)))  # type: ignore[operator]
-    return path
 
 
 def main() -> None:

@@ -10,17 +10,15 @@ import argparse
 import io
 import logging
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.corpus import ROOT, batch_270, batch_271
+from bench.corpus import ROOT, SCRATCH, batch_270, batch_271, scratch_file
 from bench.measure import measure
 from transactions.envelope import read_interchanges
 from transactions.enveloping import GroupHeader, InterchangeHeader, TransactionBody, build_interchange
 
-SCRATCH = Path(tempfile.gettempdir()) / "x12gw-bench"
 PUBLIC_837 = ROOT / "tests" / "public_x12" / "837p" / "kputnam-stupidedi__commercial-health-insurance.edi"
 
 
@@ -58,13 +56,6 @@ def datetime_of(_: object) -> object:
     from bench.corpus import WHEN  # noqa: PLC0415
 
     return WHEN
-
-
-def scratch_file(name: str, make: object, mb: float) -> Path:
-    path = SCRATCH / f"{name}-{mb:g}mb.x12"
-    if not path.exists():
-        path.write_bytes(make(int(mb * 1e6)))  # type: ignore[operator]
-    return path
 
 
 def main() -> None:

@@ -3,6 +3,8 @@ the public TR3 examples, written to a scratch folder."""
 
 from __future__ import annotations
 
+import tempfile
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -53,3 +55,15 @@ def _envelope(fid: str, version: str, sets: list[TransactionBody], d: Delimiters
     header = InterchangeHeader("ZZ", "BENCHSENDER", "ZZ", "BENCHRECEIVER", 1, WHEN)
     group = GroupHeader(fid, "BENCHSENDER", "BENCHRECEIVER", 1, version, WHEN)
     return build_interchange(header, [(group, sets)], d or Delimiters(), newline="\n")
+
+
+SCRATCH = Path(tempfile.gettempdir()) / "x12gw-bench"
+
+
+def scratch_file(name: str, make: Callable[[int], bytes], mb: float) -> Path:
+    """A generated benchmark input, made once and reused by later runs."""
+    SCRATCH.mkdir(exist_ok=True)
+    path = SCRATCH / f"{name}-{mb:g}mb.x12"
+    if not path.exists():
+        path.write_bytes(make(int(mb * 1e6)))
+    return path
