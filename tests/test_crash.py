@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from gateway.config import load_config
+from gateway.fsutil import remove_stale_temp_files
 from gateway.keys import ensure_key, public_line
 from gateway.sim import ClearinghouseSimulator
 from gateway.store import Store
@@ -154,9 +155,11 @@ def _kill_loop(world: CrashWorld, kills: int, rng: random.Random) -> None:
 def _finish(world: CrashWorld) -> Store:
     """One last run without kills until everything is settled, then a clean SIGTERM stop."""
     config = load_config(world.config_path)
+    offset = world.log_size()
     proc = world.start()
     store = Store.open(config.database_url())
     try:
+        assert world.wait_for_start(proc, offset), "the gateway did not start"
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline and not drained(store, world.sim.root, world.feeder.fed):
             assert proc.poll() is None, "the gateway exited on its own"
@@ -201,3 +204,22 @@ def test_sigkill_at_random_moments_is_exactly_once(world: CrashWorld) -> None:
 def test_sigkill_two_hundred_times_is_exactly_once(world: CrashWorld) -> None:
     """The same with 200 kills (run with ``pytest -m slow``)."""
     _crash_run(world, SLOW_KILLS)
+
+
+def test_temporary_files_left_by_a_killed_write_are_swept_once_old(tmp_path: Path) -> None:
+    """A kill inside atomic_write leaves '.NAME.<hex>.tmp'; old ones are removed, fresh ones (a live
+    writer's) and every other name are kept."""
+    outbox = tmp_path / "outbox"
+    (outbox / "ab").mkdir(parents=True)
+    old = [outbox / ".GW-1.json.0a1b2c3d.tmp", outbox / "ab" / ".abcdef.9f8e7d6c.tmp"]
+    fresh = outbox / ".GW-2.json.11223344.tmp"
+    others = [outbox / "GW-3.json", outbox / ".GW-4.json.notahex.tmp", outbox / "note.tmp"]
+    for path in [*old, fresh, *others]:
+        path.write_text("x")
+    now = time.time()
+    for path in [*old, *others]:
+        os.utime(path, (now - 3600, now - 3600))
+    assert remove_stale_temp_files(outbox, now=now, older_than=600) == 2
+    assert not any(p.exists() for p in old)
+    assert fresh.exists()
+    assert all(p.exists() for p in others)

@@ -93,7 +93,7 @@ def test_three_nodes_exactly_once_with_one_killed(tmp_path: Path) -> None:
         procs = [_start(config_path, log, base) for log in logs]
         store = Store.open(url)
         try:
-            deadline = time.monotonic() + 240
+            deadline = time.monotonic() + 600  # generous: CI machines are small and shared
             while time.monotonic() < deadline and _answered(store) < REQUESTS // 4:
                 time.sleep(0.5)
             procs[1].send_signal(signal.SIGKILL)  # one node dies in the middle of the run
