@@ -92,6 +92,13 @@ class Gateway:
                 "stage failed; will retry next cycle", stage=name, error=str(exc), disk_full=disk_full
             )
             return 0
+        except Exception as exc:  # noqa: BLE001 - a bug in one stage must not crash-loop the whole gateway
+            summary.errors += 1
+            # the type only: the message of an unexpected error may quote data
+            self.ctx.log.error(
+                "stage failed unexpectedly; will retry next cycle", stage=name, error=type(exc).__name__
+            )
+            return 0
 
     def cycle(self) -> CycleSummary:
         s = CycleSummary()
