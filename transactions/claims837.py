@@ -201,7 +201,7 @@ class _Walk:
             self.close_line()
             number = seg.get(1)
             self.line = {
-                "number": int(number) if number.isdigit() else 0,
+                "number": int(number) if number.isascii() and number.isdigit() and len(number) <= 6 else 0,
                 "where": f"CLM {claim.claim_id} LX {number}",
             }
         elif self.line is not None:

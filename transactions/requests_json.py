@@ -25,7 +25,7 @@ def request_from_obj(obj: Any, path: str = "") -> Request:
         raise RequestError("expected an object", field=path or "request")
     body = dict(obj)
     kind = body.pop("type", None)
-    if kind not in TYPES:
+    if not isinstance(kind, str) or kind not in TYPES:
         raise RequestError('"type" must be "270" or "278"', field=f"{path}.type" if path else "type")
     return from_dict(TYPES[kind], body, path)
 
