@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.corpus import WHEN, batch_270, inquiry
 from bench.measure import measure
 from transactions.build270 import VERSION_270, build_270_body
-from transactions.enveloping import GroupHeader, InterchangeHeader, TransactionBody, build_interchange
+from transactions.envelope_writer import GroupHeader, InterchangeHeader, TransactionBody, build_interchange
 from transactions.reader import SegmentReader
 from transactions.segment import Delimiters
 

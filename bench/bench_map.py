@@ -20,8 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.corpus import ROOT, SCRATCH, WHEN, batch_271, inquiry, scratch_file
 from bench.measure import measure
-from transactions.envelope import read_interchanges
-from transactions.enveloping import GroupHeader, InterchangeHeader, TransactionBody, build_interchange
+from transactions.envelope_reader import read_interchanges
+from transactions.envelope_writer import GroupHeader, InterchangeHeader, TransactionBody, build_interchange
 from transactions.writer import serialize
 
 SAMPLE_278RESP = ROOT / "sample_edi" / "responses" / "278resp-A1-certified.x12"
@@ -110,7 +110,7 @@ def main() -> None:
     parser.add_argument("--build", type=int, default=5000)
     args = parser.parse_args()
     SCRATCH.mkdir(exist_ok=True)
-    from gateway.mapdir import assemble_map_dir  # noqa: PLC0415
+    from gateway.runtime.mapdir import assemble_map_dir  # noqa: PLC0415
 
     map_dir = str(assemble_map_dir(SCRATCH / "mapdir"))
     files = {

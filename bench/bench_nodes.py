@@ -23,8 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from gateway.keys import ensure_key, public_line
 from gateway.store import Store
+from gateway.transport.keys import ensure_key, public_line
 from tests.e2e_harness import config_text, start_simulator
 from tests.exactly_once import drop, eligibility
 from tests.store_fixtures import postgres_base_url, postgres_schema

@@ -16,8 +16,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.corpus import ROOT, SCRATCH, batch_270, batch_271, scratch_file
 from bench.measure import measure
-from transactions.envelope import read_interchanges
-from transactions.enveloping import GroupHeader, InterchangeHeader, TransactionBody, build_interchange
+from transactions.envelope_reader import read_interchanges
+from transactions.envelope_writer import GroupHeader, InterchangeHeader, TransactionBody, build_interchange
 
 PUBLIC_837 = ROOT / "tests" / "public_x12" / "837p" / "kputnam-stupidedi__commercial-health-insurance.edi"
 
@@ -63,7 +63,7 @@ def main() -> None:
     parser.add_argument("--mb", type=float, default=20.0)
     args = parser.parse_args()
     SCRATCH.mkdir(exist_ok=True)
-    from gateway.mapdir import assemble_map_dir  # noqa: PLC0415
+    from gateway.runtime.mapdir import assemble_map_dir  # noqa: PLC0415
 
     map_dir = str(assemble_map_dir(SCRATCH / "mapdir"))
     files = {

@@ -9,8 +9,8 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from transactions.build270 import VERSION_270, build_270_body
-from transactions.envelope import read_interchanges
-from transactions.enveloping import GroupHeader, InterchangeHeader, TransactionBody, build_interchange
+from transactions.envelope_reader import read_interchanges
+from transactions.envelope_writer import GroupHeader, InterchangeHeader, TransactionBody, build_interchange
 from transactions.models import DateRange, EligibilityInquiry, Payer, Person, Provider
 from transactions.segment import Delimiters
 from transactions.writer import serialize

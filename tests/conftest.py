@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 from structlog.stdlib import ProcessorFormatter
 
-from gateway.logsetup import configure_logging, reset_logging
+from gateway.runtime.logsetup import configure_logging, reset_logging
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_EDI = ROOT / "sample_edi"

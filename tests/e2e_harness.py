@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gateway.config import GatewayConfig, parse_config
-from gateway.context import Context
-from gateway.runner import Gateway, open_context
-from gateway.sim import ClearinghouseSimulator
-from gateway.sim_scenario import Scenario
-from transactions.envelope import read_interchanges
+from gateway.runtime.config import GatewayConfig, parse_config
+from gateway.runtime.context import Context
+from gateway.runtime.runner import Gateway, open_context
+from payersim.scenario import Scenario
+from payersim.simulator import ClearinghouseSimulator
+from transactions.envelope_reader import read_interchanges
 
 ROOT = Path(__file__).resolve().parent.parent
 REQUESTS = ROOT / "sample_edi" / "requests"

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.store import Store
-from transactions.envelope import Interchange, read_interchanges
+from transactions.envelope_reader import Interchange, read_interchanges
 
 ROOT = Path(__file__).resolve().parent.parent
 REQUESTS = ROOT / "sample_edi" / "requests"

@@ -22,7 +22,7 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from gateway.sftp_server import SftpServer
+from payersim.sftp_server import SftpServer
 from tests.sftp_support import (
     KEY_KINDS,
     SFTP_PASSWORD,

@@ -21,8 +21,8 @@ from cryptography.hazmat.primitives.serialization import (
     PublicFormat,
 )
 
-from gateway.sftp import SftpEndpoint
-from gateway.sftp_server import FaultContext, SftpFaults, SftpServer
+from gateway.transport.sftp import SftpEndpoint
+from payersim.sftp_server import FaultContext, SftpFaults, SftpServer
 
 SFTP_PASSWORD = "correct horse battery staple"  # noqa: S105 - a throwaway test password
 KEY_KINDS = ("ed25519", "ecdsa", "rsa")

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.strategies import delimiters, inquiries, review_requests
-from transactions.enveloping import InterchangeHeader
+from transactions.envelope_writer import InterchangeHeader
 from transactions.findings import ValidationReport
 from transactions.models import EligibilityInquiry, ServiceReviewRequest
 from transactions.outbound import build_request_interchange

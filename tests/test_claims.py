@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 
 from gateway.cli import claims_cmd
-from gateway.config import parse_config
 from gateway.errors import StoreError
+from gateway.runtime.config import parse_config
 from gateway.store import Store, hash_member_id
-from mappings.claims import (
+from policy.claims import (
     KINDS,
     Authorization,
     AuthorizedService,
@@ -28,9 +28,9 @@ from mappings.claims import (
     check_claims,
     check_line,
 )
-from mappings.precert import PrecertDecision, Service, decide, parse_rules
+from policy.precert import PrecertDecision, Service, decide, parse_rules
 from transactions.claims837 import Claim, ClaimLine, parse_claims_document, read_837p
-from transactions.enveloping import GroupHeader, InterchangeHeader, TransactionBody, build_interchange
+from transactions.envelope_writer import GroupHeader, InterchangeHeader, TransactionBody, build_interchange
 from transactions.errors import RequestError
 from transactions.models import DateRange, Procedure
 from transactions.segment import Delimiters, Segment, seg

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from gateway.cli import claims_cmd
-from gateway.keys import ensure_key, public_line
-from gateway.sim import ClearinghouseSimulator
+from gateway.transport.keys import ensure_key, public_line
+from payersim.simulator import ClearinghouseSimulator
 from tests.e2e_harness import Harness, config_text, make_harness, start_simulator
 from tests.test_claims import build_837p
 

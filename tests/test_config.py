@@ -16,8 +16,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from gateway import logsetup
-from gateway.config import (
+from gateway.errors import ConfigError
+from gateway.runtime import logsetup
+from gateway.runtime.config import (
     CONFIG_ENV,
     MEMBER_HASH_KEY_FILE,
     SCHEMA,
@@ -28,7 +29,6 @@ from gateway.config import (
     load_config,
     parse_config,
 )
-from gateway.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "config" / "gateway.example.toml"

@@ -23,11 +23,11 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config import load_config
-from gateway.fsutil import remove_stale_temp_files
-from gateway.keys import ensure_key, public_line
-from gateway.sim import ClearinghouseSimulator
+from gateway.runtime.config import load_config
+from gateway.runtime.fsutil import remove_stale_temp_files
 from gateway.store import Store
+from gateway.transport.keys import ensure_key, public_line
+from payersim.simulator import ClearinghouseSimulator
 from tests.e2e_harness import config_text, start_simulator
 from tests.exactly_once import Feeder, audit, drained
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.keys import ensure_key, public_line
-from gateway.sim import ClearinghouseSimulator
+from gateway.transport.keys import ensure_key, public_line
+from payersim.simulator import ClearinghouseSimulator
 from tests.e2e_harness import Harness, make_harness, start_simulator
 from tests.sftp_support import SftpTarget, public_line_of
 

@@ -2,7 +2,7 @@
 fails renames, refuses permission, stalls past the timeout, shows a file that is still being written,
 and restarts. The gateway still delivers everything exactly once, and reports every fault.
 
-Faults come from a hook on the simulator's SFTP server (``gateway.sftp_server.SftpFaults``): each
+Faults come from a hook on the simulator's SFTP server (``payersim.sftp_server.SftpFaults``): each
 planned fault fires on the first operations that match it, then the server behaves again.
 """
 
@@ -23,11 +23,11 @@ from typing import Any
 import pytest
 from paramiko.sftp import SFTP_FAILURE, SFTP_PERMISSION_DENIED
 
-from gateway.config import parse_config
-from gateway.keys import ensure_key, public_line
-from gateway.runner import Gateway, open_context
-from gateway.sftp_server import FaultContext, SftpFaults
-from gateway.sim import ClearinghouseSimulator
+from gateway.runtime.config import parse_config
+from gateway.runtime.runner import Gateway, open_context
+from gateway.transport.keys import ensure_key, public_line
+from payersim.sftp_server import FaultContext, SftpFaults
+from payersim.simulator import ClearinghouseSimulator
 from tests.e2e_harness import config_text, scenario
 from tests.exactly_once import Feeder, audit, drained
 

@@ -17,18 +17,18 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway import batching, inbound, intake
-from gateway.config import parse_config
-from gateway.context import Context
-from gateway.keys import ensure_key, public_line
-from gateway.runner import load_mapping_rules, open_context
-from gateway.sim_scenario import Scenario, eligibility_answer
+from gateway.runtime.config import parse_config
+from gateway.runtime.context import Context
+from gateway.runtime.runner import load_mapping_rules, open_context
+from gateway.stages import batching, inbound, intake
+from gateway.transport.keys import ensure_key, public_line
 from mappings.mapper import default_rules, map_set
+from payersim.build_responses import EligibilityResponse, build_response_interchange
+from payersim.scenario import Scenario, eligibility_answer
 from tests.e2e_harness import config_text
 from tests.exactly_once import csv_batch, eligibility, review
 from transactions.acks import AckEnvelope, build_999, parse_acks
-from transactions.build_responses import EligibilityResponse, build_response_interchange
-from transactions.enveloping import InterchangeHeader
+from transactions.envelope_writer import InterchangeHeader
 from transactions.errors import X12GatewayError
 from transactions.validation import Options, validate, validate_detailed
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from gateway import batching, intake
-from gateway.config import parse_config
-from gateway.context import Context
-from gateway.runner import open_context
+from gateway.runtime.config import parse_config
+from gateway.runtime.context import Context
+from gateway.runtime.runner import open_context
+from gateway.stages import batching, intake
 from tests.e2e_harness import REQUESTS, config_text
 from tests.sftp_support import new_host_key_line, write_private_key
 from tests.x12text import built
@@ -110,7 +110,7 @@ def test_unreadable_file_is_quarantined_with_reason(ctx: Context) -> None:
 def test_half_claimed_file_is_finished_after_a_crash(ctx: Context) -> None:
     """A file recorded as 'claiming' but never moved (crash) is claimed and processed on recovery."""
     path = _drop(ctx, "270-subscriber.json", (REQUESTS / "270-subscriber.json").read_bytes())
-    from gateway.fsutil import sha256_file  # noqa: PLC0415
+    from gateway.runtime.fsutil import sha256_file  # noqa: PLC0415
 
     sha, size = sha256_file(path)
     with ctx.store.begin() as tx:

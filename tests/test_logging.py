@@ -12,7 +12,7 @@ import pytest
 import structlog
 
 from gateway.errors import ConfigError
-from gateway.logsetup import (
+from gateway.runtime.logsetup import (
     REDACTED,
     configure_logging,
     get_logger,

@@ -10,10 +10,10 @@ from hypothesis import given, settings
 from gateway.cli.map_cmd import map_bytes
 from mappings.mapper import default_rules
 from mappings.records import AuthorizationRecord, EligibilityResult
+from payersim.build_responses import EligibilityResponse, ReviewResponse, build_response_interchange
 from tests.strategies import inquiries, review_requests
-from transactions.build_responses import EligibilityResponse, ReviewResponse, build_response_interchange
 from transactions.decisions import Benefit, EligibilityAnswer, ReviewDecision
-from transactions.enveloping import InterchangeHeader
+from transactions.envelope_writer import InterchangeHeader
 from transactions.models import EligibilityInquiry, ServiceReviewRequest
 
 WHEN = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)

@@ -25,15 +25,15 @@ from typing import Any
 
 import pytest
 
-from gateway import batching, exchange, intake
 from gateway.cli import auth_cmd, log_cmd, ops_cmd
-from gateway.keys import ensure_key, public_line
 from gateway.operators.masking import mask_date, mask_elements, mask_id, mask_name
 from gateway.operators.session import os_user
 from gateway.operators.timespec import parse_duration, parse_time
-from gateway.sftp import SftpClient
-from gateway.sim import ClearinghouseSimulator
-from gateway.sim_scenario import Scenario
+from gateway.stages import batching, exchange, intake
+from gateway.transport.keys import ensure_key, public_line
+from gateway.transport.sftp import SftpClient
+from payersim.scenario import Scenario
+from payersim.simulator import ClearinghouseSimulator
 from tests.e2e_harness import REQUESTS, SCENARIO, Harness, config_text, make_harness
 from transactions.errors import X12GatewayError
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.logsetup import get_logger
+from gateway.runtime.logsetup import get_logger
 from tests.exactly_once import CANARY_BIRTH_DATE
 
 ROOT = Path(__file__).resolve().parent.parent

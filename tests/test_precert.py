@@ -15,14 +15,15 @@ from typing import Any
 
 import pytest
 
-from gateway import deadlines, intake
 from gateway.cli import precert_cmd
-from gateway.config import GatewayConfig, parse_config
-from gateway.context import Context
 from gateway.errors import ConfigError
-from gateway.runner import open_context
+from gateway.runtime.config import GatewayConfig, parse_config
+from gateway.runtime.context import Context
+from gateway.runtime.runner import open_context
+from gateway.stages import deadlines, intake
 from gateway.store import Store, hash_member_id
-from mappings.precert import (
+from mappings.records import AuthorizationRequirement
+from policy.precert import (
     EMPTY_RULES,
     CodeSet,
     Evidence,
@@ -37,7 +38,6 @@ from mappings.precert import (
     is_expedited,
     parse_rules,
 )
-from mappings.records import AuthorizationRequirement
 from transactions.requests_json import request_from_obj
 
 ROOT = Path(__file__).resolve().parent.parent

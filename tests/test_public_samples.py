@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import public_files
-from transactions.envelope import read_interchanges
+from transactions.envelope_reader import read_interchanges
 from transactions.reader import SegmentReader, iter_segments
 from transactions.writer import serialize
 

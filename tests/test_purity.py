@@ -1,4 +1,5 @@
-"""The pure core (transactions/, mappings/) imports no I/O, network, database, clock or logging module."""
+"""The pure core (transactions/, mappings/, policy/) imports no I/O, network, database, clock or
+logging module, and no production package imports the payer side (payersim/)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ BANNED_MODULES = {
     "sqlite3",
     "psycopg",
     "gateway",
+    "payersim",
     "urllib",
     "http",
 }
@@ -33,7 +35,7 @@ BANNED_ATTRS = {("datetime", "now"), ("datetime", "utcnow"), ("date", "today"), 
 
 
 def _core_files() -> list[Path]:
-    return sorted(p for pkg in ("transactions", "mappings") for p in (ROOT / pkg).rglob("*.py"))
+    return sorted(p for pkg in ("transactions", "mappings", "policy") for p in (ROOT / pkg).rglob("*.py"))
 
 
 def _violations(path: Path) -> list[str]:
@@ -71,3 +73,39 @@ def test_the_check_catches_violations(tmp_path: Path) -> None:
         assert len(_violations(bad)) == 3
     finally:
         ROOT = saved
+
+
+# The only production modules allowed to reach the payer side: the commands that start it.
+PAYERSIM_ALLOWED = {"gateway/cli/sim_cmd.py", "gateway/cli/demo_cmd.py"}
+
+
+def _payersim_imports(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.append(node.module)
+    return [n for n in names if n.split(".")[0] == "payersim"]
+
+
+def _production_files() -> list[Path]:
+    pkgs = ("gateway", "transactions", "mappings", "policy")
+    return sorted(p for pkg in pkgs for p in (ROOT / pkg).rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", _production_files(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_production_never_imports_the_payer_side(path: Path) -> None:
+    """Production modules do not import payersim, except the sim and demo commands that start it."""
+    rel = str(path.relative_to(ROOT))
+    if rel in PAYERSIM_ALLOWED:
+        return
+    assert _payersim_imports(path) == []
+
+
+def test_the_payer_side_check_catches_an_import(tmp_path: Path) -> None:
+    """The payer-side scanner flags both import forms (so the test above can fail)."""
+    bad = tmp_path / "bad.py"
+    bad.write_text("import payersim.simulator\nfrom payersim.scenario import Scenario\n")
+    assert _payersim_imports(bad) == ["payersim.simulator", "payersim.scenario"]

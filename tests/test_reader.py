@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from transactions.envelope import read_interchanges
+from transactions.envelope_reader import read_interchanges
 from transactions.errors import DelimiterError, IsaError, NotX12Error, TruncatedError, X12SyntaxError
 from transactions.reader import SegmentReader, iter_segments
 from transactions.segment import Repetition

@@ -15,16 +15,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.conftest import ROOT, SAMPLE_EDI
-from tests.strategies import delimiters, inquiries, review_requests
-from transactions.build271 import build_271_body
-from transactions.build278resp import build_278_response_body
-from transactions.build_responses import (
+from payersim.build271 import build_271_body
+from payersim.build278resp import build_278_response_body
+from payersim.build_responses import (
     EligibilityResponse,
     Response,
     ReviewResponse,
     build_response_interchange,
 )
+from tests.conftest import ROOT, SAMPLE_EDI
+from tests.strategies import delimiters, inquiries, review_requests
 from transactions.decisions import (
     Benefit,
     DecisionError,
@@ -34,8 +34,8 @@ from transactions.decisions import (
     RelatedEntity,
     ReviewDecision,
 )
-from transactions.envelope import read_interchanges
-from transactions.enveloping import InterchangeHeader
+from transactions.envelope_reader import read_interchanges
+from transactions.envelope_writer import InterchangeHeader
 from transactions.findings import ValidationReport
 from transactions.ig_walk import Placed
 from transactions.models import (

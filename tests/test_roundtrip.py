@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from tests.strategies import delimiters, inquiries, review_requests
 from transactions.build270 import read_270
 from transactions.build278 import read_278_request
-from transactions.envelope import read_interchanges
-from transactions.enveloping import InterchangeHeader
+from transactions.envelope_reader import read_interchanges
+from transactions.envelope_writer import InterchangeHeader
 from transactions.models import EligibilityInquiry, ServiceReviewRequest
 from transactions.outbound import build_request_interchange
 from transactions.segment import Delimiters

@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from gateway.config import load_config
-from gateway.keys import ensure_key, public_line
+from gateway.runtime.config import load_config
 from gateway.store import Store
 from gateway.store import schema as s
+from gateway.transport.keys import ensure_key, public_line
 from tests.e2e_harness import config_text, start_simulator
 from tests.exactly_once import Feeder, audit, drop, eligibility, settled
 from tests.store_fixtures import postgres_schema, require_postgres

@@ -23,17 +23,17 @@ from typing import Any
 import paramiko
 import pytest
 
-from gateway import batching, inbound, intake
 from gateway.cli import make_parser
-from gateway.config import parse_config
 from gateway.errors import TransferError
-from gateway.keys import ensure_key, public_line
-from gateway.outbox import write_results
-from gateway.runner import Gateway, load_mapping_rules, open_context
-from gateway.sftp import check_remote_name, remote_name_problem
-from gateway.sftp_server import FaultContext, RootedSftpInterface, SftpFaults, SftpServer
-from gateway.sim import ClearinghouseSimulator
+from gateway.runtime.config import parse_config
+from gateway.runtime.runner import Gateway, load_mapping_rules, open_context
+from gateway.stages import batching, inbound, intake
+from gateway.stages.outbox import write_results
+from gateway.transport.keys import ensure_key, public_line
+from gateway.transport.sftp import check_remote_name, remote_name_problem
 from mappings.mapper import default_rules, with_overrides
+from payersim.sftp_server import FaultContext, RootedSftpInterface, SftpFaults, SftpServer
+from payersim.simulator import ClearinghouseSimulator
 from tests.e2e_harness import config_text, scenario
 from tests.exactly_once import csv_batch, eligibility
 from transactions.errors import X12GatewayError
@@ -511,7 +511,7 @@ def test_secret_values_are_absent_from_gateway_errors(
             port=server.port, host_key_line=server.host_key_line, key_file=keys / "host", remote_root=""
         ).replace(f'key_file = "{keys / "host"}"', 'password_env = "X12GW_TEST_SFTP_PASSWORD"')
         partner = parse_config(tomllib.loads(text), tmp_path).partners[0]
-        from gateway.sftp import SftpClient  # noqa: PLC0415
+        from gateway.transport.sftp import SftpClient  # noqa: PLC0415
 
         with pytest.raises(TransferError) as caught, SftpClient(partner.sftp_endpoint()):
             pass

@@ -13,7 +13,7 @@ import pytest
 from paramiko.sftp import SFTP_FAILURE, SFTP_PERMISSION_DENIED
 
 from gateway.errors import ConfigError, GatewayError, HostKeyError, TransferError
-from gateway.sftp import (
+from gateway.transport.sftp import (
     SftpClient,
     SftpEndpoint,
     check_remote_name,
@@ -21,7 +21,7 @@ from gateway.sftp import (
     remote_name_problem,
     retry,
 )
-from gateway.sftp_server import FaultContext, SftpFaults, SftpServer
+from payersim.sftp_server import FaultContext, SftpFaults, SftpServer
 from tests.sftp_support import KEY_KINDS, SFTP_PASSWORD, SftpTarget, new_host_key_line, write_private_key
 from transactions.errors import X12GatewayError
 

@@ -18,9 +18,14 @@ import paramiko
 import pytest
 
 from gateway.errors import ConfigError
-from gateway.sftp import SftpClient, SftpEndpoint
-from gateway.sim import REMOTE_INBOUND, REMOTE_OUTBOUND, ClearinghouseSimulator
-from gateway.sim_scenario import (
+from gateway.transport.sftp import SftpClient, SftpEndpoint
+from payersim.build_responses import (
+    EligibilityResponse,
+    Response,
+    ReviewResponse,
+    build_response_interchange,
+)
+from payersim.scenario import (
     ELIGIBILITY_OUTCOMES,
     REVIEW_OUTCOMES,
     CodeRange,
@@ -28,17 +33,12 @@ from gateway.sim_scenario import (
     eligibility_answer,
     review_decision,
 )
+from payersim.simulator import REMOTE_INBOUND, REMOTE_OUTBOUND, ClearinghouseSimulator
 from tests.conftest import ROOT, SAMPLE_EDI
 from tests.sftp_support import public_line_of, write_private_key
 from transactions.acks import parse_acks
-from transactions.build_responses import (
-    EligibilityResponse,
-    Response,
-    ReviewResponse,
-    build_response_interchange,
-)
-from transactions.envelope import read_interchanges
-from transactions.enveloping import InterchangeHeader
+from transactions.envelope_reader import read_interchanges
+from transactions.envelope_writer import InterchangeHeader
 from transactions.models import EligibilityInquiry, Person, Procedure, ServiceReviewRequest
 from transactions.outbound import Request, build_request_interchange
 from transactions.requests_json import request_from_obj

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from transactions.envelope import read_interchanges
-from transactions.enveloping import GroupHeader, InterchangeHeader, TransactionBody, build_interchange
+from transactions.envelope_reader import read_interchanges
+from transactions.envelope_writer import GroupHeader, InterchangeHeader, TransactionBody, build_interchange
 from transactions.errors import DelimiterError, X12WriteError
 from transactions.segment import Delimiters, Repetition, seg
 from transactions.writer import format_segment

@@ -20,7 +20,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 
-from transactions.build_responses import (
+from payersim.build_responses import (
     EligibilityResponse,
     Response,
     ReviewResponse,
@@ -36,7 +36,7 @@ from transactions.decisions import (
     RelatedEntity,
     ReviewDecision,
 )
-from transactions.enveloping import InterchangeHeader
+from transactions.envelope_writer import InterchangeHeader
 from transactions.errors import RequestError
 from transactions.models import (
     Attachment,

@@ -12,8 +12,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from transactions.envelope import Interchange, read_interchanges
-from transactions.enveloping import GroupHeader, InterchangeHeader, TransactionBody, build_interchange
+from transactions.envelope_reader import Interchange, read_interchanges
+from transactions.envelope_writer import GroupHeader, InterchangeHeader, TransactionBody, build_interchange
 from transactions.findings import Finding, GroupReport, InterchangeReport, SetReport
 from transactions.segment import Delimiters, Segment, seg
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from transactions.build270 import VERSION_270, build_270_body
 from transactions.build278 import VERSION_278, build_278_body
-from transactions.enveloping import (
+from transactions.envelope_writer import (
     InterchangeHeader,
     TransactionBody,
     build_interchange,

@@ -13,7 +13,7 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from transactions import envelope as env
+from transactions import envelope_reader as env
 from transactions.errors import X12SyntaxError
 from transactions.findings import (
     GROUP_CODES,

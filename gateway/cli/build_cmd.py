@@ -7,7 +7,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from transactions.enveloping import InterchangeHeader
+from transactions.envelope_writer import InterchangeHeader
 from transactions.errors import RequestError
 from transactions.models import EligibilityInquiry
 from transactions.outbound import Request, build_request_interchange

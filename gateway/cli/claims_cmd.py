@@ -23,11 +23,11 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from gateway.cli.validate_cmd import print_report
-from gateway.config import GatewayConfig, load_config
 from gateway.errors import ConfigError
-from gateway.precert_gate import load_rules, member_evidence
+from gateway.runtime.config import GatewayConfig, load_config
+from gateway.stages.precert_gate import load_rules, member_evidence
 from gateway.store import Store, Tx, hash_member_id
-from mappings.claims import (
+from policy.claims import (
     Authorization,
     Candidates,
     LineResult,
@@ -35,7 +35,7 @@ from mappings.claims import (
     authorization_from_record,
     check_claims,
 )
-from mappings.precert import Evidence, PrecertDecision, PrecertRules, Service, decide
+from policy.precert import Evidence, PrecertDecision, PrecertRules, Service, decide
 from transactions.claims837 import Claim, ClaimLine, parse_claims_document, read_837p
 from transactions.errors import RequestError
 from transactions.findings import ValidationReport

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from gateway.demo import run_demo
-from gateway.logsetup import configure_logging
+from gateway.runtime.logsetup import configure_logging
+from payersim.demo import run_demo
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

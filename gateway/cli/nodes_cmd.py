@@ -7,8 +7,8 @@ import json
 import sys
 from datetime import UTC, datetime, timedelta
 
-from gateway.config import load_config
-from gateway.nodes import is_sqlite, list_nodes
+from gateway.runtime.config import load_config
+from gateway.runtime.nodes import is_sqlite, list_nodes
 from gateway.store import Store
 
 

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from transactions.envelope import read_interchanges
+from transactions.envelope_reader import read_interchanges
 from transactions.segment import Element, Segment, components, repetitions
 
 

@@ -15,11 +15,11 @@ import sys
 from datetime import date
 from pathlib import Path
 
-from gateway.config import GatewayConfig, load_config
 from gateway.errors import ConfigError
-from gateway.precert_gate import member_evidence, rules_from_file
+from gateway.runtime.config import GatewayConfig, load_config
+from gateway.stages.precert_gate import member_evidence, rules_from_file
 from gateway.store import Store, hash_member_id
-from mappings.precert import Evidence, PrecertDecision, Service, decide
+from policy.precert import Evidence, PrecertDecision, Service, decide
 from transactions.jsonform import to_dict
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from gateway.config import load_config
-from gateway.logsetup import configure_logging
-from gateway.runner import Gateway, open_context
+from gateway.runtime.config import load_config
+from gateway.runtime.logsetup import configure_logging
+from gateway.runtime.runner import Gateway, open_context
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

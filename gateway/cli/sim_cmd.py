@@ -1,7 +1,7 @@
 """``x12gw sim --root DIR``: run the clearinghouse simulator until SIGINT or SIGTERM.
 
 Prints the listening port and the host key line (to pin in the gateway's partner configuration), then
-answers uploads to ``DIR/inbound`` in ``DIR/outbound`` (see :mod:`gateway.sim`). The host key is read
+answers uploads to ``DIR/inbound`` in ``DIR/outbound`` (see :mod:`payersim.simulator`). The host key is read
 from ``--host-key`` (default ``DIR/.sim/host_key``, which SFTP clients cannot see); when the file does
 not exist a new ed25519 key is generated and saved there with mode 0600, so the pin survives restarts.
 """
@@ -16,10 +16,10 @@ from pathlib import Path
 from types import FrameType
 
 from gateway.errors import ConfigError
-from gateway.keys import ensure_key
-from gateway.logsetup import configure_logging, register_secret
-from gateway.sim import STATE_DIR, ClearinghouseSimulator
-from gateway.sim_scenario import Scenario
+from gateway.runtime.logsetup import configure_logging, register_secret
+from gateway.transport.keys import ensure_key
+from payersim.scenario import Scenario
+from payersim.simulator import STATE_DIR, ClearinghouseSimulator
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gateway.fsutil import atomic_write, ensure_dir, io_errors
 from gateway.operators.session import Session, os_user
+from gateway.runtime.fsutil import atomic_write, ensure_dir, io_errors
 from gateway.store import FileRow, NotFoundError, StaleStateError
 from gateway.store.store import Tx
 

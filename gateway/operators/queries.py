@@ -18,7 +18,7 @@ from gateway.operators.session import Session
 from gateway.operators.views import INBOX, events_json
 from gateway.store import FileRow, RequestRow, StateChange, Tx, hash_member_id
 from gateway.store.store import Direction
-from transactions.envelope import read_interchanges
+from transactions.envelope_reader import read_interchanges
 from transactions.errors import X12GatewayError
 
 PAGE = 200

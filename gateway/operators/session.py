@@ -19,11 +19,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from gateway.config import GatewayConfig, load_config
 from gateway.operators.formatting import Painter, terminal_width, wants_colour
 from gateway.operators.masking import Phi
-from gateway.payloads import PayloadStore
+from gateway.runtime.config import GatewayConfig, load_config
 from gateway.store import Store
+from gateway.store.payloads import PayloadStore
 
 Clock = Callable[[], datetime]
 MAX_AUDIT_ITEMS = 1000

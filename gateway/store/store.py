@@ -1458,7 +1458,7 @@ class Tx:
         return [dict(row._mapping) for row in self.conn.execute(stmt)]
 
     # -- claims ----------------------------------------------------------------------------------
-    # Pre-certification, claim checks and deadline alerts (gateway.precert_gate, gateway.deadlines,
+    # Pre-certification, claim checks and deadline alerts (stages.precert_gate, stages.deadlines,
     # x12gw claims check). Members are found through the requests' member hash, never by member id.
 
     @staticmethod

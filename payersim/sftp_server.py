@@ -39,7 +39,7 @@ from paramiko.common import (
 from paramiko.sftp import SFTP_FAILURE, SFTP_OK, SFTP_PERMISSION_DENIED
 
 from gateway.errors import ConfigError
-from gateway.sftp import SftpEndpoint, parse_public_key, public_key_line
+from gateway.transport.sftp import SftpEndpoint, parse_public_key, public_key_line
 
 OPERATIONS = (
     "connect",

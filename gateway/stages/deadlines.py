@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 
-from gateway.context import Context
-from gateway.precert_gate import load_rules
+from gateway.runtime.context import Context
+from gateway.stages.precert_gate import load_rules
 from gateway.store import AuthorizationRow, RequestRow, Tx
-from mappings.precert import EXPEDITED_LEVELS, PrecertRules, decision_due, is_expedited
+from policy.precert import EXPEDITED_LEVELS, PrecertRules, decision_due, is_expedited
 
 OPEN_STATES = ("new", "queued", "sent", "acknowledged", "pended", "overdue")
 UNDECIDED = frozenset({"pended", "no_decision"})

@@ -8,8 +8,8 @@ import io
 import json
 from typing import Any
 
-from gateway.context import Context
-from gateway.fsutil import atomic_write, ensure_dir
+from gateway.runtime.context import Context
+from gateway.runtime.fsutil import atomic_write, ensure_dir
 from gateway.store import RequestRow, Tx
 
 SUMMARY_COLUMNS = (

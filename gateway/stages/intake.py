@@ -14,10 +14,18 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from gateway.context import Context
-from gateway.fsutil import Candidate, atomic_write, complete_files, ensure_dir, io_errors, move, sha256_file
-from gateway.logsetup import phi_scope
-from gateway.precert_gate import precert_gate
+from gateway.runtime.context import Context
+from gateway.runtime.fsutil import (
+    Candidate,
+    atomic_write,
+    complete_files,
+    ensure_dir,
+    io_errors,
+    move,
+    sha256_file,
+)
+from gateway.runtime.logsetup import phi_scope
+from gateway.stages.precert_gate import precert_gate
 from gateway.store import StaleStateError, hash_member_id
 from transactions.build270 import read_270
 from transactions.build278 import read_278_request

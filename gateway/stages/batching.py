@@ -11,11 +11,11 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from gateway.config import PartnerConfig
-from gateway.context import Context
-from gateway.outbox import write_results
+from gateway.runtime.config import PartnerConfig
+from gateway.runtime.context import Context
+from gateway.stages.outbox import write_results
 from gateway.store import RequestRow, StaleStateError
-from transactions.enveloping import InterchangeHeader
+from transactions.envelope_writer import InterchangeHeader
 from transactions.models import EligibilityInquiry
 from transactions.outbound import OutboundBatch, Request, build_request_interchange
 from transactions.requests_json import request_from_obj

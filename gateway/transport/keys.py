@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 
 from gateway.errors import ConfigError
-from gateway.sftp import load_private_key
+from gateway.transport.sftp import load_private_key
 
 
 def ensure_key(path: Path) -> paramiko.PKey:

@@ -1,6 +1,6 @@
 """Scenarios of the clearinghouse simulator: what the payer answers, read from TOML.
 
-The file format is documented in :mod:`gateway.sim` (and shown in ``sample_edi/scenarios/demo.toml``).
+The file format is documented in :mod:`payersim.simulator` (and shown in ``sample_edi/scenarios/demo.toml``).
 This module holds the frozen scenario model, the rule matching (first matching rule wins, its unset
 fields fall back to ``[defaults]``) and the translation of an outcome name ("active", "partial", ...)
 into the response builders' decisions (:class:`EligibilityAnswer`, :class:`ReviewDecision`). It keeps

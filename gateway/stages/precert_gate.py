@@ -1,7 +1,7 @@
 """The inbox's pre-certification gate: a 278 for services that need no pre-certification is answered
 with a "not required" record instead of being sent, when ``[precert] answer_not_required`` is on.
 
-The decision is pure (``mappings.precert.decide_request`` over the configured rules and the latest
+The decision is pure (``policy.precert.decide_request`` over the configured rules and the latest
 271 of the member from the same payer); this module only loads the rules and evidence and records
 the answer. It runs right after the intake committed the request as ``new`` and before anything
 batches it, so the 278 is either answered locally (request ``not_required``, an authorization record
@@ -16,12 +16,12 @@ import functools
 from pathlib import Path
 from typing import Any
 
-from gateway.config import GatewayConfig
-from gateway.context import Context
 from gateway.errors import ConfigError
-from gateway.outbox import write_results
+from gateway.runtime.config import GatewayConfig
+from gateway.runtime.context import Context
+from gateway.stages.outbox import write_results
 from gateway.store import StaleStateError, Tx, hash_member_id
-from mappings.precert import (
+from policy.precert import (
     EMPTY_RULES,
     Evidence,
     PrecertRuleError,

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime
 
-from transactions.build271 import (
+from payersim.build271 import (
     PAYER_TRACE_ASSIGNER,
     aaa_segments,
     demographics,

@@ -37,8 +37,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from gateway.errors import ConfigError
-from gateway.logsetup import register_secret
-from gateway.sftp import (
+from gateway.runtime.logsetup import register_secret
+from gateway.transport.sftp import (
     MAX_NAME_BYTES,
     PART_PREFIX,
     PART_SUFFIX,
@@ -48,7 +48,7 @@ from gateway.sftp import (
     pinned_host_keys,
     safe_display,
 )
-from mappings.precert import PrecertRuleError, parse_rules
+from policy.precert import PrecertRuleError, parse_rules
 
 CONFIG_ENV = "X12GW_CONFIG"
 DEFAULT_CONFIG_NAME = "gateway.toml"
@@ -236,7 +236,7 @@ class MappingsConfig:
 
 @dataclass(frozen=True)
 class PrecertConfig:
-    """Pre-certification rules (``mappings.precert``) and what the gateway does with them.
+    """Pre-certification rules (``policy.precert``) and what the gateway does with them.
 
     ``answer_not_required``: an inbox 278 whose services need no pre-certification (by 271 evidence or
     the rules) is answered with a "not required" record instead of being sent. ``expedited_levels``:
@@ -293,7 +293,7 @@ class PartnerConfig:
         return _read_secret_env(self.key_passphrase_env, f"partner {self.name}: key_passphrase_env")
 
     def sftp_endpoint(self) -> SftpEndpoint:
-        """The endpoint for ``gateway.sftp.SftpClient``, secrets resolved now from the environment."""
+        """The endpoint for ``transport.sftp.SftpClient``, secrets resolved now from the environment."""
         return SftpEndpoint(
             host=self.host,
             port=self.port,

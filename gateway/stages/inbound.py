@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from gateway.config import PartnerConfig
-from gateway.context import Context
-from gateway.fsutil import atomic_write, ensure_dir
-from gateway.outbox import write_results
+from gateway.runtime.config import PartnerConfig
+from gateway.runtime.context import Context
+from gateway.runtime.fsutil import atomic_write, ensure_dir
+from gateway.stages.outbox import write_results
 from gateway.store import FileRow, RequestRow, Tx
 from mappings.correlate import ResponseKey, SentRequest, correlate
 from mappings.mapper import MappingRules, Record, map_set

@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from gateway.config import demo_config_text, load_config
-from gateway.context import Context
-from gateway.keys import ensure_key, public_line
-from gateway.runner import Gateway, open_context
-from gateway.sim import ClearinghouseSimulator
-from gateway.sim_scenario import Scenario
+from gateway.runtime.config import demo_config_text, load_config
+from gateway.runtime.context import Context
+from gateway.runtime.runner import Gateway, open_context
+from gateway.transport.keys import ensure_key, public_line
+from payersim.scenario import Scenario
+from payersim.simulator import ClearinghouseSimulator
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "sample_edi"

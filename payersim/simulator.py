@@ -1,7 +1,7 @@
 """A clearinghouse simulator: an SFTP server that acknowledges and answers what the gateway uploads.
 
 The gateway's tests and the demo run against it. ``ClearinghouseSimulator(root, scenario, ...)``
-serves ``root`` over SFTP (:class:`gateway.sftp_server.SftpServer`) with two folders:
+serves ``root`` over SFTP (:class:`payersim.sftp_server.SftpServer`) with two folders:
 
 * ``/inbound``: the gateway uploads 270/278 interchanges here (under a hidden ``.NAME.part`` name,
   then renamed). A responder thread polls it; hidden names and ``*.part`` are ignored. Each complete
@@ -77,10 +77,15 @@ import paramiko
 from paramiko.sftp import SFTP_PERMISSION_DENIED
 
 from gateway.errors import ConfigError
-from gateway.logsetup import get_logger
-from gateway.sftp import SftpEndpoint, safe_display
-from gateway.sftp_server import RootedSftpInterface, SftpFaults, SftpServer
-from gateway.sim_scenario import (
+from gateway.runtime.logsetup import get_logger
+from gateway.transport.sftp import SftpEndpoint, safe_display
+from payersim.build_responses import (
+    EligibilityResponse,
+    Response,
+    ReviewResponse,
+    build_response_interchange,
+)
+from payersim.scenario import (
     Eligibility,
     Outcome,
     Review,
@@ -89,17 +94,12 @@ from gateway.sim_scenario import (
     eligibility_answer,
     review_decision,
 )
-from transactions import envelope
+from payersim.sftp_server import RootedSftpInterface, SftpFaults, SftpServer
+from transactions import envelope_reader as envelope
 from transactions.acks import AckEnvelope, build_999, build_ta1
 from transactions.build270 import read_270
 from transactions.build278 import read_278_request
-from transactions.build_responses import (
-    EligibilityResponse,
-    Response,
-    ReviewResponse,
-    build_response_interchange,
-)
-from transactions.enveloping import MAX_CONTROL_NUMBER, InterchangeHeader
+from transactions.envelope_writer import MAX_CONTROL_NUMBER, InterchangeHeader
 from transactions.errors import X12GatewayError
 from transactions.findings import (
     ELEMENT_CODES,
@@ -328,7 +328,7 @@ class ClearinghouseSimulator:
 
     ``host_key`` is the server's private key (pin ``host_key_line``); clients log in as ``username``
     with one of ``authorized_keys`` and/or ``password``. ``faults`` (see
-    :class:`gateway.sftp_server.SftpFaults`) lets tests make the SFTP side misbehave. ``clock``
+    :class:`payersim.sftp_server.SftpFaults`) lets tests make the SFTP side misbehave. ``clock``
     gives the timestamps written into the responses (ISA09/10, GS04/05, BHT04/05, issue dates);
     delays are measured on the monotonic clock. Use as a context manager, or call ``start()`` and ``stop()``.
     """

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from gateway.fsutil import atomic_write, ensure_dir
+from gateway.runtime.fsutil import atomic_write, ensure_dir
 
 
 class PayloadStore:

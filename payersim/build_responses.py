@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from transactions.build271 import VERSION_271, build_271_body
-from transactions.build278resp import VERSION_278_RESPONSE, build_278_response_body
+from payersim.build271 import VERSION_271, build_271_body
+from payersim.build278resp import VERSION_278_RESPONSE, build_278_response_body
 from transactions.decisions import EligibilityAnswer, ReviewDecision
-from transactions.enveloping import (
+from transactions.envelope_writer import (
     InterchangeHeader,
     TransactionBody,
     build_interchange,

@@ -36,7 +36,7 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
-from mappings.precert import PrecertDecision
+from policy.precert import PrecertDecision
 from transactions.claims837 import Claim, ClaimLine
 
 Outcome = Literal["ok", "fail", "warn"]

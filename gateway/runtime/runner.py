@@ -16,16 +16,16 @@ from datetime import timedelta
 from pathlib import Path
 from types import FrameType
 
-from gateway import batching, deadlines, exchange, inbound, intake
-from gateway.config import GatewayConfig
-from gateway.context import Context, utc_now
 from gateway.errors import GatewayError
-from gateway.fsutil import LocalIOError, remove_stale_temp_files
-from gateway.logsetup import get_logger
-from gateway.nodes import NodeRegistry, acquire_lease, dead_owners, is_sqlite, single_node_guard
-from gateway.outbox import write_results
-from gateway.payloads import PayloadStore
+from gateway.runtime.config import GatewayConfig
+from gateway.runtime.context import Context, utc_now
+from gateway.runtime.fsutil import LocalIOError, remove_stale_temp_files
+from gateway.runtime.logsetup import get_logger
+from gateway.runtime.nodes import NodeRegistry, acquire_lease, dead_owners, is_sqlite, single_node_guard
+from gateway.stages import batching, deadlines, exchange, inbound, intake
+from gateway.stages.outbox import write_results
 from gateway.store import Store
+from gateway.store.payloads import PayloadStore
 from mappings.mapper import MappingRules, default_rules, with_overrides
 from transactions.errors import X12GatewayError
 

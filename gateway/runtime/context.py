@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from gateway.config import GatewayConfig
-from gateway.payloads import PayloadStore
+from gateway.runtime.config import GatewayConfig
 from gateway.store import Store
+from gateway.store.payloads import PayloadStore
 
 
 def utc_now() -> datetime:

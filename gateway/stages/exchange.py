@@ -11,12 +11,12 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from gateway.config import PartnerConfig
-from gateway.context import Context
 from gateway.errors import TransferError
-from gateway.fsutil import ensure_dir, io_errors
-from gateway.sftp import SftpClient, retry
+from gateway.runtime.config import PartnerConfig
+from gateway.runtime.context import Context
+from gateway.runtime.fsutil import ensure_dir, io_errors
 from gateway.store import FileRow
+from gateway.transport.sftp import SftpClient, retry
 
 
 def paused(ctx: Context, partner: PartnerConfig) -> bool:

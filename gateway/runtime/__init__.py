@@ -1,0 +1,1 @@
+"""Runtime of the shell: configuration, logging, the run loop, its context and the node registry."""

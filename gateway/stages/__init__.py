@@ -1,0 +1,5 @@
+"""The run loop's stages: intake, pre-cert gate, batching, exchange, inbound, outbox, deadlines.
+
+Each stage takes the shared context, does one unit of work per cycle and records every side effect in the
+store before and after it happens.
+"""

@@ -1,0 +1,1 @@
+"""Policy: pre-certification rules and claim-to-authorization matching. Pure, like the core."""
