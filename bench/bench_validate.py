@@ -10,6 +10,7 @@ import argparse
 import io
 import logging
 import sys
+from datetime import datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -52,7 +53,7 @@ def batch_837(target_bytes: int) -> bytes:
     return build_interchange(header, [(group, sets)], ic.delimiters, newline="\n")
 
 
-def datetime_of(_: object) -> object:
+def datetime_of(_: object) -> datetime:
     from bench.corpus import WHEN  # noqa: PLC0415
 
     return WHEN

@@ -48,7 +48,8 @@ class _SessionLogHandler(logging.FileHandler):
     """A file handler that never echoes a record it failed to format (its arguments may be PHI)."""
 
     def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - the stdlib's name
-        self.stream.write(f'{{"event": "unformattable record from {record.name}"}}\n')
+        if self.stream is not None:  # None only before a delayed open
+            self.stream.write(f'{{"event": "unformattable record from {record.name}"}}\n')
 
 
 def _redacting_formatter() -> logging.Formatter:

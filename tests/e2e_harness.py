@@ -139,7 +139,8 @@ class Harness:
         )
 
     def result(self, tracking: str) -> dict[str, Any]:
-        return json.loads((self.config.folders.outbox / f"{tracking}.json").read_text())
+        doc: dict[str, Any] = json.loads((self.config.folders.outbox / f"{tracking}.json").read_text())
+        return doc
 
     def clearinghouse_traces(self) -> list[str]:
         """TRN02 of every transaction set the clearinghouse received (processed input files)."""

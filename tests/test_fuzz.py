@@ -10,6 +10,7 @@ import contextlib
 import json
 import tomllib
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,8 @@ from tests.exactly_once import csv_batch, eligibility, review
 from transactions.acks import AckEnvelope, build_999, parse_acks
 from transactions.envelope_writer import InterchangeHeader
 from transactions.errors import X12GatewayError
+from transactions.models import EligibilityInquiry
+from transactions.outbound import Request
 from transactions.validation import Options, validate, validate_detailed
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -215,9 +218,7 @@ def test_inbox_parser_never_raises(data: bytes, name: str) -> None:
     assert parsed.requests or parsed.errors or parsed.file_error
 
 
-def _when() -> Any:
-    from datetime import UTC, datetime  # noqa: PLC0415
-
+def _when() -> datetime:
     return datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
 
@@ -300,7 +301,7 @@ GOOD = eligibility("BAD-0001", "ZZM900000001")
 
 
 def _with(doc: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
-    out = json.loads(json.dumps(doc))
+    out: dict[str, Any] = json.loads(json.dumps(doc))
     target = out
     keys = path.split(".")
     for key in keys[:-1]:
@@ -415,6 +416,12 @@ def test_any_field_value_is_a_request_or_a_reason(path: str, value: Any, is_278:
         assert error["reason"]
 
 
+def _inquiry(req: Request) -> EligibilityInquiry:
+    """``req`` as the 270 inquiry the test stored (a 278 here fails the test)."""
+    assert isinstance(req, EligibilityInquiry)
+    return req
+
+
 def test_good_sets_beside_a_bad_one_are_processed_and_the_bad_one_is_rejected_in_our_999(
     gateway_ctx: Context,
 ) -> None:
@@ -427,11 +434,11 @@ def test_good_sets_beside_a_bad_one_are_processed_and_the_bad_one_is_rejected_in
     assert batching.batch_all(ctx) == 2
     with ctx.store.read() as tx:
         rows = sorted(tx.list_requests(limit=10), key=lambda r: r.id)
-    requests = [batching.load_request(r) for r in rows]
+    requests = [_inquiry(batching.load_request(r)) for r in rows]
     today = _when().date()
     answers = [
         EligibilityResponse(r, eligibility_answer(Scenario(), r, "active", today), f"PAYERTRN{i}")
-        for i, r in enumerate(requests)  # type: ignore[arg-type]
+        for i, r in enumerate(requests)
     ]
     header = InterchangeHeader("ZZ", "CLEARINGHOUSE", "ZZ", "X12GATEWAY", 501, _when())
     data = build_response_interchange(

@@ -83,7 +83,7 @@ def _state(world: World, ref: str) -> str:
 
 def _mri_sample(day: str) -> dict[str, Any]:
     """The MRI request with its dates moved to ``day`` (so its approval ends ~100 days from now)."""
-    doc = json.loads((REQUESTS / "278-outpatient-mri.json").read_text())
+    doc: dict[str, Any] = json.loads((REQUESTS / "278-outpatient-mri.json").read_text())
     doc["event_dates"] = {"start": day, "end": day}
     doc["lines"][0]["service_date"] = {"start": day}
     return doc
@@ -568,7 +568,7 @@ def test_log_tail_follow_until_sigint(world: World) -> None:
         first = json.loads(_read_line(proc))
         tracking = world.tracking["REJ-999"]
         assert _json(world, "resend", tracking)[0] == 0
-        seen = []
+        seen: list[dict[str, Any]] = []
         while not any(e["subject"] == tracking and e["to"] == "new" for e in seen):
             seen.append(json.loads(_read_line(proc)))
         assert all(e["id"] > first["id"] for e in seen)
