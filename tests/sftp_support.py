@@ -12,6 +12,7 @@ import signal
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypedDict, Unpack
 
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import (
@@ -80,6 +81,21 @@ def new_host_key_line(kind: str = "ed25519") -> str:
 # --------------------------------------------------------------------------- targets
 
 
+class EndpointFields(TypedDict, total=False):
+    """The keyword arguments of ``SftpEndpoint``, so a test's overrides are checked field by field."""
+
+    host: str
+    port: int
+    username: str
+    key_file: Path | None
+    password: str | None
+    host_keys: tuple[str, ...]
+    known_hosts_file: Path | None
+    timeout: float
+    partner: str
+    key_passphrase: str | None
+
+
 @dataclass
 class SftpTarget:
     """A running SFTP server for a test: how to reach it and where its files are on disk."""
@@ -97,9 +113,9 @@ class SftpTarget:
     sshd_pid: int | None = None
     _counter: list[int] = field(default_factory=lambda: [0])
 
-    def endpoint(self, key: str | None = "ed25519", **overrides: object) -> SftpEndpoint:
+    def endpoint(self, key: str | None = "ed25519", **overrides: Unpack[EndpointFields]) -> SftpEndpoint:
         """An endpoint with this server's host key pinned, logging in with client key ``key``."""
-        values: dict[str, object] = {
+        values: EndpointFields = {
             "host": self.host,
             "port": self.port,
             "username": self.username,
@@ -109,7 +125,7 @@ class SftpTarget:
             "partner": f"test-{self.kind}",
         }
         values.update(overrides)
-        return SftpEndpoint(**values)  # type: ignore[arg-type]
+        return SftpEndpoint(**values)
 
     def new_dir(self, stem: str) -> tuple[str, Path]:
         """A fresh empty directory on the server: (remote path for the client, local path)."""

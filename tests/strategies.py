@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from transactions.models import (
     Address,
     Attachment,
+    CertificationType,
     DateRange,
     Diagnosis,
     EligibilityInquiry,
@@ -17,6 +18,7 @@ from transactions.models import (
     Person,
     Procedure,
     Provider,
+    RequestCategory,
     ServiceLine,
     ServiceReviewRequest,
     npi_is_valid,
@@ -190,8 +192,8 @@ def lines(draw: st.DrawFn) -> ServiceLine:
 
 @st.composite
 def review_requests(draw: st.DrawFn) -> ServiceReviewRequest:
-    category = draw(st.sampled_from(["AR", "HS", "SC"]))
-    cert = draw(st.sampled_from(["I", "R", "S", "3", "4"]))
+    category: RequestCategory = draw(st.sampled_from(["AR", "HS", "SC"]))
+    cert: CertificationType = draw(st.sampled_from(["I", "R", "S", "3", "4"]))
     dx = draw(st.lists(diagnosis_codes, min_size=1, max_size=12))
     admit = draw(st.integers(0, len(dx) - 1))  # 0 means none: the principal is never the admitting one
     return ServiceReviewRequest(
@@ -199,8 +201,8 @@ def review_requests(draw: st.DrawFn) -> ServiceReviewRequest:
         payer=draw(payers),
         requester=draw(providers(contact=True)),
         subscriber=draw(persons(member=True)),
-        request_category=category,  # type: ignore[arg-type]
-        certification_type=cert,  # type: ignore[arg-type]
+        request_category=category,
+        certification_type=cert,
         service_type=draw(st.sampled_from(["1", "2", "3", "18", "42", "62", "73", "AD", "PT"])),
         facility_code=draw(st.sampled_from(["11", "12", "21", "22", "23"])),
         level_of_service=draw(st.sampled_from([None, "E", "U", "03"])),

@@ -24,11 +24,12 @@ from policy.claims import (
     AuthorizedService,
     Candidates,
     LineResult,
+    PrecertLookup,
     authorization_from_record,
     check_claims,
     check_line,
 )
-from policy.precert import PrecertDecision, Service, decide, parse_rules
+from policy.precert import Decision, PrecertDecision, Service, decide, parse_rules
 from transactions.claims837 import Claim, ClaimLine, parse_claims_document, read_837p
 from transactions.envelope_writer import GroupHeader, InterchangeHeader, TransactionBody, build_interchange
 from transactions.errors import RequestError
@@ -307,7 +308,7 @@ def run_line(
     c: Claim,
     auths: Sequence[Authorization],
     used: Mapping[tuple[int, int], Decimal] | None = None,
-    precert: Any = None,
+    precert: PrecertLookup | None = None,
 ) -> LineResult:
     by_number: dict[str, list[Authorization]] = {}
     for a in auths:
@@ -476,8 +477,8 @@ def test_best_candidate_wins() -> None:
     assert result.authorization == "GW-T-0000000001"
 
 
-def _precert(decision: str, retro: date | None = None) -> Any:
-    made = PrecertDecision(decision, "rule", f"rule says {decision}", "ACME01", retro_deadline=retro)  # type: ignore[arg-type]
+def _precert(decision: Decision, retro: date | None = None) -> PrecertLookup:
+    made = PrecertDecision(decision, "rule", f"rule says {decision}", "ACME01", retro_deadline=retro)
     return lambda _claim, _line: made
 
 
@@ -506,7 +507,7 @@ def _precert(decision: str, retro: date | None = None) -> Any:
     ],
 )
 def test_lines_without_an_authorization(
-    ref: str | None, precert: Any, outcome: str, kind: str | None, text: str
+    ref: str | None, precert: PrecertLookup | None, outcome: str, kind: str | None, text: str
 ) -> None:
     """No authorization: an unknown number fails; otherwise the rules decide between fail, ok and warn."""
     result = run_line(claim(ref=ref), [], precert=precert)
