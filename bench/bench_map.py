@@ -84,6 +84,7 @@ def build_rates(count: int) -> tuple[float, float]:
     """270s and 278s built (into one interchange each) per second."""
     from transactions.build270 import VERSION_270, build_270_body  # noqa: PLC0415
     from transactions.build278 import build_278_body  # noqa: PLC0415
+    from transactions.models import ServiceReviewRequest  # noqa: PLC0415
     from transactions.requests_json import request_from_obj  # noqa: PLC0415
     from transactions.segment import Delimiters  # noqa: PLC0415
 
@@ -95,10 +96,12 @@ def build_rates(count: int) -> tuple[float, float]:
     build_interchange(header, [(GroupHeader("HS", "S", "R", 1, VERSION_270, WHEN), sets)], Delimiters())
     rate_270 = count / (time.perf_counter() - start)
     base = request_from_obj(json.loads(SAMPLE_278REQ.read_text()))
+    if not isinstance(base, ServiceReviewRequest):
+        raise TypeError(f"{SAMPLE_278REQ.name} is not a 278 request")
     requests = [replace(base, trace_number=f"BENCH-{i:08d}") for i in range(count)]
     start = time.perf_counter()
     version = "005010X217"
-    sets = [TransactionBody("278", i + 1, version, build_278_body(r, WHEN)) for i, r in enumerate(requests)]  # type: ignore[arg-type]
+    sets = [TransactionBody("278", i + 1, version, build_278_body(r, WHEN)) for i, r in enumerate(requests)]
     build_interchange(header, [(GroupHeader("HI", "S", "R", 1, version, WHEN), sets)], Delimiters())
     rate_278 = count / (time.perf_counter() - start)
     return rate_270, rate_278

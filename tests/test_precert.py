@@ -7,7 +7,7 @@ import argparse
 import copy
 import json
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -21,7 +21,7 @@ from gateway.runtime.config import GatewayConfig, parse_config
 from gateway.runtime.context import Context
 from gateway.runtime.runner import open_context
 from gateway.stages import deadlines, intake
-from gateway.store import Store, hash_member_id
+from gateway.store import RequestRow, Store, hash_member_id
 from mappings.records import AuthorizationRequirement
 from policy.precert import (
     EMPTY_RULES,
@@ -38,6 +38,7 @@ from policy.precert import (
     is_expedited,
     parse_rules,
 )
+from transactions.models import ServiceReviewRequest
 from transactions.requests_json import request_from_obj
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -302,10 +303,12 @@ codes = ["99213"]
 # ----------------------------------------------------------------------------------------- requests
 
 
-def sample_request(stem: str, **changes: Any) -> Any:
+def sample_request(stem: str, **changes: Any) -> ServiceReviewRequest:
     doc = json.loads((REQUESTS / f"{stem}.json").read_text())
     doc.update(changes)
-    return request_from_obj(doc)
+    req = request_from_obj(doc)
+    assert isinstance(req, ServiceReviewRequest)
+    return req
 
 
 def test_request_needs_none_only_when_no_line_needs_one() -> None:
@@ -437,9 +440,11 @@ def test_preflight_checks_the_rules_file(tmp_path: Path, monkeypatch: pytest.Mon
 
 # --------------------------------------------------------------------------------- the inbox gate
 
+MakeCtx = Callable[..., Context]  # keyword arguments: the [precert] settings
+
 
 @pytest.fixture
-def make_ctx(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+def make_ctx(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[MakeCtx]:
     """Build a real context (store, folders, member key) for a [precert] setting; closed afterwards."""
     monkeypatch.setenv("X12GW_MEMBER_HASH_KEY", KEY)
     opened: list[Context] = []
@@ -476,7 +481,7 @@ def states(ctx: Context) -> dict[str, tuple[str, str | None]]:
 OFFICE = [{"procedure": {"code": "99213"}, "quantity": 1, "service_date": {"start": "2026-12-05"}}]
 
 
-def test_gate_answers_not_required_requests_and_sends_the_rest(make_ctx: Any) -> None:
+def test_gate_answers_not_required_requests_and_sends_the_rest(make_ctx: MakeCtx) -> None:
     """With answer_not_required an office-visit 278 is answered locally with the rule as reason (outbox
     record, authorization status not_required); the MRI 278 stays new to be sent."""
     ctx = make_ctx(rules_file=str(RULES_FILE), answer_not_required=True)
@@ -500,7 +505,7 @@ def test_gate_answers_not_required_requests_and_sends_the_rest(make_ctx: Any) ->
     assert "CANARYTEST" not in json.dumps(doc["authorization"])
 
 
-def test_gate_is_off_by_default_and_for_follow_ups(make_ctx: Any) -> None:
+def test_gate_is_off_by_default_and_for_follow_ups(make_ctx: MakeCtx) -> None:
     """Without answer_not_required nothing is answered locally; with it, extensions are still sent."""
     off = make_ctx(rules_file=str(RULES_FILE))
     drop_278(off, "office", trace_number="AU-OFFICE", lines=OFFICE)
@@ -537,7 +542,7 @@ def seed_271(ctx: Context, requirements: list[dict[str, Any]], payer: str = "ACM
         )
 
 
-def test_gate_uses_the_members_271_answer(make_ctx: Any) -> None:
+def test_gate_uses_the_members_271_answer(make_ctx: MakeCtx) -> None:
     """A 271 for the member saying EB11 N for 72148 lets the MRI 278 be answered locally, naming the 271."""
     ctx = make_ctx(rules_file=str(RULES_FILE), answer_not_required=True)
     seed_271(ctx, [{"required": "N", "service_types": [], "procedure_code": "72148", "in_network": "Y"}])
@@ -550,7 +555,7 @@ def test_gate_uses_the_members_271_answer(make_ctx: Any) -> None:
     assert "EB11 N" in reason
 
 
-def test_a_271_from_another_payer_is_not_evidence(make_ctx: Any) -> None:
+def test_a_271_from_another_payer_is_not_evidence(make_ctx: MakeCtx) -> None:
     """Evidence must come from the payer the 278 goes to."""
     ctx = make_ctx(rules_file=str(RULES_FILE), answer_not_required=True)
     seed_271(ctx, [{"required": "N", "service_types": [], "procedure_code": "72148"}], payer="BLUE01")
@@ -598,7 +603,7 @@ def test_cli_prints_decision_and_reason(capsys: pytest.CaptureFixture[str]) -> N
 
 
 def test_cli_member_uses_the_latest_271(
-    make_ctx: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    make_ctx: MakeCtx, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """--member finds the member's 271 through the member hash; the member id is not printed."""
     ctx = make_ctx(rules_file=str(RULES_FILE))
@@ -658,7 +663,7 @@ class Clock:
 
 
 @pytest.fixture
-def timed(make_ctx: Any) -> Iterator[tuple[Context, Clock]]:
+def timed(make_ctx: MakeCtx) -> Iterator[tuple[Context, Clock]]:
     """A context whose store and run loop share a settable clock, with the sample rules."""
     ctx = make_ctx(rules_file=str(RULES_FILE))
     clock = Clock()
@@ -696,6 +701,12 @@ def answer(ctx: Context, tracking: str, status: str, end: date | None = None) ->
         )
 
 
+def _present(row: RequestRow | None) -> RequestRow:
+    """``row``, which the test stored (None fails the test)."""
+    assert row is not None
+    return row
+
+
 def test_due_time_from_payer_and_level_of_service(timed: tuple[Context, Clock]) -> None:
     """Standard requests are due after the payer's standard time, urgent/emergency after the expedited."""
     ctx, clock = timed
@@ -705,7 +716,7 @@ def test_due_time_from_payer_and_level_of_service(timed: tuple[Context, Clock]) 
     add_278(ctx, "OTHER", level="03", payer="NOPE")
     with ctx.store.read() as tx:
         due = {
-            t: deadlines.authorization_due(None, tx.get_request_by_tracking(t), RULES)  # type: ignore[arg-type]
+            t: deadlines.authorization_due(None, _present(tx.get_request_by_tracking(t)), RULES)
             for t in ("STD", "URG", "BLUE", "OTHER")
         }
     assert due == {
@@ -786,5 +797,5 @@ def test_config_object_is_frozen(tmp_path: Path) -> None:
     """The parsed [precert] settings cannot be changed after loading."""
     config: GatewayConfig = parse_config(minimal_config(tmp_path, answer_not_required=True), tmp_path)
     with pytest.raises(AttributeError):
-        config.precert.answer_not_required = False  # type: ignore[misc]
+        config.precert.answer_not_required = False  # type: ignore[misc]  # the refused assignment is what is tested
     assert copy.deepcopy(config.precert) == config.precert

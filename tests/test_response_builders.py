@@ -26,9 +26,12 @@ from payersim.build_responses import (
 from tests.conftest import ROOT, SAMPLE_EDI
 from tests.strategies import delimiters, inquiries, review_requests
 from transactions.decisions import (
+    AuthPlacement,
     Benefit,
     DecisionError,
     EligibilityAnswer,
+    EventAction,
+    LineAction,
     LineDecision,
     Rejection,
     RelatedEntity,
@@ -49,7 +52,7 @@ from transactions.segment import Delimiters, Segment
 from transactions.validation import Options, validate, validate_detailed
 
 WHEN = datetime(2026, 11, 26, 14, 30, tzinfo=UTC)
-HCR_CODES = ("A1", "A2", "A3", "A4", "A6", "C", "CT", "NA")
+HCR_CODES: tuple[EventAction, ...] = ("A1", "A2", "A3", "A4", "A6", "C", "CT", "NA")
 
 
 def _request(stem: str) -> EligibilityInquiry | ServiceReviewRequest:
@@ -297,12 +300,12 @@ def test_278_response_echoes_request_and_line_traces() -> None:
 
 
 @pytest.mark.parametrize("code", HCR_CODES)
-def test_each_hcr01_code_is_written_and_validates(code: str) -> None:
+def test_each_hcr01_code_is_written_and_validates(code: EventAction) -> None:
     """Every HCR01 action validates at 2000E; certified actions carry the certification number in HCR02."""
     req = _review("278-inpatient-admission")
     lines = (LineDecision("A1"), LineDecision("A3")) if code == "A2" else ()
     certifying = code in ("A1", "A2", "A6")
-    decision = ReviewDecision(code, "CERT9" if certifying else None, lines=lines)  # type: ignore[arg-type]
+    decision = ReviewDecision(code, "CERT9" if certifying else None, lines=lines)
     placed = _placed(_interchange([ReviewResponse(req, decision)]))
     hcrs = _hcr_by_loop(placed)
     assert hcrs[0][0] == "2000E"
@@ -366,10 +369,10 @@ def test_pended_review_asks_for_documentation() -> None:
 
 
 @pytest.mark.parametrize(("placement", "ref"), [("HCR02", None), ("REF_BB", "BB"), ("REF_NT", "NT")])
-def test_certification_number_placement(placement: str, ref: str | None) -> None:
+def test_certification_number_placement(placement: AuthPlacement, ref: str | None) -> None:
     """Payers that send the authorization number in REF*BB or REF*NT instead of HCR02 can be simulated."""
     req = _review("278-outpatient-mri")
-    decision = ReviewDecision("A1", "AUTH5", certification_in=placement)  # type: ignore[arg-type]
+    decision = ReviewDecision("A1", "AUTH5", certification_in=placement)
     body = build_278_response_body(req, decision, WHEN, None)
     hcrs = [_el(s) for s in _tags(body, "HCR")]
     refs = [_el(s) for s in _tags(body, "REF")]
@@ -484,13 +487,13 @@ def test_271_for_any_inquiry_validates_and_echoes(
 
 @given(review_requests(), st.sampled_from(HCR_CODES), st.booleans(), delimiters())
 def test_response_to_any_valid_request_validates_and_echoes(
-    req: ServiceReviewRequest, code: str, payer_trace: bool, d: Delimiters
+    req: ServiceReviewRequest, code: EventAction, payer_trace: bool, d: Delimiters
 ) -> None:
     """For random valid requests, a response built from the request's own values validates with no finding
     and echoes the trace, each line's procedure code and requested quantity, and the approved quantity."""
-    line_action = "A1" if code == "A2" else code
-    lines = tuple(LineDecision(line_action, line.quantity) for line in req.lines)  # type: ignore[arg-type]
-    decision = ReviewDecision(code, f"CERT{len(req.lines)}", lines=lines)  # type: ignore[arg-type]
+    line_action: LineAction = "A1" if code == "A2" else code
+    lines = tuple(LineDecision(line_action, line.quantity) for line in req.lines)
+    decision = ReviewDecision(code, f"CERT{len(req.lines)}", lines=lines)
     data = _interchange([ReviewResponse(req, decision, "UMO1" if payer_trace else None)], d)
     placed = _placed(data)
     assert next(p.segment for p in placed if p.segment.tag == "BHT").get(3) == req.trace_number

@@ -533,6 +533,7 @@ def test_endpoint_validation_and_repr(tmp_path: Path) -> None:
         SftpEndpoint("h", 22, "u", password="pw")  # noqa: S106
     with pytest.raises(ConfigError, match="key_file or a password"):
         SftpEndpoint("h", 22, "u", host_keys=(new_host_key_line(),))
+    # a bare line instead of a tuple is the slip under test, hence the ignore
     endpoint = SftpEndpoint("h", 22, "u", password="hunter2", host_keys=new_host_key_line())  # type: ignore[arg-type]  # noqa: S106
     assert "hunter2" not in repr(endpoint)
     assert isinstance(endpoint.host_keys, tuple)

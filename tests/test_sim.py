@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeGuard
 
 import paramiko
 import pytest
@@ -29,6 +30,8 @@ from payersim.scenario import (
     ELIGIBILITY_OUTCOMES,
     REVIEW_OUTCOMES,
     CodeRange,
+    Eligibility,
+    Review,
     Scenario,
     eligibility_answer,
     review_decision,
@@ -379,6 +382,14 @@ def test_delay_holds_the_answer_back(tmp_path: Path, keys: Keys) -> None:
 # --------------------------------------------------------------------------- scenario and server
 
 
+def _is_eligibility(outcome: str) -> TypeGuard[Eligibility]:
+    return outcome in ELIGIBILITY_OUTCOMES
+
+
+def _is_review(outcome: str) -> TypeGuard[Review]:
+    return outcome in REVIEW_OUTCOMES
+
+
 @pytest.mark.parametrize("outcome", [*ELIGIBILITY_OUTCOMES, *REVIEW_OUTCOMES])
 def test_every_outcome_builds_ig_clean_responses_for_every_sample(outcome: str) -> None:
     """Each eligibility/review outcome answers each sample request (subscriber, dependent, lines or
@@ -392,11 +403,11 @@ def test_every_outcome_builds_ig_clean_responses_for_every_sample(outcome: str) 
     ]
     responses: list[Response] = []
     for req in [*(sample(s) for s in stems), *by_procedure]:
-        if isinstance(req, EligibilityInquiry) and outcome in ELIGIBILITY_OUTCOMES:
-            answer = eligibility_answer(scenario, req, outcome, FIXED_CLOCK.date())  # type: ignore[arg-type]
+        if isinstance(req, EligibilityInquiry) and _is_eligibility(outcome):
+            answer = eligibility_answer(scenario, req, outcome, FIXED_CLOCK.date())
             responses.append(EligibilityResponse(req, answer, "SIMTRN1"))
-        elif isinstance(req, ServiceReviewRequest) and outcome in REVIEW_OUTCOMES:
-            decision = review_decision(req, outcome, FIXED_CLOCK.date(), certification="SIM1", reference="R1")  # type: ignore[arg-type]
+        elif isinstance(req, ServiceReviewRequest) and _is_review(outcome):
+            decision = review_decision(req, outcome, FIXED_CLOCK.date(), certification="SIM1", reference="R1")
             responses.append(ReviewResponse(req, decision, "SIMTRN1"))
     header = InterchangeHeader("ZZ", "CLEARHOUSE", "ZZ", "X12GATEWAY", 1, FIXED_CLOCK)
     data = build_response_interchange(

@@ -6,8 +6,9 @@ import json
 import re
 import threading
 import traceback
-from datetime import date, timedelta
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, Unpack
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -39,8 +40,20 @@ SHA_B = "b" * 64
 SURNAME = "SMITH"  # the PHI the leak test looks for; test code below only names the variable
 
 
-def _request(tx_store: Store, tracking: str, **overrides: object) -> None:
-    values: dict[str, object] = {
+class _RequestFields(TypedDict, total=False):
+    """The ``insert_request`` arguments these tests set, so overrides are checked field by field."""
+
+    tracking_number: str
+    kind: Literal["270", "278"]
+    payer_id: str
+    partner: str
+    member_id_hash: str
+    payload: Mapping[str, Any]
+    due_at: datetime | None
+
+
+def _request(tx_store: Store, tracking: str, **overrides: Unpack[_RequestFields]) -> None:
+    values: _RequestFields = {
         "tracking_number": tracking,
         "kind": "270",
         "payer_id": "PAYER1",
@@ -50,7 +63,7 @@ def _request(tx_store: Store, tracking: str, **overrides: object) -> None:
     }
     values.update(overrides)
     with tx_store.begin() as tx:
-        tx.insert_request(**values)  # type: ignore[arg-type]
+        tx.insert_request(**values)
 
 
 # --------------------------------------------------------------------------------------- migrations
@@ -166,7 +179,7 @@ def test_allocation_rolls_over_to_one(store: Store) -> None:
 def test_allocation_arguments_are_checked(store: Store) -> None:
     """Unknown kinds, empty parties and out-of-range counts are refused before touching the database."""
     with pytest.raises(StoreError):
-        store.allocate_control_numbers("ZZ:A", "ZZ:B", "TRN", 1)  # type: ignore[arg-type]
+        store.allocate_control_numbers("ZZ:A", "ZZ:B", "TRN", 1)  # type: ignore[arg-type]  # a wrong kind is the test
     with pytest.raises(StoreError):
         store.allocate_control_numbers("", "ZZ:B", "ISA13", 1)
     with pytest.raises(StoreError):

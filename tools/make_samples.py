@@ -27,6 +27,7 @@ from payersim.build_responses import (
     build_response_interchange,
 )
 from transactions.decisions import (
+    AuthPlacement,
     Benefit,
     Contact,
     EligibilityAnswer,
@@ -86,7 +87,10 @@ NATO = [
     "YANKEE",
     "ZULU",
 ]
-ALT_PAYERS = (("ALTPAYER1", "AU-0101", "REF_BB"), ("ALTPAYER2", "AU-0102", "REF_NT"))
+ALT_PAYERS: tuple[tuple[str, str, AuthPlacement], ...] = (
+    ("ALTPAYER1", "AU-0101", "REF_BB"),
+    ("ALTPAYER2", "AU-0102", "REF_NT"),
+)
 
 
 @dataclass(frozen=True)
@@ -519,7 +523,7 @@ def review_scenarios(reqs: dict[str, Request]) -> list[Scenario]:
                 ReviewDecision(
                     "A1",
                     f"{payer_id}AUTH77",
-                    certification_in=placement,  # type: ignore[arg-type]
+                    certification_in=placement,
                     effective=DateRange(date(2026, 12, 5), date(2027, 3, 5)),
                 ),
             )
