@@ -6,10 +6,14 @@ import multiprocessing as mp
 import resource
 import time
 from collections.abc import Callable
-from typing import Any
+from multiprocessing.queues import Queue
+from typing import TypeVar, TypeVarTuple
+
+T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
 
 
-def _child(fn: Callable[..., Any], args: tuple[Any, ...], out: Any) -> None:
+def _child(fn: Callable[[*Ts], T], args: tuple[*Ts], out: Queue[tuple[float, float, T]]) -> None:
     start = time.perf_counter()
     result = fn(*args)
     seconds = time.perf_counter() - start
@@ -26,10 +30,10 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def measure(fn: Callable[..., Any], *args: Any) -> tuple[float, float, Any]:
+def measure(fn: Callable[[*Ts], T], *args: *Ts) -> tuple[float, float, T]:
     """(seconds, peak RSS in MiB, fn's result) of ``fn(*args)`` run in a spawned process."""
     ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
+    queue: Queue[tuple[float, float, T]] = ctx.Queue()
     proc = ctx.Process(target=_child, args=(fn, args, queue))
     proc.start()
     seconds, peak, result = queue.get()

@@ -9,9 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import paramiko
+
 from gateway.runtime.config import GatewayConfig, parse_config
 from gateway.runtime.context import Context
 from gateway.runtime.runner import Gateway, open_context
+from gateway.store import RequestRow
 from payersim.scenario import Scenario
 from payersim.simulator import ClearinghouseSimulator
 from transactions.envelope_reader import read_interchanges
@@ -126,7 +129,7 @@ class Harness:
             time.sleep(0.2)
         return predicate()
 
-    def requests(self) -> dict[str, Any]:
+    def requests(self) -> dict[str, RequestRow]:
         """client reference -> request row."""
         with self.ctx.store.read() as tx:
             return {str(r.payload.get("client_reference")): r for r in tx.list_requests(limit=10_000)}
@@ -173,7 +176,7 @@ def make_harness(
 
 
 def start_simulator(
-    root: Path, host_key: Any, client_public_line: str, port: int = 0
+    root: Path, host_key: paramiko.PKey, client_public_line: str, port: int = 0
 ) -> ClearinghouseSimulator:
     for sub in ("inbound", "outbound"):
         (root / sub).mkdir(parents=True, exist_ok=True)

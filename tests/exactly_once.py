@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gateway.runtime.config import FoldersConfig
 from gateway.store import Store
 from transactions.envelope_reader import Interchange, read_interchanges
 
@@ -230,7 +231,7 @@ EXPECTED_AUTH_EVENTS = {"270": [], "278": ["approved"], "278-pend": ["pended", "
 
 
 def audit(
-    store: Store, folders: Any, clearinghouse: Path, fed: dict[str, str], sender: str = "X12GATEWAY"
+    store: Store, folders: FoldersConfig, clearinghouse: Path, fed: dict[str, str], sender: str = "X12GATEWAY"
 ) -> list[str]:
     """Everything that breaks exactly-once, as readable lines (no PHI: references and numbers only)."""
     rows = requests_by_reference(store)
@@ -292,7 +293,7 @@ def _response_problems(store: Store, fed: dict[str, str]) -> list[str]:
     return problems
 
 
-def _folder_problems(folders: Any, clearinghouse: Path, trackings: set[str]) -> list[str]:
+def _folder_problems(folders: FoldersConfig, clearinghouse: Path, trackings: set[str]) -> list[str]:
     """One result file per request, saying answered; the work folder empty; nothing left uncollected."""
     problems: list[str] = []
     outbox = folders.outbox

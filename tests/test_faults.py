@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from paramiko.sftp import SFTP_FAILURE, SFTP_PERMISSION_DENIED
 
-from gateway.runtime.config import parse_config
+from gateway.runtime.config import GatewayConfig, parse_config
 from gateway.runtime.runner import Gateway, open_context
 from gateway.transport.keys import ensure_key, public_line
 from payersim.sftp_server import FaultContext, SftpFaults
@@ -271,7 +271,7 @@ class FaultWorld:
         return "\n".join(lines)
 
 
-def _config(world: FaultWorld, port: int, host_key_line: str) -> Any:
+def _config(world: FaultWorld, port: int, host_key_line: str) -> GatewayConfig:
     text = config_text(
         port=port,
         host_key_line=host_key_line,

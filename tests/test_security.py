@@ -26,6 +26,7 @@ import pytest
 from gateway.cli import make_parser
 from gateway.errors import TransferError
 from gateway.runtime.config import parse_config
+from gateway.runtime.context import Context
 from gateway.runtime.runner import Gateway, load_mapping_rules, open_context
 from gateway.stages import batching, inbound, intake
 from gateway.stages.outbox import write_results
@@ -65,7 +66,7 @@ def events() -> Iterator[EventLog]:
     log.setLevel(level)
 
 
-def _ctx(base: Path, text: str) -> Any:
+def _ctx(base: Path, text: str) -> Context:
     return open_context(parse_config(tomllib.loads(text), base / "gw"))
 
 
@@ -164,7 +165,7 @@ def test_unsafe_remote_names_are_refused_without_echoing_them(name: str) -> None
 class _LyingListing(RootedSftpInterface):
     """Lists files that are paths or carry control characters next to the real ones."""
 
-    def list_folder(self, path: str) -> Any:
+    def list_folder(self, path: str) -> list[paramiko.SFTPAttributes] | int:
         real = super().list_folder(path)
         if isinstance(real, int):
             return real
