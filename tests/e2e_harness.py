@@ -110,7 +110,7 @@ class Harness:
     def drop(self, name: str, data: bytes) -> None:
         (self.config.folders.inbox / name).write_bytes(data)
 
-    def drop_sample(self, stem: str, *, name: str | None = None, **changes: Any) -> None:
+    def drop_sample(self, stem: str, *, name: str | None = None, **changes: object) -> None:
         doc = json.loads((REQUESTS / f"{stem}.json").read_text())
         for path, value in changes.items():
             target = doc

@@ -166,7 +166,7 @@ def test_relative_paths_resolve_against_the_config_files_folder(
 def tomllib_dump(data: dict[str, Any]) -> str:
     """A tiny TOML writer for the shapes these tests use (tables, arrays of tables, scalars, lists)."""
 
-    def scalar(value: Any) -> str:
+    def scalar(value: object) -> str:
         if isinstance(value, bool):
             return "true" if value else "false"
         if isinstance(value, int | float):

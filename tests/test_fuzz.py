@@ -300,7 +300,7 @@ def _request_count(ctx: Context) -> int:
 GOOD = eligibility("BAD-0001", "ZZM900000001")
 
 
-def _with(doc: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+def _with(doc: dict[str, Any], path: str, value: object) -> dict[str, Any]:
     out: dict[str, Any] = json.loads(json.dumps(doc))
     target = out
     keys = path.split(".")
@@ -402,7 +402,7 @@ def test_csv_with_one_bad_row_sends_the_others(gateway_ctx: Context) -> None:
     ),
     st.booleans(),
 )
-def test_any_field_value_is_a_request_or_a_reason(path: str, value: Any, is_278: bool) -> None:
+def test_any_field_value_is_a_request_or_a_reason(path: str, value: object, is_278: bool) -> None:
     """Random values in any field of a 270 or 278: parsed into a request or rejected with a reason,
     never an exception."""
     base = review("FZ-1", "ZZM900000099", "73721") if is_278 else GOOD

@@ -303,7 +303,7 @@ codes = ["99213"]
 # ----------------------------------------------------------------------------------------- requests
 
 
-def sample_request(stem: str, **changes: Any) -> ServiceReviewRequest:
+def sample_request(stem: str, **changes: object) -> ServiceReviewRequest:
     doc = json.loads((REQUESTS / f"{stem}.json").read_text())
     doc.update(changes)
     req = request_from_obj(doc)
@@ -352,7 +352,7 @@ def test_expedited_levels_and_due_times() -> None:
 # ----------------------------------------------------------------------------------------- config
 
 
-def minimal_config(tmp_path: Path, **precert: Any) -> dict[str, Any]:
+def minimal_config(tmp_path: Path, **precert: object) -> dict[str, Any]:
     data: dict[str, Any] = {
         "identity": {"isa_id": "X12GATEWAY", "trace_assigner": "9X12GATEWY"},
         "inbox": {"stable_seconds": 0},
@@ -449,7 +449,7 @@ def make_ctx(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[MakeCt
     monkeypatch.setenv("X12GW_MEMBER_HASH_KEY", KEY)
     opened: list[Context] = []
 
-    def make(**precert: Any) -> Context:
+    def make(**precert: object) -> Context:
         base = tmp_path / f"gw{len(opened)}"
         config = parse_config(minimal_config(base, **precert), base)
         ctx = open_context(config)
@@ -466,7 +466,7 @@ def run_intake(ctx: Context) -> None:
     intake.intake(ctx)
 
 
-def drop_278(ctx: Context, name: str, **changes: Any) -> None:
+def drop_278(ctx: Context, name: str, **changes: object) -> None:
     doc = json.loads((REQUESTS / "278-outpatient-mri.json").read_text())
     doc.update(changes)
     (ctx.config.folders.inbox / f"{name}.json").write_text(json.dumps(doc))
