@@ -16,12 +16,9 @@ from gateway.runtime.context import Context
 from gateway.stages.outbox import write_results
 from gateway.store import RequestRow, StaleStateError
 from transactions.envelope_writer import InterchangeHeader
-from transactions.models import EligibilityInquiry
-from transactions.outbound import OutboundBatch, Request, build_request_interchange
+from transactions.outbound import OutboundBatch, Request, build_request_interchange, request_kind
 from transactions.requests_json import request_from_obj
 from transactions.validation import validate
-
-VERSIONS = {"HS": "005010X279A1", "HI": "005010X217"}
 
 
 def release_expired(ctx: Context, dead: list[str]) -> int:
@@ -38,7 +35,7 @@ def load_request(row: RequestRow) -> Request:
 def _build(ctx: Context, partner: PartnerConfig, requests: list[Request]) -> OutboundBatch:
     ident = ctx.config.identity
     pair = (f"{ident.isa_qualifier}:{ident.isa_id}", f"{partner.isa_qualifier}:{partner.isa_id}")
-    kinds = {isinstance(r, EligibilityInquiry) for r in requests}
+    kinds = {request_kind(r).functional_id for r in requests}
     isa = ctx.store.allocate_control_numbers(*pair, "ISA13", 1)[0]
     groups = list(ctx.store.allocate_control_numbers(*pair, "GS06", len(kinds)))
     sets = list(ctx.store.allocate_control_numbers(*pair, "ST02", len(requests)))
@@ -89,15 +86,12 @@ def batch_partner(ctx: Context, partner: PartnerConfig) -> int:
     if rejected:
         _set_aside(ctx, batch, rejected, [r.tracking_number for r in rows])
         return batch_partner(ctx, partner)  # the rest, without the invalid ones
-    kind = (
-        "270"
-        if all(isinstance(r, EligibilityInquiry) for r in requests)
-        else ("278" if not any(isinstance(r, EligibilityInquiry) for r in requests) else "mixed")
-    )
+    kinds = {s.set_id for s in batch.sets}
+    kind = kinds.pop() if len(kinds) == 1 else "mixed"
     name = partner.file_name(kind, batch.interchange_control, ctx.clock())
     sha, path = ctx.payloads.put(batch.data)
     try:
-        _record(ctx, partner, rows, requests, batch, name, sha, str(path))
+        _record(ctx, partner, rows, batch, name, sha, str(path))
     except StaleStateError:
         return 0  # another worker took some of these requests; the numbers are a harmless gap
     ctx.log.info(
@@ -113,7 +107,7 @@ def batch_partner(ctx: Context, partner: PartnerConfig) -> int:
 
 def _set_aside(ctx: Context, batch: OutboundBatch, rejected: dict[str, str], claimed: list[str]) -> None:
     """Invalid requests become ``invalid``; the valid ones go back to ``new`` for the next batch."""
-    by_control = {f"{ctl:04d}": trace for trace, ctl in batch.set_controls}
+    by_control = {s.control_number: s.trace_number for s in batch.sets}
     invalid = [t for c, t in by_control.items() if c in rejected]
     with ctx.store.begin() as tx:
         for valid in claimed:
@@ -133,12 +127,12 @@ def _record(  # noqa: PLR0917 - one call site; the parts of one batch
     ctx: Context,
     partner: PartnerConfig,
     rows: list[RequestRow],
-    requests: list[Request],
     batch: OutboundBatch,
     name: str,
     sha: str,
     path: str,
 ) -> None:
+    """The file, its envelopes (as the batch says they were written) and the requests' move to queued."""
     ident = ctx.config.identity
     by_tracking = {r.tracking_number: r for r in rows}
     with ctx.store.begin() as tx:
@@ -160,23 +154,21 @@ def _record(  # noqa: PLR0917 - one call site; the parts of one batch
             interchange_at=ctx.clock(),
         )
         group_ids: dict[str, Any] = {}
-        fids = [
-            fid
-            for fid in ("HS", "HI")
-            if any(isinstance(r, EligibilityInquiry) == (fid == "HS") for r in requests)
-        ]
-        for fid, control in zip(fids, batch.group_controls, strict=True):
-            group_ids[fid] = tx.record_group(
-                interchange_id=ic.id, control_number=control, functional_id=fid, version=VERSIONS[fid]
+        for g in batch.groups:
+            group_ids[g.functional_id] = tx.record_group(
+                interchange_id=ic.id,
+                control_number=g.control_number,
+                functional_id=g.functional_id,
+                version=g.version,
             ).id
-        for (tracking, control), req in zip(batch.set_controls, requests, strict=True):
-            fid = "HS" if isinstance(req, EligibilityInquiry) else "HI"
+        for written in batch.sets:
+            tracking = written.trace_number
             row = by_tracking[tracking]
             tx.record_transaction_set(
                 interchange_id=ic.id,
-                group_id=group_ids[fid],
-                control_number=f"{control:04d}",
-                set_id="270" if fid == "HS" else "278",
+                group_id=group_ids[written.functional_id],
+                control_number=written.control_number,
+                set_id=written.set_id,
                 trace_numbers=[tracking],
                 bht03=tracking,
                 state="queued",
