@@ -66,7 +66,10 @@ def test_csv_batch_sends_good_rows_and_quarantines_the_reasons(ctx: Context) -> 
     fields = sorted(r["field"] for r in reason["requests"])
     assert fields == ["payer.id", "row 3.provider.npi"]
     assert "CANARYTEST" not in reason_file.read_text(), "reasons never quote the data"
-    assert (ctx.config.folders.archive / "batch.csv").exists() or list(ctx.config.folders.archive.iterdir())
+    archived = {p.name: p.read_bytes() for p in ctx.config.folders.archive.iterdir()}
+    assert archived == {"1__batch.csv": CSV.encode()}, "the file itself is archived, unchanged"
+    assert (ctx.config.folders.quarantine / "1__batch.csv").read_bytes() == CSV.encode(), "and a copy kept"
+    assert list(ctx.config.folders.inbox.iterdir()) == []
 
 
 def test_ready_made_x12_is_reenveloped(ctx: Context) -> None:
