@@ -131,3 +131,21 @@ def test_half_claimed_file_is_finished_after_a_crash(ctx: Context) -> None:
     assert _requests(ctx) == ["EL-0001"]
     assert not path.exists()
     assert intake.intake(ctx) == 0, "the file is not taken a second time"
+
+
+@pytest.mark.parametrize(
+    ("sample", "path"),
+    [("270-subscriber.json", "subscriber.last_name"), ("278-outpatient-mri.json", "requester.contact_name")],
+)
+def test_unstorable_text_is_named_by_its_json_path(sample: str, path: str) -> None:
+    """A control character anywhere in a request (checked on the model, before its one JSON form is
+    made) is reported under the field's JSON path; the request itself is not taken."""
+    doc = json.loads((REQUESTS / sample).read_text())
+    target = doc
+    keys = path.split(".")
+    for key in keys[:-1]:
+        target = target[int(key)] if key.isdigit() else target[key]
+    target[keys[-1]] = "BAD\x07VALUE"
+    parsed = intake.parse_inbox_bytes(json.dumps(doc).encode(), "r.json")
+    assert parsed.requests == []
+    assert parsed.errors == [{"index": 0, "field": path, "reason": intake.UNSTORABLE}]
