@@ -144,7 +144,7 @@ def test_unstorable_text_is_named_by_its_json_path(sample: str, path: str) -> No
     target = doc
     keys = path.split(".")
     for key in keys[:-1]:
-        target = target[int(key)] if key.isdigit() else target[key]
+        target = target[key]
     target[keys[-1]] = "BAD\x07VALUE"
     parsed = intake.parse_inbox_bytes(json.dumps(doc).encode(), "r.json")
     assert parsed.requests == []
