@@ -22,6 +22,7 @@ from gateway.runtime.runner import Gateway, mark_overdue, open_context
 from gateway.stages import batching, exchange, inbound, intake, pipeline
 from gateway.stages.base import RECOVER, Cycle, Stage
 from gateway.stages.outbox import render_result, result_document
+from tests.e2e_harness import REQUESTS
 from tests.sftp_support import write_private_key
 from tests.test_precert import KEY, OFFICE, RULES_FILE, drop_278, minimal_config
 
@@ -238,3 +239,23 @@ def test_every_outbox_caller_writes_what_the_one_writer_renders(make_ctx: Any) -
     inbound.deliver(ctx, row.id, [mri])
     assert _written(ctx, mri) == by_overdue, "same state, same bytes, whichever stage wrote it"
     assert (ctx.config.folders.outbox / f"summary-{row.id}.csv").exists()
+
+
+def test_a_request_that_cannot_be_written_as_x12_is_set_aside_and_the_others_go_out(make_ctx: Any) -> None:
+    """A delimiter in a value (JSON allows it, X12 cannot carry it): that request becomes invalid with
+    the element named, its outbox file is the writer's rendering, and the other request is queued."""
+    ctx = make_ctx()
+    good = json.loads((REQUESTS / "270-subscriber.json").read_text())
+    bad = {**good, "trace_number": "EL-BAD", "payer": {**good["payer"], "name": "ACME~PLAN"}}
+    (ctx.config.folders.inbox / "two.json").write_text(json.dumps([good, bad]))
+    intake.intake(ctx)
+    assert batching.batch_all(ctx) == 1
+    with ctx.store.read() as tx:
+        got = {
+            r.payload["client_reference"]: (r.state, r.reason, r.tracking_number) for r in tx.list_requests()
+        }
+    assert got["EL-0001"][0] == "queued"
+    state, reason, tracking = got["EL-BAD"]
+    assert (state, reason) == ("invalid", "cannot be written as X12: NM103 contains a delimiter character")
+    assert _written(ctx, tracking) == _rendered(ctx, tracking)
+    assert batching.batch_all(ctx) == 0, "not tried again"

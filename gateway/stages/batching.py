@@ -2,8 +2,9 @@
 
 Control numbers are allocated (and committed) before the file is built, so a crash can only leave a
 harmless gap; the file, its envelopes and the requests' move to ``queued`` are one transaction, so a
-request is never in two files. A request whose X12 fails the implementation guide is set aside as
-``invalid`` (with the findings) instead of being sent.
+request is never in two files. A request whose X12 fails the implementation guide, or that cannot be
+written as X12 at all (a value holding a delimiter character), is set aside as ``invalid`` (with the
+reason) instead of being sent, so it cannot block the requests batched with it, cycle after cycle.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from gateway.runtime.context import Context
 from gateway.stages.outbox import write_results
 from gateway.store import RequestRow, StaleStateError
 from transactions.envelope_writer import InterchangeHeader
+from transactions.errors import X12WriteError
 from transactions.outbound import OutboundBatch, Request, build_request_interchange, request_kind
 from transactions.requests_json import request_from_obj
 from transactions.validation import validate
@@ -81,10 +83,20 @@ def batch_partner(ctx: Context, partner: PartnerConfig) -> int:
     if not rows:
         return 0
     requests = [load_request(r) for r in rows]
-    batch = _build(ctx, partner, requests)
+    claimed = [r.tracking_number for r in rows]
+    try:
+        batch = _build(ctx, partner, requests)
+    except X12WriteError:
+        unwritable = _unwritable(ctx, partner, requests)
+        if not unwritable:
+            raise
+        _set_aside(ctx, unwritable, claimed)
+        return batch_partner(ctx, partner)  # the rest, without the unwritable ones
     rejected = _rejected_sets(batch.data)
     if rejected:
-        _set_aside(ctx, batch, rejected, [r.tracking_number for r in rows])
+        by_control = {s.control_number: s.trace_number for s in batch.sets}
+        why = {by_control[c]: f"implementation guide: {m}" for c, m in rejected.items() if c in by_control}
+        _set_aside(ctx, why, claimed)
         return batch_partner(ctx, partner)  # the rest, without the invalid ones
     kinds = {s.set_id for s in batch.sets}
     kind = kinds.pop() if len(kinds) == 1 else "mixed"
@@ -105,22 +117,40 @@ def batch_partner(ctx: Context, partner: PartnerConfig) -> int:
     return len(rows)
 
 
-def _set_aside(ctx: Context, batch: OutboundBatch, rejected: dict[str, str], claimed: list[str]) -> None:
-    """Invalid requests become ``invalid``; the valid ones go back to ``new`` for the next batch."""
-    by_control = {s.control_number: s.trace_number for s in batch.sets}
-    invalid = [t for c, t in by_control.items() if c in rejected]
+def _unwritable(ctx: Context, partner: PartnerConfig, requests: list[Request]) -> dict[str, str]:
+    """Tracking number -> reason, for each request that cannot be written as X12 at all (a value holds
+    a delimiter character). Each is built alone, with placeholder control numbers: nothing allocated."""
+    ident = ctx.config.identity
+    header = InterchangeHeader(
+        ident.isa_qualifier, ident.isa_id, partner.isa_qualifier, partner.isa_id, 1, ctx.clock()
+    )
+    out: dict[str, str] = {}
+    for req in requests:
+        try:
+            build_request_interchange(
+                [req],
+                header,
+                application_sender=ident.gs_id,
+                application_receiver=partner.gs_id,
+                group_controls=[1],
+                set_controls=[1],
+            )
+        except X12WriteError as exc:
+            out[req.trace_number] = f"cannot be written as X12: {exc}"
+    return out
+
+
+def _set_aside(ctx: Context, invalid: dict[str, str], claimed: list[str]) -> None:
+    """Requests in ``invalid`` (tracking number -> reason) become ``invalid``; the other claimed ones
+    go back to ``new`` for the next batch."""
     with ctx.store.begin() as tx:
         for valid in claimed:
             if valid not in invalid:
                 tx.set_request_state(valid, "new", expect="batching")
-        for control, why in rejected.items():
-            tracking = by_control.get(control)
-            if tracking:
-                tx.set_request_state(
-                    tracking, "invalid", expect="batching", reason=f"implementation guide: {why}"
-                )
-    write_results(ctx, invalid)
-    ctx.log.warning("requests set aside as invalid", count=len(rejected), trace_numbers=invalid)
+        for tracking, why in invalid.items():
+            tx.set_request_state(tracking, "invalid", expect="batching", reason=why)
+    write_results(ctx, list(invalid))
+    ctx.log.warning("requests set aside as invalid", count=len(invalid), trace_numbers=list(invalid))
 
 
 def _record(  # noqa: PLR0917 - one call site; the parts of one batch
