@@ -149,3 +149,26 @@ def test_unstorable_text_is_named_by_its_json_path(sample: str, path: str) -> No
     parsed = intake.parse_inbox_bytes(json.dumps(doc).encode(), "r.json")
     assert parsed.requests == []
     assert parsed.errors == [{"index": 0, "field": path, "reason": intake.UNSTORABLE}]
+
+
+def test_a_rival_claim_that_vanished_does_not_make_the_file_a_duplicate(ctx: Context) -> None:
+    """Two nodes claim one inbox file at once: the loser's row (claiming, then vanished) has the same
+    SHA-256 but is no original, so the winner's file is accepted, not a "duplicate" of nothing."""
+    from gateway.runtime.fsutil import sha256_file  # noqa: PLC0415
+
+    path = _drop(ctx, "270-subscriber.json", (REQUESTS / "270-subscriber.json").read_bytes())
+    sha, size = sha256_file(path)
+    for state in ("claiming", "vanished"):
+        with ctx.store.begin() as tx:
+            tx.record_file(
+                direction="in",
+                partner="inbox",
+                name=f"rival-{state}.json",
+                sha256=sha,
+                size=size,
+                payload_path=None,
+                state=state,
+            )
+    assert intake.intake(ctx) == 1
+    assert _states(ctx)["270-subscriber.json"] == "accepted"
+    assert _requests(ctx) == ["EL-0001"]

@@ -38,6 +38,9 @@ from transactions.requests_json import parse_request_document, request_to_obj
 from transactions.validation import Options, validate_detailed
 
 INBOX = "inbox"
+# Claims that have not (``claiming``) or never (``vanished``) got their file: when two nodes claim the
+# same inbox file at once, the loser's row must not make the winner's file a "duplicate" of nothing.
+NOT_AN_ORIGINAL = ("claiming", "vanished")
 
 
 @dataclass
@@ -209,7 +212,11 @@ def process(ctx: Context, file_id: int) -> str:
     settings = ctx.config.inbox
     with ctx.store.read() as tx:
         dup = tx.find_file_by_sha256(
-            sha, within=timedelta(hours=settings.duplicate_window_hours), direction="in", exclude_id=file_id
+            sha,
+            within=timedelta(hours=settings.duplicate_window_hours),
+            direction="in",
+            exclude_id=file_id,
+            exclude_states=NOT_AN_ORIGINAL,
         )
     parsed = (
         Parsed(file_error=f"larger than the {settings.max_file_bytes}-byte limit")
