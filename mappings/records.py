@@ -7,9 +7,10 @@ them; they are PHI, so the gateway masks them whenever a record is shown in logs
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import date
 from decimal import Decimal
+from typing import Any, TypeVar
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,3 +199,16 @@ class AuthorizationRecord:
     @property
     def all_lines_approved(self) -> bool:
         return all(s.status == "approved" for s in self.services)
+
+
+R = TypeVar("R", AuthorizationRecord, ServiceDecision)
+
+
+def blank_record(cls: type[R], **given: Any) -> R:
+    """A record of ``cls`` with only ``given`` set (other fields None, tuple fields empty): for a record
+    the gateway makes itself, such as a 278 answered locally by the pre-certification gate."""
+    empty = {f.name: () if str(f.type).startswith("tuple[") else None for f in fields(cls)}
+    unknown = set(given) - set(empty)
+    if unknown:
+        raise TypeError(f"{cls.__name__} has no field(s) {', '.join(sorted(unknown))}")
+    return cls(**{**empty, **given})

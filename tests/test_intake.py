@@ -66,7 +66,10 @@ def test_csv_batch_sends_good_rows_and_quarantines_the_reasons(ctx: Context) -> 
     fields = sorted(r["field"] for r in reason["requests"])
     assert fields == ["payer.id", "row 3.provider.npi"]
     assert "CANARYTEST" not in reason_file.read_text(), "reasons never quote the data"
-    assert (ctx.config.folders.archive / "batch.csv").exists() or list(ctx.config.folders.archive.iterdir())
+    archived = {p.name: p.read_bytes() for p in ctx.config.folders.archive.iterdir()}
+    assert archived == {"1__batch.csv": CSV.encode()}, "the file itself is archived, unchanged"
+    assert (ctx.config.folders.quarantine / "1__batch.csv").read_bytes() == CSV.encode(), "and a copy kept"
+    assert list(ctx.config.folders.inbox.iterdir()) == []
 
 
 def test_ready_made_x12_is_reenveloped(ctx: Context) -> None:
@@ -128,3 +131,44 @@ def test_half_claimed_file_is_finished_after_a_crash(ctx: Context) -> None:
     assert _requests(ctx) == ["EL-0001"]
     assert not path.exists()
     assert intake.intake(ctx) == 0, "the file is not taken a second time"
+
+
+@pytest.mark.parametrize(
+    ("sample", "path"),
+    [("270-subscriber.json", "subscriber.last_name"), ("278-outpatient-mri.json", "requester.contact_name")],
+)
+def test_unstorable_text_is_named_by_its_json_path(sample: str, path: str) -> None:
+    """A control character anywhere in a request (checked on the model, before its one JSON form is
+    made) is reported under the field's JSON path; the request itself is not taken."""
+    doc = json.loads((REQUESTS / sample).read_text())
+    target = doc
+    keys = path.split(".")
+    for key in keys[:-1]:
+        target = target[key]
+    target[keys[-1]] = "BAD\x07VALUE"
+    parsed = intake.parse_inbox_bytes(json.dumps(doc).encode(), "r.json")
+    assert parsed.requests == []
+    assert parsed.errors == [{"index": 0, "field": path, "reason": intake.UNSTORABLE}]
+
+
+def test_a_rival_claim_that_vanished_does_not_make_the_file_a_duplicate(ctx: Context) -> None:
+    """Two nodes claim one inbox file at once: the loser's row (claiming, then vanished) has the same
+    SHA-256 but is no original, so the winner's file is accepted, not a "duplicate" of nothing."""
+    from gateway.runtime.fsutil import sha256_file  # noqa: PLC0415
+
+    path = _drop(ctx, "270-subscriber.json", (REQUESTS / "270-subscriber.json").read_bytes())
+    sha, size = sha256_file(path)
+    for state in ("claiming", "vanished"):
+        with ctx.store.begin() as tx:
+            tx.record_file(
+                direction="in",
+                partner="inbox",
+                name=f"rival-{state}.json",
+                sha256=sha,
+                size=size,
+                payload_path=None,
+                state=state,
+            )
+    assert intake.intake(ctx) == 1
+    assert _states(ctx)["270-subscriber.json"] == "accepted"
+    assert _requests(ctx) == ["EL-0001"]

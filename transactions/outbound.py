@@ -1,9 +1,15 @@
-"""Assemble whole interchanges of requests: 270s in an HS group, 278s in an HI group."""
+"""Assemble whole interchanges of requests: 270s in an HS group, 278s in an HI group.
+
+What goes into the envelopes for a kind of request (GS01, GS08, ST01, ST03) is decided here, once
+(:data:`REQUEST_KINDS`); a built :class:`OutboundBatch` says which group and ST02 each request got,
+so the gateway records the envelopes from what was written instead of working it out again.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from transactions.build270 import VERSION_270, build_270_body
 from transactions.build278 import VERSION_278, build_278_body
@@ -12,11 +18,51 @@ from transactions.envelope_writer import (
     TransactionBody,
     build_interchange,
     functional_groups,
+    st_number,
 )
 from transactions.models import EligibilityInquiry, ServiceReviewRequest
 from transactions.segment import Delimiters
 
 Request = EligibilityInquiry | ServiceReviewRequest
+
+
+@dataclass(frozen=True, slots=True)
+class RequestKind:
+    """The envelope values of one kind of request: ST01, GS01 and the version in GS08 and ST03."""
+
+    set_id: Literal["270", "278"]  # ST01
+    functional_id: str  # GS01: HS or HI
+    version: str  # GS08 = ST03: the implementation guide
+
+
+REQUEST_KINDS: dict[str, RequestKind] = {
+    "270": RequestKind("270", "HS", VERSION_270),
+    "278": RequestKind("278", "HI", VERSION_278),
+}
+
+
+def request_kind(req: Request) -> RequestKind:
+    """The envelope values for ``req`` (a 270 inquiry or a 278 request)."""
+    return REQUEST_KINDS["270" if isinstance(req, EligibilityInquiry) else "278"]
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundGroup:
+    """One functional group as written: GS01, GS08 and GS06."""
+
+    functional_id: str
+    version: str
+    control_number: int
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundSet:
+    """One transaction set as written: whose request it carries, ST01, ST02 (as text) and its group."""
+
+    trace_number: str
+    set_id: str
+    control_number: str
+    functional_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +73,8 @@ class OutboundBatch:
     interchange_control: int
     group_controls: tuple[int, ...]
     set_controls: tuple[tuple[str, int], ...]  # (trace number, ST02) per request, in order
+    groups: tuple[OutboundGroup, ...] = ()  # as written, in order (filled for request batches)
+    sets: tuple[OutboundSet, ...] = ()  # one per request, in request order (filled for request batches)
 
 
 def build_request_interchange(
@@ -45,21 +93,22 @@ def build_request_interchange(
     if len(set_controls) != len(requests):
         raise ValueError("one ST control number per request")
     d = delimiters or Delimiters()
-    bodies: dict[str, list[TransactionBody]] = {"HS": [], "HI": []}
+    bodies: dict[str, list[TransactionBody]] = {k.functional_id: [] for k in REQUEST_KINDS.values()}
     assigned: list[tuple[str, int]] = []
+    written: list[OutboundSet] = []
     for req, number in zip(requests, set_controls, strict=True):
-        if isinstance(req, EligibilityInquiry):
-            bodies["HS"].append(
-                TransactionBody("270", number, VERSION_270, build_270_body(req, header.timestamp))
-            )
-        else:
-            bodies["HI"].append(
-                TransactionBody("278", number, VERSION_278, build_278_body(req, header.timestamp))
-            )
+        kind = request_kind(req)
+        body = (
+            build_270_body(req, header.timestamp)
+            if isinstance(req, EligibilityInquiry)
+            else build_278_body(req, header.timestamp)
+        )
+        bodies[kind.functional_id].append(TransactionBody(kind.set_id, number, kind.version, body))
         assigned.append((req.trace_number, number))
+        written.append(OutboundSet(req.trace_number, kind.set_id, st_number(number), kind.functional_id))
     groups = functional_groups(
         bodies,
-        {"HS": VERSION_270, "HI": VERSION_278},
+        {k.functional_id: k.version for k in REQUEST_KINDS.values()},
         group_controls,
         application_sender=application_sender,
         application_receiver=application_receiver,
@@ -67,5 +116,10 @@ def build_request_interchange(
     )
     data = build_interchange(header, groups, d, newline=newline)
     return OutboundBatch(
-        data, header.control_number, tuple(g.control_number for g, _ in groups), tuple(assigned)
+        data,
+        header.control_number,
+        tuple(g.control_number for g, _ in groups),
+        tuple(assigned),
+        groups=tuple(OutboundGroup(g.functional_id, g.version, g.control_number) for g, _ in groups),
+        sets=tuple(written),
     )

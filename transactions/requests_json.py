@@ -12,7 +12,7 @@ from typing import Any
 from transactions.errors import RequestError
 from transactions.jsonform import from_dict, to_dict
 from transactions.models import EligibilityInquiry, ServiceReviewRequest
-from transactions.outbound import Request
+from transactions.outbound import Request, request_kind
 
 TYPES: dict[str, type[EligibilityInquiry] | type[ServiceReviewRequest]] = {
     "270": EligibilityInquiry,
@@ -31,8 +31,7 @@ def request_from_obj(obj: Any, path: str = "") -> Request:
 
 
 def request_to_obj(req: Request) -> dict[str, Any]:
-    kind = "270" if isinstance(req, EligibilityInquiry) else "278"
-    data: dict[str, Any] = {"type": kind, **to_dict(req)}
+    data: dict[str, Any] = {"type": request_kind(req).set_id, **to_dict(req)}
     return data
 
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gateway.runtime.config import GatewayConfig
+from gateway.runtime.health import PartnerHealthBoard
 from gateway.store import Store
 from gateway.store.payloads import PayloadStore
 
@@ -25,8 +26,5 @@ class Context:
     log: Any
     node_id: str
     clock: Callable[[], datetime] = utc_now
-    # partner name -> consecutive failures / paused-until time (run-loop memory, not durable)
-    failures: dict[str, int] = field(default_factory=dict)
-    paused_until: dict[str, datetime] = field(default_factory=dict)
-    # partner name -> remote file name -> (size, mtime) at the previous listing (see exchange)
-    remote_seen: dict[str, dict[str, tuple[int, int | None]]] = field(default_factory=dict)
+    # each partner's failures, pause and last remote listing (run-loop memory, not durable)
+    health: PartnerHealthBoard = field(default_factory=PartnerHealthBoard)

@@ -21,8 +21,9 @@ from gateway.runtime.config import GatewayConfig
 from gateway.runtime.context import Context, utc_now
 from gateway.runtime.fsutil import LocalIOError, remove_stale_temp_files
 from gateway.runtime.logsetup import get_logger
-from gateway.runtime.nodes import NodeRegistry, acquire_lease, dead_owners, is_sqlite, single_node_guard
-from gateway.stages import batching, deadlines, exchange, inbound, intake
+from gateway.runtime.nodes import NodeRegistry, dead_owners, is_sqlite, single_node_guard
+from gateway.stages import pipeline
+from gateway.stages.base import RECOVER, Cycle, CycleSummary, Stage
 from gateway.stages.outbox import write_results
 from gateway.store import Store
 from gateway.store.payloads import PayloadStore
@@ -31,21 +32,6 @@ from transactions.errors import X12GatewayError
 
 SWEEP_SECONDS = 600.0
 TEMP_FILE_MAX_AGE_SECONDS = 600.0
-
-
-@dataclass
-class CycleSummary:
-    taken: int = 0
-    queued: int = 0
-    uploaded: int = 0
-    downloaded: int = 0
-    processed: int = 0
-    overdue: int = 0
-    errors: int = 0
-
-    @property
-    def busy(self) -> bool:
-        return any((self.taken, self.queued, self.uploaded, self.downloaded, self.processed))
 
 
 def open_context(config: GatewayConfig, *, clock=utc_now) -> Context:  # type: ignore[no-untyped-def]
@@ -77,88 +63,38 @@ class Gateway:
         self.ctx = ctx
         self.rules = load_mapping_rules(ctx.config)
         self.stop = threading.Event()
-        self._dead: list[str] = []  # owners found dead at the start of the current cycle
-        self._next_sweep = 0.0
+        self.recovery: tuple[Stage, ...] = recovery_stages()
+        self.stages: tuple[Stage, ...] = work_stages(ctx, self.rules)
 
-    def _stage(self, name: str, summary: CycleSummary, fn, *args):  # type: ignore[no-untyped-def]
-        if self.stop.is_set() and name not in ("recover",):
-            return 0
+    def _stage(self, stage: Stage, cycle: Cycle) -> None:
+        """Run one stage; an error is counted and logged, and the loop goes on with the next stage."""
         try:
-            return fn(*args)
+            stage(self.ctx, cycle)
         except (X12GatewayError, LocalIOError) as exc:
-            summary.errors += 1
+            cycle.summary.errors += 1
             disk_full = isinstance(exc, LocalIOError) and exc.disk_full
             self.ctx.log.error(
-                "stage failed; will retry next cycle", stage=name, error=str(exc), disk_full=disk_full
+                "stage failed; will retry next cycle", stage=stage.name, error=str(exc), disk_full=disk_full
             )
-            return 0
         except Exception as exc:  # noqa: BLE001 - a bug in one stage must not crash-loop the whole gateway
-            summary.errors += 1
+            cycle.summary.errors += 1
             # the type only: the message of an unexpected error may quote data
             self.ctx.log.error(
-                "stage failed unexpectedly; will retry next cycle", stage=name, error=type(exc).__name__
+                "stage failed unexpectedly; will retry next cycle", stage=stage.name, error=type(exc).__name__
             )
-            return 0
 
     def cycle(self) -> CycleSummary:
-        s = CycleSummary()
-        ctx = self.ctx
-        self._stage("recover", s, intake.recover, ctx)
-        self._stage("recover", s, inbound.recover, ctx)
-        dead = self._stage("recover", s, self._dead_owners) or []
-        self._dead = dead
-        self._stage("recover", s, batching.release_expired, ctx, dead)
-        self._stage("recover", s, inbound.release_expired, ctx, dead)
-        self._stage("recover", s, self._sweep_temp_files)
-        s.taken = self._stage("intake", s, intake.intake, ctx)
-        s.queued = self._stage("batch", s, batching.batch_all, ctx)
-        for partner in ctx.config.partners:
-            if not self._holds_partner(partner.name):
-                continue  # another node exchanges with this partner right now
-            up, down = self._stage("exchange", s, exchange.exchange, ctx, partner) or (0, 0)
-            s.uploaded += up
-            s.downloaded += down
-        s.processed = self._stage("inbound", s, inbound.process_downloaded, ctx, self.rules)
-        s.overdue = self._stage("overdue", s, mark_overdue, ctx)
-        s.overdue += self._stage("ack overdue", s, mark_ack_overdue, ctx)
-        self._stage("alerts", s, deadlines.alert_changes, ctx)
+        """Recovery first (even when a stop was asked for), then the work stages in order."""
+        cycle = Cycle()
+        for stage in self.recovery:
+            self._stage(stage, cycle)
+        for stage in self.stages:
+            if not self.stop.is_set():
+                self._stage(stage, cycle)
+        s = cycle.summary
         if s.busy or s.errors:
-            ctx.log.info("cycle", **dict(vars(s)))
+            self.ctx.log.info("cycle", **dict(vars(s)))
         return s
-
-    def _dead_owners(self) -> list[str]:
-        single = is_sqlite(self.ctx.config.database_url())
-        silent = self.ctx.config.gateway.lease_seconds
-        return dead_owners(
-            self.ctx.store, self.ctx.node_id, self.ctx.clock(), single_node=single, silent_seconds=silent
-        )
-
-    def _holds_partner(self, name: str) -> bool:
-        """One node at a time polls and uploads for a partner: take or renew its lease."""
-        try:
-            return acquire_lease(
-                self.ctx.store,
-                f"partner:{name}",
-                self.ctx.node_id,
-                self.ctx.config.gateway.lease_seconds,
-                self.ctx.clock(),
-                dead=self._dead,
-            )
-        except X12GatewayError as exc:
-            self.ctx.log.error("partner lease failed", partner=name, error=str(exc))
-            return False
-
-    def _sweep_temp_files(self) -> int:
-        """Every ``SWEEP_SECONDS``: remove temporary files a killed process left (see fsutil)."""
-        if time.monotonic() < self._next_sweep:
-            return 0
-        self._next_sweep = time.monotonic() + SWEEP_SECONDS
-        folders = self.ctx.config.folders
-        now = self.ctx.clock().timestamp()
-        return sum(
-            remove_stale_temp_files(folder, now=now, older_than=TEMP_FILE_MAX_AGE_SECONDS)
-            for folder in (folders.outbox, folders.quarantine, folders.archive, folders.payloads)
-        )
 
     def run(self, *, once: bool = False, interval: float | None = None) -> None:
         wait = (
@@ -195,6 +131,82 @@ class Gateway:
 
         signal.signal(signal.SIGTERM, handler)
         signal.signal(signal.SIGINT, handler)
+
+
+def recovery_stages() -> tuple[Stage, ...]:
+    """What runs at the start of every cycle, stop or not: finish what a crash interrupted."""
+    return (
+        pipeline.RecoverIntake(),
+        pipeline.RecoverInbound(),
+        FindDeadOwners(),
+        pipeline.ReleaseBatching(),
+        pipeline.ReleaseInbound(),
+        SweepTempFiles(),
+    )
+
+
+def work_stages(ctx: Context, rules: MappingRules) -> tuple[Stage, ...]:
+    """The work of one cycle, in order; each is skipped once a stop was asked for."""
+    return (
+        pipeline.Intake(),
+        pipeline.Batch(),
+        *(pipeline.Exchange(partner) for partner in ctx.config.partners),
+        pipeline.Inbound(rules),
+        MarkOverdue(),
+        MarkAckOverdue(),
+        pipeline.Alerts(),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class FindDeadOwners:
+    """Owners (nodes) whose leases may be taken over: their node is known dead, or (single node on
+    SQLite) any owner but this one. Stored in the cycle for the release and lease steps."""
+
+    name: str = RECOVER
+
+    def __call__(self, ctx: Context, cycle: Cycle, /) -> None:
+        single = is_sqlite(ctx.config.database_url())
+        silent = ctx.config.gateway.lease_seconds
+        now = ctx.clock()
+        cycle.dead = dead_owners(ctx.store, ctx.node_id, now, single_node=single, silent_seconds=silent)
+
+
+@dataclass(slots=True)
+class SweepTempFiles:
+    """Every ``SWEEP_SECONDS``: remove temporary files a killed process left (see fsutil)."""
+
+    name: str = RECOVER
+    next_sweep: float = 0.0
+
+    def __call__(self, ctx: Context, _cycle: Cycle, /) -> None:
+        if time.monotonic() < self.next_sweep:
+            return
+        self.next_sweep = time.monotonic() + SWEEP_SECONDS
+        folders = ctx.config.folders
+        now = ctx.clock().timestamp()
+        for folder in (folders.outbox, folders.quarantine, folders.archive, folders.payloads):
+            remove_stale_temp_files(folder, now=now, older_than=TEMP_FILE_MAX_AGE_SECONDS)
+
+
+@dataclass(frozen=True, slots=True)
+class MarkOverdue:
+    """Requests past their response deadline become ``overdue``."""
+
+    name: str = "overdue"
+
+    def __call__(self, ctx: Context, cycle: Cycle, /) -> None:
+        cycle.summary.overdue += mark_overdue(ctx)
+
+
+@dataclass(frozen=True, slots=True)
+class MarkAckOverdue:
+    """Sent files without a 999/TA1 in time become ``ack_overdue``."""
+
+    name: str = "ack overdue"
+
+    def __call__(self, ctx: Context, cycle: Cycle, /) -> None:
+        cycle.summary.overdue += mark_ack_overdue(ctx)
 
 
 def mark_overdue(ctx: Context) -> int:

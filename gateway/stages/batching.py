@@ -2,8 +2,9 @@
 
 Control numbers are allocated (and committed) before the file is built, so a crash can only leave a
 harmless gap; the file, its envelopes and the requests' move to ``queued`` are one transaction, so a
-request is never in two files. A request whose X12 fails the implementation guide is set aside as
-``invalid`` (with the findings) instead of being sent.
+request is never in two files. A request whose X12 fails the implementation guide, or that cannot be
+written as X12 at all (a value holding a delimiter character), is set aside as ``invalid`` (with the
+reason) instead of being sent, so it cannot block the requests batched with it, cycle after cycle.
 """
 
 from __future__ import annotations
@@ -16,12 +17,10 @@ from gateway.runtime.context import Context
 from gateway.stages.outbox import write_results
 from gateway.store import RequestRow, StaleStateError
 from transactions.envelope_writer import InterchangeHeader
-from transactions.models import EligibilityInquiry
-from transactions.outbound import OutboundBatch, Request, build_request_interchange
+from transactions.errors import X12WriteError
+from transactions.outbound import OutboundBatch, Request, build_request_interchange, request_kind
 from transactions.requests_json import request_from_obj
 from transactions.validation import validate
-
-VERSIONS = {"HS": "005010X279A1", "HI": "005010X217"}
 
 
 def release_expired(ctx: Context, dead: list[str]) -> int:
@@ -38,7 +37,7 @@ def load_request(row: RequestRow) -> Request:
 def _build(ctx: Context, partner: PartnerConfig, requests: list[Request]) -> OutboundBatch:
     ident = ctx.config.identity
     pair = (f"{ident.isa_qualifier}:{ident.isa_id}", f"{partner.isa_qualifier}:{partner.isa_id}")
-    kinds = {isinstance(r, EligibilityInquiry) for r in requests}
+    kinds = {request_kind(r).functional_id for r in requests}
     isa = ctx.store.allocate_control_numbers(*pair, "ISA13", 1)[0]
     groups = list(ctx.store.allocate_control_numbers(*pair, "GS06", len(kinds)))
     sets = list(ctx.store.allocate_control_numbers(*pair, "ST02", len(requests)))
@@ -84,20 +83,27 @@ def batch_partner(ctx: Context, partner: PartnerConfig) -> int:
     if not rows:
         return 0
     requests = [load_request(r) for r in rows]
-    batch = _build(ctx, partner, requests)
+    claimed = [r.tracking_number for r in rows]
+    try:
+        batch = _build(ctx, partner, requests)
+    except X12WriteError:
+        unwritable = _unwritable(ctx, partner, requests)
+        if not unwritable:
+            raise
+        _set_aside(ctx, unwritable, claimed)
+        return batch_partner(ctx, partner)  # the rest, without the unwritable ones
     rejected = _rejected_sets(batch.data)
     if rejected:
-        _set_aside(ctx, batch, rejected, [r.tracking_number for r in rows])
+        by_control = {s.control_number: s.trace_number for s in batch.sets}
+        why = {by_control[c]: f"implementation guide: {m}" for c, m in rejected.items() if c in by_control}
+        _set_aside(ctx, why, claimed)
         return batch_partner(ctx, partner)  # the rest, without the invalid ones
-    kind = (
-        "270"
-        if all(isinstance(r, EligibilityInquiry) for r in requests)
-        else ("278" if not any(isinstance(r, EligibilityInquiry) for r in requests) else "mixed")
-    )
+    kinds = {s.set_id for s in batch.sets}
+    kind = kinds.pop() if len(kinds) == 1 else "mixed"
     name = partner.file_name(kind, batch.interchange_control, ctx.clock())
     sha, path = ctx.payloads.put(batch.data)
     try:
-        _record(ctx, partner, rows, requests, batch, name, sha, str(path))
+        _record(ctx, partner, rows, batch, name, sha, str(path))
     except StaleStateError:
         return 0  # another worker took some of these requests; the numbers are a harmless gap
     ctx.log.info(
@@ -111,34 +117,52 @@ def batch_partner(ctx: Context, partner: PartnerConfig) -> int:
     return len(rows)
 
 
-def _set_aside(ctx: Context, batch: OutboundBatch, rejected: dict[str, str], claimed: list[str]) -> None:
-    """Invalid requests become ``invalid``; the valid ones go back to ``new`` for the next batch."""
-    by_control = {f"{ctl:04d}": trace for trace, ctl in batch.set_controls}
-    invalid = [t for c, t in by_control.items() if c in rejected]
+def _unwritable(ctx: Context, partner: PartnerConfig, requests: list[Request]) -> dict[str, str]:
+    """Tracking number -> reason, for each request that cannot be written as X12 at all (a value holds
+    a delimiter character). Each is built alone, with placeholder control numbers: nothing allocated."""
+    ident = ctx.config.identity
+    header = InterchangeHeader(
+        ident.isa_qualifier, ident.isa_id, partner.isa_qualifier, partner.isa_id, 1, ctx.clock()
+    )
+    out: dict[str, str] = {}
+    for req in requests:
+        try:
+            build_request_interchange(
+                [req],
+                header,
+                application_sender=ident.gs_id,
+                application_receiver=partner.gs_id,
+                group_controls=[1],
+                set_controls=[1],
+            )
+        except X12WriteError as exc:
+            out[req.trace_number] = f"cannot be written as X12: {exc}"
+    return out
+
+
+def _set_aside(ctx: Context, invalid: dict[str, str], claimed: list[str]) -> None:
+    """Requests in ``invalid`` (tracking number -> reason) become ``invalid``; the other claimed ones
+    go back to ``new`` for the next batch."""
     with ctx.store.begin() as tx:
         for valid in claimed:
             if valid not in invalid:
                 tx.set_request_state(valid, "new", expect="batching")
-        for control, why in rejected.items():
-            tracking = by_control.get(control)
-            if tracking:
-                tx.set_request_state(
-                    tracking, "invalid", expect="batching", reason=f"implementation guide: {why}"
-                )
-    write_results(ctx, invalid)
-    ctx.log.warning("requests set aside as invalid", count=len(rejected), trace_numbers=invalid)
+        for tracking, why in invalid.items():
+            tx.set_request_state(tracking, "invalid", expect="batching", reason=why)
+    write_results(ctx, list(invalid))
+    ctx.log.warning("requests set aside as invalid", count=len(invalid), trace_numbers=list(invalid))
 
 
 def _record(  # noqa: PLR0917 - one call site; the parts of one batch
     ctx: Context,
     partner: PartnerConfig,
     rows: list[RequestRow],
-    requests: list[Request],
     batch: OutboundBatch,
     name: str,
     sha: str,
     path: str,
 ) -> None:
+    """The file, its envelopes (as the batch says they were written) and the requests' move to queued."""
     ident = ctx.config.identity
     by_tracking = {r.tracking_number: r for r in rows}
     with ctx.store.begin() as tx:
@@ -160,23 +184,21 @@ def _record(  # noqa: PLR0917 - one call site; the parts of one batch
             interchange_at=ctx.clock(),
         )
         group_ids: dict[str, Any] = {}
-        fids = [
-            fid
-            for fid in ("HS", "HI")
-            if any(isinstance(r, EligibilityInquiry) == (fid == "HS") for r in requests)
-        ]
-        for fid, control in zip(fids, batch.group_controls, strict=True):
-            group_ids[fid] = tx.record_group(
-                interchange_id=ic.id, control_number=control, functional_id=fid, version=VERSIONS[fid]
+        for g in batch.groups:
+            group_ids[g.functional_id] = tx.record_group(
+                interchange_id=ic.id,
+                control_number=g.control_number,
+                functional_id=g.functional_id,
+                version=g.version,
             ).id
-        for (tracking, control), req in zip(batch.set_controls, requests, strict=True):
-            fid = "HS" if isinstance(req, EligibilityInquiry) else "HI"
+        for written in batch.sets:
+            tracking = written.trace_number
             row = by_tracking[tracking]
             tx.record_transaction_set(
                 interchange_id=ic.id,
-                group_id=group_ids[fid],
-                control_number=f"{control:04d}",
-                set_id="270" if fid == "HS" else "278",
+                group_id=group_ids[written.functional_id],
+                control_number=written.control_number,
+                set_id=written.set_id,
                 trace_numbers=[tracking],
                 bht03=tracking,
                 state="queued",

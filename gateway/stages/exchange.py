@@ -15,28 +15,33 @@ from gateway.errors import TransferError
 from gateway.runtime.config import PartnerConfig
 from gateway.runtime.context import Context
 from gateway.runtime.fsutil import ensure_dir, io_errors
+from gateway.runtime.health import Listing
 from gateway.store import FileRow
 from gateway.transport.sftp import SftpClient, retry
 
 
 def paused(ctx: Context, partner: PartnerConfig) -> bool:
-    until = ctx.paused_until.get(partner.name)
-    return until is not None and ctx.clock() < until
+    return ctx.health.of(partner.name).is_paused(ctx.clock())
 
 
 def _failed(ctx: Context, partner: PartnerConfig, exc: TransferError) -> None:
-    count = ctx.failures.get(partner.name, 0) + 1
-    ctx.failures[partner.name] = count
+    health = ctx.health.of(partner.name)
+    paused_now = health.failed(
+        ctx.clock(),
+        str(exc),
+        retryable=exc.retryable,
+        pause_after=partner.pause_after_failures,
+        pause_minutes=partner.pause_minutes,
+    )
     ctx.log.warning(
         "partner exchange failed",
         partner=partner.name,
         operation=exc.operation,
         error=str(exc),
         retryable=exc.retryable,
-        consecutive_failures=count,
+        consecutive_failures=health.failures,
     )
-    if count >= partner.pause_after_failures or not exc.retryable:
-        ctx.paused_until[partner.name] = ctx.clock() + timedelta(minutes=partner.pause_minutes)
+    if paused_now:
         ctx.log.error("partner paused", partner=partner.name, minutes=partner.pause_minutes, error=str(exc))
         with ctx.store.begin() as tx:
             tx.record_state_change(
@@ -60,7 +65,7 @@ def exchange(ctx: Context, partner: PartnerConfig) -> tuple[int, int]:
     except TransferError as exc:
         _failed(ctx, partner, exc)
         return 0, 0
-    if ctx.failures.pop(partner.name, 0):
+    if ctx.health.of(partner.name).succeeded():
         with ctx.store.begin() as tx:
             tx.record_state_change("partner", 0, "failing", "active", {"partner": partner.name})
     return sent, got
@@ -163,8 +168,7 @@ def download_all(ctx: Context, partner: PartnerConfig, client: SftpClient) -> in
     for bad in listing.rejected:
         ctx.log.warning("remote file refused", partner=partner.name, name=bad.display, reason=bad.reason)
     got = 0
-    seen = ctx.remote_seen.get(partner.name, {})
-    ctx.remote_seen[partner.name] = {e.name: (e.size, e.mtime) for e in listing.entries}
+    seen = ctx.health.of(partner.name).new_listing((e.name, e.size, e.mtime) for e in listing.entries)
     for entry in listing.entries:
         if not _complete(ctx, partner, entry.name, entry.size, entry.mtime, seen):
             continue
@@ -179,7 +183,7 @@ def _complete(  # noqa: PLR0917 - the listing entry's fields
     name: str,
     size: int,
     mtime: int | None,
-    seen: dict[str, tuple[int, int | None]],
+    seen: Listing,
 ) -> bool:
     """A new remote file is taken once two listings in a row show the same size and time: a partner
     that writes in place (no temporary name) may still be writing it, and a half file downloaded and

@@ -17,7 +17,7 @@ from typing import Any
 from gateway.runtime.config import PartnerConfig
 from gateway.runtime.context import Context
 from gateway.runtime.fsutil import atomic_write, ensure_dir
-from gateway.stages.outbox import write_results
+from gateway.stages.outbox import summary_file_name, write_results
 from gateway.store import FileRow, RequestRow, Tx
 from mappings.correlate import ResponseKey, SentRequest, correlate
 from mappings.mapper import MappingRules, Record, map_set
@@ -105,7 +105,7 @@ def process_file(ctx: Context, row: FileRow, rules: MappingRules) -> str:
 
 
 def deliver(ctx: Context, file_id: int, trackings: list[str]) -> None:
-    write_results(ctx, trackings, summary_name=f"summary-{file_id}.csv" if trackings else None)
+    write_results(ctx, trackings, summary_name=summary_file_name(file_id) if trackings else None)
     with ctx.store.begin() as tx:
         tx.set_file_state(file_id, "delivered", expect="processed")
 

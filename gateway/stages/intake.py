@@ -7,8 +7,10 @@ so :func:`recover` can finish whatever a crash interrupted without losing or dup
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from pathlib import Path
@@ -30,13 +32,15 @@ from gateway.store import StaleStateError, hash_member_id
 from transactions.build270 import read_270
 from transactions.build278 import read_278_request
 from transactions.errors import RequestError, X12GatewayError
-from transactions.models import EligibilityInquiry
-from transactions.outbound import Request
+from transactions.outbound import Request, request_kind
 from transactions.requests_csv import parse_csv
 from transactions.requests_json import parse_request_document, request_to_obj
 from transactions.validation import Options, validate_detailed
 
 INBOX = "inbox"
+# Claims that have not (``claiming``) or never (``vanished``) got their file: when two nodes claim the
+# same inbox file at once, the loser's row must not make the winner's file a "duplicate" of nothing.
+NOT_AN_ORIGINAL = ("claiming", "vanished")
 
 
 @dataclass
@@ -81,7 +85,7 @@ def parse_inbox_bytes(data: bytes, name: str) -> Parsed:
 def _take(out: Parsed, item: Request | RequestError, index: int) -> None:
     if isinstance(item, RequestError):
         out.errors.append({"index": index, "field": item.field, "reason": item.reason})
-    elif (where := _unstorable(request_to_obj(item))) is not None:
+    elif (where := _unstorable(item)) is not None:
         out.errors.append({"index": index, "field": where, "reason": UNSTORABLE})
     else:
         out.requests.append((item, item.trace_number))
@@ -92,11 +96,18 @@ UNSTORABLE = "contains a control character or invalid Unicode (a lone surrogate)
 
 def _unstorable(value: Any, path: str = "") -> str | None:
     """Path of the first text holding a control character or lone surrogate, or None. JSON allows both
-    (as escapes), but no database column, hash or X12 element can carry them."""
+    (as escapes), but no database column, hash or X12 element can carry them. Walks the model itself
+    (field names are its JSON keys), so a request is turned into JSON only once, when it is stored."""
     if isinstance(value, str):
         bad = any(unicodedata.category(c) in ("Cc", "Cs") for c in value)
         return (path or "request") if bad else None
-    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    items: Iterable[tuple[Any, Any]] = ()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        items = ((f.name, getattr(value, f.name)) for f in dataclasses.fields(value))
+    elif isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list | tuple):
+        items = enumerate(value)
     for key, item in items:
         found = _unstorable(item, f"{path}.{key}" if path else str(key))
         if found is not None:
@@ -201,7 +212,11 @@ def process(ctx: Context, file_id: int) -> str:
     settings = ctx.config.inbox
     with ctx.store.read() as tx:
         dup = tx.find_file_by_sha256(
-            sha, within=timedelta(hours=settings.duplicate_window_hours), direction="in", exclude_id=file_id
+            sha,
+            within=timedelta(hours=settings.duplicate_window_hours),
+            direction="in",
+            exclude_id=file_id,
+            exclude_states=NOT_AN_ORIGINAL,
         )
     parsed = (
         Parsed(file_error=f"larger than the {settings.max_file_bytes}-byte limit")
@@ -238,13 +253,17 @@ def _store_requests(  # noqa: PLR0917 - the parts of one processed inbox file
     routed, unrouted = _route(ctx, parsed)
     numbers = [ctx.store.new_tracking_number() for _ in routed]
     state = _outcome(duplicate, parsed, routed)
+    assigner = ctx.config.identity.trace_assigner
+    finals = [
+        replace(req, trace_number=t, trace_assigner=assigner)
+        for (req, _, _), t in zip(routed, numbers, strict=True)
+    ]
     with ctx.store.begin() as tx:
-        for (req, partner, reference), tracking in zip(routed, numbers, strict=True):
-            final = replace(req, trace_number=tracking, trace_assigner=ctx.config.identity.trace_assigner)
-            payload = {**request_to_obj(final), "client_reference": reference}
+        for (req, partner, reference), final, tracking in zip(routed, finals, numbers, strict=True):
+            payload = {**request_to_obj(final), "client_reference": reference}  # its one JSON form
             tx.insert_request(
                 tracking_number=tracking,
-                kind="270" if isinstance(req, EligibilityInquiry) else "278",
+                kind=request_kind(req).set_id,
                 payer_id=req.payer.id,
                 partner=partner,
                 source_file_id=file_id,
@@ -263,8 +282,8 @@ def _store_requests(  # noqa: PLR0917 - the parts of one processed inbox file
                 "payload": str(payload_path.name),
             },
         )
-    for (req, _partner, _reference), tracking in zip(routed, numbers, strict=True):
-        precert_gate(ctx, replace(req, trace_number=tracking))  # "not required": answered here, no 278
+    for final in finals:
+        precert_gate(ctx, final)  # "not required": answered here, no 278
     _settle(ctx, file_id, name, state, reason)
     ctx.log.info(
         "inbox file processed",

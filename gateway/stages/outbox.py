@@ -1,5 +1,11 @@
 """Outbox: one result file per request (``<tracking number>.json``, written atomically, owner-only),
-plus an optional CSV summary per processed batch. Rewriting a result is idempotent."""
+plus an optional CSV summary per processed batch. Rewriting a result is idempotent.
+
+This is the only writer of the outbox: every stage that changes what a billing system should see
+(batching sets a request aside, the pre-cert gate answers one, inbound delivers responses, the run
+loop marks requests overdue) calls :func:`write_results`, which renders each file from the store
+alone, so the same request state gives the same bytes whoever asked for the write.
+"""
 
 from __future__ import annotations
 
@@ -56,8 +62,19 @@ def result_document(tx: Tx, req: RequestRow) -> dict[str, Any]:
     return doc
 
 
+def summary_file_name(file_id: int) -> str:
+    """The CSV summary's name for the results of one processed inbound file."""
+    return f"summary-{file_id}.csv"
+
+
+def render_result(doc: dict[str, Any]) -> bytes:
+    """The bytes of one result file (stable key order, so a rewrite is byte-identical)."""
+    return json.dumps(doc, indent=2, sort_keys=True).encode()
+
+
 def write_results(ctx: Context, trackings: list[str], *, summary_name: str | None = None) -> int:
-    """(Re)write the result file of each tracking number; returns how many were written."""
+    """(Re)write the result file of each tracking number (unknown ones are skipped), and the CSV
+    summary ``summary_name`` when given and enabled; returns how many results were written."""
     outbox = ensure_dir(ctx.config.folders.outbox)
     rows: list[dict[str, Any]] = []
     with ctx.store.read() as tx:
@@ -66,7 +83,7 @@ def write_results(ctx: Context, trackings: list[str], *, summary_name: str | Non
             if req is None:
                 continue
             doc = result_document(tx, req)
-            atomic_write(outbox / f"{tracking}.json", json.dumps(doc, indent=2, sort_keys=True).encode())
+            atomic_write(outbox / f"{tracking}.json", render_result(doc))
             rows.append(_summary_row(doc))
     if summary_name and rows and ctx.config.outbox.csv_summary:
         buf = io.StringIO()

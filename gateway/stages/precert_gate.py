@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Any
 
 from gateway.errors import ConfigError
 from gateway.runtime.config import GatewayConfig
 from gateway.runtime.context import Context
 from gateway.stages.outbox import write_results
 from gateway.store import StaleStateError, Tx, hash_member_id
+from mappings.records import AuthorizationRecord, ServiceDecision, blank_record
 from policy.precert import (
     EMPTY_RULES,
     Evidence,
@@ -32,6 +32,7 @@ from policy.precert import (
     evidence_from_record,
     parse_rules,
 )
+from transactions.jsonform import to_dict
 from transactions.models import ServiceReviewRequest
 from transactions.outbound import Request
 
@@ -83,31 +84,33 @@ def gate_decision(ctx: Context, request: ServiceReviewRequest) -> RequestDecisio
     return decide_request(load_rules(ctx.config), request, evidence)
 
 
-def _record(decision: RequestDecision, request: ServiceReviewRequest) -> dict[str, Any]:
-    """The "not required" authorization record: shaped like a payer's record, without PHI."""
-    return {
-        "status": NOT_REQUIRED,
-        "trace_number": request.trace_number,
-        "payer_id": request.payer.id,
-        "certification_number": None,
-        "effective_from": None,
-        "effective_to": None,
-        "reason": decision.reason,
-        "basis": sorted({line.basis for line in decision.lines}),
-        "request_category": request.request_category,
-        "service_type": request.service_type,
-        "services": [
-            {
-                "procedure_code": line.procedure.code if line.procedure else None,
-                "revenue_code": line.revenue_code,
-                "status": NOT_REQUIRED,
-                "reason": d.reason,
-                "rule": d.rule,
-                "evidence": d.evidence,
-            }
+def local_record(decision: RequestDecision, request: ServiceReviewRequest) -> AuthorizationRecord:
+    """The "not required" authorization record: a payer's record type, without PHI. What the rules
+    said has no field of its own in a payer's record, so it goes into the messages: the bases of the
+    decision on the record, each line's rule and evidence on the line."""
+    return blank_record(
+        AuthorizationRecord,
+        status=NOT_REQUIRED,
+        trace_number=request.trace_number,
+        payer_id=request.payer.id,
+        reason=decision.reason,
+        request_category=request.request_category,
+        service_type=request.service_type,
+        messages=tuple(f"basis: {b}" for b in sorted({line.basis for line in decision.lines})),
+        services=tuple(
+            blank_record(
+                ServiceDecision,
+                procedure_code=line.procedure.code if line.procedure else None,
+                revenue_code=line.revenue_code,
+                status=NOT_REQUIRED,
+                reason=d.reason,
+                messages=tuple(
+                    f"{label}: {text}" for label, text in (("rule", d.rule), ("evidence", d.evidence)) if text
+                ),
+            )
             for line, d in zip(request.lines, decision.lines, strict=False)
-        ],
-    }
+        ),
+    )
 
 
 def precert_gate(ctx: Context, request: Request) -> str | None:
@@ -132,7 +135,7 @@ def precert_gate(ctx: Context, request: Request) -> str | None:
                 detail={"precert": sorted({line.basis for line in decision.lines})},
             )
             tx.upsert_authorization(
-                tracking_number=tracking, status=NOT_REQUIRED, record=_record(decision, request)
+                tracking_number=tracking, status=NOT_REQUIRED, record=to_dict(local_record(decision, request))
             )
     except StaleStateError:
         return None  # already taken for sending by another node: the payer answers instead

@@ -31,7 +31,7 @@ import hashlib
 import hmac
 import re
 import secrets
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -584,14 +584,18 @@ class Tx:
         within: timedelta,
         direction: Direction | None = None,
         exclude_id: int | None = None,
+        exclude_states: Collection[str] = (),
     ) -> FileRow | None:
-        """The newest file with this content recorded in the last ``within`` (duplicate detection)."""
+        """The newest file with this content recorded in the last ``within`` (duplicate detection),
+        leaving out files in ``exclude_states`` (e.g. claims that never got their file)."""
         t = s.files
         conds = [t.c.sha256 == sha256, t.c.created_at >= self.now() - within]
         if direction is not None:
             conds.append(t.c.direction == direction)
         if exclude_id is not None:
             conds.append(t.c.id != exclude_id)
+        if exclude_states:
+            conds.append(t.c.state.not_in(list(exclude_states)))
         stmt = select(t).where(*conds).order_by(t.c.created_at.desc(), t.c.id.desc()).limit(1)
         row = self.conn.execute(stmt).first()
         return None if row is None else from_mapping(FileRow, row)
