@@ -72,7 +72,7 @@ def one_run(nodes: int, requests: int, per_file: int = 50) -> float:
         try:
             while True:
                 with store.read() as tx:
-                    done = len(tx.list_requests(state="answered", limit=10_000))
+                    done = len(tx.requests.query(state="answered", limit=10_000))
                 if done >= requests:
                     break
                 time.sleep(0.25)

@@ -39,12 +39,12 @@ def _drop(ctx: Context, name: str, data: bytes) -> Path:
 
 def _states(ctx: Context) -> dict[str, str]:
     with ctx.store.read() as tx:
-        return {f.name: f.state for f in tx.list_files(direction="in")}
+        return {f.name: f.state for f in tx.files.query(direction="in")}
 
 
 def _requests(ctx: Context) -> list[str]:
     with ctx.store.read() as tx:
-        return sorted(str(r.payload["client_reference"]) for r in tx.list_requests())
+        return sorted(str(r.payload["client_reference"]) for r in tx.requests.query())
 
 
 CSV = (
@@ -76,8 +76,8 @@ def test_ready_made_x12_is_reenveloped(ctx: Context) -> None:
     assert _requests(ctx) == ["EL-0002"]
     assert batching.batch_all(ctx) == 1
     with ctx.store.read() as tx:
-        (out,) = tx.list_files(direction="out")
-        (req,) = tx.list_requests()
+        (out,) = tx.files.query(direction="out")
+        (req,) = tx.requests.query()
     data = ctx.payloads.get(out.sha256).decode()
     assert f"TRN*1*{req.tracking_number}*9X12GATEWY" in data
     assert "NM1*03*1*CANARYTEST*CHARLIE" in data
@@ -114,7 +114,7 @@ def test_half_claimed_file_is_finished_after_a_crash(ctx: Context) -> None:
 
     sha, size = sha256_file(path)
     with ctx.store.begin() as tx:
-        tx.record_file(
+        tx.files.record(
             direction="in",
             partner="inbox",
             name=path.name,

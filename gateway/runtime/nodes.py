@@ -23,6 +23,7 @@ from typing import IO
 from sqlalchemy import Table, func, insert, or_, select, update
 
 from gateway.errors import ConfigError, StoreError
+from gateway.lifecycle import FileState, RequestState
 from gateway.store import Store, Tx
 from gateway.store import schema as s
 
@@ -172,8 +173,8 @@ def list_nodes(store: Store, now: datetime) -> list[NodeInfo]:
     with store.read() as tx:
         nodes = tx.conn.execute(select(s.nodes).order_by(s.nodes.c.last_seen.desc())).all()
         held = tx.conn.execute(select(s.leases).where(s.leases.c.until > now)).all()
-        claimed_requests = _claims_by_owner(tx, s.requests, "batching")
-        claimed_files = _claims_by_owner(tx, s.files, "processing")
+        claimed_requests = _claims_by_owner(tx, s.requests, RequestState.BATCHING)
+        claimed_files = _claims_by_owner(tx, s.files, FileState.PROCESSING)
     by_owner: dict[str, list[str]] = {}
     for lease in held:
         by_owner.setdefault(lease.owner, []).append(lease.name)

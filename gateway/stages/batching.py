@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from gateway.lifecycle import FileState, RequestEvent, RequestState, SetState
 from gateway.runtime.config import PartnerConfig
 from gateway.runtime.context import Context
 from gateway.stages.outbox import write_results
@@ -27,7 +28,7 @@ VERSIONS = {"HS": "005010X279A1", "HI": "005010X217"}
 def release_expired(ctx: Context, dead: list[str]) -> int:
     """Requests a dead node was batching (lease expired, or its node known dead) return to ``new``."""
     with ctx.store.begin() as tx:
-        return tx.release_expired(entity="request", state="batching", back_to="new", dead_owners=dead)
+        return tx.requests.release_expired(dead_owners=dead)
 
 
 def load_request(row: RequestRow) -> Request:
@@ -78,7 +79,7 @@ def batch_partner(ctx: Context, partner: PartnerConfig) -> int:
     """Build one file from up to ``max_transactions_per_file`` new requests; returns requests queued."""
     until = ctx.clock() + timedelta(seconds=ctx.config.gateway.lease_seconds)
     with ctx.store.begin() as tx:
-        rows = tx.claim_requests(
+        rows = tx.requests.claim(
             partner=partner.name, owner=ctx.node_id, until=until, limit=partner.max_transactions_per_file
         )
     if not rows:
@@ -118,12 +119,15 @@ def _set_aside(ctx: Context, batch: OutboundBatch, rejected: dict[str, str], cla
     with ctx.store.begin() as tx:
         for valid in claimed:
             if valid not in invalid:
-                tx.set_request_state(valid, "new", expect="batching")
+                tx.requests.transition(valid, RequestEvent.RELEASE, expect=RequestState.BATCHING)
         for control, why in rejected.items():
             tracking = by_control.get(control)
             if tracking:
-                tx.set_request_state(
-                    tracking, "invalid", expect="batching", reason=f"implementation guide: {why}"
+                tx.requests.transition(
+                    tracking,
+                    RequestEvent.SET_ASIDE,
+                    expect=RequestState.BATCHING,
+                    reason=f"implementation guide: {why}",
                 )
     write_results(ctx, invalid)
     ctx.log.warning("requests set aside as invalid", count=len(rejected), trace_numbers=invalid)
@@ -142,17 +146,17 @@ def _record(  # noqa: PLR0917 - one call site; the parts of one batch
     ident = ctx.config.identity
     by_tracking = {r.tracking_number: r for r in rows}
     with ctx.store.begin() as tx:
-        f = tx.record_file(
+        f = tx.files.record(
             direction="out",
             partner=partner.name,
             name=name,
             sha256=sha,
             size=len(batch.data),
             payload_path=path,
-            state="queued",
+            state=FileState.QUEUED,
             detail={"requests": len(rows)},
         )
-        ic = tx.record_interchange(
+        ic = tx.envelopes.record_interchange(
             file_id=f.id,
             control_number=batch.interchange_control,
             sender=f"{ident.isa_qualifier}:{ident.isa_id}",
@@ -166,23 +170,25 @@ def _record(  # noqa: PLR0917 - one call site; the parts of one batch
             if any(isinstance(r, EligibilityInquiry) == (fid == "HS") for r in requests)
         ]
         for fid, control in zip(fids, batch.group_controls, strict=True):
-            group_ids[fid] = tx.record_group(
+            group_ids[fid] = tx.envelopes.record_group(
                 interchange_id=ic.id, control_number=control, functional_id=fid, version=VERSIONS[fid]
             ).id
         for (tracking, control), req in zip(batch.set_controls, requests, strict=True):
             fid = "HS" if isinstance(req, EligibilityInquiry) else "HI"
             row = by_tracking[tracking]
-            tx.record_transaction_set(
+            tx.envelopes.record_set(
                 interchange_id=ic.id,
                 group_id=group_ids[fid],
                 control_number=f"{control:04d}",
                 set_id="270" if fid == "HS" else "278",
                 trace_numbers=[tracking],
                 bht03=tracking,
-                state="queued",
+                state=SetState.QUEUED,
                 request_id=row.id,
             )
-            tx.set_request_state(tracking, "queued", expect="batching", detail={"file_id": f.id})
+            tx.requests.transition(
+                tracking, RequestEvent.QUEUE, expect=RequestState.BATCHING, detail={"file_id": f.id}
+            )
 
 
 def batch_all(ctx: Context) -> int:
