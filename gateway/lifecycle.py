@@ -111,15 +111,19 @@ class SetEvent(StrEnum):
 
 
 class PartnerState(StrEnum):
-    """A partner's exchange health (kept in memory by the run loop, not in the store)."""
+    """A partner's exchange health: kept in memory by the run loop; its moves are logged (entity id 0,
+    the partner's name in the detail)."""
 
     ACTIVE = "active"
+    FAILING = "failing"
     PAUSED = "paused"
 
 
 class PartnerEvent(StrEnum):
+    FAIL = "fail"  # a transfer failed; retried next cycle
     PAUSE = "pause"  # too many consecutive failures
-    RESUME = "resume"
+    RECOVER = "recover"  # a cycle succeeded after failures
+    RESUME = "resume"  # the pause is over
 
 
 _REQUEST_ANSWERABLE = (
@@ -170,7 +174,9 @@ _MOVES: dict[Entity, tuple[tuple[tuple[StrEnum, ...], StrEnum, StrEnum], ...]] =
     ),
     Entity.TRANSACTION_SET: (((SetState.QUEUED, SetState.SENT), SetEvent.SEND, SetState.SENT),),
     Entity.PARTNER: (
-        ((PartnerState.ACTIVE,), PartnerEvent.PAUSE, PartnerState.PAUSED),
+        ((PartnerState.ACTIVE,), PartnerEvent.FAIL, PartnerState.FAILING),
+        ((PartnerState.ACTIVE, PartnerState.FAILING), PartnerEvent.PAUSE, PartnerState.PAUSED),
+        ((PartnerState.FAILING,), PartnerEvent.RECOVER, PartnerState.ACTIVE),
         ((PartnerState.PAUSED,), PartnerEvent.RESUME, PartnerState.ACTIVE),
     ),
 }

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
+from gateway.lifecycle import RequestState, event_between
 from gateway.operators.formatting import iso
 from gateway.operators.session import Session
 from gateway.operators.views import INBOX, events_json
@@ -22,8 +23,8 @@ from transactions.envelope_reader import read_interchanges
 from transactions.errors import X12GatewayError
 
 PAGE = 200
-WAITING = frozenset({"sent", "acknowledged"})
-ANSWERED = frozenset({"answered", "pended"})
+WAITING = frozenset({RequestState.SENT, RequestState.ACKNOWLEDGED})
+ANSWERED = frozenset({RequestState.ANSWERED, RequestState.PENDED})
 
 
 # --------------------------------------------------------------------------------------- the log
@@ -315,6 +316,7 @@ def event_rows(tx: Tx, changes: Sequence[StateChange]) -> list[dict[str, Any]]:
                 "subject": subject,
                 "from": c.old_state,
                 "to": c.new_state,
+                "event": event_between(c.entity_type, c.old_state, c.new_state),
                 "detail": c.detail,
             }
         )
@@ -486,7 +488,7 @@ def _turnaround(milestones: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     for m in milestones:
         rid = m["request_id"]
         keys[rid] = (m["payer_id"], m["kind"])
-        target = sent if m["state"] == "sent" else answered
+        target = sent if m["state"] == RequestState.SENT else answered
         if rid not in target or m["at"] < target[rid]:
             target[rid] = m["at"]
     per: dict[tuple[str, str], list[float]] = {}
@@ -522,7 +524,7 @@ def compute_stats(tx: Tx, *, since: datetime | None, until: datetime | None) -> 
     for row in requests:
         bucket = request_counts.setdefault(row["kind"], {})
         bucket[row["state"]] = bucket.get(row["state"], 0) + row["count"]
-    milestones = tx.requests.milestones(["sent", *sorted(ANSWERED)], since=since, until=until)
+    milestones = tx.requests.milestones([RequestState.SENT, *sorted(ANSWERED)], since=since, until=until)
     return {
         "since": iso(since),
         "until": iso(until),

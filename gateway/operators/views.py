@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from gateway.lifecycle import event_between
 from gateway.operators.formatting import iso
 from gateway.operators.session import Session
 from gateway.operators.x12view import ParsedFile, control_int, parse_payload, segment_views
@@ -56,6 +57,7 @@ def history_json(changes: Iterable[StateChange]) -> list[dict[str, Any]]:
             "entity": c.entity_type,
             "from": c.old_state,
             "to": c.new_state,
+            "event": event_between(c.entity_type, c.old_state, c.new_state),
             "detail": c.detail,
         }
         for c in changes

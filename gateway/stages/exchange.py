@@ -12,7 +12,16 @@ from datetime import timedelta
 from pathlib import Path
 
 from gateway.errors import TransferError
-from gateway.lifecycle import Entity, FileEvent, FileState, RequestEvent, SetEvent, allows
+from gateway.lifecycle import (
+    Entity,
+    FileEvent,
+    FileState,
+    PartnerEvent,
+    PartnerState,
+    RequestEvent,
+    SetEvent,
+    allows,
+)
 from gateway.runtime.config import PartnerConfig
 from gateway.runtime.context import Context
 from gateway.runtime.fsutil import ensure_dir, io_errors
@@ -40,11 +49,11 @@ def _failed(ctx: Context, partner: PartnerConfig, exc: TransferError) -> None:
         ctx.paused_until[partner.name] = ctx.clock() + timedelta(minutes=partner.pause_minutes)
         ctx.log.error("partner paused", partner=partner.name, minutes=partner.pause_minutes, error=str(exc))
         with ctx.store.begin() as tx:
-            tx.audit.record_change(
-                "partner",
+            tx.audit.record_move(
+                Entity.PARTNER,
                 0,
-                "active",
-                "paused",
+                PartnerState.ACTIVE,
+                PartnerEvent.PAUSE,
                 {"partner": partner.name, "reason": str(exc), "minutes": partner.pause_minutes},
             )
 
@@ -63,7 +72,9 @@ def exchange(ctx: Context, partner: PartnerConfig) -> tuple[int, int]:
         return 0, 0
     if ctx.failures.pop(partner.name, 0):
         with ctx.store.begin() as tx:
-            tx.audit.record_change("partner", 0, "failing", "active", {"partner": partner.name})
+            tx.audit.record_move(
+                Entity.PARTNER, 0, PartnerState.FAILING, PartnerEvent.RECOVER, {"partner": partner.name}
+            )
     return sent, got
 
 

@@ -8,6 +8,8 @@ from typing import Any
 
 from sqlalchemy import func, insert, select
 
+from gateway import lifecycle
+from gateway.lifecycle import Entity
 from gateway.store import schema as s
 from gateway.store.repos.base import DEFAULT_LIMIT, MAX_LIMIT, Repo, db, equal, window
 from gateway.store.rows import AuditRow, StateChange, from_mapping
@@ -40,6 +42,21 @@ class AuditRepo(Repo):
         }
         t = s.state_changes
         return int(self.conn.execute(insert(t).values(**values).returning(t.c.id)).scalar_one())
+
+    @db
+    def record_move(
+        self,
+        entity: Entity,
+        entity_id: int,
+        state: str,
+        event: str,
+        detail: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Log a lifecycle move of something the store does not keep a row for (a partner's health):
+        checked against the table like every other move. Returns the new state."""
+        new_state = lifecycle.target(entity, state, event)
+        self.record_change(entity, entity_id, state, new_state, detail)
+        return new_state
 
     @db
     def history(self, entity_type: str, entity_id: int) -> list[StateChange]:
