@@ -245,3 +245,14 @@ def check_initial(entity: Entity, state: str) -> str:
     if str(state) not in INITIAL[entity]:
         raise IllegalTransitionError(entity, "(none)", "create", frozenset({str(state)}))
     return str(state)
+
+
+def markdown_table() -> str:
+    """The table as Markdown, one row per (entity, event): what README's "Lifecycles" section shows
+    (a test keeps the two equal)."""
+    lines = ["| entity | event | from | to |", "|---|---|---|---|"]
+    for entity, moves in _MOVES.items():
+        for sources_, event, target_ in moves:
+            froms = ", ".join(f"`{s}`" for s in sources_)
+            lines.append(f"| {entity} | `{event}` | {froms} | `{target_}` |")
+    return "\n".join(lines)

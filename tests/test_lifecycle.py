@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from enum import StrEnum
+from pathlib import Path
 from typing import TypeVar
 
 import pytest
@@ -246,3 +247,10 @@ def test_enum_values_are_the_stored_strings() -> None:
         assert issubclass(enum, StrEnum)
         assert all(str(member) == member.value for member in enum)
     assert RequestState.NOT_REQUIRED == "not_required"
+
+
+def test_readme_shows_the_table_as_it_is() -> None:
+    """README's "Lifecycles" section is the table itself (regenerate it with markdown_table())."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    shown = readme.split("<!-- lifecycle-table -->\n", 1)[1].split("\n<!-- /lifecycle-table -->", 1)[0]
+    assert shown == lifecycle.markdown_table()

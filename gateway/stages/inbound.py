@@ -102,7 +102,7 @@ def process_file(ctx: Context, row: FileRow, rules: MappingRules) -> str:
         acks_sent=len(outgoing),
         trace_numbers=outcome.trackings,
     )
-    return "delivered"
+    return FileState.DELIVERED
 
 
 def deliver(ctx: Context, file_id: int, trackings: list[str]) -> None:
