@@ -57,6 +57,7 @@ from gateway.store.repos.base import DEFAULT_LIMIT, MAX_LIMIT
 from gateway.store.repos.claims import ClaimsRepo
 from gateway.store.repos.envelopes import AckLevel, EnvelopesRepo
 from gateway.store.repos.files import Direction, FilesRepo
+from gateway.store.repos.nodes import NodesRepo
 from gateway.store.repos.quarantine import QuarantineRepo
 from gateway.store.repos.requests import RequestKind, RequestsRepo
 from gateway.store.repos.results import ResultsRepo
@@ -350,6 +351,7 @@ class Tx:
         self.requests = RequestsRepo(conn, clock, self.audit)
         self.results = ResultsRepo(conn, clock, self.audit)
         self.claims = ClaimsRepo(conn, clock, self.audit)
+        self.nodes = NodesRepo(conn, clock, self.audit)
 
     def now(self) -> datetime:
         """The store's clock (UTC, aware)."""
