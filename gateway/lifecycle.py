@@ -256,3 +256,19 @@ def markdown_table() -> str:
             froms = ", ".join(f"`{s}`" for s in sources_)
             lines.append(f"| {entity} | `{event}` | {froms} | `{target_}` |")
     return "\n".join(lines)
+
+
+def path(entity: Entity, start: str, goal: str) -> tuple[str, ...]:
+    """The shortest sequence of events from ``start`` to ``goal`` (empty when equal); for set-ups
+    (tests, demo data) that need a row in a later state without skipping the table."""
+    frontier: list[tuple[str, tuple[str, ...]]] = [(str(start), ())]
+    seen = {str(start)}
+    while frontier:
+        state, events = frontier.pop(0)
+        if state == str(goal):
+            return events
+        for (e, s, ev), t in TABLE.items():
+            if e == entity and s == state and t not in seen:
+                seen.add(t)
+                frontier.append((t, (*events, ev)))
+    raise IllegalTransitionError(entity, str(start), "(any path)", frozenset({str(goal)}))

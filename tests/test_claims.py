@@ -16,6 +16,7 @@ import pytest
 
 from gateway.cli import claims_cmd
 from gateway.errors import StoreError
+from gateway.lifecycle import RequestState
 from gateway.runtime.config import parse_config
 from gateway.store import Store, hash_member_id
 from policy.claims import (
@@ -29,6 +30,7 @@ from policy.claims import (
     check_line,
 )
 from policy.precert import PrecertDecision, Service, decide, parse_rules
+from tests.lifecycle_support import walk_request
 from transactions.claims837 import Claim, ClaimLine, parse_claims_document, read_837p
 from transactions.envelope_writer import GroupHeader, InterchangeHeader, TransactionBody, build_interchange
 from transactions.errors import RequestError
@@ -613,8 +615,8 @@ payers = ["ACME01"]
             partner="acme",
             member_id_hash=hash_member_id("ZZM100000001", KEY),
             payload=json.loads((ROOT / "sample_edi" / "requests" / "278-outpatient-mri.json").read_text()),
-            state="answered",
         )
+        walk_request(tx, "GW-T-0000000001", RequestState.ANSWERED)
         a = record["authorizations"][0]
         tx.results.upsert_authorization(
             tracking_number="GW-T-0000000001",

@@ -17,6 +17,7 @@ import pytest
 
 from gateway.cli import precert_cmd
 from gateway.errors import ConfigError
+from gateway.lifecycle import RequestState
 from gateway.runtime.config import GatewayConfig, parse_config
 from gateway.runtime.context import Context
 from gateway.runtime.runner import open_context
@@ -38,6 +39,7 @@ from policy.precert import (
     is_expedited,
     parse_rules,
 )
+from tests.lifecycle_support import walk_request
 from transactions.requests_json import request_from_obj
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -528,8 +530,8 @@ def seed_271(ctx: Context, requirements: list[dict[str, Any]], payer: str = "ACM
             partner="acme",
             member_id_hash=hash_member_id(MEMBER, ctx.member_key),
             payload={"client_reference": "EL-1"},
-            state="answered",
         )
+        walk_request(tx, "GW-271-0001", RequestState.ANSWERED)
         tx.results.upsert_eligibility(
             tracking_number="GW-271-0001",
             status="active",
@@ -680,8 +682,8 @@ def add_278(
             partner="acme",
             member_id_hash=hash_member_id(MEMBER, ctx.member_key),
             payload={"client_reference": tracking, "level_of_service": level},
-            state=state,
         )
+        walk_request(tx, tracking, state)
 
 
 def answer(ctx: Context, tracking: str, status: str, end: date | None = None) -> None:
