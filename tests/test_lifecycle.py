@@ -246,7 +246,7 @@ def test_enum_values_are_the_stored_strings() -> None:
     for enum in (*STATES.values(), *EVENTS.values()):
         assert issubclass(enum, StrEnum)
         assert all(str(member) == member.value for member in enum)
-    assert RequestState.NOT_REQUIRED == "not_required"
+    assert str(RequestState.NOT_REQUIRED) == "not_required"
 
 
 def test_readme_shows_the_table_as_it_is() -> None:
@@ -254,3 +254,16 @@ def test_readme_shows_the_table_as_it_is() -> None:
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
     shown = readme.split("<!-- lifecycle-table -->\n", 1)[1].split("\n<!-- /lifecycle-table -->", 1)[0]
     assert shown == lifecycle.markdown_table()
+
+
+def test_path_reaches_any_state_by_legal_events_only() -> None:
+    """``path`` (for set-ups) is the shortest chain of table moves; an unreachable goal is refused."""
+    events = lifecycle.path(Entity.REQUEST, RequestState.NEW, RequestState.ANSWERED)
+    assert events == ("claim_for_batch", "queue", "answer")
+    state: str = RequestState.NEW
+    for event in events:
+        state = lifecycle.target(Entity.REQUEST, state, event)
+    assert state == RequestState.ANSWERED
+    assert lifecycle.path(Entity.FILE, FileState.SENT, FileState.SENT) == ()
+    with pytest.raises(IllegalTransitionError):
+        lifecycle.path(Entity.FILE, FileState.DELIVERED, FileState.CLAIMING)
