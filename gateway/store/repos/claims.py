@@ -140,10 +140,5 @@ class ClaimsRepo(Repo):
         """Authorizations in ``statuses`` whose certification ends between ``start`` and ``end``
         (inclusive), soonest first."""
         t = s.authorizations
-        stmt = (
-            select(t)
-            .where(t.c.status.in_(list(statuses)), t.c.effective_to >= start, t.c.effective_to <= end)
-            .order_by(t.c.effective_to, t.c.id)
-            .limit(check_limit(limit))
-        )
-        return [from_mapping(AuthorizationRow, r) for r in self.conn.execute(stmt)]
+        where = [t.c.status.in_(list(statuses)), t.c.effective_to >= start, t.c.effective_to <= end]
+        return self.listing(t, AuthorizationRow, where=where, order=[t.c.effective_to, t.c.id], limit=limit)

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, func, insert, select, update
 
 from gateway.store import schema as s
-from gateway.store.repos.base import DEFAULT_LIMIT, Repo, check_limit, db, window
+from gateway.store.repos.base import DEFAULT_LIMIT, Repo, check_limit, db, equal, window
 from gateway.store.rows import AuthorizationEvent, AuthorizationRow, EligibilityRow, from_mapping
 
 PENDED = "pended"  # an authorization status (HCR01 A4), not a request state
@@ -142,15 +142,10 @@ class ResultsRepo(Repo):
     ) -> list[AuthorizationRow]:
         """Authorizations by certification number, status and last update time; newest first."""
         t = s.authorizations
-        conds = window(t.c.updated_at, since, until)
-        if certification_number is not None:
-            conds.append(t.c.certification_number == certification_number)
-        if status is not None:
-            conds.append(t.c.status == status)
-        stmt = (
-            select(t).where(*conds).order_by(t.c.updated_at.desc(), t.c.id.desc()).limit(check_limit(limit))
-        )
-        return [from_mapping(AuthorizationRow, r) for r in self.conn.execute(stmt)]
+        where = window(t.c.updated_at, since, until)
+        where += equal((t.c.certification_number, certification_number), (t.c.status, status))
+        order = [t.c.updated_at.desc(), t.c.id.desc()]
+        return self.listing(t, AuthorizationRow, where=where, order=order, limit=limit)
 
     @db
     def authorization_history(self, authorization_id: int) -> list[AuthorizationEvent]:
