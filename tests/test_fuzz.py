@@ -17,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from gateway.lifecycle import FileState
 from gateway.runtime.config import parse_config
 from gateway.runtime.context import Context
 from gateway.runtime.runner import load_mapping_rules, open_context
@@ -249,7 +250,7 @@ def _record_download(ctx: Context, name: str, data: bytes) -> int:
             sha256=sha,
             size=len(data),
             payload_path=str(path),
-            state="downloaded",
+            state=FileState.DOWNLOADED,
         )
     return row.id
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.lifecycle import FileState
 from gateway.runtime.config import parse_config
 from gateway.runtime.context import Context
 from gateway.runtime.runner import open_context
@@ -121,7 +122,7 @@ def test_half_claimed_file_is_finished_after_a_crash(ctx: Context) -> None:
             sha256=sha,
             size=size,
             payload_path=None,
-            state="claiming",
+            state=FileState.CLAIMING,
         )
     intake.recover(ctx)
     assert _states(ctx) == {"270-subscriber.json": "accepted"}

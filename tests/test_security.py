@@ -25,6 +25,7 @@ import pytest
 
 from gateway.cli import make_parser
 from gateway.errors import TransferError
+from gateway.lifecycle import FileState
 from gateway.runtime.config import parse_config
 from gateway.runtime.runner import Gateway, load_mapping_rules, open_context
 from gateway.stages import batching, inbound, intake
@@ -266,7 +267,7 @@ def test_everything_the_gateway_writes_is_owner_only_even_with_umask_0(tmp_path:
                     sha256=sha,
                     size=len(response),
                     payload_path=str(path),
-                    state="downloaded",
+                    state=FileState.DOWNLOADED,
                 )
             inbound.process_downloaded(ctx, load_mapping_rules(ctx.config))
             folders = ctx.config.folders
