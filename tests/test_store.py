@@ -476,3 +476,35 @@ def test_read_does_not_wait_for_a_writer(store_url: str) -> None:
         with st.read() as reader, pytest.raises(StoreError):
             reader.requests.transition("T-4", RequestEvent.WAIVE)
     st.close()
+
+
+def test_a_vanished_claim_is_not_a_duplicate(store: Store) -> None:
+    """Two nodes racing for one inbox file both record a claim; the loser's ``vanished`` row never held
+    the content, so the winner's copy is not taken for a duplicate of it."""
+    with store.begin() as tx:
+        winner = tx.files.record(
+            direction="in",
+            partner="inbox",
+            name="b.json",
+            sha256=SHA_A,
+            size=1,
+            payload_path=None,
+            state=FileState.CLAIMING,
+        )
+        loser = tx.files.record(
+            direction="in",
+            partner="inbox",
+            name="b.json",
+            sha256=SHA_A,
+            size=1,
+            payload_path=None,
+            state=FileState.CLAIMING,
+        )
+        tx.files.transition(loser.id, FileEvent.VANISH)
+        assert tx.files.find_by_sha256(SHA_A, within=timedelta(hours=1), exclude_id=winner.id) is None
+        again = tx.files.record(
+            direction="in", partner="inbox", name="c.json", sha256=SHA_A, size=1, payload_path=None
+        )
+        found = tx.files.find_by_sha256(SHA_A, within=timedelta(hours=1), exclude_id=winner.id)
+        assert found is not None
+        assert found.id == again.id

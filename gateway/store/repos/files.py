@@ -92,9 +92,15 @@ class FilesRepo(Repo):
         direction: Direction | None = None,
         exclude_id: int | None = None,
     ) -> FileRow | None:
-        """The newest file with this content recorded in the last ``within`` (duplicate detection)."""
+        """The newest file with this content recorded in the last ``within`` (duplicate detection).
+
+        A ``vanished`` row is left out: it is a claim that lost the race for the inbox file to another
+        node (or saw it disappear), so it never held the content and must not make the winner's copy
+        look like a duplicate.
+        """
         t = s.files
         where = [
+            t.c.state != FileState.VANISHED,
             t.c.sha256 == sha256,
             t.c.created_at >= self.now() - within,
             *equal((t.c.direction, direction)),
