@@ -22,6 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from gateway.lifecycle import RequestState
 from gateway.transport.keys import ensure_key, public_line
 from tests.e2e_harness import config_text, start_simulator
 from tests.exactly_once import csv_batch, drop
@@ -87,7 +88,7 @@ def run(requests: int, per_file: int, base: Path) -> None:
         log.close()
     results = [p for p in outbox.iterdir() if p.suffix == ".json"]
     latencies = sorted(p.stat().st_mtime - t0 for p in results)
-    answered = sum(1 for p in results if json.loads(p.read_text())["state"] == "answered")
+    answered = sum(1 for p in results if json.loads(p.read_text())["state"] == RequestState.ANSWERED)
     total = latencies[-1]
     q = statistics.quantiles(latencies, n=100)
     print(

@@ -23,6 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from gateway.lifecycle import RequestState
 from gateway.store import Store
 from gateway.transport.keys import ensure_key, public_line
 from tests.e2e_harness import config_text, start_simulator
@@ -72,7 +73,7 @@ def one_run(nodes: int, requests: int, per_file: int = 50) -> float:
         try:
             while True:
                 with store.read() as tx:
-                    done = len(tx.list_requests(state="answered", limit=10_000))
+                    done = len(tx.requests.query(state=RequestState.ANSWERED, limit=10_000))
                 if done >= requests:
                     break
                 time.sleep(0.25)

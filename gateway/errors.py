@@ -50,5 +50,24 @@ class StoreError(GatewayError):
     """The local store (database or files) could not record or read something."""
 
 
+class StaleStateError(StoreError):
+    """A state change expected a different current state: another worker moved the row first."""
+
+
+class IllegalTransitionError(StaleStateError):
+    """The lifecycle table (``gateway.lifecycle``) has no move for this event from the current state.
+
+    A StaleStateError too: in the run loop it almost always means another worker moved the row first.
+    The message names the entity type, the current state, the event and where the event leads; never
+    an id's payload or any PHI.
+    """
+
+    def __init__(self, entity: str, state: str, event: str, targets: frozenset[str]) -> None:
+        self.entity, self.state, self.event = entity, state, event
+        self.targets = targets
+        to = "/".join(sorted(targets)) or "?"
+        super().__init__(f"{entity}: event {event!r} does not move {state!r} (it leads to {to!r})")
+
+
 class QuarantineError(GatewayError):
     """A received file could not be moved into quarantine (so it must not be deleted remotely)."""

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from gateway.lifecycle import RequestState
 from gateway.runtime.config import demo_config_text, load_config
 from gateway.runtime.context import Context
 from gateway.runtime.runner import Gateway, open_context
@@ -26,7 +27,9 @@ from payersim.simulator import ClearinghouseSimulator
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "sample_edi"
-WAITING = frozenset({"new", "queued", "sent", "acknowledged", "pended"})
+WAITING = frozenset(
+    {RequestState.NEW, RequestState.QUEUED, RequestState.SENT, RequestState.ACKNOWLEDGED, RequestState.PENDED}
+)
 
 
 @dataclass
@@ -61,7 +64,7 @@ def drop_requests(inbox: Path, sources: list[Path]) -> None:
 
 def outstanding(ctx: Context) -> int:
     with ctx.store.read() as tx:
-        return sum(len(tx.list_requests(state=s, limit=10_000)) for s in WAITING)
+        return sum(len(tx.requests.query(state=s, limit=10_000)) for s in WAITING)
 
 
 def run_until_answered(
@@ -71,7 +74,7 @@ def run_until_answered(
     while time.monotonic() < deadline:
         gateway.cycle()
         with gateway.ctx.store.read() as tx:
-            total = len(tx.list_requests(limit=10_000))
+            total = len(tx.requests.query(limit=10_000))
         left = outstanding(gateway.ctx)
         progress(f"requests {total}/{expected}, waiting for {left} answer(s)")
         if total >= expected and left == 0:
@@ -84,19 +87,23 @@ def table(ctx: Context) -> list[tuple[str, ...]]:
     """One row per request: tracking number, kind, client reference, state/status, cert, dates."""
     rows: list[tuple[str, ...]] = []
     with ctx.store.read() as tx:
-        for req in sorted(tx.list_requests(limit=10_000), key=lambda r: r.id):
+        for req in sorted(tx.requests.query(limit=10_000), key=lambda r: r.id):
             ref = str(req.payload.get("client_reference") or "")
             if req.kind == "270":
-                elig = tx.get_eligibility_result(req.tracking_number)
+                elig = tx.results.get_eligibility(req.tracking_number)
                 status = elig.status if elig else req.state
                 dates = f"{elig.effective_from or ''}..{elig.effective_to or ''}" if elig else ""
                 rows.append((req.tracking_number, "270", ref, status, "", dates))
             else:
-                auth = tx.get_authorization(req.tracking_number)
+                auth = tx.results.get_authorization(req.tracking_number)
                 status = auth.status if auth else req.state
                 cert = (auth.certification_number or "") if auth else ""
                 dates = f"{auth.effective_from or ''}..{auth.effective_to or ''}" if auth else ""
-                history = " > ".join(e.new_status for e in tx.authorization_history(auth.id)) if auth else ""
+                history = (
+                    " > ".join(e.new_status for e in tx.results.authorization_history(auth.id))
+                    if auth
+                    else ""
+                )
                 rows.append((req.tracking_number, "278", ref, history or status, cert, dates))
     return rows
 

@@ -132,7 +132,7 @@ class Harness:
     def requests(self) -> dict[str, RequestRow]:
         """client reference -> request row."""
         with self.ctx.store.read() as tx:
-            return {str(r.payload.get("client_reference")): r for r in tx.list_requests(limit=10_000)}
+            return {str(r.payload.get("client_reference")): r for r in tx.requests.query(limit=10_000)}
 
     def settled(self, *refs: str) -> bool:
         rows = self.requests()

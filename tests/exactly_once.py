@@ -171,7 +171,7 @@ def drained(store: Store, clearinghouse: Path, refs: list[str] | dict[str, str])
     if any(not p.name.startswith(".") for p in (clearinghouse / "outbound").iterdir()):
         return False
     with store.read() as tx:
-        if any(tx.list_files(state=s, direction="out") for s in ("queued", "uploading", "renaming")):
+        if any(tx.files.query(state=s, direction="out") for s in ("queued", "uploading", "renaming")):
             return False
     return settled(store, refs)
 
@@ -179,11 +179,11 @@ def drained(store: Store, clearinghouse: Path, refs: list[str] | dict[str, str])
 def requests_by_reference(store: Store) -> dict[str, list[dict[str, Any]]]:
     out: dict[str, list[dict[str, Any]]] = {}
     with store.read() as tx:
-        for r in tx.list_requests(limit=10_000):
+        for r in tx.requests.query(limit=10_000):
             ref = str(r.payload.get("client_reference"))
-            history = [c.new_state for c in tx.state_history("request", r.id)]
-            auth = tx.get_authorization(r.tracking_number) if r.kind == "278" else None
-            events = [e.new_status for e in tx.authorization_history(auth.id)] if auth else []
+            history = [c.new_state for c in tx.audit.history("request", r.id)]
+            auth = tx.results.get_authorization(r.tracking_number) if r.kind == "278" else None
+            events = [e.new_status for e in tx.results.authorization_history(auth.id)] if auth else []
             out.setdefault(ref, []).append(
                 {"tracking": r.tracking_number, "state": r.state, "history": history, "auth_events": events}
             )
@@ -212,12 +212,12 @@ def _response_sets(store: Store) -> Counter[tuple[str, str, str]]:
     """(sender interchange control, ST02, set id) of every response set the gateway recorded."""
     seen: Counter[tuple[str, str, str]] = Counter()
     with store.read() as tx:
-        for f in tx.list_files(direction="in", limit=10_000):
+        for f in tx.files.query(direction="in", limit=10_000):
             if f.partner == "inbox":
                 continue
-            for ic in tx.interchanges_of_file(f.id):
-                for g in tx.groups_of_interchange(ic.id):
-                    for s in tx.sets_of_group(g.id):
+            for ic in tx.envelopes.interchanges_of_file(f.id):
+                for g in tx.envelopes.groups_of_interchange(ic.id):
+                    for s in tx.envelopes.sets_of_group(g.id):
                         seen[(str(ic.control_number), s.control_number, s.set_id)] += 1
     return seen
 

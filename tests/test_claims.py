@@ -16,6 +16,7 @@ import pytest
 
 from gateway.cli import claims_cmd
 from gateway.errors import StoreError
+from gateway.lifecycle import RequestState
 from gateway.runtime.config import parse_config
 from gateway.store import Store, hash_member_id
 from policy.claims import (
@@ -30,6 +31,7 @@ from policy.claims import (
     check_line,
 )
 from policy.precert import Decision, PrecertDecision, Service, decide, parse_rules
+from tests.lifecycle_support import walk_request
 from transactions.claims837 import Claim, ClaimLine, parse_claims_document, read_837p
 from transactions.envelope_writer import GroupHeader, InterchangeHeader, TransactionBody, build_interchange
 from transactions.errors import RequestError
@@ -607,17 +609,17 @@ payers = ["ACME01"]
     )
     store = Store.open(config.database_url())
     with store.begin() as tx:
-        tx.insert_request(
+        tx.requests.insert(
             tracking_number="GW-T-0000000001",
             kind="278",
             payer_id="ACME01",
             partner="acme",
             member_id_hash=hash_member_id("ZZM100000001", KEY),
             payload=json.loads((ROOT / "sample_edi" / "requests" / "278-outpatient-mri.json").read_text()),
-            state="answered",
         )
+        walk_request(tx, "GW-T-0000000001", RequestState.ANSWERED)
         a = record["authorizations"][0]
-        tx.upsert_authorization(
+        tx.results.upsert_authorization(
             tracking_number="GW-T-0000000001",
             status=a["status"],
             record=a,
@@ -715,7 +717,7 @@ def test_rejected_837p_is_exit_1_and_not_x12_is_exit_2(
 
 def _seed_authorization(st: Store, tracking: str, member: str, cert: str | None, end: date | None) -> int:
     with st.begin() as tx:
-        tx.insert_request(
+        tx.requests.insert(
             tracking_number=tracking,
             kind="278",
             payer_id="ACME01",
@@ -723,7 +725,7 @@ def _seed_authorization(st: Store, tracking: str, member: str, cert: str | None,
             member_id_hash=hash_member_id(member, KEY),
             payload={"client_reference": tracking},
         )
-        row = tx.upsert_authorization(
+        row = tx.results.upsert_authorization(
             tracking_number=tracking,
             status="approved",
             record={"status": "approved"},
@@ -740,7 +742,7 @@ def test_store_claim_queries_on_each_backend(store: Store) -> None:
     _seed_authorization(store, "GW-3", "M2", "CERT1", None)
     claim_a, claim_b = "a" * 64, "b" * 64
     with store.begin() as tx:
-        assert tx.record_units(
+        assert tx.claims.record_units(
             authorization_id=first,
             service_index=0,
             claim_hash=claim_a,
@@ -748,28 +750,31 @@ def test_store_claim_queries_on_each_backend(store: Store) -> None:
             units=Decimal("1.5"),
             procedure_code="72148",
         )
-        assert not tx.record_units(
+        assert not tx.claims.record_units(
             authorization_id=first, service_index=0, claim_hash=claim_a, line_number=1, units=Decimal("1.5")
         )
-        assert tx.record_units(
+        assert tx.claims.record_units(
             authorization_id=first, service_index=0, claim_hash=claim_b, line_number=1, units=Decimal(2)
         )
-        assert tx.record_units(
+        assert tx.claims.record_units(
             authorization_id=second, service_index=-1, claim_hash=claim_b, line_number=2, units=Decimal(1)
         )
     with store.read() as tx:
-        mine = tx.authorizations_for_member(hash_member_id("M1", KEY))
+        mine = tx.claims.authorizations_for_member(hash_member_id("M1", KEY))
         assert [(a.tracking_number, r.tracking_number) for a, r in mine] == [
             ("GW-2", "GW-2"),
             ("GW-1", "GW-1"),
         ]
-        assert sorted(a.tracking_number for a, _ in tx.authorizations_by_number("CERT1")) == ["GW-1", "GW-3"]
-        assert tx.units_used([first, second]) == {(first, 0): Decimal("3.5"), (second, -1): Decimal(1)}
-        assert tx.units_used([first, second], exclude_claims=[claim_b]) == {(first, 0): Decimal("1.5")}
-        assert tx.units_used([]) == {}
-        expiring = tx.authorizations_expiring(start=date(2026, 12, 1), end=date(2026, 12, 31))
+        assert sorted(a.tracking_number for a, _ in tx.claims.authorizations_by_number("CERT1")) == [
+            "GW-1",
+            "GW-3",
+        ]
+        assert tx.claims.units_used([first, second]) == {(first, 0): Decimal("3.5"), (second, -1): Decimal(1)}
+        assert tx.claims.units_used([first, second], exclude_claims=[claim_b]) == {(first, 0): Decimal("1.5")}
+        assert tx.claims.units_used([]) == {}
+        expiring = tx.claims.authorizations_expiring(start=date(2026, 12, 1), end=date(2026, 12, 31))
         assert [a.tracking_number for a in expiring] == ["GW-1"]
-        assert tx.latest_states("authorization.units")[first].new_state == "billed"
+        assert tx.audit.latest_states("authorization.units")[first].new_state == "billed"
 
 
 @pytest.mark.parametrize(
@@ -785,7 +790,7 @@ def test_record_units_refuses_bad_values(store: Store, claim_hash: str, units: D
     """A raw claim number (PHI), zero or over-precise units are refused before anything is written."""
     auth_id = _seed_authorization(store, "GW-1", "M1", "CERT1", None)
     with pytest.raises(StoreError, match=problem), store.begin() as tx:
-        tx.record_units(
+        tx.claims.record_units(
             authorization_id=auth_id, service_index=0, claim_hash=claim_hash, line_number=1, units=units
         )
 
@@ -794,7 +799,7 @@ def test_latest_eligibility_for_member_by_payer(store: Store) -> None:
     """The member's newest 271 outcome is found through the member hash, optionally for one payer."""
     for tracking, payer in (("GW-E1", "ACME01"), ("GW-E2", "BLUE01")):
         with store.begin() as tx:
-            tx.insert_request(
+            tx.requests.insert(
                 tracking_number=tracking,
                 kind="270",
                 payer_id=payer,
@@ -802,10 +807,10 @@ def test_latest_eligibility_for_member_by_payer(store: Store) -> None:
                 member_id_hash=hash_member_id("M1", KEY),
                 payload={},
             )
-            tx.upsert_eligibility_result(tracking_number=tracking, status="active", record={"payer": payer})
+            tx.results.upsert_eligibility(tracking_number=tracking, status="active", record={"payer": payer})
     with store.read() as tx:
-        acme = tx.latest_eligibility_for_member(hash_member_id("M1", KEY), payer_id="acme01")
+        acme = tx.results.latest_eligibility_for_member(hash_member_id("M1", KEY), payer_id="acme01")
         assert acme is not None
         assert acme.tracking_number == "GW-E1"
-        assert tx.latest_eligibility_for_member(hash_member_id("M1", KEY)) is not None
-        assert tx.latest_eligibility_for_member(hash_member_id("M9", KEY)) is None
+        assert tx.results.latest_eligibility_for_member(hash_member_id("M1", KEY)) is not None
+        assert tx.results.latest_eligibility_for_member(hash_member_id("M9", KEY)) is None

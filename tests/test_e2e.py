@@ -127,7 +127,7 @@ def test_partner_down_then_up(tmp_path: Path, paramiko_world: tuple[Harness, Cle
     for _ in range(3):
         h.gateway.cycle()
     with h.ctx.store.read() as tx:
-        assert [f.state for f in tx.list_files(direction="out")] == ["queued"]
+        assert [f.state for f in tx.files.query(direction="out")] == ["queued"]
     again = start_simulator(
         sim.root, ensure_key(tmp_path / "keys" / "host"), public_line(tmp_path / "keys" / "client"), port=port
     )
@@ -152,8 +152,8 @@ def test_host_key_mismatch_sends_nothing(
         for _ in range(3):
             h.gateway.cycle()
         with h.ctx.store.read() as tx:
-            assert [f.state for f in tx.list_files(direction="out")] == ["queued"]
-            changes = tx.list_state_changes(entity_type="partner", limit=10)
+            assert [f.state for f in tx.files.query(direction="out")] == ["queued"]
+            changes = tx.audit.list_changes(entity_type="partner", limit=10)
         assert any(c.new_state == "paused" and "host key" in json.dumps(c.detail) for c in changes)
         assert h.clearinghouse_traces() == []
         assert not list((sim.root / "inbound").glob("*.x12"))

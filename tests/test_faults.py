@@ -266,7 +266,7 @@ class FaultWorld:
             )
         ]
         with self.gateway.ctx.store.read() as tx:
-            changes = tx.list_state_changes(entity_type="partner", limit=100)
+            changes = tx.audit.list_changes(entity_type="partner", limit=100)
         lines += [f"state {c.new_state} {c.detail}" for c in changes]
         return "\n".join(lines)
 

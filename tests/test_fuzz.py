@@ -18,6 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from gateway.lifecycle import FileState
 from gateway.runtime.config import parse_config
 from gateway.runtime.context import Context
 from gateway.runtime.runner import load_mapping_rules, open_context
@@ -257,14 +258,14 @@ def gateway_ctx(tmp_path: Path) -> Iterator[Context]:
 def _record_download(ctx: Context, name: str, data: bytes) -> int:
     sha, path = ctx.payloads.put(data)
     with ctx.store.begin() as tx:
-        row = tx.record_file(
+        row = tx.files.record(
             direction="in",
             partner="sim",
             name=name,
             sha256=sha,
             size=len(data),
             payload_path=str(path),
-            state="downloaded",
+            state=FileState.DOWNLOADED,
         )
     return row.id
 
@@ -282,7 +283,7 @@ def test_received_garbage_is_quarantined_with_a_reason_and_the_gateway_goes_on(g
         file_id = _record_download(ctx, f"fuzz-{next(names)}.x12", data)
         inbound.process_downloaded(ctx, rules)
         with ctx.store.read() as tx:
-            row = tx.get_file(file_id)
+            row = tx.files.get(file_id)
         assert row.state in ("delivered", "quarantined"), row.state
         if row.state == "quarantined":
             reason = ctx.config.folders.quarantine / f"{file_id}__{row.name}.reason.json"
@@ -293,7 +294,7 @@ def test_received_garbage_is_quarantined_with_a_reason_and_the_gateway_goes_on(g
     file_id = _record_download(ctx, "good.x12", good)
     inbound.process_downloaded(ctx, rules)
     with ctx.store.read() as tx:
-        assert tx.get_file(file_id).state == "delivered"
+        assert tx.files.get(file_id).state == "delivered"
 
 
 def _drop(ctx: Context, name: str, data: bytes) -> None:
@@ -308,7 +309,7 @@ def _reason_of(ctx: Context, name: str) -> dict[str, Any]:
 
 def _request_count(ctx: Context) -> int:
     with ctx.store.read() as tx:
-        return len(tx.list_requests(limit=1000))
+        return len(tx.requests.query(limit=1000))
 
 
 GOOD = eligibility("BAD-0001", "ZZM900000001")
@@ -448,7 +449,7 @@ def test_good_sets_beside_a_bad_one_are_processed_and_the_bad_one_is_rejected_in
     intake.intake(ctx)
     assert batching.batch_all(ctx) == 2
     with ctx.store.read() as tx:
-        rows = sorted(tx.list_requests(limit=10), key=lambda r: r.id)
+        rows = sorted(tx.requests.query(limit=10), key=lambda r: r.id)
     requests = [_inquiry(batching.load_request(r)) for r in rows]
     today = _when().date()
     answers = [
@@ -471,9 +472,9 @@ def test_good_sets_beside_a_bad_one_are_processed_and_the_bad_one_is_rejected_in
     inbound.process_downloaded(ctx, load_mapping_rules(ctx.config))
 
     with ctx.store.read() as tx:
-        assert tx.get_file(file_id).state == "delivered"
-        states = [tx.get_request(r.id).state for r in rows]
-        acks = [f for f in tx.list_files(direction="out", limit=10) if "999" in f.name]
+        assert tx.files.get(file_id).state == "delivered"
+        states = [tx.requests.get(r.id).state for r in rows]
+        acks = [f for f in tx.files.query(direction="out", limit=10) if "999" in f.name]
     assert states[0] == "answered"
     assert states[1] != "answered"
     assert (ctx.config.folders.outbox / f"{rows[0].tracking_number}.json").exists()
@@ -504,7 +505,7 @@ def test_hostile_text_in_inbox_json_never_stalls_the_inbox(
     _drop(ctx, name, raw)
     intake.intake(ctx)
     with ctx.store.read() as tx:
-        (row,) = [f for f in tx.list_files(direction="in", limit=1000) if f.name == name]
+        (row,) = [f for f in tx.files.query(direction="in", limit=1000) if f.name == name]
     assert row.state in ("accepted", "quarantined", "duplicate"), row.state
     batching.batch_all(ctx)
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.lifecycle import FileEvent, FileState
 from gateway.runtime.config import parse_config
 from gateway.runtime.context import Context
 from gateway.runtime.runner import open_context
@@ -39,12 +40,12 @@ def _drop(ctx: Context, name: str, data: bytes) -> Path:
 
 def _states(ctx: Context) -> dict[str, str]:
     with ctx.store.read() as tx:
-        return {f.name: f.state for f in tx.list_files(direction="in")}
+        return {f.name: f.state for f in tx.files.query(direction="in")}
 
 
 def _requests(ctx: Context) -> list[str]:
     with ctx.store.read() as tx:
-        return sorted(str(r.payload["client_reference"]) for r in tx.list_requests())
+        return sorted(str(r.payload["client_reference"]) for r in tx.requests.query())
 
 
 CSV = (
@@ -79,8 +80,8 @@ def test_ready_made_x12_is_reenveloped(ctx: Context) -> None:
     assert _requests(ctx) == ["EL-0002"]
     assert batching.batch_all(ctx) == 1
     with ctx.store.read() as tx:
-        (out,) = tx.list_files(direction="out")
-        (req,) = tx.list_requests()
+        (out,) = tx.files.query(direction="out")
+        (req,) = tx.requests.query()
     data = ctx.payloads.get(out.sha256).decode()
     assert f"TRN*1*{req.tracking_number}*9X12GATEWY" in data
     assert "NM1*03*1*CANARYTEST*CHARLIE" in data
@@ -117,14 +118,14 @@ def test_half_claimed_file_is_finished_after_a_crash(ctx: Context) -> None:
 
     sha, size = sha256_file(path)
     with ctx.store.begin() as tx:
-        tx.record_file(
+        tx.files.record(
             direction="in",
             partner="inbox",
             name=path.name,
             sha256=sha,
             size=size,
             payload_path=None,
-            state="claiming",
+            state=FileState.CLAIMING,
         )
     intake.recover(ctx)
     assert _states(ctx) == {"270-subscriber.json": "accepted"}
@@ -158,17 +159,19 @@ def test_a_rival_claim_that_vanished_does_not_make_the_file_a_duplicate(ctx: Con
 
     path = _drop(ctx, "270-subscriber.json", (REQUESTS / "270-subscriber.json").read_bytes())
     sha, size = sha256_file(path)
-    for state in ("claiming", "vanished"):
+    for state in (FileState.CLAIMING, FileState.VANISHED):
         with ctx.store.begin() as tx:
-            tx.record_file(
+            rival = tx.files.record(
                 direction="in",
                 partner="inbox",
                 name=f"rival-{state}.json",
                 sha256=sha,
                 size=size,
                 payload_path=None,
-                state=state,
+                state=FileState.CLAIMING,
             )
+            if state is FileState.VANISHED:
+                tx.files.transition(rival.id, FileEvent.VANISH, expect=FileState.CLAIMING)
     assert intake.intake(ctx) == 1
     assert _states(ctx)["270-subscriber.json"] == "accepted"
     assert _requests(ctx) == ["EL-0001"]

@@ -53,7 +53,7 @@ class World:
 
     def file_id(self, name: str) -> int:
         with self.h.ctx.store.read() as tx:
-            return next(f.id for f in tx.list_files(limit=1000) if f.name == name)
+            return next(f.id for f in tx.files.query(limit=1000) if f.name == name)
 
 
 def _cli(world: World, *argv: str, config: bool = True) -> tuple[int, str]:
@@ -96,7 +96,7 @@ def _settled(h: Harness) -> bool:
         for ref in ("EL-0001", "EL-0002", "AU-0001", "AU-0006", "REJ-999")
     )
     with h.ctx.store.read() as tx:
-        garbage = [f for f in tx.list_files(direction="in", partner="sim", limit=1000) if f.name == GARBAGE]
+        garbage = [f for f in tx.files.query(direction="in", partner="sim", limit=1000) if f.name == GARBAGE]
     return done and "AU-0003" in rows and rows["AU-0003"].state == "pended" and bool(garbage)
 
 
@@ -387,7 +387,7 @@ def test_log_tail_prints_the_latest_events(world: World) -> None:
     assert len(events) == 3
     assert [e["id"] for e in events] == sorted(e["id"] for e in events)
     with world.h.ctx.store.read() as tx:
-        assert events[-1]["id"] == tx.list_state_changes(limit=1)[0].id
+        assert events[-1]["id"] == tx.audit.list_changes(limit=1)[0].id
     code, text = _cli(world, "log", "tail", "-n", "50", "--entity", "request", "--json")
     assert all(json.loads(line)["entity_type"] == "request" for line in text.splitlines())
 

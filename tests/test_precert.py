@@ -17,6 +17,7 @@ import pytest
 
 from gateway.cli import precert_cmd
 from gateway.errors import ConfigError
+from gateway.lifecycle import RequestState
 from gateway.runtime.config import GatewayConfig, parse_config
 from gateway.runtime.context import Context
 from gateway.runtime.runner import open_context
@@ -38,6 +39,7 @@ from policy.precert import (
     is_expedited,
     parse_rules,
 )
+from tests.lifecycle_support import walk_request
 from transactions.models import ServiceReviewRequest
 from transactions.requests_json import request_from_obj
 
@@ -475,7 +477,7 @@ def drop_278(ctx: Context, name: str, **changes: object) -> None:
 def states(ctx: Context) -> dict[str, tuple[str, str | None]]:
     """client reference -> (state, reason)."""
     with ctx.store.read() as tx:
-        return {str(r.payload["client_reference"]): (r.state, r.reason) for r in tx.list_requests()}
+        return {str(r.payload["client_reference"]): (r.state, r.reason) for r in tx.requests.query()}
 
 
 OFFICE = [{"procedure": {"code": "99213"}, "quantity": 1, "service_date": {"start": "2026-12-05"}}]
@@ -526,16 +528,16 @@ def test_gate_is_off_by_default_and_for_follow_ups(make_ctx: MakeCtx) -> None:
 
 def seed_271(ctx: Context, requirements: list[dict[str, Any]], payer: str = "ACME01") -> None:
     with ctx.store.begin() as tx:
-        tx.insert_request(
+        tx.requests.insert(
             tracking_number="GW-271-0001",
             kind="270",
             payer_id=payer,
             partner="acme",
             member_id_hash=hash_member_id(MEMBER, ctx.member_key),
             payload={"client_reference": "EL-1"},
-            state="answered",
         )
-        tx.upsert_eligibility_result(
+        walk_request(tx, "GW-271-0001", RequestState.ANSWERED)
+        tx.results.upsert_eligibility(
             tracking_number="GW-271-0001",
             status="active",
             record={"coverage": "active", "authorization_requirements": requirements},
@@ -678,20 +680,20 @@ def add_278(
     ctx: Context, tracking: str, *, level: str | None = "E", payer: str = "ACME01", state: str = "sent"
 ) -> None:
     with ctx.store.begin() as tx:
-        tx.insert_request(
+        tx.requests.insert(
             tracking_number=tracking,
             kind="278",
             payer_id=payer,
             partner="acme",
             member_id_hash=hash_member_id(MEMBER, ctx.member_key),
             payload={"client_reference": tracking, "level_of_service": level},
-            state=state,
         )
+        walk_request(tx, tracking, state)
 
 
 def answer(ctx: Context, tracking: str, status: str, end: date | None = None) -> None:
     with ctx.store.begin() as tx:
-        tx.upsert_authorization(
+        tx.results.upsert_authorization(
             tracking_number=tracking,
             status=status,
             record={"status": status, "payer_id": "ACME01", "level_of_service": None},
@@ -716,7 +718,7 @@ def test_due_time_from_payer_and_level_of_service(timed: tuple[Context, Clock]) 
     add_278(ctx, "OTHER", level="03", payer="NOPE")
     with ctx.store.read() as tx:
         due = {
-            t: deadlines.authorization_due(None, _present(tx.get_request_by_tracking(t)), RULES)
+            t: deadlines.authorization_due(None, _present(tx.requests.get_by_tracking(t)), RULES)
             for t in ("STD", "URG", "BLUE", "OTHER")
         }
     assert due == {
@@ -774,9 +776,9 @@ def test_alerts_are_logged_once_per_change(timed: tuple[Context, Clock]) -> None
     answer(ctx, "LATE", "approved", date(2027, 6, 1))
     assert deadlines.alert_changes(ctx) == 1
     with ctx.store.read() as tx:
-        request = tx.get_request_by_tracking("LATE")
+        request = tx.requests.get_by_tracking("LATE")
         assert request is not None
-        history = tx.state_history(deadlines.OVERDUE_ENTITY, request.id)
+        history = tx.audit.history(deadlines.OVERDUE_ENTITY, request.id)
     assert [h.new_state for h in history] == ["overdue", "cleared"]
     assert history[0].detail is not None
     assert history[0].detail["tracking_number"] == "LATE"

@@ -38,8 +38,8 @@ def test_local_answer_is_an_authorization_record_in_its_json_form(ctx: Context) 
     drop_278(ctx, "office", trace_number="AU-OFFICE", lines=OFFICE)
     intake.intake(ctx)
     with ctx.store.read() as tx:
-        (req,) = tx.list_requests()
-        auth = tx.get_authorization(req.tracking_number)
+        (req,) = tx.requests.query()
+        auth = tx.results.get_authorization(req.tracking_number)
     assert auth is not None
     record: dict[str, Any] = auth.record
     assert set(record) == _names(AuthorizationRecord)

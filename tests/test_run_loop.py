@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from gateway.lifecycle import RequestEvent, RequestState
 from gateway.runtime.config import parse_config
 from gateway.runtime.context import Context
 from gateway.runtime.health import PartnerHealth
@@ -186,7 +187,7 @@ def test_a_refusing_partner_is_paused_then_tried_again_after_the_pause(make_ctx:
     assert health.failures == 3
     assert health.paused_until == T0 + timedelta(minutes=10)
     with ctx.store.read() as tx:
-        moves = [(h.old_state, h.new_state) for h in tx.state_history("partner", 0)]
+        moves = [(h.old_state, h.new_state) for h in tx.audit.history("partner", 0)]
     assert moves == [("active", "paused"), ("active", "paused")]
 
 
@@ -200,7 +201,7 @@ def _written(ctx: Context, tracking: str) -> bytes:
 def _rendered(ctx: Context, tracking: str) -> bytes:
     """What the one writer renders for the request's current state."""
     with ctx.store.read() as tx:
-        req = tx.get_request_by_tracking(tracking)
+        req = tx.requests.get_by_tracking(tracking)
         assert req is not None
         return render_result(result_document(tx, req))
 
@@ -213,21 +214,23 @@ def test_every_outbox_caller_writes_what_the_one_writer_renders(make_ctx: Any) -
     drop_278(ctx, "mri", trace_number="AU-MRI")
     intake.intake(ctx)
     with ctx.store.read() as tx:
-        by_ref = {r.payload["client_reference"]: r.tracking_number for r in tx.list_requests()}
+        by_ref = {r.payload["client_reference"]: r.tracking_number for r in tx.requests.query()}
     office, mri = by_ref["AU-OFFICE"], by_ref["AU-MRI"]
     assert _written(ctx, office) == _rendered(ctx, office)  # the gate's answer
     assert json.loads(_written(ctx, office))["authorization"]["status"] == "not_required"
 
     assert batching.batch_all(ctx) == 1
     with ctx.store.begin() as tx:
-        tx.set_request_state(mri, "sent", expect="queued", due_at=ctx.clock() - timedelta(minutes=1))
+        tx.requests.transition(
+            mri, RequestEvent.SEND, expect=RequestState.QUEUED, due_at=ctx.clock() - timedelta(minutes=1)
+        )
     assert mark_overdue(ctx) == 1
     by_overdue = _written(ctx, mri)
     assert by_overdue == _rendered(ctx, mri)
     assert json.loads(by_overdue)["state"] == "overdue"
 
     with ctx.store.begin() as tx:
-        row = tx.record_file(
+        row = tx.files.record(
             direction="in",
             partner="acme",
             name="271.x12",
@@ -252,7 +255,7 @@ def test_a_request_that_cannot_be_written_as_x12_is_set_aside_and_the_others_go_
     assert batching.batch_all(ctx) == 1
     with ctx.store.read() as tx:
         got = {
-            r.payload["client_reference"]: (r.state, r.reason, r.tracking_number) for r in tx.list_requests()
+            r.payload["client_reference"]: (r.state, r.reason, r.tracking_number) for r in tx.requests.query()
         }
     assert got["EL-0001"][0] == "queued"
     state, reason, tracking = got["EL-BAD"]

@@ -45,7 +45,7 @@ def _start(config: Path, log: Path, cwd: Path) -> subprocess.Popen[bytes]:
 
 def _answered(store: Store) -> int:
     with store.read() as tx:
-        return len(tx.list_requests(state="answered", limit=10_000))
+        return len(tx.requests.query(state="answered", limit=10_000))
 
 
 def _node_of_claims(store: Store) -> Counter[str]:

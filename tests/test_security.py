@@ -25,6 +25,7 @@ import pytest
 
 from gateway.cli import make_parser
 from gateway.errors import TransferError
+from gateway.lifecycle import FileState
 from gateway.runtime.config import parse_config
 from gateway.runtime.context import Context
 from gateway.runtime.runner import Gateway, load_mapping_rules, open_context
@@ -114,8 +115,8 @@ def test_unknown_or_changed_host_key_is_refused_alerted_and_nothing_is_sent(
         for _ in range(2):
             gateway.cycle()
         with ctx.store.read() as tx:
-            assert [f.state for f in tx.list_files(direction="out")] == ["queued"]
-            changes = tx.list_state_changes(entity_type="partner", limit=10)
+            assert [f.state for f in tx.files.query(direction="out")] == ["queued"]
+            changes = tx.audit.list_changes(entity_type="partner", limit=10)
         paused = [c for c in changes if c.new_state == "paused"]
         assert paused
         assert "host key" in json.dumps(paused[0].detail)
@@ -216,7 +217,7 @@ def test_listed_path_names_are_refused_and_only_the_real_file_is_fetched(
             for _ in range(3):
                 gateway.cycle()
             with ctx.store.read() as tx:
-                names = [f.name for f in tx.list_files(direction="in", limit=50)]
+                names = [f.name for f in tx.files.query(direction="in", limit=50)]
         finally:
             ctx.store.close()
     assert names == ["271-000000001.x12"]
@@ -255,19 +256,19 @@ def test_everything_the_gateway_writes_is_owner_only_even_with_umask_0(tmp_path:
             intake.intake(ctx)
             batching.batch_all(ctx)
             with ctx.store.read() as tx:
-                trackings = [r.tracking_number for r in tx.list_requests(limit=10)]
+                trackings = [r.tracking_number for r in tx.requests.query(limit=10)]
             write_results(ctx, trackings, summary_name="summary-test.csv")
             response = (ROOT / "sample_edi" / "responses" / "271-subscriber-active.x12").read_bytes()
             sha, path = ctx.payloads.put(response)
             with ctx.store.begin() as tx:
-                tx.record_file(
+                tx.files.record(
                     direction="in",
                     partner="sim",
                     name="271.x12",
                     sha256=sha,
                     size=len(response),
                     payload_path=str(path),
-                    state="downloaded",
+                    state=FileState.DOWNLOADED,
                 )
             inbound.process_downloaded(ctx, load_mapping_rules(ctx.config))
             folders = ctx.config.folders

@@ -15,7 +15,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
 
-from gateway.errors import StoreError
+from gateway.errors import IllegalTransitionError, StoreError
+from gateway.lifecycle import FileEvent, FileState, RequestEvent, RequestState, SetEvent, SetState
 from gateway.store import (
     CONTROL_MAX,
     DuplicateKeyError,
@@ -63,7 +64,7 @@ def _request(tx_store: Store, tracking: str, **overrides: Unpack[_RequestFields]
     }
     values.update(overrides)
     with tx_store.begin() as tx:
-        tx.insert_request(**values)
+        tx.requests.insert(**values)
 
 
 # --------------------------------------------------------------------------------------- migrations
@@ -205,23 +206,31 @@ def test_tracking_numbers_unique_across_restarts_and_nodes(store_url: str, store
 
 
 def test_file_state_changes_are_logged(store: Store) -> None:
-    """Recording a file and every state change write state_changes rows; a stale expectation fails."""
+    """Recording a file and every event write state_changes rows; a stale expectation or a move the
+    lifecycle table does not list fails and changes nothing."""
     with store.begin() as tx:
-        f = tx.record_file(
-            direction="in", partner="acme", name="a.271", sha256=SHA_A, size=10, payload_path="p"
+        f = tx.files.record(
+            direction="in",
+            partner="acme",
+            name="a.271",
+            sha256=SHA_A,
+            size=10,
+            payload_path="p",
+            state=FileState.DOWNLOADED,
         )
-        tx.set_file_state(f.id, "parsed", expect="received", detail={"sets": 2})
-        tx.set_file_state(f.id, "parsed")  # no change, no row
-        tx.set_file_state(f.id, "failed", reason="bad ISA")
+        tx.files.transition(f.id, FileEvent.START_PROCESSING, expect=FileState.DOWNLOADED, detail={"sets": 2})
+        tx.files.transition(f.id, FileEvent.QUARANTINE, reason="bad ISA")
     with store.begin() as tx, pytest.raises(StaleStateError):
-        tx.set_file_state(f.id, "done", expect="parsed")
+        tx.files.transition(f.id, FileEvent.REPROCESS_INBOUND, expect=FileState.PROCESSING)
+    with store.begin() as tx, pytest.raises(IllegalTransitionError):
+        tx.files.transition(f.id, FileEvent.DELIVER)
     with store.read() as tx:
-        history = [(c.old_state, c.new_state) for c in tx.state_history("file", f.id)]
-        assert history == [(None, "received"), ("received", "parsed"), ("parsed", "failed")]
-        assert tx.state_history("file", f.id)[1].detail == {"sets": 2}
-        assert tx.get_file(f.id).reason == "bad ISA"
+        history = [(c.old_state, c.new_state) for c in tx.audit.history("file", f.id)]
+        assert history == [(None, "downloaded"), ("downloaded", "processing"), ("processing", "quarantined")]
+        assert tx.audit.history("file", f.id)[1].detail == {"sets": 2}
+        assert tx.files.get(f.id).reason == "bad ISA"
     with store.begin() as tx, pytest.raises(NotFoundError):
-        tx.set_file_state(f.id + 100, "done")
+        tx.files.transition(f.id + 100, FileEvent.DELIVER)
 
 
 def test_request_state_changes_and_duplicates(store: Store) -> None:
@@ -229,15 +238,19 @@ def test_request_state_changes_and_duplicates(store: Store) -> None:
     tracking = store.new_tracking_number()
     _request(store, tracking)
     with store.begin() as tx:
-        tx.set_request_state(tracking, "sent", expect="new")
+        tx.requests.transition(tracking, RequestEvent.CLAIM_FOR_BATCH, expect=RequestState.NEW)
+        tx.requests.transition(tracking, RequestEvent.QUEUE)
+        tx.requests.transition(tracking, RequestEvent.SEND)
+        tx.requests.transition(tracking, RequestEvent.SEND)  # sent again after a crash: no change, no row
     with store.read() as tx:
-        req = tx.get_request_by_tracking(tracking)
+        req = tx.requests.get_by_tracking(tracking)
         assert req is not None
         assert req.state == "sent"
         assert req.payload["subscriber"]["last_name"] == "DOE"
         assert "DOE" not in repr(req)
-        assert [c.new_state for c in tx.state_history("request", req.id)] == ["new", "sent"]
-        assert tx.get_request_by_tracking("nope") is None
+        states = [c.new_state for c in tx.audit.history("request", req.id)]
+        assert states == ["new", "batching", "queued", "sent"]
+        assert tx.requests.get_by_tracking("nope") is None
     with pytest.raises(DuplicateKeyError):
         _request(store, tracking)
 
@@ -249,24 +262,26 @@ def test_raw_member_id_is_refused(store: Store) -> None:
     assert hash_member_id(" m123 ", KEY) == hash_member_id("M123", KEY)
     assert hash_member_id("M123", KEY) != hash_member_id("M123", b"other key")
     with store.read() as tx:
-        assert tx.list_requests() == []
+        assert tx.requests.query() == []
 
 
 def test_duplicate_files_by_sha256_within_window(store: Store, clock: FakeClock) -> None:
     """find_file_by_sha256 sees files of the same content recorded inside the window only."""
     with store.begin() as tx:
-        first = tx.record_file(direction="in", partner="p", name="1", sha256=SHA_A, size=1, payload_path=None)
+        first = tx.files.record(
+            direction="in", partner="p", name="1", sha256=SHA_A, size=1, payload_path=None
+        )
     clock.advance(timedelta(days=2))
     with store.begin() as tx:
-        second = tx.record_file(
+        second = tx.files.record(
             direction="in", partner="p", name="2", sha256=SHA_A, size=1, payload_path=None
         )
-        found = tx.find_file_by_sha256(SHA_A, within=timedelta(days=7), exclude_id=second.id)
+        found = tx.files.find_by_sha256(SHA_A, within=timedelta(days=7), exclude_id=second.id)
         assert found is not None
         assert found.id == first.id
-        assert tx.find_file_by_sha256(SHA_A, within=timedelta(days=1), exclude_id=second.id) is None
-        assert tx.find_file_by_sha256(SHA_A, within=timedelta(days=7), direction="out") is None
-        assert tx.find_file_by_sha256(SHA_B, within=timedelta(days=7)) is None
+        assert tx.files.find_by_sha256(SHA_A, within=timedelta(days=1), exclude_id=second.id) is None
+        assert tx.files.find_by_sha256(SHA_A, within=timedelta(days=7), direction="out") is None
+        assert tx.files.find_by_sha256(SHA_B, within=timedelta(days=7)) is None
 
 
 # --------------------------------------------------------------------------------------------- PHI
@@ -310,18 +325,18 @@ def test_envelopes_and_operator_lookups(store: Store) -> None:
     tracking = store.new_tracking_number()
     _request(store, tracking)
     with store.begin() as tx:
-        f = tx.record_file(
+        f = tx.files.record(
             direction="out", partner="acme", name="o.270", sha256=SHA_A, size=5, payload_path="p"
         )
-        isa = tx.record_interchange(
+        isa = tx.envelopes.record_interchange(
             file_id=f.id, control_number=17, sender="ZZ:SUB", receiver="ZZ:PAYER", interchange_at=tx.now()
         )
-        gs = tx.record_group(
+        gs = tx.envelopes.record_group(
             interchange_id=isa.id, control_number=5, functional_id="HS", version="005010X279A1"
         )
-        req = tx.get_request_by_tracking(tracking)
+        req = tx.requests.get_by_tracking(tracking)
         assert req is not None
-        st = tx.record_transaction_set(
+        st = tx.envelopes.record_set(
             interchange_id=isa.id,
             group_id=gs.id,
             control_number="0001",
@@ -329,36 +344,35 @@ def test_envelopes_and_operator_lookups(store: Store) -> None:
             trace_numbers=[tracking, tracking, "OTHER-1"],
             bht03="B1",
             request_id=req.id,
+            state=SetState.QUEUED,
         )
-        ta1 = tx.record_transaction_set(
-            interchange_id=isa.id, group_id=None, control_number="17", set_id="TA1"
-        )
-        tx.set_ack_status("interchange", isa.id, "A")
-        tx.set_ack_status("transaction_set", st.id, "R", detail={"ik5": "R"})
-        tx.set_transaction_set_state(st.id, "rejected", expect="received")
-        tx.link_transaction_set(ta1.id, req.id)
+        ta1 = tx.envelopes.record_set(interchange_id=isa.id, group_id=None, control_number="17", set_id="TA1")
+        tx.envelopes.set_ack_status("interchange", isa.id, "A")
+        tx.envelopes.set_ack_status("transaction_set", st.id, "R", detail={"ik5": "R"})
+        tx.envelopes.transition_set(st.id, SetEvent.SEND, expect=SetState.QUEUED)
+        tx.envelopes.link_set(ta1.id, req.id)
     assert st.trace_numbers == (tracking, "OTHER-1")
     with store.read() as tx:
-        assert [i.id for i in tx.find_interchanges(17, sender="ZZ:SUB")] == [isa.id]
-        assert tx.find_interchanges(17)[0].ack_status == "A"
-        assert tx.find_interchanges(17, receiver="ZZ:OTHER") == []
-        assert [g.id for g in tx.find_groups(5)] == [gs.id]
-        by_trace = tx.find_transaction_sets(trace_number="OTHER-1")
-        assert [(s.id, s.ack_status, s.state) for s in by_trace] == [(st.id, "R", "rejected")]
+        assert [i.id for i in tx.envelopes.find_interchanges(17, sender="ZZ:SUB")] == [isa.id]
+        assert tx.envelopes.find_interchanges(17)[0].ack_status == "A"
+        assert tx.envelopes.find_interchanges(17, receiver="ZZ:OTHER") == []
+        assert [g.id for g in tx.envelopes.find_groups(5)] == [gs.id]
+        by_trace = tx.envelopes.find_sets(trace_number="OTHER-1")
+        assert [(s.id, s.ack_status, s.state) for s in by_trace] == [(st.id, "R", "sent")]
         assert by_trace[0].trace_numbers == (tracking, "OTHER-1")
-        assert [s.id for s in tx.find_transaction_sets(control_number="0001")] == [st.id]
-        assert [s.id for s in tx.find_transaction_sets(bht03="B1")] == [st.id]
-        assert [s.id for s in tx.find_transaction_sets(request_id=req.id)] == [ta1.id, st.id]
-        acks = tx.state_history("transaction_set.ack", st.id)
+        assert [s.id for s in tx.envelopes.find_sets(control_number="0001")] == [st.id]
+        assert [s.id for s in tx.envelopes.find_sets(bht03="B1")] == [st.id]
+        assert [s.id for s in tx.envelopes.find_sets(request_id=req.id)] == [ta1.id, st.id]
+        acks = tx.audit.history("transaction_set.ack", st.id)
         assert [(a.old_state, a.new_state) for a in acks] == [(None, "R")]
-        states = [c.new_state for c in tx.state_history("transaction_set", st.id)]
-        assert states == ["received", "rejected"]
+        states = [c.new_state for c in tx.audit.history("transaction_set", st.id)]
+        assert states == ["queued", "sent"]
 
 
 def test_foreign_keys_are_enforced(store: Store) -> None:
     """A row pointing at a missing parent is refused on both backends (SQLite needs the pragma)."""
     with store.begin() as tx, pytest.raises(StoreError):
-        tx.record_interchange(file_id=999, control_number=1, sender="ZZ:A", receiver="ZZ:B")
+        tx.envelopes.record_interchange(file_id=999, control_number=1, sender="ZZ:A", receiver="ZZ:B")
 
 
 # ---------------------------------------------------------------------------------------- results
@@ -369,11 +383,11 @@ def test_authorization_upsert_keeps_event_history(store: Store, clock: FakeClock
     tracking = store.new_tracking_number()
     _request(store, tracking, kind="278")
     with store.begin() as tx:
-        pended = tx.upsert_authorization(tracking_number=tracking, status="A4", record={"hcr": "A4"})
+        pended = tx.results.upsert_authorization(tracking_number=tracking, status="A4", record={"hcr": "A4"})
         assert pended.request_id is not None
     clock.advance(timedelta(hours=1))
     with store.begin() as tx:
-        tx.upsert_authorization(
+        tx.results.upsert_authorization(
             tracking_number=tracking,
             status="A1",
             certification_number="CERT-9",
@@ -381,9 +395,11 @@ def test_authorization_upsert_keeps_event_history(store: Store, clock: FakeClock
             effective_from=date(2024, 3, 1),
             effective_to=date(2024, 4, 1),
         )
-        tx.upsert_authorization(tracking_number=tracking, status="A1", record={"hcr": "A1", "again": True})
+        tx.results.upsert_authorization(
+            tracking_number=tracking, status="A1", record={"hcr": "A1", "again": True}
+        )
     with store.read() as tx:
-        auth = tx.get_authorization(tracking)
+        auth = tx.results.get_authorization(tracking)
         assert auth is not None
         assert (auth.status, auth.certification_number, auth.effective_to) == (
             "A1",
@@ -391,27 +407,27 @@ def test_authorization_upsert_keeps_event_history(store: Store, clock: FakeClock
             date(2024, 4, 1),
         )
         assert auth.record == {"hcr": "A1", "again": True}
-        events = tx.authorization_history(auth.id)
+        events = tx.results.authorization_history(auth.id)
         assert [(e.old_status, e.new_status, e.certification_number) for e in events] == [
             (None, "A4", None),
             ("A4", "A1", "CERT-9"),
         ]
         assert events[1].at - events[0].at == timedelta(hours=1)
-        assert [a.id for a in tx.find_authorizations(certification_number="CERT-9")] == [auth.id]
-        assert tx.find_authorizations(status="A4") == []
+        assert [a.id for a in tx.results.find_authorizations(certification_number="CERT-9")] == [auth.id]
+        assert tx.results.find_authorizations(status="A4") == []
 
 
 def test_eligibility_upsert_logs_status_changes(store: Store) -> None:
     """The latest 271 outcome replaces the previous one; status changes go to the event log."""
     with store.begin() as tx:
-        tx.upsert_eligibility_result(tracking_number="T-9", status="active", record={"eb": "1"})
-        tx.upsert_eligibility_result(tracking_number="T-9", status="active", record={"eb": "1", "x": 1})
-        row = tx.upsert_eligibility_result(tracking_number="T-9", status="inactive", record={"eb": "6"})
+        tx.results.upsert_eligibility(tracking_number="T-9", status="active", record={"eb": "1"})
+        tx.results.upsert_eligibility(tracking_number="T-9", status="active", record={"eb": "1", "x": 1})
+        row = tx.results.upsert_eligibility(tracking_number="T-9", status="inactive", record={"eb": "6"})
     with store.read() as tx:
-        got = tx.get_eligibility_result("T-9")
+        got = tx.results.get_eligibility("T-9")
         assert got is not None
         assert (got.id, got.status, got.record, got.request_id) == (row.id, "inactive", {"eb": "6"}, None)
-        assert [c.new_state for c in tx.state_history("eligibility", row.id)] == ["active", "inactive"]
+        assert [c.new_state for c in tx.audit.history("eligibility", row.id)] == ["active", "inactive"]
 
 
 # ------------------------------------------------------------------------------- operators' views
@@ -421,36 +437,40 @@ def test_time_range_and_state_listings(store: Store, clock: FakeClock) -> None:
     """Files, requests and the event log can be listed by state and by creation-time range."""
     start = clock()
     with store.begin() as tx:
-        old = tx.record_file(direction="in", partner="p", name="old", sha256=SHA_A, size=1, payload_path=None)
+        old = tx.files.record(
+            direction="in", partner="p", name="old", sha256=SHA_A, size=1, payload_path=None
+        )
     clock.advance(timedelta(days=1))
     with store.begin() as tx:
-        new = tx.record_file(direction="in", partner="q", name="new", sha256=SHA_B, size=1, payload_path=None)
-        tx.set_file_state(new.id, "done")
+        new = tx.files.record(
+            direction="in", partner="q", name="new", sha256=SHA_B, size=1, payload_path=None
+        )
+        tx.files.transition(new.id, FileEvent.QUARANTINE)
     _request(store, "T-3", due_at=clock() + timedelta(hours=2))
     with store.read() as tx:
-        assert [f.id for f in tx.list_files()] == [new.id, old.id]
-        assert [f.id for f in tx.list_files(until=start + timedelta(hours=1))] == [old.id]
-        assert [f.id for f in tx.list_files(since=start + timedelta(hours=1))] == [new.id]
-        assert [f.id for f in tx.list_files(state="done")] == [new.id]
-        assert [f.id for f in tx.list_files(partner="p")] == [old.id]
-        assert [r.tracking_number for r in tx.list_requests(state="new")] == ["T-3"]
-        assert tx.list_requests(due_before=clock() + timedelta(hours=1)) == []
-        assert len(tx.list_requests(due_before=clock() + timedelta(hours=3))) == 1
-        assert len(tx.list_state_changes(entity_type="file", since=start + timedelta(hours=1))) == 2
+        assert [f.id for f in tx.files.query()] == [new.id, old.id]
+        assert [f.id for f in tx.files.query(until=start + timedelta(hours=1))] == [old.id]
+        assert [f.id for f in tx.files.query(since=start + timedelta(hours=1))] == [new.id]
+        assert [f.id for f in tx.files.query(state=FileState.QUARANTINED)] == [new.id]
+        assert [f.id for f in tx.files.query(partner="p")] == [old.id]
+        assert [r.tracking_number for r in tx.requests.query(state="new")] == ["T-3"]
+        assert tx.requests.query(due_before=clock() + timedelta(hours=1)) == []
+        assert len(tx.requests.query(due_before=clock() + timedelta(hours=3))) == 1
+        assert len(tx.audit.list_changes(entity_type="file", since=start + timedelta(hours=1))) == 2
     with store.read() as tx, pytest.raises(StoreError):
-        tx.list_files(limit=0)
+        tx.files.query(limit=0)
 
 
 def test_quarantine_and_phi_audit(store: Store) -> None:
     """Quarantining sets the file's state and keeps the reason; PHI reveals are recorded with the user."""
     with store.begin() as tx:
-        f = tx.record_file(direction="in", partner="p", name="bad", sha256=SHA_A, size=1, payload_path=None)
-        q = tx.quarantine_file(f.id, {"code": "isa-length", "segment": 1})
-        tx.record_phi_reveal(os_user="alice", action="show", subject=f"file:{f.id}")
+        f = tx.files.record(direction="in", partner="p", name="bad", sha256=SHA_A, size=1, payload_path=None)
+        q = tx.quarantine.add(f.id, {"code": "isa-length", "segment": 1})
+        tx.audit.record_reveal(os_user="alice", action="show", subject=f"file:{f.id}")
     with store.read() as tx:
-        assert tx.get_file(f.id).state == "quarantined"
-        assert [(r.id, r.reason) for r in tx.list_quarantine(file_id=f.id)] == [(q.id, q.reason)]
-        assert [(a.os_user, a.subject) for a in tx.list_phi_reveals(os_user="alice")] == [
+        assert tx.files.get(f.id).state == "quarantined"
+        assert [(r.id, r.reason) for r in tx.quarantine.query(file_id=f.id)] == [(q.id, q.reason)]
+        assert [(a.os_user, a.subject) for a in tx.audit.list_reveals(os_user="alice")] == [
             ("alice", f"file:{f.id}")
         ]
 
@@ -460,12 +480,44 @@ def test_read_does_not_wait_for_a_writer(store_url: str) -> None:
     st = Store.open(store_url, busy_timeout_ms=200)
     _request(st, "T-4")
     with st.begin() as writer:
-        writer.set_request_state("T-4", "sent")
+        writer.requests.transition("T-4", RequestEvent.CLAIM_FOR_BATCH)
         with st.read() as reader:
-            row = reader.get_request_by_tracking("T-4")
+            row = reader.requests.get_by_tracking("T-4")
             assert row is not None
             assert row.state == "new"
     if st.engine.dialect.name == "postgresql":
         with st.read() as reader, pytest.raises(StoreError):
-            reader.set_request_state("T-4", "done")
+            reader.requests.transition("T-4", RequestEvent.WAIVE)
     st.close()
+
+
+def test_a_vanished_claim_is_not_a_duplicate(store: Store) -> None:
+    """Two nodes racing for one inbox file both record a claim; the loser's ``vanished`` row never held
+    the content, so the winner's copy is not taken for a duplicate of it."""
+    with store.begin() as tx:
+        winner = tx.files.record(
+            direction="in",
+            partner="inbox",
+            name="b.json",
+            sha256=SHA_A,
+            size=1,
+            payload_path=None,
+            state=FileState.CLAIMING,
+        )
+        loser = tx.files.record(
+            direction="in",
+            partner="inbox",
+            name="b.json",
+            sha256=SHA_A,
+            size=1,
+            payload_path=None,
+            state=FileState.CLAIMING,
+        )
+        tx.files.transition(loser.id, FileEvent.VANISH)
+        assert tx.files.find_by_sha256(SHA_A, within=timedelta(hours=1), exclude_id=winner.id) is None
+        again = tx.files.record(
+            direction="in", partner="inbox", name="c.json", sha256=SHA_A, size=1, payload_path=None
+        )
+        found = tx.files.find_by_sha256(SHA_A, within=timedelta(hours=1), exclude_id=winner.id)
+        assert found is not None
+        assert found.id == again.id

@@ -98,10 +98,10 @@ def _candidates(tx: Tx, claims: Sequence[Claim], key: bytes) -> Candidates:
     for ref in refs:
         by_number[ref] = [
             authorization_from_record(a.id, a.tracking_number, a.record, r.payload if r else None)
-            for a, r in tx.authorizations_by_number(ref, limit=50)
+            for a, r in tx.claims.authorizations_by_number(ref, limit=50)
         ]
     for member in {c.member_id for c in claims}:
-        rows = tx.authorizations_for_member(hash_member_id(member, key), limit=500)
+        rows = tx.claims.authorizations_for_member(hash_member_id(member, key), limit=500)
         by_member[member] = [
             authorization_from_record(a.id, a.tracking_number, a.record, r.payload) for a, r in rows
         ]
@@ -138,7 +138,7 @@ def check_file(
         ids = {
             a.id for group in (*candidates.by_number.values(), *candidates.by_member.values()) for a in group
         }
-        used = tx.units_used(ids, exclude_claims=hashes.values())
+        used = tx.claims.units_used(ids, exclude_claims=hashes.values())
         results = check_claims(claims, candidates, used, as_of=as_of, precert=_precert_lookup(tx, rules, key))
     committed = 0
     if commit:
@@ -146,7 +146,7 @@ def check_file(
             for r in results:
                 if r.consumption is None:
                     continue
-                committed += tx.record_units(
+                committed += tx.claims.record_units(
                     authorization_id=r.consumption.authorization_id,
                     service_index=r.consumption.service_index,
                     claim_hash=hashes[r.claim_id],

@@ -274,7 +274,7 @@ def run_tail(args: argparse.Namespace) -> int:
         with _until_interrupted() as stop:
             while not stop.wait(max(0.05, args.interval)):
                 with session.store.read() as tx:
-                    changes = tx.state_changes_after(last_id, entity_type=args.entity, limit=1000)
+                    changes = tx.audit.changes_after(last_id, entity_type=args.entity, limit=1000)
                     batch = event_rows(tx, changes)
                 if batch:
                     last_id = batch[-1]["id"]
@@ -283,7 +283,7 @@ def run_tail(args: argparse.Namespace) -> int:
 
 
 def _last_event_id(tx: Any) -> int:
-    newest = tx.list_state_changes(limit=1)
+    newest = tx.audit.list_changes(limit=1)
     return int(newest[0].id) if newest else 0
 
 

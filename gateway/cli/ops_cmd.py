@@ -205,7 +205,7 @@ def run_audit(args: argparse.Namespace) -> int:
     with session_for(args) as session:
         now = session.clock()
         with session.store.read() as tx:
-            entries = tx.list_phi_reveals(
+            entries = tx.audit.list_reveals(
                 os_user=args.user,
                 since=args.since.resolve(now) if args.since else None,
                 until=args.until.resolve(now) if args.until else None,

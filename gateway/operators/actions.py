@@ -26,13 +26,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gateway.lifecycle import FileEvent, FileState, RequestEvent, RequestState
 from gateway.operators.session import Session, os_user
 from gateway.runtime.fsutil import atomic_write, ensure_dir, io_errors
 from gateway.store import FileRow, NotFoundError, StaleStateError
 from gateway.store.store import Tx
 
 INBOX = "inbox"
-RESENDABLE = ("rejected", "invalid", "overdue")
+RESENDABLE = (
+    RequestState.REJECTED,
+    RequestState.INVALID,
+    RequestState.OVERDUE,
+)  # = the table's resend sources
 
 
 @dataclass(frozen=True)
@@ -90,22 +95,22 @@ def reprocess(session: Session, file_id: int) -> ActionResult:
     """Send a quarantined inbox or inbound file through its stage again (see the module docstring)."""
     with session.store.read() as tx:
         try:
-            f = tx.get_file(file_id)
+            f = tx.files.get(file_id)
         except NotFoundError:
             return ActionResult(False, f"there is no file {file_id}")
     if f.direction != "in":
         return ActionResult(False, f"file {file_id} is an outgoing file; use 'resend' for its requests")
     inbox = f.partner == INBOX
     _quarantined, work, staged = _names(session, f)
-    if inbox and f.state == "claimed" and staged.exists() and not work.exists():
+    if inbox and f.state == FileState.CLAIMED and staged.exists() and not work.exists():
         _finish_inbox(session, f)  # a previous reprocess committed and stopped before the rename
         return ActionResult(True, f"file {file_id}: finished an interrupted reprocess", {"file_id": file_id})
-    if f.state != "quarantined":
+    if f.state != FileState.QUARANTINED:
         return ActionResult(
             False, f"file {file_id} is {f.state!r}; only quarantined files can be reprocessed"
         )
     source = _stage_inbox_bytes(session, f) if inbox else "the payload store"
-    target = "claimed" if inbox else "downloaded"
+    target = FileState.CLAIMED if inbox else FileState.DOWNLOADED
     try:
         with session.store.begin() as tx:
             _move(tx, file_id, target)
@@ -125,10 +130,10 @@ def reprocess(session: Session, file_id: int) -> ActionResult:
 
 
 def _move(tx: Tx, file_id: int, target: str) -> None:
-    tx.set_file_state(
+    tx.files.transition(
         file_id,
-        target,
-        expect="quarantined",
+        FileEvent.REPROCESS_INBOX if target == FileState.CLAIMED else FileEvent.REPROCESS_INBOUND,
+        expect=FileState.QUARANTINED,
         reason=f"reprocessing requested by {os_user()}",
         detail=_operator_detail("reprocess"),
     )
@@ -148,7 +153,7 @@ def resend(session: Session, tracking: str) -> ActionResult:
     """A rejected, invalid or overdue request goes back to ``new`` (once; see the module docstring)."""
     try:
         with session.store.begin() as tx:
-            req = tx.get_request_by_tracking(tracking)
+            req = tx.requests.get_by_tracking(tracking)
             if req is None:
                 return ActionResult(False, "there is no request with that tracking number")
             if req.state not in RESENDABLE:
@@ -156,9 +161,9 @@ def resend(session: Session, tracking: str) -> ActionResult:
                     False,
                     f"request {tracking} is {req.state!r}; only {', '.join(RESENDABLE)} requests are resent",
                 )
-            tx.set_request_state(
+            tx.requests.transition(
                 tracking,
-                "new",
+                RequestEvent.RESEND,
                 expect=req.state,
                 reason=f"resend requested by {os_user()} (was {req.state})",
                 detail={**_operator_detail("resend"), "previous_state": req.state},
@@ -169,5 +174,5 @@ def resend(session: Session, tracking: str) -> ActionResult:
         True,
         f"request {tracking} is new again (was {req.state}); "
         "the next cycle batches it with new control numbers",
-        {"tracking_number": tracking, "previous_state": req.state, "state": "new"},
+        {"tracking_number": tracking, "previous_state": req.state, "state": RequestState.NEW},
     )

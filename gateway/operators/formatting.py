@@ -17,6 +17,8 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, TextIO
 
+from gateway.lifecycle import FileState, RequestState
+
 DEFAULT_WIDTH = 80
 MIN_COLUMN = 4
 CUT = "~"
@@ -29,13 +31,45 @@ _RED, _GREEN, _YELLOW, _DIM, _BOLD, _RESET = (
     "\033[1m",
     "\033[0m",
 )
+# Lifecycle states (gateway.lifecycle), authorization and coverage statuses, and TA1/999 codes.
 _BAD = frozenset(
-    {"rejected", "invalid", "quarantined", "denied", "overdue", "R", "failed", "vanished", "unmatched"}
+    {
+        RequestState.REJECTED,
+        RequestState.INVALID,
+        FileState.QUARANTINED,
+        RequestState.OVERDUE,
+        FileState.VANISHED,
+        "denied",
+        "R",
+        "failed",
+        "unmatched",
+    }
 )
 _GOOD = frozenset(
-    {"accepted", "approved", "answered", "delivered", "active", "A", "partially_approved", "sent"}
+    {
+        FileState.ACCEPTED,
+        RequestState.ANSWERED,
+        FileState.DELIVERED,
+        RequestState.SENT,
+        "approved",
+        "active",
+        "A",
+        "partially_approved",
+    }
 )
-_WAIT = frozenset({"pended", "queued", "new", "uploading", "claimed", "claiming", "E", "P", "downloaded"})
+_WAIT = frozenset(
+    {
+        RequestState.PENDED,
+        RequestState.QUEUED,
+        RequestState.NEW,
+        FileState.UPLOADING,
+        FileState.CLAIMED,
+        FileState.CLAIMING,
+        FileState.DOWNLOADED,
+        "E",
+        "P",
+    }
+)
 
 
 def wants_colour(stream: TextIO) -> bool:

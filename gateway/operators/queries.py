@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
+from gateway.lifecycle import RequestState, event_between
 from gateway.operators.formatting import iso
 from gateway.operators.session import Session
 from gateway.operators.views import INBOX, events_json
@@ -22,8 +23,8 @@ from transactions.envelope_reader import read_interchanges
 from transactions.errors import X12GatewayError
 
 PAGE = 200
-WAITING = frozenset({"sent", "acknowledged"})
-ANSWERED = frozenset({"answered", "pended"})
+WAITING = frozenset({RequestState.SENT, RequestState.ACKNOWLEDGED})
+ANSWERED = frozenset({RequestState.ANSWERED, RequestState.PENDED})
 
 
 # --------------------------------------------------------------------------------------- the log
@@ -156,7 +157,7 @@ def iter_log(
     """Every file (one row) or transaction set (one row each) the filter keeps, paged by file id."""
     cursor: int | None = None
     while True:
-        files = tx.operator_files(
+        files = tx.files.page(
             partner=flt.partner,
             direction=cast(Direction | None, flt.direction),
             since=flt.since,
@@ -169,7 +170,7 @@ def iter_log(
         if not files:
             return
         envelopes: dict[int, list[dict[str, Any]]] = {}
-        for r in tx.operator_envelope_rows([f.id for f in files]):
+        for r in tx.envelopes.rows_of_files([f.id for f in files]):
             envelopes.setdefault(r["file_id"], []).append(r)
         wanted = [
             c
@@ -178,7 +179,7 @@ def iter_log(
             if r["set_row_id"] is not None and r["tracking_number"] is None
             for c in [*r["trace_numbers"], *([r["bht03"]] if r["bht03"] else [])]
         ]
-        found = tx.requests_by_tracking(wanted)
+        found = tx.requests.by_tracking(wanted)
         for f in files:
             rows = envelopes.get(f.id, [])
             sets = [r for r in rows if r["set_row_id"] is not None]
@@ -205,9 +206,9 @@ def take(rows: Iterator[dict[str, Any]], limit: int) -> tuple[list[dict[str, Any
 def request_status(tx: Tx, req: RequestRow) -> tuple[str | None, str | None]:
     """(status, certification number) of a request's latest answer, if it has one."""
     if req.kind == "278":
-        auth = tx.get_authorization(req.tracking_number)
+        auth = tx.results.get_authorization(req.tracking_number)
         return (auth.status, auth.certification_number) if auth else (None, None)
-    elig = tx.get_eligibility_result(req.tracking_number)
+    elig = tx.results.get_eligibility(req.tracking_number)
     return (elig.status, None) if elig else (None, None)
 
 
@@ -265,18 +266,19 @@ def search(session: Session, tx: Tx, c: SearchCriteria, limit: int) -> tuple[lis
     trackings: set[str] | None = None
     if c.trace_number is not None:
         trackings = set()
-        for s in tx.find_transaction_sets(trace_number=c.trace_number, limit=500):
+        for s in tx.envelopes.find_sets(trace_number=c.trace_number, limit=500):
             if s.request_id is not None:
-                trackings.add(tx.get_request(s.request_id).tracking_number)
-            found = tx.requests_by_tracking([*s.trace_numbers, *([s.bht03] if s.bht03 else [])])
+                trackings.add(tx.requests.get(s.request_id).tracking_number)
+            found = tx.requests.by_tracking([*s.trace_numbers, *([s.bht03] if s.bht03 else [])])
             trackings.update(found)
     if c.certification_number is not None:
         certs = {
-            a.tracking_number for a in tx.find_authorizations(certification_number=c.certification_number)
+            a.tracking_number
+            for a in tx.results.find_authorizations(certification_number=c.certification_number)
         }
         trackings = certs if trackings is None else trackings & certs
     member_hash = hash_member_id(c.member_id, session.member_key()) if c.member_id else None
-    rows = tx.search_requests(
+    rows = tx.requests.search(
         member_id_hash=member_hash,
         payer_id=c.payer,
         tracking_numbers=trackings,
@@ -294,8 +296,8 @@ def search(session: Session, tx: Tx, c: SearchCriteria, limit: int) -> tuple[lis
 
 def event_rows(tx: Tx, changes: Sequence[StateChange]) -> list[dict[str, Any]]:
     """Event-log rows, with the tracking number or file name of what changed."""
-    requests = tx.requests_by_ids(c.entity_id for c in changes if c.entity_type == "request")
-    files = tx.files_by_ids(c.entity_id for c in changes if c.entity_type == "file")
+    requests = tx.requests.by_ids(c.entity_id for c in changes if c.entity_type == "request")
+    files = tx.files.by_ids(c.entity_id for c in changes if c.entity_type == "file")
     out = []
     for c in changes:
         subject = f"{c.entity_type} {c.entity_id}"
@@ -314,6 +316,7 @@ def event_rows(tx: Tx, changes: Sequence[StateChange]) -> list[dict[str, Any]]:
                 "subject": subject,
                 "from": c.old_state,
                 "to": c.new_state,
+                "event": event_between(c.entity_type, c.old_state, c.new_state),
                 "detail": c.detail,
             }
         )
@@ -322,7 +325,7 @@ def event_rows(tx: Tx, changes: Sequence[StateChange]) -> list[dict[str, Any]]:
 
 def last_events(tx: Tx, count: int, entity_type: str | None = None) -> list[dict[str, Any]]:
     """The newest ``count`` events, oldest first (so they read like a log)."""
-    changes = tx.list_state_changes(entity_type=entity_type, limit=count)
+    changes = tx.audit.list_changes(entity_type=entity_type, limit=count)
     return event_rows(tx, list(reversed(changes)))
 
 
@@ -342,7 +345,7 @@ def authorization_rows(
 ) -> tuple[list[dict[str, Any]], bool]:
     now = session.clock()
     today = now.date()
-    rows = tx.operator_authorizations(
+    rows = tx.results.page_authorizations(
         status=flt.status,
         payer_id=flt.payer,
         expiring_from=today if flt.expiring_within is not None else None,
@@ -350,11 +353,11 @@ def authorization_rows(
         pended_before=now - flt.pending_longer_than if flt.pending_longer_than is not None else None,
         limit=limit + 1,
     )
-    requests = tx.requests_by_ids(a.request_id for a in rows if a.request_id is not None)
+    requests = tx.requests.by_ids(a.request_id for a in rows if a.request_id is not None)
     out = []
     for a in rows[:limit]:
         req = requests.get(a.request_id) if a.request_id is not None else None
-        history = tx.authorization_history(a.id)
+        history = tx.results.authorization_history(a.id)
         since = history[-1].at if history else a.updated_at
         out.append(
             {
@@ -376,13 +379,13 @@ def authorization_rows(
 
 def authorization_detail(session: Session, tx: Tx, ref: str) -> dict[str, Any] | None:
     """One authorization by tracking number or certification number, with events and service lines."""
-    auth = tx.get_authorization(ref)
+    auth = tx.results.get_authorization(ref)
     if auth is None:
-        matches = tx.find_authorizations(certification_number=ref, limit=1)
+        matches = tx.results.find_authorizations(certification_number=ref, limit=1)
         auth = matches[0] if matches else None
     if auth is None:
         return None
-    req = tx.get_request(auth.request_id) if auth.request_id is not None else None
+    req = tx.requests.get(auth.request_id) if auth.request_id is not None else None
     record = session.phi.document(auth.record)
     keys = (
         "action_code",
@@ -443,9 +446,9 @@ def overdue_acks(
 ) -> tuple[list[dict[str, Any]], bool]:
     """Sent files with no 999/TA1 verdict ``older_than`` after they were sent, oldest first."""
     now = session.clock()
-    files = tx.unacknowledged_out_files(sent_before=now - older_than, limit=limit + 1)
+    files = tx.files.unacknowledged(sent_before=now - older_than, limit=limit + 1)
     envelopes: dict[int, list[dict[str, Any]]] = {}
-    for r in tx.operator_envelope_rows([f.id for f in files[:limit]]):
+    for r in tx.envelopes.rows_of_files([f.id for f in files[:limit]]):
         envelopes.setdefault(r["file_id"], []).append(r)
     out = []
     for f in files[:limit]:
@@ -485,7 +488,7 @@ def _turnaround(milestones: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     for m in milestones:
         rid = m["request_id"]
         keys[rid] = (m["payer_id"], m["kind"])
-        target = sent if m["state"] == "sent" else answered
+        target = sent if m["state"] == RequestState.SENT else answered
         if rid not in target or m["at"] < target[rid]:
             target[rid] = m["at"]
     per: dict[tuple[str, str], list[float]] = {}
@@ -506,9 +509,9 @@ def _turnaround(milestones: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def compute_stats(tx: Tx, *, since: datetime | None, until: datetime | None) -> dict[str, Any]:
     """Counts by type and status, the partners' acceptance rate, and turnaround per payer."""
-    sets = tx.count_transaction_sets(since=since, until=until)
-    requests = tx.count_requests(since=since, until=until)
-    auths = tx.count_authorizations(since=since, until=until)
+    sets = tx.envelopes.count_sets(since=since, until=until)
+    requests = tx.requests.count(since=since, until=until)
+    auths = tx.results.count_authorizations(since=since, until=until)
     by_type: dict[str, dict[str, int]] = {}
     for row in sets:
         key = f"{row['set_id']} {row['direction']}"
@@ -521,7 +524,7 @@ def compute_stats(tx: Tx, *, since: datetime | None, until: datetime | None) -> 
     for row in requests:
         bucket = request_counts.setdefault(row["kind"], {})
         bucket[row["state"]] = bucket.get(row["state"], 0) + row["count"]
-    milestones = tx.request_milestones(["sent", *sorted(ANSWERED)], since=since, until=until)
+    milestones = tx.requests.milestones([RequestState.SENT, *sorted(ANSWERED)], since=since, until=until)
     return {
         "since": iso(since),
         "until": iso(until),

@@ -14,6 +14,7 @@ HISTORY_COLUMNS = (
     Column("what", "entity", flexible=True),
     Column("from", "from", colour=True),
     Column("to", "to", colour=True),
+    Column("event", "event"),  # the lifecycle table's name for the move (gateway.lifecycle)
     Column("detail", "detail", flexible=True),
 )
 
@@ -33,6 +34,7 @@ def _history_rows(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "entity": h.get("entity", ""),
             "from": h["from"] or "",
             "to": h["to"],
+            "event": h.get("event") or "",
             "detail": _detail(h.get("detail")),
         }
         for h in history

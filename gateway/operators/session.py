@@ -100,7 +100,7 @@ class Session:
         if not self.reveal:
             return
         with self.store.begin() as tx:
-            tx.record_phi_reveal(os_user=os_user(), action=action, subject=subject[:255], detail=detail)
+            tx.audit.record_reveal(os_user=os_user(), action=action, subject=subject[:255], detail=detail)
 
     def write(self, text: str = "") -> None:
         self.out.write(text + "\n")

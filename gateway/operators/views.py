@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from gateway.lifecycle import event_between
 from gateway.operators.formatting import iso
 from gateway.operators.session import Session
 from gateway.operators.x12view import ParsedFile, control_int, parse_payload, segment_views
@@ -56,6 +57,7 @@ def history_json(changes: Iterable[StateChange]) -> list[dict[str, Any]]:
             "entity": c.entity_type,
             "from": c.old_state,
             "to": c.new_state,
+            "event": event_between(c.entity_type, c.old_state, c.new_state),
             "detail": c.detail,
         }
         for c in changes
@@ -109,17 +111,17 @@ class Resolver:
 
     def _file(self, file_id: int) -> list[Subject]:
         try:
-            f = self.tx.get_file(file_id)
+            f = self.tx.files.get(file_id)
         except NotFoundError:
             return []
         return [Subject("file", str(f.id), f"{f.name} ({f.direction} {f.partner}, {f.state})")]
 
     def _set(self, set_row_id: int) -> list[Subject]:
         try:
-            s = self.tx.get_transaction_set(set_row_id)
+            s = self.tx.envelopes.get_set(set_row_id)
         except NotFoundError:
             return []
-        file_id = self.tx.get_interchange(s.interchange_id).file_id
+        file_id = self.tx.envelopes.get_interchange(s.interchange_id).file_id
         return [Subject("set", str(s.id), f"{s.set_id} ST02 {s.control_number} in file {file_id}")]
 
     def _by_file(self, value: str) -> list[Subject]:
@@ -132,7 +134,7 @@ class Resolver:
         if not value.isdigit():
             return []
         out: list[Subject] = []
-        for ic in self.tx.find_interchanges(int(value))[:MATCH_LIMIT]:
+        for ic in self.tx.envelopes.find_interchanges(int(value))[:MATCH_LIMIT]:
             out += self._file(ic.file_id)
         return out
 
@@ -140,33 +142,33 @@ class Resolver:
         if not value.isdigit():
             return []
         out: list[Subject] = []
-        for g in self.tx.find_groups(int(value))[:MATCH_LIMIT]:
-            out += self._file(self.tx.get_interchange(g.interchange_id).file_id)
+        for g in self.tx.envelopes.find_groups(int(value))[:MATCH_LIMIT]:
+            out += self._file(self.tx.envelopes.get_interchange(g.interchange_id).file_id)
         return out
 
     def _by_st(self, value: str) -> list[Subject]:
         if not value or len(value) > 9:
             return []
         out: list[Subject] = []
-        for s in self.tx.find_sets_by_control(value, limit=MATCH_LIMIT):
+        for s in self.tx.envelopes.find_sets_by_control(value, limit=MATCH_LIMIT):
             out += self._set(s.id)
         return out
 
     def _by_tracking(self, value: str) -> list[Subject]:
-        req = self.tx.get_request_by_tracking(value)
+        req = self.tx.requests.get_by_tracking(value)
         return [self._request(req)] if req else []
 
     def _by_trace(self, value: str) -> list[Subject]:
         out: list[Subject] = []
-        for s in self.tx.find_transaction_sets(trace_number=value, limit=MATCH_LIMIT):
+        for s in self.tx.envelopes.find_sets(trace_number=value, limit=MATCH_LIMIT):
             req = self._request_of(s.request_id, s.trace_numbers, s.bht03)
             out += [self._request(req)] if req else self._set(s.id)
         return out
 
     def _by_cert(self, value: str) -> list[Subject]:
         out: list[Subject] = []
-        for auth in self.tx.find_authorizations(certification_number=value, limit=MATCH_LIMIT):
-            req = self.tx.get_request_by_tracking(auth.tracking_number)
+        for auth in self.tx.results.find_authorizations(certification_number=value, limit=MATCH_LIMIT):
+            req = self.tx.requests.get_by_tracking(auth.tracking_number)
             if req:
                 out.append(self._request(req))
         return out
@@ -175,9 +177,9 @@ class Resolver:
         self, request_id: int | None, traces: Iterable[str], bht03: str | None
     ) -> RequestRow | None:
         if request_id is not None:
-            return self.tx.get_request(request_id)
+            return self.tx.requests.get(request_id)
         candidates = [*traces, *([bht03] if bht03 else [])]
-        found = self.tx.requests_by_tracking(candidates)
+        found = self.tx.requests.by_tracking(candidates)
         return next((found[c] for c in candidates if c in found), None)
 
 
@@ -197,7 +199,7 @@ class Views:
 
     def file(self, file_id: int) -> FileRow:
         if file_id not in self._files:
-            self._files[file_id] = self.tx.get_file(file_id)
+            self._files[file_id] = self.tx.files.get(file_id)
         return self._files[file_id]
 
     def envelope_rows(self, file_id: int) -> list[dict[str, Any]]:
@@ -211,7 +213,7 @@ class Views:
             return
         for i in missing:
             self._envelopes[i] = []
-        for row in self.tx.operator_envelope_rows(missing):
+        for row in self.tx.envelopes.rows_of_files(missing):
             self._envelopes[row["file_id"]].append(row)
 
     def _bytes(self, file_id: int) -> bytes | None:
@@ -234,8 +236,8 @@ class Views:
         return self._acks[file_id]
 
     def envelope_of_set(self, set_row_id: int) -> tuple[FileRow, dict[str, Any]]:
-        s = self.tx.get_transaction_set(set_row_id)
-        f = self.file(self.tx.get_interchange(s.interchange_id).file_id)
+        s = self.tx.envelopes.get_set(set_row_id)
+        f = self.file(self.tx.envelopes.get_interchange(s.interchange_id).file_id)
         row = next(r for r in self.envelope_rows(f.id) if r["set_row_id"] == set_row_id)
         return f, row
 
@@ -246,12 +248,12 @@ class Views:
         if row.get("tracking_number"):
             return str(row["tracking_number"])
         candidates = [*row.get("trace_numbers", []), *([row["bht03"]] if row.get("bht03") else [])]
-        found = self.tx.requests_by_tracking(candidates)
+        found = self.tx.requests.by_tracking(candidates)
         return next((c for c in candidates if c in found), None)
 
     def _tracking_of_set(self, s: TransactionSetRow) -> str | None:
         if s.request_id is not None:
-            return self.tx.get_request(s.request_id).tracking_number
+            return self.tx.requests.get(s.request_id).tracking_number
         return self.tracking_of({"trace_numbers": list(s.trace_numbers), "bht03": s.bht03})
 
     def response_sets(self, tracking: str) -> list[int]:
@@ -259,22 +261,22 @@ class Views:
         sets = {
             s.id: s
             for s in [
-                *self.tx.find_transaction_sets(trace_number=tracking, limit=MATCH_LIMIT),
-                *self.tx.find_transaction_sets(bht03=tracking, limit=MATCH_LIMIT),
+                *self.tx.envelopes.find_sets(trace_number=tracking, limit=MATCH_LIMIT),
+                *self.tx.envelopes.find_sets(bht03=tracking, limit=MATCH_LIMIT),
             ]
         }
         out = []
         for s in sets.values():
             if s.set_id not in RESPONSE_SETS:
                 continue
-            if self.file(self.tx.get_interchange(s.interchange_id).file_id).direction == "in":
+            if self.file(self.tx.envelopes.get_interchange(s.interchange_id).file_id).direction == "in":
                 out.append(s.id)
         return sorted(out)
 
     def acknowledgments(self, f: FileRow, row: dict[str, Any]) -> list[dict[str, Any]]:
         """The 999 and TA1 verdicts the partner sent about one of our outbound sets."""
         out: list[dict[str, Any]] = []
-        candidates = self.tx.operator_files(
+        candidates = self.tx.files.page(
             partner=f.partner, direction="in", since=f.created_at, newest_first=False, limit=ACK_SCAN_LIMIT
         )
         self._load_envelopes([c.id for c in candidates])
@@ -360,12 +362,12 @@ class Views:
                 or control_int(ga.ack_interchange) != row["interchange_control"]
             ):
                 continue
-            for g in self.tx.find_groups(control_int(ga.group_control)):
-                ic = self.tx.get_interchange(g.interchange_id)
+            for g in self.tx.envelopes.find_groups(control_int(ga.group_control)):
+                ic = self.tx.envelopes.get_interchange(g.interchange_id)
                 if g.functional_id != ga.functional_id or ic.sender != row["receiver"]:
                     continue
                 verdicts = {v.control_number: v.ack_code for v in ga.sets}
-                for s in self.tx.sets_of_group(g.id):
+                for s in self.tx.envelopes.sets_of_group(g.id):
                     out.append(
                         {
                             "relation": "acknowledges",
@@ -392,8 +394,8 @@ class Views:
             for set_row_id in self.response_sets(tracking) if tracking else []:
                 out.append(self._set_summary("response", set_row_id))
         elif tracking:
-            req = self.tx.get_request_by_tracking(tracking)
-            sent = self.tx.find_transaction_sets(request_id=req.id, limit=MATCH_LIMIT) if req else []
+            req = self.tx.requests.get_by_tracking(tracking)
+            sent = self.tx.envelopes.find_sets(request_id=req.id, limit=MATCH_LIMIT) if req else []
             out += [self._set_summary("request set", s.id) for s in sorted(sent, key=lambda s: s.id)]
         return out
 
@@ -418,8 +420,8 @@ class Views:
         f, row = self.envelope_of_set(set_row_id)
         history = sorted(
             [
-                *self.tx.state_history("transaction_set", set_row_id),
-                *self.tx.state_history("transaction_set.ack", set_row_id),
+                *self.tx.audit.history("transaction_set", set_row_id),
+                *self.tx.audit.history("transaction_set.ack", set_row_id),
             ],
             key=lambda c: c.id,
         )
@@ -497,12 +499,12 @@ class Views:
     # -- subjects ------------------------------------------------------------------------------
 
     def request_view(self, tracking: str) -> dict[str, Any]:
-        req = self.tx.get_request_by_tracking(tracking)
+        req = self.tx.requests.get_by_tracking(tracking)
         if req is None:
             raise NotFoundError("request not found")
         self.trackings.add(tracking)
         phi = self.session.phi
-        outbound = sorted(s.id for s in self.tx.find_transaction_sets(request_id=req.id, limit=MATCH_LIMIT))
+        outbound = sorted(s.id for s in self.tx.envelopes.find_sets(request_id=req.id, limit=MATCH_LIMIT))
         ids: list[int] = []
         blocks: dict[int, dict[str, Any]] = {}
         for set_row_id in outbound:
@@ -535,7 +537,7 @@ class Views:
                 "subscriber": phi.person(req.payload.get("subscriber")),
                 "dependent": phi.person(req.payload.get("dependent")),
             },
-            "history": history_json(self.tx.state_history("request", req.id)),
+            "history": history_json(self.tx.audit.history("request", req.id)),
             "result": self.result(req),
             "transactions": [blocks[k] for k in sorted(blocks)],
         }
@@ -543,7 +545,7 @@ class Views:
     def result(self, req: RequestRow) -> dict[str, Any] | None:
         """The latest answer: an authorization (with its event history) or an eligibility result."""
         if req.kind == "278":
-            auth = self.tx.get_authorization(req.tracking_number)
+            auth = self.tx.results.get_authorization(req.tracking_number)
             if auth is None:
                 return None
             record = self.session.phi.document(auth.record)
@@ -557,7 +559,7 @@ class Views:
                 "events": events_json(self.tx, auth.id),
                 "services": record.get("services", []),
             }
-        elig = self.tx.get_eligibility_result(req.tracking_number)
+        elig = self.tx.results.get_eligibility(req.tracking_number)
         if elig is None:
             return None
         return {
@@ -572,8 +574,8 @@ class Views:
         f = self.file(file_id)
         rows = self.envelope_rows(file_id)
         set_ids = [r["set_row_id"] for r in rows if r["set_row_id"] is not None]
-        history = self.tx.state_history("file", file_id)
-        produced = self.tx.requests_of_file(file_id) if f.partner == INBOX else []
+        history = self.tx.audit.history("file", file_id)
+        produced = self.tx.requests.of_file(file_id) if f.partner == INBOX else []
         self.trackings.update(r.tracking_number for r in produced)
         acknowledges = next(
             (c.detail["acknowledges_file"] for c in history if c.detail and "acknowledges_file" in c.detail),
@@ -584,7 +586,7 @@ class Views:
             "file": file_json(f),
             "history": history_json(history),
             "quarantine": [
-                {"at": iso(q.created_at), **q.reason} for q in self.tx.list_quarantine(file_id=file_id)
+                {"at": iso(q.created_at), **q.reason} for q in self.tx.quarantine.query(file_id=file_id)
             ],
             "requests": [
                 {
@@ -623,5 +625,5 @@ def events_json(tx: Tx, authorization_id: int) -> list[dict[str, Any]]:
             "to": e.new_status,
             "certification_number": e.certification_number,
         }
-        for e in tx.authorization_history(authorization_id)
+        for e in tx.results.authorization_history(authorization_id)
     ]

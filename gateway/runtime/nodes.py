@@ -20,11 +20,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO
 
-from sqlalchemy import Table, func, insert, or_, select, update
-
 from gateway.errors import ConfigError, StoreError
-from gateway.store import Store, Tx
-from gateway.store import schema as s
+from gateway.store import Store
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,30 +68,16 @@ class NodeRegistry:
         self.store, self.node_id, self.clock = store, node_id, clock
 
     def register(self) -> None:
-        now = self.clock()
-        values = {
-            "host": socket.gethostname(),
-            "pid": os.getpid(),
-            "started_at": now,
-            "last_seen": now,
-            "stopped_at": None,
-        }
         with self.store.begin() as tx:
-            done = tx.conn.execute(update(s.nodes).where(s.nodes.c.node_id == self.node_id).values(**values))
-            if done.rowcount == 0:
-                tx.conn.execute(insert(s.nodes).values(node_id=self.node_id, **values))
+            tx.nodes.register(self.node_id, host=socket.gethostname(), pid=os.getpid(), at=self.clock())
 
     def heartbeat(self) -> None:
         with self.store.begin() as tx:
-            tx.conn.execute(
-                update(s.nodes).where(s.nodes.c.node_id == self.node_id).values(last_seen=self.clock())
-            )
+            tx.nodes.heartbeat(self.node_id, self.clock())
 
     def stop(self) -> None:
-        now = self.clock()
         with self.store.begin() as tx:
-            tx.conn.execute(update(s.nodes).where(s.nodes.c.node_id == self.node_id).values(stopped_at=now))
-            tx.conn.execute(update(s.leases).where(s.leases.c.owner == self.node_id).values(until=now))
+            tx.nodes.stop(self.node_id, self.clock())
 
 
 def acquire_lease(
@@ -103,20 +86,9 @@ def acquire_lease(
     """Take or renew lease ``name`` for ``seconds``; False while another live holder has it (a holder in
     ``dead`` is taken over at once instead of waiting for its lease to run out)."""
     until = now + timedelta(seconds=seconds)
-    t = s.leases
     try:
         with store.begin() as tx:
-            done = tx.conn.execute(
-                update(t)
-                .where(t.c.name == name, or_(t.c.owner == owner, t.c.until < now, t.c.owner.in_(list(dead))))
-                .values(owner=owner, until=until)
-            )
-            if done.rowcount == 1:
-                return True
-            if tx.conn.execute(select(t.c.name).where(t.c.name == name)).first() is not None:
-                return False
-            tx.conn.execute(insert(t).values(name=name, owner=owner, until=until, acquired_at=now))
-            return True
+            return tx.nodes.acquire_lease(name, owner, until=until, now=now, dead=dead)
     except StoreError:
         return False  # another node inserted the lease at the same moment: it holds it
 
@@ -131,17 +103,8 @@ def dead_owners(
     """Lease owners whose work may be taken over now. On SQLite only one node runs (the flock guard),
     so every owner but this node is a previous, dead process."""
     with store.read() as tx:
-        owners = set(
-            tx.conn.execute(
-                select(s.requests.c.lease_owner).where(s.requests.c.lease_owner.is_not(None)).distinct()
-            ).scalars()
-        ) | set(
-            tx.conn.execute(
-                select(s.files.c.lease_owner).where(s.files.c.lease_owner.is_not(None)).distinct()
-            ).scalars()
-        )
-        owners |= set(tx.conn.execute(select(s.leases.c.owner).where(s.leases.c.until > now)).scalars())
-        nodes = {n.node_id: n for n in tx.conn.execute(select(s.nodes)).all()}
+        owners = tx.nodes.work_owners() | {lease.owner for lease in tx.nodes.held_leases(now)}
+        nodes = {n.node_id: n for n in tx.nodes.all()}
     owners.discard(me)
     if single_node:
         return sorted(owners)
@@ -153,27 +116,16 @@ def dead_owners(
 
 def release_lease(store: Store, name: str, owner: str, now: datetime) -> None:
     with store.begin() as tx:
-        tx.conn.execute(
-            update(s.leases).where(s.leases.c.name == name, s.leases.c.owner == owner).values(until=now)
-        )
-
-
-def _claims_by_owner(tx: Tx, table: Table, state: str) -> dict[str, int]:
-    stmt = (
-        select(table.c.lease_owner, func.count())
-        .where(table.c.state == state, table.c.lease_owner.is_not(None))
-        .group_by(table.c.lease_owner)
-    )
-    return {str(owner): int(count) for owner, count in tx.conn.execute(stmt).all()}
+        tx.nodes.release_lease(name, owner, now)
 
 
 def list_nodes(store: Store, now: datetime) -> list[NodeInfo]:
     """Every registered node with the leases it currently holds, most recently seen first."""
     with store.read() as tx:
-        nodes = tx.conn.execute(select(s.nodes).order_by(s.nodes.c.last_seen.desc())).all()
-        held = tx.conn.execute(select(s.leases).where(s.leases.c.until > now)).all()
-        claimed_requests = _claims_by_owner(tx, s.requests, "batching")
-        claimed_files = _claims_by_owner(tx, s.files, "processing")
+        nodes = tx.nodes.all()
+        held = tx.nodes.held_leases(now)
+        claimed_requests = tx.nodes.claimed_requests()
+        claimed_files = tx.nodes.claimed_files()
     by_owner: dict[str, list[str]] = {}
     for lease in held:
         by_owner.setdefault(lease.owner, []).append(lease.name)

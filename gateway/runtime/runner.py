@@ -17,6 +17,7 @@ from pathlib import Path
 from types import FrameType
 
 from gateway.errors import GatewayError
+from gateway.lifecycle import FileEvent, FileState, RequestEvent, RequestState
 from gateway.runtime.config import GatewayConfig
 from gateway.runtime.context import Context, utc_now
 from gateway.runtime.fsutil import LocalIOError, remove_stale_temp_files
@@ -216,15 +217,15 @@ def mark_overdue(ctx: Context) -> int:
     with ctx.store.read() as tx:
         late = [
             r
-            for state in ("sent", "acknowledged")
-            for r in tx.list_requests(state=state, due_before=now, limit=500)
+            for state in (RequestState.SENT, RequestState.ACKNOWLEDGED)
+            for r in tx.requests.query(state=state, due_before=now, limit=500)
         ]
     for req in late:
         try:
             with ctx.store.begin() as tx:
-                tx.set_request_state(
+                tx.requests.transition(
                     req.tracking_number,
-                    "overdue",
+                    RequestEvent.TIME_OUT,
                     expect=req.state,
                     reason="no response within the configured time",
                 )
@@ -240,23 +241,15 @@ def mark_overdue(ctx: Context) -> int:
 def mark_ack_overdue(ctx: Context) -> int:
     """Sent request files with no 999/TA1 after ``timeouts.ack_overdue_minutes`` become ``ack_overdue``."""
     cutoff = ctx.clock() - timedelta(minutes=ctx.config.timeouts.ack_overdue_minutes)
-    late: list[tuple[int, str]] = []
-    with ctx.store.read() as tx:
-        for f in tx.list_files(state="sent", direction="out", limit=1000):
-            if f.updated_at >= cutoff:
-                continue
-            interchanges = tx.interchanges_of_file(f.id)
-            groups = [g for ic in interchanges for g in tx.groups_of_interchange(ic.id)]
-            if (
-                interchanges
-                and all(i.ack_status is None for i in interchanges)
-                and all(g.ack_status is None for g in groups)
-            ):
-                late.append((f.id, f.name))
+    with ctx.store.read() as tx:  # the one acknowledgment-overdue query, shared with ``x12gw overdue``
+        late = [(f.id, f.name) for f in tx.files.unacknowledged(sent_before=cutoff, limit=1000)]
     for file_id, name in late:
         with ctx.store.begin() as tx:
-            tx.set_file_state(
-                file_id, "ack_overdue", expect="sent", reason="no 999/TA1 within the configured time"
+            tx.files.transition(
+                file_id,
+                FileEvent.ACK_OVERDUE,
+                expect=FileState.SENT,
+                reason="no 999/TA1 within the configured time",
             )
         ctx.log.warning("acknowledgment overdue", file_id=file_id, file=name)
     return len(late)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from gateway.lifecycle import FileState, RequestEvent, RequestState, SetState
 from gateway.runtime.config import PartnerConfig
 from gateway.runtime.context import Context
 from gateway.stages.outbox import write_results
@@ -26,7 +27,7 @@ from transactions.validation import validate
 def release_expired(ctx: Context, dead: list[str]) -> int:
     """Requests a dead node was batching (lease expired, or its node known dead) return to ``new``."""
     with ctx.store.begin() as tx:
-        return tx.release_expired(entity="request", state="batching", back_to="new", dead_owners=dead)
+        return tx.requests.release_expired(dead_owners=dead)
 
 
 def load_request(row: RequestRow) -> Request:
@@ -77,7 +78,7 @@ def batch_partner(ctx: Context, partner: PartnerConfig) -> int:
     """Build one file from up to ``max_transactions_per_file`` new requests; returns requests queued."""
     until = ctx.clock() + timedelta(seconds=ctx.config.gateway.lease_seconds)
     with ctx.store.begin() as tx:
-        rows = tx.claim_requests(
+        rows = tx.requests.claim(
             partner=partner.name, owner=ctx.node_id, until=until, limit=partner.max_transactions_per_file
         )
     if not rows:
@@ -146,9 +147,9 @@ def _set_aside(ctx: Context, invalid: dict[str, str], claimed: list[str]) -> Non
     with ctx.store.begin() as tx:
         for valid in claimed:
             if valid not in invalid:
-                tx.set_request_state(valid, "new", expect="batching")
+                tx.requests.transition(valid, RequestEvent.RELEASE, expect=RequestState.BATCHING)
         for tracking, why in invalid.items():
-            tx.set_request_state(tracking, "invalid", expect="batching", reason=why)
+            tx.requests.transition(tracking, RequestEvent.SET_ASIDE, expect=RequestState.BATCHING, reason=why)
     write_results(ctx, list(invalid))
     ctx.log.warning("requests set aside as invalid", count=len(invalid), trace_numbers=list(invalid))
 
@@ -166,17 +167,17 @@ def _record(  # noqa: PLR0917 - one call site; the parts of one batch
     ident = ctx.config.identity
     by_tracking = {r.tracking_number: r for r in rows}
     with ctx.store.begin() as tx:
-        f = tx.record_file(
+        f = tx.files.record(
             direction="out",
             partner=partner.name,
             name=name,
             sha256=sha,
             size=len(batch.data),
             payload_path=path,
-            state="queued",
+            state=FileState.QUEUED,
             detail={"requests": len(rows)},
         )
-        ic = tx.record_interchange(
+        ic = tx.envelopes.record_interchange(
             file_id=f.id,
             control_number=batch.interchange_control,
             sender=f"{ident.isa_qualifier}:{ident.isa_id}",
@@ -185,7 +186,7 @@ def _record(  # noqa: PLR0917 - one call site; the parts of one batch
         )
         group_ids: dict[str, Any] = {}
         for g in batch.groups:
-            group_ids[g.functional_id] = tx.record_group(
+            group_ids[g.functional_id] = tx.envelopes.record_group(
                 interchange_id=ic.id,
                 control_number=g.control_number,
                 functional_id=g.functional_id,
@@ -194,17 +195,19 @@ def _record(  # noqa: PLR0917 - one call site; the parts of one batch
         for written in batch.sets:
             tracking = written.trace_number
             row = by_tracking[tracking]
-            tx.record_transaction_set(
+            tx.envelopes.record_set(
                 interchange_id=ic.id,
                 group_id=group_ids[written.functional_id],
                 control_number=written.control_number,
                 set_id=written.set_id,
                 trace_numbers=[tracking],
                 bht03=tracking,
-                state="queued",
+                state=SetState.QUEUED,
                 request_id=row.id,
             )
-            tx.set_request_state(tracking, "queued", expect="batching", detail={"file_id": f.id})
+            tx.requests.transition(
+                tracking, RequestEvent.QUEUE, expect=RequestState.BATCHING, detail={"file_id": f.id}
+            )
 
 
 def batch_all(ctx: Context) -> int:

@@ -20,12 +20,20 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 
+from gateway.lifecycle import RequestState
 from gateway.runtime.context import Context
 from gateway.stages.precert_gate import load_rules
 from gateway.store import AuthorizationRow, RequestRow, Tx
 from policy.precert import EXPEDITED_LEVELS, PrecertRules, decision_due, is_expedited
 
-OPEN_STATES = ("new", "queued", "sent", "acknowledged", "pended", "overdue")
+OPEN_STATES = (
+    RequestState.NEW,
+    RequestState.QUEUED,
+    RequestState.SENT,
+    RequestState.ACKNOWLEDGED,
+    RequestState.PENDED,
+    RequestState.OVERDUE,
+)
 UNDECIDED = frozenset({"pended", "no_decision"})
 CERTIFIED = ("approved", "partially_approved", "modified")
 OVERDUE_ENTITY = "authorization.overdue"
@@ -94,8 +102,8 @@ def overdue_authorizations(
     levels = tuple(expedited_levels)
     items: list[DeadlineItem] = []
     for state in OPEN_STATES:
-        for req in tx.list_requests(state=state, kind="278", limit=_SCAN_LIMIT, oldest_first=True):
-            auth = tx.get_authorization(req.tracking_number)
+        for req in tx.requests.query(state=state, kind="278", limit=_SCAN_LIMIT, oldest_first=True):
+            auth = tx.results.get_authorization(req.tracking_number)
             if auth is not None and auth.status not in UNDECIDED:
                 continue
             record = auth.record if auth else None
@@ -122,7 +130,9 @@ def expiring(tx: Tx, now: datetime, within: timedelta) -> list[DeadlineItem]:
     today: date = now.astimezone(UTC).date()
     last = (now + within).astimezone(UTC).date()
     out = []
-    for auth in tx.authorizations_expiring(start=today, end=last, statuses=CERTIFIED, limit=_SCAN_LIMIT):
+    for auth in tx.claims.authorizations_expiring(
+        start=today, end=last, statuses=CERTIFIED, limit=_SCAN_LIMIT
+    ):
         expiry = authorization_expiry(auth)
         if expiry is None or expiry <= now:
             continue
@@ -146,19 +156,19 @@ def _sync(ctx: Context, entity_type: str, current: dict[int, DeadlineItem], stat
     """Record and log what changed since the last alert: new items, and items that stopped being one."""
     raised = cleared = 0
     with ctx.store.begin() as tx:
-        last = tx.latest_states(entity_type)
+        last = tx.audit.latest_states(entity_type)
         for entity_id, item in current.items():
             previous = last.get(entity_id)
             if previous is not None and previous.new_state == state:
                 continue
-            tx.record_state_change(
+            tx.audit.record_change(
                 entity_type, entity_id, previous.new_state if previous else None, state, item.detail()
             )
             raised += 1
             ctx.log.warning(f"authorization {state}", **item.detail())
         for entity_id, previous in last.items():
             if previous.new_state == state and entity_id not in current:
-                tx.record_state_change(entity_type, entity_id, state, "cleared", previous.detail)
+                tx.audit.record_change(entity_type, entity_id, state, "cleared", previous.detail)
                 cleared += 1
                 ctx.log.info(f"authorization no longer {state}", **(previous.detail or {}))
     return raised, cleared

@@ -12,6 +12,16 @@ from datetime import timedelta
 from pathlib import Path
 
 from gateway.errors import TransferError
+from gateway.lifecycle import (
+    Entity,
+    FileEvent,
+    FileState,
+    PartnerEvent,
+    PartnerState,
+    RequestEvent,
+    SetEvent,
+    allows,
+)
 from gateway.runtime.config import PartnerConfig
 from gateway.runtime.context import Context
 from gateway.runtime.fsutil import ensure_dir, io_errors
@@ -44,11 +54,11 @@ def _failed(ctx: Context, partner: PartnerConfig, exc: TransferError) -> None:
     if paused_now:
         ctx.log.error("partner paused", partner=partner.name, minutes=partner.pause_minutes, error=str(exc))
         with ctx.store.begin() as tx:
-            tx.record_state_change(
-                "partner",
+            tx.audit.record_move(
+                Entity.PARTNER,
                 0,
-                "active",
-                "paused",
+                PartnerState.ACTIVE,
+                PartnerEvent.PAUSE,
                 {"partner": partner.name, "reason": str(exc), "minutes": partner.pause_minutes},
             )
 
@@ -67,7 +77,9 @@ def exchange(ctx: Context, partner: PartnerConfig) -> tuple[int, int]:
         return 0, 0
     if ctx.health.of(partner.name).succeeded():
         with ctx.store.begin() as tx:
-            tx.record_state_change("partner", 0, "failing", "active", {"partner": partner.name})
+            tx.audit.record_move(
+                Entity.PARTNER, 0, PartnerState.FAILING, PartnerEvent.RECOVER, {"partner": partner.name}
+            )
     return sent, got
 
 
@@ -89,8 +101,8 @@ def upload_all(ctx: Context, partner: PartnerConfig, client: SftpClient) -> int:
     with ctx.store.read() as tx:
         rows = [
             row
-            for state in ("renaming", "uploading", "queued")
-            for row in tx.list_files(state=state, direction="out", partner=partner.name, limit=500)
+            for state in (FileState.RENAMING, FileState.UPLOADING, FileState.QUEUED)
+            for row in tx.files.query(state=state, direction="out", partner=partner.name, limit=500)
         ]
     rows.sort(key=lambda r: r.id)
     for row in rows:
@@ -103,20 +115,20 @@ def upload_one(ctx: Context, partner: PartnerConfig, client: SftpClient, row: Fi
     verified on the server, before the rename: from then on (after a crash or a lost reply) only the
     rename is finished, never the data sent again, because the partner may already have taken the
     file away, and a second copy would be a second transaction."""
-    if row.state == "queued":
+    if row.state == FileState.QUEUED:
         with ctx.store.begin() as tx:
-            tx.set_file_state(row.id, "uploading", expect="queued")
+            tx.files.transition(row.id, FileEvent.START_UPLOAD, expect=FileState.QUEUED)
     local = ctx.payloads.path_for(row.sha256)
-    phase = "renaming" if row.state == "renaming" else "uploading"
+    phase = FileState.RENAMING if row.state == FileState.RENAMING else FileState.UPLOADING
 
     def renaming() -> None:
         nonlocal phase
         with ctx.store.begin() as tx:
-            tx.set_file_state(row.id, "renaming", expect="uploading")
-        phase = "renaming"
+            tx.files.transition(row.id, FileEvent.VERIFY_UPLOAD, expect=FileState.UPLOADING)
+        phase = FileState.RENAMING
 
     def attempt() -> object:
-        if phase == "renaming":
+        if phase == FileState.RENAMING:
             return client.finish_upload(partner.upload_dir, row.name) or "taken"
         return client.upload(local, partner.upload_dir, row.name, before_rename=renaming)
 
@@ -125,17 +137,21 @@ def upload_one(ctx: Context, partner: PartnerConfig, client: SftpClient, row: Fi
         ctx.log.info("upload had finished before an interruption", partner=partner.name, file=row.name)
     now = ctx.clock()
     with ctx.store.begin() as tx:
-        tx.set_file_state(row.id, "sent", expect=phase)
+        tx.files.transition(row.id, FileEvent.FINISH_UPLOAD, expect=phase)
         traces = []
-        for ic in tx.interchanges_of_file(row.id):
-            for g in tx.groups_of_interchange(ic.id):
-                for s in tx.sets_of_group(g.id):
-                    tx.set_transaction_set_state(s.id, "sent")
+        for ic in tx.envelopes.interchanges_of_file(row.id):
+            for g in tx.envelopes.groups_of_interchange(ic.id):
+                for s in tx.envelopes.sets_of_group(g.id):
+                    tx.envelopes.transition_set(s.id, SetEvent.SEND)
                     if s.request_id is None:
                         continue
-                    req = tx.get_request(s.request_id)
+                    req = tx.requests.get(s.request_id)
+                    if not allows(Entity.REQUEST, req.state, RequestEvent.SEND):
+                        continue  # answered or rejected while the upload was being finished
                     minutes = ctx.config.timeouts.response_overdue_minutes(req.kind)
-                    tx.set_request_state(req.tracking_number, "sent", due_at=now + timedelta(minutes=minutes))
+                    tx.requests.transition(
+                        req.tracking_number, RequestEvent.SEND, due_at=now + timedelta(minutes=minutes)
+                    )
                     traces.append(req.tracking_number)
     ctx.log.info(
         "file uploaded",
@@ -204,7 +220,7 @@ def _complete(  # noqa: PLR0917 - the listing entry's fields
 
 def _known(ctx: Context, partner: PartnerConfig, name: str, size: int) -> FileRow | None:
     with ctx.store.read() as tx:
-        return tx.find_file(direction="in", partner=partner.name, name=name, size=size)
+        return tx.files.find(direction="in", partner=partner.name, name=name, size=size)
 
 
 def download_one(  # noqa: PLR0917 - mirrors the listing entry's fields
@@ -221,14 +237,14 @@ def download_one(  # noqa: PLR0917 - mirrors the listing entry's fields
         sha, path = ctx.payloads.put(data)
         Path(result.path).unlink(missing_ok=True)
         with ctx.store.begin() as tx:
-            tx.record_file(
+            tx.files.record(
                 direction="in",
                 partner=partner.name,
                 name=name,
                 sha256=sha,
                 size=result.size,
                 payload_path=str(path),
-                state="downloaded",
+                state=FileState.DOWNLOADED,
                 detail={"remote_mtime": mtime},
             )
         ctx.log.info("file downloaded", partner=partner.name, file=name, size=result.size)

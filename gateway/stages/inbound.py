@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from gateway.lifecycle import Entity, FileEvent, FileState, RequestEvent, RequestState, SetState, allows
 from gateway.runtime.config import PartnerConfig
 from gateway.runtime.context import Context
 from gateway.runtime.fsutil import atomic_write, ensure_dir
@@ -73,20 +74,20 @@ def process_file(ctx: Context, row: FileRow, rules: MappingRules) -> str:
             _apply_record(ctx, tx, kind, record, set_row_key, outcome)
         for name, payload in outgoing:
             sha, path = ctx.payloads.put(payload)
-            tx.record_file(
+            tx.files.record(
                 direction="out",
                 partner=partner.name,
                 name=name,
                 sha256=sha,
                 size=len(payload),
                 payload_path=str(path),
-                state="queued",
+                state=FileState.QUEUED,
                 detail={"acknowledges_file": row.id},
             )
-        tx.set_file_state(
+        tx.files.transition(
             row.id,
-            "processed",
-            expect="processing",
+            FileEvent.PROCESS,
+            expect=FileState.PROCESSING,
             detail={"trackings": outcome.trackings, "unmatched": outcome.unmatched},
         )
     deliver(ctx, row.id, outcome.trackings)
@@ -101,13 +102,13 @@ def process_file(ctx: Context, row: FileRow, rules: MappingRules) -> str:
         acks_sent=len(outgoing),
         trace_numbers=outcome.trackings,
     )
-    return "delivered"
+    return FileState.DELIVERED
 
 
 def deliver(ctx: Context, file_id: int, trackings: list[str]) -> None:
     write_results(ctx, trackings, summary_name=summary_file_name(file_id) if trackings else None)
     with ctx.store.begin() as tx:
-        tx.set_file_state(file_id, "delivered", expect="processed")
+        tx.files.transition(file_id, FileEvent.DELIVER, expect=FileState.PROCESSED)
 
 
 def _has_acks(validation: Validation) -> bool:
@@ -125,9 +126,9 @@ def _quarantine(ctx: Context, row: FileRow, reason: str) -> str:
         json.dumps({"file": row.name, "file_id": row.id, "partner": row.partner, "reason": reason}).encode(),
     )
     with ctx.store.begin() as tx:
-        tx.quarantine_file(row.id, {"reason": reason})
+        tx.quarantine.add(row.id, {"reason": reason})
     ctx.log.warning("inbound file quarantined", partner=row.partner, file=row.name, reason=reason)
-    return "quarantined"
+    return FileState.QUARANTINED
 
 
 def _map_all(validation: Validation, rules: MappingRules) -> list[tuple[str, Record, tuple[str, str]]]:
@@ -179,7 +180,7 @@ def _without_acks(ic: InterchangeReport) -> InterchangeReport:
 def _record_envelopes(tx: Tx, row: FileRow, validation: Validation) -> None:
     by_offset = {s.report.offset: s for s in validation.sets}
     for ic in validation.report.interchanges:
-        ic_row = tx.record_interchange(
+        ic_row = tx.envelopes.record_interchange(
             file_id=row.id,
             control_number=_control(ic.control_number, 0),
             sender=f"{ic.sender_qualifier}:{ic.sender}",
@@ -187,7 +188,7 @@ def _record_envelopes(tx: Tx, row: FileRow, validation: Validation) -> None:
             ack_status=ic.ta1.ack_code if ic.ta1 else None,
         )
         for g in ic.groups:
-            g_row = tx.record_group(
+            g_row = tx.envelopes.record_group(
                 interchange_id=ic_row.id,
                 control_number=_control(g.control_number, 0),
                 functional_id=g.functional_id,
@@ -200,14 +201,14 @@ def _record_envelopes(tx: Tx, row: FileRow, validation: Validation) -> None:
                 bht03 = (
                     vs.segments[1].get(3) if len(vs.segments) > 1 and vs.segments[1].tag == "BHT" else None
                 )
-                tx.record_transaction_set(
+                tx.envelopes.record_set(
                     interchange_id=ic_row.id,
                     group_id=g_row.id,
                     control_number=s.control_number,
                     set_id=s.set_id,
                     trace_numbers=traces,
                     bht03=bht03,
-                    state="received" if s.accepted else "rejected",
+                    state=SetState.RECEIVED if s.accepted else SetState.REJECTED,
                     ack_status=s.ack_code,
                 )
 
@@ -215,16 +216,16 @@ def _record_envelopes(tx: Tx, row: FileRow, validation: Validation) -> None:
 def _candidates(tx: Tx, kind: str, traces: list[str], bht03: str | None) -> dict[int, RequestRow]:
     """Requests a response could answer: those whose sent set carries one of its traces or its BHT03."""
     wanted = ANSWERS[kind]
-    sets = [s for t in traces for s in tx.find_transaction_sets(trace_number=t, set_id=wanted, limit=5)]
+    sets = [s for t in traces for s in tx.envelopes.find_sets(trace_number=t, set_id=wanted, limit=5)]
     if bht03:
-        sets += tx.find_transaction_sets(bht03=bht03, set_id=wanted, limit=5)
-    return {s.request_id: tx.get_request(s.request_id) for s in sets if s.request_id is not None}
+        sets += tx.envelopes.find_sets(bht03=bht03, set_id=wanted, limit=5)
+    return {s.request_id: tx.requests.get(s.request_id) for s in sets if s.request_id is not None}
 
 
 def _applied_fingerprints(tx: Tx, req: RequestRow) -> list[tuple[str, str]]:
     return [
         (req.tracking_number, str(h.detail["fingerprint"]))
-        for h in tx.state_history("request", req.id)
+        for h in tx.audit.history("request", req.id)
         if h.detail and "fingerprint" in h.detail
     ]
 
@@ -248,29 +249,29 @@ def _apply_record(  # noqa: PLR0917 - internal; the parts of one applied respons
     result = correlate(sent, [ResponseKey(kind, tuple(traces), record.bht_reference, fingerprint)], seen)
     detail = {"kind": kind, "interchange": key[0], "transaction_set": key[1], "fingerprint": fingerprint}
     if result.duplicates:
-        tx.record_state_change(
+        tx.audit.record_change(
             "response", 0, None, "duplicate", {**detail, "tracking": result.duplicates[0][1]}
         )
         ctx.log.info("duplicate response ignored", tracking=result.duplicates[0][1], **detail)
         return
     if not result.matched:
         outcome.unmatched += 1
-        tx.record_state_change("response", 0, None, "unmatched", detail)
+        tx.audit.record_change("response", 0, None, "unmatched", detail)
         ctx.log.warning("response matches no request", **detail)
         return
     req = next(r for r in candidates.values() if r.tracking_number == result.matched[0][1])
     doc = to_dict(record)
     if isinstance(record, EligibilityResult):
-        tx.upsert_eligibility_result(
+        tx.results.upsert_eligibility(
             tracking_number=req.tracking_number,
             status=record.coverage,
             record=doc,
             effective_from=record.plan_begin,
             effective_to=record.plan_end,
         )
-        new_state = "answered"
+        new_state = RequestState.ANSWERED
     elif isinstance(record, AuthorizationRecord):
-        tx.upsert_authorization(
+        tx.results.upsert_authorization(
             tracking_number=req.tracking_number,
             status=record.status,
             record=doc,
@@ -278,13 +279,16 @@ def _apply_record(  # noqa: PLR0917 - internal; the parts of one applied respons
             effective_from=record.effective_from,
             effective_to=record.effective_to,
         )
-        new_state = "pended" if record.status == "pended" else "answered"
+        new_state = RequestState.PENDED if record.status == "pended" else RequestState.ANSWERED
     if req.state != new_state:
-        tx.set_request_state(req.tracking_number, new_state, detail=detail)
+        tx.requests.transition(req.tracking_number, _RESPONSE_EVENT[new_state], detail=detail)
     else:  # no state change, but the response is part of the request's history all the same
-        tx.record_state_change("request", req.id, req.state, req.state, detail)
+        tx.audit.record_change(Entity.REQUEST, req.id, req.state, req.state, detail)
     outcome.records += 1
     outcome.trackings.append(req.tracking_number)
+
+
+_RESPONSE_EVENT = {RequestState.ANSWERED: RequestEvent.ANSWER, RequestState.PENDED: RequestEvent.PEND}
 
 
 def _apply_acks(
@@ -298,13 +302,13 @@ def _apply_acks(
     applied = 0
     ours = _our_id(ctx)
     for ta1 in interchanges:
-        for ic in tx.find_interchanges(_control(ta1.interchange_control, -1), sender=ours):
-            tx.set_ack_status("interchange", ic.id, ta1.ack_code)
+        for ic in tx.envelopes.find_interchanges(_control(ta1.interchange_control, -1), sender=ours):
+            tx.envelopes.set_ack_status("interchange", ic.id, ta1.ack_code)
             _file_acknowledged(tx, ic.file_id, ta1.ack_code)
             applied += 1
             if ta1.ack_code == "R":
-                for g in tx.groups_of_interchange(ic.id):
-                    for s in tx.sets_of_group(g.id):
+                for g in tx.envelopes.groups_of_interchange(ic.id):
+                    for s in tx.envelopes.sets_of_group(g.id):
                         note = f"interchange rejected by TA1 (note {ta1.note_code})"
                         _reject_request(tx, s.request_id, note, rejected)
             break
@@ -312,14 +316,14 @@ def _apply_acks(
         group = _our_group(tx, ga, ours)
         if group is None:
             continue
-        tx.set_ack_status("group", group.id, ga.ack_code)
-        _file_acknowledged(tx, tx.get_interchange(group.interchange_id).file_id, ga.ack_code)
+        tx.envelopes.set_ack_status("group", group.id, ga.ack_code)
+        _file_acknowledged(tx, tx.envelopes.get_interchange(group.interchange_id).file_id, ga.ack_code)
         applied += 1
         verdicts = {s.control_number: s for s in ga.sets}
-        for s in tx.sets_of_group(group.id):
+        for s in tx.envelopes.sets_of_group(group.id):
             verdict = verdicts.get(s.control_number)
             code = verdict.ack_code if verdict else ("R" if ga.ack_code == "R" else "A")
-            tx.set_ack_status("transaction_set", s.id, code)
+            tx.envelopes.set_ack_status("transaction_set", s.id, code)
             if code == "R":
                 why = ", ".join(
                     f"{e.segment}{'/' + e.element if e.element else ''} code {e.code}"
@@ -329,25 +333,30 @@ def _apply_acks(
                     tx, s.request_id, f"rejected by 999 (IK5 R{': ' + why if why else ''})", rejected
                 )
             elif s.request_id is not None:
-                req = tx.get_request(s.request_id)
-                if req.state == "sent":
-                    tx.set_request_state(req.tracking_number, "acknowledged", expect="sent")
+                req = tx.requests.get(s.request_id)
+                if req.state == RequestState.SENT:
+                    tx.requests.transition(
+                        req.tracking_number, RequestEvent.ACKNOWLEDGE, expect=RequestState.SENT
+                    )
     return applied
 
 
 def _file_acknowledged(tx: Tx, file_id: int, code: str) -> None:
     """A sent file that got its 999/TA1 leaves ``sent`` (or ``ack_overdue``) for ``acknowledged``."""
-    row = tx.get_file(file_id)
-    if row.state in ("sent", "ack_overdue"):
-        tx.set_file_state(file_id, "acknowledged", detail={"ack": code})
+    row = tx.files.get(file_id)
+    if allows(Entity.FILE, row.state, FileEvent.ACKNOWLEDGE):
+        tx.files.transition(file_id, FileEvent.ACKNOWLEDGE, detail={"ack": code})
 
 
 def _our_group(tx: Tx, ga: GroupAck, ours: str) -> Any:
     control = _control(ga.group_control, -1)
     if control < 0:
         return None
-    for g in tx.find_groups(control):
-        if g.functional_id == ga.functional_id and tx.get_interchange(g.interchange_id).sender == ours:
+    for g in tx.envelopes.find_groups(control):
+        if (
+            g.functional_id == ga.functional_id
+            and tx.envelopes.get_interchange(g.interchange_id).sender == ours
+        ):
             return g
     return None
 
@@ -355,26 +364,26 @@ def _our_group(tx: Tx, ga: GroupAck, ours: str) -> Any:
 def _reject_request(tx: Tx, request_id: int | None, reason: str, rejected: list[str]) -> None:
     if request_id is None:
         return
-    req = tx.get_request(request_id)
-    if req.state in ("sent", "acknowledged", "queued"):
-        tx.set_request_state(req.tracking_number, "rejected", reason=reason)
+    req = tx.requests.get(request_id)
+    if allows(Entity.REQUEST, req.state, RequestEvent.REJECT):
+        tx.requests.transition(req.tracking_number, RequestEvent.REJECT, reason=reason)
         rejected.append(req.tracking_number)
 
 
 def recover(ctx: Context) -> None:
     """Deliver results of files processed before a crash (idempotent rewrite)."""
     with ctx.store.read() as tx:
-        rows = tx.list_files(state="processed", direction="in", limit=500)
-        pending = [(r.id, tx.state_history("file", r.id)) for r in rows]
+        rows = tx.files.query(state=FileState.PROCESSED, direction="in", limit=500)
+        pending = [(r.id, tx.audit.history("file", r.id)) for r in rows]
     for file_id, history in pending:
-        detail = next((h.detail for h in reversed(history) if h.new_state == "processed"), None) or {}
+        detail = next((h.detail for h in reversed(history) if h.new_state == FileState.PROCESSED), None) or {}
         deliver(ctx, file_id, list(detail.get("trackings", [])))
 
 
 def release_expired(ctx: Context, dead: list[str]) -> int:
     """Files a dead node was processing (lease expired, or its node known dead) return to ``downloaded``."""
     with ctx.store.begin() as tx:
-        return tx.release_expired(entity="file", state="processing", back_to="downloaded", dead_owners=dead)
+        return tx.files.release_expired(dead_owners=dead)
 
 
 def process_downloaded(ctx: Context, rules: MappingRules) -> int:
@@ -384,9 +393,8 @@ def process_downloaded(ctx: Context, rules: MappingRules) -> int:
         # a big file may take a while to validate: the lease is longer than a batch's
         until = ctx.clock() + timedelta(seconds=5 * ctx.config.gateway.lease_seconds)
         with ctx.store.begin() as tx:
-            rows = tx.claim_files(
-                state="downloaded",
-                new_state="processing",
+            rows = tx.files.claim(
+                event=FileEvent.START_PROCESSING,
                 direction="in",
                 owner=ctx.node_id,
                 until=until,

@@ -16,6 +16,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from gateway.lifecycle import FileEvent, FileState
 from gateway.runtime.context import Context
 from gateway.runtime.fsutil import (
     Candidate,
@@ -38,9 +39,6 @@ from transactions.requests_json import parse_request_document, request_to_obj
 from transactions.validation import Options, validate_detailed
 
 INBOX = "inbox"
-# Claims that have not (``claiming``) or never (``vanished``) got their file: when two nodes claim the
-# same inbox file at once, the loser's row must not make the winner's file a "duplicate" of nothing.
-NOT_AN_ORIGINAL = ("claiming", "vanished")
 
 
 @dataclass
@@ -164,14 +162,14 @@ def claim(ctx: Context, cand: Candidate) -> int | None:
     """Record the file, then move it into the work folder; None if it vanished meanwhile."""
     sha, size = sha256_file(cand.path)
     with ctx.store.begin() as tx:
-        row = tx.record_file(
+        row = tx.files.record(
             direction="in",
             partner=INBOX,
             name=cand.path.name,
             sha256=sha,
             size=size,
             payload_path=None,
-            state="claiming",
+            state=FileState.CLAIMING,
         )
     return row.id if _finish_claim(ctx, row.id, cand.path.name, sha) else None
 
@@ -182,10 +180,10 @@ def _finish_claim(ctx: Context, file_id: int, name: str, sha: str) -> bool:
     if not work.exists():
         if not source.exists() or sha256_file(source)[0] != sha:
             with ctx.store.begin() as tx:
-                tx.set_file_state(
+                tx.files.transition(
                     file_id,
-                    "vanished",
-                    expect="claiming",
+                    FileEvent.VANISH,
+                    expect=FileState.CLAIMING,
                     reason="the inbox file disappeared or changed before it could be claimed",
                 )
             return False
@@ -193,7 +191,7 @@ def _finish_claim(ctx: Context, file_id: int, name: str, sha: str) -> bool:
         with io_errors("claim", source):
             source.rename(work)
     with ctx.store.begin() as tx:
-        tx.set_file_state(file_id, "claimed", expect="claiming")
+        tx.files.transition(file_id, FileEvent.CLAIM, expect=FileState.CLAIMING)
     return True
 
 
@@ -205,18 +203,17 @@ def _reason_file(ctx: Context, name: str, doc: dict[str, Any]) -> None:
 def process(ctx: Context, file_id: int) -> str:
     """Turn a claimed file into requests (one transaction) and say the file's new state."""
     with ctx.store.read() as tx:
-        row = tx.get_file(file_id)
+        row = tx.files.get(file_id)
     work = _work_path(ctx, file_id, row.name)
     data = _read(work)
     sha, payload_path = ctx.payloads.put(data)
     settings = ctx.config.inbox
     with ctx.store.read() as tx:
-        dup = tx.find_file_by_sha256(
+        dup = tx.files.find_by_sha256(
             sha,
             within=timedelta(hours=settings.duplicate_window_hours),
             direction="in",
             exclude_id=file_id,
-            exclude_states=NOT_AN_ORIGINAL,
         )
     parsed = (
         Parsed(file_error=f"larger than the {settings.max_file_bytes}-byte limit")
@@ -261,7 +258,7 @@ def _store_requests(  # noqa: PLR0917 - the parts of one processed inbox file
     with ctx.store.begin() as tx:
         for (req, partner, reference), final, tracking in zip(routed, finals, numbers, strict=True):
             payload = {**request_to_obj(final), "client_reference": reference}  # its one JSON form
-            tx.insert_request(
+            tx.requests.insert(
                 tracking_number=tracking,
                 kind=request_kind(req).set_id,
                 payer_id=req.payer.id,
@@ -271,10 +268,10 @@ def _store_requests(  # noqa: PLR0917 - the parts of one processed inbox file
                 member_id_hash=hash_member_id(req.subscriber.member_id or "", ctx.member_key),
             )
         reason = _reason(parsed, unrouted, dup_id)
-        tx.set_file_state(
+        tx.files.transition(
             file_id,
-            state,
-            expect="claimed",
+            _OUTCOME_EVENT[state],
+            expect=FileState.CLAIMED,
             reason=reason["reason"] if reason else None,
             detail={
                 "requests": len(routed),
@@ -314,12 +311,22 @@ def _route(ctx: Context, parsed: Parsed) -> tuple[list[tuple[Request, str, str]]
     return routed, unrouted
 
 
-def _outcome(duplicate: bool, parsed: Parsed, routed: list[Any]) -> str:
+_OUTCOME_EVENT = {
+    FileState.DUPLICATE: FileEvent.FIND_DUPLICATE,
+    FileState.QUARANTINED: FileEvent.QUARANTINE,
+    FileState.PARTIALLY_ACCEPTED: FileEvent.ACCEPT_PARTIALLY,
+    FileState.ACCEPTED: FileEvent.ACCEPT,
+}
+
+
+def _outcome(duplicate: bool, parsed: Parsed, routed: list[Any]) -> FileState:
     if duplicate:
-        return "duplicate"
+        return FileState.DUPLICATE
     if not routed:
-        return "quarantined"
-    return "partially_accepted" if parsed.errors or len(routed) < len(parsed.requests) else "accepted"
+        return FileState.QUARANTINED
+    if parsed.errors or len(routed) < len(parsed.requests):
+        return FileState.PARTIALLY_ACCEPTED
+    return FileState.ACCEPTED
 
 
 def _reason(
@@ -344,8 +351,8 @@ def _settle(ctx: Context, file_id: int, name: str, state: str, reason: dict[str,
         return
     if reason is not None:
         _reason_file(ctx, f"{file_id}__{name}", {"file": name, "file_id": file_id, "state": state, **reason})
-    if state in ("accepted", "partially_accepted"):
-        if state == "partially_accepted":
+    if state in (FileState.ACCEPTED, FileState.PARTIALLY_ACCEPTED):
+        if state == FileState.PARTIALLY_ACCEPTED:
             with io_errors("copy to quarantine", work):
                 copy = work.read_bytes()
             atomic_write(ctx.config.folders.quarantine / f"{file_id}__{name}", copy)
@@ -357,11 +364,11 @@ def _settle(ctx: Context, file_id: int, name: str, state: str, reason: dict[str,
 def recover(ctx: Context) -> None:
     """Finish what a crash interrupted: half-claimed files, and processed files not yet moved."""
     with ctx.store.read() as tx:
-        claiming = tx.list_files(state="claiming", direction="in", partner=INBOX, limit=1000)
+        claiming = tx.files.query(state=FileState.CLAIMING, direction="in", partner=INBOX, limit=1000)
     for row in claiming:
         _finish_claim(ctx, row.id, row.name, row.sha256)
     with ctx.store.read() as tx:
-        claimed = tx.list_files(state="claimed", direction="in", partner=INBOX, limit=1000)
+        claimed = tx.files.query(state=FileState.CLAIMED, direction="in", partner=INBOX, limit=1000)
     for row in claimed:
         try:
             process(ctx, row.id)
@@ -373,8 +380,8 @@ def recover(ctx: Context) -> None:
         if not file_id.isdigit():
             continue
         with ctx.store.read() as tx:
-            row = tx.get_file(int(file_id))
-        if row.partner == INBOX and row.state not in ("claiming", "claimed"):
+            row = tx.files.get(int(file_id))
+        if row.partner == INBOX and row.state not in (FileState.CLAIMING, FileState.CLAIMED):
             _settle(
                 ctx, row.id, name, row.state, {"reason": row.reason, "requests": []} if row.reason else None
             )

@@ -42,11 +42,11 @@ def result_document(tx: Tx, req: RequestRow) -> dict[str, Any]:
         "updated_at": req.updated_at.isoformat(),
     }
     if req.kind == "270":
-        elig = tx.get_eligibility_result(req.tracking_number)
+        elig = tx.results.get_eligibility(req.tracking_number)
         doc["status"] = elig.status if elig else req.state
         doc["eligibility"] = elig.record if elig else None
     else:
-        auth = tx.get_authorization(req.tracking_number)
+        auth = tx.results.get_authorization(req.tracking_number)
         doc["status"] = auth.status if auth else req.state
         doc["authorization"] = auth.record if auth else None
         if auth is not None:
@@ -57,7 +57,7 @@ def result_document(tx: Tx, req: RequestRow) -> dict[str, Any]:
                     "to": e.new_status,
                     "certification_number": e.certification_number,
                 }
-                for e in tx.authorization_history(auth.id)
+                for e in tx.results.authorization_history(auth.id)
             ]
     return doc
 
@@ -79,7 +79,7 @@ def write_results(ctx: Context, trackings: list[str], *, summary_name: str | Non
     rows: list[dict[str, Any]] = []
     with ctx.store.read() as tx:
         for tracking in dict.fromkeys(trackings):
-            req = tx.get_request_by_tracking(tracking)
+            req = tx.requests.get_by_tracking(tracking)
             if req is None:
                 continue
             doc = result_document(tx, req)

@@ -16,6 +16,7 @@ import functools
 from pathlib import Path
 
 from gateway.errors import ConfigError
+from gateway.lifecycle import RequestEvent, RequestState
 from gateway.runtime.config import GatewayConfig
 from gateway.runtime.context import Context
 from gateway.stages.outbox import write_results
@@ -69,7 +70,7 @@ def load_rules(config: GatewayConfig) -> PrecertRules:
 
 def member_evidence(tx: Tx, member_id_hash: str, payer_id: str | None) -> tuple[Evidence, ...]:
     """EB11 answers of the member's latest 271 from this payer (none when there is no such 271)."""
-    row = tx.latest_eligibility_for_member(member_id_hash, payer_id=payer_id)
+    row = tx.results.latest_eligibility_for_member(member_id_hash, payer_id=payer_id)
     if row is None or row.status != "active":
         return ()
     source = f"271 for {row.tracking_number} of {row.updated_at.date().isoformat()}"
@@ -127,14 +128,14 @@ def precert_gate(ctx: Context, request: Request) -> str | None:
     tracking = request.trace_number
     try:
         with ctx.store.begin() as tx:
-            tx.set_request_state(
+            tx.requests.transition(
                 tracking,
-                NOT_REQUIRED,
-                expect="new",
+                RequestEvent.WAIVE,
+                expect=RequestState.NEW,
                 reason=f"no pre-certification needed: {decision.reason}",
                 detail={"precert": sorted({line.basis for line in decision.lines})},
             )
-            tx.upsert_authorization(
+            tx.results.upsert_authorization(
                 tracking_number=tracking, status=NOT_REQUIRED, record=to_dict(local_record(decision, request))
             )
     except StaleStateError:

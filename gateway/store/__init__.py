@@ -3,6 +3,7 @@
 from gateway.store.errors import (
     ConstraintError,
     DuplicateKeyError,
+    IllegalTransitionError,
     NotFoundError,
     StaleStateError,
     StoreDatabaseError,
@@ -41,6 +42,7 @@ __all__ = [
     "EligibilityRow",
     "FileRow",
     "GroupRow",
+    "IllegalTransitionError",
     "InterchangeRow",
     "NotFoundError",
     "QuarantineRow",

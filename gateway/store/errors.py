@@ -15,7 +15,18 @@ from typing import Any
 
 from sqlalchemy import exc as sa_exc
 
-from gateway.errors import StoreError
+from gateway.errors import IllegalTransitionError, StaleStateError, StoreError
+
+__all__ = [
+    "ConstraintError",
+    "DuplicateKeyError",
+    "IllegalTransitionError",
+    "NotFoundError",
+    "StaleStateError",
+    "StoreDatabaseError",
+    "StoreUnavailableError",
+    "store_error",
+]
 
 # SQLite's constraint messages name only schema objects; anything else is not quoted at all.
 _SQLITE_CONSTRAINT = re.compile(r"^(UNIQUE|NOT NULL|CHECK|FOREIGN KEY) constraint failed(?:: ([\w., ]+))?$")
@@ -48,10 +59,6 @@ class DuplicateKeyError(ConstraintError):
 
 class NotFoundError(StoreError):
     """The row the caller named (by id or tracking number) does not exist."""
-
-
-class StaleStateError(StoreError):
-    """A state change expected a different current state: another worker moved the row first."""
 
 
 def _sqlstate(orig: Any) -> str:

@@ -1,0 +1,1 @@
+"""One repository per area of the store, all sharing one transaction (see ``gateway.store.store.Tx``)."""

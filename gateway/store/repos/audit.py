@@ -1,0 +1,131 @@
+"""The event log (``state_changes``) and the PHI-reveal audit (``phi_audit``): append and read."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, insert, select
+
+from gateway import lifecycle
+from gateway.lifecycle import Entity
+from gateway.store import schema as s
+from gateway.store.repos.base import DEFAULT_LIMIT, MAX_LIMIT, Repo, db, equal, window
+from gateway.store.rows import AuditRow, StateChange, from_mapping
+
+
+class AuditRepo(Repo):
+    """``tx.audit``: what happened to every entity, and who was shown PHI."""
+
+    @db
+    def record_change(
+        self,
+        entity_type: str,
+        entity_id: int,
+        old_state: str | None,
+        new_state: str,
+        detail: Mapping[str, Any] | None = None,
+    ) -> int:
+        """Append to the event log; also the way to record a side effect before and after it runs.
+
+        ``detail`` is JSON for operators (host, remote path, byte count): never PHI. Lifecycle moves
+        are logged by the repositories' ``transition``; call this directly only for other records.
+        """
+        values = {
+            "entity_type": str(entity_type),
+            "entity_id": entity_id,
+            "old_state": None if old_state is None else str(old_state),
+            "new_state": str(new_state),
+            "at": self.now(),
+            "detail": dict(detail) if detail is not None else None,
+        }
+        t = s.state_changes
+        return int(self.conn.execute(insert(t).values(**values).returning(t.c.id)).scalar_one())
+
+    @db
+    def record_move(
+        self,
+        entity: Entity,
+        entity_id: int,
+        state: str,
+        event: str,
+        detail: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Log a lifecycle move of something the store does not keep a row for (a partner's health):
+        checked against the table like every other move. Returns the new state."""
+        new_state = lifecycle.target(entity, state, event)
+        self.record_change(entity, entity_id, state, new_state, detail)
+        return new_state
+
+    @db
+    def history(self, entity_type: str, entity_id: int) -> list[StateChange]:
+        """Every logged change of one entity, oldest first."""
+        t = s.state_changes
+        where = [t.c.entity_type == str(entity_type), t.c.entity_id == entity_id]
+        return self.listing(t, StateChange, where=where, order=[t.c.id], limit=None)
+
+    @db
+    def list_changes(
+        self,
+        *,
+        entity_type: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = DEFAULT_LIMIT,
+    ) -> list[StateChange]:
+        """The event log in a time range, newest first."""
+        t = s.state_changes
+        where = [*window(t.c.at, since, until), *equal((t.c.entity_type, entity_type))]
+        return self.listing(t, StateChange, where=where, limit=limit)
+
+    @db
+    def changes_after(
+        self, after_id: int, *, entity_type: str | None = None, limit: int = DEFAULT_LIMIT
+    ) -> list[StateChange]:
+        """Event-log rows with an id above ``after_id``, oldest first (what ``log tail -f`` polls)."""
+        t = s.state_changes
+        where = [t.c.id > after_id, *equal((t.c.entity_type, entity_type))]
+        return self.listing(t, StateChange, where=where, order=[t.c.id], limit=limit)
+
+    @db
+    def latest_states(self, entity_type: str, *, limit: int = MAX_LIMIT) -> dict[int, StateChange]:
+        """The newest state change of each entity of one type (e.g. the last alert per authorization)."""
+        t = s.state_changes
+        newest = (
+            select(func.max(t.c.id))
+            .where(t.c.entity_type == entity_type)
+            .group_by(t.c.entity_id)
+            .scalar_subquery()
+        )
+        rows = self.listing(t, StateChange, where=[t.c.id.in_(newest)], limit=limit)
+        return {int(r.entity_id): r for r in rows}
+
+    @db
+    def record_reveal(
+        self, *, os_user: str, action: str, subject: str, detail: Mapping[str, Any] | None = None
+    ) -> AuditRow:
+        """Record that ``os_user`` was shown PHI (``action`` on ``subject``, e.g. 'show' 'request:GW-...')."""
+        values = {
+            "os_user": os_user,
+            "at": self.now(),
+            "action": action,
+            "subject": subject,
+            "detail": dict(detail) if detail is not None else None,
+        }
+        row = self.conn.execute(insert(s.phi_audit).values(**values).returning(*s.phi_audit.c)).one()
+        return from_mapping(AuditRow, row)
+
+    @db
+    def list_reveals(
+        self,
+        *,
+        os_user: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = DEFAULT_LIMIT,
+    ) -> list[AuditRow]:
+        """Reveals of PHI, newest first."""
+        t = s.phi_audit
+        where = [*window(t.c.at, since, until), *equal((t.c.os_user, os_user))]
+        return self.listing(t, AuditRow, where=where, limit=limit)

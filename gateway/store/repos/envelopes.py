@@ -1,0 +1,339 @@
+"""``tx.envelopes``: interchanges (ISA), functional groups (GS) and transaction sets (ST) of files,
+their acknowledgment verdicts, and the transaction sets' lifecycle (``SetState``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import Row, func, insert, select, update
+
+from gateway.lifecycle import Entity, SetEvent, SetState, check_initial
+from gateway.store import schema as s
+from gateway.store.errors import NotFoundError
+from gateway.store.repos.base import DEFAULT_LIMIT, Repo, check_limit, db, equal, window
+from gateway.store.rows import GroupRow, InterchangeRow, TransactionSetRow, from_mapping
+
+AckLevel = Literal["interchange", "group", "transaction_set"]
+
+
+class EnvelopesRepo(Repo):
+    """Record and find envelopes; the verdicts TA1/999 gave them."""
+
+    @db
+    def record_interchange(
+        self,
+        *,
+        file_id: int,
+        control_number: int,
+        sender: str,
+        receiver: str,
+        interchange_at: datetime | None = None,
+        ack_status: str | None = None,
+    ) -> InterchangeRow:
+        """Record one ISA envelope of a file (``sender``/``receiver`` as 'qualifier:id')."""
+        values = {
+            "file_id": file_id,
+            "control_number": control_number,
+            "sender": sender,
+            "receiver": receiver,
+            "interchange_at": interchange_at,
+            "ack_status": ack_status,
+            "created_at": self.now(),
+        }
+        row = self.conn.execute(insert(s.interchanges).values(**values).returning(*s.interchanges.c)).one()
+        return from_mapping(InterchangeRow, row)
+
+    @db
+    def record_group(
+        self,
+        *,
+        interchange_id: int,
+        control_number: int,
+        functional_id: str,
+        version: str,
+        ack_status: str | None = None,
+    ) -> GroupRow:
+        """Record one GS group (GS06 control number, GS01 functional id, GS08 version)."""
+        values = {
+            "interchange_id": interchange_id,
+            "control_number": control_number,
+            "functional_id": functional_id,
+            "version": version,
+            "ack_status": ack_status,
+            "created_at": self.now(),
+        }
+        t = s.functional_groups
+        row = self.conn.execute(insert(t).values(**values).returning(*t.c)).one()
+        return from_mapping(GroupRow, row)
+
+    @db
+    def record_set(
+        self,
+        *,
+        interchange_id: int,
+        group_id: int | None,
+        control_number: str,
+        set_id: str,
+        trace_numbers: Iterable[str] = (),
+        bht03: str | None = None,
+        state: SetState = SetState.RECEIVED,
+        request_id: int | None = None,
+        ack_status: str | None = None,
+    ) -> TransactionSetRow:
+        """Record one transaction set (or TA1 with ``group_id=None``) with its TRN02 trace numbers."""
+        state = SetState(check_initial(Entity.TRANSACTION_SET, state))
+        now = self.now()
+        values = {
+            "interchange_id": interchange_id,
+            "group_id": group_id,
+            "control_number": control_number,
+            "set_id": set_id,
+            "bht03": bht03,
+            "ack_status": ack_status,
+            "state": state,
+            "request_id": request_id,
+            "created_at": now,
+            "updated_at": now,
+        }
+        t = s.transaction_sets
+        row = self.conn.execute(insert(t).values(**values).returning(*t.c)).one()
+        traces = tuple(dict.fromkeys(trace_numbers))
+        if traces:
+            rows = [{"transaction_set_id": row.id, "trace_number": trn} for trn in traces]
+            self.conn.execute(insert(s.trace_numbers), rows)
+        self.audit.record_change(Entity.TRANSACTION_SET, row.id, None, state)
+        return from_mapping(TransactionSetRow, row, trace_numbers=traces)
+
+    @db
+    def transition_set(
+        self,
+        set_row_id: int,
+        event: SetEvent,
+        *,
+        expect: str | None = None,
+        detail: Mapping[str, Any] | None = None,
+    ) -> TransactionSetRow:
+        """Apply ``event`` to a transaction set (per the lifecycle table, logged like files)."""
+        t = s.transaction_sets
+        row = self.locked(t, "id", set_row_id, f"transaction set {set_row_id}")
+        new = self.move(Entity.TRANSACTION_SET, t, row, event, expect=expect, detail=detail)
+        return self._with_traces([new])[0]
+
+    @db
+    def link_set(self, set_row_id: int, request_id: int) -> None:
+        """Attach a (response) transaction set to the request it answers."""
+        t = s.transaction_sets
+        result = self.conn.execute(
+            update(t).where(t.c.id == set_row_id).values(request_id=request_id, updated_at=self.now())
+        )
+        if result.rowcount == 0:
+            raise NotFoundError(f"transaction set {set_row_id} not found")
+
+    @db
+    def set_ack_status(
+        self, level: AckLevel, row_id: int, status: str, *, detail: Mapping[str, Any] | None = None
+    ) -> None:
+        """Record the TA1/999 verdict (A, E, R, P, ...) on an interchange, group or transaction set.
+
+        A verdict is not a lifecycle state; the change is logged under entity type ``<level>.ack``.
+        """
+        table = {
+            "interchange": s.interchanges,
+            "group": s.functional_groups,
+            "transaction_set": s.transaction_sets,
+        }[level]
+        row = self.locked(table, "id", row_id, f"{level} {row_id}")
+        self.conn.execute(update(table).where(table.c.id == row_id).values(ack_status=status))
+        if row.ack_status != status:
+            self.audit.record_change(f"{level}.ack", row_id, row.ack_status, status, detail)
+
+    # -- reads -----------------------------------------------------------------------------------
+
+    @db
+    def get_interchange(self, interchange_id: int) -> InterchangeRow:
+        """One interchange by row id; NotFoundError if there is none."""
+        rows = self.listing(s.interchanges, InterchangeRow, where=[s.interchanges.c.id == interchange_id])
+        if not rows:
+            raise NotFoundError(f"interchange {interchange_id} not found")
+        return rows[0]
+
+    @db
+    def find_interchanges(
+        self, control_number: int, *, sender: str | None = None, receiver: str | None = None
+    ) -> list[InterchangeRow]:
+        """Interchanges with this ISA13 (optionally of one sender/receiver), newest first."""
+        t = s.interchanges
+        where = equal((t.c.control_number, control_number), (t.c.sender, sender), (t.c.receiver, receiver))
+        return self.listing(t, InterchangeRow, where=where, limit=None)
+
+    @db
+    def interchanges_of_file(self, file_id: int) -> list[InterchangeRow]:
+        """The interchanges recorded for one file, in file order."""
+        t = s.interchanges
+        return self.listing(t, InterchangeRow, where=[t.c.file_id == file_id], order=[t.c.id], limit=None)
+
+    @db
+    def find_groups(self, control_number: int, *, interchange_id: int | None = None) -> list[GroupRow]:
+        """Functional groups with this GS06, newest first."""
+        t = s.functional_groups
+        where = equal((t.c.control_number, control_number), (t.c.interchange_id, interchange_id))
+        return self.listing(t, GroupRow, where=where, limit=None)
+
+    @db
+    def groups_of_interchange(self, interchange_id: int) -> list[GroupRow]:
+        """The groups of one interchange, in file order."""
+        t = s.functional_groups
+        where = [t.c.interchange_id == interchange_id]
+        return self.listing(t, GroupRow, where=where, order=[t.c.id], limit=None)
+
+    @db
+    def get_set(self, set_row_id: int) -> TransactionSetRow:
+        """One transaction set by row id; NotFoundError if there is none."""
+        t = s.transaction_sets
+        row = self.conn.execute(select(t).where(t.c.id == set_row_id)).first()
+        if row is None:
+            raise NotFoundError(f"transaction set {set_row_id} not found")
+        return self._with_traces([row])[0]
+
+    @db
+    def sets_of_group(self, group_id: int) -> list[TransactionSetRow]:
+        """The transaction sets of one group, in file order."""
+        t = s.transaction_sets
+        stmt = select(t).where(t.c.group_id == group_id).order_by(t.c.id)
+        return self._with_traces(self.conn.execute(stmt).all())
+
+    @db
+    def find_sets(
+        self,
+        *,
+        control_number: str | None = None,
+        trace_number: str | None = None,
+        bht03: str | None = None,
+        set_id: str | None = None,
+        state: str | None = None,
+        request_id: int | None = None,
+        interchange_id: int | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = DEFAULT_LIMIT,
+    ) -> list[TransactionSetRow]:
+        """Transaction sets by ST02, TRN trace number, BHT03, kind, state, request or time; newest first."""
+        t = s.transaction_sets
+        conds = window(t.c.created_at, since, until)
+        conds += equal(
+            (t.c.control_number, control_number),
+            (t.c.bht03, bht03),
+            (t.c.set_id, set_id),
+            (t.c.state, state),
+            (t.c.request_id, request_id),
+            (t.c.interchange_id, interchange_id),
+        )
+        if trace_number is not None:
+            tn = s.trace_numbers
+            conds.append(t.c.id.in_(select(tn.c.transaction_set_id).where(tn.c.trace_number == trace_number)))
+        stmt = select(t).where(*conds).order_by(t.c.id.desc()).limit(check_limit(limit))
+        return self._with_traces(self.conn.execute(stmt).all())
+
+    @db
+    def find_sets_by_control(
+        self, control_number: str, *, limit: int = DEFAULT_LIMIT
+    ) -> list[TransactionSetRow]:
+        """Transaction sets whose ST02 equals ``control_number`` ignoring leading zeros; newest first."""
+        t = s.transaction_sets
+        wanted = control_number.lstrip("0")
+        stmt = (
+            select(t)
+            .where(func.ltrim(t.c.control_number, "0") == wanted)
+            .order_by(t.c.id.desc())
+            .limit(check_limit(limit))
+        )
+        return self._with_traces(self.conn.execute(stmt).all())
+
+    def _traces(self, set_ids: Sequence[int]) -> dict[int, list[str]]:
+        """The trace numbers of these sets (one query for the whole list), in recorded order."""
+        tn = s.trace_numbers
+        traces: dict[int, list[str]] = {i: [] for i in set_ids}
+        if set_ids:
+            stmt = select(tn.c.transaction_set_id, tn.c.trace_number).where(
+                tn.c.transaction_set_id.in_(set_ids)
+            )
+            for set_id, trn in self.conn.execute(stmt.order_by(tn.c.id)):
+                traces[set_id].append(trn)
+        return traces
+
+    def _with_traces(self, rows: Sequence[Row[Any]]) -> list[TransactionSetRow]:
+        """Attach each set's trace numbers."""
+        traces = self._traces([r.id for r in rows])
+        return [from_mapping(TransactionSetRow, r, trace_numbers=tuple(traces[r.id])) for r in rows]
+
+    # -- operators' reads --------------------------------------------------------------------------
+
+    @db
+    def rows_of_files(self, file_ids: Sequence[int]) -> list[dict[str, Any]]:
+        """Every interchange of these files with its transaction sets, groups and requests, flattened.
+
+        One dict per transaction set (keys ``file_id``, ``interchange_*``, ``group_*``, ``set_*``,
+        ``trace_numbers``, ``request_*``); an interchange without sets (a TA1) gives one dict whose set
+        and group keys are None. Ordered by file, interchange and set.
+        """
+        if not file_ids:
+            return []
+        i, g, t, r = s.interchanges, s.functional_groups, s.transaction_sets, s.requests
+        stmt = (
+            select(
+                i.c.file_id,
+                i.c.id.label("interchange_row_id"),
+                i.c.control_number.label("interchange_control"),
+                i.c.sender,
+                i.c.receiver,
+                i.c.ack_status.label("interchange_ack"),
+                g.c.id.label("group_row_id"),
+                g.c.control_number.label("group_control"),
+                g.c.functional_id,
+                g.c.version,
+                g.c.ack_status.label("group_ack"),
+                t.c.id.label("set_row_id"),
+                t.c.set_id,
+                t.c.control_number.label("set_control"),
+                t.c.bht03,
+                t.c.ack_status.label("set_ack"),
+                t.c.state.label("set_state"),
+                t.c.created_at.label("set_created_at"),
+                t.c.updated_at.label("set_updated_at"),
+                t.c.request_id,
+                r.c.tracking_number,
+                r.c.state.label("request_state"),
+                r.c.kind.label("request_kind"),
+                r.c.payer_id,
+            )
+            .select_from(i)
+            .outerjoin(t, t.c.interchange_id == i.c.id)
+            .outerjoin(g, g.c.id == t.c.group_id)
+            .outerjoin(r, r.c.id == t.c.request_id)
+            .where(i.c.file_id.in_(list(file_ids)))
+            .order_by(i.c.file_id, i.c.id, t.c.id)
+        )
+        rows = [dict(row._mapping) for row in self.conn.execute(stmt)]
+        traces = self._traces([row["set_row_id"] for row in rows if row["set_row_id"] is not None])
+        for row in rows:
+            row["trace_numbers"] = traces.get(row["set_row_id"], [])
+        return rows
+
+    @db
+    def count_sets(
+        self, *, since: datetime | None = None, until: datetime | None = None
+    ) -> list[dict[str, Any]]:
+        """Transaction sets counted by direction, partner, set id, state and acknowledgment code."""
+        t, i, f = s.transaction_sets, s.interchanges, s.files
+        keys = (f.c.direction, f.c.partner, t.c.set_id, t.c.state, t.c.ack_status)
+        stmt = (
+            select(*keys, func.count().label("count"))
+            .select_from(t)
+            .join(i, i.c.id == t.c.interchange_id)
+            .join(f, f.c.id == i.c.file_id)
+            .where(*window(t.c.created_at, since, until))
+            .group_by(*keys)
+        )
+        return [dict(row._mapping) for row in self.conn.execute(stmt)]

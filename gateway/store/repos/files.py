@@ -1,0 +1,215 @@
+"""``tx.files``: files received from or sent to partners, and their lifecycle (``FileState``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from sqlalchemy import insert, select
+
+from gateway.errors import StoreError
+from gateway.lifecycle import Entity, FileEvent, FileState, check_initial
+from gateway.store import schema as s
+from gateway.store.errors import NotFoundError
+from gateway.store.repos import leases
+from gateway.store.repos.base import DEFAULT_LIMIT, HEX64, Repo, db, equal, window
+from gateway.store.rows import FileRow, from_mapping
+
+Direction = Literal["in", "out"]
+
+
+class FilesRepo(Repo):
+    """Record, find, move and claim files."""
+
+    @db
+    def record(
+        self,
+        *,
+        direction: Direction,
+        partner: str,
+        name: str,
+        sha256: str,
+        size: int,
+        payload_path: str | None,
+        state: FileState = FileState.RECEIVED,
+        reason: str | None = None,
+        detail: Mapping[str, Any] | None = None,
+    ) -> FileRow:
+        """Insert a file row in one of the lifecycle's initial states (its creation is the first
+        state change in the log)."""
+        if not HEX64.match(sha256):
+            raise StoreError("sha256 must be 64 lower-case hex digits")
+        state = FileState(check_initial(Entity.FILE, state))
+        now = self.now()
+        values = {
+            "direction": direction,
+            "partner": partner,
+            "name": name,
+            "sha256": sha256,
+            "size": size,
+            "state": state,
+            "payload_path": payload_path,
+            "reason": reason,
+            "created_at": now,
+            "updated_at": now,
+        }
+        row = self.conn.execute(insert(s.files).values(**values).returning(*s.files.c)).one()
+        self.audit.record_change(Entity.FILE, row.id, None, state, detail)
+        return from_mapping(FileRow, row)
+
+    @db
+    def get(self, file_id: int) -> FileRow:
+        """The file row; NotFoundError if there is none."""
+        row = self.conn.execute(select(s.files).where(s.files.c.id == file_id)).first()
+        if row is None:
+            raise NotFoundError(f"file {file_id} not found")
+        return from_mapping(FileRow, row)
+
+    @db
+    def transition(
+        self,
+        file_id: int,
+        event: FileEvent,
+        *,
+        expect: str | None = None,
+        reason: str | None = None,
+        detail: Mapping[str, Any] | None = None,
+    ) -> FileRow:
+        """Apply ``event`` to a file (per the lifecycle table; with ``expect``, only from that state,
+        else StaleStateError). ``reason`` (PHI-free text) replaces the stored one when given."""
+        row = self.locked(s.files, "id", file_id, f"file {file_id}")
+        extra = {"reason": reason} if reason is not None else {}
+        new = self.move(Entity.FILE, s.files, row, event, expect=expect, extra=extra, detail=detail)
+        return from_mapping(FileRow, new)
+
+    @db
+    def find_by_sha256(
+        self,
+        sha256: str,
+        *,
+        within: timedelta,
+        direction: Direction | None = None,
+        exclude_id: int | None = None,
+    ) -> FileRow | None:
+        """The newest file with this content recorded in the last ``within`` (duplicate detection).
+
+        ``claiming`` and ``vanished`` rows are left out: they are claims that have not (yet) or never got
+        the inbox file (another node won the race, or it disappeared), so they never held the content and
+        must not make the winner's copy look like a duplicate.
+        """
+        t = s.files
+        where = [
+            t.c.state.not_in([FileState.CLAIMING, FileState.VANISHED]),
+            t.c.sha256 == sha256,
+            t.c.created_at >= self.now() - within,
+            *equal((t.c.direction, direction)),
+        ]
+        if exclude_id is not None:
+            where.append(t.c.id != exclude_id)
+        rows = self.listing(t, FileRow, where=where, order=[t.c.created_at.desc(), t.c.id.desc()], limit=1)
+        return rows[0] if rows else None
+
+    @db
+    def find(
+        self, *, direction: Direction, partner: str, name: str, size: int | None = None
+    ) -> FileRow | None:
+        """The newest file of a partner with this name (and size): remembers what was already fetched."""
+        t = s.files
+        where = equal((t.c.direction, direction), (t.c.partner, partner), (t.c.name, name), (t.c.size, size))
+        rows = self.listing(t, FileRow, where=where, limit=1)
+        return rows[0] if rows else None
+
+    @db
+    def query(
+        self,
+        *,
+        state: str | None = None,
+        direction: Direction | None = None,
+        partner: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = DEFAULT_LIMIT,
+    ) -> list[FileRow]:
+        """Files by state/direction/partner and creation time, newest first."""
+        t = s.files
+        where = [
+            *window(t.c.created_at, since, until),
+            *equal((t.c.state, state), (t.c.direction, direction), (t.c.partner, partner)),
+        ]
+        return self.listing(
+            t, FileRow, where=where, order=[t.c.created_at.desc(), t.c.id.desc()], limit=limit
+        )
+
+    @db
+    def page(
+        self,
+        *,
+        partner: str | None = None,
+        direction: Direction | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        after_id: int | None = None,
+        before_id: int | None = None,
+        limit: int = DEFAULT_LIMIT,
+        newest_first: bool = True,
+    ) -> list[FileRow]:
+        """Files by partner/direction/creation time, paged by id (``after_id``/``before_id``, exclusive)."""
+        t = s.files
+        where = [
+            *window(t.c.created_at, since, until),
+            *equal((t.c.partner, partner), (t.c.direction, direction)),
+        ]
+        if after_id is not None:
+            where.append(t.c.id > after_id)
+        if before_id is not None:
+            where.append(t.c.id < before_id)
+        order = t.c.id.desc() if newest_first else t.c.id
+        return self.listing(t, FileRow, where=where, order=[order], limit=limit)
+
+    @db
+    def by_ids(self, file_ids: Iterable[int]) -> dict[int, FileRow]:
+        """The file rows with these ids (missing ids are left out)."""
+        ids = sorted(set(file_ids))
+        if not ids:
+            return {}
+        return {r.id: r for r in self.listing(s.files, FileRow, where=[s.files.c.id.in_(ids)], limit=None)}
+
+    @db
+    def unacknowledged(self, *, sent_before: datetime, limit: int = DEFAULT_LIMIT) -> list[FileRow]:
+        """Sent files carrying interchanges for which no TA1 or 999 verdict came back, sent (last state
+        change) before ``sent_before``; oldest first. Our own 999/TA1 files record no interchanges,
+        so they never expect an acknowledgment and are not listed. The one acknowledgment-overdue
+        query: the deadline stage and ``x12gw overdue`` both use it."""
+        f, i, g = s.files, s.interchanges, s.functional_groups
+        has_interchange = select(i.c.id).where(i.c.file_id == f.c.id).exists()
+        acked_interchange = select(i.c.id).where(i.c.file_id == f.c.id, i.c.ack_status.is_not(None)).exists()
+        acked_group = (
+            select(g.c.id)
+            .join(i, i.c.id == g.c.interchange_id)
+            .where(i.c.file_id == f.c.id, g.c.ack_status.is_not(None))
+            .exists()
+        )
+        where = [
+            f.c.direction == "out",
+            f.c.state == FileState.SENT,
+            f.c.updated_at < sent_before,
+            has_interchange,
+            ~acked_interchange,
+            ~acked_group,
+        ]
+        return self.listing(f, FileRow, where=where, order=[f.c.updated_at, f.c.id], limit=limit)
+
+    @db
+    def claim(
+        self, *, event: FileEvent, direction: Direction, owner: str, until: datetime, limit: int
+    ) -> list[FileRow]:
+        """Files the event can move (its source states), moved under this node's lease."""
+        t = s.files
+        rows = leases.claim(self, t, Entity.FILE, event, [t.c.direction == direction], owner, until, limit)
+        return [from_mapping(FileRow, r) for r in rows]
+
+    @db
+    def release_expired(self, *, dead_owners: Iterable[str] = ()) -> int:
+        """Files whose lease expired, or whose node is known dead, go back (``lease_expired``)."""
+        return leases.release_expired(self, s.files, Entity.FILE, FileEvent.LEASE_EXPIRED, dead_owners)

@@ -1,0 +1,76 @@
+"""Claiming work for one node (row locks + a lease) and giving it back when the node dies.
+
+Shared by ``tx.files`` and ``tx.requests``: the moves themselves are lifecycle events (``claim`` goes
+from the event's source states, ``release`` is the table's lease-expired event), so a lease can only
+ever move a row the way the table says.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Row, Table, or_, select, update
+
+from gateway import lifecycle
+from gateway.store.repos.base import Repo, check_limit
+
+
+def claim(  # noqa: PLR0917 - shared by the two claim methods
+    repo: Repo,
+    table: Table,
+    entity: lifecycle.Entity,
+    event: str,
+    conds: list[ColumnElement[bool]],
+    owner: str,
+    until: datetime,
+    limit: int,
+) -> list[Row[Any]]:
+    """Lock up to ``limit`` rows in the event's source states that no other transaction holds (FOR
+    UPDATE SKIP LOCKED; SQLite, one node only, has no row locks) and apply ``event`` under a lease."""
+    sources = sorted(lifecycle.sources(entity, event))
+    pick = (
+        select(table.c.id)
+        .where(table.c.state.in_(sources), *conds)
+        .order_by(table.c.id)
+        .limit(check_limit(limit))
+    )
+    ids = list(repo.conn.execute(pick.with_for_update(skip_locked=True)).scalars())
+    if not ids:
+        return []
+    rows = repo.conn.execute(select(table).where(table.c.id.in_(ids)).order_by(table.c.id)).all()
+    targets = {row.id: lifecycle.target(entity, row.state, event) for row in rows}
+    for new_state in sorted(set(targets.values())):
+        chosen = [i for i, t in targets.items() if t == new_state]
+        stmt = (
+            update(table)
+            .where(table.c.id.in_(chosen))
+            .values(state=new_state, lease_owner=owner, lease_until=until, updated_at=repo.now())
+        )
+        repo.conn.execute(stmt)
+    for row in rows:
+        repo.audit.record_change(entity, row.id, row.state, targets[row.id], {"node": owner})
+    return list(repo.conn.execute(select(table).where(table.c.id.in_(ids)).order_by(table.c.id)).all())
+
+
+def release_expired(
+    repo: Repo, table: Table, entity: lifecycle.Entity, event: str, dead_owners: Iterable[str]
+) -> int:
+    """Rows whose lease expired, or whose node is known dead, undergo ``event`` (back to the queue)."""
+    now = repo.now()
+    gone = or_(table.c.lease_until < now, table.c.lease_owner.in_(list(dead_owners)))
+    sources = sorted(lifecycle.sources(entity, event))
+    stale = repo.conn.execute(
+        select(table).where(table.c.state.in_(sources), gone).with_for_update(skip_locked=True)
+    ).all()
+    for row in stale:
+        repo.move(
+            entity,
+            table,
+            row,
+            event,
+            extra={"lease_owner": None, "lease_until": None},
+            detail={"released_from": row.lease_owner, "reason": "lease expired"},
+        )
+    return len(stale)

@@ -1,0 +1,239 @@
+"""``tx.requests``: eligibility (270) and authorization (278) requests and their lifecycle
+(``RequestState``). The payload is PHI: only read back when the request is built or revealed."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import func, insert, select
+
+from gateway.errors import StoreError
+from gateway.lifecycle import Entity, RequestEvent, RequestState, check_initial
+from gateway.store import schema as s
+from gateway.store.errors import NotFoundError
+from gateway.store.repos import leases
+from gateway.store.repos.base import DEFAULT_LIMIT, HEX64, Repo, db, equal, window
+from gateway.store.rows import RequestRow, from_mapping
+
+RequestKind = Literal["270", "278"]
+_TRACKING = re.compile(r"^[!-~]{1,50}$")  # printable ASCII without spaces, at most TRN02's 50
+
+
+class RequestsRepo(Repo):
+    """Insert, find, move and claim requests; the operators' request reads and counts."""
+
+    @db
+    def insert(
+        self,
+        *,
+        tracking_number: str,
+        kind: RequestKind,
+        payer_id: str,
+        partner: str,
+        member_id_hash: str,
+        payload: Mapping[str, Any],
+        due_at: datetime | None = None,
+        source_file_id: int | None = None,
+        state: RequestState = RequestState.NEW,
+        detail: Mapping[str, Any] | None = None,
+    ) -> RequestRow:
+        """Insert a request; DuplicateKeyError if the tracking number exists.
+
+        ``member_id_hash`` must be the 64-hex digest from ``hash_member_id`` (a raw id is refused, so it
+        cannot end up in the index by mistake). ``payload`` is the request JSON; it is PHI and only read
+        back when the request is built or revealed.
+        """
+        if not _TRACKING.match(tracking_number):
+            raise StoreError("tracking number must be 1-50 printable characters without spaces")
+        if not HEX64.match(member_id_hash):
+            raise StoreError(
+                "member_id_hash must be a 64-hex HMAC digest (see hash_member_id), not a member id"
+            )
+        state = RequestState(check_initial(Entity.REQUEST, state))
+        now = self.now()
+        values = {
+            "tracking_number": tracking_number,
+            "kind": kind,
+            "payer_id": payer_id,
+            "partner": partner,
+            "source_file_id": source_file_id,
+            "state": state,
+            "due_at": due_at,
+            "member_id_hash": member_id_hash,
+            "payload": dict(payload),
+            "created_at": now,
+            "updated_at": now,
+        }
+        row = self.conn.execute(insert(s.requests).values(**values).returning(*s.requests.c)).one()
+        self.audit.record_change(Entity.REQUEST, row.id, None, state, detail)
+        return from_mapping(RequestRow, row)
+
+    @db
+    def get(self, request_id: int) -> RequestRow:
+        """The request row by id; NotFoundError if there is none."""
+        rows = self.listing(s.requests, RequestRow, where=[s.requests.c.id == request_id])
+        if not rows:
+            raise NotFoundError(f"request {request_id} not found")
+        return rows[0]
+
+    @db
+    def get_by_tracking(self, tracking_number: str) -> RequestRow | None:
+        """The request with this tracking number, or None."""
+        rows = self.listing(s.requests, RequestRow, where=[s.requests.c.tracking_number == tracking_number])
+        return rows[0] if rows else None
+
+    def id_of(self, tracking_number: str) -> int | None:
+        """The row id of the request with this tracking number, or None."""
+        stmt = select(s.requests.c.id).where(s.requests.c.tracking_number == tracking_number)
+        value = self.conn.execute(stmt).scalar_one_or_none()
+        return None if value is None else int(value)
+
+    @db
+    def transition(
+        self,
+        tracking_number: str,
+        event: RequestEvent,
+        *,
+        expect: str | None = None,
+        reason: str | None = None,
+        due_at: datetime | None = None,
+        detail: Mapping[str, Any] | None = None,
+    ) -> RequestRow:
+        """Apply ``event`` to a request (per the lifecycle table; only from ``expect`` if given);
+        optionally set a reason and a new due time."""
+        row = self.locked(s.requests, "tracking_number", tracking_number, "request")
+        extra: dict[str, Any] = {}
+        if reason is not None:
+            extra["reason"] = reason
+        if due_at is not None:
+            extra["due_at"] = due_at
+        new = self.move(Entity.REQUEST, s.requests, row, event, expect=expect, extra=extra, detail=detail)
+        return from_mapping(RequestRow, new)
+
+    @db
+    def query(
+        self,
+        *,
+        state: str | None = None,
+        kind: RequestKind | None = None,
+        partner: str | None = None,
+        member_id_hash: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        due_before: datetime | None = None,
+        limit: int = DEFAULT_LIMIT,
+        oldest_first: bool = False,
+    ) -> list[RequestRow]:
+        """Requests by state, kind, partner, member hash, creation time or due time; newest first
+        (``oldest_first`` for work queues, so the oldest request is sent first)."""
+        t = s.requests
+        where = window(t.c.created_at, since, until)
+        where += equal(
+            (t.c.state, state), (t.c.kind, kind), (t.c.partner, partner), (t.c.member_id_hash, member_id_hash)
+        )
+        if due_before is not None:
+            where.append(t.c.due_at < due_before)
+        order = [t.c.id] if oldest_first else [t.c.created_at.desc(), t.c.id.desc()]
+        return self.listing(t, RequestRow, where=where, order=order, limit=limit)
+
+    @db
+    def claim(self, *, partner: str, owner: str, until: datetime, limit: int) -> list[RequestRow]:
+        """New requests of a partner, moved to ``batching`` under this node's lease."""
+        t = s.requests
+        event = RequestEvent.CLAIM_FOR_BATCH
+        rows = leases.claim(self, t, Entity.REQUEST, event, [t.c.partner == partner], owner, until, limit)
+        return [from_mapping(RequestRow, r) for r in rows]
+
+    @db
+    def release_expired(self, *, dead_owners: Iterable[str] = ()) -> int:
+        """Requests whose batching lease expired, or whose node is known dead, go back to ``new``."""
+        return leases.release_expired(self, s.requests, Entity.REQUEST, RequestEvent.RELEASE, dead_owners)
+
+    # -- operators' reads --------------------------------------------------------------------------
+
+    @db
+    def by_tracking(self, tracking_numbers: Iterable[str]) -> dict[str, RequestRow]:
+        """The requests with these tracking numbers, by tracking number (unknown ones left out)."""
+        wanted = sorted(set(tracking_numbers))
+        if not wanted:
+            return {}
+        where = [s.requests.c.tracking_number.in_(wanted)]
+        return {r.tracking_number: r for r in self.listing(s.requests, RequestRow, where=where, limit=None)}
+
+    @db
+    def by_ids(self, request_ids: Iterable[int]) -> dict[int, RequestRow]:
+        """The requests with these row ids (unknown ones left out)."""
+        ids = sorted(set(request_ids))
+        if not ids:
+            return {}
+        return {
+            r.id: r
+            for r in self.listing(s.requests, RequestRow, where=[s.requests.c.id.in_(ids)], limit=None)
+        }
+
+    @db
+    def of_file(self, file_id: int) -> list[RequestRow]:
+        """The requests an inbox file produced, in file order."""
+        t = s.requests
+        return self.listing(t, RequestRow, where=[t.c.source_file_id == file_id], order=[t.c.id], limit=None)
+
+    @db
+    def search(
+        self,
+        *,
+        member_id_hash: str | None = None,
+        payer_id: str | None = None,
+        tracking_numbers: Iterable[str] | None = None,
+        kind: str | None = None,
+        state: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = DEFAULT_LIMIT,
+    ) -> list[RequestRow]:
+        """Requests matching every given criterion (payer id case-insensitively); newest first."""
+        t = s.requests
+        where = window(t.c.created_at, since, until)
+        where += equal((t.c.member_id_hash, member_id_hash), (t.c.kind, kind), (t.c.state, state))
+        if payer_id is not None:
+            where.append(func.upper(t.c.payer_id) == payer_id.strip().upper())
+        if tracking_numbers is not None:
+            where.append(t.c.tracking_number.in_(sorted(set(tracking_numbers))))
+        order = [t.c.created_at.desc(), t.c.id.desc()]
+        return self.listing(t, RequestRow, where=where, order=order, limit=limit)
+
+    @db
+    def count(self, *, since: datetime | None = None, until: datetime | None = None) -> list[dict[str, Any]]:
+        """Requests counted by kind, payer and state (created in the window)."""
+        t = s.requests
+        keys = (t.c.kind, t.c.payer_id, t.c.state)
+        stmt = (
+            select(*keys, func.count().label("count"))
+            .where(*window(t.c.created_at, since, until))
+            .group_by(*keys)
+        )
+        return [dict(row._mapping) for row in self.conn.execute(stmt)]
+
+    @db
+    def milestones(
+        self, states: Iterable[str], *, since: datetime | None = None, until: datetime | None = None
+    ) -> list[dict[str, Any]]:
+        """When each request (created in the window) first reached each of ``states``: one dict per
+        request and state with ``request_id``, ``payer_id``, ``kind``, ``state`` and ``at``."""
+        c, r = s.state_changes, s.requests
+        stmt = (
+            select(
+                r.c.id.label("request_id"),
+                r.c.payer_id,
+                r.c.kind,
+                c.c.new_state.label("state"),
+                func.min(c.c.at).label("at"),
+            )
+            .select_from(c)
+            .join(r, (c.c.entity_type == Entity.REQUEST) & (c.c.entity_id == r.c.id))
+            .where(c.c.new_state.in_(sorted(set(states))), *window(r.c.created_at, since, until))
+            .group_by(r.c.id, r.c.payer_id, r.c.kind, c.c.new_state)
+        )
+        return [dict(row._mapping) for row in self.conn.execute(stmt)]
