@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from gateway.lifecycle import RequestEvent, RequestState
+from gateway.lifecycle import FileState, RequestEvent, RequestState
 from gateway.runtime.config import parse_config
 from gateway.runtime.context import Context
 from gateway.runtime.health import PartnerHealth
@@ -24,6 +24,7 @@ from gateway.stages import batching, exchange, inbound, intake, pipeline
 from gateway.stages.base import RECOVER, Cycle, Stage
 from gateway.stages.outbox import render_result, result_document
 from tests.e2e_harness import REQUESTS
+from tests.lifecycle_support import walk_file
 from tests.sftp_support import write_private_key
 from tests.test_precert import KEY, OFFICE, RULES_FILE, drop_278, minimal_config
 
@@ -237,8 +238,9 @@ def test_every_outbox_caller_writes_what_the_one_writer_renders(make_ctx: Any) -
             sha256="0" * 64,
             size=0,
             payload_path=None,
-            state="processed",
+            state=FileState.DOWNLOADED,
         )
+        walk_file(tx, row.id, FileState.DOWNLOADED, FileState.PROCESSED)
     inbound.deliver(ctx, row.id, [mri])
     assert _written(ctx, mri) == by_overdue, "same state, same bytes, whichever stage wrote it"
     assert (ctx.config.folders.outbox / f"summary-{row.id}.csv").exists()
