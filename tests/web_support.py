@@ -1,0 +1,173 @@
+"""Helpers for the ``x12gw serve`` tests: a demo workspace, the app served on a loopback port by a
+real uvicorn server (in a thread), plain HTTP calls, and headless Chromium driven by Selenium.
+
+The browser tests skip when Debian's ``chromium``/``chromium-driver`` are missing, unless
+``X12GW_REQUIRE_BROWSER`` is set (CI installs both and sets it): then they fail. Selenium is pointed
+at ``/usr/bin/chromedriver`` so it never downloads a driver or a browser.
+"""
+
+from __future__ import annotations
+
+import http.client
+import io
+import os
+import shutil
+import socket
+import threading
+import time
+import urllib.parse
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+
+from gateway.runtime.config import GatewayConfig, load_config
+from gateway.store import Store, make_engine
+from gateway.web.app import create_app
+from payersim.demo import run_demo
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+PASSWORD = "correct horse battery"
+
+
+def make_demo(base: Path) -> Path:
+    """Run the demo into ``base`` (kept) and return its gateway.toml."""
+    code = run_demo(keep=base, timeout=90.0, out=io.StringIO())
+    assert code == 0, "the demo did not finish"
+    return base / "gateway.toml"
+
+
+@dataclass
+class Server:
+    """A running app: base URL, its config and store."""
+
+    url: str
+    config: GatewayConfig
+    store: Store
+    host: str = "127.0.0.1"
+    port: int = 0
+    cookies: dict[str, str] = field(default_factory=dict)
+
+
+def free_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+@contextmanager
+def serve(config_path: Path, **options: Any) -> Iterator[Server]:
+    """``create_app`` over the configuration's store, served by uvicorn on a loopback port."""
+    config = load_config(config_path)
+    store = Store(make_engine(config.database_url()))
+    app = create_app(config, store, **options)
+    sock = free_socket()
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    try:
+        yield Server(f"http://127.0.0.1:{port}", config, store, port=port)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+        store.close()
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    headers: http.client.HTTPMessage
+    body: str
+
+    def cookies(self) -> list[str]:
+        return self.headers.get_all("set-cookie") or []
+
+
+def http_call(
+    server: Server,
+    path: str,
+    *,
+    method: str = "GET",
+    form: dict[str, str] | None = None,
+    cookies: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Reply:
+    """One request without following redirects (so 303s and Set-Cookie can be inspected)."""
+    conn = http.client.HTTPConnection(server.host, server.port, timeout=30)
+    sent = dict(headers or {})
+    body = None
+    if form is not None:
+        body = urllib.parse.urlencode(form)
+        sent["Content-Type"] = "application/x-www-form-urlencoded"
+    if cookies:
+        sent["Cookie"] = "; ".join(f"{k}={v}" for k, v in cookies.items())
+    try:
+        conn.request(method, path, body=body, headers=sent)
+        resp = conn.getresponse()
+        return Reply(resp.status, resp.headers, resp.read().decode("utf-8", errors="replace"))
+    finally:
+        conn.close()
+
+
+def browser_problem() -> str | None:
+    for path in (CHROMIUM, CHROMEDRIVER):
+        if not path.exists():
+            return f"{path} is missing (apt-get install chromium chromium-driver)"
+    try:
+        import selenium  # noqa: F401, PLC0415 - optional dev dependency
+    except ImportError:
+        return "selenium is not installed (pip install -e '.[dev]')"
+    return None
+
+
+def require_browser() -> None:
+    problem = browser_problem()
+    if problem is None:
+        return
+    if os.environ.get("X12GW_REQUIRE_BROWSER"):
+        pytest.fail(f"X12GW_REQUIRE_BROWSER is set but {problem}")
+    pytest.skip(f"{problem}; set X12GW_REQUIRE_BROWSER=1 to make this a failure")
+
+
+@contextmanager
+def chromium(profile: Path, width: int = 1400, height: int = 1000) -> Iterator[Any]:
+    """Headless Chromium under Selenium, with a fresh profile and no network of its own."""
+    require_browser()
+    from selenium import webdriver  # noqa: PLC0415
+    from selenium.webdriver.chrome.service import Service  # noqa: PLC0415
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={profile}",
+        f"--window-size={width},{height}",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
+    driver.set_page_load_timeout(60)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
