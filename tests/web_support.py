@@ -32,7 +32,7 @@ from payersim.demo import run_demo
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
-PASSWORD = "correct horse battery"
+PASSWORD = "correct horse battery"  # noqa: S105 - the test users' password
 
 
 def make_demo(base: Path) -> Path:
@@ -171,3 +171,16 @@ def chromium(profile: Path, width: int = 1400, height: int = 1000) -> Iterator[A
     finally:
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
+
+
+_DEMOS: dict[Path, Path] = {}
+
+
+def demo_copy(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
+    """A private copy of one demo run (run once per test session): its gateway.toml."""
+    base = tmp_path_factory.getbasetemp()
+    if base not in _DEMOS:
+        _DEMOS[base] = make_demo(tmp_path_factory.mktemp("web-demo") / "ws").parent
+    target = tmp_path_factory.mktemp(name) / "ws"
+    shutil.copytree(_DEMOS[base], target, ignore=shutil.ignore_patterns("*.sock"))
+    return target / "gateway.toml"
