@@ -65,31 +65,12 @@ def pause(store: Store, partner: str, minutes: float = 60) -> None:
 
 def test_healthz_answers_while_readyz_reports_an_unreachable_database(demo: Path, tmp_path: Path) -> None:
     """/healthz needs no database; /readyz says 503 and why when the database cannot be opened."""
-    config = load_config(demo)
     broken = Store(make_engine(sqlite_url(tmp_path / "missing-dir" / "db.sqlite")))
-    import threading  # noqa: PLC0415
-
-    import uvicorn  # noqa: PLC0415
-
-    from gateway.web.app import create_app  # noqa: PLC0415
-
-    app = create_app(config, broken)
-    sock = free_socket()
-    server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    try:
-        srv = Server(f"http://127.0.0.1:{sock.getsockname()[1]}", config, broken, port=sock.getsockname()[1])
+    with serve(demo, store=broken) as srv:
         assert http_call(srv, "/healthz").status == 200
         reply = http_call(srv, "/readyz")
         assert reply.status == 503
         assert "database unreachable" in reply.body
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        broken.close()
 
 
 def test_readyz_is_ready_on_the_demo_and_not_when_every_partner_is_paused(demo: Path) -> None:

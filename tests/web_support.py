@@ -62,10 +62,11 @@ def free_socket() -> socket.socket:
 
 
 @contextmanager
-def serve(config_path: Path, **options: Any) -> Iterator[Server]:
-    """``create_app`` over the configuration's store, served by uvicorn on a loopback port."""
+def serve(config_path: Path, *, store: Store | None = None, **options: Any) -> Iterator[Server]:
+    """``create_app`` over the configuration's store (or ``store``), served by uvicorn on a loopback
+    port; the store is closed afterwards."""
     config = load_config(config_path)
-    store = Store(make_engine(config.database_url()))
+    store = store or Store(make_engine(config.database_url()))
     app = create_app(config, store, **options)
     sock = free_socket()
     port = sock.getsockname()[1]
