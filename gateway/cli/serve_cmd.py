@@ -7,6 +7,7 @@ what the run loop writes and, for the console's reprocess/resend, moves rows exa
 from __future__ import annotations
 
 import argparse
+import logging
 
 import structlog
 import uvicorn
@@ -51,6 +52,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     configure_logging(json=True if args.json_logs else None)
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # /readyz reads the revision on every probe
     if bool(args.tls_cert) != bool(args.tls_key):
         raise ConfigError("--tls-cert and --tls-key go together")
     config = load_config(args.config)
