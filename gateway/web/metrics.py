@@ -69,29 +69,32 @@ class FindingsCache:
         return Counter()
 
     def update(self, store: Store) -> Counter[tuple[str, str, str]]:
-        """Read the new acknowledgment files; (direction, level, code) totals over all files read."""
+        """Read the acknowledgment files not read yet; (direction, level, code) totals over all.
+
+        The candidates are listed by id on every scrape (not from a high-water mark): a received file
+        becomes recognisable as a 999 or TA1 only once the inbound stage has recorded its envelopes,
+        which may be after files with higher ids were read.
+        """
         f, ic, ts = s.files, s.interchanges, s.transaction_sets
+        inbound_acks = (
+            select(ic.c.file_id).join(ts, ts.c.interchange_id == ic.c.id).where(ts.c.set_id == "999")
+        )
+        ta1_only = select(ic.c.file_id).outerjoin(ts, ts.c.interchange_id == ic.c.id).where(ts.c.id.is_(None))
+        candidates = select(f.c.id).where(
+            ((f.c.direction == "in") & (f.c.id.in_(inbound_acks) | f.c.id.in_(ta1_only)))
+            | ((f.c.direction == "out") & f.c.id.not_in(select(ic.c.file_id)))
+        )
         with self.lock:
-            known = max(self.by_file, default=0)
-            inbound_acks = (
-                select(ic.c.file_id).join(ts, ts.c.interchange_id == ic.c.id).where(ts.c.set_id == "999")
-            )
-            ta1_only = (
-                select(ic.c.file_id).outerjoin(ts, ts.c.interchange_id == ic.c.id).where(ts.c.id.is_(None))
-            )
-            recorded = select(ic.c.file_id)
-            stmt = (
-                select(f.c.id, f.c.direction, f.c.sha256, f.c.payload_path)
-                .where(f.c.id > known)
-                .where(
-                    ((f.c.direction == "in") & (f.c.id.in_(inbound_acks) | f.c.id.in_(ta1_only)))
-                    | ((f.c.direction == "out") & f.c.id.not_in(recorded))
-                )
-                .order_by(f.c.id)
-                .limit(FINDINGS_SCAN)
-            )
             with store.read() as tx:
-                rows = tx.conn.execute(stmt).all()
+                ids = [row[0] for row in tx.conn.execute(candidates)]
+                new = [i for i in ids if i not in self.by_file][:FINDINGS_SCAN]
+                rows = (
+                    tx.conn.execute(
+                        select(f.c.id, f.c.direction, f.c.sha256, f.c.payload_path).where(f.c.id.in_(new))
+                    ).all()
+                    if new
+                    else []
+                )
             for file_id, direction, sha256, payload_path in rows:
                 self.by_file[file_id] = (direction, self._read(sha256, payload_path))
             total: Counter[tuple[str, str, str]] = Counter()
