@@ -173,7 +173,13 @@ def test_validation_findings_are_counted_from_acknowledgment_files(demo: Path) -
 
 
 def test_serve_command_answers_health_and_metrics(demo: Path) -> None:
-    """``x12gw serve --listen`` in its own process answers /healthz, /readyz and /metrics."""
+    """``x12gw serve --listen`` in its own process answers /healthz, /readyz and /metrics, and its
+    console lists every demo request (the issue's done-when: demo --keep, then serve)."""
+    store = Store.open(load_config(demo).database_url())
+    users.add_user(store, "alice", "viewer", PASSWORD)
+    with store.read() as tx:
+        trackings = [r.tracking_number for r in tx.list_requests(limit=100)]
+    store.close()
     sock = free_socket()
     port = sock.getsockname()[1]
     sock.close()
@@ -205,6 +211,11 @@ def test_serve_command_answers_health_and_metrics(demo: Path) -> None:
         assert http_call(srv, "/readyz").status == 200
         assert 'x12gw_requests{kind="270",state="answered"} 3.0' in http_call(srv, "/metrics").body
         assert http_call(srv, "/console/").headers["location"] == "/console/login"
+        _header, token = _login(srv, "alice")
+        page = http_call(srv, "/console/transactions", cookies={"x12gw_session": token})
+        assert page.status == 200
+        assert len(trackings) == 9
+        assert all(t in page.body for t in trackings)
     finally:
         proc.terminate()
         proc.wait(timeout=20)
