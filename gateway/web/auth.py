@@ -14,6 +14,7 @@ import hmac
 import secrets
 from urllib.parse import urlsplit
 
+import structlog
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
@@ -24,6 +25,7 @@ from gateway.web.users import WebSession
 
 COOKIE = "x12gw_session"
 LOGIN_COOKIE = "x12gw_login"
+log = structlog.get_logger("x12gw.console")
 COOKIE_PATH = "/console"
 
 
@@ -124,7 +126,9 @@ async def login(request: Request) -> Response:
     store = web_context(request).store
     user = await run_in_threadpool(users.authenticate, store, name.strip(), password)
     if user is None:
+        log.warning("console login failed", user=name.strip()[:64])
         return login_page(request, error="wrong name or password", status_code=401)
+    log.info("console login", user=user.name, role=user.role)
     token, session = await run_in_threadpool(users.start_session, store, user)
     response = RedirectResponse(f"{request.scope.get('root_path', '')}/", status_code=303)
     max_age = int((session.expires_at - web_context(request).clock()).total_seconds())

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import structlog
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -24,6 +25,8 @@ from gateway.store import NotFoundError
 from gateway.web import auth, browse
 from gateway.web.context import web_context
 from gateway.web.users import WebSession
+
+log = structlog.get_logger("x12gw.console")
 
 
 def actor(session: WebSession) -> str:
@@ -155,6 +158,7 @@ def _audit(request: Request, session: WebSession, action: str, subject: str, det
     """The PHI audit row, committed before anything revealed is built."""
     ctx = web_context(request)
     client = request.client.host if request.client else None
+    log.info("console reveal", user=session.user.name, action=action, subject=subject[:255])
     with ctx.store.begin() as tx:
         tx.record_phi_reveal(
             os_user=actor(session), action=action, subject=subject[:255], detail={**detail, "client": client}
@@ -202,7 +206,14 @@ async def reveal_raw(request: Request) -> Response:
     return await run_in_threadpool(work)
 
 
-def _action_result(request: Request, result: actions.ActionResult, back: str) -> Response:
+def _action_result(
+    request: Request, session: WebSession, result: actions.ActionResult, back: str
+) -> Response:
+    (log.info if result.done else log.warning)(
+        "console action" if result.done else "console action refused",
+        path=request.url.path,
+        user=session.user.name,
+    )
     return web_context(request).render(
         request,
         "message.html",
@@ -222,7 +233,7 @@ async def resend(request: Request) -> Response:
     ops = web_context(request).session(actor(session))
     result = await run_in_threadpool(actions.resend, ops, tracking)
     root = request.scope.get("root_path", "")
-    return _action_result(request, result, f"{root}/requests/{tracking}")
+    return _action_result(request, session, result, f"{root}/requests/{tracking}")
 
 
 async def reprocess(request: Request) -> Response:
@@ -234,7 +245,7 @@ async def reprocess(request: Request) -> Response:
     ops = web_context(request).session(actor(session))
     result = await run_in_threadpool(actions.reprocess, ops, file_id)
     root = request.scope.get("root_path", "")
-    return _action_result(request, result, f"{root}/files/{file_id}")
+    return _action_result(request, session, result, f"{root}/files/{file_id}")
 
 
 def routes() -> list[Route | Mount]:
