@@ -26,7 +26,7 @@ from gateway.store.payloads import PayloadStore
 from gateway.store.store import MIGRATIONS_DIR
 from gateway.web import figures, users
 from gateway.web.metrics import finding_codes
-from tests.web_support import PASSWORD, Server, demo_copy, free_socket, http_call, serve
+from tests.web_support import PASSWORD, Server, demo_copy, free_socket, http_call, self_signed, serve
 from tests.x12text import built
 from transactions.acks import AckEnvelope, build_999, parse_acks
 from transactions.validation import validate
@@ -285,6 +285,10 @@ def test_session_cookie_flags_and_login_csrf(demo: Path) -> None:
     with serve(demo, secure_cookies=True) as srv:
         header, _token = _login(srv, "alice")
         assert "secure" in {f.strip().lower() for f in header.split(";")[1:]}
+    with serve(demo, tls=self_signed(demo.parent)) as srv:  # served over TLS: Secure without asking
+        header, token = _login(srv, "alice")
+        assert "secure" in {f.strip().lower() for f in header.split(";")[1:]}
+        assert http_call(srv, "/console/", cookies={"x12gw_session": token}).status == 200
 
 
 def test_users_sessions_and_figures_on_both_backends(store: Store) -> None:

@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from gateway.runtime.config import load_config
 from gateway.store import Store
 from gateway.store import schema as s
+from gateway.store.payloads import PayloadStore
 from gateway.web import users
 from tests.web_support import PASSWORD, Server, chromium, demo_copy, require_browser, serve
 
@@ -266,3 +267,32 @@ def test_logout_ends_the_session(page: Any, server: Server) -> None:
     page.add_cookie({"name": "x12gw_session", "value": cookie["value"], "path": "/console"})
     page.get(server.url + "/console/")
     assert page.current_url.endswith("/console/login")
+
+
+def test_an_operator_reprocesses_a_quarantined_file(page: Any, server: Server) -> None:
+    """A quarantined received file offers Reprocess to an operator; it goes back to downloaded, once."""
+    data = b"ISA*not really*~"
+    sha, path = PayloadStore(server.config.folders.payloads).put(data)
+    with server.store.begin() as tx:
+        f = tx.record_file(
+            direction="in",
+            partner="sim-clearinghouse",
+            name="broken.x12",
+            sha256=sha,
+            size=len(data),
+            payload_path=str(path),
+            state="quarantined",
+            reason="test: unreadable",
+        )
+    login(page, server, "vic")
+    page.get(server.url + f"/console/files/{f.id}")
+    assert not page.find_elements("id", "reprocess")
+    page.delete_all_cookies()
+    login(page, server, "alice")
+    page.get(server.url + f"/console/files/{f.id}")
+    page.find_element("id", "reprocess").click()
+    assert "is downloaded again" in page.find_element("id", "message").text
+    with server.store.read() as tx:
+        assert tx.get_file(f.id).state == "downloaded"
+    page.get(server.url + f"/console/files/{f.id}")
+    assert not page.find_elements("id", "reprocess")

@@ -13,6 +13,7 @@ import io
 import os
 import shutil
 import socket
+import ssl
 import threading
 import time
 import urllib.parse
@@ -51,6 +52,7 @@ class Server:
     store: Store
     host: str = "127.0.0.1"
     port: int = 0
+    tls: bool = False
     cookies: dict[str, str] = field(default_factory=dict)
 
 
@@ -62,7 +64,9 @@ def free_socket() -> socket.socket:
 
 
 @contextmanager
-def serve(config_path: Path, *, store: Store | None = None, **options: Any) -> Iterator[Server]:
+def serve(
+    config_path: Path, *, store: Store | None = None, tls: tuple[Path, Path] | None = None, **options: Any
+) -> Iterator[Server]:
     """``create_app`` over the configuration's store (or ``store``), served by uvicorn on a loopback
     port; the store is closed afterwards."""
     config = load_config(config_path)
@@ -70,7 +74,8 @@ def serve(config_path: Path, *, store: Store | None = None, **options: Any) -> I
     app = create_app(config, store, **options)
     sock = free_socket()
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="off"))
+    certs = {"ssl_certfile": str(tls[0]), "ssl_keyfile": str(tls[1])} if tls else {}
+    server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="off", **certs))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
@@ -78,7 +83,8 @@ def serve(config_path: Path, *, store: Store | None = None, **options: Any) -> I
         assert time.monotonic() < deadline, "uvicorn did not start"
         time.sleep(0.05)
     try:
-        yield Server(f"http://127.0.0.1:{port}", config, store, port=port)
+        scheme = "https" if tls else "http"
+        yield Server(f"{scheme}://127.0.0.1:{port}", config, store, port=port, tls=tls is not None)
     finally:
         server.should_exit = True
         thread.join(timeout=10)
@@ -106,7 +112,12 @@ def http_call(
     headers: dict[str, str] | None = None,
 ) -> Reply:
     """One request without following redirects (so 303s and Set-Cookie can be inspected)."""
-    conn = http.client.HTTPConnection(server.host, server.port, timeout=30)
+    conn: http.client.HTTPConnection
+    if server.tls:  # the test's own self-signed certificate
+        context = ssl._create_unverified_context()  # noqa: S323 - a throw-away test certificate
+        conn = http.client.HTTPSConnection(server.host, server.port, timeout=30, context=context)
+    else:
+        conn = http.client.HTTPConnection(server.host, server.port, timeout=30)
     sent = dict(headers or {})
     body = None
     if form is not None:
@@ -185,3 +196,39 @@ def demo_copy(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
     target = tmp_path_factory.mktemp(name) / "ws"
     shutil.copytree(_DEMOS[base], target, ignore=shutil.ignore_patterns("*.sock"))
     return target / "gateway.toml"
+
+
+def self_signed(folder: Path) -> tuple[Path, Path]:
+    """A throw-away certificate and key for 127.0.0.1 (PEM files in ``folder``)."""
+    from datetime import UTC, datetime, timedelta  # noqa: PLC0415
+    from ipaddress import IPv4Address  # noqa: PLC0415
+
+    from cryptography import x509  # noqa: PLC0415
+    from cryptography.hazmat.primitives import hashes, serialization  # noqa: PLC0415
+    from cryptography.hazmat.primitives.asymmetric import ec  # noqa: PLC0415
+    from cryptography.x509.oid import NameOID  # noqa: PLC0415
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(IPv4Address("127.0.0.1"))]), critical=False
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return cert_path, key_path
