@@ -16,8 +16,9 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Row, delete, insert, select, update
 
 from gateway.errors import GatewayError
 from gateway.store import Store
@@ -102,8 +103,8 @@ def check_new_user(name: str, role: str, password: str) -> None:
         raise UserError(f"the password must be {MIN_PASSWORD} to {MAX_PASSWORD} characters long")
 
 
-def _user(row: object) -> User:
-    m = row._mapping  # type: ignore[attr-defined]
+def _user(row: Row[Any]) -> User:
+    m = row._mapping
     return User(id=m["id"], name=m["name"], role=m["role"], created_at=m["created_at"])
 
 
