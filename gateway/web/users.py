@@ -16,9 +16,8 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
-from sqlalchemy import Row, delete, insert, select, update
+from sqlalchemy import RowMapping, delete, insert, select, update
 
 from gateway.errors import GatewayError
 from gateway.store import Store
@@ -103,8 +102,7 @@ def check_new_user(name: str, role: str, password: str) -> None:
         raise UserError(f"the password must be {MIN_PASSWORD} to {MAX_PASSWORD} characters long")
 
 
-def _user(row: Row[Any]) -> User:
-    m = row._mapping
+def _user(m: RowMapping) -> User:
     return User(id=m["id"], name=m["name"], role=m["role"], created_at=m["created_at"])
 
 
@@ -130,7 +128,7 @@ def add_user(store: Store, name: str, role: str, password: str) -> User:
                 update(t).where(t.c.id == row.id).values(role=role, password_hash=hashed, updated_at=now)
             )
             tx.conn.execute(delete(s.web_sessions).where(s.web_sessions.c.user_id == row.id))
-        return _user(tx.conn.execute(select(t).where(t.c.name == name)).one())
+        return _user(tx.conn.execute(select(t).where(t.c.name == name)).one()._mapping)
 
 
 def remove_user(store: Store, name: str) -> bool:
@@ -147,7 +145,7 @@ def remove_user(store: Store, name: str) -> bool:
 
 def list_users(store: Store) -> list[User]:
     with store.read() as tx:
-        return [_user(r) for r in tx.conn.execute(select(s.users).order_by(s.users.c.name))]
+        return [_user(r._mapping) for r in tx.conn.execute(select(s.users).order_by(s.users.c.name))]
 
 
 def authenticate(store: Store, name: str, password: str) -> User | None:
@@ -156,7 +154,7 @@ def authenticate(store: Store, name: str, password: str) -> User | None:
         row = tx.conn.execute(select(s.users).where(s.users.c.name == name)).first()
     stored = row.password_hash if row is not None else _DUMMY_HASH
     ok = verify_password(password[:MAX_PASSWORD], stored)
-    return _user(row) if row is not None and ok else None
+    return _user(row._mapping) if row is not None and ok else None
 
 
 def token_hash(token: str) -> str:
@@ -196,7 +194,7 @@ def find_session(store: Store, token: str) -> WebSession | None:
         now = tx.now()
     if row is None or row.expires_at <= now:
         return None
-    return WebSession(_user(row), row.csrf_token, row.expires_at)
+    return WebSession(_user(row._mapping), row.csrf_token, row.expires_at)
 
 
 def end_session(store: Store, token: str) -> None:
