@@ -196,7 +196,8 @@ def test_serve_command_answers_health_and_metrics(demo: Path) -> None:
         stderr=subprocess.PIPE,
         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
     )
-    srv = Server(f"http://127.0.0.1:{port}", load_config(demo), None, port=port)  # type: ignore[arg-type]
+    reader = Store(make_engine(load_config(demo).database_url()))  # only to fill Server; the test reads HTTP
+    srv = Server(f"http://127.0.0.1:{port}", load_config(demo), reader, port=port)
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -219,6 +220,7 @@ def test_serve_command_answers_health_and_metrics(demo: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+        reader.close()
 
 
 def test_users_command_adds_lists_and_removes(
