@@ -22,7 +22,9 @@ from gateway.cli import (
     parse_cmd,
     precert_cmd,
     run_cmd,
+    serve_cmd,
     sim_cmd,
+    users_cmd,
     validate_cmd,
 )
 from transactions.errors import X12GatewayError
@@ -47,6 +49,8 @@ def make_parser() -> argparse.ArgumentParser:
         precert_cmd,
         claims_cmd,
         nodes_cmd,
+        serve_cmd,
+        users_cmd,
     ):
         module.register(sub)
     return parser

@@ -49,8 +49,8 @@ class ActionResult:
     detail: dict[str, Any] = field(default_factory=dict)
 
 
-def _operator_detail(action: str) -> dict[str, Any]:
-    return {"action": action, "operator": os_user()}
+def _operator_detail(action: str, who: str | None = None) -> dict[str, Any]:
+    return {"action": action, "operator": who or os_user()}
 
 
 # ------------------------------------------------------------------------------------- reprocess
@@ -113,7 +113,7 @@ def reprocess(session: Session, file_id: int) -> ActionResult:
     target = FileState.CLAIMED if inbox else FileState.DOWNLOADED
     try:
         with session.store.begin() as tx:
-            _move(tx, file_id, target)
+            _move(tx, file_id, target, session.who)
     except StaleStateError:
         return ActionResult(False, f"file {file_id} was changed meanwhile; nothing done")
     if inbox:
@@ -129,13 +129,13 @@ def reprocess(session: Session, file_id: int) -> ActionResult:
     )
 
 
-def _move(tx: Tx, file_id: int, target: str) -> None:
+def _move(tx: Tx, file_id: int, target: str, who: str) -> None:
     tx.files.transition(
         file_id,
         FileEvent.REPROCESS_INBOX if target == FileState.CLAIMED else FileEvent.REPROCESS_INBOUND,
         expect=FileState.QUARANTINED,
-        reason=f"reprocessing requested by {os_user()}",
-        detail=_operator_detail("reprocess"),
+        reason=f"reprocessing requested by {who}",
+        detail=_operator_detail("reprocess", who),
     )
 
 
@@ -165,8 +165,8 @@ def resend(session: Session, tracking: str) -> ActionResult:
                 tracking,
                 RequestEvent.RESEND,
                 expect=req.state,
-                reason=f"resend requested by {os_user()} (was {req.state})",
-                detail={**_operator_detail("resend"), "previous_state": req.state},
+                reason=f"resend requested by {session.who} (was {req.state})",
+                detail={**_operator_detail("resend", session.who), "previous_state": req.state},
             )
     except StaleStateError:
         return ActionResult(False, f"request {tracking} was changed meanwhile; nothing done")

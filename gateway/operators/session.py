@@ -56,6 +56,7 @@ class Session:
     json: bool = False
     out: TextIO = field(default_factory=lambda: sys.stdout)
     clock: Clock = utc_now
+    actor: str | None = None  # who acts, when not the OS user at a terminal (e.g. "console:alice")
     _payloads: PayloadStore | None = None
 
     @property
@@ -92,6 +93,11 @@ class Session:
                     continue
         return None
 
+    @property
+    def who(self) -> str:
+        """Who is recorded as acting: the console user, else the OS user."""
+        return self.actor or os_user()
+
     def member_key(self) -> bytes:
         return self.config.member_hash_key()
 
@@ -100,7 +106,7 @@ class Session:
         if not self.reveal:
             return
         with self.store.begin() as tx:
-            tx.audit.record_reveal(os_user=os_user(), action=action, subject=subject[:255], detail=detail)
+            tx.audit.record_reveal(os_user=self.who, action=action, subject=subject[:255], detail=detail)
 
     def write(self, text: str = "") -> None:
         self.out.write(text + "\n")

@@ -357,3 +357,30 @@ leases = Table(
     Column("until", UtcDateTime(), nullable=False),
     Column("acquired_at", UtcDateTime(), nullable=False),
 )
+
+# Console users (``x12gw users``) and their login sessions (``x12gw serve``). A password is kept only as
+# an scrypt hash with its own salt; a session only as the SHA-256 of its cookie token, so neither a
+# database dump nor a backup lets anyone log in.
+users = Table(
+    "users",
+    metadata,
+    _pk(),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("role", String(16), nullable=False),
+    Column("password_hash", String(255), nullable=False),
+    _created(),
+    _updated(),
+    CheckConstraint("role IN ('viewer', 'operator')", name="role"),
+)
+
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("token_hash", String(HASH), primary_key=True),
+    Column("user_id", ID, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("csrf_token", String(64), nullable=False),
+    _created(),
+    Column("expires_at", UtcDateTime(), nullable=False),
+    Index(None, "user_id"),
+    Index(None, "expires_at"),
+)

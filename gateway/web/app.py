@@ -1,0 +1,108 @@
+"""The application factory of ``x12gw serve``: one Starlette app, one mount per area.
+
+``/healthz``, ``/readyz`` and ``/metrics`` sit at the root (probes and scrapers need no login and see
+no PHI); the console is mounted at ``/console``. Later areas (the HTTP API, FHIR) add their mounts in
+:func:`create_app` and share the :class:`~gateway.web.context.WebContext` in ``app.state.gw``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway.operators.session import utc_now
+from gateway.runtime.config import GatewayConfig
+from gateway.store import Store
+from gateway.web import console
+from gateway.web.context import WebContext, web_context
+from gateway.web.health import readiness
+from gateway.web.metrics import exposition
+
+SECURITY_HEADERS = (
+    (b"content-security-policy", b"default-src 'self'; frame-ancestors 'none'; form-action 'self'"),
+    (b"x-frame-options", b"DENY"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+)
+
+
+class SecurityHeaders:
+    """Adds the browser hardening headers to every response, and ``no-store`` to console pages
+    (they may hold revealed PHI or operational detail that should not sit in a shared cache)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        console_page = str(scope.get("path", "")).startswith("/console")
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                names = {k.lower() for k, _ in headers}
+                headers += [(k, v) for k, v in SECURITY_HEADERS if k not in names]
+                if console_page and b"cache-control" not in names:
+                    headers.append((b"cache-control", b"no-store"))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+def healthz(_request: Request) -> Response:
+    return PlainTextResponse("ok\n")
+
+
+async def readyz(request: Request) -> Response:
+    ctx = web_context(request)
+    result = await run_in_threadpool(readiness, ctx.store, ctx.config, ctx.clock)
+    body = {"ready": result.ready, "reasons": list(result.reasons), "checks": result.checks}
+    if "json" not in request.headers.get("accept", ""):
+        text = "ready\n" if result.ready else "not ready: " + "; ".join(result.reasons) + "\n"
+        return PlainTextResponse(text, status_code=200 if result.ready else 503)
+    return JSONResponse(body, status_code=200 if result.ready else 503)
+
+
+async def metrics(request: Request) -> Response:
+    ctx = web_context(request)
+    assert ctx.registry is not None  # noqa: S101 - set in WebContext.__post_init__
+    data = await run_in_threadpool(exposition, ctx.registry)
+    return Response(data, media_type=CONTENT_TYPE_LATEST)
+
+
+def to_console(_request: Request) -> Response:
+    return RedirectResponse("/console/", status_code=307)
+
+
+def create_app(
+    config: GatewayConfig,
+    store: Store,
+    *,
+    clock: Callable[[], datetime] = utc_now,
+    secure_cookies: bool = False,
+) -> Starlette:
+    """The whole HTTP side, over an open store (the caller owns it and closes it)."""
+    app = Starlette(
+        routes=[
+            Route("/", to_console),
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route("/metrics", metrics),
+            Route("/console", to_console),
+            Mount("/console", routes=console.routes()),
+        ]
+    )
+    app.state.gw = WebContext(config=config, store=store, clock=clock, secure_cookies=secure_cookies)
+    app.add_middleware(SecurityHeaders)
+    return app
