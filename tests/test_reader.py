@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tracemalloc
+from dataclasses import astuple
 from pathlib import Path
 
 import pytest
@@ -192,8 +193,8 @@ def test_bulk_split_equals_one_segment_at_a_time_on_mixed_interchanges(
     """Interchanges with different delimiters, line breaks and non-ASCII data read the same in bulk."""
     docs = []
     for d, sep in parts:
-        body = BODY.replace("X1", value.replace("~", d.element)).replace("~", "~" + sep)
-        docs.append(redelimit(ISA + sep + body, d.element, d.repetition, d.component, d.segment))
+        text = redelimit(ISA + sep + BODY.replace("~", "~" + sep), *astuple(d))
+        docs.append(text.replace("X1", value.replace("~", d.element)))
     data = "\n".join(docs).encode("utf-8")
     reference = trace(data, window=1)
     assert [t[0] for t in reference].count("ISA") == len(parts)
