@@ -60,8 +60,10 @@ def make_parser(command: str | None = None, *, everything: bool = True) -> argpa
     parser = argparse.ArgumentParser(prog="x12gw", description="X12 5010 pre-certification gateway")
     parser.add_argument("--version", action=_VersionAction, nargs=0, help="show the version and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    modules = dict.fromkeys(m for m, _ in COMMANDS.values())
-    wanted = modules if everything else [COMMANDS[command][0]] if command in COMMANDS else []
+    if everything:
+        wanted = list(dict.fromkeys(module for module, _ in COMMANDS.values()))
+    else:
+        wanted = [COMMANDS[command][0]] if command in COMMANDS else []
     for name in wanted:
         importlib.import_module(f"gateway.cli.{name}").register(sub)
     for name, (_, text) in COMMANDS.items():
