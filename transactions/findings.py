@@ -201,6 +201,19 @@ def finding_json(f: Finding) -> dict[str, object]:
     }
 
 
+def set_json(s: SetReport) -> dict[str, object]:
+    """One transaction set as it appears in ``x12gw validate --json`` (and alone in ``--jsonl``)."""
+    return {
+        "id": s.set_id,
+        "control_number": s.control_number,
+        "ack_code": s.ack_code,
+        "map": s.map,
+        "set_errors": [{"code": c, "message": SET_CODES.get(c, c)} for c in s.set_codes if c != "5"],
+        "errors": [finding_json(f) for f in s.findings if f.severity == "error"],
+        "warnings": [finding_json(f) for f in s.findings if f.severity != "error"],
+    }
+
+
 def interchange_json(i: InterchangeReport) -> dict[str, object]:
     """The ``x12gw validate --json`` form of one interchange report."""
     return {
@@ -217,20 +230,7 @@ def interchange_json(i: InterchangeReport) -> dict[str, object]:
                 "version": g.version,
                 "ack_code": g.ack_code,
                 "group_errors": [{"code": c, "message": GROUP_CODES.get(c, c)} for c in g.group_codes],
-                "transaction_sets": [
-                    {
-                        "id": s.set_id,
-                        "control_number": s.control_number,
-                        "ack_code": s.ack_code,
-                        "map": s.map,
-                        "set_errors": [
-                            {"code": c, "message": SET_CODES.get(c, c)} for c in s.set_codes if c != "5"
-                        ],
-                        "errors": [finding_json(f) for f in s.findings if f.severity == "error"],
-                        "warnings": [finding_json(f) for f in s.findings if f.severity != "error"],
-                    }
-                    for s in g.sets
-                ],
+                "transaction_sets": [set_json(s) for s in g.sets],
             }
             for g in i.groups
         ],

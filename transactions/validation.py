@@ -9,7 +9,7 @@ truncated data) is reported as ``fatal`` or as a TA1 023 on the interchange it c
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -308,6 +308,40 @@ def _run(source: bytes | Iterable[bytes], opts: Options, *, keep_sets: bool) -> 
     except X12SyntaxError as exc:
         fatal = _recover(v, exc)
     return Validation(ValidationReport(tuple(v.reports), fatal), tuple(v.sets))
+
+
+@dataclass(frozen=True, slots=True)
+class SetInContext:
+    """A validated transaction set with the control numbers of its interchange (ISA13) and group (GS06)."""
+
+    interchange: str
+    group: str
+    validated: ValidatedSet
+
+
+class ValidationStream:
+    """Validate ``source`` set by set: iterating yields each transaction set as soon as it is validated,
+    so a caller can print or map it and let it go; ``report`` is complete once iteration ends. Only the
+    current set's segments are held (the report keeps one small verdict per set)."""
+
+    def __init__(self, source: bytes | Iterable[bytes], opts: Options | None = None) -> None:
+        self._source = source
+        self._opts = opts or Options()
+        self.report: ValidationReport | None = None
+
+    def __iter__(self) -> Iterator[SetInContext]:
+        v = _Validator(self._opts, keep_sets=True)
+        fatal = None
+        try:
+            for event in env.iter_envelope(self._source):
+                v.feed(event)
+                if v.sets and v.start is not None and v.group is not None:
+                    ids = v.start.isa.get(13), v.group.start.gs.get(6)
+                    yield from (SetInContext(*ids, validated) for validated in v.sets)
+                    v.sets.clear()
+        except X12SyntaxError as exc:
+            fatal = _recover(v, exc)
+        self.report = ValidationReport(tuple(v.reports), fatal)
 
 
 def _recover(v: _Validator, exc: X12SyntaxError) -> str | None:
