@@ -168,6 +168,8 @@ class InterchangeReport:
     ta1: Ta1Verdict | None  # set when an envelope error was found or ISA14 asked for one
     groups: tuple[GroupReport, ...]
     offset: int
+    warnings: tuple[str, ...] = ()  # envelope quirks accepted by leniency (validation.QUIRKS)
+    misaddressed: str | None = None  # why the interchange is not for us (ISA08/GS03), if it is not
 
     @property
     def rejected(self) -> bool:
@@ -207,6 +209,8 @@ def interchange_json(i: InterchangeReport) -> dict[str, object]:
         "control_number": i.control_number,
         "sender": i.sender,
         "receiver": i.receiver,
+        "warnings": list(i.warnings),
+        "misaddressed": i.misaddressed,
         "ta1": None
         if i.ta1 is None
         else {"ack_code": i.ta1.ack_code, "note_code": i.ta1.note_code, "message": i.ta1.message},

@@ -15,7 +15,7 @@ from typing import TextIO
 
 from transactions.acks import AckEnvelope, build_999, build_ta1
 from transactions.findings import ValidationReport, interchange_json
-from transactions.validation import Options, validate
+from transactions.validation import QUIRKS, Options, validate
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -25,6 +25,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--ack-out", type=Path, help="write the 999/TA1 acknowledgments into this folder")
     p.add_argument(
         "--strict-version", action="store_true", help="reject pre-errata version codes (005010X279)"
+    )
+    p.add_argument(
+        "--lenient",
+        action="append",
+        choices=sorted(QUIRKS),
+        default=[],
+        help="accept this envelope quirk with a warning (repeatable; 'version' is on unless --strict-version)",
     )
     p.add_argument("--our-id", default="X12GATEWAY", help="ISA06 of acknowledgments written with --ack-out")
     p.set_defaults(func=run)
@@ -74,7 +81,8 @@ def print_report(path: Path, report: ValidationReport, stream: TextIO = sys.stdo
 
 
 def run(args: argparse.Namespace) -> int:
-    opts = Options(lenient_versions=not args.strict_version)
+    leniency = set(args.lenient) | (set() if args.strict_version else {"version"})
+    opts = Options(leniency=frozenset(leniency))
     results = []
     worst = 0
     for path in args.files:
