@@ -192,6 +192,16 @@ class ValidationReport:
         )
 
 
+def set_validation(ic: InterchangeReport, group: GroupReport, s: SetReport) -> str:
+    """The acknowledgment verdict on one set as operators read it beside a mapped record:
+    ``accepted`` (999 A), ``accepted_with_errors`` (999 E: warnings or errors noted) or ``rejected``
+    (the set, its group or its interchange rejected). The business verdict, whether the payer's
+    decision could be read, is separate: a rejected set is still mapped when it is readable."""
+    if ic.rejected or group.ack_code == "R" or s.ack_code == "R":
+        return "rejected"
+    return "accepted" if s.ack_code == "A" and not s.findings else "accepted_with_errors"
+
+
 def finding_json(f: Finding) -> dict[str, object]:
     return {
         "segment": f.segment,
@@ -200,6 +210,7 @@ def finding_json(f: Finding) -> dict[str, object]:
         "element": f.element,
         "code": f.code,
         "message": f.message,
+        "severity": f.severity,
     }
 
 
