@@ -45,17 +45,21 @@ def test_our_999_still_says_what_is_wrong() -> None:
     (ic,) = validate_detailed(t.encode()).report.interchanges
     data = build_999(ic, AckEnvelope("ZZ", "X12GATEWAY", 1, 1, datetime(2026, 1, 1, tzinfo=UTC)), 1)
     assert data is not None
-    assert b"IK3*UM*" in data and b"IK4*2*1322*7" in data and b"IK5*R*5" in data
+    for expected in (b"IK3*UM*", b"IK4*2*1322*7", b"IK5*R*5"):
+        assert expected in data
 
 
 def test_medicaid_placeholder_birth_date_maps_as_accepted() -> None:
     """DMG*D8*10010101 (a real calendar date) does not stand in the way of the approval."""
     ((verdict, record),) = mapped(text(A1).replace("DMG*D8*19700101", "DMG*D8*10010101"))
     assert verdict == "accepted"
-    assert isinstance(record, AuthorizationRecord) and record.certification_number == "ACMEAUTH0001"
+    assert isinstance(record, AuthorizationRecord)
+    assert record.certification_number == "ACMEAUTH0001"
 
 
-def test_map_cli_json_exits_0_and_names_the_failed_set(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_map_cli_json_exits_0_and_names_the_failed_set(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """`x12gw map --json` on a response with an IG error: exit 0, the record and the set say rejected."""
     path = tmp_path / "resp.x12"
     path.write_text(fix_se(text(A1).replace("UM*HS*I*73", "UM*HS*Q*73")))
@@ -83,7 +87,8 @@ def test_service_lines_say_where_their_decision_comes_from() -> None:
 def test_subscriber_benefits_are_kept_beside_the_dependents() -> None:
     """With a 2000D present, the subscriber's 2110C EBs are mapped as the subscriber's benefits."""
     t = text("271-dependent-active.x12").replace(
-        "DMG*D8*19680505*M~\n", "DMG*D8*19680505*M~\nEB*1*IND*30**CANARY GOLD PPO~\nEB*C*IND*30***23*1500*****Y~\n"
+        "DMG*D8*19680505*M~\n",
+        "DMG*D8*19680505*M~\nEB*1*IND*30**CANARY GOLD PPO~\nEB*C*IND*30***23*1500*****Y~\n",
     )
     ((_, result),) = mapped(t)
     assert isinstance(result, EligibilityResult)
@@ -111,9 +116,11 @@ def test_interchange_addressed_to_someone_else_is_not_applied(opts: Options, rea
     """ISA08 (TA1 R 009) or GS03 (group R, AK905 1) not ours: a reason is given and nothing is mapped."""
     validation = validate_detailed(text(A1).encode(), opts)
     (ic,) = validation.report.interchanges
-    assert ic.misaddressed is not None and reason in ic.misaddressed
+    assert ic.misaddressed is not None
+    assert reason in ic.misaddressed
     if reason == "ISA08":
-        assert ic.ta1 is not None and (ic.ta1.ack_code, ic.ta1.note_code) == ("R", "009")
+        assert ic.ta1 is not None
+        assert (ic.ta1.ack_code, ic.ta1.note_code) == ("R", "009")
     else:
         assert (ic.groups[0].ack_code, ic.groups[0].group_codes) == ("R", ("1",))
     assert map_validation(validation) == []

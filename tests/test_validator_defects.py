@@ -38,7 +38,9 @@ def two_sets(t: str) -> str:
     lines = t.splitlines(keepends=True)
     st = next(i for i, x in enumerate(lines) if x.startswith("ST*"))
     se = next(i for i, x in enumerate(lines) if x.startswith("SE*"))
-    second = [x.replace("*0001~", "*0002~").replace("ST*271*0001*", "ST*271*0002*") for x in lines[st : se + 1]]
+    second = [
+        x.replace("*0001~", "*0002~").replace("ST*271*0001*", "ST*271*0002*") for x in lines[st : se + 1]
+    ]
     out = lines[: se + 1] + second + lines[se + 1 :]
     return "".join(out).replace("GE*1*", "GE*2*")
 
@@ -69,7 +71,9 @@ def test_map_follows_st01_and_gs01_mismatch_is_one_finding(name: str, wrong_gs01
     assert s.map == abbr
     assert s.set_codes == ("18",)
     assert errors(report) == []
-    lenient = run(source.replace(f"GS*{gs01}*", f"GS*{wrong_gs01}*", 1), Options(leniency=frozenset({"gs01"})))
+    lenient = run(
+        source.replace(f"GS*{gs01}*", f"GS*{wrong_gs01}*", 1), Options(leniency=frozenset({"gs01"}))
+    )
     (s,) = sets(lenient)
     assert s.ack_code == "E"
     assert [f.code for f in s.findings] == ["18"]
@@ -108,7 +112,9 @@ def test_2000c_without_2100c_is_rejected(kind: str) -> None:
 def test_out_of_place_known_segments_get_2_or_7() -> None:
     """A known segment in the wrong loop is IK304 2; one that belongs earlier in its loop is 7."""
     t = text(R271)
-    unexpected = errors(run(t.replace("DMG*D8*19700101*F~", "DMG*D8*19700101*F~\nBHT*0022*11*X*20261125*0905~")))
+    unexpected = errors(
+        run(t.replace("DMG*D8*19700101*F~", "DMG*D8*19700101*F~\nBHT*0022*11*X*20261125*0905~"))
+    )
     assert [(f.segment, f.code) for f in unexpected] == [("BHT", "2")]
     moved = t.replace("DTP*356*D8*20190301~\n", "").replace("EB*1*", "DTP*356*D8*20190301~\nEB*1*", 1)
     moved = moved.replace("DMG*D8*19700101*F~\n", "").replace("EB*B*", "DMG*D8*19700101*F~\nEB*B*", 1)
@@ -153,7 +159,8 @@ def test_isa12_00401_around_5010_content_is_one_quirk() -> None:
     """ISA12 00401: TA1 R 003 by default; a partner with isa12 leniency gets a warning and no TA1 R."""
     t = text(R271).replace("*00501*", "*00401*", 1)
     (ic,) = run(t).interchanges
-    assert ic.ta1 is not None and ic.ta1.note_code == "003"
+    assert ic.ta1 is not None
+    assert ic.ta1.note_code == "003"
     (ic,) = run(t, Options(leniency=frozenset({"isa12"}))).interchanges
     assert not ic.rejected
     assert any("ISA12" in w for w in ic.warnings)

@@ -9,6 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+# Envelope quirks seen in real traffic. Each is one finding with its 999/TA1 code; a partner's
+# ``leniency`` lists those accepted with a warning instead of an error (default: strict).
+QUIRKS = {
+    "version": "another errata of a supported guide in GS08/ST03 (e.g. 005010X279 for 005010X279A1)",
+    "gs01": "GS01 names another functional group than the set's own (e.g. a 271 in an HS group)",
+    "gs08": "GS08 and ST03 name different guides",
+    "isa12": "ISA12 is not 00501 around 5010 content",
+}
+
 SEGMENT_CODES = {
     "1": "unrecognized segment id",
     "2": "unexpected segment",

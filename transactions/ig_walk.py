@@ -315,7 +315,6 @@ class _LSCheck:
             self.open = None
 
 
-
 def _element_errors(found: Any, pseg: PyxSegment) -> list[Any]:
     """Element errors of a segment against its node; where the loop defines several segments with the
     same id (837P 2400 PWK: attachments, then the DME certificate of medical necessity), pyx12 places
@@ -381,7 +380,8 @@ class _UseCounter:
     def pyx12_overcount(self, f: Finding, found: Any, position: int) -> bool:
         if f.code != "5" or f.position != position or f.element is not None or not self.stack:
             return False
-        return self.stack[-1][1].get(id(found), 0) <= found.get_max_repeat()
+        limit: int = found.get_max_repeat()
+        return self.stack[-1][1].get(id(found), 0) <= limit
 
 
 def _encloses(outer: Any, inner: Any) -> bool:
@@ -414,6 +414,7 @@ class _LXCheck:
         loop = _innermost_loop(found)
         msg = f"invalid code value: assigned number out of sequence, {expected} expected (LX01)"
         return [Finding("LX", position, loop, "7", msg, "LX01", (1, None, None), "554")]
+
 
 def walk_transaction_set(
     segments: Sequence[Segment], map_file: str, map_source: str, d: Delimiters, *, keep_placed: bool = True

@@ -17,6 +17,7 @@ from transactions import envelope_reader as env
 from transactions.errors import X12SyntaxError
 from transactions.findings import (
     GROUP_CODES,
+    QUIRKS,
     SET_CODES,
     TA1_CODES,
     Finding,
@@ -31,16 +32,9 @@ from transactions.maps import MapEntry
 from transactions.maps import index as map_index
 from transactions.segment import Delimiters, Segment
 
+__all__ = ["QUIRKS", "Options", "ValidatedSet", "Validation", "validate", "validate_detailed", "validate_set"]
+
 ID_QUALIFIERS = frozenset({"01", "14", "20", "27", "28", "29", "30", "33", "ZZ"})
-
-
-QUIRKS = {
-    "version": "another errata of a supported guide in GS08/ST03 (e.g. 005010X279 for 005010X279A1)",
-    "gs01": "GS01 names another functional group than the set's own (e.g. a 271 in an HS group)",
-    "gs08": "GS08 and ST03 name different guides",
-    "isa12": "ISA12 is not 00501 around 5010 content",
-}
-"""Envelope quirks a partner's ``leniency`` may accept with a warning instead of an error."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +145,7 @@ def _select_map(gs: Segment, tset: env.TransactionSet) -> _Choice:
     return _Choice(entry, tuple(quirks))
 
 
-def _set_codes(tset: env.TransactionSet, gs: Segment, seen: Collection[str]) -> list[str]:
+def _set_codes(tset: env.TransactionSet, seen: Collection[str]) -> list[str]:
     codes: list[str] = []
     st = tset.st
     if not st.get(1).isdigit() or len(st.get(1)) != 3:
@@ -174,7 +168,7 @@ def validate_set(
     tset: env.TransactionSet, gs: Segment, d: Delimiters, seen: Collection[str], opts: Options
 ) -> ValidatedSet:
     """Verdict for one transaction set: envelope codes plus the IG walk."""
-    codes = _set_codes(tset, gs, seen)
+    codes = _set_codes(tset, seen)
     choice = _select_map(gs, tset)
     entry = choice.entry
     findings: tuple[Finding, ...] = ()
@@ -383,7 +377,9 @@ def _broken_isa_report(raw: bytes, offset: int) -> InterchangeReport:
     text = raw.decode("latin-1")
     element, component, terminator = text[3], text[104], text[105]
     if text[84:89] >= "00501" and (text[82].isalnum() or text[82] == " "):
-        message = f"ISA11 is {text[82]!r}, a 4010 standards id; ISA12 {text[84:89]} needs a repetition separator"
+        message = (
+            f"ISA11 is {text[82]!r}, a 4010 standards id; ISA12 {text[84:89]} needs a repetition separator"
+        )
         return _isa_report(text, offset, Ta1Verdict("R", "024", f"{TA1_CODES['024']}: {message}"))
     if component == element:
         code = "027"

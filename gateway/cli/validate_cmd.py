@@ -31,7 +31,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="append",
         choices=sorted(QUIRKS),
         default=[],
-        help="accept this envelope quirk with a warning (repeatable; 'version' is on unless --strict-version)",
+        help="accept this envelope quirk with a warning (repeatable; 'version' unless --strict-version)",
     )
     p.add_argument("--our-id", default="X12GATEWAY", help="ISA06 of acknowledgments written with --ack-out")
     p.set_defaults(func=run)

@@ -49,6 +49,7 @@ from gateway.transport.sftp import (
     safe_display,
 )
 from policy.precert import PrecertRuleError, parse_rules
+from transactions.findings import QUIRKS
 
 CONFIG_ENV = "X12GW_CONFIG"
 DEFAULT_CONFIG_NAME = "gateway.toml"
@@ -121,6 +122,7 @@ SCHEMA: dict[str, frozenset[str]] = {
             "isa_id",
             "gs_id",
             "payers",
+            "leniency",
         }
     ),
     "routing": frozenset({"default_partner"}),
@@ -279,6 +281,8 @@ class PartnerConfig:
     isa_qualifier: str = "ZZ"
     gs_id: str = ""
     payers: tuple[str, ...] = ()
+    # envelope quirks (transactions.findings.QUIRKS) accepted from this partner with a warning
+    leniency: tuple[str, ...] = ()
 
     def password(self) -> str | None:
         """The SFTP password from ``password_env`` (None when the partner uses a key file)."""
@@ -857,6 +861,7 @@ def _partner(t: _Table, base: Path) -> PartnerConfig:
         isa_id=isa_id,
         gs_id=gs_id,
         payers=_payers(t),
+        leniency=_leniency(t),
     )
 
 
@@ -953,6 +958,14 @@ def _check_file_name_pattern(t: _Table, pattern: str, partner: str) -> None:
 
 def _payer_key(payer_id: str) -> str:
     return payer_id.strip().upper()
+
+
+def _leniency(t: _Table) -> tuple[str, ...]:
+    quirks = t.texts("leniency")
+    for index, quirk in enumerate(quirks):
+        if quirk not in QUIRKS:
+            t.problem(f"leniency[{index}]", f"must be one of: {', '.join(sorted(QUIRKS))}")
+    return tuple(dict.fromkeys(q for q in quirks if q in QUIRKS))
 
 
 def _payers(t: _Table) -> tuple[str, ...]:
