@@ -61,6 +61,7 @@ SET_CODES = {
     "5": "one or more segments in error",
     "6": "missing or invalid transaction set identifier",
     "7": "missing or invalid transaction set control number",
+    "18": "transaction set not in functional group",
     "19": "invalid implementation convention reference",
     "23": "transaction set control number not unique within the group",
     "I6": "implementation convention not supported",
@@ -131,6 +132,7 @@ class SetReport:
     map: str | None  # abbr of the map used (270, 271, 278req, 278resp, 999 ...)
     offset: int
     segment_count: int
+    notes: tuple[str, ...] = ()  # what the envelope quirks behind set_codes were (plain language)
 
     @property
     def accepted(self) -> bool:
@@ -250,6 +252,7 @@ def interchange_json(i: InterchangeReport) -> dict[str, object]:
                         "set_errors": [
                             {"code": c, "message": SET_CODES.get(c, c)} for c in s.set_codes if c != "5"
                         ],
+                        "notes": list(s.notes),
                         "errors": [finding_json(f) for f in s.findings if f.severity == "error"],
                         "warnings": [finding_json(f) for f in s.findings if f.severity != "error"],
                     }

@@ -182,12 +182,13 @@ def validate_set(
         findings, placed = result.findings, result.placed
         if any(quirk == "version" for _, quirk, _ in choice.quirks):  # reported once, as the quirk
             findings = tuple(f for f in findings if f.element != "ST03")
-    warnings = []
+    warnings, notes = [], []
     for code, quirk, message in choice.quirks:
         if quirk in opts.leniency:
             warnings.append(Finding("ST", 1, None, code, message, severity="warning"))
         else:
             codes.append(code)
+            notes.append(f"{message} (IK502 {code}; leniency '{quirk}' would accept it)")
     findings = (*warnings, *findings)
     errors = any(f.severity == "error" for f in findings)
     if errors:
@@ -203,6 +204,7 @@ def validate_set(
         entry.abbr if entry else None,
         tset.offset,
         len(tset.segments),
+        tuple(notes),
     )
     return ValidatedSet(report, tset.segments, placed if opts.keep_placed else ())
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TextIO
 
 from transactions.acks import AckEnvelope, build_999, build_ta1
-from transactions.findings import ValidationReport, interchange_json
+from transactions.findings import SET_CODES, ValidationReport, interchange_json
 from transactions.validation import QUIRKS, Options, validate
 
 
@@ -64,6 +64,8 @@ def print_report(path: Path, report: ValidationReport, stream: TextIO = sys.stdo
         if ic.ta1 and ic.ta1.ack_code != "A":
             ta1 = f" TA1 {ic.ta1.ack_code}/{ic.ta1.note_code} {ic.ta1.message}"
         print(f"{path}: interchange {ic.control_number} {ic.sender} -> {ic.receiver}{ta1}", file=stream)
+        for note in (*ic.warnings, *([ic.misaddressed] if ic.misaddressed else [])):
+            print(f"  {note}", file=stream)
         for g in ic.groups:
             counts = f"({g.accepted_count}/{len(g.sets)} accepted)"
             head = f"  group {g.functional_id} {g.control_number} {g.version}: {g.ack_code} {counts}"
@@ -74,6 +76,11 @@ def print_report(path: Path, report: ValidationReport, stream: TextIO = sys.stdo
                     f"    {s.set_id} {s.control_number} [{s.map or '-'}]: {s.ack_code} {codes}".rstrip(),
                     file=stream,
                 )
+                for c in s.set_codes:
+                    if c != "5":
+                        print(f"      set error {c}: {SET_CODES.get(c, c)}", file=stream)
+                for note in s.notes:
+                    print(f"      {note}", file=stream)
                 for f in s.findings:
                     where = f"{f.segment}@{f.position}" + (f" {f.element}" if f.element else "")
                     where += f" loop {f.loop}" if f.loop else ""
