@@ -191,3 +191,14 @@ def test_ack_out_never_acknowledges_acknowledgments(tmp_path: Path) -> None:
     path = PUBLIC / "999" / "kputnam-stupidedi__response-to-functional-group-containing-3-837s.edi"
     main(["validate", str(path), "--ack-out", str(tmp_path / "acks")])
     assert not list((tmp_path / "acks").glob("*.999"))
+
+
+def test_loop_instance_without_its_required_parts_is_rejected() -> None:
+    """A duplicated CLM opens a second 2300 and leaves the first without HI or 2400 (IK304 3)."""
+    path = PUBLIC / "837p" / "kputnam-stupidedi__wheelchair.edi"
+    data = path.read_bytes()
+    clm = data[data.index(b"~CLM*") + 1 : data.index(b"~", data.index(b"~CLM*") + 1) + 1]
+    mutated = data.replace(clm, clm + clm, 1).replace(b"SE*43*", b"SE*44*")
+    found = {(f.segment, f.code) for f in errors(validate(mutated))}
+    assert ("HI", "3") in found
+    assert ("LX", "3") in found

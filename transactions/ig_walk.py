@@ -355,33 +355,84 @@ def _calendar_date(text: str) -> bool:
     return True
 
 
+@dataclass
+class _Instance:
+    """One occurrence of a loop: its segment uses, the child loops started in it, where it began."""
+
+    loop: Any
+    start: int
+    uses: dict[int, int]
+    children: set[int]
+    whole: bool  # opened by its first segment (a partial one is never checked for missing parts)
+
+
 class _UseCounter:
-    """Segment uses per loop instance. pyx12's counter does not restart a segment's count when its
-    loop starts again under a new parent (the 999 guide's own example gets "Business Unit CTX exceeds
-    maximum use"); a max-use error it reports is dropped when this count is within the limit."""
+    """Segment uses per loop instance, for two checks pyx12 4 gets wrong. Its counter does not restart
+    a segment's count when its loop starts again under a new parent (the 999 guide's own example gets
+    "Business Unit CTX exceeds maximum use"): a max-use error it reports is dropped when this count is
+    within the limit. And it does not notice a loop instance that ends without its required segments
+    or loops when the same loop starts again at once (a duplicated CLM leaves a 2300 with no HI)."""
 
     def __init__(self) -> None:
-        self.stack: list[tuple[Any, dict[int, int]]] = []
+        self.stack: list[_Instance] = []
 
-    def see(self, found: Any) -> None:
+    def see(self, found: Any, position: int) -> list[_Instance]:
+        """Count ``found``; returns the loop instances it closed."""
         loop = found.parent
+        closed: list[_Instance] = []
         if found.is_first_seg_in_loop():
-            while self.stack and not _encloses(self.stack[-1][0], loop):
-                self.stack.pop()
-            self.stack.append((loop, {}))
+            while self.stack and not _encloses(self.stack[-1].loop, loop):
+                closed.append(self.stack.pop())
+            if self.stack:
+                cur = loop
+                while cur is not None and cur is not self.stack[-1].loop:
+                    self.stack[-1].children.add(id(cur))
+                    cur = cur.parent
+            self.stack.append(_Instance(loop, position, {}, set(), whole=True))
         else:
-            while self.stack and self.stack[-1][0] is not loop and not _encloses(self.stack[-1][0], loop):
-                self.stack.pop()
-            if not self.stack or self.stack[-1][0] is not loop:
-                self.stack.append((loop, {}))
-        uses = self.stack[-1][1]
+            top = self.stack[-1].loop if self.stack else None
+            while self.stack and top is not loop and not _encloses(top, loop):
+                closed.append(self.stack.pop())
+                top = self.stack[-1].loop if self.stack else None
+            if not self.stack or self.stack[-1].loop is not loop:
+                self.stack.append(_Instance(loop, position, {}, set(), whole=False))
+        uses = self.stack[-1].uses
         uses[id(found)] = uses.get(id(found), 0) + 1
+        return closed
+
+    def finish(self) -> list[_Instance]:
+        closed, self.stack = list(reversed(self.stack)), []
+        return closed
 
     def pyx12_overcount(self, f: Finding, found: Any, position: int) -> bool:
         if f.code != "5" or f.position != position or f.element is not None or not self.stack:
             return False
         limit: int = found.get_max_repeat()
-        return self.stack[-1][1].get(id(found), 0) <= limit
+        return self.stack[-1].uses.get(id(found), 0) <= limit
+
+
+def _missing_parts(inst: _Instance, position: int, findings: list[Finding]) -> list[Finding]:
+    """IK304 3 for required segments and loops an ended loop instance lacks (HL loops are left to the
+    HL checks), unless the walk already reported that segment missing inside the instance."""
+    if not inst.whole:
+        return []
+    out: list[Finding] = []
+    for kid in _kids(inst.loop):
+        if kid.usage != "R":
+            continue
+        if kid.is_segment() and not inst.uses.get(id(kid)):
+            seg_id, name, loop_id = kid.id, kid.name, _innermost_loop(kid)
+        elif kid.is_loop() and id(kid) not in inst.children:
+            first = kid.get_first_seg()
+            if first is None or first.id == "HL":
+                continue
+            seg_id, name, loop_id = first.id, f"loop {kid.id} ({kid.name})", kid.id
+        else:
+            continue
+        if any(f.segment == seg_id and f.code == "3" and f.position >= inst.start for f in findings):
+            continue
+        out.append(Finding(seg_id, position, loop_id, "3", f"{SEGMENT_CODES['3']}: {name}"))
+    return out
 
 
 def _encloses(outer: Any, inner: Any) -> bool:
@@ -441,7 +492,8 @@ def walk_transaction_set(
         if found is None:
             continue
         node = found
-        counts.see(found)
+        for inst in counts.see(found, position):
+            findings += _missing_parts(inst, position, findings)
         findings[:] = [f for f in findings if not counts.pyx12_overcount(f, found, position)]
         trimmed, too_many = _trim_composites(found, segment, position)
         findings += too_many
@@ -467,6 +519,8 @@ def walk_transaction_set(
         closing = PyxSegment(f"SE{d.element}0{d.element}0", d.segment, d.element, d.component)
         _, _, _, errors = walker.walk_errors(node, closing, len(segments) + 1, len(segments) + 1, ls_id)
         findings += [_segment_finding(e, "SE", len(segments) + 1) for e in errors]
+    for inst in counts.finish():
+        findings += _missing_parts(inst, len(segments), findings)
     ls.close(len(segments))
     findings += hl.finish() + ls.findings
     findings.sort(key=lambda f: f.position)
