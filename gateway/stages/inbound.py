@@ -40,6 +40,7 @@ class Outcome:
     unmatched: int = 0
     acks_applied: int = 0
     records: int = 0
+    records_from_rejected_sets: int = 0  # decisions applied although our 999 rejects their set
 
 
 def _options(ctx: Context, partner: PartnerConfig) -> Options:
@@ -109,6 +110,7 @@ def process_file(ctx: Context, row: FileRow, rules: MappingRules) -> str:
         file=row.name,
         file_id=row.id,
         records=outcome.records,
+        records_from_rejected_sets=outcome.records_from_rejected_sets,
         unmatched=outcome.unmatched,
         acks_applied=outcome.acks_applied,
         acks_sent=len(outgoing),
@@ -305,7 +307,7 @@ def _apply_record(ctx: Context, tx: Tx, item: _Mapped, outcome: Outcome) -> None
     doc = {**to_dict(record), "validation": item.validation, "findings": list(item.findings)}
     if item.validation == "rejected":
         ctx.log.warning(
-            "payer decision received in a transaction set our 999 rejects: applied, partner told",
+            "payer decision received in a transaction set our 999 rejects: applied, errors reported",
             tracking=req.tracking_number,
             kind=kind,
             interchange=key[0],
@@ -340,6 +342,7 @@ def _apply_record(ctx: Context, tx: Tx, item: _Mapped, outcome: Outcome) -> None
     else:  # no state change, but the response is part of the request's history all the same
         tx.record_state_change("request", req.id, req.state, req.state, detail)
     outcome.records += 1
+    outcome.records_from_rejected_sets += item.validation == "rejected"
     outcome.trackings.append(req.tracking_number)
 
 
