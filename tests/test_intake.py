@@ -128,3 +128,12 @@ def test_half_claimed_file_is_finished_after_a_crash(ctx: Context) -> None:
     assert _requests(ctx) == ["EL-0001"]
     assert not path.exists()
     assert intake.intake(ctx) == 0, "the file is not taken a second time"
+
+
+def test_request_text_with_an_x12_delimiter_is_refused_with_a_reason() -> None:
+    """A member id holding `^` (a delimiter the batch writer refuses) is a request error, not a crash."""
+    doc = json.loads((REQUESTS / "270-subscriber.json").read_text())
+    doc["subscriber"]["member_id"] = "ZZM1^2"
+    parsed = intake.parse_inbox_bytes(json.dumps(doc).encode(), "r.json")
+    assert parsed.requests == []
+    assert parsed.errors == [{"index": 0, "field": "subscriber.member_id", "reason": intake.UNSENDABLE}]

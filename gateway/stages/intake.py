@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from pathlib import Path
@@ -34,6 +35,7 @@ from transactions.models import EligibilityInquiry
 from transactions.outbound import Request
 from transactions.requests_csv import parse_csv
 from transactions.requests_json import parse_request_document, request_to_obj
+from transactions.segment import Delimiters
 from transactions.validation import Options, validate_detailed
 
 INBOX = "inbox"
@@ -83,22 +85,35 @@ def _take(out: Parsed, item: Request | RequestError, index: int) -> None:
         out.errors.append({"index": index, "field": item.field, "reason": item.reason})
     elif (where := _unstorable(request_to_obj(item))) is not None:
         out.errors.append({"index": index, "field": where, "reason": UNSTORABLE})
+    elif (where := _first_text(request_to_obj(item), _has_delimiter)) is not None:
+        out.errors.append({"index": index, "field": where, "reason": UNSENDABLE})
     else:
         out.requests.append((item, item.trace_number))
 
 
 UNSTORABLE = "contains a control character or invalid Unicode (a lone surrogate)"
+_DELIMITERS = Delimiters().all()
+UNSENDABLE = f"contains an X12 delimiter character ({' '.join(sorted(_DELIMITERS))})"
+
+
+def _has_delimiter(text: str) -> bool:
+    """The batch writer refuses such text (it would split an element): refuse it here, with a reason."""
+    return not _DELIMITERS.isdisjoint(text)
 
 
 def _unstorable(value: Any, path: str = "") -> str | None:
     """Path of the first text holding a control character or lone surrogate, or None. JSON allows both
     (as escapes), but no database column, hash or X12 element can carry them."""
+    return _first_text(value, lambda t: any(unicodedata.category(c) in ("Cc", "Cs") for c in t), path)
+
+
+def _first_text(value: Any, bad: Callable[[str], bool], path: str = "") -> str | None:
+    """Path of the first text in a request document for which ``bad`` is true, or None."""
     if isinstance(value, str):
-        bad = any(unicodedata.category(c) in ("Cc", "Cs") for c in value)
-        return (path or "request") if bad else None
+        return (path or "request") if bad(value) else None
     items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
     for key, item in items:
-        found = _unstorable(item, f"{path}.{key}" if path else str(key))
+        found = _first_text(item, bad, f"{path}.{key}" if path else str(key))
         if found is not None:
             return found
     return None
