@@ -91,7 +91,10 @@ def mutants(text: str, seed: int, count: int) -> Iterator[Mutant]:
             tag = "HL"
             s[i] = _set_element(s[i], sep, 2, "98")
         elif op == "se_count":
-            k = next(k for k, x in enumerate(s) if x.startswith(f"SE{sep}"))
+            ends = [k for k, x in enumerate(s) if x.startswith(f"SE{sep}")]
+            if not ends:
+                continue
+            k = ends[0]
             tag = "SE"
             fixed = join(s, term, sep)
             s = split(fixed)[0]
