@@ -250,7 +250,9 @@ def _isa_start(delimiters: Delimiters | None, filler: str) -> re.Pattern[bytes]:
 
 
 def _is_segment_id(tag: str) -> bool:
-    return 2 <= len(tag) <= 3 and tag.isascii() and tag.isalnum() and tag.upper() == tag
+    """2-3 ASCII letters or digits; lower case is read too, so that the validator can reject the one
+    set holding it (IK304 1) instead of the whole interchange."""
+    return 2 <= len(tag) <= 3 and tag.isascii() and tag.isalnum()
 
 
 def iter_segments(source: bytes | Iterable[bytes]) -> Iterator[Segment]:

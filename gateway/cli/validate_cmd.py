@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import IO, Any, TextIO
 
 from transactions.acks import AckEnvelope, build_999, build_ta1
-from transactions.findings import ValidationReport, interchange_json, set_json
-from transactions.validation import Options, ValidationStream, validate
+from transactions.findings import SET_CODES, ValidationReport, interchange_json, set_json
+from transactions.validation import QUIRKS, Options, ValidationStream, validate
 
 CHUNK = 1 << 20
 
@@ -35,6 +35,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--ack-out", type=Path, help="write the 999/TA1 acknowledgments into this folder")
     p.add_argument(
         "--strict-version", action="store_true", help="reject pre-errata version codes (005010X279)"
+    )
+    p.add_argument(
+        "--lenient",
+        action="append",
+        choices=sorted(QUIRKS),
+        default=[],
+        help="accept this envelope quirk with a warning (repeatable; 'version' unless --strict-version)",
     )
     p.add_argument("--our-id", default="X12GATEWAY", help="ISA06 of acknowledgments written with --ack-out")
     p.set_defaults(func=run)
@@ -67,6 +74,8 @@ def print_report(path: Path, report: ValidationReport, stream: TextIO = sys.stdo
         if ic.ta1 and ic.ta1.ack_code != "A":
             ta1 = f" TA1 {ic.ta1.ack_code}/{ic.ta1.note_code} {ic.ta1.message}"
         print(f"{path}: interchange {ic.control_number} {ic.sender} -> {ic.receiver}{ta1}", file=stream)
+        for note in (*ic.warnings, *([ic.misaddressed] if ic.misaddressed else [])):
+            print(f"  {note}", file=stream)
         for g in ic.groups:
             counts = f"({g.accepted_count}/{len(g.sets)} accepted)"
             head = f"  group {g.functional_id} {g.control_number} {g.version}: {g.ack_code} {counts}"
@@ -77,6 +86,11 @@ def print_report(path: Path, report: ValidationReport, stream: TextIO = sys.stdo
                     f"    {s.set_id} {s.control_number} [{s.map or '-'}]: {s.ack_code} {codes}".rstrip(),
                     file=stream,
                 )
+                for c in s.set_codes:
+                    if c != "5":
+                        print(f"      set error {c}: {SET_CODES.get(c, c)}", file=stream)
+                for note in s.notes:
+                    print(f"      {note}", file=stream)
                 for f in s.findings:
                     where = f"{f.segment}@{f.position}" + (f" {f.element}" if f.element else "")
                     where += f" loop {f.loop}" if f.loop else ""
@@ -109,7 +123,8 @@ def _stream_jsonl(path: Path, fh: IO[bytes], opts: Options) -> ValidationReport:
 
 
 def run(args: argparse.Namespace) -> int:
-    opts = Options(lenient_versions=not args.strict_version)
+    leniency = set(args.lenient) | (set() if args.strict_version else {"version"})
+    opts = Options(leniency=frozenset(leniency))
     results = []
     worst = 0
     for path in args.files:
