@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.lifecycle import RequestState
 from gateway.transport.keys import ensure_key, public_line
 from payersim.simulator import ClearinghouseSimulator
 from tests.e2e_harness import ROOT, Harness, make_harness, start_simulator
@@ -33,6 +34,11 @@ def world(tmp_path: Path) -> Iterator[tuple[Harness, ClearinghouseSimulator]]:
     sim.stop()
 
 
+def _acknowledged(h: Harness) -> bool:
+    req = h.requests().get("HOLD-278")
+    return req is not None and req.state == RequestState.ACKNOWLEDGED
+
+
 def _our_999s(h: Harness) -> list[bytes]:
     files = [p for p in (h.clearinghouse / "inbound").rglob("*") if p.is_file()]
     return [p.read_bytes() for p in files if b"ST*999*" in p.read_bytes()]
@@ -44,10 +50,7 @@ def test_278_with_ig_error_is_applied_and_our_999_rejects_it(
     """UM02 bad code in the payer's A1: request approved, record validation rejected, 999 IK5 R names UM02."""
     h, _ = world
     h.drop_sample("278-outpatient-mri", trace_number="HOLD-278", subscriber__member_id="ZZMHOLDRESP1")
-    assert h.run_until(
-        lambda: h.requests().get("HOLD-278") is not None and h.requests()["HOLD-278"].state == "acknowledged",
-        timeout=30,
-    )
+    assert h.run_until(lambda: _acknowledged(h), timeout=30)
     tracking = h.requests()["HOLD-278"].tracking_number
     text = (ROOT / "sample_edi" / "responses" / "278resp-A1-certified.x12").read_text()
     text = text.replace("TRN*2*AU-0001*9999999999", f"TRN*2*{tracking}*9X12GATEWY")
@@ -73,9 +76,7 @@ def test_response_addressed_to_someone_else_is_not_applied(
     """ISA08 not ours: TA1 R 009 goes back, the approval inside is not applied to our request."""
     h, _ = world
     h.drop_sample("278-outpatient-mri", trace_number="HOLD-278", subscriber__member_id="ZZMHOLDRESP1")
-    assert h.run_until(
-        lambda: "HOLD-278" in h.requests() and h.requests()["HOLD-278"].state == "acknowledged", timeout=30
-    )
+    assert h.run_until(lambda: _acknowledged(h), timeout=30)
     tracking = h.requests()["HOLD-278"].tracking_number
     text = (ROOT / "sample_edi" / "responses" / "278resp-A1-certified.x12").read_text()
     text = text.replace("TRN*2*AU-0001*9999999999", f"TRN*2*{tracking}*9X12GATEWY")
@@ -88,4 +89,4 @@ def test_response_addressed_to_someone_else_is_not_applied(
 
     assert h.run_until(lambda: bool(ta1s()), timeout=20)
     assert b"*R*009" in ta1s()[0]
-    assert h.requests()["HOLD-278"].state == "acknowledged"
+    assert h.requests()["HOLD-278"].state == RequestState.ACKNOWLEDGED
