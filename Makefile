@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck unit bench clean
+.PHONY: demo test lint typecheck unit bench clean lfh-venv
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +23,15 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP)
+unit: $(STAMP) lfh-venv
 	$(BIN)/pytest -q
+
+# LinuxForHealth x12 in its own venv (it needs pydantic<2) for tests/test_differential_lfh.py;
+# the test creates it too when it is missing.
+lfh-venv: .cache/lfh-venv/bin/python
+.cache/lfh-venv/bin/python:
+	-$(PYTHON) -m venv .cache/lfh-venv
+	-.cache/lfh-venv/bin/python -m pip install --quiet linuxforhealth-x12 'pydantic<2'
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py

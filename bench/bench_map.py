@@ -60,6 +60,23 @@ def validate_and_map(path: str) -> tuple[int, int, int]:
     return sets, segments, records
 
 
+def validate_and_map_streamed(path: str) -> tuple[int, int, int]:
+    """The same, set by set (``ValidationStream``, as ``x12gw map --jsonl``): one set held at a time."""
+    from mappings.mapper import default_rules, map_set  # noqa: PLC0415 - imported in the measured process
+    from transactions.validation import Options, ValidationStream  # noqa: PLC0415
+
+    rules = default_rules()
+    sets = segments = records = 0
+    with open(path, "rb") as fh:  # noqa: PTH123 - a benchmark reads its scratch file directly
+        for item in ValidationStream(iter(lambda: fh.read(1 << 20), b""), Options(keep_placed=True)):
+            report = item.validated.report
+            sets += 1
+            segments += report.segment_count
+            if report.accepted:
+                records += len(map_set(item.validated, item.interchange, item.group, rules))
+    return sets, segments, records
+
+
 def validate_only(path: str) -> tuple[int, int, int]:
     from transactions.validation import validate  # noqa: PLC0415
 
@@ -125,10 +142,13 @@ def main() -> None:
     for kind, path in files.items():
         size = path.stat().st_size / 1e6
         t_map, rss_map, (sets, segs, records) = measure(validate_and_map, str(path))
+        t_stream, rss_stream, counts = measure(validate_and_map_streamed, str(path))
+        assert counts == (sets, segs, records), "streamed mapping must give the same counts"  # noqa: S101
         t_val, rss_val, _ = measure(validate_only, str(path))
         t_pyx, rss_pyx, _ = measure(pyx12_x12valid, str(path), map_dir)
         for name, seconds, rss in (
             ("x12-gateway validate+map", t_map, rss_map),
+            ("validate+map set by set", t_stream, rss_stream),
             ("x12-gateway validate", t_val, rss_val),
             ("pyx12 x12valid", t_pyx, rss_pyx),
         ):

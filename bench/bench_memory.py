@@ -1,6 +1,7 @@
 """Memory: validating a 100 MB interchange (271 batch) stays under 200 MB peak RSS. Measured twice, each in
 a fresh process: the validator fed in 1 MB chunks (how the library streams a file), and the
-``x12gw validate FILE --json`` command. Prints the figures and whether each is under the limit.
+``x12gw validate FILE --json`` and ``--jsonl`` commands (run as the console script does, with this
+checkout first on ``PYTHONPATH``). Prints the figures and whether each is under the limit.
 
     python bench/bench_memory.py [--mb 100] [--limit-mib 200] [--skip-cli]
 """
@@ -21,7 +22,8 @@ from bench.corpus import batch_271
 from bench.measure import measure
 
 SCRATCH = Path(tempfile.gettempdir()) / "x12gw-bench"
-X12GW = Path(sys.executable).with_name("x12gw")
+ROOT = Path(__file__).resolve().parent.parent
+X12GW = [sys.executable, "-c", "import sys; from gateway.cli import main; sys.exit(main())"]
 
 
 def validate_streaming(path: str) -> tuple[int, bool]:
@@ -32,11 +34,11 @@ def validate_streaming(path: str) -> tuple[int, bool]:
     return sum(len(g.sets) for i in report.interchanges for g in i.groups), report.all_accepted
 
 
-def cli_peak(path: Path) -> tuple[float, float, int]:
+def cli_peak(path: Path, output: str) -> tuple[float, float, int]:
     """(seconds, peak RSS MiB, exit code) of ``x12gw validate PATH --json`` (rusage of that child)."""
-    argv = [str(X12GW)] if X12GW.exists() else [sys.executable, "-m", "gateway.cli"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     start = time.perf_counter()
-    proc = subprocess.Popen([*argv, "validate", str(path), "--json"], stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen([*X12GW, "validate", str(path), output], stdout=subprocess.DEVNULL, env=env)
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     return time.perf_counter() - start, usage.ru_maxrss / 1024, proc.returncode
@@ -59,11 +61,11 @@ def main() -> None:
         f"memory  validate (1 MB chunks)  {size:6.1f} MB  {sets:,} sets  {seconds:6.1f} s  "
         f"peak RSS {peak:5.0f} MiB  ({verdict} {args.limit_mib:g} MiB; all accepted: {accepted})"
     )
-    if not args.skip_cli:
-        seconds, peak, code = cli_peak(path)
+    for output in () if args.skip_cli else ("--json", "--jsonl"):
+        seconds, peak, code = cli_peak(path, output)
         verdict = "under" if peak < args.limit_mib else "OVER"
         print(
-            f"memory  x12gw validate --json   {size:6.1f} MB  exit {code}  {seconds:6.1f} s  "
+            f"memory  x12gw validate {output:8} {size:6.1f} MB  exit {code}  {seconds:6.1f} s  "
             f"peak RSS {peak:5.0f} MiB  ({verdict} {args.limit_mib:g} MiB)"
         )
 

@@ -25,6 +25,7 @@ QUICK = {
     "bench_e2e.py": ["--requests", "500"],
     "bench_memory.py": ["--mb", "5"],
     "bench_nodes.py": ["--requests", "300"],
+    "bench_start.py": ["--runs", "3"],
 }
 
 

@@ -3,6 +3,8 @@
 Status rules: a rejection (AAA) without any HCR is ``rejected``. Otherwise the event's HCR01 gives the
 status, and lines without their own HCR inherit it (and its certification number). "approved" for the
 request means every line approved: an event A1 with a line not approved becomes ``partially_approved``.
+Each line says where its decision comes from (``decision_level``): ``service`` when it has its own HCR,
+``event`` when it inherits the event's; only the first is the payer's line-level answer.
 Without an event HCR the status is derived from the lines.
 """
 
@@ -47,6 +49,7 @@ def _service(s: dict[str, Any], event_action: str | None, event_cert: str | None
         documentation_codes=tuple(s["documentation_codes"]),
         messages=tuple(s["messages"]),
         rejections=rejections(s["rejections"]),
+        decision_level="service" if s["action_code"] else "event",
     )
 
 

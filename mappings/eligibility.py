@@ -96,4 +96,5 @@ def eligibility_result(f: dict[str, Any], control: ControlRef | None) -> Eligibi
         authorization_requirements=_requirements(benefits),
         rejections=rejected,
         control=control,
+        subscriber_benefits=tuple(_benefit(b) for b in f.get("subscriber_benefits", ())),
     )

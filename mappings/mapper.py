@@ -13,7 +13,8 @@ from mappings.eligibility import eligibility_result
 from mappings.engine import RecordRule, extract_records, load_overrides, load_rules
 from mappings.records import AuthorizationRecord, ControlRef, EligibilityResult
 from transactions.document import build_tree, to_xml
-from transactions.validation import ValidatedSet
+from transactions.findings import GroupReport, InterchangeReport, SetReport, set_validation
+from transactions.validation import ValidatedSet, Validation
 
 Record = EligibilityResult | AuthorizationRecord
 RECORD_FOR_MAP = {"271": "eligibility", "278resp": "authorization"}
@@ -77,3 +78,34 @@ def map_set(
     tree = build_tree(validated.placed)
     document = to_xml(tree, set_id=report.set_id, control_number=report.control_number)
     return map_document(document, report.map, ControlRef(interchange, group, report.control_number), rules)
+
+
+@dataclass(frozen=True)
+class MappedSet:
+    """The records read from one response set, beside its acknowledgment verdict (``validation``:
+    accepted, accepted_with_errors or rejected) and the report that explains it."""
+
+    interchange: InterchangeReport
+    group: GroupReport
+    report: SetReport
+    validation: str
+    records: tuple[Record, ...]
+
+
+def map_validation(validation: Validation, rules: MappingRules | None = None) -> list[MappedSet]:
+    """Every readable 271/278 response set of a validated input, mapped whatever its 999 verdict
+    (a payer's approval, denial or pend is never thrown away for an IG error). Interchanges and
+    groups not addressed to us are left out: nothing from them is applied."""
+    out: list[MappedSet] = []
+    by_offset = {s.report.offset: s for s in validation.sets}
+    for ic in validation.report.interchanges:
+        if ic.misaddressed:
+            continue
+        for g in ic.groups:
+            for s in g.sets:
+                vs = by_offset.get(s.offset)
+                if vs is None or s.map not in RECORD_FOR_MAP:
+                    continue
+                records = tuple(map_set(vs, ic.control_number, g.control_number, rules))
+                out.append(MappedSet(ic, g, s, set_validation(ic, g, s), records))
+    return out

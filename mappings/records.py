@@ -110,6 +110,8 @@ class EligibilityResult:
     authorization_requirements: tuple[AuthorizationRequirement, ...]
     rejections: tuple[Rejection, ...]
     control: ControlRef | None
+    # for a dependent's result: the subscriber's own EBs (2110C), kept apart from the dependent's
+    subscriber_benefits: tuple[Benefit, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +147,8 @@ class ServiceDecision:
     documentation_codes: tuple[str, ...]
     messages: tuple[str, ...]
     rejections: tuple[Rejection, ...]
+    # "service": the line has its own HCR (the payer's line-level answer); "event": inherited
+    decision_level: str = "event"
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,9 @@ review = "approve"
 delay_seconds = 0.0
 approve_after_seconds = 1.0
 [[rules]]
+member_id = "ZZMHOLDRESP1"
+delay_seconds = 3600.0
+[[rules]]
 procedure = "72148"
 review = "pend_then_approve"
 [[rules]]

@@ -607,3 +607,12 @@ def test_demo_config_points_at_the_local_simulator(tmp_path: Path) -> None:
     assert config.partner_for_payer("ANYPAYER") is partner
     assert config.folders.inbox == tmp_path.resolve() / "inbox"
     assert 'key_file = "keys/demo_ed25519"' in demo_config_text(tmp_path, 2299, HOST_KEY, key_file)
+
+
+def test_partner_leniency_lists_known_quirks_and_defaults_to_strict(tmp_path: Path) -> None:
+    """`leniency` accepts only known envelope quirks; a partner without it is strict (empty)."""
+    assert parse_config(minimal(), tmp_path).partners[0].leniency == ()
+    config = parse_config(changed("partners.0.leniency", ["gs01", "isa12", "gs01"]), tmp_path)
+    assert config.partners[0].leniency == ("gs01", "isa12")
+    message = problems(changed("partners.0.leniency", ["gs01", "anything"]), tmp_path)
+    assert "partners[0].leniency[1]: must be one of: gs01, gs08, isa12, version" in message

@@ -175,3 +175,12 @@ def test_a_rival_claim_that_vanished_does_not_make_the_file_a_duplicate(ctx: Con
     assert intake.intake(ctx) == 1
     assert _states(ctx)["270-subscriber.json"] == "accepted"
     assert _requests(ctx) == ["EL-0001"]
+
+
+def test_request_text_with_an_x12_delimiter_is_refused_with_a_reason() -> None:
+    """A member id holding `^` (a delimiter the batch writer refuses) is a request error, not a crash."""
+    doc = json.loads((REQUESTS / "270-subscriber.json").read_text())
+    doc["subscriber"]["member_id"] = "ZZM1^2"
+    parsed = intake.parse_inbox_bytes(json.dumps(doc).encode(), "r.json")
+    assert parsed.requests == []
+    assert parsed.errors == [{"index": 0, "field": "subscriber.member_id", "reason": intake.UNSENDABLE}]

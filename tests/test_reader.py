@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-import pytest
+import tracemalloc
+from dataclasses import astuple
+from pathlib import Path
 
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.conftest import public_files
+from tests.strategies import delimiters
 from transactions.envelope_reader import read_interchanges
 from transactions.errors import DelimiterError, IsaError, NotX12Error, TruncatedError, X12SyntaxError
 from transactions.reader import SegmentReader, iter_segments
-from transactions.segment import Repetition
+from transactions.segment import Delimiters, Repetition
 from transactions.writer import serialize
 
 ISA = "ISA*00*          *00*          *ZZ*SENDER         *ZZ*RECEIVER       *261126*1200*^*00501*"
@@ -147,3 +155,76 @@ def test_non_utf8_bytes_round_trip() -> None:
     segs = list(reader)
     assert reader.delimiters is not None
     assert serialize(segs, reader.delimiters) == data
+
+
+Trace = list[tuple[str, tuple[object, ...], int, int, object]]
+
+
+def trace(source: bytes | list[bytes], window: int = 1 << 20) -> Trace:
+    """Every segment with the position bookkeeping the reader reports after it."""
+    reader = SegmentReader(source, window=window)
+    return [(s.tag, s.elements, reader.offset, reader.number, reader.delimiters) for s in reader]
+
+
+def chunked(data: bytes, size: int) -> list[bytes]:
+    return [data[i : i + size] for i in range(0, len(data), size)]
+
+
+@pytest.mark.parametrize("path", public_files(), ids=lambda p: f"{p.parent.name}/{p.name[:40]}")
+def test_bulk_split_equals_one_segment_at_a_time_on_public_files(path: Path) -> None:
+    """Windows cut in bulk give the same segments, offsets and numbers as reading one segment at a time."""
+    data = path.read_bytes() + b"\r\n" + path.read_bytes().removeprefix(b"\xef\xbb\xbf")
+    reference = trace(data, window=1)
+    assert trace(data) == reference
+    assert trace(data, window=97) == reference
+    assert trace(chunked(data, 61), window=300) == reference
+
+
+@settings(max_examples=40)
+@given(
+    st.lists(st.tuples(delimiters(), st.sampled_from(["", "\n", "\r\n", " \n "])), min_size=1, max_size=3),
+    st.integers(1, 400),
+    st.integers(1, 200),
+    st.sampled_from(["X1", "X\xe9\u20ac1", "LISA", "~ISA"]),
+)
+def test_bulk_split_equals_one_segment_at_a_time_on_mixed_interchanges(
+    parts: list[tuple[Delimiters, str]], window: int, chunk: int, value: str
+) -> None:
+    """Interchanges with different delimiters, line breaks and non-ASCII data read the same in bulk."""
+    docs = []
+    for d, sep in parts:
+        text = redelimit(ISA + sep + BODY.replace("~", "~" + sep), *astuple(d))
+        docs.append(text.replace("X1", value.replace("~", d.element)))
+    data = "\n".join(docs).encode("utf-8")
+    reference = trace(data, window=1)
+    assert [t[0] for t in reference].count("ISA") == len(parts)
+    assert trace(data) == reference
+    assert trace(chunked(data, chunk), window=window) == reference
+    for tag, _elements, offset, _number, _d in reference:
+        assert data[offset : offset + len(tag)] == tag.encode()
+
+
+def test_error_positions_are_the_same_in_bulk() -> None:
+    """A bad segment id deep in a window is reported at its own byte offset and segment number."""
+    data = (DOC + "\n" + DOC.replace("SV1*", "S V*")).encode()
+    errors = []
+    for window in (1, 1 << 20):
+        with pytest.raises(X12SyntaxError) as err:
+            trace(data, window=window)
+        errors.append((err.value.offset, err.value.segment))
+    assert errors[0] == errors[1] == (data.rindex(b"S V*"), 15)
+
+
+def test_reading_one_large_bytes_object_holds_one_window() -> None:
+    """Memory stays bounded by the window, not the input, when the whole file is one bytes object."""
+    one_set = BODY[BODY.index("ST*") : BODY.index("GE*")]
+    data = (ISA + BODY[: BODY.index("ST*")] + one_set * 8000 + "GE*1*1~IEA*1*000000001~").encode()
+    tracemalloc.start()
+    try:
+        count = sum(1 for _ in SegmentReader(data, window=1 << 15))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert count > 40_000
+    assert len(data) > 500_000
+    assert peak < 400_000, peak

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from gateway.lifecycle import FileState, RequestEvent, RequestState
+from gateway.lifecycle import FileEvent, FileState, RequestEvent, RequestState
 from gateway.runtime.config import parse_config
 from gateway.runtime.context import Context
 from gateway.runtime.health import PartnerHealth
@@ -24,7 +24,6 @@ from gateway.stages import batching, exchange, inbound, intake, pipeline
 from gateway.stages.base import RECOVER, Cycle, Stage
 from gateway.stages.outbox import render_result, result_document
 from tests.e2e_harness import REQUESTS
-from tests.lifecycle_support import walk_file
 from tests.sftp_support import write_private_key
 from tests.test_precert import KEY, OFFICE, RULES_FILE, drop_278, minimal_config
 
@@ -240,20 +239,35 @@ def test_every_outbox_caller_writes_what_the_one_writer_renders(make_ctx: Any) -
             payload_path=None,
             state=FileState.DOWNLOADED,
         )
-        walk_file(tx, row.id, FileState.DOWNLOADED, FileState.PROCESSED)
+        tx.files.transition(row.id, FileEvent.START_PROCESSING, expect=FileState.DOWNLOADED)
+        tx.files.transition(row.id, FileEvent.PROCESS, expect=FileState.PROCESSING)
     inbound.deliver(ctx, row.id, [mri])
     assert _written(ctx, mri) == by_overdue, "same state, same bytes, whichever stage wrote it"
     assert (ctx.config.folders.outbox / f"summary-{row.id}.csv").exists()
 
 
 def test_a_request_that_cannot_be_written_as_x12_is_set_aside_and_the_others_go_out(make_ctx: Any) -> None:
-    """A delimiter in a value (JSON allows it, X12 cannot carry it): that request becomes invalid with
-    the element named, its outbox file is the writer's rendering, and the other request is queued."""
+    """A stored request with a delimiter in a value (intake now refuses such text, but a request stored
+    before it did can still hold one): that request becomes invalid with the element named, its outbox
+    file is the writer's rendering, and the other request is queued."""
     ctx = make_ctx()
     good = json.loads((REQUESTS / "270-subscriber.json").read_text())
-    bad = {**good, "trace_number": "EL-BAD", "payer": {**good["payer"], "name": "ACME~PLAN"}}
-    (ctx.config.folders.inbox / "two.json").write_text(json.dumps([good, bad]))
+    (ctx.config.folders.inbox / "one.json").write_text(json.dumps([good]))
     intake.intake(ctx)
+    tracking_bad = ctx.store.new_tracking_number()
+    with ctx.store.begin() as tx:
+        (row,) = tx.requests.query()
+        payload = {**row.payload, "client_reference": "EL-BAD", "trace_number": tracking_bad}
+        payload["payer"] = {**payload["payer"], "name": "ACME~PLAN"}
+        tx.requests.insert(
+            tracking_number=tracking_bad,
+            kind=row.kind,
+            payer_id=row.payer_id,
+            partner=row.partner,
+            member_id_hash=row.member_id_hash,
+            payload=payload,
+            source_file_id=row.source_file_id,
+        )
     assert batching.batch_all(ctx) == 1
     with ctx.store.read() as tx:
         got = {

@@ -46,11 +46,11 @@ def test_public_example_validates(path: Path) -> None:
 
 
 def test_pre_errata_271_is_refused_when_strict() -> None:
-    """With lenient versions off, a 271 that says 005010X279 is not supported (IK502 1)."""
+    """With lenient versions off, a 271 that says 005010X279 is rejected as another errata (IK502 19)."""
     path = next(p for p in public_files("271") if "response-to-generic-request-by-clinic" in p.name)
-    report = validate(path.read_bytes(), Options(lenient_versions=False))
+    report = validate(path.read_bytes(), Options(leniency=frozenset()))
     (s,) = [s for i in report.interchanges for g in i.groups for s in g.sets]
-    assert s.set_codes[0] == "1"
+    assert s.set_codes[0] == "19"
 
 
 def test_public_corpus_kinds_present() -> None:

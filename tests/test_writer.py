@@ -5,12 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from transactions.envelope_reader import read_interchanges
 from transactions.envelope_writer import GroupHeader, InterchangeHeader, TransactionBody, build_interchange
 from transactions.errors import DelimiterError, X12WriteError
 from transactions.segment import Delimiters, Repetition, seg
-from transactions.writer import format_segment
+from transactions.writer import _format_elements, format_segment
 
 D = Delimiters()
 WHEN = datetime(2026, 11, 26, 9, 5, tzinfo=UTC)
@@ -73,3 +75,24 @@ def test_control_numbers_must_fit_nine_digits() -> None:
     header = InterchangeHeader("ZZ", "S", "ZZ", "R", 1_000_000_000, WHEN)
     with pytest.raises(X12WriteError, match="control number"):
         build_interchange(header, [], D)
+
+
+_VALUE = st.text(alphabet="AB1 *^:~|\u00e9", max_size=4)
+
+
+@given(
+    st.lists(st.one_of(_VALUE, st.tuples(_VALUE, _VALUE).map(tuple)), max_size=6),
+    st.sampled_from([Delimiters(), Delimiters("|", "*", "^", "~"), Delimiters("*", "\x00", ":", "~")]),
+)
+def test_one_join_fast_path_writes_what_element_by_element_writes(
+    elements: list[str | tuple[str, ...]], d: Delimiters
+) -> None:
+    """Plain segments written in one join equal the element-by-element form, errors included."""
+    segment = seg("NM1", *elements)
+    try:
+        expected: str | type[Exception] = _format_elements(segment, d)
+    except X12WriteError as exc:
+        with pytest.raises(X12WriteError, match=f"^{exc}$"):
+            format_segment(segment, d)
+        return
+    assert format_segment(segment, d) == expected

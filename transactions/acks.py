@@ -101,12 +101,14 @@ def _reply_header(report: InterchangeReport, env: AckEnvelope) -> InterchangeHea
 def build_999(
     report: InterchangeReport, env: AckEnvelope, first_set_control: int, delimiters: Delimiters | None = None
 ) -> bytes | None:
-    """One interchange holding a 999 per received group (None when the interchange had no group)."""
-    if not report.groups:
+    """One interchange holding a 999 per received group (None when there is no group to acknowledge:
+    groups of acknowledgments, GS01 FA, are never acknowledged)."""
+    groups = [g for g in report.groups if g.functional_id != "FA"]
+    if not groups:
         return None
     sets = [
         TransactionBody("999", first_set_control + i, VERSION_999, ack_999_body(g))
-        for i, g in enumerate(report.groups)
+        for i, g in enumerate(groups)
     ]
     header = _reply_header(report, env)
     group = GroupHeader("FA", env.our_id, report.sender, env.group_control, VERSION_999, env.timestamp)

@@ -9,6 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+# Envelope quirks seen in real traffic. Each is one finding with its 999/TA1 code; a partner's
+# ``leniency`` lists those accepted with a warning instead of an error (default: strict).
+QUIRKS = {
+    "version": "another errata of a supported guide in GS08/ST03 (e.g. 005010X279 for 005010X279A1)",
+    "gs01": "GS01 names another functional group than the set's own (e.g. a 271 in an HS group)",
+    "gs08": "GS08 and ST03 name different guides",
+    "isa12": "ISA12 is not 00501 around 5010 content",
+}
+
 SEGMENT_CODES = {
     "1": "unrecognized segment id",
     "2": "unexpected segment",
@@ -52,6 +61,7 @@ SET_CODES = {
     "5": "one or more segments in error",
     "6": "missing or invalid transaction set identifier",
     "7": "missing or invalid transaction set control number",
+    "18": "transaction set not in functional group",
     "19": "invalid implementation convention reference",
     "23": "transaction set control number not unique within the group",
     "I6": "implementation convention not supported",
@@ -122,6 +132,7 @@ class SetReport:
     map: str | None  # abbr of the map used (270, 271, 278req, 278resp, 999 ...)
     offset: int
     segment_count: int
+    notes: tuple[str, ...] = ()  # what the envelope quirks behind set_codes were (plain language)
 
     @property
     def accepted(self) -> bool:
@@ -168,6 +179,8 @@ class InterchangeReport:
     ta1: Ta1Verdict | None  # set when an envelope error was found or ISA14 asked for one
     groups: tuple[GroupReport, ...]
     offset: int
+    warnings: tuple[str, ...] = ()  # envelope quirks accepted by leniency (validation.QUIRKS)
+    misaddressed: str | None = None  # why the interchange is not for us (ISA08/GS03), if it is not
 
     @property
     def rejected(self) -> bool:
@@ -190,6 +203,16 @@ class ValidationReport:
         )
 
 
+def set_validation(ic: InterchangeReport, group: GroupReport, s: SetReport) -> str:
+    """The acknowledgment verdict on one set as operators read it beside a mapped record:
+    ``accepted`` (999 A), ``accepted_with_errors`` (999 E: warnings or errors noted) or ``rejected``
+    (the set, its group or its interchange rejected). The business verdict, whether the payer's
+    decision could be read, is separate: a rejected set is still mapped when it is readable."""
+    if ic.rejected or group.ack_code == "R" or s.ack_code == "R":
+        return "rejected"
+    return "accepted" if s.ack_code == "A" and not s.findings else "accepted_with_errors"
+
+
 def finding_json(f: Finding) -> dict[str, object]:
     return {
         "segment": f.segment,
@@ -198,6 +221,21 @@ def finding_json(f: Finding) -> dict[str, object]:
         "element": f.element,
         "code": f.code,
         "message": f.message,
+        "severity": f.severity,
+    }
+
+
+def set_json(s: SetReport) -> dict[str, object]:
+    """One transaction set as it appears in ``x12gw validate --json`` (and alone in ``--jsonl``)."""
+    return {
+        "id": s.set_id,
+        "control_number": s.control_number,
+        "ack_code": s.ack_code,
+        "map": s.map,
+        "set_errors": [{"code": c, "message": SET_CODES.get(c, c)} for c in s.set_codes if c != "5"],
+        "notes": list(s.notes),
+        "errors": [finding_json(f) for f in s.findings if f.severity == "error"],
+        "warnings": [finding_json(f) for f in s.findings if f.severity != "error"],
     }
 
 
@@ -207,6 +245,8 @@ def interchange_json(i: InterchangeReport) -> dict[str, object]:
         "control_number": i.control_number,
         "sender": i.sender,
         "receiver": i.receiver,
+        "warnings": list(i.warnings),
+        "misaddressed": i.misaddressed,
         "ta1": None
         if i.ta1 is None
         else {"ack_code": i.ta1.ack_code, "note_code": i.ta1.note_code, "message": i.ta1.message},
@@ -217,20 +257,7 @@ def interchange_json(i: InterchangeReport) -> dict[str, object]:
                 "version": g.version,
                 "ack_code": g.ack_code,
                 "group_errors": [{"code": c, "message": GROUP_CODES.get(c, c)} for c in g.group_codes],
-                "transaction_sets": [
-                    {
-                        "id": s.set_id,
-                        "control_number": s.control_number,
-                        "ack_code": s.ack_code,
-                        "map": s.map,
-                        "set_errors": [
-                            {"code": c, "message": SET_CODES.get(c, c)} for c in s.set_codes if c != "5"
-                        ],
-                        "errors": [finding_json(f) for f in s.findings if f.severity == "error"],
-                        "warnings": [finding_json(f) for f in s.findings if f.severity != "error"],
-                    }
-                    for s in g.sets
-                ],
+                "transaction_sets": [set_json(s) for s in g.sets],
             }
             for g in i.groups
         ],

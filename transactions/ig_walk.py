@@ -8,8 +8,10 @@ HL parent levels and HL04 child codes, and LS/LE pairing. Findings are built fro
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from pyx12.map_walker import walk_tree
@@ -71,10 +73,39 @@ def to_pyx12(segment: Segment, d: Delimiters) -> PyxSegment:
     return PyxSegment(text, d.segment, d.element, d.component, d.repetition)
 
 
-def _segment_finding(err: Any, fallback: str, position: int) -> Finding:
+def _kids(node: Any) -> list[Any]:
+    """A loop's (or the root's) child nodes in map order."""
+    pos_map = getattr(node, "pos_map", None)
+    if pos_map is not None:
+        return [c for key in sorted(pos_map) for c in pos_map[key]]
+    return list(node.children or ())
+
+
+@functools.cache
+def _segment_ids(map_file: str, map_source: str) -> frozenset[str]:
+    """Every segment id a map knows (anywhere in the set)."""
+    imap = load_map(map_file, map_source)
+    return frozenset(n.id for n in imap.loop_segment_iterator() if n.is_segment())
+
+
+def _not_found_code(seg_id: str, current: Any, known: frozenset[str]) -> str:
+    """IK304 for a segment the walk could not place: 1 when the guide has no such segment, 7 when its
+    id belongs to the loop being read or one enclosing it (it is out of sequence), 2 otherwise (a known
+    segment, or a known one with a qualifier the guide does not allow there)."""
+    if seg_id not in known:
+        return "1"
+    loop = current.parent if current is not None else None
+    while loop is not None and not loop.is_map_root():
+        if any(c.is_segment() and c.id == seg_id for c in _kids(loop)):
+            return "7"
+        loop = loop.parent
+    return "2"
+
+
+def _segment_finding(err: Any, fallback: str, position: int, code: str | None = None) -> Finding:
     """IK3 for a walk error: a missing segment is named by the map, any other by the data."""
     node = err.map_node
-    code = err.err_cde
+    code = code or err.err_cde
     data_id = err.seg_data.get_seg_id() if err.seg_data is not None else None
     if code == "3" and node is not None and node.is_segment():
         seg_id, loop, name = node.id, _innermost_loop(node), node.name
@@ -284,6 +315,158 @@ class _LSCheck:
             self.open = None
 
 
+def _element_errors(found: Any, pseg: PyxSegment) -> list[Any]:
+    """Element errors of a segment against its node; where the loop defines several segments with the
+    same id (837P 2400 PWK: attachments, then the DME certificate of medical necessity), pyx12 places
+    it on the first, so a sibling the segment fits without errors wins."""
+    _, errors = found.is_valid_errors(pseg)
+    if not errors or found.parent is None:
+        return list(errors)
+    for sibling in _kids(found.parent):
+        if sibling is not found and sibling.is_segment() and sibling.id == found.id:
+            _, other = sibling.is_valid_errors(pseg)
+            if not other:
+                return []
+    return list(errors)
+
+
+def _value_at(segment: Segment, where: tuple[int, int | None, int | None] | None) -> str:
+    if where is None or where[0] < 1 or where[0] > len(segment.elements):
+        return ""
+    value = segment.elements[where[0] - 1]
+    if isinstance(value, Repetition):
+        value = value[(where[2] or 1) - 1] if len(value) >= (where[2] or 1) else ""
+    if isinstance(value, tuple):
+        index = (where[1] or 1) - 1
+        value = value[index] if index < len(value) else ""
+    return value if isinstance(value, str) else ""
+
+
+def _calendar_date(text: str) -> bool:
+    """A real calendar date in an X12 DT form (CCYYMMDD, YYMMDD, or CCYYMMDDHHMM); any year counts:
+    the guides ask for a date, not a plausible one (payers use 10010101 as a placeholder)."""
+    formats = {8: "%Y%m%d", 6: "%y%m%d", 12: "%Y%m%d%H%M"}
+    if not text.isascii() or not text.isdigit() or len(text) not in formats:
+        return False
+    try:
+        datetime.strptime(text, formats[len(text)])  # noqa: DTZ007 - a calendar check, no zone involved
+    except ValueError:
+        return False
+    return True
+
+
+@dataclass
+class _Instance:
+    """One occurrence of a loop: its segment uses, the child loops started in it, where it began."""
+
+    loop: Any
+    start: int
+    uses: dict[int, int]
+    children: set[int]
+    whole: bool  # opened by its first segment (a partial one is never checked for missing parts)
+
+
+class _UseCounter:
+    """Segment uses per loop instance, for two checks pyx12 4 gets wrong. Its counter does not restart
+    a segment's count when its loop starts again under a new parent (the 999 guide's own example gets
+    "Business Unit CTX exceeds maximum use"): a max-use error it reports is dropped when this count is
+    within the limit. And it does not notice a loop instance that ends without its required segments
+    or loops when the same loop starts again at once (a duplicated CLM leaves a 2300 with no HI)."""
+
+    def __init__(self) -> None:
+        self.stack: list[_Instance] = []
+
+    def see(self, found: Any, position: int) -> list[_Instance]:
+        """Count ``found``; returns the loop instances it closed."""
+        loop = found.parent
+        closed: list[_Instance] = []
+        if found.is_first_seg_in_loop():
+            while self.stack and not _encloses(self.stack[-1].loop, loop):
+                closed.append(self.stack.pop())
+            if self.stack:
+                cur = loop
+                while cur is not None and cur is not self.stack[-1].loop:
+                    self.stack[-1].children.add(id(cur))
+                    cur = cur.parent
+            self.stack.append(_Instance(loop, position, {}, set(), whole=True))
+        else:
+            top = self.stack[-1].loop if self.stack else None
+            while self.stack and top is not loop and not _encloses(top, loop):
+                closed.append(self.stack.pop())
+                top = self.stack[-1].loop if self.stack else None
+            if not self.stack or self.stack[-1].loop is not loop:
+                self.stack.append(_Instance(loop, position, {}, set(), whole=False))
+        uses = self.stack[-1].uses
+        uses[id(found)] = uses.get(id(found), 0) + 1
+        return closed
+
+    def finish(self) -> list[_Instance]:
+        closed, self.stack = list(reversed(self.stack)), []
+        return closed
+
+    def pyx12_overcount(self, f: Finding, found: Any, position: int) -> bool:
+        if f.code != "5" or f.position != position or f.element is not None or not self.stack:
+            return False
+        limit: int = found.get_max_repeat()
+        return self.stack[-1].uses.get(id(found), 0) <= limit
+
+
+def _missing_parts(inst: _Instance, position: int, findings: list[Finding]) -> list[Finding]:
+    """IK304 3 for required segments and loops an ended loop instance lacks (HL loops are left to the
+    HL checks), unless the walk already reported that segment missing inside the instance."""
+    if not inst.whole:
+        return []
+    out: list[Finding] = []
+    for kid in _kids(inst.loop):
+        if kid.usage != "R":
+            continue
+        if kid.is_segment() and not inst.uses.get(id(kid)):
+            seg_id, name, loop_id = kid.id, kid.name, _innermost_loop(kid)
+        elif kid.is_loop() and id(kid) not in inst.children:
+            first = kid.get_first_seg()
+            if first is None or first.id == "HL":
+                continue
+            seg_id, name, loop_id = first.id, f"loop {kid.id} ({kid.name})", kid.id
+        else:
+            continue
+        if any(f.segment == seg_id and f.code == "3" and f.position >= inst.start for f in findings):
+            continue
+        out.append(Finding(seg_id, position, loop_id, "3", f"{SEGMENT_CODES['3']}: {name}"))
+    return out
+
+
+def _encloses(outer: Any, inner: Any) -> bool:
+    """True when ``outer`` is a strict ancestor of ``inner`` in the map."""
+    cur = inner.parent
+    while cur is not None:
+        if cur is outer:
+            return True
+        cur = cur.parent
+    return False
+
+
+class _LXCheck:
+    """LX01 (assigned number) counts 1, 2, 3 ... within the loop that holds the LX loops (837P 2300)."""
+
+    def __init__(self) -> None:
+        self.next = 1
+
+    def see(self, found: Any, segment: Segment, position: int) -> list[Finding]:
+        if found.is_first_seg_in_loop() and any(
+            c.is_loop() and (c.get_first_seg() is not None and c.get_first_seg().id == "LX")
+            for c in _kids(found.parent)
+        ):
+            self.next = 1
+        if segment.tag != "LX" or not found.is_first_seg_in_loop():
+            return []
+        expected, self.next = str(self.next), self.next + 1
+        if segment.get(1) == expected:
+            return []
+        loop = _innermost_loop(found)
+        msg = f"invalid code value: assigned number out of sequence, {expected} expected (LX01)"
+        return [Finding("LX", position, loop, "7", msg, "LX01", (1, None, None), "554")]
+
+
 def walk_transaction_set(
     segments: Sequence[Segment], map_file: str, map_source: str, d: Delimiters, *, keep_placed: bool = True
 ) -> WalkResult:
@@ -298,20 +481,32 @@ def walk_transaction_set(
     placed: list[Placed] = []
     hl, ls = _HLCheck(), _LSCheck()
     ls_id: str | None = None
+    known = _segment_ids(map_file, map_source)
+    counts, lx = _UseCounter(), _LXCheck()
     for position, segment in enumerate(segments, 1):
         pseg = to_pyx12(segment, d)
         found, _pops, _pushes, errors = walker.walk_errors(node, pseg, position, position, ls_id)
-        findings += [_segment_finding(e, segment.tag, position) for e in errors]
+        for e in errors:
+            code = _not_found_code(segment.tag, node, known) if e.err_cde == "1" else None
+            findings.append(_segment_finding(e, segment.tag, position, code))
         if found is None:
             continue
         node = found
+        for inst in counts.see(found, position):
+            findings += _missing_parts(inst, position, findings)
+        findings[:] = [f for f in findings if not counts.pyx12_overcount(f, found, position)]
         trimmed, too_many = _trim_composites(found, segment, position)
         findings += too_many
         if too_many:
             pseg = to_pyx12(trimmed, d)
-        _, element_errors = found.is_valid_errors(pseg)
-        findings += [_element_finding(e, found, segment, position) for e in element_errors]
+        element_errors = _element_errors(found, pseg)
+        findings += [
+            f
+            for f in (_element_finding(e, found, segment, position) for e in element_errors)
+            if not (f.code == "8" and _calendar_date(_value_at(segment, f.element_position)))
+        ]
         findings += _repetition_findings(found, segment, position, repeats)
+        findings += lx.see(found, segment, position)
         if segment.tag == "HL":
             hl.see(found, segment, position)
         ls.see(found, segment, position)
@@ -324,6 +519,8 @@ def walk_transaction_set(
         closing = PyxSegment(f"SE{d.element}0{d.element}0", d.segment, d.element, d.component)
         _, _, _, errors = walker.walk_errors(node, closing, len(segments) + 1, len(segments) + 1, ls_id)
         findings += [_segment_finding(e, "SE", len(segments) + 1) for e in errors]
+    for inst in counts.finish():
+        findings += _missing_parts(inst, len(segments), findings)
     ls.close(len(segments))
     findings += hl.finish() + ls.findings
     findings.sort(key=lambda f: f.position)

@@ -8,8 +8,10 @@ exactly which field to fix. It never echoes the offending value (it may be PHI).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import types
 import typing
+from collections.abc import Callable
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar, get_args, get_origin, get_type_hints
@@ -19,22 +21,58 @@ from transactions.errors import RequestError
 T = TypeVar("T")
 
 
+Converter = Callable[[Any, str], Any]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Plan:
+    """How to build one dataclass: its field names and, per field, a converter and whether it is required.
+
+    Resolving type hints (``get_type_hints``) and dissecting them dominated ``from_dict`` when done on
+    every call, so a plan is made once per class and kept.
+    """
+
+    names: frozenset[str]
+    # (name, classes whose values pass unchanged, converter for the others, required)
+    fields: tuple[tuple[str, tuple[type, ...], Converter, bool], ...]
+
+
+@functools.cache
+def _plan(cls: type) -> _Plan:
+    hints = get_type_hints(cls)
+    fields = dataclasses.fields(cls)
+    return _Plan(
+        frozenset(f.name for f in fields),
+        tuple(
+            (
+                f.name,
+                _passthrough(hints[f.name]),
+                _converter(hints[f.name]),
+                f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING,
+            )
+            for f in fields
+        ),
+    )
+
+
 def from_dict(cls: type[T], data: Any, path: str = "") -> T:
     """Build dataclass ``cls`` from ``data``; unknown keys are refused, missing required ones named."""
     if not isinstance(data, dict):
         raise RequestError("expected an object", field=path or cls.__name__)
-    hints = get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
+    plan = _plan(cls)  # type: ignore[arg-type]  # classes are hashable; T carries no Hashable bound
+    if not plan.names.issuperset(data):
+        unknown = sorted(set(data) - plan.names)
         raise RequestError(f"unknown field(s) {', '.join(unknown)}", field=path or cls.__name__)
     kwargs: dict[str, Any] = {}
-    for name, f in fields.items():
-        sub = f"{path}.{name}" if path else name
+    for name, plain, convert, required in plan.fields:
         if name in data:
-            kwargs[name] = _convert(hints[name], data[name], sub)
-        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            raise RequestError("required field is missing", field=sub)
+            value = data[name]
+            if value.__class__ in plain:
+                kwargs[name] = value
+            else:
+                kwargs[name] = convert(value, f"{path}.{name}" if path else name)
+        elif required:
+            raise RequestError("required field is missing", field=f"{path}.{name}" if path else name)
     try:
         return cls(**kwargs)
     except RequestError as exc:
@@ -45,52 +83,104 @@ def from_dict(cls: type[T], data: Any, path: str = "") -> T:
         raise RequestError(str(exc), field=path or cls.__name__) from None
 
 
-def _convert(tp: Any, value: Any, path: str) -> Any:  # noqa: PLR0911, PLR0912 - one branch per supported type
+def _passthrough(tp: Any) -> tuple[type, ...]:
+    """Classes of JSON values that are already of type ``tp`` (str, int, bool, maybe None): the common
+    case, taken without a converter call or a path string."""
+    if get_origin(tp) in (typing.Union, types.UnionType):
+        args = [a for a in get_args(tp) if a is not type(None)]
+        return (*_passthrough(args[0]), type(None)) if len(args) == 1 else ()
+    return (tp,) if tp in (str, int, bool) else ()
+
+
+def _converter(tp: Any) -> Converter:
+    """The function that checks and converts a JSON value to type ``tp`` (an error names the path)."""
     origin = get_origin(tp)
     if origin in (typing.Union, types.UnionType):
-        args = [a for a in get_args(tp) if a is not type(None)]
-        if value is None:
-            return None
-        return _convert(args[0], value, path)
+        return _optional(_converter(next(a for a in get_args(tp) if a is not type(None))))
     if origin is typing.Literal:
-        if value not in get_args(tp):
-            allowed = ", ".join(str(a) for a in get_args(tp))
-            raise RequestError(f"must be one of {allowed}", field=path)
-        return value
+        return _literal(get_args(tp))
     if origin is tuple:
+        return _tuple_of(_converter(get_args(tp)[0]))
+    if dataclasses.is_dataclass(tp):
+        return functools.partial(from_dict, tp)  # type: ignore[arg-type]  # a class, not an instance
+    return _SCALARS.get(tp) or _unsupported(tp)
+
+
+def _optional(inner: Converter) -> Converter:
+    def convert(value: Any, path: str) -> Any:
+        return None if value is None else inner(value, path)
+
+    return convert
+
+
+def _literal(allowed: tuple[Any, ...]) -> Converter:
+    def convert(value: Any, path: str) -> Any:
+        if value not in allowed:
+            raise RequestError(f"must be one of {', '.join(str(a) for a in allowed)}", field=path)
+        return value
+
+    return convert
+
+
+def _tuple_of(item: Converter) -> Converter:
+    def convert(value: Any, path: str) -> Any:
         if not isinstance(value, list | tuple):
             raise RequestError("expected a list", field=path)
-        item = get_args(tp)[0]
-        return tuple(_convert(item, v, f"{path}[{i}]") for i, v in enumerate(value))
-    if dataclasses.is_dataclass(tp):
-        return from_dict(tp, value, path)  # type: ignore[arg-type]
-    if tp is date:
-        if not isinstance(value, str):
-            raise RequestError("expected an ISO date string (YYYY-MM-DD)", field=path)
-        try:
-            return date.fromisoformat(value)
-        except ValueError:
-            raise RequestError("not an ISO date (YYYY-MM-DD)", field=path) from None
-    if tp is Decimal:
-        if isinstance(value, bool) or not isinstance(value, int | float | str):
-            raise RequestError("expected a number", field=path)
-        try:
-            return Decimal(str(value))
-        except InvalidOperation:
-            raise RequestError("not a number", field=path) from None
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise RequestError("expected an integer", field=path)
-        return value
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise RequestError("expected true or false", field=path)
-        return value
-    if tp is str:
-        if not isinstance(value, str):
-            raise RequestError("expected a string", field=path)
-        return value
-    raise RequestError(f"unsupported field type {tp!r}", field=path)
+        return tuple(item(v, f"{path}[{i}]") for i, v in enumerate(value))
+
+    return convert
+
+
+def _unsupported(tp: Any) -> Converter:
+    def convert(_value: Any, path: str) -> Any:
+        raise RequestError(f"unsupported field type {tp!r}", field=path)
+
+    return convert
+
+
+def _to_date(value: Any, path: str) -> date:
+    if not isinstance(value, str):
+        raise RequestError("expected an ISO date string (YYYY-MM-DD)", field=path)
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise RequestError("not an ISO date (YYYY-MM-DD)", field=path) from None
+
+
+def _to_decimal(value: Any, path: str) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise RequestError("expected a number", field=path)
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        raise RequestError("not a number", field=path) from None
+
+
+def _to_int(value: Any, path: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise RequestError("expected an integer", field=path)
+    return value
+
+
+def _to_bool(value: Any, path: str) -> bool:
+    if not isinstance(value, bool):
+        raise RequestError("expected true or false", field=path)
+    return value
+
+
+def _to_str(value: Any, path: str) -> str:
+    if not isinstance(value, str):
+        raise RequestError("expected a string", field=path)
+    return value
+
+
+_SCALARS: dict[Any, Converter] = {
+    date: _to_date,
+    Decimal: _to_decimal,
+    int: _to_int,
+    bool: _to_bool,
+    str: _to_str,
+}
 
 
 def to_dict(obj: Any) -> Any:

@@ -7,6 +7,7 @@ builders rely on); implementation-guide rules are checked later by the validator
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from datetime import date
@@ -20,8 +21,12 @@ _CODE = re.compile(r"^[A-Z0-9]{1,8}$")
 _ICD10 = re.compile(r"^[A-Z][0-9][0-9A-Z](\.?[0-9A-Z]{1,4})?$")
 
 
+@functools.lru_cache(maxsize=4096)
 def npi_is_valid(npi: str) -> bool:
-    """Luhn check of a 10-digit NPI with the 80840 prefix, as CMS defines it."""
+    """Luhn check of a 10-digit NPI with the 80840 prefix, as CMS defines it.
+
+    Cached: a batch names the same few providers thousands of times.
+    """
     if not re.fullmatch(r"\d{10}", npi):
         return False
     digits = [int(c) for c in "80840" + npi[:9]]

@@ -11,7 +11,8 @@ round-trips exactly.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import re
+from collections.abc import Generator, Iterable, Iterator
 
 from transactions.errors import DelimiterError, IsaError, NotX12Error, TruncatedError, X12SyntaxError
 from transactions.segment import Composite, Delimiters, Element, Repetition, Segment
@@ -84,14 +85,24 @@ class SegmentReader:
 
     After each yielded segment, ``offset`` is its byte offset, ``number`` its 1-based position in the
     stream and ``delimiters`` the delimiters of the interchange it belongs to.
+
+    Segments are cut in bulk: once an ISA has given the delimiters, a window of up to ``window`` bytes
+    ending at a segment terminator is decoded once and split with ``str.split`` (segments, then
+    elements), so the Python work is per segment, never per character. The window bounds memory when
+    the source is one large ``bytes``; a segment longer than the window, a non-ASCII terminator or the
+    incomplete tail of a chunk falls back to reading one segment at a time.
     """
 
-    def __init__(self, source: bytes | Iterable[bytes]) -> None:
+    def __init__(self, source: bytes | Iterable[bytes], *, window: int = 1 << 20) -> None:
         self._chunks = _chunks(source)
         self._buf = b""
         self._pos = 0
         self._base = 0  # stream offset of self._buf[0]
         self._eof = False
+        self._window = max(1, window)
+        self._tags: set[str] = set()  # segment ids already checked, so each is checked once
+        self._filler = _filler(None)
+        self._isa_start = _isa_start(None, self._filler)
         self.offset = 0
         self.number = 0
         self.delimiters: Delimiters | None = None
@@ -112,20 +123,21 @@ class SegmentReader:
 
     def _skip_filler(self) -> bool:
         """Skip whitespace (and a leading BOM) before a segment; False when only filler remains."""
-        delims = self.delimiters.all() if self.delimiters else frozenset()
-        skip = frozenset(b for b in _WHITESPACE if chr(b) not in delims)
+        skip = self._filler.encode("ascii")
         while True:
             if self._base == 0 and self._pos == 0:
                 if len(self._buf) < 3 and self._more():
                     continue
                 if self._buf.startswith(BOM):
                     self._pos = 3
-            buf, pos = self._buf, self._pos
-            while pos < len(buf) and buf[pos] in skip:
-                pos += 1
-            self._pos = pos
-            if pos < len(buf):
+            # Filler is a few bytes, so strip a short head rather than copying the whole buffer.
+            head = self._buf[self._pos : self._pos + 64]
+            skipped = len(head) - len(head.lstrip(skip))
+            self._pos += skipped
+            if skipped < len(head):
                 return True
+            if self._pos < len(self._buf):
+                continue
             if not self._more():
                 return False
 
@@ -137,19 +149,67 @@ class SegmentReader:
 
     def __iter__(self) -> Iterator[Segment]:
         while self._skip_filler():
-            self.offset = self._base + self._pos
-            self.number += 1
             self._need(3)
-            if self._buf[self._pos : self._pos + 3] == b"ISA":
+            if self._buf.startswith(b"ISA", self._pos):
+                self._start_segment()
                 yield self._read_isa()
-            else:
+                continue
+            bulk = self.delimiters is not None and self.delimiters.segment.isascii()
+            if not bulk or not (yield from self._read_block()):
+                self._start_segment()
                 yield self._read_segment()
+
+    def _start_segment(self) -> None:
+        self.offset = self._base + self._pos
+        self.number += 1
+
+    def _read_block(self) -> Generator[Segment, None, bool]:
+        """Yield the complete segments of one window, up to the next ISA; False if there are none."""
+        assert self.delimiters is not None  # noqa: S101 - guarded by the caller
+        d = self.delimiters
+        buf, pos, term = self._buf, self._pos, d.segment.encode("ascii")
+        last = buf.rfind(term, pos, pos + self._window)
+        if last < 0:
+            return False
+        # A new interchange may change the delimiters: stop at the terminator before its ISA.
+        isa = self._isa_start.search(buf, pos, last)
+        if isa is not None:
+            last = isa.start()
+        block = buf[pos:last]
+        pieces = block.decode("utf-8", "surrogateescape").split(d.segment)
+        # Offsets count bytes: for ASCII data the decoded pieces have the same lengths.
+        raws: list[str] | list[bytes] = pieces if block.isascii() else block.split(term)
+        filler, tags, element, rep, comp = self._filler, self._tags, d.element, d.repetition, d.component
+        offset = self._base + pos
+        for piece, raw in zip(pieces, raws, strict=True):
+            text = piece.lstrip(filler)
+            self.offset = offset + len(piece) - len(text)
+            self.number += 1
+            offset += len(raw) + 1
+            parts = text.split(element)
+            if parts[0] not in tags:
+                self._check_tag(parts[0])
+            if rep in text or comp in text:
+                yield Segment(*split_elements(text, d))
+            else:
+                yield Segment(parts[0], tuple(parts[1:]))
+        self._pos = last + 1
+        return True
+
+    def _check_tag(self, tag: str) -> None:
+        if not _is_segment_id(tag):
+            raise X12SyntaxError(
+                "segment id is not 2-3 letters or digits", offset=self.offset, segment=self.number
+            )
+        self._tags.add(tag)
 
     def _read_isa(self) -> Segment:
         if not self._need(ISA_LENGTH):
             raise TruncatedError("data ends inside the ISA segment", offset=self.offset, segment=self.number)
         header = self._buf[self._pos : self._pos + ISA_LENGTH]
         segment, self.delimiters = parse_isa(header, self.offset, self.number)
+        self._filler = _filler(self.delimiters)
+        self._isa_start = _isa_start(self.delimiters, self._filler)
         self._pos += ISA_LENGTH
         return segment
 
@@ -172,15 +232,27 @@ class SegmentReader:
         text = self._buf[self._pos : end].decode("utf-8", "surrogateescape")
         self._pos = end + 1
         tag, elements = split_elements(text, self.delimiters)
-        if not _is_segment_id(tag):
-            raise X12SyntaxError(
-                "segment id is not 2-3 letters or digits", offset=self.offset, segment=self.number
-            )
+        if tag not in self._tags:
+            self._check_tag(tag)
         return Segment(tag, elements)
 
 
+def _filler(delimiters: Delimiters | None) -> str:
+    """Whitespace tolerated between segments: the blanks that are not delimiters themselves."""
+    delims = delimiters.all() if delimiters else frozenset()
+    return "".join(chr(b) for b in sorted(_WHITESPACE) if chr(b) not in delims)
+
+
+def _isa_start(delimiters: Delimiters | None, filler: str) -> re.Pattern[bytes]:
+    """A segment terminator, then filler, then ``ISA``: where the next interchange starts."""
+    term = re.escape(delimiters.segment.encode("latin-1")) if delimiters else b"~"
+    return re.compile(term + b"[" + re.escape(filler.encode("ascii")) + b"]*ISA")
+
+
 def _is_segment_id(tag: str) -> bool:
-    return 2 <= len(tag) <= 3 and tag.isascii() and tag.isalnum() and tag.upper() == tag
+    """2-3 ASCII letters or digits; lower case is read too, so that the validator can reject the one
+    set holding it (IK304 1) instead of the whole interchange."""
+    return 2 <= len(tag) <= 3 and tag.isascii() and tag.isalnum()
 
 
 def iter_segments(source: bytes | Iterable[bytes]) -> Iterator[Segment]:

@@ -110,4 +110,6 @@ def repetitions(value: Element) -> tuple[str | Composite, ...]:
 
 def seg(tag: str, *elements: Element | None) -> Segment:
     """Build a segment; ``None`` stands for an empty element (trailing ones are trimmed on write)."""
+    if None not in elements:  # the common case, without a per-element generator
+        return Segment(tag, elements)  # type: ignore[arg-type]  # no None in it, checked just above
     return Segment(tag, tuple("" if e is None else e for e in elements))

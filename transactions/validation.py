@@ -9,7 +9,7 @@ truncated data) is reported as ``fatal`` or as a TA1 023 on the interchange it c
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -17,6 +17,7 @@ from transactions import envelope_reader as env
 from transactions.errors import X12SyntaxError
 from transactions.findings import (
     GROUP_CODES,
+    QUIRKS,
     SET_CODES,
     TA1_CODES,
     Finding,
@@ -27,22 +28,27 @@ from transactions.findings import (
     ValidationReport,
 )
 from transactions.ig_walk import Placed, walk_transaction_set
-from transactions.maps import MapEntry, find_map
+from transactions.maps import MapEntry
+from transactions.maps import index as map_index
 from transactions.segment import Delimiters, Segment
+
+__all__ = ["QUIRKS", "Options", "ValidatedSet", "Validation", "validate", "validate_detailed", "validate_set"]
 
 ID_QUALIFIERS = frozenset({"01", "14", "20", "27", "28", "29", "30", "33", "ZZ"})
 
 
 @dataclass(frozen=True, slots=True)
 class Options:
-    """``lenient_versions``: accept pre-errata version codes (e.g. 005010X279 on a 271) with a warning.
-    ``our_ids``: ISA08 receiver ids we answer to (empty: any). ``seen_interchanges``: ISA13s already
-    received from this sender (duplicates get TA1 025)."""
+    """``leniency``: the :data:`QUIRKS` reported as warnings instead of errors (the default accepts
+    only other errata version codes; a partner config starts strict). ``our_ids``: ISA08 receiver ids
+    we answer to (empty: any); ``our_gs_ids``: GS03 ids (empty: any). ``seen_interchanges``: ISA13s
+    already received from this sender (duplicates get TA1 025)."""
 
-    lenient_versions: bool = True
+    leniency: frozenset[str] = frozenset({"version"})
     our_ids: frozenset[str] = frozenset()
     seen_interchanges: frozenset[str] = frozenset()
     keep_placed: bool = False
+    our_gs_ids: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,12 +65,13 @@ class _Group:
     start: env.GroupStart
     sets: list[SetReport] = field(default_factory=list)
     control_numbers: set[str] = field(default_factory=set)  # a set: membership per set must stay O(1)
+    foreign: bool = False  # GS03 is not one of our application ids
 
 
 def _isa_checks(isa: Segment, opts: Options) -> list[str]:
     """TA105 codes for a syntactically readable but invalid ISA."""
     codes: list[str] = []
-    if isa.get(12) != "00501":
+    if isa.get(12) != "00501" and not (isa.get(12).isdigit() and "isa12" in opts.leniency):
         codes.append("017" if not isa.get(12).isdigit() else "003")
     if isa.get(5) not in ID_QUALIFIERS:
         codes.append("005")
@@ -87,6 +94,12 @@ def _isa_checks(isa: Segment, opts: Options) -> list[str]:
     return codes
 
 
+def _isa_warnings(isa: Segment, opts: Options) -> tuple[str, ...]:
+    if isa.get(12) != "00501" and isa.get(12).isdigit() and "isa12" in opts.leniency:
+        return (f"ISA12 is {isa.get(12)}, not 00501; content read as 5010 (isa12 leniency)",)
+    return ()
+
+
 def _valid_datetime(text: str, fmt: str) -> bool:
     try:
         datetime.strptime(text, fmt)  # noqa: DTZ007 - only the format is checked
@@ -95,25 +108,50 @@ def _valid_datetime(text: str, fmt: str) -> bool:
     return True
 
 
-def _select_map(gs: Segment, tset: env.TransactionSet, opts: Options) -> tuple[MapEntry | None, str | None]:
+def _family(version: str) -> str:
+    """The guide a version code names, without its errata suffix (005010X279A1 -> 005010X279)."""
+    m = re.match(r"\d{6}X\d{3}", version)
+    return m.group(0) if m else version
+
+
+@dataclass(frozen=True, slots=True)
+class _Choice:
+    """The map for a set, chosen from ST01, ST03 (GS08 when ST03 is empty) and BHT02, with the envelope
+    quirks met on the way as (IK502 code, quirk, message)."""
+
+    entry: MapEntry | None
+    quirks: tuple[tuple[str, str, str], ...]
+
+
+def _select_map(gs: Segment, tset: env.TransactionSet) -> _Choice:
     bht02 = tset.segments[1].get(2) if len(tset.segments) > 1 and tset.segments[1].tag == "BHT" else None
-    entry = find_map("00501", gs.get(8), gs.get(1), bht02)
-    if entry is None and bht02 is not None:
-        entry = find_map("00501", gs.get(8), gs.get(1), "13")  # unknown BHT02: judge it as a request
-    if entry is not None and entry.warning and not opts.lenient_versions:
-        return None, None
-    return entry, entry.warning if entry else None
+    version = tset.version or gs.get(8)
+    same_set = [e for e in map_index() if e.abbr[:3] == tset.set_id]
+    exact = [e for e in same_set if e.vriic == version]
+    quirks: list[tuple[str, str, str]] = []
+    if not exact:
+        exact = [e for e in same_set if _family(e.vriic) == _family(version)]
+        if exact:
+            msg = f"version {version} is another errata of {exact[0].vriic}; read with that guide"
+            quirks.append(("19", "version", msg))
+    if any(e.tspc for e in exact):
+        exact = [e for e in exact if e.tspc == bht02] or [e for e in exact if e.tspc == "13"]
+    entry = exact[0] if exact else None
+    if entry is not None and gs.get(1) != entry.fic:
+        msg = f"a {entry.abbr} belongs in a functional group {entry.fic}, not {gs.get(1)} (GS01)"
+        quirks.append(("18", "gs01", msg))
+    if tset.version and tset.version != gs.get(8):
+        quirks.append(("19", "gs08", f"ST03 {tset.version} differs from GS08 {gs.get(8)}"))
+    return _Choice(entry, tuple(quirks))
 
 
-def _set_codes(tset: env.TransactionSet, gs: Segment, seen: Collection[str]) -> list[str]:
+def _set_codes(tset: env.TransactionSet, seen: Collection[str]) -> list[str]:
     codes: list[str] = []
     st = tset.st
     if not st.get(1).isdigit() or len(st.get(1)) != 3:
         codes.append("6")
     if not re.fullmatch(r"[A-Za-z0-9]{4,9}", st.get(2)):
         codes.append("7")
-    if st.get(3) and st.get(3) != gs.get(8):
-        codes.append("19")
     if st.get(2) in seen:
         codes.append("23")
     if tset.se is None:
@@ -130,8 +168,9 @@ def validate_set(
     tset: env.TransactionSet, gs: Segment, d: Delimiters, seen: Collection[str], opts: Options
 ) -> ValidatedSet:
     """Verdict for one transaction set: envelope codes plus the IG walk."""
-    codes = _set_codes(tset, gs, seen)
-    entry, warning = _select_map(gs, tset, opts)
+    codes = _set_codes(tset, seen)
+    choice = _select_map(gs, tset)
+    entry = choice.entry
     findings: tuple[Finding, ...] = ()
     placed: tuple[Placed, ...] = ()
     if entry is None:
@@ -141,11 +180,16 @@ def validate_set(
             tset.segments, entry.file, entry.source, d, keep_placed=opts.keep_placed
         )
         findings, placed = result.findings, result.placed
-        if warning:
-            findings = (
-                Finding("ST", 1, None, "I6", warning, "ST03", (3, None, None), "1705", "warning"),
-                *findings,
-            )
+        if any(quirk == "version" for _, quirk, _ in choice.quirks):  # reported once, as the quirk
+            findings = tuple(f for f in findings if f.element != "ST03")
+    warnings, notes = [], []
+    for code, quirk, message in choice.quirks:
+        if quirk in opts.leniency:
+            warnings.append(Finding("ST", 1, None, code, message, severity="warning"))
+        else:
+            codes.append(code)
+            notes.append(f"{message} (IK502 {code}; leniency '{quirk}' would accept it)")
+    findings = (*warnings, *findings)
     errors = any(f.severity == "error" for f in findings)
     if errors:
         codes.append("5")
@@ -160,13 +204,14 @@ def validate_set(
         entry.abbr if entry else None,
         tset.offset,
         len(tset.segments),
+        tuple(notes),
     )
     return ValidatedSet(report, tset.segments, placed if opts.keep_placed else ())
 
 
 def _group_report(group: _Group, ge: Segment | None, seen_groups: Sequence[str]) -> GroupReport:
     gs = group.start.gs
-    codes: list[str] = []
+    codes: list[str] = ["1"] if group.foreign else []  # not addressed to us: not supported here
     declared: int | None = None
     if ge is None:
         codes.append("3")
@@ -207,13 +252,20 @@ class _Validator:
         self.groups: list[GroupReport] = []
         self.group: _Group | None = None
         self.envelope_codes: list[str] = []
+        self.misaddressed: str | None = None
 
     def feed(self, event: env.Event) -> None:
         if isinstance(event, env.InterchangeStart):
             self.start, self.groups, self.group = event, [], None
             self.envelope_codes = _isa_checks(event.isa, self.opts)
+            self.misaddressed = None
+            if "009" in self.envelope_codes:
+                self.misaddressed = "ISA08 receiver id is not ours"
         elif isinstance(event, env.GroupStart):
-            self.group = _Group(event)
+            foreign = bool(self.opts.our_gs_ids) and event.gs.get(3) not in self.opts.our_gs_ids
+            if foreign and self.misaddressed is None:
+                self.misaddressed = "GS03 application receiver is not ours"
+            self.group = _Group(event, foreign=foreign)
         elif isinstance(event, env.TransactionSet):
             self._set(event)
         elif isinstance(event, env.GroupEnd) and self.group is not None:
@@ -268,6 +320,8 @@ class _Validator:
                 ta1,
                 tuple(self.groups),
                 self.start.offset,
+                _isa_warnings(isa, self.opts),
+                self.misaddressed,
             )
         )
         self.start = None
@@ -310,6 +364,40 @@ def _run(source: bytes | Iterable[bytes], opts: Options, *, keep_sets: bool) -> 
     return Validation(ValidationReport(tuple(v.reports), fatal), tuple(v.sets))
 
 
+@dataclass(frozen=True, slots=True)
+class SetInContext:
+    """A validated transaction set with the control numbers of its interchange (ISA13) and group (GS06)."""
+
+    interchange: str
+    group: str
+    validated: ValidatedSet
+
+
+class ValidationStream:
+    """Validate ``source`` set by set: iterating yields each transaction set as soon as it is validated,
+    so a caller can print or map it and let it go; ``report`` is complete once iteration ends. Only the
+    current set's segments are held (the report keeps one small verdict per set)."""
+
+    def __init__(self, source: bytes | Iterable[bytes], opts: Options | None = None) -> None:
+        self._source = source
+        self._opts = opts or Options()
+        self.report: ValidationReport | None = None
+
+    def __iter__(self) -> Iterator[SetInContext]:
+        v = _Validator(self._opts, keep_sets=True)
+        fatal = None
+        try:
+            for event in env.iter_envelope(self._source):
+                v.feed(event)
+                if v.sets and v.start is not None and v.group is not None:
+                    ids = v.start.isa.get(13), v.group.start.gs.get(6)
+                    yield from (SetInContext(*ids, validated) for validated in v.sets)
+                    v.sets.clear()
+        except X12SyntaxError as exc:
+            fatal = _recover(v, exc)
+        self.report = ValidationReport(tuple(v.reports), fatal)
+
+
 def _recover(v: _Validator, exc: X12SyntaxError) -> str | None:
     """Turn a read failure into a TA1 where an interchange can still be named; else a fatal reason."""
     if v.start is not None:
@@ -324,13 +412,21 @@ def _broken_isa_report(raw: bytes, offset: int) -> InterchangeReport:
     """Report for an ISA whose delimiters or widths are wrong: fields are read at their fixed offsets."""
     text = raw.decode("latin-1")
     element, component, terminator = text[3], text[104], text[105]
+    if text[84:89] >= "00501" and (text[82].isalnum() or text[82] == " "):
+        message = (
+            f"ISA11 is {text[82]!r}, a 4010 standards id; ISA12 {text[84:89]} needs a repetition separator"
+        )
+        return _isa_report(text, offset, Ta1Verdict("R", "024", f"{TA1_CODES['024']}: {message}"))
     if component == element:
         code = "027"
     elif terminator in (element, component, text[82]) or terminator.isalnum():
         code = "004"
     else:
         code = "026"
-    ta1 = Ta1Verdict("R", code, TA1_CODES[code])
+    return _isa_report(text, offset, Ta1Verdict("R", code, TA1_CODES[code]))
+
+
+def _isa_report(text: str, offset: int, ta1: Ta1Verdict) -> InterchangeReport:
     return InterchangeReport(
         text[90:99],
         text[32:34],

@@ -44,11 +44,35 @@ def format_segment(segment: Segment, d: Delimiters) -> str:
     """One segment as text, without its terminator."""
     if segment.tag == "ISA":
         return _format_isa(segment, d)
+    return _plain_segment(segment, d) or _format_elements(segment, d)
+
+
+def _format_elements(segment: Segment, d: Delimiters) -> str:
+    """Element by element: composites, repetitions, and the error naming a value with a delimiter."""
     forbidden = d.all()
     values = [_element(v, d, forbidden, segment.tag, i) for i, v in enumerate(segment.elements, 1)]
     while values and values[-1] == "":
         values.pop()
     return d.element.join([segment.tag, *values])
+
+
+def _plain_segment(segment: Segment, d: Delimiters) -> str | None:
+    """The common case in one join: every element a plain string and none holding a delimiter (the
+    joined text has exactly one element separator between elements and no other delimiter). None
+    otherwise, and the element-by-element path writes the segment or names the offending element."""
+    elements = segment.elements
+    try:
+        body = d.element.join(elements)  # type: ignore[arg-type]  # a non-string raises TypeError
+    except TypeError:  # a composite or repetition
+        return None
+    if (
+        body.count(d.element) != len(elements) - 1
+        or d.component in body
+        or d.repetition in body
+        or d.segment in body
+    ):
+        return None
+    return f"{segment.tag}{d.element}{body}".rstrip(d.element)
 
 
 def _format_isa(segment: Segment, d: Delimiters) -> str:

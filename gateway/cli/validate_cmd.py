@@ -1,4 +1,7 @@
-"""``x12gw validate FILE... [--json] [--ack-out DIR]``: check files against the implementation guides.
+"""``x12gw validate FILE... [--json | --jsonl] [--ack-out DIR]``: check files against the implementation
+guides. Files are read in chunks (memory does not grow with the file); ``--jsonl`` prints one JSON
+document per transaction set as soon as it is validated, then one per file (its interchanges and
+groups, without the sets already printed).
 
 Exit 0 when every transaction set is accepted (A or E), 1 when any set, group or interchange is
 rejected, 2 when a file is unreadable or not X12.
@@ -9,22 +12,36 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import IO, Any, TextIO
 
 from transactions.acks import AckEnvelope, build_999, build_ta1
-from transactions.findings import ValidationReport, interchange_json
-from transactions.validation import Options, validate
+from transactions.findings import SET_CODES, ValidationReport, interchange_json, set_json
+from transactions.validation import QUIRKS, Options, ValidationStream, validate
+
+CHUNK = 1 << 20
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("validate", help="validate X12 files against the 5010 implementation guides")
     p.add_argument("files", nargs="+", type=Path)
-    p.add_argument("--json", action="store_true", help="machine-readable report")
+    output = p.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="machine-readable report")
+    output.add_argument(
+        "--jsonl", action="store_true", help="one JSON line per transaction set, streamed, then one per file"
+    )
     p.add_argument("--ack-out", type=Path, help="write the 999/TA1 acknowledgments into this folder")
     p.add_argument(
         "--strict-version", action="store_true", help="reject pre-errata version codes (005010X279)"
+    )
+    p.add_argument(
+        "--lenient",
+        action="append",
+        choices=sorted(QUIRKS),
+        default=[],
+        help="accept this envelope quirk with a warning (repeatable; 'version' unless --strict-version)",
     )
     p.add_argument("--our-id", default="X12GATEWAY", help="ISA06 of acknowledgments written with --ack-out")
     p.set_defaults(func=run)
@@ -57,6 +74,8 @@ def print_report(path: Path, report: ValidationReport, stream: TextIO = sys.stdo
         if ic.ta1 and ic.ta1.ack_code != "A":
             ta1 = f" TA1 {ic.ta1.ack_code}/{ic.ta1.note_code} {ic.ta1.message}"
         print(f"{path}: interchange {ic.control_number} {ic.sender} -> {ic.receiver}{ta1}", file=stream)
+        for note in (*ic.warnings, *([ic.misaddressed] if ic.misaddressed else [])):
+            print(f"  {note}", file=stream)
         for g in ic.groups:
             counts = f"({g.accepted_count}/{len(g.sets)} accepted)"
             head = f"  group {g.functional_id} {g.control_number} {g.version}: {g.ack_code} {counts}"
@@ -67,25 +86,58 @@ def print_report(path: Path, report: ValidationReport, stream: TextIO = sys.stdo
                     f"    {s.set_id} {s.control_number} [{s.map or '-'}]: {s.ack_code} {codes}".rstrip(),
                     file=stream,
                 )
+                for c in s.set_codes:
+                    if c != "5":
+                        print(f"      set error {c}: {SET_CODES.get(c, c)}", file=stream)
+                for note in s.notes:
+                    print(f"      {note}", file=stream)
                 for f in s.findings:
                     where = f"{f.segment}@{f.position}" + (f" {f.element}" if f.element else "")
                     where += f" loop {f.loop}" if f.loop else ""
                     print(f"      {f.severity} {f.code}: {where}: {f.message}", file=stream)
 
 
+def read_chunks(fh: IO[bytes]) -> Iterator[bytes]:
+    """A file as 1 MiB chunks, for the streaming reader."""
+    return iter(lambda: fh.read(CHUNK), b"")
+
+
+def _write_line(doc: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(doc, separators=(",", ":")) + "\n")
+
+
+def _stream_jsonl(path: Path, fh: IO[bytes], opts: Options) -> ValidationReport:
+    """Print each set as it is validated, then the file's envelope verdicts; return the report."""
+    stream = ValidationStream(read_chunks(fh), opts)
+    for item in stream:
+        set_doc = set_json(item.validated.report)
+        _write_line({"path": str(path), "interchange": item.interchange, "group": item.group, "set": set_doc})
+    assert stream.report is not None  # noqa: S101 - set when iteration ends
+    report = stream.report
+    interchanges = [interchange_json(i) for i in report.interchanges]
+    for ic in interchanges:
+        for group in ic["groups"]:  # type: ignore[attr-defined]
+            del group["transaction_sets"]
+    _write_line({"path": str(path), "fatal": report.fatal, "interchanges": interchanges})
+    return report
+
+
 def run(args: argparse.Namespace) -> int:
-    opts = Options(lenient_versions=not args.strict_version)
+    leniency = set(args.lenient) | (set() if args.strict_version else {"version"})
+    opts = Options(leniency=frozenset(leniency))
     results = []
     worst = 0
     for path in args.files:
         try:
-            data = path.read_bytes()
+            fh = path.open("rb")
         except OSError as exc:
             print(f"x12gw: cannot read {path}: {exc.strerror}", file=sys.stderr)
             worst = 2
             continue
-        report = validate(data, opts)
-        results.append((path, report))
+        with fh:
+            report = _stream_jsonl(path, fh, opts) if args.jsonl else validate(read_chunks(fh), opts)
+        if not args.jsonl:
+            results.append((path, report))
         if report.fatal or not report.interchanges:
             worst = 2
         elif not report.all_accepted:

@@ -408,6 +408,7 @@ def authorization_detail(session: Session, tx: Tx, ref: str) -> dict[str, Any] |
         "diagnoses",
         "messages",
         "response_type",
+        "validation",
     )
     return {
         "authorization": {

@@ -252,6 +252,20 @@ def _file_head(session: Session, view: dict[str, Any]) -> None:
     history(session, view["history"], "file history")
 
 
+def _validation_line(doc: dict[str, Any]) -> str | None:
+    """The response's acknowledgment verdict, with the errors our 999 reported (codes, no data)."""
+    validation = doc["authorization"].get("validation")
+    if not validation:
+        return None
+    findings = (doc.get("record") or {}).get("findings") or []
+    errors = [
+        f"{f.get('segment')}{'/' + str(f['element']) if f.get('element') else ''} {f.get('code')}"
+        for f in findings
+        if f.get("severity", "error") == "error"
+    ]
+    return f"{validation}: {', '.join(errors[:5])}" if errors else str(validation)
+
+
 def authorization(session: Session, doc: dict[str, Any]) -> None:
     """Render ``auth show``."""
     painter = session.painter
@@ -273,6 +287,7 @@ def authorization(session: Session, doc: dict[str, Any]) -> None:
                 ),
                 ("admin reference", auth.get("admin_reference")),
                 ("payer trace", auth.get("payer_trace_number")),
+                ("our 999 verdict", _validation_line(doc)),
                 (
                     "review",
                     " ".join(
@@ -318,6 +333,7 @@ def authorization(session: Session, doc: dict[str, Any]) -> None:
             ),
             "qty": f"{s.get('quantity') or ''} {s.get('unit') or ''}".strip(),
             "status": s.get("status"),
+            "level": s.get("decision_level"),
             "cert": s.get("certification_number"),
             "dates": f"{s.get('service_from') or ''}..{s.get('service_to') or ''}",
             "reason": s.get("reason") or s.get("reason_code"),
@@ -329,6 +345,7 @@ def authorization(session: Session, doc: dict[str, Any]) -> None:
         Column("procedure", "procedure"),
         Column("qty", "qty"),
         Column("status", "status", colour=True),
+        Column("decided at", "level"),
         Column("cert", "cert"),
         Column("dates", "dates", flexible=True),
         Column("reason", "reason", flexible=True),

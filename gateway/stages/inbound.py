@@ -21,13 +21,13 @@ from gateway.runtime.fsutil import atomic_write, ensure_dir
 from gateway.stages.outbox import summary_file_name, write_results
 from gateway.store import FileRow, RequestRow, Tx
 from mappings.correlate import ResponseKey, SentRequest, correlate
-from mappings.mapper import MappingRules, Record, map_set
+from mappings.mapper import MappingRules, Record, map_validation
 from mappings.records import AuthorizationRecord, EligibilityResult
 from transactions.acks import AckEnvelope, GroupAck, InterchangeAck, build_999, build_ta1, parse_acks
 from transactions.errors import X12GatewayError
-from transactions.findings import InterchangeReport
+from transactions.findings import InterchangeReport, finding_json
 from transactions.jsonform import to_dict
-from transactions.validation import Options, ValidatedSet, Validation, validate_detailed
+from transactions.validation import Options, Validation, validate_detailed
 
 # Plain Python errors a hostile file can still trigger (e.g. undecodable bytes reaching the database);
 # project errors (store, disk) are not here: those are retried, not blamed on the file.
@@ -41,6 +41,19 @@ class Outcome:
     unmatched: int = 0
     acks_applied: int = 0
     records: int = 0
+    records_from_rejected_sets: int = 0  # decisions applied although our 999 rejects their set
+
+
+def _options(ctx: Context, partner: PartnerConfig) -> Options:
+    """Strict guides, the partner's leniency, and our identity: interchanges addressed to anyone else
+    (ISA08 or GS03) are rejected and nothing from them is applied."""
+    ident = ctx.config.identity
+    return Options(
+        leniency=frozenset(partner.leniency),
+        our_ids=frozenset({ident.isa_id}),
+        our_gs_ids=frozenset({ident.gs_id}),
+        keep_placed=True,
+    )
 
 
 def _control(text: str, default: int) -> int:
@@ -56,13 +69,14 @@ def process_file(ctx: Context, row: FileRow, rules: MappingRules) -> str:
     """Process one downloaded file; returns its final state."""
     partner = ctx.config.partner(row.partner)
     data = ctx.payloads.get(row.sha256)
-    validation = validate_detailed(data, Options(keep_placed=True))
+    validation = validate_detailed(data, _options(ctx, partner))
     if validation.report.fatal or not validation.report.interchanges:
         return _quarantine(ctx, row, validation.report.fatal or "no interchange in the file")
     try:
         acks = parse_acks(data) if _has_acks(validation) else None
     except X12GatewayError as exc:  # validation recovered from the damage; applying acks cannot
         return _quarantine(ctx, row, f"acknowledgment not readable: {exc}")
+    _warn_misaddressed(ctx, row, validation)
     mapped = _map_all(validation, rules)
     outgoing = _our_acks(ctx, partner, validation) if partner.send_acks else []
     outcome = Outcome()
@@ -70,8 +84,8 @@ def process_file(ctx: Context, row: FileRow, rules: MappingRules) -> str:
         _record_envelopes(tx, row, validation)
         if acks is not None:
             outcome.acks_applied = _apply_acks(ctx, tx, acks.groups, acks.interchanges, outcome.trackings)
-        for kind, record, set_row_key in mapped:
-            _apply_record(ctx, tx, kind, record, set_row_key, outcome)
+        for item in mapped:
+            _apply_record(ctx, tx, item, outcome)
         for name, payload in outgoing:
             sha, path = ctx.payloads.put(payload)
             tx.files.record(
@@ -97,6 +111,7 @@ def process_file(ctx: Context, row: FileRow, rules: MappingRules) -> str:
         file=row.name,
         file_id=row.id,
         records=outcome.records,
+        records_from_rejected_sets=outcome.records_from_rejected_sets,
         unmatched=outcome.unmatched,
         acks_applied=outcome.acks_applied,
         acks_sent=len(outgoing),
@@ -131,19 +146,43 @@ def _quarantine(ctx: Context, row: FileRow, reason: str) -> str:
     return FileState.QUARANTINED
 
 
-def _map_all(validation: Validation, rules: MappingRules) -> list[tuple[str, Record, tuple[str, str]]]:
-    out: list[tuple[str, Record, tuple[str, str]]] = []
-    by_offset: dict[int, ValidatedSet] = {s.report.offset: s for s in validation.sets}
+@dataclass(frozen=True)
+class _Mapped:
+    """One record to apply, with the acknowledgment verdict of the set it came in."""
+
+    kind: str
+    record: Record
+    key: tuple[str, str]  # (ISA13, ST02)
+    validation: str
+    findings: tuple[dict[str, object], ...]
+
+
+def _map_all(validation: Validation, rules: MappingRules) -> list[_Mapped]:
+    """Every readable response, whatever our 999 says of it (mappings.mapper.map_validation)."""
+    return [
+        _Mapped(
+            m.report.map or "",
+            record,
+            (m.interchange.control_number, m.report.control_number),
+            m.validation,
+            tuple(finding_json(f) for f in m.report.findings),
+        )
+        for m in map_validation(validation, rules)
+        if m.report.map in ANSWERS
+        for record in m.records
+    ]
+
+
+def _warn_misaddressed(ctx: Context, row: FileRow, validation: Validation) -> None:
     for ic in validation.report.interchanges:
-        if ic.rejected:
-            continue
-        for g in ic.groups:
-            for s in g.sets:
-                vs = by_offset[s.offset]
-                if s.accepted and s.map in ANSWERS:
-                    for record in map_set(vs, ic.control_number, g.control_number, rules):
-                        out.append((s.map, record, (ic.control_number, s.control_number)))
-    return out
+        if ic.misaddressed:
+            ctx.log.warning(
+                "interchange not addressed to us: rejected, nothing applied",
+                partner=row.partner,
+                file=row.name,
+                interchange=ic.control_number,
+                reason=ic.misaddressed,
+            )
 
 
 def _our_acks(ctx: Context, partner: PartnerConfig, validation: Validation) -> list[tuple[str, bytes]]:
@@ -230,10 +269,10 @@ def _applied_fingerprints(tx: Tx, req: RequestRow) -> list[tuple[str, str]]:
     ]
 
 
-def _apply_record(  # noqa: PLR0917 - internal; the parts of one applied response
-    ctx: Context, tx: Tx, kind: str, record: Record, key: tuple[str, str], outcome: Outcome
-) -> None:
-    """Match one mapped response to its request (mappings.correlate) and store it, once."""
+def _apply_record(ctx: Context, tx: Tx, item: _Mapped, outcome: Outcome) -> None:
+    """Match one mapped response to its request (mappings.correlate) and store it, once. The stored
+    record carries the set's acknowledgment verdict (``validation``) and its findings."""
+    kind, record, key = item.kind, item.record, item.key
     traces = (
         list(record.trace_numbers)
         if isinstance(record, EligibilityResult)
@@ -247,7 +286,13 @@ def _apply_record(  # noqa: PLR0917 - internal; the parts of one applied respons
     ]
     seen = [fp for r in candidates.values() for fp in _applied_fingerprints(tx, r)]
     result = correlate(sent, [ResponseKey(kind, tuple(traces), record.bht_reference, fingerprint)], seen)
-    detail = {"kind": kind, "interchange": key[0], "transaction_set": key[1], "fingerprint": fingerprint}
+    detail = {
+        "kind": kind,
+        "interchange": key[0],
+        "transaction_set": key[1],
+        "fingerprint": fingerprint,
+        "validation": item.validation,
+    }
     if result.duplicates:
         tx.audit.record_change(
             "response", 0, None, "duplicate", {**detail, "tracking": result.duplicates[0][1]}
@@ -260,7 +305,20 @@ def _apply_record(  # noqa: PLR0917 - internal; the parts of one applied respons
         ctx.log.warning("response matches no request", **detail)
         return
     req = next(r for r in candidates.values() if r.tracking_number == result.matched[0][1])
-    doc = to_dict(record)
+    doc = {**to_dict(record), "validation": item.validation, "findings": list(item.findings)}
+    if item.validation == "rejected":
+        ctx.log.warning(
+            "payer decision received in a transaction set our 999 rejects: applied, errors reported",
+            tracking=req.tracking_number,
+            kind=kind,
+            interchange=key[0],
+            transaction_set=key[1],
+            errors=[
+                f"{f['segment']}{'/' + str(f['element']) if f['element'] else ''} {f['code']}"
+                for f in item.findings
+                if f["severity"] == "error"
+            ][:10],
+        )
     if isinstance(record, EligibilityResult):
         tx.results.upsert_eligibility(
             tracking_number=req.tracking_number,
@@ -285,6 +343,7 @@ def _apply_record(  # noqa: PLR0917 - internal; the parts of one applied respons
     else:  # no state change, but the response is part of the request's history all the same
         tx.audit.record_change(Entity.REQUEST, req.id, req.state, req.state, detail)
     outcome.records += 1
+    outcome.records_from_rejected_sets += item.validation == "rejected"
     outcome.trackings.append(req.tracking_number)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from pathlib import Path
@@ -36,6 +36,7 @@ from transactions.errors import RequestError, X12GatewayError
 from transactions.outbound import Request, request_kind
 from transactions.requests_csv import parse_csv
 from transactions.requests_json import parse_request_document, request_to_obj
+from transactions.segment import Delimiters
 from transactions.validation import Options, validate_detailed
 
 INBOX = "inbox"
@@ -85,20 +86,33 @@ def _take(out: Parsed, item: Request | RequestError, index: int) -> None:
         out.errors.append({"index": index, "field": item.field, "reason": item.reason})
     elif (where := _unstorable(item)) is not None:
         out.errors.append({"index": index, "field": where, "reason": UNSTORABLE})
+    elif (where := _first_text(item, _has_delimiter)) is not None:
+        out.errors.append({"index": index, "field": where, "reason": UNSENDABLE})
     else:
         out.requests.append((item, item.trace_number))
 
 
 UNSTORABLE = "contains a control character or invalid Unicode (a lone surrogate)"
+_DELIMITERS = Delimiters().all()
+UNSENDABLE = f"contains an X12 delimiter character ({' '.join(sorted(_DELIMITERS))})"
+
+
+def _has_delimiter(text: str) -> bool:
+    """The batch writer refuses such text (it would split an element): refuse it here, with a reason."""
+    return not _DELIMITERS.isdisjoint(text)
 
 
 def _unstorable(value: Any, path: str = "") -> str | None:
     """Path of the first text holding a control character or lone surrogate, or None. JSON allows both
-    (as escapes), but no database column, hash or X12 element can carry them. Walks the model itself
+    (as escapes), but no database column, hash or X12 element can carry them."""
+    return _first_text(value, lambda t: any(unicodedata.category(c) in ("Cc", "Cs") for c in t), path)
+
+
+def _first_text(value: Any, bad: Callable[[str], bool], path: str = "") -> str | None:
+    """Path of the first text in a request for which ``bad`` is true, or None. Walks the model itself
     (field names are its JSON keys), so a request is turned into JSON only once, when it is stored."""
     if isinstance(value, str):
-        bad = any(unicodedata.category(c) in ("Cc", "Cs") for c in value)
-        return (path or "request") if bad else None
+        return (path or "request") if bad(value) else None
     items: Iterable[tuple[Any, Any]] = ()
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         items = ((f.name, getattr(value, f.name)) for f in dataclasses.fields(value))
@@ -107,7 +121,7 @@ def _unstorable(value: Any, path: str = "") -> str | None:
     elif isinstance(value, list | tuple):
         items = enumerate(value)
     for key, item in items:
-        found = _unstorable(item, f"{path}.{key}" if path else str(key))
+        found = _first_text(item, bad, f"{path}.{key}" if path else str(key))
         if found is not None:
             return found
     return None

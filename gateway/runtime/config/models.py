@@ -97,6 +97,7 @@ SCHEMA: dict[str, frozenset[str]] = {
             "isa_id",
             "gs_id",
             "payers",
+            "leniency",
         }
     ),
     "routing": frozenset({"default_partner"}),
@@ -255,6 +256,8 @@ class PartnerConfig:
     isa_qualifier: str = "ZZ"
     gs_id: str = ""
     payers: tuple[str, ...] = ()
+    # envelope quirks (transactions.findings.QUIRKS) accepted from this partner with a warning
+    leniency: tuple[str, ...] = ()
 
     def password(self) -> str | None:
         """The SFTP password from ``password_env`` (None when the partner uses a key file)."""

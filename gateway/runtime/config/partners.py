@@ -26,6 +26,7 @@ from gateway.transport.sftp import (
     parse_public_key,
     safe_display,
 )
+from transactions.findings import QUIRKS
 
 # --------------------------------------------------------------------------------------------- partners
 
@@ -91,6 +92,7 @@ def _partner(t: _Table, base: Path) -> PartnerConfig:
         isa_id=isa_id,
         gs_id=gs_id,
         payers=_payers(t),
+        leniency=_leniency(t),
     )
 
 
@@ -173,6 +175,14 @@ def _check_file_name_pattern(t: _Table, pattern: str, partner: str) -> None:
     problem = _file_name_problem(sample)
     if problem is not None:
         t.problem(key, f"does not give a safe file name: {problem}")
+
+
+def _leniency(t: _Table) -> tuple[str, ...]:
+    quirks = t.texts("leniency")
+    for index, quirk in enumerate(quirks):
+        if quirk not in QUIRKS:
+            t.problem(f"leniency[{index}]", f"must be one of: {', '.join(sorted(QUIRKS))}")
+    return tuple(dict.fromkeys(q for q in quirks if q in QUIRKS))
 
 
 def _payers(t: _Table) -> tuple[str, ...]:
