@@ -37,7 +37,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "precert": ("precert_cmd", "pre-certification rules: does a service need prior authorization?"),
     "claims": ("claims_cmd", "check claims against authorizations before billing"),
     "nodes": ("nodes_cmd", "gateway nodes sharing the database: live or not, leases held, last seen"),
-    "serve": ("serve_cmd", "serve the web console, health checks and metrics over HTTP"),
+    "serve": ("serve_cmd", "serve the web console, /healthz, /readyz and /metrics over HTTP"),
     "users": ("users_cmd", "console users: add, remove, list"),
 }
 
