@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from gateway.runtime.config import load_config
 from gateway.runtime.logsetup import configure_logging
@@ -21,6 +22,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    os.umask(0o077)  # every file and folder this process makes is owner-only (PHI)
     configure_logging(json=True if args.json_logs else None)
     config = load_config(args.config)
     config.preflight()

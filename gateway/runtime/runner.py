@@ -22,9 +22,9 @@ from gateway.runtime.context import Context, utc_now
 from gateway.runtime.fsutil import LocalIOError, remove_stale_temp_files
 from gateway.runtime.logsetup import get_logger
 from gateway.runtime.nodes import NodeRegistry, acquire_lease, dead_owners, is_sqlite, single_node_guard
+from gateway.runtime.storeopen import open_store
 from gateway.stages import batching, deadlines, exchange, inbound, intake
 from gateway.stages.outbox import write_results
-from gateway.store import Store
 from gateway.store.payloads import PayloadStore
 from mappings.mapper import MappingRules, default_rules, with_overrides
 from transactions.errors import X12GatewayError
@@ -48,14 +48,15 @@ class CycleSummary:
         return any((self.taken, self.queued, self.uploaded, self.downloaded, self.processed))
 
 
-def open_context(config: GatewayConfig, *, clock=utc_now) -> Context:  # type: ignore[no-untyped-def]
+def open_context(config: GatewayConfig, *, clock=utc_now, allow_upgrade: bool = False) -> Context:  # type: ignore[no-untyped-def]
+    """The run loop's context: folders (0700), the store (schema and keys checked), payloads."""
     config.folders.ensure()
-    store = Store.open(config.database_url())
+    store = open_store(config, role="run", allow_upgrade=allow_upgrade)
     return Context(
         config=config,
         store=store,
         payloads=PayloadStore(config.folders.payloads),
-        member_key=config.member_hash_key(),
+        member_key=config.member_hash_key(create=True),
         log=get_logger("x12gw"),
         node_id=config.gateway.node_id,
         clock=clock,

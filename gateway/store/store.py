@@ -63,6 +63,7 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from gateway.errors import StoreError
+from gateway.store import fileperms
 from gateway.store import schema as s
 from gateway.store.errors import NotFoundError, StaleStateError, store_error
 from gateway.store.rows import (
@@ -141,7 +142,7 @@ def hash_member_id(member_id: str, key: bytes) -> str:
 # --------------------------------------------------------------------------------------------- engine
 
 
-def _sqlite_listeners(engine: Engine, busy_timeout_ms: int) -> None:
+def _sqlite_listeners(engine: Engine, busy_timeout_ms: int, path: Path | None = None) -> None:
     """WAL, foreign keys and a busy timeout on every connection; SQLAlchemy emits BEGIN itself.
 
     pysqlite's own transaction handling starts transactions late (at the first write) and so cannot
@@ -156,6 +157,8 @@ def _sqlite_listeners(engine: Engine, busy_timeout_ms: int) -> None:
         cursor.execute("PRAGMA synchronous = FULL")  # a committed control number survives power loss
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.close()
+        if path is not None:
+            fileperms.tighten(path)  # the -wal/-shm files WAL mode just created (or an old 0644 set)
 
     def on_begin(conn: Connection) -> None:
         deferred = conn.get_execution_options().get(_READ_ONLY, False)
@@ -169,8 +172,11 @@ def make_engine(url: str, *, busy_timeout_ms: int = 5000) -> Engine:
     """An engine for ``url`` that never prints bound parameters (they may be PHI)."""
     try:
         if url.startswith("sqlite"):
+            path = fileperms.sqlite_path(url)
+            if path is not None:
+                fileperms.prepare(path)
             engine = create_engine(url, hide_parameters=True)
-            _sqlite_listeners(engine, busy_timeout_ms)
+            _sqlite_listeners(engine, busy_timeout_ms, path)
             return engine
         return create_engine(url, hide_parameters=True, pool_pre_ping=True)
     except sa_exc.SQLAlchemyError as exc:
@@ -260,6 +266,15 @@ class Store:
         engine = make_engine(url, busy_timeout_ms=busy_timeout_ms)
         try:
             upgrade(engine)
+        except BaseException:
+            engine.dispose()
+            raise
+        return cls.attach(engine, clock=clock, tracking_prefix=tracking_prefix)
+
+    @classmethod
+    def attach(cls, engine: Engine, *, clock: Clock = utc_now, tracking_prefix: str = "GW") -> Store:
+        """The store on an engine whose schema the caller has checked (``gateway.store.lifecycle``)."""
+        try:
             store = cls(engine, clock=clock, tracking_prefix=tracking_prefix)
             store.instance_id = store._load_instance_id()
         except BaseException:

@@ -1,0 +1,60 @@
+"""How commands open the store: schema revision checked (never migrated by surprise), keys verified.
+
+Rules (README: upgrades, data protection):
+
+* ``run`` creates the schema on a database with no tables (a fresh install has nothing to migrate) and
+  migrates an older schema only when started with ``--upgrade``; every other command refuses a schema
+  that is not current and says to run ``x12gw db upgrade``.
+* ``run`` may create the payload and member-hash key files on first start and records their
+  fingerprints in the store; operator commands never create keys, and every process refuses a key whose
+  fingerprint differs from the recorded one.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from gateway.runtime.config import GatewayConfig
+from gateway.runtime.context import utc_now
+from gateway.runtime.datakeys import payload_key
+from gateway.runtime.filemask import set_mask_key
+from gateway.store import Store, keycheck, lifecycle, make_engine, sealing, upgrade
+from gateway.store.store import Clock
+
+Role = Literal["run", "operator"]
+
+
+def open_store(
+    config: GatewayConfig, *, role: Role, allow_upgrade: bool = False, clock: Clock = utc_now
+) -> Store:
+    """The configured store, checked for ``role`` (see the module docstring)."""
+    engine = make_engine(config.database_url())
+    try:
+        found = lifecycle.state(engine)
+        if (found.status == "empty" and role == "run") or (found.status == "behind" and allow_upgrade):
+            upgrade(engine)
+        else:
+            lifecycle.require_current(engine)
+        key = payload_key(config, create=role == "run")
+        sealing.install(engine.dialect, sealing.KeyRing(key))
+    except BaseException:
+        engine.dispose()
+        raise
+    store = Store.attach(engine, clock=clock)
+    try:
+        keycheck.check(store, "payload_key", key, record=role == "run")
+        if role == "run":
+            member_key = config.member_hash_key(create=True)
+            keycheck.check(store, "member_key", member_key, record=True)
+            set_mask_key(member_key)
+    except BaseException:
+        store.close()
+        raise
+    return store
+
+
+def verified_member_key(config: GatewayConfig, store: Store) -> bytes:
+    """The member-hash key for an operator's search, refused when it is not the store's key."""
+    key = config.member_hash_key()
+    keycheck.check(store, "member_key", key, record=False)
+    return key
