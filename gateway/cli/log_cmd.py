@@ -63,7 +63,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     cmds = log.add_subparsers(dest="log_command", required=True, metavar="SUBCOMMAND")
 
     p = cmds.add_parser("list", help="files and transaction sets, newest first")
-    add_common(p, limit=True)
+    add_common(p, reveal=True, limit=True)
     _filters(p)
     p.set_defaults(func=run_list)
 
@@ -148,6 +148,7 @@ def _display(row: dict[str, Any]) -> dict[str, Any]:
 def run_list(args: argparse.Namespace) -> int:
     with session_for(args) as session, session.store.read() as tx:
         rows, more = take(iter_log(session, tx, _log_filter(args, session)), args.limit)
+        session.audit_reveal("log list", "list", {"files": audit_items(sorted({str(r["file"]) for r in rows}))})
         return listing(
             session,
             "rows",
