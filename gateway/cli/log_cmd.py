@@ -148,7 +148,9 @@ def _display(row: dict[str, Any]) -> dict[str, Any]:
 def run_list(args: argparse.Namespace) -> int:
     with session_for(args) as session, session.store.read() as tx:
         rows, more = take(iter_log(session, tx, _log_filter(args, session)), args.limit)
-        session.audit_reveal("log list", "list", {"files": audit_items(sorted({str(r["file"]) for r in rows}))})
+        session.audit_reveal(
+            "log list", "list", {"files": audit_items(sorted({str(r["file"]) for r in rows}))}
+        )
         return listing(
             session,
             "rows",

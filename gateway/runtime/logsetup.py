@@ -58,7 +58,7 @@ _MAX_DEPTH = 12
 
 # Third-party loggers that are chatty at INFO (paramiko narrates every handshake; SQLAlchemy's INFO is
 # SQL echo). They are capped at WARNING whatever the gateway's own level is.
-QUIET_LOGGERS = ("paramiko", "sqlalchemy")
+QUIET_LOGGERS = ("paramiko", "sqlalchemy", "alembic.runtime.migration")
 # paramiko.transport logs every peer that hangs up ("Socket exception: Connection reset") at ERROR from
 # its own threads; the SFTP client maps real failures to TransferError, which the gateway logs itself.
 SILENT_LOGGERS = ("paramiko.transport",)

@@ -22,6 +22,7 @@ from gateway.runtime.context import Context, utc_now
 from gateway.runtime.fsutil import LocalIOError, remove_stale_temp_files
 from gateway.runtime.logsetup import get_logger
 from gateway.runtime.nodes import NodeRegistry, acquire_lease, dead_owners, is_sqlite, single_node_guard
+from gateway.runtime.sdnotify import Notifier
 from gateway.runtime.storeopen import open_store
 from gateway.stages import batching, deadlines, exchange, inbound, intake
 from gateway.stages.outbox import write_results
@@ -174,15 +175,22 @@ class Gateway:
         self.ctx.log.info(
             "gateway started", node=self.ctx.node_id, partners=[p.name for p in self.ctx.config.partners]
         )
+        notifier = Notifier.from_env()
+        ready = False
         try:
             while not self.stop.is_set():
                 summary = self.cycle()
                 registry.heartbeat()
+                if not ready:
+                    notifier.ready(f"node {self.ctx.node_id} running")
+                    ready = True
+                notifier.watchdog()
                 if once:
                     break
                 if not summary.busy:
-                    self.stop.wait(wait)
+                    notifier.idle_wait(self.stop, wait)
         finally:
+            notifier.stopping()
             registry.stop()
         self.ctx.log.info("gateway stopped", node=self.ctx.node_id)
 
