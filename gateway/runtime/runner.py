@@ -52,7 +52,7 @@ class CycleSummary:
 def open_context(config: GatewayConfig, *, clock=utc_now, allow_upgrade: bool = False) -> Context:  # type: ignore[no-untyped-def]
     """The run loop's context: folders (0700), the store (schema and keys checked), payloads."""
     config.folders.ensure()
-    store = open_store(config, role="run", allow_upgrade=allow_upgrade)
+    store = open_store(config, role="run", allow_upgrade=allow_upgrade, clock=clock)
     return Context(
         config=config,
         store=store,
