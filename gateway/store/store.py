@@ -183,6 +183,22 @@ def make_engine(url: str, *, busy_timeout_ms: int = 5000) -> Engine:
         raise store_error(exc, "open store") from None
 
 
+@contextmanager
+def _sqlite_foreign_keys_off(conn: Connection) -> Iterator[None]:
+    """SQLite's way to alter a table (batch mode: copy, drop, rename) needs foreign keys off, set outside
+    any transaction; the migration then runs ``PRAGMA foreign_key_check`` before it commits."""
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    raw = conn.connection.driver_connection
+    assert raw is not None  # noqa: S101 - a live pysqlite connection
+    raw.execute("PRAGMA foreign_keys = OFF")
+    try:
+        yield
+    finally:
+        raw.execute("PRAGMA foreign_keys = ON")
+
+
 def upgrade(engine: Engine) -> None:
     """Run the Alembic migrations to head (idempotent: at head it does nothing).
 
@@ -193,11 +209,14 @@ def upgrade(engine: Engine) -> None:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
     try:
-        with engine.begin() as conn:
-            if conn.dialect.name == "postgresql":
-                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
-            config.attributes["connection"] = conn
-            command.upgrade(config, "head")
+        with engine.connect() as conn, _sqlite_foreign_keys_off(conn):
+            with conn.begin():
+                if conn.dialect.name == "postgresql":
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+                config.attributes["connection"] = conn
+                command.upgrade(config, "head")
+                if conn.dialect.name == "sqlite" and conn.exec_driver_sql("PRAGMA foreign_key_check").first():
+                    raise StoreError("migrate store: the migrated database fails its foreign key check")
     except sa_exc.SQLAlchemyError as exc:
         raise store_error(exc, "migrate store") from None
     except CommandError:
