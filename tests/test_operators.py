@@ -28,8 +28,8 @@ import pytest
 from gateway.cli import auth_cmd, log_cmd, ops_cmd
 from gateway.operators.masking import mask_date, mask_elements, mask_id, mask_name
 from gateway.operators.session import os_user
-from gateway.runtime.filemask import mask_file_name
 from gateway.operators.timespec import parse_duration, parse_time
+from gateway.runtime.filemask import mask_file_name
 from gateway.stages import batching, exchange, intake
 from gateway.transport.keys import ensure_key, public_line
 from gateway.transport.sftp import SftpClient

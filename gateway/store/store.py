@@ -209,14 +209,13 @@ def upgrade(engine: Engine) -> None:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
     try:
-        with engine.connect() as conn, _sqlite_foreign_keys_off(conn):
-            with conn.begin():
-                if conn.dialect.name == "postgresql":
-                    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
-                config.attributes["connection"] = conn
-                command.upgrade(config, "head")
-                if conn.dialect.name == "sqlite" and conn.exec_driver_sql("PRAGMA foreign_key_check").first():
-                    raise StoreError("migrate store: the migrated database fails its foreign key check")
+        with engine.connect() as conn, _sqlite_foreign_keys_off(conn), conn.begin():
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+            config.attributes["connection"] = conn
+            command.upgrade(config, "head")
+            if conn.dialect.name == "sqlite" and conn.exec_driver_sql("PRAGMA foreign_key_check").first():
+                raise StoreError("migrate store: the migrated database fails its foreign key check")
     except sa_exc.SQLAlchemyError as exc:
         raise store_error(exc, "migrate store") from None
     except CommandError:
