@@ -15,6 +15,7 @@ from gateway.errors import ConfigError, StoreError
 from gateway.operators.session import open_session
 from gateway.runtime.context import Context
 from gateway.runtime.filemask import is_masked, mask_file_name
+from gateway.runtime.fsutil import LocalIOError, io_errors
 from gateway.runtime.runner import open_context
 from gateway.runtime.storeopen import open_store
 from gateway.stages import intake
@@ -190,3 +191,12 @@ def test_sealed_values_fail_closed_on_tampering() -> None:
     other = KeyRing(os.urandom(32))
     with pytest.raises(StoreError, match="does not have"):
         other.unseal_doc(token)
+
+
+def test_file_errors_name_the_file_masked(tmp_path: Path) -> None:
+    """A failed file operation's message (which is logged) carries the masked name, not the real one."""
+    missing = tmp_path / "CANARYTEST_ZZM123456789.json"
+    with pytest.raises(LocalIOError) as caught, io_errors("read", missing):
+        missing.read_bytes()
+    assert "CANARYTEST" not in str(caught.value)
+    assert mask_file_name(missing.name) in str(caught.value)

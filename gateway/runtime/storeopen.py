@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+from gateway.errors import ConfigError
 from gateway.runtime.config import GatewayConfig
 from gateway.runtime.context import utc_now
 from gateway.runtime.datakeys import payload_key
@@ -35,14 +36,15 @@ def open_store(
             upgrade(engine)
         else:
             lifecycle.require_current(engine)
-        key = payload_key(config, create=role == "run")
-        sealing.install(engine.dialect, sealing.KeyRing(key))
     except BaseException:
         engine.dispose()
         raise
     store = Store.attach(engine, clock=clock)
     try:
-        keycheck.check(store, "payload_key", key, record=role == "run")
+        key = _payload_key(config, store, role)
+        if key is not None:
+            sealing.install(engine.dialect, sealing.KeyRing(key))
+            keycheck.check(store, "payload_key", key, record=role == "run")
         if role == "run":
             member_key = config.member_hash_key(create=True)
             keycheck.check(store, "member_key", member_key, record=True)
@@ -51,6 +53,17 @@ def open_store(
         store.close()
         raise
     return store
+
+
+def _payload_key(config: GatewayConfig, store: Store, role: Role) -> bytes | None:
+    """The payload key; an operator may go without one only on a store that never had one (a database
+    written by an older release or by library use, before the first ``x12gw run`` sealed anything)."""
+    try:
+        return payload_key(config, create=role == "run")
+    except ConfigError:
+        if role == "run" or keycheck.recorded(store, "payload_key") is not None:
+            raise
+        return None
 
 
 def verified_member_key(config: GatewayConfig, store: Store) -> bytes:

@@ -14,7 +14,7 @@ from typing import Literal
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, inspect
+from sqlalchemy import Engine
 from sqlalchemy import exc as sa_exc
 
 from gateway.errors import StoreError
@@ -58,12 +58,9 @@ def state(engine: Engine) -> SchemaState:
     try:
         with engine.connect() as conn:
             current = MigrationContext.configure(conn).get_current_revision()
-            tables = set(inspect(conn).get_table_names()) if current is None else set()
     except sa_exc.SQLAlchemyError as exc:
         raise store_error(exc, "read schema revision") from None
-    if current is None:
-        if tables - {"alembic_version"}:
-            raise StoreError("the database holds tables but no gateway schema revision; is it the right one?")
+    if current is None:  # no revision table: no gateway schema (other applications' tables may exist)
         return SchemaState(None, head, "empty")
     if current == head:
         return SchemaState(current, head, "current")
