@@ -175,3 +175,18 @@ def test_a_rival_claim_that_vanished_does_not_make_the_file_a_duplicate(ctx: Con
     assert intake.intake(ctx) == 1
     assert _states(ctx)["270-subscriber.json"] == "accepted"
     assert _requests(ctx) == ["EL-0001"]
+
+
+def test_a_value_holding_an_x12_delimiter_is_rejected_at_intake(ctx: Context) -> None:
+    """A member id with ':' (our component separator) is rejected with the element named, not the value,
+    so the partner's batch is never blocked by a request that cannot be written."""
+    doc = json.loads((REQUESTS / "270-subscriber.json").read_text())
+    doc["subscriber"]["member_id"] = "ZZM1:23"
+    _drop(ctx, "delim.json", json.dumps(doc).encode())
+    assert intake.intake(ctx) == 1
+    assert _states(ctx) == {"delim.json": "quarantined"}
+    (reason_file,) = ctx.config.folders.quarantine.glob("*.reason.json")
+    reason = json.loads(reason_file.read_text())
+    assert "NM109" in reason["requests"][0]["reason"]
+    assert "ZZM1:23" not in reason_file.read_text()
+    assert batching.batch_all(ctx) == 0

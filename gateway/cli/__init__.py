@@ -14,13 +14,16 @@ from gateway.cli import (
     auth_cmd,
     build_cmd,
     claims_cmd,
+    db_cmd,
     demo_cmd,
+    keys_cmd,
     log_cmd,
     map_cmd,
     nodes_cmd,
     ops_cmd,
     parse_cmd,
     precert_cmd,
+    purge_cmd,
     run_cmd,
     sim_cmd,
     validate_cmd,
@@ -47,6 +50,9 @@ def make_parser() -> argparse.ArgumentParser:
         precert_cmd,
         claims_cmd,
         nodes_cmd,
+        db_cmd,
+        keys_cmd,
+        purge_cmd,
     ):
         module.register(sub)
     return parser
