@@ -208,6 +208,27 @@ INITIAL: Mapping[Entity, frozenset[str]] = {
     Entity.PARTNER: frozenset({PartnerState.ACTIVE}),
 }
 
+FINISHED: Mapping[Entity, frozenset[str]] = {
+    Entity.FILE: frozenset(
+        {
+            FileState.ACCEPTED,
+            FileState.PARTIALLY_ACCEPTED,
+            FileState.DUPLICATE,
+            FileState.QUARANTINED,
+            FileState.VANISHED,
+            FileState.ACKNOWLEDGED,
+            FileState.PROCESSED,
+            FileState.DELIVERED,
+        }
+    ),
+    Entity.REQUEST: frozenset(
+        {RequestState.ANSWERED, RequestState.REJECTED, RequestState.INVALID, RequestState.NOT_REQUIRED}
+    ),
+}
+"""States in which no stage will touch a row again by itself (an operator may still reprocess or
+resend): what ``x12gw purge`` may remove once old enough. An allow-list, so a state added later is
+kept until someone decides it is finished."""
+
 
 def target(entity: Entity, state: str, event: str) -> str:
     """The state ``event`` moves ``entity`` to from ``state``; IllegalTransitionError if none."""

@@ -124,7 +124,7 @@ def run_demo(*, keep: Path | None = None, timeout: float = 60.0, out: TextIO = s
     base.mkdir(parents=True, exist_ok=True)
     sources = sorted((SAMPLES / "requests").glob("*.json"))
     ws = prepare(base, SAMPLES / "scenarios" / "demo.toml")
-    ctx = open_context(load_config(ws.config_path))
+    ctx = open_context(load_config(ws.config_path), allow_upgrade=True)  # the demo owns its workspace
     try:
         out.write(
             f"workspace: {base}\nclearinghouse simulator on 127.0.0.1:{ws.simulator.port} (host key pinned)\n"

@@ -506,10 +506,13 @@ def test_member_hash_key_from_environment(tmp_path: Path, monkeypatch: pytest.Mo
 def test_member_hash_key_file_is_created_private_and_reused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Without the variable, a random key file (0600) in folders.state is created once and reused."""
+    """Without the variable, a random key file (0600) in folders.state is created once (by run only)
+    and reused."""
     monkeypatch.delenv("X12GW_MEMBER_HASH_KEY", raising=False)
     config = parse_config(minimal(), tmp_path)
-    key = config.member_hash_key()
+    with pytest.raises(ConfigError, match="only `x12gw run` creates a new key"):
+        config.member_hash_key()  # an operator command never makes a key
+    key = config.member_hash_key(create=True)
     path = config.folders.state / MEMBER_HASH_KEY_FILE
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert len(key) == 64

@@ -24,8 +24,10 @@ from pathlib import Path
 import pytest
 
 from gateway.runtime.config import load_config
+from gateway.runtime.datakeys import payload_key
 from gateway.runtime.fsutil import remove_stale_temp_files
 from gateway.store import Store
+from gateway.store.sealing import KeyRing, install
 from gateway.transport.keys import ensure_key, public_line
 from payersim.simulator import ClearinghouseSimulator
 from tests.e2e_harness import config_text, start_simulator
@@ -158,6 +160,7 @@ def _finish(world: CrashWorld) -> Store:
     offset = world.log_size()
     proc = world.start()
     store = Store.open(config.database_url())
+    install(store.engine.dialect, KeyRing(payload_key(config)))  # the key file the earlier runs made
     try:
         assert world.wait_for_start(proc, offset), "the gateway did not start"
         deadline = time.monotonic() + 90

@@ -184,3 +184,18 @@ def test_request_text_with_an_x12_delimiter_is_refused_with_a_reason() -> None:
     parsed = intake.parse_inbox_bytes(json.dumps(doc).encode(), "r.json")
     assert parsed.requests == []
     assert parsed.errors == [{"index": 0, "field": "subscriber.member_id", "reason": intake.UNSENDABLE}]
+
+
+def test_a_value_holding_an_x12_delimiter_is_rejected_at_intake(ctx: Context) -> None:
+    """A member id with ':' (our component separator) is rejected with the field named, not the value,
+    so the partner's batch is never blocked by a request that cannot be written."""
+    doc = json.loads((REQUESTS / "270-subscriber.json").read_text())
+    doc["subscriber"]["member_id"] = "ZZM1:23"
+    _drop(ctx, "delim.json", json.dumps(doc).encode())
+    assert intake.intake(ctx) == 1
+    assert _states(ctx) == {"delim.json": "quarantined"}
+    (reason_file,) = ctx.config.folders.quarantine.glob("*.reason.json")
+    reason = json.loads(reason_file.read_text())
+    assert reason["requests"][0]["field"] == "subscriber.member_id"
+    assert "ZZM1:23" not in reason_file.read_text()
+    assert batching.batch_all(ctx) == 0

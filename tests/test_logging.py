@@ -12,6 +12,7 @@ import pytest
 import structlog
 
 from gateway.errors import ConfigError
+from gateway.runtime.filemask import mask_file_name
 from gateway.runtime.logsetup import (
     REDACTED,
     configure_logging,
@@ -89,7 +90,11 @@ def test_phi_keys_are_redacted_at_any_depth_without_a_scope(capture: io.StringIO
     for secret in ("pw-canary", "tok-canary", "pp-canary", "123456789"):
         assert secret not in text
     (event,) = events(text)
-    assert (event["partner"], event["file_name"], event["control"]) == ("acme", "request-001.json", 42)
+    assert (event["partner"], event["file_name"], event["control"]) == (
+        "acme",
+        mask_file_name("request-001.json"),
+        42,
+    )
     assert event["first_name"] == REDACTED
 
 

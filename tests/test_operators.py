@@ -29,6 +29,7 @@ from gateway.cli import auth_cmd, log_cmd, ops_cmd
 from gateway.operators.masking import mask_date, mask_elements, mask_id, mask_name
 from gateway.operators.session import os_user
 from gateway.operators.timespec import parse_duration, parse_time
+from gateway.runtime.filemask import mask_file_name
 from gateway.stages import batching, exchange, intake
 from gateway.transport.keys import ensure_key, public_line
 from gateway.transport.sftp import SftpClient
@@ -218,7 +219,9 @@ def test_log_list_filters_and_limit(world: World) -> None:
     assert {r["tracking_number"] for r in doc["rows"]} == {
         world.tracking[r] for r in ("AU-0001", "AU-0006", "AU-0003")
     }
-    _, doc = _json(world, "log", "list", "--status", "quarantined")
+    _, masked = _json(world, "log", "list", "--status", "quarantined")
+    assert "broken.json" not in json.dumps(masked)  # file names are PHI: masked unless revealed
+    _, doc = _json(world, "log", "list", "--status", "quarantined", "--reveal")
     assert sorted((r["file"], r["type"]) for r in doc["rows"]) == [
         ("broken.json", "inbox"),
         (GARBAGE, "file"),
@@ -245,7 +248,7 @@ def test_log_show_traces_a_pended_authorization_to_its_approval(world: World) ->
     assert code == 0
     assert view["subject"] == "request"
     assert view["request"]["client_reference"] == "AU-0001"
-    assert view["request"]["source_file"]["name"] == "278-outpatient-mri.json"
+    assert view["request"]["source_file"]["name"] == mask_file_name("278-outpatient-mri.json")
     states = [h["to"] for h in view["history"]]
     assert states[:4] == ["new", "batching", "queued", "sent"]
     assert states[-2:] == ["pended", "answered"]

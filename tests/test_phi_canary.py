@@ -13,8 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from gateway.runtime.filemask import mask_file_name
 from gateway.runtime.logsetup import get_logger
+from gateway.runtime.runner import open_context
+from gateway.stages import intake
 from tests.exactly_once import CANARY_BIRTH_DATE
+from tests.protection_support import cli, drop, dump, write_config
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -70,6 +74,43 @@ def test_session_capture_writes_redacted_lines(phi_log_dir: Path) -> None:
     probes = [json.loads(line) for line in text.splitlines() if "phi-canary-probe" in line]
     assert probes
     assert probes[-1]["member_id"] == "[redacted]"
+
+
+CANARY_NAMES = ("CANARYTEST_ZZM555555555.json", "ZZM444444444-CANARYTEST-19570329.csv")
+
+
+def test_canary_file_names_stay_out_of_logs_listings_and_the_database(
+    tmp_path: Path, phi_log_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Files named after a patient (one with a bad field, one unreadable) go through intake and the
+    operator listing: no log line, listing or database dump names them; the audited reveal does."""
+    monkeypatch.delenv("X12GW_PAYLOAD_KEY", raising=False)
+    monkeypatch.delenv("X12GW_MEMBER_HASH_KEY", raising=False)
+    config, path = write_config(tmp_path)
+    ctx = open_context(config)
+    bad = json.loads((ROOT / "sample_edi" / "requests" / "270-subscriber.json").read_text())
+    bad["provider"]["npi"] = "12345"  # rejected: the file is quarantined with a reason, and logged
+    drop(config.folders.inbox, CANARY_NAMES[0], json.dumps(bad).encode())
+    drop(config.folders.inbox, CANARY_NAMES[1], b"not,a,request\n")
+    log = get_logger("x12gw")
+    try:
+        ctx.log = log
+        assert intake.intake(ctx) == 2
+        with ctx.store.read() as tx:
+            states = {f.name: f.state for f in tx.files.query(direction="in")}
+    finally:
+        ctx.store.close()
+    assert set(states) == set(CANARY_NAMES)
+    assert set(states.values()) == {"quarantined"}
+    assert canaries_in(dump(config.folders.state / "gateway.db")) == []
+    listing = cli(["log", "list", "--config", str(path)], phi_log_dir, "canary-list")
+    assert listing.returncode == 0, listing.stderr
+    assert canaries_in(listing.stdout) == []
+    assert mask_file_name(CANARY_NAMES[0]) in listing.stdout
+    shown = cli(["log", "list", "--reveal", "--json", "--config", str(path)], tmp_path, "canary-reveal")
+    assert CANARY_NAMES[0] in shown.stdout  # kept out of the scanned logs: a reveal shows PHI by design
+    audit = cli(["audit", "list", "--json", "--config", str(path)], phi_log_dir, "canary-audit")
+    assert '"log list"' in audit.stdout
 
 
 @pytest.mark.run_last

@@ -605,11 +605,13 @@ def test_cli_prints_decision_and_reason(capsys: pytest.CaptureFixture[str]) -> N
 
 
 def test_cli_member_uses_the_latest_271(
-    make_ctx: MakeCtx, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    make_ctx: MakeCtx, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """--member finds the member's 271 through the member hash; the member id is not printed."""
     ctx = make_ctx(rules_file=str(RULES_FILE))
     seed_271(ctx, [{"required": "N", "service_types": ["62"], "procedure_code": None}])
+    # the CLI's configuration keeps its state elsewhere: it gets the store's payload key by environment
+    monkeypatch.setenv("X12GW_PAYLOAD_KEY", (ctx.config.folders.state / "payload.key").read_text().strip())
     config_file = tmp_path / "gw.toml"
     data = minimal_config(tmp_path, rules_file=str(RULES_FILE))
     data["gateway"] = {"database_url": ctx.config.gateway.database_url}

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
 from gateway.lifecycle import FileEvent, FileState, RequestEvent, RequestState
 from gateway.runtime.config import parse_config
@@ -23,6 +24,7 @@ from gateway.runtime.runner import Gateway, mark_overdue, open_context
 from gateway.stages import batching, exchange, inbound, intake, pipeline
 from gateway.stages.base import RECOVER, Cycle, Stage
 from gateway.stages.outbox import render_result, result_document
+from gateway.store import schema
 from tests.e2e_harness import REQUESTS
 from tests.sftp_support import write_private_key
 from tests.test_precert import KEY, OFFICE, RULES_FILE, drop_278, minimal_config
@@ -247,27 +249,17 @@ def test_every_outbox_caller_writes_what_the_one_writer_renders(make_ctx: Any) -
 
 
 def test_a_request_that_cannot_be_written_as_x12_is_set_aside_and_the_others_go_out(make_ctx: Any) -> None:
-    """A stored request with a delimiter in a value (intake now refuses such text, but a request stored
-    before it did can still hold one): that request becomes invalid with the element named, its outbox
-    file is the writer's rendering, and the other request is queued."""
+    """A delimiter in a stored value (intake refuses one now, but a row an older release took may hold
+    it): that request becomes invalid with the element named, its outbox file is the writer's
+    rendering, and the other request is queued."""
     ctx = make_ctx()
     good = json.loads((REQUESTS / "270-subscriber.json").read_text())
-    (ctx.config.folders.inbox / "one.json").write_text(json.dumps([good]))
+    (ctx.config.folders.inbox / "two.json").write_text(json.dumps([good, {**good, "trace_number": "EL-BAD"}]))
     intake.intake(ctx)
-    tracking_bad = ctx.store.new_tracking_number()
     with ctx.store.begin() as tx:
-        (row,) = tx.requests.query()
-        payload = {**row.payload, "client_reference": "EL-BAD", "trace_number": tracking_bad}
-        payload["payer"] = {**payload["payer"], "name": "ACME~PLAN"}
-        tx.requests.insert(
-            tracking_number=tracking_bad,
-            kind=row.kind,
-            payer_id=row.payer_id,
-            partner=row.partner,
-            member_id_hash=row.member_id_hash,
-            payload=payload,
-            source_file_id=row.source_file_id,
-        )
+        (row,) = [r for r in tx.requests.query() if r.payload["client_reference"] == "EL-BAD"]
+        payload = {**row.payload, "payer": {**row.payload["payer"], "name": "ACME~PLAN"}}
+        tx.conn.execute(update(schema.requests).where(schema.requests.c.id == row.id).values(payload=payload))
     assert batching.batch_all(ctx) == 1
     with ctx.store.read() as tx:
         got = {

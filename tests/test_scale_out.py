@@ -20,6 +20,7 @@ from sqlalchemy import select
 from gateway.runtime.config import load_config
 from gateway.store import Store
 from gateway.store import schema as s
+from gateway.store.sealing import KeyRing, install, parse_key
 from gateway.transport.keys import ensure_key, public_line
 from tests.e2e_harness import config_text, start_simulator
 from tests.exactly_once import Feeder, audit, drop, eligibility, settled
@@ -28,7 +29,12 @@ from tests.store_fixtures import postgres_schema, require_postgres
 X12GW = Path(sys.executable).with_name("x12gw")
 REQUESTS = 2_000
 PER_FILE = 50
-ENV = {**os.environ, "X12GW_MEMBER_HASH_KEY": "scale-out-test-key-0123456789"}
+PAYLOAD_KEY = "5c" * 32  # several nodes share one database: both keys come from the environment
+ENV = {
+    **os.environ,
+    "X12GW_MEMBER_HASH_KEY": "scale-out-test-key-0123456789",
+    "X12GW_PAYLOAD_KEY": PAYLOAD_KEY,
+}
 
 
 def _start(config: Path, log: Path, cwd: Path) -> subprocess.Popen[bytes]:
@@ -92,6 +98,7 @@ def test_three_nodes_exactly_once_with_one_killed(tmp_path: Path) -> None:
         logs = [tmp_path / f"node{i}.log" for i in range(3)]
         procs = [_start(config_path, log, base) for log in logs]
         store = Store.open(url)
+        install(store.engine.dialect, KeyRing(parse_key(PAYLOAD_KEY)))
         try:
             deadline = time.monotonic() + 600  # generous: CI machines are small and shared
             while time.monotonic() < deadline and _answered(store) < REQUESTS // 4:

@@ -25,6 +25,7 @@ from pathlib import Path
 from gateway.cli.validate_cmd import print_report
 from gateway.errors import ConfigError
 from gateway.runtime.config import GatewayConfig, load_config
+from gateway.runtime.storeopen import open_store, verified_member_key
 from gateway.stages.precert_gate import load_rules, member_evidence
 from gateway.store import Store, Tx, hash_member_id
 from policy.claims import (
@@ -130,7 +131,7 @@ def check_file(
     config: GatewayConfig, store: Store, claims: Sequence[Claim], *, as_of: date, commit: bool
 ) -> tuple[list[LineResult], int]:
     """Check every line against the store; with ``commit`` record the units of passing lines."""
-    key = config.member_hash_key()
+    key = verified_member_key(config, store)
     rules = load_rules(config)
     hashes = {c.claim_id: claim_hash(c, key) for c in claims}
     with store.read() as tx:
@@ -187,7 +188,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     config = load_config(args.config)
     as_of = args.as_of or datetime.now(UTC).date()
-    store = Store.open(config.database_url())
+    store = open_store(config, role="operator")
     try:
         results, committed = check_file(config, store, given.claims, as_of=as_of, commit=args.commit)
     finally:

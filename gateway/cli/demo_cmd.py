@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from gateway.runtime.logsetup import configure_logging
@@ -20,5 +21,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    os.umask(0o077)  # every file and folder this process makes is owner-only (PHI)
     configure_logging(level="INFO" if args.verbose else "WARNING")
     return run_demo(keep=args.keep, timeout=args.timeout)

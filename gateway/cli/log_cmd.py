@@ -35,6 +35,7 @@ from gateway.operators.queries import (
 from gateway.operators.session import Session, audit_items
 from gateway.operators.timespec import time_arg
 from gateway.operators.views import Resolver, Views
+from gateway.runtime.filemask import mask_file_name
 
 TYPES = ("270", "271", "278", "999", "TA1", "inbox", "file")
 PROGRESS_EVERY = 500
@@ -63,7 +64,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     cmds = log.add_subparsers(dest="log_command", required=True, metavar="SUBCOMMAND")
 
     p = cmds.add_parser("list", help="files and transaction sets, newest first")
-    add_common(p, limit=True)
+    add_common(p, reveal=True, limit=True)
     _filters(p)
     p.set_defaults(func=run_list)
 
@@ -148,6 +149,8 @@ def _display(row: dict[str, Any]) -> dict[str, Any]:
 def run_list(args: argparse.Namespace) -> int:
     with session_for(args) as session, session.store.read() as tx:
         rows, more = take(iter_log(session, tx, _log_filter(args, session)), args.limit)
+        files = sorted({mask_file_name(str(r["file"])) for r in rows})  # the audit table holds no PHI itself
+        session.audit_reveal("log list", "list", {"files": audit_items(files)})
         return listing(
             session,
             "rows",

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from gateway.runtime.config import load_config
 from gateway.runtime.nodes import is_sqlite, list_nodes
-from gateway.store import Store
+from gateway.runtime.storeopen import open_store
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     url = config.database_url()
-    store = Store.open(url)
+    store = open_store(config, role="operator")
     try:
         now = datetime.now(UTC)
         nodes = list_nodes(store, now)

@@ -17,8 +17,9 @@ from pathlib import Path
 
 from gateway.errors import ConfigError
 from gateway.runtime.config import GatewayConfig, load_config
+from gateway.runtime.storeopen import open_store, verified_member_key
 from gateway.stages.precert_gate import member_evidence, rules_from_file
-from gateway.store import Store, hash_member_id
+from gateway.store import hash_member_id
 from policy.precert import Evidence, PrecertDecision, Service, decide
 from transactions.jsonform import to_dict
 
@@ -53,10 +54,11 @@ def _config(args: argparse.Namespace) -> GatewayConfig | None:
 
 
 def _evidence(config: GatewayConfig, member_id: str, payer_id: str) -> tuple[Evidence, ...]:
-    store = Store.open(config.database_url())
+    store = open_store(config, role="operator")
     try:
+        key = verified_member_key(config, store)
         with store.read() as tx:
-            return member_evidence(tx, hash_member_id(member_id, config.member_hash_key()), payer_id)
+            return member_evidence(tx, hash_member_id(member_id, key), payer_id)
     finally:
         store.close()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from gateway.runtime.config import load_config
 from gateway.runtime.logsetup import configure_logging
@@ -17,14 +18,23 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--interval", type=float, help="seconds between idle cycles (default: the partners' poll_seconds)"
     )
     p.add_argument("--json-logs", action="store_true", help="JSON log lines even on a terminal")
+    p.add_argument(
+        "--upgrade",
+        action="store_true",
+        help="migrate an older database schema first (without it, run refuses one; see README: upgrades)",
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    os.umask(0o077)  # every file and folder this process makes is owner-only (PHI)
     configure_logging(json=True if args.json_logs else None)
     config = load_config(args.config)
+    settings = config.gateway
+    as_json = True if args.json_logs else {"json": True, "console": False}.get(settings.log_format)
+    configure_logging(json=as_json, level=settings.log_level)
     config.preflight()
-    ctx = open_context(config)
+    ctx = open_context(config, allow_upgrade=args.upgrade)
     try:
         Gateway(ctx).run(once=args.once, interval=args.interval)
     finally:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from gateway.runtime.filemask import mask_file_name
 from transactions.segment import Composite, Element, Repetition
 
 MASK = "*"
@@ -177,6 +178,10 @@ class Phi:
 
     def document(self, value: Any) -> Any:
         return value if self.reveal else mask_document(value)
+
+    def file_name(self, value: str) -> str:
+        """A file name (PHI when a billing system named it after a patient): a stable keyed mask."""
+        return value if self.reveal else mask_file_name(value)
 
     def elements(self, tag: str, loops: Sequence[str], elements: Sequence[Element]) -> tuple[Element, ...]:
         return tuple(elements) if self.reveal else mask_elements(tag, loops, elements)

@@ -184,7 +184,9 @@ def iter_log(
             rows = envelopes.get(f.id, [])
             sets = [r for r in rows if r["set_row_id"] is not None]
             out = [_set_row(f, r, found) for r in sets] if sets else [_file_row(session, f, rows)]
-            yield from (row for row in out if flt.keeps(row))
+            for row in out:
+                if flt.keeps(row):
+                    yield {**row, "file": session.phi.file_name(row["file"])}
         cursor = files[-1].id
         if len(files) < PAGE:
             return
@@ -457,7 +459,7 @@ def overdue_acks(
         out.append(
             {
                 "file_id": f.id,
-                "file": f.name,
+                "file": session.phi.file_name(f.name),
                 "partner": f.partner,
                 "sent_at": f.updated_at,
                 "waiting_minutes": round((now - f.updated_at).total_seconds() / 60, 1),

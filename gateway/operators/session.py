@@ -13,7 +13,7 @@ import getpass
 import os
 import sys
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,8 +22,11 @@ from typing import Any, TextIO
 from gateway.operators.formatting import Painter, terminal_width, wants_colour
 from gateway.operators.masking import Phi
 from gateway.runtime.config import GatewayConfig, load_config
+from gateway.runtime.filemask import set_mask_key
+from gateway.runtime.storeopen import open_store, verified_member_key
 from gateway.store import Store
 from gateway.store.payloads import PayloadStore
+from transactions.errors import X12GatewayError
 
 Clock = Callable[[], datetime]
 MAX_AUDIT_ITEMS = 1000
@@ -99,7 +102,10 @@ class Session:
         return self.actor or os_user()
 
     def member_key(self) -> bytes:
-        return self.config.member_hash_key()
+        """The member-hash key, refused (clear message) when it is not the key the store was written with."""
+        key = verified_member_key(self.config, self.store)
+        set_mask_key(key)
+        return key
 
     def audit_reveal(self, action: str, subject: str, detail: Mapping[str, Any] | None = None) -> None:
         """Record that PHI is about to be shown (only when ``--reveal`` was given)."""
@@ -130,7 +136,9 @@ def open_session(
 ) -> Iterator[Session]:
     """Load the configuration (``--config`` / ``$X12GW_CONFIG``) and open its store for one command."""
     config = load_config(config_path)
-    store = Store.open(config.database_url(), clock=clock)
+    store = open_store(config, role="operator", clock=clock)
+    with suppress(X12GatewayError):
+        set_mask_key(config.member_hash_key())  # masks match the run loop's logs when the key is here
     session = Session(config, store, reveal=reveal, json=json, out=out or sys.stdout, clock=clock)
     try:
         yield session

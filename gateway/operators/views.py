@@ -23,6 +23,7 @@ from typing import Any
 
 from gateway.lifecycle import event_between
 from gateway.operators.formatting import iso
+from gateway.operators.masking import Phi
 from gateway.operators.session import Session
 from gateway.operators.x12view import ParsedFile, control_int, parse_payload, segment_views
 from gateway.store import FileRow, NotFoundError, RequestRow, StateChange, TransactionSetRow, Tx
@@ -64,10 +65,10 @@ def history_json(changes: Iterable[StateChange]) -> list[dict[str, Any]]:
     ]
 
 
-def file_json(f: FileRow) -> dict[str, Any]:
+def file_json(f: FileRow, phi: Phi) -> dict[str, Any]:
     return {
         "id": f.id,
-        "name": f.name,
+        "name": phi.file_name(f.name),
         "direction": f.direction,
         "partner": f.partner,
         "state": f.state,
@@ -319,7 +320,7 @@ class Views:
                     "relation": "acknowledgment",
                     "kind": "999",
                     "file_id": cand.id,
-                    "file": cand.name,
+                    "file": self.session.phi.file_name(cand.name),
                     "set_row_id": ack_set["set_row_id"] if ack_set else None,
                     "control_number": ga.ack_set_control,
                     "ack_status": verdict.ack_code if verdict else ga.ack_code,
@@ -339,7 +340,7 @@ class Views:
                 "relation": "acknowledgment",
                 "kind": "TA1",
                 "file_id": cand.id,
-                "file": cand.name,
+                "file": self.session.phi.file_name(cand.name),
                 "set_row_id": None,
                 "control_number": ta.ack_interchange,
                 "ack_status": ta.ack_code,
@@ -407,7 +408,7 @@ class Views:
             "set_id": row["set_id"],
             "control_number": row["set_control"],
             "file_id": f.id,
-            "file": f.name,
+            "file": self.session.phi.file_name(f.name),
             "ack_status": row["set_ack"],
             "state": row["set_state"],
             "at": iso(row["set_created_at"]),
@@ -437,7 +438,7 @@ class Views:
             "control_number": row["set_control"],
             "direction": f.direction,
             "partner": f.partner,
-            "file": {"id": f.id, "name": f.name, "state": f.state},
+            "file": {"id": f.id, "name": self.session.phi.file_name(f.name), "state": f.state},
             "interchange": {
                 "control_number": row["interchange_control"],
                 "sender": row["sender"],
@@ -480,7 +481,7 @@ class Views:
                 "control_number": key[2],
                 "direction": f.direction,
                 "partner": f.partner,
-                "file": {"id": f.id, "name": f.name, "state": f.state},
+                "file": {"id": f.id, "name": self.session.phi.file_name(f.name), "state": f.state},
                 "interchange": {
                     "control_number": key[0],
                     "sender": parties.get(key[0], ("", ""))[0],
@@ -529,7 +530,11 @@ class Views:
                 "created_at": iso(req.created_at),
                 "updated_at": iso(req.updated_at),
                 "due_at": iso(req.due_at),
-                "source_file": {"id": source.id, "name": source.name, "state": source.state}
+                "source_file": {
+                    "id": source.id,
+                    "name": self.session.phi.file_name(source.name),
+                    "state": source.state,
+                }
                 if source
                 else None,
             },
@@ -583,7 +588,7 @@ class Views:
         )
         return {
             "subject": "file",
-            "file": file_json(f),
+            "file": file_json(f, self.session.phi),
             "history": history_json(history),
             "quarantine": [
                 {"at": iso(q.created_at), **q.reason} for q in self.tx.quarantine.query(file_id=file_id)

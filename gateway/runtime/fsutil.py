@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gateway.errors import GatewayError
+from gateway.runtime.filemask import mask_file_name
 
 FILE_MODE = 0o600
 DIR_MODE = 0o700
@@ -30,7 +31,8 @@ class LocalIOError(GatewayError):
 
     def __init__(self, operation: str, path: Path, exc: OSError) -> None:
         reason = os.strerror(exc.errno) if exc.errno else type(exc).__name__
-        super().__init__(f"{operation} {path.name}: {reason}")
+        # the name masked: inbox file names may be PHI, and this message is logged
+        super().__init__(f"{operation} {mask_file_name(path.name)}: {reason}")
         self.retryable = exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EAGAIN, errno.EBUSY, errno.EIO)
         self.disk_full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
 

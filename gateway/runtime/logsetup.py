@@ -18,6 +18,8 @@ Why it is built this way:
       ``N3``/``N4`` addresses, identifying ``REF`` segments) and secrets (``register_secret`` and the
       values of environment variables named ``*_PASSWORD``, ``*_SECRET``, ``*_TOKEN``, ``*_KEY``).
 
+* File names under keys such as ``file`` are masked to a stable keyed hash plus the extension
+  (``gateway.runtime.filemask``): billing systems put patient names and member ids in file names.
 * JSON lines when the output is not a terminal (log shippers), readable console lines on a terminal
   (colours unless ``NO_COLOR`` is set).
 """
@@ -48,6 +50,7 @@ from structlog.stdlib import BoundLogger, LoggerFactory, ProcessorFormatter
 from structlog.typing import EventDict, Processor, WrappedLogger
 
 from gateway.errors import ConfigError
+from gateway.runtime.filemask import mask_file_name
 
 REDACTED = "[redacted]"
 MIN_VALUE_LENGTH = 3  # shorter registered values would blank out ordinary text
@@ -55,7 +58,7 @@ _MAX_DEPTH = 12
 
 # Third-party loggers that are chatty at INFO (paramiko narrates every handshake; SQLAlchemy's INFO is
 # SQL echo). They are capped at WARNING whatever the gateway's own level is.
-QUIET_LOGGERS = ("paramiko", "sqlalchemy")
+QUIET_LOGGERS = ("paramiko", "sqlalchemy", "alembic.runtime.migration")
 # paramiko.transport logs every peer that hangs up ("Socket exception: Connection reset") at ERROR from
 # its own threads; the SFTP client maps real failures to TransferError, which the gateway logs itself.
 SILENT_LOGGERS = ("paramiko.transport",)
@@ -87,6 +90,8 @@ _PERSON_ROLES = frozenset({"patient", "subscriber", "dependent", "member", "insu
 _SECRET_SUFFIXES = frozenset(
     {"password", "passwd", "secret", "token", "passphrase", "key_passphrase", "private_key", "api_key"}
 )
+# Keys that hold a file name: shown masked (``gateway.runtime.filemask``), as inbox names may be PHI.
+_FILE_NAME_KEYS = frozenset({"file", "file_name", "filename", "remote_file", "inbox_file"})
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _NON_WORD = re.compile(r"[^a-z0-9]+")
 _sensitive_cache: dict[str, bool] = {}
@@ -291,6 +296,8 @@ class _Scrubber:
             name = key if isinstance(key, str) else repr(key)
             if is_sensitive_key(name) and item is not None:
                 out[self.text(name)] = REDACTED
+            elif isinstance(item, str) and _normalise_key(name) in _FILE_NAME_KEYS:
+                out[self.text(name)] = mask_file_name(item)
             else:
                 out[self.text(name)] = self.value(item, depth)
         return out

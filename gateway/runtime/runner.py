@@ -23,10 +23,11 @@ from gateway.runtime.context import Context, utc_now
 from gateway.runtime.fsutil import LocalIOError, remove_stale_temp_files
 from gateway.runtime.logsetup import get_logger
 from gateway.runtime.nodes import NodeRegistry, dead_owners, is_sqlite, single_node_guard
+from gateway.runtime.sdnotify import Notifier
+from gateway.runtime.storeopen import open_store
 from gateway.stages import pipeline
 from gateway.stages.base import RECOVER, Cycle, CycleSummary, Stage
 from gateway.stages.outbox import write_results
-from gateway.store import Store
 from gateway.store.payloads import PayloadStore
 from mappings.mapper import MappingRules, default_rules, with_overrides
 from transactions.errors import X12GatewayError
@@ -35,14 +36,15 @@ SWEEP_SECONDS = 600.0
 TEMP_FILE_MAX_AGE_SECONDS = 600.0
 
 
-def open_context(config: GatewayConfig, *, clock=utc_now) -> Context:  # type: ignore[no-untyped-def]
+def open_context(config: GatewayConfig, *, clock=utc_now, allow_upgrade: bool = False) -> Context:  # type: ignore[no-untyped-def]
+    """The run loop's context: folders (0700), the store (schema and keys checked), payloads."""
     config.folders.ensure()
-    store = Store.open(config.database_url())
+    store = open_store(config, role="run", allow_upgrade=allow_upgrade, clock=clock)
     return Context(
         config=config,
         store=store,
         payloads=PayloadStore(config.folders.payloads),
-        member_key=config.member_hash_key(),
+        member_key=config.member_hash_key(create=True),
         log=get_logger("x12gw"),
         node_id=config.gateway.node_id,
         clock=clock,
@@ -110,15 +112,22 @@ class Gateway:
         self.ctx.log.info(
             "gateway started", node=self.ctx.node_id, partners=[p.name for p in self.ctx.config.partners]
         )
+        notifier = Notifier.from_env()
+        ready = False
         try:
             while not self.stop.is_set():
                 summary = self.cycle()
                 registry.heartbeat()
+                if not ready:
+                    notifier.ready(f"node {self.ctx.node_id} running")
+                    ready = True
+                notifier.watchdog()
                 if once:
                     break
                 if not summary.busy:
-                    self.stop.wait(wait)
+                    notifier.idle_wait(self.stop, wait)
         finally:
+            notifier.stopping()
             registry.stop()
         self.ctx.log.info("gateway stopped", node=self.ctx.node_id)
 

@@ -12,7 +12,7 @@ import json
 import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +32,9 @@ from gateway.stages.precert_gate import precert_gate
 from gateway.store import StaleStateError, hash_member_id
 from transactions.build270 import read_270
 from transactions.build278 import read_278_request
-from transactions.errors import RequestError, X12GatewayError
-from transactions.outbound import Request, request_kind
+from transactions.envelope_writer import InterchangeHeader
+from transactions.errors import RequestError, X12GatewayError, X12WriteError
+from transactions.outbound import Request, build_request_interchange, request_kind
 from transactions.requests_csv import parse_csv
 from transactions.requests_json import parse_request_document, request_to_obj
 from transactions.segment import Delimiters
@@ -88,8 +89,35 @@ def _take(out: Parsed, item: Request | RequestError, index: int) -> None:
         out.errors.append({"index": index, "field": where, "reason": UNSTORABLE})
     elif (where := _first_text(item, _has_delimiter)) is not None:
         out.errors.append({"index": index, "field": where, "reason": UNSENDABLE})
+    elif (why := _unwritable(item)) is not None:
+        out.errors.append({"index": index, "field": "request", "reason": why})
     else:
         out.requests.append((item, item.trace_number))
+
+
+_PROBE_HEADER = InterchangeHeader("ZZ", "PROBE", "ZZ", "PROBE", 1, datetime(2000, 1, 1, tzinfo=UTC))
+
+
+def _unwritable(req: Request) -> str | None:
+    """Why the request cannot be written as X12 (an X12 delimiter inside a value), or None.
+
+    Found here, the file is quarantined with the reason (which names the element, never the value);
+    found only when the batch is built, the same request would fail its partner's batch every cycle.
+    The client's trace number is replaced by our tracking number before sending, so it is not probed.
+    """
+    probe = replace(req, trace_number="PROBE00001", trace_assigner="9000000000")
+    try:
+        build_request_interchange(
+            [probe],
+            _PROBE_HEADER,
+            application_sender="PROBE",
+            application_receiver="PROBE",
+            group_controls=[1],
+            set_controls=[1],
+        )
+    except X12WriteError as exc:
+        return str(exc)
+    return None
 
 
 UNSTORABLE = "contains a control character or invalid Unicode (a lone surrogate)"

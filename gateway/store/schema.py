@@ -5,6 +5,8 @@ compares the migrated database with this metadata so the two cannot drift apart.
 
 Design rules the columns follow:
 
+* No raw PHI at rest when the gateway runs with its payload key: request JSON, result records and file
+  names are sealed (AES-GCM / AES-SIV, ``gateway.store.sealing``) by their column types.
 * No raw PHI in any indexed column. Members are found by ``member_id_hash`` (a keyed HMAC-SHA256), never
   by member id or name. The request JSON and the parsed result records (which do contain PHI) sit in
   unindexed JSON columns that only the reveal path reads (and ``phi_audit`` records who did).
@@ -41,6 +43,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
+from gateway.store import sealing
+
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -74,6 +78,57 @@ class UtcDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+class SealedJSON(TypeDecorator[Any]):
+    """A JSON column whose documents are encrypted at rest when the engine has a key ring.
+
+    See ``gateway.store.sealing``: the stored value is a JSON string token; rows from before sealing
+    (plain documents) read as they are until ``x12gw keys rotate`` seals them.
+    """
+
+    impl = JSON
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        return dialect.type_descriptor(JSONB() if dialect.name == "postgresql" else JSON())
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        ring = sealing.ring_of(dialect)
+        if value is None or ring is None or sealing.is_sealed_doc(value):
+            return value
+        return ring.seal_doc(value)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Any:
+        if not sealing.is_sealed_doc(value):
+            return value
+        ring = sealing.ring_of(dialect)
+        if ring is None:
+            sealing.unseal_without_ring(value)
+            return value
+        return ring.unseal_doc(value)
+
+
+class SealedName(TypeDecorator[str]):
+    """A file name, encrypted deterministically (equal names, equal tokens) when there is a key ring."""
+
+    impl = String
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        ring = sealing.ring_of(dialect)
+        if value is None or ring is None or sealing.is_sealed_name(value):
+            return value
+        return ring.seal_name(value)
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> str | None:
+        if value is None or not sealing.is_sealed_name(value):
+            return value
+        ring = sealing.ring_of(dialect)
+        if ring is None:
+            sealing.unseal_without_ring(value)
+            return value
+        return ring.unseal_name(value)
+
+
 # SQLite only auto-increments an ``INTEGER PRIMARY KEY``; PostgreSQL gets 64-bit identities.
 ID = BigInteger().with_variant(Integer(), "sqlite")
 JSONDOC = JSON().with_variant(JSONB(), "postgresql")
@@ -83,6 +138,7 @@ PARTNER = 64
 PARTY = 64  # "qualifier:id" of an ISA/GS sender or receiver
 TRACKING = 50  # TRN02 is AN 1..50
 HASH = 64  # sha256 / HMAC-SHA256 hex digest
+FILE_NAME = 512  # a 255-byte name sealed (nonce-free AES-SIV + base64) fits
 
 
 def _pk() -> Column[Any]:
@@ -110,7 +166,7 @@ files = Table(
     _pk(),
     Column("direction", String(3), nullable=False),
     Column("partner", String(PARTNER), nullable=False),
-    Column("name", String(255), nullable=False),
+    Column("name", SealedName(FILE_NAME), nullable=False),  # PHI (billing systems name files by patient)
     Column("sha256", String(HASH), nullable=False),
     Column("size", BigInteger, nullable=False),
     Column("state", String(STATE), nullable=False),
@@ -140,7 +196,7 @@ requests = Table(
     Column("state", String(STATE), nullable=False),
     Column("due_at", UtcDateTime(), nullable=True),
     Column("member_id_hash", String(HASH), nullable=False),
-    Column("payload", JSONDOC, nullable=False),
+    Column("payload", SealedJSON(), nullable=False),
     Column("reason", Text, nullable=True),
     _created(),
     _updated(),
@@ -226,7 +282,7 @@ eligibility_results = Table(
     Column("effective_from", Date, nullable=True),
     Column("effective_to", Date, nullable=True),
     Column("source_set_id", ID, ForeignKey("transaction_sets.id"), nullable=True),
-    Column("record", JSONDOC, nullable=False),
+    Column("record", SealedJSON(), nullable=False),
     _created(),
     _updated(),
     Index(None, "status", "updated_at"),
@@ -244,7 +300,7 @@ authorizations = Table(
     Column("effective_from", Date, nullable=True),
     Column("effective_to", Date, nullable=True),
     Column("source_set_id", ID, ForeignKey("transaction_sets.id"), nullable=True),
-    Column("record", JSONDOC, nullable=False),
+    Column("record", SealedJSON(), nullable=False),
     _created(),
     _updated(),
     Index(None, "certification_number"),

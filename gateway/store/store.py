@@ -50,6 +50,7 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from gateway.errors import StoreError
+from gateway.store import fileperms
 from gateway.store import schema as s
 from gateway.store.errors import store_error
 from gateway.store.repos.audit import AuditRepo
@@ -114,7 +115,7 @@ def hash_member_id(member_id: str, key: bytes) -> str:
 # --------------------------------------------------------------------------------------------- engine
 
 
-def _sqlite_listeners(engine: Engine, busy_timeout_ms: int) -> None:
+def _sqlite_listeners(engine: Engine, busy_timeout_ms: int, path: Path | None = None) -> None:
     """WAL, foreign keys and a busy timeout on every connection; SQLAlchemy emits BEGIN itself.
 
     pysqlite's own transaction handling starts transactions late (at the first write) and so cannot
@@ -129,6 +130,8 @@ def _sqlite_listeners(engine: Engine, busy_timeout_ms: int) -> None:
         cursor.execute("PRAGMA synchronous = FULL")  # a committed control number survives power loss
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.close()
+        if path is not None:
+            fileperms.tighten(path)  # the -wal/-shm files WAL mode just created (or an old 0644 set)
 
     def on_begin(conn: Connection) -> None:
         deferred = conn.get_execution_options().get(_READ_ONLY, False)
@@ -142,12 +145,31 @@ def make_engine(url: str, *, busy_timeout_ms: int = 5000) -> Engine:
     """An engine for ``url`` that never prints bound parameters (they may be PHI)."""
     try:
         if url.startswith("sqlite"):
+            path = fileperms.sqlite_path(url)
+            if path is not None:
+                fileperms.prepare(path)
             engine = create_engine(url, hide_parameters=True)
-            _sqlite_listeners(engine, busy_timeout_ms)
+            _sqlite_listeners(engine, busy_timeout_ms, path)
             return engine
         return create_engine(url, hide_parameters=True, pool_pre_ping=True)
     except sa_exc.SQLAlchemyError as exc:
         raise store_error(exc, "open store") from None
+
+
+@contextmanager
+def _sqlite_foreign_keys_off(conn: Connection) -> Iterator[None]:
+    """SQLite's way to alter a table (batch mode: copy, drop, rename) needs foreign keys off, set outside
+    any transaction; the migration then runs ``PRAGMA foreign_key_check`` before it commits."""
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    raw = conn.connection.driver_connection
+    assert raw is not None  # noqa: S101 - a live pysqlite connection
+    raw.execute("PRAGMA foreign_keys = OFF")
+    try:
+        yield
+    finally:
+        raw.execute("PRAGMA foreign_keys = ON")
 
 
 def upgrade(engine: Engine) -> None:
@@ -160,11 +182,13 @@ def upgrade(engine: Engine) -> None:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
     try:
-        with engine.begin() as conn:
+        with engine.connect() as conn, _sqlite_foreign_keys_off(conn), conn.begin():
             if conn.dialect.name == "postgresql":
                 conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
             config.attributes["connection"] = conn
             command.upgrade(config, "head")
+            if conn.dialect.name == "sqlite" and conn.exec_driver_sql("PRAGMA foreign_key_check").first():
+                raise StoreError("migrate store: the migrated database fails its foreign key check")
     except sa_exc.SQLAlchemyError as exc:
         raise store_error(exc, "migrate store") from None
     except CommandError:
@@ -233,6 +257,15 @@ class Store:
         engine = make_engine(url, busy_timeout_ms=busy_timeout_ms)
         try:
             upgrade(engine)
+        except BaseException:
+            engine.dispose()
+            raise
+        return cls.attach(engine, clock=clock, tracking_prefix=tracking_prefix)
+
+    @classmethod
+    def attach(cls, engine: Engine, *, clock: Clock = utc_now, tracking_prefix: str = "GW") -> Store:
+        """The store on an engine whose schema the caller has checked (``gateway.store.migrate``)."""
+        try:
             store = cls(engine, clock=clock, tracking_prefix=tracking_prefix)
             store.instance_id = store._load_instance_id()
         except BaseException:

@@ -27,6 +27,7 @@ from gateway.runtime.config.sections import (
     _identity,
     _inbox,
     _precert,
+    _retention,
     _routing,
     _timeouts,
 )
@@ -97,6 +98,7 @@ def parse_config(
         routing=_routing(top.table("routing"), partners),
         source=source,
         precert=_precert(top.table("precert"), base),
+        retention=_retention(top.table("retention")),
     )
     _cross_checks(config, problems)
     _raise_if(problems, source or "the configuration")

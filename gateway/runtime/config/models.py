@@ -7,7 +7,7 @@ import re
 import secrets
 import stat
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, cast
 
@@ -29,6 +29,8 @@ from policy.precert import PrecertRuleError, parse_rules
 CONFIG_ENV = "X12GW_CONFIG"
 DEFAULT_CONFIG_NAME = "gateway.toml"
 DEFAULT_MEMBER_HASH_KEY_ENV = "X12GW_MEMBER_HASH_KEY"
+DEFAULT_PAYLOAD_KEY_ENV = "X12GW_PAYLOAD_KEY"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 MEMBER_HASH_KEY_FILE = "member_hash.key"
 MIN_MEMBER_HASH_KEY_LENGTH = 16
 DEFAULT_FILE_NAME_PATTERN = "{partner}-{kind}-{control}.x12"
@@ -40,6 +42,8 @@ ISA_QUALIFIERS = ("01", "14", "20", "27", "28", "29", "30", "33", "ZZ")
 Usage = Literal["P", "T"]
 X12Mode = Literal["reenvelope"]  # passthrough (send as received) is not built yet
 AfterDownload = Literal["delete", "move", "leave"]
+LogFormat = Literal["auto", "json", "console"]
+RETENTION_KINDS = ("payloads", "archive", "quarantine", "results", "rows")
 
 # The keys each table accepts; anything else is reported as unknown. The example file documents all.
 SCHEMA: dict[str, frozenset[str]] = {
@@ -55,11 +59,23 @@ SCHEMA: dict[str, frozenset[str]] = {
             "partners",
             "routing",
             "precert",
+            "retention",
         }
     ),
     "gateway": frozenset(
-        {"database_url", "database_password_env", "node_id", "member_hash_key_env", "usage", "lease_seconds"}
+        {
+            "database_url",
+            "database_password_env",
+            "node_id",
+            "member_hash_key_env",
+            "payload_key_env",
+            "usage",
+            "lease_seconds",
+            "log_level",
+            "log_format",
+        }
     ),
+    "retention": frozenset(RETENTION_KINDS),
     "identity": frozenset({"isa_qualifier", "isa_id", "gs_id", "trace_assigner"}),
     "folders": frozenset(FOLDER_NAMES),
     "inbox": frozenset(
@@ -130,6 +146,9 @@ class GatewaySettings:
     usage: Usage = "T"
     database_password_env: str | None = None
     lease_seconds: float = 120.0  # scale-out: how soon a dead node's claimed work and partners move on
+    payload_key_env: str = DEFAULT_PAYLOAD_KEY_ENV
+    log_level: str = "INFO"
+    log_format: LogFormat = "auto"
 
 
 @dataclass(frozen=True)
@@ -164,9 +183,25 @@ class FoldersConfig:
         for name, path in self.items():
             try:
                 path.mkdir(mode=0o700, parents=True, exist_ok=True)
+                if stat.S_IMODE(path.stat().st_mode) & 0o077:
+                    path.chmod(0o700)  # a folder made by hand (or an older release) is tightened
             except OSError as exc:
                 problems.append(f"folders.{name}: cannot create {path}: {exc.strerror}")
         _raise_if(problems, "the configured folders")
+
+
+@dataclass(frozen=True)
+class RetentionConfig:
+    """``[retention]``: how long ``x12gw purge`` keeps each kind of data (None: forever).
+
+    HIPAA asks for six years of documentation; seven years by default leaves a margin.
+    """
+
+    payloads: timedelta | None = timedelta(days=7 * 365)
+    archive: timedelta | None = timedelta(days=7 * 365)
+    quarantine: timedelta | None = timedelta(days=7 * 365)
+    results: timedelta | None = timedelta(days=7 * 365)
+    rows: timedelta | None = timedelta(days=7 * 365)
 
 
 @dataclass(frozen=True)
@@ -334,6 +369,7 @@ class GatewayConfig:
     routing: RoutingConfig = field(default_factory=RoutingConfig)
     source: Path | None = None
     precert: PrecertConfig = field(default_factory=PrecertConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
 
     def partner(self, name: str) -> PartnerConfig:
         """The partner called ``name``; ConfigError if there is none."""
@@ -360,11 +396,13 @@ class GatewayConfig:
         password = _read_secret_env(self.gateway.database_password_env, "gateway.database_password_env")
         return make_url(url).set(password=password).render_as_string(hide_password=False)
 
-    def member_hash_key(self) -> bytes:
+    def member_hash_key(self, *, create: bool = False) -> bytes:
         """The HMAC key for member-id hashes: from the environment, else a key file in ``folders.state``.
 
         All nodes sharing one database must use the same key, so multi-node installations set the
-        environment variable; a single node gets a random key file created on first use (mode 0600).
+        environment variable; a single node gets a random key file created on first use (mode 0600) by
+        ``x12gw run``/``demo`` only (``create``): an operator command never makes a new key, which would
+        make every member search silently find nothing.
         """
         env_name = self.gateway.member_hash_key_env
         value = os.environ.get(env_name, "").strip()
@@ -376,7 +414,13 @@ class GatewayConfig:
                 )
             register_secret(value)
             return value.encode("utf-8")
-        return _member_key_from_file(self.folders.state / MEMBER_HASH_KEY_FILE)
+        path = self.folders.state / MEMBER_HASH_KEY_FILE
+        if not create and not path.exists():
+            raise ConfigError(
+                f"no member-hash key: {env_name} is not set and {path} does not exist; set the variable "
+                "or restore the key file from backup (only `x12gw run` creates a new key)"
+            )
+        return _member_key_from_file(path)
 
     def secret_env_references(self) -> tuple[tuple[str, str], ...]:
         """``(key, variable)`` for every environment variable the configuration names for a secret."""

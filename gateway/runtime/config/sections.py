@@ -1,35 +1,44 @@
-"""The global sections: [gateway], [identity], [folders], [inbox], [timeouts], [routing], [precert]."""
+"""The global sections: [gateway], [identity], [folders], [inbox], [timeouts], [routing], [precert],
+[retention]."""
 
 from __future__ import annotations
 
 import os
 import socket
+from datetime import timedelta
 from pathlib import Path
 from typing import cast
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from gateway.errors import ConfigError
 from gateway.runtime.config.models import (
     _DB_DRIVERS,
     _ISA_ID,
     _NODE_ID,
     _TRACE_ASSIGNER,
     DEFAULT_MEMBER_HASH_KEY_ENV,
+    DEFAULT_PAYLOAD_KEY_ENV,
     FOLDER_NAMES,
     ISA_QUALIFIERS,
+    LOG_LEVELS,
+    RETENTION_KINDS,
     FoldersConfig,
     GatewaySettings,
     IdentityConfig,
     InboxConfig,
+    LogFormat,
     PartnerConfig,
     PrecertConfig,
+    RetentionConfig,
     RoutingConfig,
     TimeoutsConfig,
     Usage,
     X12Mode,
 )
 from gateway.runtime.config.reader import _resolve, _Table
+from gateway.runtime.durations import parse_period
 
 # --------------------------------------------------------------------------------------------- sections
 
@@ -46,6 +55,9 @@ def _gateway(t: _Table) -> GatewaySettings:
         usage=cast(Usage, t.choice("usage", "T", ("P", "T"))),
         database_password_env=t.env_name("database_password_env"),
         lease_seconds=t.number("lease_seconds", 120.0, positive=True),
+        payload_key_env=t.env_name("payload_key_env") or DEFAULT_PAYLOAD_KEY_ENV,
+        log_level=t.choice("log_level", "INFO", LOG_LEVELS),
+        log_format=cast(LogFormat, t.choice("log_format", "auto", ("auto", "json", "console"))),
     )
 
 
@@ -150,6 +162,19 @@ def _routing(t: _Table, partners: tuple[PartnerConfig, ...]) -> RoutingConfig:
     if default is not None and default not in {p.name for p in partners}:
         t.problem("default_partner", "must name one of the [[partners]]")
     return RoutingConfig(default_partner=default)
+
+
+def _retention(t: _Table) -> RetentionConfig:
+    values: dict[str, timedelta | None] = {}
+    for kind in RETENTION_KINDS:
+        text = t.text(kind)
+        if not text:
+            continue
+        try:
+            values[kind] = parse_period(text, t.key(kind))
+        except ConfigError as exc:
+            t.problem(kind, str(exc).partition(": ")[2])
+    return RetentionConfig(**values)
 
 
 def _precert(t: _Table, base: Path) -> PrecertConfig:

@@ -1,7 +1,7 @@
 """Console users and login sessions, for ``x12gw serve``.
 
 Revision ID: 0005
-Revises: 0003 (another branch may add 0004 in between; then this one follows it)
+Revises: 0004
 
 ``users``: local console accounts (viewer or operator) with scrypt password hashes.
 ``web_sessions``: one row per logged-in browser, keyed by the SHA-256 of the cookie token, with the
@@ -22,7 +22,7 @@ def UtcDateTime() -> sa.DateTime:  # noqa: N802 - reads like the schema's column
 
 
 revision = "0005"
-down_revision: str | None = "0003"
+down_revision: str | None = "0004"
 branch_labels: str | None = None
 depends_on: str | None = None
 
