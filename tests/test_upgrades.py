@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import text
+from sqlalchemy import insert, text
 
 from gateway.errors import StoreError
 from gateway.lifecycle import FileEvent, FileState, RequestState
@@ -20,10 +20,10 @@ from gateway.runtime.runner import open_context
 from gateway.runtime.storeopen import open_store
 from gateway.stages import intake
 from gateway.store import Store, hash_member_id, make_engine
+from gateway.store import schema as s
 from gateway.store.migrate import script, state
 from gateway.store.store import MIGRATIONS_DIR
 from tests.e2e_harness import REQUESTS
-from tests.lifecycle_support import walk_request
 from tests.protection_support import cli, drop, dump, write_config
 
 PREVIOUS = "0003"
@@ -68,16 +68,22 @@ def _previous_release_database(config: GatewayConfig) -> None:
         )
         tx.files.transition(f.id, FileEvent.CLAIM, expect=FileState.CLAIMING)
         tx.files.transition(f.id, FileEvent.ACCEPT, expect=FileState.CLAIMED)
-        tx.requests.insert(
-            tracking_number="GW-OLD-0000000001",
-            kind="270",
-            payer_id="ACME01",
-            partner="sim",
-            member_id_hash=hash_member_id("ZZM300000003", key),
-            payload=PAYLOAD,
-            source_file_id=f.id,
+        # the request row as that release wrote it: its columns only (later revisions add some)
+        now = datetime(2026, 1, 5, tzinfo=UTC)
+        tx.conn.execute(
+            insert(s.requests).values(
+                tracking_number="GW-OLD-0000000001",
+                kind="270",
+                payer_id="ACME01",
+                partner="sim",
+                state=RequestState.ANSWERED,
+                member_id_hash=hash_member_id("ZZM300000003", key),
+                payload=PAYLOAD,
+                source_file_id=f.id,
+                created_at=now,
+                updated_at=now,
+            )
         )
-        walk_request(tx, "GW-OLD-0000000001", RequestState.ANSWERED)
     store.close()
 
 

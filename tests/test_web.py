@@ -21,7 +21,8 @@ from sqlalchemy import select, text
 from gateway.cli import main
 from gateway.lifecycle import Entity, FileState, PartnerEvent, PartnerState, RequestState
 from gateway.runtime.config import load_config
-from gateway.store import Store, make_engine, sqlite_url
+from gateway.runtime.storeopen import open_store
+from gateway.store import Store, hash_member_id, make_engine, sqlite_url
 from gateway.store import schema as s
 from gateway.store.payloads import PayloadStore
 from gateway.store.store import MIGRATIONS_DIR
@@ -184,7 +185,7 @@ def test_validation_findings_are_counted_from_acknowledgment_files(demo: Path) -
 def test_serve_command_answers_health_and_metrics(demo: Path) -> None:
     """``x12gw serve --listen`` in its own process answers /healthz, /readyz and /metrics, and its
     console lists every demo request (the issue's done-when: demo --keep, then serve)."""
-    store = Store.open(load_config(demo).database_url())
+    store = open_store(load_config(demo), role="operator")
     users.add_user(store, "alice", "viewer", PASSWORD)
     with store.read() as tx:
         trackings = [r.tracking_number for r in tx.requests.query(limit=100)]
@@ -205,7 +206,7 @@ def test_serve_command_answers_health_and_metrics(demo: Path) -> None:
         stderr=subprocess.PIPE,
         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
     )
-    reader = Store(make_engine(load_config(demo).database_url()))  # only to fill Server; the test reads HTTP
+    reader = open_store(load_config(demo), role="serve")  # only to fill Server; the test reads HTTP
     srv = Server(f"http://127.0.0.1:{port}", load_config(demo), reader, port=port)
     try:
         deadline = time.monotonic() + 30
@@ -280,7 +281,7 @@ def _login(srv: Server, name: str) -> tuple[str, str]:
 
 def test_session_cookie_flags_and_login_csrf(demo: Path) -> None:
     """HttpOnly, SameSite=Strict, path /console; Secure when asked; a login without its token is refused."""
-    store = Store.open(load_config(demo).database_url())
+    store = open_store(load_config(demo), role="operator")
     users.add_user(store, "alice", "viewer", PASSWORD)
     store.close()
     with serve(demo) as srv:
@@ -300,6 +301,9 @@ def test_session_cookie_flags_and_login_csrf(demo: Path) -> None:
         header, token = _login(srv, "alice")
         assert "secure" in {f.strip().lower() for f in header.split(";")[1:]}
         assert http_call(srv, "/console/", cookies={"x12gw_session": token}).status == 200
+
+
+KEY = b"client-reference-test-key"
 
 
 def test_users_sessions_and_figures_on_both_backends(store: Store) -> None:
@@ -322,12 +326,13 @@ def test_users_sessions_and_figures_on_both_backends(store: Store) -> None:
             source_file_id=None,
             payload={"client_reference": "AU-0042"},
             member_id_hash="0" * 64,
+            client_reference_hash=hash_member_id("AU-0042", KEY),
         )
         tx.audit.record_move(
             Entity.PARTNER, 0, PartnerState.ACTIVE, PartnerEvent.PAUSE, {"partner": "p1", "minutes": 30}
         )
     with store.read() as tx:
-        assert [r.tracking_number for r in requests_by_reference(tx, "AU-0042")] == ["GW-T-1"]
-        assert requests_by_reference(tx, "AU-0043") == []
+        assert [r.tracking_number for r in requests_by_reference(tx, "AU-0042", KEY)] == ["GW-T-1"]
+        assert requests_by_reference(tx, "AU-0043", KEY) == []
         states = figures.partner_states(tx, ["p1", "p2"], store.clock())
     assert [(p.name, p.paused, p.pauses) for p in states] == [("p1", True, 1), ("p2", False, 0)]

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 
 from gateway.lifecycle import FileEvent, FileState, RequestState
 from gateway.runtime.config import load_config
-from gateway.store import Store
+from gateway.store import Store, hash_member_id
 from gateway.store import schema as s
 from gateway.store.payloads import PayloadStore
 from gateway.web import figures, users
@@ -73,13 +73,9 @@ def body(driver: Any) -> str:
 
 def tracking_of(server: Server, reference: str) -> str:
     with server.store.read() as tx:
-        rows = tx.conn.execute(
-            select(s.requests.c.tracking_number).where(
-                s.requests.c.payload["client_reference"].as_string() == reference
-            )
-        ).all()
+        rows = tx.requests.by_reference_hash(hash_member_id(reference, server.config.member_hash_key()))
     assert len(rows) == 1
-    return str(rows[0][0])
+    return rows[0].tracking_number
 
 
 def audit_count(server: Server) -> int:

@@ -27,7 +27,8 @@ import pytest
 import uvicorn
 
 from gateway.runtime.config import GatewayConfig, load_config
-from gateway.store import Store, make_engine
+from gateway.runtime.storeopen import open_store
+from gateway.store import Store
 from gateway.web.app import create_app
 from payersim.demo import run_demo
 
@@ -70,7 +71,7 @@ def serve(
     """``create_app`` over the configuration's store (or ``store``), served by uvicorn on a loopback
     port; the store is closed afterwards."""
     config = load_config(config_path)
-    store = store or Store(make_engine(config.database_url()))
+    store = store or open_store(config, role="serve")
     app = create_app(config, store, **options)
     sock = free_socket()
     port = sock.getsockname()[1]

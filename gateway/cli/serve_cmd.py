@@ -15,7 +15,7 @@ import uvicorn
 from gateway.errors import ConfigError
 from gateway.runtime.config import load_config
 from gateway.runtime.logsetup import configure_logging
-from gateway.store import Store, make_engine
+from gateway.runtime.storeopen import open_store
 from gateway.web.app import create_app
 
 DEFAULT_LISTEN = "127.0.0.1:8080"
@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     if bool(args.tls_cert) != bool(args.tls_key):
         raise ConfigError("--tls-cert and --tls-key go together")
     config = load_config(args.config)
-    store = Store(make_engine(config.database_url()))
+    store = open_store(config, role="serve")
     host, port = args.listen
     app = create_app(config, store, secure_cookies=args.secure_cookies)
     log = structlog.get_logger("x12gw.serve")

@@ -14,6 +14,7 @@ import sys
 from gateway.operators.cli import EXIT_NONE, EXIT_OK, EXIT_USAGE
 from gateway.operators.formatting import write_json
 from gateway.runtime.config import load_config
+from gateway.runtime.storeopen import open_store
 from gateway.store import Store
 from gateway.web import users
 
@@ -47,7 +48,7 @@ def read_password() -> str | None:
 
 
 def _store(args: argparse.Namespace) -> Store:
-    return Store.open(load_config(args.config).database_url())
+    return open_store(load_config(args.config), role="operator")
 
 
 def run_add(args: argparse.Namespace) -> int:

@@ -5,6 +5,8 @@ Rules (README: upgrades, data protection):
 * ``run`` creates the schema on a database with no tables (a fresh install has nothing to migrate) and
   migrates an older schema only when started with ``--upgrade``; every other command refuses a schema
   that is not current and says to run ``x12gw db upgrade``.
+* ``serve`` opens a store whatever its revision: ``/readyz`` reports a stale schema (503) instead of the
+  server refusing to start, so a load balancer sees why; the payload key is loaded once it is current.
 * ``run`` may create the payload and member-hash key files on first start and records their
   fingerprints in the store; operator commands never create keys, and every process refuses a key whose
   fingerprint differs from the recorded one.
@@ -22,7 +24,7 @@ from gateway.runtime.filemask import set_mask_key
 from gateway.store import Store, keycheck, make_engine, migrate, sealing, upgrade
 from gateway.store.store import Clock
 
-Role = Literal["run", "operator"]
+Role = Literal["run", "operator", "serve"]
 
 
 def open_store(
@@ -34,6 +36,8 @@ def open_store(
         found = migrate.state(engine)
         if (found.status == "empty" and role == "run") or (found.status == "behind" and allow_upgrade):
             upgrade(engine)
+        elif role == "serve" and found.status != "current":
+            return Store.attach(engine, clock=clock)  # /readyz says why; nothing sealed can be read yet
         else:
             migrate.require_current(engine)
     except BaseException:

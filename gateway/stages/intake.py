@@ -308,6 +308,7 @@ def _store_requests(  # noqa: PLR0917 - the parts of one processed inbox file
                 source_file_id=file_id,
                 payload=payload,
                 member_id_hash=hash_member_id(req.subscriber.member_id or "", ctx.member_key),
+                client_reference_hash=hash_member_id(reference, ctx.member_key) if reference else None,
             )
         reason = _reason(parsed, unrouted, dup_id)
         tx.files.transition(

@@ -10,8 +10,6 @@ from itertools import islice
 from typing import Any
 from urllib.parse import urlencode
 
-from sqlalchemy import select
-
 from gateway.operators.queries import (
     AuthFilter,
     LogFilter,
@@ -23,9 +21,7 @@ from gateway.operators.queries import (
 from gateway.operators.session import Session
 from gateway.operators.views import Resolver, Subject, Views
 from gateway.operators.x12view import parse_payload, segment_views
-from gateway.store import RequestRow, Tx
-from gateway.store import schema as s
-from gateway.store.rows import from_mapping
+from gateway.store import RequestRow, Tx, hash_member_id
 from gateway.web import figures
 
 TYPES = ("270", "271", "278", "999", "TA1", "inbox", "file")
@@ -117,20 +113,15 @@ def log_page(session: Session, tx: Tx, q: BrowseQuery) -> tuple[list[dict[str, A
     return page[:PAGE], len(page) > PAGE
 
 
-def requests_by_reference(tx: Tx, reference: str, limit: int = PAGE) -> list[RequestRow]:
-    """Requests whose billing-system reference (the inbox file's ``client_reference``) is ``reference``."""
-    t = s.requests
-    stmt = (
-        select(t)
-        .where(t.c.payload["client_reference"].as_string() == reference)
-        .order_by(t.c.id.desc())
-        .limit(limit)
-    )
-    return [from_mapping(RequestRow, r) for r in tx.conn.execute(stmt)]
+def requests_by_reference(tx: Tx, reference: str, key: bytes, limit: int = PAGE) -> list[RequestRow]:
+    """Requests whose billing-system reference (the inbox file's ``client_reference``) is ``reference``,
+    found by its keyed hash (the request JSON itself is sealed)."""
+    return tx.requests.by_reference_hash(hash_member_id(reference, key), limit=limit)
 
 
 def reference_rows(session: Session, tx: Tx, reference: str) -> list[dict[str, Any]]:
-    return [request_row(session, tx, r) for r in requests_by_reference(tx, reference)]
+    key = session.member_key()
+    return [request_row(session, tx, r) for r in requests_by_reference(tx, reference, key)]
 
 
 def number_subjects(tx: Tx, number: str) -> list[Subject]:

@@ -39,6 +39,7 @@ class RequestsRepo(Repo):
         source_file_id: int | None = None,
         state: RequestState = RequestState.NEW,
         detail: Mapping[str, Any] | None = None,
+        client_reference_hash: str | None = None,
     ) -> RequestRow:
         """Insert a request; DuplicateKeyError if the tracking number exists.
 
@@ -63,6 +64,7 @@ class RequestsRepo(Repo):
             "state": state,
             "due_at": due_at,
             "member_id_hash": member_id_hash,
+            "client_reference_hash": client_reference_hash,
             "payload": dict(payload),
             "created_at": now,
             "updated_at": now,
@@ -70,6 +72,14 @@ class RequestsRepo(Repo):
         row = self.conn.execute(insert(s.requests).values(**values).returning(*s.requests.c)).one()
         self.audit.record_change(Entity.REQUEST, row.id, None, state, detail)
         return from_mapping(RequestRow, row)
+
+    @db
+    def by_reference_hash(self, reference_hash: str, limit: int = 100) -> list[RequestRow]:
+        """Requests whose client reference hashes to ``reference_hash`` (see ``hash_member_id``), newest
+        first: the billing system's own reference is searchable although the payload is sealed."""
+        t = s.requests
+        where = [t.c.client_reference_hash == reference_hash]
+        return self.listing(t, RequestRow, where=where, order=[t.c.id.desc()], limit=limit)
 
     @db
     def get(self, request_id: int) -> RequestRow:
