@@ -208,6 +208,10 @@ def test_raw_x12_is_masked_until_revealed(page: Any, server: Server) -> None:
     masked = page.find_element("id", "raw-text").text
     assert "ST*278*" in masked
     assert CANARY not in masked
+    file_id = int(page.current_url.split("/files/")[1].split("/")[0])
+    with server.store.read() as tx:
+        real_name = tx.files.get(file_id).name
+    assert real_name not in page.find_element("tag name", "h1").text, "a file name is PHI until revealed"
     before = audit_count(server)
     follow(page, page.find_element("id", "reveal"))
     raw = page.find_element("id", "raw-text").text

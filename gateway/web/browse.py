@@ -181,7 +181,13 @@ def raw_file(session: Session, tx: Tx, file_id: int) -> dict[str, Any]:
     anything else only when revealed."""
     f = tx.files.get(file_id)
     data = session.payload(f.sha256, f.payload_path)
-    out: dict[str, Any] = {"file": f, "available": data is not None, "lines": [], "kind": "missing"}
+    out: dict[str, Any] = {
+        "file": f,
+        "name": session.phi.file_name(f.name),  # a file name is PHI until revealed, like the log's
+        "available": data is not None,
+        "lines": [],
+        "kind": "missing",
+    }
     if data is None:
         return out
     if session.reveal:
