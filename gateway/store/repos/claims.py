@@ -5,6 +5,7 @@ by member id."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import fields
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -31,7 +32,8 @@ class ClaimsRepo(Repo):
         auth = from_mapping(AuthorizationRow, row)
         if mapping["r_id"] is None:
             return auth, None
-        return auth, RequestRow(**{c.name: mapping[f"r_{c.name}"] for c in s.requests.c})
+        names = {f.name for f in fields(RequestRow)}
+        return auth, RequestRow(**{c.name: mapping[f"r_{c.name}"] for c in s.requests.c if c.name in names})
 
     @db
     def authorizations_for_member(
