@@ -158,14 +158,6 @@ def test_a_failure_retrying_cannot_fix_pauses_at_once() -> None:
     assert health.is_paused(T0)
 
 
-def test_partner_health_hands_back_the_previous_listing() -> None:
-    """Each listing replaces the remembered one; the caller gets the one before (empty at first)."""
-    health = PartnerHealth()
-    assert health.new_listing([("a.x12", 10, 1)]) == {}
-    assert health.new_listing([("a.x12", 12, 2), ("b.x12", 5, None)]) == {"a.x12": (10, 1)}
-    assert health.last_listing == {"a.x12": (12, 2), "b.x12": (5, None)}
-
-
 def test_a_refusing_partner_is_paused_then_tried_again_after_the_pause(make_ctx: Any, tmp_path: Path) -> None:
     """Against a port that refuses connections: failures counted, the partner paused (and logged in
     state_changes) at the threshold, not contacted while paused, tried again once the pause is over."""

@@ -76,7 +76,7 @@ def test_open_migrates_and_is_idempotent(store_url: str) -> None:
     second = Store.open(store_url)
     upgrade(second.engine)
     with second.engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == ["0003"]
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == ["0006"]
         assert set(metadata.tables) <= set(inspect(conn).get_table_names())
     assert first.instance_id == second.instance_id
     first.close()

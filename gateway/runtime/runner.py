@@ -93,11 +93,14 @@ class Gateway:
             if not self.stop.is_set():
                 self._stage(stage, cycle)
         s = cycle.summary
-        if s.busy or s.errors:
+        if s.errors:
+            self.ctx.log.warning("cycle", **dict(vars(s)))
+        elif s.busy:
             self.ctx.log.info("cycle", **dict(vars(s)))
         return s
 
-    def run(self, *, once: bool = False, interval: float | None = None) -> None:
+    def run(self, *, once: bool = False, interval: float | None = None) -> CycleSummary:
+        """Cycle until a stop is asked for (or once); the last cycle's summary."""
         wait = (
             interval
             if interval is not None
@@ -110,6 +113,7 @@ class Gateway:
         self.ctx.log.info(
             "gateway started", node=self.ctx.node_id, partners=[p.name for p in self.ctx.config.partners]
         )
+        summary = CycleSummary()
         try:
             while not self.stop.is_set():
                 summary = self.cycle()
@@ -121,6 +125,7 @@ class Gateway:
         finally:
             registry.stop()
         self.ctx.log.info("gateway stopped", node=self.ctx.node_id)
+        return summary
 
     def _install_signals(self) -> None:
         if threading.current_thread() is not threading.main_thread():

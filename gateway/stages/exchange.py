@@ -25,8 +25,8 @@ from gateway.lifecycle import (
 from gateway.runtime.config import PartnerConfig
 from gateway.runtime.context import Context
 from gateway.runtime.fsutil import ensure_dir, io_errors
-from gateway.runtime.health import Listing
 from gateway.store import FileRow
+from gateway.store.repos.listings import Listing
 from gateway.transport.sftp import SftpClient, retry
 
 
@@ -184,7 +184,8 @@ def download_all(ctx: Context, partner: PartnerConfig, client: SftpClient) -> in
     for bad in listing.rejected:
         ctx.log.warning("remote file refused", partner=partner.name, name=bad.display, reason=bad.reason)
     got = 0
-    seen = ctx.health.of(partner.name).new_listing((e.name, e.size, e.mtime) for e in listing.entries)
+    with ctx.store.begin() as tx:  # in the store: the next listing may come from another process
+        seen = tx.listings.replace(partner.name, ((e.name, e.size, e.mtime) for e in listing.entries))
     for entry in listing.entries:
         if not _complete(ctx, partner, entry.name, entry.size, entry.mtime, seen):
             continue
@@ -203,7 +204,8 @@ def _complete(  # noqa: PLR0917 - the listing entry's fields
 ) -> bool:
     """A new remote file is taken once two listings in a row show the same size and time: a partner
     that writes in place (no temporary name) may still be writing it, and a half file downloaded and
-    then deleted remotely would lose the rest. Files already recorded are complete by definition."""
+    then deleted remotely would lose the rest. Files already recorded are complete by definition.
+    The previous listing is the stored one, so ``run --once`` twice (or a restart) takes the file."""
     previous = seen.get(name)
     if previous == (size, mtime) or _known(ctx, partner, name, size) is not None:
         return True
