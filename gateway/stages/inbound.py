@@ -41,6 +41,8 @@ class Outcome:
     unmatched: int = 0
     acks_applied: int = 0
     records: int = 0
+    # warning-level log events (name, fields) for after the commit: rejections alerting must see
+    warnings: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
 
 def _control(text: str, default: int) -> int:
@@ -69,7 +71,7 @@ def process_file(ctx: Context, row: FileRow, rules: MappingRules) -> str:
     with ctx.store.begin() as tx:
         _record_envelopes(tx, row, validation)
         if acks is not None:
-            outcome.acks_applied = _apply_acks(ctx, tx, acks.groups, acks.interchanges, outcome.trackings)
+            outcome.acks_applied = _apply_acks(ctx, tx, acks.groups, acks.interchanges, outcome)
         for kind, record, set_row_key in mapped:
             _apply_record(ctx, tx, kind, record, set_row_key, outcome)
         for name, payload in outgoing:
@@ -91,6 +93,8 @@ def process_file(ctx: Context, row: FileRow, rules: MappingRules) -> str:
             detail={"trackings": outcome.trackings, "unmatched": outcome.unmatched},
         )
     deliver(ctx, row.id, outcome.trackings)
+    for event, fields in [*outcome.warnings, *_rejected_answers(validation)]:
+        ctx.log.warning(event, partner=partner.name, file=row.name, file_id=row.id, **fields)
     ctx.log.info(
         "inbound file processed",
         partner=partner.name,
@@ -129,6 +133,24 @@ def _quarantine(ctx: Context, row: FileRow, reason: str) -> str:
         tx.quarantine.add(row.id, {"reason": reason})
     ctx.log.warning("inbound file quarantined", partner=row.partner, file=row.name, reason=reason)
     return FileState.QUARANTINED
+
+
+def _rejected_answers(validation: Validation) -> list[tuple[str, dict[str, Any]]]:
+    """Responses (271, 278) we rejected on receipt: their decisions are not applied, so alerting must
+    see them. Control numbers and codes only (no data from the sets)."""
+    out: list[tuple[str, dict[str, Any]]] = []
+    for ic in validation.report.interchanges:
+        answers = [s for g in ic.groups for s in g.sets if s.map in ANSWERS]
+        if ic.rejected and answers:
+            fields = {"interchange": ic.control_number, "transaction_sets": len(answers)}
+            out.append(("received interchange rejected; its decisions are not applied", fields))
+            continue
+        for s in answers:
+            if not s.accepted:
+                fields = {"interchange": ic.control_number, "transaction_set": s.control_number}
+                fields |= {"kind": s.map, "ack": s.ack_code}
+                out.append(("received transaction set rejected; its decision is not applied", fields))
+    return out
 
 
 def _map_all(validation: Validation, rules: MappingRules) -> list[tuple[str, Record, tuple[str, str]]]:
@@ -296,9 +318,11 @@ def _apply_acks(
     tx: Tx,
     groups: tuple[GroupAck, ...],
     interchanges: tuple[InterchangeAck, ...],
-    rejected: list[str],
+    outcome: Outcome,
 ) -> int:
-    """Record 999/TA1 verdicts on what we sent; requests they reject are appended to ``rejected``."""
+    """Record 999/TA1 verdicts on what we sent; requests they reject are added to the outcome's
+    trackings, and every rejection to its warnings."""
+    rejected = outcome.trackings
     applied = 0
     ours = _our_id(ctx)
     for ta1 in interchanges:
@@ -307,6 +331,8 @@ def _apply_acks(
             _file_acknowledged(tx, ic.file_id, ta1.ack_code)
             applied += 1
             if ta1.ack_code == "R":
+                fields = {"interchange": ic.control_number, "note": ta1.note_code}
+                outcome.warnings.append(("interchange rejected by TA1", fields))
                 for g in tx.envelopes.groups_of_interchange(ic.id):
                     for s in tx.envelopes.sets_of_group(g.id):
                         note = f"interchange rejected by TA1 (note {ta1.note_code})"
@@ -329,6 +355,8 @@ def _apply_acks(
                     f"{e.segment}{'/' + e.element if e.element else ''} code {e.code}"
                     for e in (verdict.errors if verdict else ())
                 )
+                fields = {"group": group.control_number, "transaction_set": s.control_number, "errors": why}
+                outcome.warnings.append(("transaction set rejected by 999", fields))
                 _reject_request(
                     tx, s.request_id, f"rejected by 999 (IK5 R{': ' + why if why else ''})", rejected
                 )
