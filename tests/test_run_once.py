@@ -14,7 +14,9 @@ from typing import Any
 
 import pytest
 
+from gateway.lifecycle import Entity, PartnerEvent, PartnerState
 from gateway.runtime.config import load_config
+from gateway.runtime.health import stored_move
 from gateway.runtime.runner import wait_until
 from gateway.store import Store
 from gateway.transport.keys import ensure_key, public_line
@@ -132,3 +134,32 @@ def test_run_once_exits_1_when_the_partner_failed(tmp_path: Path, sim: Clearingh
     assert cycles, events
     assert cycles[-1]["errors"] >= 1
     assert cycles[-1]["level"] == "warning"
+
+
+def test_a_pause_logged_by_an_earlier_process_ends_with_a_good_exchange(
+    tmp_path: Path, sim: ClearinghouseSimulator
+) -> None:
+    """A pause another process logged is resumed (logged) by the next successful --once exchange."""
+    config = _write_config(
+        tmp_path / "gw",
+        port=sim.port,
+        host_key_line=sim.host_key_line,
+        key_file=tmp_path / "keys" / "client",
+        remote_root="",
+    )
+    loaded = load_config(str(config))
+    loaded.folders.ensure()
+    store = Store.open(loaded.database_url())
+    try:
+        with store.begin() as tx:
+            detail = {"partner": "sim", "reason": "down", "minutes": 0.0}
+            tx.audit.record_move(Entity.PARTNER, 0, PartnerState.ACTIVE, PartnerEvent.PAUSE, detail)
+        code, _ = _run_once(config)
+        assert code == 0
+        with store.read() as tx:
+            last = stored_move(tx, "sim")
+        assert last is not None
+        assert last.new_state == PartnerState.ACTIVE
+        assert last.old_state == PartnerState.PAUSED
+    finally:
+        store.close()

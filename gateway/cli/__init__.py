@@ -23,6 +23,7 @@ from gateway.cli import (
     precert_cmd,
     run_cmd,
     sim_cmd,
+    status_cmd,
     validate_cmd,
 )
 from transactions.errors import X12GatewayError
@@ -47,6 +48,7 @@ def make_parser() -> argparse.ArgumentParser:
         precert_cmd,
         claims_cmd,
         nodes_cmd,
+        status_cmd,
     ):
         module.register(sub)
     return parser

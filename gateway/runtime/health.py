@@ -10,6 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from gateway.lifecycle import Entity
+
+if TYPE_CHECKING:
+    from gateway.store import Tx
+    from gateway.store.rows import StateChange
 
 
 @dataclass
@@ -52,3 +59,12 @@ class PartnerHealthBoard:
 
     def of(self, partner: str) -> PartnerHealth:
         return self.partners.setdefault(partner, PartnerHealth())
+
+
+def stored_move(tx: Tx, partner: str, *, scan: int = 500) -> StateChange | None:
+    """The newest logged health move of ``partner`` (pause, recover, resume) among the last ``scan``
+    partner events: what another process (``x12gw status``, the next ``run --once``) knows of it."""
+    for change in tx.audit.list_changes(entity_type=Entity.PARTNER, limit=scan):
+        if (change.detail or {}).get("partner") == partner:
+            return change
+    return None

@@ -25,6 +25,7 @@ from gateway.lifecycle import (
 from gateway.runtime.config import PartnerConfig
 from gateway.runtime.context import Context
 from gateway.runtime.fsutil import ensure_dir, io_errors
+from gateway.runtime.health import stored_move
 from gateway.store import FileRow
 from gateway.store.repos.listings import Listing
 from gateway.transport.sftp import SftpClient, retry
@@ -80,7 +81,23 @@ def exchange(ctx: Context, partner: PartnerConfig) -> tuple[int, int]:
             tx.audit.record_move(
                 Entity.PARTNER, 0, PartnerState.FAILING, PartnerEvent.RECOVER, {"partner": partner.name}
             )
+    else:
+        _resume_if_stored_paused(ctx, partner)
     return sent, got
+
+
+def _resume_if_stored_paused(ctx: Context, partner: PartnerConfig) -> None:
+    """A pause another process logged (``run --once``, a restart) ends with this process's first
+    successful exchange, so ``x12gw status`` does not show the partner paused forever."""
+    with ctx.store.read() as tx:
+        last = stored_move(tx, partner.name)
+    if last is None or last.new_state != PartnerState.PAUSED:
+        return
+    with ctx.store.begin() as tx:
+        tx.audit.record_move(
+            Entity.PARTNER, 0, PartnerState.PAUSED, PartnerEvent.RESUME, {"partner": partner.name}
+        )
+    ctx.log.info("partner resumed", partner=partner.name)
 
 
 def _retry(ctx: Context, partner: PartnerConfig, op, what: str):  # type: ignore[no-untyped-def]
