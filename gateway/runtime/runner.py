@@ -25,6 +25,7 @@ from gateway.runtime.logsetup import get_logger
 from gateway.runtime.nodes import NodeRegistry, dead_owners, is_sqlite, single_node_guard
 from gateway.stages import pipeline
 from gateway.stages.base import RECOVER, Cycle, CycleSummary, Stage
+from gateway.stages.inbox_skips import NoteSkippedInboxFiles
 from gateway.stages.outbox import write_results
 from gateway.store import Store
 from gateway.store.payloads import PayloadStore
@@ -154,6 +155,7 @@ def recovery_stages() -> tuple[Stage, ...]:
 def work_stages(ctx: Context, rules: MappingRules) -> tuple[Stage, ...]:
     """The work of one cycle, in order; each is skipped once a stop was asked for."""
     return (
+        NoteSkippedInboxFiles(),
         pipeline.Intake(),
         pipeline.Batch(),
         *(pipeline.Exchange(partner) for partner in ctx.config.partners),
