@@ -74,11 +74,12 @@ def test_every_registered_stage_has_the_one_stage_shape(make_ctx: Any) -> None:
 
 
 def test_stages_are_registered_in_the_run_loop_order_with_their_log_names(make_ctx: Any) -> None:
-    """Recovery steps are all called "recover"; the work runs intake, batch, one exchange per partner,
-    inbound, overdue, ack overdue, alerts (the names the logs have always used)."""
+    """Recovery steps are all called "recover"; the work runs inbox skips, intake, batch, one exchange
+    per partner, inbound, overdue, ack overdue, alerts (the names the logs use)."""
     gateway = Gateway(make_ctx())
     assert [s.name for s in gateway.recovery] == [RECOVER] * 6
     assert [s.name for s in gateway.stages] == [
+        "inbox skips",
         "intake",
         "batch",
         "exchange",
