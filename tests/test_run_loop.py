@@ -75,11 +75,12 @@ def test_every_registered_stage_has_the_one_stage_shape(make_ctx: Any) -> None:
 
 
 def test_stages_are_registered_in_the_run_loop_order_with_their_log_names(make_ctx: Any) -> None:
-    """Recovery steps are all called "recover"; the work runs intake, batch, one exchange per partner,
-    inbound, overdue, ack overdue, alerts (the names the logs have always used)."""
+    """Recovery steps are all called "recover"; the work runs inbox skips, intake, batch, one exchange
+    per partner, inbound, overdue, ack overdue, alerts (the names the logs use)."""
     gateway = Gateway(make_ctx())
     assert [s.name for s in gateway.recovery] == [RECOVER] * 6
     assert [s.name for s in gateway.stages] == [
+        "inbox skips",
         "intake",
         "batch",
         "exchange",
@@ -157,14 +158,6 @@ def test_a_failure_retrying_cannot_fix_pauses_at_once() -> None:
     health = PartnerHealth()
     assert health.failed(T0, "auth", retryable=False, pause_after=5, pause_minutes=1) is True
     assert health.is_paused(T0)
-
-
-def test_partner_health_hands_back_the_previous_listing() -> None:
-    """Each listing replaces the remembered one; the caller gets the one before (empty at first)."""
-    health = PartnerHealth()
-    assert health.new_listing([("a.x12", 10, 1)]) == {}
-    assert health.new_listing([("a.x12", 12, 2), ("b.x12", 5, None)]) == {"a.x12": (10, 1)}
-    assert health.last_listing == {"a.x12": (12, 2), "b.x12": (5, None)}
 
 
 def test_a_refusing_partner_is_paused_then_tried_again_after_the_pause(make_ctx: Any, tmp_path: Path) -> None:

@@ -42,6 +42,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "db": ("db_cmd", "database schema: upgrade, current, history"),
     "keys": ("keys_cmd", "the data keys: rotate"),
     "purge": ("purge_cmd", "delete data older than its retention period (see [retention])"),
+    "status": ("status_cmd", "health at a glance; exit 0 ok, 1 warning, 2 critical"),
 }
 
 

@@ -1,6 +1,7 @@
 """``x12gw acks overdue``, ``stats``, ``reprocess``, ``resend``, ``audit list``: operating the gateway.
 
-``acks overdue`` lists sent files still without a 999/TA1 after ``timeouts.ack_overdue_minutes``;
+``acks overdue`` lists sent files still without a 999/TA1 after ``timeouts.ack_overdue_minutes``
+(exit 0 when none, 1 when some: usable as a monitoring check);
 ``stats`` counts transactions and requests and measures turnaround per payer; ``reprocess FILE_ID``
 and ``resend TRACKING`` put a quarantined file or a rejected/invalid/overdue request back in front of
 the run loop, once (running them twice is refused the second time); ``audit list`` shows who revealed
@@ -28,6 +29,7 @@ OVERDUE_COLUMNS = (
     Column("sets", "transaction_sets", right=True),
     Column("tracking numbers", "trackings", flexible=True),
 )
+EXIT_OVERDUE = 1
 AUDIT_COLUMNS = (
     Column("at (UTC)", "at"),
     Column("user", "os_user", flexible=True),
@@ -98,7 +100,7 @@ def run_overdue(args: argparse.Namespace) -> int:
                 for r in rows
             ]
         )
-        return listing(
+        listing(
             session,
             "overdue",
             shown,
@@ -107,6 +109,8 @@ def run_overdue(args: argparse.Namespace) -> int:
             empty=f"no sent file has waited over {format_duration(older.total_seconds())} for its 999/TA1",
             extra={"older_than_minutes": older.total_seconds() / 60},
         )
+        # a monitoring check: 0 when all is well, 1 when something is overdue (not "nothing matched")
+        return EXIT_OVERDUE if rows else EXIT_OK
 
 
 def run_stats(args: argparse.Namespace) -> int:

@@ -1,4 +1,8 @@
-"""``x12gw run [--once] [--config FILE]``: the long-running gateway service loop."""
+"""``x12gw run [--once] [--config FILE]``: the long-running gateway service loop.
+
+``--once`` runs one cycle and exits 1 when anything in it failed (a partner exchange, a stage), so a
+cron job or systemd timer sees the failure; its ``cycle`` log line then has ``"errors"`` > 0.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,8 @@ import os
 from gateway.runtime.config import load_config
 from gateway.runtime.logsetup import configure_logging
 from gateway.runtime.runner import Gateway, open_context
+
+EXIT_OK, EXIT_FAILED = 0, 1
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -36,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     config.preflight()
     ctx = open_context(config, allow_upgrade=args.upgrade)
     try:
-        Gateway(ctx).run(once=args.once, interval=args.interval)
+        summary = Gateway(ctx).run(once=args.once, interval=args.interval)
     finally:
         ctx.store.close()
-    return 0
+    return EXIT_FAILED if args.once and summary.errors else EXIT_OK

@@ -24,7 +24,6 @@ from transactions.errors import X12GatewayError
 
 PAGE = 200
 WAITING = frozenset({RequestState.SENT, RequestState.ACKNOWLEDGED})
-ANSWERED = frozenset({RequestState.ANSWERED, RequestState.PENDED})
 
 
 # --------------------------------------------------------------------------------------- the log
@@ -483,8 +482,15 @@ def percentile(values: Sequence[float], fraction: float) -> float | None:
     return ordered[rank - 1]
 
 
+def _set_verdict(row: dict[str, Any]) -> str | None:
+    """A sent set's acknowledgment: R when its interchange was rejected by TA1 (no 999 then comes
+    for it), else its 999 code (None while unacknowledged)."""
+    return "R" if row.get("interchange_ack") == "R" else row["ack_status"]
+
+
 def _turnaround(milestones: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per payer and kind: seconds from a request's first 'sent' to its first answer (or pended)."""
+    """Per payer and kind: seconds from a request's first 'sent' to its answer (a pended 278 is not
+    answered yet)."""
     sent: dict[int, datetime] = {}
     answered: dict[int, datetime] = {}
     keys: dict[int, tuple[str, str]] = {}
@@ -520,14 +526,15 @@ def compute_stats(tx: Tx, *, since: datetime | None, until: datetime | None) -> 
         key = f"{row['set_id']} {row['direction']}"
         by_type.setdefault(key, {})
         by_type[key][row["state"]] = by_type[key].get(row["state"], 0) + row["count"]
-    acked = [r for r in sets if r["direction"] == "out" and r["ack_status"]]
-    accepted = sum(r["count"] for r in acked if r["ack_status"] in ("A", "E"))
-    total = sum(r["count"] for r in acked)
+    verdicts = [(_set_verdict(r), r["count"]) for r in sets if r["direction"] == "out"]
+    accepted = sum(n for code, n in verdicts if code in ("A", "E"))
+    total = sum(n for code, n in verdicts if code)
     request_counts: dict[str, dict[str, int]] = {}
     for row in requests:
         bucket = request_counts.setdefault(row["kind"], {})
         bucket[row["state"]] = bucket.get(row["state"], 0) + row["count"]
-    milestones = tx.requests.milestones([RequestState.SENT, *sorted(ANSWERED)], since=since, until=until)
+    # turnaround ends with the answer: a pended 278 is still waiting for its decision
+    milestones = tx.requests.milestones([RequestState.SENT, RequestState.ANSWERED], since=since, until=until)
     return {
         "since": iso(since),
         "until": iso(until),

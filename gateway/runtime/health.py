@@ -1,28 +1,31 @@
 """Partner health: the run loop's memory of each trading partner, in one object per partner.
 
 What the exchange stage must remember between cycles, and nothing else: how many exchanges in a row
-failed, whether (until when and why) the partner is paused, and the previous remote listing that the
-"two listings in a row show the same size and time" completeness check compares against. It is
-deliberately not durable: a restarted gateway tries every partner again and re-lists once more.
+failed and whether (until when and why) the partner is paused. It is deliberately not durable: a
+restarted gateway tries every partner again. (The previous remote listing, which the download
+completeness check compares against, is durable: ``tx.listings`` in the store.)
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
-Listing = Mapping[str, tuple[int, int | None]]  # remote file name -> (size, mtime)
+from gateway.lifecycle import Entity
+
+if TYPE_CHECKING:
+    from gateway.store import Tx
+    from gateway.store.rows import StateChange
 
 
 @dataclass
 class PartnerHealth:
-    """One partner's failures, pause and last listing; the transitions are the methods."""
+    """One partner's failures and pause; the transitions are the methods."""
 
     failures: int = 0
     paused_until: datetime | None = None
     paused_why: str | None = None
-    last_listing: Listing = field(default_factory=dict)
 
     def is_paused(self, now: datetime) -> bool:
         return self.paused_until is not None and now < self.paused_until
@@ -47,12 +50,6 @@ class PartnerHealth:
         self.paused_why = None
         return was_failing
 
-    def new_listing(self, entries: Iterable[tuple[str, int, int | None]]) -> Listing:
-        """Remember this listing (name, size, mtime) and return the previous one."""
-        previous = self.last_listing
-        self.last_listing = {name: (size, mtime) for name, size, mtime in entries}
-        return previous
-
 
 @dataclass
 class PartnerHealthBoard:
@@ -62,3 +59,12 @@ class PartnerHealthBoard:
 
     def of(self, partner: str) -> PartnerHealth:
         return self.partners.setdefault(partner, PartnerHealth())
+
+
+def stored_move(tx: Tx, partner: str, *, scan: int = 500) -> StateChange | None:
+    """The newest logged health move of ``partner`` (pause, recover, resume) among the last ``scan``
+    partner events: what another process (``x12gw status``, the next ``run --once``) knows of it."""
+    for change in tx.audit.list_changes(entity_type=Entity.PARTNER, limit=scan):
+        if (change.detail or {}).get("partner") == partner:
+            return change
+    return None

@@ -27,6 +27,7 @@ from gateway.runtime.sdnotify import Notifier
 from gateway.runtime.storeopen import open_store
 from gateway.stages import pipeline
 from gateway.stages.base import RECOVER, Cycle, CycleSummary, Stage
+from gateway.stages.inbox_skips import NoteSkippedInboxFiles
 from gateway.stages.outbox import write_results
 from gateway.store.payloads import PayloadStore
 from mappings.mapper import MappingRules, default_rules, with_overrides
@@ -95,11 +96,14 @@ class Gateway:
             if not self.stop.is_set():
                 self._stage(stage, cycle)
         s = cycle.summary
-        if s.busy or s.errors:
+        if s.errors:
+            self.ctx.log.warning("cycle", **dict(vars(s)))
+        elif s.busy:
             self.ctx.log.info("cycle", **dict(vars(s)))
         return s
 
-    def run(self, *, once: bool = False, interval: float | None = None) -> None:
+    def run(self, *, once: bool = False, interval: float | None = None) -> CycleSummary:
+        """Cycle until a stop is asked for (or once); the last cycle's summary."""
         wait = (
             interval
             if interval is not None
@@ -114,6 +118,7 @@ class Gateway:
         )
         notifier = Notifier.from_env()
         ready = False
+        summary = CycleSummary()
         try:
             while not self.stop.is_set():
                 summary = self.cycle()
@@ -130,6 +135,7 @@ class Gateway:
             notifier.stopping()
             registry.stop()
         self.ctx.log.info("gateway stopped", node=self.ctx.node_id)
+        return summary
 
     def _install_signals(self) -> None:
         if threading.current_thread() is not threading.main_thread():
@@ -158,6 +164,7 @@ def recovery_stages() -> tuple[Stage, ...]:
 def work_stages(ctx: Context, rules: MappingRules) -> tuple[Stage, ...]:
     """The work of one cycle, in order; each is skipped once a stop was asked for."""
     return (
+        NoteSkippedInboxFiles(),
         pipeline.Intake(),
         pipeline.Batch(),
         *(pipeline.Exchange(partner) for partner in ctx.config.partners),

@@ -25,8 +25,9 @@ from gateway.lifecycle import (
 from gateway.runtime.config import PartnerConfig
 from gateway.runtime.context import Context
 from gateway.runtime.fsutil import ensure_dir, io_errors
-from gateway.runtime.health import Listing
+from gateway.runtime.health import stored_move
 from gateway.store import FileRow
+from gateway.store.repos.listings import Listing
 from gateway.transport.sftp import SftpClient, retry
 
 
@@ -80,7 +81,23 @@ def exchange(ctx: Context, partner: PartnerConfig) -> tuple[int, int]:
             tx.audit.record_move(
                 Entity.PARTNER, 0, PartnerState.FAILING, PartnerEvent.RECOVER, {"partner": partner.name}
             )
+    else:
+        _resume_if_stored_paused(ctx, partner)
     return sent, got
+
+
+def _resume_if_stored_paused(ctx: Context, partner: PartnerConfig) -> None:
+    """A pause another process logged (``run --once``, a restart) ends with this process's first
+    successful exchange, so ``x12gw status`` does not show the partner paused forever."""
+    with ctx.store.read() as tx:
+        last = stored_move(tx, partner.name)
+    if last is None or last.new_state != PartnerState.PAUSED:
+        return
+    with ctx.store.begin() as tx:
+        tx.audit.record_move(
+            Entity.PARTNER, 0, PartnerState.PAUSED, PartnerEvent.RESUME, {"partner": partner.name}
+        )
+    ctx.log.info("partner resumed", partner=partner.name)
 
 
 def _retry(ctx: Context, partner: PartnerConfig, op, what: str):  # type: ignore[no-untyped-def]
@@ -184,7 +201,8 @@ def download_all(ctx: Context, partner: PartnerConfig, client: SftpClient) -> in
     for bad in listing.rejected:
         ctx.log.warning("remote file refused", partner=partner.name, name=bad.display, reason=bad.reason)
     got = 0
-    seen = ctx.health.of(partner.name).new_listing((e.name, e.size, e.mtime) for e in listing.entries)
+    with ctx.store.begin() as tx:  # in the store: the next listing may come from another process
+        seen = tx.listings.replace(partner.name, ((e.name, e.size, e.mtime) for e in listing.entries))
     for entry in listing.entries:
         if not _complete(ctx, partner, entry.name, entry.size, entry.mtime, seen):
             continue
@@ -203,7 +221,8 @@ def _complete(  # noqa: PLR0917 - the listing entry's fields
 ) -> bool:
     """A new remote file is taken once two listings in a row show the same size and time: a partner
     that writes in place (no temporary name) may still be writing it, and a half file downloaded and
-    then deleted remotely would lose the rest. Files already recorded are complete by definition."""
+    then deleted remotely would lose the rest. Files already recorded are complete by definition.
+    The previous listing is the stored one, so ``run --once`` twice (or a restart) takes the file."""
     previous = seen.get(name)
     if previous == (size, mtime) or _known(ctx, partner, name, size) is not None:
         return True

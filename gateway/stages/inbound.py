@@ -42,6 +42,8 @@ class Outcome:
     acks_applied: int = 0
     records: int = 0
     records_from_rejected_sets: int = 0  # decisions applied although our 999 rejects their set
+    # warning-level log events (name, fields) for after the commit: rejections alerting must see
+    warnings: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
 
 def _options(ctx: Context, partner: PartnerConfig) -> Options:
@@ -83,7 +85,7 @@ def process_file(ctx: Context, row: FileRow, rules: MappingRules) -> str:
     with ctx.store.begin() as tx:
         _record_envelopes(tx, row, validation)
         if acks is not None:
-            outcome.acks_applied = _apply_acks(ctx, tx, acks.groups, acks.interchanges, outcome.trackings)
+            outcome.acks_applied = _apply_acks(ctx, tx, acks.groups, acks.interchanges, outcome)
         for item in mapped:
             _apply_record(ctx, tx, item, outcome)
         for name, payload in outgoing:
@@ -105,6 +107,8 @@ def process_file(ctx: Context, row: FileRow, rules: MappingRules) -> str:
             detail={"trackings": outcome.trackings, "unmatched": outcome.unmatched},
         )
     deliver(ctx, row.id, outcome.trackings)
+    for event, fields in outcome.warnings:
+        ctx.log.warning(event, partner=partner.name, file=row.name, file_id=row.id, **fields)
     ctx.log.info(
         "inbound file processed",
         partner=partner.name,
@@ -355,9 +359,11 @@ def _apply_acks(
     tx: Tx,
     groups: tuple[GroupAck, ...],
     interchanges: tuple[InterchangeAck, ...],
-    rejected: list[str],
+    outcome: Outcome,
 ) -> int:
-    """Record 999/TA1 verdicts on what we sent; requests they reject are appended to ``rejected``."""
+    """Record 999/TA1 verdicts on what we sent; requests they reject are added to the outcome's
+    trackings, and every rejection to its warnings."""
+    rejected = outcome.trackings
     applied = 0
     ours = _our_id(ctx)
     for ta1 in interchanges:
@@ -366,6 +372,8 @@ def _apply_acks(
             _file_acknowledged(tx, ic.file_id, ta1.ack_code)
             applied += 1
             if ta1.ack_code == "R":
+                fields = {"interchange": ic.control_number, "note": ta1.note_code}
+                outcome.warnings.append(("interchange rejected by TA1", fields))
                 for g in tx.envelopes.groups_of_interchange(ic.id):
                     for s in tx.envelopes.sets_of_group(g.id):
                         note = f"interchange rejected by TA1 (note {ta1.note_code})"
@@ -388,6 +396,8 @@ def _apply_acks(
                     f"{e.segment}{'/' + e.element if e.element else ''} code {e.code}"
                     for e in (verdict.errors if verdict else ())
                 )
+                fields = {"group": group.control_number, "transaction_set": s.control_number, "errors": why}
+                outcome.warnings.append(("transaction set rejected by 999", fields))
                 _reject_request(
                     tx, s.request_id, f"rejected by 999 (IK5 R{': ' + why if why else ''})", rejected
                 )

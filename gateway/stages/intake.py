@@ -325,7 +325,9 @@ def _store_requests(  # noqa: PLR0917 - the parts of one processed inbox file
     for final in finals:
         precert_gate(ctx, final)  # "not required": answered here, no 278
     _settle(ctx, file_id, name, state, reason)
-    ctx.log.info(
+    # anything put in quarantine (all of it, or the rejected part) is a warning: alerting must see it
+    log = ctx.log.info if state == FileState.ACCEPTED else ctx.log.warning
+    log(
         "inbox file processed",
         file_id=file_id,
         file=name,

@@ -89,7 +89,10 @@ class Exchange:
     def __call__(self, ctx: Context, cycle: Cycle, /) -> None:
         if not holds_partner(ctx, self.partner.name, cycle.dead):
             return  # another node exchanges with this partner right now
+        failures = ctx.health.of(self.partner.name).failures
         up, down = exchange.exchange(ctx, self.partner)
+        if ctx.health.of(self.partner.name).failures > failures:
+            cycle.summary.errors += 1  # the exchange failed (logged there): ``run --once`` exits 1
         cycle.summary.uploaded += up
         cycle.summary.downloaded += down
 

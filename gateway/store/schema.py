@@ -443,3 +443,16 @@ web_sessions = Table(
     Index(None, "user_id"),
     Index(None, "expires_at"),
 )
+
+# Each partner's last remote listing (``tx.listings``): a remote file is taken once two listings agree
+# on its size and time, and that must hold across processes (``x12gw run --once`` from cron).
+remote_listings = Table(
+    "remote_listings",
+    metadata,
+    Column("partner", String(PARTNER), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("mtime", BigInteger, nullable=True),
+    Column("listed_at", UtcDateTime(), nullable=False),
+    PrimaryKeyConstraint("partner", "name"),
+)

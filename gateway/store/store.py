@@ -12,8 +12,9 @@ Use::
 Why it is shaped this way:
 
 * One repository per area behind the same transaction (``tx.files``, ``tx.envelopes``,
-  ``tx.requests``, ``tx.results``, ``tx.claims``, ``tx.quarantine``, ``tx.audit``; modules in
-  ``gateway.store.repos``), all reading through one listing helper (``Repo.listing``).
+  ``tx.requests``, ``tx.results``, ``tx.claims``, ``tx.quarantine``, ``tx.audit``, ``tx.nodes``,
+  ``tx.listings``; modules in ``gateway.store.repos``), all reading through one listing helper
+  (``Repo.listing``).
 * Every state change is a lifecycle event checked against ``gateway.lifecycle.TABLE``.
 * SQLAlchemy Core, no ORM: the rows are small frozen dataclasses (``gateway.store.rows``) and every
   statement is visible in the repositories.
@@ -58,6 +59,7 @@ from gateway.store.repos.base import DEFAULT_LIMIT, MAX_LIMIT
 from gateway.store.repos.claims import ClaimsRepo
 from gateway.store.repos.envelopes import AckLevel, EnvelopesRepo
 from gateway.store.repos.files import Direction, FilesRepo
+from gateway.store.repos.listings import ListingsRepo
 from gateway.store.repos.nodes import NodesRepo
 from gateway.store.repos.quarantine import QuarantineRepo
 from gateway.store.repos.requests import RequestKind, RequestsRepo
@@ -385,6 +387,7 @@ class Tx:
         self.results = ResultsRepo(conn, clock, self.audit)
         self.claims = ClaimsRepo(conn, clock, self.audit)
         self.nodes = NodesRepo(conn, clock, self.audit)
+        self.listings = ListingsRepo(conn, clock, self.audit)
 
     def now(self) -> datetime:
         """The store's clock (UTC, aware)."""

@@ -325,9 +325,17 @@ class EnvelopesRepo(Repo):
     def count_sets(
         self, *, since: datetime | None = None, until: datetime | None = None
     ) -> list[dict[str, Any]]:
-        """Transaction sets counted by direction, partner, set id, state and acknowledgment code."""
+        """Transaction sets counted by direction, partner, set id, state, acknowledgment code and their
+        interchange's TA1 code (``interchange_ack``: a TA1 rejection rejects every set inside)."""
         t, i, f = s.transaction_sets, s.interchanges, s.files
-        keys = (f.c.direction, f.c.partner, t.c.set_id, t.c.state, t.c.ack_status)
+        keys = (
+            f.c.direction,
+            f.c.partner,
+            t.c.set_id,
+            t.c.state,
+            t.c.ack_status,
+            i.c.ack_status.label("interchange_ack"),
+        )
         stmt = (
             select(*keys, func.count().label("count"))
             .select_from(t)

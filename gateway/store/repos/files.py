@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 
 from gateway.errors import StoreError
 from gateway.lifecycle import Entity, FileEvent, FileState, check_initial
@@ -213,3 +213,11 @@ class FilesRepo(Repo):
     def release_expired(self, *, dead_owners: Iterable[str] = ()) -> int:
         """Files whose lease expired, or whose node is known dead, go back (``lease_expired``)."""
         return leases.release_expired(self, s.files, Entity.FILE, FileEvent.LEASE_EXPIRED, dead_owners)
+
+    @db
+    def count_states(self) -> list[dict[str, Any]]:
+        """Files counted by direction and state (``x12gw status``: queue depths, quarantined files)."""
+        t = s.files
+        keys = (t.c.direction, t.c.state)
+        stmt = select(*keys, func.count().label("count")).group_by(*keys)
+        return [dict(row._mapping) for row in self.conn.execute(stmt)]
