@@ -18,6 +18,7 @@ from gateway.lifecycle import Entity, PartnerEvent, PartnerState
 from gateway.runtime.config import load_config
 from gateway.runtime.health import stored_move
 from gateway.runtime.runner import wait_until
+from gateway.runtime.storeopen import open_store
 from gateway.store import Store
 from gateway.transport.keys import ensure_key, public_line
 from payersim.simulator import ClearinghouseSimulator
@@ -52,7 +53,7 @@ def _write_config(base: Path, **settings: Any) -> Path:
 
 def _states(config: Path) -> dict[str, str]:
     """client reference -> request state, read from the store the processes share."""
-    store = Store.open(load_config(str(config)).database_url())
+    store = open_store(load_config(str(config)), role="operator")  # the payloads are sealed
     try:
         with store.read() as tx:
             rows = tx.requests.query(limit=100)
