@@ -3,6 +3,7 @@ detection, duplicates, and crash recovery of a half-claimed file."""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import tomllib
@@ -11,11 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from gateway.lifecycle import FileEvent, FileState
+from gateway.lifecycle import FileEvent, FileState, RequestEvent
 from gateway.runtime.config import parse_config
 from gateway.runtime.context import Context
 from gateway.runtime.runner import open_context
 from gateway.stages import batching, intake
+from gateway.stages.outbox import write_results
 from tests.e2e_harness import REQUESTS, config_text
 from tests.sftp_support import new_host_key_line, write_private_key
 from tests.x12text import built
@@ -199,3 +201,20 @@ def test_a_value_holding_an_x12_delimiter_is_rejected_at_intake(ctx: Context) ->
     assert reason["requests"][0]["field"] == "subscriber.member_id"
     assert "ZZM1:23" not in reason_file.read_text()
     assert batching.batch_all(ctx) == 0
+
+
+def test_csv_summary_cells_cannot_become_spreadsheet_formulas(ctx: Context) -> None:
+    """A partner's reason and a reference starting with = or - reach the CSV summary with a leading
+    apostrophe (inert in a spreadsheet); other cells are unchanged."""
+    rows = CSV.splitlines()[:2]
+    _drop(ctx, "formulas.csv", f"{rows[0]}\n{rows[1].replace('CSV-1', '-2-3')}\n".encode())
+    intake.intake(ctx)
+    batching.batch_all(ctx)
+    with ctx.store.begin() as tx:
+        (req,) = tx.requests.query()
+        tx.requests.transition(req.tracking_number, RequestEvent.REJECT, reason='=HYPERLINK("x","y")')
+    write_results(ctx, [req.tracking_number], summary_name="summary-test.csv")
+    text = (ctx.config.folders.outbox / "summary-test.csv").read_text()
+    (row,) = csv.DictReader(text.splitlines())
+    assert (row["client_reference"], row["reason"]) == ("'-2-3", '\'=HYPERLINK("x","y")')
+    assert (row["tracking_number"], row["state"]) == (req.tracking_number, "rejected")
