@@ -7,7 +7,9 @@ import csv
 import json
 import os
 import tomllib
+import tracemalloc
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -218,3 +220,27 @@ def test_csv_summary_cells_cannot_become_spreadsheet_formulas(ctx: Context) -> N
     (row,) = csv.DictReader(text.splitlines())
     assert (row["client_reference"], row["reason"]) == ("'-2-3", '\'=HYPERLINK("x","y")')
     assert (row["tracking_number"], row["state"]) == (req.tracking_number, "rejected")
+
+
+def test_an_oversized_file_is_refused_by_its_size_before_it_is_read(ctx: Context) -> None:
+    """A file above ``max_file_bytes`` is quarantined with the reason, without being read into memory
+    or copied into the payloads (peak Python allocation stays far below the file's size)."""
+    ctx.config = replace(ctx.config, inbox=replace(ctx.config.inbox, max_file_bytes=1000))
+    big = _drop(ctx, "big.json", b"[")
+    os.truncate(big, 40_000_000)  # sparse: large without filling the disk
+    os.utime(big, (big.stat().st_mtime - 10,) * 2)
+    _drop(ctx, "next.csv", CSV.encode())
+    tracemalloc.start()
+    try:
+        assert intake.intake(ctx) == 2
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 10_000_000, peak
+    states = _states(ctx)
+    assert states["big.json"] == "quarantined"
+    with ctx.store.read() as tx:
+        (row,) = [f for f in tx.files.query(direction="in") if f.name == "big.json"]
+    assert row.reason == "larger than the 1000-byte limit"
+    assert not [p for p in ctx.config.folders.payloads.rglob("*") if p.is_file() and p.stat().st_size > 1000]
+    assert not big.exists()

@@ -121,6 +121,22 @@ def sha256_file(path: Path) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
+def read_capped(path: Path, limit: int) -> bytes | None:
+    """The bytes of ``path``, or None when it holds more than ``limit`` bytes.
+
+    The size is taken from ``fstat`` of the opened descriptor before anything is read, and the read
+    itself stops at ``limit + 1`` bytes, so a file that is huge (or grows while read) never takes
+    more memory than the limit allows. ``O_NOFOLLOW``: a symlink swapped in is refused, not followed.
+    """
+    with io_errors("read", path):
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        with os.fdopen(fd, "rb") as fh:
+            if os.fstat(fd).st_size > limit:
+                return None
+            data = fh.read(limit + 1)
+    return None if len(data) > limit else data
+
+
 def move(src: Path, dest_dir: Path, name: str | None = None) -> Path:
     """Rename ``src`` into ``dest_dir`` (same filesystem), never overwriting: a clash gets a suffix.
 

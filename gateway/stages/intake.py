@@ -25,6 +25,7 @@ from gateway.runtime.fsutil import (
     ensure_dir,
     io_errors,
     move,
+    read_capped,
     sha256_file,
 )
 from gateway.runtime.logsetup import phi_scope
@@ -247,9 +248,12 @@ def process(ctx: Context, file_id: int) -> str:
     with ctx.store.read() as tx:
         row = tx.files.get(file_id)
     work = _work_path(ctx, file_id, row.name)
-    data = _read(work)
-    sha, payload_path = ctx.payloads.put(data)
     settings = ctx.config.inbox
+    data = read_capped(work, settings.max_file_bytes)
+    if data is None:  # too large: neither read nor copied into the payloads
+        too_large = Parsed(file_error=f"larger than the {settings.max_file_bytes}-byte limit")
+        return _store_requests(ctx, file_id, row.name, too_large, None, False, None)
+    sha, payload_path = ctx.payloads.put(data)
     with ctx.store.read() as tx:
         dup = tx.files.find_by_sha256(
             sha,
@@ -257,11 +261,7 @@ def process(ctx: Context, file_id: int) -> str:
             direction="in",
             exclude_id=file_id,
         )
-    parsed = (
-        Parsed(file_error=f"larger than the {settings.max_file_bytes}-byte limit")
-        if len(data) > settings.max_file_bytes
-        else (Parsed() if dup else parse_inbox_bytes(data, row.name))
-    )
+    parsed = Parsed() if dup else parse_inbox_bytes(data, row.name)
     with phi_scope(v for req, _ in parsed.requests for v in phi_values(req)):
         return _store_requests(
             ctx,
@@ -287,7 +287,7 @@ def _store_requests(  # noqa: PLR0917 - the parts of one processed inbox file
     parsed: Parsed,
     dup_id: int | None,
     duplicate: bool,
-    payload_path: Path,
+    payload_path: Path | None,
 ) -> str:
     routed, unrouted = _route(ctx, parsed)
     numbers = [ctx.store.new_tracking_number() for _ in routed]
@@ -319,7 +319,7 @@ def _store_requests(  # noqa: PLR0917 - the parts of one processed inbox file
             detail={
                 "requests": len(routed),
                 "rejected": len(reason["requests"]) if reason else 0,
-                "payload": str(payload_path.name),
+                "payload": payload_path.name if payload_path else None,
             },
         )
     for final in finals:
@@ -334,11 +334,6 @@ def _store_requests(  # noqa: PLR0917 - the parts of one processed inbox file
         rejected=len(parsed.errors) + len(unrouted),
     )
     return state
-
-
-def _read(path: Path) -> bytes:
-    with io_errors("read", path):
-        return path.read_bytes()
 
 
 def _route(ctx: Context, parsed: Parsed) -> tuple[list[tuple[Request, str, str]], list[dict[str, Any]]]:
