@@ -87,7 +87,7 @@ def _full_flow(h: Harness) -> None:
     quarantine = h.config.folders.quarantine
     reasons = {p.name: json.loads(p.read_text()) for p in quarantine.glob("*.reason.json")}
     assert any("duplicate" in r["reason"] for r in reasons.values())
-    assert any(r["state"] == "quarantined" and "broken.json" in name for name, r in reasons.items())
+    assert any(r["state"] == "quarantined" and r["file"] == "broken.json" for r in reasons.values())
 
     traces = h.clearinghouse_traces()
     assert sorted(traces) == sorted(r.tracking_number for r in rows.values()), (

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from gateway.lifecycle import FileState
 from gateway.runtime.config import parse_config
 from gateway.runtime.context import Context
+from gateway.runtime.fsutil import internal_name
 from gateway.runtime.runner import load_mapping_rules, open_context
 from gateway.stages import batching, inbound, intake
 from gateway.transport.keys import ensure_key, public_line
@@ -286,7 +287,7 @@ def test_received_garbage_is_quarantined_with_a_reason_and_the_gateway_goes_on(g
             row = tx.files.get(file_id)
         assert row.state in ("delivered", "quarantined"), row.state
         if row.state == "quarantined":
-            reason = ctx.config.folders.quarantine / f"{file_id}__{row.name}.reason.json"
+            reason = ctx.config.folders.quarantine / f"{internal_name(file_id, row.name)}.reason.json"
             assert json.loads(reason.read_text())["reason"]
 
     one()
@@ -302,7 +303,9 @@ def _drop(ctx: Context, name: str, data: bytes) -> None:
 
 
 def _reason_of(ctx: Context, name: str) -> dict[str, Any]:
-    (path,) = ctx.config.folders.quarantine.glob(f"*__{name}.reason.json")
+    with ctx.store.read() as tx:
+        (row,) = [f for f in tx.files.query(direction="in") if f.name == name]
+    path = ctx.config.folders.quarantine / f"{internal_name(row.id, name)}.reason.json"
     doc: dict[str, Any] = json.loads(path.read_text())
     return doc
 
@@ -364,7 +367,7 @@ def test_bad_inbox_file_is_quarantined_with_a_clear_reason_and_nothing_is_sent(
     assert reason["state"] == "quarantined"
     text = json.dumps(reason)
     assert says in text, text
-    assert (ctx.config.folders.quarantine / f"{reason['file_id']}__{name}").exists()
+    assert (ctx.config.folders.quarantine / internal_name(reason["file_id"], name)).exists()
     assert _request_count(ctx) == 0
     assert batching.batch_all(ctx) == 0
 

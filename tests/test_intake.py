@@ -3,19 +3,23 @@ detection, duplicates, and crash recovery of a half-claimed file."""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import tomllib
+import tracemalloc
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from gateway.lifecycle import FileEvent, FileState
+from gateway.lifecycle import FileEvent, FileState, RequestEvent
 from gateway.runtime.config import parse_config
 from gateway.runtime.context import Context
 from gateway.runtime.runner import open_context
 from gateway.stages import batching, intake
+from gateway.stages.outbox import write_results
 from tests.e2e_harness import REQUESTS, config_text
 from tests.sftp_support import new_host_key_line, write_private_key
 from tests.x12text import built
@@ -68,8 +72,8 @@ def test_csv_batch_sends_good_rows_and_quarantines_the_reasons(ctx: Context) -> 
     assert fields == ["payer.id", "row 3.provider.npi"]
     assert "CANARYTEST" not in reason_file.read_text(), "reasons never quote the data"
     archived = {p.name: p.read_bytes() for p in ctx.config.folders.archive.iterdir()}
-    assert archived == {"1__batch.csv": CSV.encode()}, "the file itself is archived, unchanged"
-    assert (ctx.config.folders.quarantine / "1__batch.csv").read_bytes() == CSV.encode(), "and a copy kept"
+    assert archived == {"1.csv": CSV.encode()}, "the file itself is archived, unchanged"
+    assert (ctx.config.folders.quarantine / "1.csv").read_bytes() == CSV.encode(), "and a copy kept"
     assert list(ctx.config.folders.inbox.iterdir()) == []
 
 
@@ -105,8 +109,8 @@ def test_unreadable_file_is_quarantined_with_reason(ctx: Context) -> None:
     _drop(ctx, "garbage.json", b"\x00\x01 not json")
     intake.intake(ctx)
     assert _states(ctx) == {"garbage.json": "quarantined"}
-    assert (ctx.config.folders.quarantine / "1__garbage.json").exists()
-    reason = json.loads((ctx.config.folders.quarantine / "1__garbage.json.reason.json").read_text())
+    assert (ctx.config.folders.quarantine / "1.json").exists()
+    reason = json.loads((ctx.config.folders.quarantine / "1.json.reason.json").read_text())
     assert "not valid JSON" in reason["reason"]
     assert _requests(ctx) == []
 
@@ -199,3 +203,93 @@ def test_a_value_holding_an_x12_delimiter_is_rejected_at_intake(ctx: Context) ->
     assert reason["requests"][0]["field"] == "subscriber.member_id"
     assert "ZZM1:23" not in reason_file.read_text()
     assert batching.batch_all(ctx) == 0
+
+
+def test_csv_summary_cells_cannot_become_spreadsheet_formulas(ctx: Context) -> None:
+    """A partner's reason and a reference starting with = or - reach the CSV summary with a leading
+    apostrophe (inert in a spreadsheet); other cells are unchanged."""
+    rows = CSV.splitlines()[:2]
+    _drop(ctx, "formulas.csv", f"{rows[0]}\n{rows[1].replace('CSV-1', '-2-3')}\n".encode())
+    intake.intake(ctx)
+    batching.batch_all(ctx)
+    with ctx.store.begin() as tx:
+        (req,) = tx.requests.query()
+        tx.requests.transition(req.tracking_number, RequestEvent.REJECT, reason='=HYPERLINK("x","y")')
+    write_results(ctx, [req.tracking_number], summary_name="summary-test.csv")
+    text = (ctx.config.folders.outbox / "summary-test.csv").read_text()
+    (row,) = csv.DictReader(text.splitlines())
+    assert (row["client_reference"], row["reason"]) == ("'-2-3", '\'=HYPERLINK("x","y")')
+    assert (row["tracking_number"], row["state"]) == (req.tracking_number, "rejected")
+
+
+def test_an_oversized_file_is_refused_by_its_size_before_it_is_read(ctx: Context) -> None:
+    """A file above ``max_file_bytes`` is quarantined with the reason, without being read into memory
+    or copied into the payloads (peak Python allocation stays far below the file's size)."""
+    ctx.config = replace(ctx.config, inbox=replace(ctx.config.inbox, max_file_bytes=1000))
+    big = _drop(ctx, "big.json", b"[")
+    os.truncate(big, 40_000_000)  # sparse: large without filling the disk
+    os.utime(big, (big.stat().st_mtime - 10,) * 2)
+    _drop(ctx, "next.csv", CSV.encode())
+    tracemalloc.start()
+    try:
+        assert intake.intake(ctx) == 2
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 10_000_000, peak
+    states = _states(ctx)
+    assert states["big.json"] == "quarantined"
+    with ctx.store.read() as tx:
+        (row,) = [f for f in tx.files.query(direction="in") if f.name == "big.json"]
+    assert row.reason == "larger than the 1000-byte limit"
+    assert not [p for p in ctx.config.folders.payloads.rglob("*") if p.is_file() and p.stat().st_size > 1000]
+    assert not big.exists()
+
+
+def test_long_and_non_utf8_names_are_taken_and_the_next_file_too(ctx: Context) -> None:
+    """A 250-byte name and a name that is not UTF-8 are taken like any file (internal names come from
+    the id; the store keeps the name, undecodable bytes spelled ``\\xff``), and so is the next file."""
+    doc = json.loads((REQUESTS / "270-subscriber.json").read_text())
+    long_name = "L" * 245 + ".json"
+    _drop(ctx, long_name, json.dumps(doc | {"trace_number": "LONG-1"}).encode())
+    not_utf8 = os.fsdecode(b"d-\xff\xfe.json")  # os spells the bytes as lone surrogates
+    _drop(ctx, not_utf8, json.dumps(doc | {"trace_number": "RAW-1"}).encode())
+    _drop(ctx, "zz-next.csv", CSV.encode())
+    assert intake.intake(ctx) == 3
+    assert _states(ctx) == {
+        long_name: "accepted",
+        "d-\\xff\\xfe.json": "accepted",
+        "zz-next.csv": "partially_accepted",
+    }
+    assert _requests(ctx) == ["CSV-1", "LONG-1", "RAW-1"]
+    assert list(ctx.config.folders.inbox.iterdir()) == []
+    names = [p.name for p in ctx.config.folders.archive.iterdir()]
+    assert all(len(n) <= 16 for n in names), names
+    intake.recover(ctx)  # nothing left half-done
+    assert list(ctx.config.folders.work.iterdir()) == []
+
+
+def test_an_unexpected_error_quarantines_that_file_and_the_next_file_is_taken(
+    ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Any exception while taking one inbox file (here a parser bug stood in by a fault injection)
+    quarantines that file with the error's type as the reason; the loop goes on with the next file."""
+    real = intake.parse_inbox_bytes
+
+    def buggy(data: bytes, name: str) -> intake.Parsed:
+        if name == "a-poison.json":
+            raise RuntimeError("a bug nobody has found yet")
+        return real(data, name)
+
+    monkeypatch.setattr(intake, "parse_inbox_bytes", buggy)
+    _drop(ctx, "a-poison.json", b"[]")
+    _drop(ctx, "b-next.csv", CSV.encode())
+    assert intake.intake(ctx) == 1
+    assert _states(ctx) == {"a-poison.json": "quarantined", "b-next.csv": "partially_accepted"}
+    with ctx.store.read() as tx:
+        (row,) = [f for f in tx.files.query(direction="in") if f.name == "a-poison.json"]
+    assert row.reason == "the file could not be taken (RuntimeError)"
+    assert (ctx.config.folders.quarantine / f"{row.id}.json").read_bytes() == b"[]"
+    assert json.loads((ctx.config.folders.quarantine / f"{row.id}.json.reason.json").read_text())["reason"]
+    assert list(ctx.config.folders.work.iterdir()) == []
+    assert intake.intake(ctx) == 0, "not retried every cycle"

@@ -497,7 +497,7 @@ def test_reprocess_inbox_file_runs_once(world: World) -> None:
     """A fixed quarantined inbox file is reprocessed once: a second run is refused, one request results."""
     file_id = world.file_id("broken.json")
     fixed = json.loads((REQUESTS / "270-subscriber.json").read_text()) | {"trace_number": "EL-0099"}
-    quarantined = world.h.config.folders.quarantine / f"{file_id}__broken.json"
+    quarantined = world.h.config.folders.quarantine / f"{file_id}.json"
     assert quarantined.exists()
     quarantined.write_text(json.dumps(fixed))
     code, doc = _json(world, "reprocess", str(file_id))

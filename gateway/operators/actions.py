@@ -28,7 +28,7 @@ from typing import Any
 
 from gateway.lifecycle import FileEvent, FileState, RequestEvent, RequestState
 from gateway.operators.session import Session, os_user
-from gateway.runtime.fsutil import atomic_write, ensure_dir, io_errors
+from gateway.runtime.fsutil import atomic_write, ensure_dir, internal_name, io_errors
 from gateway.store import FileRow, NotFoundError, StaleStateError
 from gateway.store.store import Tx
 
@@ -58,7 +58,7 @@ def _operator_detail(action: str, who: str | None = None) -> dict[str, Any]:
 
 def _names(session: Session, f: FileRow) -> tuple[Path, Path, Path]:
     folders = session.config.folders
-    base = f"{f.id}__{f.name}"
+    base = internal_name(f.id, f.name)
     return folders.quarantine / base, folders.work / base, folders.work / f".reprocess-{base}"
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -31,6 +32,30 @@ _RED, _GREEN, _YELLOW, _DIM, _BOLD, _RESET = (
     "\033[1m",
     "\033[0m",
 )
+_PAINTER_CODES = re.compile(
+    "(" + "|".join(re.escape(c) for c in (_RED, _GREEN, _YELLOW, _DIM, _BOLD, _RESET)) + ")"
+)
+# C0 and C1 controls, DEL, line/paragraph separators and bidirectional overrides: none may reach a
+# terminal from data (a file name with a newline forges a table row; ANSI escapes rewrite the screen).
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape(found: re.Match[str]) -> str:
+    ch = found.group()
+    return _NAMED.get(ch) or (f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}")
+
+
+def escape_controls(text: str, *, keep_colours: bool = False) -> str:
+    """``text`` with every control character spelled out (``\\n``, ``\\x1b`` ...), so data shows as
+    data. ``keep_colours`` spares exactly the painter's own colour codes (an injected one of those can
+    only colour text; any other escape, a cursor move or a title change, is spelled out)."""
+    if not keep_colours:
+        return _CONTROLS.sub(_escape, text)
+    parts = _PAINTER_CODES.split(text)
+    return "".join(p if i % 2 else _CONTROLS.sub(_escape, p) for i, p in enumerate(parts))
+
+
 # Lifecycle states (gateway.lifecycle), authorization and coverage statuses, and TA1/999 codes.
 _BAD = frozenset(
     {
@@ -165,13 +190,14 @@ class Painter:
 
 
 def _cell(value: Any) -> str:
+    """A value as table text, controls spelled out here so that the column widths count them."""
     if value is None:
         return ""
     if isinstance(value, datetime):
         return short_time(value)
     if isinstance(value, list | tuple):
-        return ",".join(str(v) for v in value)
-    return str(value)
+        return escape_controls(",".join(str(v) for v in value))
+    return escape_controls(str(value))
 
 
 def fit_widths(natural: list[int], columns: Sequence[Column], width: int) -> list[int]:

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from gateway.operators.formatting import Painter, terminal_width, wants_colour
+from gateway.operators.formatting import Painter, escape_controls, terminal_width, wants_colour
 from gateway.operators.masking import Phi
 from gateway.runtime.config import GatewayConfig, load_config
 from gateway.runtime.filemask import set_mask_key
@@ -115,7 +115,9 @@ class Session:
             tx.audit.record_reveal(os_user=self.who, action=action, subject=subject[:255], detail=detail)
 
     def write(self, text: str = "") -> None:
-        self.out.write(text + "\n")
+        """The one way human-facing text leaves the operators' commands: control characters in it
+        (from file names, partners' values) are spelled out, only our own colours kept."""
+        self.out.write(escape_controls(text, keep_colours=self.painter.enabled) + "\n")
 
     def lines(self, lines: list[str]) -> None:
         for line in lines:

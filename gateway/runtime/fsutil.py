@@ -12,6 +12,7 @@ import contextlib
 import errno
 import hashlib
 import os
+import re
 import secrets
 import stat
 from collections.abc import Iterator
@@ -121,6 +122,22 @@ def sha256_file(path: Path) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
+def read_capped(path: Path, limit: int) -> bytes | None:
+    """The bytes of ``path``, or None when it holds more than ``limit`` bytes.
+
+    The size is taken from ``fstat`` of the opened descriptor before anything is read, and the read
+    itself stops at ``limit + 1`` bytes, so a file that is huge (or grows while read) never takes
+    more memory than the limit allows. ``O_NOFOLLOW``: a symlink swapped in is refused, not followed.
+    """
+    with io_errors("read", path):
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        with os.fdopen(fd, "rb") as fh:
+            if os.fstat(fd).st_size > limit:
+                return None
+            data = fh.read(limit + 1)
+    return None if len(data) > limit else data
+
+
 def move(src: Path, dest_dir: Path, name: str | None = None) -> Path:
     """Rename ``src`` into ``dest_dir`` (same filesystem), never overwriting: a clash gets a suffix.
 
@@ -136,6 +153,32 @@ def move(src: Path, dest_dir: Path, name: str | None = None) -> Path:
             target.chmod(FILE_MODE)
         fsync_dir(dest_dir)
     return target
+
+
+_SAFE_EXTENSION = re.compile(r"[A-Za-z0-9]{1,10}")
+
+
+def internal_name(file_id: int, external: str) -> str:
+    """The name the gateway gives a file in its own folders (work, archive, quarantine): the file id
+    and, when short and plain, the extension, e.g. ``42.json``.
+
+    External names are unbounded (a 250-byte name plus a prefix exceeds the 255-byte limit of file
+    names) and may hold any byte; the original name is kept only in the store.
+    """
+    ext = external.rpartition(".")[2] if "." in external else ""
+    return f"{file_id}.{ext.lower()}" if _SAFE_EXTENSION.fullmatch(ext) else str(file_id)
+
+
+def file_id_of(internal: str) -> int | None:
+    """The file id an internal name (or an older release's ``<id>__<name>``) starts with, or None."""
+    found = re.match(r"(\d+)(?:__|\.|$)", internal)
+    return int(found.group(1)) if found else None
+
+
+def storable_name(name: str) -> str:
+    """A name as the store keeps it: bytes that are not UTF-8 (surrogate-escaped by ``os``) spelled
+    ``\\xff``, since no database column or hash can carry a lone surrogate."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ from typing import Any
 from gateway.lifecycle import Entity, FileEvent, FileState, RequestEvent, RequestState, SetState, allows
 from gateway.runtime.config import PartnerConfig
 from gateway.runtime.context import Context
-from gateway.runtime.fsutil import atomic_write, ensure_dir
+from gateway.runtime.fsutil import atomic_write, ensure_dir, internal_name
 from gateway.stages.outbox import summary_file_name, write_results
 from gateway.store import FileRow, RequestRow, Tx
 from mappings.correlate import ResponseKey, SentRequest, correlate
@@ -138,7 +138,7 @@ def _has_acks(validation: Validation) -> bool:
 
 def _quarantine(ctx: Context, row: FileRow, reason: str) -> str:
     folder = ensure_dir(ctx.config.folders.quarantine)
-    name = f"{row.id}__{row.name}"
+    name = internal_name(row.id, row.name)
     atomic_write(folder / name, ctx.payloads.get(row.sha256))
     atomic_write(
         folder / f"{name}.reason.json",

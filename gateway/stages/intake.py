@@ -1,8 +1,10 @@
 """Inbox stage: billing systems' files become requests in the store, ready to be batched.
 
 Crash safety: a file is first recorded (state ``claiming``) and only then renamed into the work
-folder as ``<file id>__<name>``; every later step is a state transition plus an idempotent file move,
-so :func:`recover` can finish whatever a crash interrupted without losing or duplicating a request.
+folder under a name derived from the file id (``<id>.<ext>``; the original name is kept only in the
+store); every later step is a state transition plus an idempotent file move, so :func:`recover` can
+finish whatever a crash interrupted without losing or duplicating a request. One file's fault never
+stops the inbox: :func:`_take_one` retries it later or quarantines it, and the next file is taken.
 """
 
 from __future__ import annotations
@@ -16,16 +18,23 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from gateway.errors import StoreError
 from gateway.lifecycle import FileEvent, FileState
 from gateway.runtime.context import Context
+from gateway.runtime.filemask import mask_file_name
 from gateway.runtime.fsutil import (
     Candidate,
+    LocalIOError,
     atomic_write,
     complete_files,
     ensure_dir,
+    file_id_of,
+    internal_name,
     io_errors,
     move,
+    read_capped,
     sha256_file,
+    storable_name,
 )
 from gateway.runtime.logsetup import phi_scope
 from gateway.stages.precert_gate import precert_gate
@@ -197,7 +206,7 @@ def _parse_x12(data: bytes, out: Parsed) -> None:
 
 
 def _work_path(ctx: Context, file_id: int, name: str) -> Path:
-    return ctx.config.folders.work / f"{file_id}__{name}"
+    return ctx.config.folders.work / internal_name(file_id, name)
 
 
 def claim(ctx: Context, cand: Candidate) -> int | None:
@@ -207,18 +216,20 @@ def claim(ctx: Context, cand: Candidate) -> int | None:
         row = tx.files.record(
             direction="in",
             partner=INBOX,
-            name=cand.path.name,
+            name=storable_name(cand.path.name),
             sha256=sha,
             size=size,
             payload_path=None,
             state=FileState.CLAIMING,
         )
-    return row.id if _finish_claim(ctx, row.id, cand.path.name, sha) else None
+    return row.id if _finish_claim(ctx, row.id, row.name, sha, cand.path) else None
 
 
-def _finish_claim(ctx: Context, file_id: int, name: str, sha: str) -> bool:
+def _finish_claim(ctx: Context, file_id: int, name: str, sha: str, source: Path | None = None) -> bool:
+    """``source`` is the inbox path; after a crash it is found by the stored name (a name that was
+    not UTF-8 is then not found: the row ends ``vanished`` and the file is claimed again)."""
     work = _work_path(ctx, file_id, name)
-    source = ctx.config.folders.inbox / name
+    source = source or ctx.config.folders.inbox / name
     if not work.exists():
         if not source.exists() or sha256_file(source)[0] != sha:
             with ctx.store.begin() as tx:
@@ -247,9 +258,12 @@ def process(ctx: Context, file_id: int) -> str:
     with ctx.store.read() as tx:
         row = tx.files.get(file_id)
     work = _work_path(ctx, file_id, row.name)
-    data = _read(work)
-    sha, payload_path = ctx.payloads.put(data)
     settings = ctx.config.inbox
+    data = read_capped(work, settings.max_file_bytes)
+    if data is None:  # too large: neither read nor copied into the payloads
+        too_large = Parsed(file_error=f"larger than the {settings.max_file_bytes}-byte limit")
+        return _store_requests(ctx, file_id, row.name, too_large, None, False, None)
+    sha, payload_path = ctx.payloads.put(data)
     with ctx.store.read() as tx:
         dup = tx.files.find_by_sha256(
             sha,
@@ -257,11 +271,7 @@ def process(ctx: Context, file_id: int) -> str:
             direction="in",
             exclude_id=file_id,
         )
-    parsed = (
-        Parsed(file_error=f"larger than the {settings.max_file_bytes}-byte limit")
-        if len(data) > settings.max_file_bytes
-        else (Parsed() if dup else parse_inbox_bytes(data, row.name))
-    )
+    parsed = Parsed() if dup else parse_inbox_bytes(data, row.name)
     with phi_scope(v for req, _ in parsed.requests for v in phi_values(req)):
         return _store_requests(
             ctx,
@@ -287,7 +297,7 @@ def _store_requests(  # noqa: PLR0917 - the parts of one processed inbox file
     parsed: Parsed,
     dup_id: int | None,
     duplicate: bool,
-    payload_path: Path,
+    payload_path: Path | None,
 ) -> str:
     routed, unrouted = _route(ctx, parsed)
     numbers = [ctx.store.new_tracking_number() for _ in routed]
@@ -319,7 +329,7 @@ def _store_requests(  # noqa: PLR0917 - the parts of one processed inbox file
             detail={
                 "requests": len(routed),
                 "rejected": len(reason["requests"]) if reason else 0,
-                "payload": str(payload_path.name),
+                "payload": payload_path.name if payload_path else None,
             },
         )
     for final in finals:
@@ -336,11 +346,6 @@ def _store_requests(  # noqa: PLR0917 - the parts of one processed inbox file
         rejected=len(parsed.errors) + len(unrouted),
     )
     return state
-
-
-def _read(path: Path) -> bytes:
-    with io_errors("read", path):
-        return path.read_bytes()
 
 
 def _route(ctx: Context, parsed: Parsed) -> tuple[list[tuple[Request, str, str]], list[dict[str, Any]]]:
@@ -395,12 +400,12 @@ def _settle(ctx: Context, file_id: int, name: str, state: str, reason: dict[str,
     if not work.exists():
         return
     if reason is not None:
-        _reason_file(ctx, f"{file_id}__{name}", {"file": name, "file_id": file_id, "state": state, **reason})
+        _reason_file(ctx, work.name, {"file": name, "file_id": file_id, "state": state, **reason})
     if state in (FileState.ACCEPTED, FileState.PARTIALLY_ACCEPTED):
         if state == FileState.PARTIALLY_ACCEPTED:
             with io_errors("copy to quarantine", work):
                 copy = work.read_bytes()
-            atomic_write(ctx.config.folders.quarantine / f"{file_id}__{name}", copy)
+            atomic_write(ctx.config.folders.quarantine / work.name, copy)
         move(work, ctx.config.folders.archive)
     else:
         move(work, ctx.config.folders.quarantine)
@@ -408,6 +413,7 @@ def _settle(ctx: Context, file_id: int, name: str, state: str, reason: dict[str,
 
 def recover(ctx: Context) -> None:
     """Finish what a crash interrupted: half-claimed files, and processed files not yet moved."""
+    _rename_legacy_work_files(ctx)
     with ctx.store.read() as tx:
         claiming = tx.files.query(state=FileState.CLAIMING, direction="in", partner=INBOX, limit=1000)
     for row in claiming:
@@ -420,16 +426,29 @@ def recover(ctx: Context) -> None:
         except StaleStateError:
             continue
     work = ctx.config.folders.work
-    for path in sorted(work.glob("*__*")) if work.exists() else []:
-        file_id, _, name = path.name.partition("__")
-        if not file_id.isdigit():
+    for path in sorted(work.iterdir()) if work.exists() else []:
+        file_id = file_id_of(path.name)
+        if file_id is None:
             continue
         with ctx.store.read() as tx:
-            row = tx.files.get(int(file_id))
+            row = tx.files.get(file_id)
         if row.partner == INBOX and row.state not in (FileState.CLAIMING, FileState.CLAIMED):
-            _settle(
-                ctx, row.id, name, row.state, {"reason": row.reason, "requests": []} if row.reason else None
-            )
+            reason = {"reason": row.reason, "requests": []} if row.reason else None
+            _settle(ctx, row.id, row.name, row.state, reason)
+
+
+def _rename_legacy_work_files(ctx: Context) -> None:
+    """Work files an older release named ``<id>__<name>`` take their id-derived name."""
+    work = ctx.config.folders.work
+    for path in sorted(work.glob("*__*")) if work.exists() else []:
+        file_id = file_id_of(path.name)
+        if file_id is None:
+            continue
+        with ctx.store.read() as tx:
+            row = tx.files.get(file_id)
+        if row.partner == INBOX:
+            with io_errors("rename", path):
+                path.rename(_work_path(ctx, file_id, row.name))
 
 
 def intake(ctx: Context) -> int:
@@ -445,16 +464,58 @@ def intake(ctx: Context) -> int:
         stable_seconds=cfg.inbox.stable_seconds,
         require_done_marker=cfg.inbox.require_done_marker,
     ):
+        if _take_one(ctx, cand):
+            taken += 1
+    return taken
+
+
+def _take_one(ctx: Context, cand: Candidate) -> bool:
+    """Claim and process one inbox file. Whatever goes wrong with it stays with it: a passing fault
+    (disk full, database away) leaves it for the next cycle; any other error quarantines it, with
+    the error's type as the reason. Either way the error is logged and the next file is taken."""
+    file_id: int | None = None
+    try:
         file_id = claim(ctx, cand)
         if file_id is None:
-            continue
-        try:
-            process(ctx, file_id)
-        except X12GatewayError as exc:
-            ctx.log.error("inbox file failed; will retry", file_id=file_id, error=str(exc))
-            continue
-        taken += 1
-        marker = cfg.folders.inbox / f"{cand.path.name}.done"
-        if marker.exists():
-            marker.unlink()
-    return taken
+            return False
+        process(ctx, file_id)
+        marker = cand.path.with_name(f"{cand.path.name}.done")
+        with io_errors("remove marker", marker):
+            marker.unlink(missing_ok=True)
+    except Exception as exc:  # noqa: BLE001 - one file's fault must not stop the inbox
+        _set_aside(ctx, cand, file_id, exc)
+        return False
+    return True
+
+
+def _passing(exc: Exception) -> bool:
+    """An error that may pass by itself, so the file is retried rather than quarantined."""
+    return (isinstance(exc, LocalIOError) and exc.retryable) or (
+        isinstance(exc, StoreError) and not isinstance(exc, StaleStateError)
+    )
+
+
+def _set_aside(ctx: Context, cand: Candidate, file_id: int | None, exc: Exception) -> None:
+    error = str(exc) if isinstance(exc, X12GatewayError) else type(exc).__name__
+    shown = mask_file_name(storable_name(cand.path.name))
+    if file_id is None or _passing(exc):
+        ctx.log.error("inbox file skipped; will retry", file=shown, file_id=file_id, error=error)
+        return
+    try:
+        with ctx.store.begin() as tx:
+            row = tx.files.get(file_id)
+            if row.state != FileState.CLAIMED:  # not yet in the work folder: retried next cycle
+                ctx.log.error("inbox file skipped; will retry", file=shown, file_id=file_id, error=error)
+                return
+            reason = f"the file could not be taken ({error})"
+            tx.files.transition(file_id, FileEvent.QUARANTINE, expect=FileState.CLAIMED, reason=reason)
+        _settle(ctx, file_id, row.name, FileState.QUARANTINED, {"reason": reason, "requests": []})
+        ctx.log.error("inbox file quarantined", file=shown, file_id=file_id, error=error)
+    except Exception as again:  # noqa: BLE001 - logged; the next file is still taken
+        ctx.log.error(
+            "inbox file could not be quarantined; will retry",
+            file=shown,
+            file_id=file_id,
+            error=error,
+            quarantine_error=type(again).__name__,
+        )

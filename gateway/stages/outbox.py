@@ -89,9 +89,23 @@ def write_results(ctx: Context, trackings: list[str], *, summary_name: str | Non
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=SUMMARY_COLUMNS, extrasaction="ignore")
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({k: spreadsheet_safe(v) for k, v in row.items()} for row in rows)
         atomic_write(outbox / summary_name, buf.getvalue().encode())
     return len(rows)
+
+
+_FORMULA_LEADS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """A text cell a spreadsheet would run as a formula gets a leading apostrophe (OWASP CSV injection).
+
+    Every cell passes here, since partners' values (certification numbers, reasons) and billing
+    systems' references all reach the summary, and one formula opened by a clerk is enough.
+    """
+    if isinstance(value, str) and value.startswith(_FORMULA_LEADS):
+        return "'" + value
+    return value
 
 
 def _summary_row(doc: dict[str, Any]) -> dict[str, Any]:
