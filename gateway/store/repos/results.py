@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, insert, select, update
+from sqlalchemy import ColumnElement, Row, Table, func, insert, select, update
 
 from gateway.store import schema as s
 from gateway.store.repos.base import DEFAULT_LIMIT, Repo, check_limit, db, equal, window
@@ -49,17 +49,22 @@ class ResultsRepo(Repo):
             "effective_to": effective_to,
             "updated_at": now,
         }
-        if existing is None:
-            values |= {"tracking_number": tracking_number, "request_id": self._request_id(tracking_number)}
-            row = self.conn.execute(insert(t).values(**values, created_at=now).returning(*t.c)).one()
-        else:
-            row = self.conn.execute(
-                update(t).where(t.c.id == existing.id).values(**values).returning(*t.c)
-            ).one()
+        row = self._write(t, existing, tracking_number, values, now)
         old = None if existing is None else existing.status
         if old != status or existing is None:
             self.audit.record_change("eligibility", row.id, old, status, {"source_set_id": source_set_id})
         return from_mapping(EligibilityRow, row)
+
+    def _write(
+        self, t: Table, existing: Row[Any] | None, tracking_number: str, values: dict[str, Any], now: datetime
+    ) -> Row[Any]:
+        """Insert the first outcome of a request, or update the one row it already has."""
+        if existing is None:
+            values |= {"tracking_number": tracking_number, "request_id": self._request_id(tracking_number)}
+            return self.conn.execute(insert(t).values(**values, created_at=now).returning(*t.c)).one()
+        return self.conn.execute(
+            update(t).where(t.c.id == existing.id).values(**values).returning(*t.c)
+        ).one()
 
     @db
     def get_eligibility(self, tracking_number: str) -> EligibilityRow | None:
@@ -104,13 +109,7 @@ class ResultsRepo(Repo):
             "effective_to": keep(effective_to, "effective_to"),
             "updated_at": now,
         }
-        if existing is None:
-            values |= {"tracking_number": tracking_number, "request_id": self._request_id(tracking_number)}
-            row = self.conn.execute(insert(t).values(**values, created_at=now).returning(*t.c)).one()
-        else:
-            row = self.conn.execute(
-                update(t).where(t.c.id == existing.id).values(**values).returning(*t.c)
-            ).one()
+        row = self._write(t, existing, tracking_number, values, now)
         if existing is None or (existing.status, existing.certification_number) != (status, cert):
             event_values = {
                 "authorization_id": row.id,
