@@ -5,15 +5,18 @@ payer slower than the budget (202, then the result arrives at the Location)."""
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
 from gateway.runtime.config import ApiConfig
 from gateway.runtime.context import Context
-from tests.api_support import Api, sample, serving
+from payersim.demo_realtime import run_realtime_demo
+from tests.api_support import ROOT, Api, sample, serving
 from tests.test_api import add_client
 
 if TYPE_CHECKING:
@@ -74,3 +77,15 @@ def test_payer_slower_than_the_budget_gets_202_then_the_result(rig: CoreRig) -> 
         again = api.call("POST", "/eligibility", body, key=key, headers={"Idempotency-Key": "slow-1"})
         assert (again[0], again[2]) == (202, accepted)
     assert len(server.received) == 1
+
+
+def test_demo_realtime_answers_every_sample_through_the_api(tmp_path: Path) -> None:
+    """``x12gw demo --realtime``: every sample request answered by CORE within its API call (MIME for
+    the 270s, SOAP for the 278s), and the demo's table printed with each outcome."""
+    out = io.StringIO()
+    assert run_realtime_demo(keep=tmp_path / "ws", timeout=60, out=out) == 0, out.getvalue()
+    text = out.getvalue()
+    assert text.count(" 200 ") == len(list((ROOT / "sample_edi" / "requests").glob("*.json")))
+    for status in ("inactive", "active", "cancelled", "approved", "modified", "partially_approved", "denied"):
+        assert f"  {status}  " in text or f"  {status}\n" in text, status
+    assert "tracking number" in text
