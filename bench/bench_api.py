@@ -1,0 +1,205 @@
+"""Real-time eligibility through the HTTP API: the gateway's own overhead apart from the payer's latency.
+
+Three processes on loopback: the simulator's CAQH CORE server (mutual TLS, answering every 270 after a
+fixed latency, 200 ms by default), ``x12gw serve`` (SQLite store, one ``transport = "core"`` partner),
+and this one, where N concurrent clients (16) POST unique eligibility requests to
+``/api/v1/eligibility`` with an API key until 1,000 are answered. Each call's round trip is timed at
+the client; the gateway's overhead is the round trip minus the payer's configured latency (so the
+simulator's own work to build each 271 counts against us: an upper bound). Prints p50/p95/p99 of both.
+
+    python bench/bench_api.py [--requests 1000] [--clients 16] [--latency 0.2] [--envelope mime]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import multiprocessing as mp
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from gateway.runtime.config import load_config
+from gateway.runtime.runner import open_context
+from gateway.web import apiauth
+from tests.web_support import free_socket
+
+ROOT = Path(__file__).resolve().parent.parent
+X12GW = Path(sys.executable).with_name("x12gw")
+ENV = {**os.environ, "X12GW_MEMBER_HASH_KEY": "bench-api-key-0123456789abcdef"}
+
+
+def _simulator(pki_dir: str, latency: float, out: Any, stop: Any) -> None:
+    """The CORE server in its own process (so its work does not share our interpreter)."""
+    from payersim.certs import make_pki  # noqa: PLC0415 - in the child process
+    from payersim.core_server import CoreFaults, CoreServer  # noqa: PLC0415
+    from payersim.scenario import Scenario  # noqa: PLC0415
+
+    server = CoreServer(
+        Scenario(), pki=make_pki(Path(pki_dir)), auth="mtls", faults=CoreFaults(latency_seconds=latency)
+    ).start()
+    out.put(server.url)
+    stop.wait()
+    server.stop()
+
+
+def config_text(base: Path, url: str, envelope: str) -> str:
+    pki = base / "pki"
+    return f"""
+[gateway]
+usage = "T"
+log_level = "WARNING"
+[identity]
+isa_id = "X12GATEWAY"
+trace_assigner = "9X12GATEWY"
+[[partners]]
+name = "core-payer"
+transport = "core"
+isa_id = "SIMPAYER"
+payers = ["ACME01"]
+[partners.core]
+url = "{url}"
+envelope = "{envelope}"
+sender_id = "X12GATEWAY"
+receiver_id = "SIMPAYER"
+auth = "mtls"
+client_cert = "{pki / "x12gw-client.pem"}"
+client_key = "{pki / "x12gw-client.key"}"
+ca_file = "{pki / "x12gw-sim-ca.pem"}"
+timeout_seconds = 30
+"""
+
+
+def request_body(n: int) -> bytes:
+    doc = json.loads((ROOT / "sample_edi" / "requests" / "270-subscriber.json").read_text())
+    doc.pop("type")
+    doc["trace_number"] = f"BA-{n:06d}"
+    doc["subscriber"]["member_id"] = f"ZZM8{n:08d}"
+    return json.dumps(doc).encode()
+
+
+def clients(port: int, key: str, requests: int, concurrency: int) -> tuple[list[float], list[int]]:
+    """Round trips (seconds) and statuses of ``requests`` calls made by ``concurrency`` threads."""
+    times: list[float] = []
+    statuses: list[int] = []
+    lock = threading.Lock()
+    counter = iter(range(requests))
+
+    def worker() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+        while True:
+            with lock:
+                n = next(counter, None)
+            if n is None:
+                break
+            body = request_body(n)
+            started = time.perf_counter()
+            conn.request("POST", "/api/v1/eligibility", body=body, headers=headers)
+            resp = conn.getresponse()
+            resp.read()
+            elapsed = time.perf_counter() - started
+            with lock:
+                times.append(elapsed)
+                statuses.append(resp.status)
+        conn.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return times, statuses
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    cuts = statistics.quantiles(values, n=100, method="inclusive")
+    return {"p50": cuts[49], "p95": cuts[94], "p99": cuts[98], "max": max(values)}
+
+
+def _wait_healthy(port: int, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit("x12gw serve exited")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/healthz")
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit("x12gw serve did not start")
+
+
+def run(requests: int, concurrency: int, latency: float, envelope: str) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp)
+        spawn = mp.get_context("spawn")
+        urls, stop = spawn.Queue(), spawn.Event()
+        sim = spawn.Process(target=_simulator, args=(str(base / "pki"), latency, urls, stop))
+        sim.start()
+        try:
+            cfg = base / "gateway.toml"
+            cfg.write_text(config_text(base, urls.get(timeout=60), envelope))
+            os.environ["X12GW_MEMBER_HASH_KEY"] = ENV["X12GW_MEMBER_HASH_KEY"]
+            ctx = open_context(load_config(cfg))
+            _, key = apiauth.add_client(ctx.store, "bench", ("eligibility:write",))
+            ctx.store.close()
+            sock = free_socket()
+            port = sock.getsockname()[1]
+            sock.close()
+            serve = subprocess.Popen(  # noqa: S603 - our own command line
+                [str(X12GW), "serve", "--config", str(cfg), "--listen", f"127.0.0.1:{port}"],
+                env=ENV,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            try:
+                _wait_healthy(port, serve)
+                assert key is not None
+                clients(port, key, min(32, requests), concurrency)  # warm-up: connections, caches
+                started = time.perf_counter()
+                times, statuses = clients(port, key, requests, concurrency)
+                wall = time.perf_counter() - started
+            finally:
+                serve.terminate()
+                serve.wait(timeout=30)
+        finally:
+            stop.set()
+            sim.join(timeout=30)
+    ok = sum(1 for s in statuses if s == 200)
+    return {
+        "requests": requests,
+        "clients": concurrency,
+        "payer_latency_ms": latency * 1000,
+        "answered_200": ok,
+        "other_statuses": sorted({s for s in statuses if s != 200}),
+        "requests_per_second": requests / wall,
+        "round_trip_ms": {k: v * 1000 for k, v in percentiles(times).items()},
+        "overhead_ms": {k: (v - latency) * 1000 for k, v in percentiles(times).items()},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--latency", type=float, default=0.2, help="the payer's latency (seconds)")
+    parser.add_argument("--envelope", choices=("mime", "soap"), default="mime")
+    args = parser.parse_args()
+    result = run(args.requests, args.clients, args.latency, args.envelope)
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
