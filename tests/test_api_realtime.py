@@ -8,13 +8,17 @@ import dataclasses
 import io
 import json
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from sqlalchemy import func, select
 
 from gateway.runtime.config import ApiConfig
 from gateway.runtime.context import Context
+from gateway.runtime.retention import purge_rows
+from gateway.store import schema as s
 from payersim.demo_realtime import run_realtime_demo
 from tests.api_support import ROOT, Api, sample, serving
 from tests.test_api import add_client
@@ -47,6 +51,10 @@ def test_realtime_partner_answers_the_call_itself(rig: CoreRig, envelope: str) -
         assert auth["kind"] == "278"
         assert auth["authorization"] is not None
         assert api.call("GET", f"/requests/{elig['tracking_number']}", key=key)[2] == elig
+        cert = auth["authorization"]["certification_number"]
+        assert cert
+        assert api.call("GET", f"/authorizations/{cert}", key=key)[2] == auth
+        assert api.call("GET", f"/authorizations/{elig['tracking_number']}", key=key)[0] == 404
     assert elig == outbox_result(ctx, elig["tracking_number"])
     assert auth == outbox_result(ctx, auth["tracking_number"])
     assert [r.style for r in server.received] == [envelope, envelope]
@@ -89,3 +97,18 @@ def test_demo_realtime_answers_every_sample_through_the_api(tmp_path: Path) -> N
     for status in ("inactive", "active", "cancelled", "approved", "modified", "partially_approved", "denied"):
         assert f"  {status}  " in text or f"  {status}\n" in text, status
     assert "tracking number" in text
+
+
+def test_purge_removes_a_finished_calls_idempotency_record(rig: CoreRig) -> None:
+    """The stored response of a call (sealed PHI) goes with its request when ``purge`` removes it."""
+    ctx = rig.context(rig.server())
+    key = add_client(ctx, "billing")
+    with serving(ctx.config) as port:
+        status, _, _ = Api("127.0.0.1", port).call(
+            "POST", "/eligibility", sample("270-subscriber"), key=key, headers={"Idempotency-Key": "p-1"}
+        )
+    assert status == 200
+    counts = purge_rows(ctx.store, ctx.clock() + timedelta(days=1), dry_run=False)
+    assert (counts["requests"], counts["api_requests"]) == (1, 1)
+    with ctx.store.read() as tx:
+        assert tx.conn.execute(select(func.count()).select_from(s.api_requests)).scalar_one() == 0

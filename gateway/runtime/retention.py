@@ -77,6 +77,8 @@ def _delete_requests(conn: Connection, ids: list[int], counts: Counter[str]) -> 
     ts = s.transaction_sets
     conn.execute(update(ts).where(ts.c.request_id.in_(ids)).values(request_id=None))
     _delete_history(conn, Entity.REQUEST, ids, counts)
+    ar, trackings = s.api_requests, select(s.requests.c.tracking_number).where(s.requests.c.id.in_(ids))
+    counts["api_requests"] += conn.execute(delete(ar).where(ar.c.tracking_number.in_(trackings))).rowcount
     counts["requests"] += conn.execute(delete(s.requests).where(s.requests.c.id.in_(ids))).rowcount
 
 

@@ -219,7 +219,8 @@ def submit_handler(kind: str) -> Handler:
         if sub.request_id is None:  # an earlier call with this key never finished: answer as accepted
             return _reply(*_accepted(sub.tracking_number), replayed=True)
         status, out = await run_in_threadpool(_outcome, ctx, web, sub, budget)
-        await run_in_threadpool(apirecord.remember_response, web.store, sub.tracking_number, status, out)
+        if key is not None:  # only a retry with the key replays it
+            await run_in_threadpool(apirecord.remember_response, web.store, sub.tracking_number, status, out)
         return _reply(status, out)
 
     return submit
