@@ -166,7 +166,7 @@ def run(requests: int, concurrency: int, latency: float, envelope: str) -> dict[
             )
             try:
                 _wait_healthy(port, serve)
-                assert key is not None
+                assert key is not None  # noqa: S101 - a key client always gets a key
                 clients(port, key, min(32, requests), concurrency)  # warm-up: connections, caches
                 started = time.perf_counter()
                 times, statuses = clients(port, key, requests, concurrency)
