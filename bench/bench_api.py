@@ -7,7 +7,7 @@ and this one, where N concurrent clients (16) POST unique eligibility requests t
 the client; the gateway's overhead is the round trip minus the payer's configured latency (so the
 simulator's own work to build each 271 counts against us: an upper bound). Prints p50/p95/p99 of both.
 
-    python bench/bench_api.py [--requests 1000] [--clients 16] [--latency 0.2] [--envelope mime]
+    python bench/bench_api.py [--requests 1000] [--clients 16] [--latency 0.2] [--envelope mime] [--postgres]
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import sys
 import tempfile
 import threading
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from gateway.runtime.config import load_config
 from gateway.runtime.runner import open_context
 from gateway.web import apiauth
+from tests.store_fixtures import postgres_base_url, postgres_schema
 from tests.web_support import free_socket
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,12 +54,14 @@ def _simulator(pki_dir: str, latency: float, out: Any, stop: Any) -> None:
     server.stop()
 
 
-def config_text(base: Path, url: str, envelope: str) -> str:
+def config_text(base: Path, url: str, envelope: str, database_url: str | None = None) -> str:
     pki = base / "pki"
+    database = f"database_url = {json.dumps(database_url)}" if database_url else ""
     return f"""
 [gateway]
 usage = "T"
 log_level = "WARNING"
+{database}
 [identity]
 isa_id = "X12GATEWAY"
 trace_assigner = "9X12GATEWY"
@@ -141,8 +145,9 @@ def _wait_healthy(port: int, proc: subprocess.Popen[bytes]) -> None:
     raise SystemExit("x12gw serve did not start")
 
 
-def run(requests: int, concurrency: int, latency: float, envelope: str) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory() as tmp:
+def run(requests: int, concurrency: int, latency: float, envelope: str, *, postgres: bool) -> dict[str, Any]:
+    database = postgres_schema(postgres_base_url()) if postgres else nullcontext(None)
+    with tempfile.TemporaryDirectory() as tmp, database as database_url:
         base = Path(tmp)
         spawn = mp.get_context("spawn")
         urls, stop = spawn.Queue(), spawn.Event()
@@ -150,7 +155,7 @@ def run(requests: int, concurrency: int, latency: float, envelope: str) -> dict[
         sim.start()
         try:
             cfg = base / "gateway.toml"
-            cfg.write_text(config_text(base, urls.get(timeout=60), envelope))
+            cfg.write_text(config_text(base, urls.get(timeout=60), envelope, database_url))
             os.environ["X12GW_MEMBER_HASH_KEY"] = ENV["X12GW_MEMBER_HASH_KEY"]
             ctx = open_context(load_config(cfg))
             _, key = apiauth.add_client(ctx.store, "bench", ("eligibility:write",))
@@ -182,6 +187,7 @@ def run(requests: int, concurrency: int, latency: float, envelope: str) -> dict[
         "requests": requests,
         "clients": concurrency,
         "payer_latency_ms": latency * 1000,
+        "database": "postgresql" if postgres else "sqlite",
         "answered_200": ok,
         "other_statuses": sorted({s for s in statuses if s != 200}),
         "requests_per_second": requests / wall,
@@ -196,8 +202,13 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--latency", type=float, default=0.2, help="the payer's latency (seconds)")
     parser.add_argument("--envelope", choices=("mime", "soap"), default="mime")
+    parser.add_argument(
+        "--postgres",
+        action="store_true",
+        help="store in PostgreSQL ($X12GW_TEST_POSTGRES_URL, a fresh schema)",
+    )
     args = parser.parse_args()
-    result = run(args.requests, args.clients, args.latency, args.envelope)
+    result = run(args.requests, args.clients, args.latency, args.envelope, postgres=args.postgres)
     print(json.dumps(result, indent=2))
 
 
