@@ -87,6 +87,10 @@ def test_eligibility_is_accepted_recorded_like_an_inbox_file_and_answered_later(
         assert done["status"] == "active"
         outbox = json.loads((ctx.config.folders.outbox / f"{tracking}.json").read_text())
         assert done == outbox
+    shown = io.StringIO()
+    with redirect_stdout(shown):
+        main(["log", "show", tracking, "--config", str(config_path)])
+    assert "api call          file" in shown.getvalue()
 
 
 def test_every_problem_of_a_body_is_reported_at_once_without_values(workspace: tuple[Path, Context]) -> None:

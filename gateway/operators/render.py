@@ -191,7 +191,7 @@ def _request_head(session: Session, view: dict[str, Any]) -> None:
                 ("created", when(req.get("created_at"))),
                 ("due", when(req.get("due_at"))),
                 (
-                    "inbox file",
+                    "api call" if source and source.get("source") == "api" else "inbox file",
                     f"file {source['id']} {source['name']} ({source['state']})" if source else None,
                 ),
                 *people,

@@ -534,6 +534,7 @@ class Views:
                     "id": source.id,
                     "name": self.session.phi.file_name(source.name),
                     "state": source.state,
+                    "source": source.partner,  # "inbox", or "api" for a call to the HTTP API
                 }
                 if source
                 else None,
