@@ -21,12 +21,14 @@ from gateway.lifecycle import Entity, FileState, RequestState
 from gateway.runtime.config import load_config
 from gateway.runtime.context import Context
 from gateway.runtime.runner import Gateway, open_context
+from gateway.store import Store, make_engine, sqlite_url
 from gateway.store import schema as s
 from gateway.web import apiauth
 from gateway.web.api import routes
 from gateway.web.openapi import document
 from payersim.demo import prepare, run_until_answered
 from tests.api_support import ROOT, Api, make_pki, sample, serving
+from tests.web_support import http_call, serve
 
 SCENARIO = ROOT / "sample_edi" / "scenarios" / "demo.toml"
 
@@ -122,7 +124,8 @@ def test_every_problem_of_a_body_is_reported_at_once_without_values(workspace: t
 
 
 def test_wrong_type_unroutable_payer_and_not_json_are_refused(workspace: tuple[Path, Context]) -> None:
-    """A 278 body sent to /eligibility, a payer no partner handles, a body that is not JSON: 422/415."""
+    """A 278 body sent to /eligibility, a payer no partner handles, a body that is not JSON (422/415),
+    too large (413), a malformed Idempotency-Key (400): nothing is stored."""
     config_path, ctx = workspace
     text = config_path.read_text().replace('default_partner = "sim-clearinghouse"', "")
     config_path.write_text(
@@ -141,6 +144,10 @@ def test_wrong_type_unroutable_payer_and_not_json_are_refused(workspace: tuple[P
             [{"field": "payer.id", "reason": body["errors"][0]["reason"]}],
         )
         assert api.call("POST", "/eligibility", raw=b"{", key=key)[0] == 422
+        too_large = b" " * (ctx.config.api.max_body_bytes + 1)
+        assert api.call("POST", "/eligibility", raw=too_large, key=key)[0] == 413
+        long_key = {"Idempotency-Key": "k" * 256}
+        assert api.call("POST", "/eligibility", sample("270-subscriber"), key=key, headers=long_key)[0] == 400
         assert (
             api.call("POST", "/eligibility", raw=b"x", key=key, headers={"Content-Type": "text/plain"})[0]
             == 415
@@ -310,3 +317,18 @@ def test_api_logs_hold_no_phi(workspace: tuple[Path, Context], phi_log_dir: Path
     text = log.read_text(encoding="utf-8")[before:]
     assert '"route": "POST /eligibility"' in text
     assert canaries_in(text) == []
+
+
+def test_an_unusable_store_is_a_503_problem_not_a_stack_trace(
+    workspace: tuple[Path, Context], tmp_path: Path
+) -> None:
+    """When the database cannot be opened a call gets 503 problem+json with Retry-After."""
+    config_path, _ = workspace
+    broken = Store(make_engine(sqlite_url(tmp_path / "missing-dir" / "db.sqlite")))
+    with serve(config_path, store=broken) as srv:
+        reply = http_call(
+            srv, "/api/v1/eligibility", method="POST", headers={"Authorization": "Bearer x12gw_k"}
+        )
+    assert (reply.status, reply.headers["Retry-After"]) == (503, "5")
+    assert reply.headers["content-type"] == "application/problem+json"
+    assert "Traceback" not in reply.body

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -27,6 +28,11 @@ if TYPE_CHECKING:
     from tests.core_support import CoreRig
 
 pytest_plugins = ["tests.core_support"]
+
+
+def recorded(ctx: Context) -> int:
+    with ctx.store.read() as tx:
+        return int(tx.conn.execute(select(func.count()).select_from(s.api_requests)).scalar_one())
 
 
 def outbox_result(ctx: Context, tracking: str) -> object:
@@ -112,3 +118,34 @@ def test_purge_removes_a_finished_calls_idempotency_record(rig: CoreRig) -> None
     assert (counts["requests"], counts["api_requests"]) == (1, 1)
     with ctx.store.read() as tx:
         assert tx.conn.execute(select(func.count()).select_from(s.api_requests)).scalar_one() == 0
+
+
+def test_a_retry_while_the_first_call_waits_is_told_to_come_back(rig: CoreRig) -> None:
+    """While the first call with a key waits for its real-time answer, a retry gets 409 with
+    Retry-After (no second request); once answered, the retry replays the 200."""
+    server = rig.server(latency_seconds=2.0)
+    ctx = rig.context(server)
+    key = add_client(ctx, "billing")
+    body = sample("270-subscriber")
+    with serving(ctx.config) as port:
+        api = Api("127.0.0.1", port)
+        first: list[tuple[int, object]] = []
+        caller = threading.Thread(
+            target=lambda: first.append(
+                api.call("POST", "/eligibility", body, key=key, headers={"Idempotency-Key": "w-1"})[::2]
+            )
+        )
+        caller.start()
+        deadline = time.monotonic() + 30
+        while not recorded(ctx) and caller.is_alive():  # the first call is recorded, now waiting
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        status, headers, _ = api.call(
+            "POST", "/eligibility", body, key=key, headers={"Idempotency-Key": "w-1"}
+        )
+        assert (status, headers["Retry-After"]) == (409, "1")
+        caller.join()
+        assert first[0][0] == 200
+        again = api.call("POST", "/eligibility", body, key=key, headers={"Idempotency-Key": "w-1"})
+        assert (again[0], again[2]) == first[0]
+    assert len(server.received) == 1
