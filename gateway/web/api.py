@@ -112,7 +112,8 @@ def endpoint(scope: str, template: str, handler: Handler) -> Callable[[Request],
             response = problem(exc.status, exc.title, exc.errors, **exc.headers)
         except X12GatewayError as exc:  # the store or a key is not usable: say so, never a stack trace
             _log.error("api call failed", route=template, error=type(exc).__name__)
-            response = problem(503, "the gateway cannot take calls now (see /readyz)", None, **{"Retry-After": "5"})
+            title = "the gateway cannot take calls now (see /readyz)"
+            response = problem(503, title, None, **{"Retry-After": "5"})
         response.headers.setdefault("cache-control", "no-store")
         _log.info(
             "api call",
