@@ -306,7 +306,7 @@ def to_request(bundle: Any, *, payer_ids: Mapping[str, str]) -> PasSubmission | 
         bundle_identifier=bundle.get("identifier"),
         claim_identifier=(claim.resource.get("identifier") or [None])[0],
         claim_type=claim.resource.get("type"),
-        references={k: v for k, v in _references(claim).items() if v},
+        references={k: v for k, v in _references(claim, bundle).items() if v},
     )
 
 
@@ -333,12 +333,22 @@ def _link_items(reader: _Reader, items: list[Located], cancelling: bool) -> tupl
     return links, lines
 
 
-def _references(claim: Located) -> dict[str, str | None]:
+def _references(claim: Located, bundle: dict[str, Any]) -> dict[str, str | None]:
+    """The references the EHR used, reused verbatim in the ClaimResponse (and the Claim's fullUrl)."""
+
     def ref(element: str) -> str | None:
         value = claim.resource.get(element)
         return value.get("reference") if isinstance(value, dict) else None
 
-    return {"patient": ref("patient"), "insurer": ref("insurer"), "requester": ref("provider")}
+    entry: dict[str, Any] = next(
+        (e for e in bundle.get("entry") or () if e.get("resource") is claim.resource), {}
+    )
+    return {
+        "patient": ref("patient"),
+        "insurer": ref("insurer"),
+        "requester": ref("provider"),
+        "claim": entry.get("fullUrl"),
+    }
 
 
 __all__ = ["SYSTEMS", "ItemLink", "PasSubmission", "to_request"]
