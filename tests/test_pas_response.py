@@ -9,8 +9,9 @@ from typing import Any
 
 from fhir.resources.R4B.bundle import Bundle
 
+from mappings.pas.paths import PAS_SD
 from mappings.pas.request import PasSubmission, to_request
-from mappings.pas.response import PAS_SD, TRACKING_SYSTEM, response_bundle
+from mappings.pas.response import TRACKING_SYSTEM, response_bundle
 
 FOLDER = Path(__file__).resolve().parent.parent / "sample_edi" / "fhir"
 PAYERS = {"http://hl7.org/fhir/sid/us-npi|1234567893": "ACME01"}
