@@ -163,3 +163,18 @@ def test_unknown_code_system_for_category_is_refused() -> None:
         item["category"]["coding"][0]["system"] = "http://example.org/made-up"
     issues = _issues(bundle)
     assert any(i.path.endswith("item[0].category.coding(x12-1365).code") for i in issues)
+
+
+def test_fhir_structure_errors_named_by_path_without_values() -> None:
+    """Wrong FHIR types are reported by path and kind; the submitted values never appear."""
+    from mappings.pas.structure import structure_issues  # noqa: PLC0415 - the FHIR library is heavy
+
+    bundle = _load("ig-homecare")
+    bundle["entry"][0]["resource"]["item"][0]["sequence"] = "SECRET-SEQ"
+    bundle["entry"][4]["resource"]["birthDate"] = "SECRET-DATE"
+    issues = structure_issues(bundle)
+    paths = {i.path for i in issues}
+    assert "Bundle.entry[0].resource.item[0].sequence" in paths
+    assert "Bundle.entry[4].resource.birthDate" in paths
+    assert "SECRET" not in json.dumps(operation_outcome(issues))
+    assert structure_issues(_load("ig-surgical")) == []
