@@ -39,6 +39,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "nodes": ("nodes_cmd", "gateway nodes sharing the database: live or not, leases held, last seen"),
     "serve": ("serve_cmd", "serve the web console, /healthz, /readyz and /metrics over HTTP"),
     "users": ("users_cmd", "console users: add, remove, list"),
+    "api-keys": ("api_keys_cmd", "HTTP API clients: add (prints the key once), list, revoke"),
     "db": ("db_cmd", "database schema: upgrade, current, history"),
     "keys": ("keys_cmd", "the data keys: rotate"),
     "purge": ("purge_cmd", "delete data older than its retention period (see [retention])"),

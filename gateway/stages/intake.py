@@ -104,6 +104,14 @@ def _take(out: Parsed, item: Request | RequestError, index: int) -> None:
         out.requests.append((item, item.trace_number))
 
 
+def request_problems(req: Request) -> list[dict[str, Any]]:
+    """The inbox's checks of one well-formed request (storable, sendable, writable as X12), as the
+    ``{"field", "reason"}`` problems a quarantine reason lists; the HTTP API answers them as a 422."""
+    out = Parsed()
+    _take(out, req, 0)
+    return [{"field": e["field"], "reason": e["reason"]} for e in out.errors]
+
+
 _PROBE_HEADER = InterchangeHeader("ZZ", "PROBE", "ZZ", "PROBE", 1, datetime(2000, 1, 1, tzinfo=UTC))
 
 

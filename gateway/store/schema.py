@@ -456,3 +456,39 @@ remote_listings = Table(
     Column("listed_at", UtcDateTime(), nullable=False),
     PrimaryKeyConstraint("partner", "name"),
 )
+
+# Billing systems allowed to call ``/api/v1`` (``x12gw api-keys``): an API key kept only as its SHA-256
+# (the key is 256 random bits, so a plain digest cannot be reversed), or a client certificate subject
+# for mutual TLS; ``scopes`` is a space-separated list. Revoked clients keep their row.
+api_clients = Table(
+    "api_clients",
+    metadata,
+    _pk(),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("key_hash", String(HASH), nullable=True, unique=True),
+    Column("key_hint", String(16), nullable=True),  # the key's first characters, to tell keys apart
+    Column("cert_subject", String(512), nullable=True, unique=True),
+    Column("scopes", String(255), nullable=False),
+    _created(),
+    Column("revoked_at", UtcDateTime(), nullable=True),
+    CheckConstraint("key_hash IS NOT NULL OR cert_subject IS NOT NULL", name="credential"),
+)
+
+# One row per request a client made through the API: who made it (a client reads only its own), its
+# Idempotency-Key (if sent) with the SHA-256 of the body first sent, and the response that was given
+# (sealed: a real-time answer holds PHI), replayed to a retried POST with the same key.
+api_requests = Table(
+    "api_requests",
+    metadata,
+    _pk(),
+    Column("client_id", ID, ForeignKey("api_clients.id"), nullable=False),
+    Column("tracking_number", String(TRACKING), nullable=False, unique=True),
+    Column("idempotency_key", String(255), nullable=True),
+    Column("body_sha256", String(HASH), nullable=False),
+    Column("response_status", Integer, nullable=True),
+    Column("response_body", SealedJSON(), nullable=True),
+    _created(),
+    _updated(),
+    UniqueConstraint("client_id", "idempotency_key"),
+    Index(None, "created_at"),
+)

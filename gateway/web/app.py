@@ -1,8 +1,9 @@
 """The application factory of ``x12gw serve``: one Starlette app, one mount per area.
 
 ``/healthz``, ``/readyz`` and ``/metrics`` sit at the root (probes and scrapers need no login and see
-no PHI); the console is mounted at ``/console``. Later areas (the HTTP API, FHIR) add their mounts in
-:func:`create_app` and share the :class:`~gateway.web.context.WebContext` in ``app.state.gw``.
+no PHI); the console is mounted at ``/console``, the HTTP API at ``/api/v1``. Later areas (FHIR) add
+their mounts in :func:`create_app` and share the :class:`~gateway.web.context.WebContext` in
+``app.state.gw``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gateway.operators.session import utc_now
 from gateway.runtime.config import GatewayConfig
 from gateway.store import Store
-from gateway.web import console
+from gateway.web import api, console
 from gateway.web.context import WebContext, web_context
 from gateway.web.health import readiness
 from gateway.web.metrics import exposition
@@ -101,6 +102,7 @@ def create_app(
             Route("/metrics", metrics),
             Route("/console", to_console),
             Mount("/console", routes=console.routes()),
+            Mount(api.PREFIX, routes=api.routes()),
         ]
     )
     app.state.gw = WebContext(config=config, store=store, clock=clock, secure_cookies=secure_cookies)

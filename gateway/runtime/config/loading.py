@@ -13,6 +13,7 @@ from gateway.errors import ConfigError
 from gateway.runtime.config.models import (
     CONFIG_ENV,
     DEFAULT_CONFIG_NAME,
+    ApiConfig,
     GatewayConfig,
     MappingsConfig,
     OutboxConfig,
@@ -99,6 +100,7 @@ def parse_config(
         source=source,
         precert=_precert(top.table("precert"), base),
         retention=_retention(top.table("retention")),
+        api=_api(top.table("api")),
     )
     _cross_checks(config, problems)
     _raise_if(problems, source or "the configuration")
@@ -106,3 +108,10 @@ def parse_config(
 
 
 # --------------------------------------------------------------------------------------------- runtime
+
+
+def _api(t: _Table) -> ApiConfig:
+    return ApiConfig(
+        realtime_budget_seconds=t.number("realtime_budget_seconds", 20.0, positive=True),
+        max_body_bytes=t.integer("max_body_bytes", 1_000_000, 1024),
+    )

@@ -60,6 +60,7 @@ SCHEMA: dict[str, frozenset[str]] = {
             "routing",
             "precert",
             "retention",
+            "api",
         }
     ),
     "gateway": frozenset(
@@ -76,6 +77,7 @@ SCHEMA: dict[str, frozenset[str]] = {
         }
     ),
     "retention": frozenset(RETENTION_KINDS),
+    "api": frozenset({"realtime_budget_seconds", "max_body_bytes"}),
     "identity": frozenset({"isa_qualifier", "isa_id", "gs_id", "trace_assigner"}),
     "folders": frozenset(FOLDER_NAMES),
     "inbox": frozenset(
@@ -213,6 +215,15 @@ class InboxConfig:
     max_file_bytes: int = 50_000_000
     duplicate_window_hours: float = 168.0
     x12_mode: X12Mode = "reenvelope"
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    """``[api]``: the HTTP API of ``x12gw serve``. A call to a real-time partner waits at most
+    ``realtime_budget_seconds`` for the answer (CAQH CORE's round trip is 20 s), then gets a 202."""
+
+    realtime_budget_seconds: float = 20.0
+    max_body_bytes: int = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -370,6 +381,7 @@ class GatewayConfig:
     source: Path | None = None
     precert: PrecertConfig = field(default_factory=PrecertConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
+    api: ApiConfig = field(default_factory=ApiConfig)
 
     def partner(self, name: str) -> PartnerConfig:
         """The partner called ``name``; ConfigError if there is none."""

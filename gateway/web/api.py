@@ -1,0 +1,309 @@
+"""The HTTP API for billing systems, mounted at ``/api/v1`` by :func:`gateway.web.app.create_app`.
+
+``POST /eligibility`` and ``POST /authorizations`` take one request in the inbox's JSON form. A body
+is checked completely before anything is stored (every problem in one 422, by field path, never a
+value); an accepted call is recorded like an inbox file (:mod:`gateway.web.apirecord`), so the run
+loop batches and answers it. When the payer's partner is real time (``transport = "core"``) the call
+waits up to ``[api] realtime_budget_seconds`` for the answer and returns it (200, the outbox file's
+JSON); otherwise, or past the budget, 202 with the tracking number and a ``Location`` to poll.
+
+Errors are ``application/problem+json`` (RFC 9457). Access logs are ours: one line per call with the
+route's template (never the path: it holds tracking and certification numbers), status, client and
+time.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import re
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from gateway.errors import GatewayError
+from gateway.runtime.context import Context
+from gateway.runtime.logsetup import get_logger
+from gateway.runtime.storeopen import verified_member_key
+from gateway.stages.intake import request_problems
+from gateway.stages.outbox import result_document
+from gateway.store.payloads import PayloadStore
+from gateway.web import apiauth, apirecord
+from gateway.web.apiauth import ApiAuthError, ApiClient
+from gateway.web.context import WebContext, web_context
+from gateway.web.openapi import document
+from transactions.errors import RequestError, X12GatewayError
+from transactions.jsoncheck import Problem, problems
+from transactions.requests_json import request_from_obj
+
+PREFIX = "/api/v1"
+PROBLEM = "application/problem+json"
+IDEMPOTENCY_KEY = re.compile(r"^[!-~]{1,255}$")  # printable ASCII, as the IETF draft's examples
+_log = get_logger("x12gw.api")
+_contexts_lock = threading.Lock()
+
+
+class ApiProblemError(GatewayError):
+    """An answer other than success, with its status, title and (for 422) the field problems."""
+
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        errors: list[Problem] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(title)
+        self.status, self.title, self.errors, self.headers = status, title, errors, headers or {}
+
+
+def problem(status: int, title: str, errors: list[Problem] | None = None, **headers: str) -> Response:
+    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
+    if errors is not None:
+        body["errors"] = [{"field": f, "reason": r} for f, r in errors]
+    if status == 401:
+        headers.setdefault("WWW-Authenticate", 'Bearer realm="x12gw"')
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+
+
+def api_context(web: WebContext) -> Context:
+    """The run-loop context the API records requests with (made on first use: the store's schema may
+    have been behind when ``serve`` started)."""
+    ctx: Context | None = getattr(web, "api_ctx", None)
+    if ctx is None:
+        with _contexts_lock:
+            ctx = getattr(web, "api_ctx", None)
+            if ctx is None:
+                ctx = Context(
+                    config=web.config,
+                    store=web.store,
+                    payloads=PayloadStore(web.config.folders.payloads),
+                    member_key=verified_member_key(web.config, web.store),
+                    log=_log,
+                    node_id=web.config.gateway.node_id,
+                    clock=web.clock,
+                )
+                web.api_ctx = ctx  # type: ignore[attr-defined]  # cached on the app's context
+    return ctx
+
+
+Handler = Callable[[Request, WebContext, ApiClient], Awaitable[Response]]
+
+
+def endpoint(scope: str, template: str, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+    """``handler`` behind authentication, the scope check, problem answers and our access line."""
+
+    async def call(request: Request) -> Response:
+        started = time.perf_counter()
+        web = web_context(request)
+        client: ApiClient | None = None
+        try:
+            client = await run_in_threadpool(apiauth.authorize, web.store, request, scope)
+            response = await handler(request, web, client)
+        except ApiAuthError as exc:
+            response = problem(exc.status, exc.title)
+        except ApiProblemError as exc:
+            response = problem(exc.status, exc.title, exc.errors, **exc.headers)
+        response.headers.setdefault("cache-control", "no-store")
+        _log.info(
+            "api call",
+            method=request.method,
+            route=template,
+            status=response.status_code,
+            client=client.name if client else None,
+            ms=round((time.perf_counter() - started) * 1000, 1),
+        )
+        return response
+
+    return call
+
+
+async def _json_body(request: Request, limit: int) -> tuple[bytes, Any]:
+    if "json" not in request.headers.get("content-type", ""):
+        raise ApiProblemError(415, "the body must be application/json")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise ApiProblemError(413, f"the body is larger than {limit} bytes")
+    try:
+        return body, json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ApiProblemError(422, "the request is invalid", [("document", "not valid JSON")]) from None
+
+
+def _request(obj: Any, kind: str, web: WebContext) -> tuple[Any, str]:
+    """The checked request and its partner, or a 422 listing every problem."""
+    found = problems(obj, kind=kind)
+    if found:
+        raise ApiProblemError(422, "the request is invalid", found)
+    try:
+        req = request_from_obj({**obj, "type": kind})
+    except RequestError as exc:  # jsoncheck found none, so this is a rule only the whole request has
+        raise ApiProblemError(422, "the request is invalid", [(exc.field or "request", exc.reason)]) from None
+    more = request_problems(req)
+    if more:
+        raise ApiProblemError(422, "the request is invalid", [(p["field"], p["reason"]) for p in more])
+    partner = web.config.partner_for_payer(req.payer.id)
+    if partner is None:
+        raise ApiProblemError(
+            422, "the request is invalid", [("payer.id", "no trading partner is configured for this payer")]
+        )
+    return req, partner.name
+
+
+def _idempotency_key(request: Request) -> str | None:
+    key = request.headers.get("idempotency-key")
+    if key is not None and not IDEMPOTENCY_KEY.match(key):
+        raise ApiProblemError(400, "Idempotency-Key must be 1-255 printable ASCII characters")
+    return key
+
+
+def is_realtime(web: WebContext, partner: str) -> bool:
+    """Whether ``partner`` answers in real time (CAQH CORE), so a call waits for its answer."""
+    return getattr(web.config.partner(partner), "transport", "sftp") == "core"
+
+
+def realtime_answer(ctx: Context, request_id: int, budget: float) -> bool:
+    """Send the request to its real-time partner and wait for the answer, at most ``budget`` seconds."""
+    dispatch = importlib.import_module("gateway.realtime.dispatch")  # the CORE transport (wip-core)
+    return bool(dispatch.send_realtime(ctx, request_id, budget_seconds=budget))
+
+
+def _answered(ctx: Context, request_id: int, budget: float) -> bool:
+    """Whether the real-time answer came in time; a transport failure leaves the request to the run
+    loop (it is stored; the caller gets a 202) and is logged without PHI."""
+    try:
+        return realtime_answer(ctx, request_id, budget)
+    except X12GatewayError as exc:
+        _log.warning("real-time call failed; left to the run loop", request_id=request_id, error=str(exc))
+        return False
+
+
+def _accepted(tracking: str) -> tuple[int, dict[str, Any]]:
+    location = f"{PREFIX}/requests/{tracking}"
+    return 202, {"tracking_number": tracking, "state": "accepted", "location": location}
+
+
+def _reply(status: int, body: dict[str, Any], *, replayed: bool = False) -> Response:
+    headers = {"Location": body["location"]} if status == 202 else {}
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def submit_handler(kind: str) -> Handler:
+    async def submit(request: Request, web: WebContext, client: ApiClient) -> Response:
+        key = _idempotency_key(request)
+        body, obj = await _json_body(request, web.config.api.max_body_bytes)
+        req, partner = _request(obj, kind, web)
+        ctx = await run_in_threadpool(api_context, web)
+        budget = web.config.api.realtime_budget_seconds
+        try:
+            sub = await run_in_threadpool(
+                apirecord.submit, ctx, client, body, req, partner, idempotency_key=key, budget=budget
+            )
+        except apirecord.IdempotencyMismatchError as exc:
+            raise ApiProblemError(422, str(exc)) from None
+        if sub.replay is not None:
+            return _reply(*sub.replay, replayed=True)
+        if sub.in_progress:
+            raise ApiProblemError(
+                409, "a call with this Idempotency-Key is still in progress", headers={"Retry-After": "1"}
+            )
+        if sub.request_id is None:  # an earlier call with this key never finished: answer as accepted
+            return _reply(*_accepted(sub.tracking_number), replayed=True)
+        status, out = await run_in_threadpool(_outcome, ctx, web, sub, budget)
+        await run_in_threadpool(apirecord.remember_response, web.store, sub.tracking_number, status, out)
+        return _reply(status, out)
+
+    return submit
+
+
+def _outcome(
+    ctx: Context, web: WebContext, sub: apirecord.Submission, budget: float
+) -> tuple[int, dict[str, Any]]:
+    """200 with the result when a real-time partner answered in time, else 202."""
+    assert sub.request_id is not None  # noqa: S101 - a new request
+    assert sub.partner is not None  # noqa: S101 - a new request
+    if is_realtime(web, sub.partner) and _answered(ctx, sub.request_id, budget):
+        with web.store.read() as tx:
+            row = tx.requests.get_by_tracking(sub.tracking_number)
+            if row is not None:
+                return 200, result_document(tx, row)
+    return _accepted(sub.tracking_number)
+
+
+def _result(web: WebContext, client: ApiClient, tracking: str) -> dict[str, Any] | None:
+    if not apirecord.owns(web.store, client, tracking):
+        return None
+    with web.store.read() as tx:
+        row = tx.requests.get_by_tracking(tracking)
+        return None if row is None else result_document(tx, row)
+
+
+async def get_request(request: Request, web: WebContext, client: ApiClient) -> Response:
+    doc = await run_in_threadpool(_result, web, client, request.path_params["tracking"])
+    if doc is None:
+        raise ApiProblemError(404, "no request of this client has that tracking number")
+    return JSONResponse(doc)
+
+
+def _authorization(web: WebContext, client: ApiClient, number: str) -> dict[str, Any] | None:
+    """By tracking number, else by certification number (the newest of this client's requests)."""
+    doc = _result(web, client, number)
+    if doc is not None:
+        return doc if doc["kind"] == "278" else None
+    with web.store.read() as tx:
+        found = tx.results.find_authorizations(certification_number=number, limit=50)
+    for auth in sorted(found, key=lambda a: a.id, reverse=True):
+        doc = _result(web, client, auth.tracking_number)
+        if doc is not None:
+            return doc
+    return None
+
+
+async def get_authorization(request: Request, web: WebContext, client: ApiClient) -> Response:
+    doc = await run_in_threadpool(_authorization, web, client, request.path_params["number"])
+    if doc is None:
+        raise ApiProblemError(
+            404, "no authorization of this client has that tracking or certification number"
+        )
+    return JSONResponse(doc)
+
+
+async def openapi(_request: Request) -> Response:
+    return JSONResponse(document())
+
+
+def routes() -> list[Route]:
+    """The API's routes, relative to ``/api/v1`` (the OpenAPI document describes each one)."""
+    return [
+        Route(
+            "/eligibility",
+            endpoint("eligibility:write", "POST /eligibility", submit_handler("270")),
+            methods=["POST"],
+        ),
+        Route(
+            "/authorizations",
+            endpoint("authorizations:write", "POST /authorizations", submit_handler("278")),
+            methods=["POST"],
+        ),
+        Route(
+            "/requests/{tracking}",
+            endpoint("requests:read", "GET /requests/{tracking}", get_request),
+            methods=["GET"],
+        ),
+        Route(
+            "/authorizations/{number}",
+            endpoint("authorizations:read", "GET /authorizations/{number}", get_authorization),
+            methods=["GET"],
+        ),
+        Route("/openapi.json", openapi, methods=["GET"]),
+    ]

@@ -1,0 +1,182 @@
+"""Who may call the HTTP API, and with which scopes: API keys and mutual-TLS client certificates.
+
+A client system (``api_clients`` table, managed by ``x12gw api-keys``) authenticates either with an API
+key sent as ``Authorization: Bearer KEY`` or with a client certificate that the TLS layer verified
+against ``x12gw serve --client-ca``; the certificate's subject (RFC 4514 text) names the client. The
+store keeps only the SHA-256 of a key (a key is 256 random bits, so the digest cannot be reversed and
+needs no salt), so neither a database dump nor a backup lets anyone call the API.
+
+:func:`authorize` is what an endpoint calls: no or unknown credentials -> 401, a known client without
+the endpoint's scope -> 403. The FHIR front door reuses it with its own scopes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import RowMapping, insert, select, update
+from starlette.requests import HTTPConnection
+
+from gateway.errors import GatewayError
+from gateway.store import Store
+from gateway.store import schema as s
+
+SCOPES = ("eligibility:write", "authorizations:write", "requests:read", "authorizations:read")
+KEY_PREFIX = "x12gw_"
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+TLS_SUBJECT = "tls_client_subject"  # where the TLS layer leaves the verified peer's subject (scope state)
+
+
+class ApiClientError(GatewayError):
+    """A client name, scope or certificate subject that cannot be accepted (the message says why)."""
+
+
+class ApiAuthError(GatewayError):
+    """The caller is not authenticated (401) or lacks the endpoint's scope (403)."""
+
+    def __init__(self, status: int, title: str) -> None:
+        super().__init__(title)
+        self.status = status
+        self.title = title
+
+
+@dataclass(frozen=True)
+class ApiClient:
+    """One client system: its name, how it authenticates and what it may do."""
+
+    id: int
+    name: str
+    scopes: frozenset[str]
+    key_hint: str | None
+    cert_subject: str | None
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+def key_hash(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def new_key() -> str:
+    """A fresh API key: a recognisable prefix (secret scanners look for it) and 256 random bits."""
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def _client(m: RowMapping) -> ApiClient:
+    return ApiClient(
+        id=m["id"],
+        name=m["name"],
+        scopes=frozenset(m["scopes"].split()),
+        key_hint=m["key_hint"],
+        cert_subject=m["cert_subject"],
+        created_at=m["created_at"],
+        revoked_at=m["revoked_at"],
+    )
+
+
+def check_new_client(name: str, scopes: tuple[str, ...], cert_subject: str | None) -> None:
+    if not NAME.match(name):
+        raise ApiClientError(
+            "a client name is 1-64 letters, digits or . _ @ - (starting with one of the first two)"
+        )
+    unknown = sorted(set(scopes) - set(SCOPES))
+    if unknown or not scopes:
+        raise ApiClientError(f"scopes are one or more of {', '.join(SCOPES)}")
+    if cert_subject is not None and not 0 < len(cert_subject) <= 512:
+        raise ApiClientError("a certificate subject is 1-512 characters (RFC 4514, e.g. CN=billing,O=Clinic)")
+
+
+def add_client(
+    store: Store, name: str, scopes: tuple[str, ...], *, cert_subject: str | None = None
+) -> tuple[ApiClient, str | None]:
+    """A new client: (the client, its API key) -- or no key when it authenticates by certificate. The key
+    is returned once and never stored; a name already in use (even revoked) is refused."""
+    check_new_client(name, scopes, cert_subject)
+    key = None if cert_subject is not None else new_key()
+    t = s.api_clients
+    with store.begin() as tx:
+        if tx.conn.execute(select(t.c.id).where(t.c.name == name)).first() is not None:
+            raise ApiClientError(f"there is already an API client named {name}")
+        if (
+            cert_subject is not None
+            and tx.conn.execute(select(t.c.id).where(t.c.cert_subject == cert_subject)).first()
+        ):
+            raise ApiClientError("another API client already has this certificate subject")
+        values = {
+            "name": name,
+            "key_hash": key_hash(key) if key else None,
+            "key_hint": key[: len(KEY_PREFIX) + 4] if key else None,
+            "cert_subject": cert_subject,
+            "scopes": " ".join(sorted(set(scopes))),
+            "created_at": tx.now(),
+        }
+        tx.conn.execute(insert(t).values(**values))
+        row = tx.conn.execute(select(t).where(t.c.name == name)).one()
+    return _client(row._mapping), key
+
+
+def list_clients(store: Store) -> list[ApiClient]:
+    with store.read() as tx:
+        rows = tx.conn.execute(select(s.api_clients).order_by(s.api_clients.c.name))
+        return [_client(r._mapping) for r in rows]
+
+
+def revoke_client(store: Store, name: str) -> bool:
+    """Revoke a client (its key or certificate no longer works); False when no live client has that name."""
+    t = s.api_clients
+    with store.begin() as tx:
+        done = tx.conn.execute(
+            update(t).where(t.c.name == name, t.c.revoked_at.is_(None)).values(revoked_at=tx.now())
+        )
+    return bool(done.rowcount)
+
+
+def find_client(store: Store, *, key: str | None = None, cert_subject: str | None = None) -> ApiClient | None:
+    """The live client with this API key or certificate subject, or None."""
+    t = s.api_clients
+    where = t.c.key_hash == key_hash(key) if key is not None else t.c.cert_subject == cert_subject
+    with store.read() as tx:
+        row = tx.conn.execute(select(t).where(where, t.c.revoked_at.is_(None))).first()
+    return None if row is None else _client(row._mapping)
+
+
+def bearer_key(conn: HTTPConnection) -> str | None:
+    """The key of an ``Authorization: Bearer KEY`` header, or None."""
+    scheme, _, value = conn.headers.get("authorization", "").partition(" ")
+    value = value.strip()
+    return value if scheme.lower() == "bearer" and value else None
+
+
+def peer_subject(conn: HTTPConnection) -> str | None:
+    """The subject of the client certificate the TLS layer verified on this connection, or None."""
+    state = conn.scope.get("state") or {}
+    subject = state.get(TLS_SUBJECT)
+    return subject if isinstance(subject, str) else None
+
+
+def authenticate(store: Store, conn: HTTPConnection) -> ApiClient:
+    """The calling client: by API key when one is sent, else by verified client certificate; 401 if
+    neither names a live client."""
+    key = bearer_key(conn)
+    if key is not None:
+        client = find_client(store, key=key)
+    else:
+        subject = peer_subject(conn)
+        client = find_client(store, cert_subject=subject) if subject is not None else None
+    if client is None:
+        raise ApiAuthError(
+            401, "an API key (Authorization: Bearer) or a registered client certificate is required"
+        )
+    return client
+
+
+def authorize(store: Store, conn: HTTPConnection, scope: str) -> ApiClient:
+    """The calling client if it may use ``scope``; ApiAuthError 401 or 403 otherwise."""
+    client = authenticate(store, conn)
+    if scope not in client.scopes:
+        raise ApiAuthError(403, f"this client lacks the scope {scope}")
+    return client

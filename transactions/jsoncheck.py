@@ -1,0 +1,79 @@
+"""Every problem of a JSON request at once, by field path (the HTTP API's 422 answer).
+
+:func:`transactions.jsonform.from_dict` stops at the first error, which is right for an inbox file
+(the whole request is set aside either way) but makes an API client fix one field per round trip.
+:func:`problems` walks the same type hints and collects each unknown key, missing field and value of
+the wrong shape; a part whose own fields are all well-formed is then built with ``from_dict``, so its
+cross-field rules (NPI check digit, gender needs birth_date ...) are reported too. Like ``from_dict``
+it names paths and reasons only, never values (they may be PHI).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from typing import Any, get_args, get_origin, get_type_hints
+
+from transactions.errors import RequestError
+from transactions.jsonform import _converter, from_dict  # the same converters as the inbox's
+from transactions.requests_json import TYPES
+
+Problem = tuple[str, str]  # (field path, reason)
+
+
+def problems(obj: Any, *, kind: str | None = None) -> list[Problem]:
+    """Every problem of one JSON request (``"type"`` optional when ``kind`` says which it must be)."""
+    if not isinstance(obj, dict):
+        return [("request", "expected an object")]
+    body = dict(obj)
+    declared = body.pop("type", kind)
+    if declared not in TYPES or (kind is not None and declared != kind):
+        wanted = f'"{kind}"' if kind else '"270" or "278"'
+        return [("type", f"must be {wanted}")]
+    return _check(TYPES[declared], body, "")
+
+
+def _join(path: str, name: str | int) -> str:
+    if isinstance(name, int):
+        return f"{path}[{name}]"
+    return f"{path}.{name}" if path else name
+
+
+def _check(cls: type, data: Any, path: str) -> list[Problem]:
+    if not isinstance(data, dict):
+        return [(path or "request", "expected an object")]
+    names = {f.name for f in dataclasses.fields(cls)}
+    found = [(_join(path, k), "unknown field") for k in sorted(set(data) - names, key=str)]
+    hints = get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if f.name in data:
+            found += _value(hints[f.name], data[f.name], _join(path, f.name))
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            found.append((_join(path, f.name), "required field is missing"))
+    if not found:
+        try:  # the part is well-formed: its own cross-field rules now
+            from_dict(cls, {k: v for k, v in data.items() if k in names}, path)
+        except RequestError as exc:
+            found.append((exc.field or path or "request", exc.reason))
+    return found
+
+
+def _value(tp: Any, value: Any, path: str) -> list[Problem]:
+    origin = get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None:
+            return []
+        tp = next(a for a in get_args(tp) if a is not type(None))
+        origin = get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        return _check(tp, value, path)  # type: ignore[arg-type]  # a class, not an instance
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            return [(path, "expected a list")]
+        return [p for i, v in enumerate(value) for p in _value(get_args(tp)[0], v, _join(path, i))]
+    try:
+        _converter(tp)(value, path)
+    except RequestError as exc:
+        return [(exc.field or path, exc.reason)]
+    return []
