@@ -57,3 +57,25 @@ def read(rule: FieldRule, where: Located | None, issues: list[Issue]) -> list[An
 def read_one(rule: FieldRule, where: Located | None, issues: list[Issue]) -> Any:
     found = read(rule, where, issues)
     return found[0] if found else None
+
+
+CONTEXTS = {
+    "claim": "Claim",
+    "item": "Claim.item",
+    "patient": "Patient (Claim.patient; the subscriber's Patient for 2010C)",
+    "subscriber": "Patient (subscriber)",
+    "coverage": "Coverage (focal)",
+    "insurer": "Organization (Claim.insurer)",
+    "requester": "Claim.provider",
+    "servicing": "Claim.careTeam[0].provider",
+    "info": "Claim.supportingInfo",
+}
+
+
+def readme_rows() -> list[str]:
+    """The README mapping table's rows, made from the table itself (a test keeps README in step)."""
+    return [
+        f"| `{r.section}.{r.name}` | {CONTEXTS[r.context]}: `{r.path}` | {r.x12} | {'yes' if r.required else ''} |"
+        for rows in table().values()
+        for r in rows.values()
+    ]
