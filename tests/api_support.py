@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from gateway.cli.serve_cmd import server_config
-from gateway.runtime.config import load_config
+from gateway.runtime.config import GatewayConfig, load_config
 from gateway.runtime.storeopen import open_store
 from gateway.web.app import create_app
 from tests.web_support import free_socket
@@ -84,14 +84,14 @@ class Api:
 
 @contextmanager
 def serving(
-    config_path: Path,
+    config_path: Path | GatewayConfig,
     *,
     tls: tuple[Path, Path] | None = None,
     client_ca: Path | None = None,
 ) -> Iterator[int]:
     """The app over the configuration's store, served by uvicorn as ``x12gw serve`` configures it;
     yields the port."""
-    config = load_config(config_path)
+    config = config_path if isinstance(config_path, GatewayConfig) else load_config(config_path)
     store = open_store(config, role="serve")
     sock = free_socket()
     port = sock.getsockname()[1]

@@ -575,12 +575,13 @@ def test_folders_are_created_owner_only(tmp_path: Path) -> None:
 def example_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ACME_KEY_PASSPHRASE", "example-passphrase")
     monkeypatch.setenv("BLUE_SFTP_PASSWORD", "example-password")
+    monkeypatch.setenv("NORTH_CORE_PASSWORD", "example-core-password")
 
 
 def test_example_config_parses(example_env: None) -> None:
     """config/gateway.example.toml is valid, with both authentication styles and move-after-download."""
     config = load_config(EXAMPLE)
-    assert [p.name for p in config.partners] == ["acme-clearinghouse", "blue-direct"]
+    assert [p.name for p in config.partners] == ["acme-clearinghouse", "blue-direct", "north-payer"]
     assert config.missing_environment() == ()
     assert config.partners[1].password() == "example-password"
     assert routed_to(config, "BLUEPLAN") == "acme-clearinghouse"
@@ -595,7 +596,11 @@ def test_example_config_shows_every_key() -> None:
     for section, keys in SCHEMA.items():
         if not section:
             continue
-        tables = data[section] if isinstance(data[section], list) else [data[section]]
+        if "." in section:  # a sub-table of an array of tables, e.g. partners.core
+            outer, inner = section.split(".")
+            tables = [t[inner] for t in data[outer] if inner in t]
+        else:
+            tables = data[section] if isinstance(data[section], list) else [data[section]]
         shown = set().union(*(set(t) for t in tables))
         assert shown == keys, section
 

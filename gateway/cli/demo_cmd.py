@@ -17,10 +17,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for every answer")
     p.add_argument("--verbose", action="store_true", help="show the gateway's log lines")
+    p.add_argument(
+        "--realtime",
+        action="store_true",
+        help="send the requests through the HTTP API and CAQH CORE real time (MIME and SOAP) instead",
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     os.umask(0o077)  # every file and folder this process makes is owner-only (PHI)
     configure_logging(level="INFO" if args.verbose else "WARNING")
+    if args.realtime:
+        from payersim.demo_realtime import run_realtime_demo  # noqa: PLC0415 - only for --realtime
+
+        return run_realtime_demo(keep=args.keep, timeout=args.timeout)
     return run_demo(keep=args.keep, timeout=args.timeout)

@@ -74,12 +74,17 @@ def _rejected_sets(data: bytes) -> dict[str, str]:
     return out
 
 
-def batch_partner(ctx: Context, partner: PartnerConfig) -> int:
-    """Build one file from up to ``max_transactions_per_file`` new requests; returns requests queued."""
+def batch_partner(ctx: Context, partner: PartnerConfig, request_id: int | None = None) -> int:
+    """Build one file from up to ``max_transactions_per_file`` new requests (only ``request_id`` when
+    given: a real-time request sent now); returns requests queued."""
     until = ctx.clock() + timedelta(seconds=ctx.config.gateway.lease_seconds)
     with ctx.store.begin() as tx:
         rows = tx.requests.claim(
-            partner=partner.name, owner=ctx.node_id, until=until, limit=partner.max_transactions_per_file
+            partner=partner.name,
+            owner=ctx.node_id,
+            until=until,
+            limit=partner.max_transactions_per_file,
+            request_id=request_id,
         )
     if not rows:
         return 0
@@ -92,13 +97,13 @@ def batch_partner(ctx: Context, partner: PartnerConfig) -> int:
         if not unwritable:
             raise
         _set_aside(ctx, unwritable, claimed)
-        return batch_partner(ctx, partner)  # the rest, without the unwritable ones
+        return batch_partner(ctx, partner, request_id)  # the rest, without the unwritable ones
     rejected = _rejected_sets(batch.data)
     if rejected:
         by_control = {s.control_number: s.trace_number for s in batch.sets}
         why = {by_control[c]: f"implementation guide: {m}" for c, m in rejected.items() if c in by_control}
         _set_aside(ctx, why, claimed)
-        return batch_partner(ctx, partner)  # the rest, without the invalid ones
+        return batch_partner(ctx, partner, request_id)  # the rest, without the invalid ones
     kinds = {s.set_id for s in batch.sets}
     kind = kinds.pop() if len(kinds) == 1 else "mixed"
     name = partner.file_name(kind, batch.interchange_control, ctx.clock())

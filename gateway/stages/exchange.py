@@ -70,9 +70,12 @@ def exchange(ctx: Context, partner: PartnerConfig) -> tuple[int, int]:
     if paused(ctx, partner):
         return 0, 0
     try:
-        with SftpClient(partner.sftp_endpoint()) as client:
-            sent = upload_all(ctx, partner, client)
-            got = download_all(ctx, partner, client)
+        if partner.transport == "core":
+            sent, got = _core(ctx, partner)
+        else:
+            with SftpClient(partner.sftp_endpoint()) as client:
+                sent = upload_all(ctx, partner, client)
+                got = download_all(ctx, partner, client)
     except TransferError as exc:
         _failed(ctx, partner, exc)
         return 0, 0
@@ -84,6 +87,16 @@ def exchange(ctx: Context, partner: PartnerConfig) -> tuple[int, int]:
     else:
         _resume_if_stored_paused(ctx, partner)
     return sent, got
+
+
+def _core(ctx: Context, partner: PartnerConfig) -> tuple[int, int]:
+    """A CAQH CORE partner (gateway.realtime): POST what is queued or due again; failures raise."""
+    from gateway.realtime.loop import as_transfer_error, core_exchange  # noqa: PLC0415 - CORE partners only
+
+    counts, error = core_exchange(ctx, partner)
+    if error is not None:
+        raise as_transfer_error(partner, error)
+    return counts
 
 
 def _resume_if_stored_paused(ctx: Context, partner: PartnerConfig) -> None:

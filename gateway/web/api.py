@@ -14,7 +14,6 @@ time.
 
 from __future__ import annotations
 
-import importlib
 import json
 import re
 import threading
@@ -28,6 +27,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gateway.errors import GatewayError
+from gateway.realtime.dispatch import send_realtime
 from gateway.runtime.context import Context
 from gateway.runtime.logsetup import get_logger
 from gateway.runtime.storeopen import verified_member_key
@@ -167,13 +167,12 @@ def _idempotency_key(request: Request) -> str | None:
 
 def is_realtime(web: WebContext, partner: str) -> bool:
     """Whether ``partner`` answers in real time (CAQH CORE), so a call waits for its answer."""
-    return getattr(web.config.partner(partner), "transport", "sftp") == "core"
+    return web.config.partner(partner).transport == "core"
 
 
 def realtime_answer(ctx: Context, request_id: int, budget: float) -> bool:
     """Send the request to its real-time partner and wait for the answer, at most ``budget`` seconds."""
-    dispatch = importlib.import_module("gateway.realtime.dispatch")  # the CORE transport (wip-core)
-    return bool(dispatch.send_realtime(ctx, request_id, budget_seconds=budget))
+    return send_realtime(ctx, request_id, budget_seconds=budget)
 
 
 def _answered(ctx: Context, request_id: int, budget: float) -> bool:

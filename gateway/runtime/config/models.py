@@ -42,6 +42,7 @@ ISA_QUALIFIERS = ("01", "14", "20", "27", "28", "29", "30", "33", "ZZ")
 Usage = Literal["P", "T"]
 X12Mode = Literal["reenvelope"]  # passthrough (send as received) is not built yet
 AfterDownload = Literal["delete", "move", "leave"]
+Transport = Literal["sftp", "core"]
 LogFormat = Literal["auto", "json", "console"]
 RETENTION_KINDS = ("payloads", "archive", "quarantine", "results", "rows")
 
@@ -118,6 +119,26 @@ SCHEMA: dict[str, frozenset[str]] = {
             "gs_id",
             "payers",
             "leniency",
+            "transport",
+            "core",
+        }
+    ),
+    "partners.core": frozenset(
+        {
+            "url",
+            "envelope",
+            "mode",
+            "sender_id",
+            "receiver_id",
+            "auth",
+            "username",
+            "password_env",
+            "password_file",
+            "client_cert",
+            "client_key",
+            "ca_file",
+            "timeout_seconds",
+            "retry_seconds",
         }
     ),
     "routing": frozenset({"default_partner"}),
@@ -285,8 +306,50 @@ class PrecertConfig:
 
 
 @dataclass(frozen=True)
+class CoreSettings:
+    """How a ``transport = "core"`` partner is reached: CAQH CORE connectivity over HTTPS.
+
+    ``mode`` realtime sends each request alone and waits for its answer; batch submits interchanges
+    and picks up the results later. The server is trusted only through ``ca_file`` (its CA or its
+    own certificate, pinned). ``retry_seconds``: no message is sent again sooner than this after the
+    previous attempt (the rule's 90 s). The password is read on use, from the environment or a file."""
+
+    url: str
+    ca_file: Path
+    envelope: Literal["mime", "soap"] = "mime"
+    mode: Literal["realtime", "batch"] = "realtime"
+    sender_id: str = ""
+    receiver_id: str = ""
+    auth: Literal["basic", "mtls"] = "basic"
+    username: str | None = None
+    password_env: str | None = None
+    password_file: Path | None = None
+    client_cert: Path | None = None
+    client_key: Path | None = None
+    timeout_seconds: float = 60.0
+    retry_seconds: float = 90.0
+
+    def password(self, partner: str) -> str | None:
+        """The CORE password (environment or file), registered as a secret so logs redact it."""
+        if self.password_env is not None:
+            return _read_secret_env(self.password_env, f"partner {partner}: core.password_env")
+        if self.password_file is None:
+            return None
+        try:
+            value = self.password_file.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(
+                f"partner {partner}: core.password_file cannot be read ({type(exc).__name__})"
+            ) from None
+        if not value:
+            raise ConfigError(f"partner {partner}: core.password_file is empty")
+        register_secret(value)
+        return value
+
+
+@dataclass(frozen=True)
 class PartnerConfig:
-    """One trading partner reached over SFTP. Secrets are read from the environment on use."""
+    """One trading partner reached over SFTP (or CAQH CORE, ``core``). Secrets are read on use."""
 
     name: str
     host: str
@@ -294,6 +357,8 @@ class PartnerConfig:
     isa_id: str
     upload_dir: str
     download_dir: str
+    transport: Transport = "sftp"
+    core: CoreSettings | None = None
     port: int = 22
     key_file: Path | None = None
     key_passphrase_env: str | None = None
@@ -453,6 +518,7 @@ class GatewayConfig:
             refs += [
                 (f"partners[{index}].password_env", partner.password_env),
                 (f"partners[{index}].key_passphrase_env", partner.key_passphrase_env),
+                (f"partners[{index}].core.password_env", partner.core.password_env if partner.core else None),
             ]
         return tuple((key, name) for key, name in refs if name is not None)
 
@@ -550,6 +616,8 @@ def _payer_key(payer_id: str) -> str:
 
 def _partner_preflight(index: int, partner: PartnerConfig) -> list[str]:
     where = f"partners[{index}]"
+    if partner.core is not None:
+        return _core_preflight(where, partner.core)
     if partner.password_env and not os.environ.get(partner.password_env):
         return []  # reported as a missing variable; the endpoint cannot be built yet
     if partner.key_passphrase_env and not os.environ.get(partner.key_passphrase_env):
@@ -586,3 +654,14 @@ def _precert_preflight(precert: PrecertConfig) -> list[str]:
     except (UnicodeDecodeError, PrecertRuleError) as exc:
         return [f"precert.rules_file: {exc}"]
     return []
+
+
+def _core_preflight(where: str, core: CoreSettings) -> list[str]:
+    """The CORE partner's certificate files exist and can be read (contents are checked on use)."""
+    files = [("ca_file", core.ca_file), ("client_cert", core.client_cert), ("client_key", core.client_key)]
+    files.append(("password_file", core.password_file))
+    return [
+        f"{where}.core.{key}: {path} cannot be read"
+        for key, path in files
+        if path is not None and not os.access(path, os.R_OK)
+    ]

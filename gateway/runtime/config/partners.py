@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import cast
 
 from gateway.errors import ConfigError
+from gateway.runtime.config.core_partner import core_partner
 from gateway.runtime.config.models import (
     _HOST,
     _MISSING,
@@ -48,6 +49,8 @@ def _partner(t: _Table, base: Path) -> PartnerConfig:
     name = t.text("name", required=True)
     if "name" in t.data and not _PARTNER_NAME.match(name):
         t.problem("name", "must be 1-63 of a-z, 0-9 and '-', starting with a letter or digit")
+    if t.choice("transport", "sftp", ("sftp", "core")) == "core":
+        return core_partner(t, base, name, payers=payers(t), leniency=leniency(t))
     host = t.text("host", required=True)
     if "host" in t.data and not _HOST.match(host):
         t.problem("host", "must be a host name or IP address")
@@ -91,8 +94,8 @@ def _partner(t: _Table, base: Path) -> PartnerConfig:
         isa_qualifier=_qualifier(t, "isa_qualifier"),
         isa_id=isa_id,
         gs_id=gs_id,
-        payers=_payers(t),
-        leniency=_leniency(t),
+        payers=payers(t),
+        leniency=leniency(t),
     )
 
 
@@ -177,7 +180,7 @@ def _check_file_name_pattern(t: _Table, pattern: str, partner: str) -> None:
         t.problem(key, f"does not give a safe file name: {problem}")
 
 
-def _leniency(t: _Table) -> tuple[str, ...]:
+def leniency(t: _Table) -> tuple[str, ...]:
     quirks = t.texts("leniency")
     for index, quirk in enumerate(quirks):
         if quirk not in QUIRKS:
@@ -185,7 +188,7 @@ def _leniency(t: _Table) -> tuple[str, ...]:
     return tuple(dict.fromkeys(q for q in quirks if q in QUIRKS))
 
 
-def _payers(t: _Table) -> tuple[str, ...]:
+def payers(t: _Table) -> tuple[str, ...]:
     payers = t.texts("payers")
     seen: set[str] = set()
     for index, payer in enumerate(payers):

@@ -67,6 +67,11 @@ class FilesRepo(Repo):
         return from_mapping(FileRow, row)
 
     @db
+    def lock(self, file_id: int) -> FileRow:
+        """The file row, locked until the transaction ends (PostgreSQL; SQLite has one writer)."""
+        return from_mapping(FileRow, self.locked(s.files, "id", file_id, f"file {file_id}"))
+
+    @db
     def transition(
         self,
         file_id: int,
@@ -202,11 +207,20 @@ class FilesRepo(Repo):
 
     @db
     def claim(
-        self, *, event: FileEvent, direction: Direction, owner: str, until: datetime, limit: int
+        self,
+        *,
+        event: FileEvent,
+        direction: Direction,
+        owner: str,
+        until: datetime,
+        limit: int,
+        file_id: int | None = None,
     ) -> list[FileRow]:
-        """Files the event can move (its source states), moved under this node's lease."""
+        """Files the event can move (its source states; only ``file_id`` when given), moved under
+        this node's lease."""
         t = s.files
-        rows = leases.claim(self, t, Entity.FILE, event, [t.c.direction == direction], owner, until, limit)
+        conds = [t.c.direction == direction] + ([t.c.id == file_id] if file_id is not None else [])
+        rows = leases.claim(self, t, Entity.FILE, event, conds, owner, until, limit)
         return [from_mapping(FileRow, r) for r in rows]
 
     @db

@@ -150,11 +150,15 @@ class RequestsRepo(Repo):
         return self.listing(t, RequestRow, where=where, order=order, limit=limit)
 
     @db
-    def claim(self, *, partner: str, owner: str, until: datetime, limit: int) -> list[RequestRow]:
-        """New requests of a partner, moved to ``batching`` under this node's lease."""
+    def claim(
+        self, *, partner: str, owner: str, until: datetime, limit: int, request_id: int | None = None
+    ) -> list[RequestRow]:
+        """New requests of a partner (only ``request_id``, when given: real time sends one request
+        now), moved to ``batching`` under this node's lease."""
         t = s.requests
         event = RequestEvent.CLAIM_FOR_BATCH
-        rows = leases.claim(self, t, Entity.REQUEST, event, [t.c.partner == partner], owner, until, limit)
+        conds = [t.c.partner == partner] + ([t.c.id == request_id] if request_id is not None else [])
+        rows = leases.claim(self, t, Entity.REQUEST, event, conds, owner, until, limit)
         return [from_mapping(RequestRow, r) for r in rows]
 
     @db

@@ -1,0 +1,239 @@
+"""One CORE real-time exchange of one queued outbound file, recorded like an SFTP upload+download.
+
+The outbound file (one interchange, built and recorded by the batching stage) goes ``queued ->
+uploading`` before the POST (the attempt, its PayloadID and envelope style in the detail); the answer's
+X12 is recorded as an inbound file (``downloaded``) in the same transaction that moves the outbound
+file to ``sent`` and ``acknowledged`` (the HTTP answer is its acknowledgment) and its requests to
+``sent``. The inbound stage then processes the answer exactly as a downloaded SFTP file (records,
+outbox result files, a 999 rejecting the group). A crash between the POST and that transaction leaves
+the file ``uploading``: it is sent again (a new PayloadID, the same X12), never sooner than the
+partner's ``retry_seconds`` after the previous attempt, and the inbound stage ignores a duplicate
+answer. A failed attempt is logged on the file (``uploading -> uploading``, with the error code).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from gateway.errors import StaleStateError
+from gateway.lifecycle import Entity, FileEvent, FileState, RequestEvent, SetEvent, allows
+from gateway.runtime.config import PartnerConfig
+from gateway.runtime.context import Context
+from gateway.stages.outbox import write_results
+from gateway.store import FileRow, Tx
+from gateway.transport.core_client import CoreEndpoint, CoreError, CoreReply, post
+from gateway.transport.core_envelope import (
+    ELEMENTS,
+    PAYLOAD_TYPES,
+    CoreMessage,
+    new_payload_id,
+    sealed,
+    timestamp,
+)
+
+RESPONSE_KINDS = {v: k for k, v in PAYLOAD_TYPES.items()}
+
+
+@dataclass(frozen=True)
+class Sent:
+    """How one attempt ended: ``answered`` (answer stored, inbound file id), ``rejected`` (the partner
+    refused the payload; requests rejected), ``failed`` (try again later), ``skipped`` (not due yet,
+    or another worker has the file)."""
+
+    outcome: str
+    inbound_file_id: int | None = None
+    error: str | None = None
+
+
+def endpoint(partner: PartnerConfig) -> CoreEndpoint:
+    """The partner's CORE endpoint, its password resolved now (never logged)."""
+    core = partner.core
+    if core is None:
+        raise ValueError(f"partner {partner.name} is not a CORE partner")
+    return CoreEndpoint(
+        url=core.url,
+        style=core.envelope,
+        partner=partner.name,
+        ca_file=core.ca_file,
+        auth=core.auth,
+        username=core.username,
+        password=core.password(partner.name) if core.auth == "basic" else None,
+        client_cert=core.client_cert,
+        client_key=core.client_key,
+        timeout=core.timeout_seconds,
+    )
+
+
+def _set_kind(tx: Tx, file_id: int) -> str:
+    kinds = {
+        s.set_id
+        for ic in tx.envelopes.interchanges_of_file(file_id)
+        for g in tx.envelopes.groups_of_interchange(ic.id)
+        for s in tx.envelopes.sets_of_group(g.id)
+    }
+    return kinds.pop() if len(kinds) == 1 else "270"
+
+
+def _begin_attempt(ctx: Context, partner: PartnerConfig, row: FileRow, detail: dict[str, Any]) -> str | None:
+    """Record the attempt before the POST; the set kind, or None when it is not this worker's turn
+    (another worker moved the file, or the previous attempt is younger than ``retry_seconds``)."""
+    core = partner.core
+    assert core is not None  # noqa: S101 - only CORE partners get here
+    with ctx.store.begin() as tx:
+        current = tx.files.get(row.id)
+        if current.state == FileState.QUEUED:
+            try:
+                tx.files.transition(row.id, FileEvent.START_UPLOAD, expect=FileState.QUEUED, detail=detail)
+            except StaleStateError:
+                return None
+        elif current.state == FileState.UPLOADING:
+            tx.files.lock(row.id)  # two workers never retry the same file at once
+            last = tx.audit.history(Entity.FILE, row.id)[-1]
+            if ctx.clock() - last.at < timedelta(seconds=core.retry_seconds):
+                return None
+            tx.audit.record_change(Entity.FILE, row.id, FileState.UPLOADING, FileState.UPLOADING, detail)
+        else:
+            return None
+        return _set_kind(tx, row.id)
+
+
+def send_file(ctx: Context, partner: PartnerConfig, row: FileRow, *, timeout: float | None = None) -> Sent:
+    """One attempt for one outbound file (``queued``, or ``uploading`` and due for a retry)."""
+    core = partner.core
+    assert core is not None  # noqa: S101 - only CORE partners get here
+    payload_id = new_payload_id()
+    detail = {"transport": "core", "envelope": core.envelope, "mode": core.mode, "payload_id": payload_id}
+    kind = _begin_attempt(ctx, partner, row, detail)
+    if kind is None:
+        return Sent("skipped")
+    message = sealed(
+        CoreMessage(
+            payload_type=PAYLOAD_TYPES.get(kind, PAYLOAD_TYPES["270"]),
+            processing_mode="RealTime",
+            payload_id=payload_id,
+            timestamp=timestamp(ctx.clock()),
+            sender_id=core.sender_id,
+            receiver_id=core.receiver_id,
+            payload=ctx.payloads.get(row.sha256),
+        )
+    )
+    try:
+        reply = post(endpoint(partner), message, ELEMENTS["realtime_request"], timeout=timeout)
+    except CoreError as exc:
+        return _failed(ctx, partner, row, detail, exc)
+    return Sent("answered", _answered(ctx, partner, row, detail, reply))
+
+
+def _failed(
+    ctx: Context, partner: PartnerConfig, row: FileRow, detail: dict[str, Any], exc: CoreError
+) -> Sent:
+    facts = {**detail, "error_code": exc.code, "http_status": exc.status, "elapsed_ms": exc.elapsed_ms}
+    if exc.rejects_payload:
+        trackings = _reject(ctx, row, facts, f"CORE envelope error {exc.code}")
+        write_results(ctx, trackings)
+        ctx.log.warning(
+            "core payload rejected",
+            partner=partner.name,
+            file_id=row.id,
+            error_code=exc.code,
+            trace_numbers=trackings,
+        )
+        return Sent("rejected", error=str(exc))
+    with ctx.store.begin() as tx:
+        tx.audit.record_change(
+            Entity.FILE, row.id, FileState.UPLOADING, FileState.UPLOADING, {**facts, "failed": str(exc)}
+        )
+    ctx.log.warning(
+        "core exchange failed",
+        partner=partner.name,
+        file_id=row.id,
+        payload_id=detail["payload_id"],
+        error_code=exc.code,
+        http_status=exc.status,
+        retryable=exc.retryable,
+    )
+    return Sent("failed", error=str(exc))
+
+
+def _reject(ctx: Context, row: FileRow, facts: dict[str, Any], reason: str) -> list[str]:
+    """The partner refused the payload: the file is finished (sent, acknowledged ``R``) and its
+    requests are rejected with the envelope's error code."""
+    rejected: list[str] = []
+    with ctx.store.begin() as tx:
+        tx.files.transition(row.id, FileEvent.FINISH_UPLOAD, expect=FileState.UPLOADING, detail=facts)
+        tx.files.transition(row.id, FileEvent.ACKNOWLEDGE, detail={"ack": "R", "by": "core envelope"})
+        for request_id in _mark_sets_sent(tx, row.id):
+            req = tx.requests.get(request_id)
+            if allows(Entity.REQUEST, req.state, RequestEvent.REJECT):
+                tx.requests.transition(req.tracking_number, RequestEvent.REJECT, reason=reason)
+                rejected.append(req.tracking_number)
+    return rejected
+
+
+def _mark_sets_sent(tx: Tx, file_id: int) -> list[int]:
+    ids = []
+    for ic in tx.envelopes.interchanges_of_file(file_id):
+        for g in tx.envelopes.groups_of_interchange(ic.id):
+            for s in tx.envelopes.sets_of_group(g.id):
+                tx.envelopes.transition_set(s.id, SetEvent.SEND)
+                if s.request_id is not None:
+                    ids.append(s.request_id)
+    return ids
+
+
+def _answered(
+    ctx: Context, partner: PartnerConfig, row: FileRow, detail: dict[str, Any], reply: CoreReply
+) -> int:
+    """Store the answer as a downloaded file and finish the outbound one, in one transaction."""
+    answer = reply.message
+    kind = RESPONSE_KINDS.get(answer.payload_type, "x12")
+    facts = {
+        **detail,
+        "http_status": reply.status,
+        "response_payload_id": answer.payload_id,
+        "response_payload_type": answer.payload_type,
+        "elapsed_ms": reply.elapsed_ms,
+        "connect_ms": reply.connect_ms,
+    }
+    sha, path = ctx.payloads.put(answer.payload)
+    envelope_sha, _ = ctx.payloads.put(reply.raw)
+    now = ctx.clock()
+    with ctx.store.begin() as tx:
+        inbound = tx.files.record(
+            direction="in",
+            partner=partner.name,
+            name=f"{partner.name}-core-{kind}-{detail['payload_id']}.x12",
+            sha256=sha,
+            size=len(answer.payload),
+            payload_path=str(path),
+            state=FileState.DOWNLOADED,
+            detail={**facts, "answers_file": row.id, "envelope_sha256": envelope_sha},
+        )
+        tx.files.transition(
+            row.id,
+            FileEvent.FINISH_UPLOAD,
+            expect=FileState.UPLOADING,
+            detail={**facts, "answer_file": inbound.id},
+        )
+        tx.files.transition(row.id, FileEvent.ACKNOWLEDGE, detail={"ack": "A", "by": "core answer"})
+        for request_id in _mark_sets_sent(tx, row.id):
+            req = tx.requests.get(request_id)
+            if allows(Entity.REQUEST, req.state, RequestEvent.SEND):
+                minutes = ctx.config.timeouts.response_overdue_minutes(req.kind)
+                tx.requests.transition(
+                    req.tracking_number, RequestEvent.SEND, due_at=now + timedelta(minutes=minutes)
+                )
+    ctx.log.info(
+        "core exchange",
+        partner=partner.name,
+        file_id=row.id,
+        answer_file_id=inbound.id,
+        envelope=detail["envelope"],
+        payload_id=detail["payload_id"],
+        response_payload_type=answer.payload_type,
+        http_status=reply.status,
+        elapsed_ms=reply.elapsed_ms,
+    )
+    return inbound.id

@@ -1,0 +1,313 @@
+"""CAQH CORE connectivity envelopes (rule vC2.2.0): HTTP MIME multipart and SOAP 1.2, both ways.
+
+An envelope carries one X12 payload plus metadata: PayloadType (what the payload is, per
+transaction and implementation guide), ProcessingMode (RealTime or Batch), PayloadID (a UUID, unique
+per message, never carried into the X12), TimeStamp, SenderID, ReceiverID, CORERuleVersion, Checksum
+(SHA-1 of the payload, hex) and, in responses, ErrorCode and ErrorMessage. Building and parsing are
+pure (bytes in, bytes out); the HTTP exchange is ``gateway.transport.core_client``, the payer side in
+``payersim.core_server`` uses the same functions. A message that cannot be read raises
+``EnvelopeError`` naming the field, never the payload.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from email.parser import BytesParser
+from email.policy import HTTP
+from typing import Literal
+from xml.etree.ElementTree import (
+    Element,
+    ParseError,
+    SubElement,
+    fromstring,
+    tostring,
+)
+
+from transactions.errors import X12GatewayError
+
+EnvelopeStyle = Literal["mime", "soap"]
+CORE_RULE_VERSION = "2.2.0"
+SOAP_NS = "http://www.w3.org/2003/05/soap-envelope"
+CORE_NS = "http://www.caqh.org/SOAP/WSDL/CORERule2.2.0.xsd"
+WSSE_NS = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
+_WSS_PROFILE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-username-token-profile-1.0"
+PASSWORD_TEXT = _WSS_PROFILE + "#PasswordText"
+SUCCESS = "Success"
+MAX_FIELD = 512  # metadata values are short; anything longer is a malformed envelope
+
+# PayloadType strings of the CORE payload type table, per transaction and implementation guide.
+PAYLOAD_TYPES = {
+    "270": "X12_270_Request_005010X279A1",
+    "271": "X12_271_Response_005010X279A1",
+    "278": "X12_278_Request_005010X217E1_2",
+    "278resp": "X12_278_Response_005010X217E1_2",
+    "999": "X12_999_Response_005010X231A1",
+    "TA1": "X12_TA1_Response_00501X231A1",
+}
+# Batch mode: what a submitter asks for when picking up results, and the receipt of a submission.
+BATCH_RESULTS_REQUEST = {
+    "270": "X12_005010_Request_Batch_Results_271",
+    "278": "X12_005010_Request_Batch_Results_278",
+}
+BATCH_RECEIPT = "X12_BatchReceiptConfirmation"
+RESPONSE_TYPES = frozenset({PAYLOAD_TYPES[k] for k in ("271", "278resp", "999", "TA1")})
+ELEMENTS = {
+    "realtime_request": "COREEnvelopeRealTimeRequest",
+    "realtime_response": "COREEnvelopeRealTimeResponse",
+    "batch_submission": "COREEnvelopeBatchSubmission",
+    "batch_submission_response": "COREEnvelopeBatchSubmissionResponse",
+    "batch_results_request": "COREEnvelopeBatchResultsRetrievalRequest",
+    "batch_results_response": "COREEnvelopeBatchResultsRetrievalResponse",
+}
+_FIELDS = (
+    "PayloadType",
+    "ProcessingMode",
+    "PayloadID",
+    "PayloadLength",
+    "TimeStamp",
+    "SenderID",
+    "ReceiverID",
+    "CORERuleVersion",
+    "Checksum",
+    "ErrorCode",
+    "ErrorMessage",
+)
+_TOKEN = re.compile(r"^[\x21-\x7e][\x20-\x7e]*$")
+
+
+class EnvelopeError(X12GatewayError):
+    """A CORE envelope that cannot be read or does not add up (names the field, never data)."""
+
+
+@dataclass(frozen=True)
+class CoreMessage:
+    """One CORE envelope: metadata and the X12 payload (empty for errors and pick-up requests)."""
+
+    payload_type: str
+    processing_mode: str
+    payload_id: str
+    timestamp: str
+    sender_id: str
+    receiver_id: str
+    payload: bytes = b""
+    core_rule_version: str = CORE_RULE_VERSION
+    checksum: str = ""
+    error_code: str | None = None
+    error_message: str | None = None
+    username: str | None = None
+    password: str | None = None
+
+    def __repr__(self) -> str:  # the payload and the password never reach a log or a traceback
+        return (
+            f"CoreMessage(payload_type={self.payload_type!r}, processing_mode={self.processing_mode!r}, "
+            f"payload_id={self.payload_id!r}, error_code={self.error_code!r}, size={len(self.payload)})"
+        )
+
+    @property
+    def ok(self) -> bool:
+        return self.error_code in (None, "", SUCCESS)
+
+
+def checksum(payload: bytes) -> str:
+    """The envelope's Checksum: SHA-1 of the payload bytes, lower-case hex."""
+    return hashlib.sha1(payload, usedforsecurity=False).hexdigest()
+
+
+def new_payload_id() -> str:
+    """A fresh PayloadID (UUID version 4 text)."""
+    raw = bytearray(secrets.token_bytes(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40
+    raw[8] = (raw[8] & 0x3F) | 0x80
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def timestamp(when: datetime) -> str:
+    """The envelope's TimeStamp (XML dateTime with offset, seconds precision)."""
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def sealed(message: CoreMessage) -> CoreMessage:
+    """``message`` with its Checksum computed from its payload (left empty when there is none)."""
+    return replace(message, checksum=checksum(message.payload) if message.payload else "")
+
+
+def verify_checksum(message: CoreMessage) -> None:
+    """EnvelopeError unless the Checksum matches the payload (a message without payload has none)."""
+    if not message.payload:
+        return
+    if not message.checksum:
+        raise EnvelopeError("CORE envelope: Checksum is missing")
+    if message.checksum.strip().lower() != checksum(message.payload):
+        raise EnvelopeError("CORE envelope: Checksum does not match the payload (SHA-1)")
+
+
+# --------------------------------------------------------------------------------------------- MIME
+
+
+def _fields(message: CoreMessage) -> list[tuple[str, str]]:
+    pairs = [
+        ("PayloadType", message.payload_type),
+        ("ProcessingMode", message.processing_mode),
+        ("PayloadID", message.payload_id),
+        ("PayloadLength", str(len(message.payload))),
+        ("TimeStamp", message.timestamp),
+        ("UserName", message.username),
+        ("Password", message.password),
+        ("SenderID", message.sender_id),
+        ("ReceiverID", message.receiver_id),
+        ("CORERuleVersion", message.core_rule_version),
+        ("Checksum", message.checksum),
+        ("ErrorCode", message.error_code),
+        ("ErrorMessage", message.error_message),
+    ]
+    return [(k, v) for k, v in pairs if v is not None and (v != "" or (k == "Checksum" and message.payload))]
+
+
+def build_mime(message: CoreMessage) -> tuple[bytes, str]:
+    """The HTTP body and Content-Type of ``message`` as multipart/form-data (CORE's MIME style)."""
+    boundary = f"core-{secrets.token_hex(16)}"
+    out = bytearray()
+    for name, value in _fields(message):
+        out += f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode()
+        out += value.encode("utf-8") + b"\r\n"
+    if message.payload:
+        out += f'--{boundary}\r\nContent-Disposition: form-data; name="Payload"\r\n'.encode()
+        out += b"Content-Type: application/edi-x12\r\n\r\n" + message.payload + b"\r\n"
+    out += f"--{boundary}--\r\n".encode()
+    return bytes(out), f"multipart/form-data; boundary={boundary}"
+
+
+def parse_mime(body: bytes, content_type: str) -> CoreMessage:
+    """Read a multipart/form-data CORE envelope; EnvelopeError when it is not one."""
+    if not content_type.lower().startswith("multipart/form-data") or "boundary=" not in content_type:
+        raise EnvelopeError("CORE envelope: expected multipart/form-data with a boundary")
+    head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode()
+    msg = BytesParser(policy=HTTP).parsebytes(head + body)
+    if not msg.is_multipart():
+        raise EnvelopeError("CORE envelope: the multipart body has no parts")
+    values: dict[str, bytes] = {}
+    for part in msg.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        data = part.get_payload(decode=True)
+        if not isinstance(name, str) or not isinstance(data, bytes):
+            raise EnvelopeError("CORE envelope: a part has no form-data name")
+        values[name] = data
+    return _from_values({k: v for k, v in values.items() if k != "Payload"}, values.get("Payload", b""))
+
+
+# --------------------------------------------------------------------------------------------- SOAP
+
+
+def build_soap(message: CoreMessage, element: str) -> tuple[bytes, str]:
+    """The HTTP body and Content-Type of ``message`` as a SOAP 1.2 envelope whose body is the CORE
+    WSDL's ``element`` (e.g. COREEnvelopeRealTimeRequest); credentials go in a WS-Security
+    UsernameToken, as the rule prescribes for SOAP."""
+    env = Element(f"{{{SOAP_NS}}}Envelope")
+    header = SubElement(env, f"{{{SOAP_NS}}}Header")
+    if message.username is not None:
+        sec = SubElement(header, f"{{{WSSE_NS}}}Security")
+        token = SubElement(sec, f"{{{WSSE_NS}}}UsernameToken")
+        SubElement(token, f"{{{WSSE_NS}}}Username").text = message.username
+        pw = SubElement(token, f"{{{WSSE_NS}}}Password", {"Type": PASSWORD_TEXT})
+        pw.text = message.password or ""
+    body = SubElement(env, f"{{{SOAP_NS}}}Body")
+    core = SubElement(body, f"{{{CORE_NS}}}{element}")
+    for name, value in _fields(replace(message, username=None, password=None)):
+        SubElement(core, name).text = value
+    if message.payload:
+        SubElement(core, "Payload").text = message.payload.decode("latin-1")
+    data = tostring(env, encoding="utf-8", xml_declaration=True)
+    action = "RealTimeTransaction" if "RealTime" in element else "BatchTransaction"
+    return data, f'application/soap+xml; charset=UTF-8; action="{action}"'
+
+
+def parse_soap(body: bytes) -> tuple[str, CoreMessage]:
+    """Read a SOAP 1.2 CORE envelope: (the body element's local name, the message)."""
+    if b"<!" in body.replace(b"<![CDATA[", b""):  # no DTD, hence no entity expansion or external entity
+        raise EnvelopeError("CORE envelope: SOAP with a DTD or entity declaration is refused")
+    try:
+        root = fromstring(body)  # noqa: S314 - no DTD reaches the parser (checked above)
+    except (ParseError, UnicodeDecodeError, ValueError):
+        raise EnvelopeError("CORE envelope: not well-formed SOAP XML") from None
+    if root.tag != f"{{{SOAP_NS}}}Envelope":
+        raise EnvelopeError("CORE envelope: the root element is not a SOAP 1.2 Envelope")
+    body_el = root.find(f"{{{SOAP_NS}}}Body")
+    if body_el is None or len(body_el) != 1:
+        raise EnvelopeError("CORE envelope: the SOAP Body must hold exactly one element")
+    core = body_el[0]
+    name = core.tag.rsplit("}", 1)[-1]
+    if name == "Fault":
+        raise EnvelopeError("CORE envelope: the partner answered with a SOAP Fault")
+    values = {child.tag.rsplit("}", 1)[-1]: (child.text or "").encode("utf-8") for child in core}
+    payload = (
+        values.pop("Payload", b"").decode("utf-8").encode("latin-1", errors="strict")
+        if "Payload" in values
+        else b""
+    )
+    token = root.find(f"{{{SOAP_NS}}}Header/{{{WSSE_NS}}}Security/{{{WSSE_NS}}}UsernameToken")
+    if token is not None:
+        values["UserName"] = (token.findtext(f"{{{WSSE_NS}}}Username") or "").encode()
+        values["Password"] = (token.findtext(f"{{{WSSE_NS}}}Password") or "").encode()
+    return name, _from_values(values, payload)
+
+
+# --------------------------------------------------------------------------------------------- common
+
+
+def _text(values: dict[str, bytes], name: str, *, required: bool) -> str | None:
+    raw = values.get(name)
+    if raw is None or raw == b"":
+        if required:
+            raise EnvelopeError(f"CORE envelope: {name} is missing")
+        return None
+    try:
+        text = raw.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise EnvelopeError(f"CORE envelope: {name} is not UTF-8 text") from None
+    if len(text) > MAX_FIELD or (text and not _TOKEN.match(text)):
+        raise EnvelopeError(f"CORE envelope: {name} is not a short printable value")
+    return text
+
+
+def _from_values(values: dict[str, bytes], payload: bytes) -> CoreMessage:
+    error_code = _text(values, "ErrorCode", required=False)
+    failed = error_code not in (None, SUCCESS)
+    msg = CoreMessage(
+        payload_type=_text(values, "PayloadType", required=not failed) or "",
+        processing_mode=_text(values, "ProcessingMode", required=not failed) or "",
+        payload_id=_text(values, "PayloadID", required=True) or "",
+        timestamp=_text(values, "TimeStamp", required=not failed) or "",
+        sender_id=_text(values, "SenderID", required=not failed) or "",
+        receiver_id=_text(values, "ReceiverID", required=not failed) or "",
+        payload=payload,
+        core_rule_version=_text(values, "CORERuleVersion", required=not failed) or "",
+        checksum=_text(values, "Checksum", required=False) or "",
+        error_code=error_code,
+        error_message=_text(values, "ErrorMessage", required=False),
+        username=_text(values, "UserName", required=False),
+        password=values["Password"].decode("utf-8", "replace") if "Password" in values else None,
+    )
+    length = _text(values, "PayloadLength", required=False)
+    if length is not None and (not length.isdigit() or int(length) != len(payload)):
+        raise EnvelopeError("CORE envelope: PayloadLength does not match the payload")
+    return msg
+
+
+def build(message: CoreMessage, style: EnvelopeStyle, element: str) -> tuple[bytes, str]:
+    """``message`` as an HTTP body and Content-Type in ``style`` (``element``: the SOAP body element)."""
+    return build_mime(message) if style == "mime" else build_soap(message, element)
+
+
+def parse(body: bytes, content_type: str) -> tuple[str | None, CoreMessage]:
+    """Read either style, told apart by the Content-Type: (SOAP body element or None, message)."""
+    kind = content_type.split(";", 1)[0].strip().lower()
+    if kind == "multipart/form-data":
+        return None, parse_mime(body, content_type)
+    if kind in {"application/soap+xml", "text/xml", "application/xml"}:
+        return parse_soap(body)
+    raise EnvelopeError("CORE envelope: unexpected Content-Type (neither multipart/form-data nor SOAP)")

@@ -1,0 +1,253 @@
+"""The payer side of CAQH CORE real time: an HTTPS server answering CORE envelopes (MIME or SOAP).
+
+``CoreServer(scenario, pki=..., auth=...)`` listens on 127.0.0.1 with the simulator's server
+certificate; ``auth="basic"`` checks the envelope's UserName/Password, ``auth="mtls"`` requires a
+client certificate signed by the simulator's CA (the TLS handshake refuses any other). Each POST is
+answered in the style it came in, from the same scenarios as the SFTP simulator
+(:mod:`payersim.realtime`). ``faults`` (mutable, thread-safe counters) make it misbehave: a latency
+before every answer, N answers HTTP 503, N "Receiver Busy" envelopes, N malformed envelopes, N
+answers with a wrong checksum. ``received`` lists every envelope accepted (PayloadID, style, type).
+"""
+
+from __future__ import annotations
+
+import ssl
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+from typing import Literal, Self
+
+from gateway.runtime.logsetup import get_logger
+from gateway.transport.core_envelope import (
+    ELEMENTS,
+    PAYLOAD_TYPES,
+    CoreMessage,
+    EnvelopeError,
+    EnvelopeStyle,
+    build,
+    checksum,
+    new_payload_id,
+    parse,
+    sealed,
+    timestamp,
+)
+from payersim.certs import Pki
+from payersim.realtime import NotX12Error, RealtimeResponder
+from payersim.scenario import Scenario
+from payersim.simulator import utc_now
+
+log = get_logger(__name__)
+REQUEST_TYPES = frozenset({PAYLOAD_TYPES["270"], PAYLOAD_TYPES["278"]})
+MAX_BODY = 16 * 1024 * 1024
+
+
+@dataclass
+class CoreFaults:
+    """How the server misbehaves; each count is used up one answer at a time."""
+
+    latency_seconds: float = 0.0
+    http_5xx: int = 0
+    busy: int = 0
+    malformed: int = 0
+    wrong_checksum: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def take(self, name: str) -> bool:
+        """Use up one of the ``name`` faults; whether there was one."""
+        with self._lock:
+            left = int(getattr(self, name))
+            if left <= 0:
+                return False
+            setattr(self, name, left - 1)
+            return True
+
+
+@dataclass(frozen=True)
+class Received:
+    """One envelope the server accepted (for tests: retries, exactly once)."""
+
+    payload_id: str
+    style: str
+    payload_type: str
+    checksum: str
+
+
+class CoreServer:
+    """The CORE real-time endpoint of the simulator (``url`` is what a partner configuration names)."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        *,
+        pki: Pki,
+        auth: Literal["basic", "mtls"] = "basic",
+        username: str = "x12gw",
+        password: str | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        faults: CoreFaults | None = None,
+        receiver_id: str = "SIMPAYER",
+    ) -> None:
+        self.responder = RealtimeResponder(scenario, utc_now)
+        self.auth = auth
+        self.username = username
+        self.password = password
+        self.faults = faults or CoreFaults()
+        self.receiver_id = receiver_id
+        self.received: list[Received] = []
+        self._received_lock = threading.Lock()
+        self._httpd = ThreadingHTTPServer((host, port), _handler(self))
+        self._httpd.daemon_threads = True
+        self._httpd.socket = _tls(pki, auth).wrap_socket(self._httpd.socket, server_side=True)
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"https://{host!s}:{port}/core"
+
+    @property
+    def port(self) -> int:
+        return int(self._httpd.server_address[1])
+
+    def start(self) -> Self:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._httpd.serve_forever, name="core-sim", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._httpd.shutdown()
+            self._thread.join()
+            self._thread = None
+        self._httpd.server_close()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def note(self, item: Received) -> None:
+        with self._received_lock:
+            self.received.append(item)
+
+    # ------------------------------------------------------------------------------ answering
+
+    def answer(self, body: bytes, content_type: str) -> tuple[int, bytes, str]:  # noqa: PLR0911 - one exit per CORE outcome
+        """(HTTP status, body, Content-Type) for one POST."""
+        if self.faults.latency_seconds:
+            time.sleep(self.faults.latency_seconds)
+        if self.faults.take("http_5xx"):
+            return 503, b"service unavailable", "text/plain"
+        try:
+            element, request = parse(body, content_type)
+        except EnvelopeError as exc:
+            log.info("core_sim.bad_envelope", reason=str(exc))
+            style: EnvelopeStyle = "soap" if "xml" in content_type else "mime"
+            return self._error(400, style, "EnvelopeIllegal", "the envelope cannot be read", None)
+        style = "mime" if element is None else "soap"  # answered in the style it came in
+        if self.auth == "basic" and (request.username != self.username or request.password != self.password):
+            return self._error(401, style, "UnAuthorized", "username or password not accepted", request)
+        if self.faults.take("busy"):
+            return self._error(200, style, "Receiver Busy", "try again later", request)
+        problem = self._check(request)
+        if problem is not None:
+            return self._error(400, style, problem[0], problem[1], request)
+        self.note(Received(request.payload_id, style, request.payload_type, request.checksum))
+        try:
+            answer = self.responder.answer(request.payload)
+        except NotX12Error as exc:
+            return self._error(200, style, "PayloadRejected", str(exc), request)
+        reply = sealed(
+            CoreMessage(
+                payload_type=PAYLOAD_TYPES[answer.kind],
+                processing_mode="RealTime",
+                payload_id=new_payload_id(),
+                timestamp=timestamp(utc_now()),
+                sender_id=request.receiver_id,
+                receiver_id=request.sender_id,
+                payload=answer.data,
+                error_code="Success",
+                error_message="",
+            )
+        )
+        if self.faults.take("wrong_checksum"):
+            reply = replace(reply, checksum=checksum(answer.data + b"x"))
+        data, reply_type = build(replace(reply, error_message=None), style, ELEMENTS["realtime_response"])
+        if self.faults.take("malformed"):
+            data = data[: len(data) // 2]
+        return 200, data, reply_type
+
+    @staticmethod
+    def _check(request: CoreMessage) -> tuple[str, str] | None:
+        if request.processing_mode != "RealTime":
+            return "ProcessingModeIllegal", "only RealTime is served here"
+        if request.payload_type not in REQUEST_TYPES:
+            return "PayloadTypeIllegal", "expected a 270 or 278 request payload type"
+        if request.checksum.lower() != checksum(request.payload):
+            return "ChecksumMismatch", "the checksum does not match the payload"
+        return None
+
+    def _error(
+        self, status: int, style: EnvelopeStyle, code: str, text: str, request: CoreMessage | None
+    ) -> tuple[int, bytes, str]:
+        message = CoreMessage(
+            payload_type="CoreEnvelopeError",
+            processing_mode="RealTime",
+            payload_id=request.payload_id if request else new_payload_id(),
+            timestamp=timestamp(utc_now()),
+            sender_id=request.receiver_id if request else self.receiver_id,
+            receiver_id=request.sender_id if request else "",
+            error_code=code,
+            error_message=text,
+        )
+        data, content_type = build(
+            message, "soap" if style == "soap" else "mime", ELEMENTS["realtime_response"]
+        )
+        return status, data, content_type
+
+
+def _tls(pki: Pki, auth: str) -> ssl.SSLContext:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(str(pki.server_cert), str(pki.server_key))
+    if auth == "mtls":
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        ctx.load_verify_locations(cafile=str(pki.ca_cert))
+    return ctx
+
+
+def _handler(server: CoreServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            if length > MAX_BODY:
+                self.send_error(413)
+                return
+            body = self.rfile.read(length)
+            status, data, content_type = server.answer(body, self.headers.get("Content-Type") or "")
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(data)))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args: object) -> None:  # noqa: ARG002 - http.server API
+            return  # quiet: the summary goes through structlog
+
+    return Handler
+
+
+def default_pki_folder(root: Path) -> Path:
+    """Where ``x12gw sim`` keeps its CA and certificates (hidden from SFTP clients)."""
+    return root / ".sim" / "pki"
