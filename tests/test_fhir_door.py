@@ -110,6 +110,8 @@ def test_every_example_is_submitted_answered_and_inquired(workspace: tuple[Path,
     for name in ("ig-surgical", "ig-homecare", "own-dme", "ig-referral"):
         assert all(code == "A1" and number for _, code, number in decided[name]), (name, decided[name])
     assert [seq for seq, _, _ in decided["ig-homecare-update"]] == [1, 3]
+    shared = {decided[n][0][2] for n in ("ig-homecare", "ig-medical-services", "ig-referral")}
+    assert len(shared) == 3, "the IG examples share a claim identifier: items tell them apart"
 
 
 @pytest.mark.parametrize(

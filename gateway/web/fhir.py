@@ -32,6 +32,7 @@ from gateway.web.apiauth import ApiClient
 from gateway.web.context import WebContext, web_context
 from mappings.pas.bundle import BundleIndex
 from mappings.pas.issues import Issue, operation_outcome
+from mappings.pas.paths import evaluate
 from mappings.pas.request import PasSubmission, to_request
 from mappings.pas.response import TRACKING_SYSTEM, response_bundle
 from mappings.pas.table import CONTEXTS, table
@@ -183,37 +184,60 @@ def _inquiry_keys(bundle: Any) -> tuple[str | None, str | None]:
     return tracking, reference
 
 
-def _find(web: WebContext, client: ApiClient, tracking: str | None, reference: str | None) -> dict[str, Any]:
-    """The result document and stored request bundle of this client's request, or a not-found outcome."""
+def _item_codes(bundle: Any) -> frozenset[str]:
+    """The codes of the Claim's items (productOrService), which tell requests with one reference apart."""
+    located = BundleIndex.of(bundle).first_of_type("Claim") if isinstance(bundle, dict) else None
+    if located is None:
+        return frozenset()
+    return frozenset(str(c) for c in evaluate(located.resource, "item.productOrService.coding.code"))
+
+
+def _candidates(web: WebContext, client: ApiClient, tracking: str | None, reference: str | None) -> list[Any]:
     ctx = api.api_context(web)
     with web.store.read() as tx:
         if tracking:
             rows = [r for r in [tx.requests.get_by_tracking(tracking)] if r is not None]
         else:
             rows = tx.requests.by_reference_hash(hash_member_id(reference or "", ctx.member_key))
-        mine = [r for r in rows if r.kind == "278" and apirecord.owns(web.store, client, r.tracking_number)]
-        if not mine:
-            raise FhirOutcomeError(
-                404,
-                [
-                    Issue(
-                        "Bundle.entry[0].resource.identifier",
-                        "not-found",
-                        "no prior authorization of this client matches",
-                    )
-                ],
+    return sorted(
+        (r for r in rows if r.kind == "278" and apirecord.owns(web.store, client, r.tracking_number)),
+        key=lambda r: r.id,
+        reverse=True,
+    )
+
+
+def _find(
+    web: WebContext, client: ApiClient, keys: tuple[str | None, str | None], wanted: frozenset[str]
+) -> dict[str, Any]:
+    """The newest request of this client with that tracking number or claim identifier whose stored
+    bundle has every item code the inquiry names: its result and its bundle; else a not-found outcome."""
+    ctx = api.api_context(web)
+    for row in _candidates(web, client, *keys):
+        with web.store.read() as tx:
+            source = tx.files.get(row.source_file_id) if row.source_file_id is not None else None
+            doc = result_document(tx, row)
+        if source is None:
+            continue
+        bundle = unwrap(json.loads(ctx.payloads.get(source.sha256)))
+        if wanted <= _item_codes(bundle):
+            return {"doc": doc, "bundle": bundle}
+    raise FhirOutcomeError(
+        404,
+        [
+            Issue(
+                "Bundle.entry[0].resource.identifier",
+                "not-found",
+                "no prior authorization of this client matches",
             )
-        row = max(mine, key=lambda r: r.id)
-        source = tx.files.get(row.source_file_id) if row.source_file_id is not None else None
-        doc = result_document(tx, row)
-    payload = ctx.payloads.get(source.sha256) if source is not None else b"{}"
-    return {"doc": doc, "bundle": unwrap(json.loads(payload))}
+        ],
+    )
 
 
 async def inquire(request: Request, web: WebContext, client: ApiClient) -> Response:
     _body, obj = await api.json_body(request, web.config.api.max_body_bytes)
-    tracking, reference = _inquiry_keys(unwrap(obj))
-    found = await run_in_threadpool(_find, web, client, tracking, reference)
+    inquiry = unwrap(obj)
+    keys = _inquiry_keys(inquiry)
+    found = await run_in_threadpool(_find, web, client, keys, _item_codes(inquiry))
     pas = to_request(found["bundle"], payer_ids=web.config.fhir.payers)
     if isinstance(pas, list):  # the stored bundle was accepted once; a changed payer directory may refuse it
         raise FhirOutcomeError(409, pas)
