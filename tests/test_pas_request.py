@@ -178,3 +178,14 @@ def test_fhir_structure_errors_named_by_path_without_values() -> None:
     assert "Bundle.entry[4].resource.birthDate" in paths
     assert "SECRET" not in json.dumps(operation_outcome(issues))
     assert structure_issues(_load("ig-surgical")) == []
+
+
+def test_readme_mapping_table_is_the_field_table() -> None:
+    """README's PAS -> 278 table lists exactly the rows of mappings/rules/pas_278.toml."""
+    from mappings.pas.table import readme_rows  # noqa: PLC0415 - only this test needs it
+
+    readme = (FOLDER.parent.parent / "README.md").read_text(encoding="utf-8")
+    rows = readme_rows()
+    assert rows
+    missing = [row for row in rows if row not in readme]
+    assert missing == []
