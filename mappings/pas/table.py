@@ -75,7 +75,8 @@ CONTEXTS = {
 def readme_rows() -> list[str]:
     """The README mapping table's rows, made from the table itself (a test keeps README in step)."""
     return [
-        f"| `{r.section}.{r.name}` | {CONTEXTS[r.context]}: `{r.path}` | {r.x12} | {'yes' if r.required else ''} |"
+        f"| `{r.section}.{r.name}` | {CONTEXTS[r.context]}: `{r.path}` | {r.x12} | "
+        f"{'yes' if r.required else ''} |"
         for rows in table().values()
         for r in rows.values()
     ]

@@ -114,7 +114,8 @@ def parse_config(
 
 def _fhir(t: _Table) -> FhirConfig:
     raw = t.data.get("payers", {})
-    if not isinstance(raw, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in raw.items()):
+    pairs_ok = isinstance(raw, dict) and all(isinstance(v, str) for v in raw.values())
+    if not pairs_ok:
         t.problem("payers", 'must be a table of "<identifier system>|<value>" = "<payer id>"')
         return FhirConfig()
     bad = [k for k in raw if "|" not in k]
