@@ -108,7 +108,8 @@ def _event(req: ServiceReviewRequest, decision: ReviewDecision, created: datetim
     yield _hcr(action, number, decision.reason, decision.second_opinion, decision)
     yield from _certification_refs(number, decision, decision.admin_reference, req.previous_certification)
     yield from _event_dates(req, decision, created)
-    yield _diagnoses(req.diagnoses)
+    if req.diagnoses:  # HI is situational: no empty echo
+        yield _diagnoses(req.diagnoses)
     days = (
         decision.approved_days
         if decision.approved_days is not None

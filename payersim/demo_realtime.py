@@ -191,3 +191,5 @@ def _settle(gateway: Gateway, timeout: float) -> bool:
         gateway.cycle()
         time.sleep(0.5)
     return False
+
+settle = _settle  # x12gw demo --fhir waits the same way

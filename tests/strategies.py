@@ -192,10 +192,11 @@ def lines(draw: st.DrawFn) -> ServiceLine:
 
 @st.composite
 def review_requests(draw: st.DrawFn) -> ServiceReviewRequest:
-    category: RequestCategory = draw(st.sampled_from(["AR", "HS", "SC"]))
+    category: RequestCategory = draw(st.sampled_from(["AR", "HS", "IN", "SC"]))
     cert: CertificationType = draw(st.sampled_from(["I", "R", "S", "3", "4"]))
-    dx = draw(st.lists(diagnosis_codes, min_size=1, max_size=12))
-    admit = draw(st.integers(0, len(dx) - 1))  # 0 means none: the principal is never the admitting one
+    dx = draw(st.lists(diagnosis_codes, min_size=0, max_size=12))
+    # 0 means none: the principal is never the admitting one
+    admit = draw(st.integers(0, max(len(dx) - 1, 0)))
     return ServiceReviewRequest(
         trace_number=draw(traces),
         payer=draw(payers),

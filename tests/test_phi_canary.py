@@ -29,6 +29,8 @@ def _birth_dates() -> set[date]:
     for path in (ROOT / "sample_edi" / "requests").glob("*.json"):
         dates = re.findall(r'"birth_date": "([0-9-]{10})"', path.read_text())
         found |= {date.fromisoformat(d) for d in dates}
+    for path in (ROOT / "sample_edi" / "fhir").glob("*.json"):  # the PAS bundles' patients
+        found |= {date.fromisoformat(d) for d in re.findall(r'"birthDate": "([0-9-]{10})"', path.read_text())}
     return found
 
 
@@ -39,7 +41,8 @@ def canary_pattern() -> re.Pattern[str]:
         for d in sorted(_birth_dates())
         for form in (d.strftime("%Y%m%d"), d.isoformat(), d.strftime("%m/%d/%Y"))
     ]
-    parts = [r"CANARYTEST", r"\bZZM[0-9A-Z]{5,}", *(re.escape(d) for d in dates)]
+    fhir_members = [r"\b1122334455\b", r"\b1234567890[12]\b"]  # sample_edi/fhir subscriber/patient ids
+    parts = [r"CANARYTEST", r"\bZZM[0-9A-Z]{5,}", *fhir_members, *(re.escape(d) for d in dates)]
     return re.compile("|".join(parts), re.IGNORECASE)
 
 

@@ -88,7 +88,8 @@ def _event(req: ServiceReviewRequest) -> Iterator[Segment]:
         yield dtp("435", req.admission_date)
     if req.discharge_date is not None:
         yield dtp("096", req.discharge_date)
-    yield _diagnoses(req.diagnoses)
+    if req.diagnoses:
+        yield _diagnoses(req.diagnoses)
     if req.days is not None:
         yield seg("HSD", "DY", str(req.days))
     for a in req.attachments:

@@ -217,7 +217,7 @@ class ServiceLine:
         _need(self.unit in allowed, f"unit must be one of {', '.join(allowed)} for this kind of line", "unit")
 
 
-RequestCategory = Literal["AR", "HS", "SC"]
+RequestCategory = Literal["AR", "HS", "IN", "SC"]
 CertificationType = Literal["I", "R", "S", "3", "4"]
 
 
@@ -250,12 +250,12 @@ class ServiceReviewRequest:
 
     def __post_init__(self) -> None:
         _check_request(self.trace_number, self.trace_assigner, self.subscriber)
-        _need(bool(self.diagnoses), "at least one diagnosis", "diagnoses")
+        # HI is situational in 2000E (the guide's own home-care and office-visit examples carry none)
         _need(len(self.diagnoses) <= 12, "at most 12 diagnoses", "diagnoses")
         admitting = [d for d in self.diagnoses[1:] if d.admitting]
         _need(len(admitting) <= 1, "at most one admitting diagnosis", "diagnoses")
         _need(
-            not self.diagnoses[0].admitting,
+            not self.diagnoses or not self.diagnoses[0].admitting,
             "the first (principal) diagnosis cannot be the admitting one",
             "diagnoses",
         )

@@ -22,12 +22,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="store_true",
         help="send the requests through the HTTP API and CAQH CORE real time (MIME and SOAP) instead",
     )
+    p.add_argument(
+        "--fhir",
+        action="store_true",
+        help="submit the Da Vinci PAS example bundles to the FHIR front door (278s over CORE real time)",
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     os.umask(0o077)  # every file and folder this process makes is owner-only (PHI)
     configure_logging(level="INFO" if args.verbose else "WARNING")
+    if args.fhir:
+        from payersim.demo_fhir import run_fhir_demo  # noqa: PLC0415 - only for --fhir
+
+        return run_fhir_demo(keep=args.keep, timeout=args.timeout)
     if args.realtime:
         from payersim.demo_realtime import run_realtime_demo  # noqa: PLC0415 - only for --realtime
 

@@ -311,3 +311,11 @@ def routes() -> list[Route]:
         ),
         Route("/openapi.json", openapi, methods=["GET"]),
     ]
+
+
+# The FHIR front door (gateway/web/fhir.py) answers in FHIR but takes requests through the same steps.
+json_body = _json_body
+checked_request = _request
+idempotency_key = _idempotency_key
+call_outcome = _outcome
+own_result = _result

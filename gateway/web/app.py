@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gateway.operators.session import utc_now
 from gateway.runtime.config import GatewayConfig
 from gateway.store import Store
-from gateway.web import api, console
+from gateway.web import api, console, fhir
 from gateway.web.context import WebContext, web_context
 from gateway.web.health import readiness
 from gateway.web.metrics import exposition
@@ -103,6 +103,7 @@ def create_app(
             Route("/console", to_console),
             Mount("/console", routes=console.routes()),
             Mount(api.PREFIX, routes=api.routes()),
+            Mount("/fhir", routes=fhir.routes()),
         ]
     )
     app.state.gw = WebContext(config=config, store=store, clock=clock, secure_cookies=secure_cookies)

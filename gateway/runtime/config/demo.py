@@ -60,6 +60,9 @@ gs_id = "SIMCLEARING"
 
 [routing]
 default_partner = "sim-clearinghouse"
+
+[fhir.payers]  # the PAS examples' insurer (named by NPI) is this clearinghouse's payer MCIC01
+"http://hl7.org/fhir/sid/us-npi|1234567893" = "MCIC01"
 """
 
 

@@ -14,6 +14,7 @@ from gateway.runtime.config.models import (
     CONFIG_ENV,
     DEFAULT_CONFIG_NAME,
     ApiConfig,
+    FhirConfig,
     GatewayConfig,
     MappingsConfig,
     OutboxConfig,
@@ -101,6 +102,7 @@ def parse_config(
         precert=_precert(top.table("precert"), base),
         retention=_retention(top.table("retention")),
         api=_api(top.table("api")),
+        fhir=_fhir(top.table("fhir")),
     )
     _cross_checks(config, problems)
     _raise_if(problems, source or "the configuration")
@@ -108,6 +110,18 @@ def parse_config(
 
 
 # --------------------------------------------------------------------------------------------- runtime
+
+
+def _fhir(t: _Table) -> FhirConfig:
+    raw = t.data.get("payers", {})
+    pairs_ok = isinstance(raw, dict) and all(isinstance(v, str) for v in raw.values())
+    if not pairs_ok:
+        t.problem("payers", 'must be a table of "<identifier system>|<value>" = "<payer id>"')
+        return FhirConfig()
+    bad = [k for k in raw if "|" not in k]
+    if bad:
+        t.problem("payers", 'keys are "<identifier system>|<value>" (a | between them)')
+    return FhirConfig(payers=dict(raw))
 
 
 def _api(t: _Table) -> ApiConfig:

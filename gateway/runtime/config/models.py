@@ -62,6 +62,7 @@ SCHEMA: dict[str, frozenset[str]] = {
             "precert",
             "retention",
             "api",
+            "fhir",
         }
     ),
     "gateway": frozenset(
@@ -79,6 +80,7 @@ SCHEMA: dict[str, frozenset[str]] = {
     ),
     "retention": frozenset(RETENTION_KINDS),
     "api": frozenset({"realtime_budget_seconds", "max_body_bytes"}),
+    "fhir": frozenset({"payers"}),
     "identity": frozenset({"isa_qualifier", "isa_id", "gs_id", "trace_assigner"}),
     "folders": frozenset(FOLDER_NAMES),
     "inbox": frozenset(
@@ -245,6 +247,15 @@ class ApiConfig:
 
     realtime_budget_seconds: float = 20.0
     max_body_bytes: int = 1_000_000
+
+
+@dataclass(frozen=True)
+class FhirConfig:
+    """``[fhir]``: the Da Vinci PAS front door. ``payers`` is the payer directory: an insurer's FHIR
+    identifier ``"<system>|<value>"`` -> the payer id its clearinghouse knows (2010A NM109, PI), since
+    PAS bundles name insurers by NPI or other ids a 278 cannot carry as the payer's."""
+
+    payers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -447,6 +458,7 @@ class GatewayConfig:
     precert: PrecertConfig = field(default_factory=PrecertConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     api: ApiConfig = field(default_factory=ApiConfig)
+    fhir: FhirConfig = field(default_factory=FhirConfig)
 
     def partner(self, name: str) -> PartnerConfig:
         """The partner called ``name``; ConfigError if there is none."""
