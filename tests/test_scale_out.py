@@ -169,3 +169,48 @@ def test_second_node_on_sqlite_is_refused(tmp_path: Path) -> None:
         first.send_signal(signal.SIGTERM)
         first.wait(timeout=30)
         sim.stop()
+
+
+def test_second_configuration_on_the_same_sqlite_database_is_refused(tmp_path: Path) -> None:
+    """The SQLite guard is per database: a second configuration (other state folder) naming the same
+    SQLite file is refused with a clear message instead of stealing the first node's leases."""
+    keys = tmp_path / "keys"
+    ensure_key(keys / "client")
+    sim = start_simulator(tmp_path / "clearinghouse", ensure_key(keys / "host"), public_line(keys / "client"))
+    shared = tmp_path / "shared" / "gateway.db"
+    shared.parent.mkdir(mode=0o700)
+    configs = []
+    for name in ("first", "second"):
+        base = tmp_path / name  # own folders, state included; only the database is the same
+        base.mkdir()
+        text = config_text(
+            port=sim.port,
+            host_key_line=sim.host_key_line,
+            key_file=keys / "client",
+            remote_root="",
+            database_url=f"sqlite:///{shared}",
+        )
+        (base / "gateway.toml").write_text(text)
+        configs.append(base / "gateway.toml")
+    first = _start(configs[0], tmp_path / "first.log", configs[0].parent)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and b"gateway started" not in (tmp_path / "first.log").read_bytes():
+            assert first.poll() is None, (tmp_path / "first.log").read_text()
+            time.sleep(0.1)
+        argv = [str(X12GW)] if X12GW.exists() else [sys.executable, "-m", "gateway.cli"]
+        second = subprocess.run(
+            [*argv, "run", "--config", str(configs[1]), "--once"],
+            capture_output=True,
+            cwd=configs[1].parent,
+            env=ENV,
+            timeout=120,
+            check=False,
+        )
+        assert second.returncode == 2, second.stderr.decode(errors="replace")[-2000:]
+        assert b"SQLite supports one node" in second.stderr
+        assert first.poll() is None, "the first node stopped"
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.wait(timeout=60)
+        sim.stop()

@@ -5,8 +5,9 @@
 * A lease (``leases`` row) is a named lock with an expiry: the holder renews it while it works; when
   a node dies its leases expire and another node takes them over. ``partner:<name>`` leases make one
   node at a time poll and upload for a partner.
-* SQLite is for one node: a second ``x12gw run`` on the same SQLite database is refused (an
-  exclusive ``flock`` on a file next to the database, released by the kernel when the process dies).
+* SQLite is for one node: a second ``x12gw run`` on the same SQLite database is refused, whatever
+  configuration or state folder it uses (an exclusive ``flock`` on a file beside the database file,
+  released by the kernel when the process dies).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import IO
 
 from gateway.errors import ConfigError, StoreError
 from gateway.store import Store
+from gateway.store.fileperms import sqlite_path
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,17 +47,33 @@ _LOCKS: dict[str, IO[bytes]] = {}
 
 
 def single_node_guard(url: str, state_dir: Path) -> None:
-    """On SQLite, refuse to start when another node already runs on this database."""
+    """On SQLite, refuse to start when another node already runs on this database.
+
+    The lock belongs to the database, not to the configuration: it is a file beside the database
+    file (``<database>.node-lock``, found through the resolved path), so two configurations with
+    different state folders that name one SQLite file are refused too. Only a database SQLite keeps
+    in no plain file (in-memory, ``file:`` URIs) falls back to a lock in the state folder.
+    """
     if not is_sqlite(url):
         return
-    path = state_dir / "gateway.node.lock"
-    fh = path.open("ab")
+    database = sqlite_path(url)
+    path = (
+        database.resolve().with_name(f"{database.resolve().name}.node-lock")
+        if database is not None
+        else state_dir / "gateway.node.lock"
+    )
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise ConfigError(f"cannot create the node lock {path.name}: {exc.strerror}") from None
+    fh = os.fdopen(fd, "ab")
     try:
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         fh.close()
         raise ConfigError(
-            "another gateway node is already running on this SQLite database; SQLite supports one node "
+            "another gateway node is already running on this SQLite database (possibly with another "
+            "configuration or state folder); SQLite supports one node "
             "- set gateway.database_url to a PostgreSQL database to run several"
         ) from None
     _LOCKS[str(path)] = fh  # held (and the lock with it) for the life of the process
