@@ -15,6 +15,7 @@ from __future__ import annotations
 import fcntl
 import os
 import socket
+import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -84,14 +85,22 @@ class NodeRegistry:
 
     def __init__(self, store: Store, node_id: str, clock: Callable[[], datetime]) -> None:
         self.store, self.node_id, self.clock = store, node_id, clock
+        self._last_beat = time.monotonic()
 
     def register(self) -> None:
         with self.store.begin() as tx:
             tx.nodes.register(self.node_id, host=socket.gethostname(), pid=os.getpid(), at=self.clock())
+        self._last_beat = time.monotonic()
 
     def heartbeat(self) -> None:
         with self.store.begin() as tx:
             tx.nodes.heartbeat(self.node_id, self.clock())
+        self._last_beat = time.monotonic()
+
+    def heartbeat_if_due(self, every: float) -> None:
+        """Renew ``last_seen`` when ``every`` seconds passed since the last renewal (between stages)."""
+        if time.monotonic() - self._last_beat >= every:
+            self.heartbeat()
 
     def stop(self) -> None:
         with self.store.begin() as tx:

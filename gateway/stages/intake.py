@@ -37,6 +37,7 @@ from gateway.runtime.fsutil import (
     storable_name,
 )
 from gateway.runtime.logsetup import phi_scope
+from gateway.runtime.outage import is_outage
 from gateway.stages.precert_gate import precert_gate
 from gateway.store import StaleStateError, hash_member_id
 from transactions.build270 import read_270
@@ -482,7 +483,9 @@ def _take_one(ctx: Context, cand: Candidate) -> bool:
         marker = cand.path.with_name(f"{cand.path.name}.done")
         with io_errors("remove marker", marker):
             marker.unlink(missing_ok=True)
-    except Exception as exc:  # noqa: BLE001 - one file's fault must not stop the inbox
+    except Exception as exc:  # one file's fault must not stop the inbox (outages aside)
+        if is_outage(exc):
+            raise  # the database is away: the run loop waits (logged once); the file is taken later
         _set_aside(ctx, cand, file_id, exc)
         return False
     return True
