@@ -75,15 +75,17 @@ class OutageWatch:
         """The database failed an attempt; log if it just went away. Returns the seconds to wait."""
         self.failures += 1
         self.error = str(exc)
-        if self.down_since is None:
+        started = self.down_since is None
+        if started:
             self.down_since = self.clock()
+        self._write("unavailable")  # before the log line: whoever reads the log finds the file updated
+        if started:
             self.log.error(
                 "database unavailable; the run loop waits and retries",
                 node=self.node_id,
                 error=self.error,
                 retry_in=backoff(self.failures),
             )
-        self._write("unavailable")
         return backoff(self.failures)
 
     def succeeded(self) -> None:
