@@ -14,7 +14,7 @@ from typing import Any
 QUIET_SECONDS = 300.0
 
 
-def wait_progressing(  # noqa: PLR0913 - what to wait for, how to see progress, and the checks between
+def wait_progressing(
     done: Callable[[], bool],
     progress: Callable[[], Any],
     what: str,

@@ -196,9 +196,9 @@ class Gateway:
 def recovery_stages() -> tuple[Stage, ...]:
     """What runs at the start of every cycle, stop or not: finish what a crash interrupted."""
     return (
+        FindDeadOwners(),  # first: recovering inbox claims needs to know whose may be taken over
         pipeline.RecoverIntake(),
         pipeline.RecoverInbound(),
-        FindDeadOwners(),
         pipeline.ReleaseBatching(),
         pipeline.ReleaseInbound(),
         SweepTempFiles(),

@@ -21,12 +21,12 @@ from transactions.errors import X12GatewayError
 
 @dataclass(frozen=True, slots=True)
 class RecoverIntake:
-    """Finish inbox files a crash left half-claimed or processed but not moved."""
+    """Finish inbox files a crash (or a node now dead) left half-claimed or processed but not moved."""
 
     name: str = RECOVER
 
-    def __call__(self, ctx: Context, _cycle: Cycle, /) -> None:
-        intake.recover(ctx)
+    def __call__(self, ctx: Context, cycle: Cycle, /) -> None:
+        intake.recover(ctx, cycle.dead)
 
 
 @dataclass(frozen=True, slots=True)
