@@ -17,14 +17,15 @@ QUIET_SECONDS = 300.0
 def wait_progressing(
     done: Callable[[], bool],
     progress: Callable[[], Any],
-    what: str,
+    what: str | Callable[[], str],
     *,
     quiet_seconds: float = QUIET_SECONDS,
     step: float = 0.5,
     check: Callable[[], None] | None = None,
 ) -> None:
     """Return once ``done()``; fail when ``progress()`` stays the same for ``quiet_seconds``.
-    ``check`` runs every step (e.g. asserting that a process is still alive)."""
+    ``what`` (or what it returns, at the time of failure) names the awaited outcome; ``check`` runs
+    every step (e.g. asserting that a process is still alive)."""
     last = progress()
     changed = time.monotonic()
     while not done():
@@ -34,7 +35,8 @@ def wait_progressing(
         if now != last:
             last, changed = now, time.monotonic()
         elif time.monotonic() - changed > quiet_seconds:
+            said = what() if callable(what) else what
             raise AssertionError(
-                f"gave up waiting for {what}: nothing progressed for {quiet_seconds:.0f} s (last: {last})"
+                f"gave up waiting for {said}: nothing progressed for {quiet_seconds:.0f} s (last: {last})"
             )
         time.sleep(step)
