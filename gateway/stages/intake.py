@@ -217,7 +217,12 @@ def _work_path(ctx: Context, file_id: int, name: str) -> Path:
 
 def claim(ctx: Context, cand: Candidate) -> int | None:
     """Record the file, then move it into the work folder; None if it vanished meanwhile."""
-    sha, size = sha256_file(cand.path)
+    try:
+        sha, size = sha256_file(cand.path)
+    except LocalIOError:
+        if not cand.path.exists():
+            return None  # another node claimed it first (shared inbox), or its writer took it back
+        raise
     with ctx.store.begin() as tx:
         row = tx.files.record(
             direction="in",
