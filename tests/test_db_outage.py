@@ -12,11 +12,13 @@ import os
 import random
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +27,9 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from gateway.runtime.config import load_config
+from gateway.runtime.outage import BACKOFF_MAX, STALE_SECONDS, OutageWatch, read_states, state_path
 from gateway.store import Store
+from gateway.store.errors import StoreUnavailableError
 from gateway.store.sealing import KeyRing, install, parse_key
 from gateway.transport.keys import ensure_key, public_line
 from payersim.simulator import ClearinghouseSimulator
@@ -300,3 +304,56 @@ def test_run_outlives_sqlite_on_a_full_filesystem(tmp_path: Path) -> None:
             r.wait_settled("every request to be answered after space came back")
             r.wait_log(BACK, "the end of the outage to be logged")
             _finish(r)
+
+
+# ------------------------------------------------------------------------------ the watch and status
+
+
+class _Log:
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, str]] = []
+
+    def error(self, event: str, **_kw: object) -> None:
+        self.lines.append(("error", event))
+
+    def info(self, event: str, **_kw: object) -> None:
+        self.lines.append(("info", event))
+
+
+def test_outage_is_logged_once_per_change_with_bounded_backoff(tmp_path: Path) -> None:
+    """Ten failed attempts log one error, the return one info line; waits double up to the cap."""
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    log = _Log()
+    watch = OutageWatch(log, "node-1", lambda: now, state_path(tmp_path, "node-1"))
+    watch.start()
+    waits = [watch.failed(StoreUnavailableError("commit: database unavailable (X)")) for _ in range(10)]
+    assert waits[:4] == [1.0, 2.0, 4.0, 8.0]
+    assert max(waits) == BACKOFF_MAX
+    assert [r["database"] for r in read_states(tmp_path, now)] == ["unavailable"]
+    watch.succeeded()
+    watch.succeeded()
+    assert log.lines == [
+        ("error", "database unavailable; the run loop waits and retries"),
+        ("info", "database available again; work resumes"),
+    ]
+    assert [r["database"] for r in read_states(tmp_path, now)] == ["available"]
+    assert state_path(tmp_path, "node-1").stat().st_size == 1024, "overwritten in place, same size"
+    watch.stopped()
+    assert read_states(tmp_path, now) == []
+
+
+def test_status_ignores_the_state_file_of_a_killed_run_loop(tmp_path: Path) -> None:
+    """A killed process's outage record (pid gone here; or not rewritten for long) is not reported."""
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    argv = [sys.executable, "-c", "import os; print(os.getpid())"]
+    dead = subprocess.run(argv, capture_output=True, check=True)
+    records = {
+        "gone": {"host": socket.gethostname(), "pid": int(dead.stdout), "database": "unavailable"},
+        "old": {"host": "elsewhere", "pid": 1, "database": "unavailable"},
+        "live": {"host": "elsewhere", "pid": 1, "database": "unavailable"},
+    }
+    stamps = {"gone": now, "old": now - timedelta(seconds=STALE_SECONDS + 1), "live": now}
+    for name, record in records.items():
+        stamped = {**record, "node": name, "updated_at": stamps[name].isoformat()}
+        (tmp_path / f"db-health.{name}.json").write_text(json.dumps(stamped))
+    assert [r["node"] for r in read_states(tmp_path, now)] == ["live"]

@@ -27,9 +27,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def run_status(args: argparse.Namespace) -> int:
     config = load_config(args.config)  # a configuration error exits 2 (usage) like everywhere
-    verdict, doc = _gather(config, utc_now())
+    now = utc_now()
+    verdict, doc = _gather(config, now)
     # what the run loops here report (also when this command cannot reach the database itself)
-    verdict, doc = status.with_run_loops(verdict, doc, read_states(config.folders.state))
+    verdict, doc = status.with_run_loops(verdict, doc, read_states(config.folders.state, now))
     return _show(args.json, verdict, doc)
 
 

@@ -24,7 +24,7 @@ import os
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,9 @@ BACKOFF_FIRST = 1.0
 BACKOFF_MAX = 30.0
 STATE_PREFIX = "db-health."
 STATE_SIZE = 1024  # bytes; the record is JSON padded with spaces to exactly this size
+# a waiting run loop rewrites its file at every attempt (at most BACKOFF_MAX apart): a record of an
+# outage not rewritten for this long is a node killed meanwhile (on another host, say)
+STALE_SECONDS = 5 * BACKOFF_MAX
 
 
 def is_outage(exc: BaseException) -> bool:
@@ -131,9 +134,10 @@ class OutageWatch:
                 os.close(fd)
 
 
-def read_states(state_dir: Path) -> list[dict[str, Any]]:
-    """The state files of the run loops that use this state folder and are still running (a file
-    left by a killed process on this host is skipped: its pid is gone)."""
+def read_states(state_dir: Path, now: datetime) -> list[dict[str, Any]]:
+    """The state files of the run loops that use this state folder and are still running: a file
+    left by a killed process is skipped (on this host its pid is gone; elsewhere an outage record
+    not rewritten for ``STALE_SECONDS``)."""
     found: list[dict[str, Any]] = []
     try:
         paths = sorted(state_dir.glob(f"{STATE_PREFIX}*.json"))
@@ -149,8 +153,18 @@ def read_states(state_dir: Path) -> list[dict[str, Any]]:
             continue
         if record.get("host") == host and not _alive(record.get("pid")):
             continue
+        if record.get("database") == "unavailable" and _older(record.get("updated_at"), now):
+            continue
         found.append(record)
     return found
+
+
+def _older(stamp: object, now: datetime) -> bool:
+    try:
+        at = datetime.fromisoformat(str(stamp))
+    except ValueError:
+        return True
+    return at.tzinfo is None or now - at > timedelta(seconds=STALE_SECONDS)
 
 
 def _alive(pid: object) -> bool:
