@@ -26,7 +26,8 @@ REQUESTS = ROOT / "sample_edi" / "requests"
 CANARY_LAST_NAME = "CANARYTEST"
 CANARY_BIRTH_DATE = "1957-03-29"
 FINAL_STATES = frozenset({"answered"})
-OPEN_STATES = frozenset({"new", "queued", "sent", "acknowledged", "pended"})
+# "batching" too: a batch being built (or held by a node that died) is still waiting to go out
+OPEN_STATES = frozenset({"new", "batching", "queued", "sent", "acknowledged", "pended"})
 CSV_COLUMNS = (
     "payer_id",
     "payer_name",

@@ -24,6 +24,7 @@ from gateway.store.sealing import KeyRing, install, parse_key
 from gateway.transport.keys import ensure_key, public_line
 from tests.e2e_harness import config_text, start_simulator
 from tests.exactly_once import Feeder, audit, drop, eligibility, settled
+from tests.progress import wait_progressing
 from tests.store_fixtures import postgres_schema, require_postgres
 
 X12GW = Path(sys.executable).with_name("x12gw")
@@ -52,6 +53,28 @@ def _start(config: Path, log: Path, cwd: Path) -> subprocess.Popen[bytes]:
 def _answered(store: Store) -> int:
     with store.read() as tx:
         return len(tx.requests.query(state="answered", limit=10_000))
+
+
+def _progress(store: Store, logs: list[Path]) -> tuple[object, ...]:
+    """What changes while the nodes work: requests and files per state, and the nodes' logs."""
+    with store.read() as tx:
+        requests = sorted((str(r["state"]), int(r["count"])) for r in tx.requests.count())
+        files = sorted((str(r["state"]), int(r["count"])) for r in tx.files.count_states())
+    return (tuple(requests), tuple(files), tuple(log.stat().st_size for log in logs))
+
+
+def _quarantined(store: Store) -> list[str]:
+    """Inbox files in quarantine with their reasons (none is expected: every file is good)."""
+    with store.read() as tx:
+        rows = tx.files.query(state="quarantined", direction="in", partner="inbox", limit=50)
+    return [f"file {r.id}: {r.reason}" for r in rows]
+
+
+def _alive(procs: list[subprocess.Popen[bytes]], logs: list[Path]) -> None:
+    for proc in procs:
+        if proc.poll() is not None:
+            tails = "\n".join(log.read_text(errors="replace")[-1500:] for log in logs)
+            raise AssertionError(f"a node exited ({proc.returncode}):\n{tails}")
 
 
 def _node_of_claims(store: Store) -> Counter[str]:
@@ -100,14 +123,23 @@ def test_three_nodes_exactly_once_with_one_killed(tmp_path: Path) -> None:
         store = Store.open(url)
         install(store.engine.dialect, KeyRing(parse_key(PAYLOAD_KEY)))
         try:
-            deadline = time.monotonic() + 600  # generous: CI machines are small and shared
-            while time.monotonic() < deadline and _answered(store) < REQUESTS // 4:
-                time.sleep(0.5)
+            # waits on progress, not on the clock: a busy 2-core machine is slow, not wrong
+            wait_progressing(
+                lambda: _answered(store) >= REQUESTS // 4,
+                lambda: _progress(store, logs),
+                "a quarter of the requests to be answered",
+                check=lambda: _alive(procs, logs),
+            )
             procs[1].send_signal(signal.SIGKILL)  # one node dies in the middle of the run
             procs[1].wait()
-            while time.monotonic() < deadline and not settled(store, feeder.fed):
-                assert all(p.poll() is None for p in (procs[0], procs[2])), "a surviving node exited"
-                time.sleep(0.5)
+            survivors = [procs[0], procs[2]]
+            wait_progressing(
+                lambda: settled(store, feeder.fed),
+                lambda: _progress(store, logs),
+                lambda: f"every request to be answered after one node was killed (quarantined: "
+                f"{_quarantined(store) or 'none'})",
+                check=lambda: _alive(survivors, logs),
+            )
             time.sleep(1.5)
         finally:
             for p in (procs[0], procs[2]):
@@ -168,4 +200,49 @@ def test_second_node_on_sqlite_is_refused(tmp_path: Path) -> None:
     finally:
         first.send_signal(signal.SIGTERM)
         first.wait(timeout=30)
+        sim.stop()
+
+
+def test_second_configuration_on_the_same_sqlite_database_is_refused(tmp_path: Path) -> None:
+    """The SQLite guard is per database: a second configuration (other state folder) naming the same
+    SQLite file is refused with a clear message instead of stealing the first node's leases."""
+    keys = tmp_path / "keys"
+    ensure_key(keys / "client")
+    sim = start_simulator(tmp_path / "clearinghouse", ensure_key(keys / "host"), public_line(keys / "client"))
+    shared = tmp_path / "shared" / "gateway.db"
+    shared.parent.mkdir(mode=0o700)
+    configs = []
+    for name in ("first", "second"):
+        base = tmp_path / name  # own folders, state included; only the database is the same
+        base.mkdir()
+        text = config_text(
+            port=sim.port,
+            host_key_line=sim.host_key_line,
+            key_file=keys / "client",
+            remote_root="",
+            database_url=f"sqlite:///{shared}",
+        )
+        (base / "gateway.toml").write_text(text)
+        configs.append(base / "gateway.toml")
+    first = _start(configs[0], tmp_path / "first.log", configs[0].parent)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and b"gateway started" not in (tmp_path / "first.log").read_bytes():
+            assert first.poll() is None, (tmp_path / "first.log").read_text()
+            time.sleep(0.1)
+        argv = [str(X12GW)] if X12GW.exists() else [sys.executable, "-m", "gateway.cli"]
+        second = subprocess.run(
+            [*argv, "run", "--config", str(configs[1]), "--once"],
+            capture_output=True,
+            cwd=configs[1].parent,
+            env=ENV,
+            timeout=120,
+            check=False,
+        )
+        assert second.returncode == 2, second.stderr.decode(errors="replace")[-2000:]
+        assert b"SQLite supports one node" in second.stderr
+        assert first.poll() is None, "the first node stopped"
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.wait(timeout=60)
         sim.stop()

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import datetime
 from typing import Any
 
 from gateway.errors import ConfigError, StoreError
 from gateway.operators import status
 from gateway.operators.formatting import write_json
 from gateway.operators.timespec import format_duration
-from gateway.runtime.config import load_config
+from gateway.runtime.config import GatewayConfig, load_config
 from gateway.runtime.context import utc_now
+from gateway.runtime.outage import read_states
 from gateway.runtime.storeopen import open_store
 
 
@@ -26,18 +28,24 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def run_status(args: argparse.Namespace) -> int:
     config = load_config(args.config)  # a configuration error exits 2 (usage) like everywhere
     now = utc_now()
+    verdict, doc = _gather(config, now)
+    # what the run loops here report (also when this command cannot reach the database itself)
+    verdict, doc = status.with_run_loops(verdict, doc, read_states(config.folders.state, now))
+    return _show(args.json, verdict, doc)
+
+
+def _gather(config: GatewayConfig, now: datetime) -> tuple[int, dict[str, Any]]:
     try:
         store = open_store(config, role="operator")
     except (StoreError, ConfigError) as exc:  # a missing key or a stale schema is as bad as no database
-        return _show(args.json, status.CRITICAL, status.unreachable(now, str(exc)))
+        return status.CRITICAL, status.unreachable(now, str(exc))
     try:
         with store.read() as tx:
-            verdict, doc = status.gather(tx, config, now)
+            return status.gather(tx, config, now)
     except StoreError as exc:
-        verdict, doc = status.CRITICAL, status.unreachable(now, str(exc))
+        return status.CRITICAL, status.unreachable(now, str(exc))
     finally:
         store.close()
-    return _show(args.json, verdict, doc)
 
 
 def _show(as_json: bool, verdict: int, doc: dict[str, Any]) -> int:

@@ -148,6 +148,33 @@ def gather(tx: Tx, config: GatewayConfig, now: datetime) -> tuple[int, dict[str,
     return verdict, doc
 
 
+def with_run_loops(
+    verdict: int, doc: dict[str, Any], loops: list[dict[str, Any]]
+) -> tuple[int, dict[str, Any]]:
+    """Add what the run loops of this state folder report (``gateway.runtime.outage``): a run loop
+    waiting for its database is critical even when this command could read it (SQLite on a full disk
+    still reads)."""
+    problems = [
+        Problem(
+            CRITICAL,
+            f"run loop {loop.get('node')}: database unavailable since {loop.get('since')} "
+            f"({loop.get('error') or 'no reason'}); retrying",
+        )
+        for loop in loops
+        if loop.get("database") == "unavailable"
+    ]
+    verdict = max([verdict, *(p.level for p in problems)])
+    keys = ("node", "host", "pid", "database", "since", "error")
+    shown = [{k: loop.get(k) for k in keys} for loop in loops]
+    doc = {
+        **doc,
+        "status": VERDICTS[verdict],
+        "run_loops": shown,
+        "problems": [*doc["problems"], *(p.doc() for p in problems)],
+    }
+    return verdict, doc
+
+
 def unreachable(now: datetime, error: str) -> dict[str, Any]:
     """The document when the database cannot be opened (critical)."""
     return {

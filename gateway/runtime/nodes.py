@@ -5,8 +5,9 @@
 * A lease (``leases`` row) is a named lock with an expiry: the holder renews it while it works; when
   a node dies its leases expire and another node takes them over. ``partner:<name>`` leases make one
   node at a time poll and upload for a partner.
-* SQLite is for one node: a second ``x12gw run`` on the same SQLite database is refused (an
-  exclusive ``flock`` on a file next to the database, released by the kernel when the process dies).
+* SQLite is for one node: a second ``x12gw run`` on the same SQLite database is refused, whatever
+  configuration or state folder it uses (an exclusive ``flock`` on a file beside the database file,
+  released by the kernel when the process dies).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import fcntl
 import os
 import socket
+import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,6 +24,7 @@ from typing import IO
 
 from gateway.errors import ConfigError, StoreError
 from gateway.store import Store
+from gateway.store.fileperms import sqlite_path
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,17 +48,33 @@ _LOCKS: dict[str, IO[bytes]] = {}
 
 
 def single_node_guard(url: str, state_dir: Path) -> None:
-    """On SQLite, refuse to start when another node already runs on this database."""
+    """On SQLite, refuse to start when another node already runs on this database.
+
+    The lock belongs to the database, not to the configuration: it is a file beside the database
+    file (``<database>.node-lock``, found through the resolved path), so two configurations with
+    different state folders that name one SQLite file are refused too. Only a database SQLite keeps
+    in no plain file (in-memory, ``file:`` URIs) falls back to a lock in the state folder.
+    """
     if not is_sqlite(url):
         return
-    path = state_dir / "gateway.node.lock"
-    fh = path.open("ab")
+    database = sqlite_path(url)
+    path = (
+        database.resolve().with_name(f"{database.resolve().name}.node-lock")
+        if database is not None
+        else state_dir / "gateway.node.lock"
+    )
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise ConfigError(f"cannot create the node lock {path.name}: {exc.strerror}") from None
+    fh = os.fdopen(fd, "ab")
     try:
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         fh.close()
         raise ConfigError(
-            "another gateway node is already running on this SQLite database; SQLite supports one node "
+            "another gateway node is already running on this SQLite database (possibly with another "
+            "configuration or state folder); SQLite supports one node "
             "- set gateway.database_url to a PostgreSQL database to run several"
         ) from None
     _LOCKS[str(path)] = fh  # held (and the lock with it) for the life of the process
@@ -66,14 +85,22 @@ class NodeRegistry:
 
     def __init__(self, store: Store, node_id: str, clock: Callable[[], datetime]) -> None:
         self.store, self.node_id, self.clock = store, node_id, clock
+        self._last_beat = time.monotonic()
 
     def register(self) -> None:
         with self.store.begin() as tx:
             tx.nodes.register(self.node_id, host=socket.gethostname(), pid=os.getpid(), at=self.clock())
+        self._last_beat = time.monotonic()
 
     def heartbeat(self) -> None:
         with self.store.begin() as tx:
             tx.nodes.heartbeat(self.node_id, self.clock())
+        self._last_beat = time.monotonic()
+
+    def heartbeat_if_due(self, every: float) -> None:
+        """Renew ``last_seen`` when ``every`` seconds passed since the last renewal (between stages)."""
+        if time.monotonic() - self._last_beat >= every:
+            self.heartbeat()
 
     def stop(self) -> None:
         with self.store.begin() as tx:

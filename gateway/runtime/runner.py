@@ -3,7 +3,9 @@
 Each cycle first finishes whatever a crash interrupted (every stage keeps its progress in the store),
 then runs the stages in order. SIGTERM/SIGINT ask the loop to stop; the current step finishes first.
 A failing partner is paused by the exchange stage while the others go on; an unexpected error in a
-stage is logged and the loop continues with the next stage instead of crash-looping.
+stage is logged and the loop continues with the next stage instead of crash-looping. A database that
+is away (refusing connections, or a full disk under SQLite) ends the cycle instead: the loop waits with
+backoff and resumes by itself when it returns (``gateway.runtime.outage``).
 """
 
 from __future__ import annotations
@@ -16,13 +18,14 @@ from datetime import timedelta
 from pathlib import Path
 from types import FrameType
 
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, StoreError
 from gateway.lifecycle import FileEvent, FileState, RequestEvent, RequestState
 from gateway.runtime.config import GatewayConfig
 from gateway.runtime.context import Context, utc_now
 from gateway.runtime.fsutil import LocalIOError, remove_stale_temp_files
 from gateway.runtime.logsetup import get_logger
 from gateway.runtime.nodes import NodeRegistry, dead_owners, is_sqlite, single_node_guard
+from gateway.runtime.outage import OutageWatch, is_outage, state_path
 from gateway.runtime.sdnotify import Notifier
 from gateway.runtime.storeopen import open_store
 from gateway.stages import pipeline
@@ -69,12 +72,18 @@ class Gateway:
         self.stop = threading.Event()
         self.recovery: tuple[Stage, ...] = recovery_stages()
         self.stages: tuple[Stage, ...] = work_stages(ctx, self.rules)
+        self.registry = NodeRegistry(ctx.store, ctx.node_id, ctx.clock)
+        self.heartbeat_every = max(ctx.config.gateway.lease_seconds / 4, 0.5)
+        self.abandoned = False  # set when a cycle was cut short by a database outage
 
     def _stage(self, stage: Stage, cycle: Cycle) -> None:
-        """Run one stage; an error is counted and logged, and the loop goes on with the next stage."""
+        """Run one stage; an error is counted and logged, and the loop goes on with the next stage.
+        A database outage is raised on: it ends the cycle (every later stage would fail alike)."""
         try:
             stage(self.ctx, cycle)
         except (X12GatewayError, LocalIOError) as exc:
+            if is_outage(exc):
+                raise
             cycle.summary.errors += 1
             disk_full = isinstance(exc, LocalIOError) and exc.disk_full
             self.ctx.log.error(
@@ -89,12 +98,14 @@ class Gateway:
 
     def cycle(self) -> CycleSummary:
         """Recovery first (even when a stop was asked for), then the work stages in order."""
-        cycle = Cycle()
+        cycle = Cycle(abandoned=self.abandoned)
         for stage in self.recovery:
             self._stage(stage, cycle)
         for stage in self.stages:
             if not self.stop.is_set():
                 self._stage(stage, cycle)
+                # a long cycle must not look like a dead node (its claims would be taken over)
+                self.registry.heartbeat_if_due(self.heartbeat_every)
         s = cycle.summary
         if s.errors:
             self.ctx.log.warning("cycle", **dict(vars(s)))
@@ -111,18 +122,40 @@ class Gateway:
         )
         single_node_guard(self.ctx.config.database_url(), self.ctx.config.folders.state)
         self._install_signals()
-        registry = NodeRegistry(self.ctx.store, self.ctx.node_id, self.ctx.clock)
-        registry.register()
+        watch = OutageWatch(
+            self.ctx.log,
+            self.ctx.node_id,
+            self.ctx.clock,
+            state_path(self.ctx.config.folders.state, self.ctx.node_id),
+        )
+        watch.start()
         self.ctx.log.info(
             "gateway started", node=self.ctx.node_id, partners=[p.name for p in self.ctx.config.partners]
         )
         notifier = Notifier.from_env()
-        ready = False
+        ready = registered = False
         summary = CycleSummary()
         try:
             while not self.stop.is_set():
-                summary = self.cycle()
-                registry.heartbeat()
+                try:
+                    if not registered:
+                        self.registry.register()
+                        registered = True
+                    summary = self.cycle()
+                    self.registry.heartbeat()
+                except StoreError as exc:
+                    if not is_outage(exc):
+                        raise
+                    self.abandoned = True
+                    summary = CycleSummary(errors=1)
+                    delay = watch.failed(exc)
+                    notifier.watchdog()  # alive and waiting on purpose
+                    if once:
+                        break
+                    notifier.idle_wait(self.stop, delay)
+                    continue
+                watch.succeeded()
+                self.abandoned = False
                 if not ready:
                     notifier.ready(f"node {self.ctx.node_id} running")
                     ready = True
@@ -133,9 +166,20 @@ class Gateway:
                     notifier.idle_wait(self.stop, wait)
         finally:
             notifier.stopping()
-            registry.stop()
+            self._unregister(registered)
+            watch.stopped()
         self.ctx.log.info("gateway stopped", node=self.ctx.node_id)
         return summary
+
+    def _unregister(self, registered: bool) -> None:
+        """Mark this node stopped (its leases end now); with the database away, other nodes find it
+        silent after ``lease_seconds`` instead."""
+        if not registered:
+            return
+        try:
+            self.registry.stop()
+        except StoreError as exc:
+            self.ctx.log.warning("node not marked stopped; the database is unavailable", error=str(exc))
 
     def _install_signals(self) -> None:
         if threading.current_thread() is not threading.main_thread():
@@ -152,9 +196,9 @@ class Gateway:
 def recovery_stages() -> tuple[Stage, ...]:
     """What runs at the start of every cycle, stop or not: finish what a crash interrupted."""
     return (
+        FindDeadOwners(),  # first: recovering inbox claims needs to know whose may be taken over
         pipeline.RecoverIntake(),
         pipeline.RecoverInbound(),
-        FindDeadOwners(),
         pipeline.ReleaseBatching(),
         pipeline.ReleaseInbound(),
         SweepTempFiles(),
@@ -187,6 +231,8 @@ class FindDeadOwners:
         silent = ctx.config.gateway.lease_seconds
         now = ctx.clock()
         cycle.dead = dead_owners(ctx.store, ctx.node_id, now, single_node=single, silent_seconds=silent)
+        if cycle.abandoned:  # this node's own claims too: the cycle that held them was cut short
+            cycle.dead.append(ctx.node_id)
 
 
 @dataclass(slots=True)

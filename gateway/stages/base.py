@@ -39,6 +39,8 @@ class Cycle:
 
     summary: CycleSummary = field(default_factory=CycleSummary)
     dead: list[str] = field(default_factory=list)
+    # the previous cycle was cut short (database outage): what this node held is not in progress
+    abandoned: bool = False
 
 
 @runtime_checkable

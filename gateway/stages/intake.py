@@ -5,6 +5,11 @@ folder under a name derived from the file id (``<id>.<ext>``; the original name 
 store); every later step is a state transition plus an idempotent file move, so :func:`recover` can
 finish whatever a crash interrupted without losing or duplicating a request. One file's fault never
 stops the inbox: :func:`_take_one` retries it later or quarantines it, and the next file is taken.
+
+Several nodes: a claim belongs to the node that recorded it (``lease_owner``); every later move of
+the file checks that owner under the row lock, so recovery takes over only the claims of nodes known
+dead (:func:`recover`), and a node whose claim was taken over (it was only slow) can neither record
+its requests nor quarantine the file: the file is taken exactly once.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import unicodedata
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -37,6 +42,7 @@ from gateway.runtime.fsutil import (
     storable_name,
 )
 from gateway.runtime.logsetup import phi_scope
+from gateway.runtime.outage import is_outage
 from gateway.stages.precert_gate import precert_gate
 from gateway.store import StaleStateError, hash_member_id
 from transactions.build270 import read_270
@@ -219,7 +225,12 @@ def _work_path(ctx: Context, file_id: int, name: str) -> Path:
 
 def claim(ctx: Context, cand: Candidate) -> int | None:
     """Record the file, then move it into the work folder; None if it vanished meanwhile."""
-    sha, size = sha256_file(cand.path)
+    try:
+        sha, size = sha256_file(cand.path)
+    except LocalIOError:
+        if not cand.path.exists():
+            return None  # another node claimed it first (shared inbox), or its writer took it back
+        raise
     with ctx.store.begin() as tx:
         row = tx.files.record(
             direction="in",
@@ -229,6 +240,7 @@ def claim(ctx: Context, cand: Candidate) -> int | None:
             size=size,
             payload_path=None,
             state=FileState.CLAIMING,
+            owner=ctx.node_id,
         )
     return row.id if _finish_claim(ctx, row.id, row.name, sha, cand.path) else None
 
@@ -246,13 +258,16 @@ def _finish_claim(ctx: Context, file_id: int, name: str, sha: str, source: Path 
                     FileEvent.VANISH,
                     expect=FileState.CLAIMING,
                     reason="the inbox file disappeared or changed before it could be claimed",
+                    owner=ctx.node_id,
                 )
             return False
         ensure_dir(work.parent)
         with io_errors("claim", source):
             source.rename(work)
     with ctx.store.begin() as tx:
-        tx.files.transition(file_id, FileEvent.CLAIM, expect=FileState.CLAIMING)
+        tx.files.transition(
+            file_id, FileEvent.CLAIM, expect=FileState.CLAIMING, owner=ctx.node_id, keep_claim=True
+        )
     return True
 
 
@@ -333,6 +348,7 @@ def _store_requests(  # noqa: PLR0917 - the parts of one processed inbox file
             file_id,
             _OUTCOME_EVENT[state],
             expect=FileState.CLAIMED,
+            owner=ctx.node_id,
             reason=reason["reason"] if reason else None,
             detail={
                 "requests": len(routed),
@@ -419,16 +435,21 @@ def _settle(ctx: Context, file_id: int, name: str, state: str, reason: dict[str,
         move(work, ctx.config.folders.quarantine)
 
 
-def recover(ctx: Context) -> None:
-    """Finish what a crash interrupted: half-claimed files, and processed files not yet moved."""
+def recover(ctx: Context, dead: Collection[str] = ()) -> None:
+    """Finish what a crash interrupted: half-claimed files, and processed files not yet moved. Only
+    this node's own claims, unowned ones (reprocessed by an operator) and those of ``dead`` nodes are
+    taken: a live node's claim is its own work in progress."""
     _rename_legacy_work_files(ctx)
     with ctx.store.read() as tx:
         claiming = tx.files.query(state=FileState.CLAIMING, direction="in", partner=INBOX, limit=1000)
     for row in claiming:
-        _finish_claim(ctx, row.id, row.name, row.sha256)
+        if _adopt(ctx, row.id, FileState.CLAIMING, dead):
+            _finish_claim(ctx, row.id, row.name, row.sha256)
     with ctx.store.read() as tx:
         claimed = tx.files.query(state=FileState.CLAIMED, direction="in", partner=INBOX, limit=1000)
     for row in claimed:
+        if not _adopt(ctx, row.id, FileState.CLAIMED, dead):
+            continue
         try:
             process(ctx, row.id)
         except StaleStateError:
@@ -443,6 +464,12 @@ def recover(ctx: Context) -> None:
         if row.partner == INBOX and row.state not in (FileState.CLAIMING, FileState.CLAIMED):
             reason = {"reason": row.reason, "requests": []} if row.reason else None
             _settle(ctx, row.id, row.name, row.state, reason)
+
+
+def _adopt(ctx: Context, file_id: int, state: str, dead: Collection[str]) -> bool:
+    """Hold the claim of a file in ``state`` unless a live node holds it."""
+    with ctx.store.begin() as tx:
+        return tx.files.adopt(file_id, state=state, owner=ctx.node_id, dead=dead)
 
 
 def _rename_legacy_work_files(ctx: Context) -> None:
@@ -490,7 +517,9 @@ def _take_one(ctx: Context, cand: Candidate) -> bool:
         marker = cand.path.with_name(f"{cand.path.name}.done")
         with io_errors("remove marker", marker):
             marker.unlink(missing_ok=True)
-    except Exception as exc:  # noqa: BLE001 - one file's fault must not stop the inbox
+    except Exception as exc:  # one file's fault must not stop the inbox (outages aside)
+        if is_outage(exc):
+            raise  # the database is away: the run loop waits (logged once); the file is taken later
         _set_aside(ctx, cand, file_id, exc)
         return False
     return True
@@ -512,11 +541,17 @@ def _set_aside(ctx: Context, cand: Candidate, file_id: int | None, exc: Exceptio
     try:
         with ctx.store.begin() as tx:
             row = tx.files.get(file_id)
+            if row.state == FileState.CLAIMED and row.lease_owner not in (None, ctx.node_id):
+                # another node took the claim over (this one looked dead): the file is its work now
+                ctx.log.warning("inbox file taken over by another node", file=shown, file_id=file_id)
+                return
             if row.state != FileState.CLAIMED:  # not yet in the work folder: retried next cycle
                 ctx.log.error("inbox file skipped; will retry", file=shown, file_id=file_id, error=error)
                 return
             reason = f"the file could not be taken ({error})"
-            tx.files.transition(file_id, FileEvent.QUARANTINE, expect=FileState.CLAIMED, reason=reason)
+            tx.files.transition(
+                file_id, FileEvent.QUARANTINE, expect=FileState.CLAIMED, reason=reason, owner=row.lease_owner
+            )
         _settle(ctx, file_id, row.name, FileState.QUARANTINED, {"reason": reason, "requests": []})
         ctx.log.error("inbox file quarantined", file=shown, file_id=file_id, error=error)
     except Exception as again:  # noqa: BLE001 - logged; the next file is still taken

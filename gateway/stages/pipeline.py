@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from gateway.runtime.config import PartnerConfig
 from gateway.runtime.context import Context
 from gateway.runtime.nodes import acquire_lease
+from gateway.runtime.outage import is_outage
 from gateway.stages import batching, deadlines, exchange, inbound, intake
 from gateway.stages.base import RECOVER, Cycle
 from mappings.mapper import MappingRules
@@ -20,12 +21,12 @@ from transactions.errors import X12GatewayError
 
 @dataclass(frozen=True, slots=True)
 class RecoverIntake:
-    """Finish inbox files a crash left half-claimed or processed but not moved."""
+    """Finish inbox files a crash (or a node now dead) left half-claimed or processed but not moved."""
 
     name: str = RECOVER
 
-    def __call__(self, ctx: Context, _cycle: Cycle, /) -> None:
-        intake.recover(ctx)
+    def __call__(self, ctx: Context, cycle: Cycle, /) -> None:
+        intake.recover(ctx, cycle.dead)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +110,8 @@ def holds_partner(ctx: Context, partner: str, dead: list[str]) -> bool:
             dead=dead,
         )
     except X12GatewayError as exc:
+        if is_outage(exc):
+            raise  # the run loop waits the outage out
         ctx.log.error("partner lease failed", partner=partner, error=str(exc))
         return False
 

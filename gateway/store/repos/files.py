@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, or_, select, update
 
 from gateway.errors import StoreError
 from gateway.lifecycle import Entity, FileEvent, FileState, check_initial
 from gateway.store import schema as s
-from gateway.store.errors import NotFoundError
+from gateway.store.errors import NotFoundError, StaleStateError
 from gateway.store.repos import leases
 from gateway.store.repos.base import DEFAULT_LIMIT, HEX64, Repo, db, equal, window
 from gateway.store.rows import FileRow, from_mapping
@@ -35,9 +35,10 @@ class FilesRepo(Repo):
         state: FileState = FileState.RECEIVED,
         reason: str | None = None,
         detail: Mapping[str, Any] | None = None,
+        owner: str | None = None,
     ) -> FileRow:
         """Insert a file row in one of the lifecycle's initial states (its creation is the first
-        state change in the log)."""
+        state change in the log); ``owner`` is the node whose claim it is (inbox files)."""
         if not HEX64.match(sha256):
             raise StoreError("sha256 must be 64 lower-case hex digits")
         state = FileState(check_initial(Entity.FILE, state))
@@ -53,6 +54,7 @@ class FilesRepo(Repo):
             "reason": reason,
             "created_at": now,
             "updated_at": now,
+            "lease_owner": owner,
         }
         row = self.conn.execute(insert(s.files).values(**values).returning(*s.files.c)).one()
         self.audit.record_change(Entity.FILE, row.id, None, state, detail)
@@ -80,13 +82,35 @@ class FilesRepo(Repo):
         expect: str | None = None,
         reason: str | None = None,
         detail: Mapping[str, Any] | None = None,
+        owner: str | None = None,
+        keep_claim: bool = False,
     ) -> FileRow:
         """Apply ``event`` to a file (per the lifecycle table; with ``expect``, only from that state,
-        else StaleStateError). ``reason`` (PHI-free text) replaces the stored one when given."""
+        else StaleStateError). ``reason`` (PHI-free text) replaces the stored one when given.
+
+        With ``owner``, only while that node holds the file's claim (``lease_owner``), else
+        StaleStateError: a node whose claim another node took over can no longer move the file. The
+        claim ends with the move unless ``keep_claim``."""
         row = self.locked(s.files, "id", file_id, f"file {file_id}")
-        extra = {"reason": reason} if reason is not None else {}
+        extra: dict[str, Any] = {"reason": reason} if reason is not None else {}
+        if owner is not None:
+            if row.lease_owner != owner:
+                raise StaleStateError(f"file {file_id} is claimed by another node")
+            if not keep_claim:
+                extra["lease_owner"] = None
         new = self.move(Entity.FILE, s.files, row, event, expect=expect, extra=extra, detail=detail)
         return from_mapping(FileRow, new)
+
+    @db
+    def adopt(self, file_id: int, *, state: str, owner: str, dead: Collection[str] = ()) -> bool:
+        """Make ``owner`` the holder of a claimed file still in ``state`` when nobody, ``owner``
+        itself or a node in ``dead`` holds it; False when a live node holds it (or it moved on)."""
+        t = s.files
+        holder = or_(t.c.lease_owner.is_(None), t.c.lease_owner == owner, t.c.lease_owner.in_(list(dead)))
+        done = self.conn.execute(
+            update(t).where(t.c.id == file_id, t.c.state == state, holder).values(lease_owner=owner)
+        )
+        return done.rowcount == 1
 
     @db
     def find_by_sha256(
