@@ -42,6 +42,7 @@ SEALED: tuple[tuple[Table, str], ...] = (
     (s.eligibility_results, "record"),
     (s.authorizations, "record"),
     (s.files, "name"),
+    (s.remote_files, "name"),
 )
 TARGET = {"payload": "rotation_payload_target", "member": "rotation_member_target"}
 CURSOR = "rotation_cursor:"
