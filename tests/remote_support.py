@@ -157,7 +157,11 @@ class VirtualInterface(RootedSftpInterface):
         virtual = self._virtual()
         name = virtual.name_of(self.virtual(path))
         if name is None:
-            return super().remove(path) if not self.virtual(path).startswith(virtual.folder) else SFTP_NO_SUCH_FILE
+            return (
+                super().remove(path)
+                if not self.virtual(path).startswith(virtual.folder)
+                else SFTP_NO_SUCH_FILE
+            )
         del virtual.files[name]
         virtual.removed.append(name)
         return SFTP_OK

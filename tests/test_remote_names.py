@@ -41,7 +41,9 @@ def _target_context(
 ) -> tuple[Context, Path]:
     down, local = target.new_dir("out")
     up, _ = target.new_dir("in")
-    reach = Reach(target.host, target.port, target.username, target.keys.by_kind["ed25519"], target.host_key_line)
+    reach = Reach(
+        target.host, target.port, target.username, target.keys.by_kind["ed25519"], target.host_key_line
+    )
     ctx = make_context(tmp_path / f"gw{len(contexts)}", [partner_section(reach, down, up, **extra)])
     contexts.append(ctx)
     return ctx, local
