@@ -36,7 +36,7 @@ class TransferError(GatewayError):
         self.local = local
 
 
-class RemoteFileRefused(TransferError):
+class RemoteFileRefusedError(TransferError):
     """A partner's file is refused without being taken (larger than the limit, not a regular file):
     it stays on the server, the refusal is recorded with its reason, and the exchange goes on."""
 

@@ -60,13 +60,26 @@ def load_mapping_rules(config: GatewayConfig) -> MappingRules:
     return with_overrides(rules, [(p.name, p.read_bytes()) for p in sorted(folder.glob("*.xml"))])
 
 
+class _StopEvent(threading.Event):
+    """The stop request; setting it also ends the loop's idle wait (``Gateway.wake``)."""
+
+    def __init__(self, wake: threading.Event) -> None:
+        super().__init__()
+        self._wake = wake
+
+    def set(self) -> None:
+        super().set()
+        self._wake.set()
+
+
 class Gateway:
     """One node's run loop over a context."""
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self.rules = load_mapping_rules(ctx.config)
-        self.stop = threading.Event()
+        self.wake = threading.Event()  # ends the idle wait: a stop, or a background exchange ending
+        self.stop: threading.Event = _StopEvent(self.wake)
         self.recovery: tuple[Stage, ...] = recovery_stages()
         self.stages: tuple[Stage, ...] = work_stages(ctx, self.rules)
 
@@ -111,6 +124,10 @@ class Gateway:
         )
         single_node_guard(self.ctx.config.database_url(), self.ctx.config.folders.state)
         self._install_signals()
+        exchanges = [s for s in self.stages if isinstance(s, pipeline.Exchange)]
+        if not once:  # each partner in its own thread: a slow partner holds up nothing else
+            for stage in exchanges:
+                stage.run_in_background(self.stop, self.wake)
         registry = NodeRegistry(self.ctx.store, self.ctx.node_id, self.ctx.clock)
         registry.register()
         self.ctx.log.info(
@@ -130,9 +147,12 @@ class Gateway:
                 if once:
                     break
                 if not summary.busy:
-                    notifier.idle_wait(self.stop, wait)
+                    notifier.idle_wait(self.wake, wait)
+                self.wake.clear()
         finally:
             notifier.stopping()
+            for stage in exchanges:  # they see the stop between files and between read chunks
+                stage.join(stage.partner.timeout_seconds + 5)
             registry.stop()
         self.ctx.log.info("gateway stopped", node=self.ctx.node_id)
         return summary

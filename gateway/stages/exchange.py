@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from gateway.errors import RemoteFileRefused, TransferError
+from gateway.errors import RemoteFileRefusedError, TransferError
 from gateway.lifecycle import (
     Entity,
     FileEvent,
@@ -83,6 +83,9 @@ def exchange(ctx: Context, partner: PartnerConfig, stop: threading.Event | None 
     except TransferError as exc:
         if exc.local:
             raise
+        if budget.spent() == "stop":  # cut short by the gateway's own shutdown: not the partner's fault
+            ctx.log.info("partner exchange stopped for shutdown", partner=partner.name)
+            return 0, 0
         _failed(ctx, partner, exc)
         return 0, 0
     if ctx.health.of(partner.name).succeeded():
@@ -336,11 +339,12 @@ def take(
                 staging,
                 max_bytes=partner.max_file_bytes,
                 deadline=budget.deadline,
+                stop=budget.stop,
             ),
             "download",
             budget,
         )
-    except RemoteFileRefused as exc:
+    except RemoteFileRefusedError as exc:
         _refuse(ctx, partner, entry, str(exc))
         return False
     budget.take(got.size)

@@ -28,6 +28,7 @@ import posixpath
 import random
 import stat
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -39,7 +40,7 @@ from typing import Any, BinaryIO, NamedTuple, Self, TypeVar
 import paramiko
 from paramiko import sftp as sftp_cmd
 
-from gateway.errors import ConfigError, HostKeyError, RemoteFileRefused, TransferError
+from gateway.errors import ConfigError, HostKeyError, RemoteFileRefusedError, TransferError
 from gateway.transport.hostkeys import (
     _ALL_HOST_KEY_ALGORITHMS,
     _host_key_algorithms,
@@ -375,9 +376,11 @@ class SftpClient:
             f"sftp {label}: {operation} {detail}", retryable=retryable, partner=label, operation=operation
         )
 
-    def _refused(self, name: str, why: str) -> RemoteFileRefused:
+    def _refused(self, name: str, why: str) -> RemoteFileRefusedError:
         label = self._endpoint.label
-        return RemoteFileRefused(f"sftp {label}: download {safe_display(name)} refused: {why}", partner=label)
+        return RemoteFileRefusedError(
+            f"sftp {label}: download {safe_display(name)} refused: {why}", partner=label
+        )
 
     def _error(self, exc: BaseException, operation: str, subject: str) -> TransferError:
         if isinstance(exc, OSError) and exc.errno in LOCAL_RESOURCE_ERRNOS:
@@ -572,13 +575,15 @@ class SftpClient:
         *,
         max_bytes: int | None = None,
         deadline: float | None = None,
+        stop: threading.Event | None = None,
     ) -> Fetched:
         """``download`` with limits, also returning the remote modification time the data had.
 
-        A file larger than ``max_bytes`` (by the server's word or by what it sends) is refused without
-        reading the rest (not retryable); past ``deadline`` (``time.monotonic()``) the transfer stops
-        (retryable: a slow partner). The remote file is stat'ed before and after the read, and a file
-        that changed meanwhile is refused (retryable), so size and time name exactly these bytes.
+        A file larger than ``max_bytes`` (by the server's word) is refused before anything is read
+        (``RemoteFileRefusedError``); past ``deadline`` (``time.monotonic()``) the transfer stops
+        (retryable: a slow partner), and so it does once ``stop`` is set. The remote file is stat'ed
+        before and after the read, and a file that changed meanwhile fails (retryable), so size and
+        time name exactly these bytes.
         """
         op = "download"
         label = self._endpoint.label
@@ -591,7 +596,7 @@ class SftpClient:
         try:
             writer = _HashingWriter(fd, label)
             try:
-                before = self._fetch(path, name, writer, max_bytes, deadline)
+                before = self._fetch(path, name, writer, max_bytes, _Until(deadline, stop))
                 on_disk = _fsync_size(fd, label)
             finally:
                 os.close(fd)
@@ -614,7 +619,7 @@ class SftpClient:
         return Fetched(final, writer.digest.hexdigest(), writer.size, before.mtime)
 
     def _fetch(
-        self, path: str, name: str, writer: _HashingWriter, max_bytes: int | None, deadline: float | None
+        self, path: str, name: str, writer: _HashingWriter, max_bytes: int | None, until: _Until
     ) -> RemoteEntry:
         """Stream the remote regular file into ``writer``; returns its size and time, unchanged
         from before the read to after it."""
@@ -628,7 +633,7 @@ class SftpClient:
             if max_bytes is not None and size > max_bytes:
                 raise self._refused(name, f"{size} bytes, more than the limit of {max_bytes}")
             limit = size if max_bytes is None else min(size, max_bytes)
-            self._receive(sftp, path, name, limit, writer, deadline)
+            self._receive(sftp, path, name, limit, writer, until)
             after = sftp.stat(path)
         if (after.st_size, after.st_mtime) != (remote.st_size, remote.st_mtime):
             raise self._fail(op, f"{what} failed: changed while it was read", retryable=True)
@@ -641,20 +646,28 @@ class SftpClient:
         name: str,
         limit: int,
         writer: _HashingWriter,
-        deadline: float | None,
+        until: _Until,
     ) -> None:
         """Copy the remote file into ``writer`` with read-ahead; never more than ``limit`` bytes
-        (a file that grows past its stat'ed size is still being written), never past ``deadline``."""
-        with sftp.open(path, "rb") as remote_file:
+        (a file that grows past its stat'ed size is still being written), never past ``until``.
+
+        A transfer stopped half-way drops the whole session instead of closing the file: a close
+        would wait behind every read request still queued at a trickling server.
+        """
+        remote_file = sftp.open(path, "rb")
+        try:
             remote_file.prefetch(limit)
             while data := remote_file.read(_CHUNK):
                 writer.write(data)
                 if writer.size > limit:
                     detail = f"{safe_display(name)} failed: more data than its size (still being written?)"
                     raise self._fail("download", detail, retryable=True)
-                if deadline is not None and time.monotonic() > deadline:
-                    detail = f"{safe_display(name)} failed: too slow, the exchange's time budget ran out"
-                    raise self._fail("download", detail, retryable=True)
+                if (why := until.reached()) is not None:
+                    raise self._fail("download", f"{safe_display(name)} failed: {why}", retryable=True)
+        except BaseException:
+            self.close()
+            raise
+        remote_file.close()
 
     def remove_unchanged(self, remote_dir: str, entry: RemoteEntry, archive_dir: str | None = None) -> str:
         """Delete (or, with ``archive_dir``, move there) the remote file ``entry`` names, but only
@@ -715,6 +728,21 @@ def _send(sftp: paramiko.SFTPClient, stream: BinaryIO, temp: str, partner: str) 
             remote_file.write(data)
             sent += len(data)
     return sent
+
+
+@dataclass(frozen=True)
+class _Until:
+    """When a transfer must end early: a ``time.monotonic()`` deadline, or a stop request."""
+
+    deadline: float | None
+    stop: threading.Event | None
+
+    def reached(self) -> str | None:
+        if self.stop is not None and self.stop.is_set():
+            return "stopped (the gateway is shutting down)"
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            return "too slow, the exchange's time budget ran out"
+        return None
 
 
 def _list_folder(
