@@ -1,7 +1,7 @@
 """A clearinghouse that reuses remote names (every response called ``271.x12``): each new file is
 downloaded, whatever its name and size, and a remote file is removed only when it is the very file
 downloaded in this exchange (issue 19, "remote names reused"). Against the in-process paramiko server
-and OpenSSH, with ``after_download`` "delete" and "leave"."""
+and OpenSSH, with ``after_download`` "delete", "move" and "leave"."""
 
 from __future__ import annotations
 
@@ -57,12 +57,15 @@ def _cycles(ctx: Context, count: int = 2) -> None:
     assert ctx.health.of(partner.name).failures == 0, ctx.health.of(partner.name).paused_why
 
 
-@pytest.mark.parametrize("after", ["delete", "leave"])
+@pytest.mark.parametrize("after", ["delete", "move", "leave"])
 def test_a_new_file_under_a_reused_name_and_size_is_downloaded(
     tmp_path: Path, sftp_target: SftpTarget, contexts: list[Context], after: str
 ) -> None:
     """Two files called 271.x12 of the same size, one after the other: both recorded, in order."""
-    ctx, remote = _target_context(tmp_path, sftp_target, contexts, after_download=after)
+    extra: dict[str, Any] = {"after_download": after}
+    if after == "move":
+        extra["archive_dir"], archive = sftp_target.new_dir("archive")
+    ctx, remote = _target_context(tmp_path, sftp_target, contexts, **extra)
     first, second = b"ISA*first response**~", b"ISA*other response**~"
     assert len(first) == len(second)
     put_remote(remote / "271.x12", first, T1)
@@ -75,6 +78,8 @@ def test_a_new_file_under_a_reused_name_and_size_is_downloaded(
     assert (remote / "271.x12").exists() == (after == "leave")
     _cycles(ctx)
     assert inbound_files(ctx) == [first, second], "a file left on the server is taken once"
+    if after == "move":
+        assert (archive / "271.x12").read_bytes() == second
 
 
 def test_a_known_version_is_downloaded_again_before_it_is_deleted(
