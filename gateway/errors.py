@@ -40,8 +40,9 @@ class RemoteFileRefusedError(TransferError):
     """A partner's file is refused without being taken (larger than the limit, not a regular file):
     it stays on the server, the refusal is recorded with its reason, and the exchange goes on."""
 
-    def __init__(self, message: str, *, partner: str = "", operation: str = "download") -> None:
+    def __init__(self, message: str, *, why: str, partner: str = "", operation: str = "download") -> None:
         super().__init__(message, retryable=False, partner=partner, operation=operation)
+        self.why = why  # the reason alone, without the file name (which may be PHI)
 
 
 class HostKeyError(TransferError):

@@ -345,7 +345,7 @@ def take(
             budget,
         )
     except RemoteFileRefusedError as exc:
-        _refuse(ctx, partner, entry, str(exc))
+        _refuse(ctx, partner, entry, exc.why)
         return False
     budget.take(got.size)
     new = _record(ctx, partner, entry.name, got)

@@ -379,7 +379,7 @@ class SftpClient:
     def _refused(self, name: str, why: str) -> RemoteFileRefusedError:
         label = self._endpoint.label
         return RemoteFileRefusedError(
-            f"sftp {label}: download {safe_display(name)} refused: {why}", partner=label
+            f"sftp {label}: download {safe_display(name)} refused: {why}", why=why, partner=label
         )
 
     def _error(self, exc: BaseException, operation: str, subject: str) -> TransferError:
