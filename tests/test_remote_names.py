@@ -12,14 +12,16 @@ from typing import Any
 import paramiko
 import pytest
 
+from gateway.lifecycle import FileState
 from gateway.runtime.context import Context
 from gateway.stages import exchange
+from gateway.store import Store
 from payersim.sftp_server import FaultContext, SftpFaults, SftpServer
 from tests.remote_support import Reach, inbound_files, make_context, partner_section, put_remote
 from tests.sftp_support import SftpTarget, write_private_key
 from tests.test_precert import KEY
 
-pytest_plugins = ["tests.sftp_fixtures"]
+pytest_plugins = ["tests.sftp_fixtures", "tests.store_fixtures"]
 T1 = 1_767_000_000
 
 
@@ -145,3 +147,38 @@ def test_a_file_replaced_after_the_download_is_not_deleted_unread(
         _cycles(ctx)
         assert inbound_files(ctx) == [first, second]
         assert not (root / "out" / "271.x12").exists()
+
+
+def test_remote_versions_are_found_by_name_size_and_time_and_content_by_hash(store: Store) -> None:
+    """tx.listings on both databases: a version matches only the same name, size and time (a missing
+    time matches only a missing time), and content matches an inbound file of that name and hash."""
+    sha = "a" * 64
+    with store.begin() as tx:
+        row = tx.files.record(
+            direction="in",
+            partner="acme",
+            name="271.x12",
+            sha256=sha,
+            size=10,
+            payload_path=None,
+            state=FileState.DOWNLOADED,
+        )
+        tx.listings.remember("acme", "271.x12", 10, T1, "new", sha256=sha, file_id=row.id)
+        tx.listings.remember("acme", "271.x12", 10, None, "duplicate", sha256=sha, file_id=row.id)
+        tx.listings.remember("acme", "big.x12", 10**9, T1, "refused", reason="too large")
+    with store.read() as tx:
+        found = tx.listings.version("acme", "271.x12", 10, T1)
+        assert found is not None
+        assert (found.outcome, found.file_id, found.sha256) == ("new", row.id, sha)
+        untimed = tx.listings.version("acme", "271.x12", 10, None)
+        assert untimed is not None
+        assert untimed.outcome == "duplicate"
+        assert tx.listings.version("acme", "271.x12", 10, T1 + 1) is None
+        assert tx.listings.version("acme", "271.x12", 11, T1) is None
+        assert tx.listings.version("other", "271.x12", 10, T1) is None
+        refused = tx.listings.version("acme", "big.x12", 10**9, T1)
+        assert refused is not None
+        assert (refused.outcome, refused.reason) == ("refused", "too large")
+        assert tx.listings.content("acme", "271.x12", sha) == row.id
+        assert tx.listings.content("acme", "271.x12", "b" * 64) is None
+        assert tx.listings.content("acme", "other.x12", sha) is None
