@@ -18,6 +18,7 @@ import pytest
 from gateway.runtime.context import Context
 from gateway.runtime.runner import Gateway, wait_until
 from gateway.stages import exchange, pipeline
+from gateway.stages.base import Cycle
 from gateway.transport.sftp import SftpClient
 from payersim.sftp_server import SftpServer
 from tests.e2e_harness import REQUESTS
@@ -215,3 +216,26 @@ def test_intake_and_a_healthy_partner_go_on_while_another_partner_trickles(
             runner.join(60)
         assert not runner.is_alive(), "the run loop stopped"
         assert not acme_stage.busy(), "the stop ended acme's exchange"
+
+
+def test_a_background_exchange_wakes_the_loop_only_when_it_moved_files(
+    tmp_path: Path, client_key: Path, contexts: list[Context]
+) -> None:
+    """An idle exchange ends without waking the run loop (no polling the partner in a tight loop);
+    one that downloaded a file wakes it, and the next cycle collects its counts."""
+    virtual = Virtual("/out", {"small.x12": 20})
+    with _hostile(tmp_path, client_key, virtual) as server:
+        ctx = _context(tmp_path, contexts, server.reach(client_key))
+        stop, wake = threading.Event(), threading.Event()
+        stage = pipeline.Exchange(ctx.config.partners[0])
+        stage.run_in_background(stop, wake)
+        stage(ctx, Cycle())  # the first listing: nothing to take yet
+        stage.join(30)
+        assert not wake.is_set()
+        stage(ctx, Cycle())  # collects the idle exchange, starts the next
+        stage.join(30)
+        assert wake.is_set()
+        cycle = Cycle()
+        stage(ctx, cycle)
+        stage.join(30)
+        assert (cycle.summary.downloaded, cycle.summary.errors) == (1, 0)

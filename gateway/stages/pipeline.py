@@ -108,7 +108,8 @@ class Exchange:
     _report: ExchangeReport | None = field(default=None, repr=False)
 
     def run_in_background(self, stop: threading.Event, wake: threading.Event) -> None:
-        """Exchange in a thread from now on; ``stop`` ends it early, ``wake`` is set when it ends."""
+        """Exchange in a thread from now on; ``stop`` ends it early, ``wake`` is set when it ends
+        having moved files (so the loop processes them without waiting for the next poll)."""
         self._stop, self._wake = stop, wake
 
     def __call__(self, ctx: Context, cycle: Cycle, /) -> None:
@@ -141,7 +142,7 @@ class Exchange:
         return ExchangeReport(up, down, int(failed))  # a failure makes ``run --once`` exit 1
 
     def _work(self, ctx: Context) -> None:
-        """The thread: the runner's error handling for this one stage, then wake the loop."""
+        """The thread: the runner's error handling for this one stage; wakes the loop when files moved."""
         report = ExchangeReport(errors=1)
         try:
             report = self._exchange(ctx)
@@ -163,8 +164,8 @@ class Exchange:
             )
         finally:
             self._report = report
-            if self._wake is not None:
-                self._wake.set()
+            if self._wake is not None and (report.downloaded or report.uploaded):
+                self._wake.set()  # files to process now; an idle exchange waits for the next poll
 
     def _collect(self, cycle: Cycle) -> None:
         """Add a finished background exchange to this cycle's summary."""
