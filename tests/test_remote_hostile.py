@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,12 +16,13 @@ from typing import Any
 import paramiko
 import pytest
 
+from gateway.errors import TransferError
 from gateway.runtime.context import Context
 from gateway.runtime.runner import Gateway, wait_until
 from gateway.stages import exchange, pipeline
 from gateway.stages.base import Cycle
 from gateway.transport.sftp import SftpClient
-from payersim.sftp_server import SftpServer
+from payersim.sftp_server import FaultContext, SftpFaults, SftpServer
 from tests.e2e_harness import REQUESTS
 from tests.remote_support import (
     Reach,
@@ -239,3 +241,37 @@ def test_a_background_exchange_wakes_the_loop_only_when_it_moved_files(
         stage(ctx, cycle)
         stage.join(30)
         assert (cycle.summary.downloaded, cycle.summary.errors) == (1, 0)
+
+
+class _SlowWrites(SftpFaults):
+    """Every write request is answered after a pause: a partner that takes our data at a trickle."""
+
+    def __init__(self) -> None:
+        self.written = 0
+
+    def before(self, ctx: FaultContext) -> int | None:
+        if ctx.op == "write":
+            ctx.session.stall(0.3)
+            self.written += ctx.length
+        return None
+
+
+def test_an_upload_to_a_trickling_server_stops_at_the_deadline(tmp_path: Path, client_key: Path) -> None:
+    """Uploads keep to the exchange's time budget too: past the deadline the transfer stops with a
+    retryable error (tried again next cycle), long before the file is through, and nothing is renamed."""
+    root = tmp_path / "root"
+    (root / "in").mkdir(parents=True)
+    faults = _SlowWrites()
+    host_key = paramiko.PKey.from_path(write_private_key(tmp_path / "host"))
+    public = Path(f"{client_key}.pub").read_text().strip()
+    local = tmp_path / "batch.x12"
+    size = 40_000_000  # far more than the SSH channel window (2 MB) that pipelined writes fill at once
+    local.write_bytes(b"U" * size)
+    with SftpServer(root, host_key, authorized_keys=[public], faults=faults) as server:
+        endpoint = server.endpoint(key_file=client_key)
+        with SftpClient(endpoint) as client, pytest.raises(TransferError, match="time budget") as failure:
+            client.upload(local, "/in", "batch.x12", deadline=time.monotonic() + 1.0)
+        assert failure.value.retryable
+        assert not failure.value.local
+    assert faults.written < size // 4
+    assert not (root / "in" / "batch.x12").exists()

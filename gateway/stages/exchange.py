@@ -143,12 +143,14 @@ def upload_all(ctx: Context, partner: PartnerConfig, client: SftpClient, budget:
     for row in rows:
         if budget is not None and budget.spent() in {"time", "stop"}:
             break
-        upload_one(ctx, partner, client, row)
+        upload_one(ctx, partner, client, row, budget)
         done += 1
     return done
 
 
-def upload_one(ctx: Context, partner: PartnerConfig, client: SftpClient, row: FileRow) -> None:
+def upload_one(
+    ctx: Context, partner: PartnerConfig, client: SftpClient, row: FileRow, budget: Budget | None = None
+) -> None:
     """``queued -> uploading -> renaming -> sent``. ``renaming`` is committed once the data is
     verified on the server, before the rename: from then on (after a crash or a lost reply) only the
     rename is finished, never the data sent again, because the partner may already have taken the
@@ -168,9 +170,16 @@ def upload_one(ctx: Context, partner: PartnerConfig, client: SftpClient, row: Fi
     def attempt() -> object:
         if phase == FileState.RENAMING:
             return client.finish_upload(partner.upload_dir, row.name) or "taken"
-        return client.upload(local, partner.upload_dir, row.name, before_rename=renaming)
+        return client.upload(
+            local,
+            partner.upload_dir,
+            row.name,
+            before_rename=renaming,
+            deadline=budget.deadline if budget is not None else None,
+            stop=budget.stop if budget is not None else None,
+        )
 
-    outcome = _retry(ctx, partner, attempt, "upload")
+    outcome = _retry(ctx, partner, attempt, "upload", budget)
     if outcome == "taken":
         ctx.log.info("upload had finished before an interruption", partner=partner.name, file=row.name)
     now = ctx.clock()
@@ -223,7 +232,15 @@ def download_all(
     budget = budget if budget is not None else Budget.of(partner)
     _clear_staging(ctx, partner)
     cap = listing_cap(partner)
-    listing = _retry(ctx, partner, lambda: client.scan(partner.download_dir, max_entries=cap), "list", budget)
+    listing = _retry(
+        ctx,
+        partner,
+        lambda: client.scan(
+            partner.download_dir, max_entries=cap, deadline=budget.deadline, stop=budget.stop
+        ),
+        "list",
+        budget,
+    )
     if listing.truncated:
         ctx.log.warning("remote listing cut short", partner=partner.name, entries_read=cap)
     for bad in listing.rejected:

@@ -417,17 +417,28 @@ class SftpClient:
 
     # ----------------------------------------------------------------- operations
 
-    def scan(self, remote_dir: str, *, max_entries: int | None = None) -> Listing:
+    def scan(
+        self,
+        remote_dir: str,
+        *,
+        max_entries: int | None = None,
+        deadline: float | None = None,
+        stop: threading.Event | None = None,
+    ) -> Listing:
         """List regular files in ``remote_dir``, splitting off those whose names we refuse.
 
         Hidden names (leading '.') are skipped silently: they are in-progress uploads by convention
         (ours are ``.NAME.part``). Directories and other non-regular entries are skipped too. With
         ``max_entries`` at most that many directory entries are read (``truncated`` says more
-        were there): a hostile folder of millions of names cannot fill our memory.
+        were there): a hostile folder of millions of names cannot fill our memory; past ``deadline``
+        (``time.monotonic()``) or once ``stop`` is set, reading stops (retryable).
         """
         remote_dir = self._dir(remote_dir, "list")
+        until = _Until(deadline, stop)
         with self._remote("list", remote_dir) as sftp:
-            attrs, truncated = _list_folder(sftp, remote_dir, max_entries)
+            attrs, truncated, why = _list_folder(sftp, remote_dir, max_entries, until)
+        if why is not None:
+            raise self._fail("list", f"{safe_display(remote_dir)} failed: {why}", retryable=True)
         entries: list[RemoteEntry] = []
         rejected: list[RejectedEntry] = []
         for attr in attrs:
@@ -459,8 +470,13 @@ class SftpClient:
         final_name: str,
         *,
         before_rename: Callable[[], object] | None = None,
+        deadline: float | None = None,
+        stop: threading.Event | None = None,
     ) -> RemoteEntry:
         """Upload atomically: write ``.NAME.part``, verify its size, rename to ``final_name``.
+
+        Past ``deadline`` (``time.monotonic()``) or once ``stop`` is set the transfer stops (retryable;
+        the ``.part`` file is written again next time).
 
         Idempotent: if ``final_name`` already exists with the local file's size the upload is
         considered done (a retry after a lost reply); a different size is a non-retryable error.
@@ -488,7 +504,7 @@ class SftpClient:
                 if existing is not None:
                     return self._already_there(existing, local_size)
                 what = safe_display(final_name)
-                if _send(sftp, stream, temp, self._endpoint.label) != local_size:
+                if self._send(sftp, stream, temp, _Until(deadline, stop)) != local_size:
                     raise self._fail(op, f"{what} failed: local file changed while sent", retryable=False)
                 remote_size = sftp.stat(temp).st_size
                 if remote_size != local_size:
@@ -499,6 +515,26 @@ class SftpClient:
                 if before_rename is not None:
                     before_rename()
                 return self._finish_rename(sftp, temp, final, final_name, local_size)
+
+    def _send(self, sftp: paramiko.SFTPClient, stream: BinaryIO, temp: str, until: _Until) -> int:
+        """Copy the local stream to the remote temp file (pipelined; close waits for every ack).
+        Stopped half-way (``until``), it drops the session rather than wait for queued acks."""
+        sent = 0
+        remote_file = sftp.open(temp, "wb")
+        try:
+            remote_file.set_pipelined(True)
+            while data := _read_local(stream, self._endpoint.label):
+                remote_file.write(data)
+                sent += len(data)
+                if (why := until.reached()) is not None:
+                    raise self._fail(
+                        "upload", f"{safe_display(posixpath.basename(temp))} failed: {why}", retryable=True
+                    )
+        except BaseException:
+            self.close()
+            raise
+        remote_file.close()
+        return sent
 
     def finish_upload(self, remote_dir: str, final_name: str) -> RemoteEntry | None:
         """Finish an upload whose data was verified on the server before the rename was attempted.
@@ -719,17 +755,6 @@ class SftpClient:
                 raise
 
 
-def _send(sftp: paramiko.SFTPClient, stream: BinaryIO, temp: str, partner: str) -> int:
-    """Copy the local stream to the remote temp file (pipelined; close waits for every ack)."""
-    sent = 0
-    with sftp.open(temp, "wb") as remote_file:
-        remote_file.set_pipelined(True)
-        while data := _read_local(stream, partner):
-            remote_file.write(data)
-            sent += len(data)
-    return sent
-
-
 @dataclass(frozen=True)
 class _Until:
     """When a transfer must end early: a ``time.monotonic()`` deadline, or a stop request."""
@@ -746,16 +771,17 @@ class _Until:
 
 
 def _list_folder(
-    sftp: paramiko.SFTPClient, path: str, cap: int | None
-) -> tuple[list[paramiko.SFTPAttributes], bool]:
-    """The folder's entries, at most ``cap`` of them (and whether more were there).
+    sftp: paramiko.SFTPClient, path: str, cap: int | None, until: _Until
+) -> tuple[list[paramiko.SFTPAttributes], bool, str | None]:
+    """The folder's entries, at most ``cap`` of them, whether more were there, and why reading
+    stopped early (``until``), if it did.
 
     paramiko's ``listdir_attr`` reads the whole folder into memory and ``listdir_iter`` cannot be
     stopped early without leaving requests in flight; this is ``listdir_attr``'s loop (OPENDIR, READDIR
     until EOF, CLOSE) with a cap, on paramiko's request method.
     """
-    if cap is None:
-        return sftp.listdir_attr(path), False
+    if cap is None and until == _Until(None, None):
+        return sftp.listdir_attr(path), False, None
     sftp_any: Any = sftp  # paramiko's request layer is not in its public (typed) API
     kind, msg = sftp_any._request(sftp_cmd.CMD_OPENDIR, sftp_any._adjust_cwd(path))
     if kind != sftp_cmd.CMD_HANDLE:
@@ -764,8 +790,9 @@ def _list_folder(
     attrs_type: Any = paramiko.SFTPAttributes
     found: list[paramiko.SFTPAttributes] = []
     truncated = False
+    why: str | None = None
     try:
-        while not truncated:
+        while not truncated and why is None:
             try:
                 kind, msg = sftp_any._request(sftp_cmd.CMD_READDIR, handle)
             except EOFError:
@@ -777,10 +804,11 @@ def _list_folder(
                 attr = attrs_type._from_msg(msg, name, longname)
                 if name not in {".", ".."}:
                     found.append(attr)
-            truncated = len(found) > cap
+            truncated = cap is not None and len(found) > cap
+            why = until.reached()
     finally:
         sftp_any._request(sftp_cmd.CMD_CLOSE, handle)
-    return found[:cap], truncated
+    return found[:cap], truncated, why
 
 
 def _stat_or_none(sftp: paramiko.SFTPClient, path: str, name: str) -> RemoteEntry | None:
