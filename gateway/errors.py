@@ -22,14 +22,27 @@ class TransferError(GatewayError):
     """A file transfer failed; ``retryable`` says whether trying again later may succeed.
 
     Dropped connections and timeouts are retryable; refused names, permissions, missing files and
-    authentication failures are not (retrying would fail the same way).
+    authentication failures are not (retrying would fail the same way). ``local`` marks trouble on our
+    side (disk full, too many open files): it is retried later and never counted against the partner.
     """
 
-    def __init__(self, message: str, *, retryable: bool, partner: str = "", operation: str = "") -> None:
+    def __init__(
+        self, message: str, *, retryable: bool, partner: str = "", operation: str = "", local: bool = False
+    ) -> None:
         super().__init__(message)
         self.retryable = retryable
         self.partner = partner
         self.operation = operation
+        self.local = local
+
+
+class RemoteFileRefusedError(TransferError):
+    """A partner's file is refused without being taken (larger than the limit, not a regular file):
+    it stays on the server, the refusal is recorded with its reason, and the exchange goes on."""
+
+    def __init__(self, message: str, *, why: str, partner: str = "", operation: str = "download") -> None:
+        super().__init__(message, retryable=False, partner=partner, operation=operation)
+        self.why = why  # the reason alone, without the file name (which may be PHI)
 
 
 class HostKeyError(TransferError):

@@ -134,6 +134,8 @@ def _delete_files(conn: Connection, ids: list[int], counts: Counter[str]) -> Non
     q = s.quarantine
     counts["quarantine_rows"] += conn.execute(delete(q).where(q.c.file_id.in_(ids))).rowcount
     _delete_history(conn, Entity.FILE, ids, counts)
+    rf = s.remote_files  # the remote versions a purged file came from go with it
+    counts["remote_files"] += conn.execute(delete(rf).where(rf.c.file_id.in_(ids))).rowcount
     counts["files"] += conn.execute(delete(s.files).where(s.files.c.id.in_(ids))).rowcount
 
 

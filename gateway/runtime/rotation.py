@@ -43,6 +43,7 @@ SEALED: tuple[tuple[Table, str], ...] = (
     (s.authorizations, "record"),
     (s.files, "name"),
     (s.api_requests, "response_body"),
+    (s.remote_files, "name"),
 )
 TARGET = {"payload": "rotation_payload_target", "member": "rotation_member_target"}
 CURSOR = "rotation_cursor:"

@@ -63,13 +63,26 @@ def load_mapping_rules(config: GatewayConfig) -> MappingRules:
     return with_overrides(rules, [(p.name, p.read_bytes()) for p in sorted(folder.glob("*.xml"))])
 
 
+class _StopEvent(threading.Event):
+    """The stop request; setting it also ends the loop's idle wait (``Gateway.wake``)."""
+
+    def __init__(self, wake: threading.Event) -> None:
+        super().__init__()
+        self._wake = wake
+
+    def set(self) -> None:
+        super().set()
+        self._wake.set()
+
+
 class Gateway:
     """One node's run loop over a context."""
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self.rules = load_mapping_rules(ctx.config)
-        self.stop = threading.Event()
+        self.wake = threading.Event()  # ends the idle wait: a stop, or a background exchange ending
+        self.stop: threading.Event = _StopEvent(self.wake)
         self.recovery: tuple[Stage, ...] = recovery_stages()
         self.stages: tuple[Stage, ...] = work_stages(ctx, self.rules)
         self.registry = NodeRegistry(ctx.store, ctx.node_id, ctx.clock)
@@ -129,6 +142,10 @@ class Gateway:
             state_path(self.ctx.config.folders.state, self.ctx.node_id),
         )
         watch.start()
+        exchanges = [s for s in self.stages if isinstance(s, pipeline.Exchange)]
+        if not once:  # each partner in its own thread: a slow partner holds up nothing else
+            for stage in exchanges:
+                stage.run_in_background(self.stop, self.wake)
         self.ctx.log.info(
             "gateway started", node=self.ctx.node_id, partners=[p.name for p in self.ctx.config.partners]
         )
@@ -152,7 +169,8 @@ class Gateway:
                     notifier.watchdog()  # alive and waiting on purpose
                     if once:
                         break
-                    notifier.idle_wait(self.stop, delay)
+                    notifier.idle_wait(self.wake, delay)
+                    self.wake.clear()
                     continue
                 watch.succeeded()
                 self.abandoned = False
@@ -163,9 +181,12 @@ class Gateway:
                 if once:
                     break
                 if not summary.busy:
-                    notifier.idle_wait(self.stop, wait)
+                    notifier.idle_wait(self.wake, wait)
+                self.wake.clear()
         finally:
             notifier.stopping()
+            for stage in exchanges:  # they see the stop between files and between read chunks
+                stage.join(stage.partner.timeout_seconds + 5)
             self._unregister(registered)
             watch.stopped()
         self.ctx.log.info("gateway stopped", node=self.ctx.node_id)

@@ -8,10 +8,14 @@ listing and only finishes the clean-up). A partner that keeps failing is paused;
 
 from __future__ import annotations
 
+import json
+import threading
+import time
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from gateway.errors import TransferError
+from gateway.errors import RemoteFileRefusedError, TransferError
 from gateway.lifecycle import (
     Entity,
     FileEvent,
@@ -24,11 +28,11 @@ from gateway.lifecycle import (
 )
 from gateway.runtime.config import PartnerConfig
 from gateway.runtime.context import Context
-from gateway.runtime.fsutil import ensure_dir, io_errors
+from gateway.runtime.fsutil import atomic_write, ensure_dir, io_errors
 from gateway.runtime.health import stored_move
 from gateway.store import FileRow
-from gateway.store.repos.listings import Listing
-from gateway.transport.sftp import SftpClient, retry
+from gateway.store.repos.listings import Listing, RemoteVersion
+from gateway.transport.sftp import Fetched, RemoteEntry, SftpClient, retry
 
 
 def paused(ctx: Context, partner: PartnerConfig) -> bool:
@@ -64,19 +68,27 @@ def _failed(ctx: Context, partner: PartnerConfig, exc: TransferError) -> None:
             )
 
 
-def exchange(ctx: Context, partner: PartnerConfig) -> tuple[int, int]:
-    """Upload then download for one partner; (files uploaded, files downloaded). Never raises
-    TransferError: failures are logged, counted and pause the partner after too many."""
+def exchange(ctx: Context, partner: PartnerConfig, stop: threading.Event | None = None) -> tuple[int, int]:
+    """Upload then download for one partner within its budget for a cycle; (files uploaded, files
+    downloaded). The partner's failures are logged, counted and pause it after too many; a failure of
+    our own machine (disk full, no descriptors: ``TransferError.local``, ``LocalIOError``) is raised for
+    the run loop to log and retry next cycle, and is never counted against the partner."""
     if paused(ctx, partner):
         return 0, 0
+    budget = Budget.of(partner, stop)
     try:
         if partner.transport == "core":
             sent, got = _core(ctx, partner)
         else:
             with SftpClient(partner.sftp_endpoint()) as client:
-                sent = upload_all(ctx, partner, client)
-                got = download_all(ctx, partner, client)
+                sent = upload_all(ctx, partner, client, budget)
+                got = download_all(ctx, partner, client, budget)
     except TransferError as exc:
+        if exc.local:
+            raise
+        if budget.spent() == "stop":  # cut short by the gateway's own shutdown: not the partner's fault
+            ctx.log.info("partner exchange stopped for shutdown", partner=partner.name)
+            return 0, 0
         _failed(ctx, partner, exc)
         return 0, 0
     if ctx.health.of(partner.name).succeeded():
@@ -113,8 +125,12 @@ def _resume_if_stored_paused(ctx: Context, partner: PartnerConfig) -> None:
     ctx.log.info("partner resumed", partner=partner.name)
 
 
-def _retry(ctx: Context, partner: PartnerConfig, op, what: str):  # type: ignore[no-untyped-def]
+def _retry(ctx: Context, partner: PartnerConfig, op, what: str, budget: Budget | None = None):  # type: ignore[no-untyped-def]
+    """``retry`` with the partner's attempts; no further attempt once the cycle's budget is spent."""
+
     def note(attempt: int, exc: TransferError, delay: float) -> None:
+        if budget is not None and budget.spent() in {"time", "stop"}:
+            raise exc
         ctx.log.info(
             "retrying",
             partner=partner.name,
@@ -127,7 +143,8 @@ def _retry(ctx: Context, partner: PartnerConfig, op, what: str):  # type: ignore
     return retry(op, attempts=partner.retry_attempts, base_delay=0.5, max_delay=10.0, on_retry=note)
 
 
-def upload_all(ctx: Context, partner: PartnerConfig, client: SftpClient) -> int:
+def upload_all(ctx: Context, partner: PartnerConfig, client: SftpClient, budget: Budget | None = None) -> int:
+    """Upload what is queued for the partner (oldest first) until the cycle's time runs out."""
     with ctx.store.read() as tx:
         rows = [
             row
@@ -135,12 +152,18 @@ def upload_all(ctx: Context, partner: PartnerConfig, client: SftpClient) -> int:
             for row in tx.files.query(state=state, direction="out", partner=partner.name, limit=500)
         ]
     rows.sort(key=lambda r: r.id)
+    done = 0
     for row in rows:
-        upload_one(ctx, partner, client, row)
-    return len(rows)
+        if budget is not None and budget.spent() in {"time", "stop"}:
+            break
+        upload_one(ctx, partner, client, row, budget)
+        done += 1
+    return done
 
 
-def upload_one(ctx: Context, partner: PartnerConfig, client: SftpClient, row: FileRow) -> None:
+def upload_one(
+    ctx: Context, partner: PartnerConfig, client: SftpClient, row: FileRow, budget: Budget | None = None
+) -> None:
     """``queued -> uploading -> renaming -> sent``. ``renaming`` is committed once the data is
     verified on the server, before the rename: from then on (after a crash or a lost reply) only the
     rename is finished, never the data sent again, because the partner may already have taken the
@@ -160,9 +183,16 @@ def upload_one(ctx: Context, partner: PartnerConfig, client: SftpClient, row: Fi
     def attempt() -> object:
         if phase == FileState.RENAMING:
             return client.finish_upload(partner.upload_dir, row.name) or "taken"
-        return client.upload(local, partner.upload_dir, row.name, before_rename=renaming)
+        return client.upload(
+            local,
+            partner.upload_dir,
+            row.name,
+            before_rename=renaming,
+            deadline=budget.deadline if budget is not None else None,
+            stop=budget.stop if budget is not None else None,
+        )
 
-    outcome = _retry(ctx, partner, attempt, "upload")
+    outcome = _retry(ctx, partner, attempt, "upload", budget)
     if outcome == "taken":
         ctx.log.info("upload had finished before an interruption", partner=partner.name, file=row.name)
     now = ctx.clock()
@@ -208,81 +238,220 @@ def _clear_staging(ctx: Context, partner: PartnerConfig) -> None:
             leftover.unlink(missing_ok=True)
 
 
-def download_all(ctx: Context, partner: PartnerConfig, client: SftpClient) -> int:
+def download_all(
+    ctx: Context, partner: PartnerConfig, client: SftpClient, budget: Budget | None = None
+) -> int:
+    """Take what the partner has for us, within this cycle's budget; the number of new files."""
+    budget = budget if budget is not None else Budget.of(partner)
     _clear_staging(ctx, partner)
-    listing = _retry(ctx, partner, lambda: client.scan(partner.download_dir), "list")
+    cap = listing_cap(partner)
+    listing = _retry(
+        ctx,
+        partner,
+        lambda: client.scan(
+            partner.download_dir, max_entries=cap, deadline=budget.deadline, stop=budget.stop
+        ),
+        "list",
+        budget,
+    )
+    if listing.truncated:
+        ctx.log.warning("remote listing cut short", partner=partner.name, entries_read=cap)
     for bad in listing.rejected:
         ctx.log.warning("remote file refused", partner=partner.name, name=bad.display, reason=bad.reason)
     got = 0
     with ctx.store.begin() as tx:  # in the store: the next listing may come from another process
         seen = tx.listings.replace(partner.name, ((e.name, e.size, e.mtime) for e in listing.entries))
     for entry in listing.entries:
-        if not _complete(ctx, partner, entry.name, entry.size, entry.mtime, seen):
-            continue
-        if download_one(ctx, partner, client, entry.name, entry.size, entry.mtime):
+        spent = budget.spent()
+        if spent is not None:
+            ctx.log.info("exchange budget reached; the rest next cycle", partner=partner.name, budget=spent)
+            break
+        if _complete(ctx, partner, entry, seen) and take(ctx, partner, client, entry, budget):
             got += 1
     return got
 
 
-def _complete(  # noqa: PLR0917 - the listing entry's fields
-    ctx: Context,
-    partner: PartnerConfig,
-    name: str,
-    size: int,
-    mtime: int | None,
-    seen: Listing,
-) -> bool:
+def listing_cap(partner: PartnerConfig) -> int:
+    """How many directory entries one listing reads: ten cycles' worth of files, at least 1,000."""
+    return max(1000, 10 * partner.max_files_per_cycle)
+
+
+@dataclass
+class Budget:
+    """What one exchange may still take from a partner: files, bytes and time (``time.monotonic()``
+    deadline), and a stop request from the run loop. A hostile or slow partner is held to it."""
+
+    files: int
+    bytes: int
+    deadline: float
+    taken: int = 0
+    stop: threading.Event | None = None
+
+    @classmethod
+    def of(cls, partner: PartnerConfig, stop: threading.Event | None = None) -> Budget:
+        deadline = time.monotonic() + partner.max_seconds_per_cycle
+        return cls(partner.max_files_per_cycle, partner.max_bytes_per_cycle, deadline, stop=stop)
+
+    def spent(self) -> str | None:
+        """Why nothing more may be taken this cycle ("files", "bytes", "time", "stop"), or None."""
+        if self.stop is not None and self.stop.is_set():
+            return "stop"
+        if time.monotonic() >= self.deadline:
+            return "time"
+        if self.files <= 0:
+            return "files"
+        return "bytes" if self.bytes <= 0 else None
+
+    def fits(self, size: int) -> bool:
+        """A file fits when the bytes left cover it; the first file of a cycle always fits."""
+        return self.taken == 0 or size <= self.bytes
+
+    def take(self, size: int) -> None:
+        self.files -= 1
+        self.bytes -= size
+        self.taken += 1
+
+
+def _complete(ctx: Context, partner: PartnerConfig, entry: RemoteEntry, seen: Listing) -> bool:
     """A new remote file is taken once two listings in a row show the same size and time: a partner
     that writes in place (no temporary name) may still be writing it, and a half file downloaded and
-    then deleted remotely would lose the rest. Files already recorded are complete by definition.
+    then deleted remotely would lose the rest. A version already taken is complete by definition.
     The previous listing is the stored one, so ``run --once`` twice (or a restart) takes the file."""
-    previous = seen.get(name)
-    if previous == (size, mtime) or _known(ctx, partner, name, size) is not None:
+    previous = seen.get(entry.name)
+    if previous == (entry.size, entry.mtime) or _version(ctx, partner, entry) is not None:
         return True
     if previous is not None:
         ctx.log.info(
             "remote file not complete yet",
             partner=partner.name,
-            file=name,
-            size=size,
+            file=entry.name,
+            size=entry.size,
             previous_size=previous[0],
         )
     return False
 
 
-def _known(ctx: Context, partner: PartnerConfig, name: str, size: int) -> FileRow | None:
+def _version(ctx: Context, partner: PartnerConfig, entry: RemoteEntry) -> RemoteVersion | None:
+    """What we did with this remote version (same name, size and modification time) before."""
     with ctx.store.read() as tx:
-        return tx.files.find(direction="in", partner=partner.name, name=name, size=size)
+        return tx.listings.version(partner.name, entry.name, entry.size, entry.mtime)
 
 
-def download_one(  # noqa: PLR0917 - mirrors the listing entry's fields
-    ctx: Context, partner: PartnerConfig, client: SftpClient, name: str, size: int, mtime: int | None
+def take(
+    ctx: Context, partner: PartnerConfig, client: SftpClient, entry: RemoteEntry, budget: Budget
 ) -> bool:
-    """Fetch one remote file unless already recorded; then clean up remotely. True when new."""
-    known = _known(ctx, partner, name, size)
-    if known is None:
-        staging = _staging(ctx, partner)
-        result = _retry(
-            ctx, partner, lambda: client.download(partner.download_dir, name, staging), "download"
+    """Download one remote file version unless it was taken (or refused) before, record it unless its
+    content is a file we already have (a duplicate), then delete or move the remote copy, but only
+    the file downloaded here, unchanged since. True when a new file was recorded.
+
+    A reused name never hides a new file: a new version (size or time differs) is downloaded, and
+    with ``delete``/``move`` even a known version is downloaded again and compared by hash before it
+    is removed, because a new file of the same size may have been written within the same second.
+    """
+    known = _version(ctx, partner, entry)
+    if known is not None and (known.outcome == "refused" or partner.after_download == "leave"):
+        return False  # refused with a logged reason once, or taken and left on the server by design
+    if entry.size > partner.max_file_bytes:
+        _refuse(
+            ctx, partner, entry, f"{entry.size} bytes, more than max_file_bytes ({partner.max_file_bytes})"
         )
-        data = Path(result.path).read_bytes()
-        sha, path = ctx.payloads.put(data)
-        Path(result.path).unlink(missing_ok=True)
-        with ctx.store.begin() as tx:
-            tx.files.record(
+        return False
+    if not budget.fits(entry.size):
+        return False  # a smaller file may still fit; this one waits for the next cycle
+    staging = _staging(ctx, partner)
+    try:
+        got = _retry(
+            ctx,
+            partner,
+            lambda: client.fetch(
+                partner.download_dir,
+                entry.name,
+                staging,
+                max_bytes=partner.max_file_bytes,
+                deadline=budget.deadline,
+                stop=budget.stop,
+            ),
+            "download",
+            budget,
+        )
+    except RemoteFileRefusedError as exc:
+        _refuse(ctx, partner, entry, exc.why)
+        return False
+    budget.take(got.size)
+    new = _record(ctx, partner, entry.name, got)
+    _remove(ctx, partner, client, RemoteEntry(entry.name, got.size, got.mtime))
+    return new
+
+
+def _record(ctx: Context, partner: PartnerConfig, name: str, got: Fetched) -> bool:
+    """Store the downloaded bytes and record the file (or, same name and content as a file we have,
+    only the duplicate sighting); True when a new file was recorded."""
+    with io_errors("read", got.path):
+        data = got.path.read_bytes()
+    sha, path = ctx.payloads.put(data)
+    got.path.unlink(missing_ok=True)
+    with ctx.store.begin() as tx:
+        same = tx.listings.content(partner.name, name, sha)
+        if same is None:
+            row = tx.files.record(
                 direction="in",
                 partner=partner.name,
                 name=name,
                 sha256=sha,
-                size=result.size,
+                size=got.size,
                 payload_path=str(path),
                 state=FileState.DOWNLOADED,
-                detail={"remote_mtime": mtime},
+                detail={"remote_mtime": got.mtime},
             )
-        ctx.log.info("file downloaded", partner=partner.name, file=name, size=result.size)
-    if partner.after_download == "delete":
-        _retry(ctx, partner, lambda: client.delete(partner.download_dir, name), "delete")
-    elif partner.after_download == "move":
-        archive = partner.archive_dir or ""  # the config requires it when after_download is "move"
-        _retry(ctx, partner, lambda: client.move(partner.download_dir, name, archive), "move")
-    return known is None
+            tx.listings.remember(partner.name, name, got.size, got.mtime, "new", sha256=sha, file_id=row.id)
+        elif tx.listings.version(partner.name, name, got.size, got.mtime) is None:
+            tx.listings.remember(
+                partner.name, name, got.size, got.mtime, "duplicate", sha256=sha, file_id=same
+            )
+    if same is None:
+        ctx.log.info("file downloaded", partner=partner.name, file=name, size=got.size, file_id=row.id)
+    else:
+        ctx.log.info(
+            "remote file is a copy of one already taken", partner=partner.name, file=name, file_id=same
+        )
+    return same is None
+
+
+def _remove(ctx: Context, partner: PartnerConfig, client: SftpClient, entry: RemoteEntry) -> None:
+    """Delete or move the remote file just downloaded, unless another file has taken its name."""
+    if partner.after_download == "leave":
+        return
+    archive = partner.archive_dir if partner.after_download == "move" else None
+    outcome = _retry(
+        ctx,
+        partner,
+        lambda: client.remove_unchanged(partner.download_dir, entry, archive),
+        partner.after_download,
+    )
+    if outcome == "changed":
+        ctx.log.info(
+            "remote file replaced since it was downloaded: left for the next cycle",
+            partner=partner.name,
+            file=entry.name,
+        )
+
+
+def _refuse(ctx: Context, partner: PartnerConfig, entry: RemoteEntry, reason: str) -> None:
+    """Refuse a remote file without taking it: recorded once with its reason (and a reason file in the
+    quarantine folder for operators); it stays on the server for the partner to deal with."""
+    with ctx.store.begin() as tx:
+        ref = tx.listings.remember(
+            partner.name, entry.name, entry.size, entry.mtime, "refused", reason=reason
+        )
+    folder = ensure_dir(ctx.config.folders.quarantine)
+    doc = {
+        "partner": partner.name,
+        "file": entry.name,
+        "size": entry.size,
+        "mtime": entry.mtime,
+        "reason": reason,
+    }
+    atomic_write(folder / f"remote-{partner.name}-{ref}.reason.json", json.dumps(doc).encode())
+    ctx.log.warning(
+        "remote file refused", partner=partner.name, file=entry.name, size=entry.size, reason=reason
+    )

@@ -7,6 +7,7 @@ and the place in the summary its count goes to. The runner decides the order (se
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 
 from gateway.runtime.config import PartnerConfig
@@ -79,23 +80,109 @@ class Batch:
         cycle.summary.queued += batching.batch_all(ctx)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
+class ExchangeReport:
+    """What one partner exchange did, for the summary of the cycle that collects it."""
+
+    uploaded: int = 0
+    downloaded: int = 0
+    errors: int = 0
+
+
+@dataclass(slots=True)
 class Exchange:
     """Upload and download for one partner, when this node holds the partner's lease (one node at a
-    time exchanges with a partner). One stage per partner, so a failing partner spares the others."""
+    time exchanges with a partner). One stage per partner, so a failing partner spares the others.
+
+    In the long-running loop (``run_in_background``) each partner exchanges in its own thread with its
+    own SFTP connection, held to the partner's budget (files, bytes, seconds per cycle): the stage
+    starts the exchange and returns, so a slow or hostile partner never holds up intake, inbound or
+    the other partners. A later cycle collects the finished exchange's counts; meanwhile the stage only
+    renews the partner's lease. Without it (``run --once``, tests) the exchange runs in the stage.
+    """
 
     partner: PartnerConfig
     name: str = "exchange"
+    _stop: threading.Event | None = field(default=None, repr=False)
+    _wake: threading.Event | None = field(default=None, repr=False)
+    _worker: threading.Thread | None = field(default=None, repr=False)
+    _report: ExchangeReport | None = field(default=None, repr=False)
+
+    def run_in_background(self, stop: threading.Event, wake: threading.Event) -> None:
+        """Exchange in a thread from now on; ``stop`` ends it early, ``wake`` is set when it ends
+        having moved files (so the loop processes them without waiting for the next poll)."""
+        self._stop, self._wake = stop, wake
 
     def __call__(self, ctx: Context, cycle: Cycle, /) -> None:
+        self._collect(cycle)
         if not holds_partner(ctx, self.partner.name, cycle.dead):
             return  # another node exchanges with this partner right now
+        if self._worker is not None:
+            return  # still exchanging (the lease was renewed above)
+        if self._stop is None:
+            self._add(cycle, self._exchange(ctx))
+            return
+        self._worker = threading.Thread(
+            target=self._work, args=(ctx,), name=f"exchange-{self.partner.name}", daemon=True
+        )
+        self._worker.start()
+
+    def busy(self) -> bool:
+        """True while a background exchange runs."""
+        return self._worker is not None and self._worker.is_alive()
+
+    def join(self, timeout: float) -> None:
+        """Wait (at most ``timeout`` seconds) for a background exchange to end."""
+        if self._worker is not None:
+            self._worker.join(timeout)
+
+    def _exchange(self, ctx: Context) -> ExchangeReport:
         failures = ctx.health.of(self.partner.name).failures
-        up, down = exchange.exchange(ctx, self.partner)
-        if ctx.health.of(self.partner.name).failures > failures:
-            cycle.summary.errors += 1  # the exchange failed (logged there): ``run --once`` exits 1
-        cycle.summary.uploaded += up
-        cycle.summary.downloaded += down
+        up, down = exchange.exchange(ctx, self.partner, self._stop)
+        failed = ctx.health.of(self.partner.name).failures > failures  # logged there
+        return ExchangeReport(up, down, int(failed))  # a failure makes ``run --once`` exit 1
+
+    def _work(self, ctx: Context) -> None:
+        """The thread: the runner's error handling for this one stage; wakes the loop when files moved."""
+        report = ExchangeReport(errors=1)
+        try:
+            report = self._exchange(ctx)
+        except X12GatewayError as exc:
+            disk_full = bool(getattr(exc, "disk_full", False))
+            ctx.log.error(
+                "stage failed; will retry next cycle",
+                stage=self.name,
+                partner=self.partner.name,
+                error=str(exc),
+                disk_full=disk_full,
+            )
+        except Exception as exc:  # noqa: BLE001 - a bug must not kill the thread silently
+            ctx.log.error(
+                "stage failed unexpectedly; will retry next cycle",
+                stage=self.name,
+                partner=self.partner.name,
+                error=type(exc).__name__,
+            )
+        finally:
+            self._report = report
+            if self._wake is not None and (report.downloaded or report.uploaded):
+                self._wake.set()  # files to process now; an idle exchange waits for the next poll
+
+    def _collect(self, cycle: Cycle) -> None:
+        """Add a finished background exchange to this cycle's summary."""
+        if self._worker is None or self._worker.is_alive():
+            return
+        self._worker.join()
+        self._worker = None
+        report, self._report = self._report, None
+        if report is not None:
+            self._add(cycle, report)
+
+    @staticmethod
+    def _add(cycle: Cycle, report: ExchangeReport) -> None:
+        cycle.summary.uploaded += report.uploaded
+        cycle.summary.downloaded += report.downloaded
+        cycle.summary.errors += report.errors
 
 
 def holds_partner(ctx: Context, partner: str, dead: list[str]) -> bool:

@@ -492,3 +492,23 @@ api_requests = Table(
     UniqueConstraint("client_id", "idempotency_key"),
     Index(None, "created_at"),
 )
+
+# Every remote file version we took or refused (``tx.listings``): a partner may reuse a name for a new
+# file, so a remote file is known by name, size and modification time, and once downloaded by its
+# content (``outcome``: new, duplicate, refused). Names sealed like ``files.name``.
+remote_files = Table(
+    "remote_files",
+    metadata,
+    _pk(),
+    Column("partner", String(PARTNER), nullable=False),
+    Column("name", SealedName(FILE_NAME), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("mtime", BigInteger, nullable=True),
+    Column("sha256", String(HASH), nullable=True),  # None when refused without downloading
+    Column("file_id", ID, nullable=True),  # the files row holding the content (none when refused)
+    Column("outcome", String(16), nullable=False),
+    Column("reason", Text, nullable=True),
+    _created(),
+    Index(None, "partner", "name"),
+    Index(None, "file_id"),
+)

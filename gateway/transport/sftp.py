@@ -28,17 +28,19 @@ import posixpath
 import random
 import stat
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO, NamedTuple, Self, TypeVar
+from typing import Any, BinaryIO, NamedTuple, Self, TypeVar
 
 import paramiko
+from paramiko import sftp as sftp_cmd
 
-from gateway.errors import ConfigError, HostKeyError, TransferError
+from gateway.errors import ConfigError, HostKeyError, RemoteFileRefusedError, TransferError
 from gateway.transport.hostkeys import (
     _ALL_HOST_KEY_ALGORITHMS,
     _host_key_algorithms,
@@ -65,6 +67,7 @@ __all__ = [  # names and keys live in their own modules; these re-exports keep o
     "PART_PREFIX",
     "PART_SUFFIX",
     "DownloadResult",
+    "Fetched",
     "Listing",
     "RejectedEntry",
     "RemoteEntry",
@@ -85,6 +88,12 @@ _CHUNK = 32768
 # Errors the server (or our disk) will repeat on a retry: retrying cannot help.
 _PERMANENT_ERRNOS = frozenset(
     {errno.EACCES, errno.EPERM, errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EROFS, errno.EEXIST}
+)
+
+# Errors of our own machine's resources (disk, quota, descriptors, memory): they pass when the
+# resource comes back, and they are never the partner's fault.
+LOCAL_RESOURCE_ERRNOS = frozenset(
+    {errno.ENOSPC, errno.EDQUOT, errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
 )
 
 T = TypeVar("T")
@@ -169,6 +178,18 @@ class Listing:
 
     entries: tuple[RemoteEntry, ...]
     rejected: tuple[RejectedEntry, ...]
+    truncated: bool = False  # the folder holds more entries than the caller asked to read
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """A downloaded file (see ``SftpClient.fetch``): where it landed, its SHA-256 (hex), its size,
+    and the remote modification time it had while it was read (None when the server gives none)."""
+
+    path: Path
+    sha256: str
+    size: int
+    mtime: int | None
 
 
 class DownloadResult(NamedTuple):
@@ -211,13 +232,15 @@ _REMOTE_ERRORS = (OSError, EOFError, paramiko.SSHException, paramiko.SFTPError)
 
 
 def _local_error(exc: OSError, partner: str, operation: str, what: str) -> TransferError:
-    """Local disk trouble is not the partner's fault and will not heal by itself within a retry."""
+    """Local trouble is never the partner's fault (``local``); a full disk, a quota or too many open
+    files pass once the resource returns (retryable), other local errors need an operator."""
     reason = os.strerror(exc.errno) if exc.errno is not None else type(exc).__name__
     return TransferError(
         f"sftp {partner}: {operation} failed: local {what}: {reason}",
-        retryable=False,
+        retryable=exc.errno in LOCAL_RESOURCE_ERRNOS,
         partner=partner,
         operation=operation,
+        local=True,
     )
 
 
@@ -353,7 +376,16 @@ class SftpClient:
             f"sftp {label}: {operation} {detail}", retryable=retryable, partner=label, operation=operation
         )
 
+    def _refused(self, name: str, why: str) -> RemoteFileRefusedError:
+        label = self._endpoint.label
+        return RemoteFileRefusedError(
+            f"sftp {label}: download {safe_display(name)} refused: {why}", why=why, partner=label
+        )
+
     def _error(self, exc: BaseException, operation: str, subject: str) -> TransferError:
+        if isinstance(exc, OSError) and exc.errno in LOCAL_RESOURCE_ERRNOS:
+            # e.g. no descriptor left for the socket: our machine, not the partner
+            return _local_error(exc, self._endpoint.label, operation, "resources")
         retryable, reason = _reason(exc, self._endpoint.timeout)
         what = f"{safe_display(subject)} " if subject else ""
         return self._fail(operation, f"{what}failed: {reason}", retryable=retryable)
@@ -385,15 +417,28 @@ class SftpClient:
 
     # ----------------------------------------------------------------- operations
 
-    def scan(self, remote_dir: str) -> Listing:
+    def scan(
+        self,
+        remote_dir: str,
+        *,
+        max_entries: int | None = None,
+        deadline: float | None = None,
+        stop: threading.Event | None = None,
+    ) -> Listing:
         """List regular files in ``remote_dir``, splitting off those whose names we refuse.
 
         Hidden names (leading '.') are skipped silently: they are in-progress uploads by convention
-        (ours are ``.NAME.part``). Directories and other non-regular entries are skipped too.
+        (ours are ``.NAME.part``). Directories and other non-regular entries are skipped too. With
+        ``max_entries`` at most that many directory entries are read (``truncated`` says more
+        were there): a hostile folder of millions of names cannot fill our memory; past ``deadline``
+        (``time.monotonic()``) or once ``stop`` is set, reading stops (retryable).
         """
         remote_dir = self._dir(remote_dir, "list")
+        until = _Until(deadline, stop)
         with self._remote("list", remote_dir) as sftp:
-            attrs = sftp.listdir_attr(remote_dir)
+            attrs, truncated, why = _list_folder(sftp, remote_dir, max_entries, until)
+        if why is not None:
+            raise self._fail("list", f"{safe_display(remote_dir)} failed: {why}", retryable=True)
         entries: list[RemoteEntry] = []
         rejected: list[RejectedEntry] = []
         for attr in attrs:
@@ -406,7 +451,7 @@ class SftpClient:
             else:
                 entries.append(RemoteEntry(name, attr.st_size or 0, attr.st_mtime))
         entries.sort(key=lambda e: e.name)
-        return Listing(tuple(entries), tuple(rejected))
+        return Listing(tuple(entries), tuple(rejected), truncated)
 
     def list(self, remote_dir: str) -> tuple[RemoteEntry, ...]:
         """The downloadable regular files in ``remote_dir`` (sorted by name); see ``scan``."""
@@ -425,8 +470,13 @@ class SftpClient:
         final_name: str,
         *,
         before_rename: Callable[[], object] | None = None,
+        deadline: float | None = None,
+        stop: threading.Event | None = None,
     ) -> RemoteEntry:
         """Upload atomically: write ``.NAME.part``, verify its size, rename to ``final_name``.
+
+        Past ``deadline`` (``time.monotonic()``) or once ``stop`` is set the transfer stops (retryable;
+        the ``.part`` file is written again next time).
 
         Idempotent: if ``final_name`` already exists with the local file's size the upload is
         considered done (a retry after a lost reply); a different size is a non-retryable error.
@@ -454,7 +504,7 @@ class SftpClient:
                 if existing is not None:
                     return self._already_there(existing, local_size)
                 what = safe_display(final_name)
-                if _send(sftp, stream, temp, self._endpoint.label) != local_size:
+                if self._send(sftp, stream, temp, _Until(deadline, stop)) != local_size:
                     raise self._fail(op, f"{what} failed: local file changed while sent", retryable=False)
                 remote_size = sftp.stat(temp).st_size
                 if remote_size != local_size:
@@ -465,6 +515,26 @@ class SftpClient:
                 if before_rename is not None:
                     before_rename()
                 return self._finish_rename(sftp, temp, final, final_name, local_size)
+
+    def _send(self, sftp: paramiko.SFTPClient, stream: BinaryIO, temp: str, until: _Until) -> int:
+        """Copy the local stream to the remote temp file (pipelined; close waits for every ack).
+        Stopped half-way (``until``), it drops the session rather than wait for queued acks."""
+        sent = 0
+        remote_file = sftp.open(temp, "wb")
+        try:
+            remote_file.set_pipelined(True)
+            while data := _read_local(stream, self._endpoint.label):
+                remote_file.write(data)
+                sent += len(data)
+                if (why := until.reached()) is not None:
+                    raise self._fail(
+                        "upload", f"{safe_display(posixpath.basename(temp))} failed: {why}", retryable=True
+                    )
+        except BaseException:
+            self.close()
+            raise
+        remote_file.close()
+        return sent
 
     def finish_upload(self, remote_dir: str, final_name: str) -> RemoteEntry | None:
         """Finish an upload whose data was verified on the server before the rename was attempted.
@@ -530,6 +600,27 @@ class SftpClient:
         against the remote size, then renamed to ``local_dir/name`` (replacing a file of that name).
         The remote file is left in place: call ``delete`` or ``move`` once the caller has stored it.
         """
+        got = self.fetch(remote_dir, name, local_dir)
+        return DownloadResult(got.path, got.sha256, got.size)
+
+    def fetch(
+        self,
+        remote_dir: str,
+        name: str,
+        local_dir: Path,
+        *,
+        max_bytes: int | None = None,
+        deadline: float | None = None,
+        stop: threading.Event | None = None,
+    ) -> Fetched:
+        """``download`` with limits, also returning the remote modification time the data had.
+
+        A file larger than ``max_bytes`` (by the server's word) is refused before anything is read
+        (``RemoteFileRefusedError``); past ``deadline`` (``time.monotonic()``) the transfer stops
+        (retryable: a slow partner), and so it does once ``stop`` is set. The remote file is stat'ed
+        before and after the read, and a file that changed meanwhile fails (retryable), so size and
+        time name exactly these bytes.
+        """
         op = "download"
         label = self._endpoint.label
         path = posixpath.join(self._dir(remote_dir, op), self._name(name, op))
@@ -541,13 +632,13 @@ class SftpClient:
         try:
             writer = _HashingWriter(fd, label)
             try:
-                remote_size = self._fetch(path, name, writer)
+                before = self._fetch(path, name, writer, max_bytes, _Until(deadline, stop))
                 on_disk = _fsync_size(fd, label)
             finally:
                 os.close(fd)
-            if not remote_size == writer.size == on_disk:
+            if not before.size == writer.size == on_disk:
                 detail = (
-                    f"{safe_display(name)} failed: remote size {remote_size}, received {writer.size}, "
+                    f"{safe_display(name)} failed: remote size {before.size}, received {writer.size}, "
                     f"on disk {on_disk} (file still being written?)"
                 )
                 raise self._fail(op, detail, retryable=True)
@@ -561,17 +652,80 @@ class SftpClient:
             with suppress(OSError):
                 temp.unlink()
             raise
-        return DownloadResult(final, writer.digest.hexdigest(), writer.size)
+        return Fetched(final, writer.digest.hexdigest(), writer.size, before.mtime)
 
-    def _fetch(self, path: str, name: str, writer: _HashingWriter) -> int | None:
-        """Stream the remote regular file into ``writer``; returns the size the server reported."""
-        with self._remote("download", name) as sftp:
+    def _fetch(
+        self, path: str, name: str, writer: _HashingWriter, max_bytes: int | None, until: _Until
+    ) -> RemoteEntry:
+        """Stream the remote regular file into ``writer``; returns its size and time, unchanged
+        from before the read to after it."""
+        op = "download"
+        what = safe_display(name)
+        with self._remote(op, name) as sftp:
             remote = sftp.stat(path)
             if remote.st_mode is not None and not stat.S_ISREG(remote.st_mode):
-                detail = f"{safe_display(name)} refused: not a regular file"
-                raise self._fail("download", detail, retryable=False)
-            _receive(sftp, path, remote.st_size or 0, writer)
-            return remote.st_size
+                raise self._refused(name, "not a regular file")
+            size = remote.st_size or 0
+            if max_bytes is not None and size > max_bytes:
+                raise self._refused(name, f"{size} bytes, more than the limit of {max_bytes}")
+            limit = size if max_bytes is None else min(size, max_bytes)
+            self._receive(sftp, path, name, limit, writer, until)
+            after = sftp.stat(path)
+        if (after.st_size, after.st_mtime) != (remote.st_size, remote.st_mtime):
+            raise self._fail(op, f"{what} failed: changed while it was read", retryable=True)
+        return RemoteEntry(name, size, remote.st_mtime)
+
+    def _receive(  # noqa: PLR0917 - one transfer's parts
+        self,
+        sftp: paramiko.SFTPClient,
+        path: str,
+        name: str,
+        limit: int,
+        writer: _HashingWriter,
+        until: _Until,
+    ) -> None:
+        """Copy the remote file into ``writer`` with read-ahead; never more than ``limit`` bytes
+        (a file that grows past its stat'ed size is still being written), never past ``until``.
+
+        A transfer stopped half-way drops the whole session instead of closing the file: a close
+        would wait behind every read request still queued at a trickling server.
+        """
+        remote_file = sftp.open(path, "rb")
+        try:
+            remote_file.prefetch(limit)
+            while data := remote_file.read(_CHUNK):
+                writer.write(data)
+                if writer.size > limit:
+                    detail = f"{safe_display(name)} failed: more data than its size (still being written?)"
+                    raise self._fail("download", detail, retryable=True)
+                if (why := until.reached()) is not None:
+                    raise self._fail("download", f"{safe_display(name)} failed: {why}", retryable=True)
+        except BaseException:
+            self.close()
+            raise
+        remote_file.close()
+
+    def remove_unchanged(self, remote_dir: str, entry: RemoteEntry, archive_dir: str | None = None) -> str:
+        """Delete (or, with ``archive_dir``, move there) the remote file ``entry`` names, but only
+        while it still has the size and time it had when downloaded: a partner that reuses names may
+        already have put a new file there, which must be downloaded, not removed unread.
+
+        Returns "removed", "gone" (nothing there) or "changed" (a different file is there now; left).
+        The check and the removal are two requests, so a replacement in between is still possible;
+        SFTP has no conditional delete.
+        """
+        op = "move" if archive_dir is not None else "delete"
+        path = posixpath.join(self._dir(remote_dir, op), self._name(entry.name, op))
+        with self._remote(op, entry.name) as sftp:
+            now = _stat_or_none(sftp, path, entry.name)
+        if now is None:
+            return "gone"
+        if (now.size, now.mtime) != (entry.size, entry.mtime):
+            return "changed"
+        if archive_dir is None:
+            return "removed" if self.delete(remote_dir, entry.name) else "gone"
+        self.move(remote_dir, entry.name, archive_dir)
+        return "removed"
 
     def delete(self, remote_dir: str, name: str) -> bool:
         """Remove the remote file; returns False if it was already gone (idempotent on retry)."""
@@ -601,23 +755,60 @@ class SftpClient:
                 raise
 
 
-def _send(sftp: paramiko.SFTPClient, stream: BinaryIO, temp: str, partner: str) -> int:
-    """Copy the local stream to the remote temp file (pipelined; close waits for every ack)."""
-    sent = 0
-    with sftp.open(temp, "wb") as remote_file:
-        remote_file.set_pipelined(True)
-        while data := _read_local(stream, partner):
-            remote_file.write(data)
-            sent += len(data)
-    return sent
+@dataclass(frozen=True)
+class _Until:
+    """When a transfer must end early: a ``time.monotonic()`` deadline, or a stop request."""
+
+    deadline: float | None
+    stop: threading.Event | None
+
+    def reached(self) -> str | None:
+        if self.stop is not None and self.stop.is_set():
+            return "stopped (the gateway is shutting down)"
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            return "too slow, the exchange's time budget ran out"
+        return None
 
 
-def _receive(sftp: paramiko.SFTPClient, path: str, size: int, writer: _HashingWriter) -> None:
-    """Copy the remote file into ``writer`` with read-ahead (prefetch) for speed."""
-    with sftp.open(path, "rb") as remote_file:
-        remote_file.prefetch(size)
-        while data := remote_file.read(_CHUNK):
-            writer.write(data)
+def _list_folder(
+    sftp: paramiko.SFTPClient, path: str, cap: int | None, until: _Until
+) -> tuple[list[paramiko.SFTPAttributes], bool, str | None]:
+    """The folder's entries, at most ``cap`` of them, whether more were there, and why reading
+    stopped early (``until``), if it did.
+
+    paramiko's ``listdir_attr`` reads the whole folder into memory and ``listdir_iter`` cannot be
+    stopped early without leaving requests in flight; this is ``listdir_attr``'s loop (OPENDIR, READDIR
+    until EOF, CLOSE) with a cap, on paramiko's request method.
+    """
+    if cap is None and until == _Until(None, None):
+        return sftp.listdir_attr(path), False, None
+    sftp_any: Any = sftp  # paramiko's request layer is not in its public (typed) API
+    kind, msg = sftp_any._request(sftp_cmd.CMD_OPENDIR, sftp_any._adjust_cwd(path))
+    if kind != sftp_cmd.CMD_HANDLE:
+        raise paramiko.SFTPError("Expected handle")
+    handle = msg.get_binary()
+    attrs_type: Any = paramiko.SFTPAttributes
+    found: list[paramiko.SFTPAttributes] = []
+    truncated = False
+    why: str | None = None
+    try:
+        while not truncated and why is None:
+            try:
+                kind, msg = sftp_any._request(sftp_cmd.CMD_READDIR, handle)
+            except EOFError:
+                break
+            if kind != sftp_cmd.CMD_NAME:
+                raise paramiko.SFTPError("Expected name response")
+            for _ in range(msg.get_int()):
+                name, longname = msg.get_text(), msg.get_text()
+                attr = attrs_type._from_msg(msg, name, longname)
+                if name not in {".", ".."}:
+                    found.append(attr)
+            truncated = cap is not None and len(found) > cap
+            why = until.reached()
+    finally:
+        sftp_any._request(sftp_cmd.CMD_CLOSE, handle)
+    return found[:cap], truncated, why
 
 
 def _stat_or_none(sftp: paramiko.SFTPClient, path: str, name: str) -> RemoteEntry | None:

@@ -113,6 +113,10 @@ SCHEMA: dict[str, frozenset[str]] = {
             "pause_after_failures",
             "pause_minutes",
             "max_transactions_per_file",
+            "max_files_per_cycle",
+            "max_bytes_per_cycle",
+            "max_seconds_per_cycle",
+            "max_file_bytes",
             "send_acks",
             "isa_qualifier",
             "isa_id",
@@ -374,6 +378,12 @@ class PartnerConfig:
     pause_after_failures: int = 5
     pause_minutes: float = 15.0
     max_transactions_per_file: int = 100
+    # what one exchange may take from this partner (a hostile or slow partner must not hold the node):
+    # files and bytes downloaded per cycle, seconds per cycle, and the largest file taken at all
+    max_files_per_cycle: int = 200
+    max_bytes_per_cycle: int = 512_000_000
+    max_seconds_per_cycle: float = 300.0
+    max_file_bytes: int = 100_000_000
     send_acks: bool = True
     isa_qualifier: str = "ZZ"
     gs_id: str = ""
