@@ -20,10 +20,20 @@ from types import FrameType
 from typing import Any, TextIO
 
 from gateway.operators import render
-from gateway.operators.cli import EXIT_NONE, EXIT_OK, EXIT_USAGE, add_common, listing, session_for
-from gateway.operators.formatting import Column, clip, json_default, json_line, write_json
+from gateway.operators.cli import (
+    EXIT_NONE,
+    EXIT_OK,
+    EXIT_USAGE,
+    add_common,
+    choice_arg,
+    listing,
+    session_for,
+)
+from gateway.operators.formatting import Column, clip, json_default, json_line, shown_time, write_json
 from gateway.operators.queries import (
     LOG_COLUMNS,
+    LOG_STATES,
+    REQUEST_STATES,
     LogFilter,
     SearchCriteria,
     event_rows,
@@ -39,20 +49,21 @@ from gateway.runtime.filemask import mask_file_name
 
 TYPES = ("270", "271", "278", "999", "TA1", "inbox", "file")
 PROGRESS_EVERY = 500
+MIN_DETAIL = 20
 
 LIST_COLUMNS = (
     Column("file", "file_id", right=True),
-    Column("when (UTC)", "created_at"),
+    Column("when ({tz})", "created_at"),
     Column("type", "dir_type"),
     Column("ISA/GS/ST", "controls"),
-    Column("reference", "ref", flexible=True),
+    Column("reference", "ref"),
     Column("ack", "ack_status", colour=True),
     Column("state", "state", colour=True),
 )
 SEARCH_COLUMNS = (
     Column("tracking number", "tracking_number"),
     Column("kind", "kind"),
-    Column("ref", "client_reference", flexible=True),
+    Column("ref", "client_reference"),
     Column("state", "state", colour=True),
     Column("status", "status", colour=True, flexible=True),
     Column("patient", "patient", flexible=True),
@@ -87,7 +98,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--cert", help="certification number (HCR02)")
     p.add_argument("--payer", help="payer id")
     p.add_argument("--kind", choices=("270", "278"))
-    p.add_argument("--state", help="request state (new, sent, answered, pended, rejected, ...)")
+    p.add_argument(
+        "--state",
+        type=choice_arg("--state", REQUEST_STATES),
+        help="request state (new, sent, answered, pended, rejected, ...)",
+    )
     p.add_argument("--since", type=time_arg, metavar="T", help="created at or after T (2h, 14d, 2026-01-31)")
     p.add_argument("--until", type=time_arg, metavar="T", help="created before T")
     p.set_defaults(func=run_search)
@@ -112,7 +127,12 @@ def _filters(p: argparse.ArgumentParser) -> None:
     p.add_argument("--partner", help="trading partner name ('inbox' for billing files)")
     p.add_argument("--type", type=_type_arg, help="270, 271, 278, 999, TA1, inbox or file")
     p.add_argument("--direction", choices=("in", "out"))
-    p.add_argument("--status", metavar="S", help="state of the file, transaction set or request")
+    p.add_argument(
+        "--status",
+        type=choice_arg("--status", LOG_STATES),
+        metavar="S",
+        help="state of the file, transaction set or request (received, unmatched, rejected, ...)",
+    )
     p.add_argument("--ack", metavar="CODE", help="acknowledgment code A, E, P, R (or 'none')")
     p.add_argument("--since", type=time_arg, metavar="T", help="at or after T (30m, 2h, 14d, 2026-01-31)")
     p.add_argument("--until", type=time_arg, metavar="T", help="before T")
@@ -240,11 +260,9 @@ def run_search(args: argparse.Namespace) -> int:
 def _event_line(event: dict[str, Any], width: int) -> str:
     detail = event["detail"] or {}
     extra = " ".join(f"{k}={v}" for k, v in detail.items() if not isinstance(v, list | dict) or v)
-    line = (
-        f"{event['at']:%Y-%m-%d %H:%M:%S}  {event['subject']}  "
-        f"{event['from'] or '-'} -> {event['to']}  {extra}"
-    )
-    return clip(line.rstrip(), width)
+    head = f"{shown_time(event['at'])}  {event['subject']}  {event['from'] or '-'} -> {event['to']}"
+    # the subject (tracking number, file name) is never cut; only the detail gives way
+    return f"{head}  {clip(extra, max(MIN_DETAIL, width - len(head) - 2))}".rstrip()
 
 
 @contextmanager

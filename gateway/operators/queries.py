@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from gateway.lifecycle import RequestState, event_between
+from gateway.lifecycle import FileState, RequestState, SetState, event_between
 from gateway.operators.formatting import iso
 from gateway.operators.session import Session
 from gateway.operators.views import INBOX, events_json
@@ -23,6 +23,9 @@ from transactions.envelope_reader import read_interchanges
 from transactions.errors import X12GatewayError
 
 PAGE = 200
+LOG_STATES = tuple(sorted({*FileState, *SetState, *RequestState}))
+"""What ``log list --status`` accepts: any state of a file, a transaction set or a request."""
+REQUEST_STATES = tuple(sorted(RequestState))
 WAITING = frozenset({RequestState.SENT, RequestState.ACKNOWLEDGED})
 
 

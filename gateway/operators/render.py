@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.operators.formatting import Column, Painter, clip, render_pairs, render_table
+from gateway.operators.formatting import Column, Painter, clip, render_pairs, render_table, shown_time
 from gateway.operators.session import Session
 
 NAME_ROOM = 38  # element names are cut to this (or less, so that the value fits the line)
 HISTORY_COLUMNS = (
-    Column("at (UTC)", "at"),
+    Column("at ({tz})", "at"),
     Column("what", "entity", flexible=True),
     Column("from", "from", colour=True),
     Column("to", "to", colour=True),
@@ -30,7 +30,7 @@ def _detail(detail: Any) -> str:
 def _history_rows(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [
         {
-            "at": (h["at"] or "")[:19].replace("T", " "),
+            "at": shown_time(h["at"]),
             "entity": h.get("entity", ""),
             "from": h["from"] or "",
             "to": h["to"],
@@ -42,8 +42,9 @@ def _history_rows(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def when(value: str | None) -> str | None:
-    """An ISO timestamp from a view as ``2026-11-26 17:24:28 UTC`` (views keep full ISO for scripts)."""
-    return f"{value[:19].replace('T', ' ')} UTC" if value else None
+    """An ISO timestamp from a view as ``2026-11-26 12:24:28 EST`` (local zone, or UTC with ``--utc``;
+    views keep full ISO for scripts)."""
+    return shown_time(value) if value else None
 
 
 def heading(session: Session, text: str) -> None:
@@ -91,7 +92,7 @@ def set_block(session: Session, block: dict[str, Any], *, elements: bool) -> Non
         f"{block['set_id']} ST02 {block['control_number']}  {block['direction']} {block['partner']}  "
         f"file {block['file']['id']} {block['file']['name']}"
     )
-    heading(session, clip(title, session.width))
+    heading(session, title)  # never cut: it names the file
     session.lines(
         render_pairs(
             [
@@ -213,7 +214,7 @@ def _request_head(session: Session, view: dict[str, Any]) -> None:
             )
         )
         for event in result.get("events", []):
-            at = (event["at"] or "")[:19].replace("T", " ")
+            at = shown_time(event["at"])
             cert = f"  cert {event['certification_number']}" if event.get("certification_number") else ""
             session.write(f"  {at}  {event['from'] or '-'} -> {painter.state(event['to'])}{cert}")
     history(session, view["history"], "request history")
@@ -234,7 +235,7 @@ def _file_head(session: Session, view: dict[str, Any]) -> None:
         ("acknowledges", f"file {acknowledges}" if acknowledges else None),
     ]
     pairs += [
-        ("quarantined", f"{q.get('at', '')[:19]} {q.get('reason')}") for q in view.get("quarantine", [])
+        ("quarantined", f"{shown_time(q.get('at'))} {q.get('reason')}") for q in view.get("quarantine", [])
     ]
     pairs += [
         (
@@ -316,7 +317,7 @@ def authorization(session: Session, doc: dict[str, Any]) -> None:
     )
     heading(session, "events")
     for event in doc["events"]:
-        at = (event["at"] or "")[:19].replace("T", " ")
+        at = shown_time(event["at"])
         cert = f"  cert {event['certification_number']}" if event.get("certification_number") else ""
         session.write(f"  {at}  {event['from'] or '-'} -> {painter.state(event['to'])}{cert}")
     heading(session, "service lines")

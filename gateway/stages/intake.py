@@ -264,6 +264,9 @@ def process(ctx: Context, file_id: int) -> str:
         too_large = Parsed(file_error=f"larger than the {settings.max_file_bytes}-byte limit")
         return _store_requests(ctx, file_id, row.name, too_large, None, False, None)
     sha, payload_path = ctx.payloads.put(data)
+    if not data.strip():  # every empty file has the same SHA-256: it is empty, not a duplicate
+        empty = Parsed(file_error="the file is empty")
+        return _store_requests(ctx, file_id, row.name, empty, None, False, payload_path)
     with ctx.store.read() as tx:
         dup = tx.files.find_by_sha256(
             sha,
@@ -320,7 +323,7 @@ def _store_requests(  # noqa: PLR0917 - the parts of one processed inbox file
                 member_id_hash=hash_member_id(req.subscriber.member_id or "", ctx.member_key),
                 client_reference_hash=hash_member_id(reference, ctx.member_key) if reference else None,
             )
-        reason = _reason(parsed, unrouted, dup_id)
+        reason = _reason(parsed, unrouted, dup_id, queued=len(routed))
         tx.files.transition(
             file_id,
             _OUTCOME_EVENT[state],
@@ -380,7 +383,7 @@ def _outcome(duplicate: bool, parsed: Parsed, routed: list[Any]) -> FileState:
 
 
 def _reason(
-    parsed: Parsed, unrouted: list[dict[str, Any]], duplicate_of: int | None
+    parsed: Parsed, unrouted: list[dict[str, Any]], duplicate_of: int | None, *, queued: int
 ) -> dict[str, Any] | None:
     if duplicate_of is not None:
         return {
@@ -390,7 +393,8 @@ def _reason(
     problems = parsed.errors + unrouted
     if parsed.file_error is None and not problems:
         return None
-    summary = parsed.file_error or f"{len(problems)} request(s) rejected; the others were queued"
+    rest = f"the other {queued} queued" if queued else "none queued"
+    summary = parsed.file_error or f"{len(problems)} request(s) rejected; {rest}"
     return {"reason": summary, "requests": problems}
 
 
