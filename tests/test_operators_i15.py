@@ -111,3 +111,21 @@ def test_times_are_local_with_the_year_unless_utc(world: World, zone: None) -> N
     _, text = _cli(world, "log", "show", world.tracking["AU-0001"])
     assert " XST" in text
     assert " UTC" not in text
+
+
+def test_client_reference_found_by_log_show_search_and_auth_show(world: World) -> None:
+    """The billing system's own reference (AU-0001) finds its request in log show (bare and ref:),
+    log search --ref and auth show; the reference is matched by keyed hash (the payload is sealed)."""
+    mri = world.tracking["AU-0001"]
+    for ref in ("AU-0001", "ref:AU-0001"):
+        code, doc = _json(world, "log", "show", ref)
+        assert code == 0, ref
+        assert doc["request"]["tracking_number"] == mri
+    code, doc = _json(world, "log", "search", "--ref", "AU-0001")
+    assert code == 0
+    assert [r["tracking_number"] for r in doc["requests"]] == [mri]
+    assert _json(world, "log", "search", "--ref", "AU-9999")[0] == 1
+    code, doc = _json(world, "auth", "show", "AU-0001")
+    assert code == 0
+    assert doc["authorization"]["tracking_number"] == mri
+    assert _json(world, "auth", "show", "EL-0001")[0] == 1, "an eligibility reference has no authorization"

@@ -63,7 +63,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     p = cmds.add_parser("show", help="one authorization with its history and service lines")
     add_common(p, reveal=True)
-    p.add_argument("ref", metavar="TRACKING|CERT", help="tracking number or certification number")
+    p.add_argument(
+        "ref", metavar="TRACKING|CERT|REF", help="tracking number, certification number or client reference"
+    )
     p.set_defaults(func=run_show)
 
 

@@ -2,8 +2,9 @@
 
 ``list`` shows files and transaction sets newest first; ``show REF`` one request, file or set in full
 (envelopes, acknowledgments, state history, related transactions, segments with the guide's names);
-``search`` finds requests by member id, trace, certification number, payer or date; ``tail`` prints
-events as they happen; ``export`` streams the log as CSV or JSON for audits. See ``gateway.operators``.
+``search`` finds requests by member id, client reference, trace, certification number, payer or date;
+``tail`` prints events as they happen; ``export`` streams the log as CSV or JSON for audits. See
+``gateway.operators``.
 """
 
 from __future__ import annotations
@@ -84,8 +85,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "ref",
         metavar="REF",
-        help="file id, ISA13/GS06/ST02, trace, tracking or certification number; "
-        "or prefixed: file:, set:, isa:, gs:, st:, trace:, tracking:, cert:",
+        help="file id, ISA13/GS06/ST02, trace, tracking or certification number, client reference; "
+        "or prefixed: file:, set:, isa:, gs:, st:, trace:, tracking:, cert:, ref:",
     )
     p.add_argument("--brief", action="store_true", help="segments without their element names")
     p.add_argument("--no-segments", action="store_true", help="leave the segments out")
@@ -94,6 +95,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = cmds.add_parser("search", help="requests by member id, trace, certification number, payer, date")
     add_common(p, reveal=True, limit=True)
     p.add_argument("--member-id", help="subscriber member id (matched by its keyed hash)")
+    p.add_argument("--ref", help="the billing system's client reference (matched by its keyed hash)")
     p.add_argument("--trace", help="trace number (TRN02): ours, the payer's, or a service line's")
     p.add_argument("--cert", help="certification number (HCR02)")
     p.add_argument("--payer", help="payer id")
@@ -184,7 +186,7 @@ def run_list(args: argparse.Namespace) -> int:
 def run_show(args: argparse.Namespace) -> int:
     with session_for(args) as session:
         with session.store.read() as tx:
-            subjects = Resolver(tx).resolve(args.ref)
+            subjects = Resolver(tx, session.reference_key()).resolve(args.ref)
             if len(subjects) != 1:
                 return _not_one(session, args.ref, subjects)
             views = Views(session, tx)
@@ -226,11 +228,11 @@ def _not_one(session: Session, ref: str, subjects: list[Any]) -> int:
 def run_search(args: argparse.Namespace) -> int:
     criteria_given = any(
         getattr(args, k) is not None
-        for k in ("member_id", "trace", "cert", "payer", "kind", "state", "since", "until")
+        for k in ("member_id", "ref", "trace", "cert", "payer", "kind", "state", "since", "until")
     )
     if not criteria_given:
         print(
-            "x12gw: error: log search needs at least one of --member-id, --trace, --cert, --payer, "
+            "x12gw: error: log search needs at least one of --member-id, --ref, --trace, --cert, --payer, "
             "--kind, --state, --since, --until",
             file=sys.stderr,
         )
@@ -239,6 +241,7 @@ def run_search(args: argparse.Namespace) -> int:
         now = session.clock()
         criteria = SearchCriteria(
             member_id=args.member_id,
+            client_reference=args.ref,
             trace_number=args.trace,
             certification_number=args.cert,
             payer=args.payer,

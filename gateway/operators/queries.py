@@ -17,7 +17,7 @@ from gateway.lifecycle import FileState, RequestState, SetState, event_between
 from gateway.operators.formatting import iso
 from gateway.operators.session import Session
 from gateway.operators.views import INBOX, events_json
-from gateway.store import FileRow, RequestRow, StateChange, Tx, hash_member_id
+from gateway.store import AuthorizationRow, FileRow, RequestRow, StateChange, Tx, hash_member_id
 from gateway.store.store import Direction
 from transactions.envelope_reader import read_interchanges
 from transactions.errors import X12GatewayError
@@ -252,6 +252,7 @@ def request_row(session: Session, tx: Tx, req: RequestRow) -> dict[str, Any]:
 @dataclass(frozen=True)
 class SearchCriteria:
     member_id: str | None = None
+    client_reference: str | None = None
     trace_number: str | None = None
     certification_number: str | None = None
     payer: str | None = None
@@ -275,6 +276,12 @@ def search(session: Session, tx: Tx, c: SearchCriteria, limit: int) -> tuple[lis
                 trackings.add(tx.requests.get(s.request_id).tracking_number)
             found = tx.requests.by_tracking([*s.trace_numbers, *([s.bht03] if s.bht03 else [])])
             trackings.update(found)
+    if c.client_reference is not None:
+        key = session.member_key()
+        refs = {
+            r.tracking_number for r in tx.requests.by_reference_hash(hash_member_id(c.client_reference, key))
+        }
+        trackings = refs if trackings is None else trackings & refs
     if c.certification_number is not None:
         certs = {
             a.tracking_number
@@ -381,12 +388,25 @@ def authorization_rows(
     return out, len(rows) > limit
 
 
+def _authorization_by_reference(session: Session, tx: Tx, ref: str) -> AuthorizationRow | None:
+    """The newest authorization of a 278 whose client reference is ``ref`` (keyed hash), if any."""
+    key = session.reference_key()
+    if key is None:
+        return None
+    for req in tx.requests.by_reference_hash(hash_member_id(ref, key)):
+        auth = tx.results.get_authorization(req.tracking_number) if req.kind == "278" else None
+        if auth is not None:
+            return auth
+    return None
+
+
 def authorization_detail(session: Session, tx: Tx, ref: str) -> dict[str, Any] | None:
-    """One authorization by tracking number or certification number, with events and service lines."""
+    """One authorization by tracking number, certification number or client reference, with events
+    and service lines."""
     auth = tx.results.get_authorization(ref)
     if auth is None:
         matches = tx.results.find_authorizations(certification_number=ref, limit=1)
-        auth = matches[0] if matches else None
+        auth = matches[0] if matches else _authorization_by_reference(session, tx, ref)
     if auth is None:
         return None
     req = tx.requests.get(auth.request_id) if auth.request_id is not None else None

@@ -1,10 +1,11 @@
 """``log show``: what one reference names, with everything an operator needs to answer "what happened".
 
 A reference can name a file (``file:12`` or a bare file id), an interchange (ISA13), a group (GS06), a
-transaction set (ST02, or ``set:N`` by row id), a trace number, a tracking number or a certification
-number. Each resolves to a *subject*: a request (traces, tracking and certification numbers lead
-there), a file, or a single transaction set. Bare numbers are looked up as all of file id, ISA13, GS06
-and ST02, so ``1`` is usually ambiguous: the candidates are returned and the operator picks one by prefix.
+transaction set (ST02, or ``set:N`` by row id), a trace number, a tracking number, a certification number or
+the billing system's own client reference (``ref:AU-0001``). Each resolves to a *subject*: a request
+(traces, tracking, certification numbers and client references lead there), a file, or a single transaction
+set. Bare numbers are looked up as all of file id, ISA13, GS06 and ST02, so ``1`` is usually ambiguous: the
+candidates are returned and the operator picks one by prefix.
 
 The views are plain JSON-able dicts (``--json`` prints them as they are); PHI is masked by the session's
 policy before it enters a view.
@@ -26,12 +27,20 @@ from gateway.operators.formatting import iso
 from gateway.operators.masking import Phi
 from gateway.operators.session import Session
 from gateway.operators.x12view import ParsedFile, control_int, parse_payload, segment_views
-from gateway.store import FileRow, NotFoundError, RequestRow, StateChange, TransactionSetRow, Tx
+from gateway.store import (
+    FileRow,
+    NotFoundError,
+    RequestRow,
+    StateChange,
+    TransactionSetRow,
+    Tx,
+    hash_member_id,
+)
 from transactions.acks import ParsedAcks, parse_acks
 from transactions.errors import X12GatewayError
 
 INBOX = "inbox"
-PREFIXES = ("file", "set", "isa", "gs", "st", "trace", "tracking", "cert")
+PREFIXES = ("file", "set", "isa", "gs", "st", "trace", "tracking", "cert", "ref")
 RESPONSE_SETS = frozenset({"271", "278"})
 ACK_SCAN_LIMIT = 200  # acknowledgment files read per set when looking for its 999/TA1
 MATCH_LIMIT = 50
@@ -81,10 +90,13 @@ def file_json(f: FileRow, phi: Phi) -> dict[str, Any]:
 
 
 class Resolver:
-    """Turns a reference into subjects (several when it is ambiguous)."""
+    """Turns a reference into subjects (several when it is ambiguous). With the member-hash key it also
+    finds requests by the billing system's own reference (``ref:AU-0001``, or bare), through the keyed
+    hash the intake stored: the reference itself sits only in the sealed payload."""
 
-    def __init__(self, tx: Tx) -> None:
+    def __init__(self, tx: Tx, reference_key: bytes | None = None) -> None:
         self.tx = tx
+        self.reference_key = reference_key
 
     def resolve(self, ref: str) -> list[Subject]:
         text = ref.strip()
@@ -93,7 +105,7 @@ class Resolver:
             kinds: tuple[str, ...] = (prefix.lower(),)
             text = value.strip()
         else:
-            kinds = ("tracking", "trace", "cert")
+            kinds = ("tracking", "trace", "cert", "ref")
             if text.isdigit():
                 kinds = ("file", "isa", "gs", "st", *kinds)
         found: dict[tuple[str, str], Subject] = {}
@@ -173,6 +185,12 @@ class Resolver:
             if req:
                 out.append(self._request(req))
         return out
+
+    def _by_ref(self, value: str) -> list[Subject]:
+        if self.reference_key is None or not value:
+            return []
+        found = self.tx.requests.by_reference_hash(hash_member_id(value, self.reference_key), MATCH_LIMIT)
+        return [self._request(req) for req in found]
 
     def _request_of(
         self, request_id: int | None, traces: Iterable[str], bht03: str | None
