@@ -16,6 +16,10 @@ import pytest
 
 from gateway.cli import auth_cmd, log_cmd, ops_cmd
 from gateway.operators.formatting import terminal_width
+from gateway.operators.session import open_session
+from gateway.operators.status import gather
+from gateway.web.browse import BrowseQuery, log_page
+from tests.e2e_harness import ROOT
 from tests.test_operators import GARBAGE, World, _cli, _json
 from tests.test_operators import world as world  # noqa: PLC0414 - the shared run, as this module's fixture
 
@@ -129,3 +133,41 @@ def test_client_reference_found_by_log_show_search_and_auth_show(world: World) -
     assert code == 0
     assert doc["authorization"]["tracking_number"] == mri
     assert _json(world, "auth", "show", "EL-0001")[0] == 1, "an eligibility reference has no authorization"
+
+
+# ------------------------------------------------------ these run last: they move the shared run on
+
+
+def _unmatched_sets(world: World) -> list[int]:
+    with world.h.ctx.store.read() as tx:
+        return [
+            r["set_row_id"]
+            for r in tx.envelopes.rows_of_files([f.id for f in tx.files.query(direction="in", limit=1000)])
+            if r.get("set_state") == "unmatched"
+        ]
+
+
+def test_a_response_matching_no_request_is_unmatched_listed_and_counted(world: World) -> None:
+    """A 278 answer whose traces match none of our requests: its set is 'unmatched' (a lifecycle move),
+    found by log list --status unmatched and the console's state filter, counted by stats and status."""
+    text = (ROOT / "sample_edi" / "responses" / "278resp-A1-certified.x12").read_text()
+    (world.h.clearinghouse / "outbound" / "stranger.x12").write_text(text)
+    assert world.h.run_until(lambda: bool(_unmatched_sets(world)), timeout=30)
+    code, doc = _json(world, "log", "list", "--status", "unmatched")
+    assert code == 0
+    assert [(r["type"], r["direction"], r["state"]) for r in doc["rows"]] == [("278", "in", "unmatched")]
+    assert doc["rows"][0]["tracking_number"] is None
+    received = _json(world, "log", "list", "--status", "received", "--type", "278", "--direction", "in")[1]
+    assert received["rows"]
+    assert all(r["tracking_number"] for r in received["rows"]), "the stranger is not shown as received"
+    assert _json(world, "stats")[1]["unmatched_responses"] == 1
+    with open_session(str(world.config), json=True) as session, session.store.read() as tx:
+        verdict, status = gather(tx, session.config, session.clock())
+        query, problems = BrowseQuery.parse({"state": "unmatched"})
+        rows, _more = log_page(session, tx, query)
+        assert BrowseQuery.parse({"state": "bogus"})[1], "the console says a bad state is bad"
+    assert status["unmatched_responses"] == 1
+    assert verdict >= 1
+    assert any("matching no request" in p["message"] for p in status["problems"])
+    assert not problems
+    assert [r["state"] for r in rows] == ["unmatched"]

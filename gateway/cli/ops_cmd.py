@@ -179,6 +179,7 @@ def _render_stats(session: Session, doc: dict[str, Any]) -> None:
                 ("rejected", acks["rejected"]),
                 ("acceptance rate", f"{rate * 100:.1f}%" if rate is not None else "n/a"),
                 ("authorizations", ", ".join(f"{k} {v}" for k, v in doc["authorizations"].items())),
+                ("unmatched responses", doc["unmatched_responses"]),
             ],
             width=session.width,
         )

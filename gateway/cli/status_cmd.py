@@ -83,7 +83,8 @@ def render(doc: dict[str, Any]) -> list[str]:
         )
     lines.append(
         f"overdue: {doc['overdue_acks']} acknowledgment(s), {doc['overdue_requests']} request(s); "
-        f"quarantined files: {doc['quarantined_files']}"
+        f"quarantined files: {doc['quarantined_files']}; "
+        f"unmatched responses: {doc['unmatched_responses']}"
     )
     return lines
 

@@ -564,6 +564,7 @@ def compute_stats(tx: Tx, *, since: datetime | None, until: datetime | None) -> 
         "transaction_sets": {k: dict(sorted(v.items())) for k, v in sorted(by_type.items())},
         "requests": {k: dict(sorted(v.items())) for k, v in sorted(request_counts.items())},
         "authorizations": dict(sorted((r["status"], r["count"]) for r in auths)),
+        "unmatched_responses": sum(r["count"] for r in sets if r["state"] == SetState.UNMATCHED),
         "acknowledgments": {
             "acknowledged": total,
             "accepted": accepted,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from gateway.lifecycle import FileState, PartnerState, RequestState
+from gateway.lifecycle import FileState, PartnerState, RequestState, SetState
 from gateway.runtime.config import GatewayConfig, PartnerConfig
 from gateway.runtime.health import stored_move
 from gateway.store import Tx
@@ -120,6 +120,7 @@ def gather(tx: Tx, config: GatewayConfig, now: datetime) -> tuple[int, dict[str,
     )
     overdue_requests = queues["requests"].get(RequestState.OVERDUE, 0) + past_due
     quarantined = sum(states.get(FileState.QUARANTINED, 0) for states in files.values())
+    unmatched = sum(r["count"] for r in tx.envelopes.count_sets() if r["state"] == SetState.UNMATCHED)
     problems = [
         Problem(CRITICAL, f"partner {p['name']} paused: {p['paused_why'] or 'no reason logged'}")
         for p in partners
@@ -129,6 +130,7 @@ def gather(tx: Tx, config: GatewayConfig, now: datetime) -> tuple[int, dict[str,
         (overdue_acks, "sent file(s) without a 999/TA1 in time"),
         (overdue_requests, "request(s) without an answer in time"),
         (quarantined, "file(s) in quarantine"),
+        (unmatched, "response(s) matching no request (log list --status unmatched)"),
     ):
         if count:
             problems.append(Problem(WARNING, f"{count} {what}"))
@@ -143,6 +145,7 @@ def gather(tx: Tx, config: GatewayConfig, now: datetime) -> tuple[int, dict[str,
         "overdue_acks": overdue_acks,
         "overdue_requests": overdue_requests,
         "quarantined_files": quarantined,
+        "unmatched_responses": unmatched,
         "problems": [p.doc() for p in problems],
     }
     return verdict, doc

@@ -14,7 +14,16 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from gateway.lifecycle import Entity, FileEvent, FileState, RequestEvent, RequestState, SetState, allows
+from gateway.lifecycle import (
+    Entity,
+    FileEvent,
+    FileState,
+    RequestEvent,
+    RequestState,
+    SetEvent,
+    SetState,
+    allows,
+)
 from gateway.runtime.config import PartnerConfig
 from gateway.runtime.context import Context
 from gateway.runtime.fsutil import atomic_write, ensure_dir, internal_name
@@ -83,11 +92,11 @@ def process_file(ctx: Context, row: FileRow, rules: MappingRules) -> str:
     outgoing = _our_acks(ctx, partner, validation) if partner.send_acks else []
     outcome = Outcome()
     with ctx.store.begin() as tx:
-        _record_envelopes(tx, row, validation)
+        set_rows = _record_envelopes(tx, row, validation)
         if acks is not None:
             outcome.acks_applied = _apply_acks(ctx, tx, acks.groups, acks.interchanges, outcome)
         for item in mapped:
-            _apply_record(ctx, tx, item, outcome)
+            _apply_record(ctx, tx, item, outcome, set_rows.get(item.key))
         for name, payload in outgoing:
             sha, path = ctx.payloads.put(payload)
             tx.files.record(
@@ -220,7 +229,9 @@ def _without_acks(ic: InterchangeReport) -> InterchangeReport:
     return replace(ic, groups=tuple(g for g in ic.groups if g.functional_id != "FA"))
 
 
-def _record_envelopes(tx: Tx, row: FileRow, validation: Validation) -> None:
+def _record_envelopes(tx: Tx, row: FileRow, validation: Validation) -> dict[tuple[str, str], int]:
+    """Record the file's interchanges, groups and sets; the set rows' ids by (ISA13, ST02)."""
+    set_rows: dict[tuple[str, str], int] = {}
     by_offset = {s.report.offset: s for s in validation.sets}
     for ic in validation.report.interchanges:
         ic_row = tx.envelopes.record_interchange(
@@ -244,7 +255,7 @@ def _record_envelopes(tx: Tx, row: FileRow, validation: Validation) -> None:
                 bht03 = (
                     vs.segments[1].get(3) if len(vs.segments) > 1 and vs.segments[1].tag == "BHT" else None
                 )
-                tx.envelopes.record_set(
+                recorded = tx.envelopes.record_set(
                     interchange_id=ic_row.id,
                     group_id=g_row.id,
                     control_number=s.control_number,
@@ -254,6 +265,8 @@ def _record_envelopes(tx: Tx, row: FileRow, validation: Validation) -> None:
                     state=SetState.RECEIVED if s.accepted else SetState.REJECTED,
                     ack_status=s.ack_code,
                 )
+                set_rows.setdefault((ic.control_number, s.control_number), recorded.id)
+    return set_rows
 
 
 def _candidates(tx: Tx, kind: str, traces: list[str], bht03: str | None) -> dict[int, RequestRow]:
@@ -273,9 +286,10 @@ def _applied_fingerprints(tx: Tx, req: RequestRow) -> list[tuple[str, str]]:
     ]
 
 
-def _apply_record(ctx: Context, tx: Tx, item: _Mapped, outcome: Outcome) -> None:
+def _apply_record(ctx: Context, tx: Tx, item: _Mapped, outcome: Outcome, set_row_id: int | None) -> None:
     """Match one mapped response to its request (mappings.correlate) and store it, once. The stored
-    record carries the set's acknowledgment verdict (``validation``) and its findings."""
+    record carries the set's acknowledgment verdict (``validation``) and its findings; a response that
+    matches no request moves its set to ``unmatched`` (listable, countable), with the audit row."""
     kind, record, key = item.kind, item.record, item.key
     traces = (
         list(record.trace_numbers)
@@ -306,6 +320,10 @@ def _apply_record(ctx: Context, tx: Tx, item: _Mapped, outcome: Outcome) -> None
     if not result.matched:
         outcome.unmatched += 1
         tx.audit.record_change("response", 0, None, "unmatched", detail)
+        if set_row_id is not None and allows(
+            Entity.TRANSACTION_SET, tx.envelopes.get_set(set_row_id).state, SetEvent.FIND_NO_REQUEST
+        ):
+            tx.envelopes.transition_set(set_row_id, SetEvent.FIND_NO_REQUEST, detail={"kind": kind})
         ctx.log.warning("response matches no request", **detail)
         return
     req = next(r for r in candidates.values() if r.tracking_number == result.matched[0][1])

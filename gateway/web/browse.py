@@ -10,7 +10,9 @@ from itertools import islice
 from typing import Any
 from urllib.parse import urlencode
 
+from gateway.lifecycle import SetState
 from gateway.operators.queries import (
+    LOG_STATES,
     AuthFilter,
     LogFilter,
     authorization_rows,
@@ -60,6 +62,9 @@ class BrowseQuery:
         if value["type"] is not None and value["type"] not in TYPES:
             problems.append(f"type must be one of {', '.join(TYPES)}")
             value["type"] = None
+        if value["state"] is not None and value["state"] not in LOG_STATES:
+            problems.append(f"state must be one of {', '.join(LOG_STATES)}")
+            value["state"] = None
         if value["ack"] is not None and value["ack"] not in ACK_CODES:
             problems.append(f"ack must be one of {', '.join(ACK_CODES)}")
             value["ack"] = None
@@ -153,6 +158,7 @@ def dashboard(session: Session, tx: Tx) -> dict[str, Any]:
             "p95": percentile(latencies, 0.95),
         },
         "turnaround": figures.turnaround(tx),
+        "unmatched": sum(r["count"] for r in tx.envelopes.count_sets() if r["state"] == SetState.UNMATCHED),
         "decisions": figures.responses_by_decision(tx),
         "pended": pended,
         "more_pended": more_pended,
