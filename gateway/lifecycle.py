@@ -170,7 +170,8 @@ _MOVES: dict[Entity, tuple[tuple[tuple[StrEnum, ...], StrEnum, StrEnum], ...]] =
         (_REQUEST_ANSWERABLE, _RE.ANSWER, _R.ANSWERED),
         (_REQUEST_ANSWERABLE, _RE.PEND, _R.PENDED),
         ((_R.SENT, _R.ACKNOWLEDGED), _RE.TIME_OUT, _R.OVERDUE),
-        ((_R.QUEUED, _R.SENT, _R.ACKNOWLEDGED), _RE.REJECT, _R.REJECTED),
+        # a 999/TA1 rejection that arrives after the answer was given up on still counts
+        ((_R.QUEUED, _R.SENT, _R.ACKNOWLEDGED, _R.OVERDUE), _RE.REJECT, _R.REJECTED),
         ((_R.REJECTED, _R.INVALID, _R.OVERDUE), _RE.RESEND, _R.NEW),
         ((_R.NEW,), _RE.WAIVE, _R.NOT_REQUIRED),
     ),

@@ -18,7 +18,11 @@ from gateway.cli import auth_cmd, log_cmd, ops_cmd
 from gateway.operators.formatting import terminal_width
 from gateway.operators.session import open_session
 from gateway.operators.status import gather
+from gateway.runtime.runner import mark_overdue
+from gateway.stages import batching, exchange, intake
+from gateway.transport.sftp import SftpClient
 from gateway.web.browse import BrowseQuery, log_page
+from mappings.decode import decision_summary, describe, describe_all
 from tests.e2e_harness import ROOT
 from tests.test_operators import GARBAGE, World, _cli, _json
 from tests.test_operators import world as world  # noqa: PLC0414 - the shared run, as this module's fixture
@@ -135,6 +139,62 @@ def test_client_reference_found_by_log_show_search_and_auth_show(world: World) -
     assert _json(world, "auth", "show", "EL-0001")[0] == 1, "an eligibility reference has no authorization"
 
 
+def test_code_tables_decode_and_never_guess() -> None:
+    """The core's code tables: a listed code reads ``code (meaning)``, an unlisted one stays itself."""
+    assert describe("ta1_note", "024") == "024 (invalid interchange content)"
+    assert describe("segment_error", "8") == "8 (segment has data element errors)"
+    assert describe("element_error", "7") == "7 (invalid code value)"
+    assert describe("set_error", "5") == "5 (one or more segments in error)"
+    assert describe("ack", "P") == "P (partially accepted, at least one set rejected)"
+    assert describe("action", "A3") == "A3 (not certified)"
+    assert describe("reject_reason", "72") == "72 (invalid/missing subscriber/insured id)"
+    assert describe("follow_up", "C") == "C (correct and resubmit)"
+    assert describe("eligibility", "1") == "1 (active coverage)"
+    assert describe_all("service_type", ["30", "62", "ZZ"]) == (
+        "30 (health benefit plan coverage), 62 (MRI/CAT scan), ZZ"
+    )
+    assert describe("decision_reason", "QQ") == "QQ"
+    assert describe("action", None) is None
+    summary = decision_summary({"action_code": "A4", "reason_code": "0U", "rejections": []})
+    assert summary == "A4 (pended); reason 0U (additional patient information required)"
+
+
+def test_log_show_and_auth_show_decode_codes(world: World) -> None:
+    """log show prints 999 verdicts and errors as code (meaning), 271 benefits with EB01 and service
+    types decoded; auth show decodes HCR01 and UM03; the console's chain view shows the same texts."""
+    _, text = _cli(world, "log", "show", world.tracking["REJ-999"], "--no-segments")
+    assert "999 set R (rejected)" in text
+    assert "NM1 at position 9 element NM109: 7 (invalid code value)" in text
+    assert "8 (segment has data element errors)" in text
+    assert "IK5 R (rejected): NM1 8 (segment has data element errors)" in text, "the request's reason"
+    _, doc = _json(world, "log", "show", world.tracking["REJ-999"])
+    ack = next(r for b in doc["transactions"] for r in b["related"] if r["relation"] == "acknowledgment")
+    assert ack["ack_text"] == "R (rejected)"
+    assert {e["text"] for e in ack["errors"]} == {
+        "8 (segment has data element errors)",
+        "7 (invalid code value)",
+    }
+    _, text = _cli(world, "log", "show", world.tracking["EL-0001"], "--no-segments")
+    assert "1 (active coverage): 30 (health benefit plan coverage)" in text
+    assert "B (co-payment): 98 (professional (physician) visit - office)" in text
+    _, text = _cli(world, "auth", "show", world.tracking["AU-0006"])
+    assert "A3 (not certified)" in text
+    assert "73 (diagnostic medical)" in text
+    _, text = _cli(world, "auth", "show", world.tracking["AU-0003"])
+    assert "A4 (pended)" in text
+
+
+def test_result_files_say_why_for_denials_and_pends(world: World) -> None:
+    """The outbox's top-level reason is filled for a denial and a pend (decoded action and reason), and
+    stays empty for an approval."""
+    denied = world.h.result(world.tracking["AU-0006"])
+    assert denied["status"] == "denied"
+    assert denied["reason"].startswith("A3 (not certified)")
+    pended = world.h.result(world.tracking["AU-0003"])
+    assert pended["reason"].startswith("A4 (pended)")
+    assert world.h.result(world.tracking["AU-0001"])["reason"] is None
+
+
 # ------------------------------------------------------ these run last: they move the shared run on
 
 
@@ -171,3 +231,57 @@ def test_a_response_matching_no_request_is_unmatched_listed_and_counted(world: W
     assert any("matching no request" in p["message"] for p in status["problems"])
     assert not problems
     assert [r["state"] for r in rows] == ["unmatched"]
+
+
+def _send_only(world: World, stem: str, name: str, **changes: object) -> str:
+    """A request dropped, batched and uploaded, without downloading anything: its tracking number."""
+    h = world.h
+    h.drop_sample(stem, name=name, **changes)
+    intake.intake(h.ctx)
+    batching.batch_all(h.ctx)
+    with SftpClient(h.config.partners[0].sftp_endpoint()) as client:
+        exchange.upload_all(h.ctx, h.config.partners[0], client)
+    ref = str(changes["trace_number"])
+    assert h.requests()[ref].state == "sent"
+    return h.requests()[ref].tracking_number
+
+
+def test_unanswered_278_is_pending_and_a_late_999_rejection_reaches_the_outbox(world: World) -> None:
+    """A 278 sent with no answer yet is listed by auth list --pending-longer-than; a request that went
+    overdue and then gets its 999 rejection is 'rejected' and its result file shows the rejection."""
+    silent = _send_only(
+        world,
+        "278-outpatient-mri",
+        "silent.json",
+        trace_number="AU-SILENT",
+        subscriber__member_id="ZZM100000088",
+    )
+    late = _send_only(
+        world,
+        "270-subscriber",
+        "late-reject.json",
+        trace_number="REJ-LATE",
+        subscriber__member_id="ZZMREJECT999",
+    )
+    code, doc = _json(world, "auth", "list", "--pending-longer-than", "0m")
+    assert code == 0
+    pending = {a["tracking_number"]: a["status"] for a in doc["authorizations"]}
+    assert pending[silent] == "no answer (sent)"
+    assert pending[world.tracking["AU-0003"]] == "pended"
+    assert silent not in {
+        a["tracking_number"]
+        for a in _json(world, "auth", "list", "--pending-longer-than", "1d")[1]["authorizations"]
+    }
+    h = world.h
+    real_clock = h.ctx.clock
+    h.ctx.clock = lambda: real_clock() + timedelta(days=2)  # the deadline passes
+    try:
+        assert mark_overdue(h.ctx) >= 1
+    finally:
+        h.ctx.clock = real_clock
+    assert h.requests()["REJ-LATE"].state == "overdue"
+    assert h.result(late)["state"] == "overdue"
+    assert h.run_until(lambda: h.requests()["REJ-LATE"].state == "rejected", timeout=30)
+    result = h.result(late)
+    assert result["state"] == "rejected"
+    assert result["reason"].startswith("rejected by 999, IK5 R (rejected)")

@@ -16,7 +16,7 @@ from typing import Any, cast
 from gateway.lifecycle import FileState, RequestState, SetState, event_between
 from gateway.operators.formatting import iso
 from gateway.operators.session import Session
-from gateway.operators.views import INBOX, events_json
+from gateway.operators.views import INBOX, decoded_decision, events_json
 from gateway.store import AuthorizationRow, FileRow, RequestRow, StateChange, Tx, hash_member_id
 from gateway.store.store import Direction
 from transactions.envelope_reader import read_interchanges
@@ -365,8 +365,8 @@ def authorization_rows(
         limit=limit + 1,
     )
     requests = tx.requests.by_ids(a.request_id for a in rows if a.request_id is not None)
-    out = []
-    for a in rows[:limit]:
+    out = _unanswered_278s(session, tx, flt, limit)
+    for a in rows[: max(0, limit - len(out))]:
         req = requests.get(a.request_id) if a.request_id is not None else None
         history = tx.results.authorization_history(a.id)
         since = history[-1].at if history else a.updated_at
@@ -385,7 +385,41 @@ def authorization_rows(
                 **(patient_summary(session, req.payload) if req else {}),
             }
         )
-    return out, len(rows) > limit
+    return out, len(rows) + len(out) > limit
+
+
+UNANSWERED_278 = (RequestState.SENT, RequestState.ACKNOWLEDGED, RequestState.OVERDUE)
+
+
+def _unanswered_278s(session: Session, tx: Tx, flt: AuthFilter, limit: int) -> list[dict[str, Any]]:
+    """For ``--pending-longer-than``: 278s sent (and perhaps acknowledged) that have no answer at all
+    after that long. They have no authorization row yet, but they are pending as much as a pended one."""
+    if flt.pending_longer_than is None or flt.status not in (None, "pended") or flt.expiring_within:
+        return []
+    cutoff = session.clock() - flt.pending_longer_than
+    out = []
+    for state in UNANSWERED_278:
+        for req in tx.requests.query(state=state, kind="278", until=cutoff, limit=limit, oldest_first=True):
+            if req.updated_at > cutoff or (flt.payer and req.payer_id != flt.payer):
+                continue
+            if tx.results.get_authorization(req.tracking_number) is not None:
+                continue
+            out.append(
+                {
+                    "tracking_number": req.tracking_number,
+                    "status": f"no answer ({req.state})",
+                    "certification_number": None,
+                    "payer_id": req.payer_id,
+                    "client_reference": req.payload.get("client_reference"),
+                    "effective_from": None,
+                    "effective_to": None,
+                    "status_since": req.updated_at,
+                    "days_to_expiry": None,
+                    "updated_at": req.updated_at,
+                    **patient_summary(session, req.payload),
+                }
+            )
+    return sorted(out, key=lambda r: r["status_since"])[:limit]
 
 
 def _authorization_by_reference(session: Session, tx: Tx, ref: str) -> AuthorizationRow | None:
@@ -444,6 +478,7 @@ def authorization_detail(session: Session, tx: Tx, ref: str) -> dict[str, Any] |
             "created_at": iso(auth.created_at),
             "updated_at": iso(auth.updated_at),
             **{k: record.get(k) for k in keys},
+            **decoded_decision(record),
         },
         "request": (
             {

@@ -36,6 +36,7 @@ from gateway.store import (
     Tx,
     hash_member_id,
 )
+from mappings.decode import describe, describe_all
 from transactions.acks import ParsedAcks, parse_acks
 from transactions.errors import X12GatewayError
 
@@ -87,6 +88,40 @@ def file_json(f: FileRow, phi: Phi) -> dict[str, Any]:
         "created_at": iso(f.created_at),
         "updated_at": iso(f.updated_at),
     }
+
+
+def decoded_rejections(record: dict[str, Any]) -> list[str]:
+    """AAA rejections as ``AAA03 (reason); AAA04 (follow-up)`` lines (codes only: no data)."""
+    return [
+        "; ".join(
+            x
+            for x in (
+                describe("reject_reason", r.get("reason_code")),
+                describe("follow_up", r.get("follow_up_code")),
+            )
+            if x
+        )
+        for r in record.get("rejections") or []
+    ]
+
+
+def decoded_decision(record: dict[str, Any]) -> dict[str, Any]:
+    """A 278 answer's codes decoded: HCR01 action, HCR03 reason, AAA rejections, UM03 service type."""
+    return {
+        "action": describe("action", record.get("action_code")),
+        "decision_reason": describe("decision_reason", record.get("reason_code")),
+        "service_type_text": describe("service_type", record.get("service_type")),
+        "rejection_texts": decoded_rejections(record),
+    }
+
+
+def decoded_eligibility(record: dict[str, Any], limit: int = 40) -> dict[str, Any]:
+    """A 271's benefits as ``EB01 (meaning): service types (meaning)`` lines, and its AAA rejections."""
+    lines = []
+    for b in (record.get("benefits") or [])[:limit]:
+        types = describe_all("service_type", b.get("service_types") or [])
+        lines.append(f"{describe('eligibility', b.get('code'))}{': ' + types if types else ''}")
+    return {"benefit_texts": lines, "rejection_texts": decoded_rejections(record)}
 
 
 class Resolver:
@@ -342,9 +377,17 @@ class Views:
                     "set_row_id": ack_set["set_row_id"] if ack_set else None,
                     "control_number": ga.ack_set_control,
                     "ack_status": verdict.ack_code if verdict else ga.ack_code,
+                    "ack_text": describe("ack", verdict.ack_code if verdict else ga.ack_code),
                     "group_ack": ga.ack_code,
+                    "set_errors": [describe("set_error", c) for c in (verdict.codes if verdict else ())],
                     "errors": [
-                        {"segment": e.segment, "position": e.position, "element": e.element, "code": e.code}
+                        {
+                            "segment": e.segment,
+                            "position": e.position,
+                            "element": e.element,
+                            "code": e.code,
+                            "text": describe("element_error" if e.element else "segment_error", e.code),
+                        }
                         for e in (verdict.errors if verdict else ())
                     ],
                     "at": iso(cand.created_at),
@@ -362,7 +405,9 @@ class Views:
                 "set_row_id": None,
                 "control_number": ta.ack_interchange,
                 "ack_status": ta.ack_code,
+                "ack_text": describe("ack", ta.ack_code),
                 "note_code": ta.note_code,
+                "note": describe("ta1_note", ta.note_code),
                 "at": iso(cand.created_at),
             }
             for ta in acks.interchanges
@@ -581,6 +626,7 @@ class Views:
                 "updated_at": iso(auth.updated_at),
                 "events": events_json(self.tx, auth.id),
                 "services": record.get("services", []),
+                **decoded_decision(record),
             }
         elig = self.tx.results.get_eligibility(req.tracking_number)
         if elig is None:
@@ -591,6 +637,7 @@ class Views:
             "effective_from": iso(elig.effective_from),
             "effective_to": iso(elig.effective_to),
             "updated_at": iso(elig.updated_at),
+            **decoded_eligibility(self.session.phi.document(elig.record)),
         }
 
     def file_view(self, file_id: int) -> dict[str, Any]:

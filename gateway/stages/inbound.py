@@ -30,6 +30,7 @@ from gateway.runtime.fsutil import atomic_write, ensure_dir, internal_name
 from gateway.stages.outbox import summary_file_name, write_results
 from gateway.store import FileRow, RequestRow, Tx
 from mappings.correlate import ResponseKey, SentRequest, correlate
+from mappings.decode import describe
 from mappings.mapper import MappingRules, Record, map_validation
 from mappings.records import AuthorizationRecord, EligibilityResult
 from transactions.acks import AckEnvelope, GroupAck, InterchangeAck, build_999, build_ta1, parse_acks
@@ -394,7 +395,7 @@ def _apply_acks(
                 outcome.warnings.append(("interchange rejected by TA1", fields))
                 for g in tx.envelopes.groups_of_interchange(ic.id):
                     for s in tx.envelopes.sets_of_group(g.id):
-                        note = f"interchange rejected by TA1 (note {ta1.note_code})"
+                        note = f"interchange rejected by TA1, note {describe('ta1_note', ta1.note_code)}"
                         _reject_request(tx, s.request_id, note, rejected)
             break
     for ga in groups:
@@ -410,15 +411,13 @@ def _apply_acks(
             code = verdict.ack_code if verdict else ("R" if ga.ack_code == "R" else "A")
             tx.envelopes.set_ack_status("transaction_set", s.id, code)
             if code == "R":
+                errors = verdict.errors if verdict else ()
                 why = ", ".join(
-                    f"{e.segment}{'/' + e.element if e.element else ''} code {e.code}"
-                    for e in (verdict.errors if verdict else ())
+                    f"{e.segment}{'/' + e.element if e.element else ''} code {e.code}" for e in errors
                 )
                 fields = {"group": group.control_number, "transaction_set": s.control_number, "errors": why}
                 outcome.warnings.append(("transaction set rejected by 999", fields))
-                _reject_request(
-                    tx, s.request_id, f"rejected by 999 (IK5 R{': ' + why if why else ''})", rejected
-                )
+                _reject_request(tx, s.request_id, _rejection_reason(errors), rejected)
             elif s.request_id is not None:
                 req = tx.requests.get(s.request_id)
                 if req.state == RequestState.SENT:
@@ -426,6 +425,16 @@ def _apply_acks(
                         req.tracking_number, RequestEvent.ACKNOWLEDGE, expect=RequestState.SENT
                     )
     return applied
+
+
+def _rejection_reason(errors: tuple[Any, ...]) -> str:
+    """The request's reason for a 999 rejection, codes decoded (``NM1/NM109 7 (invalid code value)``)."""
+    why = ", ".join(
+        f"{e.segment}{'/' + e.element if e.element else ''} "
+        f"{describe('element_error' if e.element else 'segment_error', e.code)}"
+        for e in errors
+    )
+    return f"rejected by 999, IK5 R (rejected){': ' + why if why else ''}"
 
 
 def _file_acknowledged(tx: Tx, file_id: int, code: str) -> None:
