@@ -7,25 +7,34 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import json
 import os
+import re
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from gateway.cli import auth_cmd, log_cmd, ops_cmd
 from gateway.operators.formatting import terminal_width
 from gateway.operators.session import open_session
 from gateway.operators.status import gather
+from gateway.runtime.config import load_config
 from gateway.runtime.runner import mark_overdue
+from gateway.runtime.storeopen import open_store
 from gateway.stages import batching, exchange, intake
+from gateway.store import schema as s
 from gateway.transport.sftp import SftpClient
+from gateway.web import users
 from gateway.web.browse import BrowseQuery, log_page
 from mappings.decode import decision_summary, describe, describe_all
 from tests.e2e_harness import ROOT
 from tests.test_operators import GARBAGE, World, _cli, _json
 from tests.test_operators import world as world  # noqa: PLC0414 - the shared run, as this module's fixture
+from tests.web_support import PASSWORD, http_call, serve
 
 
 def _usage_error(*argv: str) -> str:
@@ -193,6 +202,58 @@ def test_result_files_say_why_for_denials_and_pends(world: World) -> None:
     pended = world.h.result(world.tracking["AU-0003"])
     assert pended["reason"].startswith("A4 (pended)")
     assert world.h.result(world.tracking["AU-0001"])["reason"] is None
+
+
+def _patient(payload: dict[str, Any]) -> tuple[str, str]:
+    person = payload.get("dependent") or payload["subscriber"]
+    return str(person.get("last_name")), str(person.get("birth_date"))
+
+
+def test_patient_search_by_last_name_and_birth_date(world: World) -> None:
+    """log search --last-name --birth-date finds the requests about that patient (the dependent when
+    there is one), case and spacing of the name ignored, through a keyed hash: the store keeps no
+    plain name for it. The console's patient search (a POST with its CSRF token) finds the same."""
+    rows = world.h.requests()
+    expected = {ref for ref, row in rows.items() if _patient(row.payload) == ("CANARYTEST", "2012-03-14")}
+    assert len(expected) >= 2
+    code, doc = _json(world, "log", "search", "--last-name", " canaryTest ", "--birth-date", "2012-03-14")
+    assert code == 0
+    assert {r["client_reference"] for r in doc["requests"]} == expected
+    assert "CANARYTEST" not in json.dumps(doc), "the results stay masked"
+    assert _json(world, "log", "search", "--last-name", "CANARYTEST", "--birth-date", "1999-01-01")[0] == 1
+    assert _cli(world, "log", "search", "--last-name", "CANARYTEST")[0] == 2, "both or neither"
+    with world.h.ctx.store.read() as tx:
+        hashes = {str(v) for (v,) in tx.conn.execute(select(s.requests.c.patient_hash))}
+    assert all(len(h) == 64 and "CANARY" not in h.upper() for h in hashes)
+    store = open_store(load_config(world.config), role="operator")
+    users.add_user(store, "pat", "viewer", PASSWORD)
+    store.close()
+    with serve(world.config) as srv:
+        page = http_call(srv, "/console/login")
+        token = re.search(r'name="csrf" value="([^"]+)"', page.body)
+        assert token is not None
+        cookie = page.cookies()[0].split(";")[0].split("=", 1)
+        login = http_call(
+            srv,
+            "/console/login",
+            method="POST",
+            form={"csrf": token.group(1), "name": "pat", "password": PASSWORD},
+            cookies={cookie[0]: cookie[1]},
+        )
+        session = next(c for c in login.cookies() if c.startswith("x12gw_session="))
+        jar = {"x12gw_session": session.split(";")[0].split("=", 1)[1]}
+        listing = http_call(srv, "/console/transactions", cookies=jar)
+        csrf = re.search(r'name="csrf" value="([^"]+)"', listing.body)
+        assert csrf is not None
+        form = {"csrf": csrf.group(1), "last_name": "canarytest", "birth_date": "2012-03-14"}
+        found = http_call(srv, "/console/patients", method="POST", form=form, cookies=jar)
+        assert found.status == 200
+        assert {rows[ref].tracking_number for ref in expected} <= set(
+            re.findall(r"GW-[A-Z0-9]+-\d+", found.body)
+        )
+        assert "CANARYTEST" not in found.body, "names stay masked in the console too"
+        refused = http_call(srv, "/console/patients", method="POST", form={**form, "csrf": "x"}, cookies=jar)
+        assert refused.status == 403
 
 
 # ------------------------------------------------------ these run last: they move the shared run on

@@ -17,6 +17,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import date
 from types import FrameType
 from typing import Any, TextIO
 
@@ -96,6 +97,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_common(p, reveal=True, limit=True)
     p.add_argument("--member-id", help="subscriber member id (matched by its keyed hash)")
     p.add_argument("--ref", help="the billing system's client reference (matched by its keyed hash)")
+    p.add_argument("--last-name", metavar="NAME", help="patient's last name, with --birth-date (keyed hash)")
+    p.add_argument(
+        "--birth-date", type=_date_arg, metavar="YYYY-MM-DD", help="patient's birth date, with --last-name"
+    )
     p.add_argument("--trace", help="trace number (TRN02): ours, the payer's, or a service line's")
     p.add_argument("--cert", help="certification number (HCR02)")
     p.add_argument("--payer", help="payer id")
@@ -138,6 +143,13 @@ def _filters(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ack", metavar="CODE", help="acknowledgment code A, E, P, R (or 'none')")
     p.add_argument("--since", type=time_arg, metavar="T", help="at or after T (30m, 2h, 14d, 2026-01-31)")
     p.add_argument("--until", type=time_arg, metavar="T", help="before T")
+
+
+def _date_arg(text: str) -> date:
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
 
 
 def _type_arg(text: str) -> str:
@@ -228,11 +240,26 @@ def _not_one(session: Session, ref: str, subjects: list[Any]) -> int:
 def run_search(args: argparse.Namespace) -> int:
     criteria_given = any(
         getattr(args, k) is not None
-        for k in ("member_id", "ref", "trace", "cert", "payer", "kind", "state", "since", "until")
+        for k in (
+            "member_id",
+            "ref",
+            "last_name",
+            "trace",
+            "cert",
+            "payer",
+            "kind",
+            "state",
+            "since",
+            "until",
+        )
     )
+    if (args.last_name is None) != (args.birth_date is None):
+        print("x12gw: error: --last-name and --birth-date go together", file=sys.stderr)
+        return EXIT_USAGE
     if not criteria_given:
         print(
-            "x12gw: error: log search needs at least one of --member-id, --ref, --trace, --cert, --payer, "
+            "x12gw: error: log search needs at least one of --member-id, --ref, --last-name with "
+            "--birth-date, --trace, --cert, --payer, "
             "--kind, --state, --since, --until",
             file=sys.stderr,
         )
@@ -242,6 +269,8 @@ def run_search(args: argparse.Namespace) -> int:
         criteria = SearchCriteria(
             member_id=args.member_id,
             client_reference=args.ref,
+            last_name=args.last_name,
+            birth_date=args.birth_date,
             trace_number=args.trace,
             certification_number=args.cert,
             payer=args.payer,

@@ -10,14 +10,14 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, cast
 
 from gateway.lifecycle import FileState, RequestState, SetState, event_between
 from gateway.operators.formatting import iso
 from gateway.operators.session import Session
 from gateway.operators.views import INBOX, decoded_decision, events_json
-from gateway.store import AuthorizationRow, FileRow, RequestRow, StateChange, Tx, hash_member_id
+from gateway.store import AuthorizationRow, FileRow, RequestRow, StateChange, Tx, hash_member_id, hash_patient
 from gateway.store.store import Direction
 from transactions.envelope_reader import read_interchanges
 from transactions.errors import X12GatewayError
@@ -253,6 +253,8 @@ def request_row(session: Session, tx: Tx, req: RequestRow) -> dict[str, Any]:
 class SearchCriteria:
     member_id: str | None = None
     client_reference: str | None = None
+    last_name: str | None = None  # with birth_date: the patient, matched by keyed hash (hash_patient)
+    birth_date: date | None = None
     trace_number: str | None = None
     certification_number: str | None = None
     payer: str | None = None
@@ -262,7 +264,7 @@ class SearchCriteria:
     until: datetime | None = None
 
     def named(self) -> list[str]:
-        """The criteria given, by name only (the member id itself is PHI and is not repeated)."""
+        """The criteria given, by name only (member id, name and birth date are PHI: not repeated)."""
         return [k for k, v in vars(self).items() if v is not None]
 
 
@@ -289,8 +291,14 @@ def search(session: Session, tx: Tx, c: SearchCriteria, limit: int) -> tuple[lis
         }
         trackings = certs if trackings is None else trackings & certs
     member_hash = hash_member_id(c.member_id, session.member_key()) if c.member_id else None
+    patient = (
+        hash_patient(c.last_name, c.birth_date.isoformat(), session.member_key())
+        if c.last_name and c.birth_date
+        else None
+    )
     rows = tx.requests.search(
         member_id_hash=member_hash,
+        patient_hash=patient,
         payer_id=c.payer,
         tracking_numbers=trackings,
         kind=c.kind,

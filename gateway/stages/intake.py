@@ -38,7 +38,7 @@ from gateway.runtime.fsutil import (
 )
 from gateway.runtime.logsetup import phi_scope
 from gateway.stages.precert_gate import precert_gate
-from gateway.store import StaleStateError, hash_member_id
+from gateway.store import StaleStateError, hash_member_id, hash_patient
 from transactions.build270 import read_270
 from transactions.build278 import read_278_request
 from transactions.envelope_writer import InterchangeHeader
@@ -322,6 +322,7 @@ def _store_requests(  # noqa: PLR0917 - the parts of one processed inbox file
                 payload=payload,
                 member_id_hash=hash_member_id(req.subscriber.member_id or "", ctx.member_key),
                 client_reference_hash=hash_member_id(reference, ctx.member_key) if reference else None,
+                patient_hash=_patient_hash(req, ctx.member_key),
             )
         reason = _reason(parsed, unrouted, dup_id, queued=len(routed))
         tx.files.transition(
@@ -349,6 +350,15 @@ def _store_requests(  # noqa: PLR0917 - the parts of one processed inbox file
         rejected=len(parsed.errors) + len(unrouted),
     )
     return state
+
+
+def _patient_hash(req: Request, key: bytes) -> str | None:
+    """The keyed hash operators search the patient by (the dependent if any, else the subscriber):
+    last name and birth date; None when either is missing."""
+    patient = req.dependent or req.subscriber
+    if not patient.last_name or patient.birth_date is None:
+        return None
+    return hash_patient(patient.last_name, patient.birth_date.isoformat(), key)
 
 
 def _route(ctx: Context, parsed: Parsed) -> tuple[list[tuple[Request, str, str]], list[dict[str, Any]]]:

@@ -33,7 +33,7 @@ EXPIRING_DAYS = 30
 BROWSE_FIELDS = ("partner", "type", "direction", "state", "ack", "since", "until", "ref", "number", "page")
 
 
-def _day(text: str | None) -> date | None:
+def day(text: str | None) -> date | None:
     try:
         return date.fromisoformat(text) if text else None
     except ValueError:
@@ -73,7 +73,7 @@ class BrowseQuery:
             value["direction"] = None
         days = {}
         for key in ("since", "until"):
-            days[key] = _day(value[key])
+            days[key] = day(value[key])
             if value[key] is not None and days[key] is None:
                 problems.append(f"{key} must be a date (YYYY-MM-DD)")
         page = value["page"] or "0"
