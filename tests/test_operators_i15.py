@@ -256,6 +256,14 @@ def test_patient_search_by_last_name_and_birth_date(world: World) -> None:
         assert refused.status == 403
 
 
+def test_stats_report_the_999_latency(world: World) -> None:
+    """stats gives the 999 latency (upload to first 999: files measured, median <= p95), also in text."""
+    latency = _json(world, "stats")[1]["ack_latency"]
+    assert latency["files"] >= 1
+    assert 0 <= latency["median_seconds"] <= latency["p95_seconds"]
+    assert "999 latency" in _cli(world, "stats")[1]
+
+
 # ------------------------------------------------------ these run last: they move the shared run on
 
 

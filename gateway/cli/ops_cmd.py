@@ -170,6 +170,7 @@ def _render_stats(session: Session, doc: dict[str, Any]) -> None:
     _counts_table(session, "requests", doc["requests"])
     acks = doc["acknowledgments"]
     rate = acks["acceptance_rate"]
+    latency = doc["ack_latency"]
     session.write(session.painter.bold("acknowledgments of what we sent"))
     session.lines(
         render_pairs(
@@ -180,6 +181,13 @@ def _render_stats(session: Session, doc: dict[str, Any]) -> None:
                 ("acceptance rate", f"{rate * 100:.1f}%" if rate is not None else "n/a"),
                 ("authorizations", ", ".join(f"{k} {v}" for k, v in doc["authorizations"].items())),
                 ("unmatched responses", doc["unmatched_responses"]),
+                (
+                    "999 latency",
+                    f"median {format_duration(latency['median_seconds'])}, "
+                    f"p95 {format_duration(latency['p95_seconds'])} over {latency['files']} file(s)"
+                    if latency["files"]
+                    else "n/a",
+                ),
             ],
             width=session.width,
         )

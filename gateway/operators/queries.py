@@ -615,4 +615,17 @@ def compute_stats(tx: Tx, *, since: datetime | None, until: datetime | None) -> 
             "acceptance_rate": round(accepted / total, 4) if total else None,
         },
         "turnaround": _turnaround(milestones),
+        "ack_latency": _ack_latency(tx),
+    }
+
+
+def _ack_latency(tx: Tx) -> dict[str, Any]:
+    """Upload to the first 999 verdict, over the most recent sent files (the dashboard's figure)."""
+    from gateway.web.figures import ack_latencies  # noqa: PLC0415 - figures builds on this module
+
+    seconds = ack_latencies(tx)
+    return {
+        "files": len(seconds),
+        "median_seconds": percentile(seconds, 0.5),
+        "p95_seconds": percentile(seconds, 0.95),
     }
