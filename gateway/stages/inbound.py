@@ -96,8 +96,11 @@ def process_file(ctx: Context, row: FileRow, rules: MappingRules) -> str:
         set_rows = _record_envelopes(tx, row, validation)
         if acks is not None:
             outcome.acks_applied = _apply_acks(ctx, tx, acks.groups, acks.interchanges, outcome)
+        matched: dict[tuple[str, str], bool] = {}
         for item in mapped:
-            _apply_record(ctx, tx, item, outcome, set_rows.get(item.key))
+            found = _apply_record(ctx, tx, item, outcome)
+            matched[item.key] = matched.get(item.key, False) or found
+        _mark_unmatched(tx, [set_rows[k] for k, found in matched.items() if not found and k in set_rows])
         for name, payload in outgoing:
             sha, path = ctx.payloads.put(payload)
             tx.files.record(
@@ -287,10 +290,18 @@ def _applied_fingerprints(tx: Tx, req: RequestRow) -> list[tuple[str, str]]:
     ]
 
 
-def _apply_record(ctx: Context, tx: Tx, item: _Mapped, outcome: Outcome, set_row_id: int | None) -> None:
+def _mark_unmatched(tx: Tx, set_row_ids: list[int]) -> None:
+    """Sets none of whose responses matched a request become ``unmatched`` (listable, countable); a set
+    with one matched subscriber among strangers stays ``received``."""
+    for set_row_id in set_row_ids:
+        if allows(Entity.TRANSACTION_SET, tx.envelopes.get_set(set_row_id).state, SetEvent.FIND_NO_REQUEST):
+            tx.envelopes.transition_set(set_row_id, SetEvent.FIND_NO_REQUEST)
+
+
+def _apply_record(ctx: Context, tx: Tx, item: _Mapped, outcome: Outcome) -> bool:
     """Match one mapped response to its request (mappings.correlate) and store it, once. The stored
-    record carries the set's acknowledgment verdict (``validation``) and its findings; a response that
-    matches no request moves its set to ``unmatched`` (listable, countable), with the audit row."""
+    record carries the set's acknowledgment verdict (``validation``) and its findings. False when it
+    matched no request (an audit row and a warning say so); a duplicate counts as matched."""
     kind, record, key = item.kind, item.record, item.key
     traces = (
         list(record.trace_numbers)
@@ -317,16 +328,12 @@ def _apply_record(ctx: Context, tx: Tx, item: _Mapped, outcome: Outcome, set_row
             "response", 0, None, "duplicate", {**detail, "tracking": result.duplicates[0][1]}
         )
         ctx.log.info("duplicate response ignored", tracking=result.duplicates[0][1], **detail)
-        return
+        return True
     if not result.matched:
         outcome.unmatched += 1
         tx.audit.record_change("response", 0, None, "unmatched", detail)
-        if set_row_id is not None and allows(
-            Entity.TRANSACTION_SET, tx.envelopes.get_set(set_row_id).state, SetEvent.FIND_NO_REQUEST
-        ):
-            tx.envelopes.transition_set(set_row_id, SetEvent.FIND_NO_REQUEST, detail={"kind": kind})
         ctx.log.warning("response matches no request", **detail)
-        return
+        return False
     req = next(r for r in candidates.values() if r.tracking_number == result.matched[0][1])
     doc = {**to_dict(record), "validation": item.validation, "findings": list(item.findings)}
     if item.validation == "rejected":
@@ -368,6 +375,7 @@ def _apply_record(ctx: Context, tx: Tx, item: _Mapped, outcome: Outcome, set_row
     outcome.records += 1
     outcome.records_from_rejected_sets += item.validation == "rejected"
     outcome.trackings.append(req.tracking_number)
+    return True
 
 
 _RESPONSE_EVENT = {RequestState.ANSWERED: RequestEvent.ANSWER, RequestState.PENDED: RequestEvent.PEND}
