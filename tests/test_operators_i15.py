@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from gateway.cli import auth_cmd, log_cmd, ops_cmd
+from gateway.cli import auth_cmd, log_cmd, ops_cmd, status_cmd
 from gateway.operators.formatting import terminal_width
 from gateway.operators.session import open_session
 from gateway.operators.status import gather
@@ -262,6 +262,20 @@ def test_stats_report_the_999_latency(world: World) -> None:
     assert latency["files"] >= 1
     assert 0 <= latency["median_seconds"] <= latency["p95_seconds"]
     assert "999 latency" in _cli(world, "stats")[1]
+
+
+def test_status_masks_file_names_and_shows_local_times(world: World, zone: None) -> None:
+    """x12gw status names a partner's last file by its mask (file names can be PHI) and prints times
+    in the local zone with the year."""
+    del zone
+    with open_session(str(world.config), json=True) as session, session.store.read() as tx:
+        _verdict, doc = gather(tx, session.config, session.clock())
+        names = {f.name for f in tx.files.query(limit=1000)}
+    shown = doc["partners"][0]["last_exchange"]["file"]
+    assert shown.startswith("f-")
+    assert shown not in names
+    lines = status_cmd.render(doc)
+    assert " XST)" in lines[0]
 
 
 # ------------------------------------------------------ these run last: they move the shared run on

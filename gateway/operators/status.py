@@ -17,6 +17,7 @@ from typing import Any
 
 from gateway.lifecycle import FileState, PartnerState, RequestState, SetState
 from gateway.runtime.config import GatewayConfig, PartnerConfig
+from gateway.runtime.filemask import mask_file_name
 from gateway.runtime.health import stored_move
 from gateway.store import Tx
 
@@ -56,7 +57,11 @@ def partner_status(tx: Tx, partner: PartnerConfig, now: datetime) -> dict[str, A
     )
     latest = tx.files.query(partner=partner.name, limit=1)
     last = (
-        {"at": _iso(latest[0].updated_at), "direction": latest[0].direction, "file": latest[0].name}
+        {
+            "at": _iso(latest[0].updated_at),
+            "direction": latest[0].direction,
+            "file": mask_file_name(latest[0].name),
+        }
         if latest
         else None
     )
