@@ -102,12 +102,14 @@ class RequestEvent(StrEnum):
 class SetState(StrEnum):
     RECEIVED = "received"
     REJECTED = "rejected"
+    UNMATCHED = "unmatched"  # a received response that answers none of our requests
     QUEUED = "queued"
     SENT = "sent"
 
 
 class SetEvent(StrEnum):
     SEND = "send"
+    FIND_NO_REQUEST = "find_no_request"  # a response's traces and BHT03 match no request we sent
 
 
 class PartnerState(StrEnum):
@@ -168,11 +170,15 @@ _MOVES: dict[Entity, tuple[tuple[tuple[StrEnum, ...], StrEnum, StrEnum], ...]] =
         (_REQUEST_ANSWERABLE, _RE.ANSWER, _R.ANSWERED),
         (_REQUEST_ANSWERABLE, _RE.PEND, _R.PENDED),
         ((_R.SENT, _R.ACKNOWLEDGED), _RE.TIME_OUT, _R.OVERDUE),
-        ((_R.QUEUED, _R.SENT, _R.ACKNOWLEDGED), _RE.REJECT, _R.REJECTED),
+        # a 999/TA1 rejection that arrives after the answer was given up on still counts
+        ((_R.QUEUED, _R.SENT, _R.ACKNOWLEDGED, _R.OVERDUE), _RE.REJECT, _R.REJECTED),
         ((_R.REJECTED, _R.INVALID, _R.OVERDUE), _RE.RESEND, _R.NEW),
         ((_R.NEW,), _RE.WAIVE, _R.NOT_REQUIRED),
     ),
-    Entity.TRANSACTION_SET: (((SetState.QUEUED, SetState.SENT), SetEvent.SEND, SetState.SENT),),
+    Entity.TRANSACTION_SET: (
+        ((SetState.QUEUED, SetState.SENT), SetEvent.SEND, SetState.SENT),
+        ((SetState.RECEIVED, SetState.REJECTED), SetEvent.FIND_NO_REQUEST, SetState.UNMATCHED),
+    ),
     Entity.PARTNER: (
         ((PartnerState.ACTIVE,), PartnerEvent.FAIL, PartnerState.FAILING),
         ((PartnerState.ACTIVE, PartnerState.FAILING), PartnerEvent.PAUSE, PartnerState.PAUSED),

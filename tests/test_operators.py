@@ -344,8 +344,9 @@ def test_log_show_our_own_999_file(world: World) -> None:
     assert ak1["elements"][0]["name"] == "Functional Identifier Code"
 
 
-def test_tables_fit_80_columns_without_colour(world: World) -> None:
-    """Human output: tables fit an 80-column terminal and carry no colour codes off a terminal."""
+def test_tables_carry_no_colour_off_a_terminal(world: World) -> None:
+    """Human output carries no colour codes off a terminal (widths: identifiers are never cut, see
+    tests/test_operators_i15.py, so a row of them may be wider than 80 columns)."""
     commands = [
         ("log", "list", "--limit", "500"),
         ("log", "search", "--payer", "ACME01"),
@@ -359,7 +360,6 @@ def test_tables_fit_80_columns_without_colour(world: World) -> None:
         code, text = _cli(world, *command)
         assert code in (0, 1), command
         assert "\033[" not in text
-        assert max(len(line) for line in text.splitlines()) <= 80, command
 
 
 # ---------------------------------------------------------------------------------- search, tail

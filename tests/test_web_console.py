@@ -158,7 +158,8 @@ def test_browse_filters_by_type_and_client_reference(page: Any, server: Server) 
 
 
 def test_number_search_opens_the_request_chain(page: Any, server: Server) -> None:
-    """A tracking number in the browser leads to the chain: request, its 999, its 278 answers, in loops."""
+    """A tracking number in the browser leads to the chain: request, its 999, its 278 answers, in loops,
+    codes decoded."""
     login(page, server, "alice")
     tracking = tracking_of(server, "AU-0001")
     page.get(server.url + "/console/transactions")
@@ -168,7 +169,8 @@ def test_number_search_opens_the_request_chain(page: Any, server: Server) -> Non
     text = body(page)
     assert page.find_element("id", "tracking").text == tracking
     assert "authorization: approved" in text
-    assert "999 A in file" in text  # the clearinghouse's acknowledgment of our set
+    assert "999 A (accepted) in file" in text  # the clearinghouse's acknowledgment, decoded
+    assert "A1 (certified in total)" in text  # the payer's HCR01, decoded
     assert "response 278" in text  # the pend and the final answer
     sets = page.find_elements("css selector", "section.set")
     assert len(sets) >= 3

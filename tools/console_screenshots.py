@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from gateway.runtime.config import load_config  # noqa: E402
-from gateway.store import Store  # noqa: E402
+from gateway.runtime.storeopen import open_store  # noqa: E402
 from gateway.web import users  # noqa: E402
 from tests.web_support import PASSWORD, chromium, make_demo, serve  # noqa: E402
 
@@ -26,7 +26,7 @@ DOCS = ROOT / "docs"
 def main() -> int:
     with tempfile.TemporaryDirectory(prefix="x12gw-shots-") as tmp:
         config = make_demo(Path(tmp) / "ws")
-        store = Store.open(load_config(config).database_url())
+        store = open_store(load_config(config), role="operator")  # with the keys: payloads are sealed
         users.add_user(store, "alice", "operator", PASSWORD)
         with store.read() as tx:
             pended = [

@@ -11,7 +11,7 @@ import argparse
 from typing import Any
 
 from gateway.operators import render
-from gateway.operators.cli import EXIT_NONE, EXIT_OK, add_common, listing, session_for
+from gateway.operators.cli import EXIT_NONE, EXIT_OK, add_common, choice_arg, listing, session_for
 from gateway.operators.formatting import Column, write_json
 from gateway.operators.queries import AuthFilter, authorization_detail, authorization_rows
 from gateway.operators.session import audit_items
@@ -25,15 +25,16 @@ STATUSES = (
     "modified",
     "cancelled",
     "contact_payer",
-    "no_action",
+    "no_action_required",
+    "no_decision",
     "rejected",
 )
 
 LIST_COLUMNS = (
     Column("tracking number", "tracking_number"),
     Column("status", "status", colour=True),
-    Column("cert", "certification_number", flexible=True),
-    Column("payer", "payer_id", flexible=True),
+    Column("cert", "certification_number"),
+    Column("payer", "payer_id"),
     Column("expires", "effective_to"),
     Column("status since", "status_since"),
 )
@@ -45,7 +46,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     p = cmds.add_parser("list", help="authorizations, most recently updated first")
     add_common(p, reveal=True, limit=True)
-    p.add_argument("--status", metavar="S", help=f"one of {', '.join(STATUSES)} (or any status a map yields)")
+    p.add_argument(
+        "--status", type=choice_arg("--status", STATUSES), metavar="S", help=f"one of {', '.join(STATUSES)}"
+    )
     p.add_argument("--payer", metavar="P", help="payer id")
     p.add_argument(
         "--expiring-within", type=duration_arg, metavar="D", help="ends between today and D from now"
@@ -60,7 +63,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     p = cmds.add_parser("show", help="one authorization with its history and service lines")
     add_common(p, reveal=True)
-    p.add_argument("ref", metavar="TRACKING|CERT", help="tracking number or certification number")
+    p.add_argument(
+        "ref", metavar="TRACKING|CERT|REF", help="tracking number, certification number or client reference"
+    )
     p.set_defaults(func=run_show)
 
 

@@ -2,8 +2,9 @@
 
 ``list`` shows files and transaction sets newest first; ``show REF`` one request, file or set in full
 (envelopes, acknowledgments, state history, related transactions, segments with the guide's names);
-``search`` finds requests by member id, trace, certification number, payer or date; ``tail`` prints
-events as they happen; ``export`` streams the log as CSV or JSON for audits. See ``gateway.operators``.
+``search`` finds requests by member id, client reference, trace, certification number, payer or date;
+``tail`` prints events as they happen; ``export`` streams the log as CSV or JSON for audits. See
+``gateway.operators``.
 """
 
 from __future__ import annotations
@@ -16,14 +17,25 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import date
 from types import FrameType
 from typing import Any, TextIO
 
 from gateway.operators import render
-from gateway.operators.cli import EXIT_NONE, EXIT_OK, EXIT_USAGE, add_common, listing, session_for
-from gateway.operators.formatting import Column, clip, json_default, json_line, write_json
+from gateway.operators.cli import (
+    EXIT_NONE,
+    EXIT_OK,
+    EXIT_USAGE,
+    add_common,
+    choice_arg,
+    listing,
+    session_for,
+)
+from gateway.operators.formatting import Column, clip, json_default, json_line, shown_time, write_json
 from gateway.operators.queries import (
     LOG_COLUMNS,
+    LOG_STATES,
+    REQUEST_STATES,
     LogFilter,
     SearchCriteria,
     event_rows,
@@ -39,20 +51,21 @@ from gateway.runtime.filemask import mask_file_name
 
 TYPES = ("270", "271", "278", "999", "TA1", "inbox", "file")
 PROGRESS_EVERY = 500
+MIN_DETAIL = 20
 
 LIST_COLUMNS = (
     Column("file", "file_id", right=True),
-    Column("when (UTC)", "created_at"),
+    Column("when ({tz})", "created_at"),
     Column("type", "dir_type"),
     Column("ISA/GS/ST", "controls"),
-    Column("reference", "ref", flexible=True),
+    Column("reference", "ref"),
     Column("ack", "ack_status", colour=True),
     Column("state", "state", colour=True),
 )
 SEARCH_COLUMNS = (
     Column("tracking number", "tracking_number"),
     Column("kind", "kind"),
-    Column("ref", "client_reference", flexible=True),
+    Column("ref", "client_reference"),
     Column("state", "state", colour=True),
     Column("status", "status", colour=True, flexible=True),
     Column("patient", "patient", flexible=True),
@@ -73,8 +86,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "ref",
         metavar="REF",
-        help="file id, ISA13/GS06/ST02, trace, tracking or certification number; "
-        "or prefixed: file:, set:, isa:, gs:, st:, trace:, tracking:, cert:",
+        help="file id, ISA13/GS06/ST02, trace, tracking or certification number, client reference; "
+        "or prefixed: file:, set:, isa:, gs:, st:, trace:, tracking:, cert:, ref:",
     )
     p.add_argument("--brief", action="store_true", help="segments without their element names")
     p.add_argument("--no-segments", action="store_true", help="leave the segments out")
@@ -83,11 +96,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = cmds.add_parser("search", help="requests by member id, trace, certification number, payer, date")
     add_common(p, reveal=True, limit=True)
     p.add_argument("--member-id", help="subscriber member id (matched by its keyed hash)")
+    p.add_argument("--ref", help="the billing system's client reference (matched by its keyed hash)")
+    p.add_argument("--last-name", metavar="NAME", help="patient's last name, with --birth-date (keyed hash)")
+    p.add_argument(
+        "--birth-date", type=_date_arg, metavar="YYYY-MM-DD", help="patient's birth date, with --last-name"
+    )
     p.add_argument("--trace", help="trace number (TRN02): ours, the payer's, or a service line's")
     p.add_argument("--cert", help="certification number (HCR02)")
     p.add_argument("--payer", help="payer id")
     p.add_argument("--kind", choices=("270", "278"))
-    p.add_argument("--state", help="request state (new, sent, answered, pended, rejected, ...)")
+    p.add_argument(
+        "--state",
+        type=choice_arg("--state", REQUEST_STATES),
+        help="request state (new, sent, answered, pended, rejected, ...)",
+    )
     p.add_argument("--since", type=time_arg, metavar="T", help="created at or after T (2h, 14d, 2026-01-31)")
     p.add_argument("--until", type=time_arg, metavar="T", help="created before T")
     p.set_defaults(func=run_search)
@@ -112,10 +134,22 @@ def _filters(p: argparse.ArgumentParser) -> None:
     p.add_argument("--partner", help="trading partner name ('inbox' for billing files)")
     p.add_argument("--type", type=_type_arg, help="270, 271, 278, 999, TA1, inbox or file")
     p.add_argument("--direction", choices=("in", "out"))
-    p.add_argument("--status", metavar="S", help="state of the file, transaction set or request")
+    p.add_argument(
+        "--status",
+        type=choice_arg("--status", LOG_STATES),
+        metavar="S",
+        help="state of the file, transaction set or request (received, unmatched, rejected, ...)",
+    )
     p.add_argument("--ack", metavar="CODE", help="acknowledgment code A, E, P, R (or 'none')")
     p.add_argument("--since", type=time_arg, metavar="T", help="at or after T (30m, 2h, 14d, 2026-01-31)")
     p.add_argument("--until", type=time_arg, metavar="T", help="before T")
+
+
+def _date_arg(text: str) -> date:
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
 
 
 def _type_arg(text: str) -> str:
@@ -164,7 +198,7 @@ def run_list(args: argparse.Namespace) -> int:
 def run_show(args: argparse.Namespace) -> int:
     with session_for(args) as session:
         with session.store.read() as tx:
-            subjects = Resolver(tx).resolve(args.ref)
+            subjects = Resolver(tx, session.reference_key()).resolve(args.ref)
             if len(subjects) != 1:
                 return _not_one(session, args.ref, subjects)
             views = Views(session, tx)
@@ -206,11 +240,26 @@ def _not_one(session: Session, ref: str, subjects: list[Any]) -> int:
 def run_search(args: argparse.Namespace) -> int:
     criteria_given = any(
         getattr(args, k) is not None
-        for k in ("member_id", "trace", "cert", "payer", "kind", "state", "since", "until")
+        for k in (
+            "member_id",
+            "ref",
+            "last_name",
+            "trace",
+            "cert",
+            "payer",
+            "kind",
+            "state",
+            "since",
+            "until",
+        )
     )
+    if (args.last_name is None) != (args.birth_date is None):
+        print("x12gw: error: --last-name and --birth-date go together", file=sys.stderr)
+        return EXIT_USAGE
     if not criteria_given:
         print(
-            "x12gw: error: log search needs at least one of --member-id, --trace, --cert, --payer, "
+            "x12gw: error: log search needs at least one of --member-id, --ref, --last-name with "
+            "--birth-date, --trace, --cert, --payer, "
             "--kind, --state, --since, --until",
             file=sys.stderr,
         )
@@ -219,6 +268,9 @@ def run_search(args: argparse.Namespace) -> int:
         now = session.clock()
         criteria = SearchCriteria(
             member_id=args.member_id,
+            client_reference=args.ref,
+            last_name=args.last_name,
+            birth_date=args.birth_date,
             trace_number=args.trace,
             certification_number=args.cert,
             payer=args.payer,
@@ -240,11 +292,9 @@ def run_search(args: argparse.Namespace) -> int:
 def _event_line(event: dict[str, Any], width: int) -> str:
     detail = event["detail"] or {}
     extra = " ".join(f"{k}={v}" for k, v in detail.items() if not isinstance(v, list | dict) or v)
-    line = (
-        f"{event['at']:%Y-%m-%d %H:%M:%S}  {event['subject']}  "
-        f"{event['from'] or '-'} -> {event['to']}  {extra}"
-    )
-    return clip(line.rstrip(), width)
+    head = f"{shown_time(event['at'])}  {event['subject']}  {event['from'] or '-'} -> {event['to']}"
+    # the subject (tracking number, file name) is never cut; only the detail gives way
+    return f"{head}  {clip(extra, max(MIN_DETAIL, width - len(head) - 2))}".rstrip()
 
 
 @contextmanager

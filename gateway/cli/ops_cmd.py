@@ -23,18 +23,18 @@ from gateway.operators.timespec import duration_arg, format_duration, time_arg
 
 OVERDUE_COLUMNS = (
     Column("file", "file_id", right=True),
-    Column("partner", "partner", flexible=True),
-    Column("sent (UTC)", "sent_at"),
+    Column("partner", "partner"),
+    Column("sent ({tz})", "sent_at"),
     Column("waiting", "waiting"),
     Column("sets", "transaction_sets", right=True),
-    Column("tracking numbers", "trackings", flexible=True),
+    Column("tracking numbers", "trackings"),
 )
 EXIT_OVERDUE = 1
 AUDIT_COLUMNS = (
-    Column("at (UTC)", "at"),
+    Column("at ({tz})", "at"),
     Column("user", "os_user", flexible=True),
     Column("action", "action"),
-    Column("subject", "subject", flexible=True),
+    Column("subject", "subject"),
 )
 
 
@@ -61,7 +61,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     p = sub.add_parser("reprocess", help="send a quarantined inbox or inbound file through its stage again")
     add_common(p)
-    p.add_argument("file_id", type=int, metavar="FILE_ID")
+    p.add_argument(
+        "file_id",
+        type=file_id_arg,
+        metavar="FILE_ID",
+        help="a file id, bare or as log show names it (file:19)",
+    )
     p.set_defaults(func=run_reprocess)
 
     p = sub.add_parser(
@@ -79,6 +84,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--since", type=time_arg, metavar="T")
     p.add_argument("--until", type=time_arg, metavar="T")
     p.set_defaults(func=run_audit)
+
+
+def file_id_arg(text: str) -> int:
+    """argparse ``type=`` for a file id: ``19`` or ``file:19`` (the prefix ``log show`` prints)."""
+    prefix, sep, value = text.strip().partition(":")
+    digits = value.strip() if sep and prefix.lower() == "file" else text.strip()
+    if not digits.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a file id (a number, or file:NUMBER)")
+    return int(digits)
 
 
 def run_overdue(args: argparse.Namespace) -> int:
@@ -156,6 +170,7 @@ def _render_stats(session: Session, doc: dict[str, Any]) -> None:
     _counts_table(session, "requests", doc["requests"])
     acks = doc["acknowledgments"]
     rate = acks["acceptance_rate"]
+    latency = doc["ack_latency"]
     session.write(session.painter.bold("acknowledgments of what we sent"))
     session.lines(
         render_pairs(
@@ -165,6 +180,14 @@ def _render_stats(session: Session, doc: dict[str, Any]) -> None:
                 ("rejected", acks["rejected"]),
                 ("acceptance rate", f"{rate * 100:.1f}%" if rate is not None else "n/a"),
                 ("authorizations", ", ".join(f"{k} {v}" for k, v in doc["authorizations"].items())),
+                ("unmatched responses", doc["unmatched_responses"]),
+                (
+                    "999 latency",
+                    f"median {format_duration(latency['median_seconds'])}, "
+                    f"p95 {format_duration(latency['p95_seconds'])} over {latency['files']} file(s)"
+                    if latency["files"]
+                    else "n/a",
+                ),
             ],
             width=session.width,
         )
@@ -176,7 +199,7 @@ def _render_stats(session: Session, doc: dict[str, Any]) -> None:
         for t in doc["turnaround"]
     ]
     columns = (
-        Column("payer", "payer_id", flexible=True),
+        Column("payer", "payer_id"),
         Column("kind", "kind"),
         Column("answered", "count", right=True),
         Column("median", "median", right=True),

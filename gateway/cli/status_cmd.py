@@ -10,7 +10,7 @@ from typing import Any
 
 from gateway.errors import ConfigError, StoreError
 from gateway.operators import status
-from gateway.operators.formatting import write_json
+from gateway.operators.formatting import set_utc, shown_time, write_json
 from gateway.operators.timespec import format_duration
 from gateway.runtime.config import GatewayConfig, load_config
 from gateway.runtime.context import utc_now
@@ -22,11 +22,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("status", help="health at a glance; exit 0 ok, 1 warning, 2 critical")
     p.add_argument("--config", help="gateway.toml (default: $X12GW_CONFIG or ./gateway.toml)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--utc", action="store_true", help="times in UTC (default: the local time zone)")
     p.set_defaults(func=run_status)
 
 
 def run_status(args: argparse.Namespace) -> int:
     config = load_config(args.config)  # a configuration error exits 2 (usage) like everywhere
+    set_utc(bool(getattr(args, "utc", False)))
     now = utc_now()
     verdict, doc = _gather(config, now)
     # what the run loops here report (also when this command cannot reach the database itself)
@@ -59,18 +61,25 @@ def _show(as_json: bool, verdict: int, doc: dict[str, Any]) -> int:
 
 def render(doc: dict[str, Any]) -> list[str]:
     """The human view: verdict first, then what it is made of."""
-    lines = [f"status: {doc['status'].upper()}  (database {doc['database']}, checked {doc['checked_at']})"]
+    lines = [
+        f"status: {doc['status'].upper()}  "
+        f"(database {doc['database']}, checked {shown_time(doc['checked_at'])})"
+    ]
     lines += [f"  {p['level']}: {p['message']}" for p in doc["problems"]]
     if doc["database"] != "reachable":
         return lines
     lines.append("partners")
     for p in doc["partners"]:
         last = p["last_exchange"]
-        seen = f"last file {last['at']} ({last['direction']} {last['file']})" if last else "no file yet"
+        seen = (
+            f"last file {shown_time(last['at'])} ({last['direction']} {last['file']})"
+            if last
+            else "no file yet"
+        )
         state = "connected"
         if p["paused"]:
-            state = f"PAUSED since {p['paused_since']}" + (
-                " (retrying)" if p["retrying"] else f" until {p['paused_until']}"
+            state = f"PAUSED since {shown_time(p['paused_since'])}" + (
+                " (retrying)" if p["retrying"] else f" until {shown_time(p['paused_until'])}"
             )
             state += f": {p['paused_why']}"
         lines.append(f"  {p['name']}: {state}; {seen}")
@@ -91,7 +100,8 @@ def render(doc: dict[str, Any]) -> list[str]:
         )
     lines.append(
         f"overdue: {doc['overdue_acks']} acknowledgment(s), {doc['overdue_requests']} request(s); "
-        f"quarantined files: {doc['quarantined_files']}"
+        f"quarantined files: {doc['quarantined_files']}; "
+        f"unmatched responses: {doc['unmatched_responses']}"
     )
     return lines
 

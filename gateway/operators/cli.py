@@ -1,18 +1,19 @@
 """Plumbing shared by the operators' commands: common options, exit codes, listing output.
 
-Every operator command takes ``--config`` (else ``$X12GW_CONFIG``, else ``./gateway.toml``) and
-``--json``; listings take ``--limit`` (default 50) and say when there is more; commands that can show
-PHI take ``--reveal``. Exit codes: 0 found/ok, 1 nothing matched or the operation was refused, 2 usage
-or configuration error (``gateway.cli.main`` maps gateway errors to 2).
+Every operator command takes ``--config`` (else ``$X12GW_CONFIG``, else ``./gateway.toml``),
+``--json`` and ``--utc`` (times in UTC; the local zone by default); listings take ``--limit`` (default
+50) and say when there is more; commands that can show PHI take ``--reveal``. Exit codes: 0
+found/ok, 1 nothing matched or the operation was refused, 2 usage or configuration error
+(``gateway.cli.main`` maps gateway errors to 2).
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from gateway.operators.formatting import Column, render_table, write_json
+from gateway.operators.formatting import Column, render_table, set_utc, write_json
 from gateway.operators.session import Session, open_session
 
 EXIT_OK, EXIT_NONE, EXIT_USAGE = 0, 1, 2
@@ -31,9 +32,24 @@ def limit_arg(text: str) -> int:
     return value
 
 
+def choice_arg(option: str, values: Sequence[str]) -> Callable[[str], str]:
+    """argparse ``type=`` for a closed set of values (states, statuses): a value outside it is a usage
+    error that lists the valid ones, instead of a filter that silently matches nothing."""
+    valid = sorted(set(values))
+
+    def parse(text: str) -> str:
+        value = text.strip().lower()
+        if value not in valid:
+            raise argparse.ArgumentTypeError(f"{option} {text!r} is not one of: {', '.join(valid)}")
+        return value
+
+    return parse
+
+
 def add_common(p: argparse.ArgumentParser, *, reveal: bool = False, limit: bool = False) -> None:
     p.add_argument("--config", help="gateway.toml (default: $X12GW_CONFIG or ./gateway.toml)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--utc", action="store_true", help="times in UTC (default: the local time zone)")
     if reveal:
         p.add_argument(
             "--reveal",
@@ -48,6 +64,7 @@ def add_common(p: argparse.ArgumentParser, *, reveal: bool = False, limit: bool 
 
 def session_for(args: argparse.Namespace) -> Any:
     """The session context manager for a parsed command line."""
+    set_utc(bool(getattr(args, "utc", False)))
     return open_session(args.config, reveal=getattr(args, "reveal", False), json=args.json)
 
 

@@ -1,9 +1,11 @@
 """Output for people and for scripts: tables that fit the terminal, colours, JSON.
 
-Tables are sized to the terminal (80 columns when it cannot be told): the widest flexible columns
-(file names, references) are shortened first, with ``~`` marking a cut. Colours only on a terminal and
-never when ``NO_COLOR`` is set (https://no-color.org) or ``TERM=dumb``. JSON goes out unchanged by any
-of that, dates as ISO 8601.
+Tables are sized to the terminal (``COLUMNS`` when the output is piped, else 80): only flexible columns
+(names, free text, never an identifier such as a file name, tracking, trace or certification number) are
+shortened, widest first, with ``~`` marking a cut; a row of identifiers wider than that is left long.
+Times show in the local time zone with the year (``--utc`` switches to UTC, see :func:`set_utc`).
+Colours only on a terminal and never when ``NO_COLOR`` is set (https://no-color.org) or
+``TERM=dumb``. JSON goes out unchanged by any of that, dates as ISO 8601.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ import os
 import re
 import shutil
 from collections.abc import Iterable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, TextIO
 
@@ -106,11 +109,39 @@ def wants_colour(stream: TextIO) -> bool:
 
 
 def terminal_width(stream: TextIO) -> int:
-    """The terminal's width, or 80 when the output is not a terminal."""
+    """The terminal's width; when the output is not a terminal, ``COLUMNS`` if set, else 80."""
     isatty = getattr(stream, "isatty", None)
     if isatty and isatty():
         return max(40, shutil.get_terminal_size((DEFAULT_WIDTH, 24)).columns)
-    return DEFAULT_WIDTH
+    columns = os.environ.get("COLUMNS", "")
+    return max(40, int(columns)) if columns.isdigit() else DEFAULT_WIDTH
+
+
+_SHOW_UTC: ContextVar[bool] = ContextVar("show_utc", default=False)
+
+
+def set_utc(flag: bool) -> None:
+    """Human output shows times in UTC (``--utc``) instead of the local time zone."""
+    _SHOW_UTC.set(flag)
+
+
+def zone_label() -> str:
+    """The zone human output shows times in (``UTC``, or the local zone's abbreviation)."""
+    return "UTC" if _SHOW_UTC.get() else (datetime.now().astimezone().tzname() or "local")
+
+
+def shown_time(value: datetime | str | None, *, seconds: bool = True) -> str:
+    """A timestamp for people: ``2026-11-26 12:13:05 EST`` in the local zone (or UTC with ``--utc``),
+    always with the year. Accepts what the store hands back and the ISO strings of the views; naive
+    values are UTC (the store keeps UTC)."""
+    if value is None or value == "":
+        return ""
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    moment = moment.astimezone(UTC) if _SHOW_UTC.get() else moment.astimezone()
+    text = moment.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+    return f"{text} {moment.tzname()}" if seconds else text
 
 
 def json_default(value: Any) -> Any:
@@ -134,8 +165,8 @@ def json_line(doc: Any) -> str:
 
 
 def short_time(value: datetime | None) -> str:
-    """``11-26 17:13`` (UTC): what a table has room for."""
-    return value.strftime("%m-%d %H:%M") if value else ""
+    """``2026-11-26 12:13`` in the shown zone (the column header names it): what a table has room for."""
+    return shown_time(value, seconds=False)
 
 
 def iso(value: datetime | date | None) -> str | None:
@@ -153,7 +184,9 @@ def clip(text: str, width: int) -> str:
 
 @dataclass(frozen=True)
 class Column:
-    """A table column: header, the row key it shows, whether it may be shortened, right alignment."""
+    """A table column: header, the row key it shows, whether it may be shortened, right alignment.
+    Only free text is ``flexible``; identifiers never are (an operator copies them into commands).
+    ``{tz}`` in a header is replaced by the zone times are shown in."""
 
     header: str
     key: str
@@ -201,21 +234,16 @@ def _cell(value: Any) -> str:
 
 
 def fit_widths(natural: list[int], columns: Sequence[Column], width: int) -> list[int]:
-    """Shrink columns (flexible ones first, widest first) until the row fits ``width``."""
+    """Shrink the flexible columns (widest first) until the row fits ``width``; the others keep their
+    natural width, so an identifier is never cut (a row that still does not fit stays long)."""
     widths = list(natural)
     gaps = 2 * (len(widths) - 1)
-    for only_flexible in (True, False):
-        while sum(widths) + gaps > width:
-            candidates = [
-                i
-                for i, c in enumerate(columns)
-                if (c.flexible or not only_flexible)
-                and widths[i] > (MIN_COLUMN if c.flexible else max(MIN_COLUMN, len(c.header)))
-            ]
-            if not candidates:
-                break
-            widest = max(candidates, key=lambda i: widths[i])
-            widths[widest] -= 1
+    while sum(widths) + gaps > width:
+        candidates = [i for i, c in enumerate(columns) if c.flexible and widths[i] > MIN_COLUMN]
+        if not candidates:
+            break
+        widest = max(candidates, key=lambda i: widths[i])
+        widths[widest] -= 1
     return widths
 
 
@@ -224,10 +252,11 @@ def render_table(
 ) -> list[str]:
     """The table as lines: header, rule, one line per row, fitted to ``width``."""
     cells = [[_cell(row.get(c.key)) for c in columns] for row in rows]
-    natural = [max([len(c.header), *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
+    headers = [c.header.replace("{tz}", zone_label()) for c in columns]
+    natural = [max([len(h), *(len(r[i]) for r in cells)]) for i, h in enumerate(headers)]
     widths = fit_widths(natural, columns, width)
     lines = [
-        "  ".join(clip(c.header, w).ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip(),
+        "  ".join(clip(h, w).ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip(),
         "  ".join("-" * w for w in widths),
     ]
     for row in cells:
@@ -242,10 +271,11 @@ def render_table(
 
 
 def render_pairs(pairs: Iterable[tuple[str, Any]], *, width: int, indent: int = 2) -> list[str]:
-    """``key: value`` lines, keys aligned, values cut to the width; empty values left out."""
+    """``key: value`` lines, keys aligned, empty values left out. Values are never cut (they hold
+    identifiers); a long one wraps on the terminal. ``width`` is kept for the callers' symmetry."""
+    del width
     shown = [(k, _cell(v)) for k, v in pairs if v not in (None, "", [], ())]
     if not shown:
         return []
     key_width = max(len(k) for k, _ in shown)
-    room = max(10, width - indent - key_width - 2)
-    return [f"{' ' * indent}{k.ljust(key_width)}  {clip(v, room)}" for k, v in shown]
+    return [f"{' ' * indent}{k.ljust(key_width)}  {v}" for k, v in shown]

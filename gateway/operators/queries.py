@@ -10,19 +10,22 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, cast
 
-from gateway.lifecycle import RequestState, event_between
+from gateway.lifecycle import FileState, RequestState, SetState, event_between
 from gateway.operators.formatting import iso
 from gateway.operators.session import Session
-from gateway.operators.views import INBOX, events_json
-from gateway.store import FileRow, RequestRow, StateChange, Tx, hash_member_id
+from gateway.operators.views import INBOX, decoded_decision, events_json
+from gateway.store import AuthorizationRow, FileRow, RequestRow, StateChange, Tx, hash_member_id, hash_patient
 from gateway.store.store import Direction
 from transactions.envelope_reader import read_interchanges
 from transactions.errors import X12GatewayError
 
 PAGE = 200
+LOG_STATES = tuple(sorted({*FileState, *SetState, *RequestState}))
+"""What ``log list --status`` accepts: any state of a file, a transaction set or a request."""
+REQUEST_STATES = tuple(sorted(RequestState))
 WAITING = frozenset({RequestState.SENT, RequestState.ACKNOWLEDGED})
 
 
@@ -249,6 +252,9 @@ def request_row(session: Session, tx: Tx, req: RequestRow) -> dict[str, Any]:
 @dataclass(frozen=True)
 class SearchCriteria:
     member_id: str | None = None
+    client_reference: str | None = None
+    last_name: str | None = None  # with birth_date: the patient, matched by keyed hash (hash_patient)
+    birth_date: date | None = None
     trace_number: str | None = None
     certification_number: str | None = None
     payer: str | None = None
@@ -258,7 +264,7 @@ class SearchCriteria:
     until: datetime | None = None
 
     def named(self) -> list[str]:
-        """The criteria given, by name only (the member id itself is PHI and is not repeated)."""
+        """The criteria given, by name only (member id, name and birth date are PHI: not repeated)."""
         return [k for k, v in vars(self).items() if v is not None]
 
 
@@ -272,6 +278,12 @@ def search(session: Session, tx: Tx, c: SearchCriteria, limit: int) -> tuple[lis
                 trackings.add(tx.requests.get(s.request_id).tracking_number)
             found = tx.requests.by_tracking([*s.trace_numbers, *([s.bht03] if s.bht03 else [])])
             trackings.update(found)
+    if c.client_reference is not None:
+        key = session.member_key()
+        refs = {
+            r.tracking_number for r in tx.requests.by_reference_hash(hash_member_id(c.client_reference, key))
+        }
+        trackings = refs if trackings is None else trackings & refs
     if c.certification_number is not None:
         certs = {
             a.tracking_number
@@ -279,8 +291,14 @@ def search(session: Session, tx: Tx, c: SearchCriteria, limit: int) -> tuple[lis
         }
         trackings = certs if trackings is None else trackings & certs
     member_hash = hash_member_id(c.member_id, session.member_key()) if c.member_id else None
+    patient = (
+        hash_patient(c.last_name, c.birth_date.isoformat(), session.member_key())
+        if c.last_name and c.birth_date
+        else None
+    )
     rows = tx.requests.search(
         member_id_hash=member_hash,
+        patient_hash=patient,
         payer_id=c.payer,
         tracking_numbers=trackings,
         kind=c.kind,
@@ -355,8 +373,8 @@ def authorization_rows(
         limit=limit + 1,
     )
     requests = tx.requests.by_ids(a.request_id for a in rows if a.request_id is not None)
-    out = []
-    for a in rows[:limit]:
+    out = _unanswered_278s(session, tx, flt, limit)
+    for a in rows[: max(0, limit - len(out))]:
         req = requests.get(a.request_id) if a.request_id is not None else None
         history = tx.results.authorization_history(a.id)
         since = history[-1].at if history else a.updated_at
@@ -375,15 +393,62 @@ def authorization_rows(
                 **(patient_summary(session, req.payload) if req else {}),
             }
         )
-    return out, len(rows) > limit
+    return out, len(rows) + len(out) > limit
+
+
+UNANSWERED_278 = (RequestState.SENT, RequestState.ACKNOWLEDGED, RequestState.OVERDUE)
+
+
+def _unanswered_278s(session: Session, tx: Tx, flt: AuthFilter, limit: int) -> list[dict[str, Any]]:
+    """For ``--pending-longer-than``: 278s sent (and perhaps acknowledged) that have no answer at all
+    after that long. They have no authorization row yet, but they are pending as much as a pended one."""
+    if flt.pending_longer_than is None or flt.status not in (None, "pended") or flt.expiring_within:
+        return []
+    cutoff = session.clock() - flt.pending_longer_than
+    out = []
+    for state in UNANSWERED_278:
+        for req in tx.requests.query(state=state, kind="278", until=cutoff, limit=limit, oldest_first=True):
+            if req.updated_at > cutoff or (flt.payer and req.payer_id != flt.payer):
+                continue
+            if tx.results.get_authorization(req.tracking_number) is not None:
+                continue
+            out.append(
+                {
+                    "tracking_number": req.tracking_number,
+                    "status": f"no answer ({req.state})",
+                    "certification_number": None,
+                    "payer_id": req.payer_id,
+                    "client_reference": req.payload.get("client_reference"),
+                    "effective_from": None,
+                    "effective_to": None,
+                    "status_since": req.updated_at,
+                    "days_to_expiry": None,
+                    "updated_at": req.updated_at,
+                    **patient_summary(session, req.payload),
+                }
+            )
+    return sorted(out, key=lambda r: r["status_since"])[:limit]
+
+
+def _authorization_by_reference(session: Session, tx: Tx, ref: str) -> AuthorizationRow | None:
+    """The newest authorization of a 278 whose client reference is ``ref`` (keyed hash), if any."""
+    key = session.reference_key()
+    if key is None:
+        return None
+    for req in tx.requests.by_reference_hash(hash_member_id(ref, key)):
+        auth = tx.results.get_authorization(req.tracking_number) if req.kind == "278" else None
+        if auth is not None:
+            return auth
+    return None
 
 
 def authorization_detail(session: Session, tx: Tx, ref: str) -> dict[str, Any] | None:
-    """One authorization by tracking number or certification number, with events and service lines."""
+    """One authorization by tracking number, certification number or client reference, with events
+    and service lines."""
     auth = tx.results.get_authorization(ref)
     if auth is None:
         matches = tx.results.find_authorizations(certification_number=ref, limit=1)
-        auth = matches[0] if matches else None
+        auth = matches[0] if matches else _authorization_by_reference(session, tx, ref)
     if auth is None:
         return None
     req = tx.requests.get(auth.request_id) if auth.request_id is not None else None
@@ -421,6 +486,7 @@ def authorization_detail(session: Session, tx: Tx, ref: str) -> dict[str, Any] |
             "created_at": iso(auth.created_at),
             "updated_at": iso(auth.updated_at),
             **{k: record.get(k) for k in keys},
+            **decoded_decision(record),
         },
         "request": (
             {
@@ -541,6 +607,7 @@ def compute_stats(tx: Tx, *, since: datetime | None, until: datetime | None) -> 
         "transaction_sets": {k: dict(sorted(v.items())) for k, v in sorted(by_type.items())},
         "requests": {k: dict(sorted(v.items())) for k, v in sorted(request_counts.items())},
         "authorizations": dict(sorted((r["status"], r["count"]) for r in auths)),
+        "unmatched_responses": sum(r["count"] for r in sets if r["state"] == SetState.UNMATCHED),
         "acknowledgments": {
             "acknowledged": total,
             "accepted": accepted,
@@ -548,4 +615,17 @@ def compute_stats(tx: Tx, *, since: datetime | None, until: datetime | None) -> 
             "acceptance_rate": round(accepted / total, 4) if total else None,
         },
         "turnaround": _turnaround(milestones),
+        "ack_latency": _ack_latency(tx),
+    }
+
+
+def _ack_latency(tx: Tx) -> dict[str, Any]:
+    """Upload to the first 999 verdict, over the most recent sent files (the dashboard's figure)."""
+    from gateway.web.figures import ack_latencies  # noqa: PLC0415 - figures builds on this module
+
+    seconds = ack_latencies(tx)
+    return {
+        "files": len(seconds),
+        "median_seconds": percentile(seconds, 0.5),
+        "p95_seconds": percentile(seconds, 0.95),
     }

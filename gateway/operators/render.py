@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.operators.formatting import Column, Painter, clip, render_pairs, render_table
+from gateway.operators.formatting import Column, Painter, clip, render_pairs, render_table, shown_time
 from gateway.operators.session import Session
+from mappings.decode import describe, meaning
 
 NAME_ROOM = 38  # element names are cut to this (or less, so that the value fits the line)
 HISTORY_COLUMNS = (
-    Column("at (UTC)", "at"),
+    Column("at ({tz})", "at"),
     Column("what", "entity", flexible=True),
     Column("from", "from", colour=True),
     Column("to", "to", colour=True),
@@ -30,7 +31,7 @@ def _detail(detail: Any) -> str:
 def _history_rows(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [
         {
-            "at": (h["at"] or "")[:19].replace("T", " "),
+            "at": shown_time(h["at"]),
             "entity": h.get("entity", ""),
             "from": h["from"] or "",
             "to": h["to"],
@@ -42,8 +43,9 @@ def _history_rows(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def when(value: str | None) -> str | None:
-    """An ISO timestamp from a view as ``2026-11-26 17:24:28 UTC`` (views keep full ISO for scripts)."""
-    return f"{value[:19].replace('T', ' ')} UTC" if value else None
+    """An ISO timestamp from a view as ``2026-11-26 12:24:28 EST`` (local zone, or UTC with ``--utc``;
+    views keep full ISO for scripts)."""
+    return shown_time(value) if value else None
 
 
 def heading(session: Session, text: str) -> None:
@@ -91,7 +93,7 @@ def set_block(session: Session, block: dict[str, Any], *, elements: bool) -> Non
         f"{block['set_id']} ST02 {block['control_number']}  {block['direction']} {block['partner']}  "
         f"file {block['file']['id']} {block['file']['name']}"
     )
-    heading(session, clip(title, session.width))
+    heading(session, title)  # never cut: it names the file
     session.lines(
         render_pairs(
             [
@@ -110,8 +112,10 @@ def set_block(session: Session, block: dict[str, Any], *, elements: bool) -> Non
                 ("trace numbers", ", ".join(block.get("trace_numbers") or [])),
                 ("tracking number", block.get("tracking_number")),
                 *(
-                    ("related" if i == 0 else "", related_line(rel, painter))
-                    for i, rel in enumerate(block.get("related", []))
+                    ("related" if i == 0 else "", line)
+                    for i, line in enumerate(
+                        line for rel in block.get("related", []) for line in related_lines(rel, painter)
+                    )
                 ),
             ],
             width=session.width,
@@ -130,7 +134,23 @@ def _ack_text(block: dict[str, Any], painter: Painter) -> str | None:
         ("999 group", block["group"].get("ack_status")),
         ("999 set", block.get("ack_status")),
     )
-    return " ".join(f"{level} {painter.state(code)}" for level, code in codes if code) or "none received"
+    return (
+        ", ".join(
+            f"{level} {painter.state(code)} ({meaning('ack', code) or '?'})" for level, code in codes if code
+        )
+        or "none received"
+    )
+
+
+def related_lines(rel: dict[str, Any], painter: Painter) -> list[str]:
+    """A related transaction, then (for an acknowledgment) its errors and notes, decoded."""
+    first = related_line(rel, painter)
+    if rel["relation"] != "acknowledgment":
+        return [first]
+    details = [*(rel.get("set_errors") or []), *(_error_text(e) for e in rel.get("errors") or [])]
+    if rel.get("note_code") and rel["note_code"] != "000":
+        details.append(f"note {rel.get('note') or rel['note_code']}")
+    return [first, *(f"  {d}" for d in details)]
 
 
 def related_line(rel: dict[str, Any], painter: Painter) -> str:
@@ -138,14 +158,22 @@ def related_line(rel: dict[str, Any], painter: Painter) -> str:
     if kind == "request" and "set_row_id" not in rel:
         return f"request {rel['tracking_number']}"
     if kind == "acknowledgment":
-        return (
-            f"{rel['kind']} {painter.state(rel['ack_status'] or '')} in file {rel['file_id']} {rel['file']}"
-        )
+        code = rel["ack_status"] or ""
+        text = f" ({meaning('ack', code)})" if meaning("ack", code) else ""
+        return f"{rel['kind']} {painter.state(code)}{text} in file {rel['file_id']} {rel['file']}"
     code = painter.state(rel.get("ack_status") or rel.get("state") or "")
     what = f"{kind} {rel.get('set_id')} ST02 {rel.get('control_number')} {code}"
     if kind == "acknowledges":
         return f"{what} {rel.get('tracking_number') or ''} (set:{rel.get('set_row_id')})"
     return f"{what} (set:{rel.get('set_row_id')}) file {rel.get('file_id')}"
+
+
+def _error_text(e: dict[str, Any]) -> str:
+    """One IK3/IK4 error: where, and the code with its meaning."""
+    where = f"{e.get('segment')} at position {e.get('position')}"
+    if e.get("element"):
+        where += f" element {e['element']}"
+    return f"{where}: {e.get('text') or e.get('code')}"
 
 
 def show(session: Session, view: dict[str, Any], *, elements: bool) -> None:
@@ -208,12 +236,16 @@ def _request_head(session: Session, view: dict[str, Any]) -> None:
                 [
                     ("certification", result.get("certification_number")),
                     ("effective", dates if dates != ".." else None),
+                    ("action", result.get("action")),
+                    ("reason", result.get("decision_reason")),
+                    *(("rejected", r) for r in result.get("rejection_texts") or []),
+                    *(("benefit", b) for b in result.get("benefit_texts") or []),
                 ],
                 width=session.width,
             )
         )
         for event in result.get("events", []):
-            at = (event["at"] or "")[:19].replace("T", " ")
+            at = shown_time(event["at"])
             cert = f"  cert {event['certification_number']}" if event.get("certification_number") else ""
             session.write(f"  {at}  {event['from'] or '-'} -> {painter.state(event['to'])}{cert}")
     history(session, view["history"], "request history")
@@ -234,7 +266,7 @@ def _file_head(session: Session, view: dict[str, Any]) -> None:
         ("acknowledges", f"file {acknowledges}" if acknowledges else None),
     ]
     pairs += [
-        ("quarantined", f"{q.get('at', '')[:19]} {q.get('reason')}") for q in view.get("quarantine", [])
+        ("quarantined", f"{shown_time(q.get('at'))} {q.get('reason')}") for q in view.get("quarantine", [])
     ]
     pairs += [
         (
@@ -259,7 +291,8 @@ def _validation_line(doc: dict[str, Any]) -> str | None:
         return None
     findings = (doc.get("record") or {}).get("findings") or []
     errors = [
-        f"{f.get('segment')}{'/' + str(f['element']) if f.get('element') else ''} {f.get('code')}"
+        f"{f.get('segment')}{'/' + str(f['element']) if f.get('element') else ''} "
+        f"{describe('element_error' if f.get('element') else 'segment_error', str(f.get('code')))}"
         for f in findings
         if f.get("severity", "error") == "error"
     ]
@@ -279,12 +312,9 @@ def authorization(session: Session, doc: dict[str, Any]) -> None:
             [
                 ("certification", auth.get("certification_number")),
                 ("effective", f"{auth.get('effective_from') or ''}..{auth.get('effective_to') or ''}"),
-                (
-                    "action / reason",
-                    " ".join(
-                        str(auth.get(k)) for k in ("action_code", "reason_code", "reason") if auth.get(k)
-                    ),
-                ),
+                ("action", auth.get("action")),
+                ("reason", auth.get("decision_reason")),
+                *(("rejected", r) for r in auth.get("rejection_texts") or []),
                 ("admin reference", auth.get("admin_reference")),
                 ("payer trace", auth.get("payer_trace_number")),
                 ("our 999 verdict", _validation_line(doc)),
@@ -292,7 +322,7 @@ def authorization(session: Session, doc: dict[str, Any]) -> None:
                     "review",
                     " ".join(
                         str(auth.get(k))
-                        for k in ("request_category", "certification_type", "service_type")
+                        for k in ("request_category", "certification_type", "service_type_text")
                         if auth.get(k)
                     ),
                 ),
@@ -316,7 +346,7 @@ def authorization(session: Session, doc: dict[str, Any]) -> None:
     )
     heading(session, "events")
     for event in doc["events"]:
-        at = (event["at"] or "")[:19].replace("T", " ")
+        at = shown_time(event["at"])
         cert = f"  cert {event['certification_number']}" if event.get("certification_number") else ""
         session.write(f"  {at}  {event['from'] or '-'} -> {painter.state(event['to'])}{cert}")
     heading(session, "service lines")
@@ -336,7 +366,7 @@ def authorization(session: Session, doc: dict[str, Any]) -> None:
             "level": s.get("decision_level"),
             "cert": s.get("certification_number"),
             "dates": f"{s.get('service_from') or ''}..{s.get('service_to') or ''}",
-            "reason": s.get("reason") or s.get("reason_code"),
+            "reason": describe("decision_reason", s.get("reason_code")) or s.get("reason"),
         }
         for i, s in enumerate(doc["services"], 1)
     ]

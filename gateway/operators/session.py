@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from gateway.errors import ConfigError
 from gateway.operators.formatting import Painter, escape_controls, terminal_width, wants_colour
 from gateway.operators.masking import Phi
 from gateway.runtime.config import GatewayConfig, load_config
@@ -106,6 +107,14 @@ class Session:
         key = verified_member_key(self.config, self.store)
         set_mask_key(key)
         return key
+
+    def reference_key(self) -> bytes | None:
+        """The member-hash key for finding client references, or None when none is configured yet (a
+        key that is not the store's is still refused, as for every search)."""
+        try:
+            return self.member_key()
+        except ConfigError:
+            return None
 
     def audit_reveal(self, action: str, subject: str, detail: Mapping[str, Any] | None = None) -> None:
         """Record that PHI is about to be shown (only when ``--reveal`` was given)."""

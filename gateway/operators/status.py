@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from gateway.lifecycle import FileState, PartnerState, RequestState
+from gateway.lifecycle import FileState, PartnerState, RequestState, SetState
 from gateway.runtime.config import GatewayConfig, PartnerConfig
+from gateway.runtime.filemask import mask_file_name
 from gateway.runtime.health import stored_move
 from gateway.store import Tx
 
@@ -56,7 +57,11 @@ def partner_status(tx: Tx, partner: PartnerConfig, now: datetime) -> dict[str, A
     )
     latest = tx.files.query(partner=partner.name, limit=1)
     last = (
-        {"at": _iso(latest[0].updated_at), "direction": latest[0].direction, "file": latest[0].name}
+        {
+            "at": _iso(latest[0].updated_at),
+            "direction": latest[0].direction,
+            "file": mask_file_name(latest[0].name),
+        }
         if latest
         else None
     )
@@ -120,6 +125,7 @@ def gather(tx: Tx, config: GatewayConfig, now: datetime) -> tuple[int, dict[str,
     )
     overdue_requests = queues["requests"].get(RequestState.OVERDUE, 0) + past_due
     quarantined = sum(states.get(FileState.QUARANTINED, 0) for states in files.values())
+    unmatched = sum(r["count"] for r in tx.envelopes.count_sets() if r["state"] == SetState.UNMATCHED)
     problems = [
         Problem(CRITICAL, f"partner {p['name']} paused: {p['paused_why'] or 'no reason logged'}")
         for p in partners
@@ -129,6 +135,7 @@ def gather(tx: Tx, config: GatewayConfig, now: datetime) -> tuple[int, dict[str,
         (overdue_acks, "sent file(s) without a 999/TA1 in time"),
         (overdue_requests, "request(s) without an answer in time"),
         (quarantined, "file(s) in quarantine"),
+        (unmatched, "response(s) matching no request (log list --status unmatched)"),
     ):
         if count:
             problems.append(Problem(WARNING, f"{count} {what}"))
@@ -143,6 +150,7 @@ def gather(tx: Tx, config: GatewayConfig, now: datetime) -> tuple[int, dict[str,
         "overdue_acks": overdue_acks,
         "overdue_requests": overdue_requests,
         "quarantined_files": quarantined,
+        "unmatched_responses": unmatched,
         "problems": [p.doc() for p in problems],
     }
     return verdict, doc

@@ -1,10 +1,11 @@
 """``log show``: what one reference names, with everything an operator needs to answer "what happened".
 
 A reference can name a file (``file:12`` or a bare file id), an interchange (ISA13), a group (GS06), a
-transaction set (ST02, or ``set:N`` by row id), a trace number, a tracking number or a certification
-number. Each resolves to a *subject*: a request (traces, tracking and certification numbers lead
-there), a file, or a single transaction set. Bare numbers are looked up as all of file id, ISA13, GS06
-and ST02, so ``1`` is usually ambiguous: the candidates are returned and the operator picks one by prefix.
+transaction set (ST02, or ``set:N`` by row id), a trace number, a tracking number, a certification number or
+the billing system's own client reference (``ref:AU-0001``). Each resolves to a *subject*: a request
+(traces, tracking, certification numbers and client references lead there), a file, or a single transaction
+set. Bare numbers are looked up as all of file id, ISA13, GS06 and ST02, so ``1`` is usually ambiguous: the
+candidates are returned and the operator picks one by prefix.
 
 The views are plain JSON-able dicts (``--json`` prints them as they are); PHI is masked by the session's
 policy before it enters a view.
@@ -26,12 +27,21 @@ from gateway.operators.formatting import iso
 from gateway.operators.masking import Phi
 from gateway.operators.session import Session
 from gateway.operators.x12view import ParsedFile, control_int, parse_payload, segment_views
-from gateway.store import FileRow, NotFoundError, RequestRow, StateChange, TransactionSetRow, Tx
+from gateway.store import (
+    FileRow,
+    NotFoundError,
+    RequestRow,
+    StateChange,
+    TransactionSetRow,
+    Tx,
+    hash_member_id,
+)
+from mappings.decode import describe, describe_all
 from transactions.acks import ParsedAcks, parse_acks
 from transactions.errors import X12GatewayError
 
 INBOX = "inbox"
-PREFIXES = ("file", "set", "isa", "gs", "st", "trace", "tracking", "cert")
+PREFIXES = ("file", "set", "isa", "gs", "st", "trace", "tracking", "cert", "ref")
 RESPONSE_SETS = frozenset({"271", "278"})
 ACK_SCAN_LIMIT = 200  # acknowledgment files read per set when looking for its 999/TA1
 MATCH_LIMIT = 50
@@ -80,11 +90,48 @@ def file_json(f: FileRow, phi: Phi) -> dict[str, Any]:
     }
 
 
-class Resolver:
-    """Turns a reference into subjects (several when it is ambiguous)."""
+def decoded_rejections(record: dict[str, Any]) -> list[str]:
+    """AAA rejections as ``AAA03 (reason); AAA04 (follow-up)`` lines (codes only: no data)."""
+    return [
+        "; ".join(
+            x
+            for x in (
+                describe("reject_reason", r.get("reason_code")),
+                describe("follow_up", r.get("follow_up_code")),
+            )
+            if x
+        )
+        for r in record.get("rejections") or []
+    ]
 
-    def __init__(self, tx: Tx) -> None:
+
+def decoded_decision(record: dict[str, Any]) -> dict[str, Any]:
+    """A 278 answer's codes decoded: HCR01 action, HCR03 reason, AAA rejections, UM03 service type."""
+    return {
+        "action": describe("action", record.get("action_code")),
+        "decision_reason": describe("decision_reason", record.get("reason_code")),
+        "service_type_text": describe("service_type", record.get("service_type")),
+        "rejection_texts": decoded_rejections(record),
+    }
+
+
+def decoded_eligibility(record: dict[str, Any], limit: int = 40) -> dict[str, Any]:
+    """A 271's benefits as ``EB01 (meaning): service types (meaning)`` lines, and its AAA rejections."""
+    lines = []
+    for b in (record.get("benefits") or [])[:limit]:
+        types = describe_all("service_type", b.get("service_types") or [])
+        lines.append(f"{describe('eligibility', b.get('code'))}{': ' + types if types else ''}")
+    return {"benefit_texts": lines, "rejection_texts": decoded_rejections(record)}
+
+
+class Resolver:
+    """Turns a reference into subjects (several when it is ambiguous). With the member-hash key it also
+    finds requests by the billing system's own reference (``ref:AU-0001``, or bare), through the keyed
+    hash the intake stored: the reference itself sits only in the sealed payload."""
+
+    def __init__(self, tx: Tx, reference_key: bytes | None = None) -> None:
         self.tx = tx
+        self.reference_key = reference_key
 
     def resolve(self, ref: str) -> list[Subject]:
         text = ref.strip()
@@ -93,7 +140,7 @@ class Resolver:
             kinds: tuple[str, ...] = (prefix.lower(),)
             text = value.strip()
         else:
-            kinds = ("tracking", "trace", "cert")
+            kinds = ("tracking", "trace", "cert", "ref")
             if text.isdigit():
                 kinds = ("file", "isa", "gs", "st", *kinds)
         found: dict[tuple[str, str], Subject] = {}
@@ -173,6 +220,12 @@ class Resolver:
             if req:
                 out.append(self._request(req))
         return out
+
+    def _by_ref(self, value: str) -> list[Subject]:
+        if self.reference_key is None or not value:
+            return []
+        found = self.tx.requests.by_reference_hash(hash_member_id(value, self.reference_key), MATCH_LIMIT)
+        return [self._request(req) for req in found]
 
     def _request_of(
         self, request_id: int | None, traces: Iterable[str], bht03: str | None
@@ -324,9 +377,17 @@ class Views:
                     "set_row_id": ack_set["set_row_id"] if ack_set else None,
                     "control_number": ga.ack_set_control,
                     "ack_status": verdict.ack_code if verdict else ga.ack_code,
+                    "ack_text": describe("ack", verdict.ack_code if verdict else ga.ack_code),
                     "group_ack": ga.ack_code,
+                    "set_errors": [describe("set_error", c) for c in (verdict.codes if verdict else ())],
                     "errors": [
-                        {"segment": e.segment, "position": e.position, "element": e.element, "code": e.code}
+                        {
+                            "segment": e.segment,
+                            "position": e.position,
+                            "element": e.element,
+                            "code": e.code,
+                            "text": describe("element_error" if e.element else "segment_error", e.code),
+                        }
                         for e in (verdict.errors if verdict else ())
                     ],
                     "at": iso(cand.created_at),
@@ -344,7 +405,9 @@ class Views:
                 "set_row_id": None,
                 "control_number": ta.ack_interchange,
                 "ack_status": ta.ack_code,
+                "ack_text": describe("ack", ta.ack_code),
                 "note_code": ta.note_code,
+                "note": describe("ta1_note", ta.note_code),
                 "at": iso(cand.created_at),
             }
             for ta in acks.interchanges
@@ -564,6 +627,7 @@ class Views:
                 "updated_at": iso(auth.updated_at),
                 "events": events_json(self.tx, auth.id),
                 "services": record.get("services", []),
+                **decoded_decision(record),
             }
         elig = self.tx.results.get_eligibility(req.tracking_number)
         if elig is None:
@@ -574,6 +638,7 @@ class Views:
             "effective_from": iso(elig.effective_from),
             "effective_to": iso(elig.effective_to),
             "updated_at": iso(elig.updated_at),
+            **decoded_eligibility(self.session.phi.document(elig.record)),
         }
 
     def file_view(self, file_id: int) -> dict[str, Any]:

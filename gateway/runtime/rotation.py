@@ -33,7 +33,7 @@ from gateway.errors import ConfigError, StoreError
 from gateway.runtime.config import MEMBER_HASH_KEY_FILE, GatewayConfig
 from gateway.runtime.context import utc_now
 from gateway.runtime.datakeys import payload_key, payload_key_path, read_key_file, write_key_file
-from gateway.store import hash_member_id, make_engine, migrate, sealing
+from gateway.store import hash_member_id, hash_patient, make_engine, migrate, sealing
 from gateway.store import schema as s
 from gateway.store.sealing import fingerprint, new_key_text, parse_key
 
@@ -180,6 +180,21 @@ def _member_id(payload: Any) -> str:
     return str(value or "")
 
 
+def _request_hashes(payload: Any, key: bytes) -> dict[str, str | None]:
+    """Every keyed hash a request row is found by, recomputed from its payload with the new key."""
+    doc = payload if isinstance(payload, dict) else {}
+    reference = doc.get("client_reference")
+    patient = doc.get("dependent") or doc.get("subscriber") or {}
+    last, born = (
+        (patient.get("last_name"), patient.get("birth_date")) if isinstance(patient, dict) else (None, None)
+    )
+    return {
+        "member_id_hash": hash_member_id(_member_id(payload), key),
+        "client_reference_hash": hash_member_id(str(reference), key) if reference else None,
+        "patient_hash": hash_patient(str(last), str(born), key) if last and born else None,
+    }
+
+
 def _rotate_column(
     engine: Engine, table: Table, column: str, member: KeyPair | None, *, batch: int, budget: list[int]
 ) -> int:
@@ -202,7 +217,7 @@ def _rotate_column(
             for row_id, value in rows:
                 values: dict[str, Any] = {column: value}
                 if member is not None and table is s.requests:
-                    values["member_id_hash"] = hash_member_id(_member_id(value), member.new)
+                    values |= _request_hashes(value, member.new)
                 conn.execute(update(table).where(table.c.id == row_id).values(**values))
             _set_meta(conn, cursor_key, str(rows[-1][0]))
         done += len(rows)

@@ -14,13 +14,23 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from gateway.lifecycle import Entity, FileEvent, FileState, RequestEvent, RequestState, SetState, allows
+from gateway.lifecycle import (
+    Entity,
+    FileEvent,
+    FileState,
+    RequestEvent,
+    RequestState,
+    SetEvent,
+    SetState,
+    allows,
+)
 from gateway.runtime.config import PartnerConfig
 from gateway.runtime.context import Context
 from gateway.runtime.fsutil import atomic_write, ensure_dir, internal_name
 from gateway.stages.outbox import summary_file_name, write_results
 from gateway.store import FileRow, RequestRow, Tx
 from mappings.correlate import ResponseKey, SentRequest, correlate
+from mappings.decode import describe
 from mappings.mapper import MappingRules, Record, map_validation
 from mappings.records import AuthorizationRecord, EligibilityResult
 from transactions.acks import AckEnvelope, GroupAck, InterchangeAck, build_999, build_ta1, parse_acks
@@ -83,11 +93,14 @@ def process_file(ctx: Context, row: FileRow, rules: MappingRules) -> str:
     outgoing = _our_acks(ctx, partner, validation) if partner.send_acks else []
     outcome = Outcome()
     with ctx.store.begin() as tx:
-        _record_envelopes(tx, row, validation)
+        set_rows = _record_envelopes(tx, row, validation)
         if acks is not None:
             outcome.acks_applied = _apply_acks(ctx, tx, acks.groups, acks.interchanges, outcome)
+        matched: dict[tuple[str, str], bool] = {}
         for item in mapped:
-            _apply_record(ctx, tx, item, outcome)
+            found = _apply_record(ctx, tx, item, outcome)
+            matched[item.key] = matched.get(item.key, False) or found
+        _mark_unmatched(tx, [set_rows[k] for k, found in matched.items() if not found and k in set_rows])
         for name, payload in outgoing:
             sha, path = ctx.payloads.put(payload)
             tx.files.record(
@@ -220,7 +233,9 @@ def _without_acks(ic: InterchangeReport) -> InterchangeReport:
     return replace(ic, groups=tuple(g for g in ic.groups if g.functional_id != "FA"))
 
 
-def _record_envelopes(tx: Tx, row: FileRow, validation: Validation) -> None:
+def _record_envelopes(tx: Tx, row: FileRow, validation: Validation) -> dict[tuple[str, str], int]:
+    """Record the file's interchanges, groups and sets; the set rows' ids by (ISA13, ST02)."""
+    set_rows: dict[tuple[str, str], int] = {}
     by_offset = {s.report.offset: s for s in validation.sets}
     for ic in validation.report.interchanges:
         ic_row = tx.envelopes.record_interchange(
@@ -244,7 +259,7 @@ def _record_envelopes(tx: Tx, row: FileRow, validation: Validation) -> None:
                 bht03 = (
                     vs.segments[1].get(3) if len(vs.segments) > 1 and vs.segments[1].tag == "BHT" else None
                 )
-                tx.envelopes.record_set(
+                recorded = tx.envelopes.record_set(
                     interchange_id=ic_row.id,
                     group_id=g_row.id,
                     control_number=s.control_number,
@@ -254,6 +269,8 @@ def _record_envelopes(tx: Tx, row: FileRow, validation: Validation) -> None:
                     state=SetState.RECEIVED if s.accepted else SetState.REJECTED,
                     ack_status=s.ack_code,
                 )
+                set_rows.setdefault((ic.control_number, s.control_number), recorded.id)
+    return set_rows
 
 
 def _candidates(tx: Tx, kind: str, traces: list[str], bht03: str | None) -> dict[int, RequestRow]:
@@ -273,9 +290,18 @@ def _applied_fingerprints(tx: Tx, req: RequestRow) -> list[tuple[str, str]]:
     ]
 
 
-def _apply_record(ctx: Context, tx: Tx, item: _Mapped, outcome: Outcome) -> None:
+def _mark_unmatched(tx: Tx, set_row_ids: list[int]) -> None:
+    """Sets none of whose responses matched a request become ``unmatched`` (listable, countable); a set
+    with one matched subscriber among strangers stays ``received``."""
+    for set_row_id in set_row_ids:
+        if allows(Entity.TRANSACTION_SET, tx.envelopes.get_set(set_row_id).state, SetEvent.FIND_NO_REQUEST):
+            tx.envelopes.transition_set(set_row_id, SetEvent.FIND_NO_REQUEST)
+
+
+def _apply_record(ctx: Context, tx: Tx, item: _Mapped, outcome: Outcome) -> bool:
     """Match one mapped response to its request (mappings.correlate) and store it, once. The stored
-    record carries the set's acknowledgment verdict (``validation``) and its findings."""
+    record carries the set's acknowledgment verdict (``validation``) and its findings. False when it
+    matched no request (an audit row and a warning say so); a duplicate counts as matched."""
     kind, record, key = item.kind, item.record, item.key
     traces = (
         list(record.trace_numbers)
@@ -302,12 +328,12 @@ def _apply_record(ctx: Context, tx: Tx, item: _Mapped, outcome: Outcome) -> None
             "response", 0, None, "duplicate", {**detail, "tracking": result.duplicates[0][1]}
         )
         ctx.log.info("duplicate response ignored", tracking=result.duplicates[0][1], **detail)
-        return
+        return True
     if not result.matched:
         outcome.unmatched += 1
         tx.audit.record_change("response", 0, None, "unmatched", detail)
         ctx.log.warning("response matches no request", **detail)
-        return
+        return False
     req = next(r for r in candidates.values() if r.tracking_number == result.matched[0][1])
     doc = {**to_dict(record), "validation": item.validation, "findings": list(item.findings)}
     if item.validation == "rejected":
@@ -349,6 +375,7 @@ def _apply_record(ctx: Context, tx: Tx, item: _Mapped, outcome: Outcome) -> None
     outcome.records += 1
     outcome.records_from_rejected_sets += item.validation == "rejected"
     outcome.trackings.append(req.tracking_number)
+    return True
 
 
 _RESPONSE_EVENT = {RequestState.ANSWERED: RequestEvent.ANSWER, RequestState.PENDED: RequestEvent.PEND}
@@ -376,7 +403,7 @@ def _apply_acks(
                 outcome.warnings.append(("interchange rejected by TA1", fields))
                 for g in tx.envelopes.groups_of_interchange(ic.id):
                     for s in tx.envelopes.sets_of_group(g.id):
-                        note = f"interchange rejected by TA1 (note {ta1.note_code})"
+                        note = f"interchange rejected by TA1, note {describe('ta1_note', ta1.note_code)}"
                         _reject_request(tx, s.request_id, note, rejected)
             break
     for ga in groups:
@@ -392,15 +419,13 @@ def _apply_acks(
             code = verdict.ack_code if verdict else ("R" if ga.ack_code == "R" else "A")
             tx.envelopes.set_ack_status("transaction_set", s.id, code)
             if code == "R":
+                errors = verdict.errors if verdict else ()
                 why = ", ".join(
-                    f"{e.segment}{'/' + e.element if e.element else ''} code {e.code}"
-                    for e in (verdict.errors if verdict else ())
+                    f"{e.segment}{'/' + e.element if e.element else ''} code {e.code}" for e in errors
                 )
                 fields = {"group": group.control_number, "transaction_set": s.control_number, "errors": why}
                 outcome.warnings.append(("transaction set rejected by 999", fields))
-                _reject_request(
-                    tx, s.request_id, f"rejected by 999 (IK5 R{': ' + why if why else ''})", rejected
-                )
+                _reject_request(tx, s.request_id, _rejection_reason(errors), rejected)
             elif s.request_id is not None:
                 req = tx.requests.get(s.request_id)
                 if req.state == RequestState.SENT:
@@ -408,6 +433,16 @@ def _apply_acks(
                         req.tracking_number, RequestEvent.ACKNOWLEDGE, expect=RequestState.SENT
                     )
     return applied
+
+
+def _rejection_reason(errors: tuple[Any, ...]) -> str:
+    """The request's reason for a 999 rejection, codes decoded (``NM1/NM109 7 (invalid code value)``)."""
+    why = ", ".join(
+        f"{e.segment}{'/' + e.element if e.element else ''} "
+        f"{describe('element_error' if e.element else 'segment_error', e.code)}"
+        for e in errors
+    )
+    return f"rejected by 999, IK5 R (rejected){': ' + why if why else ''}"
 
 
 def _file_acknowledged(tx: Tx, file_id: int, code: str) -> None:

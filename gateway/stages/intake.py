@@ -44,7 +44,7 @@ from gateway.runtime.fsutil import (
 from gateway.runtime.logsetup import phi_scope
 from gateway.runtime.outage import is_outage
 from gateway.stages.precert_gate import precert_gate
-from gateway.store import StaleStateError, hash_member_id
+from gateway.store import StaleStateError, hash_member_id, hash_patient
 from transactions.build270 import read_270
 from transactions.build278 import read_278_request
 from transactions.envelope_writer import InterchangeHeader
@@ -287,6 +287,9 @@ def process(ctx: Context, file_id: int) -> str:
         too_large = Parsed(file_error=f"larger than the {settings.max_file_bytes}-byte limit")
         return _store_requests(ctx, file_id, row.name, too_large, None, False, None)
     sha, payload_path = ctx.payloads.put(data)
+    if not data.strip():  # every empty file has the same SHA-256: it is empty, not a duplicate
+        empty = Parsed(file_error="the file is empty")
+        return _store_requests(ctx, file_id, row.name, empty, None, False, payload_path)
     with ctx.store.read() as tx:
         dup = tx.files.find_by_sha256(
             sha,
@@ -342,8 +345,9 @@ def _store_requests(  # noqa: PLR0917 - the parts of one processed inbox file
                 payload=payload,
                 member_id_hash=hash_member_id(req.subscriber.member_id or "", ctx.member_key),
                 client_reference_hash=hash_member_id(reference, ctx.member_key) if reference else None,
+                patient_hash=_patient_hash(req, ctx.member_key),
             )
-        reason = _reason(parsed, unrouted, dup_id)
+        reason = _reason(parsed, unrouted, dup_id, queued=len(routed))
         tx.files.transition(
             file_id,
             _OUTCOME_EVENT[state],
@@ -370,6 +374,15 @@ def _store_requests(  # noqa: PLR0917 - the parts of one processed inbox file
         rejected=len(parsed.errors) + len(unrouted),
     )
     return state
+
+
+def _patient_hash(req: Request, key: bytes) -> str | None:
+    """The keyed hash operators search the patient by (the dependent if any, else the subscriber):
+    last name and birth date; None when either is missing."""
+    patient = req.dependent or req.subscriber
+    if not patient.last_name or patient.birth_date is None:
+        return None
+    return hash_patient(patient.last_name, patient.birth_date.isoformat(), key)
 
 
 def _route(ctx: Context, parsed: Parsed) -> tuple[list[tuple[Request, str, str]], list[dict[str, Any]]]:
@@ -404,7 +417,7 @@ def _outcome(duplicate: bool, parsed: Parsed, routed: list[Any]) -> FileState:
 
 
 def _reason(
-    parsed: Parsed, unrouted: list[dict[str, Any]], duplicate_of: int | None
+    parsed: Parsed, unrouted: list[dict[str, Any]], duplicate_of: int | None, *, queued: int
 ) -> dict[str, Any] | None:
     if duplicate_of is not None:
         return {
@@ -414,7 +427,8 @@ def _reason(
     problems = parsed.errors + unrouted
     if parsed.file_error is None and not problems:
         return None
-    summary = parsed.file_error or f"{len(problems)} request(s) rejected; the others were queued"
+    rest = f"the other {queued} queued" if queued else "none queued"
+    summary = parsed.file_error or f"{len(problems)} request(s) rejected; {rest}"
     return {"reason": summary, "requests": problems}
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from gateway.runtime.context import Context
 from gateway.runtime.fsutil import atomic_write, ensure_dir
 from gateway.store import RequestRow, Tx
+from mappings.decode import decision_summary
 
 SUMMARY_COLUMNS = (
     "tracking_number",
@@ -45,10 +46,14 @@ def result_document(tx: Tx, req: RequestRow) -> dict[str, Any]:
         elig = tx.results.get_eligibility(req.tracking_number)
         doc["status"] = elig.status if elig else req.state
         doc["eligibility"] = elig.record if elig else None
+        if elig is not None and elig.status != "active" and doc["reason"] is None:
+            doc["reason"] = decision_summary(elig.record)
     else:
         auth = tx.results.get_authorization(req.tracking_number)
         doc["status"] = auth.status if auth else req.state
         doc["authorization"] = auth.record if auth else None
+        if auth is not None and auth.status != "approved" and doc["reason"] is None:
+            doc["reason"] = decision_summary(auth.record)  # denials, pends, partial approvals say why
         if auth is not None:
             doc["history"] = [
                 {

@@ -204,12 +204,15 @@ requests = Table(
     Column("lease_until", UtcDateTime(), nullable=True),
     # keyed hash (hash_member_id) of the billing system's reference: searchable, never readable
     Column("client_reference_hash", String(HASH), nullable=True),
+    # keyed hash (hash_patient) of the patient's last name and birth date: searchable, never readable
+    Column("patient_hash", String(HASH), nullable=True),
     CheckConstraint("kind IN ('270', '278')", name="kind"),
     Index(None, "state", "lease_until"),
     Index(None, "state", "due_at"),
     Index(None, "created_at"),
     Index(None, "member_id_hash"),
     Index(None, "client_reference_hash"),
+    Index(None, "patient_hash"),
     Index(None, "source_file_id"),
 )
 

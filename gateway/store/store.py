@@ -114,6 +114,14 @@ def hash_member_id(member_id: str, key: bytes) -> str:
     return hmac.new(key, member_id.strip().upper().encode("utf-8"), hashlib.sha256).hexdigest()
 
 
+def hash_patient(last_name: str, birth_date: str, key: bytes) -> str:
+    """The value to find a patient by: HMAC-SHA256 (``hash_member_id``'s key) of the last name, case
+    and inner spacing ignored, and the ISO birth date; a domain prefix keeps it apart from member-id
+    hashes. Neither part is ever stored in the clear for search."""
+    name = " ".join(last_name.split())
+    return hash_member_id(f"PATIENT|{name}|{birth_date.strip()}", key)
+
+
 # --------------------------------------------------------------------------------------------- engine
 
 

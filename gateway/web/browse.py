@@ -10,7 +10,9 @@ from itertools import islice
 from typing import Any
 from urllib.parse import urlencode
 
+from gateway.lifecycle import SetState
 from gateway.operators.queries import (
+    LOG_STATES,
     AuthFilter,
     LogFilter,
     authorization_rows,
@@ -31,7 +33,7 @@ EXPIRING_DAYS = 30
 BROWSE_FIELDS = ("partner", "type", "direction", "state", "ack", "since", "until", "ref", "number", "page")
 
 
-def _day(text: str | None) -> date | None:
+def day(text: str | None) -> date | None:
     try:
         return date.fromisoformat(text) if text else None
     except ValueError:
@@ -60,6 +62,9 @@ class BrowseQuery:
         if value["type"] is not None and value["type"] not in TYPES:
             problems.append(f"type must be one of {', '.join(TYPES)}")
             value["type"] = None
+        if value["state"] is not None and value["state"] not in LOG_STATES:
+            problems.append(f"state must be one of {', '.join(LOG_STATES)}")
+            value["state"] = None
         if value["ack"] is not None and value["ack"] not in ACK_CODES:
             problems.append(f"ack must be one of {', '.join(ACK_CODES)}")
             value["ack"] = None
@@ -68,7 +73,7 @@ class BrowseQuery:
             value["direction"] = None
         days = {}
         for key in ("since", "until"):
-            days[key] = _day(value[key])
+            days[key] = day(value[key])
             if value[key] is not None and days[key] is None:
                 problems.append(f"{key} must be a date (YYYY-MM-DD)")
         page = value["page"] or "0"
@@ -153,6 +158,7 @@ def dashboard(session: Session, tx: Tx) -> dict[str, Any]:
             "p95": percentile(latencies, 0.95),
         },
         "turnaround": figures.turnaround(tx),
+        "unmatched": sum(r["count"] for r in tx.envelopes.count_sets() if r["state"] == SetState.UNMATCHED),
         "decisions": figures.responses_by_decision(tx),
         "pended": pended,
         "more_pended": more_pended,

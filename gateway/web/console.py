@@ -20,6 +20,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from gateway.operators import actions
+from gateway.operators.queries import SearchCriteria, search
 from gateway.operators.views import Subject
 from gateway.store import NotFoundError
 from gateway.web import auth, browse
@@ -88,6 +89,42 @@ def transactions(request: Request) -> Response:
     )
 
 
+async def patients(request: Request) -> Response:
+    """Requests by patient last name and birth date. A POST (with the CSRF token), so the name never
+    sits in a URL, a browser history or an access log; matched on the keyed hash the intake stored."""
+    checked = await auth.checked_form(request)
+    if isinstance(checked, Response):
+        return checked
+    session, form = checked
+    last_name = str(form.get("last_name") or "").strip()
+    birth = browse.day(str(form.get("birth_date") or "").strip())
+
+    def work() -> Response:
+        ctx = web_context(request)
+        values: dict[str, Any] = {"q": browse.BrowseQuery(), "rows": [], "more": False, "problems": []}
+        if not last_name or birth is None:
+            values["problems"] = ["a patient search needs the last name and the birth date (YYYY-MM-DD)"]
+        else:
+            ops = ctx.session(actor(session))
+            with ctx.store.read() as tx:
+                rows, _more = search(
+                    ops, tx, SearchCriteria(last_name=last_name, birth_date=birth), PATIENT_ROWS
+                )
+            values |= {"requests": rows, "requests_title": "Requests for the patient searched"}
+        return ctx.render(
+            request,
+            "transactions.html",
+            page="transactions",
+            types=browse.TYPES,
+            acks=browse.ACK_CODES,
+            partners=["inbox", *(p.name for p in ctx.config.partners)],
+            subject_url=lambda s: _subject_url(request, s),
+            **values,
+        )
+
+    return await run_in_threadpool(work)
+
+
 def _subject_url(request: Request, subject: Subject) -> str:
     root = request.scope.get("root_path", "")
     part = {"request": "requests", "file": "files", "set": "sets"}[subject.kind]
@@ -110,6 +147,7 @@ def _show(request: Request, session: WebSession, subject: Subject, *, reveal: bo
 
 
 AREAS = {"requests": "request", "files": "file", "sets": "set"}
+PATIENT_ROWS = 200
 
 
 def _subject(request: Request) -> Subject | None:
@@ -255,6 +293,7 @@ def routes() -> list[Route | Mount]:
         Route("/login", auth.login, methods=["POST"]),
         Route("/logout", auth.logout, methods=["POST"]),
         Route("/transactions", transactions),
+        Route("/patients", patients, methods=["POST"]),
         Route("/files/{file_id:int}/raw", raw, methods=["GET"]),
         Route("/files/{file_id:int}/raw", reveal_raw, methods=["POST"]),
         Route("/files/{file_id:int}/reprocess", reprocess, methods=["POST"]),

@@ -40,6 +40,7 @@ class RequestsRepo(Repo):
         state: RequestState = RequestState.NEW,
         detail: Mapping[str, Any] | None = None,
         client_reference_hash: str | None = None,
+        patient_hash: str | None = None,
     ) -> RequestRow:
         """Insert a request; DuplicateKeyError if the tracking number exists.
 
@@ -65,6 +66,7 @@ class RequestsRepo(Repo):
             "due_at": due_at,
             "member_id_hash": member_id_hash,
             "client_reference_hash": client_reference_hash,
+            "patient_hash": patient_hash,
             "payload": dict(payload),
             "created_at": now,
             "updated_at": now,
@@ -199,6 +201,7 @@ class RequestsRepo(Repo):
         self,
         *,
         member_id_hash: str | None = None,
+        patient_hash: str | None = None,
         payer_id: str | None = None,
         tracking_numbers: Iterable[str] | None = None,
         kind: str | None = None,
@@ -210,7 +213,12 @@ class RequestsRepo(Repo):
         """Requests matching every given criterion (payer id case-insensitively); newest first."""
         t = s.requests
         where = window(t.c.created_at, since, until)
-        where += equal((t.c.member_id_hash, member_id_hash), (t.c.kind, kind), (t.c.state, state))
+        where += equal(
+            (t.c.member_id_hash, member_id_hash),
+            (t.c.patient_hash, patient_hash),
+            (t.c.kind, kind),
+            (t.c.state, state),
+        )
         if payer_id is not None:
             where.append(func.upper(t.c.payer_id) == payer_id.strip().upper())
         if tracking_numbers is not None:
