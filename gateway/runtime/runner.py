@@ -142,10 +142,7 @@ class Gateway:
             state_path(self.ctx.config.folders.state, self.ctx.node_id),
         )
         watch.start()
-        exchanges = [s for s in self.stages if isinstance(s, pipeline.Exchange)]
-        if not once:  # each partner in its own thread: a slow partner holds up nothing else
-            for stage in exchanges:
-                stage.run_in_background(self.stop, self.wake)
+        exchanges = self._background_exchanges(once=once)
         self.ctx.log.info(
             "gateway started", node=self.ctx.node_id, partners=[p.name for p in self.ctx.config.partners]
         )
@@ -191,6 +188,15 @@ class Gateway:
             watch.stopped()
         self.ctx.log.info("gateway stopped", node=self.ctx.node_id)
         return summary
+
+    def _background_exchanges(self, *, once: bool) -> list[pipeline.Exchange]:
+        """The exchange stages; outside ``--once`` each partner exchanges in its own thread from now on,
+        so a slow partner holds up nothing else."""
+        exchanges = [s for s in self.stages if isinstance(s, pipeline.Exchange)]
+        if not once:
+            for stage in exchanges:
+                stage.run_in_background(self.stop, self.wake)
+        return exchanges
 
     def _unregister(self, registered: bool) -> None:
         """Mark this node stopped (its leases end now); with the database away, other nodes find it
