@@ -66,7 +66,7 @@ class Gateway:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self.rules = load_mapping_rules(ctx.config)
-        self.stop = threading.Event()
+        self.stop = ctx.stop  # the stages see a stop request too (see intake's batches)
         self.recovery: tuple[Stage, ...] = recovery_stages()
         self.stages: tuple[Stage, ...] = work_stages(ctx, self.rules)
 

@@ -79,7 +79,14 @@ SCHEMA: dict[str, frozenset[str]] = {
     "identity": frozenset({"isa_qualifier", "isa_id", "gs_id", "trace_assigner"}),
     "folders": frozenset(FOLDER_NAMES),
     "inbox": frozenset(
-        {"stable_seconds", "require_done_marker", "max_file_bytes", "duplicate_window_hours", "x12_mode"}
+        {
+            "stable_seconds",
+            "require_done_marker",
+            "max_file_bytes",
+            "max_requests_per_file",
+            "duplicate_window_hours",
+            "x12_mode",
+        }
     ),
     "outbox": frozenset({"csv_summary"}),
     "timeouts": frozenset(
@@ -211,6 +218,7 @@ class InboxConfig:
     stable_seconds: float = 2.0
     require_done_marker: bool = False
     max_file_bytes: int = 50_000_000
+    max_requests_per_file: int = 50_000
     duplicate_window_hours: float = 168.0
     x12_mode: X12Mode = "reenvelope"
 

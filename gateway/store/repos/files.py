@@ -67,6 +67,11 @@ class FilesRepo(Repo):
         return from_mapping(FileRow, row)
 
     @db
+    def get_for_update(self, file_id: int) -> FileRow:
+        """The file row, locked until the transaction ends (PostgreSQL); NotFoundError if none."""
+        return from_mapping(FileRow, self.locked(s.files, "id", file_id, "file"))
+
+    @db
     def transition(
         self,
         file_id: int,
