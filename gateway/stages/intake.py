@@ -363,13 +363,17 @@ def _reason_file(ctx: Context, name: str, doc: dict[str, Any]) -> None:
 
 def process(ctx: Context, file_id: int, taken: Taken | None = None) -> str:
     """Turn a claimed file into requests and say the file's new state. ``taken`` is what the intake
-    read before claiming; without it (recovery) the work file is read again, and must still be the
-    file that was claimed (its SHA-256), else it is quarantined as changed."""
+    read before claiming; without it (recovery, reprocessing) the work file is read again, and when
+    some of its requests are stored already it must still be the file that was claimed (its SHA-256),
+    else it is quarantined as changed."""
     with ctx.store.read() as tx:
         row = tx.files.get(file_id)
+        resumed = tx.requests.count_from_file(file_id) > 0
     if taken is None:
         taken = _read_work(ctx, file_id, row.name)
-    if taken.sha256 != row.sha256 or not taken.unchanged():
+    # a file resumed after a stop must be the very bytes whose first requests were stored (an
+    # operator's corrected copy, sent back by ``reprocess`` before anything was stored, is read anew)
+    if not taken.unchanged() or (resumed and taken.sha256 != row.sha256):
         changed = Parsed(file_error=CHANGED_AFTER_CLAIM)
         return _store_requests(ctx, file_id, row.name, changed, None, False, None)
     if taken.data is None:  # too large: neither read nor copied into the payloads
