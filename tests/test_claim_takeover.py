@@ -21,7 +21,7 @@ from sqlalchemy import update
 from gateway.lifecycle import FileState
 from gateway.runtime.config import parse_config
 from gateway.runtime.context import Context
-from gateway.runtime.fsutil import Candidate, LocalIOError, complete_files, sha256_file
+from gateway.runtime.fsutil import Candidate, LocalIOError, complete_files, open_regular, sha256_file
 from gateway.runtime.nodes import NodeRegistry
 from gateway.runtime.runner import open_context
 from gateway.stages import intake, pipeline
@@ -99,11 +99,19 @@ def test_recovery_leaves_a_live_nodes_inbox_claim_alone(nodes: tuple[Context, Co
     assert not cand.path.exists()
 
 
+def _claim(ctx: Context, cand: Candidate) -> int | None:
+    """What the intake does before processing: read the file through one descriptor, then claim it."""
+    with open_regular(cand.path) as (fd, before):
+        taken = intake.read_settled(ctx, cand, fd, before)
+        assert taken is not None
+        return intake.claim(ctx, cand, taken, before)
+
+
 def test_a_node_that_lost_the_claim_race_never_quarantines_the_file(nodes: tuple[Context, Context]) -> None:
     """Node B claimed the file first; node A's failing rename must not quarantine B's claim."""
     a, b = nodes
     cand = _candidate(a)
-    file_id = intake.claim(b, cand)
+    file_id = _claim(b, cand)
     assert file_id is not None
     lost = LocalIOError("claim", cand.path, FileNotFoundError(errno.ENOENT, "gone"))
     intake._set_aside(a, cand, file_id, lost)  # what node A does when its own rename fails

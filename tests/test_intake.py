@@ -276,15 +276,15 @@ def test_an_unexpected_error_quarantines_that_file_and_the_next_file_is_taken(
     quarantines that file with the error's type as the reason; the loop goes on with the next file."""
     real = intake.parse_inbox_bytes
 
-    def buggy(data: bytes, name: str) -> intake.Parsed:
+    def buggy(data: bytes, name: str, max_requests: int | None = None) -> intake.Parsed:
         if name == "a-poison.json":
             raise RuntimeError("a bug nobody has found yet")
-        return real(data, name)
+        return real(data, name, max_requests)
 
     monkeypatch.setattr(intake, "parse_inbox_bytes", buggy)
     _drop(ctx, "a-poison.json", b"[]")
     _drop(ctx, "b-next.csv", CSV.encode())
-    assert intake.intake(ctx) == 1
+    assert intake.intake(ctx) == 2, "both taken: the poisoned one into quarantine"
     assert _states(ctx) == {"a-poison.json": "quarantined", "b-next.csv": "partially_accepted"}
     with ctx.store.read() as tx:
         (row,) = [f for f in tx.files.query(direction="in") if f.name == "a-poison.json"]

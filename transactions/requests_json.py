@@ -35,8 +35,17 @@ def request_to_obj(req: Request) -> dict[str, Any]:
     return data
 
 
-def parse_request_document(text: str | bytes) -> list[Request | RequestError]:
-    """Every request in a JSON document; a bad request becomes its RequestError, the others survive."""
+def too_many_requests(count: int, limit: int) -> str:
+    """The reason a file of too many requests is refused (count, or a lower bound, and the limit)."""
+    return f"file holds {count} requests, more than the limit of {limit} (inbox.max_requests_per_file)"
+
+
+def parse_request_document(text: str | bytes, limit: int | None = None) -> list[Request | RequestError]:
+    """Every request in a JSON document; a bad request becomes its RequestError, the others survive.
+
+    A document of more than ``limit`` requests is refused whole before any request is read: a small
+    file of a million empty objects must not become a million errors.
+    """
     try:
         doc = json.loads(text)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -45,6 +54,8 @@ def parse_request_document(text: str | bytes) -> list[Request | RequestError]:
     if isinstance(doc, dict) and "requests" in doc:
         doc = doc["requests"]
     items = doc if isinstance(doc, list) else [doc]
+    if limit is not None and len(items) > limit:
+        raise RequestError(too_many_requests(len(items), limit), field="document")
     out: list[Request | RequestError] = []
     for i, item in enumerate(items):
         path = f"requests[{i}]" if isinstance(doc, list) else ""

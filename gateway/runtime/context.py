@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,3 +29,5 @@ class Context:
     clock: Callable[[], datetime] = utc_now
     # each partner's failures, pause and last remote listing (run-loop memory, not durable)
     health: PartnerHealthBoard = field(default_factory=PartnerHealthBoard)
+    # set by SIGTERM/SIGINT: long steps (a big inbox file) stop between two committed batches
+    stop: threading.Event = field(default_factory=threading.Event)

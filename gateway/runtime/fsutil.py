@@ -127,32 +127,131 @@ def read_capped(path: Path, limit: int) -> bytes | None:
 
     The size is taken from ``fstat`` of the opened descriptor before anything is read, and the read
     itself stops at ``limit + 1`` bytes, so a file that is huge (or grows while read) never takes
-    more memory than the limit allows. ``O_NOFOLLOW``: a symlink swapped in is refused, not followed.
+    more memory than the limit allows. Opened by :func:`open_regular`: a symlink swapped in, a FIFO
+    or a hard link is refused, never followed.
     """
-    with io_errors("read", path):
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-        with os.fdopen(fd, "rb") as fh:
-            if os.fstat(fd).st_size > limit:
-                return None
-            data = fh.read(limit + 1)
-    return None if len(data) > limit else data
+    with io_errors("read", path), open_regular(path) as (fd, _):
+        return read_fd_capped(fd, limit)
 
 
 def move(src: Path, dest_dir: Path, name: str | None = None) -> Path:
-    """Rename ``src`` into ``dest_dir`` (same filesystem), never overwriting: a clash gets a suffix.
+    """Move the regular file ``src`` into ``dest_dir`` (same filesystem), never overwriting: a clash
+    gets a suffix. The result is always an owner-only regular file of ours.
 
-    The moved file becomes owner-only: it may be a billing system's file, written with any mode.
+    ``src`` is examined through a descriptor opened with ``O_NOFOLLOW | O_NONBLOCK``: a symbolic
+    link, FIFO, device or folder is refused (:class:`NotARegularFileError`) and never renamed or chmodded.
+    A file another user owns (a billing system's, taken from a shared inbox) cannot be chmodded by us:
+    it is copied into a new file of ours and then removed, so the archive step cannot fail for
+    ownership after its requests were committed.
     """
     ensure_dir(dest_dir)
     target = dest_dir / (name or src.name)
-    if target.exists():
+    if target.exists() or target.is_symlink():
         target = dest_dir / f"{target.stem}.{secrets.token_hex(3)}{target.suffix}"
-    with io_errors("move", src):
-        src.rename(target)
-        if target.is_file() and not target.is_symlink():
-            target.chmod(FILE_MODE)
+    with io_errors("move", src), open_regular(src) as (fd, st):
+        if st.st_uid == os.geteuid():
+            src.rename(target)
+            os.fchmod(fd, FILE_MODE)
+        else:
+            _copy_from(fd, target)
+            src.unlink()
         fsync_dir(dest_dir)
     return target
+
+
+def _copy_from(fd: int, target: Path) -> None:
+    """Write what ``fd`` holds to ``target`` as a new owner-only file (atomically, durably)."""
+    tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
+    out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, FILE_MODE)
+    try:
+        os.lseek(fd, 0, os.SEEK_SET)
+        while chunk := os.read(fd, 1 << 20):
+            os.write(out, chunk)
+        os.fsync(out)
+        os.close(out)
+        out = -1
+        tmp.replace(target)
+    except BaseException:
+        if out >= 0:
+            os.close(out)
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+class NotARegularFileError(GatewayError):
+    """An entry that is not a regular file with one link: never read, renamed or chmodded."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"{mask_file_name(path.name)}: {reason}")
+        self.reason = reason
+
+
+SYMLINK = "symbolic link: never followed; copy or move the file itself into the inbox"
+HARD_LINK = "file has more than one hard link: never taken; copy the file into the inbox instead"
+NOT_REGULAR = "not a regular file (a FIFO, socket, device or folder): never taken"
+
+
+def kind_reason(st: os.stat_result) -> str | None:
+    """Why an entry with this ``lstat``/``fstat`` is never taken, or None for a plain regular file."""
+    if stat.S_ISLNK(st.st_mode):
+        return SYMLINK
+    if not stat.S_ISREG(st.st_mode):
+        return NOT_REGULAR
+    if st.st_nlink > 1:
+        return HARD_LINK
+    return None
+
+
+@contextlib.contextmanager
+def open_regular(path: Path) -> Iterator[tuple[int, os.stat_result]]:
+    """A read-only descriptor of ``path`` and its ``fstat``, only if it is a regular file with one link.
+
+    ``O_NOFOLLOW`` refuses a symlink (even one swapped in after a listing), ``O_NONBLOCK`` keeps a
+    FIFO from blocking the open, and the checks are made on the descriptor itself, so what is then
+    read, renamed or chmodded is the very file that was checked. Raises :class:`NotARegularFileError`.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise NotARegularFileError(path, SYMLINK) from None
+        raise
+    try:
+        st = os.fstat(fd)
+        if (why := kind_reason(st)) is not None:
+            raise NotARegularFileError(path, why)
+        yield fd, st
+    finally:
+        os.close(fd)
+
+
+def read_fd_capped(fd: int, limit: int) -> bytes | None:
+    """Everything ``fd`` holds from its start, or None when that is more than ``limit`` bytes."""
+    if os.fstat(fd).st_size > limit:
+        return None
+    os.lseek(fd, 0, os.SEEK_SET)
+    parts, total = [], 0
+    while total <= limit and (chunk := os.read(fd, min(1 << 20, limit + 1 - total))):
+        parts.append(chunk)
+        total += len(chunk)
+    return None if total > limit else b"".join(parts)
+
+
+def sha256_fd(fd: int) -> tuple[str, int]:
+    """SHA-256 and size of what ``fd`` holds, read in chunks (for files too large to hold)."""
+    digest = hashlib.sha256()
+    size = 0
+    os.lseek(fd, 0, os.SEEK_SET)
+    while chunk := os.read(fd, 1 << 20):
+        digest.update(chunk)
+        size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def same_version(a: os.stat_result, b: os.stat_result) -> bool:
+    """Whether two stats show one file unchanged: same inode, size and modification time."""
+    return (a.st_dev, a.st_ino, a.st_size, a.st_mtime_ns) == (b.st_dev, b.st_ino, b.st_size, b.st_mtime_ns)
 
 
 _SAFE_EXTENSION = re.compile(r"[A-Za-z0-9]{1,10}")
@@ -186,6 +285,7 @@ class Candidate:
     path: Path
     size: int
     mtime: float
+    stat: os.stat_result | None = None  # the listing's lstat: the version that was judged complete
 
 
 def is_ignored(name: str) -> bool:
@@ -193,21 +293,38 @@ def is_ignored(name: str) -> bool:
     return name.startswith(".") or name.endswith(IGNORED_SUFFIXES) or name.endswith(".reason.json")
 
 
+def fresh_marker(folder: Path, name: str, st: os.stat_result) -> bool:
+    """Whether ``NAME.done`` announces this version of NAME: a regular file no older than it.
+
+    A marker left behind by an earlier file of the same name is older than a new file that is
+    still being written, so the new file is not taken half-written on the strength of it.
+    """
+    try:
+        marker = (folder / f"{name}.done").lstat()
+    except OSError:
+        return False
+    return stat.S_ISREG(marker.st_mode) and marker.st_mtime_ns >= st.st_mtime_ns
+
+
 def complete_files(
     folder: Path, *, now: float, stable_seconds: float, require_done_marker: bool
 ) -> list[Candidate]:
-    """Files in ``folder`` that are complete: not a temporary name, unchanged for ``stable_seconds``
-    (by size and mtime) and, when required, announced by a ``NAME.done`` marker."""
+    """Files in ``folder`` that are complete: a regular file with one link and not a temporary
+    name, unchanged for ``stable_seconds`` (by size and mtime) and, when required, announced by a
+    ``NAME.done`` marker written after it (see :func:`fresh_marker`)."""
     out = []
     with io_errors("list", folder):
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
     for entry in entries:
-        if not entry.is_file(follow_symlinks=False) or is_ignored(entry.name):
+        if is_ignored(entry.name):
             continue
-        st = entry.stat(follow_symlinks=False)
-        if now - st.st_mtime < stable_seconds:
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except FileNotFoundError:
             continue
-        if require_done_marker and not (folder / f"{entry.name}.done").exists():
+        if kind_reason(st) is not None or now - st.st_mtime < stable_seconds:
+            continue  # links and special files: the inbox-skips stage says why
+        if require_done_marker and not fresh_marker(folder, entry.name, st):
             continue
-        out.append(Candidate(Path(entry.path), st.st_size, st.st_mtime))
+        out.append(Candidate(Path(entry.path), st.st_size, st.st_mtime, st))
     return out

@@ -83,6 +83,7 @@ class Gateway:
         self.rules = load_mapping_rules(ctx.config)
         self.wake = threading.Event()  # ends the idle wait: a stop, or a background exchange ending
         self.stop: threading.Event = _StopEvent(self.wake)
+        ctx.stop = self.stop  # the stages see a stop request too (see intake's batches)
         self.recovery: tuple[Stage, ...] = recovery_stages()
         self.stages: tuple[Stage, ...] = work_stages(ctx, self.rules)
         self.registry = NodeRegistry(ctx.store, ctx.node_id, ctx.clock)

@@ -1,7 +1,8 @@
 """Say why an inbox entry is not taken, instead of ignoring it silently forever.
 
-The intake never takes hidden files (writers use a leading dot while a file is incomplete) nor
-symbolic links (following one would read whatever it points to, outside the inbox). A billing
+The intake never takes hidden files (writers use a leading dot while a file is incomplete), symbolic
+links (following one would read whatever it points to, outside the inbox), files with more than one
+hard link (the same, by another road), nor FIFOs, sockets, devices or folders. A billing
 system that writes ``.export.json`` and never renames it, or an administrator who links a file in,
 used to see nothing happen and no reason anywhere. This stage logs a warning with the reason, once
 per file name (again if the name goes away and comes back), for every such entry that has been
@@ -15,11 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gateway.runtime.context import Context
-from gateway.runtime.fsutil import io_errors
+from gateway.runtime.fsutil import HARD_LINK, NOT_REGULAR, SYMLINK, io_errors, kind_reason
 from gateway.stages.base import Cycle
 
 HIDDEN = "hidden file name (leading dot): never taken; rename it without the dot to have it processed"
-SYMLINK = "symbolic link: never followed; copy or move the file itself into the inbox"
+__all__ = ["HARD_LINK", "HIDDEN", "NOT_REGULAR", "SYMLINK", "NoteSkippedInboxFiles", "skipped"]
 
 
 def skipped(folder: Path, *, now: float, settle_seconds: float) -> dict[str, str]:
@@ -27,13 +28,14 @@ def skipped(folder: Path, *, now: float, settle_seconds: float) -> dict[str, str
     out: dict[str, str] = {}
     with io_errors("list", folder), os.scandir(folder) as entries:
         for entry in entries:
-            if entry.is_symlink():
-                out[entry.name] = SYMLINK
-            elif (
-                entry.name.startswith(".")
-                and entry.is_file(follow_symlinks=False)
-                and now - entry.stat(follow_symlinks=False).st_mtime >= settle_seconds
-            ):
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            settled = now - st.st_mtime >= settle_seconds
+            if (why := kind_reason(st)) is not None and (why != HARD_LINK or settled):
+                out[entry.name] = why
+            elif why is None and entry.name.startswith(".") and settled:
                 out[entry.name] = HIDDEN
     return out
 

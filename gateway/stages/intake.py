@@ -15,7 +15,11 @@ its requests nor quarantine the file: the file is taken exactly once.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
+import os
+import re
+import stat
 import unicodedata
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field, replace
@@ -23,13 +27,14 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from gateway.errors import StoreError
+from gateway.errors import GatewayError, StoreError
 from gateway.lifecycle import FileEvent, FileState
 from gateway.runtime.context import Context
 from gateway.runtime.filemask import mask_file_name
 from gateway.runtime.fsutil import (
     Candidate,
     LocalIOError,
+    NotARegularFileError,
     atomic_write,
     complete_files,
     ensure_dir,
@@ -37,8 +42,10 @@ from gateway.runtime.fsutil import (
     internal_name,
     io_errors,
     move,
-    read_capped,
-    sha256_file,
+    open_regular,
+    read_fd_capped,
+    same_version,
+    sha256_fd,
     storable_name,
 )
 from gateway.runtime.logsetup import phi_scope
@@ -51,7 +58,7 @@ from transactions.envelope_writer import InterchangeHeader
 from transactions.errors import RequestError, X12GatewayError, X12WriteError
 from transactions.outbound import Request, build_request_interchange, request_kind
 from transactions.requests_csv import parse_csv
-from transactions.requests_json import parse_request_document, request_to_obj
+from transactions.requests_json import parse_request_document, request_to_obj, too_many_requests
 from transactions.segment import Delimiters
 from transactions.validation import Options, validate_detailed
 
@@ -71,20 +78,25 @@ class Parsed:
 _PARSER_BUGS = (TypeError, ValueError, LookupError, AttributeError, ArithmeticError, RecursionError)
 
 
-def parse_inbox_bytes(data: bytes, name: str) -> Parsed:
-    """Requests in a JSON, CSV or X12 file; format by content (X12 starts with ISA) or extension."""
+def parse_inbox_bytes(data: bytes, name: str, max_requests: int | None = None) -> Parsed:
+    """Requests in a JSON, CSV or X12 file; format by content (X12 starts with ISA) or extension.
+    A file of more than ``max_requests`` requests is refused whole, before its requests are read."""
     out = Parsed()
     head = data.lstrip(b"\xef\xbb\xbf \t\r\n")[:3]
     try:
         if head == b"ISA":
-            _parse_x12(data, out)
+            _parse_x12(data, out, max_requests)
         elif name.lower().endswith(".csv"):
             for i, row in enumerate(parse_csv(data.decode("utf-8-sig"))):
+                if max_requests is not None and i >= max_requests:
+                    raise RequestError(too_many_requests(i + 1, max_requests), field="document")
                 _take(out, row, i)
         else:
-            for i, item in enumerate(parse_request_document(data)):
+            for i, item in enumerate(parse_request_document(data, max_requests)):
                 _take(out, item, i)
     except RequestError as exc:
+        out.requests.clear()
+        out.errors.clear()
         out.file_error = str(exc)
     except UnicodeDecodeError:
         out.file_error = "file is not UTF-8 text"
@@ -178,7 +190,19 @@ def _first_text(value: Any, bad: Callable[[str], bool], path: str = "") -> str |
     return None
 
 
-def _parse_x12(data: bytes, out: Parsed) -> None:
+def _count_sets(data: bytes) -> int:
+    """ST segments in an interchange, counted on the bytes (the delimiters from the ISA header), so
+    that a file of too many requests is refused before it is validated into memory."""
+    start = data.find(b"ISA")
+    if len(data) < start + 106:
+        return 0
+    sep, term = data[start + 3 : start + 4], data[start + 105 : start + 106]
+    return len(re.findall(re.escape(term) + rb"\s*ST" + re.escape(sep), data))
+
+
+def _parse_x12(data: bytes, out: Parsed, max_requests: int | None) -> None:
+    if max_requests is not None and (count := _count_sets(data)) > max_requests:
+        raise RequestError(too_many_requests(count, max_requests), field="document")
     validation = validate_detailed(data, Options())
     report = validation.report
     if report.fatal:
@@ -223,35 +247,96 @@ def _work_path(ctx: Context, file_id: int, name: str) -> Path:
     return ctx.config.folders.work / internal_name(file_id, name)
 
 
-def claim(ctx: Context, cand: Candidate) -> int | None:
-    """Record the file, then move it into the work folder; None if it vanished meanwhile."""
+@dataclass(frozen=True, slots=True)
+class Taken:
+    """An inbox file as read through one checked descriptor before it was claimed: its bytes (None
+    when over ``max_file_bytes``), their SHA-256 and size, what they hold, and ``unchanged``, which
+    says whether the file (followed through the rename by the still open descriptor) is as read."""
+
+    data: bytes | None
+    sha256: str
+    size: int
+    parsed: Parsed
+    unchanged: Callable[[], bool]
+
+
+def _parse_guarded(data: bytes, name: str, max_requests: int) -> Parsed:
+    """What the file holds; an unexpected error (a parser bug) quarantines the file with its type."""
     try:
-        sha, size = sha256_file(cand.path)
-    except LocalIOError:
-        if not cand.path.exists():
-            return None  # another node claimed it first (shared inbox), or its writer took it back
-        raise
+        return parse_inbox_bytes(data, name, max_requests)
+    except Exception as exc:  # noqa: BLE001 - one file's fault must not stop the inbox
+        return Parsed(file_error=f"the file could not be taken ({type(exc).__name__})")
+
+
+def read_settled(ctx: Context, cand: Candidate, fd: int, before: os.stat_result) -> Taken | None:
+    """Read and parse the file open at ``fd``; None when it changed meanwhile (a writer still busy
+    with it: it is left for a later cycle, logged), judged by inode, size and modification time
+    against the listing and the descriptor's ``fstat`` before reading."""
+    settings = ctx.config.inbox
+    data = read_fd_capped(fd, settings.max_file_bytes)
+    if data is None:
+        sha, size = sha256_fd(fd)
+        parsed = Parsed(file_error=f"larger than the {settings.max_file_bytes}-byte limit")
+    else:
+        sha, size = hashlib.sha256(data).hexdigest(), len(data)
+        parsed = _parse_guarded(data, cand.path.name, settings.max_requests_per_file)
+
+    def unchanged() -> bool:
+        return same_version(before, os.fstat(fd))
+
+    listed = cand.stat if cand.stat is not None else before
+    if not (same_version(listed, before) and unchanged()):
+        ctx.log.warning(
+            "inbox file changed while it was read; left for a later cycle",
+            file=mask_file_name(storable_name(cand.path.name)),
+        )
+        return None
+    return Taken(data, sha, size, parsed, unchanged)
+
+
+def claim(ctx: Context, cand: Candidate, taken: Taken, before: os.stat_result) -> int | None:
+    """Record the file, then move it into the work folder; None if it vanished or changed meanwhile."""
     with ctx.store.begin() as tx:
         row = tx.files.record(
             direction="in",
             partner=INBOX,
             name=storable_name(cand.path.name),
-            sha256=sha,
-            size=size,
+            sha256=taken.sha256,
+            size=taken.size,
             payload_path=None,
             state=FileState.CLAIMING,
             owner=ctx.node_id,
         )
-    return row.id if _finish_claim(ctx, row.id, row.name, sha, cand.path) else None
+    return row.id if _finish_claim(ctx, row.id, row.name, row.sha256, cand.path, before) else None
 
 
-def _finish_claim(ctx: Context, file_id: int, name: str, sha: str, source: Path | None = None) -> bool:
+def _source_matches(source: Path, sha: str, version: os.stat_result | None) -> bool:
+    """Whether ``source`` is still the file that was recorded: the same inode, size and time as the
+    descriptor that was read or, after a crash (no descriptor any more), the same SHA-256."""
+    try:
+        if version is not None:
+            return same_version(version, source.lstat())
+        with open_regular(source) as (fd, _):
+            return sha256_fd(fd)[0] == sha
+    except (OSError, NotARegularFileError):
+        return False
+
+
+def _finish_claim(  # noqa: PLR0917 - one claim's facts
+    ctx: Context,
+    file_id: int,
+    name: str,
+    sha: str,
+    source: Path | None = None,
+    version: os.stat_result | None = None,
+) -> bool:
     """``source`` is the inbox path; after a crash it is found by the stored name (a name that was
-    not UTF-8 is then not found: the row ends ``vanished`` and the file is claimed again)."""
+    not UTF-8 is then not found: the row ends ``vanished`` and the file is claimed again). Once the
+    file is renamed away its ``.done`` marker is removed: it announced this file, not the next."""
     work = _work_path(ctx, file_id, name)
     source = source or ctx.config.folders.inbox / name
     if not work.exists():
-        if not source.exists() or sha256_file(source)[0] != sha:
+        if not _source_matches(source, sha, version):
             with ctx.store.begin() as tx:
                 tx.files.transition(
                     file_id,
@@ -264,6 +349,7 @@ def _finish_claim(ctx: Context, file_id: int, name: str, sha: str, source: Path 
         ensure_dir(work.parent)
         with io_errors("claim", source):
             source.rename(work)
+        _remove_marker(ctx, source)
     with ctx.store.begin() as tx:
         tx.files.transition(
             file_id, FileEvent.CLAIM, expect=FileState.CLAIMING, owner=ctx.node_id, keep_claim=True
@@ -271,33 +357,57 @@ def _finish_claim(ctx: Context, file_id: int, name: str, sha: str, source: Path 
     return True
 
 
+def _remove_marker(ctx: Context, source: Path) -> None:
+    """Remove ``NAME.done`` (a regular file only; it may be another user's, in a shared inbox)."""
+    marker = source.with_name(f"{source.name}.done")
+    try:
+        if stat.S_ISREG(marker.lstat().st_mode):
+            marker.unlink()
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        # logged, not fatal: a marker older than the next file of the name does not count for it
+        ctx.log.error(
+            "inbox marker could not be removed",
+            file=mask_file_name(storable_name(source.name)),
+            error=os.strerror(exc.errno) if exc.errno else type(exc).__name__,
+        )
+
+
 def _reason_file(ctx: Context, name: str, doc: dict[str, Any]) -> None:
     folder = ensure_dir(ctx.config.folders.quarantine)
     atomic_write(folder / f"{name}.reason.json", json.dumps(doc, indent=2).encode())
 
 
-def process(ctx: Context, file_id: int) -> str:
-    """Turn a claimed file into requests (one transaction) and say the file's new state."""
+def process(ctx: Context, file_id: int, taken: Taken | None = None) -> str:
+    """Turn a claimed file into requests and say the file's new state. ``taken`` is what the intake
+    read before claiming; without it (recovery, reprocessing) the work file is read again, and when
+    some of its requests are stored already it must still be the file that was claimed (its SHA-256),
+    else it is quarantined as changed."""
     with ctx.store.read() as tx:
         row = tx.files.get(file_id)
-    work = _work_path(ctx, file_id, row.name)
-    settings = ctx.config.inbox
-    data = read_capped(work, settings.max_file_bytes)
-    if data is None:  # too large: neither read nor copied into the payloads
-        too_large = Parsed(file_error=f"larger than the {settings.max_file_bytes}-byte limit")
-        return _store_requests(ctx, file_id, row.name, too_large, None, False, None)
-    sha, payload_path = ctx.payloads.put(data)
-    if not data.strip():  # every empty file has the same SHA-256: it is empty, not a duplicate
+        resumed = tx.requests.count_from_file(file_id) > 0
+    if taken is None:
+        taken = _read_work(ctx, file_id, row.name)
+    # a file resumed after a stop must be the very bytes whose first requests were stored (an
+    # operator's corrected copy, sent back by ``reprocess`` before anything was stored, is read anew)
+    if not taken.unchanged() or (resumed and taken.sha256 != row.sha256):
+        changed = Parsed(file_error=CHANGED_AFTER_CLAIM)
+        return _store_requests(ctx, file_id, row.name, changed, None, False, None)
+    if taken.data is None:  # too large: neither read nor copied into the payloads
+        return _store_requests(ctx, file_id, row.name, taken.parsed, None, False, None)
+    sha, payload_path = ctx.payloads.put(taken.data)
+    if not taken.data.strip():  # every empty file has the same SHA-256: it is empty, not a duplicate
         empty = Parsed(file_error="the file is empty")
         return _store_requests(ctx, file_id, row.name, empty, None, False, payload_path)
     with ctx.store.read() as tx:
         dup = tx.files.find_by_sha256(
             sha,
-            within=timedelta(hours=settings.duplicate_window_hours),
+            within=timedelta(hours=ctx.config.inbox.duplicate_window_hours),
             direction="in",
             exclude_id=file_id,
         )
-    parsed = Parsed() if dup else parse_inbox_bytes(data, row.name)
+    parsed = Parsed() if dup else taken.parsed
     with phi_scope(v for req, _ in parsed.requests for v in phi_values(req)):
         return _store_requests(
             ctx,
@@ -310,10 +420,37 @@ def process(ctx: Context, file_id: int) -> str:
         )
 
 
+CHANGED_AFTER_CLAIM = (
+    "the file changed after it was claimed (a writer was still busy with it): nothing was taken; "
+    "have the writer use a NAME.done marker or write under a temporary name and rename"
+)
+
+
+def _read_work(ctx: Context, file_id: int, name: str) -> Taken:
+    """A claimed work file read again (recovery): its bytes, hash and requests."""
+    work = _work_path(ctx, file_id, name)
+    limit = ctx.config.inbox.max_file_bytes
+    with io_errors("read", work), open_regular(work) as (fd, _):
+        data = read_fd_capped(fd, limit)
+        sha, size = (hashlib.sha256(data).hexdigest(), len(data)) if data is not None else sha256_fd(fd)
+    if data is None:
+        parsed = Parsed(file_error=f"larger than the {limit}-byte limit")
+    else:
+        parsed = _parse_guarded(data, name, ctx.config.inbox.max_requests_per_file)
+    return Taken(data, sha, size, parsed, lambda: True)
+
+
 def phi_values(req: Request) -> list[str | date | None]:
     """The PHI of one request, registered with the log redactor while its file is processed."""
     people = [req.subscriber, *([req.dependent] if req.dependent else [])]
     return [v for p in people for v in (p.last_name, p.first_name, p.middle_name, p.member_id, p.birth_date)]
+
+
+BATCH_REQUESTS = 500  # requests per committed transaction; a stop is honoured between two
+
+
+class IntakeStoppedError(GatewayError):
+    """A stop was asked for between two batches of one file: it stays claimed and resumes later."""
 
 
 def _store_requests(  # noqa: PLR0917 - the parts of one processed inbox file
@@ -325,29 +462,23 @@ def _store_requests(  # noqa: PLR0917 - the parts of one processed inbox file
     duplicate: bool,
     payload_path: Path | None,
 ) -> str:
+    """Store the routed requests in batches, then settle the file (one transition).
+
+    Each batch takes a block of tracking numbers and is one transaction, which first checks that the
+    file is still claimed and holds exactly the requests of the earlier batches; the routed order is
+    a function of the file's bytes (their SHA-256 was checked), so after a stop or a crash the file
+    is resumed from the first request not yet stored: every request exactly once.
+    """
     routed, unrouted = _route(ctx, parsed)
-    numbers = [ctx.store.new_tracking_number() for _ in routed]
     state = _outcome(duplicate, parsed, routed)
-    assigner = ctx.config.identity.trace_assigner
-    finals = [
-        replace(req, trace_number=t, trace_assigner=assigner)
-        for (req, _, _), t in zip(routed, numbers, strict=True)
-    ]
+    with ctx.store.read() as tx:
+        stored = tx.requests.count_from_file(file_id)
+    for start in range(stored, len(routed), BATCH_REQUESTS):
+        if start > stored and ctx.stop.is_set():
+            raise IntakeStoppedError(f"stopped after {start} of {len(routed)} requests of file {file_id}")
+        _store_batch(ctx, file_id, start, routed[start : start + BATCH_REQUESTS])
+    reason = _reason(parsed, unrouted, dup_id, queued=len(routed))
     with ctx.store.begin() as tx:
-        for (req, partner, reference), final, tracking in zip(routed, finals, numbers, strict=True):
-            payload = {**request_to_obj(final), "client_reference": reference}  # its one JSON form
-            tx.requests.insert(
-                tracking_number=tracking,
-                kind=request_kind(req).set_id,
-                payer_id=req.payer.id,
-                partner=partner,
-                source_file_id=file_id,
-                payload=payload,
-                member_id_hash=hash_member_id(req.subscriber.member_id or "", ctx.member_key),
-                client_reference_hash=hash_member_id(reference, ctx.member_key) if reference else None,
-                patient_hash=_patient_hash(req, ctx.member_key),
-            )
-        reason = _reason(parsed, unrouted, dup_id, queued=len(routed))
         tx.files.transition(
             file_id,
             _OUTCOME_EVENT[state],
@@ -356,12 +487,10 @@ def _store_requests(  # noqa: PLR0917 - the parts of one processed inbox file
             reason=reason["reason"] if reason else None,
             detail={
                 "requests": len(routed),
-                "rejected": len(reason["requests"]) if reason else 0,
+                "rejected": reason.get("rejected", 0) if reason else 0,
                 "payload": payload_path.name if payload_path else None,
             },
         )
-    for final in finals:
-        precert_gate(ctx, final)  # "not required": answered here, no 278
     _settle(ctx, file_id, name, state, reason)
     # anything put in quarantine (all of it, or the rejected part) is a warning: alerting must see it
     log = ctx.log.info if state == FileState.ACCEPTED else ctx.log.warning
@@ -383,6 +512,36 @@ def _patient_hash(req: Request, key: bytes) -> str | None:
     if not patient.last_name or patient.birth_date is None:
         return None
     return hash_patient(patient.last_name, patient.birth_date.isoformat(), key)
+
+
+def _store_batch(ctx: Context, file_id: int, start: int, batch: list[tuple[Request, str, str]]) -> None:
+    """Requests ``start ..`` of a file in one transaction, with a block of tracking numbers."""
+    numbers = ctx.store.new_tracking_numbers(len(batch))
+    assigner = ctx.config.identity.trace_assigner
+    finals = [
+        replace(req, trace_number=t, trace_assigner=assigner)
+        for (req, _, _), t in zip(batch, numbers, strict=True)
+    ]
+    with ctx.store.begin() as tx:
+        if tx.files.lock(file_id).state != FileState.CLAIMED:
+            raise StaleStateError(f"file {file_id} is no longer claimed")
+        if tx.requests.count_from_file(file_id) != start:
+            raise StaleStateError(f"file {file_id} was resumed by another node")
+        for (req, partner, reference), final, tracking in zip(batch, finals, numbers, strict=True):
+            payload = {**request_to_obj(final), "client_reference": reference}  # its one JSON form
+            tx.requests.insert(
+                tracking_number=tracking,
+                kind=request_kind(req).set_id,
+                payer_id=req.payer.id,
+                partner=partner,
+                source_file_id=file_id,
+                payload=payload,
+                member_id_hash=hash_member_id(req.subscriber.member_id or "", ctx.member_key),
+                client_reference_hash=hash_member_id(reference, ctx.member_key) if reference else None,
+                patient_hash=_patient_hash(req, ctx.member_key),
+            )
+    for final in finals:
+        precert_gate(ctx, final)  # "not required": answered here, no 278
 
 
 def _route(ctx: Context, parsed: Parsed) -> tuple[list[tuple[Request, str, str]], list[dict[str, Any]]]:
@@ -416,6 +575,9 @@ def _outcome(duplicate: bool, parsed: Parsed, routed: list[Any]) -> FileState:
     return FileState.ACCEPTED
 
 
+MAX_FINDINGS = 1000  # per reason file; the count of the others is written instead
+
+
 def _reason(
     parsed: Parsed, unrouted: list[dict[str, Any]], duplicate_of: int | None, *, queued: int
 ) -> dict[str, Any] | None:
@@ -429,20 +591,41 @@ def _reason(
         return None
     rest = f"the other {queued} queued" if queued else "none queued"
     summary = parsed.file_error or f"{len(problems)} request(s) rejected; {rest}"
-    return {"reason": summary, "requests": problems}
+    doc = {"reason": summary, "rejected": len(problems), "requests": problems[:MAX_FINDINGS]}
+    if len(problems) > MAX_FINDINGS:
+        doc["findings_left_out"] = len(problems) - MAX_FINDINGS
+    return doc
+
+
+CHANGED_AFTER_TAKEN = (
+    "the file changed after it was read: the requests stored are those of the version read "
+    "({size} bytes); the file as it is now is kept here, not archived"
+)
 
 
 def _settle(ctx: Context, file_id: int, name: str, state: str, reason: dict[str, Any] | None) -> None:
-    """Move the work file to archive or quarantine (idempotent: skipped when already moved)."""
+    """Move the work file to archive or quarantine (idempotent: skipped when already moved).
+
+    A work file that is no longer the size that was read (a writer appended after the claim) goes to
+    quarantine with a reason instead of the archive: never archived as if it had been processed.
+    """
     work = _work_path(ctx, file_id, name)
-    if not work.exists():
+    if not work.exists() and not work.is_symlink():
         return
+    with ctx.store.read() as tx:
+        size = tx.files.get(file_id).size
+    with io_errors("read", work), open_regular(work) as (fd, st):
+        changed = st.st_size != size
+        kept = state == FileState.PARTIALLY_ACCEPTED and not changed
+        copy = read_fd_capped(fd, st.st_size) if kept else None
+    if changed and state in (FileState.ACCEPTED, FileState.PARTIALLY_ACCEPTED):
+        reason = {"requests": [], **(reason or {}), "changed": CHANGED_AFTER_TAKEN.format(size=size)}
+        reason.setdefault("reason", reason["changed"])
+        ctx.log.warning("inbox file changed after it was read", file_id=file_id, file=name)
     if reason is not None:
         _reason_file(ctx, work.name, {"file": name, "file_id": file_id, "state": state, **reason})
-    if state in (FileState.ACCEPTED, FileState.PARTIALLY_ACCEPTED):
-        if state == FileState.PARTIALLY_ACCEPTED:
-            with io_errors("copy to quarantine", work):
-                copy = work.read_bytes()
+    if state in (FileState.ACCEPTED, FileState.PARTIALLY_ACCEPTED) and not changed:
+        if copy is not None:
             atomic_write(ctx.config.folders.quarantine / work.name, copy)
         move(work, ctx.config.folders.archive)
     else:
@@ -450,9 +633,10 @@ def _settle(ctx: Context, file_id: int, name: str, state: str, reason: dict[str,
 
 
 def recover(ctx: Context, dead: Collection[str] = ()) -> None:
-    """Finish what a crash interrupted: half-claimed files, and processed files not yet moved. Only
-    this node's own claims, unowned ones (reprocessed by an operator) and those of ``dead`` nodes are
-    taken: a live node's claim is its own work in progress."""
+    """Finish what a crash interrupted: half-claimed files, claimed files not (fully) processed (a
+    stop between two batches too), and processed files not yet moved. Only this node's own claims,
+    unowned ones (reprocessed by an operator) and those of ``dead`` nodes are taken: a live node's
+    claim is its own work in progress."""
     _rename_legacy_work_files(ctx)
     with ctx.store.read() as tx:
         claiming = tx.files.query(state=FileState.CLAIMING, direction="in", partner=INBOX, limit=1000)
@@ -468,6 +652,9 @@ def recover(ctx: Context, dead: Collection[str] = ()) -> None:
             process(ctx, row.id)
         except StaleStateError:
             continue
+        except IntakeStoppedError as exc:
+            ctx.log.info("inbox file left claimed; resumed after the restart", reason=str(exc))
+            return
     work = ctx.config.folders.work
     for path in sorted(work.iterdir()) if work.exists() else []:
         file_id = file_id_of(path.name)
@@ -513,6 +700,8 @@ def intake(ctx: Context) -> int:
         stable_seconds=cfg.inbox.stable_seconds,
         require_done_marker=cfg.inbox.require_done_marker,
     ):
+        if ctx.stop.is_set():
+            break
         if _take_one(ctx, cand):
             taken += 1
     return taken
@@ -521,22 +710,44 @@ def intake(ctx: Context) -> int:
 def _take_one(ctx: Context, cand: Candidate) -> bool:
     """Claim and process one inbox file. Whatever goes wrong with it stays with it: a passing fault
     (disk full, database away) leaves it for the next cycle; any other error quarantines it, with
-    the error's type as the reason. Either way the error is logged and the next file is taken."""
+    the error's type as the reason. Either way the error is logged and the next file is taken.
+
+    The file is read and parsed through one descriptor (:func:`open_regular`: no link, FIFO or
+    folder) before it is claimed, and the same descriptor, which follows the file through the
+    rename, says before anything is stored whether a writer changed it meanwhile."""
     file_id: int | None = None
     try:
-        file_id = claim(ctx, cand)
-        if file_id is None:
-            return False
-        process(ctx, file_id)
-        marker = cand.path.with_name(f"{cand.path.name}.done")
-        with io_errors("remove marker", marker):
-            marker.unlink(missing_ok=True)
+        with io_errors("read", cand.path), open_regular(cand.path) as (fd, before):
+            taken = read_settled(ctx, cand, fd, before)
+            if taken is None:
+                return False
+            file_id = claim(ctx, cand, taken, before)
+            if file_id is None:
+                return False
+            process(ctx, file_id, taken)
+    except (NotARegularFileError, IntakeStoppedError) as exc:
+        _note_left(ctx, cand, file_id, exc)
+        return False
     except Exception as exc:  # one file's fault must not stop the inbox (outages aside)
         if is_outage(exc):
             raise  # the database is away: the run loop waits (logged once); the file is taken later
+        if file_id is None and not os.path.lexists(cand.path):
+            return False  # another node claimed it first (shared inbox), or its writer took it back
         _set_aside(ctx, cand, file_id, exc)
         return False
     return True
+
+
+def _note_left(
+    ctx: Context, cand: Candidate, file_id: int | None, exc: NotARegularFileError | IntakeStoppedError
+) -> None:
+    """Log why a file was left as it is: not a regular file (swapped in after the listing: never
+    followed), or a stop between two batches (resumed after the restart)."""
+    if isinstance(exc, NotARegularFileError):
+        shown = mask_file_name(storable_name(cand.path.name))
+        ctx.log.warning("inbox file not taken", file=shown, reason=exc.reason)
+    else:
+        ctx.log.info("inbox file left claimed; resumed after the restart", file_id=file_id, reason=str(exc))
 
 
 def _passing(exc: Exception) -> bool:

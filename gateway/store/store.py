@@ -353,13 +353,20 @@ class Store:
         database, never reused); INSTANCE is a random tag made when the database was created, so two
         separate databases (say, a test and a production gateway) do not issue the same numbers either.
         """
+        return self.new_tracking_numbers(1)[0]
+
+    def new_tracking_numbers(self, count: int) -> list[str]:
+        """``count`` new tracking numbers as one block: one committed transaction for all of them (a
+        big inbox file must not pay one fsync'd commit per request). Unused ones are a gap, never reused."""
+        if count <= 0:
+            return []
         try:
             with self.engine.begin() as conn:
                 key = ("tracking", self.tracking_prefix, "TRN")
-                number = _allocate(conn, self.clock(), key, 1, TRACKING_MAX, wrap=False)[0]
+                numbers = _allocate(conn, self.clock(), key, count, TRACKING_MAX, wrap=False)
         except sa_exc.SQLAlchemyError as exc:
             raise store_error(exc, "new tracking number") from None
-        return f"{self.tracking_prefix}-{self.instance_id}-{number:010d}"
+        return [f"{self.tracking_prefix}-{self.instance_id}-{n:010d}" for n in numbers]
 
     def _load_instance_id(self) -> str:
         """This database's random tag, created on first open (the first of racing nodes wins)."""

@@ -84,7 +84,14 @@ SCHEMA: dict[str, frozenset[str]] = {
     "identity": frozenset({"isa_qualifier", "isa_id", "gs_id", "trace_assigner"}),
     "folders": frozenset(FOLDER_NAMES),
     "inbox": frozenset(
-        {"stable_seconds", "require_done_marker", "max_file_bytes", "duplicate_window_hours", "x12_mode"}
+        {
+            "stable_seconds",
+            "require_done_marker",
+            "max_file_bytes",
+            "max_requests_per_file",
+            "duplicate_window_hours",
+            "x12_mode",
+        }
     ),
     "outbox": frozenset({"csv_summary"}),
     "timeouts": frozenset(
@@ -207,13 +214,19 @@ class FoldersConfig:
         return tuple((name, cast(Path, getattr(self, name))) for name in FOLDER_NAMES)
 
     def ensure(self) -> None:
-        """Create missing folders (mode 0700), reporting every folder that cannot be created."""
+        """Create missing folders (mode 0700), reporting every folder that cannot be created.
+
+        A folder of ours made by hand (or by an older release) with looser bits is tightened. A
+        folder another user owns is an administrator's shared folder (a billing system's inbox in
+        a setgid group folder): we cannot chmod it and leave it as it is.
+        """
         problems = []
         for name, path in self.items():
             try:
                 path.mkdir(mode=0o700, parents=True, exist_ok=True)
-                if stat.S_IMODE(path.stat().st_mode) & 0o077:
-                    path.chmod(0o700)  # a folder made by hand (or an older release) is tightened
+                st = path.stat()
+                if stat.S_IMODE(st.st_mode) & 0o077 and st.st_uid == os.geteuid():
+                    path.chmod(0o700)
             except OSError as exc:
                 problems.append(f"folders.{name}: cannot create {path}: {exc.strerror}")
         _raise_if(problems, "the configured folders")
@@ -240,6 +253,7 @@ class InboxConfig:
     stable_seconds: float = 2.0
     require_done_marker: bool = False
     max_file_bytes: int = 50_000_000
+    max_requests_per_file: int = 50_000
     duplicate_window_hours: float = 168.0
     x12_mode: X12Mode = "reenvelope"
 

@@ -144,6 +144,7 @@ def _inbox(t: _Table) -> InboxConfig:
         stable_seconds=t.number("stable_seconds", 2.0, positive=False),
         require_done_marker=t.flag("require_done_marker", False),
         max_file_bytes=t.integer("max_file_bytes", 50_000_000, 1),
+        max_requests_per_file=t.integer("max_requests_per_file", 50_000, 1),
         duplicate_window_hours=t.number("duplicate_window_hours", 168.0, positive=False),
         x12_mode=cast(X12Mode, t.choice("x12_mode", "reenvelope", ("reenvelope",))),
     )

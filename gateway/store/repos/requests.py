@@ -84,6 +84,12 @@ class RequestsRepo(Repo):
         return self.listing(t, RequestRow, where=where, order=[t.c.id.desc()], limit=limit)
 
     @db
+    def count_from_file(self, file_id: int) -> int:
+        """How many requests the inbox file ``file_id`` has produced so far (a resumed file's offset)."""
+        stmt = select(func.count()).select_from(s.requests).where(s.requests.c.source_file_id == file_id)
+        return int(self.conn.execute(stmt).scalar_one())
+
+    @db
     def get(self, request_id: int) -> RequestRow:
         """The request row by id; NotFoundError if there is none."""
         rows = self.listing(s.requests, RequestRow, where=[s.requests.c.id == request_id])

@@ -22,7 +22,7 @@ ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 JSONDOC = sa.JSON().with_variant(JSONB(), "postgresql")
 
 revision = "0011"
-down_revision: str | None = "0007"
+down_revision: str | None = "0010"
 branch_labels: str | None = None
 depends_on: str | None = None
 
