@@ -136,8 +136,10 @@ def test_three_nodes_exactly_once_with_one_killed(tmp_path: Path) -> None:
             wait_progressing(
                 lambda: settled(store, feeder.fed),
                 lambda: _progress(store, logs),
-                lambda: f"every request to be answered after one node was killed (quarantined: "
-                f"{_quarantined(store) or 'none'})",
+                lambda: (
+                    f"every request to be answered after one node was killed (quarantined: "
+                    f"{_quarantined(store) or 'none'})"
+                ),
                 check=lambda: _alive(survivors, logs),
             )
             time.sleep(1.5)
