@@ -675,24 +675,28 @@ def _take_one(ctx: Context, cand: Candidate) -> bool:
     try:
         with io_errors("read", cand.path), open_regular(cand.path) as (fd, before):
             taken = read_settled(ctx, cand, fd, before)
-            if taken is None:
-                return False
-            file_id = claim(ctx, cand, taken, before)
-            if file_id is None:
+            file_id = claim(ctx, cand, taken, before) if taken is not None else None
+            if taken is None or file_id is None:
                 return False
             process(ctx, file_id, taken)
-    except NotARegularFileError as exc:  # swapped in after the listing: never followed
-        ctx.log.warning(
-            "inbox file not taken", file=mask_file_name(storable_name(cand.path.name)), reason=exc.reason
-        )
-        return False
-    except IntakeStoppedError as exc:
-        ctx.log.info("inbox file left claimed; resumed after the restart", file_id=file_id, reason=str(exc))
+    except (NotARegularFileError, StaleStateError, IntakeStoppedError) as exc:
+        _not_taken(ctx, cand, file_id, exc)
         return False
     except Exception as exc:  # noqa: BLE001 - one file's fault must not stop the inbox
         _set_aside(ctx, cand, file_id, exc)
         return False
     return True
+
+
+def _not_taken(ctx: Context, cand: Candidate, file_id: int | None, exc: Exception) -> None:
+    """Log why a file was not (fully) taken this time, where that is no fault of the file's."""
+    if isinstance(exc, NotARegularFileError):  # swapped in after the listing: never followed
+        shown = mask_file_name(storable_name(cand.path.name))
+        ctx.log.warning("inbox file not taken", file=shown, reason=exc.reason)
+    elif isinstance(exc, StaleStateError):  # another node's recovery is taking the claimed file
+        ctx.log.info("inbox file continued by another node", file_id=file_id)
+    else:  # a stop between two batches: the file stays claimed and is resumed after the restart
+        ctx.log.info("inbox file left claimed; resumed after the restart", file_id=file_id, reason=str(exc))
 
 
 def _passing(exc: Exception) -> bool:
