@@ -375,9 +375,9 @@ def process(ctx: Context, file_id: int, taken: Taken | None = None) -> str:
     # operator's corrected copy, sent back by ``reprocess`` before anything was stored, is read anew)
     if not taken.unchanged() or (resumed and taken.sha256 != row.sha256):
         changed = Parsed(file_error=CHANGED_AFTER_CLAIM)
-        return _store_requests(ctx, file_id, row.name, changed, None, False, None)
+        return _store_requests(ctx, file_id, row.name, changed, None, False, None, read_size=None)
     if taken.data is None:  # too large: neither read nor copied into the payloads
-        return _store_requests(ctx, file_id, row.name, taken.parsed, None, False, None)
+        return _store_requests(ctx, file_id, row.name, taken.parsed, None, False, None, read_size=taken.size)
     sha, payload_path = ctx.payloads.put(taken.data)
     with ctx.store.read() as tx:
         dup = tx.files.find_by_sha256(
@@ -396,6 +396,7 @@ def process(ctx: Context, file_id: int, taken: Taken | None = None) -> str:
             dup.id if dup else None,
             dup is not None and dup.partner == INBOX,
             payload_path,
+            read_size=taken.size,
         )
 
 
@@ -440,6 +441,8 @@ def _store_requests(  # noqa: PLR0917 - the parts of one processed inbox file
     dup_id: int | None,
     duplicate: bool,
     payload_path: Path | None,
+    *,
+    read_size: int | None,
 ) -> str:
     """Store the routed requests in batches, then settle the file (one transition).
 
@@ -469,7 +472,7 @@ def _store_requests(  # noqa: PLR0917 - the parts of one processed inbox file
                 "payload": payload_path.name if payload_path else None,
             },
         )
-    _settle(ctx, file_id, name, state, reason)
+    _settle(ctx, file_id, name, state, reason, read_size=read_size)
     # anything put in quarantine (all of it, or the rejected part) is a warning: alerting must see it
     log = ctx.log.info if state == FileState.ACCEPTED else ctx.log.warning
     log(
@@ -570,23 +573,29 @@ CHANGED_AFTER_TAKEN = (
 )
 
 
-def _settle(ctx: Context, file_id: int, name: str, state: str, reason: dict[str, Any] | None) -> None:
+def _settle(
+    ctx: Context,
+    file_id: int,
+    name: str,
+    state: str,
+    reason: dict[str, Any] | None,
+    *,
+    read_size: int | None = None,
+) -> None:
     """Move the work file to archive or quarantine (idempotent: skipped when already moved).
 
-    A work file that is no longer the size that was read (a writer appended after the claim) goes to
-    quarantine with a reason instead of the archive: never archived as if it had been processed.
+    A work file that is no longer ``read_size`` bytes (a writer appended after its requests were
+    read) goes to quarantine with a reason instead of the archive: never archived as processed.
     """
     work = _work_path(ctx, file_id, name)
     if not work.exists() and not work.is_symlink():
         return
-    with ctx.store.read() as tx:
-        size = tx.files.get(file_id).size
     with io_errors("read", work), open_regular(work) as (fd, st):
-        changed = st.st_size != size
+        changed = read_size is not None and st.st_size != read_size
         kept = state == FileState.PARTIALLY_ACCEPTED and not changed
         copy = read_fd_capped(fd, st.st_size) if kept else None
     if changed and state in (FileState.ACCEPTED, FileState.PARTIALLY_ACCEPTED):
-        reason = {"requests": [], **(reason or {}), "changed": CHANGED_AFTER_TAKEN.format(size=size)}
+        reason = {"requests": [], **(reason or {}), "changed": CHANGED_AFTER_TAKEN.format(size=read_size)}
         reason.setdefault("reason", reason["changed"])
         ctx.log.warning("inbox file changed after it was read", file_id=file_id, file=name)
     if reason is not None:
