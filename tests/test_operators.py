@@ -512,6 +512,7 @@ def test_reprocess_inbox_file_runs_once(world: World) -> None:
     tracking = world.h.requests()["EL-0099"].tracking_number
     assert world.h.clearinghouse_traces().count(tracking) == 1
     assert _json(world, "log", "show", f"file:{file_id}")[1]["file"]["state"] == "accepted"
+    assert (world.h.config.folders.archive / f"{file_id}.json").exists(), "archived, not kept as changed"
     assert _json(world, "reprocess", str(file_id))[0] == 1, "an accepted file is not reprocessed"
 
 

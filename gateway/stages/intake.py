@@ -393,13 +393,13 @@ def process(ctx: Context, file_id: int, taken: Taken | None = None) -> str:
     # operator's corrected copy, sent back by ``reprocess`` before anything was stored, is read anew)
     if not taken.unchanged() or (resumed and taken.sha256 != row.sha256):
         changed = Parsed(file_error=CHANGED_AFTER_CLAIM)
-        return _store_requests(ctx, file_id, row.name, changed, None, False, None)
+        return _store_requests(ctx, file_id, row.name, changed, None, False, None, read_size=None)
     if taken.data is None:  # too large: neither read nor copied into the payloads
-        return _store_requests(ctx, file_id, row.name, taken.parsed, None, False, None)
+        return _store_requests(ctx, file_id, row.name, taken.parsed, None, False, None, read_size=taken.size)
     sha, payload_path = ctx.payloads.put(taken.data)
     if not taken.data.strip():  # every empty file has the same SHA-256: it is empty, not a duplicate
         empty = Parsed(file_error="the file is empty")
-        return _store_requests(ctx, file_id, row.name, empty, None, False, payload_path)
+        return _store_requests(ctx, file_id, row.name, empty, None, False, payload_path, read_size=0)
     with ctx.store.read() as tx:
         dup = tx.files.find_by_sha256(
             sha,
@@ -417,6 +417,7 @@ def process(ctx: Context, file_id: int, taken: Taken | None = None) -> str:
             dup.id if dup else None,
             dup is not None and dup.partner == INBOX,
             payload_path,
+            read_size=taken.size,
         )
 
 
@@ -461,6 +462,8 @@ def _store_requests(  # noqa: PLR0917 - the parts of one processed inbox file
     dup_id: int | None,
     duplicate: bool,
     payload_path: Path | None,
+    *,
+    read_size: int | None,
 ) -> str:
     """Store the routed requests in batches, then settle the file (one transition).
 
@@ -491,7 +494,7 @@ def _store_requests(  # noqa: PLR0917 - the parts of one processed inbox file
                 "payload": payload_path.name if payload_path else None,
             },
         )
-    _settle(ctx, file_id, name, state, reason)
+    _settle(ctx, file_id, name, state, reason, read_size=read_size)
     # anything put in quarantine (all of it, or the rejected part) is a warning: alerting must see it
     log = ctx.log.info if state == FileState.ACCEPTED else ctx.log.warning
     log(
@@ -603,23 +606,29 @@ CHANGED_AFTER_TAKEN = (
 )
 
 
-def _settle(ctx: Context, file_id: int, name: str, state: str, reason: dict[str, Any] | None) -> None:
+def _settle(
+    ctx: Context,
+    file_id: int,
+    name: str,
+    state: str,
+    reason: dict[str, Any] | None,
+    *,
+    read_size: int | None = None,
+) -> None:
     """Move the work file to archive or quarantine (idempotent: skipped when already moved).
 
-    A work file that is no longer the size that was read (a writer appended after the claim) goes to
-    quarantine with a reason instead of the archive: never archived as if it had been processed.
+    A work file that is no longer ``read_size`` bytes (a writer appended after its requests were
+    read) goes to quarantine with a reason instead of the archive: never archived as processed.
     """
     work = _work_path(ctx, file_id, name)
     if not work.exists() and not work.is_symlink():
         return
-    with ctx.store.read() as tx:
-        size = tx.files.get(file_id).size
     with io_errors("read", work), open_regular(work) as (fd, st):
-        changed = st.st_size != size
+        changed = read_size is not None and st.st_size != read_size
         kept = state == FileState.PARTIALLY_ACCEPTED and not changed
         copy = read_fd_capped(fd, st.st_size) if kept else None
     if changed and state in (FileState.ACCEPTED, FileState.PARTIALLY_ACCEPTED):
-        reason = {"requests": [], **(reason or {}), "changed": CHANGED_AFTER_TAKEN.format(size=size)}
+        reason = {"requests": [], **(reason or {}), "changed": CHANGED_AFTER_TAKEN.format(size=read_size)}
         reason.setdefault("reason", reason["changed"])
         ctx.log.warning("inbox file changed after it was read", file_id=file_id, file=name)
     if reason is not None:
@@ -719,14 +728,12 @@ def _take_one(ctx: Context, cand: Candidate) -> bool:
     try:
         with io_errors("read", cand.path), open_regular(cand.path) as (fd, before):
             taken = read_settled(ctx, cand, fd, before)
-            if taken is None:
-                return False
-            file_id = claim(ctx, cand, taken, before)
-            if file_id is None:
+            file_id = claim(ctx, cand, taken, before) if taken is not None else None
+            if taken is None or file_id is None:
                 return False
             process(ctx, file_id, taken)
-    except (NotARegularFileError, IntakeStoppedError) as exc:
-        _note_left(ctx, cand, file_id, exc)
+    except (NotARegularFileError, StaleStateError, IntakeStoppedError) as exc:
+        _not_taken(ctx, cand, file_id, exc)
         return False
     except Exception as exc:  # one file's fault must not stop the inbox (outages aside)
         if is_outage(exc):
@@ -738,15 +745,14 @@ def _take_one(ctx: Context, cand: Candidate) -> bool:
     return True
 
 
-def _note_left(
-    ctx: Context, cand: Candidate, file_id: int | None, exc: NotARegularFileError | IntakeStoppedError
-) -> None:
-    """Log why a file was left as it is: not a regular file (swapped in after the listing: never
-    followed), or a stop between two batches (resumed after the restart)."""
-    if isinstance(exc, NotARegularFileError):
+def _not_taken(ctx: Context, cand: Candidate, file_id: int | None, exc: Exception) -> None:
+    """Log why a file was not (fully) taken this time, where that is no fault of the file's."""
+    if isinstance(exc, NotARegularFileError):  # swapped in after the listing: never followed
         shown = mask_file_name(storable_name(cand.path.name))
         ctx.log.warning("inbox file not taken", file=shown, reason=exc.reason)
-    else:
+    elif isinstance(exc, StaleStateError):  # another node's recovery is taking the claimed file
+        ctx.log.info("inbox file continued by another node", file_id=file_id)
+    else:  # a stop between two batches: the file stays claimed and is resumed after the restart
         ctx.log.info("inbox file left claimed; resumed after the restart", file_id=file_id, reason=str(exc))
 
 
