@@ -6,7 +6,8 @@ client certificate signed by the simulator's CA (the TLS handshake refuses any o
 answered in the style it came in, from the same scenarios as the SFTP simulator
 (:mod:`payersim.realtime`). ``faults`` (mutable, thread-safe counters) make it misbehave: a latency
 before every answer, N answers HTTP 503, N "Receiver Busy" envelopes, N malformed envelopes, N
-answers with a wrong checksum. ``received`` lists every envelope accepted (PayloadID, style, type).
+answers with a wrong checksum, N "PayloadRejected" errors. ``received`` lists every envelope
+accepted (PayloadID, style, type, payload).
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ class CoreFaults:
     busy: int = 0
     malformed: int = 0
     wrong_checksum: int = 0
+    reject_payload: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def take(self, name: str) -> bool:
@@ -73,6 +75,7 @@ class Received:
     style: str
     payload_type: str
     checksum: str
+    payload: bytes = field(repr=False, default=b"")
 
 
 class CoreServer:
@@ -160,7 +163,10 @@ class CoreServer:
         problem = self._check(request)
         if problem is not None:
             return self._error(400, style, problem[0], problem[1], request)
-        self.note(Received(request.payload_id, style, request.payload_type, request.checksum))
+        if self.faults.take("reject_payload"):
+            return self._error(200, style, "PayloadRejected", "the payer refused the payload", request)
+        item = Received(request.payload_id, style, request.payload_type, request.checksum, request.payload)
+        self.note(item)
         try:
             answer = self.responder.answer(request.payload)
         except NotX12Error as exc:

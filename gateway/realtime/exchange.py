@@ -91,7 +91,9 @@ def _begin_attempt(ctx: Context, partner: PartnerConfig, row: FileRow, detail: d
         elif current.state == FileState.UPLOADING:
             tx.files.lock(row.id)  # two workers never retry the same file at once
             last = tx.audit.history(Entity.FILE, row.id)[-1]
-            if ctx.clock() - last.at < timedelta(seconds=core.retry_seconds):
+            # never sooner than the rule allows, nor while the last attempt may still be waiting
+            wait = max(core.retry_seconds, core.timeout_seconds + 1.0)
+            if ctx.clock() - last.at < timedelta(seconds=wait):
                 return None
             tx.audit.record_change(Entity.FILE, row.id, FileState.UPLOADING, FileState.UPLOADING, detail)
         else:
@@ -185,8 +187,9 @@ def _mark_sets_sent(tx: Tx, file_id: int) -> list[int]:
 
 def _answered(
     ctx: Context, partner: PartnerConfig, row: FileRow, detail: dict[str, Any], reply: CoreReply
-) -> int:
-    """Store the answer as a downloaded file and finish the outbound one, in one transaction."""
+) -> int | None:
+    """Store the answer as a downloaded file and finish the outbound one, in one transaction; None
+    when another attempt's answer finished the file first (this one is noted and dropped)."""
     answer = reply.message
     kind = RESPONSE_KINDS.get(answer.payload_type, "x12")
     facts = {
@@ -199,41 +202,63 @@ def _answered(
     }
     sha, path = ctx.payloads.put(answer.payload)
     envelope_sha, _ = ctx.payloads.put(reply.raw)
-    now = ctx.clock()
     with ctx.store.begin() as tx:
-        inbound = tx.files.record(
-            direction="in",
-            partner=partner.name,
-            name=f"{partner.name}-core-{kind}-{detail['payload_id']}.x12",
-            sha256=sha,
-            size=len(answer.payload),
-            payload_path=str(path),
-            state=FileState.DOWNLOADED,
-            detail={**facts, "answers_file": row.id, "envelope_sha256": envelope_sha},
-        )
-        tx.files.transition(
-            row.id,
-            FileEvent.FINISH_UPLOAD,
-            expect=FileState.UPLOADING,
-            detail={**facts, "answer_file": inbound.id},
-        )
-        tx.files.transition(row.id, FileEvent.ACKNOWLEDGE, detail={"ack": "A", "by": "core answer"})
-        for request_id in _mark_sets_sent(tx, row.id):
-            req = tx.requests.get(request_id)
-            if allows(Entity.REQUEST, req.state, RequestEvent.SEND):
-                minutes = ctx.config.timeouts.response_overdue_minutes(req.kind)
-                tx.requests.transition(
-                    req.tracking_number, RequestEvent.SEND, due_at=now + timedelta(minutes=minutes)
-                )
+        current = tx.files.lock(row.id)
+        if current.state != FileState.UPLOADING:
+            note = {**facts, "ignored": "another attempt's answer was stored first"}
+            tx.audit.record_change(Entity.FILE, row.id, current.state, current.state, note)
+            inbound_id = None
+        else:
+            inbound_id = _record_answer(
+                ctx, tx, partner, row, facts, kind, (sha, str(path), envelope_sha, answer)
+            )
     ctx.log.info(
         "core exchange",
         partner=partner.name,
         file_id=row.id,
-        answer_file_id=inbound.id,
+        answer_file_id=inbound_id,
         envelope=detail["envelope"],
         payload_id=detail["payload_id"],
         response_payload_type=answer.payload_type,
         http_status=reply.status,
         elapsed_ms=reply.elapsed_ms,
     )
+    return inbound_id
+
+
+def _record_answer(  # noqa: PLR0917 - the parts of one answer
+    ctx: Context,
+    tx: Tx,
+    partner: PartnerConfig,
+    row: FileRow,
+    facts: dict[str, Any],
+    kind: str,
+    stored: tuple[str, str, str, CoreMessage],
+) -> int:
+    sha, path, envelope_sha, answer = stored
+    inbound = tx.files.record(
+        direction="in",
+        partner=partner.name,
+        name=f"{partner.name}-core-{kind}-{facts['payload_id']}.x12",
+        sha256=sha,
+        size=len(answer.payload),
+        payload_path=path,
+        state=FileState.DOWNLOADED,
+        detail={**facts, "answers_file": row.id, "envelope_sha256": envelope_sha},
+    )
+    tx.files.transition(
+        row.id,
+        FileEvent.FINISH_UPLOAD,
+        expect=FileState.UPLOADING,
+        detail={**facts, "answer_file": inbound.id},
+    )
+    tx.files.transition(row.id, FileEvent.ACKNOWLEDGE, detail={"ack": "A", "by": "core answer"})
+    now = ctx.clock()
+    for request_id in _mark_sets_sent(tx, row.id):
+        req = tx.requests.get(request_id)
+        if allows(Entity.REQUEST, req.state, RequestEvent.SEND):
+            minutes = ctx.config.timeouts.response_overdue_minutes(req.kind)
+            tx.requests.transition(
+                req.tracking_number, RequestEvent.SEND, due_at=now + timedelta(minutes=minutes)
+            )
     return inbound.id

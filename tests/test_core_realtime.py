@@ -1,0 +1,298 @@
+"""CAQH CORE real time against the simulator's HTTPS server with real generated certificates: both
+envelope styles, basic and mutual-TLS authentication, pinning, slow payers, broken envelopes, wrong
+checksums, 5xx and busy answers with the retry rule, a 999 for a rejected group, and the records."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.lifecycle import FileState, RequestState
+from gateway.realtime import exchange
+from gateway.realtime.dispatch import file_of, send_realtime
+from gateway.runtime.context import Context
+from gateway.runtime.runner import Gateway
+from gateway.stages import batching
+from gateway.transport.core_envelope import new_payload_id
+from payersim.certs import issue, make_ca
+from payersim.scenario import Scenario
+from tests.core_support import CoreRig, drop_request, request_state
+
+pytest_plugins = ["tests.core_fixtures"]
+
+BUDGET = 15.0  # generous: a test never passes or fails on wall time, only on what was stored
+
+
+def _result(ctx: Context, request_id: int) -> dict[str, Any]:
+    with ctx.store.read() as tx:
+        tracking = tx.requests.get(request_id).tracking_number
+    doc: dict[str, Any] = json.loads((ctx.config.folders.outbox / f"{tracking}.json").read_text())
+    return doc
+
+
+def _has_result(ctx: Context, request_id: int, state: str) -> bool:
+    """The request's result file is in the outbox and says ``state`` (written after the commit)."""
+    try:
+        return _result(ctx, request_id)["state"] == state
+    except FileNotFoundError:
+        return False
+
+
+def _file_history(ctx: Context, file_id: int) -> list[Any]:
+    with ctx.store.read() as tx:
+        return tx.audit.history("file", file_id)
+
+
+def _outbound_file(ctx: Context, request_id: int) -> int:
+    with ctx.store.read() as tx:
+        file_id = file_of(tx, request_id)
+    assert file_id is not None
+    return file_id
+
+
+def _cycle_until(ctx: Context, predicate: Any, cycles: int = 200) -> bool:
+    """Run real run-loop cycles until ``predicate()`` (bounded by a cycle count, not by time)."""
+    gateway = Gateway(ctx)
+    for _ in range(cycles):
+        if predicate():
+            return True
+        gateway.cycle()
+        threading.Event().wait(0.05)
+    return bool(predicate())
+
+
+# ------------------------------------------------------------------------------------ happy paths
+
+
+def test_mime_basic_270_is_answered_within_the_budget_and_recorded_like_sftp(rig: CoreRig) -> None:
+    """MIME envelope, username/password: send_realtime returns True; the outbound file is sent and
+    acknowledged, the answer is a delivered inbound file with its envelopes, and the outbox holds the
+    same result document an SFTP answer gives."""
+    server = rig.server()
+    ctx = rig.context(server)
+    rid = drop_request(ctx, "270-subscriber", "RT-MIME-1")
+    assert send_realtime(ctx, rid, budget_seconds=BUDGET) is True
+    assert request_state(ctx, rid) == RequestState.ANSWERED
+    doc = _result(ctx, rid)
+    assert doc["state"] == "answered"
+    assert doc["status"] == "active"
+    [got] = server.received
+    assert (got.style, got.payload_type) == ("mime", "X12_270_Request_005010X279A1")
+    out_id = _outbound_file(ctx, rid)
+    with ctx.store.read() as tx:
+        out = tx.files.get(out_id)
+        answers = tx.files.query(direction="in", partner="acme")
+        assert out.state == FileState.ACKNOWLEDGED
+        assert [a.state for a in answers] == [FileState.DELIVERED]
+        sets = [
+            s.set_id
+            for ic in tx.envelopes.interchanges_of_file(answers[0].id)
+            for g in tx.envelopes.groups_of_interchange(ic.id)
+            for s in tx.envelopes.sets_of_group(g.id)
+        ]
+    assert sets == ["271"]
+    sent = next(h for h in _file_history(ctx, out_id) if h.new_state == FileState.SENT)
+    assert sent.detail["transport"] == "core"
+    assert sent.detail["envelope"] == "mime"
+    assert sent.detail["http_status"] == 200
+    assert sent.detail["payload_id"] == got.payload_id
+    assert isinstance(sent.detail["elapsed_ms"], int)
+
+
+def test_soap_mtls_278_is_answered_with_a_certification(rig: CoreRig) -> None:
+    """SOAP 1.2 envelope over mutual TLS: the 278 request gets its 278 response, an approval with a
+    certification number, in the authorization records."""
+    server = rig.server(auth="mtls")
+    ctx = rig.context(server, envelope="soap")
+    rid = drop_request(ctx, "278-outpatient-mri", "RT-SOAP-1")
+    assert send_realtime(ctx, rid, budget_seconds=BUDGET) is True
+    [got] = server.received
+    assert (got.style, got.payload_type) == ("soap", "X12_278_Request_005010X217E1_2")
+    doc = _result(ctx, rid)
+    assert doc["status"] == "approved"
+    assert doc["authorization"]["certification_number"].startswith("SIMRT")
+
+
+def test_the_run_loop_sends_core_requests_in_real_time_not_to_sftp(rig: CoreRig) -> None:
+    """A request of a core partner dropped in the inbox is answered by run-loop cycles alone: one
+    request per interchange, POSTed, answered."""
+    server = rig.server()
+    ctx = rig.context(server, envelope="soap")
+    first = drop_request(ctx, "270-subscriber", "RT-LOOP-1")
+    second = drop_request(ctx, "270-dependent", "RT-LOOP-2")
+    assert _cycle_until(ctx, lambda: {request_state(ctx, first), request_state(ctx, second)} == {"answered"})
+    assert len(server.received) == 2
+    assert _outbound_file(ctx, first) != _outbound_file(ctx, second)
+
+
+# ----------------------------------------------------------------------------------- authentication
+
+
+def test_a_client_certificate_from_another_ca_is_refused(rig: CoreRig, tmp_path: Path) -> None:
+    """mTLS: a certificate the payer's CA did not sign fails the handshake; nothing reaches the payer,
+    the request stays queued (uploading) and the failure is on the file's history."""
+    server = rig.server(auth="mtls")
+    other_ca, other_key = make_ca(tmp_path / "rogue", "rogue CA")
+    cert, key = issue(other_ca, other_key, tmp_path / "rogue", "rogue client", server=False)
+    ctx = rig.context(server, client_cert=str(cert), client_key=str(key))
+    rid = drop_request(ctx, "270-subscriber", "RT-ROGUE")
+    assert send_realtime(ctx, rid, budget_seconds=BUDGET) is False
+    assert server.received == []
+    assert request_state(ctx, rid) == RequestState.QUEUED
+    failed = [
+        h.detail for h in _file_history(ctx, _outbound_file(ctx, rid)) if h.detail and "failed" in h.detail
+    ]
+    assert failed
+    assert failed[0]["error_code"] == "tls"
+
+
+def test_an_unpinned_server_certificate_is_refused(rig: CoreRig, tmp_path: Path) -> None:
+    """The gateway trusts only the configured CA: a server whose certificate another CA signed is
+    refused before anything is sent."""
+    server = rig.server()
+    other_ca, _ = make_ca(tmp_path / "other", "other CA")
+    ctx = rig.context(server, ca_file=str(other_ca))
+    rid = drop_request(ctx, "270-subscriber", "RT-PIN")
+    assert send_realtime(ctx, rid, budget_seconds=BUDGET) is False
+    assert server.received == []
+    codes = [h.detail.get("error_code") for h in _file_history(ctx, _outbound_file(ctx, rid)) if h.detail]
+    assert "tls_server_certificate" in codes
+
+
+def test_a_wrong_password_is_refused_and_never_logged(rig: CoreRig, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Basic auth with a wrong password: HTTP 401 UnAuthorized, not retried at once, the request stays
+    queued; the password appears in no stored state change."""
+    server = rig.server()
+    monkeypatch.setenv("X12GW_TEST_CORE_PASSWORD", "not-the-right-one-xyz")
+    ctx = rig.context(server)
+    rid = drop_request(ctx, "270-subscriber", "RT-PW")
+    assert send_realtime(ctx, rid, budget_seconds=BUDGET) is False
+    history = _file_history(ctx, _outbound_file(ctx, rid))
+    assert any(h.detail and h.detail.get("error_code") == "unauthorized" for h in history)
+    assert "not-the-right-one-xyz" not in json.dumps([h.detail for h in history])
+
+
+# ------------------------------------------------------------------------------------- slow payer
+
+
+def test_a_payer_slower_than_the_budget_returns_false_and_the_answer_arrives_later(rig: CoreRig) -> None:
+    """The budget passes before the payer answers: send_realtime says False at once, the request is
+    still open; the answer is stored when it comes (exactly one result)."""
+    server = rig.server(latency_seconds=1.5)
+    ctx = rig.context(server)
+    rid = drop_request(ctx, "270-subscriber", "RT-SLOW")
+    assert send_realtime(ctx, rid, budget_seconds=0.2) is False
+    assert request_state(ctx, rid) in {RequestState.QUEUED, RequestState.SENT}
+    assert _cycle_until(ctx, lambda: _has_result(ctx, rid, "answered"))
+    assert len(server.received) == 1
+    assert request_state(ctx, rid) == RequestState.ANSWERED
+
+
+def test_a_timed_out_post_is_sent_again_by_the_run_loop(rig: CoreRig) -> None:
+    """The payer takes longer than the partner's timeout: the attempt fails (file still uploading);
+    once the payer is quick again the run loop sends it again and stores the answer."""
+    server = rig.server(latency_seconds=2.0)
+    ctx = rig.context(server, timeout_seconds=0.5)
+    rid = drop_request(ctx, "270-subscriber", "RT-TIMEOUT")
+    assert send_realtime(ctx, rid, budget_seconds=5.0) is False
+    out_id = _outbound_file(ctx, rid)
+    assert any(h.detail and h.detail.get("error_code") == "timeout" for h in _file_history(ctx, out_id))
+    server.faults.latency_seconds = 0.0
+    assert _cycle_until(ctx, lambda: request_state(ctx, rid) == RequestState.ANSWERED)
+
+
+def test_an_interrupted_attempt_is_sent_again_only_after_the_retry_interval(rig: CoreRig) -> None:
+    """A file left ``uploading`` (the process died mid-POST) is not sent again before
+    ``retry_seconds`` have passed since that attempt; after that the run loop resends it."""
+    server = rig.server()
+    ctx = rig.context(server, retry_seconds=3600.0)
+    rid = drop_request(ctx, "270-subscriber", "RT-CRASH")
+    batching.batch_all(ctx)
+    out_id = _outbound_file(ctx, rid)
+    with ctx.store.read() as tx:
+        row = tx.files.get(out_id)
+    partner = ctx.config.partner("acme")
+    detail = {"transport": "core", "payload_id": new_payload_id()}
+    assert (
+        exchange._begin_attempt(ctx, partner, row, detail) == "270"
+    )  # the crash point: attempt recorded, no POST
+    for _ in range(3):
+        Gateway(ctx).cycle()
+    assert server.received == []
+    assert request_state(ctx, rid) == RequestState.QUEUED
+    later = ctx.clock
+    ctx.clock = lambda: later() + timedelta(hours=2)  # the retry interval has passed
+    assert _cycle_until(ctx, lambda: request_state(ctx, rid) == RequestState.ANSWERED)
+    assert len(server.received) == 1
+
+
+# --------------------------------------------------------------------------------- faulty payers
+
+
+@pytest.mark.parametrize(
+    ("fault", "code"),
+    [("malformed", "malformed_envelope"), ("wrong_checksum", "checksum_mismatch"), ("busy", "Receiver Busy")],
+)
+def test_a_bad_answer_is_retried_and_stored_once(rig: CoreRig, fault: str, code: str) -> None:
+    """A malformed envelope, a wrong checksum or "Receiver Busy": nothing is stored from that answer,
+    the failure is recorded with its code, and the next attempt's answer is stored exactly once."""
+    server = rig.server(faults={fault: 1})
+    ctx = rig.context(server)
+    rid = drop_request(ctx, "270-subscriber", f"RT-{fault.replace('_', '-')}")
+    assert send_realtime(ctx, rid, budget_seconds=BUDGET) is False
+    out_id = _outbound_file(ctx, rid)
+    assert [
+        h.detail["error_code"] for h in _file_history(ctx, out_id) if h.detail and "failed" in h.detail
+    ] == [code]
+    assert _cycle_until(ctx, lambda: request_state(ctx, rid) == RequestState.ANSWERED)
+    with ctx.store.read() as tx:
+        answered = [h for h in tx.audit.history("request", rid) if h.new_state == RequestState.ANSWERED]
+        inbound = tx.files.query(direction="in", partner="acme")
+    assert len(answered) == 1
+    assert len(inbound) == 1
+
+
+def test_5xx_answers_are_retried_no_sooner_than_the_rule_allows(rig: CoreRig) -> None:
+    """Two HTTP 503s, then an answer: each attempt is recorded; the request is answered once."""
+    server = rig.server(http_5xx=2)
+    ctx = rig.context(server)
+    rid = drop_request(ctx, "270-subscriber", "RT-5XX")
+    assert send_realtime(ctx, rid, budget_seconds=BUDGET) is False
+    assert _cycle_until(ctx, lambda: request_state(ctx, rid) == RequestState.ANSWERED)
+    failures = [
+        h.detail for h in _file_history(ctx, _outbound_file(ctx, rid)) if h.detail and "failed" in h.detail
+    ]
+    assert [f["http_status"] for f in failures] == [503, 503]
+    assert len({f["payload_id"] for f in failures}) == 2  # a new PayloadID per message
+    assert len(server.received) == 1
+
+
+def test_a_payload_the_payer_refuses_rejects_the_request(rig: CoreRig) -> None:
+    """ErrorCode PayloadRejected: not retried; the request is rejected with the code as its reason,
+    and its result file says so."""
+    server = rig.server(reject_payload=1)
+    ctx = rig.context(server)
+    rid = drop_request(ctx, "270-subscriber", "RT-REFUSED")
+    assert send_realtime(ctx, rid, budget_seconds=BUDGET) is True
+    assert request_state(ctx, rid) == RequestState.REJECTED
+    assert "PayloadRejected" in _result(ctx, rid)["reason"]
+
+
+def test_a_rejected_group_comes_back_as_a_999_and_rejects_the_request(rig: CoreRig) -> None:
+    """The scenario rejects the set: the HTTP answer carries a 999 (CORE: only when the group is
+    rejected), the inbound stage applies it and the request is rejected."""
+    scenario = Scenario.from_toml('[[rules]]\nmember_id = "ZZM100000001"\nack = "reject"\n')
+    server = rig.server(scenario=scenario)
+    ctx = rig.context(server)
+    rid = drop_request(ctx, "270-subscriber", "RT-999")
+    assert send_realtime(ctx, rid, budget_seconds=BUDGET) is True
+    assert request_state(ctx, rid) == RequestState.REJECTED
+    with ctx.store.read() as tx:
+        answer = tx.files.query(direction="in", partner="acme")[0]
+    assert "-core-999-" in answer.name
+    assert "999" in (_result(ctx, rid)["reason"] or "")
