@@ -4,14 +4,18 @@ checksums, 5xx and busy answers with the retry rule, a 999 for a rejected group,
 
 from __future__ import annotations
 
+import argparse
+import io
 import json
 import threading
+from contextlib import redirect_stdout
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from gateway.cli import log_cmd
 from gateway.lifecycle import FileState, RequestState
 from gateway.realtime import exchange
 from gateway.realtime.dispatch import file_of, send_realtime
@@ -21,7 +25,7 @@ from gateway.stages import batching
 from gateway.transport.core_envelope import new_payload_id
 from payersim.certs import issue, make_ca
 from payersim.scenario import Scenario
-from tests.core_support import CoreRig, drop_request, request_state
+from tests.core_support import PASSWORD, CoreRig, drop_request, request_state
 
 pytest_plugins = ["tests.core_fixtures"]
 
@@ -38,7 +42,7 @@ def _result(ctx: Context, request_id: int) -> dict[str, Any]:
 def _has_result(ctx: Context, request_id: int, state: str) -> bool:
     """The request's result file is in the outbox and says ``state`` (written after the commit)."""
     try:
-        return _result(ctx, request_id)["state"] == state
+        return bool(_result(ctx, request_id)["state"] == state)
     except FileNotFoundError:
         return False
 
@@ -296,3 +300,45 @@ def test_a_rejected_group_comes_back_as_a_999_and_rejects_the_request(rig: CoreR
         answer = tx.files.query(direction="in", partner="acme")[0]
     assert "-core-999-" in answer.name
     assert "999" in (_result(ctx, rid)["reason"] or "")
+
+
+# ------------------------------------------------------------------------------------------- log show
+
+
+def _log_show(ctx: Context, *argv: str) -> str:
+    parser = argparse.ArgumentParser(prog="x12gw")
+    log_cmd.register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["log", "show", *argv, "--config", str(ctx.config.source)])
+    out = io.StringIO()
+    with redirect_stdout(out):
+        assert args.func(args) == 0
+    return out.getvalue()
+
+
+def test_log_show_lists_each_http_attempt_with_status_payload_id_and_timing(rig: CoreRig) -> None:
+    """``log show`` of the request (and of its file) has the HTTP exchanges: the 503 attempt and the
+    answered one, each with its envelope style, PayloadID, status and milliseconds; no password."""
+    server = rig.server(http_5xx=1)
+    ctx = rig.context(server, envelope="soap")
+    rid = drop_request(ctx, "270-subscriber", "RT-LOG")
+    assert send_realtime(ctx, rid, budget_seconds=BUDGET) is False
+    assert _cycle_until(ctx, lambda: _has_result(ctx, rid, "answered"))
+    with ctx.store.read() as tx:
+        tracking = tx.requests.get(rid).tracking_number
+    view = json.loads(_log_show(ctx, tracking, "--json"))
+    rows = view["http_exchanges"]
+    assert [(r["envelope"], r["http_status"]) for r in rows] == [
+        ("soap realtime", 503),
+        ("soap realtime", 200),
+    ]
+    assert rows[1]["outcome"] == "answered: X12_271_Response_005010X279A1"
+    assert all(isinstance(r["elapsed_ms"], int) for r in rows)
+    assert {r["payload_id"] for r in rows} <= {
+        h.detail.get("payload_id") for h in _file_history(ctx, rows[0]["file_id"]) if h.detail
+    }
+    file_view = json.loads(_log_show(ctx, f"file:{rows[0]['file_id']}", "--json"))
+    assert file_view["http_exchanges"] == rows
+    text = _log_show(ctx, tracking)
+    assert "http exchanges (CAQH CORE)" in text
+    assert "soap realtime" in text
+    assert PASSWORD not in text
