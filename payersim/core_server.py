@@ -43,6 +43,7 @@ from payersim.simulator import utc_now
 log = get_logger(__name__)
 REQUEST_TYPES = frozenset({PAYLOAD_TYPES["270"], PAYLOAD_TYPES["278"]})
 MAX_BODY = 16 * 1024 * 1024
+MAX_DELAY = 300.0  # a scenario's "hold" rule (hours) must not park a server thread for that long
 
 
 @dataclass
@@ -171,6 +172,8 @@ class CoreServer:
             answer = self.responder.answer(request.payload)
         except NotX12Error as exc:
             return self._error(200, style, "PayloadRejected", str(exc), request)
+        if answer.delay_seconds:
+            time.sleep(min(answer.delay_seconds, MAX_DELAY))
         reply = sealed(
             CoreMessage(
                 payload_type=PAYLOAD_TYPES[answer.kind],

@@ -7,6 +7,9 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import signal
+import subprocess
+import sys
 import threading
 from contextlib import redirect_stdout
 from datetime import timedelta
@@ -29,6 +32,7 @@ from tests.core_support import PASSWORD, CoreRig, drop_request, request_state
 
 pytest_plugins = ["tests.core_fixtures"]
 
+ROOT = Path(__file__).resolve().parent.parent
 BUDGET = 15.0  # generous: a test never passes or fails on wall time, only on what was stored
 
 
@@ -342,3 +346,63 @@ def test_log_show_lists_each_http_attempt_with_status_payload_id_and_timing(rig:
     assert "http exchanges (CAQH CORE)" in text
     assert "soap realtime" in text
     assert PASSWORD not in text
+
+
+# ------------------------------------------------------------------------------------------ x12gw sim
+
+
+def test_x12gw_sim_serves_core_with_its_printed_certificates(rig: CoreRig, tmp_path: Path) -> None:
+    """``x12gw sim`` prints the CORE URL, CA and client certificate; a gateway configured with them
+    (mutual TLS) gets its 270 answered in real time; SIGTERM stops both servers."""
+    root = tmp_path / "simroot"
+    code = (
+        "import argparse, sys\n"
+        "from gateway.cli import sim_cmd\n"
+        "p = argparse.ArgumentParser()\n"
+        "sim_cmd.register(p.add_subparsers())\n"
+        "a = p.parse_args(sys.argv[1:])\n"
+        "sys.exit(a.func(a))\n"
+    )
+    command = [
+        sys.executable,
+        "-c",
+        code,
+        "sim",
+        "--root",
+        str(root),
+        "--password-env",
+        "X12GW_TEST_CORE_PASSWORD",
+    ]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT)
+    try:
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline() for _ in range(7)]
+        printed = dict(line.strip().split(": ", 1) for line in lines[1:])
+        assert printed["core-url"].startswith("https://127.0.0.1:")
+        settings = {
+            "url": printed["core-url"],
+            "ca_file": printed["core-ca"],
+            "client_cert": printed["core-client-cert"],
+            "client_key": printed["core-client-key"],
+        }
+        ctx = rig.context(_Remote(printed["core-url"]), **settings)  # type: ignore[arg-type]
+        rid = drop_request(ctx, "270-subscriber", "RT-CLI")
+        assert send_realtime(ctx, rid, budget_seconds=BUDGET) is True
+        assert _result(ctx, rid)["status"] == "active"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+class _Remote:
+    """What ``CoreRig.context`` reads of a server: a simulator in another process, mutual TLS."""
+
+    auth = "mtls"
+
+    def __init__(self, url: str) -> None:
+        self.url = url
