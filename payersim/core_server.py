@@ -23,6 +23,9 @@ from typing import Literal, Self
 
 from gateway.runtime.logsetup import get_logger
 from gateway.transport.core_envelope import (
+    BATCH_RECEIPT,
+    BATCH_RESULTS_ACK,
+    BATCH_RESULTS_REQUEST,
     ELEMENTS,
     PAYLOAD_TYPES,
     CoreMessage,
@@ -102,6 +105,7 @@ class CoreServer:
         self.faults = faults or CoreFaults()
         self.receiver_id = receiver_id
         self.received: list[Received] = []
+        self.results: list[tuple[str, str, bytes]] = []  # batch mode: (PayloadID, kind, X12) to pick up
         self._received_lock = threading.Lock()
         self._httpd = ThreadingHTTPServer((host, port), _handler(self))
         self._httpd.daemon_threads = True
@@ -161,6 +165,8 @@ class CoreServer:
             return self._error(401, style, "UnAuthorized", "username or password not accepted", request)
         if self.faults.take("busy"):
             return self._error(200, style, "Receiver Busy", "try again later", request)
+        if request.processing_mode == "Batch":
+            return self._batch(request, style)
         problem = self._check(request)
         if problem is not None:
             return self._error(400, style, problem[0], problem[1], request)
@@ -193,6 +199,62 @@ class CoreServer:
         if self.faults.take("malformed"):
             data = data[: len(data) // 2]
         return 200, data, reply_type
+
+    def _batch(self, request: CoreMessage, style: EnvelopeStyle) -> tuple[int, bytes, str]:
+        """CORE batch mode: a submission is stored and answered later (pick-up); a retrieval hands
+        out the oldest result not yet acknowledged; an acknowledgment (by PayloadID) removes it."""
+        kind = request.payload_type
+        if kind in REQUEST_TYPES:
+            return self._submit(request, style)
+        if kind in set(BATCH_RESULTS_REQUEST.values()):
+            with self._received_lock:
+                pending = list(self.results)
+            reply = self._reply(request, kind, b"", "Batch")
+            if pending:
+                payload_id, answer_kind, data = pending[0]
+                reply = self._reply(request, PAYLOAD_TYPES[answer_kind], data, "Batch")
+                reply = replace(reply, payload_id=payload_id)
+            return self._send(reply, style, ELEMENTS["batch_results_response"])
+        if kind == BATCH_RESULTS_ACK:
+            with self._received_lock:
+                self.results = [r for r in self.results if r[0] != request.payload_id]
+            return self._send(self._reply(request, kind, b"", "Batch"), style, ELEMENTS["batch_ack_response"])
+        return self._error(400, style, "PayloadTypeIllegal", "not a batch payload type served here", request)
+
+    def _submit(self, request: CoreMessage, style: EnvelopeStyle) -> tuple[int, bytes, str]:
+        if request.checksum.lower() != checksum(request.payload):
+            return self._error(400, style, "ChecksumMismatch", "the checksum does not match", request)
+        self.note(
+            Received(request.payload_id, style, request.payload_type, request.checksum, request.payload)
+        )
+        try:
+            answers = self.responder.answer_batch(request.payload)
+        except NotX12Error as exc:
+            return self._error(200, style, "PayloadRejected", str(exc), request)
+        with self._received_lock:
+            self.results += [(new_payload_id(), a.kind, a.data) for a in answers]
+        reply = self._reply(request, BATCH_RECEIPT, b"", "Batch")
+        return self._send(reply, style, ELEMENTS["batch_submission_response"])
+
+    @staticmethod
+    def _reply(request: CoreMessage, payload_type: str, payload: bytes, mode: str) -> CoreMessage:
+        return sealed(
+            CoreMessage(
+                payload_type=payload_type,
+                processing_mode=mode,
+                payload_id=new_payload_id(),
+                timestamp=timestamp(utc_now()),
+                sender_id=request.receiver_id,
+                receiver_id=request.sender_id,
+                payload=payload,
+                error_code="Success",
+            )
+        )
+
+    @staticmethod
+    def _send(reply: CoreMessage, style: EnvelopeStyle, element: str) -> tuple[int, bytes, str]:
+        data, content_type = build(reply, style, element)
+        return 200, data, content_type
 
     @staticmethod
     def _check(request: CoreMessage) -> tuple[str, str] | None:

@@ -97,6 +97,17 @@ class RealtimeResponder:
             return self._999(replace(ic, groups=groups), address)
         return replace(self._business(responses, address), delay_seconds=delay)
 
+    def answer_batch(self, data: bytes) -> list[Answer]:
+        """CORE batch mode: a 999 for every functional group (accepted or not), then the answers; a TA1
+        alone when the interchange is rejected."""
+        first = self.answer(data)
+        if first.kind in ("TA1", "999"):
+            return [first]
+        validation = validate_detailed(data, Options())
+        ic = validation.report.interchanges[0]
+        address = _address(ic, _first_gs(data).get(ic.offset), _delimiters(data))
+        return [self._999(ic, address), replace(first, delay_seconds=0.0)]
+
     def _response(self, request: Request, outcome: Outcome) -> Response:
         today = self._clock().date()
         trace = f"SIMRT{self._take('trace'):07d}"

@@ -20,7 +20,7 @@ import pytest
 
 from gateway.cli import log_cmd
 from gateway.lifecycle import FileState, RequestState
-from gateway.realtime import exchange
+from gateway.realtime import batch, exchange
 from gateway.realtime.dispatch import file_of, send_realtime
 from gateway.runtime.context import Context
 from gateway.runtime.runner import Gateway
@@ -406,3 +406,47 @@ class _Remote:
 
     def __init__(self, url: str) -> None:
         self.url = url
+
+
+# ------------------------------------------------------------------------------------------ batch mode
+
+
+def test_core_batch_mode_submits_then_picks_up_the_999_and_the_answers(rig: CoreRig) -> None:
+    """mode = "batch": both requests go in one submitted interchange; the pick-up brings the 999
+    (the file is acknowledged) and the 271s (both answered); every result is acknowledged to the
+    payer, so nothing is left waiting there."""
+    server = rig.server()
+    ctx = rig.context(server, mode="batch", envelope="soap")
+    first = drop_request(ctx, "270-subscriber", "RT-BATCH-1")
+    second = drop_request(ctx, "270-dependent", "RT-BATCH-2")
+    assert send_realtime(ctx, first, budget_seconds=BUDGET) is False  # batch partners are not real time
+    assert _cycle_until(
+        ctx, lambda: _has_result(ctx, first, "answered") and _has_result(ctx, second, "answered")
+    )
+    [got] = server.received
+    assert got.payload_type == "X12_270_Request_005010X279A1"
+    assert server.results == []
+    out_id = _outbound_file(ctx, first)
+    assert out_id == _outbound_file(ctx, second)
+    with ctx.store.read() as tx:
+        assert tx.files.get(out_id).state == FileState.ACKNOWLEDGED
+        names = sorted(f.name.split("-")[3] for f in tx.files.query(direction="in", partner="acme"))
+    assert names == ["271", "999"]
+
+
+def test_a_batch_result_fetched_again_after_a_lost_acknowledgment_is_stored_once(rig: CoreRig) -> None:
+    """The payer hands out a result again (our acknowledgment was lost): it is recognised by its
+    PayloadID and not recorded twice."""
+    server = rig.server()
+    ctx = rig.context(server, mode="batch")
+    rid = drop_request(ctx, "270-subscriber", "RT-BATCH-ACK")
+    assert _cycle_until(ctx, lambda: _has_result(ctx, rid, "answered"))
+    with ctx.store.read() as tx:
+        before = tx.files.query(direction="in", partner="acme")
+        first = next(f for f in before if "-271-" in f.name)
+    payload_id = first.name.removesuffix(".x12").split("-271-", 1)[1]
+    server.results.append((payload_id, "271", ctx.payloads.get(first.sha256)))
+    assert batch.pick_up(ctx, ctx.config.partner("acme")) == (0, None)
+    assert server.results == []
+    with ctx.store.read() as tx:
+        assert len(tx.files.query(direction="in", partner="acme")) == len(before)
