@@ -24,10 +24,11 @@ from gateway.realtime import batch, exchange
 from gateway.realtime.dispatch import file_of, send_realtime
 from gateway.runtime.context import Context
 from gateway.runtime.runner import Gateway
-from gateway.stages import batching
+from gateway.stages import batching, intake
 from gateway.transport.core_envelope import new_payload_id
 from payersim.certs import issue, make_ca
 from payersim.scenario import Scenario
+from tests import exactly_once
 from tests.core_support import PASSWORD, CoreRig, drop_request, request_state
 
 pytest_plugins = ["tests.core_fixtures"]
@@ -450,3 +451,59 @@ def test_a_batch_result_fetched_again_after_a_lost_acknowledgment_is_stored_once
     assert server.results == []
     with ctx.store.read() as tx:
         assert len(tx.files.query(direction="in", partner="acme")) == len(before)
+
+
+# ------------------------------------------------------------------------------------------ exactly once
+
+
+def test_exactly_once_with_the_api_and_the_run_loop_racing_through_a_faulty_payer(rig: CoreRig) -> None:
+    """Twenty-four 270/278 requests sent by four API-like threads (send_realtime) while the run loop
+    cycles too, against a payer that answers 503, busy, malformed and wrong-checksum envelopes now
+    and then: the exactly-once audit finds every request answered once, every answer recorded once,
+    one result file each, no control number reused."""
+    server = rig.server(http_5xx=3, busy=2, malformed=2, wrong_checksum=2)
+    ctx = rig.context(server, envelope="soap")
+    fed: dict[str, str] = {}
+    docs = []
+    for n in range(24):
+        ref = f"RT-EO-{n:03d}"
+        member = f"ZZM7{n:08d}"
+        if n % 3:
+            docs.append(exactly_once.eligibility(ref, member))
+            fed[ref] = "270"
+        else:
+            docs.append(exactly_once.review(ref, member, "73721"))
+            fed[ref] = "278"
+    exactly_once.drop(ctx.config.folders.inbox, "requests.json", json.dumps(docs).encode())
+    intake.intake(ctx)
+    with ctx.store.read() as tx:
+        ids = [r.id for r in tx.requests.query(limit=100)]
+    assert len(ids) == 24
+    queue = list(ids)
+    lock = threading.Lock()
+
+    def api_client() -> None:
+        while True:
+            with lock:
+                if not queue:
+                    return
+                rid = queue.pop()
+            send_realtime(ctx, rid, budget_seconds=BUDGET)
+
+    clients = [threading.Thread(target=api_client) for _ in range(4)]
+    for t in clients:
+        t.start()
+    gateway = Gateway(ctx)
+    while any(t.is_alive() for t in clients):
+        gateway.cycle()
+    for t in clients:
+        t.join()
+    assert _cycle_until(ctx, lambda: exactly_once.settled(ctx.store, fed) and _all_results(ctx, ids))
+    received = [r.payload for r in server.received]
+    assert (
+        exactly_once.audit_realtime(ctx.store, ctx.config.folders, received, fed, retransmissions=True) == []
+    )
+
+
+def _all_results(ctx: Context, ids: list[int]) -> bool:
+    return all(_has_result(ctx, rid, "answered") for rid in ids)
