@@ -413,26 +413,28 @@ class _Remote:
 
 
 def test_core_batch_mode_submits_then_picks_up_the_999_and_the_answers(rig: CoreRig) -> None:
-    """mode = "batch": both requests go in one submitted interchange; the pick-up brings the 999
-    (the file is acknowledged) and the 271s (both answered); every result is acknowledged to the
-    payer, so nothing is left waiting there."""
+    """mode = "batch": the two 270s go in one submitted interchange, the 278 in another (one payload
+    type each); the pick-up brings the 999s (the files are acknowledged) and the answers; every result
+    is acknowledged to the payer, so nothing is left waiting there."""
     server = rig.server()
     ctx = rig.context(server, mode="batch", envelope="soap")
     first = drop_request(ctx, "270-subscriber", "RT-BATCH-1")
     second = drop_request(ctx, "270-dependent", "RT-BATCH-2")
+    review = drop_request(ctx, "278-outpatient-mri", "RT-BATCH-3")
     assert send_realtime(ctx, first, budget_seconds=BUDGET) is False  # batch partners are not real time
-    assert _cycle_until(
-        ctx, lambda: _has_result(ctx, first, "answered") and _has_result(ctx, second, "answered")
-    )
-    [got] = server.received
-    assert got.payload_type == "X12_270_Request_005010X279A1"
+    assert _cycle_until(ctx, lambda: all(_has_result(ctx, r, "answered") for r in (first, second, review)))
+    # one submission per payload type: the two 270s together, the 278 alone
+    assert sorted(r.payload_type for r in server.received) == [
+        "X12_270_Request_005010X279A1",
+        "X12_278_Request_005010X217E1_2",
+    ]
     assert server.results == []
     out_id = _outbound_file(ctx, first)
     assert out_id == _outbound_file(ctx, second)
     with ctx.store.read() as tx:
         assert tx.files.get(out_id).state == FileState.ACKNOWLEDGED
         names = sorted(f.name.split("-")[3] for f in tx.files.query(direction="in", partner="acme"))
-    assert names == ["271", "999"]
+    assert names == ["271", "278resp", "999", "999"]
 
 
 def test_a_batch_result_fetched_again_after_a_lost_acknowledgment_is_stored_once(rig: CoreRig) -> None:
