@@ -189,10 +189,18 @@ def test_a_wrong_password_is_refused_and_never_logged(rig: CoreRig, monkeypatch:
 # ------------------------------------------------------------------------------------- slow payer
 
 
-def test_a_payer_slower_than_the_budget_returns_false_and_the_answer_arrives_later(rig: CoreRig) -> None:
-    """The budget passes before the payer answers: send_realtime says False at once, the request is
-    still open; the answer is stored when it comes (exactly one result)."""
-    server = rig.server(latency_seconds=1.5)
+@pytest.mark.parametrize("slow", ["fault", "scenario"])
+def test_a_payer_slower_than_the_budget_returns_false_and_the_answer_arrives_later(
+    rig: CoreRig, slow: str
+) -> None:
+    """The budget passes before the payer answers (a latency fault, or the scenario's delay_seconds
+    for this member): send_realtime says False at once, the request is still open; the answer is
+    stored when it comes (exactly one result)."""
+    if slow == "fault":
+        server = rig.server(latency_seconds=1.5)
+    else:
+        rule = '[[rules]]\nmember_id = "ZZM100000001"\ndelay_seconds = 1.5\n'
+        server = rig.server(scenario=Scenario.from_toml(rule))
     ctx = rig.context(server)
     rid = drop_request(ctx, "270-subscriber", "RT-SLOW")
     assert send_realtime(ctx, rid, budget_seconds=0.2) is False
