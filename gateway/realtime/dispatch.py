@@ -38,7 +38,7 @@ def send_realtime(ctx: Context, request_id: int, *, budget_seconds: float) -> bo
     with ctx.store.read() as tx:
         req = tx.requests.get(request_id)
     partner = ctx.config.partner(req.partner)
-    if partner.core is None or partner.core.mode != "realtime":
+    if not is_realtime(partner):
         return False  # an SFTP or CORE batch partner: the run loop sends it with the next batch
     if req.state == RequestState.NEW:
         batching.batch_partner(ctx, partner, request_id)
@@ -58,6 +58,12 @@ def send_realtime(ctx: Context, request_id: int, *, budget_seconds: float) -> bo
         if outcome == ["failed"]:
             return False  # the attempt failed: the run loop retries it, no sooner than the rule allows
     return _wait_stored(ctx, request_id, deadline)
+
+
+def is_realtime(partner: PartnerConfig) -> bool:
+    """Whether requests of this partner are answered in real time (a CORE partner in realtime mode):
+    the API waits for those up to its budget and answers 202 for the others."""
+    return partner.core is not None and partner.core.mode == "realtime"
 
 
 def file_of(tx: Tx, request_id: int) -> int | None:

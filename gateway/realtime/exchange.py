@@ -125,6 +125,15 @@ def send_file(ctx: Context, partner: PartnerConfig, row: FileRow, *, timeout: fl
     element = ELEMENTS["batch_submission" if batch else "realtime_request"]
     try:
         reply = post(endpoint(partner), message, element, timeout=timeout)
+        if not batch and not reply.message.payload:
+            raise CoreError(
+                f"partner {partner.name}: CORE answer without a payload",
+                retryable=True,
+                partner=partner.name,
+                code="empty_payload",
+                status=reply.status,
+                elapsed_ms=reply.elapsed_ms,
+            )
     except CoreError as exc:
         return _failed(ctx, partner, row, detail, exc)
     if batch:
