@@ -105,7 +105,10 @@ class CoreServer:
         self.faults = faults or CoreFaults()
         self.receiver_id = receiver_id
         self.received: list[Received] = []
-        self.results: list[tuple[str, str, bytes]] = []  # batch mode: (PayloadID, kind, X12) to pick up
+        self.results: list[tuple[str, str, bytes]] = []
+        self.handled_seconds: list[
+            float
+        ] = []  # the payer's own time per POST (benchmarks)  # batch mode: (PayloadID, kind, X12) to pick up
         self._received_lock = threading.Lock()
         self._httpd = ThreadingHTTPServer((host, port), _handler(self))
         self._httpd.daemon_threads = True
@@ -305,7 +308,9 @@ def _handler(server: CoreServer) -> type[BaseHTTPRequestHandler]:
                 self.send_error(413)
                 return
             body = self.rfile.read(length)
+            started = time.perf_counter()
             status, data, content_type = server.answer(body, self.headers.get("Content-Type") or "")
+            server.handled_seconds.append(time.perf_counter() - started)
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(data)))
