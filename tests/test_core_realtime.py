@@ -300,19 +300,22 @@ def test_a_payload_the_payer_refuses_rejects_the_request(rig: CoreRig) -> None:
     assert "PayloadRejected" in _result(ctx, rid)["reason"]
 
 
-def test_a_rejected_group_comes_back_as_a_999_and_rejects_the_request(rig: CoreRig) -> None:
-    """The scenario rejects the set: the HTTP answer carries a 999 (CORE: only when the group is
-    rejected), the inbound stage applies it and the request is rejected."""
-    scenario = Scenario.from_toml('[[rules]]\nmember_id = "ZZM100000001"\nack = "reject"\n')
+@pytest.mark.parametrize(("ack", "kind", "why"), [("reject", "999", "999"), ("ta1_reject", "TA1", "TA1")])
+def test_a_rejected_group_or_interchange_comes_back_as_999_or_ta1_and_rejects_the_request(
+    rig: CoreRig, ack: str, kind: str, why: str
+) -> None:
+    """The scenario rejects the set (or the interchange): the HTTP answer carries a 999 (CORE: only
+    when the group is rejected) or a TA1, the inbound stage applies it and the request is rejected."""
+    scenario = Scenario.from_toml(f'[[rules]]\nmember_id = "ZZM100000001"\nack = "{ack}"\n')
     server = rig.server(scenario=scenario)
     ctx = rig.context(server)
-    rid = drop_request(ctx, "270-subscriber", "RT-999")
+    rid = drop_request(ctx, "270-subscriber", f"RT-{kind}")
     assert send_realtime(ctx, rid, budget_seconds=BUDGET) is True
     assert request_state(ctx, rid) == RequestState.REJECTED
     with ctx.store.read() as tx:
         answer = tx.files.query(direction="in", partner="acme")[0]
-    assert "-core-999-" in answer.name
-    assert "999" in (_result(ctx, rid)["reason"] or "")
+    assert f"-core-{kind}-" in answer.name
+    assert why in (_result(ctx, rid)["reason"] or "")
 
 
 # ------------------------------------------------------------------------------------------- log show
