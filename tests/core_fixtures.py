@@ -9,6 +9,7 @@ import pytest
 
 from payersim.certs import make_pki
 from tests.core_support import PASSWORD, PASSWORD_ENV, CoreRig
+from tests.store_fixtures import postgres_schema, require_postgres
 from tests.test_precert import KEY
 
 
@@ -23,3 +24,13 @@ def rig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[CoreRig]:
         server.stop()
     for ctx in rig.contexts:
         ctx.store.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """None (the default SQLite file) or a throw-away PostgreSQL schema (skipped when unreachable)."""
+    if request.param == "sqlite":
+        yield None
+        return
+    with postgres_schema(require_postgres()) as url:
+        yield url

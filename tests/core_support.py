@@ -50,7 +50,7 @@ class CoreRig:
         self.servers.append(server)
         return server
 
-    def context(self, server: CoreServer, **core: Any) -> Context:
+    def context(self, server: CoreServer, *, database_url: str | None = None, **core: Any) -> Context:
         base = self.tmp / f"gw{len(self.contexts)}"
         settings: dict[str, Any] = {
             "url": server.url,
@@ -72,6 +72,7 @@ class CoreRig:
         settings.update(core)
         base.mkdir(parents=True, exist_ok=True)
         lines = [
+            *(["[gateway]", f"database_url = {json.dumps(database_url)}"] if database_url else []),
             "[identity]",
             'isa_id = "X12GATEWAY"',
             'trace_assigner = "9X12GATEWY"',

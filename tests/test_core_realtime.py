@@ -78,12 +78,14 @@ def _cycle_until(ctx: Context, predicate: Any, cycles: int = 200) -> bool:
 # ------------------------------------------------------------------------------------ happy paths
 
 
-def test_mime_basic_270_is_answered_within_the_budget_and_recorded_like_sftp(rig: CoreRig) -> None:
+def test_mime_basic_270_is_answered_within_the_budget_and_recorded_like_sftp(
+    rig: CoreRig, database_url: str | None
+) -> None:
     """MIME envelope, username/password: send_realtime returns True; the outbound file is sent and
     acknowledged, the answer is a delivered inbound file with its envelopes, and the outbox holds the
     same result document an SFTP answer gives."""
     server = rig.server()
-    ctx = rig.context(server)
+    ctx = rig.context(server, database_url=database_url)
     rid = drop_request(ctx, "270-subscriber", "RT-MIME-1")
     assert send_realtime(ctx, rid, budget_seconds=BUDGET) is True
     assert request_state(ctx, rid) == RequestState.ANSWERED
@@ -469,13 +471,15 @@ def test_a_batch_result_fetched_again_after_a_lost_acknowledgment_is_stored_once
 # ------------------------------------------------------------------------------------------ exactly once
 
 
-def test_exactly_once_with_the_api_and_the_run_loop_racing_through_a_faulty_payer(rig: CoreRig) -> None:
+def test_exactly_once_with_the_api_and_the_run_loop_racing_through_a_faulty_payer(
+    rig: CoreRig, database_url: str | None
+) -> None:
     """Twenty-four 270/278 requests sent by four API-like threads (send_realtime) while the run loop
     cycles too, against a payer that answers 503, busy, malformed and wrong-checksum envelopes now
     and then: the exactly-once audit finds every request answered once, every answer recorded once,
     one result file each, no control number reused."""
     server = rig.server(http_5xx=3, busy=2, malformed=2, wrong_checksum=2)
-    ctx = rig.context(server, envelope="soap")
+    ctx = rig.context(server, envelope="soap", database_url=database_url)
     fed: dict[str, str] = {}
     docs = []
     for n in range(24):
