@@ -120,9 +120,8 @@ def main() -> None:
         f"{misses} past the 20 s budget"
     )
     for name, values in (("round trip", round_trips), ("payer", payer), ("gateway overhead", overhead)):
-        print(
-            f"  {name:17s} p50 {_pct(values, 50):7.1f} ms  p95 {_pct(values, 95):7.1f} ms  p99 {_pct(values, 99):7.1f} ms"
-        )
+        p50, p95, p99 = (_pct(values, q) for q in (50, 95, 99))
+        print(f"  {name:17s} p50 {p50:7.1f} ms  p95 {p95:7.1f} ms  p99 {p99:7.1f} ms")
 
 
 if __name__ == "__main__":

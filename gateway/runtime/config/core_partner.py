@@ -123,4 +123,5 @@ def _core(c: _Table, base: Path, partner: _Table) -> CoreSettings:
         client_key=client_key,
         timeout_seconds=timeout,
         retry_seconds=retry,
+        max_connections=c.integer("max_connections", 4, 1, 64),
     )
