@@ -44,7 +44,7 @@ def test_a_core_partner_gets_real_time_defaults(tmp_path: Path) -> None:
     assert core is not None
     assert partner.transport == "core"
     assert (core.envelope, core.mode, core.auth) == ("mime", "realtime", "basic")
-    assert (core.timeout_seconds, core.retry_seconds) == (60.0, 90.0)
+    assert (core.timeout_seconds, core.retry_seconds, core.max_connections) == (60.0, 90.0, 4)
     assert core.ca_file == tmp_path.resolve() / "ca.pem"
     assert partner.max_transactions_per_file == 1
     assert partner.send_acks is False
