@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateway.operators import core_view
 from gateway.operators.formatting import Column, Painter, clip, render_pairs, render_table, shown_time
 from gateway.operators.session import Session
 from mappings.decode import describe, meaning
@@ -249,6 +250,7 @@ def _request_head(session: Session, view: dict[str, Any]) -> None:
             cert = f"  cert {event['certification_number']}" if event.get("certification_number") else ""
             session.write(f"  {at}  {event['from'] or '-'} -> {painter.state(event['to'])}{cert}")
     history(session, view["history"], "request history")
+    core_view.render(session, view.get("http_exchanges", []))
 
 
 def _file_head(session: Session, view: dict[str, Any]) -> None:
@@ -282,6 +284,7 @@ def _file_head(session: Session, view: dict[str, Any]) -> None:
     ]
     session.lines(render_pairs(pairs, width=session.width))
     history(session, view["history"], "file history")
+    core_view.render(session, view.get("http_exchanges", []))
 
 
 def _validation_line(doc: dict[str, Any]) -> str | None:

@@ -150,6 +150,7 @@ SCHEMA: dict[str, frozenset[str]] = {
             "ca_file",
             "timeout_seconds",
             "retry_seconds",
+            "max_connections",
         }
     ),
     "routing": frozenset({"default_partner"}),
@@ -346,6 +347,7 @@ class CoreSettings:
     client_key: Path | None = None
     timeout_seconds: float = 60.0
     retry_seconds: float = 90.0
+    max_connections: int = 4  # the run loop's POSTs in flight at once (real time)
 
     def password(self, partner: str) -> str | None:
         """The CORE password (environment or file), registered as a secret so logs redact it."""
