@@ -145,7 +145,9 @@ def _wait_healthy(port: int, proc: subprocess.Popen[bytes]) -> None:
     raise SystemExit("x12gw serve did not start")
 
 
-def run(requests: int, concurrency: int, latency: float, envelope: str, *, postgres: bool) -> dict[str, Any]:
+def run(
+    requests: int, concurrency: int, latency: float, envelope: str, *, postgres: bool, workers: int
+) -> dict[str, Any]:
     database = postgres_schema(postgres_base_url()) if postgres else nullcontext(None)
     with tempfile.TemporaryDirectory() as tmp, database as database_url:
         base = Path(tmp)
@@ -164,7 +166,16 @@ def run(requests: int, concurrency: int, latency: float, envelope: str, *, postg
             port = sock.getsockname()[1]
             sock.close()
             serve = subprocess.Popen(
-                [str(X12GW), "serve", "--config", str(cfg), "--listen", f"127.0.0.1:{port}"],
+                [
+                    str(X12GW),
+                    "serve",
+                    "--config",
+                    str(cfg),
+                    "--listen",
+                    f"127.0.0.1:{port}",
+                    "--workers",
+                    str(workers),
+                ],
                 env=ENV,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
@@ -188,6 +199,7 @@ def run(requests: int, concurrency: int, latency: float, envelope: str, *, postg
         "clients": concurrency,
         "payer_latency_ms": latency * 1000,
         "database": "postgresql" if postgres else "sqlite",
+        "serve_workers": workers,
         "answered_200": ok,
         "other_statuses": sorted({s for s in statuses if s != 200}),
         "requests_per_second": requests / wall,
@@ -207,8 +219,11 @@ def main() -> None:
         action="store_true",
         help="store in PostgreSQL ($X12GW_TEST_POSTGRES_URL, a fresh schema)",
     )
+    parser.add_argument("--workers", type=int, default=1, help="x12gw serve --workers")
     args = parser.parse_args()
-    result = run(args.requests, args.clients, args.latency, args.envelope, postgres=args.postgres)
+    result = run(
+        args.requests, args.clients, args.latency, args.envelope, postgres=args.postgres, workers=args.workers
+    )
     print(json.dumps(result, indent=2))
 
 
