@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import redirect_stdout
+from contextlib import ExitStack, redirect_stdout
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from gateway.web.api import routes
 from gateway.web.openapi import document
 from payersim.demo import prepare, run_until_answered
 from tests.api_support import ROOT, Api, make_pki, sample, serving
+from tests.store_fixtures import postgres_schema, require_postgres
 from tests.web_support import free_socket, http_call, serve
 
 SCENARIO = ROOT / "sample_edi" / "scenarios" / "demo.toml"
@@ -52,6 +53,23 @@ def workspace(tmp_path: Path) -> Iterator[tuple[Path, Context]]:
     finally:
         ctx.store.close()
         ws.simulator.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_workspace(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Path, Context]]:
+    """The workspace on SQLite, then on PostgreSQL (a fresh schema on the test server)."""
+    with ExitStack() as stack:
+        ws = prepare(tmp_path / "ws", SCENARIO)
+        stack.callback(ws.simulator.stop)
+        if request.param == "postgresql":
+            url = stack.enter_context(postgres_schema(require_postgres()))
+            text = ws.config_path.read_text().replace(
+                "[gateway]\n", f"[gateway]\ndatabase_url = {json.dumps(url)}\n", 1
+            )
+            ws.config_path.write_text(text)
+        ctx = open_context(load_config(ws.config_path), allow_upgrade=True)
+        stack.callback(ctx.store.close)
+        yield ws.config_path, ctx
 
 
 def add_client(ctx: Context, name: str, *scopes: str) -> str:
@@ -165,11 +183,11 @@ def test_wrong_type_unroutable_payer_and_not_json_are_refused(workspace: tuple[P
 
 
 def test_same_idempotency_key_gives_the_same_response_and_one_request(
-    workspace: tuple[Path, Context],
+    any_workspace: tuple[Path, Context],
 ) -> None:
     """Retries with one key and body replay the first response (concurrent ones too) and create one
     request; the key with another body is refused; another client's same key is its own."""
-    config_path, ctx = workspace
+    config_path, ctx = any_workspace
     key = add_client(ctx, "billing")
     other = add_client(ctx, "other")
     body = sample("278-outpatient-mri")
