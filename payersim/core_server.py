@@ -6,7 +6,8 @@ client certificate signed by the simulator's CA (the TLS handshake refuses any o
 answered in the style it came in, from the same scenarios as the SFTP simulator
 (:mod:`payersim.realtime`). ``faults`` (mutable, thread-safe counters) make it misbehave: a latency
 before every answer, N answers HTTP 503, N "Receiver Busy" envelopes, N malformed envelopes, N
-answers with a wrong checksum. ``received`` lists every envelope accepted (PayloadID, style, type).
+answers with a wrong checksum, N "PayloadRejected" errors. ``received`` lists every envelope
+accepted (PayloadID, style, type, payload).
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ from typing import Literal, Self
 
 from gateway.runtime.logsetup import get_logger
 from gateway.transport.core_envelope import (
+    BATCH_RECEIPT,
+    BATCH_RESULTS_ACK,
+    BATCH_RESULTS_REQUEST,
     ELEMENTS,
     PAYLOAD_TYPES,
     CoreMessage,
@@ -42,6 +46,7 @@ from payersim.simulator import utc_now
 log = get_logger(__name__)
 REQUEST_TYPES = frozenset({PAYLOAD_TYPES["270"], PAYLOAD_TYPES["278"]})
 MAX_BODY = 16 * 1024 * 1024
+MAX_DELAY = 300.0  # a scenario's "hold" rule (hours) must not park a server thread for that long
 
 
 @dataclass
@@ -53,6 +58,7 @@ class CoreFaults:
     busy: int = 0
     malformed: int = 0
     wrong_checksum: int = 0
+    reject_payload: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def take(self, name: str) -> bool:
@@ -73,6 +79,7 @@ class Received:
     style: str
     payload_type: str
     checksum: str
+    payload: bytes = field(repr=False, default=b"")
 
 
 class CoreServer:
@@ -98,6 +105,10 @@ class CoreServer:
         self.faults = faults or CoreFaults()
         self.receiver_id = receiver_id
         self.received: list[Received] = []
+        self.results: list[tuple[str, str, bytes]] = []
+        self.handled_seconds: list[
+            float
+        ] = []  # the payer's own time per POST (benchmarks)  # batch mode: (PayloadID, kind, X12) to pick up
         self._received_lock = threading.Lock()
         self._httpd = ThreadingHTTPServer((host, port), _handler(self))
         self._httpd.daemon_threads = True
@@ -157,14 +168,21 @@ class CoreServer:
             return self._error(401, style, "UnAuthorized", "username or password not accepted", request)
         if self.faults.take("busy"):
             return self._error(200, style, "Receiver Busy", "try again later", request)
+        if request.processing_mode == "Batch":
+            return self._batch(request, style)
         problem = self._check(request)
         if problem is not None:
             return self._error(400, style, problem[0], problem[1], request)
-        self.note(Received(request.payload_id, style, request.payload_type, request.checksum))
+        if self.faults.take("reject_payload"):
+            return self._error(200, style, "PayloadRejected", "the payer refused the payload", request)
+        item = Received(request.payload_id, style, request.payload_type, request.checksum, request.payload)
+        self.note(item)
         try:
             answer = self.responder.answer(request.payload)
         except NotX12Error as exc:
             return self._error(200, style, "PayloadRejected", str(exc), request)
+        if answer.delay_seconds:
+            time.sleep(min(answer.delay_seconds, MAX_DELAY))
         reply = sealed(
             CoreMessage(
                 payload_type=PAYLOAD_TYPES[answer.kind],
@@ -184,6 +202,62 @@ class CoreServer:
         if self.faults.take("malformed"):
             data = data[: len(data) // 2]
         return 200, data, reply_type
+
+    def _batch(self, request: CoreMessage, style: EnvelopeStyle) -> tuple[int, bytes, str]:
+        """CORE batch mode: a submission is stored and answered later (pick-up); a retrieval hands
+        out the oldest result not yet acknowledged; an acknowledgment (by PayloadID) removes it."""
+        kind = request.payload_type
+        if kind in REQUEST_TYPES:
+            return self._submit(request, style)
+        if kind in set(BATCH_RESULTS_REQUEST.values()):
+            with self._received_lock:
+                pending = list(self.results)
+            reply = self._reply(request, kind, b"", "Batch")
+            if pending:
+                payload_id, answer_kind, data = pending[0]
+                reply = self._reply(request, PAYLOAD_TYPES[answer_kind], data, "Batch")
+                reply = replace(reply, payload_id=payload_id)
+            return self._send(reply, style, ELEMENTS["batch_results_response"])
+        if kind == BATCH_RESULTS_ACK:
+            with self._received_lock:
+                self.results = [r for r in self.results if r[0] != request.payload_id]
+            return self._send(self._reply(request, kind, b"", "Batch"), style, ELEMENTS["batch_ack_response"])
+        return self._error(400, style, "PayloadTypeIllegal", "not a batch payload type served here", request)
+
+    def _submit(self, request: CoreMessage, style: EnvelopeStyle) -> tuple[int, bytes, str]:
+        if request.checksum.lower() != checksum(request.payload):
+            return self._error(400, style, "ChecksumMismatch", "the checksum does not match", request)
+        self.note(
+            Received(request.payload_id, style, request.payload_type, request.checksum, request.payload)
+        )
+        try:
+            answers = self.responder.answer_batch(request.payload)
+        except NotX12Error as exc:
+            return self._error(200, style, "PayloadRejected", str(exc), request)
+        with self._received_lock:
+            self.results += [(new_payload_id(), a.kind, a.data) for a in answers]
+        reply = self._reply(request, BATCH_RECEIPT, b"", "Batch")
+        return self._send(reply, style, ELEMENTS["batch_submission_response"])
+
+    @staticmethod
+    def _reply(request: CoreMessage, payload_type: str, payload: bytes, mode: str) -> CoreMessage:
+        return sealed(
+            CoreMessage(
+                payload_type=payload_type,
+                processing_mode=mode,
+                payload_id=new_payload_id(),
+                timestamp=timestamp(utc_now()),
+                sender_id=request.receiver_id,
+                receiver_id=request.sender_id,
+                payload=payload,
+                error_code="Success",
+            )
+        )
+
+    @staticmethod
+    def _send(reply: CoreMessage, style: EnvelopeStyle, element: str) -> tuple[int, bytes, str]:
+        data, content_type = build(reply, style, element)
+        return 200, data, content_type
 
     @staticmethod
     def _check(request: CoreMessage) -> tuple[str, str] | None:
@@ -234,7 +308,9 @@ def _handler(server: CoreServer) -> type[BaseHTTPRequestHandler]:
                 self.send_error(413)
                 return
             body = self.rfile.read(length)
+            started = time.perf_counter()
             status, data, content_type = server.answer(body, self.headers.get("Content-Type") or "")
+            server.handled_seconds.append(time.perf_counter() - started)
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(data)))

@@ -3,7 +3,8 @@
 Where the SFTP simulator writes a 999 for every group and answers later, real time answers at once
 with exactly one interchange: a TA1 when the interchange is rejected, a 999 when a functional group
 is rejected (CORE: a 999 goes back in real time only then), otherwise the 271 or the 278 response.
-``pend_then_approve`` answers the pend (A4) only; the later approval is a batch-world event.
+``pend_then_approve`` answers the pend (A4) only; the later approval is a batch-world event. A rule's
+``delay_seconds`` delays the HTTP answer (a payer slower than the 20 s budget, per member).
 Duplicate ISA13s are not refused here: a CORE retransmission resends the same interchange.
 """
 
@@ -42,6 +43,7 @@ class Answer:
 
     kind: str
     data: bytes
+    delay_seconds: float = 0.0  # the scenario's delay_seconds: how long the payer "thinks"
 
 
 class NotX12Error(ValueError):
@@ -72,6 +74,7 @@ class RealtimeResponder:
             return self._ta1(ic, address)
         segments = {id(v.report): v.segments for v in validation.sets}
         responses: list[Response] = []
+        delay = 0.0
         forced: dict[int, Finding] = {}
         for group in ic.groups:
             for s in group.sets:
@@ -88,10 +91,22 @@ class RealtimeResponder:
                     forced[id(s)] = _forced_finding(segments.get(id(s), ()), s.set_id)
                     continue
                 responses.append(self._response(request, outcome))
+                delay = max(delay, outcome.delay_seconds)
         groups = tuple(_Sftp._force(g, forced) for g in ic.groups)  # the SFTP side's forced rejection
         if any(g.ack_code == "R" for g in groups) or not responses:
             return self._999(replace(ic, groups=groups), address)
-        return self._business(responses, address)
+        return replace(self._business(responses, address), delay_seconds=delay)
+
+    def answer_batch(self, data: bytes) -> list[Answer]:
+        """CORE batch mode: a 999 for every functional group (accepted or not), then the answers; a TA1
+        alone when the interchange is rejected."""
+        first = self.answer(data)
+        if first.kind in ("TA1", "999"):
+            return [first]
+        validation = validate_detailed(data, Options())
+        ic = validation.report.interchanges[0]
+        address = _address(ic, _first_gs(data).get(ic.offset), _delimiters(data))
+        return [self._999(ic, address), replace(first, delay_seconds=0.0)]
 
     def _response(self, request: Request, outcome: Outcome) -> Response:
         today = self._clock().date()

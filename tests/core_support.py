@@ -1,24 +1,20 @@
-"""Fixtures for CAQH CORE tests: a real HTTPS simulator with generated certificates and a gateway
-context whose partner is a ``transport = "core"`` partner pointing at it."""
+"""Helpers for CAQH CORE tests: a real HTTPS simulator with generated certificates and gateway contexts
+whose partner is a ``transport = "core"`` partner pointing at it (the fixture is in ``core_fixtures``)."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from gateway.runtime.config import parse_config
+from gateway.runtime.config import load_config
 from gateway.runtime.context import Context
 from gateway.runtime.runner import open_context
 from gateway.stages import intake
-from payersim.certs import Pki, make_pki
+from payersim.certs import Pki
 from payersim.core_server import CoreFaults, CoreServer
 from payersim.scenario import Scenario
-from tests.test_precert import KEY
 
 ROOT = Path(__file__).resolve().parent.parent
 REQUESTS = ROOT / "sample_edi" / "requests"
@@ -35,14 +31,21 @@ class CoreRig:
     servers: list[CoreServer]
     contexts: list[Context]
 
-    def server(self, *, auth: str = "basic", scenario: Scenario | None = None, **faults: Any) -> CoreServer:
+    def server(
+        self,
+        *,
+        auth: str = "basic",
+        scenario: Scenario | None = None,
+        faults: dict[str, Any] | None = None,
+        **fault: Any,
+    ) -> CoreServer:
         server = CoreServer(
             scenario or Scenario(),
             pki=self.pki,
             auth=auth,  # type: ignore[arg-type]
             username="x12gw",
             password=PASSWORD,
-            faults=CoreFaults(**faults),
+            faults=CoreFaults(**(faults or {}), **fault),
         ).start()
         self.servers.append(server)
         return server
@@ -55,7 +58,7 @@ class CoreRig:
             "sender_id": "X12GATEWAY",
             "receiver_id": "SIMPAYER",
             "ca_file": str(self.pki.ca_cert),
-            "timeout_seconds": 10.0,
+            "timeout_seconds": 2.0,
             "retry_seconds": 0.2,
         }
         if server.auth == "basic":
@@ -67,36 +70,28 @@ class CoreRig:
                 "client_key": str(self.pki.client_key),
             }
         settings.update(core)
-        data = {
-            "identity": {"isa_id": "X12GATEWAY", "trace_assigner": "9X12GATEWY"},
-            "inbox": {"stable_seconds": 0},
-            "partners": [
-                {
-                    "name": "acme",
-                    "transport": "core",
-                    "isa_id": "ACMEID",
-                    "payers": ["ACME01"],
-                    "core": settings,
-                }
-            ],
-            "routing": {"default_partner": "acme"},
-        }
-        ctx = open_context(parse_config(data, base))
+        base.mkdir(parents=True, exist_ok=True)
+        lines = [
+            "[identity]",
+            'isa_id = "X12GATEWAY"',
+            'trace_assigner = "9X12GATEWY"',
+            "[inbox]",
+            "stable_seconds = 0",
+            "[routing]",
+            'default_partner = "acme"',
+            "[[partners]]",
+            'name = "acme"',
+            'transport = "core"',
+            'isa_id = "ACMEID"',
+            'payers = ["ACME01"]',
+            "[partners.core]",
+            *(f"{k} = {json.dumps(v)}" for k, v in settings.items()),
+        ]
+        path = base / "gateway.toml"
+        path.write_text("\n".join(lines) + "\n")
+        ctx = open_context(load_config(path))
         self.contexts.append(ctx)
         return ctx
-
-
-@pytest.fixture
-def rig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[CoreRig]:
-    """Certificates (made once per test), simulators started on demand, contexts closed at the end."""
-    monkeypatch.setenv("X12GW_MEMBER_HASH_KEY", KEY)
-    monkeypatch.setenv(PASSWORD_ENV, PASSWORD)
-    rig = CoreRig(tmp_path, make_pki(tmp_path / "pki"), [], [])
-    yield rig
-    for server in rig.servers:
-        server.stop()
-    for ctx in rig.contexts:
-        ctx.store.close()
 
 
 def drop_request(ctx: Context, sample: str, reference: str, **changes: Any) -> int:

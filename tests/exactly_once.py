@@ -293,7 +293,44 @@ def _response_problems(store: Store, fed: dict[str, str]) -> list[str]:
     return problems
 
 
-def _folder_problems(folders: FoldersConfig, clearinghouse: Path, trackings: set[str]) -> list[str]:
+def audit_realtime(
+    store: Store, folders: FoldersConfig, received: list[bytes], fed: dict[str, str], *, retransmissions: bool
+) -> list[str]:
+    """The exactly-once audit for CAQH CORE real-time requests: ``received`` holds every payload the
+    payer accepted (a retransmission after a lost answer sends the same interchange again, allowed
+    only when ``retransmissions``). Each request is answered once, each answer recorded once, one
+    result file per request, never one ISA13 for two different interchanges."""
+    rows = requests_by_reference(store)
+    trackings = {found[0]["tracking"] for found in rows.values() if found}
+    return [
+        *_request_problems(rows, fed),
+        *_payer_problems(received, trackings, retransmissions=retransmissions),
+        *_response_problems(store, fed),
+        *_folder_problems(folders, None, trackings),
+    ]
+
+
+def _payer_problems(received: list[bytes], trackings: set[str], *, retransmissions: bool) -> list[str]:
+    problems: list[str] = []
+    traces: Counter[str] = Counter()
+    by_control: dict[str, set[bytes]] = {}
+    for payload in set(received):
+        for ic in read_interchanges(payload):
+            by_control.setdefault(ic.control_number, set()).add(payload)
+            for group in ic.groups:
+                for tset in group.transaction_sets:
+                    traces[next((s.get(3) for s in tset.segments if s.tag == "BHT"), "")] += 1
+    times = Counter(received)
+    problems += [
+        f"ISA13 {c} used for {len(p)} different interchanges" for c, p in by_control.items() if len(p) > 1
+    ]
+    problems += [f"{t}: in {traces[t]} different interchanges" for t in trackings if traces[t] != 1]
+    if not retransmissions:
+        problems += [f"an interchange was received {n} times" for n in times.values() if n > 1]
+    return problems
+
+
+def _folder_problems(folders: FoldersConfig, clearinghouse: Path | None, trackings: set[str]) -> list[str]:
     """One result file per request, saying answered; the work folder empty; nothing left uncollected."""
     problems: list[str] = []
     outbox = folders.outbox
@@ -307,7 +344,11 @@ def _folder_problems(folders: FoldersConfig, clearinghouse: Path, trackings: set
     leftovers = [str(p.relative_to(folders.work)) for p in folders.work.rglob("*") if p.is_file()]
     if leftovers:
         problems.append(f"files left in the work folder: {leftovers[:10]}")
-    waiting = [p.name for p in (clearinghouse / "outbound").iterdir() if not p.name.startswith(".")]
+    waiting = (
+        [p.name for p in (clearinghouse / "outbound").iterdir() if not p.name.startswith(".")]
+        if clearinghouse is not None
+        else []
+    )
     if waiting:
         problems.append(f"clearinghouse files never collected: {waiting[:5]}")
     return problems

@@ -1,9 +1,12 @@
 """``x12gw sim --root DIR``: run the clearinghouse simulator until SIGINT or SIGTERM.
 
 Prints the listening port and the host key line (to pin in the gateway's partner configuration), then
-answers uploads to ``DIR/inbound`` in ``DIR/outbound`` (see :mod:`payersim.simulator`). The host key is read
-from ``--host-key`` (default ``DIR/.sim/host_key``, which SFTP clients cannot see); when the file does
-not exist a new ed25519 key is generated and saved there with mode 0600, so the pin survives restarts.
+answers uploads to ``DIR/inbound`` in ``DIR/outbound`` (see :mod:`payersim.simulator`). It also
+serves CAQH CORE real time over HTTPS (both envelope styles, :mod:`payersim.core_server`) and prints
+its URL, CA and client certificate, made once in ``DIR/.sim/pki`` (``--no-core`` leaves it out).
+The host key is read from ``--host-key`` (default ``DIR/.sim/host_key``, which SFTP clients cannot
+see); when the file does not exist a new ed25519 key is generated and saved there with mode 0600, so
+the pin survives restarts.
 """
 
 from __future__ import annotations
@@ -12,12 +15,16 @@ import argparse
 import os
 import signal
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 
 from gateway.errors import ConfigError
 from gateway.runtime.logsetup import configure_logging, register_secret
 from gateway.transport.keys import ensure_key
+from payersim.certs import make_pki
+from payersim.core_server import CoreFaults, CoreServer, default_pki_folder
 from payersim.scenario import Scenario
 from payersim.simulator import STATE_DIR, ClearinghouseSimulator
 
@@ -43,7 +50,30 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--password-env", metavar="VAR", help="allow password login with the value of $VAR")
     p.add_argument("--username", default="x12gw", help="login name (default x12gw)")
+    _core_arguments(p)
     p.set_defaults(func=run)
+
+
+def _core_arguments(p: argparse.ArgumentParser) -> None:
+    core = p.add_argument_group("CAQH CORE real time (HTTPS)")
+    core.add_argument("--no-core", action="store_true", help="do not serve CORE real time")
+    core.add_argument("--core-port", type=int, default=0, help="HTTPS port (default 0: any free port)")
+    core.add_argument(
+        "--core-auth",
+        choices=("mtls", "basic"),
+        default="mtls",
+        help="client certificate (default) or --username with the password of --password-env",
+    )
+    core.add_argument("--core-latency", type=float, default=0.0, metavar="SECONDS", help="delay every answer")
+    for fault, what in (
+        ("5xx", "answer HTTP 503"),
+        ("busy", "answer Receiver Busy"),
+        ("malformed", "send a cut-off envelope"),
+        ("checksum", "send a wrong checksum"),
+    ):
+        core.add_argument(
+            f"--core-{fault}", type=int, default=0, metavar="N", help=f"the first N POSTs: {what}"
+        )
 
 
 def authorized_lines(files: list[Path]) -> list[str]:
@@ -99,8 +129,44 @@ def run(args: argparse.Namespace) -> int:
             )
             print(f"port: {sim.port}", flush=True)
             print(f"host-key: {sim.host_key_line}", flush=True)
-            stop.wait()
+            with _core_server(args, root, scenario):
+                stop.wait()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return 0
+
+
+@contextmanager
+def _core_server(args: argparse.Namespace, root: Path, scenario: Scenario) -> Iterator[CoreServer | None]:
+    """The CORE endpoint next to the SFTP server (its URL and certificates printed), or nothing."""
+    if args.no_core:
+        yield None
+        return
+    pki = make_pki(default_pki_folder(root))
+    faults = CoreFaults(
+        latency_seconds=args.core_latency,
+        http_5xx=args.core_5xx,
+        busy=args.core_busy,
+        malformed=args.core_malformed,
+        wrong_checksum=args.core_checksum,
+    )
+    password = _password(args.password_env) if args.core_auth == "basic" else None
+    if args.core_auth == "basic" and password is None:
+        raise ConfigError("--core-auth basic needs --password-env")
+    server = CoreServer(
+        scenario,
+        pki=pki,
+        auth=args.core_auth,
+        username=args.username,
+        password=password,
+        host=args.host,
+        port=args.core_port,
+        faults=faults,
+    )
+    with server:
+        print(f"core-url: {server.url}", flush=True)
+        print(f"core-ca: {pki.ca_cert}", flush=True)
+        print(f"core-client-cert: {pki.client_cert}", flush=True)
+        print(f"core-client-key: {pki.client_key}", flush=True)
+        yield server

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateway.operators import core_view
 from gateway.operators.formatting import Column, Painter, clip, render_pairs, render_table
 from gateway.operators.session import Session
 
@@ -217,6 +218,7 @@ def _request_head(session: Session, view: dict[str, Any]) -> None:
             cert = f"  cert {event['certification_number']}" if event.get("certification_number") else ""
             session.write(f"  {at}  {event['from'] or '-'} -> {painter.state(event['to'])}{cert}")
     history(session, view["history"], "request history")
+    core_view.render(session, view.get("http_exchanges", []))
 
 
 def _file_head(session: Session, view: dict[str, Any]) -> None:
@@ -250,6 +252,7 @@ def _file_head(session: Session, view: dict[str, Any]) -> None:
     ]
     session.lines(render_pairs(pairs, width=session.width))
     history(session, view["history"], "file history")
+    core_view.render(session, view.get("http_exchanges", []))
 
 
 def _validation_line(doc: dict[str, Any]) -> str | None:

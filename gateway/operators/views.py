@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.lifecycle import event_between
+from gateway.operators import core_view
 from gateway.operators.formatting import iso
 from gateway.operators.masking import Phi
 from gateway.operators.session import Session
@@ -544,9 +545,14 @@ class Views:
                 "dependent": phi.person(req.payload.get("dependent")),
             },
             "history": history_json(self.tx.audit.history("request", req.id)),
+            "http_exchanges": core_view.of_files(self.tx, self._files_of_sets(outbound)),
             "result": self.result(req),
             "transactions": [blocks[k] for k in sorted(blocks)],
         }
+
+    def _files_of_sets(self, set_row_ids: list[int]) -> list[int]:
+        envelopes = self.tx.envelopes
+        return [envelopes.get_interchange(envelopes.get_set(i).interchange_id).file_id for i in set_row_ids]
 
     def result(self, req: RequestRow) -> dict[str, Any] | None:
         """The latest answer: an authorization (with its event history) or an eligibility result."""
@@ -591,6 +597,7 @@ class Views:
             "subject": "file",
             "file": file_json(f, self.session.phi),
             "history": history_json(history),
+            "http_exchanges": core_view.exchanges(history, file_id),
             "quarantine": [
                 {"at": iso(q.created_at), **q.reason} for q in self.tx.quarantine.query(file_id=file_id)
             ],

@@ -38,7 +38,7 @@ def send_realtime(ctx: Context, request_id: int, *, budget_seconds: float) -> bo
     with ctx.store.read() as tx:
         req = tx.requests.get(request_id)
     partner = ctx.config.partner(req.partner)
-    if partner.core is None or partner.core.mode != "realtime":
+    if not is_realtime(partner):
         return False  # an SFTP or CORE batch partner: the run loop sends it with the next batch
     if req.state == RequestState.NEW:
         batching.batch_partner(ctx, partner, request_id)
@@ -46,12 +46,24 @@ def send_realtime(ctx: Context, request_id: int, *, budget_seconds: float) -> bo
         file_id = file_of(tx, request_id)
     if file_id is not None:
         done = threading.Event()
+        outcome: list[str] = []
         worker = threading.Thread(
-            target=_deliver, args=(ctx, partner, file_id, done), name=f"core-{request_id}", daemon=True
+            target=_deliver,
+            args=(ctx, partner, file_id, done, outcome),
+            name=f"core-{request_id}",
+            daemon=True,
         )
         worker.start()
         done.wait(max(0.0, deadline - time.monotonic()))
+        if outcome == ["failed"]:
+            return False  # the attempt failed: the run loop retries it, no sooner than the rule allows
     return _wait_stored(ctx, request_id, deadline)
+
+
+def is_realtime(partner: PartnerConfig) -> bool:
+    """Whether requests of this partner are answered in real time (a CORE partner in realtime mode):
+    the API waits for those up to its budget and answers 202 for the others."""
+    return partner.core is not None and partner.core.mode == "realtime"
 
 
 def file_of(tx: Tx, request_id: int) -> int | None:
@@ -83,15 +95,20 @@ def rules_for(ctx: Context) -> MappingRules:
     return _RULES[key]
 
 
-def _deliver(ctx: Context, partner: PartnerConfig, file_id: int, done: threading.Event) -> None:
-    """Send the file and process its answer; any failure leaves the work to the run loop (logged)."""
+def _deliver(
+    ctx: Context, partner: PartnerConfig, file_id: int, done: threading.Event, outcome: list[str]
+) -> None:
+    """Send the file and process its answer; any failure leaves the work to the run loop (logged).
+    ``outcome`` gets the attempt's outcome (see ``exchange.Sent``)."""
     try:
         with ctx.store.read() as tx:
             row = tx.files.get(file_id)
         sent = send_file(ctx, partner, row)
+        outcome.append(sent.outcome)
         if sent.inbound_file_id is not None:
             process_answer(ctx, sent.inbound_file_id)
     except Exception as exc:  # noqa: BLE001 - a worker thread must not die silently; the run loop retries
+        outcome.append("failed")
         ctx.log.error(
             "real-time delivery failed; the run loop will retry", file_id=file_id, error=type(exc).__name__
         )

@@ -14,7 +14,7 @@ answer. A failed attempt is logged on the file (``uploading -> uploading``, with
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from gateway.errors import StaleStateError
@@ -38,9 +38,9 @@ RESPONSE_KINDS = {v: k for k, v in PAYLOAD_TYPES.items()}
 
 @dataclass(frozen=True)
 class Sent:
-    """How one attempt ended: ``answered`` (answer stored, inbound file id), ``rejected`` (the partner
-    refused the payload; requests rejected), ``failed`` (try again later), ``skipped`` (not due yet,
-    or another worker has the file)."""
+    """How one attempt ended: ``answered`` (answer stored, inbound file id), ``submitted`` (batch
+    mode: taken, answers to pick up), ``rejected`` (the partner refused the payload; requests
+    rejected), ``failed`` (try again later), ``skipped`` (not due yet, or another worker has it)."""
 
     outcome: str
     inbound_file_id: int | None = None
@@ -91,7 +91,9 @@ def _begin_attempt(ctx: Context, partner: PartnerConfig, row: FileRow, detail: d
         elif current.state == FileState.UPLOADING:
             tx.files.lock(row.id)  # two workers never retry the same file at once
             last = tx.audit.history(Entity.FILE, row.id)[-1]
-            if ctx.clock() - last.at < timedelta(seconds=core.retry_seconds):
+            # never sooner than the rule allows, nor while the last attempt may still be waiting
+            wait = max(core.retry_seconds, core.timeout_seconds + 1.0)
+            if ctx.clock() - last.at < timedelta(seconds=wait):
                 return None
             tx.audit.record_change(Entity.FILE, row.id, FileState.UPLOADING, FileState.UPLOADING, detail)
         else:
@@ -108,10 +110,11 @@ def send_file(ctx: Context, partner: PartnerConfig, row: FileRow, *, timeout: fl
     kind = _begin_attempt(ctx, partner, row, detail)
     if kind is None:
         return Sent("skipped")
+    batch = core.mode == "batch"
     message = sealed(
         CoreMessage(
             payload_type=PAYLOAD_TYPES.get(kind, PAYLOAD_TYPES["270"]),
-            processing_mode="RealTime",
+            processing_mode="Batch" if batch else "RealTime",
             payload_id=payload_id,
             timestamp=timestamp(ctx.clock()),
             sender_id=core.sender_id,
@@ -119,11 +122,59 @@ def send_file(ctx: Context, partner: PartnerConfig, row: FileRow, *, timeout: fl
             payload=ctx.payloads.get(row.sha256),
         )
     )
+    element = ELEMENTS["batch_submission" if batch else "realtime_request"]
     try:
-        reply = post(endpoint(partner), message, ELEMENTS["realtime_request"], timeout=timeout)
+        reply = post(endpoint(partner), message, element, timeout=timeout)
+        if not batch and not reply.message.payload:
+            raise CoreError(
+                f"partner {partner.name}: CORE answer without a payload",
+                retryable=True,
+                partner=partner.name,
+                code="empty_payload",
+                status=reply.status,
+                elapsed_ms=reply.elapsed_ms,
+            )
     except CoreError as exc:
         return _failed(ctx, partner, row, detail, exc)
+    if batch:
+        _submitted(ctx, partner, row, detail, reply)
+        return Sent("submitted")
     return Sent("answered", _answered(ctx, partner, row, detail, reply))
+
+
+def _submitted(
+    ctx: Context, partner: PartnerConfig, row: FileRow, detail: dict[str, Any], reply: CoreReply
+) -> None:
+    """Batch mode: the partner took the interchange (receipt confirmed); its 999 and answers are
+    picked up later, so the file is ``sent`` (not yet acknowledged) and its requests ``sent``."""
+    facts = {
+        **detail,
+        "http_status": reply.status,
+        "response_payload_id": reply.message.payload_id,
+        "response_payload_type": reply.message.payload_type,
+        "elapsed_ms": reply.elapsed_ms,
+    }
+    with ctx.store.begin() as tx:
+        tx.files.transition(row.id, FileEvent.FINISH_UPLOAD, expect=FileState.UPLOADING, detail=facts)
+        _send_requests(ctx, tx, _mark_sets_sent(tx, row.id), ctx.clock())
+    ctx.log.info(
+        "core batch submitted",
+        partner=partner.name,
+        file_id=row.id,
+        payload_id=detail["payload_id"],
+        http_status=reply.status,
+        elapsed_ms=reply.elapsed_ms,
+    )
+
+
+def _send_requests(ctx: Context, tx: Tx, request_ids: list[int], now: datetime) -> None:
+    """Requests whose set went out become ``sent``, due back within the configured time."""
+    for request_id in request_ids:
+        req = tx.requests.get(request_id)
+        if allows(Entity.REQUEST, req.state, RequestEvent.SEND):
+            minutes = ctx.config.timeouts.response_overdue_minutes(req.kind)
+            due = now + timedelta(minutes=minutes)
+            tx.requests.transition(req.tracking_number, RequestEvent.SEND, due_at=due)
 
 
 def _failed(
@@ -185,8 +236,9 @@ def _mark_sets_sent(tx: Tx, file_id: int) -> list[int]:
 
 def _answered(
     ctx: Context, partner: PartnerConfig, row: FileRow, detail: dict[str, Any], reply: CoreReply
-) -> int:
-    """Store the answer as a downloaded file and finish the outbound one, in one transaction."""
+) -> int | None:
+    """Store the answer as a downloaded file and finish the outbound one, in one transaction; None
+    when another attempt's answer finished the file first (this one is noted and dropped)."""
     answer = reply.message
     kind = RESPONSE_KINDS.get(answer.payload_type, "x12")
     facts = {
@@ -199,41 +251,56 @@ def _answered(
     }
     sha, path = ctx.payloads.put(answer.payload)
     envelope_sha, _ = ctx.payloads.put(reply.raw)
-    now = ctx.clock()
     with ctx.store.begin() as tx:
-        inbound = tx.files.record(
-            direction="in",
-            partner=partner.name,
-            name=f"{partner.name}-core-{kind}-{detail['payload_id']}.x12",
-            sha256=sha,
-            size=len(answer.payload),
-            payload_path=str(path),
-            state=FileState.DOWNLOADED,
-            detail={**facts, "answers_file": row.id, "envelope_sha256": envelope_sha},
-        )
-        tx.files.transition(
-            row.id,
-            FileEvent.FINISH_UPLOAD,
-            expect=FileState.UPLOADING,
-            detail={**facts, "answer_file": inbound.id},
-        )
-        tx.files.transition(row.id, FileEvent.ACKNOWLEDGE, detail={"ack": "A", "by": "core answer"})
-        for request_id in _mark_sets_sent(tx, row.id):
-            req = tx.requests.get(request_id)
-            if allows(Entity.REQUEST, req.state, RequestEvent.SEND):
-                minutes = ctx.config.timeouts.response_overdue_minutes(req.kind)
-                tx.requests.transition(
-                    req.tracking_number, RequestEvent.SEND, due_at=now + timedelta(minutes=minutes)
-                )
+        current = tx.files.lock(row.id)
+        if current.state != FileState.UPLOADING:
+            note = {**facts, "ignored": "another attempt's answer was stored first"}
+            tx.audit.record_change(Entity.FILE, row.id, current.state, current.state, note)
+            inbound_id = None
+        else:
+            inbound_id = _record_answer(
+                ctx, tx, partner, row, facts, kind, (sha, str(path), envelope_sha, answer)
+            )
     ctx.log.info(
         "core exchange",
         partner=partner.name,
         file_id=row.id,
-        answer_file_id=inbound.id,
+        answer_file_id=inbound_id,
         envelope=detail["envelope"],
         payload_id=detail["payload_id"],
         response_payload_type=answer.payload_type,
         http_status=reply.status,
         elapsed_ms=reply.elapsed_ms,
     )
+    return inbound_id
+
+
+def _record_answer(  # noqa: PLR0917 - the parts of one answer
+    ctx: Context,
+    tx: Tx,
+    partner: PartnerConfig,
+    row: FileRow,
+    facts: dict[str, Any],
+    kind: str,
+    stored: tuple[str, str, str, CoreMessage],
+) -> int:
+    sha, path, envelope_sha, answer = stored
+    inbound = tx.files.record(
+        direction="in",
+        partner=partner.name,
+        name=f"{partner.name}-core-{kind}-{facts['payload_id']}.x12",
+        sha256=sha,
+        size=len(answer.payload),
+        payload_path=path,
+        state=FileState.DOWNLOADED,
+        detail={**facts, "answers_file": row.id, "envelope_sha256": envelope_sha},
+    )
+    tx.files.transition(
+        row.id,
+        FileEvent.FINISH_UPLOAD,
+        expect=FileState.UPLOADING,
+        detail={**facts, "answer_file": inbound.id},
+    )
+    tx.files.transition(row.id, FileEvent.ACKNOWLEDGE, detail={"ack": "A", "by": "core answer"})
+    _send_requests(ctx, tx, _mark_sets_sent(tx, row.id), ctx.clock())
     return inbound.id

@@ -4,13 +4,15 @@ Real-time mode: every queued outbound file (one request each) is POSTed now, and
 ``uploading`` by an earlier failure, a budget the API gave up on or a crash is sent again once the
 partner's ``retry_seconds`` have passed since its last attempt. Answers are recorded as downloaded
 files, so the inbound stage, which runs next in the same cycle, stores them. Failures count towards
-the partner's health (paused after too many), like SFTP failures.
+the partner's health (paused after too many), like SFTP failures. Batch mode submits the queued
+files the same way and then picks up whatever results wait (``gateway.realtime.batch``).
 """
 
 from __future__ import annotations
 
 from gateway.errors import TransferError
 from gateway.lifecycle import FileState
+from gateway.realtime.batch import pick_up
 from gateway.realtime.exchange import send_file
 from gateway.runtime.config import PartnerConfig
 from gateway.runtime.context import Context
@@ -36,6 +38,9 @@ def core_exchange(ctx: Context, partner: PartnerConfig) -> tuple[tuple[int, int]
         if result.outcome == "failed":
             error = result.error
             break  # the partner is failing: the rest waits for the next cycle
+    if error is None and partner.core is not None and partner.core.mode == "batch":
+        picked, error = pick_up(ctx, partner)
+        got += picked
     return (sent, got), error
 
 

@@ -74,9 +74,11 @@ def _rejected_sets(data: bytes) -> dict[str, str]:
     return out
 
 
-def batch_partner(ctx: Context, partner: PartnerConfig, request_id: int | None = None) -> int:
+def batch_partner(
+    ctx: Context, partner: PartnerConfig, request_id: int | None = None, kind: str | None = None
+) -> int:
     """Build one file from up to ``max_transactions_per_file`` new requests (only ``request_id`` when
-    given: a real-time request sent now); returns requests queued."""
+    given: a real-time request sent now; only ``kind``, when given); returns requests queued."""
     until = ctx.clock() + timedelta(seconds=ctx.config.gateway.lease_seconds)
     with ctx.store.begin() as tx:
         rows = tx.requests.claim(
@@ -85,6 +87,7 @@ def batch_partner(ctx: Context, partner: PartnerConfig, request_id: int | None =
             until=until,
             limit=partner.max_transactions_per_file,
             request_id=request_id,
+            kind=kind,
         )
     if not rows:
         return 0
@@ -97,13 +100,13 @@ def batch_partner(ctx: Context, partner: PartnerConfig, request_id: int | None =
         if not unwritable:
             raise
         _set_aside(ctx, unwritable, claimed)
-        return batch_partner(ctx, partner, request_id)  # the rest, without the unwritable ones
+        return batch_partner(ctx, partner, request_id, kind)  # the rest, without the unwritable ones
     rejected = _rejected_sets(batch.data)
     if rejected:
         by_control = {s.control_number: s.trace_number for s in batch.sets}
         why = {by_control[c]: f"implementation guide: {m}" for c, m in rejected.items() if c in by_control}
         _set_aside(ctx, why, claimed)
-        return batch_partner(ctx, partner, request_id)  # the rest, without the invalid ones
+        return batch_partner(ctx, partner, request_id, kind)  # the rest, without the invalid ones
     kinds = {s.set_id for s in batch.sets}
     kind = kinds.pop() if len(kinds) == 1 else "mixed"
     name = partner.file_name(kind, batch.interchange_control, ctx.clock())
@@ -218,6 +221,9 @@ def _record(  # noqa: PLR0917 - one call site; the parts of one batch
 def batch_all(ctx: Context) -> int:
     queued = 0
     for partner in ctx.config.partners:
-        while (n := batch_partner(ctx, partner)) > 0:
-            queued += n
+        # a CORE batch submission carries one payload type: 270s and 278s go in separate interchanges
+        by_kind = partner.core is not None and partner.core.mode == "batch"
+        for kind in ("270", "278") if by_kind else (None,):
+            while (n := batch_partner(ctx, partner, kind=kind)) > 0:
+                queued += n
     return queued

@@ -62,7 +62,11 @@ ELEMENTS = {
     "batch_submission_response": "COREEnvelopeBatchSubmissionResponse",
     "batch_results_request": "COREEnvelopeBatchResultsRetrievalRequest",
     "batch_results_response": "COREEnvelopeBatchResultsRetrievalResponse",
+    "batch_ack": "COREEnvelopeBatchResultsAckSubmission",
+    "batch_ack_response": "COREEnvelopeBatchResultsAckSubmissionResponse",
 }
+# Acknowledging picked-up batch results by their PayloadID, so the partner may delete them.
+BATCH_RESULTS_ACK = "X12_BatchResultsAck"
 _FIELDS = (
     "PayloadType",
     "ProcessingMode",

@@ -12,6 +12,7 @@ from gateway.runtime.config.sections import _isa_id, _qualifier
 
 # keys of an SFTP partner that mean nothing for a CORE one (reported, so a half-converted entry shows)
 _SFTP_ONLY = (
+    "send_acks",
     "host",
     "port",
     "username",
@@ -72,7 +73,7 @@ def _build(  # noqa: PLR0917 - the parts read above
         max_transactions_per_file=(
             1 if core.mode == "realtime" else t.integer("max_transactions_per_file", 100, 1, 10000)
         ),
-        send_acks=t.flag("send_acks", False),
+        send_acks=False,  # the HTTP answer is the acknowledgment; no 999 is POSTed back
         isa_qualifier=_qualifier(t, "isa_qualifier"),
         gs_id=gs_id,
         payers=payers,

@@ -151,13 +151,22 @@ class RequestsRepo(Repo):
 
     @db
     def claim(
-        self, *, partner: str, owner: str, until: datetime, limit: int, request_id: int | None = None
+        self,
+        *,
+        partner: str,
+        owner: str,
+        until: datetime,
+        limit: int,
+        request_id: int | None = None,
+        kind: str | None = None,
     ) -> list[RequestRow]:
         """New requests of a partner (only ``request_id``, when given: real time sends one request
-        now), moved to ``batching`` under this node's lease."""
+        now; only one ``kind``, when given: a CORE batch carries one payload type), moved to
+        ``batching`` under this node's lease."""
         t = s.requests
         event = RequestEvent.CLAIM_FOR_BATCH
         conds = [t.c.partner == partner] + ([t.c.id == request_id] if request_id is not None else [])
+        conds += [t.c.kind == kind] if kind is not None else []
         rows = leases.claim(self, t, Entity.REQUEST, event, conds, owner, until, limit)
         return [from_mapping(RequestRow, r) for r in rows]
 
