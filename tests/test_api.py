@@ -32,7 +32,6 @@ from gateway.web.api import routes
 from gateway.web.openapi import document
 from payersim.demo import prepare, run_until_answered
 from tests.api_support import ROOT, Api, make_pki, sample, serving
-from tests.store_fixtures import postgres_schema, require_postgres
 from tests.web_support import free_socket, http_call, serve
 
 SCENARIO = ROOT / "sample_edi" / "scenarios" / "demo.toml"
@@ -58,6 +57,9 @@ def workspace(tmp_path: Path) -> Iterator[tuple[Path, Context]]:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def any_workspace(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Path, Context]]:
     """The workspace on SQLite, then on PostgreSQL (a fresh schema on the test server)."""
+    # imported here: test_web loads tests.store_fixtures as a plugin, which must not be imported first
+    from tests.store_fixtures import postgres_schema, require_postgres  # noqa: PLC0415
+
     with ExitStack() as stack:
         ws = prepare(tmp_path / "ws", SCENARIO)
         stack.callback(ws.simulator.stop)
