@@ -6,10 +6,14 @@ from __future__ import annotations
 
 import io
 import json
+import signal
 import ssl
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
-from contextlib import redirect_stdout
+from contextlib import ExitStack, redirect_stdout
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +32,14 @@ from gateway.web.api import routes
 from gateway.web.openapi import document
 from payersim.demo import prepare, run_until_answered
 from tests.api_support import ROOT, Api, make_pki, sample, serving
-from tests.web_support import http_call, serve
+from tests.web_support import free_socket, http_call, serve
 
 SCENARIO = ROOT / "sample_edi" / "scenarios" / "demo.toml"
+X12GW = (
+    [str(Path(sys.executable).parent / "x12gw")]
+    if (Path(sys.executable).parent / "x12gw").exists()
+    else [sys.executable, "-c", "import sys; from gateway.cli import main; sys.exit(main())"]
+)
 
 
 @pytest.fixture
@@ -43,6 +52,26 @@ def workspace(tmp_path: Path) -> Iterator[tuple[Path, Context]]:
     finally:
         ctx.store.close()
         ws.simulator.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_workspace(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Path, Context]]:
+    """The workspace on SQLite, then on PostgreSQL (a fresh schema on the test server)."""
+    # imported here: test_web loads tests.store_fixtures as a plugin, which must not be imported first
+    from tests.store_fixtures import postgres_schema, require_postgres  # noqa: PLC0415
+
+    with ExitStack() as stack:
+        ws = prepare(tmp_path / "ws", SCENARIO)
+        stack.callback(ws.simulator.stop)
+        if request.param == "postgresql":
+            url = stack.enter_context(postgres_schema(require_postgres()))
+            text = ws.config_path.read_text().replace(
+                "[gateway]\n", f"[gateway]\ndatabase_url = {json.dumps(url)}\n", 1
+            )
+            ws.config_path.write_text(text)
+        ctx = open_context(load_config(ws.config_path), allow_upgrade=True)
+        stack.callback(ctx.store.close)
+        yield ws.config_path, ctx
 
 
 def add_client(ctx: Context, name: str, *scopes: str) -> str:
@@ -156,11 +185,11 @@ def test_wrong_type_unroutable_payer_and_not_json_are_refused(workspace: tuple[P
 
 
 def test_same_idempotency_key_gives_the_same_response_and_one_request(
-    workspace: tuple[Path, Context],
+    any_workspace: tuple[Path, Context],
 ) -> None:
     """Retries with one key and body replay the first response (concurrent ones too) and create one
     request; the key with another body is refused; another client's same key is its own."""
-    config_path, ctx = workspace
+    config_path, ctx = any_workspace
     key = add_client(ctx, "billing")
     other = add_client(ctx, "other")
     body = sample("278-outpatient-mri")
@@ -332,3 +361,34 @@ def test_an_unusable_store_is_a_503_problem_not_a_stack_trace(
     assert (reply.status, reply.headers["Retry-After"]) == (503, "5")
     assert reply.headers["content-type"] == "application/problem+json"
     assert "Traceback" not in reply.body
+
+
+def test_serve_with_two_worker_processes_takes_api_calls(workspace: tuple[Path, Context]) -> None:
+    """``x12gw serve --workers 2``: each worker builds the app from the same configuration; calls are
+    answered and recorded once each, whichever worker takes them."""
+    config_path, ctx = workspace
+    key = add_client(ctx, "billing")
+    sock = free_socket()
+    port = sock.getsockname()[1]
+    sock.close()
+    cmd = [*X12GW, "serve", "--config", str(config_path), "--listen", f"127.0.0.1:{port}", "--workers", "2"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        api = Api("127.0.0.1", port)
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, "x12gw serve exited"
+            try:
+                status, _, body = api.call("POST", "/eligibility", sample("270-subscriber"), key=key)
+                break
+            except ConnectionError:
+                assert time.monotonic() < deadline, "x12gw serve did not start"
+                time.sleep(0.2)
+        assert status == 202, body
+        for n in range(6):
+            doc = {**sample("270-subscriber"), "trace_number": f"W-{n}"}
+            assert api.call("POST", "/eligibility", doc, key=key)[0] == 202
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    assert count(ctx, s.requests) == 7

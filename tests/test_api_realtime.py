@@ -27,7 +27,7 @@ from tests.test_api import add_client
 if TYPE_CHECKING:
     from tests.core_support import CoreRig
 
-pytest_plugins = ["tests.core_support"]
+pytest_plugins = ["tests.core_fixtures"]
 
 
 def recorded(ctx: Context) -> int:
@@ -70,7 +70,7 @@ def test_payer_slower_than_the_budget_gets_202_then_the_result(rig: CoreRig) -> 
     """Past the budget the call answers 202 with the Location; the late answer is still stored and
     appears there; a retry with the same Idempotency-Key replays the 202 and sends nothing again."""
     server = rig.server(latency_seconds=3.0)
-    ctx = rig.context(server)
+    ctx = rig.context(server, timeout_seconds=30.0)  # the payer is slow, not gone
     key = add_client(ctx, "billing")
     config = dataclasses.replace(ctx.config, api=ApiConfig(realtime_budget_seconds=0.5))
     with serving(config) as port:
@@ -124,7 +124,7 @@ def test_a_retry_while_the_first_call_waits_is_told_to_come_back(rig: CoreRig) -
     """While the first call with a key waits for its real-time answer, a retry gets 409 with
     Retry-After (no second request); once answered, the retry replays the 200."""
     server = rig.server(latency_seconds=2.0)
-    ctx = rig.context(server)
+    ctx = rig.context(server, timeout_seconds=30.0)
     key = add_client(ctx, "billing")
     body = sample("270-subscriber")
     with serving(ctx.config) as port:

@@ -8,18 +8,20 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import ssl
 from typing import Any
 
 import structlog
 import uvicorn
 from starlette.types import ASGIApp
+from uvicorn.supervisors import Multiprocess
 
 from gateway.errors import ConfigError
-from gateway.runtime.config import load_config
+from gateway.runtime.config import CONFIG_ENV, GatewayConfig, load_config
 from gateway.runtime.logsetup import configure_logging
 from gateway.runtime.storeopen import open_store
-from gateway.web.app import create_app
+from gateway.web.app import WORKER_SETTINGS_ENV, create_app
 from gateway.web.tls import ClientCertH11Protocol
 
 DEFAULT_LISTEN = "127.0.0.1:8080"
@@ -56,11 +58,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="mark cookies Secure on plain HTTP too (when a TLS proxy sits in front)",
     )
     p.add_argument("--json-logs", action="store_true", help="JSON log lines even on a terminal")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="serve from N processes (each with its own store connection), to use several cores",
+    )
     p.set_defaults(func=run)
 
 
 def server_config(
-    app: ASGIApp,
+    app: ASGIApp | str,
     host: str,
     port: int,
     *,
@@ -95,6 +104,8 @@ def run(args: argparse.Namespace) -> int:
     if args.client_ca and not args.tls_cert:
         raise ConfigError("--client-ca needs --tls-cert and --tls-key")
     config = load_config(args.config)
+    if args.workers > 1:
+        return _run_workers(args, config)
     store = open_store(config, role="serve")
     host, port = args.listen
     app = create_app(config, store, secure_cookies=args.secure_cookies)
@@ -107,4 +118,29 @@ def run(args: argparse.Namespace) -> int:
         server.run()
     finally:
         store.close()
+    return 0
+
+
+def _run_workers(args: argparse.Namespace, config: GatewayConfig) -> int:
+    """Several uvicorn worker processes on one socket; each builds the app itself
+    (:func:`gateway.web.app.app_from_environment`) from the same configuration file."""
+    if config.source is None:
+        raise ConfigError("--workers needs a configuration file")
+    open_store(config, role="serve").close()  # the keys and database are checked once, up front
+    os.environ[CONFIG_ENV] = str(config.source)
+    os.environ[WORKER_SETTINGS_ENV] = ",".join(
+        name for name, on in (("secure-cookies", args.secure_cookies), ("json-logs", args.json_logs)) if on
+    )
+    host, port = args.listen
+    settings = server_config(
+        "gateway.web.app:app_from_environment",
+        host,
+        port,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        client_ca=args.client_ca,
+    )
+    settings.factory, settings.workers = True, args.workers
+    structlog.get_logger("x12gw.serve").info("serving", host=host, port=port, workers=args.workers)
+    Multiprocess(settings, sockets=[settings.bind_socket()]).run()
     return 0

@@ -27,6 +27,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gateway.errors import GatewayError
+from gateway.realtime.dispatch import is_realtime as dispatch_is_realtime
 from gateway.realtime.dispatch import send_realtime
 from gateway.runtime.context import Context
 from gateway.runtime.logsetup import get_logger
@@ -170,8 +171,9 @@ def _idempotency_key(request: Request) -> str | None:
 
 
 def is_realtime(web: WebContext, partner: str) -> bool:
-    """Whether ``partner`` answers in real time (CAQH CORE), so a call waits for its answer."""
-    return web.config.partner(partner).transport == "core"
+    """Whether ``partner`` answers in real time (a CAQH CORE partner in real-time mode, not batch), so
+    a call waits for its answer."""
+    return dispatch_is_realtime(web.config.partner(partner))
 
 
 def realtime_answer(ctx: Context, request_id: int, budget: float) -> bool:

@@ -17,6 +17,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import RowMapping, insert, select, update
+from sqlalchemy import exc as sa_exc
 
 from gateway.errors import GatewayError
 from gateway.lifecycle import FileEvent, FileState
@@ -24,8 +25,9 @@ from gateway.runtime.context import Context
 from gateway.runtime.logsetup import phi_scope
 from gateway.stages.intake import phi_values
 from gateway.stages.precert_gate import precert_gate
-from gateway.store import Store, Tx, hash_member_id
+from gateway.store import DuplicateKeyError, Store, Tx, hash_member_id
 from gateway.store import schema as s
+from gateway.store.errors import store_error
 from gateway.web.apiauth import ApiClient
 from transactions.outbound import Request, request_kind
 from transactions.requests_json import request_to_obj
@@ -87,27 +89,43 @@ def submit(
     sha, _path = ctx.payloads.put(body)
     tracking = ctx.store.new_tracking_number()
     final = replace(req, trace_number=tracking, trace_assigner=ctx.config.identity.trace_assigner)
-    with phi_scope(phi_values(req)), ctx.store.begin() as tx:
-        if idempotency_key is not None:  # a concurrent retry may have won the race
+    try:
+        with phi_scope(phi_values(req)), ctx.store.begin() as tx:
+            if idempotency_key is not None:  # a concurrent retry may have won the race (SQLite)
+                found = _earlier(tx, client, idempotency_key, digest, budget)
+                if found is not None:
+                    return found
+            request_id = _record(ctx, tx, client, body, sha, final, req.trace_number, partner)
+            _insert_call(tx, client, tracking, idempotency_key, digest)
+    except DuplicateKeyError:  # PostgreSQL: the concurrent retry committed first; all of ours rolled back
+        if idempotency_key is None:
+            raise
+        with ctx.store.read() as tx:
             found = _earlier(tx, client, idempotency_key, digest, budget)
-            if found is not None:
-                return found
-        request_id = _record(ctx, tx, client, body, sha, final, req.trace_number, partner)
-        tx.conn.execute(
-            insert(s.api_requests).values(
-                client_id=client.id,
-                tracking_number=tracking,
-                idempotency_key=idempotency_key,
-                body_sha256=digest,
-                created_at=tx.now(),
-                updated_at=tx.now(),
-            )
-        )
+        if found is None:
+            raise
+        return found
     precert_gate(ctx, final)  # "not required": answered here, no 278
     ctx.log.info(
         "api request accepted", tracking_number=tracking, client=client.name, kind=request_kind(req).set_id
     )
     return Submission(tracking, request_id=request_id, partner=partner)
+
+
+def _insert_call(tx: Tx, client: ApiClient, tracking: str, key: str | None, digest: str) -> None:
+    """The ``api_requests`` row of a call (DuplicateKeyError when a concurrent call took the key)."""
+    values = {
+        "client_id": client.id,
+        "tracking_number": tracking,
+        "idempotency_key": key,
+        "body_sha256": digest,
+        "created_at": tx.now(),
+        "updated_at": tx.now(),
+    }
+    try:
+        tx.conn.execute(insert(s.api_requests).values(**values))
+    except sa_exc.SQLAlchemyError as exc:
+        raise store_error(exc, "record api call") from None
 
 
 def _record(  # noqa: PLR0917 - one request's rows

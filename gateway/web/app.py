@@ -8,6 +8,7 @@ their mounts in :func:`create_app` and share the :class:`~gateway.web.context.We
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from datetime import datetime
 
@@ -20,7 +21,9 @@ from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.operators.session import utc_now
-from gateway.runtime.config import GatewayConfig
+from gateway.runtime.config import GatewayConfig, load_config
+from gateway.runtime.logsetup import configure_logging
+from gateway.runtime.storeopen import open_store
 from gateway.store import Store
 from gateway.web import api, console, fhir
 from gateway.web.context import WebContext, web_context
@@ -109,3 +112,16 @@ def create_app(
     app.state.gw = WebContext(config=config, store=store, clock=clock, secure_cookies=secure_cookies)
     app.add_middleware(SecurityHeaders)
     return app
+
+
+WORKER_SETTINGS_ENV = "X12GW_SERVE_WORKER"  # how ``serve --workers`` passes its options to each worker
+
+
+def app_from_environment() -> Starlette:
+    """The app of one worker process of ``x12gw serve --workers N`` (uvicorn imports it by name in each
+    process): the configuration named by ``$X12GW_CONFIG``, its own store connection and logging, and
+    the options ``serve`` put in ``$X12GW_SERVE_WORKER`` (``secure-cookies``, ``json-logs``)."""
+    options = set(os.environ.get(WORKER_SETTINGS_ENV, "").split(","))
+    configure_logging(json=True if "json-logs" in options else None)
+    config = load_config(None)
+    return create_app(config, open_store(config, role="serve"), secure_cookies="secure-cookies" in options)
