@@ -7,6 +7,7 @@ The hostile servers are in-process paramiko servers whose files are served lazil
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ import pytest
 
 from gateway.errors import TransferError
 from gateway.runtime.context import Context
+from gateway.runtime.nodes import acquire_lease
 from gateway.runtime.runner import Gateway, wait_until
 from gateway.stages import exchange, pipeline
 from gateway.stages.base import Cycle
@@ -275,3 +277,31 @@ def test_an_upload_to_a_trickling_server_stops_at_the_deadline(tmp_path: Path, c
         assert not failure.value.local
     assert faults.written < size // 4
     assert not (root / "in" / "batch.x12").exists()
+
+
+def test_a_stuck_background_exchange_stops_holding_the_partner_lease(
+    tmp_path: Path, client_key: Path, contexts: list[Context], caplog: pytest.LogCaptureFixture
+) -> None:
+    """An exchange thread still running long past its budget plus timeouts: the stage no longer
+    renews the partner's lease (another node may take the partner over) and says so once."""
+    virtual = Virtual("/out", {})
+    with _hostile(tmp_path, client_key, virtual) as server:
+        ctx = _context(tmp_path, contexts, server.reach(client_key))
+        stage = pipeline.Exchange(ctx.config.partners[0])
+        stage.run_in_background(threading.Event(), threading.Event())
+        release = threading.Event()
+        stuck = threading.Thread(target=release.wait, name="stuck-exchange", daemon=True)
+        stuck.start()
+        stage._worker = stuck  # a real thread that does not end, started long ago
+        stage._started = time.monotonic() - 10_000
+        try:
+            with caplog.at_level(logging.ERROR, logger="x12gw"):
+                stage(ctx, Cycle())
+                stage(ctx, Cycle())
+            overran = [r for r in caplog.records if "overran its time budget" in r.getMessage()]
+            assert len(overran) == 1
+            other = acquire_lease(ctx.store, "partner:acme", "other-node", 60, ctx.clock())
+            assert other, "this node did not take or renew the partner's lease"
+        finally:
+            release.set()
+            stuck.join()

@@ -8,6 +8,7 @@ and the place in the summary its count goes to. The runner decides the order (se
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 
 from gateway.runtime.config import PartnerConfig
@@ -107,6 +108,8 @@ class Exchange:
     _wake: threading.Event | None = field(default=None, repr=False)
     _worker: threading.Thread | None = field(default=None, repr=False)
     _report: ExchangeReport | None = field(default=None, repr=False)
+    _started: float = field(default=0.0, repr=False)
+    _overrun_logged: bool = field(default=False, repr=False)
 
     def run_in_background(self, stop: threading.Event, wake: threading.Event) -> None:
         """Exchange in a thread from now on; ``stop`` ends it early, ``wake`` is set when it ends
@@ -115,6 +118,8 @@ class Exchange:
 
     def __call__(self, ctx: Context, cycle: Cycle, /) -> None:
         self._collect(cycle)
+        if self._worker is not None and self._overran(ctx):
+            return  # the lease is left to expire: another node may take the partner over
         if not holds_partner(ctx, self.partner.name, cycle.dead):
             return  # another node exchanges with this partner right now
         if self._worker is not None:
@@ -125,7 +130,25 @@ class Exchange:
         self._worker = threading.Thread(
             target=self._work, args=(ctx,), name=f"exchange-{self.partner.name}", daemon=True
         )
+        self._started = time.monotonic()
+        self._overrun_logged = False
         self._worker.start()
+
+    def _overran(self, ctx: Context) -> bool:
+        """A background exchange still running well past its budget (every transfer step is bounded
+        by the budget or the partner's timeout, so only something stuck gets here): stop renewing the
+        partner's lease for it, so that this node does not hold the partner for ever. Logged once."""
+        limit = self.partner.max_seconds_per_cycle + 4 * self.partner.timeout_seconds
+        if time.monotonic() - self._started <= limit:
+            return False
+        if not self._overrun_logged:
+            self._overrun_logged = True
+            ctx.log.error(
+                "partner exchange overran its time budget; its lease is no longer renewed",
+                partner=self.partner.name,
+                seconds=round(time.monotonic() - self._started),
+            )
+        return True
 
     def busy(self) -> bool:
         """True while a background exchange runs."""
