@@ -9,7 +9,7 @@ truncated data) is reported as ``fatal`` or as a TA1 023 on the interchange it c
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -27,13 +27,14 @@ from transactions.findings import (
     Ta1Verdict,
     ValidationReport,
 )
-from transactions.ig_walk import Placed, walk_transaction_set
+from transactions.placed import Placed, WalkResult
 from transactions.maps import MapEntry
 from transactions.maps import index as map_index
 from transactions.segment import Delimiters, Segment
 
-__all__ = ["QUIRKS", "Options", "ValidatedSet", "Validation", "validate", "validate_detailed", "validate_set"]
+__all__ = ["ENGINES", "QUIRKS", "Options", "ValidatedSet", "Validation", "validate", "validate_detailed", "validate_set"]
 
+ENGINES = ("compiled", "pyx12")
 ID_QUALIFIERS = frozenset({"01", "14", "20", "27", "28", "29", "30", "33", "ZZ"})
 
 
@@ -42,13 +43,15 @@ class Options:
     """``leniency``: the :data:`QUIRKS` reported as warnings instead of errors (the default accepts
     only other errata version codes; a partner config starts strict). ``our_ids``: ISA08 receiver ids
     we answer to (empty: any); ``our_gs_ids``: GS03 ids (empty: any). ``seen_interchanges``: ISA13s
-    already received from this sender (duplicates get TA1 025)."""
+    already received from this sender (duplicates get TA1 025). ``engine``: which walker checks the
+    sets against the guide, :data:`ENGINES`; both give the same findings."""
 
     leniency: frozenset[str] = frozenset({"version"})
     our_ids: frozenset[str] = frozenset()
     seen_interchanges: frozenset[str] = frozenset()
     keep_placed: bool = False
     our_gs_ids: frozenset[str] = frozenset()
+    engine: str = "compiled"  # "compiled" (transactions.engine) or "pyx12" (the reference walker)
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +148,19 @@ def _select_map(gs: Segment, tset: env.TransactionSet) -> _Choice:
     return _Choice(entry, tuple(quirks))
 
 
+def _walker(engine: str) -> Callable[..., WalkResult]:
+    """The walk function of an engine (imported on first use: the pyx12 walker loads pyx12)."""
+    if engine == "pyx12":
+        from transactions.ig_walk import walk_transaction_set  # noqa: PLC0415
+
+        return walk_transaction_set
+    if engine == "compiled":
+        from transactions.engine import walk_transaction_set as compiled  # noqa: PLC0415
+
+        return compiled
+    raise ValueError(f"unknown validation engine {engine!r}; one of {', '.join(ENGINES)}")
+
+
 def _set_codes(tset: env.TransactionSet, seen: Collection[str]) -> list[str]:
     codes: list[str] = []
     st = tset.st
@@ -176,9 +192,7 @@ def validate_set(
     if entry is None:
         codes.insert(0, "1")
     else:
-        result = walk_transaction_set(
-            tset.segments, entry.file, entry.source, d, keep_placed=opts.keep_placed
-        )
+        result = _walker(opts.engine)(tset.segments, entry.file, entry.source, d, keep_placed=opts.keep_placed)
         findings, placed = result.findings, result.placed
         if any(quirk == "version" for _, quirk, _ in choice.quirks):  # reported once, as the quirk
             findings = tuple(f for f in findings if f.element != "ST03")

@@ -1,0 +1,180 @@
+"""The loop walker over compiled tables: pyx12's ``walk_tree.walk_errors``, step for step.
+
+Counters are plain ``dict[str, int]`` keyed by pyx12's node paths (so nodes pyx12 counts together,
+such as two NM1s at different positions of one loop, are counted together here too); entering a loop
+drops its descendants' counts using the key set compiled for that loop. Segment matching reads the
+qualifier the compiled node names. Errors are the same codes on the same nodes, in the same order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from transactions.engine.elements import View, is_match
+from transactions.engine.tables import LoopNode, Node, SegNode
+
+
+@dataclass(frozen=True, slots=True)
+class SegErr:
+    """A walk error: IK304 code, the map node it names, the data segment id, the segment position."""
+
+    code: str
+    node: Node | None
+    data_id: str | None
+    seg_count: int | None
+
+
+_Missing = tuple[SegNode, int]  # (node, seg_count) of a required segment or loop not seen
+_Found = tuple[SegNode | None, list[LoopNode], list[LoopNode]]
+
+
+class Walker:
+    """One transaction set's walk state (pyx12's ``walk_tree`` with its ``NodeCounter``)."""
+
+    __slots__ = ("component", "counts", "errors", "missing", "seg_count", "tag", "values")
+
+    def __init__(self, component: str) -> None:
+        self.counts: dict[str, int] = {}
+        self.component = component
+        self.missing: list[_Missing] = []
+        self.errors: list[SegErr] = []
+        self.tag = ""
+        self.values: View = ()
+        self.seg_count = 0
+
+    def start_at_group(self, gs_loop_key: str, gs: SegNode) -> None:
+        """pyx12's ``forceWalkCounterToLoopStart`` for the GS loop and its GS."""
+        self._reset(gs_loop_key, None)  # a no-op on a fresh walker, kept as pyx12 does it
+        self._incr(gs_loop_key)
+        self._incr(gs.key)
+
+    def _incr(self, key: str) -> None:
+        self.counts[key] = self.counts.get(key, 0) + 1
+
+    def _reset(self, key: str, loop: LoopNode | None) -> None:
+        counts = self.counts
+        if loop is None:
+            stale = [k for k in counts if _is_child_key(key, k)]
+        else:
+            desc = loop.descendant_keys
+            stale = [k for k in counts if k in desc]
+        for k in stale:
+            del counts[k]
+
+    def walk(self, node: Node, tag: str, values: View, seg_count: int) -> tuple[SegNode | None, list[SegErr]]:
+        """The node matching the segment (None: not found) and the errors met on the way."""
+        self.missing = []
+        self.errors = []
+        self.tag, self.values, self.seg_count = tag, values, seg_count
+        orig = node
+        node_pos = node.pos
+        loop: LoopNode = node if isinstance(node, LoopNode) else node.parent
+        pops: list[LoopNode] = []
+        while True:
+            found = self._scan(loop, node_pos, orig, pops)
+            if found is not None:
+                return found[0], self.errors
+            if loop.is_root:
+                self.errors.append(SegErr("1", orig, tag, seg_count))
+                return None, self.errors
+            node_pos = loop.pos
+            pops.append(loop)
+            parent = loop.parent
+            assert parent is not None  # noqa: S101 - only the root has none
+            loop = parent
+
+    def _scan(self, loop: LoopNode, node_pos: int, orig: Node, pops: list[LoopNode]) -> _Found | None:
+        for pos, children in loop.groups:
+            if pos < node_pos:
+                continue
+            for child in children:
+                if isinstance(child, SegNode):
+                    found = self._try_segment(loop, child, orig, pops)
+                else:
+                    found = self._try_loop(child, pops)
+                if found is not None:
+                    return found
+        return None
+
+    def _try_segment(self, loop: LoopNode, child: SegNode, orig: Node, pops: list[LoopNode]) -> _Found | None:
+        if is_match(child, self.tag, self.values, self.component):
+            if not loop.is_root and self._is_loop_match(loop):
+                return self._at_loop_entry(loop, orig, pops)
+            self._incr(child.key)
+            self._check_seg_usage(child)
+            eq = child.eq_key
+            self.missing = [m for m in self.missing if m[0].eq_key != eq]
+            self._flush(child.pos)
+            return (child, pops, [])
+        if child.usage == "R" and self.counts.get(child.key, 0) < 1:
+            self.missing.append((child, self.seg_count))
+        return None
+
+    def _at_loop_entry(self, loop: LoopNode, orig: Node, pops: list[LoopNode]) -> _Found:
+        seg, push = self._goto(loop)
+        assert seg is not None  # noqa: S101 - the loop matched on its first segment
+        orig_loop = orig if isinstance(orig, LoopNode) else orig.parent
+        if not orig_loop.is_root and loop.eq_key == orig_loop.eq_key:
+            return (seg, [loop], [loop])
+        return (seg, pops, push)
+
+    def _try_loop(self, child: LoopNode, pops: list[LoopNode]) -> _Found | None:
+        if not self._is_loop_match(child):
+            return None
+        seg, push = self._goto(child)
+        return (seg, pops, push)  # seg None: pyx12 returns no node and no error either
+
+    def _check_seg_usage(self, seg: SegNode) -> None:
+        if seg.usage == "N":
+            self.errors.append(SegErr("2", None, None, None))
+        elif self.counts.get(seg.key, 0) > seg.max_repeat:
+            self.errors.append(SegErr("5", seg, self.tag, self.seg_count))
+
+    def _flush(self, cur_pos: int | None = None) -> None:
+        keep: list[_Missing] = []
+        for m in self.missing:
+            if m[0].pos != cur_pos:
+                self.errors.append(SegErr("3", m[0], m[0].id, m[1]))
+            else:
+                keep.append(m)
+        self.missing = keep
+
+    def _is_loop_match(self, loop: LoopNode) -> bool:
+        first = loop.first_node
+        if first is None:
+            return False
+        if isinstance(first, LoopNode):
+            return any(isinstance(c, LoopNode) and self._is_loop_match(c) for c in loop.kids)
+        if is_match(first, self.tag, self.values, self.component):
+            return True
+        if loop.usage == "R" and self.counts.get(loop.key, 0) < 1:
+            self.missing.append((first, self.seg_count))
+        return False
+
+    def _goto(self, loop: LoopNode) -> tuple[SegNode | None, list[LoopNode]]:
+        first = loop.first_seg
+        if first is not None and is_match(first, self.tag, self.values, self.component):
+            self._check_loop_usage(loop)
+            self._incr(first.key)
+            self._flush()
+            return first, [loop]
+        for child in loop.kids:
+            if isinstance(child, LoopNode):
+                seg, push = self._goto(child)
+                if seg is not None:
+                    return seg, [loop, *push]
+        return None, []
+
+    def _check_loop_usage(self, loop: LoopNode) -> None:
+        if loop.usage == "N":
+            self.errors.append(SegErr("2", None, None, None))
+            return
+        self._reset(loop.key, loop)
+        self._incr(loop.key)
+        if self.counts[loop.key] > loop.max_repeat:
+            self.errors.append(SegErr("4", loop, self.tag, self.seg_count))
+
+
+def _is_child_key(root: str, child: str) -> bool:
+    r, c = root.split("/"), child.split("/")
+    return len(r) < len(c) and c[: len(r)] == r
