@@ -94,12 +94,7 @@ class Instance:
 
 def encloses(outer: LoopNode | None, inner: LoopNode) -> bool:
     """True when ``outer`` is a strict ancestor of ``inner`` in the map."""
-    cur = inner.parent
-    while cur is not None:
-        if cur is outer:
-            return True
-        cur = cur.parent
-    return False
+    return id(outer) in inner.ancestors
 
 
 class UseCounter:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+from transactions.engine.elements import check_composite, check_element
 from transactions.engine.tables import (
     MAXINT,
     Child,
@@ -140,8 +141,6 @@ class _Compiler:
             isinstance(k, LoopNode) and k.first_seg is not None and k.first_seg.id == "LX" for k in loop.kids
         )
         loop.kid_segment_ids = frozenset(k.id for k in loop.kids if isinstance(k, SegNode))
-        for index, (pos, _) in enumerate(groups):
-            loop.by_position.setdefault(pos, index)
 
     def _node(self, pnode: Any, parent: LoopNode) -> Node:
         key = _key(pnode)
@@ -152,6 +151,7 @@ class _Compiler:
                 pnode.id, pnode.name or "", pnode.usage, pnode.pos, pnode.get_max_repeat(), key, parent
             )
             loop.eq_key = eq_key
+            loop.ancestors = parent.ancestors | {id(parent)}
             self.loops.append(loop)
             self._fill(loop, pnode)
             return loop
@@ -172,6 +172,11 @@ class _Compiler:
         )
         seg.innermost = seg.loops[-1] if seg.loops else None
         seg.has_composite = any(isinstance(c, CompositeSpec) for c in seg.children)
+        seg.special = seg.id == "DTP" or any(
+            isinstance(c, ElementSpec) and c.data_ele in ("1250", "1251") for c in seg.children
+        )
+        for c in seg.children:
+            c.absent = tuple(check_composite(c, None, "") if isinstance(c, CompositeSpec) else check_element(c, None, ""))
         if seg.id == "HL" and not parent.is_root:
             parent.hl_parent_codes = _parent_levels(pnode)
         self.segments[id(pnode)] = seg

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 from transactions.engine.tables import MAXINT, CompositeSpec, ElementSpec, SegNode
-from transactions.segment import Repetition, Segment
+from transactions.segment import Element, Repetition, Segment
 
 Value = str | tuple[str, ...]
 View = tuple[Value, ...]
@@ -29,10 +29,20 @@ _DATE_TYPES = ("RD8", "DT", "D8", "D6")
 _DTP_TYPES = ("RD8", "D8", "D6", "DT", "TM")
 
 
-def view(segment: Segment) -> View:
-    """The segment's elements as pyx12 parses them back from our text."""
+def view(segment: Segment) -> tuple[View, bool]:
+    """The segment's elements as pyx12 parses them back from our text, and whether any repeats."""
+    elements = segment.elements
+    for e in elements:
+        if e.__class__ is not str:
+            return _slow_view(elements), any(isinstance(v, Repetition) for v in elements)
+    if elements and elements[-1] == "":
+        return _slow_view(elements), False
+    return elements, False  # type: ignore[return-value]  # every element is a str here
+
+
+def _slow_view(elements: tuple[Element, ...]) -> View:
     out: list[Value] = []
-    for e in segment.elements:
+    for e in elements:
         if isinstance(e, Repetition):
             e = e[0] if e else ""  # noqa: PLW2901 - the first occurrence is what pyx12 sees
         if isinstance(e, str):
@@ -193,8 +203,66 @@ def check_composite(spec: CompositeSpec, value: Value | None, icvn: str) -> list
     return errors
 
 
-def check_segment(node: SegNode, tag: str, values: View, icvn: str) -> list[EleErr]:  # noqa: C901 - pyx12's order
-    """pyx12's ``segment_if.is_valid_errors`` over a :func:`view` of the segment."""
+MEMO_LIMIT = 4096  # values remembered per element spec (a bound on memory, not on correctness)
+
+
+def _element_errors(spec: ElementSpec, value: Value, icvn: str) -> tuple[EleErr, ...]:
+    """``check_element`` of a present value, remembered per spec: the result depends on nothing else."""
+    if isinstance(value, tuple):
+        return (("6", spec, spec.id),)
+    memo = spec.memo
+    found = memo.get(value)
+    if found is None:
+        found = tuple(check_element(spec, value, icvn))
+        if len(memo) < MEMO_LIMIT:
+            memo[value] = found
+    return found
+
+
+def check_segment(node: SegNode, tag: str, values: View, icvn: str) -> tuple[EleErr, ...]:
+    """pyx12's ``segment_if.is_valid_errors`` over a :func:`view` of the segment, remembered per node
+    and values (bounded; the result depends on nothing else)."""
+    memo = node.memo
+    found = memo.get(values)
+    if found is None:
+        found = tuple(_check_segment(node, tag, values, icvn))
+        if len(memo) < MEMO_LIMIT:
+            memo[values] = found
+    return found
+
+
+def _check_segment(node: SegNode, tag: str, values: View, icvn: str) -> list[EleErr]:
+    if node.special:
+        return _check_special(node, tag, values, icvn)
+    errors: list[EleErr] = []
+    kids = node.children
+    n = len(values)
+    if n > len(kids):
+        errors.append(("3", None, "%02i" % (len(kids) + 1)))  # noqa: UP031 - pyx12's refdes format
+    for kid, value in zip(kids, values, strict=False):
+        if isinstance(kid, CompositeSpec):
+            errors += check_composite(kid, value, icvn)
+        else:
+            found = _element_errors(kid, value, icvn)
+            if found:
+                errors += found
+    for kid in kids[n:]:
+        if kid.absent:
+            errors += kid.absent
+    if node.syntax:
+        _syntax_errors(node, values, errors)
+    return errors
+
+
+def _syntax_errors(node: SegNode, values: View, errors: list[EleErr]) -> None:
+    for syn in node.syntax:
+        code = _syntax(syn, values)
+        if code is not None:
+            errors.append((code, None, str(syn[1]) if len(syn) > 1 else None))
+
+
+def _check_special(node: SegNode, tag: str, values: View, icvn: str) -> list[EleErr]:  # noqa: C901 - pyx12's order
+    """Segments whose element checks read a neighbour: DTP03 in the format DTP02 names, 1251 in 1250's."""
     errors: list[EleErr] = []
     kids = node.children
     count = len(kids)
@@ -220,11 +288,9 @@ def check_segment(node: SegNode, tag: str, values: View, icvn: str) -> list[EleE
         elif kid.data_ele == "1251" and type_list:
             errors += check_element(kid, value, icvn, type_list)
         else:
-            errors += check_element(kid, value, icvn)
-    for syn in node.syntax:
-        code = _syntax(syn, values)
-        if code is not None:
-            errors.append((code, None, str(syn[1]) if len(syn) > 1 else None))
+            errors += _element_errors(kid, value, icvn)  # type: ignore[arg-type]  # present here
+    if node.syntax:
+        _syntax_errors(node, values, errors)
     return errors
 
 

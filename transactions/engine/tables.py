@@ -38,6 +38,8 @@ class ElementSpec:
     numeric: bool  # R or N*: "-" and "." do not count towards the length
     trailing_checked: bool  # AN or ID: trailing spaces are reported
     composite_seq: int = 0  # the enclosing composite's position (0: a simple element of the segment)
+    absent: tuple[Any, ...] = ()  # the errors of this element when it is absent (fixed per spec)
+    memo: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # value -> its errors (bounded)
 
     def is_composite(self) -> bool:
         return False
@@ -54,6 +56,7 @@ class CompositeSpec:
     refdes: str | None
     data_ele: str | None
     children: tuple[ElementSpec, ...]
+    absent: tuple[Any, ...] = ()
 
     def is_composite(self) -> bool:
         return True
@@ -81,6 +84,8 @@ class SegNode:
     innermost: str | None = None
     eq_key: tuple[str, str] = ("", "")
     has_composite: bool = False
+    special: bool = False  # DTP02/DTP03 or a 1250/1251 pair: element checks that read a neighbour
+    memo: dict[tuple[Any, ...], tuple[Any, ...]] = field(default_factory=dict)  # values -> errors
 
     def is_segment(self) -> bool:
         return True
@@ -110,7 +115,8 @@ class LoopNode:
     hl_parent_codes: frozenset[str] | None = None
     has_lx_loop: bool = False
     kid_segment_ids: frozenset[str] = frozenset()
-    by_position: dict[int, int] = field(default_factory=dict)  # map position -> first group index
+    ancestors: frozenset[int] = frozenset()  # id() of every enclosing loop and the root
+    tails: dict[int, tuple[Node, ...]] = field(default_factory=dict)  # from position -> children
 
     def is_segment(self) -> bool:
         return False

@@ -107,7 +107,7 @@ def trim_composites(seg: SegNode, segment: Segment, position: int) -> tuple[Segm
     return (Segment(segment.tag, tuple(values)) if findings else segment), findings
 
 
-def element_errors(found: SegNode, tag: str, values: View, icvn: str) -> list[EleErr]:
+def element_errors(found: SegNode, tag: str, values: View, icvn: str) -> tuple[EleErr, ...]:
     """Element errors against the node; a same-id sibling the segment fits without errors wins."""
     errors = check_segment(found, tag, values, icvn)
     if not errors:
@@ -115,7 +115,7 @@ def element_errors(found: SegNode, tag: str, values: View, icvn: str) -> list[El
     for sibling in found.parent.kids:
         if sibling is not found and isinstance(sibling, SegNode) and sibling.id == found.id:
             if not check_segment(sibling, tag, values, icvn):
-                return []
+                return ()
     return errors
 
 
@@ -157,7 +157,7 @@ class _SetWalk:
 
     def step(self, segment: Segment, position: int) -> None:
         tag = segment.tag
-        values = view(segment)
+        values, repeats = view(segment)
         start = self.node
         found, errors = self.walker.walk(start, tag, values, position)
         findings = self.findings
@@ -173,22 +173,22 @@ class _SetWalk:
             walk_findings += missing_parts(inst, position, findings + walk_findings)
         counts = self.counts
         findings += [f for f in walk_findings if not counts.overcount(f, found, position)]
-        self._segment_checks(found, segment, position, values)
+        self._segment_checks(found, segment, position, values, repeats=repeats)
 
-    def _segment_checks(self, found: SegNode, segment: Segment, position: int, values: View) -> None:
+    def _segment_checks(self, found: SegNode, segment: Segment, position: int, values: View, *, repeats: bool) -> None:
         findings = self.findings
         tag = segment.tag
         if found.has_composite:
             trimmed, too_many = trim_composites(found, segment, position)
             if too_many:
                 findings += too_many
-                values = view(trimmed)
+                values = view(trimmed)[0]
         errs = element_errors(found, tag, values, self.cmap.icvn)
         for e in errs:
             f = element_finding(e, found, segment, position)
             if not (f.code == "8" and calendar_date(value_at(segment, f.element_position))):
                 findings.append(f)
-        if any(isinstance(v, Repetition) for v in segment.elements):
+        if repeats:
             findings += repetition_findings(found, segment, position, self.cmap)
         findings += self.lx.see(found, segment, position)
         if tag == "HL":

@@ -84,20 +84,34 @@ class Walker:
             loop = parent
 
     def _scan(self, loop: LoopNode, node_pos: int, orig: Node, pops: list[LoopNode]) -> _Found | None:
-        for pos, children in loop.groups:
-            if pos < node_pos:
-                continue
-            for child in children:
-                if isinstance(child, SegNode):
-                    found = self._try_segment(loop, child, orig, pops)
-                else:
-                    found = self._try_loop(child, pops)
-                if found is not None:
-                    return found
+        """Children of ``loop`` from map position ``node_pos`` on, in order; the first that matches.
+        The id comparisons are inlined: most children are rejected on the segment id alone (with a
+        required one not yet seen noted as missing, as pyx12 does)."""
+        tail = loop.tails.get(node_pos)
+        if tail is None:
+            tail = loop.tails[node_pos] = tuple(c for pos, g in loop.groups if pos >= node_pos for c in g)
+        tag = self.tag
+        counts = self.counts
+        for child in tail:
+            if child.__class__ is SegNode:
+                if child.id != tag:
+                    if child.usage == "R" and counts.get(child.key, 0) < 1:
+                        self.missing.append((child, self.seg_count))  # type: ignore[arg-type]
+                    continue
+                found = self._try_segment(loop, child, orig, pops)  # type: ignore[arg-type]
+            else:
+                first = child.first_seg  # type: ignore[union-attr]
+                if first is not None and first.id != tag:
+                    if child.usage == "R" and counts.get(child.key, 0) < 1:
+                        self.missing.append((first, self.seg_count))
+                    continue
+                found = self._try_loop(child, pops)  # type: ignore[arg-type]
+            if found is not None:
+                return found
         return None
 
     def _try_segment(self, loop: LoopNode, child: SegNode, orig: Node, pops: list[LoopNode]) -> _Found | None:
-        if is_match(child, self.tag, self.values, self.component):
+        if child.id == self.tag and is_match(child, self.tag, self.values, self.component):
             if not loop.is_root and self._is_loop_match(loop):
                 return self._at_loop_entry(loop, orig, pops)
             self._incr(child.key)
