@@ -156,3 +156,19 @@ def test_unknown_engine_is_refused() -> None:
 def test_compiled_is_the_default_engine() -> None:
     """Options() validates with the compiled engine."""
     assert Options().engine == "compiled"
+
+
+def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    from gateway.cli import main  # noqa: PLC0415 - the CLI only for these two tests
+
+    code = main(list(argv))
+    return code, capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", ["validate", "map"])
+def test_cli_engine_option_gives_the_same_output(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """`x12gw validate|map --engine pyx12` prints what the default compiled engine prints."""
+    path = next(p for p in CORPUS if "271" in p.name and "sample_edi" in p.parts)
+    outputs = [_cli(capsys, command, str(path), "--json", "--engine", e) for e in ("pyx12", "compiled")]
+    assert outputs[0] == outputs[1]
+    assert outputs[0][1].strip().startswith("{")

@@ -40,7 +40,7 @@ from transactions.decisions import (
 from transactions.envelope_reader import read_interchanges
 from transactions.envelope_writer import InterchangeHeader
 from transactions.findings import ValidationReport
-from transactions.ig_walk import Placed
+from transactions.placed import Placed
 from transactions.models import (
     DateRange,
     EligibilityInquiry,

@@ -19,8 +19,8 @@ from pyx12.segment import Element as PyxElement
 from pyx12.segment import Segment as PyxSegment
 
 from transactions.findings import ELEMENT_CODES, SEGMENT_CODES, Finding
-from transactions.placed import Placed, WalkResult
 from transactions.maps import element_repeats, load_map
+from transactions.placed import Placed, WalkResult
 from transactions.segment import Delimiters, Repetition, Segment
 from transactions.writer import format_segment
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from transactions.findings import Finding
 from transactions.segment import Segment
 
+
 @dataclass(frozen=True, slots=True)
 class Placed:
     """A segment with the map node it matched: its loop path and map names for display and mapping."""

@@ -27,12 +27,21 @@ from transactions.findings import (
     Ta1Verdict,
     ValidationReport,
 )
-from transactions.placed import Placed, WalkResult
 from transactions.maps import MapEntry
 from transactions.maps import index as map_index
+from transactions.placed import Placed, WalkResult
 from transactions.segment import Delimiters, Segment
 
-__all__ = ["ENGINES", "QUIRKS", "Options", "ValidatedSet", "Validation", "validate", "validate_detailed", "validate_set"]
+__all__ = [
+    "ENGINES",
+    "QUIRKS",
+    "Options",
+    "ValidatedSet",
+    "Validation",
+    "validate",
+    "validate_detailed",
+    "validate_set",
+]
 
 ENGINES = ("compiled", "pyx12")
 ID_QUALIFIERS = frozenset({"01", "14", "20", "27", "28", "29", "30", "33", "ZZ"})
@@ -192,7 +201,9 @@ def validate_set(
     if entry is None:
         codes.insert(0, "1")
     else:
-        result = _walker(opts.engine)(tset.segments, entry.file, entry.source, d, keep_placed=opts.keep_placed)
+        result = _walker(opts.engine)(
+            tset.segments, entry.file, entry.source, d, keep_placed=opts.keep_placed
+        )
         findings, placed = result.findings, result.placed
         if any(quirk == "version" for _, quirk, _ in choice.quirks):  # reported once, as the quirk
             findings = tuple(f for f in findings if f.element != "ST03")

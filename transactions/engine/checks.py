@@ -66,7 +66,9 @@ class LSCheck:
             self.open = (segment.get(1), position, loop)
         elif tag == "LE":
             if self.open is None:
-                self.findings.append(Finding("LE", position, loop, "2", "unexpected segment: LE without a matching LS"))
+                self.findings.append(
+                    Finding("LE", position, loop, "2", "unexpected segment: LE without a matching LS")
+                )
             elif self.open[0] != segment.get(1):
                 msg = "LE01 does not match LS01"
                 self.findings.append(Finding("LE", position, loop, "8", msg, "LE01", (1, None, None), "447"))
@@ -97,6 +99,9 @@ def encloses(outer: LoopNode | None, inner: LoopNode) -> bool:
     return id(outer) in inner.ancestors
 
 
+NONE_CLOSED: list[Instance] = []  # shared, never appended to
+
+
 class UseCounter:
     """Segment uses per loop instance (see :class:`transactions.ig_walk._UseCounter` for why)."""
 
@@ -104,15 +109,21 @@ class UseCounter:
         self.stack: list[Instance] = []
 
     def see(self, found: SegNode, position: int) -> list[Instance]:
+        """Count ``found``; returns the loop instances it closed."""
         loop = found.parent
         stack = self.stack
+        if not found.is_first and stack and stack[-1].loop is loop:  # the common case: same instance
+            uses = stack[-1].uses
+            uses[id(found)] = uses.get(id(found), 0) + 1
+            return NONE_CLOSED
         closed: list[Instance] = []
         if found.is_first:
-            while stack and not encloses(stack[-1].loop, loop):
+            ancestors = loop.ancestors
+            while stack and id(stack[-1].loop) not in ancestors:
                 closed.append(stack.pop())
             if stack:
-                cur: LoopNode | None = loop
                 top = stack[-1]
+                cur: LoopNode | None = loop
                 while cur is not None and cur is not top.loop:
                     top.children.add(id(cur))
                     cur = cur.parent

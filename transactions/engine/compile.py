@@ -34,11 +34,11 @@ def _is_child_key(root: str, child: str) -> bool:
 
 def _element(node: Any, ext_codes: Any) -> ElementSpec:
     try:
-        de = node._resolve_data_ele()  # noqa: SLF001 - pyx12's resolved data element definition
+        de = node._resolve_data_ele()
         data_type, min_len, max_len = de["data_type"], int(de["min_len"]), int(de["max_len"])
     except Exception:  # noqa: BLE001 - an undefined data element: pyx12 fails later, we check nothing
         data_type, min_len, max_len = None, 0, MAXINT
-    codes_set = frozenset(node._valid_codes_set)  # noqa: SLF001
+    codes_set = frozenset(node._valid_codes_set)
     ext = node.external_codes
     external, external_any = None, False
     if ext is not None:
@@ -88,11 +88,11 @@ def _loop_path(node: Any) -> tuple[str, ...]:
 
 
 def _qualifier(node: Any) -> tuple[int, int, frozenset[str | None]] | None:
-    key = node._resolve_unique_key_field(node.id, with_qual=False)  # noqa: SLF001
+    key = node._resolve_unique_key_field(node.id, with_qual=False)
     if key is None:
         return None
     child, ele_idx, subele_idx = key
-    return (ele_idx, subele_idx or 0, frozenset(child._valid_codes_set))  # noqa: SLF001
+    return (ele_idx, subele_idx or 0, frozenset(child._valid_codes_set))
 
 
 def _parent_levels(seg: Any) -> frozenset[str] | None:
@@ -171,12 +171,15 @@ class _Compiler:
             eq_key=eq_key,
         )
         seg.innermost = seg.loops[-1] if seg.loops else None
+        seg.element_names = tuple(c.name for c in seg.children)
         seg.has_composite = any(isinstance(c, CompositeSpec) for c in seg.children)
         seg.special = seg.id == "DTP" or any(
             isinstance(c, ElementSpec) and c.data_ele in ("1250", "1251") for c in seg.children
         )
         for c in seg.children:
-            c.absent = tuple(check_composite(c, None, "") if isinstance(c, CompositeSpec) else check_element(c, None, ""))
+            c.absent = tuple(
+                check_composite(c, None, "") if isinstance(c, CompositeSpec) else check_element(c, None, "")
+            )
         if seg.id == "HL" and not parent.is_root:
             parent.hl_parent_codes = _parent_levels(pnode)
         self.segments[id(pnode)] = seg

@@ -79,7 +79,7 @@ def is_match(node: SegNode, tag: str, values: View, component: str) -> bool:
     return text(value, component) in codes
 
 
-def _valid_date(data_type: str, val: str) -> bool:  # noqa: C901, PLR0911 - pyx12's rules, case by case
+def _valid_date(data_type: str, val: str) -> bool:  # noqa: PLR0911 - pyx12's rules, case by case
     if (data_type == "D8" and len(val) != 8) or (data_type == "D6" and len(val) != 6):
         return False
     if _REC_DIGITS.search(val) or len(val) not in (6, 8, 12):
@@ -114,7 +114,7 @@ def _valid_time(val: str) -> bool:
     return True
 
 
-def valid_type(val: str, data_type: str | None, icvn: str) -> bool:
+def valid_type(val: str, data_type: str | None, icvn: str) -> bool:  # noqa: PLR0911 - one rule per X12 type
     """pyx12's ``IsValidDataType`` with the extended character set (its default)."""
     if not data_type:
         return True
@@ -131,7 +131,7 @@ def valid_type(val: str, data_type: str | None, icvn: str) -> bool:
         if "-" not in val:
             return False
         parts = val.split("-")
-        if len(parts) != 2:  # pyx12 raises ValueError unpacking; treated as invalid here  # noqa: PLR2004
+        if len(parts) != 2:  # pyx12 raises ValueError unpacking; treated as invalid here
             return False
         return valid_type(parts[0], "D8", "00401") and valid_type(parts[1], "D8", "00401")
     if data_type in ("DT", "D8", "D6"):
@@ -141,7 +141,9 @@ def valid_type(val: str, data_type: str | None, icvn: str) -> bool:
     return data_type == "B"
 
 
-def check_element(spec: ElementSpec, value: Value | None, icvn: str, type_list: list[str] | None = None) -> list[EleErr]:  # noqa: C901, PLR0912 - one rule per branch, in pyx12's order
+def check_element(
+    spec: ElementSpec, value: Value | None, icvn: str, type_list: list[str] | None = None
+) -> list[EleErr]:
     """Errors of one simple element (``value`` None: absent)."""
     if isinstance(value, tuple):
         return [("6", spec, spec.id)]
@@ -161,9 +163,9 @@ def check_element(spec: ElementSpec, value: Value | None, icvn: str, type_list: 
     if spec.trailing_checked and value[-1] == " " and len(value.rstrip()) >= spec.min_len:
         errors.append(("6", spec, spec.id))
     codes = spec.codes
-    if codes is not None and value not in codes and not spec.external_any:
-        if spec.external is None or value not in spec.external:
-            errors.append(("7", spec, spec.id))
+    known = codes is None or value in codes or spec.external_any
+    if not known and (spec.external is None or value not in spec.external):
+        errors.append(("7", spec, spec.id))
     dt = spec.data_type
     if not valid_type(value, dt, icvn):
         errors.append(("8" if dt in _DATE_TYPES else ("9" if dt == "TM" else "6"), spec, spec.id))
@@ -261,7 +263,7 @@ def _syntax_errors(node: SegNode, values: View, errors: list[EleErr]) -> None:
             errors.append((code, None, str(syn[1]) if len(syn) > 1 else None))
 
 
-def _check_special(node: SegNode, tag: str, values: View, icvn: str) -> list[EleErr]:  # noqa: C901 - pyx12's order
+def _check_special(node: SegNode, tag: str, values: View, icvn: str) -> list[EleErr]:
     """Segments whose element checks read a neighbour: DTP03 in the format DTP02 names, 1251 in 1250's."""
     errors: list[EleErr] = []
     kids = node.children
@@ -280,10 +282,10 @@ def _check_special(node: SegNode, tag: str, values: View, icvn: str) -> list[Ele
             errors += check_element(kid, None, icvn)
             continue
         if i == 1 and tag == "DTP" and value in _DTP_TYPES:
-            dtype = [value]  # type: ignore[list-item]  # value is one of the strings just listed
+            dtype = [value]
         if kid.data_ele == "1250":
             type_list.extend(c for c in kid.valid_codes if c is not None)
-        if i == 2 and tag == "DTP":  # noqa: PLR2004 - DTP03, read with the format DTP02 names
+        if i == 2 and tag == "DTP":
             errors += check_element(kid, value, icvn, dtype)
         elif kid.data_ele == "1251" and type_list:
             errors += check_element(kid, value, icvn, type_list)
@@ -296,7 +298,7 @@ def _check_special(node: SegNode, tag: str, values: View, icvn: str) -> list[Ele
 
 def _syntax(syn: tuple[int | str, ...], values: View) -> str | None:  # noqa: PLR0911 - one rule per X12 relational condition
     """The IK403 code of a violated relational condition (P, R, C, L, E), else None."""
-    if len(syn) < 3:  # noqa: PLR2004 - a rule names at least two elements
+    if len(syn) < 3:
         return "10" if syn[0] == "E" else "2"
     kind = syn[0]
     idx = [int(s) for s in syn[1:]]
@@ -316,4 +318,13 @@ def _syntax(syn: tuple[int | str, ...], values: View) -> str | None:  # noqa: PL
     return "2"
 
 
-__all__ = ["MAXINT", "EleErr", "View", "check_composite", "check_element", "check_segment", "is_match", "view"]
+__all__ = [
+    "MAXINT",
+    "EleErr",
+    "View",
+    "check_composite",
+    "check_element",
+    "check_segment",
+    "is_match",
+    "view",
+]

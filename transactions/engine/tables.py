@@ -84,6 +84,7 @@ class SegNode:
     innermost: str | None = None
     eq_key: tuple[str, str] = ("", "")
     has_composite: bool = False
+    element_names: tuple[str, ...] = ()
     special: bool = False  # DTP02/DTP03 or a 1250/1251 pair: element checks that read a neighbour
     memo: dict[tuple[Any, ...], tuple[Any, ...]] = field(default_factory=dict)  # values -> errors
 

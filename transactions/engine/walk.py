@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from transactions.engine.checks import HLCheck, LSCheck, LXCheck, UseCounter, missing_parts
-from transactions.engine.elements import EleErr, View, check_element, check_segment, view
 from transactions.engine.compile import compiled_map
+from transactions.engine.elements import EleErr, View, check_element, check_segment, view
 from transactions.engine.tables import CompiledMap, CompositeSpec, LoopNode, Node, SegNode
 from transactions.engine.walker import SegErr, Walker
 from transactions.findings import ELEMENT_CODES, SEGMENT_CODES, Finding
@@ -48,7 +48,9 @@ def segment_finding(err: SegErr, fallback: str, position: int, code: str | None 
     return Finding(seg_id, pos, loop, code, f"{SEGMENT_CODES.get(code, 'segment error')}: {name}")
 
 
-def element_finding(err: EleErr, seg: SegNode, segment: Segment, position: int, repetition: int | None = None) -> Finding:  # noqa: PLR0917
+def element_finding(
+    err: EleErr, seg: SegNode, segment: Segment, position: int, repetition: int | None = None
+) -> Finding:
     code, spec, refdes = err
     if code == "10" and spec is not None and spec.usage == "N":
         code = "I10"
@@ -59,7 +61,7 @@ def element_finding(err: EleErr, seg: SegNode, segment: Segment, position: int, 
             where = (spec.seq, None, repetition)
         xid, name, ref = spec.id, spec.name, spec.data_ele
     else:
-        first = int(refdes) if str(refdes or "").isdigit() else 1
+        first = int(str(refdes)) if str(refdes or "").isdigit() else 1
         where, xid, name, ref = (first, None, repetition), f"{segment.tag}{first:02d}", segment.tag, None
     message = f"{ELEMENT_CODES.get(code, 'element error')}: {name} ({xid})"
     return Finding(segment.tag, position, seg.innermost, code, message, xid, where, ref)
@@ -74,13 +76,35 @@ def repetition_findings(seg: SegNode, segment: Segment, position: int, cmap: Com
         limit = cmap.repeats.get(child.id, 1)
         if len(value) > limit:
             msg = f"{ELEMENT_CODES['12']}: {child.name} ({child.id}) allows {limit}"
-            out.append(Finding(segment.tag, position, seg.innermost, "12", msg, child.id, (index, None, None), child.data_ele))
+            out.append(
+                Finding(
+                    segment.tag,
+                    position,
+                    seg.innermost,
+                    "12",
+                    msg,
+                    child.id,
+                    (index, None, None),
+                    child.data_ele,
+                )
+            )
         if isinstance(child, CompositeSpec):
             continue
         for rep_index, occurrence in enumerate(value[1:], 2):
             if not isinstance(occurrence, str):
                 msg = f"{ELEMENT_CODES['13']}: {child.name} ({child.id})"
-                out.append(Finding(segment.tag, position, seg.innermost, "13", msg, child.id, (index, None, rep_index), child.data_ele))
+                out.append(
+                    Finding(
+                        segment.tag,
+                        position,
+                        seg.innermost,
+                        "13",
+                        msg,
+                        child.id,
+                        (index, None, rep_index),
+                        child.data_ele,
+                    )
+                )
                 continue
             errs = check_element(child, occurrence, cmap.icvn)
             out += [element_finding(e, seg, segment, position, repetition=rep_index) for e in errs]
@@ -102,7 +126,18 @@ def trim_composites(seg: SegNode, segment: Segment, position: int) -> tuple[Segm
         limit = len(child.children)
         if isinstance(first, tuple) and len(first) > limit:
             msg = f"{ELEMENT_CODES['13']}: {child.name} ({child.id}) has {limit}"
-            findings.append(Finding(segment.tag, position, seg.innermost, "13", msg, child.id, (index + 1, None, None), child.data_ele))
+            findings.append(
+                Finding(
+                    segment.tag,
+                    position,
+                    seg.innermost,
+                    "13",
+                    msg,
+                    child.id,
+                    (index + 1, None, None),
+                    child.data_ele,
+                )
+            )
             values[index] = first[:limit]
     return (Segment(segment.tag, tuple(values)) if findings else segment), findings
 
@@ -113,9 +148,9 @@ def element_errors(found: SegNode, tag: str, values: View, icvn: str) -> tuple[E
     if not errors:
         return errors
     for sibling in found.parent.kids:
-        if sibling is not found and isinstance(sibling, SegNode) and sibling.id == found.id:
-            if not check_segment(sibling, tag, values, icvn):
-                return ()
+        same_id = sibling is not found and isinstance(sibling, SegNode) and sibling.id == found.id
+        if same_id and not check_segment(sibling, tag, values, icvn):  # type: ignore[arg-type]
+            return ()
     return errors
 
 
@@ -160,22 +195,27 @@ class _SetWalk:
         values, repeats = view(segment)
         start = self.node
         found, errors = self.walker.walk(start, tag, values, position)
-        findings = self.findings
-        walk_findings = [
-            segment_finding(e, tag, position, not_found_code(tag, start, self.cmap.known_ids) if e.code == "1" else None)
-            for e in errors
-        ]
+        walk_findings = [self._walk_finding(e, tag, start, position) for e in errors] if errors else []
         if found is None:
-            findings += walk_findings
+            self.findings += walk_findings
             return
         self.node = found
-        for inst in self.counts.see(found, position):
-            walk_findings += missing_parts(inst, position, findings + walk_findings)
-        counts = self.counts
-        findings += [f for f in walk_findings if not counts.overcount(f, found, position)]
+        closed = self.counts.see(found, position)
+        for inst in closed:
+            if inst.whole:
+                walk_findings += missing_parts(inst, position, self.findings + walk_findings)
+        if walk_findings:
+            counts = self.counts
+            self.findings += [f for f in walk_findings if not counts.overcount(f, found, position)]
         self._segment_checks(found, segment, position, values, repeats=repeats)
 
-    def _segment_checks(self, found: SegNode, segment: Segment, position: int, values: View, *, repeats: bool) -> None:
+    def _walk_finding(self, e: SegErr, tag: str, start: Node, position: int) -> Finding:
+        code = not_found_code(tag, start, self.cmap.known_ids) if e.code == "1" else None
+        return segment_finding(e, tag, position, code)
+
+    def _segment_checks(
+        self, found: SegNode, segment: Segment, position: int, values: View, *, repeats: bool
+    ) -> None:
         findings = self.findings
         tag = segment.tag
         if found.has_composite:
@@ -190,13 +230,16 @@ class _SetWalk:
                 findings.append(f)
         if repeats:
             findings += repetition_findings(found, segment, position, self.cmap)
-        findings += self.lx.see(found, segment, position)
+        if found.is_first:
+            findings += self.lx.see(found, segment, position)
         if tag == "HL":
             self.hl.see(found, segment, position)
-        self.ls.see(found, segment, position)
+        if self.ls.open is not None or tag in ("LS", "LE"):
+            self.ls.see(found, segment, position)
         if self.keep_placed:
-            names = tuple(c.name for c in found.children)
-            self.placed.append(Placed(segment, position, found.loops, found.name, names, found.is_first))
+            self.placed.append(
+                Placed(segment, position, found.loops, found.name, found.element_names, found.is_first)
+            )
 
     def finish(self, count: int, *, ended_by_se: bool) -> WalkResult:
         findings = self.findings

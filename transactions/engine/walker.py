@@ -96,9 +96,9 @@ class Walker:
             if child.__class__ is SegNode:
                 if child.id != tag:
                     if child.usage == "R" and counts.get(child.key, 0) < 1:
-                        self.missing.append((child, self.seg_count))  # type: ignore[arg-type]
+                        self.missing.append((child, self.seg_count))
                     continue
-                found = self._try_segment(loop, child, orig, pops)  # type: ignore[arg-type]
+                found = self._try_segment(loop, child, orig, pops)
             else:
                 first = child.first_seg  # type: ignore[union-attr]
                 if first is not None and first.id != tag:
