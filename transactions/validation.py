@@ -8,6 +8,7 @@ truncated data) is reported as ``fatal`` or as a TA1 023 on the interchange it c
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -137,8 +138,14 @@ class _Choice:
 
 def _select_map(gs: Segment, tset: env.TransactionSet) -> _Choice:
     bht02 = tset.segments[1].get(2) if len(tset.segments) > 1 and tset.segments[1].tag == "BHT" else None
-    version = tset.version or gs.get(8)
-    same_set = [e for e in map_index() if e.abbr[:3] == tset.set_id]
+    return _choose(tset.set_id, tset.version, gs.get(1), gs.get(8), bht02)
+
+
+@functools.lru_cache(maxsize=256)
+def _choose(set_id: str, st03: str, gs01: str, gs08: str, bht02: str | None) -> _Choice:
+    """The choice depends on these five values only, and a batch repeats them set after set."""
+    version = st03 or gs08
+    same_set = [e for e in map_index() if e.abbr[:3] == set_id]
     exact = [e for e in same_set if e.vriic == version]
     quirks: list[tuple[str, str, str]] = []
     if not exact:
@@ -149,11 +156,11 @@ def _select_map(gs: Segment, tset: env.TransactionSet) -> _Choice:
     if any(e.tspc for e in exact):
         exact = [e for e in exact if e.tspc == bht02] or [e for e in exact if e.tspc == "13"]
     entry = exact[0] if exact else None
-    if entry is not None and gs.get(1) != entry.fic:
-        msg = f"a {entry.abbr} belongs in a functional group {entry.fic}, not {gs.get(1)} (GS01)"
+    if entry is not None and gs01 != entry.fic:
+        msg = f"a {entry.abbr} belongs in a functional group {entry.fic}, not {gs01} (GS01)"
         quirks.append(("18", "gs01", msg))
-    if tset.version and tset.version != gs.get(8):
-        quirks.append(("19", "gs08", f"ST03 {tset.version} differs from GS08 {gs.get(8)}"))
+    if st03 and st03 != gs08:
+        quirks.append(("19", "gs08", f"ST03 {st03} differs from GS08 {gs08}"))
     return _Choice(entry, tuple(quirks))
 
 

@@ -27,7 +27,7 @@ class HLCheck:
 
     def see(self, node: SegNode, segment: Segment, position: int) -> None:
         loop = node.innermost
-        hl_id, parent, level = segment.get(1), segment.get(2), segment.get(3)
+        hl_id, parent, level, child_code = (segment.get(i) for i in (1, 2, 3, 4))
         if hl_id != str(len(self.levels) + 1):
             self._err(position, loop, "HL01", 1, "628", "hierarchical id number out of sequence")
         allowed = node.parent.hl_parent_codes
@@ -38,7 +38,7 @@ class HLCheck:
         if parent:
             self.has_child.add(parent)
         self.levels[hl_id] = level
-        self.declared.append((hl_id, segment.get(4), position, loop))
+        self.declared.append((hl_id, child_code, position, loop))
 
     def finish(self) -> list[Finding]:
         for hl_id, child_code, position, loop in self.declared:
@@ -154,17 +154,14 @@ def missing_parts(inst: Instance, position: int, findings: list[Finding]) -> lis
     if not inst.whole:
         return []
     out: list[Finding] = []
-    for kid in inst.loop.kids:
-        if kid.usage != "R":
-            continue
+    for kid in inst.loop.required_kids:
         if isinstance(kid, SegNode):
             if inst.uses.get(id(kid)):
                 continue
             seg_id, name, loop_id = kid.id, kid.name, kid.innermost
         elif id(kid) not in inst.children:
             first = kid.first_seg
-            if first is None or first.id == "HL":
-                continue
+            assert first is not None  # noqa: S101 - required_kids holds only loops with a first segment
             seg_id, name, loop_id = first.id, f"loop {kid.id} ({kid.name})", kid.id
         else:
             continue

@@ -107,6 +107,11 @@ def _parent_levels(seg: Any) -> frozenset[str] | None:
     return None
 
 
+def _checked_when_missing(kid: Node) -> bool:
+    """Segments always; loops only with a first segment that is not an HL (HL loops: the HL checks)."""
+    return isinstance(kid, SegNode) or (kid.first_seg is not None and kid.first_seg.id != "HL")
+
+
 class _Compiler:
     def __init__(self, imap: Any, repeats: dict[str, int]) -> None:
         self.imap = imap
@@ -140,6 +145,7 @@ class _Compiler:
         loop.has_lx_loop = any(
             isinstance(k, LoopNode) and k.first_seg is not None and k.first_seg.id == "LX" for k in loop.kids
         )
+        loop.required_kids = tuple(k for k in loop.kids if k.usage == "R" and _checked_when_missing(k))
         loop.kid_segment_ids = frozenset(k.id for k in loop.kids if isinstance(k, SegNode))
 
     def _node(self, pnode: Any, parent: LoopNode) -> Node:

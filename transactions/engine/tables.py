@@ -117,6 +117,7 @@ class LoopNode:
     has_lx_loop: bool = False
     kid_segment_ids: frozenset[str] = frozenset()
     ancestors: frozenset[int] = frozenset()  # id() of every enclosing loop and the root
+    required_kids: tuple[Node, ...] = ()  # usage R kids a closed instance must hold (HL loops left out)
     tails: dict[int, tuple[Node, ...]] = field(default_factory=dict)  # from position -> children
 
     def is_segment(self) -> bool:

@@ -101,11 +101,14 @@ class Walker:
                 found = self._try_segment(loop, child, orig, pops)
             else:
                 first = child.first_seg  # type: ignore[union-attr]
-                if first is not None and first.id != tag:
+                if first is None:  # a wrapper loop: its child loops decide
+                    found = self._try_loop(child, pops)  # type: ignore[arg-type]
+                elif first.id == tag and is_match(first, tag, self.values, self.component):
+                    return self._enter(child, first), pops, [child]  # type: ignore[arg-type]  # as _try_loop
+                else:
                     if child.usage == "R" and counts.get(child.key, 0) < 1:
                         self.missing.append((first, self.seg_count))
                     continue
-                found = self._try_loop(child, pops)  # type: ignore[arg-type]
             if found is not None:
                 return found
         return None
@@ -168,16 +171,20 @@ class Walker:
     def _goto(self, loop: LoopNode) -> tuple[SegNode | None, list[LoopNode]]:
         first = loop.first_seg
         if first is not None and is_match(first, self.tag, self.values, self.component):
-            self._check_loop_usage(loop)
-            self._incr(first.key)
-            self._flush()
-            return first, [loop]
+            return self._enter(loop, first), [loop]
         for child in loop.kids:
             if isinstance(child, LoopNode):
                 seg, push = self._goto(child)
                 if seg is not None:
                     return seg, [loop, *push]
         return None, []
+
+    def _enter(self, loop: LoopNode, first: SegNode) -> SegNode:
+        """Entering ``loop`` at its first segment: loop count and usage, then the segment's count."""
+        self._check_loop_usage(loop)
+        self._incr(first.key)
+        self._flush()
+        return first
 
     def _check_loop_usage(self, loop: LoopNode) -> None:
         if loop.usage == "N":
