@@ -393,7 +393,17 @@ def _run(source: bytes | Iterable[bytes], opts: Options, *, keep_sets: bool) -> 
             v.feed(event)
     except X12SyntaxError as exc:
         fatal = _recover(v, exc)
+    finally:
+        _forget_values(opts)
     return Validation(ValidationReport(tuple(v.reports), fatal), tuple(v.sets))
+
+
+def _forget_values(opts: Options) -> None:
+    """The compiled engine remembers check results by value during a run; none outlive it."""
+    if opts.engine == "compiled":
+        from transactions.engine.compile import forget_values  # noqa: PLC0415
+
+        forget_values()
 
 
 @dataclass(frozen=True, slots=True)
@@ -427,6 +437,8 @@ class ValidationStream:
                     v.sets.clear()
         except X12SyntaxError as exc:
             fatal = _recover(v, exc)
+        finally:
+            _forget_values(self._opts)
         self.report = ValidationReport(tuple(v.reports), fatal)
 
 

@@ -130,8 +130,18 @@ class _Compiler:
         gs = imap.getnodebypath("/ISA_LOOP/GS_LOOP/GS")
         gs_loop = imap.getnodebypath("/ISA_LOOP/GS_LOOP")
         known = frozenset(n.id for n in imap.loop_segment_iterator() if n.is_segment())
+        memos = [s.memo for s in self.segments.values()]
+        for seg in self.segments.values():
+            for c in seg.children:
+                memos += [c.memo] if isinstance(c, ElementSpec) else [k.memo for k in c.children]
         return CompiledMap(
-            root, self.segments[id(gs)], _key(gs_loop), known, imap.icvn or "00401", dict(self.repeats)
+            root,
+            self.segments[id(gs)],
+            _key(gs_loop),
+            known,
+            imap.icvn or "00401",
+            dict(self.repeats),
+            tuple(memos),
         )
 
     def _fill(self, loop: LoopNode, pnode: Any) -> None:
@@ -192,9 +202,22 @@ class _Compiler:
         return seg
 
 
+_COMPILED: list[CompiledMap] = []
+
+
+def forget_values() -> None:
+    """Empty every remembered result of every compiled map: what a validation run read (data values,
+    possibly PHI) is not kept after the run. Only the speed of the next run depends on the memos."""
+    for cmap in _COMPILED:
+        for memo in cmap.memos:
+            memo.clear()
+
+
 @functools.cache
 def compiled_map(map_file: str, map_source: str) -> CompiledMap:
     """The compiled tables of one map (cached per process; maps are immutable)."""
     from transactions.maps import element_repeats, load_map  # noqa: PLC0415 - pyx12 only to compile
 
-    return _Compiler(load_map(map_file, map_source), element_repeats(map_file, map_source)).run()
+    cmap = _Compiler(load_map(map_file, map_source), element_repeats(map_file, map_source)).run()
+    _COMPILED.append(cmap)
+    return cmap

@@ -205,7 +205,11 @@ def check_composite(spec: CompositeSpec, value: Value | None, icvn: str) -> list
     return errors
 
 
-MEMO_LIMIT = 4096  # values remembered per element spec (a bound on memory, not on correctness)
+# Results remembered per element spec and per segment node, up to these many values each: a bound on
+# memory, not on correctness (a result depends only on the spec and the value). The values are data,
+# possibly PHI, so validation runs end with :func:`transactions.engine.compile.forget_values`.
+MEMO_LIMIT = 1024
+SEGMENT_MEMO_LIMIT = 256
 
 
 def _element_errors(spec: ElementSpec, value: Value, icvn: str) -> tuple[EleErr, ...]:
@@ -228,7 +232,7 @@ def check_segment(node: SegNode, tag: str, values: View, icvn: str) -> tuple[Ele
     found = memo.get(values)
     if found is None:
         found = tuple(_check_segment(node, tag, values, icvn))
-        if len(memo) < MEMO_LIMIT:
+        if len(memo) < SEGMENT_MEMO_LIMIT and MEMO_LIMIT:
             memo[values] = found
     return found
 

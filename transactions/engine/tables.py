@@ -140,3 +140,4 @@ class CompiledMap:
     known_ids: frozenset[str]
     icvn: str
     repeats: dict[str, int]
+    memos: tuple[dict[Any, tuple[Any, ...]], ...] = ()  # every memo dict, to empty after a run
