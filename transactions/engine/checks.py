@@ -5,8 +5,6 @@ The same rules as :mod:`transactions.ig_walk`, with compiled nodes in place of p
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from transactions.engine.tables import LoopNode, SegNode
 from transactions.findings import SEGMENT_CODES, Finding
 from transactions.segment import Segment
@@ -83,15 +81,18 @@ class LSCheck:
             self.open = None
 
 
-@dataclass(slots=True)
 class Instance:
-    """One occurrence of a loop: its segment uses, the child loops started in it, where it began."""
+    """One occurrence of a loop: its segment uses, the child loops started in it, where it began, and
+    whether its first segment opened it (a partial one is never checked for missing parts)."""
 
-    loop: LoopNode
-    start: int
-    uses: dict[int, int]
-    children: set[int]
-    whole: bool
+    __slots__ = ("children", "loop", "start", "uses", "whole")
+
+    def __init__(self, loop: LoopNode, start: int, *, whole: bool) -> None:
+        self.loop = loop
+        self.start = start
+        self.uses: dict[int, int] = {}
+        self.children: set[int] = set()
+        self.whole = whole
 
 
 def encloses(outer: LoopNode | None, inner: LoopNode) -> bool:
@@ -127,14 +128,14 @@ class UseCounter:
                 while cur is not None and cur is not top.loop:
                     top.children.add(id(cur))
                     cur = cur.parent
-            stack.append(Instance(loop, position, {}, set(), whole=True))
+            stack.append(Instance(loop, position, whole=True))
         else:
             top_loop = stack[-1].loop if stack else None
             while stack and top_loop is not loop and not encloses(top_loop, loop):
                 closed.append(stack.pop())
                 top_loop = stack[-1].loop if stack else None
             if not stack or stack[-1].loop is not loop:
-                stack.append(Instance(loop, position, {}, set(), whole=False))
+                stack.append(Instance(loop, position, whole=False))
         uses = stack[-1].uses
         uses[id(found)] = uses.get(id(found), 0) + 1
         return closed

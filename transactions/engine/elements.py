@@ -30,14 +30,15 @@ _DTP_TYPES = ("RD8", "D8", "D6", "DT", "TM")
 
 
 def view(segment: Segment) -> tuple[View, bool]:
-    """The segment's elements as pyx12 parses them back from our text, and whether any repeats."""
+    """The segment's elements as pyx12 parses them back from our text, and whether every element is a
+    plain string (no composite, no repetition)."""
     elements = segment.elements
     for e in elements:
         if e.__class__ is not str:
-            return _slow_view(elements), any(isinstance(v, Repetition) for v in elements)
+            return _slow_view(elements), False
     if elements and elements[-1] == "":
-        return _slow_view(elements), False
-    return elements, False  # type: ignore[return-value]  # every element is a str here
+        return _slow_view(elements), True
+    return elements, True  # type: ignore[return-value]  # every element is a str here
 
 
 def _slow_view(elements: tuple[Element, ...]) -> View:
@@ -212,7 +213,7 @@ MEMO_LIMIT = 1024
 SEGMENT_MEMO_LIMIT = 256
 
 
-def _element_errors(spec: ElementSpec, value: Value, icvn: str) -> tuple[EleErr, ...]:
+def element_value_errors(spec: ElementSpec, value: Value, icvn: str) -> tuple[EleErr, ...]:
     """``check_element`` of a present value, remembered per spec: the result depends on nothing else."""
     if isinstance(value, tuple):
         return (("6", spec, spec.id),)
@@ -249,7 +250,7 @@ def _check_segment(node: SegNode, tag: str, values: View, icvn: str) -> list[Ele
         if isinstance(kid, CompositeSpec):
             errors += check_composite(kid, value, icvn)
         else:
-            found = _element_errors(kid, value, icvn)
+            found = element_value_errors(kid, value, icvn)
             if found:
                 errors += found
     for kid in kids[n:]:
@@ -294,7 +295,7 @@ def _check_special(node: SegNode, tag: str, values: View, icvn: str) -> list[Ele
         elif kid.data_ele == "1251" and type_list:
             errors += check_element(kid, value, icvn, type_list)
         else:
-            errors += _element_errors(kid, value, icvn)  # type: ignore[arg-type]  # present here
+            errors += element_value_errors(kid, value, icvn)  # type: ignore[arg-type]  # present here
     if node.syntax:
         _syntax_errors(node, values, errors)
     return errors

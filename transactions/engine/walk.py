@@ -8,7 +8,7 @@ from datetime import datetime
 
 from transactions.engine.checks import HLCheck, LSCheck, LXCheck, UseCounter, missing_parts
 from transactions.engine.compile import compiled_map
-from transactions.engine.elements import EleErr, View, check_element, check_segment, view
+from transactions.engine.elements import EleErr, View, check_segment, element_value_errors, view
 from transactions.engine.tables import CompiledMap, CompositeSpec, LoopNode, Node, SegNode
 from transactions.engine.walker import SegErr, Walker
 from transactions.findings import ELEMENT_CODES, SEGMENT_CODES, Finding
@@ -106,7 +106,7 @@ def repetition_findings(seg: SegNode, segment: Segment, position: int, cmap: Com
                     )
                 )
                 continue
-            errs = check_element(child, occurrence, cmap.icvn)
+            errs = element_value_errors(child, occurrence, cmap.icvn)
             out += [element_finding(e, seg, segment, position, repetition=rep_index) for e in errs]
     return out
 
@@ -192,7 +192,7 @@ class _SetWalk:
 
     def step(self, segment: Segment, position: int) -> None:
         tag = segment.tag
-        values, repeats = view(segment)
+        values, plain = view(segment)
         start = self.node
         found, errors = self.walker.walk(start, tag, values, position)
         walk_findings = [self._walk_finding(e, tag, start, position) for e in errors] if errors else []
@@ -207,18 +207,18 @@ class _SetWalk:
         if walk_findings:
             counts = self.counts
             self.findings += [f for f in walk_findings if not counts.overcount(f, found, position)]
-        self._segment_checks(found, segment, position, values, repeats=repeats)
+        self._segment_checks(found, segment, position, values, plain=plain)
 
     def _walk_finding(self, e: SegErr, tag: str, start: Node, position: int) -> Finding:
         code = not_found_code(tag, start, self.cmap.known_ids) if e.code == "1" else None
         return segment_finding(e, tag, position, code)
 
     def _segment_checks(
-        self, found: SegNode, segment: Segment, position: int, values: View, *, repeats: bool
+        self, found: SegNode, segment: Segment, position: int, values: View, *, plain: bool
     ) -> None:
         findings = self.findings
         tag = segment.tag
-        if found.has_composite:
+        if found.has_composite and not plain:  # a plain segment (no composite, no repeat) needs no cut
             trimmed, too_many = trim_composites(found, segment, position)
             if too_many:
                 findings += too_many
@@ -228,7 +228,7 @@ class _SetWalk:
             f = element_finding(e, found, segment, position)
             if not (f.code == "8" and calendar_date(value_at(segment, f.element_position))):
                 findings.append(f)
-        if repeats:
+        if not plain and any(isinstance(v, Repetition) for v in segment.elements):
             findings += repetition_findings(found, segment, position, self.cmap)
         if found.is_first:
             findings += self.lx.see(found, segment, position)
