@@ -20,7 +20,14 @@ from transactions.envelope_writer import InterchangeHeader
 from transactions.models import EligibilityInquiry, ServiceReviewRequest
 from transactions.outbound import build_request_interchange
 from transactions.segment import Delimiters
-from transactions.validation import ENGINES, Options, Validation, ValidationStream, validate, validate_detailed
+from transactions.validation import (
+    ENGINES,
+    Options,
+    Validation,
+    ValidationStream,
+    validate,
+    validate_detailed,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 WHEN = datetime(2026, 11, 26, 8, 15, tzinfo=UTC)
@@ -177,7 +184,7 @@ def test_cli_engine_option_gives_the_same_output(command: str, capsys: pytest.Ca
 def test_no_data_value_is_remembered_after_a_run() -> None:
     """The compiled engine's result memos (keyed by data values, possibly PHI) are empty once a
     validation run or a stream ends."""
-    from transactions.engine.compile import _COMPILED  # noqa: PLC0415, PLC2701 - the memos under test
+    from transactions.engine.compile import _COMPILED  # noqa: PLC0415 - the memos under test
 
     data = next(p for p in CORPUS if "271" in p.name).read_bytes()
     validate(data)

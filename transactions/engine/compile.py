@@ -130,7 +130,7 @@ class _Compiler:
         gs = imap.getnodebypath("/ISA_LOOP/GS_LOOP/GS")
         gs_loop = imap.getnodebypath("/ISA_LOOP/GS_LOOP")
         known = frozenset(n.id for n in imap.loop_segment_iterator() if n.is_segment())
-        memos = [s.memo for s in self.segments.values()]
+        memos: list[dict[Any, tuple[Any, ...]]] = [s.memo for s in self.segments.values()]
         for seg in self.segments.values():
             for c in seg.children:
                 memos += [c.memo] if isinstance(c, ElementSpec) else [k.memo for k in c.children]

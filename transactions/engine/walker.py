@@ -104,7 +104,7 @@ class Walker:
                 if first is None:  # a wrapper loop: its child loops decide
                     found = self._try_loop(child, pops)  # type: ignore[arg-type]
                 elif first.id == tag and is_match(first, tag, self.values, self.component):
-                    return self._enter(child, first), pops, [child]  # type: ignore[arg-type]  # as _try_loop
+                    return self._enter(child, first), pops, [child]  # type: ignore[arg-type,list-item]
                 else:
                     if child.usage == "R" and counts.get(child.key, 0) < 1:
                         self.missing.append((first, self.seg_count))
