@@ -196,3 +196,18 @@ def test_no_data_value_is_remembered_after_a_run() -> None:
     for _ in sets:
         pass
     assert all(not memo for cmap in _COMPILED for memo in cmap.memos)
+
+
+def test_range_date_with_two_hyphens_is_an_invalid_date_where_pyx12_raises() -> None:
+    """The one difference found: pyx12 unpacks an RD8 value as exactly two dates and raises ValueError
+    on ``20261205-20270305-20270306`` (so the reference engine breaks validate's never-raises rule);
+    the compiled engine reports it as what it is, IK403 8 (invalid date) on DTP03."""
+    sample = ROOT / "sample_edi" / "responses" / "278resp-A1-certified.x12"
+    data = sample.read_bytes().replace(b"RD8*20261205-20270305", b"RD8*20261205-20270305-20270306")
+    with pytest.raises(ValueError, match="too many values to unpack"):
+        validate(data, Options(engine="pyx12"))
+    report = validate(data, Options(engine="compiled"))
+    findings = [f for i in report.interchanges for g in i.groups for s in g.sets for f in s.findings]
+    assert [(f.segment, f.code, f.element, f.element_position) for f in findings] == [
+        ("DTP", "8", "DTP03", (3, None, None))
+    ]
