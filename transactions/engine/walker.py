@@ -25,7 +25,7 @@ class SegErr:
 
 
 _Missing = tuple[SegNode, int]  # (node, seg_count) of a required segment or loop not seen
-_Found = tuple[SegNode | None, list[LoopNode], list[LoopNode]]
+MISS = object()  # a scan found nothing (None is a match without a node, as in pyx12)
 
 
 class Walker:
@@ -62,31 +62,29 @@ class Walker:
             del counts[k]
 
     def walk(self, node: Node, tag: str, values: View, seg_count: int) -> tuple[SegNode | None, list[SegErr]]:
-        """The node matching the segment (None: not found) and the errors met on the way."""
+        """The node matching the segment (None: not found) and the errors met on the way. pyx12 also
+        returns the loops popped and pushed; our driver never reads them, so they are not built."""
         self.missing = []
         self.errors = []
         self.tag, self.values, self.seg_count = tag, values, seg_count
-        orig = node
         node_pos = node.pos
         loop: LoopNode = node if isinstance(node, LoopNode) else node.parent
-        pops: list[LoopNode] = []
         while True:
-            found = self._scan(loop, node_pos, orig, pops)
-            if found is not None:
-                return found[0], self.errors
+            found = self._scan(loop, node_pos)
+            if found is not MISS:
+                return found, self.errors  # type: ignore[return-value]  # a SegNode or None here
             if loop.is_root:
-                self.errors.append(SegErr("1", orig, tag, seg_count))
+                self.errors.append(SegErr("1", node, tag, seg_count))
                 return None, self.errors
             node_pos = loop.pos
-            pops.append(loop)
             parent = loop.parent
             assert parent is not None  # noqa: S101 - only the root has none
             loop = parent
 
-    def _scan(self, loop: LoopNode, node_pos: int, orig: Node, pops: list[LoopNode]) -> _Found | None:
-        """Children of ``loop`` from map position ``node_pos`` on, in order; the first that matches.
-        The id comparisons are inlined: most children are rejected on the segment id alone (with a
-        required one not yet seen noted as missing, as pyx12 does)."""
+    def _scan(self, loop: LoopNode, node_pos: int) -> SegNode | object | None:
+        """Children of ``loop`` from map position ``node_pos`` on, in order; the first that matches
+        (:data:`MISS` when none does). The id comparisons are inlined: most children are rejected on
+        the segment id alone (a required one not yet seen is noted as missing, as pyx12 does)."""
         tail = loop.tails.get(node_pos)
         if tail is None:
             tail = loop.tails[node_pos] = tuple(c for pos, g in loop.groups if pos >= node_pos for c in g)
@@ -98,48 +96,39 @@ class Walker:
                     if child.usage == "R" and counts.get(child.key, 0) < 1:
                         self.missing.append((child, self.seg_count))
                     continue
-                found = self._try_segment(loop, child, orig, pops)
+                found = self._try_segment(loop, child)
             else:
                 first = child.first_seg  # type: ignore[union-attr]
                 if first is None:  # a wrapper loop: its child loops decide
-                    found = self._try_loop(child, pops)  # type: ignore[arg-type]
+                    found = self._try_loop(child)  # type: ignore[arg-type]
                 elif first.id == tag and is_match(first, tag, self.values, self.component):
-                    return self._enter(child, first), pops, [child]  # type: ignore[arg-type,list-item]
+                    return self._enter(child, first)  # type: ignore[arg-type]  # what _try_loop does
                 else:
                     if child.usage == "R" and counts.get(child.key, 0) < 1:
                         self.missing.append((first, self.seg_count))
                     continue
-            if found is not None:
+            if found is not MISS:
                 return found
-        return None
+        return MISS
 
-    def _try_segment(self, loop: LoopNode, child: SegNode, orig: Node, pops: list[LoopNode]) -> _Found | None:
-        if child.id == self.tag and is_match(child, self.tag, self.values, self.component):
+    def _try_segment(self, loop: LoopNode, child: SegNode) -> SegNode | object | None:
+        if is_match(child, self.tag, self.values, self.component):
             if not loop.is_root and self._is_loop_match(loop):
-                return self._at_loop_entry(loop, orig, pops)
+                return self._goto(loop)  # the segment opens its loop again
             self._incr(child.key)
             self._check_seg_usage(child)
             eq = child.eq_key
             self.missing = [m for m in self.missing if m[0].eq_key != eq]
             self._flush(child.pos)
-            return (child, pops, [])
+            return child
         if child.usage == "R" and self.counts.get(child.key, 0) < 1:
             self.missing.append((child, self.seg_count))
-        return None
+        return MISS
 
-    def _at_loop_entry(self, loop: LoopNode, orig: Node, pops: list[LoopNode]) -> _Found:
-        seg, push = self._goto(loop)
-        assert seg is not None  # noqa: S101 - the loop matched on its first segment
-        orig_loop = orig if isinstance(orig, LoopNode) else orig.parent
-        if not orig_loop.is_root and loop.eq_key == orig_loop.eq_key:
-            return (seg, [loop], [loop])
-        return (seg, pops, push)
-
-    def _try_loop(self, child: LoopNode, pops: list[LoopNode]) -> _Found | None:
+    def _try_loop(self, child: LoopNode) -> SegNode | object | None:
         if not self._is_loop_match(child):
-            return None
-        seg, push = self._goto(child)
-        return (seg, pops, push)  # seg None: pyx12 returns no node and no error either
+            return MISS
+        return self._goto(child)  # None: pyx12 returns no node and no error either
 
     def _check_seg_usage(self, seg: SegNode) -> None:
         if seg.usage == "N":
@@ -168,16 +157,16 @@ class Walker:
             self.missing.append((first, self.seg_count))
         return False
 
-    def _goto(self, loop: LoopNode) -> tuple[SegNode | None, list[LoopNode]]:
+    def _goto(self, loop: LoopNode) -> SegNode | None:
         first = loop.first_seg
         if first is not None and is_match(first, self.tag, self.values, self.component):
-            return self._enter(loop, first), [loop]
+            return self._enter(loop, first)
         for child in loop.kids:
             if isinstance(child, LoopNode):
-                seg, push = self._goto(child)
+                seg = self._goto(child)
                 if seg is not None:
-                    return seg, [loop, *push]
-        return None, []
+                    return seg
+        return None
 
     def _enter(self, loop: LoopNode, first: SegNode) -> SegNode:
         """Entering ``loop`` at its first segment: loop count and usage, then the segment's count."""
