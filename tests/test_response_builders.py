@@ -40,13 +40,13 @@ from transactions.decisions import (
 from transactions.envelope_reader import read_interchanges
 from transactions.envelope_writer import InterchangeHeader
 from transactions.findings import ValidationReport
-from transactions.ig_walk import Placed
 from transactions.models import (
     DateRange,
     EligibilityInquiry,
     Procedure,
     ServiceReviewRequest,
 )
+from transactions.placed import Placed
 from transactions.requests_json import parse_request_document
 from transactions.segment import Delimiters, Segment
 from transactions.validation import Options, validate, validate_detailed

@@ -27,9 +27,9 @@ from typing import Any
 
 from transactions.common import parse_dtp
 from transactions.errors import RequestError
-from transactions.ig_walk import Placed
 from transactions.jsonform import from_dict
 from transactions.models import DateRange, Procedure
+from transactions.placed import Placed
 from transactions.segment import Segment
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from lxml import etree
 
-from transactions.ig_walk import Placed
+from transactions.placed import Placed
 from transactions.segment import Element, Segment, components, repetitions
 
 

@@ -20,28 +20,13 @@ from pyx12.segment import Segment as PyxSegment
 
 from transactions.findings import ELEMENT_CODES, SEGMENT_CODES, Finding
 from transactions.maps import element_repeats, load_map
+from transactions.placed import Placed, WalkResult
 from transactions.segment import Delimiters, Repetition, Segment
 from transactions.writer import format_segment
 
+__all__ = ["Placed", "WalkResult", "loop_path", "walk_transaction_set"]
+
 ENVELOPE_LOOPS = frozenset({"ISA_LOOP", "GS_LOOP", "ST_LOOP", "HEADER", "DETAIL", "FOOTER"})
-
-
-@dataclass(frozen=True, slots=True)
-class Placed:
-    """A segment with the map node it matched: its loop path and map names for display and mapping."""
-
-    segment: Segment
-    position: int
-    loops: tuple[str, ...]  # TR3 loop ids from outermost to innermost, e.g. ("2000A", "2000B", "2100B")
-    name: str
-    element_names: tuple[str, ...]
-    starts_loop: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class WalkResult:
-    findings: tuple[Finding, ...]
-    placed: tuple[Placed, ...]
 
 
 def loop_path(node: Any) -> tuple[str, ...]:

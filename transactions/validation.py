@@ -8,8 +8,9 @@ truncated data) is reported as ``fatal`` or as a TA1 023 on the interchange it c
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -27,13 +28,23 @@ from transactions.findings import (
     Ta1Verdict,
     ValidationReport,
 )
-from transactions.ig_walk import Placed, walk_transaction_set
 from transactions.maps import MapEntry
 from transactions.maps import index as map_index
+from transactions.placed import Placed, WalkResult
 from transactions.segment import Delimiters, Segment
 
-__all__ = ["QUIRKS", "Options", "ValidatedSet", "Validation", "validate", "validate_detailed", "validate_set"]
+__all__ = [
+    "ENGINES",
+    "QUIRKS",
+    "Options",
+    "ValidatedSet",
+    "Validation",
+    "validate",
+    "validate_detailed",
+    "validate_set",
+]
 
+ENGINES = ("compiled", "pyx12")
 ID_QUALIFIERS = frozenset({"01", "14", "20", "27", "28", "29", "30", "33", "ZZ"})
 
 
@@ -42,13 +53,15 @@ class Options:
     """``leniency``: the :data:`QUIRKS` reported as warnings instead of errors (the default accepts
     only other errata version codes; a partner config starts strict). ``our_ids``: ISA08 receiver ids
     we answer to (empty: any); ``our_gs_ids``: GS03 ids (empty: any). ``seen_interchanges``: ISA13s
-    already received from this sender (duplicates get TA1 025)."""
+    already received from this sender (duplicates get TA1 025). ``engine``: which walker checks the
+    sets against the guide, :data:`ENGINES`; both give the same findings."""
 
     leniency: frozenset[str] = frozenset({"version"})
     our_ids: frozenset[str] = frozenset()
     seen_interchanges: frozenset[str] = frozenset()
     keep_placed: bool = False
     our_gs_ids: frozenset[str] = frozenset()
+    engine: str = "compiled"  # "compiled" (transactions.engine) or "pyx12" (the reference walker)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,8 +138,14 @@ class _Choice:
 
 def _select_map(gs: Segment, tset: env.TransactionSet) -> _Choice:
     bht02 = tset.segments[1].get(2) if len(tset.segments) > 1 and tset.segments[1].tag == "BHT" else None
-    version = tset.version or gs.get(8)
-    same_set = [e for e in map_index() if e.abbr[:3] == tset.set_id]
+    return _choose(tset.set_id, tset.version, gs.get(1), gs.get(8), bht02)
+
+
+@functools.lru_cache(maxsize=256)
+def _choose(set_id: str, st03: str, gs01: str, gs08: str, bht02: str | None) -> _Choice:
+    """The choice depends on these five values only, and a batch repeats them set after set."""
+    version = st03 or gs08
+    same_set = [e for e in map_index() if e.abbr[:3] == set_id]
     exact = [e for e in same_set if e.vriic == version]
     quirks: list[tuple[str, str, str]] = []
     if not exact:
@@ -137,12 +156,25 @@ def _select_map(gs: Segment, tset: env.TransactionSet) -> _Choice:
     if any(e.tspc for e in exact):
         exact = [e for e in exact if e.tspc == bht02] or [e for e in exact if e.tspc == "13"]
     entry = exact[0] if exact else None
-    if entry is not None and gs.get(1) != entry.fic:
-        msg = f"a {entry.abbr} belongs in a functional group {entry.fic}, not {gs.get(1)} (GS01)"
+    if entry is not None and gs01 != entry.fic:
+        msg = f"a {entry.abbr} belongs in a functional group {entry.fic}, not {gs01} (GS01)"
         quirks.append(("18", "gs01", msg))
-    if tset.version and tset.version != gs.get(8):
-        quirks.append(("19", "gs08", f"ST03 {tset.version} differs from GS08 {gs.get(8)}"))
+    if st03 and st03 != gs08:
+        quirks.append(("19", "gs08", f"ST03 {st03} differs from GS08 {gs08}"))
     return _Choice(entry, tuple(quirks))
+
+
+def _walker(engine: str) -> Callable[..., WalkResult]:
+    """The walk function of an engine (imported on first use: the pyx12 walker loads pyx12)."""
+    if engine == "pyx12":
+        from transactions.ig_walk import walk_transaction_set  # noqa: PLC0415
+
+        return walk_transaction_set
+    if engine == "compiled":
+        from transactions.engine import walk_transaction_set as compiled  # noqa: PLC0415
+
+        return compiled
+    raise ValueError(f"unknown validation engine {engine!r}; one of {', '.join(ENGINES)}")
 
 
 def _set_codes(tset: env.TransactionSet, seen: Collection[str]) -> list[str]:
@@ -176,7 +208,7 @@ def validate_set(
     if entry is None:
         codes.insert(0, "1")
     else:
-        result = walk_transaction_set(
+        result = _walker(opts.engine)(
             tset.segments, entry.file, entry.source, d, keep_placed=opts.keep_placed
         )
         findings, placed = result.findings, result.placed
@@ -361,7 +393,17 @@ def _run(source: bytes | Iterable[bytes], opts: Options, *, keep_sets: bool) -> 
             v.feed(event)
     except X12SyntaxError as exc:
         fatal = _recover(v, exc)
+    finally:
+        _forget_values(opts)
     return Validation(ValidationReport(tuple(v.reports), fatal), tuple(v.sets))
+
+
+def _forget_values(opts: Options) -> None:
+    """The compiled engine remembers check results by value during a run; none outlive it."""
+    if opts.engine == "compiled":
+        from transactions.engine.compile import forget_values  # noqa: PLC0415
+
+        forget_values()
 
 
 @dataclass(frozen=True, slots=True)
@@ -395,6 +437,8 @@ class ValidationStream:
                     v.sets.clear()
         except X12SyntaxError as exc:
             fatal = _recover(v, exc)
+        finally:
+            _forget_values(self._opts)
         self.report = ValidationReport(tuple(v.reports), fatal)
 
 

@@ -31,7 +31,7 @@ from mappings.mapper import (
 from mappings.records import AuthorizationRecord, EligibilityResult
 from transactions.findings import Finding, SetReport, ValidationReport, finding_json
 from transactions.jsonform import to_dict
-from transactions.validation import Options, ValidationStream, validate_detailed
+from transactions.validation import ENGINES, Options, ValidationStream, validate_detailed
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -43,6 +43,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     output.add_argument("--jsonl", action="store_true", help="one JSON line per transaction set, streamed")
     p.add_argument("--overrides", type=Path, help="folder of per-payer mapping override files (*.xml)")
+    p.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="compiled",
+        help="validation engine: compiled tables (default) or pyx12's map walker (the reference)",
+    )
     p.set_defaults(func=run)
 
 
@@ -53,9 +59,11 @@ def load_rules(folder: Path | None) -> MappingRules:
     return with_overrides(rules, [(p.name, p.read_bytes()) for p in sorted(folder.glob("*.xml"))])
 
 
-def map_file(data: bytes, rules: MappingRules) -> tuple[ValidationReport, list[MappedSet]]:
+def map_file(
+    data: bytes, rules: MappingRules, engine: str = "compiled"
+) -> tuple[ValidationReport, list[MappedSet]]:
     """Validate, then map every readable response set of a file (see module docstring)."""
-    validation = validate_detailed(data, Options(keep_placed=True))
+    validation = validate_detailed(data, Options(keep_placed=True, engine=engine))
     return validation.report, map_validation(validation, rules)
 
 
@@ -123,12 +131,12 @@ def _own_verdict(s: SetReport) -> str:
     return "accepted" if s.ack_code == "A" and not s.findings else "accepted_with_errors"
 
 
-def stream_jsonl(path: Path, rules: MappingRules) -> tuple[ValidationReport, bool]:
+def stream_jsonl(path: Path, rules: MappingRules, engine: str = "compiled") -> tuple[ValidationReport, bool]:
     """Print each set's records as one JSON line as soon as the set is validated; return the report
     and whether any record was produced."""
     produced = False
     with path.open("rb") as fh:
-        stream = ValidationStream(read_chunks(fh), Options(keep_placed=True))
+        stream = ValidationStream(read_chunks(fh), Options(keep_placed=True, engine=engine))
         for item in stream:
             report = item.validated.report
             readable = report.map in RECORD_FOR_MAP
@@ -150,9 +158,9 @@ def run(args: argparse.Namespace) -> int:
     rules = load_rules(args.overrides)
     mapped: list[MappedSet] = []
     if args.jsonl:
-        report, produced = stream_jsonl(args.file, rules)
+        report, produced = stream_jsonl(args.file, rules, args.engine)
     else:
-        report, mapped = map_file(args.file.read_bytes(), rules)
+        report, mapped = map_file(args.file.read_bytes(), rules, args.engine)
         produced = any(m.records for m in mapped)
     if report.fatal or not report.interchanges:
         print(f"x12gw: {args.file}: not X12: {report.fatal}", file=sys.stderr)

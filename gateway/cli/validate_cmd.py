@@ -19,7 +19,7 @@ from typing import IO, Any, TextIO
 
 from transactions.acks import AckEnvelope, build_999, build_ta1
 from transactions.findings import SET_CODES, ValidationReport, interchange_json, set_json
-from transactions.validation import QUIRKS, Options, ValidationStream, validate
+from transactions.validation import ENGINES, QUIRKS, Options, ValidationStream, validate
 
 CHUNK = 1 << 20
 
@@ -44,6 +44,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="accept this envelope quirk with a warning (repeatable; 'version' unless --strict-version)",
     )
     p.add_argument("--our-id", default="X12GATEWAY", help="ISA06 of acknowledgments written with --ack-out")
+    p.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="compiled",
+        help="validation engine: compiled tables (default) or pyx12's map walker (the reference)",
+    )
     p.set_defaults(func=run)
 
 
@@ -124,7 +130,7 @@ def _stream_jsonl(path: Path, fh: IO[bytes], opts: Options) -> ValidationReport:
 
 def run(args: argparse.Namespace) -> int:
     leniency = set(args.lenient) | (set() if args.strict_version else {"version"})
-    opts = Options(leniency=frozenset(leniency))
+    opts = Options(leniency=frozenset(leniency), engine=args.engine)
     results = []
     worst = 0
     for path in args.files:

@@ -1,0 +1,143 @@
+"""Compiled implementation-guide tables: a pyx12 map turned once into plain slotted objects.
+
+pyx12's map nodes answer every question by walking the tree, formatting paths and looking data
+element definitions up again; the compiled nodes hold the answers: each segment's qualifier test as
+(element, component, frozenset of codes), each element's spec (usage, type, min/max length, code set)
+as attributes, each loop's children grouped by map position and the counter keys it resets. The
+tables are built from pyx12's own map model (so both engines read the same XML the same way) and
+then never touch pyx12 again.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+MAXINT = 2147483647
+
+
+@dataclass(slots=True, eq=False)
+class ElementSpec:
+    """One simple element (or a component of a composite)."""
+
+    id: str
+    name: str
+    usage: str
+    seq: int
+    data_ele: str | None
+    data_type: str | None
+    min_len: int
+    max_len: int
+    codes: frozenset[str | None] | None  # None: no code list at all
+    external: frozenset[str | None] | None  # None: no external code set (or an excluded one)
+    external_any: bool  # an excluded external code set accepts every value
+    regex: re.Pattern[str] | None
+    valid_codes: tuple[str | None, ...]
+    required_when_empty: bool
+    numeric: bool  # R or N*: "-" and "." do not count towards the length
+    trailing_checked: bool  # AN or ID: trailing spaces are reported
+    composite_seq: int = 0  # the enclosing composite's position (0: a simple element of the segment)
+    absent: tuple[Any, ...] = ()  # the errors of this element when it is absent (fixed per spec)
+    memo: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # value -> its errors (bounded)
+
+    def is_composite(self) -> bool:
+        return False
+
+
+@dataclass(slots=True, eq=False)
+class CompositeSpec:
+    """A composite element and its components in map order."""
+
+    id: str
+    name: str
+    usage: str
+    seq: int
+    refdes: str | None
+    data_ele: str | None
+    children: tuple[ElementSpec, ...]
+    absent: tuple[Any, ...] = ()
+
+    def is_composite(self) -> bool:
+        return True
+
+
+Child = ElementSpec | CompositeSpec
+
+
+@dataclass(slots=True, eq=False)
+class SegNode:
+    """A segment of the map with everything the walk and the element checks ask of it."""
+
+    id: str
+    name: str
+    usage: str
+    pos: int
+    max_repeat: int
+    key: str  # pyx12's counter key (the node's path)
+    parent: LoopNode
+    children: tuple[Child, ...] = ()
+    syntax: tuple[tuple[Any, ...], ...] = ()
+    qualifier: tuple[int, int, frozenset[str | None]] | None = None  # element, component (0: none), codes
+    is_first: bool = False
+    loops: tuple[str, ...] = ()
+    innermost: str | None = None
+    eq_key: tuple[str, str] = ("", "")
+    has_composite: bool = False
+    element_names: tuple[str, ...] = ()
+    special: bool = False  # DTP02/DTP03 or a 1250/1251 pair: element checks that read a neighbour
+    memo: dict[tuple[Any, ...], tuple[Any, ...]] = field(default_factory=dict)  # values -> errors
+
+    def is_segment(self) -> bool:
+        return True
+
+    def is_loop(self) -> bool:
+        return False
+
+
+@dataclass(slots=True, eq=False)
+class LoopNode:
+    """A loop (or the map root) with its children grouped by map position."""
+
+    id: str
+    name: str
+    usage: str
+    pos: int
+    max_repeat: int
+    key: str
+    parent: LoopNode | None
+    is_root: bool = False
+    groups: tuple[tuple[int, tuple[Node, ...]], ...] = ()
+    kids: tuple[Node, ...] = ()
+    first_node: Node | None = None
+    first_seg: SegNode | None = None
+    descendant_keys: frozenset[str] = frozenset()
+    eq_key: tuple[str, str] = ("", "")
+    hl_parent_codes: frozenset[str] | None = None
+    has_lx_loop: bool = False
+    kid_segment_ids: frozenset[str] = frozenset()
+    ancestors: frozenset[int] = frozenset()  # id() of every enclosing loop and the root
+    required_kids: tuple[Node, ...] = ()  # usage R kids a closed instance must hold (HL loops left out)
+    tails: dict[int, tuple[Node, ...]] = field(default_factory=dict)  # from position -> children
+
+    def is_segment(self) -> bool:
+        return False
+
+    def is_loop(self) -> bool:
+        return not self.is_root
+
+
+Node = SegNode | LoopNode
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledMap:
+    """A compiled map: the root, the GS node the walk starts from, and lookups built once."""
+
+    root: LoopNode
+    gs_node: SegNode
+    gs_loop_key: str
+    known_ids: frozenset[str]
+    icvn: str
+    repeats: dict[str, int]
+    memos: tuple[dict[Any, tuple[Any, ...]], ...] = ()  # every memo dict, to empty after a run

@@ -1,0 +1,264 @@
+"""Validate one transaction set with the compiled engine: the same findings as
+:func:`transactions.ig_walk.walk_transaction_set`, from compiled tables instead of pyx12's objects."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from transactions.engine.checks import HLCheck, LSCheck, LXCheck, UseCounter, missing_parts
+from transactions.engine.compile import compiled_map
+from transactions.engine.elements import EleErr, View, check_segment, element_value_errors, view
+from transactions.engine.tables import CompiledMap, CompositeSpec, LoopNode, Node, SegNode
+from transactions.engine.walker import SegErr, Walker
+from transactions.findings import ELEMENT_CODES, SEGMENT_CODES, Finding
+from transactions.placed import Placed, WalkResult
+from transactions.segment import Delimiters, Repetition, Segment
+
+_DATE_FORMATS = {8: "%Y%m%d", 6: "%y%m%d", 12: "%Y%m%d%H%M"}
+
+
+def not_found_code(seg_id: str, current: Node, known: frozenset[str]) -> str:
+    """IK304 for a segment the walk could not place (1 unknown, 7 out of sequence, 2 unexpected)."""
+    if seg_id not in known:
+        return "1"
+    loop = current.parent
+    while loop is not None and not loop.is_root:
+        if seg_id in loop.kid_segment_ids:
+            return "7"
+        loop = loop.parent
+    return "2"
+
+
+def segment_finding(err: SegErr, fallback: str, position: int, code: str | None = None) -> Finding:
+    """IK3 for a walk error: a missing segment is named by the map, any other by the data."""
+    node = err.node
+    code = code or err.code
+    if code == "3" and isinstance(node, SegNode):
+        seg_id, loop, name = node.id, node.innermost, node.name
+    elif code == "3" and isinstance(node, LoopNode):
+        first = node.first_seg
+        seg_id, loop, name = (first.id if first else fallback), node.id, f"loop {node.id} ({node.name})"
+    else:
+        seg_id = err.data_id or fallback
+        same = isinstance(node, SegNode) and node.id == seg_id
+        loop = node.innermost if same and isinstance(node, SegNode) else None
+        name = node.name if same and node is not None else seg_id
+    pos = err.seg_count or position
+    return Finding(seg_id, pos, loop, code, f"{SEGMENT_CODES.get(code, 'segment error')}: {name}")
+
+
+def element_finding(
+    err: EleErr, seg: SegNode, segment: Segment, position: int, repetition: int | None = None
+) -> Finding:
+    code, spec, refdes = err
+    if code == "10" and spec is not None and spec.usage == "N":
+        code = "I10"
+    if spec is not None:
+        if spec.composite_seq:
+            where: tuple[int, int | None, int | None] = (spec.composite_seq, spec.seq, repetition)
+        else:
+            where = (spec.seq, None, repetition)
+        xid, name, ref = spec.id, spec.name, spec.data_ele
+    else:
+        first = int(str(refdes)) if str(refdes or "").isdigit() else 1
+        where, xid, name, ref = (first, None, repetition), f"{segment.tag}{first:02d}", segment.tag, None
+    message = f"{ELEMENT_CODES.get(code, 'element error')}: {name} ({xid})"
+    return Finding(segment.tag, position, seg.innermost, code, message, xid, where, ref)
+
+
+def repetition_findings(seg: SegNode, segment: Segment, position: int, cmap: CompiledMap) -> list[Finding]:
+    out: list[Finding] = []
+    for index, value in enumerate(segment.elements, 1):
+        if not isinstance(value, Repetition) or index > len(seg.children):
+            continue
+        child = seg.children[index - 1]
+        limit = cmap.repeats.get(child.id, 1)
+        if len(value) > limit:
+            msg = f"{ELEMENT_CODES['12']}: {child.name} ({child.id}) allows {limit}"
+            out.append(
+                Finding(
+                    segment.tag,
+                    position,
+                    seg.innermost,
+                    "12",
+                    msg,
+                    child.id,
+                    (index, None, None),
+                    child.data_ele,
+                )
+            )
+        if isinstance(child, CompositeSpec):
+            continue
+        for rep_index, occurrence in enumerate(value[1:], 2):
+            if not isinstance(occurrence, str):
+                msg = f"{ELEMENT_CODES['13']}: {child.name} ({child.id})"
+                out.append(
+                    Finding(
+                        segment.tag,
+                        position,
+                        seg.innermost,
+                        "13",
+                        msg,
+                        child.id,
+                        (index, None, rep_index),
+                        child.data_ele,
+                    )
+                )
+                continue
+            errs = element_value_errors(child, occurrence, cmap.icvn)
+            out += [element_finding(e, seg, segment, position, repetition=rep_index) for e in errs]
+    return out
+
+
+def trim_composites(seg: SegNode, segment: Segment, position: int) -> tuple[Segment, list[Finding]]:
+    """Composites with more components than the map defines get IK403 13 and are cut to size."""
+    findings: list[Finding] = []
+    values = list(segment.elements)
+    kids = seg.children
+    for index, value in enumerate(values):
+        if index >= len(kids) or isinstance(value, str):
+            continue
+        child = kids[index]
+        if not isinstance(child, CompositeSpec):
+            continue
+        first = value[0] if isinstance(value, Repetition) else value
+        limit = len(child.children)
+        if isinstance(first, tuple) and len(first) > limit:
+            msg = f"{ELEMENT_CODES['13']}: {child.name} ({child.id}) has {limit}"
+            findings.append(
+                Finding(
+                    segment.tag,
+                    position,
+                    seg.innermost,
+                    "13",
+                    msg,
+                    child.id,
+                    (index + 1, None, None),
+                    child.data_ele,
+                )
+            )
+            values[index] = first[:limit]
+    return (Segment(segment.tag, tuple(values)) if findings else segment), findings
+
+
+def element_errors(found: SegNode, tag: str, values: View, icvn: str) -> tuple[EleErr, ...]:
+    """Element errors against the node; a same-id sibling the segment fits without errors wins."""
+    errors = check_segment(found, tag, values, icvn)
+    if not errors:
+        return errors
+    for sibling in found.parent.kids:
+        same_id = sibling is not found and isinstance(sibling, SegNode) and sibling.id == found.id
+        if same_id and not check_segment(sibling, tag, values, icvn):  # type: ignore[arg-type]
+            return ()
+    return errors
+
+
+def value_at(segment: Segment, where: tuple[int, int | None, int | None] | None) -> str:
+    if where is None or where[0] < 1 or where[0] > len(segment.elements):
+        return ""
+    value = segment.elements[where[0] - 1]
+    if isinstance(value, Repetition):
+        value = value[(where[2] or 1) - 1] if len(value) >= (where[2] or 1) else ""
+    if isinstance(value, tuple):
+        index = (where[1] or 1) - 1
+        value = value[index] if index < len(value) else ""
+    return value if isinstance(value, str) else ""
+
+
+def calendar_date(text: str) -> bool:
+    """A real calendar date in an X12 DT form; any year counts (see ig_walk)."""
+    if not text.isascii() or not text.isdigit() or len(text) not in _DATE_FORMATS:
+        return False
+    try:
+        datetime.strptime(text, _DATE_FORMATS[len(text)])  # noqa: DTZ007 - a calendar check
+    except ValueError:
+        return False
+    return True
+
+
+class _SetWalk:
+    """The state of one set's walk and the checks riding along."""
+
+    def __init__(self, cmap: CompiledMap, d: Delimiters, *, keep_placed: bool) -> None:
+        self.cmap = cmap
+        self.walker = Walker(d.component)
+        self.walker.start_at_group(cmap.gs_loop_key, cmap.gs_node)
+        self.node: Node = cmap.gs_node
+        self.findings: list[Finding] = []
+        self.placed: list[Placed] = []
+        self.keep_placed = keep_placed
+        self.hl, self.ls, self.lx, self.counts = HLCheck(), LSCheck(), LXCheck(), UseCounter()
+
+    def step(self, segment: Segment, position: int) -> None:
+        tag = segment.tag
+        values, plain = view(segment)
+        start = self.node
+        found, errors = self.walker.walk(start, tag, values, position)
+        walk_findings = [self._walk_finding(e, tag, start, position) for e in errors] if errors else []
+        if found is None:
+            self.findings += walk_findings
+            return
+        self.node = found
+        closed = self.counts.see(found, position)
+        for inst in closed:
+            if inst.whole:
+                walk_findings += missing_parts(inst, position, self.findings + walk_findings)
+        if walk_findings:
+            counts = self.counts
+            self.findings += [f for f in walk_findings if not counts.overcount(f, found, position)]
+        self._segment_checks(found, segment, position, values, plain=plain)
+
+    def _walk_finding(self, e: SegErr, tag: str, start: Node, position: int) -> Finding:
+        code = not_found_code(tag, start, self.cmap.known_ids) if e.code == "1" else None
+        return segment_finding(e, tag, position, code)
+
+    def _segment_checks(
+        self, found: SegNode, segment: Segment, position: int, values: View, *, plain: bool
+    ) -> None:
+        findings = self.findings
+        tag = segment.tag
+        if found.has_composite and not plain:  # a plain segment (no composite, no repeat) needs no cut
+            trimmed, too_many = trim_composites(found, segment, position)
+            if too_many:
+                findings += too_many
+                values = view(trimmed)[0]
+        errs = element_errors(found, tag, values, self.cmap.icvn)
+        for e in errs:
+            f = element_finding(e, found, segment, position)
+            if not (f.code == "8" and calendar_date(value_at(segment, f.element_position))):
+                findings.append(f)
+        if not plain and any(isinstance(v, Repetition) for v in segment.elements):
+            findings += repetition_findings(found, segment, position, self.cmap)
+        if found.is_first:
+            findings += self.lx.see(found, segment, position)
+        if tag == "HL":
+            self.hl.see(found, segment, position)
+        if self.ls.open is not None or tag in ("LS", "LE"):
+            self.ls.see(found, segment, position)
+        if self.keep_placed:
+            self.placed.append(
+                Placed(segment, position, found.loops, found.name, found.element_names, found.is_first)
+            )
+
+    def finish(self, count: int, *, ended_by_se: bool) -> WalkResult:
+        findings = self.findings
+        if not ended_by_se:
+            _, errors = self.walker.walk(self.node, "SE", ("0", "0"), count + 1)
+            findings += [segment_finding(e, "SE", count + 1) for e in errors]
+        for inst in self.counts.finish():
+            findings += missing_parts(inst, count, findings)
+        self.ls.close(count)
+        findings += self.hl.finish() + self.ls.findings
+        findings.sort(key=lambda f: f.position)
+        return WalkResult(tuple(findings), tuple(self.placed))
+
+
+def walk_transaction_set(
+    segments: Sequence[Segment], map_file: str, map_source: str, d: Delimiters, *, keep_placed: bool = True
+) -> WalkResult:
+    """Validate ST..SE of one set against one map with the compiled engine."""
+    state = _SetWalk(compiled_map(map_file, map_source), d, keep_placed=keep_placed)
+    for position, segment in enumerate(segments, 1):
+        state.step(segment, position)
+    return state.finish(len(segments), ended_by_se=bool(segments) and segments[-1].tag == "SE")
