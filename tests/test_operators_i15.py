@@ -74,6 +74,7 @@ def test_bad_filter_values_are_usage_errors_listing_the_valid_ones() -> None:
     err = _usage_error("log", "search", "--state", "bogus")
     assert "answered" in err
     assert "quarantined" not in err
+    assert "R, M" in _usage_error("log", "list", "--ack", "Z")
     err = _usage_error("auth", "list", "--status", "bogus")
     assert "partially_approved" in err
     assert "FILE_ID" in _usage_error("reprocess", "set:3") or "not a file id" in _usage_error(

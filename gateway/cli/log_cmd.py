@@ -140,9 +140,19 @@ def _filters(p: argparse.ArgumentParser) -> None:
         metavar="S",
         help="state of the file, transaction set or request (received, unmatched, rejected, ...)",
     )
-    p.add_argument("--ack", metavar="CODE", help="acknowledgment code A, E, P, R (or 'none')")
+    p.add_argument("--ack", type=_ack_arg, metavar="CODE", help="acknowledgment code A, E, P, R (or 'none')")
     p.add_argument("--since", type=time_arg, metavar="T", help="at or after T (30m, 2h, 14d, 2026-01-31)")
     p.add_argument("--until", type=time_arg, metavar="T", help="before T")
+
+
+ACK_FILTERS = ("A", "E", "P", "R", "M", "W", "X", "none")
+
+
+def _ack_arg(text: str) -> str:
+    for known in ACK_FILTERS:
+        if text.strip().lower() == known.lower():
+            return known
+    raise argparse.ArgumentTypeError(f"--ack {text!r} is not one of: {', '.join(ACK_FILTERS)}")
 
 
 def _date_arg(text: str) -> date:
