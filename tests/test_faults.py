@@ -176,6 +176,10 @@ class FaultWorld:
     feeder: Feeder | None = None
     log: EventLog = field(default_factory=EventLog)
     restarts: int = 0
+    # while the simulator is down: how many gateway cycles ran (the restart waits for one, so the
+    # gateway meets the closed port whatever the machine's load)
+    cycles_while_down: int = 0
+    down: threading.Event = field(default_factory=threading.Event)
     growing: dict[str, bytes] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -205,7 +209,13 @@ class FaultWorld:
             while self.sim.pending_responses and time.monotonic() < deadline:
                 time.sleep(0.05)  # the simulator drops scheduled answers when it stops; not our test
             self.sim.stop()
-            time.sleep(0.3)
+            self.cycles_while_down = 0
+            self.down.set()
+        deadline = time.monotonic() + 20
+        while self.cycles_while_down < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with self.lock:
+            self.down.clear()
             self.start_sim(port)
             self.restarts += 1
 
@@ -241,7 +251,10 @@ class FaultWorld:
         assert self.gateway is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and not self.drained():
+            down = self.down.is_set()
             self.gateway.cycle()
+            if down:
+                self.cycles_while_down += 1
             time.sleep(0.1)
 
     def problems(self) -> list[str]:

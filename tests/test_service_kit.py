@@ -143,10 +143,14 @@ def test_lock_file_pins_every_dependency_with_hashes() -> None:
     """requirements.lock pins each runtime and dev dependency of pyproject.toml to one version with hashes."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     wanted = [*project["dependencies"], *project["optional-dependencies"]["dev"]]
-    names = {re.split(r"[<>=\[ ;]", d, maxsplit=1)[0].lower().replace("_", "-") for d in wanted}
+    def canonical(name: str) -> str:  # PEP 503: fhir.resources is pinned as fhir-resources
+        return re.sub(r"[-_.]+", "-", name).lower()
+
+    names = {canonical(re.split(r"[<>=\[ ;]", d, maxsplit=1)[0]) for d in wanted}
     lock = (ROOT / "requirements.lock").read_text()
     pinned = {
-        m.group(1).lower() for m in re.finditer(r"^([A-Za-z0-9_.-]+)(?:\[[^\]]*\])?==\S+", lock, re.MULTILINE)
+        canonical(m.group(1))
+        for m in re.finditer(r"^([A-Za-z0-9_.-]+)(?:\[[^\]]*\])?==\S+", lock, re.MULTILINE)
     }
     assert names <= pinned, sorted(names - pinned)
     assert lock.count("--hash=sha256:") >= len(pinned)
