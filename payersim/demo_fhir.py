@@ -22,11 +22,8 @@ from gateway.runtime.config import load_config
 from gateway.runtime.runner import Gateway, open_context
 from gateway.web import apiauth
 from mappings.pas.paths import PAS_SD
-from payersim.certs import make_pki
-from payersim.core_server import CoreServer
 from payersim.demo import SAMPLES
-from payersim.demo_realtime import api_server, config_text, settle
-from payersim.scenario import Scenario
+from payersim.demo_realtime import api_server, core_workspace, settle
 
 PAYER = "ACME01UM"  # the SOAP partner's payer id in ``demo_realtime.config_text``
 INSURER_NPI = "http://hl7.org/fhir/sid/us-npi|1234567893"  # the examples' insurer
@@ -61,13 +58,7 @@ def decisions(bundle: dict[str, Any]) -> str:
 
 def run_fhir_demo(*, keep: Path | None = None, timeout: float = 60.0, out: TextIO = sys.stdout) -> int:
     base = keep or Path(tempfile.mkdtemp(prefix="x12gw-demo-fhir-"))
-    base.mkdir(parents=True, exist_ok=True)
-    pki = make_pki(base / "pki")
-    scenario = Scenario.load(SAMPLES / "scenarios" / "demo.toml")
-    servers = {style: CoreServer(scenario, pki=pki, auth="mtls").start() for style in ("mime", "soap")}
-    config_path = base / "gateway.toml"
-    text = config_text(base, pki, {k: s.url for k, s in servers.items()})
-    config_path.write_text(text + f'\n[fhir.payers]\n"{INSURER_NPI}" = "{PAYER}"\n', encoding="utf-8")
+    config_path, servers = core_workspace(base, f'\n[fhir.payers]\n"{INSURER_NPI}" = "{PAYER}"\n')
     ctx = open_context(load_config(config_path), allow_upgrade=True)
     try:
         _, key = apiauth.add_client(ctx.store, f"ehr-{int(time.time())}", apiauth.SCOPES)

@@ -135,14 +135,23 @@ def api_requests() -> Iterator[tuple[str, str, dict[str, Any]]]:
         yield path.stem, "/api/v1/eligibility" if kind == "270" else "/api/v1/authorizations", doc
 
 
-def run_realtime_demo(*, keep: Path | None = None, timeout: float = 60.0, out: TextIO = sys.stdout) -> int:
-    base = keep or Path(tempfile.mkdtemp(prefix="x12gw-demo-rt-"))
+def core_workspace(base: Path, more_config: str = "") -> tuple[Path, dict[str, CoreServer]]:
+    """In ``base``: a PKI, the simulator's two CORE endpoints (MIME and SOAP, mutual TLS, the demo
+    scenario, started) and the configuration naming them (plus ``more_config``); its path and the
+    servers (the caller stops them)."""
     base.mkdir(parents=True, exist_ok=True)
     pki = make_pki(base / "pki")
     scenario = Scenario.load(SAMPLES / "scenarios" / "demo.toml")
     servers = {style: CoreServer(scenario, pki=pki, auth="mtls").start() for style in ("mime", "soap")}
     config_path = base / "gateway.toml"
-    config_path.write_text(config_text(base, pki, {k: s.url for k, s in servers.items()}), encoding="utf-8")
+    text = config_text(base, pki, {k: s.url for k, s in servers.items()}) + more_config
+    config_path.write_text(text, encoding="utf-8")
+    return config_path, servers
+
+
+def run_realtime_demo(*, keep: Path | None = None, timeout: float = 60.0, out: TextIO = sys.stdout) -> int:
+    base = keep or Path(tempfile.mkdtemp(prefix="x12gw-demo-rt-"))
+    config_path, servers = core_workspace(base)
     ctx = open_context(load_config(config_path), allow_upgrade=True)
     try:
         _, key = apiauth.add_client(ctx.store, f"demo-{int(time.time())}", apiauth.SCOPES)

@@ -42,16 +42,7 @@ X12GW = (
 )
 
 
-@pytest.fixture
-def workspace(tmp_path: Path) -> Iterator[tuple[Path, Context]]:
-    """A gateway workspace whose batch partner is the in-process SFTP simulator; the run loop's context."""
-    ws = prepare(tmp_path / "ws", SCENARIO)
-    ctx = open_context(load_config(ws.config_path), allow_upgrade=True)
-    try:
-        yield ws.config_path, ctx
-    finally:
-        ctx.store.close()
-        ws.simulator.stop()
+pytest_plugins = ["tests.api_fixtures"]
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import http.client
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,29 +12,16 @@ from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 from sqlalchemy import func, select
 
-from gateway.runtime.config import load_config
 from gateway.runtime.context import Context
-from gateway.runtime.runner import Gateway, open_context
+from gateway.runtime.runner import Gateway
 from gateway.store import schema as s
 from gateway.web import apiauth
 from mappings.pas.paths import PAS_SD
-from payersim.demo import prepare, run_until_answered
+from payersim.demo import run_until_answered
 from tests.api_support import ROOT, serving
 
-SCENARIO = ROOT / "sample_edi" / "scenarios" / "demo.toml"
+pytest_plugins = ["tests.api_fixtures"]
 EXAMPLES = ROOT / "sample_edi" / "fhir"
-
-
-@pytest.fixture
-def workspace(tmp_path: Path) -> Iterator[tuple[Path, Context]]:
-    """A demo workspace (batch partner = in-process SFTP simulator) and the run loop's context."""
-    ws = prepare(tmp_path / "ws", SCENARIO)
-    ctx = open_context(load_config(ws.config_path), allow_upgrade=True)
-    try:
-        yield ws.config_path, ctx
-    finally:
-        ctx.store.close()
-        ws.simulator.stop()
 
 
 def call(port: int, path: str, body: Any = None, key: str | None = None) -> tuple[int, Any]:

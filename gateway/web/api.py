@@ -97,8 +97,24 @@ def api_context(web: WebContext) -> Context:
 Handler = Callable[[Request, WebContext, ApiClient], Awaitable[Response]]
 
 
-def endpoint(scope: str, template: str, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
-    """``handler`` behind authentication, the scope check, problem answers and our access line."""
+Renderer = Callable[[Exception], Response | None]  # an error's answer, or None: not one it knows
+UNAVAILABLE = "the gateway cannot take calls now (see /readyz)"
+
+
+def problem_for(exc: Exception) -> Response | None:
+    """The API's answers: RFC 9457 problem documents."""
+    if isinstance(exc, ApiAuthError):
+        return problem(exc.status, exc.title)
+    if isinstance(exc, ApiProblemError):
+        return problem(exc.status, exc.title, exc.errors, **exc.headers)
+    return None
+
+
+def endpoint(
+    scope: str, template: str, handler: Handler, *, render: Renderer = problem_for, area: str = "api"
+) -> Callable[[Request], Awaitable[Response]]:
+    """``handler`` behind authentication, the scope check, error answers (``render``: problem
+    documents for the API, OperationOutcomes for the FHIR door) and our access line."""
 
     async def call(request: Request) -> Response:
         started = time.perf_counter()
@@ -107,17 +123,17 @@ def endpoint(scope: str, template: str, handler: Handler) -> Callable[[Request],
         try:
             client = await run_in_threadpool(apiauth.authorize, web.store, request, scope)
             response = await handler(request, web, client)
-        except ApiAuthError as exc:
-            response = problem(exc.status, exc.title)
-        except ApiProblemError as exc:
-            response = problem(exc.status, exc.title, exc.errors, **exc.headers)
-        except X12GatewayError as exc:  # the store or a key is not usable: say so, never a stack trace
-            _log.error("api call failed", route=template, error=type(exc).__name__)
-            title = "the gateway cannot take calls now (see /readyz)"
-            response = problem(503, title, None, **{"Retry-After": "5"})
+        except Exception as exc:
+            answer = render(exc)
+            if answer is None and isinstance(exc, X12GatewayError):  # store or key unusable: no trace
+                _log.error(f"{area} call failed", route=template, error=type(exc).__name__)
+                answer = render(ApiProblemError(503, UNAVAILABLE, headers={"Retry-After": "5"}))
+            if answer is None:
+                raise
+            response = answer
         response.headers.setdefault("cache-control", "no-store")
         _log.info(
-            "api call",
+            f"{area} call",
             method=request.method,
             route=template,
             status=response.status_code,

@@ -23,22 +23,20 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from gateway.runtime.logsetup import get_logger
 from gateway.stages.outbox import result_document
 from gateway.store import hash_member_id
 from gateway.web import api, apirecord
 from gateway.web.api import ApiProblemError
-from gateway.web.apiauth import ApiClient
+from gateway.web.apiauth import ApiAuthError, ApiClient
 from gateway.web.context import WebContext, web_context
 from mappings.pas.bundle import BundleIndex
-from mappings.pas.issues import Issue, operation_outcome
+from mappings.pas.issues import Issue, IssueCode, operation_outcome
 from mappings.pas.paths import evaluate
 from mappings.pas.request import PasSubmission, to_request
 from mappings.pas.response import TRACKING_SYSTEM, response_bundle
 from mappings.pas.table import CONTEXTS, table
 
 FHIR_JSON = "application/fhir+json"
-_log = get_logger("x12gw.fhir")
 PAS_OPERATIONS = "http://hl7.org/fhir/us/davinci-pas/OperationDefinition/"
 
 
@@ -107,37 +105,23 @@ def _problem_issues(exc: ApiProblemError) -> list[Issue]:
     return [Issue("Bundle", "invalid" if exc.status < 500 else "structure", exc.title)]
 
 
-def fhir_endpoint(scope: str, template: str, handler: api.Handler) -> Any:
-    """``handler`` behind the API's authentication and scope check, answering problems in FHIR."""
-    import time  # noqa: PLC0415 - per-call timing only
-
-    from gateway.web import apiauth  # noqa: PLC0415 - keeps the import graph of the module flat
-
-    async def call(request: Request) -> Response:
-        started = time.perf_counter()
-        web = web_context(request)
-        client: ApiClient | None = None
-        try:
-            client = await run_in_threadpool(apiauth.authorize, web.store, request, scope)
-            response = await handler(request, web, client)
-        except apiauth.ApiAuthError as exc:
-            code = "login" if exc.status == 401 else "forbidden"
-            response = fhir_json(operation_outcome([Issue("Bundle", code, exc.title)]), exc.status)  # type: ignore[arg-type]
-        except ApiProblemError as exc:
-            response = fhir_json(operation_outcome(_problem_issues(exc)), exc.status)
-        except FhirOutcomeError as exc:
-            response = fhir_json(operation_outcome(exc.issues), exc.status)
-        response.headers.setdefault("cache-control", "no-store")
-        _log.info(
-            "fhir call",
-            route=template,
-            status=response.status_code,
-            client=client.name if client else None,
-            ms=round((time.perf_counter() - started) * 1000, 1),
-        )
+def outcome_for(exc: Exception) -> Response | None:
+    """The front door's answers: OperationOutcomes, for the API's errors too."""
+    if isinstance(exc, FhirOutcomeError):
+        return fhir_json(operation_outcome(exc.issues), exc.status)
+    if isinstance(exc, ApiProblemError):
+        response = fhir_json(operation_outcome(_problem_issues(exc)), exc.status)
+        response.headers.update(exc.headers)
         return response
+    if isinstance(exc, ApiAuthError):
+        code: IssueCode = "login" if exc.status == 401 else "forbidden"
+        return fhir_json(operation_outcome([Issue("Bundle", code, exc.title)]), exc.status)
+    return None
 
-    return call
+
+def fhir_endpoint(scope: str, template: str, handler: api.Handler) -> Any:
+    """``handler`` behind the API's authentication and scope check, answering in FHIR."""
+    return api.endpoint(scope, template, handler, render=outcome_for, area="fhir")
 
 
 async def submit(request: Request, web: WebContext, client: ApiClient) -> Response:

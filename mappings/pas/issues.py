@@ -7,7 +7,17 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 # FHIR IssueType codes used here: structure, required, value, not-found, code-invalid, not-supported
-IssueCode = Literal["structure", "required", "value", "not-found", "code-invalid", "not-supported", "invalid"]
+IssueCode = Literal[
+    "structure",
+    "required",
+    "value",
+    "not-found",
+    "code-invalid",
+    "not-supported",
+    "invalid",
+    "login",
+    "forbidden",
+]
 
 
 @dataclass(frozen=True, slots=True)
