@@ -29,34 +29,13 @@ from gateway.stages import intake
 from payersim.certs import make_pki
 from payersim.core_server import CoreFaults, CoreServer
 from payersim.scenario import Scenario
+from tests.core_support import core_config_lines, mtls_core
 from tests.exactly_once import drop, eligibility
 
 
 def _config(base: Path, server: CoreServer, envelope: str) -> Path:
     pki = make_pki(base / "pki")
-    lines = [
-        "[identity]",
-        'isa_id = "X12GATEWAY"',
-        'trace_assigner = "9X12GATEWY"',
-        "[inbox]",
-        "stable_seconds = 0",
-        "[routing]",
-        'default_partner = "acme"',
-        "[[partners]]",
-        'name = "acme"',
-        'transport = "core"',
-        'isa_id = "ACMEID"',
-        "[partners.core]",
-        f"url = {json.dumps(server.url)}",
-        f"envelope = {json.dumps(envelope)}",
-        'sender_id = "X12GATEWAY"',
-        'receiver_id = "SIMPAYER"',
-        'auth = "mtls"',
-        f"ca_file = {json.dumps(str(pki.ca_cert))}",
-        f"client_cert = {json.dumps(str(pki.client_cert))}",
-        f"client_key = {json.dumps(str(pki.client_key))}",
-        "timeout_seconds = 20",
-    ]
+    lines = core_config_lines(mtls_core(server.url, pki, envelope=envelope, timeout_seconds=20))
     path = base / "gateway.toml"
     path.write_text("\n".join(lines) + "\n")
     return path

@@ -71,28 +71,51 @@ class CoreRig:
             }
         settings.update(core)
         base.mkdir(parents=True, exist_ok=True)
-        lines = [
-            *(["[gateway]", f"database_url = {json.dumps(database_url)}"] if database_url else []),
-            "[identity]",
-            'isa_id = "X12GATEWAY"',
-            'trace_assigner = "9X12GATEWY"',
-            "[inbox]",
-            "stable_seconds = 0",
-            "[routing]",
-            'default_partner = "acme"',
-            "[[partners]]",
-            'name = "acme"',
-            'transport = "core"',
-            'isa_id = "ACMEID"',
-            'payers = ["ACME01"]',
-            "[partners.core]",
-            *(f"{k} = {json.dumps(v)}" for k, v in settings.items()),
-        ]
+        lines = core_config_lines(settings, database_url=database_url)
         path = base / "gateway.toml"
         path.write_text("\n".join(lines) + "\n")
         ctx = open_context(load_config(path))
         self.contexts.append(ctx)
         return ctx
+
+
+def core_config_lines(
+    core: dict[str, Any], *, database_url: str | None = None, partner: tuple[str, ...] = ()
+) -> list[str]:
+    """A gateway configuration with one CORE partner ``acme`` (payer ACME01, the default route):
+    ``core`` is its ``[partners.core]`` table, ``partner`` more lines of its ``[[partners]]`` table."""
+    return [
+        *(["[gateway]", f"database_url = {json.dumps(database_url)}"] if database_url else []),
+        "[identity]",
+        'isa_id = "X12GATEWAY"',
+        'trace_assigner = "9X12GATEWY"',
+        "[inbox]",
+        "stable_seconds = 0",
+        "[routing]",
+        'default_partner = "acme"',
+        "[[partners]]",
+        'name = "acme"',
+        'transport = "core"',
+        'isa_id = "ACMEID"',
+        'payers = ["ACME01"]',
+        *partner,
+        "[partners.core]",
+        *(f"{k} = {json.dumps(v)}" for k, v in core.items()),
+    ]
+
+
+def mtls_core(url: str, pki: Any, **more: Any) -> dict[str, Any]:
+    """The ``[partners.core]`` table of a mutual-TLS partner at ``url`` with the simulator's ``pki``."""
+    return {
+        "url": url,
+        "sender_id": "X12GATEWAY",
+        "receiver_id": "SIMPAYER",
+        "auth": "mtls",
+        "ca_file": str(pki.ca_cert),
+        "client_cert": str(pki.client_cert),
+        "client_key": str(pki.client_key),
+        **more,
+    }
 
 
 def drop_request(ctx: Context, sample: str, reference: str, **changes: Any) -> int:

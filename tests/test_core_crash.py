@@ -8,7 +8,6 @@ replays a run, as in ``tests/test_crash.py``.
 
 from __future__ import annotations
 
-import json
 import random
 import signal
 import time
@@ -24,6 +23,7 @@ from gateway.store.sealing import KeyRing, install
 from payersim.certs import make_pki
 from payersim.core_server import CoreFaults, CoreServer
 from payersim.scenario import Scenario
+from tests.core_support import core_config_lines, mtls_core
 from tests.exactly_once import Feeder, audit_realtime, settled
 from tests.test_crash import STAGE_EVENTS, CrashWorld, _seed
 
@@ -31,36 +31,9 @@ KILLS = 12
 EVENTS = (*STAGE_EVENTS[:2], "core exchange", "inbound file processed")
 
 
-def _config(base: Path, server: CoreServer, pki_dir: Path) -> str:
-    pki = make_pki(pki_dir)
-    return "\n".join(
-        [
-            "[identity]",
-            'isa_id = "X12GATEWAY"',
-            'trace_assigner = "9X12GATEWY"',
-            "[inbox]",
-            "stable_seconds = 0",
-            "[routing]",
-            'default_partner = "acme"',
-            "[[partners]]",
-            'name = "acme"',
-            'transport = "core"',
-            'isa_id = "ACMEID"',
-            'payers = ["ACME01"]',
-            "poll_seconds = 0.1",
-            "[partners.core]",
-            f"url = {json.dumps(server.url)}",
-            'sender_id = "X12GATEWAY"',
-            'receiver_id = "SIMPAYER"',
-            'auth = "mtls"',
-            f"ca_file = {json.dumps(str(pki.ca_cert))}",
-            f"client_cert = {json.dumps(str(pki.client_cert))}",
-            f"client_key = {json.dumps(str(pki.client_key))}",
-            "timeout_seconds = 2.0",
-            "retry_seconds = 0.5",
-            "",
-        ]
-    )
+def _config(server: CoreServer, pki_dir: Path) -> str:
+    core = mtls_core(server.url, make_pki(pki_dir), timeout_seconds=2.0, retry_seconds=0.5)
+    return "\n".join([*core_config_lines(core, partner=("poll_seconds = 0.1",)), ""])
 
 
 @pytest.fixture
@@ -73,7 +46,7 @@ def world(tmp_path: Path, phi_log_dir: Path) -> Iterator[tuple[CrashWorld, CoreS
     base = tmp_path / "gw"
     base.mkdir()
     config_path = base / "gateway.toml"
-    config_path.write_text(_config(base, server, pki_dir))
+    config_path.write_text(_config(server, pki_dir))
     log = phi_log_dir / f"core-crash-{tmp_path.name}.log"
     try:
         yield CrashWorld(base, config_path, None, log, Feeder(base / "inbox", random.Random())), server  # type: ignore[arg-type]
