@@ -69,7 +69,8 @@ def main() -> None:
         seconds, peak, (state, sets, acks) = measure(process, str(path), base)
     verdict = "under" if peak < args.limit_mib else "OVER"
     print(
-        f"inbound  271 file {size:6.1f} MB  {sets:,}{'+' if sets == 10_000 else ''} sets  {state}  {acks} ack file(s)  {seconds:6.1f} s  "
+        f"inbound  271 file {size:6.1f} MB  {sets:,}{'+' if sets == 10_000 else ''} sets  {state}  "
+        f"{acks} ack file(s)  {seconds:6.1f} s  "
         f"{size / seconds:5.2f} MB/s  peak RSS {peak:5.0f} MiB  ({verdict} {args.limit_mib:g} MiB)"
     )
 
