@@ -244,9 +244,7 @@ def _pack(item: SetInContext, rules: MappingRules) -> list[_Packed]:
         return []
     records = map_set(item.validated, item.interchange, item.group, rules)
     key = (item.interchange, report.control_number)
-    return [
-        _Packed(report.map or "", report.offset, key, zlib.compress(pickle.dumps(r), 1)) for r in records
-    ]
+    return [_Packed(report.map or "", report.offset, key, zlib.compress(pickle.dumps(r), 1)) for r in records]
 
 
 def _by_offset(report: ValidationReport) -> dict[int, tuple[InterchangeReport, GroupReport, SetReport]]:
@@ -330,10 +328,15 @@ def _record_envelopes(tx: Tx, row: FileRow, report: ValidationReport, facts: dic
 def _candidates(tx: Tx, kind: str, traces: list[str], bht03: str | None) -> dict[int, RequestRow]:
     """Requests a response could answer: those whose sent set carries one of its traces or its BHT03."""
     wanted = ANSWERS[kind]
-    sets = [s for t in traces for s in tx.envelopes.find_sets(trace_number=t, set_id=wanted, limit=5)]
+    sets = [
+        s
+        for t in dict.fromkeys(traces)
+        for s in tx.envelopes.find_sets(trace_number=t, set_id=wanted, limit=5)
+    ]
     if bht03:
         sets += tx.envelopes.find_sets(bht03=bht03, set_id=wanted, limit=5)
-    return {s.request_id: tx.requests.get(s.request_id) for s in sets if s.request_id is not None}
+    ids = dict.fromkeys(s.request_id for s in sets if s.request_id is not None)  # each request read once
+    return {i: tx.requests.get(i) for i in ids}
 
 
 def _applied_fingerprints(tx: Tx, req: RequestRow) -> list[tuple[str, str]]:
