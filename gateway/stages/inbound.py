@@ -15,9 +15,10 @@ import hashlib
 import json
 import pickle
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from gateway.lifecycle import Entity, FileEvent, FileState, RequestEvent, RequestState, SetState, allows
@@ -83,16 +84,14 @@ def _our_id(ctx: Context) -> str:
 def process_file(ctx: Context, row: FileRow, rules: MappingRules) -> str:
     """Process one downloaded file; returns its final state."""
     partner = ctx.config.partner(row.partner)
-    data = ctx.payloads.get(row.sha256)
-    scan = _Scan.of(data, _options(ctx, partner), rules)
+    scan = _Scan.of(_chunks(ctx.payloads.path_for(row.sha256)), _options(ctx, partner), rules)
     report = scan.report
     if report.fatal or not report.interchanges:
         return _quarantine(ctx, row, report.fatal or "no interchange in the file")
     try:
-        acks = parse_acks(data) if _has_acks(report) else None
+        acks = parse_acks(ctx.payloads.get(row.sha256)) if _has_acks(report) else None
     except X12GatewayError as exc:  # validation recovered from the damage; applying acks cannot
         return _quarantine(ctx, row, f"acknowledgment not readable: {exc}")
-    del data  # the file's bytes are not needed past this point
     _warn_misaddressed(ctx, row, report)
     outgoing = _our_acks(ctx, partner, report) if partner.send_acks else []
     outcome = Outcome()
@@ -208,7 +207,7 @@ class _Scan:
     packed: list[_Packed]
 
     @classmethod
-    def of(cls, data: bytes, opts: Options, rules: MappingRules) -> _Scan:
+    def of(cls, data: Iterable[bytes], opts: Options, rules: MappingRules) -> _Scan:
         stream = ValidationStream(data, opts)
         sets: dict[int, _SetFacts] = {}
         packed: list[_Packed] = []
@@ -229,6 +228,12 @@ class _Scan:
             ic, g, s = found
             findings = tuple(finding_json(f) for f in s.findings)
             yield _Mapped(p.kind, p.record(), p.key, set_validation(ic, g, s), findings)
+
+
+def _chunks(path: Path) -> Iterator[bytes]:
+    """A downloaded file in 1 MiB pieces: the file's bytes are never all in memory at once."""
+    with path.open("rb") as fh:
+        yield from iter(lambda: fh.read(1 << 20), b"")
 
 
 def _facts(item: SetInContext) -> _SetFacts:
