@@ -361,7 +361,8 @@ def _apply_record(ctx: Context, tx: Tx, item: _Mapped, outcome: Outcome) -> None
         if isinstance(record, EligibilityResult)
         else ([record.trace_number] if record.trace_number else [])
     )
-    fingerprint = hashlib.sha256(json.dumps(to_dict(record), sort_keys=True).encode()).hexdigest()[:16]
+    as_dict = to_dict(record)  # once: it is the fingerprint's input and the stored document's base
+    fingerprint = hashlib.sha256(json.dumps(as_dict, sort_keys=True).encode()).hexdigest()[:16]
     candidates = _candidates(tx, kind, traces, record.bht_reference)
     sent = [
         SentRequest(r.tracking_number, r.kind, r.tracking_number, r.tracking_number)
@@ -388,7 +389,7 @@ def _apply_record(ctx: Context, tx: Tx, item: _Mapped, outcome: Outcome) -> None
         ctx.log.warning("response matches no request", **detail)
         return
     req = next(r for r in candidates.values() if r.tracking_number == result.matched[0][1])
-    doc = {**to_dict(record), "validation": item.validation, "findings": list(item.findings)}
+    doc = {**as_dict, "validation": item.validation, "findings": list(item.findings)}
     if item.validation == "rejected":
         ctx.log.warning(
             "payer decision received in a transaction set our 999 rejects: applied, errors reported",
