@@ -124,7 +124,7 @@ def report_profile(path: Path) -> None:
         default=0.0,
     )
     print(
-        f"profile  gateway CPU in profile {total:.1f} s, validate_set {validating:.1f} s "
+        f"profile  gateway wall time {total:.1f} s (idle waits included), validate_set {validating:.1f} s "
         f"({100 * validating / total:.0f}%)"
     )
     stats.sort_stats("cumulative").print_stats(40)
