@@ -78,16 +78,14 @@ def atomic_write(path: Path, data: bytes, *, mode: int = FILE_MODE) -> None:
             raise
 
 
-SYNC_ALL_FROM = 8  # from this many files on, one sync() costs less than a data fsync per file
-
-
 def atomic_write_all(folder: Path, items: list[tuple[str, bytes]], *, mode: int = FILE_MODE) -> None:
-    """``atomic_write`` for many files of one folder, with a few syncs instead of two per file.
+    """``atomic_write`` for many files of one folder, with one folder ``fsync`` instead of one per file.
 
-    Every file's data is written to its temporary name and made durable (one ``fsync`` each, or one
-    ``os.sync()`` for a batch), then each is renamed into place and the folder is synced once. A crash
-    leaves every target old or whole, as ``atomic_write`` does; the caller records its own progress
-    only after this returns (the outbox's delivery does), so nothing is lost after a power cut."""
+    Every file's data is written to its temporary name and ``fsync``-ed, then each is renamed into
+    place and the folder is synced once (a global ``sync()`` was tried: it also flushes every other
+    process's writes, and cost more than it saved on a shared host). A crash leaves every target old
+    or whole, as ``atomic_write`` does; the caller records its own progress only after this returns
+    (the outbox's delivery does), so nothing is lost after a power cut."""
     temps: list[tuple[Path, Path]] = []
     try:
         for name, data in items:
@@ -98,11 +96,8 @@ def atomic_write_all(folder: Path, items: list[tuple[str, bytes]], *, mode: int 
                 fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
                 with os.fdopen(fd, "wb") as fh:
                     fh.write(data)
-                    if len(items) < SYNC_ALL_FROM:
-                        fh.flush()
-                        os.fsync(fh.fileno())
-        if len(items) >= SYNC_ALL_FROM:
-            os.sync()
+                    fh.flush()
+                    os.fsync(fh.fileno())
         for tmp, path in temps:
             with io_errors("write", path):
                 tmp.replace(path)
