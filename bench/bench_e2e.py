@@ -3,7 +3,11 @@
 request in the outbox. Prints the total time, requests/s, p50/p95/max latency per request (drop to
 result file) and the gateway process's peak RSS.
 
-    python bench/bench_e2e.py [--requests 10000] [--per-file 100]
+    python bench/bench_e2e.py [--requests 10000] [--per-file 100] [--profile FILE]
+
+``--profile FILE`` runs the gateway under cProfile (``X12GW_PROFILE``) and prints its top functions
+(the stats stay in FILE), the share of its time spent validating, and the CPU time the simulator
+(in this process) used.
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ def feed(inbox: Path, requests: int, per_file: int) -> None:
         drop(inbox, f"batch-{start // per_file:05d}.csv", csv_batch(rows))
 
 
-def run(requests: int, per_file: int, base: Path) -> None:
+def run(requests: int, per_file: int, base: Path, profile: Path | None = None) -> None:
     logging.getLogger().setLevel(logging.WARNING)  # the simulator narrates every file at INFO
     logging.getLogger("paramiko").setLevel(logging.CRITICAL)  # peers hanging up are not news here
     keys = base / "keys"
@@ -63,6 +67,8 @@ def run(requests: int, per_file: int, base: Path) -> None:
     outbox = gw / "outbox"
     argv = [str(X12GW)] if X12GW.exists() else [sys.executable, "-m", "gateway.cli"]
     log = (base / "gateway.log").open("wb")
+    env = {**os.environ, "X12GW_PROFILE": str(profile)} if profile else None
+    cpu0 = time.process_time()
     t0 = time.time()
     feed(gw / "inbox", requests, per_file)
     proc = subprocess.Popen(
@@ -70,6 +76,7 @@ def run(requests: int, per_file: int, base: Path) -> None:
         stdout=subprocess.DEVNULL,
         stderr=log,
         cwd=gw,
+        env=env,
     )
     peak = 0.0
     done = 0
@@ -84,6 +91,7 @@ def run(requests: int, per_file: int, base: Path) -> None:
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
+        sim_cpu = time.process_time() - cpu0
         sim.stop()
         log.close()
     results = [p for p in outbox.iterdir() if p.suffix == ".json"]
@@ -94,18 +102,44 @@ def run(requests: int, per_file: int, base: Path) -> None:
     print(
         f"e2e  {requests:,} eligibility requests ({per_file}/file), {answered:,} answered: "
         f"total {total:.1f} s, {requests / total:,.0f} requests/s, latency p50 {q[49]:.1f} s, "
-        f"p95 {q[94]:.1f} s, max {total:.1f} s; gateway peak RSS {peak:.0f} MiB"
+        f"p95 {q[94]:.1f} s, max {total:.1f} s; gateway peak RSS {peak:.0f} MiB; "
+        f"simulator and bench CPU {sim_cpu:.1f} s"
     )
+    if profile:
+        report_profile(profile)
+
+
+def report_profile(path: Path) -> None:
+    """The gateway's top functions by own time and the share of its time inside validation."""
+    import pstats  # noqa: PLC0415
+
+    stats = pstats.Stats(str(path))
+    total = stats.total_tt  # type: ignore[attr-defined]  # set by pstats, not in its stubs
+    validating = max(
+        (
+            ct
+            for (file, _, name), (_, _, _, ct, _) in stats.stats.items()  # type: ignore[attr-defined]
+            if file.endswith("transactions/validation.py") and name == "validate_set"
+        ),
+        default=0.0,
+    )
+    print(
+        f"profile  gateway wall time {total:.1f} s (idle waits included), validate_set {validating:.1f} s "
+        f"({100 * validating / total:.0f}%)"
+    )
+    stats.sort_stats("cumulative").print_stats(40)
+    stats.sort_stats("tottime").print_stats(25)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=10_000)
     parser.add_argument("--per-file", type=int, default=100)
+    parser.add_argument("--profile", type=Path, help="cProfile the gateway into this file")
     args = parser.parse_args()
     os.environ.setdefault("X12GW_MEMBER_HASH_KEY", "bench-member-hash-key-0123456789")
     with tempfile.TemporaryDirectory(prefix="x12gw-bench-e2e-") as tmp:
-        run(args.requests, args.per_file, Path(tmp))
+        run(args.requests, args.per_file, Path(tmp), args.profile and args.profile.resolve())
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -85,12 +86,28 @@ def _command(argv: Sequence[str]) -> str | None:
     return next((a for a in argv if not a.startswith("-")), None)
 
 
+PROFILE_ENV = "X12GW_PROFILE"
+
+
+def _profiled(args: argparse.Namespace) -> int:
+    """Run the command under cProfile and write its stats to the file ``$X12GW_PROFILE`` names (for
+    ``bench/bench_e2e.py --profile``: where a long run's time goes), even when the command fails."""
+    import cProfile  # noqa: PLC0415 - only when asked for
+
+    profile = cProfile.Profile()
+    try:
+        result: int = profile.runcall(args.func, args)
+    finally:
+        profile.dump_stats(os.environ[PROFILE_ENV])
+    return result
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     words = sys.argv[1:] if argv is None else list(argv)
     parser = make_parser(_command(words), everything=False)
     args = parser.parse_args(words)
     try:
-        code: int = args.func(args)
+        code: int = _profiled(args) if os.environ.get(PROFILE_ENV) else args.func(args)
     except X12GatewayError as exc:
         print(f"x12gw: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -1,17 +1,24 @@
 """Inbound stage: downloaded files are validated, acknowledged, applied and delivered.
 
-One transaction records the file's envelopes, applies any 999/TA1 to what we sent, stores the
-records mapped from 271/278 responses (matched to requests by trace number, then BHT03), queues our
-own 999/TA1 for the partner, and moves the file to ``processed``; result files are written after that
-commit and the file becomes ``delivered``. A crash between the two re-writes the same results.
+A file is validated and mapped set by set (``ValidationStream``): each set's parsed segments are
+dropped once its records are read, and the records wait compressed until the file's verdicts are
+known, so memory stays small whatever the file's size. One transaction then records the file's
+envelopes, applies any 999/TA1 to what we sent, stores the records mapped from 271/278 responses
+(matched to requests by trace number, then BHT03), queues our own 999/TA1 for the partner, and moves
+the file to ``processed``; result files are written after that commit and the file becomes
+``delivered``. A crash between the two re-writes the same results.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import pickle
+import zlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from gateway.lifecycle import (
@@ -31,13 +38,20 @@ from gateway.stages.outbox import summary_file_name, write_results
 from gateway.store import FileRow, RequestRow, Tx
 from mappings.correlate import ResponseKey, SentRequest, correlate
 from mappings.decode import describe
-from mappings.mapper import MappingRules, Record, map_validation
+from mappings.mapper import MappingRules, Record, map_set
 from mappings.records import AuthorizationRecord, EligibilityResult
 from transactions.acks import AckEnvelope, GroupAck, InterchangeAck, build_999, build_ta1, parse_acks
 from transactions.errors import X12GatewayError
-from transactions.findings import InterchangeReport, finding_json
+from transactions.findings import (
+    GroupReport,
+    InterchangeReport,
+    SetReport,
+    ValidationReport,
+    finding_json,
+    set_validation,
+)
 from transactions.jsonform import to_dict
-from transactions.validation import Options, Validation, validate_detailed
+from transactions.validation import Options, SetInContext, ValidationStream
 
 # Plain Python errors a hostile file can still trigger (e.g. undecodable bytes reaching the database);
 # project errors (store, disk) are not here: those are retried, not blamed on the file.
@@ -80,24 +94,23 @@ def _our_id(ctx: Context) -> str:
 def process_file(ctx: Context, row: FileRow, rules: MappingRules) -> str:
     """Process one downloaded file; returns its final state."""
     partner = ctx.config.partner(row.partner)
-    data = ctx.payloads.get(row.sha256)
-    validation = validate_detailed(data, _options(ctx, partner))
-    if validation.report.fatal or not validation.report.interchanges:
-        return _quarantine(ctx, row, validation.report.fatal or "no interchange in the file")
+    scan = _Scan.of(_chunks(ctx.payloads.path_for(row.sha256)), _options(ctx, partner), rules)
+    report = scan.report
+    if report.fatal or not report.interchanges:
+        return _quarantine(ctx, row, report.fatal or "no interchange in the file")
     try:
-        acks = parse_acks(data) if _has_acks(validation) else None
+        acks = parse_acks(ctx.payloads.get(row.sha256)) if _has_acks(report) else None
     except X12GatewayError as exc:  # validation recovered from the damage; applying acks cannot
         return _quarantine(ctx, row, f"acknowledgment not readable: {exc}")
-    _warn_misaddressed(ctx, row, validation)
-    mapped = _map_all(validation, rules)
-    outgoing = _our_acks(ctx, partner, validation) if partner.send_acks else []
+    _warn_misaddressed(ctx, row, report)
+    outgoing = _our_acks(ctx, partner, report) if partner.send_acks else []
     outcome = Outcome()
     with ctx.store.begin() as tx:
-        set_rows = _record_envelopes(tx, row, validation)
+        set_rows = _record_envelopes(tx, row, report, scan.sets)
         if acks is not None:
             outcome.acks_applied = _apply_acks(ctx, tx, acks.groups, acks.interchanges, outcome)
         matched: dict[tuple[str, str], bool] = {}
-        for item in mapped:
+        for item in scan.mapped():
             found = _apply_record(ctx, tx, item, outcome)
             matched[item.key] = matched.get(item.key, False) or found
         _mark_unmatched(tx, [set_rows[k] for k, found in matched.items() if not found and k in set_rows])
@@ -143,9 +156,9 @@ def deliver(ctx: Context, file_id: int, trackings: list[str]) -> None:
         tx.files.transition(file_id, FileEvent.DELIVER, expect=FileState.PROCESSED)
 
 
-def _has_acks(validation: Validation) -> bool:
-    return any(g.functional_id == "FA" for i in validation.report.interchanges for g in i.groups) or any(
-        i.groups == () for i in validation.report.interchanges
+def _has_acks(report: ValidationReport) -> bool:
+    return any(g.functional_id == "FA" for i in report.interchanges for g in i.groups) or any(
+        i.groups == () for i in report.interchanges
     )
 
 
@@ -174,24 +187,90 @@ class _Mapped:
     findings: tuple[dict[str, object], ...]
 
 
-def _map_all(validation: Validation, rules: MappingRules) -> list[_Mapped]:
-    """Every readable response, whatever our 999 says of it (mappings.mapper.map_validation)."""
-    return [
-        _Mapped(
-            m.report.map or "",
-            record,
-            (m.interchange.control_number, m.report.control_number),
-            m.validation,
-            tuple(finding_json(f) for f in m.report.findings),
-        )
-        for m in map_validation(validation, rules)
-        if m.report.map in ANSWERS
-        for record in m.records
-    ]
+@dataclass(frozen=True)
+class _Packed:
+    """A record read from a set whose group and interchange verdicts are not known yet: pickled and
+    compressed (a few hundred bytes) so that a large file's records do not fill memory."""
+
+    kind: str
+    offset: int  # the set's offset in the file: its report is found by it at the end
+    key: tuple[str, str]  # (ISA13, ST02)
+    data: bytes
+
+    def record(self) -> Record:
+        # our own bytes, made a moment ago in this process from our own dataclasses
+        return pickle.loads(zlib.decompress(self.data))  # type: ignore[no-any-return]  # noqa: S301
 
 
-def _warn_misaddressed(ctx: Context, row: FileRow, validation: Validation) -> None:
-    for ic in validation.report.interchanges:
+@dataclass(frozen=True)
+class _SetFacts:
+    """What the store records of a received set beside its report (traces and BHT03 for matching)."""
+
+    traces: tuple[str, ...]
+    bht03: str | None
+
+
+@dataclass
+class _Scan:
+    """One pass over a file: the validation report, each set's facts by offset, and every mapped
+    response packed in file order."""
+
+    report: ValidationReport
+    sets: dict[int, _SetFacts]
+    packed: list[_Packed]
+
+    @classmethod
+    def of(cls, data: Iterable[bytes], opts: Options, rules: MappingRules) -> _Scan:
+        stream = ValidationStream(data, opts)
+        sets: dict[int, _SetFacts] = {}
+        packed: list[_Packed] = []
+        for item in stream:
+            sets[item.validated.report.offset] = _facts(item)
+            packed.extend(_pack(item, rules))
+        assert stream.report is not None  # set once iteration ends  # noqa: S101
+        return cls(stream.report, sets, packed)
+
+    def mapped(self) -> Iterator[_Mapped]:
+        """Every readable response in file order, whatever our 999 says of it, except from
+        interchanges or groups not addressed to us (as ``mappings.mapper.map_validation``)."""
+        where = _by_offset(self.report)
+        for p in self.packed:
+            found = where.get(p.offset)
+            if found is None or found[0].misaddressed:
+                continue
+            ic, g, s = found
+            findings = tuple(finding_json(f) for f in s.findings)
+            yield _Mapped(p.kind, p.record(), p.key, set_validation(ic, g, s), findings)
+
+
+def _chunks(path: Path) -> Iterator[bytes]:
+    """A downloaded file in 1 MiB pieces: the file's bytes are never all in memory at once."""
+    with path.open("rb") as fh:
+        yield from iter(lambda: fh.read(1 << 20), b"")
+
+
+def _facts(item: SetInContext) -> _SetFacts:
+    segments = item.validated.segments
+    traces = tuple(seg.get(2) for seg in segments if seg.tag == "TRN")
+    bht03 = segments[1].get(3) if len(segments) > 1 and segments[1].tag == "BHT" else None
+    return _SetFacts(traces, bht03)
+
+
+def _pack(item: SetInContext, rules: MappingRules) -> list[_Packed]:
+    report = item.validated.report
+    if report.map not in ANSWERS:
+        return []
+    records = map_set(item.validated, item.interchange, item.group, rules)
+    key = (item.interchange, report.control_number)
+    return [_Packed(report.map or "", report.offset, key, zlib.compress(pickle.dumps(r), 1)) for r in records]
+
+
+def _by_offset(report: ValidationReport) -> dict[int, tuple[InterchangeReport, GroupReport, SetReport]]:
+    return {s.offset: (ic, g, s) for ic in report.interchanges for g in ic.groups for s in g.sets}
+
+
+def _warn_misaddressed(ctx: Context, row: FileRow, report: ValidationReport) -> None:
+    for ic in report.interchanges:
         if ic.misaddressed:
             ctx.log.warning(
                 "interchange not addressed to us: rejected, nothing applied",
@@ -202,26 +281,26 @@ def _warn_misaddressed(ctx: Context, row: FileRow, validation: Validation) -> No
             )
 
 
-def _our_acks(ctx: Context, partner: PartnerConfig, validation: Validation) -> list[tuple[str, bytes]]:
+def _our_acks(ctx: Context, partner: PartnerConfig, report: ValidationReport) -> list[tuple[str, bytes]]:
     """The 999s (and TA1s) we owe for what we received (never for received acknowledgments)."""
     out: list[tuple[str, bytes]] = []
     ident = ctx.config.identity
     pair = (f"{ident.isa_qualifier}:{ident.isa_id}", f"{partner.isa_qualifier}:{partner.isa_id}")
-    for ic in validation.report.interchanges:
+    for ic in report.interchanges:
         wants_999 = not ic.rejected and any(g.functional_id != "FA" for g in ic.groups)
         if ic.ta1 is None and not wants_999:
             continue
         isa = ctx.store.allocate_control_numbers(*pair, "ISA13", 1)[0]
         env = AckEnvelope(ident.isa_qualifier, ident.isa_id, isa, isa, ctx.clock(), ctx.config.gateway.usage)
-        report = _without_acks(ic)
+        answered = _without_acks(ic)
         payload = build_ta1(ic, env) if ic.rejected else None
         if payload is None and wants_999:
             gs = ctx.store.allocate_control_numbers(*pair, "GS06", 1)[0]
-            st = ctx.store.allocate_control_numbers(*pair, "ST02", len(report.groups))
+            st = ctx.store.allocate_control_numbers(*pair, "ST02", len(answered.groups))
             env = AckEnvelope(
                 ident.isa_qualifier, ident.isa_id, isa, gs, ctx.clock(), ctx.config.gateway.usage
             )
-            payload = build_999(report, env, st[0])
+            payload = build_999(answered, env, st[0])
         if payload is not None:
             out.append((partner.file_name("TA1" if ic.rejected else "999", isa, ctx.clock()), payload))
     return out
@@ -233,11 +312,12 @@ def _without_acks(ic: InterchangeReport) -> InterchangeReport:
     return replace(ic, groups=tuple(g for g in ic.groups if g.functional_id != "FA"))
 
 
-def _record_envelopes(tx: Tx, row: FileRow, validation: Validation) -> dict[tuple[str, str], int]:
+def _record_envelopes(
+    tx: Tx, row: FileRow, report: ValidationReport, facts: dict[int, _SetFacts]
+) -> dict[tuple[str, str], int]:
     """Record the file's interchanges, groups and sets; the set rows' ids by (ISA13, ST02)."""
     set_rows: dict[tuple[str, str], int] = {}
-    by_offset = {s.report.offset: s for s in validation.sets}
-    for ic in validation.report.interchanges:
+    for ic in report.interchanges:
         ic_row = tx.envelopes.record_interchange(
             file_id=row.id,
             control_number=_control(ic.control_number, 0),
@@ -254,18 +334,14 @@ def _record_envelopes(tx: Tx, row: FileRow, validation: Validation) -> dict[tupl
                 ack_status=g.ack_code,
             )
             for s in g.sets:
-                vs = by_offset[s.offset]
-                traces = [seg.get(2) for seg in vs.segments if seg.tag == "TRN"]
-                bht03 = (
-                    vs.segments[1].get(3) if len(vs.segments) > 1 and vs.segments[1].tag == "BHT" else None
-                )
+                f = facts[s.offset]
                 recorded = tx.envelopes.record_set(
                     interchange_id=ic_row.id,
                     group_id=g_row.id,
                     control_number=s.control_number,
                     set_id=s.set_id,
-                    trace_numbers=traces,
-                    bht03=bht03,
+                    trace_numbers=list(f.traces),
+                    bht03=f.bht03,
                     state=SetState.RECEIVED if s.accepted else SetState.REJECTED,
                     ack_status=s.ack_code,
                 )
@@ -276,10 +352,15 @@ def _record_envelopes(tx: Tx, row: FileRow, validation: Validation) -> dict[tupl
 def _candidates(tx: Tx, kind: str, traces: list[str], bht03: str | None) -> dict[int, RequestRow]:
     """Requests a response could answer: those whose sent set carries one of its traces or its BHT03."""
     wanted = ANSWERS[kind]
-    sets = [s for t in traces for s in tx.envelopes.find_sets(trace_number=t, set_id=wanted, limit=5)]
+    sets = [
+        s
+        for t in dict.fromkeys(traces)
+        for s in tx.envelopes.find_sets(trace_number=t, set_id=wanted, limit=5)
+    ]
     if bht03:
         sets += tx.envelopes.find_sets(bht03=bht03, set_id=wanted, limit=5)
-    return {s.request_id: tx.requests.get(s.request_id) for s in sets if s.request_id is not None}
+    ids = dict.fromkeys(s.request_id for s in sets if s.request_id is not None)  # each request read once
+    return {i: tx.requests.get(i) for i in ids}
 
 
 def _applied_fingerprints(tx: Tx, req: RequestRow) -> list[tuple[str, str]]:
@@ -308,7 +389,8 @@ def _apply_record(ctx: Context, tx: Tx, item: _Mapped, outcome: Outcome) -> bool
         if isinstance(record, EligibilityResult)
         else ([record.trace_number] if record.trace_number else [])
     )
-    fingerprint = hashlib.sha256(json.dumps(to_dict(record), sort_keys=True).encode()).hexdigest()[:16]
+    as_dict = to_dict(record)  # once: it is the fingerprint's input and the stored document's base
+    fingerprint = hashlib.sha256(json.dumps(as_dict, sort_keys=True).encode()).hexdigest()[:16]
     candidates = _candidates(tx, kind, traces, record.bht_reference)
     sent = [
         SentRequest(r.tracking_number, r.kind, r.tracking_number, r.tracking_number)
@@ -335,7 +417,7 @@ def _apply_record(ctx: Context, tx: Tx, item: _Mapped, outcome: Outcome) -> bool
         ctx.log.warning("response matches no request", **detail)
         return False
     req = next(r for r in candidates.values() if r.tracking_number == result.matched[0][1])
-    doc = {**to_dict(record), "validation": item.validation, "findings": list(item.findings)}
+    doc = {**as_dict, "validation": item.validation, "findings": list(item.findings)}
     if item.validation == "rejected":
         ctx.log.warning(
             "payer decision received in a transaction set our 999 rejects: applied, errors reported",

@@ -15,7 +15,7 @@ import json
 from typing import Any
 
 from gateway.runtime.context import Context
-from gateway.runtime.fsutil import atomic_write, ensure_dir
+from gateway.runtime.fsutil import atomic_write, atomic_write_all, ensure_dir
 from gateway.store import RequestRow, Tx
 from mappings.decode import decision_summary
 
@@ -77,19 +77,27 @@ def render_result(doc: dict[str, Any]) -> bytes:
     return json.dumps(doc, indent=2, sort_keys=True).encode()
 
 
+WRITE_CHUNK = 500  # result files written (and synced) together; bounds memory on a large delivery
+
+
 def write_results(ctx: Context, trackings: list[str], *, summary_name: str | None = None) -> int:
     """(Re)write the result file of each tracking number (unknown ones are skipped), and the CSV
     summary ``summary_name`` when given and enabled; returns how many results were written."""
     outbox = ensure_dir(ctx.config.folders.outbox)
     rows: list[dict[str, Any]] = []
+    files: list[tuple[str, bytes]] = []
     with ctx.store.read() as tx:
         for tracking in dict.fromkeys(trackings):
             req = tx.requests.get_by_tracking(tracking)
             if req is None:
                 continue
             doc = result_document(tx, req)
-            atomic_write(outbox / f"{tracking}.json", render_result(doc))
+            files.append((f"{tracking}.json", render_result(doc)))
             rows.append(_summary_row(doc))
+            if len(files) >= WRITE_CHUNK:
+                atomic_write_all(outbox, files)
+                files.clear()
+    atomic_write_all(outbox, files)  # all durable before the caller records the delivery
     if summary_name and rows and ctx.config.outbox.csv_summary:
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=SUMMARY_COLUMNS, extrasaction="ignore")

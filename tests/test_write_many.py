@@ -1,0 +1,31 @@
+"""``atomic_write_all``: many result files written whole, owner-only, with no temporary file left."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.runtime.fsutil import atomic_write_all
+
+
+@pytest.mark.parametrize("count", [1, 2, 30])
+def test_every_file_is_written_whole_and_replaces_the_old_one(tmp_path: Path, count: int) -> None:
+    """Each target holds its new bytes (an old file is replaced), its mode is 0600, and only the
+    targets remain in the folder."""
+    (tmp_path / "r0.json").write_bytes(b"old")
+    items = [(f"r{i}.json", f"result {i}".encode() * 50) for i in range(count)]
+    atomic_write_all(tmp_path, items)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(name for name, _ in items)
+    for name, data in items:
+        assert (tmp_path / name).read_bytes() == data
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o600
+
+
+def test_a_failed_write_leaves_no_temporary_file(tmp_path: Path) -> None:
+    """A target that cannot be written (its name is a folder) raises, and no '.tmp' file is left."""
+    (tmp_path / "busy.json").mkdir()
+    items = [(f"r{i}.json", b"x") for i in range(8)] + [("busy.json", b"y")]
+    with pytest.raises(Exception):  # noqa: B017, PT011 - the project's write error, whichever it is
+        atomic_write_all(tmp_path, items)
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
