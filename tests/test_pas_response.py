@@ -141,3 +141,13 @@ def test_cancelled_update_item_is_not_answered() -> None:
     sub, request = _submission("ig-homecare-update")
     bundle = response_bundle({"tracking_number": "GW-T-6", "state": "queued"}, sub, request, created=NOW)
     assert [seq for seq, _, _ in _review(bundle)] == [1, 3]
+
+
+def test_request_the_gateway_gave_up_is_an_error_outcome() -> None:
+    """A 278 rejected by the clearinghouse (no payer answer) is outcome error, not queued."""
+    sub, request = _submission("ig-homecare")
+    result = {"tracking_number": "GW-T-7", "state": "rejected"}
+    bundle = response_bundle(result, sub, request, created=NOW, failed=True)
+    Bundle.model_validate(bundle)
+    assert bundle["entry"][0]["resource"]["outcome"] == "error"
+    assert response_bundle(result, sub, request, created=NOW)["entry"][0]["resource"]["outcome"] == "queued"

@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from gateway.lifecycle import RequestState
 from gateway.stages.outbox import result_document
 from gateway.store import hash_member_id
 from gateway.web import api, apirecord
@@ -105,6 +106,11 @@ def _problem_issues(exc: ApiProblemError) -> list[Issue]:
     return [Issue("Bundle", "invalid" if exc.status < 500 else "structure", exc.title)]
 
 
+def _failed(doc: dict[str, Any]) -> bool:
+    """The gateway gave the request up: its 278 was rejected (999/TA1) or could not be built."""
+    return doc.get("state") in {RequestState.REJECTED, RequestState.INVALID}
+
+
 def outcome_for(exc: Exception) -> Response | None:
     """The front door's answers: OperationOutcomes, for the API's errors too."""
     if isinstance(exc, FhirOutcomeError):
@@ -148,7 +154,7 @@ async def submit(request: Request, web: WebContext, client: ApiClient) -> Respon
     if status != 200:  # not answered in time: the request's current (queued) result
         current = await run_in_threadpool(api.own_result, web, client, sub.tracking_number)
         doc = current if current is not None else doc
-    answer = response_bundle(doc, pas, bundle, created=web.clock())
+    answer = response_bundle(doc, pas, bundle, created=web.clock(), failed=_failed(doc))
     await run_in_threadpool(apirecord.remember_response, web.store, sub.tracking_number, 200, answer)
     return fhir_json(answer)
 
@@ -225,7 +231,8 @@ async def inquire(request: Request, web: WebContext, client: ApiClient) -> Respo
     pas = to_request(found["bundle"], payer_ids=web.config.fhir.payers)
     if isinstance(pas, list):  # the stored bundle was accepted once; a changed payer directory may refuse it
         raise FhirOutcomeError(409, pas)
-    return fhir_json(response_bundle(found["doc"], pas, found["bundle"], created=web.clock()))
+    doc = found["doc"]
+    return fhir_json(response_bundle(doc, pas, found["bundle"], created=web.clock(), failed=_failed(doc)))
 
 
 def capability_statement(web: WebContext) -> dict[str, Any]:

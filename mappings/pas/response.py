@@ -135,9 +135,9 @@ def _errors(record: Mapping[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def _outcome(result: Mapping[str, Any], record: Mapping[str, Any] | None) -> str:
+def _outcome(record: Mapping[str, Any] | None, *, failed: bool) -> str:
     if record is None:
-        return "error" if result.get("state") in {"rejected", "invalid"} else "queued"
+        return "error" if failed else "queued"
     return "queued" if record.get("action_code") == PENDED else "complete"
 
 
@@ -151,8 +151,11 @@ def _identifiers(
     return out
 
 
-def claim_response(result: Mapping[str, Any], sub: PasSubmission, *, created: datetime) -> dict[str, Any]:
-    """The PAS ClaimResponse for one request's current result (see the module docstring)."""
+def claim_response(
+    result: Mapping[str, Any], sub: PasSubmission, *, created: datetime, failed: bool = False
+) -> dict[str, Any]:
+    """The PAS ClaimResponse for one request's current result (see the module docstring); ``failed``
+    says the gateway gave the request up (its 278 rejected by a 999/TA1, or not buildable)."""
     record = result.get("authorization")
     refs = sub.references
     response: dict[str, Any] = {
@@ -168,7 +171,7 @@ def claim_response(result: Mapping[str, Any], sub: PasSubmission, *, created: da
         "patient": {"reference": refs.get("patient", "")},
         "created": created.isoformat(),
         "insurer": {"reference": refs.get("insurer", "")},
-        "outcome": _outcome(result, record),
+        "outcome": _outcome(record, failed=failed),
     }
     if refs.get("requester"):
         response["requestor"] = {"reference": refs["requester"]}
@@ -195,10 +198,11 @@ def response_bundle(
     request_bundle: Mapping[str, Any],
     *,
     created: datetime,
+    failed: bool = False,
 ) -> dict[str, Any]:
     """The PAS response Bundle: the ClaimResponse first, then the resources it references, copied from
     the request bundle with their fullUrls so every reference resolves inside the response."""
-    response = claim_response(result, sub, created=created)
+    response = claim_response(result, sub, created=created, failed=failed)
     index = BundleIndex.of(dict(request_bundle))
     entries = [
         {
