@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import closing
 
 from gateway.operators.cli import EXIT_NONE, EXIT_OK
 from gateway.operators.formatting import write_json
@@ -52,11 +53,8 @@ def _store(args: argparse.Namespace) -> Store:
 def run_add(args: argparse.Namespace) -> int:
     scopes = tuple(args.scope or apiauth.SCOPES)
     apiauth.check_new_client(args.name, scopes, args.cert_subject)
-    store = _store(args)
-    try:
+    with closing(_store(args)) as store:
         client, key = apiauth.add_client(store, args.name, scopes, cert_subject=args.cert_subject)
-    finally:
-        store.close()
     print(f"API client {client.name} added; scopes: {' '.join(sorted(client.scopes))}")
     if key is not None:
         print("its key (shown only now; send it as 'Authorization: Bearer KEY'):")
@@ -67,21 +65,15 @@ def run_add(args: argparse.Namespace) -> int:
 
 
 def run_revoke(args: argparse.Namespace) -> int:
-    store = _store(args)
-    try:
+    with closing(_store(args)) as store:
         revoked = apiauth.revoke_client(store, args.name)
-    finally:
-        store.close()
     print(f"API client {args.name} revoked" if revoked else f"there is no live API client {args.name}")
     return EXIT_OK if revoked else EXIT_NONE
 
 
 def run_list(args: argparse.Namespace) -> int:
-    store = _store(args)
-    try:
+    with closing(_store(args)) as store:
         found = apiauth.list_clients(store)
-    finally:
-        store.close()
     if args.json:
         write_json({"clients": [_as_json(c) for c in found]}, sys.stdout)
     else:

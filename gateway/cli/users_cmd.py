@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
+from contextlib import closing
 
 from gateway.operators.cli import EXIT_NONE, EXIT_OK, EXIT_USAGE
 from gateway.operators.formatting import write_json
@@ -56,31 +57,22 @@ def run_add(args: argparse.Namespace) -> int:
     if password is None:
         return EXIT_USAGE
     users.check_new_user(args.name, args.role, password)
-    store = _store(args)
-    try:
+    with closing(_store(args)) as store:
         user = users.add_user(store, args.name, args.role, password)
-    finally:
-        store.close()
     print(f"user {user.name} ({user.role}) saved")
     return EXIT_OK
 
 
 def run_remove(args: argparse.Namespace) -> int:
-    store = _store(args)
-    try:
+    with closing(_store(args)) as store:
         removed = users.remove_user(store, args.name)
-    finally:
-        store.close()
     print(f"user {args.name} removed" if removed else f"there is no user {args.name}")
     return EXIT_OK if removed else EXIT_NONE
 
 
 def run_list(args: argparse.Namespace) -> int:
-    store = _store(args)
-    try:
+    with closing(_store(args)) as store:
         found = users.list_users(store)
-    finally:
-        store.close()
     if args.json:
         write_json(
             {"users": [{"name": u.name, "role": u.role, "created_at": u.created_at} for u in found]},

@@ -10,6 +10,7 @@ actions as ``x12gw reprocess``/``resend``, recorded as ``console:<user>``.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
@@ -262,28 +263,28 @@ def _action_result(
     )
 
 
-async def resend(request: Request) -> Response:
-    checked = await auth.checked_form(request, operator=True)
-    if isinstance(checked, Response):
-        return checked
-    session, _form = checked
-    tracking = request.path_params["tracking"]
-    ops = web_context(request).session(actor(session))
-    result = await run_in_threadpool(actions.resend, ops, tracking)
-    root = request.scope.get("root_path", "")
-    return _action_result(request, session, result, f"{root}/requests/{tracking}")
+def _operator_action(
+    run: Callable[[Any, Any], actions.ActionResult], param: str, back: str
+) -> Callable[[Request], Awaitable[Response]]:
+    """An operator-only POST (CSRF checked) running one of the CLI's idempotent actions on the path
+    parameter ``param``, then showing its result with a link back to ``back`` (``{}`` is the value)."""
+
+    async def action(request: Request) -> Response:
+        checked = await auth.checked_form(request, operator=True)
+        if isinstance(checked, Response):
+            return checked
+        session, _form = checked
+        value = request.path_params[param]
+        ops = web_context(request).session(actor(session))
+        result = await run_in_threadpool(run, ops, value)
+        root = request.scope.get("root_path", "")
+        return _action_result(request, session, result, root + back.format(value))
+
+    return action
 
 
-async def reprocess(request: Request) -> Response:
-    checked = await auth.checked_form(request, operator=True)
-    if isinstance(checked, Response):
-        return checked
-    session, _form = checked
-    file_id = request.path_params["file_id"]
-    ops = web_context(request).session(actor(session))
-    result = await run_in_threadpool(actions.reprocess, ops, file_id)
-    root = request.scope.get("root_path", "")
-    return _action_result(request, session, result, f"{root}/files/{file_id}")
+resend = _operator_action(actions.resend, "tracking", "/requests/{}")
+reprocess = _operator_action(actions.reprocess, "file_id", "/files/{}")
 
 
 def routes() -> list[Route | Mount]:
