@@ -153,6 +153,36 @@ def test_allocation_is_unique_under_concurrency(store_url: str, store: Store) ->
     assert sorted(numbers) == list(range(1, 4 * 300 + 1))
 
 
+def test_sqlite_writers_of_one_process_queue_on_one_lock(tmp_path: object) -> None:
+    """Two stores on one SQLite file share a writer lock, held for a whole write transaction, so
+    threads take turns instead of polling SQLite's busy handler (reads never take it)."""
+    url = sqlite_url(f"{tmp_path}/gw.db")
+    first, second = Store.open(url), Store.open(url)
+    taken: list[bool] = []
+
+    def try_lock(store: Store) -> None:
+        lock = store._writers
+        assert lock is not None
+        got = lock.acquire(blocking=False)
+        taken.append(got)
+        if got:
+            lock.release()
+
+    try:
+        with first.begin():
+            worker = threading.Thread(target=try_lock, args=(second,))
+            worker.start()
+            worker.join()
+        with first.read():
+            worker = threading.Thread(target=try_lock, args=(second,))
+            worker.start()
+            worker.join()
+    finally:
+        first.close()
+        second.close()
+    assert taken == [False, True]
+
+
 def test_sequences_are_per_pair_and_kind(store: Store) -> None:
     """Each sender/receiver pair and each kind counts on its own; blocks are consecutive."""
     assert store.allocate_control_numbers("ZZ:A", "ZZ:B", "ISA13", 3) == range(1, 4)

@@ -35,6 +35,7 @@ import hashlib
 import hmac
 import re
 import secrets
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -91,6 +92,9 @@ TRACKING_MAX = 10**15 - 1  # tracking sequence: never wraps (a reused TRN02 woul
 _MIGRATION_LOCK = 0x5831_3247_5753_544F  # pg_advisory_xact_lock key: "X12GWSTO"
 _PREFIX = re.compile(r"^[A-Z0-9]{1,10}$")
 _READ_ONLY = "x12gw_read_only"
+# one writer lock per SQLite database file in this process (see ``_writer_lock``)
+_SQLITE_WRITERS: dict[str, threading.RLock] = {}
+_SQLITE_WRITERS_GUARD = threading.Lock()
 
 
 def utc_now() -> datetime:
@@ -245,6 +249,21 @@ def _allocate(
     return range(row.next_value - count, row.next_value)
 
 
+def _writer_lock(engine: Engine) -> threading.RLock | None:
+    """The in-process lock that writers to this SQLite file queue on, or None (PostgreSQL).
+
+    SQLite admits one writer at a time; a second ``BEGIN IMMEDIATE`` waits in SQLite's busy handler,
+    which polls with growing sleeps (up to 100 ms each). Threads of one process (the API's workers, the
+    real-time senders) that queue on a lock instead take turns as soon as the writer commits, which is
+    what keeps an API call's tail latency near its work. Other processes still meet the busy timeout.
+    """
+    if engine.dialect.name != "sqlite":
+        return None
+    key = str(engine.url.database or "")
+    with _SQLITE_WRITERS_GUARD:
+        return _SQLITE_WRITERS.setdefault(key, threading.RLock())
+
+
 # ---------------------------------------------------------------------------------------------- store
 
 
@@ -258,6 +277,8 @@ class Store:
         self.clock = clock
         self.tracking_prefix = tracking_prefix
         self.instance_id = ""
+        self._writers = _writer_lock(engine)
+        self._wait_seconds = 5.0
 
     @classmethod
     def open(
@@ -270,13 +291,23 @@ class Store:
         except BaseException:
             engine.dispose()
             raise
-        return cls.attach(engine, clock=clock, tracking_prefix=tracking_prefix)
+        return cls.attach(
+            engine, clock=clock, tracking_prefix=tracking_prefix, busy_timeout_ms=busy_timeout_ms
+        )
 
     @classmethod
-    def attach(cls, engine: Engine, *, clock: Clock = utc_now, tracking_prefix: str = "GW") -> Store:
+    def attach(
+        cls,
+        engine: Engine,
+        *,
+        clock: Clock = utc_now,
+        tracking_prefix: str = "GW",
+        busy_timeout_ms: int = 5000,
+    ) -> Store:
         """The store on an engine whose schema the caller has checked (``gateway.store.migrate``)."""
         try:
             store = cls(engine, clock=clock, tracking_prefix=tracking_prefix)
+            store._wait_seconds = busy_timeout_ms / 1000
             store.instance_id = store._load_instance_id()
         except BaseException:
             engine.dispose()
@@ -297,6 +328,21 @@ class Store:
         return f"Store({self.engine.url.render_as_string(hide_password=True)!r})"
 
     @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Hold this process's writer lock of a SQLite store for the block (nothing on PostgreSQL).
+
+        Waits at most the busy timeout; past it the transaction goes ahead and SQLite's own busy handler
+        decides, exactly as without the lock (a stuck writer never hangs this thread forever).
+        """
+        lock = self._writers
+        held = lock is not None and lock.acquire(timeout=self._wait_seconds)
+        try:
+            yield
+        finally:
+            if held and lock is not None:
+                lock.release()
+
+    @contextmanager
     def begin(self) -> Iterator[Tx]:
         """A read-write transaction: commits when the block ends, rolls back if it raises.
 
@@ -305,7 +351,7 @@ class Store:
         SQLite: they take their own transaction and would wait for this one.
         """
         try:
-            with self.engine.begin() as conn:
+            with self._writing(), self.engine.begin() as conn:
                 yield Tx(conn, self.clock)
         except sa_exc.SQLAlchemyError as exc:
             raise store_error(exc, "commit") from None
@@ -341,7 +387,7 @@ class Store:
         _check_party(sender)
         _check_party(receiver)
         try:
-            with self.engine.begin() as conn:
+            with self._writing(), self.engine.begin() as conn:
                 return _allocate(conn, self.clock(), (sender, receiver, kind), count, CONTROL_MAX, wrap=True)
         except sa_exc.SQLAlchemyError as exc:
             raise store_error(exc, "allocate control numbers") from None
@@ -361,7 +407,7 @@ class Store:
         if count <= 0:
             return []
         try:
-            with self.engine.begin() as conn:
+            with self._writing(), self.engine.begin() as conn:
                 key = ("tracking", self.tracking_prefix, "TRN")
                 numbers = _allocate(conn, self.clock(), key, count, TRACKING_MAX, wrap=False)
         except sa_exc.SQLAlchemyError as exc:
