@@ -115,3 +115,25 @@ def test_the_repr_never_shows_the_payload_or_the_password() -> None:
     shown = repr(_message(username="x12gw", password=SECRET))
     assert SECRET not in shown
     assert "ISA" not in shown
+
+
+def test_soap_writes_the_schemas_checksum_element_and_reads_either_case() -> None:
+    """SOAP carries the checksum as the CORE schema's <CheckSum> element; field names and known
+    PayloadType strings are read whatever their case (a partner's ``005010x231A1``)."""
+    message = _message()
+    body, content_type = build(message, "soap", ELEMENTS["realtime_request"])
+    assert b"<CheckSum>" in body
+    assert b"<Checksum>" not in body
+    odd = body.replace(b"CheckSum>", b"CHECKSUM>").replace(
+        PAYLOAD_TYPES["270"].encode(), PAYLOAD_TYPES["270"].lower().encode()
+    )
+    _, read = parse(odd, content_type)
+    assert read == message
+    verify_checksum(read)
+
+
+def test_an_unknown_payload_type_is_kept_as_sent() -> None:
+    """Only PayloadTypes we know are respelt; anything else reaches the caller unchanged."""
+    message = _message(payload_type="X12_276_Request_005010X212")
+    body, content_type = build_mime(message)
+    assert parse(body, content_type)[1].payload_type == "X12_276_Request_005010X212"

@@ -81,6 +81,15 @@ _FIELDS = (
     "ErrorMessage",
 )
 _TOKEN = re.compile(r"^[\x21-\x7e][\x20-\x7e]*$")
+# The CORE WSDL's schema spells the SOAP element CheckSum; the MIME field is Checksum. Partners differ
+# in case, so names and known PayloadType strings are read case-insensitively (lenient in what we read,
+# exact in what we write).
+_SOAP_NAMES = {"Checksum": "CheckSum"}
+_CANONICAL = {name.lower(): name for name in (*_FIELDS, "UserName", "Password", "Payload")}
+_KNOWN_TYPES = {
+    t.lower(): t
+    for t in (*PAYLOAD_TYPES.values(), *BATCH_RESULTS_REQUEST.values(), BATCH_RECEIPT, BATCH_RESULTS_ACK)
+}
 
 
 class EnvelopeError(X12GatewayError):
@@ -222,7 +231,7 @@ def build_soap(message: CoreMessage, element: str) -> tuple[bytes, str]:
     body = SubElement(env, f"{{{SOAP_NS}}}Body")
     core = SubElement(body, f"{{{CORE_NS}}}{element}")
     for name, value in _fields(replace(message, username=None, password=None)):
-        SubElement(core, name).text = value
+        SubElement(core, _SOAP_NAMES.get(name, name)).text = value
     if message.payload:
         SubElement(core, "Payload").text = message.payload.decode("latin-1")
     data = tostring(env, encoding="utf-8", xml_declaration=True)
@@ -278,11 +287,12 @@ def _text(values: dict[str, bytes], name: str, *, required: bool) -> str | None:
     return text
 
 
-def _from_values(values: dict[str, bytes], payload: bytes) -> CoreMessage:
+def _from_values(raw: dict[str, bytes], payload: bytes) -> CoreMessage:
+    values = {_CANONICAL.get(name.lower(), name): value for name, value in raw.items()}
     error_code = _text(values, "ErrorCode", required=False)
     failed = error_code not in (None, SUCCESS)
     msg = CoreMessage(
-        payload_type=_text(values, "PayloadType", required=not failed) or "",
+        payload_type=_payload_type(_text(values, "PayloadType", required=not failed) or ""),
         processing_mode=_text(values, "ProcessingMode", required=not failed) or "",
         payload_id=_text(values, "PayloadID", required=True) or "",
         timestamp=_text(values, "TimeStamp", required=not failed) or "",
@@ -300,6 +310,12 @@ def _from_values(values: dict[str, bytes], payload: bytes) -> CoreMessage:
     if length is not None and (not length.isdigit() or int(length) != len(payload)):
         raise EnvelopeError("CORE envelope: PayloadLength does not match the payload")
     return msg
+
+
+def _payload_type(text: str) -> str:
+    """Our spelling of a PayloadType we know whatever its case (``X12_999_Response_005010x231A1`` is
+    seen in the field); an unknown type is kept as sent."""
+    return _KNOWN_TYPES.get(text.lower(), text)
 
 
 def build(message: CoreMessage, style: EnvelopeStyle, element: str) -> tuple[bytes, str]:
