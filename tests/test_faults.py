@@ -182,6 +182,7 @@ class FaultWorld:
     down: threading.Event = field(default_factory=threading.Event)
     growing: dict[str, bytes] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    closed: bool = False  # the test is over: a restart still scheduled does nothing
 
     @property
     def clearinghouse(self) -> Path:
@@ -204,6 +205,8 @@ class FaultWorld:
         """Stop the simulator (cutting every connection) and start it again on the same port."""
         with self.lock:
             assert self.sim is not None
+            if self.closed or self.down.is_set():
+                return  # torn down, or another restart has it down already (one restart at a time)
             port = self.sim.port
             deadline = time.monotonic() + 10
             while self.sim.pending_responses and time.monotonic() < deadline:
@@ -216,6 +219,8 @@ class FaultWorld:
             time.sleep(0.05)
         with self.lock:
             self.down.clear()
+            if self.closed:
+                return
             self.start_sim(port)
             self.restarts += 1
 
@@ -321,6 +326,7 @@ def make_world(tmp_path: Path) -> Iterator[Callable[..., FaultWorld]]:
         if world.gateway is not None:
             world.gateway.ctx.store.close()
         with world.lock:
+            world.closed = True
             if world.sim is not None:
                 world.sim.stop()
     gateway_log.setLevel(previous_level)
