@@ -13,13 +13,13 @@ from typing import Any
 
 from mappings.engine import FieldRule, ListRule, RecordRule
 from mappings.segtree import Node
-from mappings.xpath_lite import Expr, Value, compile_xpath
+from mappings.xpath_lite import Expr, TextsFn, Value, compile_xpath
 
 
 @dataclass(frozen=True, slots=True)
 class FastField:
     name: str
-    paths: tuple[Expr, ...]
+    paths: tuple[TextsFn, ...]
     many: bool
 
 
@@ -42,8 +42,17 @@ def _expr(path: str) -> Expr:
     return fn
 
 
+def _getter(path: str) -> TextsFn:
+    """The field values a path gives from a context node (its text-only form when it has one)."""
+    fn = _expr(path)
+    texts: TextsFn | None = getattr(fn, "texts", None)
+    if texts is not None:
+        return texts
+    return lambda ctx: _values(fn(ctx))
+
+
 def _fields(fields: tuple[FieldRule, ...]) -> tuple[FastField, ...]:
-    return tuple(FastField(f.name, tuple(_expr(p) for p in f.paths), f.many) for f in fields)
+    return tuple(FastField(f.name, tuple(_getter(p) for p in f.paths), f.many) for f in fields)
 
 
 def _list(rule: ListRule | RecordRule) -> FastList:
@@ -83,7 +92,7 @@ def extract_fast(context: Node, fields: tuple[FastField, ...], lists: tuple[Fast
     for f in fields:
         values: list[str] = []
         for path in f.paths:
-            values = _values(path(context))
+            values = path(context)
             if values:
                 break
         out[f.name] = values if f.many else (values[0] if values else None)

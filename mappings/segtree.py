@@ -18,7 +18,7 @@ class Node:
     """One node of the tree: ``kind`` is the XML tag (doc, transaction, loop, seg, ele, comp, subele,
     attr), ``key`` its place in document order, ``text`` what lxml's ``.text`` would give."""
 
-    __slots__ = ("attrs", "id", "key", "kids", "kind", "parent", "segment", "text")
+    __slots__ = ("attrs", "cache", "id", "key", "kids", "kind", "parent", "segment", "text")
 
     def __init__(self, kind: str, node_id: str | None, parent: Node | None, key: tuple[int, ...]) -> None:
         self.kind = kind
@@ -29,6 +29,7 @@ class Node:
         self.kids: list[Node] | None = [] if kind in ("doc", "transaction", "loop") else None
         self.segment: Segment | None = None
         self.attrs: tuple[tuple[str, str], ...] = ()
+        self.cache: dict[str, list[Node]] | None = None  # on the document node: absolute paths
 
     def children(self) -> list[Node]:
         """Child elements in document order (a segment's elements are made on first use)."""
@@ -36,6 +37,17 @@ class Node:
         if kids is None:
             kids = self.kids = _element_nodes(self) if self.segment is not None else []
         return kids
+
+    def element(self, position: int) -> list[Node]:
+        """The ``ele``/``comp`` nodes of one element of a segment (what ``children`` holds for it)."""
+        if self.kids is not None:
+            return [k for k in self.kids if k.key[1] == position]
+        segment = self.segment
+        if segment is None or not 0 < position <= len(segment.elements):
+            return []
+        out: list[Node] = []
+        _add_element(out, self, position, segment.elements[position - 1])
+        return out
 
     def attributes(self) -> list[Node]:
         """The attribute nodes (``id`` and, on the root, ``control``), ``text`` holding the value."""
@@ -69,17 +81,21 @@ def _element_nodes(seg: Node) -> list[Node]:
     segment = seg.segment
     assert segment is not None  # noqa: S101 - only called for segment nodes
     out: list[Node] = []
-    base = seg.key[0]
     for i, value in enumerate(segment.elements, 1):
-        xid = f"{segment.tag}{i:02d}"
-        if type(value) is str:
-            if value:
-                out.append(_leaf("ele", xid, seg, (base, i, 0, 0), value))
-            continue
-        occurrences = value if isinstance(value, Repetition) else (value,)
-        for occ, occurrence in enumerate(occurrences or ("",)):
-            _add_occurrence(out, seg, xid, (base, i, occ), occurrence)
+        _add_element(out, seg, i, value)
     return out
+
+
+def _add_element(out: list[Node], seg: Node, i: int, value: str | Composite | Repetition) -> None:
+    xid = f"{seg.id}{i:02d}"
+    base = seg.key[0]
+    if type(value) is str:
+        if value:
+            out.append(_leaf("ele", xid, seg, (base, i, 0, 0), value))
+        return
+    occurrences = value if isinstance(value, Repetition) else (value,)
+    for occ, occurrence in enumerate(occurrences or ("",)):
+        _add_occurrence(out, seg, xid, (base, i, occ), occurrence)
 
 
 def _add_occurrence(

@@ -20,8 +20,10 @@ from collections.abc import Callable
 from typing import Any
 
 from mappings.segtree import Node
+from transactions.segment import Repetition, Segment
 
 Value = list[Node] | str | float | bool
+TextsFn = Callable[[Node], list[str]]
 Expr = Callable[[Node], Value]
 NodeFn = Callable[[Node], list[Node]]
 
@@ -222,6 +224,8 @@ def _child_by_id(axis: str, test: str, preds: list[Pred]) -> NodeFn | None:
         return None
     ids: frozenset[str] = preds[0].ids
     rest = preds[1:]
+    if test in ("ele", "comp"):
+        return _element_by_id(test, ids, rest)
 
     def run(node: Node) -> list[Node]:
         found = [n for n in node.children() if n.kind == test and n.id in ids]
@@ -232,21 +236,118 @@ def _child_by_id(axis: str, test: str, preds: list[Pred]) -> NodeFn | None:
     return run
 
 
+def _element_by_id(test: str, ids: frozenset[str], rest: list[Pred]) -> NodeFn:
+    """``ele[@id='NM103']`` on a segment: only that element's nodes are made (the segment's other
+    elements stay unmade)."""
+    by_tag: dict[str, list[int]] = {}
+
+    def run(node: Node) -> list[Node]:
+        if node.kind != "seg":
+            found = [n for n in node.children() if n.kind == test and n.id in ids]
+        else:
+            tag = node.id or ""
+            wanted = by_tag.get(tag)
+            if wanted is None:
+                wanted = by_tag[tag] = _positions(tag, ids)
+            found = [n for i in wanted for n in node.element(i) if n.kind == test]
+        for pred in rest:
+            found = [n for i, n in enumerate(found, 1) if pred(n, i)]
+        return found
+
+    if test == "ele" and not rest:
+
+        def texts(node: Node) -> list[str]:
+            if node.kind != "seg" or node.segment is None:
+                return [t for n in run(node) if (t := n.text)]
+            tag = node.id or ""
+            wanted = by_tag.get(tag)
+            if wanted is None:
+                wanted = by_tag[tag] = _positions(tag, ids)
+            if len(wanted) == 1:
+                return element_texts(node.segment, wanted[0])
+            return [t for i in wanted for t in element_texts(node.segment, i)]
+
+        run.texts = texts  # type: ignore[attr-defined]
+    return run
+
+
+def _positions(tag: str, ids: frozenset[str]) -> list[int]:
+    """Element positions of ``tag`` whose XML id (tag + at least two digits) is in ``ids``."""
+    out = []
+    for xid in ids:
+        rest = xid[len(tag) :]
+        if xid.startswith(tag) and rest.isascii() and rest.isdigit() and f"{int(rest):02d}" == rest:
+            out.append(int(rest))
+    return sorted(out)
+
+
+def _cached(key: str, step: NodeFn) -> Callable[[Node], list[Node]]:
+    """The first step of an absolute path, evaluated once per document (paths sharing it share it)."""
+
+    def run(ctx: Node) -> list[Node]:
+        doc = ctx.root()
+        cache = doc.cache
+        if cache is None:
+            cache = doc.cache = {}
+        found = cache.get(key)
+        if found is None:
+            found = cache[key] = step(doc)
+        return found
+
+    return run
+
+
+def _apply(nodes: list[Node], steps: list[NodeFn]) -> list[Node]:
+    for step in steps:
+        if len(nodes) == 1:
+            nodes = step(nodes[0])
+        else:
+            out: list[Node] = []
+            for n in nodes:
+                out.extend(step(n))
+            nodes = doc_order(out)
+    return nodes
+
+
 def _path(start: Callable[[Node], list[Node]], steps: list[NodeFn]) -> Callable[[Node], list[Node]]:
     @functools.partial(_mark, what="nodeset")
     def run(ctx: Node) -> list[Node]:
-        nodes = start(ctx)
-        for step in steps:
-            if len(nodes) == 1:
-                nodes = step(nodes[0])
-            else:
-                out: list[Node] = []
-                for n in nodes:
-                    out.extend(step(n))
-                nodes = doc_order(out)
-        return nodes
+        return _apply(start(ctx), steps)
 
+    last = getattr(steps[-1], "texts", None) if steps else None
+    if last is not None:
+        run.texts = _texts_path(start, steps[:-1], last)
     return run  # type: ignore[no-any-return]  # marked by the decorator
+
+
+def _texts_path(start: Callable[[Node], list[Node]], steps: list[NodeFn], last: TextsFn) -> TextsFn:
+    """The non-empty texts of a path ending in ``ele[@id=...]``, without making its nodes (each
+    segment's elements come in document order, segments too)."""
+
+    def texts(ctx: Node) -> list[str]:
+        nodes = _apply(start(ctx), steps)
+        if len(nodes) == 1:
+            return last(nodes[0])
+        return [t for n in nodes for t in last(n)]
+
+    return texts
+
+
+def element_texts(segment: Segment, position: int) -> list[str]:
+    """The texts of the ``ele`` nodes element ``position`` gives (one per plain occurrence)."""
+    if not 0 < position <= len(segment.elements):
+        return []
+    value = segment.elements[position - 1]
+    if type(value) is str:
+        return [value] if value else []
+    out = []
+    for occ in value if isinstance(value, Repetition) else (value,):
+        if isinstance(occ, str):
+            if occ:
+                out.append(occ)
+        elif len(occ) == 1 and occ[0]:
+            out.append(occ[0])
+    return out
 
 
 def _root(ctx: Node) -> list[Node]:
@@ -366,7 +467,12 @@ class _Parser:
             self.take()
             if tok[1] == "/" and not self._step_starts():
                 raise Unsupported("bare /")
-            return _path(_root, self.steps(descend=tok[1] == "//"))
+            begin = self.pos
+            first = self.step(descend=tok[1] == "//")
+            key = tok[1] + " ".join(t for _, t in self.tokens[begin : self.pos])
+            start = _cached(key, first[0]) if len(first) == 1 else _root
+            steps = first[len(first) == 1 :] + (self.more_steps() if self.at("/", "//") else [])
+            return _path(start, steps)
         if tok[0] in ("lit", "num") or tok == ("op", "(") or self._function_call():
             return self.filter_path()
         if tok == ("op", "@") and self.peek(1) == ("name", "id") and not self._continues(2):
@@ -538,7 +644,22 @@ def _combine(op: str, left: Expr, right: Expr) -> Expr:
         value = right(Node("doc", None, None, (0,)))
         if isinstance(value, str) and _is_literal(right):
             return _ids_test(frozenset({value}))
+    if op in ("=", "!=") and getattr(left, "nodeset", False) and _is_literal(right):
+        return _set_against_literal(op == "=", left, right(Node("doc", None, None, (0,))))
     return _mark(lambda n: compare(op, left(n), right(n)), "boolean")  # type: ignore[no-any-return]
+
+
+def _set_against_literal(equal: bool, left: Expr, literal: Any) -> Expr:
+    """``ele[@id='REF01']='BB'`` (or ``!=``): some node of the set has (or has not) that string-value."""
+
+    def test(n: Node) -> Value:
+        found = left(n)
+        assert isinstance(found, list)  # noqa: S101 - a node-set path by construction
+        if equal:
+            return any(m.string_value() == literal for m in found)
+        return any(m.string_value() != literal for m in found)
+
+    return _mark(test, "boolean")  # type: ignore[no-any-return]
 
 
 def _is_literal(fn: Expr) -> bool:
