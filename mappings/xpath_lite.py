@@ -309,23 +309,38 @@ def _apply(nodes: list[Node], steps: list[NodeFn]) -> list[Node]:
     return nodes
 
 
-def _path(start: Callable[[Node], list[Node]], steps: list[NodeFn]) -> Callable[[Node], list[Node]]:
+def _path(
+    start: Callable[[Node], list[Node]], steps: list[NodeFn], memo: str | None = None
+) -> Callable[[Node], list[Node]]:
     @functools.partial(_mark, what="nodeset")
     def run(ctx: Node) -> list[Node]:
         return _apply(start(ctx), steps)
 
     last = getattr(steps[-1], "texts", None) if steps else None
     if last is not None:
-        run.texts = _texts_path(start, steps[:-1], last)
+        run.texts = _texts_path(start, steps[:-1], last, memo)
     return run  # type: ignore[no-any-return]  # marked by the decorator
 
 
-def _texts_path(start: Callable[[Node], list[Node]], steps: list[NodeFn], last: TextsFn) -> TextsFn:
+def _texts_path(
+    start: Callable[[Node], list[Node]], steps: list[NodeFn], last: TextsFn, memo: str | None
+) -> TextsFn:
     """The non-empty texts of a path ending in ``ele[@id=...]``, without making its nodes (each
-    segment's elements come in document order, segments too)."""
+    segment's elements come in document order, segments too). What the steps before the last find
+    is kept on the context node under ``memo`` (the text of those steps): the fields of a record
+    read many elements of the same segments."""
 
     def texts(ctx: Node) -> list[str]:
-        nodes = _apply(start(ctx), steps)
+        if memo is None:
+            nodes = _apply(start(ctx), steps)
+        else:
+            cache = ctx.cache
+            if cache is None:
+                cache = ctx.cache = {}
+            found = cache.get(memo)
+            if found is None:
+                found = cache[memo] = _apply(start(ctx), steps)
+            nodes = found
         if len(nodes) == 1:
             return last(nodes[0])
         return [t for n in nodes for t in last(n)]
@@ -401,6 +416,7 @@ class _Parser:
     def __init__(self, tokens: list[tuple[str, str]]) -> None:
         self.tokens = tokens
         self.pos = 0
+        self.last_begin = -1  # token index of the last "/" or "//" between steps
 
     def peek(self, ahead: int = 0) -> tuple[str, str] | None:
         i = self.pos + ahead
@@ -472,13 +488,14 @@ class _Parser:
             key = tok[1] + " ".join(t for _, t in self.tokens[begin : self.pos])
             start = _cached(key, first[0]) if len(first) == 1 else _root
             steps = first[len(first) == 1 :] + (self.more_steps() if self.at("/", "//") else [])
-            return _path(start, steps)
+            return _path(start, steps, self.memo_key(begin - 1))
         if tok[0] in ("lit", "num") or tok == ("op", "(") or self._function_call():
             return self.filter_path()
         if tok == ("op", "@") and self.peek(1) == ("name", "id") and not self._continues(2):
             self.pos += 2
             return _id_attribute
-        return _path(_self, self.steps())
+        begin = self.pos
+        return _path(_self, self.steps(), self.memo_key(begin))
 
     def _continues(self, ahead: int) -> bool:
         tok = self.peek(ahead)
@@ -498,6 +515,7 @@ class _Parser:
         )
 
     def filter_path(self) -> Expr:
+        begin = self.pos
         primary = self.primary()
         preds = self.predicates()
         if not preds and not self.at("/", "//"):
@@ -515,7 +533,7 @@ class _Parser:
         steps: list[NodeFn] = []
         if self.at("/", "//"):
             steps = self.more_steps()
-        return _path(start, steps)
+        return _path(start, steps, self.memo_key(begin))
 
     def steps(self, *, descend: bool = False) -> list[NodeFn]:
         out = self.step(descend=descend)
@@ -526,8 +544,16 @@ class _Parser:
     def more_steps(self) -> list[NodeFn]:
         out: list[NodeFn] = []
         while self.at("/", "//"):
+            self.last_begin = self.pos
             out.extend(self.step(descend=self.take() == "//"))
         return out
+
+    def memo_key(self, begin: int) -> str | None:
+        """The text of a path's steps but the last (from token ``begin``), naming what the path reads
+        before its last step; None for a one-step path."""
+        if self.last_begin <= begin:
+            return None
+        return "memo:" + " ".join(t for _, t in self.tokens[begin : self.last_begin])
 
     def _next_axis(self) -> str:
         tok, nxt = self.peek(), self.peek(1)
