@@ -128,21 +128,31 @@ def build_nodes(placed: Sequence[Placed], *, set_id: str, control_number: str) -
     doc.kids = [root]
     stack = [root]
     order = 1
+    previous: tuple[str, ...] | None = None
     for p in placed:
         target = p.loops
-        depth = 0
-        while depth < len(target) and depth + 1 < len(stack) and stack[depth + 1].id == target[depth]:
-            depth += 1
-        if p.starts_loop and target and depth == len(target):
-            depth -= 1  # the first segment of a loop opens a new instance of it
-        del stack[depth + 1 :]
-        for loop_id in target[depth:]:
-            order += 1
-            node = Node("loop", loop_id, stack[-1], (order,))
-            stack[-1].kids.append(node)  # type: ignore[union-attr]  # loops always have kids
-            stack.append(node)
+        if target != previous or p.starts_loop:  # else the same loop instance goes on
+            previous = target
+            order = _open_loops(stack, target, p.starts_loop, order)
         order += 1
-        seg = Node("seg", p.segment.tag, stack[-1], (order,))
+        parent = stack[-1]
+        seg = Node("seg", p.segment.tag, parent, (order,))
         seg.segment = p.segment
-        stack[-1].kids.append(seg)  # type: ignore[union-attr]
+        parent.kids.append(seg)  # type: ignore[union-attr]  # loops always have kids
     return root
+
+
+def _open_loops(stack: list[Node], target: tuple[str, ...], starts_loop: bool, order: int) -> int:
+    """Close the loops ``target`` leaves and open the ones it enters; the last order number used."""
+    depth = 0
+    while depth < len(target) and depth + 1 < len(stack) and stack[depth + 1].id == target[depth]:
+        depth += 1
+    if starts_loop and target and depth == len(target):
+        depth -= 1  # the first segment of a loop opens a new instance of it
+    del stack[depth + 1 :]
+    for loop_id in target[depth:]:
+        order += 1
+        node = Node("loop", loop_id, stack[-1], (order,))
+        stack[-1].kids.append(node)  # type: ignore[union-attr]  # loops always have kids
+        stack.append(node)
+    return order

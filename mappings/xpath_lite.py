@@ -185,9 +185,24 @@ def _axis_nodes(axis: str, node: Node, test: str) -> list[Node]:
             out.append(up)
             up = up.parent
         return out
+    structural = test in ("loop", "seg", "transaction")
+    if structural and node.kind == "doc":
+        return _structure_of(node)[axis == "descendant" :]
     out = [node] if axis == "descendant-or-self" else []
-    _descendants(node, out, test in ("loop", "seg", "transaction"))
+    _descendants(node, out, structural)
     return out
+
+
+def _structure_of(doc: Node) -> list[Node]:
+    """The document node, its transaction, loops and segments in document order, listed once."""
+    cache = doc.cache
+    if cache is None:
+        cache = doc.cache = {}
+    found = cache.get("structure")
+    if found is None:
+        found = cache["structure"] = [doc]
+        _descendants(doc, found, True)
+    return found
 
 
 def _name_test(axis: str, test: str) -> Callable[[Node], bool]:
@@ -329,6 +344,8 @@ def _texts_path(
     segment's elements come in document order, segments too). What the steps before the last find
     is kept on the context node under ``memo`` (the text of those steps): the fields of a record
     read many elements of the same segments."""
+    if start is _self and not steps:
+        return last
 
     def texts(ctx: Node) -> list[str]:
         if memo is None:
@@ -677,6 +694,16 @@ def _combine(op: str, left: Expr, right: Expr) -> Expr:
 
 def _set_against_literal(equal: bool, left: Expr, literal: Any) -> Expr:
     """``ele[@id='REF01']='BB'`` (or ``!=``): some node of the set has (or has not) that string-value."""
+
+    texts: TextsFn | None = getattr(left, "texts", None)
+    if texts is not None:  # ele nodes: their string-values are exactly these texts
+
+        def by_text(n: Node) -> Value:
+            if equal:
+                return literal in texts(n)
+            return any(t != literal for t in texts(n))
+
+        return _mark(by_text, "boolean")  # type: ignore[no-any-return]
 
     def test(n: Node) -> Value:
         found = left(n)

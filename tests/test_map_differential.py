@@ -6,6 +6,7 @@ samples when present, deterministic mutants of them and hypothesis-mutated inter
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from hypothesis import strategies as st
 from mappings import engine
 from mappings.compiled_rules import _values as fast_values
 from mappings.compiled_rules import compiled_record, extract_records_fast
+from mappings.convert import d8
 from mappings.engine import RecordRule, extract_records, load_rules
 from mappings.mapper import RECORD_FOR_MAP, MappingRules, default_rules, map_document, map_set, with_overrides
 from mappings.records import ControlRef
@@ -226,3 +228,14 @@ def test_load_rules_is_unchanged_by_compilation() -> None:
     """Compiling the default rules leaves the rule objects as loaded (compilation is a cache beside them)."""
     data = (ROOT / "mappings" / "rules" / "default.xml").read_bytes()
     assert load_rules(data) == default_rules().default
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet="0123456789", min_size=8, max_size=10) | st.text(min_size=8, max_size=10))
+def test_d8_reads_what_strptime_reads(value: str) -> None:
+    """The direct read of eight ASCII digits gives what ``strptime('%Y%m%d')`` gives (or None)."""
+    try:
+        expected = datetime.strptime(value[:8], "%Y%m%d").date()  # noqa: DTZ007 - calendar dates
+    except ValueError:
+        expected = None
+    assert d8(value) == expected
