@@ -168,7 +168,7 @@ def _descendants(node: Node, out: list[Node], structural: bool) -> None:
             _descendants(k, out, structural)
 
 
-def _axis_nodes(axis: str, node: Node, test: str) -> list[Node]:
+def _axis_nodes(axis: str, node: Node, test: str) -> list[Node]:  # noqa: PLR0911 - one return per axis
     """The axis from ``node`` in proximity order (reverse axes nearest first)."""
     if axis == "child":
         return node.children()
@@ -234,16 +234,20 @@ def _step(axis: str, test: str, preds: list[Pred]) -> NodeFn:
 
 
 def _child_by_id(axis: str, test: str, preds: list[Pred]) -> NodeFn | None:
-    """``loop[@id='X' or @id='Y']`` and the like: one pass over the children, no per-node calls."""
-    if axis != "child" or test in ("*", "node()") or not preds or not hasattr(preds[0], "ids"):
+    """``loop[@id='X' or @id='Y']`` (child or descendant) and the like: one pass over the candidates,
+    no per-node calls."""
+    if axis not in ("child", "descendant") or test in ("*", "node()") or not preds:
+        return None
+    if not hasattr(preds[0], "ids"):
         return None
     ids: frozenset[str] = preds[0].ids
     rest = preds[1:]
-    if test in ("ele", "comp"):
+    if test in ("ele", "comp") and axis == "child":
         return _element_by_id(test, ids, rest)
 
     def run(node: Node) -> list[Node]:
-        found = [n for n in node.children() if n.kind == test and n.id in ids]
+        candidates = node.children() if axis == "child" else _axis_nodes(axis, node, test)
+        found = [n for n in candidates if n.kind == test and n.id in ids]
         for pred in rest:
             found = [n for i, n in enumerate(found, 1) if pred(n, i)]
         return found
@@ -272,15 +276,18 @@ def _element_by_id(test: str, ids: frozenset[str], rest: list[Pred]) -> NodeFn:
     if test == "ele" and not rest:
 
         def texts(node: Node) -> list[str]:
-            if node.kind != "seg" or node.segment is None:
+            segment = node.segment
+            if segment is None:
                 return [t for n in run(node) if (t := n.text)]
-            tag = node.id or ""
-            wanted = by_tag.get(tag)
+            wanted = by_tag.get(segment.tag)
             if wanted is None:
-                wanted = by_tag[tag] = _positions(tag, ids)
-            if len(wanted) == 1:
-                return element_texts(node.segment, wanted[0])
-            return [t for i in wanted for t in element_texts(node.segment, i)]
+                wanted = by_tag[segment.tag] = _positions(segment.tag, ids)
+            if len(wanted) != 1:
+                return [t for i in wanted for t in element_texts(segment, i)]
+            i = wanted[0]
+            if i <= len(segment.elements) and type(value := segment.elements[i - 1]) is str:
+                return [value] if value else []  # the common case, read in place
+            return element_texts(segment, i)
 
         run.texts = texts  # type: ignore[attr-defined]
     return run
@@ -672,7 +679,9 @@ def _id_attribute(ctx: Node) -> Value:
     return ctx.attributes()[:1] if ctx.id is not None and ctx.kind != "attr" else []
 
 
-def _combine(op: str, left: Expr, right: Expr) -> Expr:
+def _combine(op: str, left: Expr, right: Expr) -> Expr:  # noqa: PLR0911 - one return per operator kind
+    """The closure of ``left op right``; ``@id='X' or @id='Y'`` becomes a set test, node-set against
+    literal a direct scan."""
     if op in ("or", "and"):
         ids_l, ids_r = _id_set(left), _id_set(right)
         if op == "or" and ids_l is not None and ids_r is not None:
