@@ -239,3 +239,16 @@ def test_d8_reads_what_strptime_reads(value: str) -> None:
     except ValueError:
         expected = None
     assert d8(value) == expected
+
+
+def test_text_xml_cannot_hold_goes_the_lxml_way_and_fails_as_before() -> None:
+    """A set with a control character in a value is mapped through lxml, which refuses it (ValueError)
+    exactly as the mapping always did; the same set without it maps through the nodes."""
+    data = (ROOT / "sample_edi" / "responses" / "271-subscriber-active.x12").read_bytes()
+    broken = data.replace(b"NM1*IL*1*", b"NM1*IL*1*\x01", 1)
+    assert broken != data
+    (vs, isa, gs), *_ = _sets(broken)
+    with pytest.raises(ValueError, match="XML compatible"):
+        map_set(vs, isa, gs, default_rules())
+    (vs, isa, gs), *_ = _sets(data)
+    assert map_set(vs, isa, gs, default_rules()) == _reference(vs, isa, gs, default_rules())
