@@ -8,12 +8,21 @@ with lxml, so payer overrides may still use all of XPath.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from mappings.engine import FieldRule, ListRule, RecordRule
 from mappings.segtree import Node
-from mappings.xpath_lite import Expr, TextsFn, Value, compile_xpath
+from mappings.xpath_lite import (
+    ElementPlan,
+    Expr,
+    TextsFn,
+    Value,
+    compile_xpath,
+    element_positions,
+    element_texts,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,10 +33,30 @@ class FastField:
 
 
 @dataclass(frozen=True, slots=True)
+class ElementField:
+    """A one-path field reading elements ``ids`` of what its group's head finds."""
+
+    name: str
+    ids: frozenset[str]
+    many: bool
+    positions: dict[str, list[int]]  # by segment tag, filled as tags are met
+
+
+@dataclass(frozen=True, slots=True)
+class FieldGroup:
+    """Fields whose paths share everything but the element read: the head is evaluated once."""
+
+    head: Callable[[Node], list[Node]] | None  # None: the context node itself
+    fields: tuple[ElementField, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class FastList:
     name: str
     select: Expr
-    fields: tuple[FastField, ...]
+    names: tuple[str, ...]  # every field, in rule order (the dict's key order)
+    groups: tuple[FieldGroup, ...]
+    fields: tuple[FastField, ...]  # the others: fallbacks, attributes, sub-elements ...
     lists: tuple[FastList, ...]
 
 
@@ -51,15 +80,31 @@ def _getter(path: str) -> TextsFn:
     return lambda ctx: _values(fn(ctx))
 
 
-def _fields(fields: tuple[FieldRule, ...]) -> tuple[FastField, ...]:
-    return tuple(FastField(f.name, tuple(_getter(p) for p in f.paths), f.many) for f in fields)
+def _split(fields: tuple[FieldRule, ...]) -> tuple[tuple[FieldGroup, ...], tuple[FastField, ...]]:
+    """Group one-path fields ending in ``ele[@id=...]`` by their head; the rest stay general."""
+    groups: dict[str, tuple[Callable[[Node], list[Node]] | None, list[ElementField]]] = {}
+    general = []
+    for f in fields:
+        plan: ElementPlan | None = getattr(_expr(f.paths[0]), "element_plan", None)
+        if len(f.paths) != 1 or plan is None:
+            general.append(FastField(f.name, tuple(_getter(p) for p in f.paths), f.many))
+            continue
+        _, members = groups.setdefault(plan.key, (plan.head, []))
+        members.append(ElementField(f.name, plan.ids, f.many, {}))
+    grouped = tuple(FieldGroup(head, tuple(members)) for head, members in groups.values())
+    return grouped, tuple(general)
 
 
 def _list(rule: ListRule | RecordRule) -> FastList:
-    return FastList(rule.name, _expr(rule.select), _fields(rule.fields), tuple(_list(x) for x in rule.lists))
+    groups, general = _split(rule.fields)
+    names = tuple(f.name for f in rule.fields)
+    return FastList(
+        rule.name, _expr(rule.select), names, groups, general, tuple(_list(x) for x in rule.lists)
+    )
 
 
 _COMPILED: dict[int, tuple[RecordRule, FastList | None]] = {}
+_MAX_CACHED = 256
 
 
 def compiled_record(rule: RecordRule) -> FastList | None:
@@ -71,6 +116,8 @@ def compiled_record(rule: RecordRule) -> FastList | None:
         fast: FastList | None = _list(rule)
     except _NotCompiled:
         fast = None
+    if len(_COMPILED) >= _MAX_CACHED:  # rule sets are loaded once per process; never grow unbounded
+        _COMPILED.clear()
     _COMPILED[id(rule)] = (rule, fast)  # the rule is kept, so its id is not reused while cached
     return fast
 
@@ -86,20 +133,46 @@ def _values(result: Value) -> list[str]:
     return [result] if result else []
 
 
-def extract_fast(context: Node, fields: tuple[FastField, ...], lists: tuple[FastList, ...]) -> dict[str, Any]:
+def _read(nodes: list[Node], f: ElementField) -> list[str]:
+    """The texts of elements ``f.ids`` of ``nodes`` (in document order), as the ``ele`` nodes give."""
+    values: list[str] = []
+    for n in nodes:
+        segment = n.segment
+        if segment is None:  # not a segment: no ele children unless made already
+            values.extend(t for k in n.children() if k.kind == "ele" and k.id in f.ids and (t := k.text))
+            continue
+        positions = f.positions.get(segment.tag)
+        if positions is None:
+            positions = f.positions[segment.tag] = element_positions(segment.tag, f.ids)
+        elements = segment.elements
+        for i in positions:
+            if i <= len(elements) and type(value := elements[i - 1]) is str:
+                if value:
+                    values.append(value)
+            else:
+                values.extend(element_texts(segment, i))
+    return values
+
+
+def extract_fast(context: Node, rule: FastList) -> dict[str, Any]:
     """``mappings.engine.extract`` over a node: first path with a value wins, lists nest."""
-    out: dict[str, Any] = {}
-    for f in fields:
+    out: dict[str, Any] = dict.fromkeys(rule.names)
+    for group in rule.groups:
+        nodes = [context] if group.head is None else group.head(context)
+        for e in group.fields:
+            read = _read(nodes, e) if nodes else []
+            out[e.name] = read if e.many else (read[0] if read else None)
+    for f in rule.fields:
         values: list[str] = []
         for path in f.paths:
             values = path(context)
             if values:
                 break
         out[f.name] = values if f.many else (values[0] if values else None)
-    for lst in lists:
+    for lst in rule.lists:
         found = lst.select(context)
         nodes = found if isinstance(found, list) else []
-        out[lst.name] = [extract_fast(node, lst.fields, lst.lists) for node in nodes]
+        out[lst.name] = [extract_fast(node, lst) for node in nodes]
     return out
 
 
@@ -107,4 +180,4 @@ def extract_records_fast(transaction: Node, rule: FastList) -> list[dict[str, An
     """One field dict per node the record's select finds from the ``transaction`` node."""
     found = rule.select(transaction)
     nodes = found if isinstance(found, list) else []
-    return [extract_fast(node, rule.fields, rule.lists) for node in nodes]
+    return [extract_fast(node, rule) for node in nodes]

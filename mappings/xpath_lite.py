@@ -17,6 +17,7 @@ import functools
 import math
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from mappings.segtree import Node
@@ -186,8 +187,9 @@ def _axis_nodes(axis: str, node: Node, test: str) -> list[Node]:  # noqa: PLR091
             up = up.parent
         return out
     structural = test in ("loop", "seg", "transaction")
-    if structural and node.kind == "doc":
-        return _structure_of(node)[axis == "descendant" :]
+    if structural and node.kind in ("doc", "transaction"):  # the listing starts doc, transaction
+        skip = (1 if node.kind == "doc" else 2) - (axis == "descendant-or-self")
+        return _structure_of(node.root())[skip:]
     out = [node] if axis == "descendant-or-self" else []
     _descendants(node, out, structural)
     return out
@@ -255,6 +257,26 @@ def _child_by_id(axis: str, test: str, preds: list[Pred]) -> NodeFn | None:
     return run
 
 
+def _kept(axis: str, text: str, step: NodeFn, test: str) -> NodeFn:
+    """A loop or segment step whose result is kept on its input node under the step's text: the
+    paths of a record repeat the same steps (``loop[@id='2100C' or @id='2100D']``) from the same
+    nodes. Element and attribute steps are not kept (each field reads its own)."""
+    if axis == "attribute" or test in ("ele", "comp", "subele"):
+        return step
+    key = f"step:{axis}:{text}"
+
+    def run(node: Node) -> list[Node]:
+        cache = node.cache
+        if cache is None:
+            cache = node.cache = {}
+        found = cache.get(key)
+        if found is None:
+            found = cache[key] = step(node)
+        return found
+
+    return run
+
+
 def _element_by_id(test: str, ids: frozenset[str], rest: list[Pred]) -> NodeFn:
     """``ele[@id='NM103']`` on a segment: only that element's nodes are made (the segment's other
     elements stay unmade)."""
@@ -267,13 +289,14 @@ def _element_by_id(test: str, ids: frozenset[str], rest: list[Pred]) -> NodeFn:
             tag = node.id or ""
             wanted = by_tag.get(tag)
             if wanted is None:
-                wanted = by_tag[tag] = _positions(tag, ids)
+                wanted = by_tag[tag] = element_positions(tag, ids)
             found = [n for i in wanted for n in node.element(i) if n.kind == test]
         for pred in rest:
             found = [n for i, n in enumerate(found, 1) if pred(n, i)]
         return found
 
     if test == "ele" and not rest:
+        run.element_ids = ids  # type: ignore[attr-defined]  # for ElementPlan
 
         def texts(node: Node) -> list[str]:
             segment = node.segment
@@ -281,7 +304,7 @@ def _element_by_id(test: str, ids: frozenset[str], rest: list[Pred]) -> NodeFn:
                 return [t for n in run(node) if (t := n.text)]
             wanted = by_tag.get(segment.tag)
             if wanted is None:
-                wanted = by_tag[segment.tag] = _positions(segment.tag, ids)
+                wanted = by_tag[segment.tag] = element_positions(segment.tag, ids)
             if len(wanted) != 1:
                 return [t for i in wanted for t in element_texts(segment, i)]
             i = wanted[0]
@@ -293,7 +316,7 @@ def _element_by_id(test: str, ids: frozenset[str], rest: list[Pred]) -> NodeFn:
     return run
 
 
-def _positions(tag: str, ids: frozenset[str]) -> list[int]:
+def element_positions(tag: str, ids: frozenset[str]) -> list[int]:
     """Element positions of ``tag`` whose XML id (tag + at least two digits) is in ``ids``."""
     out = []
     for xid in ids:
@@ -341,7 +364,27 @@ def _path(
     last = getattr(steps[-1], "texts", None) if steps else None
     if last is not None:
         run.texts = _texts_path(start, steps[:-1], last, memo)
+        ids = steps[-1].element_ids  # type: ignore[attr-defined]  # every texts step has them
+        head = None if start is _self and len(steps) == 1 else _prefix(start, steps[:-1])
+        run.element_plan = ElementPlan(memo or "", head, ids)
     return run  # type: ignore[no-any-return]  # marked by the decorator
+
+
+@dataclass(frozen=True, slots=True)
+class ElementPlan:
+    """A path ending in ``ele[@id=...]`` taken apart: ``head`` finds the nodes (None: the context
+    itself) whose elements ``ids`` are read; paths with the same ``key`` have the same head."""
+
+    key: str
+    head: Callable[[Node], list[Node]] | None
+    ids: frozenset[str]
+
+
+def _prefix(start: Callable[[Node], list[Node]], steps: list[NodeFn]) -> Callable[[Node], list[Node]]:
+    def head(ctx: Node) -> list[Node]:
+        return _apply(start(ctx), steps)
+
+    return head
 
 
 def _texts_path(
@@ -598,7 +641,7 @@ class _Parser:
         if self.at(".."):
             self.take()
             return [_step("parent", "node()", [])]
-        axis = "child"
+        axis, begin = "child", self.pos
         if self.at("@"):
             self.take()
             axis = "attribute"
@@ -609,11 +652,12 @@ class _Parser:
                 raise Unsupported(axis)
         test = self.node_test(axis)
         preds = self.predicates()
+        text = " ".join(t for _, t in self.tokens[begin : self.pos])
         if not descend:
-            return [_step(axis, test, preds)]
+            return [_kept(axis, text, _step(axis, test, preds), test)]
         if axis == "child" and all(getattr(p, "free", False) for p in preds):
-            return [_step("descendant", test, preds)]
-        return [_step("descendant-or-self", "node()", []), _step(axis, test, preds)]
+            return [_kept("descendant", text, _step("descendant", test, preds), test)]
+        return [_step("descendant-or-self", "node()", []), _kept(axis, text, _step(axis, test, preds), test)]
 
     def node_test(self, axis: str) -> str:
         if self.at("*"):
