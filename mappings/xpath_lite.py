@@ -247,9 +247,16 @@ def _child_by_id(axis: str, test: str, preds: list[Pred]) -> NodeFn | None:
     if test in ("ele", "comp") and axis == "child":
         return _element_by_id(test, ids, rest)
 
+    key = f"ids:{axis}:{test}:{sorted(ids)}"
+
     def run(node: Node) -> list[Node]:
-        candidates = node.children() if axis == "child" else _axis_nodes(axis, node, test)
-        found = [n for n in candidates if n.kind == test and n.id in ids]
+        cache = node.cache
+        if cache is None:
+            cache = node.cache = {}
+        found = cache.get(key)  # shared by the steps that differ only in their further predicates
+        if found is None:
+            candidates = node.children() if axis == "child" else _axis_nodes(axis, node, test)
+            found = cache[key] = [n for n in candidates if n.kind == test and n.id in ids]
         for pred in rest:
             found = [n for i, n in enumerate(found, 1) if pred(n, i)]
         return found
@@ -466,6 +473,10 @@ def _predicate(expr: Expr, numeric: float | None) -> Pred:
 
         by_id.ids = ids  # type: ignore[attr-defined]
         return _mark(by_id, "free")  # type: ignore[no-any-return]
+
+    direct: Callable[[Node], bool] | None = getattr(expr, "node_test", None)
+    if direct is not None:  # a boolean test of the node alone, called as it is
+        return _mark(lambda n, _i: direct(n), "free")  # type: ignore[no-any-return]
 
     def test(n: Node, i: int) -> bool:
         v = expr(n)
@@ -751,11 +762,12 @@ def _set_against_literal(equal: bool, left: Expr, literal: Any) -> Expr:
     texts: TextsFn | None = getattr(left, "texts", None)
     if texts is not None:  # ele nodes: their string-values are exactly these texts
 
-        def by_text(n: Node) -> Value:
+        def by_text(n: Node) -> bool:
             if equal:
                 return literal in texts(n)
             return any(t != literal for t in texts(n))
 
+        by_text.node_test = by_text  # type: ignore[attr-defined]  # see _predicate
         return _mark(by_text, "boolean")  # type: ignore[no-any-return]
 
     def test(n: Node) -> Value:
