@@ -92,7 +92,13 @@ def _number_text(x: float) -> str:
         return "NaN"
     if math.isinf(x):
         return "Infinity" if x > 0 else "-Infinity"
-    return str(int(x)) if x == int(x) else repr(x)
+    if x == int(x):
+        return str(int(x))
+    if not 1e-5 < abs(x) < 1e9:
+        return repr(x)
+    places = int(math.log10(abs(x)))  # as libxml2's xmlXPathFormatNumber: 15 significant digits
+    text = f"{x:.{15 - places - 1 if places > 0 else 15 - places}f}"
+    return text.rstrip("0").rstrip(".")
 
 
 def to_number(v: Value) -> float:
@@ -458,6 +464,10 @@ def _mark(fn: Any, what: str) -> Any:
     return fn
 
 
+def _is_nodeset(expr: Expr) -> bool:
+    return bool(getattr(expr, "nodeset", False))
+
+
 def _position_free(expr: Expr) -> bool:
     return bool(getattr(expr, "boolean", False) or getattr(expr, "nodeset", False))
 
@@ -540,6 +550,8 @@ class _Parser:
         while self.at("|"):
             self.take()
             parts.append(self.path())
+        if not all(_is_nodeset(p) for p in parts):
+            raise Unsupported("union of a non-node-set")  # lxml fails such a union when it runs
 
         @functools.partial(_mark, what="nodeset")
         def run(ctx: Node) -> Value:
@@ -598,6 +610,8 @@ class _Parser:
         preds = self.predicates()
         if not preds and not self.at("/", "//"):
             return primary
+        if not _is_nodeset(primary):
+            raise Unsupported("a predicate or path after a non-node-set")
 
         def start(ctx: Node) -> list[Node]:
             v = primary(ctx)
@@ -732,6 +746,9 @@ class _Parser:
 
 def _id_attribute(ctx: Node) -> Value:
     return ctx.attributes()[:1] if ctx.id is not None and ctx.kind != "attr" else []
+
+
+_id_attribute.nodeset = True  # type: ignore[attr-defined]
 
 
 def _combine(op: str, left: Expr, right: Expr) -> Expr:  # noqa: PLR0911 - one return per operator kind
