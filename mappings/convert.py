@@ -11,10 +11,15 @@ from mappings.records import Rejection
 
 
 def d8(value: str | None) -> date | None:
+    """``YYYYMMDD`` (what follows is ignored) as a date, None when it is not one. Eight ASCII digits
+    are read directly (what ``strptime`` would make of them); anything else goes to ``strptime``."""
     if not value or len(value) < 8:
         return None
+    head = value[:8]
     try:
-        return datetime.strptime(value[:8], "%Y%m%d").date()  # noqa: DTZ007 - calendar dates
+        if head.isascii() and head.isdigit():
+            return date(int(head[:4]), int(head[4:6]), int(head[6:]))
+        return datetime.strptime(head, "%Y%m%d").date()  # noqa: DTZ007 - calendar dates
     except ValueError:
         return None
 

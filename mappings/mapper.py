@@ -9,9 +9,11 @@ from importlib.resources import files
 from typing import Any
 
 from mappings.authorization import authorization_record
+from mappings.compiled_rules import compiled_record, extract_records_fast
 from mappings.eligibility import eligibility_result
 from mappings.engine import RecordRule, extract_records, load_overrides, load_rules
 from mappings.records import AuthorizationRecord, ControlRef, EligibilityResult
+from mappings.segtree import Node, build_nodes
 from transactions.document import build_tree, to_xml
 from transactions.findings import GroupReport, InterchangeReport, SetReport, set_validation
 from transactions.validation import ValidatedSet, Validation
@@ -68,16 +70,62 @@ def map_document(
     return [_build(rule_name, f, control) for f in field_sets]
 
 
+class _SetForms:
+    """One set's node tree and (only when a rule set needs lxml) its XML form, each built once."""
+
+    def __init__(self, validated: ValidatedSet) -> None:
+        self.validated = validated
+        self._nodes: Node | None = None
+        self._xml: Any = None
+
+    def nodes(self) -> Node:
+        if self._nodes is None:
+            r = self.validated.report
+            self._nodes = build_nodes(self.validated.placed, set_id=r.set_id, control_number=r.control_number)
+        return self._nodes
+
+    def xml(self) -> Any:
+        if self._xml is None:
+            r = self.validated.report
+            tree = build_tree(self.validated.placed)
+            self._xml = to_xml(tree, set_id=r.set_id, control_number=r.control_number)
+        return self._xml
+
+    def extract(self, rule: RecordRule) -> list[dict[str, Any]]:
+        fast = compiled_record(rule) if self.plain() else None
+        if fast is None:
+            return extract_records(self.xml(), rule)
+        return extract_records_fast(self.nodes(), fast)
+
+    def plain(self) -> bool:
+        """Whether every id and value is printable ASCII (``repr`` escapes nothing), text XML always
+        holds. Other text goes the lxml way, which refuses control characters and lone surrogates
+        (ValueError) as it always has."""
+        r = self.validated.report
+        text = repr(
+            (r.set_id, r.control_number, [(p.segment.tag, p.segment.elements) for p in self.validated.placed])
+        )
+        return text.isascii() and "\\" not in text
+
+
 def map_set(
     validated: ValidatedSet, interchange: str, group: str, rules: MappingRules | None = None
 ) -> list[Record]:
-    """Records of a validated set (it must have been validated with ``keep_placed=True``)."""
+    """Records of a validated set (it must have been validated with ``keep_placed=True``): the same
+    records as ``map_document`` over the set's XML form, read from light nodes with the compiled
+    rules when every path of the rule set compiles (``mappings.xpath_lite``)."""
     report = validated.report
-    if report.map is None or not validated.placed:
+    rule_name = RECORD_FOR_MAP.get(report.map or "")
+    if rule_name is None or not validated.placed:
         return []
-    tree = build_tree(validated.placed)
-    document = to_xml(tree, set_id=report.set_id, control_number=report.control_number)
-    return map_document(document, report.map, ControlRef(interchange, group, report.control_number), rules)
+    rules = rules or default_rules()
+    forms = _SetForms(validated)
+    field_sets = forms.extract(rules.default[rule_name])
+    payer_rules = rules.for_payer(field_sets[0].get("payer_id") if field_sets else None)
+    if payer_rules is not rules.default:
+        field_sets = forms.extract(payer_rules[rule_name])
+    control = ControlRef(interchange, group, report.control_number)
+    return [_build(rule_name, f, control) for f in field_sets]
 
 
 @dataclass(frozen=True)
