@@ -6,7 +6,8 @@ client certificate signed by the simulator's CA (the TLS handshake refuses any o
 answered in the style it came in, from the same scenarios as the SFTP simulator
 (:mod:`payersim.realtime`). ``faults`` (mutable, thread-safe counters) make it misbehave: a latency
 before every answer, N answers HTTP 503, N "Receiver Busy" envelopes, N malformed envelopes, N
-answers with a wrong checksum, N "PayloadRejected" errors. ``received`` lists every envelope
+answers with a wrong checksum, N "PayloadRejected" errors, N connections closed after the answer
+without a word (a kept-alive connection the client finds dropped). ``received`` lists every envelope
 accepted (PayloadID, style, type, payload).
 """
 
@@ -46,6 +47,7 @@ from payersim.simulator import utc_now
 log = get_logger(__name__)
 REQUEST_TYPES = frozenset({PAYLOAD_TYPES["270"], PAYLOAD_TYPES["278"]})
 MAX_BODY = 16 * 1024 * 1024
+IDLE_SECONDS = 60.0  # a kept-alive connection idle this long is closed (its thread ends)
 MAX_DELAY = 300.0  # a scenario's "hold" rule (hours) must not park a server thread for that long
 
 
@@ -59,6 +61,7 @@ class CoreFaults:
     malformed: int = 0
     wrong_checksum: int = 0
     reject_payload: int = 0
+    drop_connection: int = 0  # answers after which the connection is closed without saying so
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def take(self, name: str) -> bool:
@@ -109,6 +112,7 @@ class CoreServer:
         self.handled_seconds: list[
             float
         ] = []  # the payer's own time per POST (benchmarks)  # batch mode: (PayloadID, kind, X12) to pick up
+        self.connections = 0  # TLS connections accepted (tests: kept-alive connections reused)
         self._received_lock = threading.Lock()
         self._httpd = ThreadingHTTPServer((host, port), _handler(self))
         self._httpd.daemon_threads = True
@@ -144,6 +148,10 @@ class CoreServer:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+    def note_connection(self) -> None:
+        with self._received_lock:
+            self.connections += 1
 
     def note(self, item: Received) -> None:
         with self._received_lock:
@@ -300,7 +308,12 @@ def _tls(pki: Pki, auth: str) -> ssl.SSLContext:
 
 def _handler(server: CoreServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+        protocol_version = "HTTP/1.1"  # connections kept alive, as CORE servers do
+        timeout = IDLE_SECONDS
+
+        def setup(self) -> None:
+            super().setup()
+            server.note_connection()
 
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
@@ -314,9 +327,10 @@ def _handler(server: CoreServer) -> type[BaseHTTPRequestHandler]:
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(data)))
-            self.send_header("Connection", "close")
             self.end_headers()
             self.wfile.write(data)
+            if server.faults.take("drop_connection"):
+                self.close_connection = True  # kept alive as far as the client knows
 
         def log_message(self, format: str, *args: object) -> None:  # noqa: ARG002 - http.server API
             return  # quiet: the summary goes through structlog

@@ -347,8 +347,8 @@ class Store:
         """A read-write transaction: commits when the block ends, rolls back if it raises.
 
         After a ``StoreError`` inside the block, leave the block: PostgreSQL refuses further statements in
-        a failed transaction. Do not call ``allocate_control_numbers``/``new_tracking_number`` inside it on
-        SQLite: they take their own transaction and would wait for this one.
+        a failed transaction. Do not call ``allocate_control_numbers``/``new_tracking_numbers`` inside it on
+        SQLite without passing ``tx``: they take their own transaction and would wait for this one.
         """
         try:
             with self._writing(), self.engine.begin() as conn:
@@ -370,7 +370,7 @@ class Store:
             raise store_error(exc, "read") from None
 
     def allocate_control_numbers(
-        self, sender: str, receiver: str, kind: ControlKind, count: int = 1
+        self, sender: str, receiver: str, kind: ControlKind, count: int = 1, *, tx: Tx | None = None
     ) -> range:
         """``count`` consecutive control numbers for the sender/receiver pair, committed at once.
 
@@ -379,6 +379,10 @@ class Store:
         that does not fit below the top restarts at 1 (the skipped tail stays unused) and ``wraps`` is
         counted in the sequence row. Outgoing 999 and TA1 interchanges use the same ISA13/GS06/ST02
         sequences as any other interchange to that partner.
+
+        With ``tx`` the numbers are taken inside that transaction and committed with it (one commit
+        for a claim and its numbers); a rollback returns them, which is safe as long as nothing built
+        with them leaves the transaction before it commits.
         """
         if kind not in CONTROL_KINDS:
             raise StoreError("control number kind must be ISA13, GS06 or ST02")
@@ -386,9 +390,12 @@ class Store:
             raise StoreError("control number count must be between 1 and 999999999")
         _check_party(sender)
         _check_party(receiver)
+        key = (sender, receiver, kind)
         try:
+            if tx is not None:
+                return _allocate(tx.conn, self.clock(), key, count, CONTROL_MAX, wrap=True)
             with self._writing(), self.engine.begin() as conn:
-                return _allocate(conn, self.clock(), (sender, receiver, kind), count, CONTROL_MAX, wrap=True)
+                return _allocate(conn, self.clock(), key, count, CONTROL_MAX, wrap=True)
         except sa_exc.SQLAlchemyError as exc:
             raise store_error(exc, "allocate control numbers") from None
 
@@ -401,15 +408,21 @@ class Store:
         """
         return self.new_tracking_numbers(1)[0]
 
-    def new_tracking_numbers(self, count: int) -> list[str]:
+    def new_tracking_numbers(self, count: int, *, tx: Tx | None = None) -> list[str]:
         """``count`` new tracking numbers as one block: one committed transaction for all of them (a
-        big inbox file must not pay one fsync'd commit per request). Unused ones are a gap, never reused."""
+        big inbox file must not pay one fsync'd commit per request). Unused ones are a gap, never reused.
+
+        With ``tx`` they are taken inside that transaction (committed with the rows that carry them;
+        a rollback returns numbers nothing outside the transaction has seen)."""
         if count <= 0:
             return []
+        key = ("tracking", self.tracking_prefix, "TRN")
         try:
-            with self._writing(), self.engine.begin() as conn:
-                key = ("tracking", self.tracking_prefix, "TRN")
-                numbers = _allocate(conn, self.clock(), key, count, TRACKING_MAX, wrap=False)
+            if tx is not None:
+                numbers = _allocate(tx.conn, self.clock(), key, count, TRACKING_MAX, wrap=False)
+            else:
+                with self._writing(), self.engine.begin() as conn:
+                    numbers = _allocate(conn, self.clock(), key, count, TRACKING_MAX, wrap=False)
         except sa_exc.SQLAlchemyError as exc:
             raise store_error(exc, "new tracking number") from None
         return [f"{self.tracking_prefix}-{self.instance_id}-{n:010d}" for n in numbers]
