@@ -45,7 +45,20 @@ from typing import Any, Literal
 from alembic import command
 from alembic.config import Config
 from alembic.util.exc import CommandError
-from sqlalchemy import Connection, Engine, Table, case, create_engine, event, select, text, update
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Engine,
+    Table,
+    Update,
+    bindparam,
+    case,
+    create_engine,
+    event,
+    select,
+    text,
+    update,
+)
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects import sqlite as sqlite_dialect
@@ -217,6 +230,32 @@ def _insert_ignore(conn: Connection, table: Table, values: Mapping[str, Any], ke
     conn.execute(dialect.insert(table).values(**values).on_conflict_do_nothing(index_elements=list(keys)))
 
 
+def _allocation() -> Update:
+    """The UPDATE that advances one sequence row (see ``_allocate``), values bound at execution."""
+    t = s.control_sequences
+    over = t.c.next_value + bindparam("last", type_=BigInteger) > bindparam("maximum", type_=BigInteger)
+    return (
+        update(t)
+        .where(
+            (t.c.sender == bindparam("seq_sender"))
+            & (t.c.receiver == bindparam("seq_receiver"))
+            & (t.c.kind == bindparam("seq_kind"))
+        )
+        .values(
+            next_value=case(
+                (over, bindparam("restart", type_=BigInteger)),
+                else_=t.c.next_value + bindparam("step", type_=BigInteger),
+            ),
+            wraps=case((over, t.c.wraps + 1), else_=t.c.wraps),
+            updated_at=bindparam("now", type_=t.c.updated_at.type),
+        )
+        .returning(t.c.next_value, t.c.wraps)
+    )
+
+
+_ALLOCATE = _allocation()  # built once: three allocations per outbound interchange
+
+
 def _allocate(
     conn: Connection, now: datetime, key: tuple[str, str, str], count: int, maximum: int, *, wrap: bool
 ) -> range:
@@ -226,24 +265,22 @@ def _allocate(
     two callers can never get overlapping ranges. If the block would pass ``maximum`` it restarts at 1
     (``wrap``) leaving the tail unused, or fails (no ``wrap``).
     """
-    t = s.control_sequences
-    where = (t.c.sender == key[0]) & (t.c.receiver == key[1]) & (t.c.kind == key[2])
-    over = t.c.next_value + (count - 1) > maximum
-    stmt = (
-        update(t)
-        .where(where)
-        .values(
-            next_value=case((over, 1 + count), else_=t.c.next_value + count),
-            wraps=case((over, t.c.wraps + 1), else_=t.c.wraps),
-            updated_at=now,
-        )
-        .returning(t.c.next_value, t.c.wraps)
-    )
-    row = conn.execute(stmt).first()
+    params = {
+        "seq_sender": key[0],
+        "seq_receiver": key[1],
+        "seq_kind": key[2],
+        "last": count - 1,
+        "maximum": maximum,
+        "restart": 1 + count,
+        "step": count,
+        "now": now,
+    }
+    row = conn.execute(_ALLOCATE, params).first()
     if row is None:
+        t = s.control_sequences
         values = {"sender": key[0], "receiver": key[1], "kind": key[2], "next_value": 1, "wraps": 0}
         _insert_ignore(conn, t, {**values, "updated_at": now}, ("sender", "receiver", "kind"))
-        row = conn.execute(stmt).one()
+        row = conn.execute(_ALLOCATE, params).one()
     if row.wraps and not wrap:
         raise StoreError(f"{key[2]} sequence exhausted")
     return range(row.next_value - count, row.next_value)

@@ -14,6 +14,9 @@ from gateway.store import schema as s
 from gateway.store.repos.base import DEFAULT_LIMIT, MAX_LIMIT, Repo, db, equal, window
 from gateway.store.rows import AuditRow, StateChange, from_mapping
 
+# built once: an event-log row is the most frequent statement of all (see ``base.inserting``)
+_INSERT_CHANGE = insert(s.state_changes).returning(s.state_changes.c.id)
+
 
 class AuditRepo(Repo):
     """``tx.audit``: what happened to every entity, and who was shown PHI."""
@@ -40,8 +43,7 @@ class AuditRepo(Repo):
             "at": self.now(),
             "detail": dict(detail) if detail is not None else None,
         }
-        t = s.state_changes
-        return int(self.conn.execute(insert(t).values(**values).returning(t.c.id)).scalar_one())
+        return int(self.conn.execute(_INSERT_CHANGE, values).scalar_one())
 
     @db
     def record_move(

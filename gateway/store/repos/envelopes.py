@@ -12,7 +12,7 @@ from sqlalchemy import Row, func, insert, select, update
 from gateway.lifecycle import Entity, SetEvent, SetState, check_initial
 from gateway.store import schema as s
 from gateway.store.errors import NotFoundError
-from gateway.store.repos.base import DEFAULT_LIMIT, Repo, check_limit, db, equal, window
+from gateway.store.repos.base import DEFAULT_LIMIT, Repo, check_limit, db, equal, inserting, window
 from gateway.store.rows import GroupRow, InterchangeRow, TransactionSetRow, from_mapping
 
 AckLevel = Literal["interchange", "group", "transaction_set"]
@@ -42,7 +42,7 @@ class EnvelopesRepo(Repo):
             "ack_status": ack_status,
             "created_at": self.now(),
         }
-        row = self.conn.execute(insert(s.interchanges).values(**values).returning(*s.interchanges.c)).one()
+        row = self.conn.execute(inserting(s.interchanges), values).one()
         return from_mapping(InterchangeRow, row)
 
     @db
@@ -64,8 +64,7 @@ class EnvelopesRepo(Repo):
             "ack_status": ack_status,
             "created_at": self.now(),
         }
-        t = s.functional_groups
-        row = self.conn.execute(insert(t).values(**values).returning(*t.c)).one()
+        row = self.conn.execute(inserting(s.functional_groups), values).one()
         return from_mapping(GroupRow, row)
 
     @db
@@ -97,8 +96,7 @@ class EnvelopesRepo(Repo):
             "created_at": now,
             "updated_at": now,
         }
-        t = s.transaction_sets
-        row = self.conn.execute(insert(t).values(**values).returning(*t.c)).one()
+        row = self.conn.execute(inserting(s.transaction_sets), values).one()
         traces = tuple(dict.fromkeys(trace_numbers))
         if traces:
             rows = [{"transaction_set_id": row.id, "trace_number": trn} for trn in traces]
