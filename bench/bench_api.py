@@ -38,7 +38,8 @@ from tests.web_support import free_socket
 
 ROOT = Path(__file__).resolve().parent.parent
 X12GW = Path(sys.executable).with_name("x12gw")
-ENV = {**os.environ, "X12GW_MEMBER_HASH_KEY": "bench-api-key-0123456789abcdef"}
+# this checkout first on the path: the installed ``x12gw`` script would import the editable install's
+ENV = {**os.environ, "X12GW_MEMBER_HASH_KEY": "bench-api-key-0123456789abcdef", "PYTHONPATH": str(ROOT)}
 
 
 def _simulator(pki_dir: str, latency: float, out: Any, stop: Any) -> None:
