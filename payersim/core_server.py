@@ -13,6 +13,8 @@ accepted (PayloadID, style, type, payload).
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import ssl
 import threading
 import time
@@ -113,6 +115,7 @@ class CoreServer:
             float
         ] = []  # the payer's own time per POST (benchmarks)  # batch mode: (PayloadID, kind, X12) to pick up
         self.connections = 0  # TLS connections accepted (tests: kept-alive connections reused)
+        self._open: set[socket.socket] = set()
         self._received_lock = threading.Lock()
         self._httpd = ThreadingHTTPServer((host, port), _handler(self))
         self._httpd.daemon_threads = True
@@ -135,11 +138,17 @@ class CoreServer:
         return self
 
     def stop(self) -> None:
+        """Stop listening and close kept-alive connections: a stopped payer answers nothing more."""
         if self._thread is not None:
             self._httpd.shutdown()
             self._thread.join()
             self._thread = None
         self._httpd.server_close()
+        with self._received_lock:
+            still_open = list(self._open)
+        for sock in still_open:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
     def __enter__(self) -> Self:
         return self.start()
@@ -149,9 +158,14 @@ class CoreServer:
     ) -> None:
         self.stop()
 
-    def note_connection(self) -> None:
+    def note_connection(self, sock: socket.socket, *, open_: bool) -> None:
+        """Count a new connection, and keep the open ones so that ``stop`` can close them."""
         with self._received_lock:
-            self.connections += 1
+            if open_:
+                self.connections += 1
+                self._open.add(sock)
+            else:
+                self._open.discard(sock)
 
     def note(self, item: Received) -> None:
         with self._received_lock:
@@ -313,7 +327,11 @@ def _handler(server: CoreServer) -> type[BaseHTTPRequestHandler]:
 
         def setup(self) -> None:
             super().setup()
-            server.note_connection()
+            server.note_connection(self.connection, open_=True)
+
+        def finish(self) -> None:
+            server.note_connection(self.connection, open_=False)
+            super().finish()
 
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)

@@ -216,7 +216,14 @@ def _fail(endpoint: CoreEndpoint, text: str, code: str, **kw: object) -> CoreErr
 
 
 # what a kept-alive connection raises when the server closed it while it sat idle in the pool
-_DROPPED = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
+_DROPPED = (
+    http.client.RemoteDisconnected,
+    ConnectionResetError,
+    BrokenPipeError,
+    ConnectionAbortedError,
+    ssl.SSLEOFError,
+    ssl.SSLZeroReturnError,
+)
 
 
 def _exchange(
