@@ -9,6 +9,11 @@ outbox result files, a 999 rejecting the group). A crash between the POST and th
 the file ``uploading``: it is sent again (a new PayloadID, the same X12), never sooner than the
 partner's ``retry_seconds`` after the previous attempt, and the inbound stage ignores a duplicate
 answer. A failed attempt is logged on the file (``uploading -> uploading``, with the error code).
+
+The API's real-time sender saves commits without skipping a record: the first attempt starts in the
+transaction that records the file (``start_queued``), and the answer is claimed for processing in
+the transaction that records it (``post_attempt(claim=True)``); a crash leaves the same states as
+between the separate transactions (``uploading``, or an answer ``processing`` under a lease).
 """
 
 from __future__ import annotations

@@ -4,7 +4,9 @@ TLS is verified against the partner's pinned CA (or its own certificate) only, n
 trust store; client authentication is either a username/password in the envelope (``basic``) or an
 X.509 client certificate (``mtls``). Every failure becomes a ``TransferError`` saying whether trying
 again later may help (``retryable``) and, where the partner answered with a CORE error, its code. The
-password never appears in a message, a log line or a repr.
+password never appears in a message, a log line or a repr. Connections are kept alive per endpoint
+and shared by the threads of a process (``LINKS``): a TLS handshake per call costs more than the
+gateway's own work on it.
 """
 
 from __future__ import annotations
