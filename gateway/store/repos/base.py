@@ -71,7 +71,8 @@ _PREBUILT_GUARD = threading.Lock()
 KEY = "pk_value"  # the bound name of the key in ``by_key``/``keyed_update`` (no column is so named)
 
 
-def _prebuilt(key: tuple[str, ...], build: Callable[[], R]) -> R:
+def prebuilt(key: tuple[str, ...], build: Callable[[], R]) -> R:
+    """The statement ``build`` makes, built on first use of ``key`` and kept for the process."""
     found = _PREBUILT.get(key)
     if found is None:
         with _PREBUILT_GUARD:
@@ -81,7 +82,7 @@ def _prebuilt(key: tuple[str, ...], build: Callable[[], R]) -> R:
 
 def inserting(table: Table) -> Insert:
     """``INSERT INTO table ... RETURNING *``; execute with the row's values as parameters."""
-    return _prebuilt(("insert", table.name), lambda: insert(table).returning(*table.c))
+    return prebuilt(("insert", table.name), lambda: insert(table).returning(*table.c))
 
 
 def by_key(table: Table, column: str, *, for_update: bool = False) -> Select[Any]:
@@ -91,12 +92,12 @@ def by_key(table: Table, column: str, *, for_update: bool = False) -> Select[Any
         stmt = select(table).where(table.c[column] == bindparam(KEY))
         return stmt.with_for_update() if for_update else stmt
 
-    return _prebuilt(("select", table.name, column, str(for_update)), build)
+    return prebuilt(("select", table.name, column, str(for_update)), build)
 
 
 def keyed_update(table: Table) -> Update:
     """``UPDATE table SET <the parameters' columns> WHERE id = :pk_value RETURNING *``."""
-    return _prebuilt(
+    return prebuilt(
         ("update", table.name), lambda: update(table).where(table.c.id == bindparam(KEY)).returning(*table.c)
     )
 

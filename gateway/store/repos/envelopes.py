@@ -7,15 +7,38 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import Row, func, insert, select, update
+from sqlalchemy import ColumnElement, Row, Select, bindparam, func, insert, select, update
 
 from gateway.lifecycle import Entity, SetEvent, SetState, check_initial
 from gateway.store import schema as s
 from gateway.store.errors import NotFoundError
-from gateway.store.repos.base import DEFAULT_LIMIT, Repo, check_limit, db, equal, inserting, window
+from gateway.store.repos.base import DEFAULT_LIMIT, Repo, check_limit, db, equal, inserting, prebuilt, window
 from gateway.store.rows import GroupRow, InterchangeRow, TransactionSetRow, from_mapping
 
 AckLevel = Literal["interchange", "group", "transaction_set"]
+
+
+def _sets_query(given: tuple[str, ...], limit: int) -> Select[Any]:
+    """``find_sets``'s statement for this set of filters (``f_<name>`` parameters), built once: the
+    inbound stage matches every response through it."""
+
+    def build() -> Select[Any]:
+        t, tn = s.transaction_sets, s.trace_numbers
+        conds: list[ColumnElement[bool]] = []
+        for name in given:
+            column = name.removeprefix("f_")
+            if column == "trace_number":
+                traced = select(tn.c.transaction_set_id).where(tn.c.trace_number == bindparam(name))
+                conds.append(t.c.id.in_(traced))
+            elif column == "since":
+                conds.append(t.c.created_at >= bindparam(name))
+            elif column == "until":
+                conds.append(t.c.created_at < bindparam(name))
+            else:
+                conds.append(t.c[column] == bindparam(name))
+        return select(t).where(*conds).order_by(t.c.id.desc()).limit(limit)
+
+    return prebuilt(("find_sets", *given, str(limit)), build)
 
 
 class EnvelopesRepo(Repo):
@@ -218,21 +241,20 @@ class EnvelopesRepo(Repo):
         limit: int = DEFAULT_LIMIT,
     ) -> list[TransactionSetRow]:
         """Transaction sets by ST02, TRN trace number, BHT03, kind, state, request or time; newest first."""
-        t = s.transaction_sets
-        conds = window(t.c.created_at, since, until)
-        conds += equal(
-            (t.c.control_number, control_number),
-            (t.c.bht03, bht03),
-            (t.c.set_id, set_id),
-            (t.c.state, state),
-            (t.c.request_id, request_id),
-            (t.c.interchange_id, interchange_id),
-        )
-        if trace_number is not None:
-            tn = s.trace_numbers
-            conds.append(t.c.id.in_(select(tn.c.transaction_set_id).where(tn.c.trace_number == trace_number)))
-        stmt = select(t).where(*conds).order_by(t.c.id.desc()).limit(check_limit(limit))
-        return self._with_traces(self.conn.execute(stmt).all())
+        given = {
+            "control_number": control_number,
+            "bht03": bht03,
+            "set_id": set_id,
+            "state": state,
+            "request_id": request_id,
+            "interchange_id": interchange_id,
+            "trace_number": trace_number,
+            "since": since,
+            "until": until,
+        }
+        params = {f"f_{k}": v for k, v in given.items() if v is not None}
+        stmt = _sets_query(tuple(sorted(params)), check_limit(limit))
+        return self._with_traces(self.conn.execute(stmt, params).all())
 
     @db
     def find_sets_by_control(
