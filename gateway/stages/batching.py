@@ -1,10 +1,11 @@
 """Outbound stage: queued requests become validated interchanges, one file per batch and partner.
 
-Control numbers are allocated and committed with the claim of the requests, before the file is built,
-so a crash can only leave a harmless gap; the file, its envelopes and the requests' move to ``queued`` are one transaction, so a
-request is never in two files. A request whose X12 fails the implementation guide, or that cannot be
-written as X12 at all (a value holding a delimiter character), is set aside as ``invalid`` (with the
-reason) instead of being sent, so it cannot block the requests batched with it, cycle after cycle.
+Control numbers are allocated and committed with the claim of the requests, before the file is
+built, so a crash can only leave a harmless gap; the file, its envelopes and the requests' move to
+``queued`` are one transaction, so a request is never in two files. A request whose X12 fails the
+implementation guide, or that cannot be written as X12 at all (a value holding a delimiter
+character), is set aside as ``invalid`` (with the reason) instead of being sent, so it cannot block
+the requests batched with it, cycle after cycle.
 """
 
 from __future__ import annotations
