@@ -95,6 +95,17 @@ def by_key(table: Table, column: str, *, for_update: bool = False) -> Select[Any
     return prebuilt(("select", table.name, column, str(for_update)), build)
 
 
+def rows_where(table: Table, *columns: str) -> Select[Any]:
+    """``SELECT * FROM table WHERE col = :k_col AND ... ORDER BY id`` (oldest first): the rows that
+    belong to one parent (a file's interchanges, an entity's history); parameters ``k_<column>``."""
+
+    def build() -> Select[Any]:
+        conds = [table.c[c] == bindparam(f"k_{c}") for c in columns]
+        return select(table).where(*conds).order_by(table.c.id)
+
+    return prebuilt(("rows", table.name, *columns), build)
+
+
 def keyed_update(table: Table) -> Update:
     """``UPDATE table SET <the parameters' columns> WHERE id = :pk_value RETURNING *``."""
     return prebuilt(

@@ -12,7 +12,17 @@ from sqlalchemy import ColumnElement, Row, Select, bindparam, func, insert, sele
 from gateway.lifecycle import Entity, SetEvent, SetState, check_initial
 from gateway.store import schema as s
 from gateway.store.errors import NotFoundError
-from gateway.store.repos.base import DEFAULT_LIMIT, Repo, check_limit, db, equal, inserting, prebuilt, window
+from gateway.store.repos.base import (
+    DEFAULT_LIMIT,
+    Repo,
+    check_limit,
+    db,
+    equal,
+    inserting,
+    prebuilt,
+    rows_where,
+    window,
+)
 from gateway.store.rows import GroupRow, InterchangeRow, TransactionSetRow, from_mapping
 
 AckLevel = Literal["interchange", "group", "transaction_set"]
@@ -192,8 +202,8 @@ class EnvelopesRepo(Repo):
     @db
     def interchanges_of_file(self, file_id: int) -> list[InterchangeRow]:
         """The interchanges recorded for one file, in file order."""
-        t = s.interchanges
-        return self.listing(t, InterchangeRow, where=[t.c.file_id == file_id], order=[t.c.id], limit=None)
+        rows = self.conn.execute(rows_where(s.interchanges, "file_id"), {"k_file_id": file_id})
+        return [from_mapping(InterchangeRow, r) for r in rows]
 
     @db
     def find_groups(self, control_number: int, *, interchange_id: int | None = None) -> list[GroupRow]:
@@ -205,9 +215,10 @@ class EnvelopesRepo(Repo):
     @db
     def groups_of_interchange(self, interchange_id: int) -> list[GroupRow]:
         """The groups of one interchange, in file order."""
-        t = s.functional_groups
-        where = [t.c.interchange_id == interchange_id]
-        return self.listing(t, GroupRow, where=where, order=[t.c.id], limit=None)
+        rows = self.conn.execute(
+            rows_where(s.functional_groups, "interchange_id"), {"k_interchange_id": interchange_id}
+        )
+        return [from_mapping(GroupRow, r) for r in rows]
 
     @db
     def get_set(self, set_row_id: int) -> TransactionSetRow:
@@ -221,9 +232,8 @@ class EnvelopesRepo(Repo):
     @db
     def sets_of_group(self, group_id: int) -> list[TransactionSetRow]:
         """The transaction sets of one group, in file order."""
-        t = s.transaction_sets
-        stmt = select(t).where(t.c.group_id == group_id).order_by(t.c.id)
-        return self._with_traces(self.conn.execute(stmt).all())
+        stmt = rows_where(s.transaction_sets, "group_id")
+        return self._with_traces(self.conn.execute(stmt, {"k_group_id": group_id}).all())
 
     @db
     def find_sets(
