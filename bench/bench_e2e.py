@@ -31,6 +31,7 @@ from gateway.transport.keys import ensure_key, public_line
 from tests.e2e_harness import config_text, start_simulator
 from tests.exactly_once import csv_batch, drop
 
+ROOT = Path(__file__).resolve().parent.parent
 X12GW = Path(sys.executable).with_name("x12gw")
 
 
@@ -67,7 +68,8 @@ def run(requests: int, per_file: int, base: Path, profile: Path | None = None) -
     outbox = gw / "outbox"
     argv = [str(X12GW)] if X12GW.exists() else [sys.executable, "-m", "gateway.cli"]
     log = (base / "gateway.log").open("wb")
-    env = {**os.environ, "X12GW_PROFILE": str(profile)} if profile else None
+    # this checkout first on the path: the installed ``x12gw`` script would import the editable install's
+    env = {**os.environ, "PYTHONPATH": str(ROOT)} | ({"X12GW_PROFILE": str(profile)} if profile else {})
     cpu0 = time.process_time()
     t0 = time.time()
     feed(gw / "inbox", requests, per_file)

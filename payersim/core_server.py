@@ -6,12 +6,15 @@ client certificate signed by the simulator's CA (the TLS handshake refuses any o
 answered in the style it came in, from the same scenarios as the SFTP simulator
 (:mod:`payersim.realtime`). ``faults`` (mutable, thread-safe counters) make it misbehave: a latency
 before every answer, N answers HTTP 503, N "Receiver Busy" envelopes, N malformed envelopes, N
-answers with a wrong checksum, N "PayloadRejected" errors. ``received`` lists every envelope
+answers with a wrong checksum, N "PayloadRejected" errors, N connections closed after the answer
+without a word (a kept-alive connection the client finds dropped). ``received`` lists every envelope
 accepted (PayloadID, style, type, payload).
 """
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import ssl
 import threading
 import time
@@ -46,6 +49,7 @@ from payersim.simulator import utc_now
 log = get_logger(__name__)
 REQUEST_TYPES = frozenset({PAYLOAD_TYPES["270"], PAYLOAD_TYPES["278"]})
 MAX_BODY = 16 * 1024 * 1024
+IDLE_SECONDS = 60.0  # a kept-alive connection idle this long is closed (its thread ends)
 MAX_DELAY = 300.0  # a scenario's "hold" rule (hours) must not park a server thread for that long
 
 
@@ -59,6 +63,7 @@ class CoreFaults:
     malformed: int = 0
     wrong_checksum: int = 0
     reject_payload: int = 0
+    drop_connection: int = 0  # answers after which the connection is closed without saying so
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def take(self, name: str) -> bool:
@@ -109,6 +114,8 @@ class CoreServer:
         self.handled_seconds: list[
             float
         ] = []  # the payer's own time per POST (benchmarks)  # batch mode: (PayloadID, kind, X12) to pick up
+        self.connections = 0  # TLS connections accepted (tests: kept-alive connections reused)
+        self._open: set[socket.socket] = set()
         self._received_lock = threading.Lock()
         self._httpd = ThreadingHTTPServer((host, port), _handler(self))
         self._httpd.daemon_threads = True
@@ -131,11 +138,17 @@ class CoreServer:
         return self
 
     def stop(self) -> None:
+        """Stop listening and close kept-alive connections: a stopped payer answers nothing more."""
         if self._thread is not None:
             self._httpd.shutdown()
             self._thread.join()
             self._thread = None
         self._httpd.server_close()
+        with self._received_lock:
+            still_open = list(self._open)
+        for sock in still_open:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
     def __enter__(self) -> Self:
         return self.start()
@@ -144,6 +157,15 @@ class CoreServer:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+    def note_connection(self, sock: socket.socket, *, open_: bool) -> None:
+        """Count a new connection, and keep the open ones so that ``stop`` can close them."""
+        with self._received_lock:
+            if open_:
+                self.connections += 1
+                self._open.add(sock)
+            else:
+                self._open.discard(sock)
 
     def note(self, item: Received) -> None:
         with self._received_lock:
@@ -300,7 +322,16 @@ def _tls(pki: Pki, auth: str) -> ssl.SSLContext:
 
 def _handler(server: CoreServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+        protocol_version = "HTTP/1.1"  # connections kept alive, as CORE servers do
+        timeout = IDLE_SECONDS
+
+        def setup(self) -> None:
+            super().setup()
+            server.note_connection(self.connection, open_=True)
+
+        def finish(self) -> None:
+            server.note_connection(self.connection, open_=False)
+            super().finish()
 
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
@@ -314,9 +345,10 @@ def _handler(server: CoreServer) -> type[BaseHTTPRequestHandler]:
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(data)))
-            self.send_header("Connection", "close")
             self.end_headers()
             self.wfile.write(data)
+            if server.faults.take("drop_connection"):
+                self.close_connection = True  # kept alive as far as the client knows
 
         def log_message(self, format: str, *args: object) -> None:  # noqa: ARG002 - http.server API
             return  # quiet: the summary goes through structlog

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import timedelta
 
-from gateway.lifecycle import FileEvent, FileState, RequestState
-from gateway.realtime.exchange import send_file
+from gateway.lifecycle import RequestState
+from gateway.realtime.exchange import Attempt, attempt_detail, post_attempt, send_file, start_queued
 from gateway.runtime.config import PartnerConfig
 from gateway.runtime.context import Context
 from gateway.stages import batching, inbound
-from gateway.store import Tx
+from gateway.store import FileRow, Tx
 from mappings.mapper import MappingRules
 
 # states in which the request's answer (or its refusal) is stored and its result file written
@@ -40,24 +39,37 @@ def send_realtime(ctx: Context, request_id: int, *, budget_seconds: float) -> bo
     partner = ctx.config.partner(req.partner)
     if not is_realtime(partner):
         return False  # an SFTP or CORE batch partner: the run loop sends it with the next batch
+    work: Attempt | FileRow | None = None
     if req.state == RequestState.NEW:
-        batching.batch_partner(ctx, partner, request_id)
-    with ctx.store.read() as tx:
-        file_id = file_of(tx, request_id)
-    if file_id is not None:
+        work = _batched(ctx, partner, request_id)
+    if work is None:  # queued by an earlier call or another worker: send its file if due
+        with ctx.store.read() as tx:
+            file_id = file_of(tx, request_id)
+            work = tx.files.get(file_id) if file_id is not None else None
+    if work is not None:
         done = threading.Event()
         outcome: list[str] = []
         worker = threading.Thread(
-            target=_deliver,
-            args=(ctx, partner, file_id, done, outcome),
-            name=f"core-{request_id}",
-            daemon=True,
+            target=_deliver, args=(ctx, partner, work, done, outcome), name=f"core-{request_id}", daemon=True
         )
         worker.start()
         done.wait(max(0.0, deadline - time.monotonic()))
         if outcome == ["failed"]:
             return False  # the attempt failed: the run loop retries it, no sooner than the rule allows
     return _wait_stored(ctx, request_id, deadline)
+
+
+def _batched(ctx: Context, partner: PartnerConfig, request_id: int) -> Attempt | None:
+    """Build the request's own interchange and start its first attempt in the transaction that
+    records the file (``queued -> uploading``); None when another worker took the request first."""
+    detail = attempt_detail(partner)
+    started: list[Attempt] = []
+
+    def start(tx: Tx, row: FileRow, kind: str) -> None:
+        started.append(start_queued(tx, row, kind, detail))
+
+    queued = batching.batch_partner(ctx, partner, request_id, on_queued=start)
+    return started[0] if queued and started else None
 
 
 def is_realtime(partner: PartnerConfig) -> bool:
@@ -96,43 +108,36 @@ def rules_for(ctx: Context) -> MappingRules:
 
 
 def _deliver(
-    ctx: Context, partner: PartnerConfig, file_id: int, done: threading.Event, outcome: list[str]
+    ctx: Context,
+    partner: PartnerConfig,
+    work: Attempt | FileRow,
+    done: threading.Event,
+    outcome: list[str],
 ) -> None:
-    """Send the file and process its answer; any failure leaves the work to the run loop (logged).
-    ``outcome`` gets the attempt's outcome (see ``exchange.Sent``)."""
+    """Send the file (an attempt already started, or a file to start one for) and process its answer;
+    any failure leaves the work to the run loop (logged). ``outcome`` gets the attempt's outcome (see
+    ``exchange.Sent``) once the answer, if any, was processed."""
+    row = work.row if isinstance(work, Attempt) else work
     try:
-        with ctx.store.read() as tx:
-            row = tx.files.get(file_id)
-        sent = send_file(ctx, partner, row)
+        if isinstance(work, Attempt):
+            sent = post_attempt(ctx, partner, work, claim=True)
+        else:
+            sent = send_file(ctx, partner, work, claim=True)
+        if sent.claimed is not None:
+            _process_claimed(ctx, sent.claimed)
         outcome.append(sent.outcome)
-        if sent.inbound_file_id is not None:
-            process_answer(ctx, sent.inbound_file_id)
     except Exception as exc:  # noqa: BLE001 - a worker thread must not die silently; the run loop retries
         outcome.append("failed")
         ctx.log.error(
-            "real-time delivery failed; the run loop will retry", file_id=file_id, error=type(exc).__name__
+            "real-time delivery failed; the run loop will retry", file_id=row.id, error=type(exc).__name__
         )
     finally:
         done.set()
 
 
-def process_answer(ctx: Context, inbound_file_id: int) -> bool:
-    """Process one downloaded answer now (claimed under a lease like the inbound stage does); False
-    when another worker took it first."""
-    until = ctx.clock() + timedelta(seconds=5 * ctx.config.gateway.lease_seconds)
-    with ctx.store.begin() as tx:
-        rows = tx.files.claim(
-            event=FileEvent.START_PROCESSING,
-            direction="in",
-            owner=ctx.node_id,
-            until=until,
-            limit=1,
-            file_id=inbound_file_id,
-        )
-    if not rows:
-        return False
+def _process_claimed(ctx: Context, row: FileRow) -> None:
+    """Process an answer claimed for this node (claimed with its recording: see ``post_attempt``)."""
     try:
-        inbound.process_file(ctx, rows[0], rules_for(ctx))
+        inbound.process_file(ctx, row, rules_for(ctx))
     except inbound._UNEXPECTED as exc:
-        inbound._quarantine(ctx, rows[0], f"file could not be processed ({type(exc).__name__})")
-    return rows[0].state == FileState.PROCESSING
+        inbound._quarantine(ctx, row, f"file could not be processed ({type(exc).__name__})")

@@ -9,6 +9,11 @@ outbox result files, a 999 rejecting the group). A crash between the POST and th
 the file ``uploading``: it is sent again (a new PayloadID, the same X12), never sooner than the
 partner's ``retry_seconds`` after the previous attempt, and the inbound stage ignores a duplicate
 answer. A failed attempt is logged on the file (``uploading -> uploading``, with the error code).
+
+The API's real-time sender saves commits without skipping a record: the first attempt starts in the
+transaction that records the file (``start_queued``), and the answer is claimed for processing in
+the transaction that records it (``post_attempt(claim=True)``); a crash leaves the same states as
+between the separate transactions (``uploading``, or an answer ``processing`` under a lease).
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ class Sent:
     outcome: str
     inbound_file_id: int | None = None
     error: str | None = None
+    claimed: FileRow | None = None  # the answer, claimed for processing (``post_attempt(claim=True)``)
 
 
 def endpoint(partner: PartnerConfig) -> CoreEndpoint:
@@ -101,21 +107,61 @@ def _begin_attempt(ctx: Context, partner: PartnerConfig, row: FileRow, detail: d
         return _set_kind(tx, row.id)
 
 
-def send_file(ctx: Context, partner: PartnerConfig, row: FileRow, *, timeout: float | None = None) -> Sent:
-    """One attempt for one outbound file (``queued``, or ``uploading`` and due for a retry)."""
+@dataclass(frozen=True)
+class Attempt:
+    """One started attempt: the file (``uploading``), its set kind, and the attempt's detail (the
+    PayloadID, envelope and mode) recorded on the ``queued -> uploading`` state change."""
+
+    row: FileRow
+    kind: str
+    detail: dict[str, Any]
+
+
+def attempt_detail(partner: PartnerConfig) -> dict[str, Any]:
+    """What an attempt records before its POST, with a new PayloadID."""
     core = partner.core
     assert core is not None  # noqa: S101 - only CORE partners get here
-    payload_id = new_payload_id()
-    detail = {"transport": "core", "envelope": core.envelope, "mode": core.mode, "payload_id": payload_id}
+    return {"transport": "core", "envelope": core.envelope, "mode": core.mode, "payload_id": new_payload_id()}
+
+
+def start_queued(tx: Tx, row: FileRow, kind: str, detail: dict[str, Any]) -> Attempt:
+    """Start the first attempt of a file in the transaction that recorded it ``queued`` (the real-time
+    sender: one commit for the file and its ``queued -> uploading``)."""
+    moved = tx.files.transition(row.id, FileEvent.START_UPLOAD, expect=FileState.QUEUED, detail=detail)
+    return Attempt(moved, kind, detail)
+
+
+def send_file(
+    ctx: Context, partner: PartnerConfig, row: FileRow, *, timeout: float | None = None, claim: bool = False
+) -> Sent:
+    """One attempt for one outbound file (``queued``, or ``uploading`` and due for a retry)."""
+    detail = attempt_detail(partner)
     kind = _begin_attempt(ctx, partner, row, detail)
     if kind is None:
         return Sent("skipped")
+    return post_attempt(ctx, partner, Attempt(row, kind, detail), timeout=timeout, claim=claim)
+
+
+def post_attempt(
+    ctx: Context,
+    partner: PartnerConfig,
+    attempt: Attempt,
+    *,
+    timeout: float | None = None,
+    claim: bool = False,
+) -> Sent:
+    """POST a started attempt and record how it ended. With ``claim`` the answer's inbound file is
+    also claimed for processing by this node (under a lease) in the transaction that records it, for
+    a caller that processes it at once (``dispatch.send_realtime``)."""
+    core = partner.core
+    assert core is not None  # noqa: S101 - only CORE partners get here
+    row, kind, detail = attempt.row, attempt.kind, attempt.detail
     batch = core.mode == "batch"
     message = sealed(
         CoreMessage(
             payload_type=PAYLOAD_TYPES.get(kind, PAYLOAD_TYPES["270"]),
             processing_mode="Batch" if batch else "RealTime",
-            payload_id=payload_id,
+            payload_id=detail["payload_id"],
             timestamp=timestamp(ctx.clock()),
             sender_id=core.sender_id,
             receiver_id=core.receiver_id,
@@ -139,7 +185,8 @@ def send_file(ctx: Context, partner: PartnerConfig, row: FileRow, *, timeout: fl
     if batch:
         _submitted(ctx, partner, row, detail, reply)
         return Sent("submitted")
-    return Sent("answered", _answered(ctx, partner, row, detail, reply))
+    inbound_id, claimed = _answered(ctx, partner, row, detail, reply, claim=claim)
+    return Sent("answered", inbound_id, claimed=claimed)
 
 
 def _submitted(
@@ -235,10 +282,18 @@ def _mark_sets_sent(tx: Tx, file_id: int) -> list[int]:
 
 
 def _answered(
-    ctx: Context, partner: PartnerConfig, row: FileRow, detail: dict[str, Any], reply: CoreReply
-) -> int | None:
-    """Store the answer as a downloaded file and finish the outbound one, in one transaction; None
-    when another attempt's answer finished the file first (this one is noted and dropped)."""
+    ctx: Context,
+    partner: PartnerConfig,
+    row: FileRow,
+    detail: dict[str, Any],
+    reply: CoreReply,
+    *,
+    claim: bool,
+) -> tuple[int | None, FileRow | None]:
+    """Store the answer as a downloaded file and finish the outbound one, in one transaction (with
+    ``claim``, the answer is claimed for processing there too). Returns the answer's file id (None
+    when another attempt's answer finished the file first: this one is noted and dropped) and its
+    row when claimed."""
     answer = reply.message
     kind = RESPONSE_KINDS.get(answer.payload_type, "x12")
     facts = {
@@ -257,10 +312,12 @@ def _answered(
             note = {**facts, "ignored": "another attempt's answer was stored first"}
             tx.audit.record_change(Entity.FILE, row.id, current.state, current.state, note)
             inbound_id = None
+            claimed = None
         else:
             inbound_id = _record_answer(
                 ctx, tx, partner, row, facts, kind, (sha, str(path), envelope_sha, answer)
             )
+            claimed = _claim_answer(ctx, tx, inbound_id) if claim else None
     ctx.log.info(
         "core exchange",
         partner=partner.name,
@@ -272,7 +329,23 @@ def _answered(
         http_status=reply.status,
         elapsed_ms=reply.elapsed_ms,
     )
-    return inbound_id
+    return inbound_id, claimed
+
+
+def _claim_answer(ctx: Context, tx: Tx, inbound_id: int) -> FileRow | None:
+    """The answer goes ``downloaded -> processing`` under this node's lease (as the inbound stage's
+    claim would, with its longer lease for validation); a crash before it is processed leaves it
+    to the lease's expiry, exactly as a crash after a separate claim."""
+    until = ctx.clock() + timedelta(seconds=5 * ctx.config.gateway.lease_seconds)
+    rows = tx.files.claim(
+        event=FileEvent.START_PROCESSING,
+        direction="in",
+        owner=ctx.node_id,
+        until=until,
+        limit=1,
+        file_id=inbound_id,
+    )
+    return rows[0] if rows else None
 
 
 def _record_answer(  # noqa: PLR0917 - the parts of one answer

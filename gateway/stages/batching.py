@@ -1,14 +1,17 @@
 """Outbound stage: queued requests become validated interchanges, one file per batch and partner.
 
-Control numbers are allocated (and committed) before the file is built, so a crash can only leave a
-harmless gap; the file, its envelopes and the requests' move to ``queued`` are one transaction, so a
-request is never in two files. A request whose X12 fails the implementation guide, or that cannot be
-written as X12 at all (a value holding a delimiter character), is set aside as ``invalid`` (with the
-reason) instead of being sent, so it cannot block the requests batched with it, cycle after cycle.
+Control numbers are allocated and committed with the claim of the requests, before the file is
+built, so a crash can only leave a harmless gap; the file, its envelopes and the requests' move to
+``queued`` are one transaction, so a request is never in two files. A request whose X12 fails the
+implementation guide, or that cannot be written as X12 at all (a value holding a delimiter
+character), is set aside as ``invalid`` (with the reason) instead of being sent, so it cannot block
+the requests batched with it, cycle after cycle.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -16,7 +19,7 @@ from gateway.lifecycle import FileState, RequestEvent, RequestState, SetState
 from gateway.runtime.config import PartnerConfig
 from gateway.runtime.context import Context
 from gateway.stages.outbox import write_results
-from gateway.store import RequestRow, StaleStateError
+from gateway.store import FileRow, RequestRow, StaleStateError, Tx
 from transactions.envelope_writer import InterchangeHeader
 from transactions.errors import X12WriteError
 from transactions.outbound import OutboundBatch, Request, build_request_interchange, request_kind
@@ -35,19 +38,37 @@ def load_request(row: RequestRow) -> Request:
     return request_from_obj(body)
 
 
-def _build(ctx: Context, partner: PartnerConfig, requests: list[Request]) -> OutboundBatch:
+@dataclass(frozen=True)
+class _Numbers:
+    """The control numbers of one interchange, taken with the claim of its requests."""
+
+    isa: int
+    groups: list[int]
+    sets: list[int]
+
+
+def _numbers(ctx: Context, tx: Tx, partner: PartnerConfig, requests: list[Request]) -> _Numbers:
+    """ISA13, one GS06 per functional group and one ST02 per request, in the claim's transaction: the
+    claim and its numbers are one commit, and both are committed before the file is built."""
     ident = ctx.config.identity
     pair = (f"{ident.isa_qualifier}:{ident.isa_id}", f"{partner.isa_qualifier}:{partner.isa_id}")
     kinds = {request_kind(r).functional_id for r in requests}
-    isa = ctx.store.allocate_control_numbers(*pair, "ISA13", 1)[0]
-    groups = list(ctx.store.allocate_control_numbers(*pair, "GS06", len(kinds)))
-    sets = list(ctx.store.allocate_control_numbers(*pair, "ST02", len(requests)))
+    take = ctx.store.allocate_control_numbers
+    return _Numbers(
+        take(*pair, "ISA13", 1, tx=tx)[0],
+        list(take(*pair, "GS06", len(kinds), tx=tx)),
+        list(take(*pair, "ST02", len(requests), tx=tx)),
+    )
+
+
+def _build(ctx: Context, partner: PartnerConfig, requests: list[Request], numbers: _Numbers) -> OutboundBatch:
+    ident = ctx.config.identity
     header = InterchangeHeader(
         ident.isa_qualifier,
         ident.isa_id,
         partner.isa_qualifier,
         partner.isa_id,
-        isa,
+        numbers.isa,
         ctx.clock(),
         usage=ctx.config.gateway.usage,
     )
@@ -56,8 +77,8 @@ def _build(ctx: Context, partner: PartnerConfig, requests: list[Request]) -> Out
         header,
         application_sender=ident.gs_id,
         application_receiver=partner.gs_id,
-        group_controls=groups,
-        set_controls=sets,
+        group_controls=numbers.groups,
+        set_controls=numbers.sets,
     )
 
 
@@ -74,11 +95,22 @@ def _rejected_sets(data: bytes) -> dict[str, str]:
     return out
 
 
+# called inside the transaction that records a new outbound file (queued): the real-time sender
+# starts its attempt there, so recording the file and starting the upload are one commit
+OnQueued = Callable[[Tx, FileRow, str], None]
+
+
 def batch_partner(
-    ctx: Context, partner: PartnerConfig, request_id: int | None = None, kind: str | None = None
+    ctx: Context,
+    partner: PartnerConfig,
+    request_id: int | None = None,
+    kind: str | None = None,
+    *,
+    on_queued: OnQueued | None = None,
 ) -> int:
     """Build one file from up to ``max_transactions_per_file`` new requests (only ``request_id`` when
-    given: a real-time request sent now; only ``kind``, when given); returns requests queued."""
+    given: a real-time request sent now; only ``kind``, when given); returns requests queued.
+    ``on_queued(tx, file, kind)`` runs in the transaction that records the file."""
     until = ctx.clock() + timedelta(seconds=ctx.config.gateway.lease_seconds)
     with ctx.store.begin() as tx:
         rows = tx.requests.claim(
@@ -89,30 +121,31 @@ def batch_partner(
             request_id=request_id,
             kind=kind,
         )
-    if not rows:
+        requests = [load_request(r) for r in rows]
+        numbers = _numbers(ctx, tx, partner, requests) if rows else None
+    if numbers is None:
         return 0
-    requests = [load_request(r) for r in rows]
     claimed = [r.tracking_number for r in rows]
     try:
-        batch = _build(ctx, partner, requests)
+        batch = _build(ctx, partner, requests, numbers)
     except X12WriteError:
         unwritable = _unwritable(ctx, partner, requests)
         if not unwritable:
             raise
         _set_aside(ctx, unwritable, claimed)
-        return batch_partner(ctx, partner, request_id, kind)  # the rest, without the unwritable ones
+        return batch_partner(ctx, partner, request_id, kind, on_queued=on_queued)  # the rest
     rejected = _rejected_sets(batch.data)
     if rejected:
         by_control = {s.control_number: s.trace_number for s in batch.sets}
         why = {by_control[c]: f"implementation guide: {m}" for c, m in rejected.items() if c in by_control}
         _set_aside(ctx, why, claimed)
-        return batch_partner(ctx, partner, request_id, kind)  # the rest, without the invalid ones
+        return batch_partner(ctx, partner, request_id, kind, on_queued=on_queued)  # without the invalid
     kinds = {s.set_id for s in batch.sets}
-    kind = kinds.pop() if len(kinds) == 1 else "mixed"
-    name = partner.file_name(kind, batch.interchange_control, ctx.clock())
+    set_kind = kinds.pop() if len(kinds) == 1 else "mixed"
+    name = partner.file_name(set_kind, batch.interchange_control, ctx.clock())
     sha, path = ctx.payloads.put(batch.data)
     try:
-        _record(ctx, partner, rows, batch, name, sha, str(path))
+        _record(ctx, partner, rows, batch, (name, sha, str(path), set_kind), on_queued)
     except StaleStateError:
         return 0  # another worker took some of these requests; the numbers are a harmless gap
     ctx.log.info(
@@ -167,11 +200,12 @@ def _record(  # noqa: PLR0917 - one call site; the parts of one batch
     partner: PartnerConfig,
     rows: list[RequestRow],
     batch: OutboundBatch,
-    name: str,
-    sha: str,
-    path: str,
+    stored: tuple[str, str, str, str],
+    on_queued: OnQueued | None,
 ) -> None:
-    """The file, its envelopes (as the batch says they were written) and the requests' move to queued."""
+    """The file, its envelopes (as the batch says they were written) and the requests' move to queued
+    (``stored``: the file's name, payload hash and path, and its set kind or ``mixed``)."""
+    name, sha, path, set_kind = stored
     ident = ctx.config.identity
     by_tracking = {r.tracking_number: r for r in rows}
     with ctx.store.begin() as tx:
@@ -216,6 +250,8 @@ def _record(  # noqa: PLR0917 - one call site; the parts of one batch
             tx.requests.transition(
                 tracking, RequestEvent.QUEUE, expect=RequestState.BATCHING, detail={"file_id": f.id}
             )
+        if on_queued is not None:
+            on_queued(tx, f, set_kind)
 
 
 def batch_all(ctx: Context) -> int:

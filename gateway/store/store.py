@@ -45,7 +45,20 @@ from typing import Any, Literal
 from alembic import command
 from alembic.config import Config
 from alembic.util.exc import CommandError
-from sqlalchemy import Connection, Engine, Table, case, create_engine, event, select, text, update
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Engine,
+    Table,
+    Update,
+    bindparam,
+    case,
+    create_engine,
+    event,
+    select,
+    text,
+    update,
+)
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects import sqlite as sqlite_dialect
@@ -217,6 +230,32 @@ def _insert_ignore(conn: Connection, table: Table, values: Mapping[str, Any], ke
     conn.execute(dialect.insert(table).values(**values).on_conflict_do_nothing(index_elements=list(keys)))
 
 
+def _allocation() -> Update:
+    """The UPDATE that advances one sequence row (see ``_allocate``), values bound at execution."""
+    t = s.control_sequences
+    over = t.c.next_value + bindparam("last", type_=BigInteger) > bindparam("maximum", type_=BigInteger)
+    return (
+        update(t)
+        .where(
+            (t.c.sender == bindparam("seq_sender"))
+            & (t.c.receiver == bindparam("seq_receiver"))
+            & (t.c.kind == bindparam("seq_kind"))
+        )
+        .values(
+            next_value=case(
+                (over, bindparam("restart", type_=BigInteger)),
+                else_=t.c.next_value + bindparam("step", type_=BigInteger),
+            ),
+            wraps=case((over, t.c.wraps + 1), else_=t.c.wraps),
+            updated_at=bindparam("now", type_=t.c.updated_at.type),
+        )
+        .returning(t.c.next_value, t.c.wraps)
+    )
+
+
+_ALLOCATE = _allocation()  # built once: three allocations per outbound interchange
+
+
 def _allocate(
     conn: Connection, now: datetime, key: tuple[str, str, str], count: int, maximum: int, *, wrap: bool
 ) -> range:
@@ -226,24 +265,22 @@ def _allocate(
     two callers can never get overlapping ranges. If the block would pass ``maximum`` it restarts at 1
     (``wrap``) leaving the tail unused, or fails (no ``wrap``).
     """
-    t = s.control_sequences
-    where = (t.c.sender == key[0]) & (t.c.receiver == key[1]) & (t.c.kind == key[2])
-    over = t.c.next_value + (count - 1) > maximum
-    stmt = (
-        update(t)
-        .where(where)
-        .values(
-            next_value=case((over, 1 + count), else_=t.c.next_value + count),
-            wraps=case((over, t.c.wraps + 1), else_=t.c.wraps),
-            updated_at=now,
-        )
-        .returning(t.c.next_value, t.c.wraps)
-    )
-    row = conn.execute(stmt).first()
+    params = {
+        "seq_sender": key[0],
+        "seq_receiver": key[1],
+        "seq_kind": key[2],
+        "last": count - 1,
+        "maximum": maximum,
+        "restart": 1 + count,
+        "step": count,
+        "now": now,
+    }
+    row = conn.execute(_ALLOCATE, params).first()
     if row is None:
+        t = s.control_sequences
         values = {"sender": key[0], "receiver": key[1], "kind": key[2], "next_value": 1, "wraps": 0}
         _insert_ignore(conn, t, {**values, "updated_at": now}, ("sender", "receiver", "kind"))
-        row = conn.execute(stmt).one()
+        row = conn.execute(_ALLOCATE, params).one()
     if row.wraps and not wrap:
         raise StoreError(f"{key[2]} sequence exhausted")
     return range(row.next_value - count, row.next_value)
@@ -347,8 +384,8 @@ class Store:
         """A read-write transaction: commits when the block ends, rolls back if it raises.
 
         After a ``StoreError`` inside the block, leave the block: PostgreSQL refuses further statements in
-        a failed transaction. Do not call ``allocate_control_numbers``/``new_tracking_number`` inside it on
-        SQLite: they take their own transaction and would wait for this one.
+        a failed transaction. Do not call ``allocate_control_numbers``/``new_tracking_numbers`` inside it on
+        SQLite without passing ``tx``: they take their own transaction and would wait for this one.
         """
         try:
             with self._writing(), self.engine.begin() as conn:
@@ -370,7 +407,7 @@ class Store:
             raise store_error(exc, "read") from None
 
     def allocate_control_numbers(
-        self, sender: str, receiver: str, kind: ControlKind, count: int = 1
+        self, sender: str, receiver: str, kind: ControlKind, count: int = 1, *, tx: Tx | None = None
     ) -> range:
         """``count`` consecutive control numbers for the sender/receiver pair, committed at once.
 
@@ -379,6 +416,10 @@ class Store:
         that does not fit below the top restarts at 1 (the skipped tail stays unused) and ``wraps`` is
         counted in the sequence row. Outgoing 999 and TA1 interchanges use the same ISA13/GS06/ST02
         sequences as any other interchange to that partner.
+
+        With ``tx`` the numbers are taken inside that transaction and committed with it (one commit
+        for a claim and its numbers); a rollback returns them, which is safe as long as nothing built
+        with them leaves the transaction before it commits.
         """
         if kind not in CONTROL_KINDS:
             raise StoreError("control number kind must be ISA13, GS06 or ST02")
@@ -386,9 +427,12 @@ class Store:
             raise StoreError("control number count must be between 1 and 999999999")
         _check_party(sender)
         _check_party(receiver)
+        key = (sender, receiver, kind)
         try:
+            if tx is not None:
+                return _allocate(tx.conn, self.clock(), key, count, CONTROL_MAX, wrap=True)
             with self._writing(), self.engine.begin() as conn:
-                return _allocate(conn, self.clock(), (sender, receiver, kind), count, CONTROL_MAX, wrap=True)
+                return _allocate(conn, self.clock(), key, count, CONTROL_MAX, wrap=True)
         except sa_exc.SQLAlchemyError as exc:
             raise store_error(exc, "allocate control numbers") from None
 
@@ -401,15 +445,21 @@ class Store:
         """
         return self.new_tracking_numbers(1)[0]
 
-    def new_tracking_numbers(self, count: int) -> list[str]:
+    def new_tracking_numbers(self, count: int, *, tx: Tx | None = None) -> list[str]:
         """``count`` new tracking numbers as one block: one committed transaction for all of them (a
-        big inbox file must not pay one fsync'd commit per request). Unused ones are a gap, never reused."""
+        big inbox file must not pay one fsync'd commit per request). Unused ones are a gap, never reused.
+
+        With ``tx`` they are taken inside that transaction (committed with the rows that carry them;
+        a rollback returns numbers nothing outside the transaction has seen)."""
         if count <= 0:
             return []
+        key = ("tracking", self.tracking_prefix, "TRN")
         try:
-            with self._writing(), self.engine.begin() as conn:
-                key = ("tracking", self.tracking_prefix, "TRN")
-                numbers = _allocate(conn, self.clock(), key, count, TRACKING_MAX, wrap=False)
+            if tx is not None:
+                numbers = _allocate(tx.conn, self.clock(), key, count, TRACKING_MAX, wrap=False)
+            else:
+                with self._writing(), self.engine.begin() as conn:
+                    numbers = _allocate(conn, self.clock(), key, count, TRACKING_MAX, wrap=False)
         except sa_exc.SQLAlchemyError as exc:
             raise store_error(exc, "new tracking number") from None
         return [f"{self.tracking_prefix}-{self.instance_id}-{n:010d}" for n in numbers]

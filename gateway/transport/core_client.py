@@ -4,14 +4,20 @@ TLS is verified against the partner's pinned CA (or its own certificate) only, n
 trust store; client authentication is either a username/password in the envelope (``basic``) or an
 X.509 client certificate (``mtls``). Every failure becomes a ``TransferError`` saying whether trying
 again later may help (``retryable``) and, where the partner answered with a CORE error, its code. The
-password never appears in a message, a log line or a repr.
+password never appears in a message, a log line or a repr. Connections are kept alive per endpoint
+and shared by the threads of a process (``LINKS``): a TLS handshake per call costs more than the
+gateway's own work on it.
 """
 
 from __future__ import annotations
 
 import http.client
+import select
 import ssl
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
@@ -103,6 +109,93 @@ def tls_context(endpoint: CoreEndpoint) -> ssl.SSLContext:
     return ctx
 
 
+def _file_key(path: Path | None) -> tuple[str, int, int] | None:
+    """A file's identity for the caches: a replaced CA or certificate gets fresh contexts and links."""
+    if path is None:
+        return None
+    try:
+        st = path.stat()
+    except OSError:
+        return (str(path), -1, -1)  # unreadable: tls_context reports it
+    return (str(path), st.st_mtime_ns, st.st_size)
+
+
+PoolKey = tuple[object, ...]
+
+
+class _Links:
+    """Kept-alive HTTPS connections per partner endpoint, shared by the threads of one process.
+
+    A TLS handshake (with a client certificate, two) costs more than the gateway's own work on a
+    real-time call, so a connection goes back to the pool after a complete answer and the next POST
+    to the same endpoint takes it. A connection is used by one thread at a time (taken out while in
+    use); one idle for longer than ``IDLE_SECONDS`` is closed rather than reused, as servers drop
+    idle connections. The key holds the endpoint's URL and credential files (with their modification
+    times), so a replaced certificate never rides on a connection made with the old one.
+    """
+
+    IDLE_SECONDS = 30.0
+    MAX_IDLE = 32  # per endpoint; more concurrent calls than this open (and close) their own
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._idle: dict[PoolKey, list[tuple[float, http.client.HTTPSConnection]]] = {}
+        self._contexts: dict[PoolKey, ssl.SSLContext] = {}
+
+    @staticmethod
+    def key(endpoint: CoreEndpoint) -> PoolKey:
+        files = (endpoint.ca_file, endpoint.client_cert, endpoint.client_key)
+        return (endpoint.url, endpoint.auth, *(_file_key(f) for f in files))
+
+    def context(self, key: PoolKey, endpoint: CoreEndpoint) -> ssl.SSLContext:
+        """The endpoint's TLS context, made once per key (loading the CA and the client key is slow)."""
+        with self._lock:
+            found = self._contexts.get(key)
+        if found is None:
+            found = tls_context(endpoint)
+            with self._lock:
+                found = self._contexts.setdefault(key, found)
+        return found
+
+    def take(self, key: PoolKey) -> http.client.HTTPSConnection | None:
+        """An idle connection for ``key`` (the most recently used), or None."""
+        now = time.monotonic()
+        stale: list[http.client.HTTPSConnection] = []
+        found = None
+        with self._lock:
+            idle = self._idle.get(key, [])
+            while idle and found is None:
+                since, conn = idle.pop()
+                if now - since <= self.IDLE_SECONDS:
+                    found = conn
+                else:
+                    stale.append(conn)
+        for conn in stale:
+            conn.close()
+        return found
+
+    def give(self, key: PoolKey, conn: http.client.HTTPSConnection) -> None:
+        """Put a connection whose answer was read completely back for the next call."""
+        with self._lock:
+            idle = self._idle.setdefault(key, [])
+            if len(idle) < self.MAX_IDLE:
+                idle.append((time.monotonic(), conn))
+                return
+        conn.close()
+
+    def clear(self) -> None:
+        """Close every idle connection and forget the contexts (tests; a process shutting down)."""
+        with self._lock:
+            idle = [c for conns in self._idle.values() for _, c in conns]
+            self._idle.clear()
+            self._contexts.clear()
+        for conn in idle:
+            conn.close()
+
+
+LINKS = _Links()
+
+
 def post(
     endpoint: CoreEndpoint, message: CoreMessage, element: str, *, timeout: float | None = None
 ) -> CoreReply:
@@ -124,30 +217,101 @@ def _fail(endpoint: CoreEndpoint, text: str, code: str, **kw: object) -> CoreErr
     return CoreError(f"partner {endpoint.partner}: CORE {text}", partner=endpoint.partner, code=code, **kw)  # type: ignore[arg-type]
 
 
+# what a kept-alive connection raises when the server closed it while it sat idle in the pool
+_DROPPED = (
+    http.client.RemoteDisconnected,
+    ConnectionResetError,
+    BrokenPipeError,
+    ConnectionAbortedError,
+    ssl.SSLEOFError,
+    ssl.SSLZeroReturnError,
+)
+
+
 def _exchange(
     endpoint: CoreEndpoint, body: bytes, content_type: str, timeout: float
 ) -> tuple[int, bytes, str, int]:
+    """One POST over a kept-alive connection to the endpoint when one is idle, else a new one.
+
+    A reused connection that the server turns out to have dropped (closed while idle, noticed only
+    once written to) is replaced by a new one and the same envelope sent once more: the partner
+    never answered it, and a duplicate PayloadID is what a crash-resend sends anyway."""
     parts = urlsplit(endpoint.url)
     if parts.scheme != "https" or not parts.hostname:
         raise _fail(endpoint, "endpoint must be an https:// URL", "config", retryable=False)
+    key = LINKS.key(endpoint)
     try:
-        context = tls_context(endpoint)
+        context = LINKS.context(key, endpoint)
     except (OSError, ssl.SSLError) as exc:
         raise _fail(
             endpoint, f"TLS set-up failed ({type(exc).__name__})", "tls_config", retryable=False
         ) from None
-    conn = http.client.HTTPSConnection(parts.hostname, parts.port or 443, timeout=timeout, context=context)
-    started = time.monotonic()
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    with _mapped_errors(endpoint, timeout):
+        kept = LINKS.take(key)
+        if kept is not None and _usable(kept):
+            try:
+                return _round_trip(key, kept, path, body, content_type, timeout, reused=True)
+            except _DROPPED:
+                pass  # dropped by the server while idle: a fresh connection below
+        elif kept is not None:
+            kept.close()
+        host, port = parts.hostname, parts.port or 443
+        conn = http.client.HTTPSConnection(host, port, timeout=timeout, context=context)
+        return _round_trip(key, conn, path, body, content_type, timeout, reused=False)
+
+
+def _usable(conn: http.client.HTTPSConnection) -> bool:
+    """Whether an idle connection is still open: a server that closed it (or sent anything at all
+    unasked) makes the socket readable, and such a connection is not written to."""
+    sock = conn.sock
+    if sock is None:
+        return False
     try:
-        conn.connect()
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return False
+    return not readable
+
+
+def _round_trip(  # noqa: PLR0917 - one request's parts
+    key: PoolKey,
+    conn: http.client.HTTPSConnection,
+    path: str,
+    body: bytes,
+    content_type: str,
+    timeout: float,
+    *,
+    reused: bool,
+) -> tuple[int, bytes, str, int]:
+    """Send, read the whole answer, and keep the connection when the server keeps it open too;
+    a connection that fails in any way is closed, never pooled."""
+    started = time.monotonic()
+    kept = False
+    try:
+        if reused:
+            assert conn.sock is not None  # noqa: S101 - _usable checked it
+            conn.sock.settimeout(timeout)
+        else:
+            conn.connect()
         connect_ms = int((time.monotonic() - started) * 1000)
-        path = parts.path or "/"
-        if parts.query:
-            path += "?" + parts.query
-        conn.request("POST", path, body=body, headers={"Content-Type": content_type, "Connection": "close"})
+        conn.request("POST", path, body=body, headers={"Content-Type": content_type})
         response = conn.getresponse()
         raw = response.read(MAX_RESPONSE_BYTES + 1)
+        kept = response.isclosed() and not response.will_close and len(raw) <= MAX_RESPONSE_BYTES
         return response.status, raw, response.getheader("Content-Type") or "", connect_ms
+    finally:
+        if kept:
+            LINKS.give(key, conn)
+        else:
+            conn.close()
+
+
+@contextmanager
+def _mapped_errors(endpoint: CoreEndpoint, timeout: float) -> Iterator[None]:
+    """Transport failures as CoreErrors saying whether a later attempt may help."""
+    try:
+        yield
     except ssl.SSLCertVerificationError:
         raise _fail(
             endpoint, "server certificate is not the pinned one", "tls_server_certificate", retryable=False
@@ -166,8 +330,6 @@ def _exchange(
         raise _fail(
             endpoint, f"connection failed ({type(exc).__name__})", "connection", retryable=True
         ) from None
-    finally:
-        conn.close()
 
 
 def _tls_alert(exc: OSError) -> bool:

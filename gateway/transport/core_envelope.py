@@ -16,8 +16,9 @@ import re
 import secrets
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from email.message import Message
 from email.parser import BytesParser
-from email.policy import HTTP
+from email.policy import compat32
 from typing import Literal
 from xml.etree.ElementTree import (
     Element,
@@ -200,11 +201,15 @@ def parse_mime(body: bytes, content_type: str) -> CoreMessage:
     if not content_type.lower().startswith("multipart/form-data") or "boundary=" not in content_type:
         raise EnvelopeError("CORE envelope: expected multipart/form-data with a boundary")
     head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode()
-    msg = BytesParser(policy=HTTP).parsebytes(head + body)
-    if not msg.is_multipart():
+    # the compat32 policy: the modern one builds header objects the envelope never needs (3x slower)
+    msg = BytesParser(policy=compat32).parsebytes(head + body)
+    parts = msg.get_payload() if msg.is_multipart() else None
+    if not parts:
         raise EnvelopeError("CORE envelope: the multipart body has no parts")
     values: dict[str, bytes] = {}
-    for part in msg.iter_parts():
+    for part in parts:
+        if not isinstance(part, Message):
+            raise EnvelopeError("CORE envelope: a part has no form-data name")
         name = part.get_param("name", header="content-disposition")
         data = part.get_payload(decode=True)
         if not isinstance(name, str) or not isinstance(data, bytes):

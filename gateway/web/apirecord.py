@@ -87,14 +87,15 @@ def submit(
         if found is not None:
             return found
     sha, _path = ctx.payloads.put(body)
-    tracking = ctx.store.new_tracking_number()
-    final = replace(req, trace_number=tracking, trace_assigner=ctx.config.identity.trace_assigner)
     try:
         with phi_scope(phi_values(req)), ctx.store.begin() as tx:
             if idempotency_key is not None:  # a concurrent retry may have won the race (SQLite)
                 found = _earlier(tx, client, idempotency_key, digest, budget)
                 if found is not None:
                     return found
+            # the number is committed with the rows that carry it: one commit per call, not two
+            tracking = ctx.store.new_tracking_numbers(1, tx=tx)[0]
+            final = replace(req, trace_number=tracking, trace_assigner=ctx.config.identity.trace_assigner)
             request_id = _record(ctx, tx, client, body, sha, final, req.trace_number, partner)
             _insert_call(tx, client, tracking, idempotency_key, digest)
     except DuplicateKeyError:  # PostgreSQL: the concurrent retry committed first; all of ours rolled back

@@ -11,8 +11,11 @@ from sqlalchemy import func, insert, select
 from gateway import lifecycle
 from gateway.lifecycle import Entity
 from gateway.store import schema as s
-from gateway.store.repos.base import DEFAULT_LIMIT, MAX_LIMIT, Repo, db, equal, window
+from gateway.store.repos.base import DEFAULT_LIMIT, MAX_LIMIT, Repo, db, equal, rows_where, window
 from gateway.store.rows import AuditRow, StateChange, from_mapping
+
+# built once: an event-log row is the most frequent statement of all (see ``base.inserting``)
+_INSERT_CHANGE = insert(s.state_changes).returning(s.state_changes.c.id)
 
 
 class AuditRepo(Repo):
@@ -40,8 +43,7 @@ class AuditRepo(Repo):
             "at": self.now(),
             "detail": dict(detail) if detail is not None else None,
         }
-        t = s.state_changes
-        return int(self.conn.execute(insert(t).values(**values).returning(t.c.id)).scalar_one())
+        return int(self.conn.execute(_INSERT_CHANGE, values).scalar_one())
 
     @db
     def record_move(
@@ -61,9 +63,9 @@ class AuditRepo(Repo):
     @db
     def history(self, entity_type: str, entity_id: int) -> list[StateChange]:
         """Every logged change of one entity, oldest first."""
-        t = s.state_changes
-        where = [t.c.entity_type == str(entity_type), t.c.entity_id == entity_id]
-        return self.listing(t, StateChange, where=where, order=[t.c.id], limit=None)
+        stmt = rows_where(s.state_changes, "entity_type", "entity_id")
+        rows = self.conn.execute(stmt, {"k_entity_type": str(entity_type), "k_entity_id": entity_id})
+        return [from_mapping(StateChange, r) for r in rows]
 
     @db
     def list_changes(

@@ -9,11 +9,24 @@ from __future__ import annotations
 
 import functools
 import re
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
-from sqlalchemy import ColumnElement, Connection, Row, Table, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Insert,
+    Row,
+    Select,
+    Table,
+    Update,
+    bindparam,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy import exc as sa_exc
 
 from gateway import lifecycle
@@ -47,6 +60,57 @@ def db(fn: Callable[Concatenate[RepoT, P], R]) -> Callable[Concatenate[RepoT, P]
             raise store_error(exc, operation) from None
 
     return wrapper
+
+
+# Statements built once per process, their values bound at execution. Building a statement with its
+# values inline (``insert(t).values(**v)``, ``t.c.id == 5``) and computing its cache key costs more
+# CPU than SQLite takes to run it, and the busiest calls (an event-log row, a state change, a row by
+# its key) run a hundred times per real-time request.
+_PREBUILT: dict[tuple[str, ...], Any] = {}
+_PREBUILT_GUARD = threading.Lock()
+KEY = "pk_value"  # the bound name of the key in ``by_key``/``keyed_update`` (no column is so named)
+
+
+def prebuilt(key: tuple[str, ...], build: Callable[[], R]) -> R:
+    """The statement ``build`` makes, built on first use of ``key`` and kept for the process."""
+    found = _PREBUILT.get(key)
+    if found is None:
+        with _PREBUILT_GUARD:
+            found = _PREBUILT.setdefault(key, build())
+    return found  # type: ignore[no-any-return]
+
+
+def inserting(table: Table) -> Insert:
+    """``INSERT INTO table ... RETURNING *``; execute with the row's values as parameters."""
+    return prebuilt(("insert", table.name), lambda: insert(table).returning(*table.c))
+
+
+def by_key(table: Table, column: str, *, for_update: bool = False) -> Select[Any]:
+    """``SELECT * FROM table WHERE column = :pk_value`` (``FOR UPDATE`` on PostgreSQL when asked)."""
+
+    def build() -> Select[Any]:
+        stmt = select(table).where(table.c[column] == bindparam(KEY))
+        return stmt.with_for_update() if for_update else stmt
+
+    return prebuilt(("select", table.name, column, str(for_update)), build)
+
+
+def rows_where(table: Table, *columns: str) -> Select[Any]:
+    """``SELECT * FROM table WHERE col = :k_col AND ... ORDER BY id`` (oldest first): the rows that
+    belong to one parent (a file's interchanges, an entity's history); parameters ``k_<column>``."""
+
+    def build() -> Select[Any]:
+        conds = [table.c[c] == bindparam(f"k_{c}") for c in columns]
+        return select(table).where(*conds).order_by(table.c.id)
+
+    return prebuilt(("rows", table.name, *columns), build)
+
+
+def keyed_update(table: Table) -> Update:
+    """``UPDATE table SET <the parameters' columns> WHERE id = :pk_value RETURNING *``."""
+    return prebuilt(
+        ("update", table.name), lambda: update(table).where(table.c.id == bindparam(KEY)).returning(*table.c)
+    )
 
 
 def check_limit(limit: int) -> int:
@@ -107,8 +171,7 @@ class Repo:
 
     def locked(self, table: Table, column: str, value: object, what: str) -> Row[Any]:
         """The row where ``column == value``, locked for update (PostgreSQL); NotFoundError if none."""
-        stmt = select(table).where(table.c[column] == value).with_for_update()
-        row = self.conn.execute(stmt).first()
+        row = self.conn.execute(by_key(table, column, for_update=True), {KEY: value}).first()
         if row is None:
             raise NotFoundError(f"{what} not found")
         return row
@@ -130,13 +193,8 @@ class Repo:
         if expect is not None and old != expect:
             raise StaleStateError(f"{entity} {row.id} is {old!r}, expected {expect!r}")
         new_state = lifecycle.target(entity, old, event)
-        stmt = (
-            update(table)
-            .where(table.c.id == row.id)
-            .values(state=new_state, updated_at=self.now(), **(extra or {}))
-            .returning(*table.c)
-        )
-        new = self.conn.execute(stmt).one()
+        values = {KEY: row.id, "state": new_state, "updated_at": self.now(), **(extra or {})}
+        new = self.conn.execute(keyed_update(table), values).one()
         if old != new_state:
             self.audit.record_change(entity, row.id, old, new_state, detail)
         return new

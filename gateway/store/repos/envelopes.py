@@ -7,15 +7,48 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import Row, func, insert, select, update
+from sqlalchemy import ColumnElement, Row, Select, bindparam, func, insert, select, update
 
 from gateway.lifecycle import Entity, SetEvent, SetState, check_initial
 from gateway.store import schema as s
 from gateway.store.errors import NotFoundError
-from gateway.store.repos.base import DEFAULT_LIMIT, Repo, check_limit, db, equal, window
+from gateway.store.repos.base import (
+    DEFAULT_LIMIT,
+    Repo,
+    check_limit,
+    db,
+    equal,
+    inserting,
+    prebuilt,
+    rows_where,
+    window,
+)
 from gateway.store.rows import GroupRow, InterchangeRow, TransactionSetRow, from_mapping
 
 AckLevel = Literal["interchange", "group", "transaction_set"]
+
+
+def _sets_query(given: tuple[str, ...], limit: int) -> Select[Any]:
+    """``find_sets``'s statement for this set of filters (``f_<name>`` parameters), built once: the
+    inbound stage matches every response through it."""
+
+    def build() -> Select[Any]:
+        t, tn = s.transaction_sets, s.trace_numbers
+        conds: list[ColumnElement[bool]] = []
+        for name in given:
+            column = name.removeprefix("f_")
+            if column == "trace_number":
+                traced = select(tn.c.transaction_set_id).where(tn.c.trace_number == bindparam(name))
+                conds.append(t.c.id.in_(traced))
+            elif column == "since":
+                conds.append(t.c.created_at >= bindparam(name))
+            elif column == "until":
+                conds.append(t.c.created_at < bindparam(name))
+            else:
+                conds.append(t.c[column] == bindparam(name))
+        return select(t).where(*conds).order_by(t.c.id.desc()).limit(limit)
+
+    return prebuilt(("find_sets", *given, str(limit)), build)
 
 
 class EnvelopesRepo(Repo):
@@ -42,7 +75,7 @@ class EnvelopesRepo(Repo):
             "ack_status": ack_status,
             "created_at": self.now(),
         }
-        row = self.conn.execute(insert(s.interchanges).values(**values).returning(*s.interchanges.c)).one()
+        row = self.conn.execute(inserting(s.interchanges), values).one()
         return from_mapping(InterchangeRow, row)
 
     @db
@@ -64,8 +97,7 @@ class EnvelopesRepo(Repo):
             "ack_status": ack_status,
             "created_at": self.now(),
         }
-        t = s.functional_groups
-        row = self.conn.execute(insert(t).values(**values).returning(*t.c)).one()
+        row = self.conn.execute(inserting(s.functional_groups), values).one()
         return from_mapping(GroupRow, row)
 
     @db
@@ -97,8 +129,7 @@ class EnvelopesRepo(Repo):
             "created_at": now,
             "updated_at": now,
         }
-        t = s.transaction_sets
-        row = self.conn.execute(insert(t).values(**values).returning(*t.c)).one()
+        row = self.conn.execute(inserting(s.transaction_sets), values).one()
         traces = tuple(dict.fromkeys(trace_numbers))
         if traces:
             rows = [{"transaction_set_id": row.id, "trace_number": trn} for trn in traces]
@@ -171,8 +202,8 @@ class EnvelopesRepo(Repo):
     @db
     def interchanges_of_file(self, file_id: int) -> list[InterchangeRow]:
         """The interchanges recorded for one file, in file order."""
-        t = s.interchanges
-        return self.listing(t, InterchangeRow, where=[t.c.file_id == file_id], order=[t.c.id], limit=None)
+        rows = self.conn.execute(rows_where(s.interchanges, "file_id"), {"k_file_id": file_id})
+        return [from_mapping(InterchangeRow, r) for r in rows]
 
     @db
     def find_groups(self, control_number: int, *, interchange_id: int | None = None) -> list[GroupRow]:
@@ -184,9 +215,10 @@ class EnvelopesRepo(Repo):
     @db
     def groups_of_interchange(self, interchange_id: int) -> list[GroupRow]:
         """The groups of one interchange, in file order."""
-        t = s.functional_groups
-        where = [t.c.interchange_id == interchange_id]
-        return self.listing(t, GroupRow, where=where, order=[t.c.id], limit=None)
+        rows = self.conn.execute(
+            rows_where(s.functional_groups, "interchange_id"), {"k_interchange_id": interchange_id}
+        )
+        return [from_mapping(GroupRow, r) for r in rows]
 
     @db
     def get_set(self, set_row_id: int) -> TransactionSetRow:
@@ -200,9 +232,8 @@ class EnvelopesRepo(Repo):
     @db
     def sets_of_group(self, group_id: int) -> list[TransactionSetRow]:
         """The transaction sets of one group, in file order."""
-        t = s.transaction_sets
-        stmt = select(t).where(t.c.group_id == group_id).order_by(t.c.id)
-        return self._with_traces(self.conn.execute(stmt).all())
+        stmt = rows_where(s.transaction_sets, "group_id")
+        return self._with_traces(self.conn.execute(stmt, {"k_group_id": group_id}).all())
 
     @db
     def find_sets(
@@ -220,21 +251,20 @@ class EnvelopesRepo(Repo):
         limit: int = DEFAULT_LIMIT,
     ) -> list[TransactionSetRow]:
         """Transaction sets by ST02, TRN trace number, BHT03, kind, state, request or time; newest first."""
-        t = s.transaction_sets
-        conds = window(t.c.created_at, since, until)
-        conds += equal(
-            (t.c.control_number, control_number),
-            (t.c.bht03, bht03),
-            (t.c.set_id, set_id),
-            (t.c.state, state),
-            (t.c.request_id, request_id),
-            (t.c.interchange_id, interchange_id),
-        )
-        if trace_number is not None:
-            tn = s.trace_numbers
-            conds.append(t.c.id.in_(select(tn.c.transaction_set_id).where(tn.c.trace_number == trace_number)))
-        stmt = select(t).where(*conds).order_by(t.c.id.desc()).limit(check_limit(limit))
-        return self._with_traces(self.conn.execute(stmt).all())
+        given = {
+            "control_number": control_number,
+            "bht03": bht03,
+            "set_id": set_id,
+            "state": state,
+            "request_id": request_id,
+            "interchange_id": interchange_id,
+            "trace_number": trace_number,
+            "since": since,
+            "until": until,
+        }
+        params = {f"f_{k}": v for k, v in given.items() if v is not None}
+        stmt = _sets_query(tuple(sorted(params)), check_limit(limit))
+        return self._with_traces(self.conn.execute(stmt, params).all())
 
     @db
     def find_sets_by_control(
@@ -256,9 +286,10 @@ class EnvelopesRepo(Repo):
         tn = s.trace_numbers
         traces: dict[int, list[str]] = {i: [] for i in set_ids}
         if set_ids:
-            stmt = select(tn.c.transaction_set_id, tn.c.trace_number).where(
-                tn.c.transaction_set_id.in_(set_ids)
-            )
+            # one set (a real-time answer's): no expanding IN list, which costs more to render than to run
+            which = tn.c.transaction_set_id
+            match = which == set_ids[0] if len(set_ids) == 1 else which.in_(set_ids)
+            stmt = select(tn.c.transaction_set_id, tn.c.trace_number).where(match)
             for set_id, trn in self.conn.execute(stmt.order_by(tn.c.id)):
                 traces[set_id].append(trn)
         return traces

@@ -6,14 +6,14 @@ from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import func, or_, select, update
 
 from gateway.errors import StoreError
 from gateway.lifecycle import Entity, FileEvent, FileState, check_initial
 from gateway.store import schema as s
 from gateway.store.errors import NotFoundError, StaleStateError
 from gateway.store.repos import leases
-from gateway.store.repos.base import DEFAULT_LIMIT, HEX64, Repo, db, equal, window
+from gateway.store.repos.base import DEFAULT_LIMIT, HEX64, KEY, Repo, by_key, db, equal, inserting, window
 from gateway.store.rows import FileRow, from_mapping
 
 Direction = Literal["in", "out"]
@@ -56,14 +56,14 @@ class FilesRepo(Repo):
             "updated_at": now,
             "lease_owner": owner,
         }
-        row = self.conn.execute(insert(s.files).values(**values).returning(*s.files.c)).one()
+        row = self.conn.execute(inserting(s.files), values).one()
         self.audit.record_change(Entity.FILE, row.id, None, state, detail)
         return from_mapping(FileRow, row)
 
     @db
     def get(self, file_id: int) -> FileRow:
         """The file row; NotFoundError if there is none."""
-        row = self.conn.execute(select(s.files).where(s.files.c.id == file_id)).first()
+        row = self.conn.execute(by_key(s.files, "id"), {KEY: file_id}).first()
         if row is None:
             raise NotFoundError(f"file {file_id} not found")
         return from_mapping(FileRow, row)

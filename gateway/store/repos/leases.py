@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Row, Table, or_, select, update
 
 from gateway import lifecycle
-from gateway.store.repos.base import Repo, check_limit
+from gateway.store.repos.base import KEY, Repo, by_key, check_limit, keyed_update
 
 
 def claim(  # noqa: PLR0917 - shared by the two claim methods
@@ -39,6 +39,8 @@ def claim(  # noqa: PLR0917 - shared by the two claim methods
     ids = list(repo.conn.execute(pick.with_for_update(skip_locked=True)).scalars())
     if not ids:
         return []
+    if len(ids) == 1:  # one row (a real-time request, its answer): by key, statements built once
+        return [_claim_one(repo, table, entity, event, ids[0], owner, until)]
     rows = repo.conn.execute(select(table).where(table.c.id.in_(ids)).order_by(table.c.id)).all()
     targets = {row.id: lifecycle.target(entity, row.state, event) for row in rows}
     for new_state in sorted(set(targets.values())):
@@ -52,6 +54,24 @@ def claim(  # noqa: PLR0917 - shared by the two claim methods
     for row in rows:
         repo.audit.record_change(entity, row.id, row.state, targets[row.id], {"node": owner})
     return list(repo.conn.execute(select(table).where(table.c.id.in_(ids)).order_by(table.c.id)).all())
+
+
+def _claim_one(  # noqa: PLR0917 - claim's parts for one row
+    repo: Repo, table: Table, entity: lifecycle.Entity, event: str, row_id: int, owner: str, until: datetime
+) -> Row[Any]:
+    """``claim`` of the one row picked (and locked) by id: the same move, lease and event-log row."""
+    row = repo.conn.execute(by_key(table, "id"), {KEY: row_id}).one()
+    target = lifecycle.target(entity, row.state, event)
+    values = {
+        KEY: row_id,
+        "state": target,
+        "lease_owner": owner,
+        "lease_until": until,
+        "updated_at": repo.now(),
+    }
+    new = repo.conn.execute(keyed_update(table), values).one()
+    repo.audit.record_change(entity, row_id, row.state, target, {"node": owner})
+    return new
 
 
 def release_expired(

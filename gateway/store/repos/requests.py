@@ -8,14 +8,14 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 
 from gateway.errors import StoreError
 from gateway.lifecycle import Entity, RequestEvent, RequestState, check_initial
 from gateway.store import schema as s
 from gateway.store.errors import NotFoundError
 from gateway.store.repos import leases
-from gateway.store.repos.base import DEFAULT_LIMIT, HEX64, Repo, db, equal, window
+from gateway.store.repos.base import DEFAULT_LIMIT, HEX64, KEY, Repo, by_key, db, equal, inserting, window
 from gateway.store.rows import RequestRow, from_mapping
 
 RequestKind = Literal["270", "278"]
@@ -71,7 +71,7 @@ class RequestsRepo(Repo):
             "created_at": now,
             "updated_at": now,
         }
-        row = self.conn.execute(insert(s.requests).values(**values).returning(*s.requests.c)).one()
+        row = self.conn.execute(inserting(s.requests), values).one()
         self.audit.record_change(Entity.REQUEST, row.id, None, state, detail)
         return from_mapping(RequestRow, row)
 
@@ -92,16 +92,16 @@ class RequestsRepo(Repo):
     @db
     def get(self, request_id: int) -> RequestRow:
         """The request row by id; NotFoundError if there is none."""
-        rows = self.listing(s.requests, RequestRow, where=[s.requests.c.id == request_id])
-        if not rows:
+        row = self.conn.execute(by_key(s.requests, "id"), {KEY: request_id}).first()
+        if row is None:
             raise NotFoundError(f"request {request_id} not found")
-        return rows[0]
+        return from_mapping(RequestRow, row)
 
     @db
     def get_by_tracking(self, tracking_number: str) -> RequestRow | None:
         """The request with this tracking number, or None."""
-        rows = self.listing(s.requests, RequestRow, where=[s.requests.c.tracking_number == tracking_number])
-        return rows[0] if rows else None
+        row = self.conn.execute(by_key(s.requests, "tracking_number"), {KEY: tracking_number}).first()
+        return None if row is None else from_mapping(RequestRow, row)
 
     def id_of(self, tracking_number: str) -> int | None:
         """The row id of the request with this tracking number, or None."""

@@ -7,10 +7,21 @@ from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Table, func, insert, select, update
+from sqlalchemy import ColumnElement, Row, Table, func, insert, select
 
 from gateway.store import schema as s
-from gateway.store.repos.base import DEFAULT_LIMIT, Repo, check_limit, db, equal, window
+from gateway.store.repos.base import (
+    DEFAULT_LIMIT,
+    KEY,
+    Repo,
+    by_key,
+    check_limit,
+    db,
+    equal,
+    inserting,
+    keyed_update,
+    window,
+)
 from gateway.store.rows import AuthorizationEvent, AuthorizationRow, EligibilityRow, from_mapping
 
 PENDED = "pended"  # an authorization status (HCR01 A4), not a request state
@@ -38,7 +49,7 @@ class ResultsRepo(Repo):
         """Store the latest 271 outcome for a tracking number; a status change is logged as 'eligibility'."""
         t = s.eligibility_results
         existing = self.conn.execute(
-            select(t).where(t.c.tracking_number == tracking_number).with_for_update()
+            by_key(t, "tracking_number", for_update=True), {KEY: tracking_number}
         ).first()
         now = self.now()
         values = {
@@ -61,16 +72,14 @@ class ResultsRepo(Repo):
         """Insert the first outcome of a request, or update the one row it already has."""
         if existing is None:
             values |= {"tracking_number": tracking_number, "request_id": self._request_id(tracking_number)}
-            return self.conn.execute(insert(t).values(**values, created_at=now).returning(*t.c)).one()
-        return self.conn.execute(
-            update(t).where(t.c.id == existing.id).values(**values).returning(*t.c)
-        ).one()
+            return self.conn.execute(inserting(t), {**values, "created_at": now}).one()
+        return self.conn.execute(keyed_update(t), {KEY: existing.id, **values}).one()
 
     @db
     def get_eligibility(self, tracking_number: str) -> EligibilityRow | None:
         """The latest 271 outcome for a tracking number, or None."""
         t = s.eligibility_results
-        row = self.conn.execute(select(t).where(t.c.tracking_number == tracking_number)).first()
+        row = self.conn.execute(by_key(t, "tracking_number"), {KEY: tracking_number}).first()
         return None if row is None else from_mapping(EligibilityRow, row)
 
     @db
@@ -92,7 +101,7 @@ class ResultsRepo(Repo):
         """
         t = s.authorizations
         existing = self.conn.execute(
-            select(t).where(t.c.tracking_number == tracking_number).with_for_update()
+            by_key(t, "tracking_number", for_update=True), {KEY: tracking_number}
         ).first()
         now = self.now()
 
@@ -126,7 +135,7 @@ class ResultsRepo(Repo):
     def get_authorization(self, tracking_number: str) -> AuthorizationRow | None:
         """The latest 278 outcome for a tracking number, or None."""
         t = s.authorizations
-        row = self.conn.execute(select(t).where(t.c.tracking_number == tracking_number)).first()
+        row = self.conn.execute(by_key(t, "tracking_number"), {KEY: tracking_number}).first()
         return None if row is None else from_mapping(AuthorizationRow, row)
 
     @db
