@@ -15,6 +15,7 @@ from gateway.errors import ConfigError
 from gateway.runtime.filemask import mask_file_name
 from gateway.runtime.logsetup import (
     REDACTED,
+    configure_from_settings,
     configure_logging,
     get_logger,
     is_sensitive_key,
@@ -313,6 +314,18 @@ def test_levels_and_paramiko_cap() -> None:
     logging.getLogger("alembic").info("alembic info dropped")
     reset_logging()
     assert [e["event"] for e in events(out.getvalue())] == ["paramiko warning", "debug kept"]
+
+
+def test_settings_level_and_format_apply_to_run_and_serve(capsys: pytest.CaptureFixture[str]) -> None:
+    """``[gateway] log_level``/``log_format`` decide what ``run`` and ``serve`` print (serve used to
+    log at INFO whatever the file said); ``--json-logs`` forces JSON."""
+    configure_from_settings("json", "WARNING")
+    get_logger("test.settings").info("info dropped")
+    get_logger("test.settings").warning("warning kept")
+    configure_from_settings("console", "INFO", json_logs=True)
+    get_logger("test.settings").info("json forced")
+    reset_logging()
+    assert [e["event"] for e in events(capsys.readouterr().err)] == ["warning kept", "json forced"]
 
 
 def test_reconfiguring_replaces_the_handler() -> None:

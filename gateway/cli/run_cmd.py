@@ -10,7 +10,7 @@ import argparse
 import os
 
 from gateway.runtime.config import load_config
-from gateway.runtime.logsetup import configure_logging
+from gateway.runtime.logsetup import configure_from_settings, configure_logging
 from gateway.runtime.runner import Gateway, open_context
 
 EXIT_OK, EXIT_FAILED = 0, 1
@@ -36,9 +36,7 @@ def run(args: argparse.Namespace) -> int:
     os.umask(0o077)  # every file and folder this process makes is owner-only (PHI)
     configure_logging(json=True if args.json_logs else None)
     config = load_config(args.config)
-    settings = config.gateway
-    as_json = True if args.json_logs else {"json": True, "console": False}.get(settings.log_format)
-    configure_logging(json=as_json, level=settings.log_level)
+    configure_from_settings(config.gateway.log_format, config.gateway.log_level, json_logs=args.json_logs)
     config.preflight()
     ctx = open_context(config, allow_upgrade=args.upgrade)
     try:

@@ -19,7 +19,7 @@ from uvicorn.supervisors import Multiprocess
 
 from gateway.errors import ConfigError
 from gateway.runtime.config import CONFIG_ENV, GatewayConfig, load_config
-from gateway.runtime.logsetup import configure_logging
+from gateway.runtime.logsetup import configure_from_settings, configure_logging
 from gateway.runtime.storeopen import open_store
 from gateway.web.app import WORKER_SETTINGS_ENV, create_app
 from gateway.web.tls import ClientCertH11Protocol
@@ -104,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
     if args.client_ca and not args.tls_cert:
         raise ConfigError("--client-ca needs --tls-cert and --tls-key")
     config = load_config(args.config)
+    configure_from_settings(config.gateway.log_format, config.gateway.log_level, json_logs=args.json_logs)
     if args.workers > 1:
         return _run_workers(args, config)
     store = open_store(config, role="serve")

@@ -404,6 +404,13 @@ def _is_terminal(stream: TextIO) -> bool:
         return False
 
 
+def configure_from_settings(log_format: str, log_level: str, *, json_logs: bool = False) -> None:
+    """Logging as the configuration's ``[gateway] log_format``/``log_level`` say (``--json-logs``
+    forces JSON): what ``run`` and ``serve`` (and each of its workers) do once the file is read."""
+    as_json = True if json_logs else {"json": True, "console": False}.get(log_format)
+    configure_logging(json=as_json, level=log_level)
+
+
 def configure_logging(
     *, json: bool | None = None, level: str | int = "INFO", stream: TextIO | None = None
 ) -> None:

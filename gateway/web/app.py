@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.operators.session import utc_now
 from gateway.runtime.config import GatewayConfig, load_config
-from gateway.runtime.logsetup import configure_logging
+from gateway.runtime.logsetup import configure_from_settings, configure_logging
 from gateway.runtime.storeopen import open_store
 from gateway.store import Store
 from gateway.web import api, console, fhir
@@ -124,4 +124,7 @@ def app_from_environment() -> Starlette:
     options = set(os.environ.get(WORKER_SETTINGS_ENV, "").split(","))
     configure_logging(json=True if "json-logs" in options else None)
     config = load_config(None)
+    configure_from_settings(
+        config.gateway.log_format, config.gateway.log_level, json_logs="json-logs" in options
+    )
     return create_app(config, open_store(config, role="serve"), secure_cookies="secure-cookies" in options)
