@@ -23,11 +23,10 @@ TYPES: dict[str, type[EligibilityInquiry] | type[ServiceReviewRequest]] = {
 def request_from_obj(obj: Any, path: str = "") -> Request:
     if not isinstance(obj, dict):
         raise RequestError("expected an object", field=path or "request")
-    body = dict(obj)
-    kind = body.pop("type", None)
+    kind = obj.get("type")
     if not isinstance(kind, str) or kind not in TYPES:
         raise RequestError('"type" must be "270" or "278"', field=f"{path}.type" if path else "type")
-    return from_dict(TYPES[kind], body, path)
+    return from_dict(TYPES[kind], obj, path, ignore="type")
 
 
 def request_to_obj(req: Request) -> dict[str, Any]:
