@@ -25,6 +25,10 @@ _REC_R = re.compile(r"^-?[0-9]*(\.[0-9]+)?", re.S | re.ASCII)
 _REC_ID_E = re.compile(r"""[^A-Z0-9!"&'()*+,\-\./:;?= a-z%~@\[\]_{}\\|<>#$]""", re.S | re.ASCII)
 _REC_ID_E5 = re.compile(r"""[^A-Z0-9!"&'()*+,\-\./:;?= a-z%~@\[\]_{}\\|<>^`#$]""", re.S | re.ASCII)
 _REC_DIGITS = re.compile(r"[^0-9]+", re.S | re.ASCII)
+# The characters the two ID/AN patterns accept (only ASCII ones: a negated class matches anything else),
+# for ``str.strip``: a value is valid when stripping them leaves nothing, with no regex per value.
+_ID_CHARS = "".join(c for c in map(chr, range(128)) if not _REC_ID_E.search(c))
+_ID_CHARS_5 = "".join(c for c in map(chr, range(128)) if not _REC_ID_E5.search(c))
 _DATE_TYPES = ("RD8", "DT", "D8", "D6")
 _DTP_TYPES = ("RD8", "D8", "D6", "DT", "TM")
 
@@ -119,15 +123,14 @@ def valid_type(val: str, data_type: str | None, icvn: str) -> bool:  # noqa: PLR
     """pyx12's ``IsValidDataType`` with the extended character set (its default)."""
     if not data_type:
         return True
-    if data_type[0] == "N":
-        m = _REC_N.search(val)
-        return m is not None and m.group(0) == val
+    if data_type[0] == "N":  # -?[0-9]+ and nothing else
+        digits = val[1:] if val[:1] == "-" else val
+        return digits.isascii() and digits.isdigit()
     if data_type == "R":
         m = _REC_R.search(val)
         return m is not None and m.group(0) == val
     if data_type in ("ID", "AN"):
-        rec = _REC_ID_E5 if icvn == "00501" else _REC_ID_E
-        return rec.search(val) is None
+        return not val.strip(_ID_CHARS_5 if icvn == "00501" else _ID_CHARS)
     if data_type == "RD8":
         if "-" not in val:
             return False
@@ -214,16 +217,40 @@ SEGMENT_MEMO_LIMIT = 256
 
 
 def element_value_errors(spec: ElementSpec, value: Value, icvn: str) -> tuple[EleErr, ...]:
-    """``check_element`` of a present value, remembered per spec: the result depends on nothing else."""
+    """``check_element`` of a present value, remembered per spec: the result depends on nothing else.
+    A value :func:`clean` passes has none and skips the full check."""
     if isinstance(value, tuple):
         return (("6", spec, spec.id),)
     memo = spec.memo
     found = memo.get(value)
     if found is None:
-        found = tuple(check_element(spec, value, icvn))
+        found = () if clean(spec, value, icvn) else tuple(check_element(spec, value, icvn))
         if len(memo) < MEMO_LIMIT:
             memo[value] = found
     return found
+
+
+def clean(spec: ElementSpec, value: str, icvn: str) -> bool:  # noqa: PLR0911 - one exit per rule
+    """True only when :func:`check_element` (without a type list) finds nothing: the common case in one
+    pass of str methods and set lookups, no list built. Anything doubtful answers False, and the full
+    check decides (so this may be stricter, never looser)."""
+    if not value:
+        return not spec.required_when_empty
+    if spec.usage == "N":
+        return False
+    n = len(value) - value.count("-") - value.count(".") if spec.numeric else len(value)
+    if n < spec.min_len or n > spec.max_len or not value.isprintable():  # printable: no control char
+        return False
+    if spec.trailing_checked and value[-1] == " ":
+        return False
+    codes = spec.codes
+    if codes is not None and value not in codes and not spec.external_any:
+        external = spec.external
+        if external is None or value not in external:
+            return False
+    if not valid_type(value, spec.data_type, icvn):
+        return False
+    return spec.regex is None or spec.regex.search(value) is not None
 
 
 def check_segment(node: SegNode, tag: str, values: View, icvn: str) -> tuple[EleErr, ...]:
@@ -247,25 +274,30 @@ def _check_segment(node: SegNode, tag: str, values: View, icvn: str) -> list[Ele
     if n > len(kids):
         errors.append(("3", None, "%02i" % (len(kids) + 1)))  # noqa: UP031 - pyx12's refdes format
     for kid, value in zip(kids, values, strict=False):
-        if isinstance(kid, CompositeSpec):
+        if kid.__class__ is CompositeSpec:
             errors += check_composite(kid, value, icvn)
-        else:
-            found = element_value_errors(kid, value, icvn)
+        elif value not in kid.ok:  # type: ignore[union-attr]  # an ElementSpec: a code it accepts, done
+            found = element_value_errors(kid, value, icvn)  # type: ignore[arg-type]  # an ElementSpec
             if found:
                 errors += found
     for kid in kids[n:]:
         if kid.absent:
             errors += kid.absent
-    if node.syntax:
+    if node.rules:
         _syntax_errors(node, values, errors)
     return errors
 
 
 def _syntax_errors(node: SegNode, values: View, errors: list[EleErr]) -> None:
-    for syn in node.syntax:
-        code = _syntax(syn, values)
+    n = len(values)
+    for kind, idx, refdes in node.rules:
+        if kind in ("P", "R", "E", "C", "L"):
+            present = [s <= n and values[s - 1] != "" for s in idx]
+            code = _relation(kind, present)
+        else:  # a rule of fewer than three parts, or an unknown kind: a fixed code
+            code = kind
         if code is not None:
-            errors.append((code, None, str(syn[1]) if len(syn) > 1 else None))
+            errors.append((code, None, refdes))
 
 
 def _check_special(node: SegNode, tag: str, values: View, icvn: str) -> list[EleErr]:
@@ -296,31 +328,35 @@ def _check_special(node: SegNode, tag: str, values: View, icvn: str) -> list[Ele
             errors += check_element(kid, value, icvn, type_list)
         else:
             errors += element_value_errors(kid, value, icvn)  # type: ignore[arg-type]  # present here
-    if node.syntax:
+    if node.rules:
         _syntax_errors(node, values, errors)
     return errors
 
 
-def _syntax(syn: tuple[int | str, ...], values: View) -> str | None:  # noqa: PLR0911 - one rule per X12 relational condition
-    """The IK403 code of a violated relational condition (P, R, C, L, E), else None."""
+def syntax_rule(syn: tuple[int | str, ...]) -> tuple[str, tuple[int, ...], str | None]:
+    """A map's relational condition compiled once: (kind, element positions, IK404 refdes). A rule of
+    fewer than three parts, or of an unknown kind, keeps the fixed IK403 code in place of its kind."""
+    refdes = str(syn[1]) if len(syn) > 1 else None
     if len(syn) < 3:
-        return "10" if syn[0] == "E" else "2"
-    kind = syn[0]
-    idx = [int(s) for s in syn[1:]]
-    n = len(values)
-    present = [s <= n and values[s - 1] != "" for s in idx]
+        return ("10" if syn[0] == "E" else "2"), (), refdes
+    kind = str(syn[0])
+    if kind not in ("P", "R", "E", "C", "L"):
+        return "2", (), refdes
+    return kind, tuple(int(s) for s in syn[1:]), refdes
+
+
+def _relation(kind: str, present: list[bool]) -> str | None:
+    """The IK403 code of a violated relational condition (P, R, C, L, E), else None."""
     count = sum(present)
     if kind == "P":
-        return "2" if count not in (0, len(idx)) else None
+        return "2" if count not in (0, len(present)) else None
     if kind == "R":
         return "2" if count == 0 else None
     if kind == "E":
         return "10" if count > 1 else None
     if kind == "C":
-        return "2" if present[0] and sum(present[1:]) != len(idx) - 1 else None
-    if kind == "L":
-        return "2" if present[0] and not any(present[1:]) else None
-    return "2"
+        return "2" if present[0] and sum(present[1:]) != len(present) - 1 else None
+    return "2" if present[0] and not any(present[1:]) else None  # L
 
 
 __all__ = [

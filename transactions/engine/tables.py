@@ -40,6 +40,9 @@ class ElementSpec:
     composite_seq: int = 0  # the enclosing composite's position (0: a simple element of the segment)
     absent: tuple[Any, ...] = ()  # the errors of this element when it is absent (fixed per spec)
     memo: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # value -> its errors (bounded)
+    # The map's own codes (and "") this element accepts without an error, found once when compiling by
+    # the full check: most elements are qualifiers, and one set lookup settles them.
+    ok: frozenset[str] = frozenset()
 
     def is_composite(self) -> bool:
         return False
@@ -86,6 +89,7 @@ class SegNode:
     has_composite: bool = False
     element_names: tuple[str, ...] = ()
     special: bool = False  # DTP02/DTP03 or a 1250/1251 pair: element checks that read a neighbour
+    rules: tuple[tuple[str, tuple[int, ...], str | None], ...] = ()  # syntax compiled (elements.syntax_rule)
     memo: dict[tuple[Any, ...], tuple[Any, ...]] = field(default_factory=dict)  # values -> errors
 
     def is_segment(self) -> bool:
