@@ -25,7 +25,8 @@ class HLCheck:
 
     def see(self, node: SegNode, segment: Segment, position: int) -> None:
         loop = node.innermost
-        hl_id, parent, level, child_code = (segment.get(i) for i in (1, 2, 3, 4))
+        get = segment.get
+        hl_id, parent, level, child_code = get(1), get(2), get(3), get(4)
         if hl_id != str(len(self.levels) + 1):
             self._err(position, loop, "HL01", 1, "628", "hierarchical id number out of sequence")
         allowed = node.parent.hl_parent_codes
@@ -150,8 +151,11 @@ class UseCounter:
         return self.stack[-1].uses.get(id(found), 0) <= found.max_repeat
 
 
-def missing_parts(inst: Instance, position: int, findings: list[Finding]) -> list[Finding]:
-    """IK304 3 for required segments and loops an ended loop instance lacks (HL loops left to HL checks)."""
+def missing_parts(
+    inst: Instance, position: int, findings: list[Finding], more: list[Finding] | None = None
+) -> list[Finding]:
+    """IK304 3 for required segments and loops an ended loop instance lacks (HL loops left to HL checks);
+    one already reported since the instance began (in ``findings`` or ``more``) is not repeated."""
     if not inst.whole:
         return []
     out: list[Finding] = []
@@ -166,10 +170,14 @@ def missing_parts(inst: Instance, position: int, findings: list[Finding]) -> lis
             seg_id, name, loop_id = first.id, f"loop {kid.id} ({kid.name})", kid.id
         else:
             continue
-        if any(f.segment == seg_id and f.code == "3" and f.position >= inst.start for f in findings):
+        if _reported(seg_id, inst.start, findings) or (more and _reported(seg_id, inst.start, more)):
             continue
         out.append(Finding(seg_id, position, loop_id, "3", f"{SEGMENT_CODES['3']}: {name}"))
     return out
+
+
+def _reported(seg_id: str, start: int, findings: list[Finding]) -> bool:
+    return any(f.segment == seg_id and f.code == "3" and f.position >= start for f in findings)
 
 
 class LXCheck:

@@ -204,8 +204,15 @@ def check_composite(spec: CompositeSpec, value: Value | None, icvn: str) -> list
     kids = spec.children
     if len(comps) > len(kids):
         errors.append(("3", None, spec.refdes))
+    n = len(comps)
     for i, kid in enumerate(kids):
-        errors += check_element(kid, comps[i] if i < len(comps) else None, icvn)
+        if i >= n:  # absent: check_element(kid, None) without the call
+            if kid.required_when_empty:
+                errors.append(("1", kid, kid.id))
+            continue
+        value = comps[i]
+        if value not in kid.ok and not clean(kid, value, icvn):
+            errors += check_element(kid, value, icvn)
     return errors
 
 
@@ -248,7 +255,11 @@ def clean(spec: ElementSpec, value: str, icvn: str) -> bool:  # noqa: PLR0911 - 
         external = spec.external
         if external is None or value not in external:
             return False
-    if not valid_type(value, spec.data_type, icvn):
+    dt = spec.data_type
+    if dt in {"ID", "AN"}:  # valid_type's rule for the two commonest types, without the call
+        if value.strip(_ID_CHARS_5 if icvn == "00501" else _ID_CHARS):
+            return False
+    elif not valid_type(value, dt, icvn):
         return False
     return spec.regex is None or spec.regex.search(value) is not None
 
@@ -256,11 +267,13 @@ def clean(spec: ElementSpec, value: str, icvn: str) -> bool:  # noqa: PLR0911 - 
 def check_segment(node: SegNode, tag: str, values: View, icvn: str) -> tuple[EleErr, ...]:
     """pyx12's ``segment_if.is_valid_errors`` over a :func:`view` of the segment, remembered per node
     and values (bounded; the result depends on nothing else)."""
+    if not MEMO_LIMIT:  # memos off: not even a lookup (it hashes every value of the segment)
+        return tuple(_check_segment(node, tag, values, icvn))
     memo = node.memo
     found = memo.get(values)
     if found is None:
         found = tuple(_check_segment(node, tag, values, icvn))
-        if len(memo) < SEGMENT_MEMO_LIMIT and MEMO_LIMIT:
+        if len(memo) < SEGMENT_MEMO_LIMIT:
             memo[values] = found
     return found
 

@@ -55,9 +55,12 @@ class Walker:
         counts = self.counts
         if loop is None:
             stale = [k for k in counts if _is_child_key(key, k)]
-        else:
+        else:  # whichever of the two is smaller is scanned; the keys dropped are the same
             desc = loop.descendant_keys
-            stale = [k for k in counts if k in desc]
+            if len(desc) < len(counts):
+                stale = [k for k in desc if k in counts]
+            else:
+                stale = [k for k in counts if k in desc]
         for k in stale:
             del counts[k]
 
@@ -117,9 +120,10 @@ class Walker:
                 return self._goto(loop)  # the segment opens its loop again
             self._incr(child.key)
             self._check_seg_usage(child)
-            eq = child.eq_key
-            self.missing = [m for m in self.missing if m[0].eq_key != eq]
-            self._flush(child.pos)
+            if self.missing:
+                eq = child.eq_key
+                self.missing = [m for m in self.missing if m[0].eq_key != eq]
+                self._flush(child.pos)
             return child
         if child.usage == "R" and self.counts.get(child.key, 0) < 1:
             self.missing.append((child, self.seg_count))
@@ -137,6 +141,8 @@ class Walker:
             self.errors.append(SegErr("5", seg, self.tag, self.seg_count))
 
     def _flush(self, cur_pos: int | None = None) -> None:
+        if not self.missing:
+            return
         keep: list[_Missing] = []
         for m in self.missing:
             if m[0].pos != cur_pos:
