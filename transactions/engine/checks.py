@@ -91,8 +91,8 @@ class Instance:
     def __init__(self, loop: LoopNode, start: int, *, whole: bool) -> None:
         self.loop = loop
         self.start = start
-        self.uses: dict[int, int] = {}
-        self.children: set[int] = set()
+        self.uses: dict[SegNode, int] = {}  # nodes hash by identity: no id() call per segment
+        self.children: set[LoopNode] = set()
         self.whole = whole
 
 
@@ -116,7 +116,7 @@ class UseCounter:
         stack = self.stack
         if not found.is_first and stack and stack[-1].loop is loop:  # the common case: same instance
             uses = stack[-1].uses
-            uses[id(found)] = uses.get(id(found), 0) + 1
+            uses[found] = uses.get(found, 0) + 1
             return NONE_CLOSED
         closed: list[Instance] = []
         if found.is_first:
@@ -127,7 +127,7 @@ class UseCounter:
                 top = stack[-1]
                 cur: LoopNode | None = loop
                 while cur is not None and cur is not top.loop:
-                    top.children.add(id(cur))
+                    top.children.add(cur)
                     cur = cur.parent
             stack.append(Instance(loop, position, whole=True))
         else:
@@ -138,7 +138,7 @@ class UseCounter:
             if not stack or stack[-1].loop is not loop:
                 stack.append(Instance(loop, position, whole=False))
         uses = stack[-1].uses
-        uses[id(found)] = uses.get(id(found), 0) + 1
+        uses[found] = uses.get(found, 0) + 1
         return closed
 
     def finish(self) -> list[Instance]:
@@ -148,7 +148,7 @@ class UseCounter:
     def overcount(self, f: Finding, found: SegNode, position: int) -> bool:
         if f.code != "5" or f.position != position or f.element is not None or not self.stack:
             return False
-        return self.stack[-1].uses.get(id(found), 0) <= found.max_repeat
+        return self.stack[-1].uses.get(found, 0) <= found.max_repeat
 
 
 def missing_parts(
@@ -161,10 +161,10 @@ def missing_parts(
     out: list[Finding] = []
     for kid in inst.loop.required_kids:
         if isinstance(kid, SegNode):
-            if inst.uses.get(id(kid)):
+            if inst.uses.get(kid):
                 continue
             seg_id, name, loop_id = kid.id, kid.name, kid.innermost
-        elif id(kid) not in inst.children:
+        elif kid not in inst.children:
             first = kid.first_seg
             assert first is not None  # noqa: S101 - required_kids holds only loops with a first segment
             seg_id, name, loop_id = first.id, f"loop {kid.id} ({kid.name})", kid.id

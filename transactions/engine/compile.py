@@ -209,6 +209,9 @@ class _Compiler:
             c.absent = tuple(
                 check_composite(c, None, "") if isinstance(c, CompositeSpec) else check_element(c, None, "")
             )
+        seg.absent_after = tuple(
+            tuple(e for c in seg.children[n:] for e in c.absent) for n in range(len(seg.children) + 1)
+        )
         if seg.id == "HL" and not parent.is_root:
             parent.hl_parent_codes = _parent_levels(pnode)
         self.segments[id(pnode)] = seg

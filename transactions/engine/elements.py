@@ -286,16 +286,18 @@ def _check_segment(node: SegNode, tag: str, values: View, icvn: str) -> list[Ele
     n = len(values)
     if n > len(kids):
         errors.append(("3", None, "%02i" % (len(kids) + 1)))  # noqa: UP031 - pyx12's refdes format
+    memo_on = MEMO_LIMIT
     for kid, value in zip(kids, values, strict=False):
         if kid.__class__ is CompositeSpec:
             errors += check_composite(kid, value, icvn)
-        elif value not in kid.ok:  # type: ignore[union-attr]  # an ElementSpec: a code it accepts, done
+        elif value in kid.ok:  # type: ignore[union-attr]  # an ElementSpec: a code it accepts, done
+            continue
+        elif memo_on or value.__class__ is not str or not clean(kid, value, icvn):  # type: ignore[arg-type]
             found = element_value_errors(kid, value, icvn)  # type: ignore[arg-type]  # an ElementSpec
             if found:
                 errors += found
-    for kid in kids[n:]:
-        if kid.absent:
-            errors += kid.absent
+    if n < len(kids):
+        errors += node.absent_after[n]
     if node.rules:
         _syntax_errors(node, values, errors)
     return errors

@@ -90,6 +90,7 @@ class SegNode:
     element_names: tuple[str, ...] = ()
     special: bool = False  # DTP02/DTP03 or a 1250/1251 pair: element checks that read a neighbour
     rules: tuple[tuple[str, tuple[int, ...], str | None], ...] = ()  # syntax compiled (elements.syntax_rule)
+    absent_after: tuple[tuple[Any, ...], ...] = ()  # [n]: the errors of children n+1.. when absent
     memo: dict[tuple[Any, ...], tuple[Any, ...]] = field(default_factory=dict)  # values -> errors
 
     def is_segment(self) -> bool:
