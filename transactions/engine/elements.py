@@ -303,6 +303,15 @@ def _check_segment(node: SegNode, tag: str, values: View, icvn: str) -> list[Ele
     return errors
 
 
+def _typed_errors(spec: ElementSpec, value: Value, icvn: str, type_list: list[str]) -> list[EleErr]:
+    """``check_element`` with a type list: for a non-empty value :func:`clean` passes, only the type
+    list's own errors can remain (they come after every other check but the regex, which clean passed).
+    An empty value returns before the type list is read, so it takes the full check."""
+    if value and value.__class__ is str and clean(spec, value, icvn):
+        return _type_list_errors(spec, value, type_list) if type_list else []
+    return check_element(spec, value, icvn, type_list)
+
+
 def _syntax_errors(node: SegNode, values: View, errors: list[EleErr]) -> None:
     n = len(values)
     for kind, idx, refdes in node.rules:
@@ -331,16 +340,16 @@ def _check_special(node: SegNode, tag: str, values: View, icvn: str) -> list[Ele
             errors += check_composite(kid, value, icvn)
             continue
         if i >= n:
-            errors += check_element(kid, None, icvn)
+            errors += kid.absent  # check_element(kid, None), fixed per spec
             continue
         if i == 1 and tag == "DTP" and value in _DTP_TYPES:
             dtype = [value]
         if kid.data_ele == "1250":
             type_list.extend(c for c in kid.valid_codes if c is not None)
         if i == 2 and tag == "DTP":
-            errors += check_element(kid, value, icvn, dtype)
+            errors += _typed_errors(kid, value, icvn, dtype)  # type: ignore[arg-type]  # present here
         elif kid.data_ele == "1251" and type_list:
-            errors += check_element(kid, value, icvn, type_list)
+            errors += _typed_errors(kid, value, icvn, type_list)  # type: ignore[arg-type]  # present here
         else:
             errors += element_value_errors(kid, value, icvn)  # type: ignore[arg-type]  # present here
     if node.rules:
