@@ -22,6 +22,7 @@ T = TypeVar("T")
 
 
 Converter = Callable[[Any, str], Any]
+_ABSENT = object()  # what ``dict.get`` answers for a field the document does not give
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -72,9 +73,10 @@ def from_dict(cls: type[T], data: Any, path: str = "", *, ignore: str | None = N
         unknown = sorted(set(data) - plan.names - {ignore})
         raise RequestError(f"unknown field(s) {', '.join(unknown)}", field=path or cls.__name__)
     kwargs: dict[str, Any] = {}
+    get = data.get
     for name, plain, literals, convert, required in plan.fields:
-        if name in data:
-            value = data[name]
+        value = get(name, _ABSENT)  # one lookup; a key holding the marker itself cannot come from JSON
+        if value is not _ABSENT:
             if value.__class__ in plain or (literals and _hashable_in(value, literals)):
                 kwargs[name] = value
             else:

@@ -123,7 +123,7 @@ class LoopNode:
     kid_segment_ids: frozenset[str] = frozenset()
     ancestors: frozenset[int] = frozenset()  # id() of every enclosing loop and the root
     required_kids: tuple[Node, ...] = ()  # usage R kids a closed instance must hold (HL loops left out)
-    tails: dict[int, tuple[Node, ...]] = field(default_factory=dict)  # from position -> children
+    tails: dict[int, Tail] = field(default_factory=dict)  # from position -> children (built when needed)
 
     def is_segment(self) -> bool:
         return False
@@ -133,6 +133,34 @@ class LoopNode:
 
 
 Node = SegNode | LoopNode
+
+
+@dataclass(frozen=True, slots=True)
+class Tail:
+    """A loop's children from one map position on, with what lets a scan skip to the first candidate:
+    for each segment id, the index of the first child that could match it (a segment, or a loop whose
+    first segment has that id), never past the first wrapper loop (one without a first segment, whose
+    child loops decide); and the required children with the counter key and node a skipped one is
+    noted missing with, in order."""
+
+    nodes: tuple[Node, ...]
+    jump: dict[str, int]
+    stop: int  # index of the first wrapper loop (len(nodes) when there is none)
+    required: tuple[tuple[int, str, SegNode], ...]
+
+
+def make_tail(nodes: tuple[Node, ...]) -> Tail:
+    wrappers = (i for i, n in enumerate(nodes) if isinstance(n, LoopNode) and n.first_seg is None)
+    stop = next(wrappers, len(nodes))
+    jump: dict[str, int] = {}
+    required: list[tuple[int, str, SegNode]] = []
+    for i, n in enumerate(nodes[:stop]):
+        first = n if isinstance(n, SegNode) else n.first_seg
+        assert first is not None  # noqa: S101 - wrapper loops end the scanned part
+        jump.setdefault(first.id, i)
+        if n.usage == "R":
+            required.append((i, n.key, first))
+    return Tail(nodes, jump, stop, tuple(required))
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,9 +9,10 @@ qualifier the compiled node names. Errors are the same codes on the same nodes, 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import islice
 
 from transactions.engine.elements import View, is_match
-from transactions.engine.tables import LoopNode, Node, SegNode
+from transactions.engine.tables import LoopNode, Node, SegNode, Tail, make_tail
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,10 +91,14 @@ class Walker:
         the segment id alone (a required one not yet seen is noted as missing, as pyx12 does)."""
         tail = loop.tails.get(node_pos)
         if tail is None:
-            tail = loop.tails[node_pos] = tuple(c for pos, g in loop.groups if pos >= node_pos for c in g)
+            nodes = tuple(c for pos, g in loop.groups if pos >= node_pos for c in g)
+            tail = loop.tails[node_pos] = make_tail(nodes)
         tag = self.tag
         counts = self.counts
-        for child in tail:
+        start = tail.jump.get(tag, tail.stop)
+        if start:
+            self._skip(tail, start)
+        for child in islice(tail.nodes, start, None):
             if child.__class__ is SegNode:
                 if child.id != tag:
                     if child.usage == "R" and counts.get(child.key, 0) < 1:
@@ -113,6 +118,16 @@ class Walker:
             if found is not MISS:
                 return found
         return MISS
+
+    def _skip(self, tail: Tail, start: int) -> None:
+        """The children before ``start`` are rejected on their id alone: only the required ones not yet
+        seen are noted as missing, as the scan would have noted them one by one."""
+        counts = self.counts
+        for index, key, first in tail.required:
+            if index >= start:
+                break
+            if counts.get(key, 0) < 1:
+                self.missing.append((first, self.seg_count))
 
     def _try_segment(self, loop: LoopNode, child: SegNode) -> SegNode | object | None:
         if is_match(child, self.tag, self.values, self.component):
