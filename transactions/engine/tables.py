@@ -137,14 +137,14 @@ Node = SegNode | LoopNode
 
 @dataclass(frozen=True, slots=True)
 class Tail:
-    """A loop's children from one map position on, with what lets a scan skip to the first candidate:
-    for each segment id, the index of the first child that could match it (a segment, or a loop whose
-    first segment has that id), never past the first wrapper loop (one without a first segment, whose
-    child loops decide); and the required children with the counter key and node a skipped one is
-    noted missing with, in order."""
+    """A loop's children from one map position on, with what lets a scan try only the children whose
+    segment id is the segment's: per id, the indexes of the children that could match it (a segment,
+    or a loop whose first segment has that id), all before the first wrapper loop (one without a first
+    segment, whose child loops decide); and the required children (index, counter key, node noted as
+    missing) so the ones passed over are still noted, in order."""
 
     nodes: tuple[Node, ...]
-    jump: dict[str, int]
+    candidates: dict[str, tuple[int, ...]]
     stop: int  # index of the first wrapper loop (len(nodes) when there is none)
     required: tuple[tuple[int, str, SegNode], ...]
 
@@ -152,15 +152,15 @@ class Tail:
 def make_tail(nodes: tuple[Node, ...]) -> Tail:
     wrappers = (i for i, n in enumerate(nodes) if isinstance(n, LoopNode) and n.first_seg is None)
     stop = next(wrappers, len(nodes))
-    jump: dict[str, int] = {}
+    candidates: dict[str, list[int]] = {}
     required: list[tuple[int, str, SegNode]] = []
     for i, n in enumerate(nodes[:stop]):
         first = n if isinstance(n, SegNode) else n.first_seg
-        assert first is not None  # noqa: S101 - wrapper loops end the scanned part
-        jump.setdefault(first.id, i)
+        assert first is not None  # noqa: S101 - wrapper loops end the indexed part
+        candidates.setdefault(first.id, []).append(i)
         if n.usage == "R":
             required.append((i, n.key, first))
-    return Tail(nodes, jump, stop, tuple(required))
+    return Tail(nodes, {k: tuple(v) for k, v in candidates.items()}, stop, tuple(required))
 
 
 @dataclass(frozen=True, slots=True)

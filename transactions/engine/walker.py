@@ -87,18 +87,57 @@ class Walker:
 
     def _scan(self, loop: LoopNode, node_pos: int) -> SegNode | object | None:
         """Children of ``loop`` from map position ``node_pos`` on, in order; the first that matches
-        (:data:`MISS` when none does). The id comparisons are inlined: most children are rejected on
-        the segment id alone (a required one not yet seen is noted as missing, as pyx12 does)."""
+        (:data:`MISS` when none does). A required child not yet seen that is passed over is noted as
+        missing, as pyx12 does. Up to the first wrapper loop only the children with the segment's id
+        are tried (:meth:`_scan_candidates`); from there on each child in turn."""
         tail = loop.tails.get(node_pos)
         if tail is None:
             nodes = tuple(c for pos, g in loop.groups if pos >= node_pos for c in g)
             tail = loop.tails[node_pos] = make_tail(nodes)
+        found = self._scan_candidates(loop, tail)
+        if found is not MISS or tail.stop == len(tail.nodes):
+            return found
+        return self._scan_each(loop, tail.nodes, tail.stop)
+
+    def _scan_candidates(self, loop: LoopNode, tail: Tail) -> SegNode | object | None:
+        """The children before the first wrapper loop: those with the segment's id tried in order, the
+        required ones between them noted missing exactly as a one-by-one scan rejecting them would."""
+        required = tail.required
+        r = 0
+        for i in tail.candidates.get(self.tag, ()):
+            r = self._note_required(required, r, i)
+            if r < len(required) and required[r][0] == i:
+                r += 1  # the candidate's own note, if any, is made by its own try below
+            child = tail.nodes[i]
+            if child.__class__ is SegNode:
+                found = self._try_segment(loop, child)
+                if found is not MISS:
+                    return found
+                continue
+            first = child.first_seg  # type: ignore[union-attr]  # a loop with a first segment here
+            if is_match(first, self.tag, self.values, self.component):  # type: ignore[arg-type]
+                return self._enter(child, first)  # type: ignore[arg-type]
+            if child.usage == "R" and self.counts.get(child.key, 0) < 1:
+                self.missing.append((first, self.seg_count))  # type: ignore[arg-type]
+        self._note_required(required, r, tail.stop)
+        return MISS
+
+    def _note_required(self, required: tuple[tuple[int, str, SegNode], ...], r: int, end: int) -> int:
+        """Note the required children from ``required[r]`` up to index ``end`` that were never seen;
+        returns where the next call goes on."""
+        counts = self.counts
+        while r < len(required) and required[r][0] < end:
+            _, key, first = required[r]
+            if counts.get(key, 0) < 1:
+                self.missing.append((first, self.seg_count))
+            r += 1
+        return r
+
+    def _scan_each(self, loop: LoopNode, nodes: tuple[Node, ...], start: int) -> SegNode | object | None:
+        """Children from ``start`` on, one by one (most rejected on the segment id alone)."""
         tag = self.tag
         counts = self.counts
-        start = tail.jump.get(tag, tail.stop)
-        if start:
-            self._skip(tail, start)
-        for child in islice(tail.nodes, start, None):
+        for child in islice(nodes, start, None):
             if child.__class__ is SegNode:
                 if child.id != tag:
                     if child.usage == "R" and counts.get(child.key, 0) < 1:
@@ -118,16 +157,6 @@ class Walker:
             if found is not MISS:
                 return found
         return MISS
-
-    def _skip(self, tail: Tail, start: int) -> None:
-        """The children before ``start`` are rejected on their id alone: only the required ones not yet
-        seen are noted as missing, as the scan would have noted them one by one."""
-        counts = self.counts
-        for index, key, first in tail.required:
-            if index >= start:
-                break
-            if counts.get(key, 0) < 1:
-                self.missing.append((first, self.seg_count))
 
     def _try_segment(self, loop: LoopNode, child: SegNode) -> SegNode | object | None:
         if is_match(child, self.tag, self.values, self.component):
