@@ -56,10 +56,11 @@ def parse_request_document(text: str | bytes, limit: int | None = None) -> list[
     if limit is not None and len(items) > limit:
         raise RequestError(too_many_requests(len(items), limit), field="document")
     out: list[Request | RequestError] = []
+    in_list = isinstance(doc, list)
     for i, item in enumerate(items):
-        path = f"requests[{i}]" if isinstance(doc, list) else ""
+        items[i] = None  # the parsed object goes as soon as it is read: a smaller heap for the collector
         try:
-            out.append(request_from_obj(item, path))
+            out.append(request_from_obj(item, f"requests[{i}]" if in_list else ""))
         except RequestError as exc:
             out.append(exc)
     return out
