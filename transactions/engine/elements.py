@@ -8,6 +8,7 @@ first occurrence, trailing empty components and elements dropped. :func:`view` b
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from transactions.engine.tables import MAXINT, CompositeSpec, ElementSpec, SegNode
 from transactions.segment import Element, Repetition, Segment
@@ -264,11 +265,11 @@ def clean(spec: ElementSpec, value: str, icvn: str) -> bool:  # noqa: PLR0911 - 
     return spec.regex is None or spec.regex.search(value) is not None
 
 
-def check_segment(node: SegNode, tag: str, values: View, icvn: str) -> tuple[EleErr, ...]:
+def check_segment(node: SegNode, tag: str, values: View, icvn: str) -> Sequence[EleErr]:
     """pyx12's ``segment_if.is_valid_errors`` over a :func:`view` of the segment, remembered per node
     and values (bounded; the result depends on nothing else)."""
     if not MEMO_LIMIT:  # memos off: not even a lookup (it hashes every value of the segment)
-        return tuple(_check_segment(node, tag, values, icvn))
+        return _check_segment(node, tag, values, icvn)
     memo = node.memo
     found = memo.get(values)
     if found is None:

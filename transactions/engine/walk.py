@@ -144,7 +144,7 @@ def trim_composites(seg: SegNode, segment: Segment, position: int) -> tuple[Segm
     return (Segment(segment.tag, tuple(values)) if findings else segment), findings
 
 
-def element_errors(found: SegNode, tag: str, values: View, icvn: str) -> tuple[EleErr, ...]:
+def element_errors(found: SegNode, tag: str, values: View, icvn: str) -> Sequence[EleErr]:
     """Element errors against the node; a same-id sibling the segment fits without errors wins."""
     errors = check_segment(found, tag, values, icvn)
     if not errors:
@@ -233,7 +233,7 @@ class _SetWalk:
                 findings.append(f)
         if not plain and any(isinstance(v, Repetition) for v in segment.elements):
             findings += repetition_findings(found, segment, position, self.cmap)
-        if found.is_first:
+        if found.is_first and (found.parent.has_lx_loop or tag == "LX"):  # else LXCheck.see does nothing
             findings += self.lx.see(found, segment, position)
         if tag == "HL":
             self.hl.see(found, segment, position)
