@@ -2,7 +2,11 @@
 every downloaded file) beside pyx12's own x12n_document (what x12valid runs) on the same file in the same
 run, each in a fresh process so peak RSS is its own; and request building: 270s and 278s per second.
 
-    python bench/bench_map.py [--mb 20] [--build 5000]
+    python bench/bench_map.py [--mb 20] [--build 5000] [--memos both|on|off]
+
+``--memos`` (default both): the compiled engine remembers the checks of repeated values and segments;
+with the memos off every value is checked afresh, the figure for real files, which repeat less than
+these generated batches.
 """
 
 from __future__ import annotations
@@ -40,10 +44,20 @@ def batch_278resp(target_bytes: int) -> bytes:
     return build_interchange(header, [(group, sets)], ic.delimiters, newline="\n")
 
 
-def validate_and_map(path: str) -> tuple[int, int, int]:
+def memos_off() -> None:
+    """Every segment and element checked afresh in this (measured) process."""
+    import transactions.engine.elements as compiled_elements  # noqa: PLC0415
+
+    compiled_elements.MEMO_LIMIT = 0
+
+
+def validate_and_map(path: str, memo: bool = True) -> tuple[int, int, int]:
     """(transaction sets, segments, records) as the gateway's inbound stage gets them."""
     from mappings.mapper import default_rules, map_set  # noqa: PLC0415 - imported in the measured process
     from transactions.validation import Options, validate_detailed  # noqa: PLC0415
+
+    if not memo:
+        memos_off()
 
     rules = default_rules()
     with open(path, "rb") as fh:  # noqa: PTH123 - a benchmark reads its scratch file directly
@@ -77,8 +91,11 @@ def validate_and_map_streamed(path: str) -> tuple[int, int, int]:
     return sets, segments, records
 
 
-def validate_only(path: str) -> tuple[int, int, int]:
+def validate_only(path: str, memo: bool = True) -> tuple[int, int, int]:
     from transactions.validation import validate  # noqa: PLC0415
+
+    if not memo:
+        memos_off()
 
     with open(path, "rb") as fh:  # noqa: PTH123
         report = validate(iter(lambda: fh.read(1 << 20), b""))
@@ -128,7 +145,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--mb", type=float, default=20.0)
     parser.add_argument("--build", type=int, default=5000)
+    parser.add_argument("--memos", choices=("both", "on", "off"), default="both")
     args = parser.parse_args()
+    memo_runs = {"both": (True, False), "on": (True,), "off": (False,)}[args.memos]
     SCRATCH.mkdir(exist_ok=True)
     from gateway.runtime.mapdir import assemble_map_dir  # noqa: PLC0415
 
@@ -141,25 +160,28 @@ def main() -> None:
     print(head)
     for kind, path in files.items():
         size = path.stat().st_size / 1e6
-        t_map, rss_map, (sets, segs, records) = measure(validate_and_map, str(path))
-        t_stream, rss_stream, counts = measure(validate_and_map_streamed, str(path))
-        assert counts == (sets, segs, records), "streamed mapping must give the same counts"  # noqa: S101
-        t_val, rss_val, _ = measure(validate_only, str(path))
         t_pyx, rss_pyx, _ = measure(pyx12_x12valid, str(path), map_dir)
-        for name, seconds, rss in (
-            ("x12-gateway validate+map", t_map, rss_map),
-            ("validate+map set by set", t_stream, rss_stream),
-            ("x12-gateway validate", t_val, rss_val),
-            ("pyx12 x12valid", t_pyx, rss_pyx),
-        ):
+        rows = [("pyx12 x12valid", t_pyx, rss_pyx)]
+        for memo in memo_runs:
+            label = "" if memo else ", memos off"
+            t_map, rss_map, (sets, segs, records) = measure(validate_and_map, str(path), memo)
+            rows.insert(-1, (f"validate+map{label}", t_map, rss_map))
+            if memo:
+                t_stream, rss_stream, counts = measure(validate_and_map_streamed, str(path))
+                assert counts == (sets, segs, records), "streamed mapping must give the same counts"  # noqa: S101
+                rows.insert(-1, ("validate+map set by set", t_stream, rss_stream))
+            t_val, rss_val, _ = measure(validate_only, str(path), memo)
+            rows.insert(-1, (f"validate{label}", t_val, rss_val))
+            print(
+                f"{kind:8} ratio{label} validate+map / pyx12 time {t_map / t_pyx:.2f}x, validate / pyx12 "
+                f"{t_val / t_pyx:.2f}x, pyx12 / validate {t_pyx / t_val:.1f}x "
+                f"({sets:,} sets, {segs:,} segments, {records:,} records)"
+            )
+        for name, seconds, rss in rows:
             print(
                 f"{kind:8} {name:26} {size:6.1f} {seconds:8.2f} {size / seconds:6.2f} "
                 f"{sets / seconds:8,.0f} {rss:6.0f} MiB"
             )
-        print(
-            f"{kind:8} ratio validate+map / pyx12 time {t_map / t_pyx:.2f}x, validate / pyx12 "
-            f"{t_val / t_pyx:.2f}x ({sets:,} sets, {segs:,} segments, {records:,} records)"
-        )
     t = measure(build_rates, args.build)
     rate_270, rate_278 = t[2]
     print(f"build    {args.build:,} each: {rate_270:,.0f} 270s/s, {rate_278:,.0f} 278s/s")

@@ -47,6 +47,8 @@ def with_(path: tuple[str | int, ...], value: Any) -> dict[str, Any]:
         (("subscriber", "shoe_size"), 9, "subscriber", "unknown field(s) shoe_size"),
         (("provider",), [], "provider", "expected an object"),
         (("trace_number",), True, "trace_number", "expected a string"),
+        (("payer", "id_qualifier"), ["PI"], "payer.id_qualifier", "must be one of PI, XV"),
+        (("service_types",), ["30", None], "service_types[1]", "expected a string"),
     ],
 )
 def test_error_names_the_exact_field(
@@ -73,6 +75,8 @@ def test_missing_and_top_level_errors() -> None:
         from_dict(EligibilityInquiry, [])
     with pytest.raises(RequestError, match=r"^EligibilityInquiry: unknown field"):
         from_dict(EligibilityInquiry, {**INQUIRY, "x": 1})
+    [unknown] = parse_request_document(json.dumps({**INQUIRY, "type": "270", "x": 1}))
+    assert str(unknown) == "EligibilityInquiry: unknown field(s) x"  # "type" is not an unknown field
     bad = {**INQUIRY, "subscriber": {"last_name": "A", "first_name": "B"}, "type": "270"}
     results = parse_request_document(json.dumps([{**INQUIRY, "type": "270"}, bad]))
     assert isinstance(results[1], RequestError)

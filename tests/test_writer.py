@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from transactions.envelope_reader import read_interchanges
 from transactions.envelope_writer import GroupHeader, InterchangeHeader, TransactionBody, build_interchange
 from transactions.errors import DelimiterError, X12WriteError
-from transactions.segment import Delimiters, Repetition, seg
-from transactions.writer import _format_elements, format_segment
+from transactions.segment import Delimiters, Repetition, Segment, seg
+from transactions.writer import _each_text, _format_elements, format_segment, serialize
 
 D = Delimiters()
 WHEN = datetime(2026, 11, 26, 9, 5, tzinfo=UTC)
@@ -96,3 +98,50 @@ def test_one_join_fast_path_writes_what_element_by_element_writes(
             format_segment(segment, d)
         return
     assert format_segment(segment, d) == expected
+
+
+_ELEMENT = st.one_of(
+    _VALUE,
+    st.tuples(_VALUE, _VALUE).map(tuple),
+    st.lists(_VALUE, min_size=1, max_size=3).map(lambda vs: Repetition(tuple(vs))),
+)
+_TAGS = st.sampled_from(["NM1", "HL", "EQ", "ISA"])  # a random ISA fails its widths: an error among others
+_SEGMENT = st.builds(lambda tag, els: seg(tag, *els), _TAGS, st.lists(_ELEMENT))
+
+
+@settings(max_examples=400)
+@given(
+    st.lists(_SEGMENT, max_size=8),
+    st.sampled_from([Delimiters(), Delimiters("|", "*", "^", "~"), Delimiters("*", "\x00", ":", "~")]),
+    st.sampled_from(["", "\n"]),
+)
+def test_bulk_serialize_writes_what_segment_by_segment_writes(
+    segments: list[Segment], d: Delimiters, newline: str
+) -> None:
+    """serialize (bulk join, one delimiter scan) gives the bytes, or the first error, of writing each
+    segment on its own in order."""
+    try:
+        expected = _each_text(segments, d, d.segment + newline).encode("utf-8", "surrogateescape")
+    except X12WriteError as exc:
+        with pytest.raises(X12WriteError, match=f"^{re.escape(str(exc))}$"):
+            serialize(segments, d, newline=newline)
+        return
+    assert serialize(segments, d, newline=newline) == expected
+
+
+def test_a_failing_segment_source_raises_an_earlier_writer_error_first() -> None:
+    """When the segments' source fails part-way, a bad value before the failure is still the error."""
+
+    def source() -> Iterator[Segment]:
+        yield seg("NM1", "O*BRIEN")
+        raise ValueError("source failed")
+
+    with pytest.raises(X12WriteError, match="NM101"):
+        serialize(source(), D)
+
+    def clean_then_fail() -> Iterator[Segment]:
+        yield seg("NM1", "OBRIEN")
+        raise ValueError("source failed")
+
+    with pytest.raises(ValueError, match="source failed"):
+        serialize(clean_then_fail(), D)

@@ -22,6 +22,7 @@ T = TypeVar("T")
 
 
 Converter = Callable[[Any, str], Any]
+_ABSENT = object()  # what ``dict.get`` answers for a field the document does not give
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -33,8 +34,9 @@ class _Plan:
     """
 
     names: frozenset[str]
-    # (name, classes whose values pass unchanged, converter for the others, required)
-    fields: tuple[tuple[str, tuple[type, ...], Converter, bool], ...]
+    # (name, classes whose values pass unchanged, literal values that pass unchanged, converter for the
+    # others, required)
+    fields: tuple[tuple[str, tuple[type, ...], frozenset[Any], Converter, bool], ...]
 
 
 @functools.cache
@@ -47,7 +49,8 @@ def _plan(cls: type) -> _Plan:
             (
                 f.name,
                 _passthrough(hints[f.name]),
-                _converter(hints[f.name]),
+                _literals(hints[f.name]),
+                _converter(_strip_optional(hints[f.name])),  # None already passes unchanged
                 f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING,
             )
             for f in fields
@@ -55,19 +58,26 @@ def _plan(cls: type) -> _Plan:
     )
 
 
-def from_dict(cls: type[T], data: Any, path: str = "") -> T:
-    """Build dataclass ``cls`` from ``data``; unknown keys are refused, missing required ones named."""
+def from_dict(cls: type[T], data: Any, path: str = "", *, ignore: str | None = None) -> T:
+    """Build dataclass ``cls`` from ``data``; unknown keys are refused, missing required ones named.
+
+    ``ignore`` names one key that is not a field and is skipped (a request's ``"type"``), which spares
+    the caller a copy of the object without it.
+    """
     if not isinstance(data, dict):
         raise RequestError("expected an object", field=path or cls.__name__)
     plan = _plan(cls)  # type: ignore[arg-type]  # classes are hashable; T carries no Hashable bound
-    if not plan.names.issuperset(data):
-        unknown = sorted(set(data) - plan.names)
+    if ignore is not None and ignore in plan.names:  # a field after all: left out, not read
+        data = {k: v for k, v in data.items() if k != ignore}
+    if not plan.names.issuperset(data) and (ignore is None or set(data) - plan.names != {ignore}):
+        unknown = sorted(set(data) - plan.names - {ignore})
         raise RequestError(f"unknown field(s) {', '.join(unknown)}", field=path or cls.__name__)
     kwargs: dict[str, Any] = {}
-    for name, plain, convert, required in plan.fields:
-        if name in data:
-            value = data[name]
-            if value.__class__ in plain:
+    get = data.get
+    for name, plain, literals, convert, required in plan.fields:
+        value = get(name, _ABSENT)  # one lookup; a key holding the marker itself cannot come from JSON
+        if value is not _ABSENT:
+            if value.__class__ in plain or (literals and _hashable_in(value, literals)):
                 kwargs[name] = value
             else:
                 kwargs[name] = convert(value, f"{path}.{name}" if path else name)
@@ -81,6 +91,32 @@ def from_dict(cls: type[T], data: Any, path: str = "") -> T:
         ) from None
     except (ValueError, TypeError) as exc:
         raise RequestError(str(exc), field=path or cls.__name__) from None
+
+
+def _strip_optional(tp: Any) -> Any:
+    """``X`` for ``X | None`` (a plan passes None itself), anything else unchanged."""
+    if get_origin(tp) in (typing.Union, types.UnionType):
+        args = [a for a in get_args(tp) if a is not type(None)]
+        if len(args) == 1 and len(get_args(tp)) == 2:  # X and None only
+            return args[0]
+    return tp
+
+
+def _literals(tp: Any) -> frozenset[Any]:
+    """The values of a ``Literal`` (or optional one) that pass unchanged: the same ones
+    :func:`_literal` accepts, without a converter call or a path string."""
+    tp = _strip_optional(tp)
+    if get_origin(tp) is typing.Literal:
+        return frozenset(get_args(tp))
+    return frozenset()
+
+
+def _hashable_in(value: Any, values: frozenset[Any]) -> bool:
+    """``value in values``, False for an unhashable value (a list where a code was expected)."""
+    try:
+        return value in values
+    except TypeError:
+        return False
 
 
 def _passthrough(tp: Any) -> tuple[type, ...]:
@@ -126,9 +162,20 @@ def _tuple_of(item: Converter) -> Converter:
     def convert(value: Any, path: str) -> Any:
         if not isinstance(value, list | tuple):
             raise RequestError("expected a list", field=path)
+        if item is _to_str and _all_strings(value):  # the common list of codes, one C-level check
+            return tuple(value)
         return tuple(item(v, f"{path}[{i}]") for i, v in enumerate(value))
 
     return convert
+
+
+def _all_strings(values: list[Any] | tuple[Any, ...]) -> bool:
+    """Whether every item is a ``str`` (what :func:`_to_str` accepts): ``str.join`` refuses anything else."""
+    try:
+        "".join(values)
+    except TypeError:
+        return False
+    return True
 
 
 def _unsupported(tp: Any) -> Converter:

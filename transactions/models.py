@@ -19,6 +19,10 @@ from transactions.errors import RequestError
 Gender = Literal["M", "F", "U"]
 _CODE = re.compile(r"^[A-Z0-9]{1,8}$")
 _ICD10 = re.compile(r"^[A-Z][0-9][0-9A-Z](\.?[0-9A-Z]{1,4})?$")
+# Compiled once: ``re.fullmatch(pattern, ...)`` looks the pattern up in re's cache on every call.
+_TRACE = re.compile(r"[A-Za-z0-9-]{1,50}")
+_MODIFIER = re.compile(r"[A-Z0-9]{2}")
+_SERVICE_TYPE = re.compile(r"[A-Z0-9]{1,2}")
 
 
 @functools.lru_cache(maxsize=4096)
@@ -44,7 +48,7 @@ def _need(cond: bool, message: str, name: str) -> None:
 def _check_request(trace_number: str, trace_assigner: str, subscriber: Person) -> None:
     """What every request needs whatever its kind: a TRN02-safe trace, a 10-character TRN03, a member id."""
     _need(
-        bool(re.fullmatch(r"[A-Za-z0-9-]{1,50}", trace_number)), "1-50 letters/digits/dashes", "trace_number"
+        bool(_TRACE.fullmatch(trace_number)), "1-50 letters/digits/dashes", "trace_number"
     )
     _need(len(trace_assigner) == 10, "must be exactly 10 characters (TRN03)", "trace_assigner")
     _need(bool(subscriber.member_id), "required for the subscriber", "subscriber.member_id")
@@ -131,7 +135,7 @@ class Procedure:
         _need(bool(_CODE.match(self.code)), "procedure code must be 1-8 letters/digits", "code")
         _need(len(self.modifiers) <= 4, "at most four modifiers", "modifiers")
         for m in self.modifiers:
-            _need(bool(re.fullmatch(r"[A-Z0-9]{2}", m)), "modifiers are two letters/digits", "modifiers")
+            _need(bool(_MODIFIER.fullmatch(m)), "modifiers are two letters/digits", "modifiers")
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +162,7 @@ class EligibilityInquiry:
         _need(len(self.service_types) <= 99, "at most 99 service types", "service_types")
         for st in self.service_types:
             _need(
-                bool(re.fullmatch(r"[A-Z0-9]{1,2}", st)),
+                bool(_SERVICE_TYPE.fullmatch(st)),
                 "service type codes are 1-2 letters/digits",
                 "service_types",
             )

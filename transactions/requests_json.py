@@ -23,11 +23,10 @@ TYPES: dict[str, type[EligibilityInquiry] | type[ServiceReviewRequest]] = {
 def request_from_obj(obj: Any, path: str = "") -> Request:
     if not isinstance(obj, dict):
         raise RequestError("expected an object", field=path or "request")
-    body = dict(obj)
-    kind = body.pop("type", None)
+    kind = obj.get("type")
     if not isinstance(kind, str) or kind not in TYPES:
         raise RequestError('"type" must be "270" or "278"', field=f"{path}.type" if path else "type")
-    return from_dict(TYPES[kind], body, path)
+    return from_dict(TYPES[kind], obj, path, ignore="type")
 
 
 def request_to_obj(req: Request) -> dict[str, Any]:
@@ -57,10 +56,11 @@ def parse_request_document(text: str | bytes, limit: int | None = None) -> list[
     if limit is not None and len(items) > limit:
         raise RequestError(too_many_requests(len(items), limit), field="document")
     out: list[Request | RequestError] = []
+    in_list = isinstance(doc, list)
     for i, item in enumerate(items):
-        path = f"requests[{i}]" if isinstance(doc, list) else ""
+        items[i] = None  # the parsed object goes as soon as it is read: a smaller heap for the collector
         try:
-            out.append(request_from_obj(item, path))
+            out.append(request_from_obj(item, f"requests[{i}]" if in_list else ""))
         except RequestError as exc:
             out.append(exc)
     return out

@@ -8,6 +8,7 @@ X12 requires. The ISA is written as given: it must already be padded to its fixe
 from __future__ import annotations
 
 from collections.abc import Iterable
+from itertools import chain
 
 from transactions.errors import X12WriteError
 from transactions.reader import ISA_WIDTHS, NO_REPETITION
@@ -88,9 +89,59 @@ def _format_isa(segment: Segment, d: Delimiters) -> str:
 
 
 def serialize(segments: Iterable[Segment], delimiters: Delimiters, *, newline: str = "") -> bytes:
-    """Segments as bytes; ``newline`` (e.g. ``"\\n"`` or ``"\\r\\n"``) is written after each terminator."""
+    """Segments as bytes; ``newline`` (e.g. ``"\\n"`` or ``"\\r\\n"``) is written after each terminator.
+
+    Written in bulk (:func:`_bulk_text`); when that finds a value holding a delimiter, or a segment
+    source fails part-way, the segments are written one by one (:func:`_each_text`) so the error raised
+    is the one for the first offending segment, as if they had been written in order.
+    """
     if newline and delimiters.all().intersection(newline):
         raise X12WriteError("newline characters may not be delimiters")
     end = delimiters.segment + newline
-    text = "".join(format_segment(s, delimiters) + end for s in segments)
+    seen: list[Segment] = []
+    try:
+        seen.extend(segments)
+    except Exception:
+        _each_text(seen, delimiters, end)  # a writer error before the failure is raised first
+        raise
+    try:
+        text = _bulk_text(seen, delimiters, end)
+    except X12WriteError:
+        text = None
+    if text is None:
+        text = _each_text(seen, delimiters, end)
     return text.encode("utf-8", "surrogateescape")
+
+
+def _each_text(segments: Iterable[Segment], d: Delimiters, end: str) -> str:
+    """The reference form: each segment checked and written on its own, in order."""
+    return "".join(format_segment(s, d) + end for s in segments)
+
+
+def _bulk_text(segments: list[Segment], d: Delimiters, end: str) -> str | None:
+    """Every segment written without per-segment checks, then all plain values checked at once.
+
+    Plain segments (every element a string) are joined and right-stripped of element separators, which
+    trims the trailing empty elements only if no value holds a separator; so all their values are then
+    searched for any delimiter in one pass, and None (write one by one) when one holds any. The others
+    (ISA, composites, repetitions) take :func:`format_segment` with its own checks.
+    """
+    sep = d.element
+    lines: list[str] = []
+    plain: list[tuple[Element, ...]] = []
+    for s in segments:
+        tag, elements = s.tag, s.elements
+        if tag != "ISA":
+            try:
+                lines.append(f"{tag}{sep}{sep.join(elements)}".rstrip(sep))  # type: ignore[arg-type]
+            except TypeError:  # a composite or repetition
+                pass
+            else:
+                plain.append(elements)
+                continue
+        lines.append(format_segment(s, d))
+    values = "".join(chain.from_iterable(plain))  # type: ignore[arg-type]  # plain: strings only
+    if any(c in values for c in (sep, d.component, d.repetition, d.segment)):
+        return None
+    lines.append("")
+    return end.join(lines)

@@ -25,7 +25,8 @@ class HLCheck:
 
     def see(self, node: SegNode, segment: Segment, position: int) -> None:
         loop = node.innermost
-        hl_id, parent, level, child_code = (segment.get(i) for i in (1, 2, 3, 4))
+        get = segment.get
+        hl_id, parent, level, child_code = get(1), get(2), get(3), get(4)
         if hl_id != str(len(self.levels) + 1):
             self._err(position, loop, "HL01", 1, "628", "hierarchical id number out of sequence")
         allowed = node.parent.hl_parent_codes
@@ -90,8 +91,8 @@ class Instance:
     def __init__(self, loop: LoopNode, start: int, *, whole: bool) -> None:
         self.loop = loop
         self.start = start
-        self.uses: dict[int, int] = {}
-        self.children: set[int] = set()
+        self.uses: dict[SegNode, int] = {}  # nodes hash by identity: no id() call per segment
+        self.children: set[LoopNode] = set()
         self.whole = whole
 
 
@@ -115,7 +116,7 @@ class UseCounter:
         stack = self.stack
         if not found.is_first and stack and stack[-1].loop is loop:  # the common case: same instance
             uses = stack[-1].uses
-            uses[id(found)] = uses.get(id(found), 0) + 1
+            uses[found] = uses.get(found, 0) + 1
             return NONE_CLOSED
         closed: list[Instance] = []
         if found.is_first:
@@ -126,7 +127,7 @@ class UseCounter:
                 top = stack[-1]
                 cur: LoopNode | None = loop
                 while cur is not None and cur is not top.loop:
-                    top.children.add(id(cur))
+                    top.children.add(cur)
                     cur = cur.parent
             stack.append(Instance(loop, position, whole=True))
         else:
@@ -137,7 +138,7 @@ class UseCounter:
             if not stack or stack[-1].loop is not loop:
                 stack.append(Instance(loop, position, whole=False))
         uses = stack[-1].uses
-        uses[id(found)] = uses.get(id(found), 0) + 1
+        uses[found] = uses.get(found, 0) + 1
         return closed
 
     def finish(self) -> list[Instance]:
@@ -147,29 +148,36 @@ class UseCounter:
     def overcount(self, f: Finding, found: SegNode, position: int) -> bool:
         if f.code != "5" or f.position != position or f.element is not None or not self.stack:
             return False
-        return self.stack[-1].uses.get(id(found), 0) <= found.max_repeat
+        return self.stack[-1].uses.get(found, 0) <= found.max_repeat
 
 
-def missing_parts(inst: Instance, position: int, findings: list[Finding]) -> list[Finding]:
-    """IK304 3 for required segments and loops an ended loop instance lacks (HL loops left to HL checks)."""
+def missing_parts(
+    inst: Instance, position: int, findings: list[Finding], more: list[Finding] | None = None
+) -> list[Finding]:
+    """IK304 3 for required segments and loops an ended loop instance lacks (HL loops left to HL checks);
+    one already reported since the instance began (in ``findings`` or ``more``) is not repeated."""
     if not inst.whole:
         return []
     out: list[Finding] = []
     for kid in inst.loop.required_kids:
         if isinstance(kid, SegNode):
-            if inst.uses.get(id(kid)):
+            if inst.uses.get(kid):
                 continue
             seg_id, name, loop_id = kid.id, kid.name, kid.innermost
-        elif id(kid) not in inst.children:
+        elif kid not in inst.children:
             first = kid.first_seg
             assert first is not None  # noqa: S101 - required_kids holds only loops with a first segment
             seg_id, name, loop_id = first.id, f"loop {kid.id} ({kid.name})", kid.id
         else:
             continue
-        if any(f.segment == seg_id and f.code == "3" and f.position >= inst.start for f in findings):
+        if _reported(seg_id, inst.start, findings) or (more and _reported(seg_id, inst.start, more)):
             continue
         out.append(Finding(seg_id, position, loop_id, "3", f"{SEGMENT_CODES['3']}: {name}"))
     return out
+
+
+def _reported(seg_id: str, start: int, findings: list[Finding]) -> bool:
+    return any(f.segment == seg_id and f.code == "3" and f.position >= start for f in findings)
 
 
 class LXCheck:

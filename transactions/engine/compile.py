@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from transactions.engine.elements import check_composite, check_element
+from transactions.engine.elements import check_composite, check_element, syntax_rule
 from transactions.engine.tables import (
     MAXINT,
     Child,
@@ -112,6 +112,13 @@ def _checked_when_missing(kid: Node) -> bool:
     return isinstance(kid, SegNode) or (kid.first_seg is not None and kid.first_seg.id != "HL")
 
 
+def _clean_codes(spec: ElementSpec, icvn: str) -> frozenset[str]:
+    """The values the map itself names for ``spec`` (its codes, external codes, and the empty value)
+    that :func:`check_element` passes without an error. Map data only, never a value read from a file."""
+    candidates = {"", *(spec.codes or ()), *(spec.external or ())}
+    return frozenset(v for v in candidates if v is not None and not check_element(spec, v, icvn))
+
+
 class _Compiler:
     def __init__(self, imap: Any, repeats: dict[str, int]) -> None:
         self.imap = imap
@@ -134,12 +141,17 @@ class _Compiler:
         for seg in self.segments.values():
             for c in seg.children:
                 memos += [c.memo] if isinstance(c, ElementSpec) else [k.memo for k in c.children]
+        icvn = imap.icvn or "00401"
+        for seg in self.segments.values():
+            for c in seg.children:
+                for spec in [c] if isinstance(c, ElementSpec) else c.children:
+                    spec.ok = _clean_codes(spec, icvn)
         return CompiledMap(
             root,
             self.segments[id(gs)],
             _key(gs_loop),
             known,
-            imap.icvn or "00401",
+            icvn,
             dict(self.repeats),
             tuple(memos),
         )
@@ -186,6 +198,7 @@ class _Compiler:
             _loop_path(pnode),
             eq_key=eq_key,
         )
+        seg.rules = tuple(syntax_rule(syn) for syn in seg.syntax)
         seg.innermost = seg.loops[-1] if seg.loops else None
         seg.element_names = tuple(c.name for c in seg.children)
         seg.has_composite = any(isinstance(c, CompositeSpec) for c in seg.children)
@@ -196,6 +209,9 @@ class _Compiler:
             c.absent = tuple(
                 check_composite(c, None, "") if isinstance(c, CompositeSpec) else check_element(c, None, "")
             )
+        seg.absent_after = tuple(
+            tuple(e for c in seg.children[n:] for e in c.absent) for n in range(len(seg.children) + 1)
+        )
         if seg.id == "HL" and not parent.is_root:
             parent.hl_parent_codes = _parent_levels(pnode)
         self.segments[id(pnode)] = seg

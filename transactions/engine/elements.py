@@ -8,6 +8,7 @@ first occurrence, trailing empty components and elements dropped. :func:`view` b
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from transactions.engine.tables import MAXINT, CompositeSpec, ElementSpec, SegNode
 from transactions.segment import Element, Repetition, Segment
@@ -25,6 +26,10 @@ _REC_R = re.compile(r"^-?[0-9]*(\.[0-9]+)?", re.S | re.ASCII)
 _REC_ID_E = re.compile(r"""[^A-Z0-9!"&'()*+,\-\./:;?= a-z%~@\[\]_{}\\|<>#$]""", re.S | re.ASCII)
 _REC_ID_E5 = re.compile(r"""[^A-Z0-9!"&'()*+,\-\./:;?= a-z%~@\[\]_{}\\|<>^`#$]""", re.S | re.ASCII)
 _REC_DIGITS = re.compile(r"[^0-9]+", re.S | re.ASCII)
+# The characters the two ID/AN patterns accept (only ASCII ones: a negated class matches anything else),
+# for ``str.strip``: a value is valid when stripping them leaves nothing, with no regex per value.
+_ID_CHARS = "".join(c for c in map(chr, range(128)) if not _REC_ID_E.search(c))
+_ID_CHARS_5 = "".join(c for c in map(chr, range(128)) if not _REC_ID_E5.search(c))
 _DATE_TYPES = ("RD8", "DT", "D8", "D6")
 _DTP_TYPES = ("RD8", "D8", "D6", "DT", "TM")
 
@@ -119,15 +124,14 @@ def valid_type(val: str, data_type: str | None, icvn: str) -> bool:  # noqa: PLR
     """pyx12's ``IsValidDataType`` with the extended character set (its default)."""
     if not data_type:
         return True
-    if data_type[0] == "N":
-        m = _REC_N.search(val)
-        return m is not None and m.group(0) == val
+    if data_type[0] == "N":  # -?[0-9]+ and nothing else
+        digits = val[1:] if val[:1] == "-" else val
+        return digits.isascii() and digits.isdigit()
     if data_type == "R":
         m = _REC_R.search(val)
         return m is not None and m.group(0) == val
     if data_type in ("ID", "AN"):
-        rec = _REC_ID_E5 if icvn == "00501" else _REC_ID_E
-        return rec.search(val) is None
+        return not val.strip(_ID_CHARS_5 if icvn == "00501" else _ID_CHARS)
     if data_type == "RD8":
         if "-" not in val:
             return False
@@ -201,8 +205,15 @@ def check_composite(spec: CompositeSpec, value: Value | None, icvn: str) -> list
     kids = spec.children
     if len(comps) > len(kids):
         errors.append(("3", None, spec.refdes))
+    n = len(comps)
     for i, kid in enumerate(kids):
-        errors += check_element(kid, comps[i] if i < len(comps) else None, icvn)
+        if i >= n:  # absent: check_element(kid, None) without the call
+            if kid.required_when_empty:
+                errors.append(("1", kid, kid.id))
+            continue
+        value = comps[i]
+        if value not in kid.ok and not clean(kid, value, icvn):
+            errors += check_element(kid, value, icvn)
     return errors
 
 
@@ -214,26 +225,56 @@ SEGMENT_MEMO_LIMIT = 256
 
 
 def element_value_errors(spec: ElementSpec, value: Value, icvn: str) -> tuple[EleErr, ...]:
-    """``check_element`` of a present value, remembered per spec: the result depends on nothing else."""
+    """``check_element`` of a present value, remembered per spec: the result depends on nothing else.
+    A value :func:`clean` passes has none and skips the full check."""
     if isinstance(value, tuple):
         return (("6", spec, spec.id),)
     memo = spec.memo
     found = memo.get(value)
     if found is None:
-        found = tuple(check_element(spec, value, icvn))
+        found = () if clean(spec, value, icvn) else tuple(check_element(spec, value, icvn))
         if len(memo) < MEMO_LIMIT:
             memo[value] = found
     return found
 
 
-def check_segment(node: SegNode, tag: str, values: View, icvn: str) -> tuple[EleErr, ...]:
+def clean(spec: ElementSpec, value: str, icvn: str) -> bool:  # noqa: PLR0911 - one exit per rule
+    """True only when :func:`check_element` (without a type list) finds nothing: the common case in one
+    pass of str methods and set lookups, no list built. Anything doubtful answers False, and the full
+    check decides (so this may be stricter, never looser)."""
+    if not value:
+        return not spec.required_when_empty
+    if spec.usage == "N":
+        return False
+    n = len(value) - value.count("-") - value.count(".") if spec.numeric else len(value)
+    if n < spec.min_len or n > spec.max_len or not value.isprintable():  # printable: no control char
+        return False
+    if spec.trailing_checked and value[-1] == " ":
+        return False
+    codes = spec.codes
+    if codes is not None and value not in codes and not spec.external_any:
+        external = spec.external
+        if external is None or value not in external:
+            return False
+    dt = spec.data_type
+    if dt in {"ID", "AN"}:  # valid_type's rule for the two commonest types, without the call
+        if value.strip(_ID_CHARS_5 if icvn == "00501" else _ID_CHARS):
+            return False
+    elif not valid_type(value, dt, icvn):
+        return False
+    return spec.regex is None or spec.regex.search(value) is not None
+
+
+def check_segment(node: SegNode, tag: str, values: View, icvn: str) -> Sequence[EleErr]:
     """pyx12's ``segment_if.is_valid_errors`` over a :func:`view` of the segment, remembered per node
     and values (bounded; the result depends on nothing else)."""
+    if not MEMO_LIMIT:  # memos off: not even a lookup (it hashes every value of the segment)
+        return _check_segment(node, tag, values, icvn)
     memo = node.memo
     found = memo.get(values)
     if found is None:
         found = tuple(_check_segment(node, tag, values, icvn))
-        if len(memo) < SEGMENT_MEMO_LIMIT and MEMO_LIMIT:
+        if len(memo) < SEGMENT_MEMO_LIMIT:
             memo[values] = found
     return found
 
@@ -246,26 +287,42 @@ def _check_segment(node: SegNode, tag: str, values: View, icvn: str) -> list[Ele
     n = len(values)
     if n > len(kids):
         errors.append(("3", None, "%02i" % (len(kids) + 1)))  # noqa: UP031 - pyx12's refdes format
+    memo_on = MEMO_LIMIT
     for kid, value in zip(kids, values, strict=False):
-        if isinstance(kid, CompositeSpec):
+        if kid.__class__ is CompositeSpec:
             errors += check_composite(kid, value, icvn)
-        else:
-            found = element_value_errors(kid, value, icvn)
+        elif value in kid.ok:  # type: ignore[union-attr]  # an ElementSpec: a code it accepts, done
+            continue
+        elif memo_on or value.__class__ is not str or not clean(kid, value, icvn):  # type: ignore[arg-type]
+            found = element_value_errors(kid, value, icvn)  # type: ignore[arg-type]  # an ElementSpec
             if found:
                 errors += found
-    for kid in kids[n:]:
-        if kid.absent:
-            errors += kid.absent
-    if node.syntax:
+    if n < len(kids):
+        errors += node.absent_after[n]
+    if node.rules:
         _syntax_errors(node, values, errors)
     return errors
 
 
+def _typed_errors(spec: ElementSpec, value: Value, icvn: str, type_list: list[str]) -> list[EleErr]:
+    """``check_element`` with a type list: for a non-empty value :func:`clean` passes, only the type
+    list's own errors can remain (they come after every other check but the regex, which clean passed).
+    An empty value returns before the type list is read, so it takes the full check."""
+    if value and value.__class__ is str and clean(spec, value, icvn):
+        return _type_list_errors(spec, value, type_list) if type_list else []
+    return check_element(spec, value, icvn, type_list)
+
+
 def _syntax_errors(node: SegNode, values: View, errors: list[EleErr]) -> None:
-    for syn in node.syntax:
-        code = _syntax(syn, values)
+    n = len(values)
+    for kind, idx, refdes in node.rules:
+        if kind in ("P", "R", "E", "C", "L"):
+            present = [s <= n and values[s - 1] != "" for s in idx]
+            code = _relation(kind, present)
+        else:  # a rule of fewer than three parts, or an unknown kind: a fixed code
+            code = kind
         if code is not None:
-            errors.append((code, None, str(syn[1]) if len(syn) > 1 else None))
+            errors.append((code, None, refdes))
 
 
 def _check_special(node: SegNode, tag: str, values: View, icvn: str) -> list[EleErr]:
@@ -284,43 +341,47 @@ def _check_special(node: SegNode, tag: str, values: View, icvn: str) -> list[Ele
             errors += check_composite(kid, value, icvn)
             continue
         if i >= n:
-            errors += check_element(kid, None, icvn)
+            errors += kid.absent  # check_element(kid, None), fixed per spec
             continue
         if i == 1 and tag == "DTP" and value in _DTP_TYPES:
             dtype = [value]
         if kid.data_ele == "1250":
             type_list.extend(c for c in kid.valid_codes if c is not None)
         if i == 2 and tag == "DTP":
-            errors += check_element(kid, value, icvn, dtype)
+            errors += _typed_errors(kid, value, icvn, dtype)  # type: ignore[arg-type]  # present here
         elif kid.data_ele == "1251" and type_list:
-            errors += check_element(kid, value, icvn, type_list)
+            errors += _typed_errors(kid, value, icvn, type_list)  # type: ignore[arg-type]  # present here
         else:
             errors += element_value_errors(kid, value, icvn)  # type: ignore[arg-type]  # present here
-    if node.syntax:
+    if node.rules:
         _syntax_errors(node, values, errors)
     return errors
 
 
-def _syntax(syn: tuple[int | str, ...], values: View) -> str | None:  # noqa: PLR0911 - one rule per X12 relational condition
-    """The IK403 code of a violated relational condition (P, R, C, L, E), else None."""
+def syntax_rule(syn: tuple[int | str, ...]) -> tuple[str, tuple[int, ...], str | None]:
+    """A map's relational condition compiled once: (kind, element positions, IK404 refdes). A rule of
+    fewer than three parts, or of an unknown kind, keeps the fixed IK403 code in place of its kind."""
+    refdes = str(syn[1]) if len(syn) > 1 else None
     if len(syn) < 3:
-        return "10" if syn[0] == "E" else "2"
-    kind = syn[0]
-    idx = [int(s) for s in syn[1:]]
-    n = len(values)
-    present = [s <= n and values[s - 1] != "" for s in idx]
+        return ("10" if syn[0] == "E" else "2"), (), refdes
+    kind = str(syn[0])
+    if kind not in ("P", "R", "E", "C", "L"):
+        return "2", (), refdes
+    return kind, tuple(int(s) for s in syn[1:]), refdes
+
+
+def _relation(kind: str, present: list[bool]) -> str | None:
+    """The IK403 code of a violated relational condition (P, R, C, L, E), else None."""
     count = sum(present)
     if kind == "P":
-        return "2" if count not in (0, len(idx)) else None
+        return "2" if count not in (0, len(present)) else None
     if kind == "R":
         return "2" if count == 0 else None
     if kind == "E":
         return "10" if count > 1 else None
     if kind == "C":
-        return "2" if present[0] and sum(present[1:]) != len(idx) - 1 else None
-    if kind == "L":
-        return "2" if present[0] and not any(present[1:]) else None
-    return "2"
+        return "2" if present[0] and sum(present[1:]) != len(present) - 1 else None
+    return "2" if present[0] and not any(present[1:]) else None  # L
 
 
 __all__ = [

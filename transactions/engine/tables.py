@@ -40,6 +40,9 @@ class ElementSpec:
     composite_seq: int = 0  # the enclosing composite's position (0: a simple element of the segment)
     absent: tuple[Any, ...] = ()  # the errors of this element when it is absent (fixed per spec)
     memo: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # value -> its errors (bounded)
+    # The map's own codes (and "") this element accepts without an error, found once when compiling by
+    # the full check: most elements are qualifiers, and one set lookup settles them.
+    ok: frozenset[str] = frozenset()
 
     def is_composite(self) -> bool:
         return False
@@ -86,6 +89,8 @@ class SegNode:
     has_composite: bool = False
     element_names: tuple[str, ...] = ()
     special: bool = False  # DTP02/DTP03 or a 1250/1251 pair: element checks that read a neighbour
+    rules: tuple[tuple[str, tuple[int, ...], str | None], ...] = ()  # syntax compiled (elements.syntax_rule)
+    absent_after: tuple[tuple[Any, ...], ...] = ()  # [n]: the errors of children n+1.. when absent
     memo: dict[tuple[Any, ...], tuple[Any, ...]] = field(default_factory=dict)  # values -> errors
 
     def is_segment(self) -> bool:
@@ -118,7 +123,7 @@ class LoopNode:
     kid_segment_ids: frozenset[str] = frozenset()
     ancestors: frozenset[int] = frozenset()  # id() of every enclosing loop and the root
     required_kids: tuple[Node, ...] = ()  # usage R kids a closed instance must hold (HL loops left out)
-    tails: dict[int, tuple[Node, ...]] = field(default_factory=dict)  # from position -> children
+    tails: dict[int, Tail] = field(default_factory=dict)  # from position -> children (built when needed)
 
     def is_segment(self) -> bool:
         return False
@@ -128,6 +133,34 @@ class LoopNode:
 
 
 Node = SegNode | LoopNode
+
+
+@dataclass(frozen=True, slots=True)
+class Tail:
+    """A loop's children from one map position on, with what lets a scan try only the children whose
+    segment id is the segment's: per id, the indexes of the children that could match it (a segment,
+    or a loop whose first segment has that id), all before the first wrapper loop (one without a first
+    segment, whose child loops decide); and the required children (index, counter key, node noted as
+    missing) so the ones passed over are still noted, in order."""
+
+    nodes: tuple[Node, ...]
+    candidates: dict[str, tuple[int, ...]]
+    stop: int  # index of the first wrapper loop (len(nodes) when there is none)
+    required: tuple[tuple[int, str, SegNode], ...]
+
+
+def make_tail(nodes: tuple[Node, ...]) -> Tail:
+    wrappers = (i for i, n in enumerate(nodes) if isinstance(n, LoopNode) and n.first_seg is None)
+    stop = next(wrappers, len(nodes))
+    candidates: dict[str, list[int]] = {}
+    required: list[tuple[int, str, SegNode]] = []
+    for i, n in enumerate(nodes[:stop]):
+        first = n if isinstance(n, SegNode) else n.first_seg
+        assert first is not None  # noqa: S101 - wrapper loops end the indexed part
+        candidates.setdefault(first.id, []).append(i)
+        if n.usage == "R":
+            required.append((i, n.key, first))
+    return Tail(nodes, {k: tuple(v) for k, v in candidates.items()}, stop, tuple(required))
 
 
 @dataclass(frozen=True, slots=True)

@@ -106,6 +106,8 @@ def repetition_findings(seg: SegNode, segment: Segment, position: int, cmap: Com
                     )
                 )
                 continue
+            if occurrence in child.ok:  # one of the map's codes that checks clean
+                continue
             errs = element_value_errors(child, occurrence, cmap.icvn)
             out += [element_finding(e, seg, segment, position, repetition=rep_index) for e in errs]
     return out
@@ -142,7 +144,7 @@ def trim_composites(seg: SegNode, segment: Segment, position: int) -> tuple[Segm
     return (Segment(segment.tag, tuple(values)) if findings else segment), findings
 
 
-def element_errors(found: SegNode, tag: str, values: View, icvn: str) -> tuple[EleErr, ...]:
+def element_errors(found: SegNode, tag: str, values: View, icvn: str) -> Sequence[EleErr]:
     """Element errors against the node; a same-id sibling the segment fits without errors wins."""
     errors = check_segment(found, tag, values, icvn)
     if not errors:
@@ -195,15 +197,16 @@ class _SetWalk:
         values, plain = view(segment)
         start = self.node
         found, errors = self.walker.walk(start, tag, values, position)
-        walk_findings = [self._walk_finding(e, tag, start, position) for e in errors] if errors else []
+        walk_findings = [self._walk_finding(e, tag, start, position) for e in errors] if errors else None
         if found is None:
-            self.findings += walk_findings
+            self.findings += walk_findings or ()
             return
         self.node = found
-        closed = self.counts.see(found, position)
-        for inst in closed:
+        for inst in self.counts.see(found, position):
             if inst.whole:
-                walk_findings += missing_parts(inst, position, self.findings + walk_findings)
+                missing = missing_parts(inst, position, self.findings, walk_findings)
+                if missing:
+                    walk_findings = missing if walk_findings is None else walk_findings + missing
         if walk_findings:
             counts = self.counts
             self.findings += [f for f in walk_findings if not counts.overcount(f, found, position)]
@@ -230,7 +233,7 @@ class _SetWalk:
                 findings.append(f)
         if not plain and any(isinstance(v, Repetition) for v in segment.elements):
             findings += repetition_findings(found, segment, position, self.cmap)
-        if found.is_first:
+        if found.is_first and (found.parent.has_lx_loop or tag == "LX"):  # else LXCheck.see does nothing
             findings += self.lx.see(found, segment, position)
         if tag == "HL":
             self.hl.see(found, segment, position)

@@ -9,9 +9,10 @@ qualifier the compiled node names. Errors are the same codes on the same nodes, 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import islice
 
 from transactions.engine.elements import View, is_match
-from transactions.engine.tables import LoopNode, Node, SegNode
+from transactions.engine.tables import LoopNode, Node, SegNode, Tail, make_tail
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,9 +56,12 @@ class Walker:
         counts = self.counts
         if loop is None:
             stale = [k for k in counts if _is_child_key(key, k)]
-        else:
+        else:  # whichever of the two is smaller is scanned; the keys dropped are the same
             desc = loop.descendant_keys
-            stale = [k for k in counts if k in desc]
+            if len(desc) < len(counts):
+                stale = [k for k in desc if k in counts]
+            else:
+                stale = [k for k in counts if k in desc]
         for k in stale:
             del counts[k]
 
@@ -83,14 +87,57 @@ class Walker:
 
     def _scan(self, loop: LoopNode, node_pos: int) -> SegNode | object | None:
         """Children of ``loop`` from map position ``node_pos`` on, in order; the first that matches
-        (:data:`MISS` when none does). The id comparisons are inlined: most children are rejected on
-        the segment id alone (a required one not yet seen is noted as missing, as pyx12 does)."""
+        (:data:`MISS` when none does). A required child not yet seen that is passed over is noted as
+        missing, as pyx12 does. Up to the first wrapper loop only the children with the segment's id
+        are tried (:meth:`_scan_candidates`); from there on each child in turn."""
         tail = loop.tails.get(node_pos)
         if tail is None:
-            tail = loop.tails[node_pos] = tuple(c for pos, g in loop.groups if pos >= node_pos for c in g)
+            nodes = tuple(c for pos, g in loop.groups if pos >= node_pos for c in g)
+            tail = loop.tails[node_pos] = make_tail(nodes)
+        found = self._scan_candidates(loop, tail)
+        if found is not MISS or tail.stop == len(tail.nodes):
+            return found
+        return self._scan_each(loop, tail.nodes, tail.stop)
+
+    def _scan_candidates(self, loop: LoopNode, tail: Tail) -> SegNode | object | None:
+        """The children before the first wrapper loop: those with the segment's id tried in order, the
+        required ones between them noted missing exactly as a one-by-one scan rejecting them would."""
+        required = tail.required
+        r = 0
+        for i in tail.candidates.get(self.tag, ()):
+            r = self._note_required(required, r, i)
+            if r < len(required) and required[r][0] == i:
+                r += 1  # the candidate's own note, if any, is made by its own try below
+            child = tail.nodes[i]
+            if child.__class__ is SegNode:
+                found = self._try_segment(loop, child)
+                if found is not MISS:
+                    return found
+                continue
+            first = child.first_seg  # type: ignore[union-attr]  # a loop with a first segment here
+            if is_match(first, self.tag, self.values, self.component):  # type: ignore[arg-type]
+                return self._enter(child, first)  # type: ignore[arg-type]
+            if child.usage == "R" and self.counts.get(child.key, 0) < 1:
+                self.missing.append((first, self.seg_count))  # type: ignore[arg-type]
+        self._note_required(required, r, tail.stop)
+        return MISS
+
+    def _note_required(self, required: tuple[tuple[int, str, SegNode], ...], r: int, end: int) -> int:
+        """Note the required children from ``required[r]`` up to index ``end`` that were never seen;
+        returns where the next call goes on."""
+        counts = self.counts
+        while r < len(required) and required[r][0] < end:
+            _, key, first = required[r]
+            if counts.get(key, 0) < 1:
+                self.missing.append((first, self.seg_count))
+            r += 1
+        return r
+
+    def _scan_each(self, loop: LoopNode, nodes: tuple[Node, ...], start: int) -> SegNode | object | None:
+        """Children from ``start`` on, one by one (most rejected on the segment id alone)."""
         tag = self.tag
         counts = self.counts
-        for child in tail:
+        for child in islice(nodes, start, None):
             if child.__class__ is SegNode:
                 if child.id != tag:
                     if child.usage == "R" and counts.get(child.key, 0) < 1:
@@ -117,9 +164,10 @@ class Walker:
                 return self._goto(loop)  # the segment opens its loop again
             self._incr(child.key)
             self._check_seg_usage(child)
-            eq = child.eq_key
-            self.missing = [m for m in self.missing if m[0].eq_key != eq]
-            self._flush(child.pos)
+            if self.missing:
+                eq = child.eq_key
+                self.missing = [m for m in self.missing if m[0].eq_key != eq]
+                self._flush(child.pos)
             return child
         if child.usage == "R" and self.counts.get(child.key, 0) < 1:
             self.missing.append((child, self.seg_count))
@@ -137,6 +185,8 @@ class Walker:
             self.errors.append(SegErr("5", seg, self.tag, self.seg_count))
 
     def _flush(self, cur_pos: int | None = None) -> None:
+        if not self.missing:
+            return
         keep: list[_Missing] = []
         for m in self.missing:
             if m[0].pos != cur_pos:
