@@ -3,6 +3,7 @@ the payer dropped while it sat idle is replaced without losing or doubling the c
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -92,3 +93,14 @@ def test_a_stopped_payer_answers_nothing_on_a_kept_connection(rig: CoreRig) -> N
     assert send_realtime(ctx, rid, budget_seconds=BUDGET) is False
     assert request_state(ctx, rid) == RequestState.QUEUED
     assert len(server.received) == 1
+
+
+def test_the_simulated_payer_sends_without_nagle_delay(rig: CoreRig) -> None:
+    """The simulator's connections run with TCP_NODELAY: its headers and body are two writes, and on a
+    kept-alive link Nagle would hold the body for the client's delayed ACK (~40 ms billed to us)."""
+    server = rig.server()
+    ctx = rig.context(server)
+    _send(ctx, "NAGLE-1")
+    sockets = list(server._open)
+    assert sockets
+    assert all(s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) for s in sockets)
