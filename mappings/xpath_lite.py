@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from mappings.segtree import Node
+from mappings.segtree import STRUCTURE, Node
 from transactions.segment import Repetition, Segment
 
 Value = list[Node] | str | float | bool
@@ -206,9 +206,9 @@ def _structure_of(doc: Node) -> list[Node]:
     cache = doc.cache
     if cache is None:
         cache = doc.cache = {}
-    found = cache.get("structure")
+    found = cache.get(STRUCTURE)
     if found is None:
-        found = cache["structure"] = [doc]
+        found = cache[STRUCTURE] = [doc]
         _descendants(doc, found, True)
     return found
 
