@@ -872,9 +872,14 @@ def _xround(x: float) -> float:
 
 
 def _substring(s: str, start: float, length: float | None) -> str:
+    """XPath's substring: the characters at positions ``p`` (from 1) with ``first <= p < end``, cut
+    as one slice (NaN bounds, as ``-inf + inf``, take nothing)."""
     first = _xround(start)
     end = math.inf if length is None else first + _xround(length)
-    return "".join(ch for p, ch in enumerate(s, 1) if first <= p < end)
+    if math.isnan(first) or math.isnan(end):
+        return ""
+    low, high = max(first, 1.0), min(end, len(s) + 1.0)
+    return s[int(low) - 1 : int(high) - 1] if low < high else ""
 
 
 def _context_or(args: list[Expr]) -> Expr:
