@@ -59,6 +59,11 @@ class Node:
         out.extend(_attr(self, name, value, -1) for name, value in self.attrs)
         return out
 
+    def id_attribute(self) -> Node:
+        """The ``id`` attribute node alone (what ``@id`` selects), the first of :meth:`attributes`."""
+        assert self.id is not None  # noqa: S101 - callers ask nodes that have one
+        return _attr(self, "id", self.id, -2)
+
     def root(self) -> Node:
         node = self
         while node.parent is not None:

@@ -74,12 +74,21 @@ def _tokens(expr: str) -> list[tuple[str, str]]:
 
 def doc_order(nodes: list[Node]) -> list[Node]:
     """Nodes without duplicates, in document order."""
+    if len(nodes) < 2:
+        return nodes[:]
     return sorted({n.key: n for n in nodes}.values(), key=lambda n: n.key)
+
+
+def _doc_key(n: Node) -> tuple[int, ...]:
+    return n.key
 
 
 def to_string(v: Value) -> str:
     if isinstance(v, list):
-        return doc_order(v)[0].string_value() if v else ""
+        if not v:
+            return ""
+        first = v[0] if len(v) == 1 else min(v, key=_doc_key)  # the first in document order
+        return first.string_value()
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, float):
@@ -803,7 +812,7 @@ class _Parser:
 
 
 def _id_attribute(ctx: Node) -> Value:
-    return ctx.attributes()[:1] if ctx.id is not None and ctx.kind != "attr" else []
+    return [ctx.id_attribute()] if ctx.id is not None and ctx.kind != "attr" else []
 
 
 _id_attribute.nodeset = True  # type: ignore[attr-defined]
