@@ -278,6 +278,7 @@ def _child_by_id(axis: str, test: str, preds: list[Pred]) -> NodeFn | None:
             found = [n for i, n in enumerate(found, 1) if pred(n, i)]
         return found
 
+    run.self_kept = not rest  # type: ignore[attr-defined]  # already kept on its node: see _kept
     return run
 
 
@@ -285,7 +286,7 @@ def _kept(axis: str, text: str, step: NodeFn, test: str) -> NodeFn:
     """A loop or segment step whose result is kept on its input node under the step's text: the
     paths of a record repeat the same steps (``loop[@id='2100C' or @id='2100D']``) from the same
     nodes. Element and attribute steps are not kept (each field reads its own)."""
-    if axis == "attribute" or test in ("ele", "comp", "subele"):
+    if axis == "attribute" or test in ("ele", "comp", "subele") or getattr(step, "self_kept", False):
         return step
     key = f"step:{axis}:{text}"
 
