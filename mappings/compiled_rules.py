@@ -23,6 +23,7 @@ from mappings.xpath_lite import (
     element_positions,
     element_texts,
 )
+from transactions.segment import Segment
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +49,7 @@ class FieldGroup:
 
     head: Callable[[Node], list[Node]] | None  # None: the context node itself
     fields: tuple[ElementField, ...]
+    by_tag: dict[str, tuple[tuple[str, bool, list[int]], ...]]  # (name, many, positions) per segment tag
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +93,7 @@ def _split(fields: tuple[FieldRule, ...]) -> tuple[tuple[FieldGroup, ...], tuple
             continue
         _, members = groups.setdefault(plan.key, (plan.head, []))
         members.append(ElementField(f.name, plan.ids, f.many, {}))
-    grouped = tuple(FieldGroup(head, tuple(members)) for head, members in groups.values())
+    grouped = tuple(FieldGroup(head, tuple(members), {}) for head, members in groups.values())
     return grouped, tuple(general)
 
 
@@ -154,11 +156,32 @@ def _read(nodes: list[Node], f: ElementField) -> list[str]:
     return values
 
 
+def _read_segment(segment: Segment, group: FieldGroup, out: dict[str, Any]) -> None:
+    """The group's fields from one segment (the common case: its head finds one segment), plain
+    values read in place, without a call per field."""
+    plan = group.by_tag.get(segment.tag)
+    if plan is None:
+        plan = group.by_tag[segment.tag] = tuple(
+            (f.name, f.many, element_positions(segment.tag, f.ids)) for f in group.fields
+        )
+    elements = segment.elements
+    size = len(elements)
+    for name, many, positions in plan:
+        if len(positions) == 1 and positions[0] <= size and type(value := elements[positions[0] - 1]) is str:
+            out[name] = ([value] if value else []) if many else (value or None)
+            continue
+        read = [t for i in positions for t in element_texts(segment, i)]
+        out[name] = read if many else (read[0] if read else None)
+
+
 def extract_fast(context: Node, rule: FastList) -> dict[str, Any]:
     """``mappings.engine.extract`` over a node: first path with a value wins, lists nest."""
     out: dict[str, Any] = dict.fromkeys(rule.names)
     for group in rule.groups:
         nodes = [context] if group.head is None else group.head(context)
+        if len(nodes) == 1 and nodes[0].segment is not None:
+            _read_segment(nodes[0].segment, group, out)
+            continue
         for e in group.fields:
             read = _read(nodes, e) if nodes else []
             out[e.name] = read if e.many else (read[0] if read else None)

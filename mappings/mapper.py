@@ -13,7 +13,7 @@ from mappings.compiled_rules import compiled_record, extract_records_fast
 from mappings.eligibility import eligibility_result
 from mappings.engine import RecordRule, extract_records, load_overrides, load_rules
 from mappings.records import AuthorizationRecord, ControlRef, EligibilityResult
-from mappings.segtree import Node, build_nodes
+from mappings.segtree import Node, build_nodes, release
 from transactions.document import build_tree, to_xml
 from transactions.findings import GroupReport, InterchangeReport, SetReport, set_validation
 from transactions.validation import ValidatedSet, Validation
@@ -84,6 +84,12 @@ class _SetForms:
             self._nodes = build_nodes(self.validated.placed, set_id=r.set_id, control_number=r.control_number)
         return self._nodes
 
+    def release(self) -> None:
+        """The node tree's links broken (``mappings.segtree.release``): it is not read again."""
+        if self._nodes is not None:
+            release(self._nodes)
+            self._nodes = None
+
     def xml(self) -> Any:
         if self._xml is None:
             r = self.validated.report
@@ -120,10 +126,13 @@ def map_set(
         return []
     rules = rules or default_rules()
     forms = _SetForms(validated)
-    field_sets = forms.extract(rules.default[rule_name])
-    payer_rules = rules.for_payer(field_sets[0].get("payer_id") if field_sets else None)
-    if payer_rules is not rules.default:
-        field_sets = forms.extract(payer_rules[rule_name])
+    try:
+        field_sets = forms.extract(rules.default[rule_name])
+        payer_rules = rules.for_payer(field_sets[0].get("payer_id") if field_sets else None)
+        if payer_rules is not rules.default:
+            field_sets = forms.extract(payer_rules[rule_name])
+    finally:
+        forms.release()
     control = ControlRef(interchange, group, report.control_number)
     return [_build(rule_name, f, control) for f in field_sets]
 

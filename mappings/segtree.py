@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from transactions.placed import Placed
 from transactions.segment import Composite, Repetition, Segment
 
+STRUCTURE = "structure"  # the document node's cache key for its structural nodes in document order
+
 
 class Node:
     """One node of the tree: ``kind`` is the XML tag (doc, transaction, loop, seg, ele, comp, subele,
@@ -56,6 +58,11 @@ class Node:
             out.append(_attr(self, "id", self.id, -2))
         out.extend(_attr(self, name, value, -1) for name, value in self.attrs)
         return out
+
+    def id_attribute(self) -> Node:
+        """The ``id`` attribute node alone (what ``@id`` selects), the first of :meth:`attributes`."""
+        assert self.id is not None  # noqa: S101 - callers ask nodes that have one
+        return _attr(self, "id", self.id, -2)
 
     def root(self) -> Node:
         node = self
@@ -126,6 +133,8 @@ def build_nodes(placed: Sequence[Placed], *, set_id: str, control_number: str) -
     root = Node("transaction", set_id, doc, (1,))
     root.attrs = (("control", control_number),)
     doc.kids = [root]
+    listing = [doc, root]  # every structural node as made: always the rightmost, so document order
+    doc.cache = {STRUCTURE: listing}  # what xpath_lite's descendant steps scan
     stack = [root]
     order = 1
     previous: tuple[str, ...] | None = None
@@ -133,16 +142,31 @@ def build_nodes(placed: Sequence[Placed], *, set_id: str, control_number: str) -
         target = p.loops
         if target != previous or p.starts_loop:  # else the same loop instance goes on
             previous = target
-            order = _open_loops(stack, target, p.starts_loop, order)
+            order = _open_loops(stack, target, p.starts_loop, order, listing)
         order += 1
         parent = stack[-1]
         seg = Node("seg", p.segment.tag, parent, (order,))
         seg.segment = p.segment
         parent.kids.append(seg)  # type: ignore[union-attr]  # loops always have kids
+        listing.append(seg)
     return root
 
 
-def _open_loops(stack: list[Node], target: tuple[str, ...], starts_loop: bool, order: int) -> int:
+def release(transaction: Node) -> None:
+    """Break the tree's parent/child and cache links once a set is mapped, so its nodes are freed
+    as soon as the last reference goes rather than left to the cyclic garbage collector, whose
+    passes over a growing heap cost a tenth of mapping time."""
+    doc = transaction.root()
+    listing = doc.cache.get(STRUCTURE, []) if doc.cache is not None else []
+    for node in listing:
+        for made in node.kids if node.kind == "seg" and node.kids else ():
+            made.parent = made.kids = made.cache = None
+        node.parent = node.kids = node.cache = None
+
+
+def _open_loops(
+    stack: list[Node], target: tuple[str, ...], starts_loop: bool, order: int, listing: list[Node]
+) -> int:
     """Close the loops ``target`` leaves and open the ones it enters; the last order number used."""
     depth = 0
     while depth < len(target) and depth + 1 < len(stack) and stack[depth + 1].id == target[depth]:
@@ -155,4 +179,5 @@ def _open_loops(stack: list[Node], target: tuple[str, ...], starts_loop: bool, o
         node = Node("loop", loop_id, stack[-1], (order,))
         stack[-1].kids.append(node)  # type: ignore[union-attr]  # loops always have kids
         stack.append(node)
+        listing.append(node)
     return order

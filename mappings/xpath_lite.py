@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from mappings.segtree import Node
+from mappings.segtree import STRUCTURE, Node
 from transactions.segment import Repetition, Segment
 
 Value = list[Node] | str | float | bool
@@ -74,12 +74,21 @@ def _tokens(expr: str) -> list[tuple[str, str]]:
 
 def doc_order(nodes: list[Node]) -> list[Node]:
     """Nodes without duplicates, in document order."""
+    if len(nodes) < 2:
+        return nodes[:]
     return sorted({n.key: n for n in nodes}.values(), key=lambda n: n.key)
+
+
+def _doc_key(n: Node) -> tuple[int, ...]:
+    return n.key
 
 
 def to_string(v: Value) -> str:
     if isinstance(v, list):
-        return doc_order(v)[0].string_value() if v else ""
+        if not v:
+            return ""
+        first = v[0] if len(v) == 1 else min(v, key=_doc_key)  # the first in document order
+        return first.string_value()
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, float):
@@ -206,9 +215,9 @@ def _structure_of(doc: Node) -> list[Node]:
     cache = doc.cache
     if cache is None:
         cache = doc.cache = {}
-    found = cache.get("structure")
+    found = cache.get(STRUCTURE)
     if found is None:
-        found = cache["structure"] = [doc]
+        found = cache[STRUCTURE] = [doc]
         _descendants(doc, found, True)
     return found
 
@@ -252,6 +261,8 @@ def _child_by_id(axis: str, test: str, preds: list[Pred]) -> NodeFn | None:
     rest = preds[1:]
     if test in ("ele", "comp") and axis == "child":
         return _element_by_id(test, ids, rest)
+    if test == "subele" and axis == "child" and not rest:
+        return _subele_by_id(ids)
 
     key = f"ids:{axis}:{test}:{sorted(ids)}"
 
@@ -267,6 +278,7 @@ def _child_by_id(axis: str, test: str, preds: list[Pred]) -> NodeFn | None:
             found = [n for i, n in enumerate(found, 1) if pred(n, i)]
         return found
 
+    run.self_kept = not rest  # type: ignore[attr-defined]  # already kept on its node: see _kept
     return run
 
 
@@ -274,7 +286,7 @@ def _kept(axis: str, text: str, step: NodeFn, test: str) -> NodeFn:
     """A loop or segment step whose result is kept on its input node under the step's text: the
     paths of a record repeat the same steps (``loop[@id='2100C' or @id='2100D']``) from the same
     nodes. Element and attribute steps are not kept (each field reads its own)."""
-    if axis == "attribute" or test in ("ele", "comp", "subele"):
+    if axis == "attribute" or test in ("ele", "comp", "subele") or getattr(step, "self_kept", False):
         return step
     key = f"step:{axis}:{text}"
 
@@ -308,6 +320,8 @@ def _element_by_id(test: str, ids: frozenset[str], rest: list[Pred]) -> NodeFn:
             found = [n for i, n in enumerate(found, 1) if pred(n, i)]
         return found
 
+    if test == "comp" and not rest:
+        run.comp_ids = ids  # type: ignore[attr-defined]  # for _subele_texts
     if test == "ele" and not rest:
         run.element_ids = ids  # type: ignore[attr-defined]  # for ElementPlan
 
@@ -327,6 +341,55 @@ def _element_by_id(test: str, ids: frozenset[str], rest: list[Pred]) -> NodeFn:
 
         run.texts = texts  # type: ignore[attr-defined]
     return run
+
+
+def _subele_by_id(ids: frozenset[str]) -> NodeFn:
+    """``subele[@id='SV101-02']`` on a ``comp`` node: its kids are made with it, so a plain scan."""
+
+    def run(node: Node) -> list[Node]:
+        return [n for n in node.children() if n.kind == "subele" and n.id in ids]
+
+    run.subele_ids = ids  # type: ignore[attr-defined]  # for _subele_texts
+    return run
+
+
+def _subele_texts(comp: NodeFn, ids_of_comp: frozenset[str], subele: NodeFn, ids: frozenset[str]) -> TextsFn:
+    """The texts ``comp[@id=...]/subele[@id=...]`` gives from a node, read from a segment's composites
+    in place (no ``comp`` or ``subele`` nodes made): components ``j`` of element ``i`` whose id
+    ``TAGii-jj`` is wanted, for each occurrence that is a composite of more than one component."""
+    by_tag: dict[str, list[tuple[int, list[int]]]] = {}
+
+    def texts(node: Node) -> list[str]:
+        segment = node.segment
+        if segment is None:
+            return [t for c in comp(node) for n in subele(c) if (t := n.text)]
+        wanted = by_tag.get(segment.tag)
+        if wanted is None:
+            wanted = by_tag[segment.tag] = _subele_positions(segment.tag, ids_of_comp, ids)
+        out: list[str] = []
+        elements = segment.elements
+        for i, components in wanted:
+            if i > len(elements) or type(value := elements[i - 1]) is str:
+                continue  # a plain value is an ele, never a comp
+            for occ in value if isinstance(value, Repetition) else (value,):
+                if type(occ) is not str and len(occ) > 1:
+                    out.extend(t for j in components if j <= len(occ) and (t := occ[j - 1]))
+        return out
+
+    return texts
+
+
+def _subele_positions(
+    tag: str, ids_of_comp: frozenset[str], ids: frozenset[str]
+) -> list[tuple[int, list[int]]]:
+    """(element position, wanted component positions) of ``tag``, both ascending (document order)."""
+    out = []
+    for i in element_positions(tag, ids_of_comp):
+        xid = f"{tag}{i:02d}-"
+        found = element_positions(xid, frozenset(s for s in ids if s.startswith(xid)))
+        if found:
+            out.append((i, found))
+    return out
 
 
 def element_positions(tag: str, ids: frozenset[str]) -> list[int]:
@@ -375,6 +438,11 @@ def _path(
         return _apply(start(ctx), steps)
 
     last = getattr(steps[-1], "texts", None) if steps else None
+    sub_ids = getattr(steps[-1], "subele_ids", None) if len(steps) > 1 else None
+    comp_ids = getattr(steps[-2], "comp_ids", None) if sub_ids is not None else None
+    if sub_ids is not None and comp_ids is not None:
+        last_two = _subele_texts(steps[-2], comp_ids, steps[-1], sub_ids)
+        run.texts = _texts_path(start, steps[:-2], last_two, memo and f"{memo} ^comp")
     if last is not None:
         run.texts = _texts_path(start, steps[:-1], last, memo)
         ids = steps[-1].element_ids  # type: ignore[attr-defined]  # every texts step has them
@@ -745,7 +813,7 @@ class _Parser:
 
 
 def _id_attribute(ctx: Node) -> Value:
-    return ctx.attributes()[:1] if ctx.id is not None and ctx.kind != "attr" else []
+    return [ctx.id_attribute()] if ctx.id is not None and ctx.kind != "attr" else []
 
 
 _id_attribute.nodeset = True  # type: ignore[attr-defined]
@@ -814,9 +882,14 @@ def _xround(x: float) -> float:
 
 
 def _substring(s: str, start: float, length: float | None) -> str:
+    """XPath's substring: the characters at positions ``p`` (from 1) with ``first <= p < end``, cut
+    as one slice (NaN bounds, as ``-inf + inf``, take nothing)."""
     first = _xround(start)
     end = math.inf if length is None else first + _xround(length)
-    return "".join(ch for p, ch in enumerate(s, 1) if first <= p < end)
+    if math.isnan(first) or math.isnan(end):
+        return ""
+    low, high = max(first, 1.0), min(end, len(s) + 1.0)
+    return s[int(low) - 1 : int(high) - 1] if low < high else ""
 
 
 def _context_or(args: list[Expr]) -> Expr:

@@ -5,6 +5,8 @@ samples when present, deterministic mutants of them and hypothesis-mutated inter
 
 from __future__ import annotations
 
+import gc
+import math
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -13,6 +15,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from lxml import etree
 
 from mappings import engine
 from mappings.compiled_rules import _values as fast_values
@@ -22,7 +25,7 @@ from mappings.engine import RecordRule, extract_records, load_rules
 from mappings.mapper import RECORD_FOR_MAP, MappingRules, default_rules, map_document, map_set, with_overrides
 from mappings.records import ControlRef
 from mappings.segtree import Node, build_nodes
-from mappings.xpath_lite import compile_xpath
+from mappings.xpath_lite import _substring, compile_xpath
 from tests.test_engine_differential import CORPUS
 from tests.test_fuzz import MUTATIONS
 from tests.x12mutants import mutants
@@ -262,3 +265,34 @@ def test_expressions_lxml_fails_when_run_are_left_to_lxml() -> None:
     assert compile_xpath("'a' | seg") is None
     assert compile_xpath("string(seg)[1]") is None
     assert compile_xpath("@id | seg/@id") is not None
+
+
+_BOUNDS = st.sampled_from([math.nan, math.inf, -math.inf, -0.5, 0.0, 0.5, 1.5, 2.5]) | st.floats(-3, 12)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet="AB-0123", max_size=9), _BOUNDS, _BOUNDS | st.none())
+def test_substring_cuts_what_lxml_cuts(text: str, start: float, length: float | None) -> None:
+    """``substring`` with any start and length (NaN, infinities, halves rounded) gives lxml's answer."""
+    args: dict[str, str | float] = (
+        {"s": text, "a": start} if length is None else {"s": text, "a": start, "b": length}
+    )
+    expr = "substring($s, $a)" if length is None else "substring($s, $a, $b)"
+    assert _substring(text, start, length) == etree.XPath(expr)(etree.Element("x"), **args)
+
+
+@pytest.mark.parametrize("name", ["278resp-A1-certified.x12", "271-dependent-active.x12"])
+def test_a_mapped_set_leaves_no_cyclic_garbage(name: str) -> None:
+    """``map_set`` breaks its node tree's links when done: nothing of it waits for the cyclic collector."""
+    rules = default_rules()
+    sets = list(_sets((ROOT / "sample_edi" / "responses" / name).read_bytes()))
+    for vs, isa, gs in sets:
+        map_set(vs, isa, gs, rules)  # rules compiled (their closures) before counting
+    gc.collect()
+    gc.disable()
+    try:
+        records = [map_set(vs, isa, gs, rules) for vs, isa, gs in sets]
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
+    assert all(records)

@@ -79,8 +79,11 @@ def _write_acks(path: Path, report: ValidationReport, out: Path, our_id: str) ->
     return written
 
 
-def print_report(path: Path, report: ValidationReport, stream: TextIO = sys.stdout) -> None:
-    """The human-readable report (also used by ``x12gw map`` for files that do not validate)."""
+def print_report(path: Path, report: ValidationReport, stream: TextIO | None = None) -> None:
+    """The human-readable report (also used by ``x12gw map`` for files that do not validate). The
+    default stream is looked up at each call, not bound at import: a ``sys.stdout`` swapped in when
+    the module was first imported (pytest's capture) is closed by the time later calls print."""
+    stream = sys.stdout if stream is None else stream
     if report.fatal:
         print(f"{path}: NOT X12: {report.fatal}", file=stream)
         return
