@@ -247,9 +247,10 @@ def _record(  # noqa: PLR0917 - one call site; the parts of one batch
                 state=SetState.QUEUED,
                 request_id=row.id,
             )
-            tx.requests.transition(
-                tracking, RequestEvent.QUEUE, expect=RequestState.BATCHING, detail={"file_id": f.id}
-            )
+        queued = [w.trace_number for w in batch.sets]
+        tx.requests.transition_many(
+            queued, RequestEvent.QUEUE, expect=RequestState.BATCHING, detail={"file_id": f.id}
+        )
         if on_queued is not None:
             on_queued(tx, f, set_kind)
 

@@ -113,6 +113,27 @@ def keyed_update(table: Table) -> Update:
     )
 
 
+def keyed_update_many(table: Table, columns: tuple[str, ...]) -> Update:
+    """``UPDATE table SET <columns> WHERE id = :pk_value`` without RETURNING: run once with a list of
+    parameter sets (executemany), one statement for a whole batch of rows."""
+
+    def build() -> Update:
+        values: dict[str, Any] = {c: bindparam(c) for c in columns}
+        return update(table).where(table.c.id == bindparam(KEY)).values(values)
+
+    return prebuilt(("update_many", table.name, *columns), build)
+
+
+def locked_many(table: Table, column: str) -> Select[Any]:
+    """``SELECT * FROM table WHERE column IN (:keys) ORDER BY id`` (``FOR UPDATE`` on PostgreSQL)."""
+
+    def build() -> Select[Any]:
+        wanted = table.c[column].in_(bindparam("keys", expanding=True))
+        return select(table).where(wanted).order_by(table.c.id).with_for_update()
+
+    return prebuilt(("locked_many", table.name, column), build)
+
+
 def check_limit(limit: int) -> int:
     if not 1 <= limit <= MAX_LIMIT:
         raise StoreError(f"limit must be between 1 and {MAX_LIMIT}")
@@ -198,3 +219,33 @@ class Repo:
         if old != new_state:
             self.audit.record_change(entity, row.id, old, new_state, detail)
         return new
+
+    def move_many(
+        self,
+        entity: lifecycle.Entity,
+        table: Table,
+        moves: Sequence[tuple[Row[Any], Mapping[str, Any]]],
+        event: str,
+        *,
+        expect: str | None = None,
+        detail: Mapping[str, Any] | None = None,
+    ) -> None:
+        """``move`` for a batch of rows in one UPDATE and one event-log INSERT (executemany): the
+        batching, upload and acknowledgment stages move a hundred rows at a time. Each move is
+        ``(row, extra columns)``; every row is checked before any is written, so an illegal or stale
+        move leaves nothing half done. The extra columns must be the same for every row."""
+        now = self.now()
+        values: list[dict[str, Any]] = []
+        changes: list[tuple[int, str, str]] = []
+        for row, extra in moves:
+            if expect is not None and row.state != expect:
+                raise StaleStateError(f"{entity} {row.id} is {row.state!r}, expected {expect!r}")
+            new_state = lifecycle.target(entity, row.state, event)
+            values.append({KEY: row.id, "state": new_state, "updated_at": now, **extra})
+            if row.state != new_state:
+                changes.append((row.id, row.state, new_state))
+        if not values:
+            return
+        columns = tuple(k for k in values[0] if k != KEY)
+        self.conn.execute(keyed_update_many(table, columns), values)
+        self.audit.record_changes(entity, changes, detail)

@@ -14,11 +14,14 @@ from gateway.store import schema as s
 from gateway.store.errors import NotFoundError
 from gateway.store.repos.base import (
     DEFAULT_LIMIT,
+    KEY,
     Repo,
     check_limit,
     db,
     equal,
     inserting,
+    keyed_update_many,
+    locked_many,
     prebuilt,
     rows_where,
     window,
@@ -26,6 +29,11 @@ from gateway.store.repos.base import (
 from gateway.store.rows import GroupRow, InterchangeRow, TransactionSetRow, from_mapping
 
 AckLevel = Literal["interchange", "group", "transaction_set"]
+_ACK_TABLES = {
+    "interchange": s.interchanges,
+    "group": s.functional_groups,
+    "transaction_set": s.transaction_sets,
+}
 
 
 def _sets_query(given: tuple[str, ...], limit: int) -> Select[Any]:
@@ -153,6 +161,18 @@ class EnvelopesRepo(Repo):
         return self._with_traces([new])[0]
 
     @db
+    def transition_sets(self, set_row_ids: Sequence[int], event: SetEvent) -> None:
+        """``transition_set`` for a batch of sets (a sent file's) in three statements: all or none."""
+        if not set_row_ids:
+            return
+        t = s.transaction_sets
+        rows = {r.id: r for r in self.conn.execute(locked_many(t, "id"), {"keys": list(set_row_ids)})}
+        if len(rows) != len(set(set_row_ids)):
+            raise NotFoundError("transaction set not found")
+        moves: list[tuple[Row[Any], Mapping[str, Any]]] = [(rows[i], {}) for i in dict.fromkeys(set_row_ids)]
+        self.move_many(Entity.TRANSACTION_SET, t, moves, event)
+
+    @db
     def link_set(self, set_row_id: int, request_id: int) -> None:
         """Attach a (response) transaction set to the request it answers."""
         t = s.transaction_sets
@@ -170,15 +190,25 @@ class EnvelopesRepo(Repo):
 
         A verdict is not a lifecycle state; the change is logged under entity type ``<level>.ack``.
         """
-        table = {
-            "interchange": s.interchanges,
-            "group": s.functional_groups,
-            "transaction_set": s.transaction_sets,
-        }[level]
+        table = _ACK_TABLES[level]
         row = self.locked(table, "id", row_id, f"{level} {row_id}")
         self.conn.execute(update(table).where(table.c.id == row_id).values(ack_status=status))
         if row.ack_status != status:
             self.audit.record_change(f"{level}.ack", row_id, row.ack_status, status, detail)
+
+    @db
+    def set_ack_statuses(self, level: AckLevel, statuses: Mapping[int, str]) -> None:
+        """``set_ack_status`` for many rows of one level (a 999's sets) in three statements."""
+        if not statuses:
+            return
+        table = _ACK_TABLES[level]
+        rows = list(self.conn.execute(locked_many(table, "id"), {"keys": list(statuses)}))
+        if len(rows) != len(statuses):
+            raise NotFoundError(f"{level} not found")
+        values = [{KEY: r.id, "ack_status": statuses[r.id]} for r in rows]
+        self.conn.execute(keyed_update_many(table, ("ack_status",)), values)
+        changes = [(r.id, r.ack_status, statuses[r.id]) for r in rows if r.ack_status != statuses[r.id]]
+        self.audit.record_changes(f"{level}.ack", changes)
 
     # -- reads -----------------------------------------------------------------------------------
 
@@ -265,6 +295,22 @@ class EnvelopesRepo(Repo):
         params = {f"f_{k}": v for k, v in given.items() if v is not None}
         stmt = _sets_query(tuple(sorted(params)), check_limit(limit))
         return self._with_traces(self.conn.execute(stmt, params).all())
+
+    @db
+    def requests_of_sets(
+        self,
+        *,
+        trace_number: str | None = None,
+        bht03: str | None = None,
+        set_id: str | None = None,
+        limit: int = DEFAULT_LIMIT,
+    ) -> list[int]:
+        """The request ids of the sets ``find_sets`` gives for these filters (sets without a request
+        left out), without reading the sets' trace numbers: matching a response needs only these."""
+        given = {"trace_number": trace_number, "bht03": bht03, "set_id": set_id}
+        params = {f"f_{k}": v for k, v in given.items() if v is not None}
+        stmt = _sets_query(tuple(sorted(params)), check_limit(limit))
+        return [r.request_id for r in self.conn.execute(stmt, params) if r.request_id is not None]
 
     @db
     def find_sets_by_control(

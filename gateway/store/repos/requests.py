@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
@@ -15,7 +15,18 @@ from gateway.lifecycle import Entity, RequestEvent, RequestState, check_initial
 from gateway.store import schema as s
 from gateway.store.errors import NotFoundError
 from gateway.store.repos import leases
-from gateway.store.repos.base import DEFAULT_LIMIT, HEX64, KEY, Repo, by_key, db, equal, inserting, window
+from gateway.store.repos.base import (
+    DEFAULT_LIMIT,
+    HEX64,
+    KEY,
+    Repo,
+    by_key,
+    db,
+    equal,
+    inserting,
+    locked_many,
+    window,
+)
 from gateway.store.rows import RequestRow, from_mapping
 
 RequestKind = Literal["270", "278"]
@@ -98,6 +109,14 @@ class RequestsRepo(Repo):
         return from_mapping(RequestRow, row)
 
     @db
+    def get_many(self, request_ids: Sequence[int]) -> list[RequestRow]:
+        """The requests with these ids (those that exist), oldest first, in one statement."""
+        if not request_ids:
+            return []
+        stmt = locked_many(s.requests, "id")
+        return [from_mapping(RequestRow, r) for r in self.conn.execute(stmt, {"keys": list(request_ids)})]
+
+    @db
     def get_by_tracking(self, tracking_number: str) -> RequestRow | None:
         """The request with this tracking number, or None."""
         row = self.conn.execute(by_key(s.requests, "tracking_number"), {KEY: tracking_number}).first()
@@ -130,6 +149,30 @@ class RequestsRepo(Repo):
             extra["due_at"] = due_at
         new = self.move(Entity.REQUEST, s.requests, row, event, expect=expect, extra=extra, detail=detail)
         return from_mapping(RequestRow, new)
+
+    @db
+    def transition_many(
+        self,
+        tracking_numbers: Sequence[str],
+        event: RequestEvent,
+        *,
+        expect: str | None = None,
+        due_at: Mapping[str, datetime] | None = None,
+        detail: Mapping[str, Any] | None = None,
+    ) -> None:
+        """``transition`` for a batch of requests in three statements whatever its size (read and
+        lock, update, log): all move or, on a stale or illegal move, none. ``due_at`` by tracking
+        number, for every one of them when given."""
+        if not tracking_numbers:
+            return
+        stmt = locked_many(s.requests, "tracking_number")
+        rows = {r.tracking_number: r for r in self.conn.execute(stmt, {"keys": list(tracking_numbers)})}
+        missing = [t for t in tracking_numbers if t not in rows]
+        if missing:
+            raise NotFoundError(f"{len(missing)} request(s) not found")
+        unique = dict.fromkeys(tracking_numbers)
+        moves = [(rows[t], {} if due_at is None else {"due_at": due_at[t]}) for t in unique]
+        self.move_many(Entity.REQUEST, s.requests, moves, event, expect=expect, detail=detail)
 
     @db
     def query(
