@@ -95,6 +95,13 @@ def by_key(table: Table, column: str, *, for_update: bool = False) -> Select[Any
     return prebuilt(("select", table.name, column, str(for_update)), build)
 
 
+def id_by(table: Table, column: str) -> Select[Any]:
+    """``SELECT id FROM table WHERE column = :pk_value``: a row's id by a unique key."""
+    return prebuilt(
+        ("id_by", table.name, column), lambda: select(table.c.id).where(table.c[column] == bindparam(KEY))
+    )
+
+
 def rows_where(table: Table, *columns: str) -> Select[Any]:
     """``SELECT * FROM table WHERE col = :k_col AND ... ORDER BY id`` (oldest first): the rows that
     belong to one parent (a file's interchanges, an entity's history); parameters ``k_<column>``."""

@@ -23,6 +23,7 @@ from gateway.store.repos.base import (
     by_key,
     db,
     equal,
+    id_by,
     inserting,
     locked_many,
     window,
@@ -124,8 +125,8 @@ class RequestsRepo(Repo):
 
     def id_of(self, tracking_number: str) -> int | None:
         """The row id of the request with this tracking number, or None."""
-        stmt = select(s.requests.c.id).where(s.requests.c.tracking_number == tracking_number)
-        value = self.conn.execute(stmt).scalar_one_or_none()
+        stmt = id_by(s.requests, "tracking_number")
+        value = self.conn.execute(stmt, {KEY: tracking_number}).scalar_one_or_none()
         return None if value is None else int(value)
 
     @db

@@ -18,6 +18,7 @@ from gateway.store.repos.base import (
     check_limit,
     db,
     equal,
+    id_by,
     inserting,
     keyed_update,
     window,
@@ -31,8 +32,8 @@ class ResultsRepo(Repo):
     """Eligibility results and authorizations."""
 
     def _request_id(self, tracking_number: str) -> int | None:
-        stmt = select(s.requests.c.id).where(s.requests.c.tracking_number == tracking_number)
-        value = self.conn.execute(stmt).scalar_one_or_none()
+        stmt = id_by(s.requests, "tracking_number")
+        value = self.conn.execute(stmt, {KEY: tracking_number}).scalar_one_or_none()
         return None if value is None else int(value)
 
     @db
