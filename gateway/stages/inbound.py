@@ -36,6 +36,7 @@ from gateway.runtime.context import Context
 from gateway.runtime.fsutil import atomic_write, ensure_dir, internal_name
 from gateway.stages.outbox import summary_file_name, write_results
 from gateway.store import FileRow, RequestRow, Tx
+from gateway.store.repos.envelopes import NewSet
 from mappings.correlate import ResponseKey, SentRequest, correlate
 from mappings.decode import describe
 from mappings.mapper import MappingRules, Record, map_set
@@ -333,19 +334,21 @@ def _record_envelopes(
                 version=g.version,
                 ack_status=g.ack_code,
             )
-            for s in g.sets:
-                f = facts[s.offset]
-                recorded = tx.envelopes.record_set(
+            new = [
+                NewSet(
                     interchange_id=ic_row.id,
                     group_id=g_row.id,
                     control_number=s.control_number,
                     set_id=s.set_id,
-                    trace_numbers=list(f.traces),
-                    bht03=f.bht03,
+                    trace_numbers=facts[s.offset].traces,
+                    bht03=facts[s.offset].bht03,
                     state=SetState.RECEIVED if s.accepted else SetState.REJECTED,
                     ack_status=s.ack_code,
                 )
-                set_rows.setdefault((ic.control_number, s.control_number), recorded.id)
+                for s in g.sets
+            ]
+            for s, set_row_id in zip(g.sets, tx.envelopes.record_sets(new), strict=True):
+                set_rows.setdefault((ic.control_number, s.control_number), set_row_id)
     return set_rows
 
 

@@ -4,10 +4,11 @@ their acknowledgment verdicts, and the transaction sets' lifecycle (``SetState``
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Row, Select, bindparam, func, insert, select, update
+from sqlalchemy import ColumnElement, Insert, Row, Select, bindparam, func, insert, select, update
 
 from gateway.lifecycle import Entity, SetEvent, SetState, check_initial
 from gateway.store import schema as s
@@ -57,6 +58,27 @@ def _sets_query(given: tuple[str, ...], limit: int) -> Select[Any]:
         return select(t).where(*conds).order_by(t.c.id.desc()).limit(limit)
 
     return prebuilt(("find_sets", *given, str(limit)), build)
+
+
+@dataclass(frozen=True)
+class NewSet:
+    """One transaction set for ``record_sets`` (the arguments of ``record_set``)."""
+
+    interchange_id: int
+    group_id: int | None
+    control_number: str
+    set_id: str
+    trace_numbers: tuple[str, ...] = ()
+    bht03: str | None = None
+    state: SetState = SetState.RECEIVED
+    request_id: int | None = None
+    ack_status: str | None = None
+
+
+def _insert_sets() -> Insert:
+    """Many transaction sets in one statement, their ids returned in the order given."""
+    t = s.transaction_sets
+    return prebuilt(("insert_ids", t.name), lambda: insert(t).returning(t.c.id, sort_by_parameter_order=True))
 
 
 class EnvelopesRepo(Repo):
@@ -144,6 +166,40 @@ class EnvelopesRepo(Repo):
             self.conn.execute(insert(s.trace_numbers), rows)
         self.audit.record_change(Entity.TRANSACTION_SET, row.id, None, state)
         return from_mapping(TransactionSetRow, row, trace_numbers=traces)
+
+    @db
+    def record_sets(self, sets: Sequence[NewSet]) -> list[int]:
+        """``record_set`` for a file's sets in three statements (sets, trace numbers, event log)
+        whatever their number; the new rows' ids in the order given."""
+        if not sets:
+            return []
+        now = self.now()
+        values = [
+            {
+                "interchange_id": n.interchange_id,
+                "group_id": n.group_id,
+                "control_number": n.control_number,
+                "set_id": n.set_id,
+                "bht03": n.bht03,
+                "ack_status": n.ack_status,
+                "state": SetState(check_initial(Entity.TRANSACTION_SET, n.state)),
+                "request_id": n.request_id,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for n in sets
+        ]
+        ids = [int(r.id) for r in self.conn.execute(_insert_sets(), values)]
+        traces = [
+            {"transaction_set_id": i, "trace_number": trn}
+            for i, n in zip(ids, sets, strict=True)
+            for trn in dict.fromkeys(n.trace_numbers)
+        ]
+        if traces:
+            self.conn.execute(insert(s.trace_numbers), traces)
+        changes = [(i, None, str(v["state"])) for i, v in zip(ids, values, strict=True)]
+        self.audit.record_changes(Entity.TRANSACTION_SET, changes)
+        return ids
 
     @db
     def transition_set(
