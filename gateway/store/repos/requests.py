@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import func, select
+from sqlalchemy import Insert, func, insert, select
 
 from gateway.errors import StoreError
 from gateway.lifecycle import Entity, RequestEvent, RequestState, check_initial
@@ -26,12 +26,19 @@ from gateway.store.repos.base import (
     id_by,
     inserting,
     locked_many,
+    prebuilt,
     window,
 )
 from gateway.store.rows import RequestRow, from_mapping
 
 RequestKind = Literal["270", "278"]
 _TRACKING = re.compile(r"^[!-~]{1,50}$")  # printable ASCII without spaces, at most TRN02's 50
+
+
+def _insert_requests() -> Insert:
+    """Many requests in one statement, their ids returned in the order given."""
+    t = s.requests
+    return prebuilt(("insert_ids", t.name), lambda: insert(t).returning(t.c.id, sort_by_parameter_order=True))
 
 
 class RequestsRepo(Repo):
@@ -60,6 +67,51 @@ class RequestsRepo(Repo):
         cannot end up in the index by mistake). ``payload`` is the request JSON; it is PHI and only read
         back when the request is built or revealed.
         """
+        values = self._new_row(
+            tracking_number=tracking_number,
+            kind=kind,
+            payer_id=payer_id,
+            partner=partner,
+            member_id_hash=member_id_hash,
+            payload=payload,
+            due_at=due_at,
+            source_file_id=source_file_id,
+            state=state,
+            client_reference_hash=client_reference_hash,
+            patient_hash=patient_hash,
+        )
+        row = self.conn.execute(inserting(s.requests), values).one()
+        self.audit.record_change(Entity.REQUEST, row.id, None, values["state"], detail)
+        return from_mapping(RequestRow, row)
+
+    @db
+    def insert_many(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """``insert`` for a batch of requests (each mapping holds ``insert``'s keyword arguments but
+        ``detail``) in two statements: the rows (executemany, ids returned in order) and their
+        event-log rows. All are checked before any is written."""
+        values = [self._new_row(**r) for r in rows]
+        if not values:
+            return
+        ids = [int(r.id) for r in self.conn.execute(_insert_requests(), values)]
+        changes = [(i, None, str(v["state"])) for i, v in zip(ids, values, strict=True)]
+        self.audit.record_changes(Entity.REQUEST, changes)
+
+    def _new_row(
+        self,
+        *,
+        tracking_number: str,
+        kind: RequestKind,
+        payer_id: str,
+        partner: str,
+        member_id_hash: str,
+        payload: Mapping[str, Any],
+        due_at: datetime | None = None,
+        source_file_id: int | None = None,
+        state: RequestState = RequestState.NEW,
+        client_reference_hash: str | None = None,
+        patient_hash: str | None = None,
+    ) -> dict[str, Any]:
+        """A new request's column values, checked (tracking number, member hash, initial state)."""
         if not _TRACKING.match(tracking_number):
             raise StoreError("tracking number must be 1-50 printable characters without spaces")
         if not HEX64.match(member_id_hash):
@@ -68,7 +120,7 @@ class RequestsRepo(Repo):
             )
         state = RequestState(check_initial(Entity.REQUEST, state))
         now = self.now()
-        values = {
+        return {
             "tracking_number": tracking_number,
             "kind": kind,
             "payer_id": payer_id,
@@ -83,9 +135,6 @@ class RequestsRepo(Repo):
             "created_at": now,
             "updated_at": now,
         }
-        row = self.conn.execute(inserting(s.requests), values).one()
-        self.audit.record_change(Entity.REQUEST, row.id, None, state, detail)
-        return from_mapping(RequestRow, row)
 
     @db
     def by_reference_hash(self, reference_hash: str, limit: int = 100) -> list[RequestRow]:
