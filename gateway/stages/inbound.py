@@ -436,6 +436,7 @@ def _apply_record(ctx: Context, tx: Tx, item: _Mapped, outcome: Outcome) -> bool
     if isinstance(record, EligibilityResult):
         tx.results.upsert_eligibility(
             tracking_number=req.tracking_number,
+            request_id=req.id,
             status=record.coverage,
             record=doc,
             effective_from=record.plan_begin,
@@ -445,6 +446,7 @@ def _apply_record(ctx: Context, tx: Tx, item: _Mapped, outcome: Outcome) -> bool
     elif isinstance(record, AuthorizationRecord):
         tx.results.upsert_authorization(
             tracking_number=req.tracking_number,
+            request_id=req.id,
             status=record.status,
             record=doc,
             certification_number=record.certification_number,
