@@ -20,6 +20,7 @@ from gateway.runtime.config import PartnerConfig
 from gateway.runtime.context import Context
 from gateway.stages.outbox import write_results
 from gateway.store import FileRow, RequestRow, StaleStateError, Tx
+from gateway.store.repos.envelopes import NewSet
 from transactions.envelope_writer import InterchangeHeader
 from transactions.errors import X12WriteError
 from transactions.outbound import OutboundBatch, Request, build_request_interchange, request_kind
@@ -234,22 +235,25 @@ def _record(  # noqa: PLR0917 - one call site; the parts of one batch
                 functional_id=g.functional_id,
                 version=g.version,
             ).id
-        for written in batch.sets:
-            tracking = written.trace_number
-            row = by_tracking[tracking]
-            tx.envelopes.record_set(
-                interchange_id=ic.id,
-                group_id=group_ids[written.functional_id],
-                control_number=written.control_number,
-                set_id=written.set_id,
-                trace_numbers=[tracking],
-                bht03=tracking,
-                state=SetState.QUEUED,
-                request_id=row.id,
-            )
-            tx.requests.transition(
-                tracking, RequestEvent.QUEUE, expect=RequestState.BATCHING, detail={"file_id": f.id}
-            )
+        tx.envelopes.record_sets(
+            [
+                NewSet(
+                    interchange_id=ic.id,
+                    group_id=group_ids[written.functional_id],
+                    control_number=written.control_number,
+                    set_id=written.set_id,
+                    trace_numbers=(written.trace_number,),
+                    bht03=written.trace_number,
+                    state=SetState.QUEUED,
+                    request_id=by_tracking[written.trace_number].id,
+                )
+                for written in batch.sets
+            ]
+        )
+        queued = [w.trace_number for w in batch.sets]
+        tx.requests.transition_many(
+            queued, RequestEvent.QUEUE, expect=RequestState.BATCHING, detail={"file_id": f.id}
+        )
         if on_queued is not None:
             on_queued(tx, f, set_kind)
 

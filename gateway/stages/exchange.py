@@ -10,7 +10,7 @@ paused; the others go on. Each exchange keeps to the partner's ``Budget`` for a 
 from __future__ import annotations
 
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from gateway.errors import TransferError
 from gateway.lifecycle import (
@@ -27,7 +27,7 @@ from gateway.runtime.config import PartnerConfig
 from gateway.runtime.context import Context
 from gateway.runtime.health import stored_move
 from gateway.stages.downloads import Budget, download_all, listing_cap, retry_within
-from gateway.store import FileRow
+from gateway.store import FileRow, Tx
 from gateway.transport.sftp import SftpClient
 
 __all__ = ["Budget", "download_all", "exchange", "listing_cap", "paused", "upload_all", "upload_one"]
@@ -178,21 +178,7 @@ def upload_one(
     now = ctx.clock()
     with ctx.store.begin() as tx:
         tx.files.transition(row.id, FileEvent.FINISH_UPLOAD, expect=phase)
-        traces = []
-        for ic in tx.envelopes.interchanges_of_file(row.id):
-            for g in tx.envelopes.groups_of_interchange(ic.id):
-                for s in tx.envelopes.sets_of_group(g.id):
-                    tx.envelopes.transition_set(s.id, SetEvent.SEND)
-                    if s.request_id is None:
-                        continue
-                    req = tx.requests.get(s.request_id)
-                    if not allows(Entity.REQUEST, req.state, RequestEvent.SEND):
-                        continue  # answered or rejected while the upload was being finished
-                    minutes = ctx.config.timeouts.response_overdue_minutes(req.kind)
-                    tx.requests.transition(
-                        req.tracking_number, RequestEvent.SEND, due_at=now + timedelta(minutes=minutes)
-                    )
-                    traces.append(req.tracking_number)
+        traces = _mark_sent(ctx, tx, row.id, now)
     ctx.log.info(
         "file uploaded",
         partner=partner.name,
@@ -201,3 +187,24 @@ def upload_one(
         size=row.size,
         trace_numbers=traces,
     )
+
+
+def _mark_sent(ctx: Context, tx: Tx, file_id: int, now: datetime) -> list[str]:
+    """A sent file's sets move to ``sent``, and its requests too with their response due time
+    (those still waiting for it), a batch at a time; their tracking numbers."""
+    sets = [
+        st
+        for ic in tx.envelopes.interchanges_of_file(file_id)
+        for g in tx.envelopes.groups_of_interchange(ic.id)
+        for st in tx.envelopes.sets_of_group(g.id)
+    ]
+    tx.envelopes.transition_sets([st.id for st in sets], SetEvent.SEND)
+    ids = [st.request_id for st in sets if st.request_id is not None]
+    # answered or rejected while the upload was being finished: left as they are
+    waiting = [r for r in tx.requests.get_many(ids) if allows(Entity.REQUEST, r.state, RequestEvent.SEND)]
+    due = {
+        r.tracking_number: now + timedelta(minutes=ctx.config.timeouts.response_overdue_minutes(r.kind))
+        for r in waiting
+    }
+    tx.requests.transition_many(list(due), RequestEvent.SEND, due_at=due)
+    return list(due)

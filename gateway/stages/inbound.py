@@ -36,6 +36,7 @@ from gateway.runtime.context import Context
 from gateway.runtime.fsutil import atomic_write, ensure_dir, internal_name
 from gateway.stages.outbox import summary_file_name, write_results
 from gateway.store import FileRow, RequestRow, Tx
+from gateway.store.repos.envelopes import NewSet
 from mappings.correlate import ResponseKey, SentRequest, correlate
 from mappings.decode import describe
 from mappings.mapper import MappingRules, Record, map_set
@@ -333,34 +334,35 @@ def _record_envelopes(
                 version=g.version,
                 ack_status=g.ack_code,
             )
-            for s in g.sets:
-                f = facts[s.offset]
-                recorded = tx.envelopes.record_set(
+            new = [
+                NewSet(
                     interchange_id=ic_row.id,
                     group_id=g_row.id,
                     control_number=s.control_number,
                     set_id=s.set_id,
-                    trace_numbers=list(f.traces),
-                    bht03=f.bht03,
+                    trace_numbers=facts[s.offset].traces,
+                    bht03=facts[s.offset].bht03,
                     state=SetState.RECEIVED if s.accepted else SetState.REJECTED,
                     ack_status=s.ack_code,
                 )
-                set_rows.setdefault((ic.control_number, s.control_number), recorded.id)
+                for s in g.sets
+            ]
+            for s, set_row_id in zip(g.sets, tx.envelopes.record_sets(new), strict=True):
+                set_rows.setdefault((ic.control_number, s.control_number), set_row_id)
     return set_rows
 
 
 def _candidates(tx: Tx, kind: str, traces: list[str], bht03: str | None) -> dict[int, RequestRow]:
     """Requests a response could answer: those whose sent set carries one of its traces or its BHT03."""
     wanted = ANSWERS[kind]
-    sets = [
-        s
+    found = [
+        i
         for t in dict.fromkeys(traces)
-        for s in tx.envelopes.find_sets(trace_number=t, set_id=wanted, limit=5)
+        for i in tx.envelopes.requests_of_sets(trace_number=t, set_id=wanted, limit=5)
     ]
     if bht03:
-        sets += tx.envelopes.find_sets(bht03=bht03, set_id=wanted, limit=5)
-    ids = dict.fromkeys(s.request_id for s in sets if s.request_id is not None)  # each request read once
-    return {i: tx.requests.get(i) for i in ids}
+        found += tx.envelopes.requests_of_sets(bht03=bht03, set_id=wanted, limit=5)
+    return {i: tx.requests.get(i) for i in dict.fromkeys(found)}  # each request read once
 
 
 def _applied_fingerprints(tx: Tx, req: RequestRow) -> list[tuple[str, str]]:
@@ -434,6 +436,7 @@ def _apply_record(ctx: Context, tx: Tx, item: _Mapped, outcome: Outcome) -> bool
     if isinstance(record, EligibilityResult):
         tx.results.upsert_eligibility(
             tracking_number=req.tracking_number,
+            request_id=req.id,
             status=record.coverage,
             record=doc,
             effective_from=record.plan_begin,
@@ -443,6 +446,7 @@ def _apply_record(ctx: Context, tx: Tx, item: _Mapped, outcome: Outcome) -> bool
     elif isinstance(record, AuthorizationRecord):
         tx.results.upsert_authorization(
             tracking_number=req.tracking_number,
+            request_id=req.id,
             status=record.status,
             record=doc,
             certification_number=record.certification_number,
@@ -496,10 +500,12 @@ def _apply_acks(
         _file_acknowledged(tx, tx.envelopes.get_interchange(group.interchange_id).file_id, ga.ack_code)
         applied += 1
         verdicts = {s.control_number: s for s in ga.sets}
+        codes: dict[int, str] = {}
+        accepted: list[int] = []
         for s in tx.envelopes.sets_of_group(group.id):
             verdict = verdicts.get(s.control_number)
             code = verdict.ack_code if verdict else ("R" if ga.ack_code == "R" else "A")
-            tx.envelopes.set_ack_status("transaction_set", s.id, code)
+            codes[s.id] = code
             if code == "R":
                 errors = verdict.errors if verdict else ()
                 why = ", ".join(
@@ -509,11 +515,10 @@ def _apply_acks(
                 outcome.warnings.append(("transaction set rejected by 999", fields))
                 _reject_request(tx, s.request_id, _rejection_reason(errors), rejected)
             elif s.request_id is not None:
-                req = tx.requests.get(s.request_id)
-                if req.state == RequestState.SENT:
-                    tx.requests.transition(
-                        req.tracking_number, RequestEvent.ACKNOWLEDGE, expect=RequestState.SENT
-                    )
+                accepted.append(s.request_id)
+        tx.envelopes.set_ack_statuses("transaction_set", codes)
+        sent = [r.tracking_number for r in tx.requests.get_many(accepted) if r.state == RequestState.SENT]
+        tx.requests.transition_many(sent, RequestEvent.ACKNOWLEDGE, expect=RequestState.SENT)
     return applied
 
 

@@ -530,19 +530,23 @@ def _store_batch(ctx: Context, file_id: int, start: int, batch: list[tuple[Reque
             raise StaleStateError(f"file {file_id} is no longer claimed")
         if tx.requests.count_from_file(file_id) != start:
             raise StaleStateError(f"file {file_id} was resumed by another node")
-        for (req, partner, reference), final, tracking in zip(batch, finals, numbers, strict=True):
-            payload = {**request_to_obj(final), "client_reference": reference}  # its one JSON form
-            tx.requests.insert(
-                tracking_number=tracking,
-                kind=request_kind(req).set_id,
-                payer_id=req.payer.id,
-                partner=partner,
-                source_file_id=file_id,
-                payload=payload,
-                member_id_hash=hash_member_id(req.subscriber.member_id or "", ctx.member_key),
-                client_reference_hash=hash_member_id(reference, ctx.member_key) if reference else None,
-                patient_hash=_patient_hash(req, ctx.member_key),
-            )
+        tx.requests.insert_many(
+            [
+                {
+                    "tracking_number": tracking,
+                    "kind": request_kind(req).set_id,
+                    "payer_id": req.payer.id,
+                    "partner": partner,
+                    "source_file_id": file_id,
+                    # its one JSON form
+                    "payload": {**request_to_obj(final), "client_reference": reference},
+                    "member_id_hash": hash_member_id(req.subscriber.member_id or "", ctx.member_key),
+                    "client_reference_hash": hash_member_id(reference, ctx.member_key) if reference else None,
+                    "patient_hash": _patient_hash(req, ctx.member_key),
+                }
+                for (req, partner, reference), final, tracking in zip(batch, finals, numbers, strict=True)
+            ]
+        )
     for final in finals:
         precert_gate(ctx, final)  # "not required": answered here, no 278
 

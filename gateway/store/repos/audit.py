@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +16,7 @@ from gateway.store.rows import AuditRow, StateChange, from_mapping
 
 # built once: an event-log row is the most frequent statement of all (see ``base.inserting``)
 _INSERT_CHANGE = insert(s.state_changes).returning(s.state_changes.c.id)
+_INSERT_CHANGES = insert(s.state_changes)  # executemany: no ids wanted back
 
 
 class AuditRepo(Repo):
@@ -44,6 +45,32 @@ class AuditRepo(Repo):
             "detail": dict(detail) if detail is not None else None,
         }
         return int(self.conn.execute(_INSERT_CHANGE, values).scalar_one())
+
+    @db
+    def record_changes(
+        self,
+        entity_type: str,
+        changes: Sequence[tuple[int, str | None, str]],
+        detail: Mapping[str, Any] | None = None,
+    ) -> None:
+        """``record_change`` for many entities of one type, ``(entity_id, old, new)`` each, in one
+        INSERT run with a list of rows (executemany); the same detail on every row."""
+        if not changes:
+            return
+        at = self.now()
+        shared = dict(detail) if detail is not None else None
+        rows = [
+            {
+                "entity_type": str(entity_type),
+                "entity_id": entity_id,
+                "old_state": None if old is None else str(old),
+                "new_state": str(new),
+                "at": at,
+                "detail": shared,
+            }
+            for entity_id, old, new in changes
+        ]
+        self.conn.execute(_INSERT_CHANGES, rows)
 
     @db
     def record_move(

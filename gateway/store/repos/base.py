@@ -95,6 +95,13 @@ def by_key(table: Table, column: str, *, for_update: bool = False) -> Select[Any
     return prebuilt(("select", table.name, column, str(for_update)), build)
 
 
+def id_by(table: Table, column: str) -> Select[Any]:
+    """``SELECT id FROM table WHERE column = :pk_value``: a row's id by a unique key."""
+    return prebuilt(
+        ("id_by", table.name, column), lambda: select(table.c.id).where(table.c[column] == bindparam(KEY))
+    )
+
+
 def rows_where(table: Table, *columns: str) -> Select[Any]:
     """``SELECT * FROM table WHERE col = :k_col AND ... ORDER BY id`` (oldest first): the rows that
     belong to one parent (a file's interchanges, an entity's history); parameters ``k_<column>``."""
@@ -111,6 +118,27 @@ def keyed_update(table: Table) -> Update:
     return prebuilt(
         ("update", table.name), lambda: update(table).where(table.c.id == bindparam(KEY)).returning(*table.c)
     )
+
+
+def keyed_update_many(table: Table, columns: tuple[str, ...]) -> Update:
+    """``UPDATE table SET <columns> WHERE id = :pk_value`` without RETURNING: run once with a list of
+    parameter sets (executemany), one statement for a whole batch of rows."""
+
+    def build() -> Update:
+        values: dict[str, Any] = {c: bindparam(c) for c in columns}
+        return update(table).where(table.c.id == bindparam(KEY)).values(values)
+
+    return prebuilt(("update_many", table.name, *columns), build)
+
+
+def locked_many(table: Table, column: str) -> Select[Any]:
+    """``SELECT * FROM table WHERE column IN (:keys) ORDER BY id`` (``FOR UPDATE`` on PostgreSQL)."""
+
+    def build() -> Select[Any]:
+        wanted = table.c[column].in_(bindparam("keys", expanding=True))
+        return select(table).where(wanted).order_by(table.c.id).with_for_update()
+
+    return prebuilt(("locked_many", table.name, column), build)
 
 
 def check_limit(limit: int) -> int:
@@ -198,3 +226,33 @@ class Repo:
         if old != new_state:
             self.audit.record_change(entity, row.id, old, new_state, detail)
         return new
+
+    def move_many(
+        self,
+        entity: lifecycle.Entity,
+        table: Table,
+        moves: Sequence[tuple[Row[Any], Mapping[str, Any]]],
+        event: str,
+        *,
+        expect: str | None = None,
+        detail: Mapping[str, Any] | None = None,
+    ) -> None:
+        """``move`` for a batch of rows in one UPDATE and one event-log INSERT (executemany): the
+        batching, upload and acknowledgment stages move a hundred rows at a time. Each move is
+        ``(row, extra columns)``; every row is checked before any is written, so an illegal or stale
+        move leaves nothing half done. The extra columns must be the same for every row."""
+        now = self.now()
+        values: list[dict[str, Any]] = []
+        changes: list[tuple[int, str, str]] = []
+        for row, extra in moves:
+            if expect is not None and row.state != expect:
+                raise StaleStateError(f"{entity} {row.id} is {row.state!r}, expected {expect!r}")
+            new_state = lifecycle.target(entity, row.state, event)
+            values.append({KEY: row.id, "state": new_state, "updated_at": now, **extra})
+            if row.state != new_state:
+                changes.append((row.id, row.state, new_state))
+        if not values:
+            return
+        columns = tuple(k for k in values[0] if k != KEY)
+        self.conn.execute(keyed_update_many(table, columns), values)
+        self.audit.record_changes(entity, changes, detail)

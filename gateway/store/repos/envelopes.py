@@ -4,21 +4,25 @@ their acknowledgment verdicts, and the transaction sets' lifecycle (``SetState``
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Row, Select, bindparam, func, insert, select, update
+from sqlalchemy import ColumnElement, Insert, Row, Select, bindparam, func, insert, select, update
 
 from gateway.lifecycle import Entity, SetEvent, SetState, check_initial
 from gateway.store import schema as s
 from gateway.store.errors import NotFoundError
 from gateway.store.repos.base import (
     DEFAULT_LIMIT,
+    KEY,
     Repo,
     check_limit,
     db,
     equal,
     inserting,
+    keyed_update_many,
+    locked_many,
     prebuilt,
     rows_where,
     window,
@@ -26,6 +30,11 @@ from gateway.store.repos.base import (
 from gateway.store.rows import GroupRow, InterchangeRow, TransactionSetRow, from_mapping
 
 AckLevel = Literal["interchange", "group", "transaction_set"]
+_ACK_TABLES = {
+    "interchange": s.interchanges,
+    "group": s.functional_groups,
+    "transaction_set": s.transaction_sets,
+}
 
 
 def _sets_query(given: tuple[str, ...], limit: int) -> Select[Any]:
@@ -49,6 +58,27 @@ def _sets_query(given: tuple[str, ...], limit: int) -> Select[Any]:
         return select(t).where(*conds).order_by(t.c.id.desc()).limit(limit)
 
     return prebuilt(("find_sets", *given, str(limit)), build)
+
+
+@dataclass(frozen=True)
+class NewSet:
+    """One transaction set for ``record_sets`` (the arguments of ``record_set``)."""
+
+    interchange_id: int
+    group_id: int | None
+    control_number: str
+    set_id: str
+    trace_numbers: tuple[str, ...] = ()
+    bht03: str | None = None
+    state: SetState = SetState.RECEIVED
+    request_id: int | None = None
+    ack_status: str | None = None
+
+
+def _insert_sets() -> Insert:
+    """Many transaction sets in one statement, their ids returned in the order given."""
+    t = s.transaction_sets
+    return prebuilt(("insert_ids", t.name), lambda: insert(t).returning(t.c.id, sort_by_parameter_order=True))
 
 
 class EnvelopesRepo(Repo):
@@ -138,6 +168,40 @@ class EnvelopesRepo(Repo):
         return from_mapping(TransactionSetRow, row, trace_numbers=traces)
 
     @db
+    def record_sets(self, sets: Sequence[NewSet]) -> list[int]:
+        """``record_set`` for a file's sets in three statements (sets, trace numbers, event log)
+        whatever their number; the new rows' ids in the order given."""
+        if not sets:
+            return []
+        now = self.now()
+        values = [
+            {
+                "interchange_id": n.interchange_id,
+                "group_id": n.group_id,
+                "control_number": n.control_number,
+                "set_id": n.set_id,
+                "bht03": n.bht03,
+                "ack_status": n.ack_status,
+                "state": SetState(check_initial(Entity.TRANSACTION_SET, n.state)),
+                "request_id": n.request_id,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for n in sets
+        ]
+        ids = [int(r.id) for r in self.conn.execute(_insert_sets(), values)]
+        traces = [
+            {"transaction_set_id": i, "trace_number": trn}
+            for i, n in zip(ids, sets, strict=True)
+            for trn in dict.fromkeys(n.trace_numbers)
+        ]
+        if traces:
+            self.conn.execute(insert(s.trace_numbers), traces)
+        changes = [(i, None, str(v["state"])) for i, v in zip(ids, values, strict=True)]
+        self.audit.record_changes(Entity.TRANSACTION_SET, changes)
+        return ids
+
+    @db
     def transition_set(
         self,
         set_row_id: int,
@@ -151,6 +215,18 @@ class EnvelopesRepo(Repo):
         row = self.locked(t, "id", set_row_id, f"transaction set {set_row_id}")
         new = self.move(Entity.TRANSACTION_SET, t, row, event, expect=expect, detail=detail)
         return self._with_traces([new])[0]
+
+    @db
+    def transition_sets(self, set_row_ids: Sequence[int], event: SetEvent) -> None:
+        """``transition_set`` for a batch of sets (a sent file's) in three statements: all or none."""
+        if not set_row_ids:
+            return
+        t = s.transaction_sets
+        rows = {r.id: r for r in self.conn.execute(locked_many(t, "id"), {"keys": list(set_row_ids)})}
+        if len(rows) != len(set(set_row_ids)):
+            raise NotFoundError("transaction set not found")
+        moves: list[tuple[Row[Any], Mapping[str, Any]]] = [(rows[i], {}) for i in dict.fromkeys(set_row_ids)]
+        self.move_many(Entity.TRANSACTION_SET, t, moves, event)
 
     @db
     def link_set(self, set_row_id: int, request_id: int) -> None:
@@ -170,15 +246,25 @@ class EnvelopesRepo(Repo):
 
         A verdict is not a lifecycle state; the change is logged under entity type ``<level>.ack``.
         """
-        table = {
-            "interchange": s.interchanges,
-            "group": s.functional_groups,
-            "transaction_set": s.transaction_sets,
-        }[level]
+        table = _ACK_TABLES[level]
         row = self.locked(table, "id", row_id, f"{level} {row_id}")
         self.conn.execute(update(table).where(table.c.id == row_id).values(ack_status=status))
         if row.ack_status != status:
             self.audit.record_change(f"{level}.ack", row_id, row.ack_status, status, detail)
+
+    @db
+    def set_ack_statuses(self, level: AckLevel, statuses: Mapping[int, str]) -> None:
+        """``set_ack_status`` for many rows of one level (a 999's sets) in three statements."""
+        if not statuses:
+            return
+        table = _ACK_TABLES[level]
+        rows = list(self.conn.execute(locked_many(table, "id"), {"keys": list(statuses)}))
+        if len(rows) != len(statuses):
+            raise NotFoundError(f"{level} not found")
+        values = [{KEY: r.id, "ack_status": statuses[r.id]} for r in rows]
+        self.conn.execute(keyed_update_many(table, ("ack_status",)), values)
+        changes = [(r.id, r.ack_status, statuses[r.id]) for r in rows if r.ack_status != statuses[r.id]]
+        self.audit.record_changes(f"{level}.ack", changes)
 
     # -- reads -----------------------------------------------------------------------------------
 
@@ -265,6 +351,22 @@ class EnvelopesRepo(Repo):
         params = {f"f_{k}": v for k, v in given.items() if v is not None}
         stmt = _sets_query(tuple(sorted(params)), check_limit(limit))
         return self._with_traces(self.conn.execute(stmt, params).all())
+
+    @db
+    def requests_of_sets(
+        self,
+        *,
+        trace_number: str | None = None,
+        bht03: str | None = None,
+        set_id: str | None = None,
+        limit: int = DEFAULT_LIMIT,
+    ) -> list[int]:
+        """The request ids of the sets ``find_sets`` gives for these filters (sets without a request
+        left out), without reading the sets' trace numbers: matching a response needs only these."""
+        given = {"trace_number": trace_number, "bht03": bht03, "set_id": set_id}
+        params = {f"f_{k}": v for k, v in given.items() if v is not None}
+        stmt = _sets_query(tuple(sorted(params)), check_limit(limit))
+        return [r.request_id for r in self.conn.execute(stmt, params) if r.request_id is not None]
 
     @db
     def find_sets_by_control(

@@ -4,22 +4,41 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import func, select
+from sqlalchemy import Insert, func, insert, select
 
 from gateway.errors import StoreError
 from gateway.lifecycle import Entity, RequestEvent, RequestState, check_initial
 from gateway.store import schema as s
 from gateway.store.errors import NotFoundError
 from gateway.store.repos import leases
-from gateway.store.repos.base import DEFAULT_LIMIT, HEX64, KEY, Repo, by_key, db, equal, inserting, window
+from gateway.store.repos.base import (
+    DEFAULT_LIMIT,
+    HEX64,
+    KEY,
+    Repo,
+    by_key,
+    db,
+    equal,
+    id_by,
+    inserting,
+    locked_many,
+    prebuilt,
+    window,
+)
 from gateway.store.rows import RequestRow, from_mapping
 
 RequestKind = Literal["270", "278"]
 _TRACKING = re.compile(r"^[!-~]{1,50}$")  # printable ASCII without spaces, at most TRN02's 50
+
+
+def _insert_requests() -> Insert:
+    """Many requests in one statement, their ids returned in the order given."""
+    t = s.requests
+    return prebuilt(("insert_ids", t.name), lambda: insert(t).returning(t.c.id, sort_by_parameter_order=True))
 
 
 class RequestsRepo(Repo):
@@ -48,6 +67,51 @@ class RequestsRepo(Repo):
         cannot end up in the index by mistake). ``payload`` is the request JSON; it is PHI and only read
         back when the request is built or revealed.
         """
+        values = self._new_row(
+            tracking_number=tracking_number,
+            kind=kind,
+            payer_id=payer_id,
+            partner=partner,
+            member_id_hash=member_id_hash,
+            payload=payload,
+            due_at=due_at,
+            source_file_id=source_file_id,
+            state=state,
+            client_reference_hash=client_reference_hash,
+            patient_hash=patient_hash,
+        )
+        row = self.conn.execute(inserting(s.requests), values).one()
+        self.audit.record_change(Entity.REQUEST, row.id, None, values["state"], detail)
+        return from_mapping(RequestRow, row)
+
+    @db
+    def insert_many(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """``insert`` for a batch of requests (each mapping holds ``insert``'s keyword arguments but
+        ``detail``) in two statements: the rows (executemany, ids returned in order) and their
+        event-log rows. All are checked before any is written."""
+        values = [self._new_row(**r) for r in rows]
+        if not values:
+            return
+        ids = [int(r.id) for r in self.conn.execute(_insert_requests(), values)]
+        changes = [(i, None, str(v["state"])) for i, v in zip(ids, values, strict=True)]
+        self.audit.record_changes(Entity.REQUEST, changes)
+
+    def _new_row(
+        self,
+        *,
+        tracking_number: str,
+        kind: RequestKind,
+        payer_id: str,
+        partner: str,
+        member_id_hash: str,
+        payload: Mapping[str, Any],
+        due_at: datetime | None = None,
+        source_file_id: int | None = None,
+        state: RequestState = RequestState.NEW,
+        client_reference_hash: str | None = None,
+        patient_hash: str | None = None,
+    ) -> dict[str, Any]:
+        """A new request's column values, checked (tracking number, member hash, initial state)."""
         if not _TRACKING.match(tracking_number):
             raise StoreError("tracking number must be 1-50 printable characters without spaces")
         if not HEX64.match(member_id_hash):
@@ -56,7 +120,7 @@ class RequestsRepo(Repo):
             )
         state = RequestState(check_initial(Entity.REQUEST, state))
         now = self.now()
-        values = {
+        return {
             "tracking_number": tracking_number,
             "kind": kind,
             "payer_id": payer_id,
@@ -71,9 +135,6 @@ class RequestsRepo(Repo):
             "created_at": now,
             "updated_at": now,
         }
-        row = self.conn.execute(inserting(s.requests), values).one()
-        self.audit.record_change(Entity.REQUEST, row.id, None, state, detail)
-        return from_mapping(RequestRow, row)
 
     @db
     def by_reference_hash(self, reference_hash: str, limit: int = 100) -> list[RequestRow]:
@@ -98,6 +159,14 @@ class RequestsRepo(Repo):
         return from_mapping(RequestRow, row)
 
     @db
+    def get_many(self, request_ids: Sequence[int]) -> list[RequestRow]:
+        """The requests with these ids (those that exist), oldest first, in one statement."""
+        if not request_ids:
+            return []
+        stmt = locked_many(s.requests, "id")
+        return [from_mapping(RequestRow, r) for r in self.conn.execute(stmt, {"keys": list(request_ids)})]
+
+    @db
     def get_by_tracking(self, tracking_number: str) -> RequestRow | None:
         """The request with this tracking number, or None."""
         row = self.conn.execute(by_key(s.requests, "tracking_number"), {KEY: tracking_number}).first()
@@ -105,8 +174,8 @@ class RequestsRepo(Repo):
 
     def id_of(self, tracking_number: str) -> int | None:
         """The row id of the request with this tracking number, or None."""
-        stmt = select(s.requests.c.id).where(s.requests.c.tracking_number == tracking_number)
-        value = self.conn.execute(stmt).scalar_one_or_none()
+        stmt = id_by(s.requests, "tracking_number")
+        value = self.conn.execute(stmt, {KEY: tracking_number}).scalar_one_or_none()
         return None if value is None else int(value)
 
     @db
@@ -130,6 +199,30 @@ class RequestsRepo(Repo):
             extra["due_at"] = due_at
         new = self.move(Entity.REQUEST, s.requests, row, event, expect=expect, extra=extra, detail=detail)
         return from_mapping(RequestRow, new)
+
+    @db
+    def transition_many(
+        self,
+        tracking_numbers: Sequence[str],
+        event: RequestEvent,
+        *,
+        expect: str | None = None,
+        due_at: Mapping[str, datetime] | None = None,
+        detail: Mapping[str, Any] | None = None,
+    ) -> None:
+        """``transition`` for a batch of requests in three statements whatever its size (read and
+        lock, update, log): all move or, on a stale or illegal move, none. ``due_at`` by tracking
+        number, for every one of them when given."""
+        if not tracking_numbers:
+            return
+        stmt = locked_many(s.requests, "tracking_number")
+        rows = {r.tracking_number: r for r in self.conn.execute(stmt, {"keys": list(tracking_numbers)})}
+        missing = [t for t in tracking_numbers if t not in rows]
+        if missing:
+            raise NotFoundError(f"{len(missing)} request(s) not found")
+        unique = dict.fromkeys(tracking_numbers)
+        moves = [(rows[t], {} if due_at is None else {"due_at": due_at[t]}) for t in unique]
+        self.move_many(Entity.REQUEST, s.requests, moves, event, expect=expect, detail=detail)
 
     @db
     def query(

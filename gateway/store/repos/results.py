@@ -18,6 +18,7 @@ from gateway.store.repos.base import (
     check_limit,
     db,
     equal,
+    id_by,
     inserting,
     keyed_update,
     window,
@@ -31,8 +32,8 @@ class ResultsRepo(Repo):
     """Eligibility results and authorizations."""
 
     def _request_id(self, tracking_number: str) -> int | None:
-        stmt = select(s.requests.c.id).where(s.requests.c.tracking_number == tracking_number)
-        value = self.conn.execute(stmt).scalar_one_or_none()
+        stmt = id_by(s.requests, "tracking_number")
+        value = self.conn.execute(stmt, {KEY: tracking_number}).scalar_one_or_none()
         return None if value is None else int(value)
 
     @db
@@ -43,10 +44,12 @@ class ResultsRepo(Repo):
         status: str,
         record: Mapping[str, Any],
         source_set_id: int | None = None,
+        request_id: int | None = None,
         effective_from: date | None = None,
         effective_to: date | None = None,
     ) -> EligibilityRow:
-        """Store the latest 271 outcome for a tracking number; a status change is logged as 'eligibility'."""
+        """Store the latest 271 outcome for a tracking number; a status change is logged as 'eligibility'.
+        ``request_id``: the request's row id when the caller holds it (saves looking it up)."""
         t = s.eligibility_results
         existing = self.conn.execute(
             by_key(t, "tracking_number", for_update=True), {KEY: tracking_number}
@@ -60,18 +63,27 @@ class ResultsRepo(Repo):
             "effective_to": effective_to,
             "updated_at": now,
         }
-        row = self._write(t, existing, tracking_number, values, now)
+        row = self._write(t, existing, tracking_number, values, now, request_id)
         old = None if existing is None else existing.status
         if old != status or existing is None:
             self.audit.record_change("eligibility", row.id, old, status, {"source_set_id": source_set_id})
         return from_mapping(EligibilityRow, row)
 
-    def _write(
-        self, t: Table, existing: Row[Any] | None, tracking_number: str, values: dict[str, Any], now: datetime
+    def _write(  # noqa: PLR0917 - the two upserts' shared tail
+        self,
+        t: Table,
+        existing: Row[Any] | None,
+        tracking_number: str,
+        values: dict[str, Any],
+        now: datetime,
+        request_id: int | None,
     ) -> Row[Any]:
-        """Insert the first outcome of a request, or update the one row it already has."""
+        """Insert the first outcome of a request, or update the one row it already has. ``request_id``:
+        the request's row id when the caller holds it (looked up by tracking number otherwise)."""
         if existing is None:
-            values |= {"tracking_number": tracking_number, "request_id": self._request_id(tracking_number)}
+            if request_id is None:
+                request_id = self._request_id(tracking_number)
+            values |= {"tracking_number": tracking_number, "request_id": request_id}
             return self.conn.execute(inserting(t), {**values, "created_at": now}).one()
         return self.conn.execute(keyed_update(t), {KEY: existing.id, **values}).one()
 
@@ -91,6 +103,7 @@ class ResultsRepo(Repo):
         record: Mapping[str, Any],
         certification_number: str | None = None,
         source_set_id: int | None = None,
+        request_id: int | None = None,
         effective_from: date | None = None,
         effective_to: date | None = None,
     ) -> AuthorizationRow:
@@ -118,7 +131,7 @@ class ResultsRepo(Repo):
             "effective_to": keep(effective_to, "effective_to"),
             "updated_at": now,
         }
-        row = self._write(t, existing, tracking_number, values, now)
+        row = self._write(t, existing, tracking_number, values, now, request_id)
         if existing is None or (existing.status, existing.certification_number) != (status, cert):
             event_values = {
                 "authorization_id": row.id,
