@@ -267,18 +267,17 @@ def fill(folder: Path) -> Path:
     """Write a file until the filesystem is full; the file is returned (remove it to free space)."""
     filler = folder / "filler"
     chunk = b"\0" * (64 * 1024)
-    with filler.open("wb") as fh:
+    # unbuffered: a buffered file would try its unwritten tail again on close and raise ENOSPC there
+    with filler.open("wb", buffering=0) as fh:
         try:
             while True:
                 fh.write(chunk)
-                fh.flush()
         except OSError as exc:
             if exc.errno != errno.ENOSPC:
                 raise
-    with contextlib.suppress(OSError), filler.open("ab") as fh:  # the last bytes that still fit
+    with contextlib.suppress(OSError), filler.open("ab", buffering=0) as fh:  # the last bytes that fit
         while True:
             fh.write(b"\0")
-            fh.flush()
     return filler
 
 
