@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import date
+from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +18,7 @@ from transactions.jsonform import _plan, from_dict, to_dict
 from transactions.models import EligibilityInquiry, ServiceReviewRequest
 from transactions.requests_json import parse_request_document, request_to_obj
 
+SAMPLES = Path(__file__).resolve().parent.parent / "sample_edi" / "responses"
 INQUIRY: dict[str, Any] = {
     "trace_number": "T-1",
     "payer": {"name": "ACME", "id": "ACME01"},
@@ -111,3 +115,42 @@ def test_type_hints_are_resolved_once_per_class() -> None:
         from_dict(EligibilityInquiry, INQUIRY)
     info = _plan.cache_info()
     assert (info.misses, info.hits) == (4, 16)  # inquiry, payer, provider, person: once each
+
+
+def _to_dict_by_fields(obj: Any) -> Any:
+    """The plain definition to_dict must agree with: dataclasses.fields on every object."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: _to_dict_by_fields(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, tuple | list):
+        return [_to_dict_by_fields(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: _to_dict_by_fields(v) for k, v in obj.items()}
+    if isinstance(obj, date):
+        return obj.isoformat()
+    if isinstance(obj, Decimal):
+        return format(obj, "f")
+    return obj
+
+
+@given(review_requests())
+def test_to_dict_with_field_names_per_class_matches_fields_per_object(request: ServiceReviewRequest) -> None:
+    """Field names cached per class give exactly what reading dataclasses.fields per object gives
+    (nested dataclasses, tuples, dates, Decimals, None), in the same key order."""
+    got, want = to_dict(request), _to_dict_by_fields(request)
+    assert got == want
+    assert json.dumps(got) == json.dumps(want)
+
+
+def test_to_dict_of_mapped_records_matches_fields_per_object() -> None:
+    """Every record mapped from the sample 271/278 responses turns into the same JSON as before."""
+    from mappings.mapper import default_rules, map_set  # noqa: PLC0415 - only this test maps
+    from transactions.validation import Options, validate_detailed  # noqa: PLC0415
+
+    records = []
+    for path in sorted(SAMPLES.glob("*.x12")):
+        report = validate_detailed([path.read_bytes()], Options(keep_placed=True))
+        for placed in report.sets:
+            records.extend(map_set(placed, "1", "1", default_rules()))
+    assert len(records) > 10
+    for record in records:
+        assert json.dumps(to_dict(record)) == json.dumps(_to_dict_by_fields(record))
