@@ -8,11 +8,14 @@ import json
 import os
 import tomllib
 import tracemalloc
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gateway.lifecycle import FileEvent, FileState, RequestEvent
 from gateway.runtime.config import parse_config
@@ -154,6 +157,22 @@ def test_unstorable_text_is_named_by_its_json_path(sample: str, path: str) -> No
     parsed = intake.parse_inbox_bytes(json.dumps(doc).encode(), "r.json")
     assert parsed.requests == []
     assert parsed.errors == [{"index": 0, "field": path, "reason": intake.UNSTORABLE}]
+
+
+@given(st.text(alphabet=st.characters(codec=None, min_codepoint=0, max_codepoint=0x10FFFF), max_size=20))
+def test_the_unstorable_check_is_exactly_unicode_control_and_surrogate(text: str) -> None:
+    """The one-regex check refuses exactly the texts holding a character of Unicode category Cc or Cs,
+    as the per-character category lookup it replaced did."""
+    expected = any(unicodedata.category(c) in ("Cc", "Cs") for c in text)
+    assert (intake._unstorable(text) is not None) == expected
+
+
+def test_a_bad_text_in_a_list_is_named_by_its_index() -> None:
+    """Paths through lists name the index (``lines.0.trace_number``), as the JSON form would."""
+    doc = json.loads((REQUESTS / "278-outpatient-mri.json").read_text())
+    doc["lines"][0]["trace_number"] = "AU\x1b1"
+    parsed = intake.parse_inbox_bytes(json.dumps(doc).encode(), "r.json")
+    assert parsed.errors == [{"index": 0, "field": "lines.0.trace_number", "reason": intake.UNSTORABLE}]
 
 
 def test_a_rival_claim_that_vanished_does_not_make_the_file_a_duplicate(ctx: Context) -> None:
