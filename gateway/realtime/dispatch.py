@@ -137,7 +137,4 @@ def _deliver(
 
 def _process_claimed(ctx: Context, row: FileRow) -> None:
     """Process an answer claimed for this node (claimed with its recording: see ``post_attempt``)."""
-    try:
-        inbound.process_file(ctx, row, rules_for(ctx))
-    except inbound._UNEXPECTED as exc:
-        inbound._quarantine(ctx, row, f"file could not be processed ({type(exc).__name__})")
+    inbound.process_claimed(ctx, row, rules_for(ctx))

@@ -26,6 +26,7 @@ from gateway.errors import StaleStateError
 from gateway.lifecycle import Entity, FileEvent, FileState, RequestEvent, SetEvent, allows
 from gateway.runtime.config import PartnerConfig
 from gateway.runtime.context import Context
+from gateway.stages.inbound import claim_downloaded
 from gateway.stages.outbox import write_results
 from gateway.store import FileRow, Tx
 from gateway.transport.core_client import CoreEndpoint, CoreError, CoreReply, post
@@ -317,7 +318,8 @@ def _answered(
             inbound_id = _record_answer(
                 ctx, tx, partner, row, facts, kind, (sha, str(path), envelope_sha, answer)
             )
-            claimed = _claim_answer(ctx, tx, inbound_id) if claim else None
+            # claimed as the inbound stage claims (a crash before processing leaves it to the lease)
+            claimed = claim_downloaded(ctx, tx, inbound_id) if claim else None
     ctx.log.info(
         "core exchange",
         partner=partner.name,
@@ -330,22 +332,6 @@ def _answered(
         elapsed_ms=reply.elapsed_ms,
     )
     return inbound_id, claimed
-
-
-def _claim_answer(ctx: Context, tx: Tx, inbound_id: int) -> FileRow | None:
-    """The answer goes ``downloaded -> processing`` under this node's lease (as the inbound stage's
-    claim would, with its longer lease for validation); a crash before it is processed leaves it
-    to the lease's expiry, exactly as a crash after a separate claim."""
-    until = ctx.clock() + timedelta(seconds=5 * ctx.config.gateway.lease_seconds)
-    rows = tx.files.claim(
-        event=FileEvent.START_PROCESSING,
-        direction="in",
-        owner=ctx.node_id,
-        until=until,
-        limit=1,
-        file_id=inbound_id,
-    )
-    return rows[0] if rows else None
 
 
 def _record_answer(  # noqa: PLR0917 - the parts of one answer

@@ -577,24 +577,37 @@ def release_expired(ctx: Context, dead: list[str]) -> int:
         return tx.files.release_expired(dead_owners=dead)
 
 
+def claim_downloaded(ctx: Context, tx: Tx, file_id: int | None = None) -> FileRow | None:
+    """One downloaded file (``file_id``, or any) moved ``downloaded -> processing`` under this node's
+    lease, or None. A big file may take a while to validate: the lease is longer than a batch's."""
+    until = ctx.clock() + timedelta(seconds=5 * ctx.config.gateway.lease_seconds)
+    rows = tx.files.claim(
+        event=FileEvent.START_PROCESSING,
+        direction="in",
+        owner=ctx.node_id,
+        until=until,
+        limit=1,
+        file_id=file_id,
+    )
+    return rows[0] if rows else None
+
+
+def process_claimed(ctx: Context, row: FileRow, rules: MappingRules) -> None:
+    """Process a file this node claimed; hostile content must not stall the stage (or a real-time
+    call): an unexpected failure sets the file aside with its reason."""
+    try:
+        process_file(ctx, row, rules)
+    except _UNEXPECTED as exc:
+        _quarantine(ctx, row, f"file could not be processed ({type(exc).__name__})")
+
+
 def process_downloaded(ctx: Context, rules: MappingRules) -> int:
     """Claim downloaded files one at a time (row lock + lease) and process each."""
     done = 0
     while True:
-        # a big file may take a while to validate: the lease is longer than a batch's
-        until = ctx.clock() + timedelta(seconds=5 * ctx.config.gateway.lease_seconds)
         with ctx.store.begin() as tx:
-            rows = tx.files.claim(
-                event=FileEvent.START_PROCESSING,
-                direction="in",
-                owner=ctx.node_id,
-                until=until,
-                limit=1,
-            )
-        if not rows:
+            row = claim_downloaded(ctx, tx)
+        if row is None:
             return done
-        try:
-            process_file(ctx, rows[0], rules)
-        except _UNEXPECTED as exc:  # hostile content must not stall the stage: set the file aside
-            _quarantine(ctx, rows[0], f"file could not be processed ({type(exc).__name__})")
+        process_claimed(ctx, row, rules)
         done += 1
