@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ from payersim.simulator import ClearinghouseSimulator
 from transactions.envelope_reader import read_interchanges
 
 ROOT = Path(__file__).resolve().parent.parent
+# how much longer than its nominal bound a harness wait may last (waits end as soon as they hold)
+PATIENCE = float(os.environ.get("X12GW_TEST_PATIENCE", "3"))
 REQUESTS = ROOT / "sample_edi" / "requests"
 
 SCENARIO = """
@@ -124,7 +127,12 @@ class Harness:
         self.drop(name or f"{stem}.json", json.dumps(doc).encode())
 
     def run_until(self, predicate: Callable[[], bool], timeout: float = 30.0) -> bool:
-        deadline = time.monotonic() + timeout
+        """Cycle until ``predicate`` holds; the wait is a bound, not a figure, so it is stretched.
+
+        Under a loaded machine (parallel suites) a cycle can take seconds; every caller waits for
+        something that must happen, so a longer bound only slows a run that fails anyway.
+        """
+        deadline = time.monotonic() + timeout * PATIENCE
         while time.monotonic() < deadline:
             self.gateway.cycle()
             if predicate():
