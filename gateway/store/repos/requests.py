@@ -8,8 +8,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import Insert, func, insert, select
+from sqlalchemy import func, select
 
+from gateway import lifecycle
 from gateway.errors import StoreError
 from gateway.lifecycle import Entity, RequestEvent, RequestState, check_initial
 from gateway.store import schema as s
@@ -24,21 +25,16 @@ from gateway.store.repos.base import (
     db,
     equal,
     id_by,
+    insert_ids,
     inserting,
+    keyed_update_many,
     locked_many,
-    prebuilt,
     window,
 )
 from gateway.store.rows import RequestRow, from_mapping
 
 RequestKind = Literal["270", "278"]
 _TRACKING = re.compile(r"^[!-~]{1,50}$")  # printable ASCII without spaces, at most TRN02's 50
-
-
-def _insert_requests() -> Insert:
-    """Many requests in one statement, their ids returned in the order given."""
-    t = s.requests
-    return prebuilt(("insert_ids", t.name), lambda: insert(t).returning(t.c.id, sort_by_parameter_order=True))
 
 
 class RequestsRepo(Repo):
@@ -92,7 +88,7 @@ class RequestsRepo(Repo):
         values = [self._new_row(**r) for r in rows]
         if not values:
             return
-        ids = [int(r.id) for r in self.conn.execute(_insert_requests(), values)]
+        ids = insert_ids(self.conn, s.requests, values)
         changes = [(i, None, str(v["state"])) for i, v in zip(ids, values, strict=True)]
         self.audit.record_changes(Entity.REQUEST, changes)
 
@@ -223,6 +219,22 @@ class RequestsRepo(Repo):
         unique = dict.fromkeys(tracking_numbers)
         moves = [(rows[t], {} if due_at is None else {"due_at": due_at[t]}) for t in unique]
         self.move_many(Entity.REQUEST, s.requests, moves, event, expect=expect, detail=detail)
+
+    @db
+    def move_known(self, moves: Sequence[tuple[int, str, RequestEvent]]) -> list[str]:
+        """Requests this transaction read under lock (``get_many``), each at most once, moved from the
+        state the caller holds for them, ``(id, state, event)`` each: every move checked against the
+        lifecycle before one UPDATE (executemany) writes them all. Returns the new states in order;
+        the caller logs the changes, each with its own detail (``audit.record_change_rows``)."""
+        targets = [lifecycle.target(Entity.REQUEST, state, event) for _, state, event in moves]
+        if moves:
+            now = self.now()
+            values = [
+                {KEY: request_id, "state": new, "updated_at": now}
+                for (request_id, _, _), new in zip(moves, targets, strict=True)
+            ]
+            self.conn.execute(keyed_update_many(s.requests, ("state", "updated_at")), values)
+        return targets
 
     @db
     def query(
