@@ -156,16 +156,22 @@ def test_batched_set_lookups_give_what_one_lookup_per_key_gives(store: Store) ->
 
 
 def test_details_of_gives_each_entitys_logged_details_in_order(store: Store) -> None:
-    """details_of: for many entities at once, the non-empty details history() shows, oldest first."""
+    """details_of: for many entities at once, the non-empty details of their changes into the given
+    states that history() shows, oldest first."""
     trackings = ["H-1", "H-2", "H-3"]
     with store.begin() as tx:
         tx.requests.insert_many([_fields(t) for t in trackings])
         ids = [_rid(tx, t) for t in trackings]
         tx.requests.transition_many(trackings[:2], RequestEvent.CLAIM_FOR_BATCH, detail={"a": 1})
         tx.audit.record_change_rows([("request", ids[0], "batching", "batching", {"fingerprint": "f"})])
+    states = ["batching", "answered"]
     with store.read() as tx:
-        got = tx.audit.details_of("request", ids)
-        want = {i: [h.detail for h in tx.audit.history("request", i) if h.detail] for i in ids}
+        got = tx.audit.details_of("request", ids, states)
+        want = {
+            i: [h.detail for h in tx.audit.history("request", i) if h.detail and h.new_state in states]
+            for i in ids
+        }
+        assert tx.audit.details_of("request", ids, ["new"]) == {i: [] for i in ids}
     assert got == want
     assert got[ids[0]] == [{"a": 1}, {"fingerprint": "f"}]
 

@@ -41,6 +41,7 @@ from gateway.store import FileRow, RequestRow, Tx
 from gateway.store.errors import NotFoundError
 from gateway.store.repos.envelopes import NewSet
 from gateway.store.repos.results import EligibilityWrite
+from gateway.store.rows import RequestHead
 from mappings.correlate import ResponseKey, SentRequest, correlate
 from mappings.decode import describe
 from mappings.mapper import MappingRules, Record, map_set
@@ -468,6 +469,7 @@ def _apply_record(ctx: Context, tx: Tx, item: _Mapped, outcome: Outcome) -> bool
 
 
 _RESPONSE_EVENT = {RequestState.ANSWERED: RequestEvent.ANSWER, RequestState.PENDED: RequestEvent.PEND}
+_RESPONSE_STATES = tuple(_RESPONSE_EVENT)
 
 APPLY_CHUNK = 500  # responses matched and stored together: a few statements per chunk, memory bounded
 # record types stored in chunks (_Chunk); others, and chunks mixing them, go one by one (_apply_record)
@@ -532,7 +534,7 @@ class _Chunk:
         self.ctx, self.tx, self.outcome = ctx, tx, outcome
         self.by_trace: dict[tuple[str, str], list[int]] = {}
         self.by_bht: dict[tuple[str, str], list[int]] = {}
-        self.requests: dict[int, RequestRow] = {}
+        self.requests: dict[int, RequestHead] = {}
         self.state: dict[int, str] = {}
         self.seen: dict[int, list[tuple[str, str]]] = {}
         self.current: dict[str, tuple[int, str]] = {}  # tracking -> (result row id, status)
@@ -563,11 +565,12 @@ class _Chunk:
         ids = list(
             dict.fromkeys(i for found in (*self.by_trace.values(), *self.by_bht.values()) for i in found)
         )
-        self.requests = {r.id: r for r in tx.requests.get_many(ids)}
+        self.requests = {r.id: r for r in tx.requests.heads(ids)}
         if len(self.requests) != len(ids):
             raise NotFoundError("request not found")
         self.state = {i: r.state for i, r in self.requests.items()}
-        details = tx.audit.details_of(Entity.REQUEST, ids)
+        # a response's fingerprint is logged with the request's move to (or stay in) answered/pended
+        details = tx.audit.details_of(Entity.REQUEST, ids, _RESPONSE_STATES)
         self.seen = {
             i: [(self.requests[i].tracking_number, str(d["fingerprint"])) for d in ds if "fingerprint" in d]
             for i, ds in details.items()
@@ -578,7 +581,7 @@ class _Chunk:
             for t, row in tx.results.eligibility_of(trackings, for_update=True).items()
         }
 
-    def _candidates(self, r: _Response) -> list[RequestRow]:
+    def _candidates(self, r: _Response) -> list[RequestHead]:
         wanted = ANSWERS[r.item.kind]
         found = [i for t in dict.fromkeys(r.traces) for i in self.by_trace.get((wanted, t), [])]
         if bht := r.item.record.bht_reference:
@@ -616,7 +619,7 @@ class _Chunk:
         self._store(r, req, detail)
         return True
 
-    def _store(self, r: _Response, req: RequestRow, detail: dict[str, Any]) -> None:
+    def _store(self, r: _Response, req: RequestHead, detail: dict[str, Any]) -> None:
         """Queue the writes ``_apply_record`` makes for a matched 271 (a second one for the same
         request in this chunk first writes what is queued, so the result row exists)."""
         item, record = r.item, r.item.record
@@ -670,7 +673,7 @@ class _Chunk:
         self.touched.clear()
 
 
-def _warn_rejected_set(ctx: Context, req: RequestRow, item: _Mapped) -> None:
+def _warn_rejected_set(ctx: Context, req: RequestHead | RequestRow, item: _Mapped) -> None:
     ctx.log.warning(
         "payer decision received in a transaction set our 999 rejects: applied, errors reported",
         tracking=req.tracking_number,

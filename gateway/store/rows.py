@@ -69,6 +69,16 @@ class RequestRow:
 
 
 @dataclass(frozen=True)
+class RequestHead:
+    """What moving or matching a request needs of its row: no payload, so nothing to unseal."""
+
+    id: int
+    tracking_number: str
+    kind: str
+    state: str
+
+
+@dataclass(frozen=True)
 class InterchangeRow:
     """One ISA..IEA envelope seen in a file (in or out)."""
 

@@ -117,9 +117,11 @@ class AuditRepo(Repo):
         return [from_mapping(StateChange, r) for r in rows]
 
     @db
-    def details_of(self, entity_type: str, entity_ids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
-        """The details logged with each entity's changes (those with one), oldest first, for many
-        entities in one statement: what ``history`` would give, without the rest of each row."""
+    def details_of(
+        self, entity_type: str, entity_ids: Sequence[int], new_states: Sequence[str]
+    ) -> dict[int, list[dict[str, Any]]]:
+        """The details logged with each entity's changes into one of ``new_states`` (those with a
+        detail), oldest first, for many entities in one statement: what ``history`` shows of them."""
         t = s.state_changes
         stmt = prebuilt(
             ("details_of",),
@@ -128,13 +130,18 @@ class AuditRepo(Repo):
                 .where(
                     t.c.entity_type == bindparam("entity_type"),
                     t.c.entity_id.in_(bindparam("keys", expanding=True)),
+                    t.c.new_state.in_(bindparam("states", expanding=True)),
                 )
                 .order_by(t.c.id)
             ),
         )
         out: dict[int, list[dict[str, Any]]] = {i: [] for i in entity_ids}
         if entity_ids:
-            params = {"entity_type": str(entity_type), "keys": list(dict.fromkeys(entity_ids))}
+            params = {
+                "entity_type": str(entity_type),
+                "keys": list(dict.fromkeys(entity_ids)),
+                "states": [str(x) for x in new_states],
+            }
             for entity_id, detail in self.conn.execute(stmt, params):
                 if detail:
                     out[int(entity_id)].append(detail)
