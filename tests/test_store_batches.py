@@ -243,3 +243,19 @@ def test_batch_inserts_after_earlier_rows_return_each_rows_own_id(store: Store) 
         ids = [_rid(tx, f"I-{n}") for n in range(30)]
     assert made == [f"A{n}" for n in range(3)] + [f"B{n}" for n in range(40)]
     assert _states(store, "request", ids) == [["new"]] * 30  # each request's first state logged under its id
+
+
+def test_claiming_many_requests_moves_logs_and_returns_each_in_full(store: Store) -> None:
+    """claim of several requests: each moves to batching under the lease with its own event-log row
+    (node in the detail), and comes back whole (payload included), oldest first."""
+    trackings = [f"C-{n}" for n in range(5)]
+    with store.begin() as tx:
+        tx.requests.insert_many([_fields(t) for t in trackings])
+        until = tx.now()
+        rows = tx.requests.claim(partner="acme", owner="node-1", until=until, limit=4)
+    assert [(r.tracking_number, r.state, r.lease_owner, r.payload) for r in rows] == [
+        (t, "batching", "node-1", {"n": t}) for t in trackings[:4]
+    ]
+    with store.read() as tx:
+        logged = [[(h.new_state, h.detail) for h in tx.audit.history("request", r.id)] for r in rows]
+    assert logged == [[("new", None), ("batching", {"node": "node-1"})]] * 4
