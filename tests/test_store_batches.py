@@ -259,3 +259,17 @@ def test_claiming_many_requests_moves_logs_and_returns_each_in_full(store: Store
     with store.read() as tx:
         logged = [[(h.new_state, h.detail) for h in tx.audit.history("request", r.id)] for r in rows]
     assert logged == [[("new", None), ("batching", {"node": "node-1"})]] * 4
+
+
+def test_heads_give_the_fields_of_get_many_without_the_payload(store: Store) -> None:
+    """heads: id, tracking number, kind and state of the requests get_many reads, in the same order."""
+    with store.begin() as tx:
+        tx.requests.insert_many([_fields(t) for t in ("G-1", "G-2", "G-3")])
+        tx.requests.transition("G-2", RequestEvent.CLAIM_FOR_BATCH)
+        ids = [_rid(tx, t) for t in ("G-3", "G-1", "G-2")] + [10**9]
+        heads = tx.requests.heads(ids)
+        full = tx.requests.get_many(ids)
+    assert [(h.id, h.tracking_number, h.kind, h.state) for h in heads] == [
+        (r.id, r.tracking_number, r.kind, r.state) for r in full
+    ]
+    assert [h.state for h in heads] == ["new", "batching", "new"]

@@ -738,7 +738,7 @@ def _apply_acks(
             elif s.request_id is not None:
                 accepted.append(s.request_id)
         tx.envelopes.set_ack_statuses("transaction_set", codes)
-        sent = [r.tracking_number for r in tx.requests.get_many(accepted) if r.state == RequestState.SENT]
+        sent = [r.tracking_number for r in tx.requests.heads(accepted) if r.state == RequestState.SENT]
         tx.requests.transition_many(sent, RequestEvent.ACKNOWLEDGE, expect=RequestState.SENT)
     return applied
 

@@ -249,7 +249,7 @@ class RequestsRepo(Repo):
 
     @db
     def move_known(self, moves: Sequence[tuple[int, str, RequestEvent]]) -> list[str]:
-        """Requests this transaction read under lock (``get_many``), each at most once, moved from the
+        """Requests this transaction read under lock (``heads``), each at most once, moved from the
         state the caller holds for them, ``(id, state, event)`` each: every move checked against the
         lifecycle before one UPDATE (executemany) writes them all. Returns the new states in order;
         the caller logs the changes, each with its own detail (``audit.record_change_rows``)."""
