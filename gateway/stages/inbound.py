@@ -1,12 +1,13 @@
 """Inbound stage: downloaded files are validated, acknowledged, applied and delivered.
 
 A file is validated and mapped set by set (``ValidationStream``): each set's parsed segments are
-dropped once its records are read, and the records wait compressed until the file's verdicts are
-known, so memory stays small whatever the file's size. One transaction then records the file's
-envelopes, applies any 999/TA1 to what we sent, stores the records mapped from 271/278 responses
-(matched to requests by trace number, then BHT03), queues our own 999/TA1 for the partner, and moves
-the file to ``processed``; result files are written after that commit and the file becomes
-``delivered``. A crash between the two re-writes the same results.
+dropped once its records are read, and the records wait (compressed, unless the file is small) until
+the file's verdicts are known, so memory stays small whatever the file's size. One transaction then
+records the file's envelopes, applies any 999/TA1 to what we sent, stores the records mapped from
+271/278 responses (matched to requests by trace number, then BHT03; 271s a chunk at a time, in a few
+statements per chunk), queues our own 999/TA1 for the partner, and moves the file to ``processed``;
+result files are written after that commit and the file becomes ``delivered``. A crash between the
+two re-writes the same results.
 """
 
 from __future__ import annotations
