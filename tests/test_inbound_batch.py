@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import tomllib
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from gateway.store import schema as s
 from gateway.store.repos.envelopes import NewSet
 from gateway.transport.keys import ensure_key, public_line
 from tests.e2e_harness import config_text
+from tests.store_fixtures import postgres_schema, require_postgres
 
 RESPONSES = Path(__file__).resolve().parent.parent / "sample_edi" / "responses"
 OURS = "ZZ:X12GATEWAY"
@@ -58,28 +60,36 @@ def response_file() -> bytes:
     )
 
 
-@pytest.fixture
-def make_ctx(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], Context]]:
-    """Gateway contexts (SQLite store, folders, one partner, a frozen clock) with our 270s sent."""
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def make_ctx(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[[str], Context]]:
+    """Gateway contexts (one partner, a frozen clock, our 270s sent), each on its own empty SQLite
+    database or PostgreSQL schema."""
     monkeypatch.setenv("X12GW_MEMBER_HASH_KEY", "test-member-hash-key-0123456789abcdef")
     ensure_key(tmp_path / "keys" / "host")
     opened: list[Context] = []
+    with ExitStack() as schemas:
 
-    def make(name: str) -> Context:
-        text = config_text(
-            port=22,
-            host_key_line=public_line(tmp_path / "keys" / "host"),
-            key_file=tmp_path / "keys" / "host",
-            remote_root="",
-        )
-        ctx = open_context(parse_config(tomllib.loads(text), tmp_path / name), clock=frozen_clock)
-        opened.append(ctx)
-        _send_requests(ctx)
-        return ctx
+        def make(name: str) -> Context:
+            url = ""
+            if request.param == "postgresql":
+                url = schemas.enter_context(postgres_schema(require_postgres()))
+            text = config_text(
+                port=22,
+                host_key_line=public_line(tmp_path / "keys" / "host"),
+                key_file=tmp_path / "keys" / "host",
+                remote_root="",
+                database_url=url,
+            )
+            ctx = open_context(parse_config(tomllib.loads(text), tmp_path / name), clock=frozen_clock)
+            opened.append(ctx)
+            _send_requests(ctx)
+            return ctx
 
-    yield make
-    for ctx in opened:
-        ctx.store.close()
+        yield make
+        for ctx in opened:
+            ctx.store.close()
 
 
 def _send_requests(ctx: Context) -> None:
