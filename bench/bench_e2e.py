@@ -1,7 +1,8 @@
 """End to end: N eligibility requests (default 10,000) dropped into the inbox at once, through a real
 `x12gw run` process, the clearinghouse simulator on loopback SFTP, and back to one result file per
 request in the outbox. Prints the total time, requests/s, p50/p95/max latency per request (drop to
-result file) and the gateway process's peak RSS.
+result file), the gateway process's peak RSS and the CPU time it used until the last result file (the
+figure to compare on a busy machine).
 
     python bench/bench_e2e.py [--requests 10000] [--per-file 100] [--profile FILE]
 
@@ -42,6 +43,14 @@ def peak_rss_mib(pid: int) -> float:
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a running process has used so far (``/proc/PID/stat``): a figure
+    other processes on the machine do not inflate, unlike the wall time."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as fh:  # noqa: PTH123
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def feed(inbox: Path, requests: int, per_file: int) -> None:
@@ -90,6 +99,7 @@ def run(requests: int, per_file: int, base: Path, profile: Path | None = None) -
             peak = max(peak, peak_rss_mib(proc.pid))
             done = sum(1 for p in outbox.iterdir() if p.suffix == ".json") if outbox.exists() else 0
         peak = max(peak, peak_rss_mib(proc.pid))
+        gateway_cpu = cpu_seconds(proc.pid)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
@@ -105,7 +115,7 @@ def run(requests: int, per_file: int, base: Path, profile: Path | None = None) -
         f"e2e  {requests:,} eligibility requests ({per_file}/file), {answered:,} answered: "
         f"total {total:.1f} s, {requests / total:,.0f} requests/s, latency p50 {q[49]:.1f} s, "
         f"p95 {q[94]:.1f} s, max {total:.1f} s; gateway peak RSS {peak:.0f} MiB; "
-        f"simulator and bench CPU {sim_cpu:.1f} s"
+        f"gateway CPU {gateway_cpu:.1f} s; simulator and bench CPU {sim_cpu:.1f} s"
     )
     if profile:
         report_profile(profile)

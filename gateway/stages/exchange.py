@@ -201,7 +201,7 @@ def _mark_sent(ctx: Context, tx: Tx, file_id: int, now: datetime) -> list[str]:
     tx.envelopes.transition_sets([st.id for st in sets], SetEvent.SEND)
     ids = [st.request_id for st in sets if st.request_id is not None]
     # answered or rejected while the upload was being finished: left as they are
-    waiting = [r for r in tx.requests.get_many(ids) if allows(Entity.REQUEST, r.state, RequestEvent.SEND)]
+    waiting = [r for r in tx.requests.heads(ids) if allows(Entity.REQUEST, r.state, RequestEvent.SEND)]
     due = {
         r.tracking_number: now + timedelta(minutes=ctx.config.timeouts.response_overdue_minutes(r.kind))
         for r in waiting

@@ -1,12 +1,13 @@
 """Inbound stage: downloaded files are validated, acknowledged, applied and delivered.
 
 A file is validated and mapped set by set (``ValidationStream``): each set's parsed segments are
-dropped once its records are read, and the records wait compressed until the file's verdicts are
-known, so memory stays small whatever the file's size. One transaction then records the file's
-envelopes, applies any 999/TA1 to what we sent, stores the records mapped from 271/278 responses
-(matched to requests by trace number, then BHT03), queues our own 999/TA1 for the partner, and moves
-the file to ``processed``; result files are written after that commit and the file becomes
-``delivered``. A crash between the two re-writes the same results.
+dropped once its records are read, and the records wait (compressed, unless the file is small) until
+the file's verdicts are known, so memory stays small whatever the file's size. One transaction then
+records the file's envelopes, applies any 999/TA1 to what we sent, stores the records mapped from
+271/278 responses (matched to requests by trace number, then BHT03; 271s a chunk at a time, in a few
+statements per chunk), queues our own 999/TA1 for the partner, and moves the file to ``processed``;
+result files are written after that commit and the file becomes ``delivered``. A crash between the
+two re-writes the same results.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +33,16 @@ from gateway.lifecycle import (
     SetState,
     allows,
 )
+from gateway.lifecycle import target as target_state
 from gateway.runtime.config import PartnerConfig
 from gateway.runtime.context import Context
 from gateway.runtime.fsutil import atomic_write, ensure_dir, internal_name
 from gateway.stages.outbox import summary_file_name, write_results
 from gateway.store import FileRow, RequestRow, Tx
+from gateway.store.errors import NotFoundError
 from gateway.store.repos.envelopes import NewSet
+from gateway.store.repos.results import EligibilityWrite
+from gateway.store.rows import RequestHead
 from mappings.correlate import ResponseKey, SentRequest, correlate
 from mappings.decode import describe
 from mappings.mapper import MappingRules, Record, map_set
@@ -95,7 +101,8 @@ def _our_id(ctx: Context) -> str:
 def process_file(ctx: Context, row: FileRow, rules: MappingRules) -> str:
     """Process one downloaded file; returns its final state."""
     partner = ctx.config.partner(row.partner)
-    scan = _Scan.of(_chunks(ctx.payloads.path_for(row.sha256)), _options(ctx, partner), rules)
+    keep = row.size <= KEEP_RECORDS_BYTES
+    scan = _Scan.of(_chunks(ctx.payloads.path_for(row.sha256)), _options(ctx, partner), rules, keep=keep)
     report = scan.report
     if report.fatal or not report.interchanges:
         return _quarantine(ctx, row, report.fatal or "no interchange in the file")
@@ -110,10 +117,7 @@ def process_file(ctx: Context, row: FileRow, rules: MappingRules) -> str:
         set_rows = _record_envelopes(tx, row, report, scan.sets)
         if acks is not None:
             outcome.acks_applied = _apply_acks(ctx, tx, acks.groups, acks.interchanges, outcome)
-        matched: dict[tuple[str, str], bool] = {}
-        for item in scan.mapped():
-            found = _apply_record(ctx, tx, item, outcome)
-            matched[item.key] = matched.get(item.key, False) or found
+        matched = _apply_all(ctx, tx, scan.mapped(), outcome)
         _mark_unmatched(tx, [set_rows[k] for k, found in matched.items() if not found and k in set_rows])
         for name, payload in outgoing:
             sha, path = ctx.payloads.put(payload)
@@ -188,17 +192,25 @@ class _Mapped:
     findings: tuple[dict[str, object], ...]
 
 
+# A file up to this size keeps its mapped records as they are until its verdicts are known (a few
+# hundred records, a few MiB at most); a larger one keeps them pickled and compressed.
+KEEP_RECORDS_BYTES = 256 * 1024
+
+
 @dataclass(frozen=True)
 class _Packed:
     """A record read from a set whose group and interchange verdicts are not known yet: pickled and
-    compressed (a few hundred bytes) so that a large file's records do not fill memory."""
+    compressed (a few hundred bytes) so that a large file's records do not fill memory, or the record
+    itself for a small file (compressing it would cost more than it saves)."""
 
     kind: str
     offset: int  # the set's offset in the file: its report is found by it at the end
     key: tuple[str, str]  # (ISA13, ST02)
-    data: bytes
+    data: bytes | Record
 
     def record(self) -> Record:
+        if not isinstance(self.data, bytes):
+            return self.data
         # our own bytes, made a moment ago in this process from our own dataclasses
         return pickle.loads(zlib.decompress(self.data))  # type: ignore[no-any-return]  # noqa: S301
 
@@ -221,13 +233,14 @@ class _Scan:
     packed: list[_Packed]
 
     @classmethod
-    def of(cls, data: Iterable[bytes], opts: Options, rules: MappingRules) -> _Scan:
+    def of(cls, data: Iterable[bytes], opts: Options, rules: MappingRules, *, keep: bool = False) -> _Scan:
+        """``keep``: records stay as they are (a small file), else pickled and compressed."""
         stream = ValidationStream(data, opts)
         sets: dict[int, _SetFacts] = {}
         packed: list[_Packed] = []
         for item in stream:
             sets[item.validated.report.offset] = _facts(item)
-            packed.extend(_pack(item, rules))
+            packed.extend(_pack(item, rules, keep=keep))
         assert stream.report is not None  # set once iteration ends  # noqa: S101
         return cls(stream.report, sets, packed)
 
@@ -257,13 +270,16 @@ def _facts(item: SetInContext) -> _SetFacts:
     return _SetFacts(traces, bht03)
 
 
-def _pack(item: SetInContext, rules: MappingRules) -> list[_Packed]:
+def _pack(item: SetInContext, rules: MappingRules, *, keep: bool) -> list[_Packed]:
     report = item.validated.report
     if report.map not in ANSWERS:
         return []
     records = map_set(item.validated, item.interchange, item.group, rules)
     key = (item.interchange, report.control_number)
-    return [_Packed(report.map or "", report.offset, key, zlib.compress(pickle.dumps(r), 1)) for r in records]
+    return [
+        _Packed(report.map or "", report.offset, key, r if keep else zlib.compress(pickle.dumps(r), 1))
+        for r in records
+    ]
 
 
 def _by_offset(report: ValidationReport) -> dict[int, tuple[InterchangeReport, GroupReport, SetReport]]:
@@ -421,18 +437,7 @@ def _apply_record(ctx: Context, tx: Tx, item: _Mapped, outcome: Outcome) -> bool
     req = next(r for r in candidates.values() if r.tracking_number == result.matched[0][1])
     doc = {**as_dict, "validation": item.validation, "findings": list(item.findings)}
     if item.validation == "rejected":
-        ctx.log.warning(
-            "payer decision received in a transaction set our 999 rejects: applied, errors reported",
-            tracking=req.tracking_number,
-            kind=kind,
-            interchange=key[0],
-            transaction_set=key[1],
-            errors=[
-                f"{f['segment']}{'/' + str(f['element']) if f['element'] else ''} {f['code']}"
-                for f in item.findings
-                if f["severity"] == "error"
-            ][:10],
-        )
+        _warn_rejected_set(ctx, req, item)
     if isinstance(record, EligibilityResult):
         tx.results.upsert_eligibility(
             tracking_number=req.tracking_number,
@@ -465,6 +470,223 @@ def _apply_record(ctx: Context, tx: Tx, item: _Mapped, outcome: Outcome) -> bool
 
 
 _RESPONSE_EVENT = {RequestState.ANSWERED: RequestEvent.ANSWER, RequestState.PENDED: RequestEvent.PEND}
+_RESPONSE_STATES = tuple(_RESPONSE_EVENT)
+
+APPLY_CHUNK = 500  # responses matched and stored together: a few statements per chunk, memory bounded
+# record types stored in chunks (_Chunk); others, and chunks mixing them, go one by one (_apply_record)
+BATCHED_RECORDS: tuple[type, ...] = (EligibilityResult,)
+
+
+def _apply_all(
+    ctx: Context, tx: Tx, mapped: Iterator[_Mapped], outcome: Outcome
+) -> dict[tuple[str, str], bool]:
+    """Apply every mapped response in file order; per set (ISA13, ST02), whether any matched."""
+    matched: dict[tuple[str, str], bool] = {}
+    while chunk := list(islice(mapped, APPLY_CHUNK)):
+        if BATCHED_RECORDS and all(isinstance(i.record, BATCHED_RECORDS) for i in chunk):
+            found = _Chunk(ctx, tx, outcome).apply(chunk)
+        else:
+            found = [_apply_record(ctx, tx, item, outcome) for item in chunk]
+        for item, hit in zip(chunk, found, strict=True):
+            matched[item.key] = matched.get(item.key, False) or hit
+    return matched
+
+
+@dataclass(frozen=True)
+class _Response:
+    """One response ready to match: its traces, JSON form and fingerprint (as ``_apply_record``)."""
+
+    item: _Mapped
+    traces: tuple[str, ...]
+    as_dict: dict[str, Any]
+    fingerprint: str
+
+    @classmethod
+    def of(cls, item: _Mapped) -> _Response:
+        record = item.record
+        traces = (
+            tuple(record.trace_numbers)
+            if isinstance(record, EligibilityResult)
+            else ((record.trace_number,) if record.trace_number else ())
+        )
+        as_dict = to_dict(record)
+        fingerprint = hashlib.sha256(json.dumps(as_dict, sort_keys=True).encode()).hexdigest()[:16]
+        return cls(item, traces, as_dict, fingerprint)
+
+
+# an event-log row waiting for the chunk's writes; an int entity id, or the index of the eligibility
+# write whose new row id it needs
+_LogRow = tuple[str, "int | _WriteRef", "str | None", str, "dict[str, Any] | None"]
+
+
+@dataclass(frozen=True)
+class _WriteRef:
+    index: int
+
+
+class _Chunk:
+    """``_apply_record`` for a chunk of 271 responses in a handful of statements whatever its size:
+    the candidates' sets, requests (locked), applied fingerprints and current results are read at
+    once; requests, results and event-log rows are written together (in the order ``_apply_record``
+    writes them), and before a request is touched a second time. The chunk's own changes are kept
+    in memory (states, fingerprints), so each response sees what the ones before it did."""
+
+    def __init__(self, ctx: Context, tx: Tx, outcome: Outcome) -> None:
+        self.ctx, self.tx, self.outcome = ctx, tx, outcome
+        self.by_trace: dict[tuple[str, str], list[int]] = {}
+        self.by_bht: dict[tuple[str, str], list[int]] = {}
+        self.requests: dict[int, RequestHead] = {}
+        self.state: dict[int, str] = {}
+        self.seen: dict[int, list[tuple[str, str]]] = {}
+        self.current: dict[str, tuple[int, str]] = {}  # tracking -> (result row id, status)
+        self.writes: list[EligibilityWrite] = []
+        self.moves: list[tuple[int, str, RequestEvent]] = []
+        self.log: list[_LogRow] = []
+        self.touched: set[int] = set()
+
+    def apply(self, items: list[_Mapped]) -> list[bool]:
+        responses = [_Response.of(i) for i in items]
+        self._read(responses)
+        found = [self._one(r) for r in responses]
+        self._flush()
+        return found
+
+    def _read(self, responses: list[_Response]) -> None:
+        tx = self.tx
+        for wanted in dict.fromkeys(ANSWERS[r.item.kind] for r in responses):
+            mine = [r for r in responses if ANSWERS[r.item.kind] == wanted]
+            traces = list(dict.fromkeys(t for r in mine for t in r.traces))
+            bhts = list(dict.fromkeys(b for r in mine if (b := r.item.record.bht_reference)))
+            if traces:
+                for t, ids in tx.envelopes.requests_of_traces(traces, set_id=wanted, limit=5).items():
+                    self.by_trace[wanted, t] = ids
+            if bhts:
+                for b, ids in tx.envelopes.requests_of_bht03s(bhts, set_id=wanted, limit=5).items():
+                    self.by_bht[wanted, b] = ids
+        ids = list(
+            dict.fromkeys(i for found in (*self.by_trace.values(), *self.by_bht.values()) for i in found)
+        )
+        self.requests = {r.id: r for r in tx.requests.heads(ids)}
+        if len(self.requests) != len(ids):
+            raise NotFoundError("request not found")
+        self.state = {i: r.state for i, r in self.requests.items()}
+        # a response's fingerprint is logged with the request's move to (or stay in) answered/pended
+        details = tx.audit.details_of(Entity.REQUEST, ids, _RESPONSE_STATES)
+        self.seen = {
+            i: [(self.requests[i].tracking_number, str(d["fingerprint"])) for d in ds if "fingerprint" in d]
+            for i, ds in details.items()
+        }
+        trackings = [r.tracking_number for r in self.requests.values()]
+        self.current = {
+            t: (row.id, row.status)
+            for t, row in tx.results.eligibility_of(trackings, for_update=True).items()
+        }
+
+    def _candidates(self, r: _Response) -> list[RequestHead]:
+        wanted = ANSWERS[r.item.kind]
+        found = [i for t in dict.fromkeys(r.traces) for i in self.by_trace.get((wanted, t), [])]
+        if bht := r.item.record.bht_reference:
+            found += self.by_bht.get((wanted, bht), [])
+        return [self.requests[i] for i in dict.fromkeys(found)]
+
+    def _one(self, r: _Response) -> bool:
+        item, record = r.item, r.item.record
+        candidates = self._candidates(r)
+        sent = [
+            SentRequest(c.tracking_number, c.kind, c.tracking_number, c.tracking_number) for c in candidates
+        ]
+        seen = [fp for c in candidates for fp in self.seen[c.id]]
+        key = ResponseKey(item.kind, r.traces, record.bht_reference, r.fingerprint)
+        result = correlate(sent, [key], seen)
+        detail = {
+            "kind": item.kind,
+            "interchange": item.key[0],
+            "transaction_set": item.key[1],
+            "fingerprint": r.fingerprint,
+            "validation": item.validation,
+        }
+        if result.duplicates:
+            self.log.append(
+                ("response", 0, None, "duplicate", {**detail, "tracking": result.duplicates[0][1]})
+            )
+            self.ctx.log.info("duplicate response ignored", tracking=result.duplicates[0][1], **detail)
+            return True
+        if not result.matched:
+            self.outcome.unmatched += 1
+            self.log.append(("response", 0, None, "unmatched", detail))
+            self.ctx.log.warning("response matches no request", **detail)
+            return False
+        req = next(c for c in candidates if c.tracking_number == result.matched[0][1])
+        self._store(r, req, detail)
+        return True
+
+    def _store(self, r: _Response, req: RequestHead, detail: dict[str, Any]) -> None:
+        """Queue the writes ``_apply_record`` makes for a matched 271 (a second one for the same
+        request in this chunk first writes what is queued, so the result row exists)."""
+        item, record = r.item, r.item.record
+        assert isinstance(record, EligibilityResult)  # noqa: S101 - BATCHED_RECORDS holds only these
+        if req.id in self.touched:
+            self._flush()
+        doc = {**r.as_dict, "validation": item.validation, "findings": list(item.findings)}
+        if item.validation == "rejected":
+            _warn_rejected_set(self.ctx, req, item)
+        existing = self.current.get(req.tracking_number)
+        write = EligibilityWrite(
+            tracking_number=req.tracking_number,
+            request_id=req.id,
+            status=record.coverage,
+            record=doc,
+            effective_from=record.plan_begin,
+            effective_to=record.plan_end,
+            existing_id=existing[0] if existing else None,
+            existing_status=existing[1] if existing else None,
+        )
+        self.writes.append(write)
+        if existing is None or existing[1] != record.coverage:
+            ref = existing[0] if existing else _WriteRef(len(self.writes) - 1)
+            old = existing[1] if existing else None
+            self.log.append(("eligibility", ref, old, record.coverage, {"source_set_id": None}))
+        state = self.state[req.id]
+        if state != RequestState.ANSWERED:
+            target = target_state(Entity.REQUEST, state, RequestEvent.ANSWER)
+            self.moves.append((req.id, state, RequestEvent.ANSWER))
+            if target != state:
+                self.log.append((Entity.REQUEST, req.id, state, target, detail))
+            self.state[req.id] = target
+        else:
+            self.log.append((Entity.REQUEST, req.id, state, state, detail))
+        self.seen[req.id].append((req.tracking_number, r.fingerprint))
+        self.touched.add(req.id)
+        self.outcome.records += 1
+        self.outcome.records_from_rejected_sets += item.validation == "rejected"
+        self.outcome.trackings.append(req.tracking_number)
+
+    def _flush(self) -> None:
+        tx = self.tx
+        rows = tx.results.upsert_eligibility_many(self.writes)
+        for w, (row_id, _, status) in zip(self.writes, rows, strict=True):
+            self.current[w.tracking_number] = (row_id, status)
+        tx.requests.move_known(self.moves)
+        tx.audit.record_change_rows(
+            [(e, rows[i.index][0] if isinstance(i, _WriteRef) else i, o, n, d) for e, i, o, n, d in self.log]
+        )
+        self.writes, self.moves, self.log = [], [], []
+        self.touched.clear()
+
+
+def _warn_rejected_set(ctx: Context, req: RequestHead | RequestRow, item: _Mapped) -> None:
+    ctx.log.warning(
+        "payer decision received in a transaction set our 999 rejects: applied, errors reported",
+        tracking=req.tracking_number,
+        kind=item.kind,
+        interchange=item.key[0],
+        transaction_set=item.key[1],
+        errors=[
+            f"{f['segment']}{'/' + str(f['element']) if f['element'] else ''} {f['code']}"
+            for f in item.findings
+            if f["severity"] == "error"
+        ][:10],
+    )
 
 
 def _apply_acks(
@@ -517,7 +739,7 @@ def _apply_acks(
             elif s.request_id is not None:
                 accepted.append(s.request_id)
         tx.envelopes.set_ack_statuses("transaction_set", codes)
-        sent = [r.tracking_number for r in tx.requests.get_many(accepted) if r.state == RequestState.SENT]
+        sent = [r.tracking_number for r in tx.requests.heads(accepted) if r.state == RequestState.SENT]
         tx.requests.transition_many(sent, RequestEvent.ACKNOWLEDGE, expect=RequestState.SENT)
     return applied
 

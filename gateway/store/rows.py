@@ -18,9 +18,14 @@ T = TypeVar("T")
 def from_mapping(cls: type[T], row: Row[Any], **extra: Any) -> T:
     """Build ``cls`` from a result row, taking the columns the dataclass names."""
     mapping = row._mapping
-    names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
+    names = _FIELD_NAMES.get(cls)
+    if names is None:  # ``fields`` per row was a visible share of every read
+        names = _FIELD_NAMES.setdefault(cls, tuple(f.name for f in fields(cls)))  # type: ignore[arg-type]
     values = {name: mapping[name] for name in names if name in mapping}
     return cls(**values, **extra)
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}  # a row class's field names, found once
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,16 @@ class RequestRow:
     updated_at: datetime
     lease_owner: str | None
     lease_until: datetime | None
+
+
+@dataclass(frozen=True)
+class RequestHead:
+    """What moving or matching a request needs of its row: no payload, so nothing to unseal."""
+
+    id: int
+    tracking_number: str
+    kind: str
+    state: str
 
 
 @dataclass(frozen=True)

@@ -6,12 +6,12 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import bindparam, func, insert, select
 
 from gateway import lifecycle
 from gateway.lifecycle import Entity
 from gateway.store import schema as s
-from gateway.store.repos.base import DEFAULT_LIMIT, MAX_LIMIT, Repo, db, equal, rows_where, window
+from gateway.store.repos.base import DEFAULT_LIMIT, MAX_LIMIT, Repo, db, equal, prebuilt, rows_where, window
 from gateway.store.rows import AuditRow, StateChange, from_mapping
 
 # built once: an event-log row is the most frequent statement of all (see ``base.inserting``)
@@ -73,6 +73,28 @@ class AuditRepo(Repo):
         self.conn.execute(_INSERT_CHANGES, rows)
 
     @db
+    def record_change_rows(
+        self, rows: Sequence[tuple[str, int, str | None, str, Mapping[str, Any] | None]]
+    ) -> None:
+        """``record_change`` for a list of changes of any entities, each ``(entity_type, entity_id,
+        old, new, detail)``, in one INSERT (executemany) that keeps their order in the log."""
+        if not rows:
+            return
+        at = self.now()
+        values = [
+            {
+                "entity_type": str(entity_type),
+                "entity_id": entity_id,
+                "old_state": None if old is None else str(old),
+                "new_state": str(new),
+                "at": at,
+                "detail": dict(detail) if detail is not None else None,
+            }
+            for entity_type, entity_id, old, new, detail in rows
+        ]
+        self.conn.execute(_INSERT_CHANGES, values)
+
+    @db
     def record_move(
         self,
         entity: Entity,
@@ -93,6 +115,37 @@ class AuditRepo(Repo):
         stmt = rows_where(s.state_changes, "entity_type", "entity_id")
         rows = self.conn.execute(stmt, {"k_entity_type": str(entity_type), "k_entity_id": entity_id})
         return [from_mapping(StateChange, r) for r in rows]
+
+    @db
+    def details_of(
+        self, entity_type: str, entity_ids: Sequence[int], new_states: Sequence[str]
+    ) -> dict[int, list[dict[str, Any]]]:
+        """The details logged with each entity's changes into one of ``new_states`` (those with a
+        detail), oldest first, for many entities in one statement: what ``history`` shows of them."""
+        t = s.state_changes
+        stmt = prebuilt(
+            ("details_of",),
+            lambda: (
+                select(t.c.entity_id, t.c.detail)
+                .where(
+                    t.c.entity_type == bindparam("entity_type"),
+                    t.c.entity_id.in_(bindparam("keys", expanding=True)),
+                    t.c.new_state.in_(bindparam("states", expanding=True)),
+                )
+                .order_by(t.c.id)
+            ),
+        )
+        out: dict[int, list[dict[str, Any]]] = {i: [] for i in entity_ids}
+        if entity_ids:
+            params = {
+                "entity_type": str(entity_type),
+                "keys": list(dict.fromkeys(entity_ids)),
+                "states": [str(x) for x in new_states],
+            }
+            for entity_id, detail in self.conn.execute(stmt, params):
+                if detail:
+                    out[int(entity_id)].append(detail)
+        return out
 
     @db
     def list_changes(

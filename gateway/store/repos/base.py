@@ -23,6 +23,7 @@ from sqlalchemy import (
     Table,
     Update,
     bindparam,
+    func,
     insert,
     select,
     update,
@@ -139,6 +140,40 @@ def locked_many(table: Table, column: str) -> Select[Any]:
         return select(table).where(wanted).order_by(table.c.id).with_for_update()
 
     return prebuilt(("locked_many", table.name, column), build)
+
+
+def unlocked_many(table: Table, column: str) -> Select[Any]:
+    """``SELECT * FROM table WHERE column IN (:keys) ORDER BY id``: many rows by a key, for reading."""
+
+    def build() -> Select[Any]:
+        return (
+            select(table).where(table.c[column].in_(bindparam("keys", expanding=True))).order_by(table.c.id)
+        )
+
+    return prebuilt(("unlocked_many", table.name, column), build)
+
+
+def insert_ids(conn: Connection, table: Table, values: Sequence[Mapping[str, Any]]) -> list[int]:
+    """Insert rows (executemany) and return their ids in the order given.
+
+    PostgreSQL: one ``INSERT .. RETURNING id`` that SQLAlchemy batches and orders by parameter. On
+    SQLite the same statement runs one row at a time (SQLite does not promise RETURNING's order), so
+    there: one executemany, then ``max(id)``. SQLite gives a new row the largest id so far plus one
+    and a writing transaction holds the database's write lock (``BEGIN IMMEDIATE``), so the rows of
+    one executemany get consecutive ids ending at the new maximum.
+    """
+    if not values:
+        return []
+    if conn.dialect.name != "sqlite":
+        stmt = prebuilt(
+            ("insert_ids", table.name),
+            lambda: insert(table).returning(table.c.id, sort_by_parameter_order=True),
+        )
+        return [int(r.id) for r in conn.execute(stmt, list(values))]
+    conn.execute(prebuilt(("insert_many", table.name), lambda: insert(table)), list(values))
+    top = prebuilt(("max_id", table.name), lambda: select(func.max(table.c.id)))
+    last = int(conn.execute(top).scalar_one())
+    return list(range(last - len(values) + 1, last + 1))
 
 
 def check_limit(limit: int) -> int:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Insert, Row, Select, bindparam, func, insert, select, update
+from sqlalchemy import ColumnElement, Row, Select, bindparam, func, insert, select, update
 
 from gateway.lifecycle import Entity, SetEvent, SetState, check_initial
 from gateway.store import schema as s
@@ -20,6 +20,7 @@ from gateway.store.repos.base import (
     check_limit,
     db,
     equal,
+    insert_ids,
     inserting,
     keyed_update_many,
     locked_many,
@@ -73,12 +74,6 @@ class NewSet:
     state: SetState = SetState.RECEIVED
     request_id: int | None = None
     ack_status: str | None = None
-
-
-def _insert_sets() -> Insert:
-    """Many transaction sets in one statement, their ids returned in the order given."""
-    t = s.transaction_sets
-    return prebuilt(("insert_ids", t.name), lambda: insert(t).returning(t.c.id, sort_by_parameter_order=True))
 
 
 class EnvelopesRepo(Repo):
@@ -189,7 +184,7 @@ class EnvelopesRepo(Repo):
             }
             for n in sets
         ]
-        ids = [int(r.id) for r in self.conn.execute(_insert_sets(), values)]
+        ids = insert_ids(self.conn, s.transaction_sets, values)
         traces = [
             {"transaction_set_id": i, "trace_number": trn}
             for i, n in zip(ids, sets, strict=True)
@@ -367,6 +362,59 @@ class EnvelopesRepo(Repo):
         params = {f"f_{k}": v for k, v in given.items() if v is not None}
         stmt = _sets_query(tuple(sorted(params)), check_limit(limit))
         return [r.request_id for r in self.conn.execute(stmt, params) if r.request_id is not None]
+
+    @db
+    def requests_of_traces(
+        self, trace_numbers: Sequence[str], *, set_id: str, limit: int = DEFAULT_LIMIT
+    ) -> dict[str, list[int]]:
+        """``requests_of_sets(trace_number=t, set_id=set_id, limit=limit)`` for every ``t`` at once (one
+        statement for a file's responses): per trace, the request ids of its newest ``limit`` sets."""
+        tn, t = s.trace_numbers, s.transaction_sets
+        stmt = prebuilt(
+            ("requests_of_traces",),
+            lambda: (
+                select(tn.c.trace_number, t.c.id, t.c.request_id)
+                .join(t, t.c.id == tn.c.transaction_set_id)
+                .where(
+                    tn.c.trace_number.in_(bindparam("keys", expanding=True)),
+                    t.c.set_id == bindparam("set_id"),
+                )
+                .order_by(t.c.id.desc())
+            ),
+        )
+        return self._newest(self.conn.execute(stmt, {"keys": list(trace_numbers), "set_id": set_id}), limit)
+
+    @db
+    def requests_of_bht03s(
+        self, bht03s: Sequence[str], *, set_id: str, limit: int = DEFAULT_LIMIT
+    ) -> dict[str, list[int]]:
+        """``requests_of_sets(bht03=b, set_id=set_id, limit=limit)`` for every ``b`` in one statement."""
+        t = s.transaction_sets
+        stmt = prebuilt(
+            ("requests_of_bht03s",),
+            lambda: (
+                select(t.c.bht03, t.c.id, t.c.request_id)
+                .where(t.c.bht03.in_(bindparam("keys", expanding=True)), t.c.set_id == bindparam("set_id"))
+                .order_by(t.c.id.desc())
+            ),
+        )
+        return self._newest(self.conn.execute(stmt, {"keys": list(bht03s), "set_id": set_id}), limit)
+
+    @staticmethod
+    def _newest(rows: Iterable[Row[Any]], limit: int) -> dict[str, list[int]]:
+        """(key, set id, request id) rows, newest set first -> per key the request ids of its first
+        ``limit`` distinct sets, sets without a request left out after the limit (as ``find_sets``)."""
+        check_limit(limit)
+        sets: dict[str, list[int]] = {}
+        out: dict[str, list[int]] = {}
+        for key, set_row_id, request_id in (tuple(r) for r in rows):
+            taken = sets.setdefault(key, [])
+            if len(taken) >= limit or set_row_id in taken:
+                continue
+            taken.append(set_row_id)
+            if request_id is not None:
+                out.setdefault(key, []).append(request_id)
+        return out
 
     @db
     def find_sets_by_control(

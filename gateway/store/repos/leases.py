@@ -41,7 +41,10 @@ def claim(  # noqa: PLR0917 - shared by the two claim methods
         return []
     if len(ids) == 1:  # one row (a real-time request, its answer): by key, statements built once
         return [_claim_one(repo, table, entity, event, ids[0], owner, until)]
-    rows = repo.conn.execute(select(table).where(table.c.id.in_(ids)).order_by(table.c.id)).all()
+    # the states only: the rows themselves are read once, after the move (a payload is unsealed per read)
+    rows = repo.conn.execute(
+        select(table.c.id, table.c.state).where(table.c.id.in_(ids)).order_by(table.c.id)
+    ).all()
     targets = {row.id: lifecycle.target(entity, row.state, event) for row in rows}
     for new_state in sorted(set(targets.values())):
         chosen = [i for i, t in targets.items() if t == new_state]
@@ -51,8 +54,8 @@ def claim(  # noqa: PLR0917 - shared by the two claim methods
             .values(state=new_state, lease_owner=owner, lease_until=until, updated_at=repo.now())
         )
         repo.conn.execute(stmt)
-    for row in rows:
-        repo.audit.record_change(entity, row.id, row.state, targets[row.id], {"node": owner})
+    changes = [(row.id, row.state, targets[row.id]) for row in rows]
+    repo.audit.record_changes(entity, changes, {"node": owner})  # one executemany, rows in id order
     return list(repo.conn.execute(select(table).where(table.c.id.in_(ids)).order_by(table.c.id)).all())
 
 

@@ -8,8 +8,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import Insert, func, insert, select
+from sqlalchemy import Select, bindparam, func, select
 
+from gateway import lifecycle
 from gateway.errors import StoreError
 from gateway.lifecycle import Entity, RequestEvent, RequestState, check_initial
 from gateway.store import schema as s
@@ -24,21 +25,34 @@ from gateway.store.repos.base import (
     db,
     equal,
     id_by,
+    insert_ids,
     inserting,
+    keyed_update_many,
     locked_many,
     prebuilt,
     window,
 )
-from gateway.store.rows import RequestRow, from_mapping
+from gateway.store.rows import RequestHead, RequestRow, from_mapping
 
 RequestKind = Literal["270", "278"]
 _TRACKING = re.compile(r"^[!-~]{1,50}$")  # printable ASCII without spaces, at most TRN02's 50
 
 
-def _insert_requests() -> Insert:
-    """Many requests in one statement, their ids returned in the order given."""
+def _locked_heads(column: str) -> Select[Any]:
+    """``SELECT id, tracking_number, kind, state FROM requests WHERE column IN (:keys) ORDER BY id
+    FOR UPDATE``: a move needs these, and leaving the payload out saves unsealing it."""
     t = s.requests
-    return prebuilt(("insert_ids", t.name), lambda: insert(t).returning(t.c.id, sort_by_parameter_order=True))
+
+    def build() -> Select[Any]:
+        wanted = t.c[column].in_(bindparam("keys", expanding=True))
+        return (
+            select(t.c.id, t.c.tracking_number, t.c.kind, t.c.state)
+            .where(wanted)
+            .order_by(t.c.id)
+            .with_for_update()
+        )
+
+    return prebuilt(("locked_heads", column), build)
 
 
 class RequestsRepo(Repo):
@@ -92,7 +106,7 @@ class RequestsRepo(Repo):
         values = [self._new_row(**r) for r in rows]
         if not values:
             return
-        ids = [int(r.id) for r in self.conn.execute(_insert_requests(), values)]
+        ids = insert_ids(self.conn, s.requests, values)
         changes = [(i, None, str(v["state"])) for i, v in zip(ids, values, strict=True)]
         self.audit.record_changes(Entity.REQUEST, changes)
 
@@ -167,6 +181,15 @@ class RequestsRepo(Repo):
         return [from_mapping(RequestRow, r) for r in self.conn.execute(stmt, {"keys": list(request_ids)})]
 
     @db
+    def heads(self, request_ids: Sequence[int]) -> list[RequestHead]:
+        """Id, tracking number, kind and state of these requests (those that exist), locked until the
+        transaction ends (PostgreSQL), oldest first, in one statement; the payload is not read."""
+        if not request_ids:
+            return []
+        rows = self.conn.execute(_locked_heads("id"), {"keys": list(request_ids)})
+        return [from_mapping(RequestHead, r) for r in rows]
+
+    @db
     def get_by_tracking(self, tracking_number: str) -> RequestRow | None:
         """The request with this tracking number, or None."""
         row = self.conn.execute(by_key(s.requests, "tracking_number"), {KEY: tracking_number}).first()
@@ -215,7 +238,7 @@ class RequestsRepo(Repo):
         number, for every one of them when given."""
         if not tracking_numbers:
             return
-        stmt = locked_many(s.requests, "tracking_number")
+        stmt = _locked_heads("tracking_number")
         rows = {r.tracking_number: r for r in self.conn.execute(stmt, {"keys": list(tracking_numbers)})}
         missing = [t for t in tracking_numbers if t not in rows]
         if missing:
@@ -223,6 +246,22 @@ class RequestsRepo(Repo):
         unique = dict.fromkeys(tracking_numbers)
         moves = [(rows[t], {} if due_at is None else {"due_at": due_at[t]}) for t in unique]
         self.move_many(Entity.REQUEST, s.requests, moves, event, expect=expect, detail=detail)
+
+    @db
+    def move_known(self, moves: Sequence[tuple[int, str, RequestEvent]]) -> list[str]:
+        """Requests this transaction read under lock (``heads``), each at most once, moved from the
+        state the caller holds for them, ``(id, state, event)`` each: every move checked against the
+        lifecycle before one UPDATE (executemany) writes them all. Returns the new states in order;
+        the caller logs the changes, each with its own detail (``audit.record_change_rows``)."""
+        targets = [lifecycle.target(Entity.REQUEST, state, event) for _, state, event in moves]
+        if moves:
+            now = self.now()
+            values = [
+                {KEY: request_id, "state": new, "updated_at": now}
+                for (request_id, _, _), new in zip(moves, targets, strict=True)
+            ]
+            self.conn.execute(keyed_update_many(s.requests, ("state", "updated_at")), values)
+        return targets
 
     @db
     def query(

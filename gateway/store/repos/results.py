@@ -3,11 +3,12 @@ authorizations' event history, and the operators' reads over them."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Table, func, insert, select
+from sqlalchemy import ColumnElement, Row, Select, Table, bindparam, func, insert, select
 
 from gateway.store import schema as s
 from gateway.store.repos.base import (
@@ -21,11 +22,44 @@ from gateway.store.repos.base import (
     id_by,
     inserting,
     keyed_update,
+    keyed_update_many,
+    locked_many,
+    prebuilt,
+    unlocked_many,
     window,
 )
 from gateway.store.rows import AuthorizationEvent, AuthorizationRow, EligibilityRow, from_mapping
 
 PENDED = "pended"  # an authorization status (HCR01 A4), not a request state
+
+
+@dataclass(frozen=True)
+class EligibilityWrite:
+    """One request's new 271 outcome for ``upsert_eligibility_many`` (``upsert_eligibility``'s
+    arguments, with the id and status of the row it replaces, as read in the same transaction, or
+    None for a request's first outcome)."""
+
+    tracking_number: str
+    request_id: int
+    status: str
+    record: Mapping[str, Any]
+    effective_from: date | None
+    effective_to: date | None
+    existing_id: int | None
+    existing_status: str | None
+
+
+_INSERT_RESULTS = insert(s.eligibility_results)  # executemany: no ids wanted back
+
+
+def _id_by_tracking(t: Table) -> Select[Any]:
+    """The ids of rows by their (unique) tracking numbers."""
+    return prebuilt(
+        ("ids_by_tracking", t.name),
+        lambda: select(t.c.id, t.c.tracking_number).where(
+            t.c.tracking_number.in_(bindparam("keys", expanding=True))
+        ),
+    )
 
 
 class ResultsRepo(Repo):
@@ -93,6 +127,63 @@ class ResultsRepo(Repo):
         t = s.eligibility_results
         row = self.conn.execute(by_key(t, "tracking_number"), {KEY: tracking_number}).first()
         return None if row is None else from_mapping(EligibilityRow, row)
+
+    @db
+    def eligibility_of(
+        self, tracking_numbers: Sequence[str], *, for_update: bool = False
+    ) -> dict[str, EligibilityRow]:
+        """The latest 271 outcomes of these tracking numbers (those that have one) in one statement;
+        ``for_update``: locked until the transaction ends (PostgreSQL), as ``upsert_eligibility`` reads."""
+        if not tracking_numbers:
+            return {}
+        t = s.eligibility_results
+        stmt = locked_many(t, "tracking_number") if for_update else unlocked_many(t, "tracking_number")
+        rows = self.conn.execute(stmt, {"keys": list(dict.fromkeys(tracking_numbers))})
+        return {r.tracking_number: from_mapping(EligibilityRow, r) for r in rows}
+
+    @db
+    def upsert_eligibility_many(
+        self, writes: Sequence[EligibilityWrite]
+    ) -> list[tuple[int, str | None, str]]:
+        """``upsert_eligibility`` for many tracking numbers (each once), whose current outcome the caller
+        read with ``eligibility_of(..., for_update=True)`` in this transaction: one INSERT and one UPDATE
+        (executemany). Returns, in the order given, each write's (row id, old status, new status); the
+        caller logs the 'eligibility' changes, so that they keep their place among its own log rows."""
+        now = self.now()
+        t = s.eligibility_results
+        inserts: list[dict[str, Any]] = []
+        updates: list[dict[str, Any]] = []
+        for w in writes:
+            values = {
+                "status": w.status,
+                "record": dict(w.record),
+                "source_set_id": None,
+                "effective_from": w.effective_from,
+                "effective_to": w.effective_to,
+                "updated_at": now,
+            }
+            if w.existing_id is None:
+                inserts.append(
+                    values
+                    | {"tracking_number": w.tracking_number, "request_id": w.request_id, "created_at": now}
+                )
+            else:
+                updates.append({KEY: w.existing_id, **values})
+        new_ids: dict[str, int] = {}
+        if inserts:  # executemany, then the ids by the unique tracking number: two statements on
+            # SQLite too, where INSERT .. RETURNING in parameter order goes one row at a time
+            self.conn.execute(_INSERT_RESULTS, inserts)
+            stmt = _id_by_tracking(t)
+            keys = [v["tracking_number"] for v in inserts]
+            new_ids = {r.tracking_number: int(r.id) for r in self.conn.execute(stmt, {"keys": keys})}
+        if updates:
+            self.conn.execute(keyed_update_many(t, tuple(k for k in updates[0] if k != KEY)), updates)
+        return [
+            (new_ids[w.tracking_number], None, w.status)
+            if w.existing_id is None
+            else (w.existing_id, w.existing_status, w.status)
+            for w in writes
+        ]
 
     @db
     def upsert_authorization(
