@@ -30,7 +30,7 @@ from sqlalchemy import (
 from sqlalchemy import exc as sa_exc
 
 from gateway import lifecycle
-from gateway.errors import StoreError
+from gateway.errors import IllegalTransitionError, StoreError
 from gateway.store.errors import NotFoundError, StaleStateError, store_error
 from gateway.store.rows import from_mapping
 
@@ -118,6 +118,20 @@ def keyed_update(table: Table) -> Update:
     return prebuilt(
         ("update", table.name), lambda: update(table).where(table.c.id == bindparam(KEY)).returning(*table.c)
     )
+
+
+WAS = "k_state"  # the bound name of the expected current state in ``guarded_update``
+
+
+def guarded_update(table: Table, column: str) -> Update:
+    """``UPDATE table SET <the parameters' columns> WHERE column = :pk_value AND state = :k_state
+    RETURNING *``: a state change that happens only from the expected state (compare and set)."""
+
+    def build() -> Update:
+        where = (table.c[column] == bindparam(KEY), table.c.state == bindparam(WAS))
+        return update(table).where(*where).returning(*table.c)
+
+    return prebuilt(("guarded", table.name, column), build)
 
 
 def keyed_update_many(table: Table, columns: tuple[str, ...]) -> Update:
@@ -225,6 +239,39 @@ class Repo:
         new = self.conn.execute(keyed_update(table), values).one()
         if old != new_state:
             self.audit.record_change(entity, row.id, old, new_state, detail)
+        return new
+
+    def move_expected(
+        self,
+        entity: lifecycle.Entity,
+        table: Table,
+        column: str,
+        key: object,
+        event: str,
+        *,
+        what: str,
+        expect: str,
+        extra: Mapping[str, Any] | None = None,
+        detail: Mapping[str, Any] | None = None,
+    ) -> Row[Any] | None:
+        """``move`` of the row where ``column == key`` when it is in state ``expect``, in one
+        statement instead of a locked read and an update: the UPDATE's WHERE checks the state (under
+        the row lock PostgreSQL takes for it, as ``FOR UPDATE`` did). None when the lifecycle has no
+        such move from ``expect`` (the caller falls back to ``move``, which names the error);
+        NotFoundError/StaleStateError as ``locked``/``move`` raise them."""
+        try:
+            new_state = lifecycle.target(entity, expect, event)
+        except IllegalTransitionError:
+            return None
+        values = {KEY: key, WAS: expect, "state": new_state, "updated_at": self.now(), **(extra or {})}
+        new = self.conn.execute(guarded_update(table, column), values).first()
+        if new is None:
+            current = self.conn.execute(by_key(table, column), {KEY: key}).first()
+            if current is None:
+                raise NotFoundError(f"{what} not found")
+            raise StaleStateError(f"{entity} {current.id} is {current.state!r}, expected {expect!r}")
+        if expect != new_state:
+            self.audit.record_change(entity, new.id, expect, new_state, detail)
         return new
 
     def move_many(

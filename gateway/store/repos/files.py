@@ -91,8 +91,23 @@ class FilesRepo(Repo):
         With ``owner``, only while that node holds the file's claim (``lease_owner``), else
         StaleStateError: a node whose claim another node took over can no longer move the file. The
         claim ends with the move unless ``keep_claim``."""
-        row = self.locked(s.files, "id", file_id, f"file {file_id}")
         extra: dict[str, Any] = {"reason": reason} if reason is not None else {}
+        if expect is not None and owner is None:  # one statement: the UPDATE checks the state
+            what = f"file {file_id}"
+            moved = self.move_expected(
+                Entity.FILE,
+                s.files,
+                "id",
+                file_id,
+                event,
+                what=what,
+                expect=expect,
+                extra=extra,
+                detail=detail,
+            )
+            if moved is not None:
+                return from_mapping(FileRow, moved)
+        row = self.locked(s.files, "id", file_id, f"file {file_id}")
         if owner is not None:
             if row.lease_owner != owner:
                 raise StaleStateError(f"file {file_id} is claimed by another node")

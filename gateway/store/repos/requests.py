@@ -191,12 +191,27 @@ class RequestsRepo(Repo):
     ) -> RequestRow:
         """Apply ``event`` to a request (per the lifecycle table; only from ``expect`` if given);
         optionally set a reason and a new due time."""
-        row = self.locked(s.requests, "tracking_number", tracking_number, "request")
         extra: dict[str, Any] = {}
         if reason is not None:
             extra["reason"] = reason
         if due_at is not None:
             extra["due_at"] = due_at
+        if expect is not None:  # one statement: the UPDATE checks the state
+            table, column = s.requests, "tracking_number"
+            moved = self.move_expected(
+                Entity.REQUEST,
+                table,
+                column,
+                tracking_number,
+                event,
+                what="request",
+                expect=expect,
+                extra=extra,
+                detail=detail,
+            )
+            if moved is not None:
+                return from_mapping(RequestRow, moved)
+        row = self.locked(s.requests, "tracking_number", tracking_number, "request")
         new = self.move(Entity.REQUEST, s.requests, row, event, expect=expect, extra=extra, detail=detail)
         return from_mapping(RequestRow, new)
 
