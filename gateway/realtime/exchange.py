@@ -224,7 +224,7 @@ def _send_requests(ctx: Context, tx: Tx, request_ids: list[int], now: datetime) 
         if allows(Entity.REQUEST, req.state, RequestEvent.SEND):
             minutes = ctx.config.timeouts.response_overdue_minutes(req.kind)
             due = now + timedelta(minutes=minutes)
-            tx.requests.transition(req.tracking_number, RequestEvent.SEND, expect=req.state, due_at=due)
+            tx.requests.transition(req.tracking_number, RequestEvent.SEND, was=req.state, due_at=due)
 
 
 def _failed(

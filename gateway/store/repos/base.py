@@ -85,14 +85,17 @@ def inserting(table: Table) -> Insert:
     return prebuilt(("insert", table.name), lambda: insert(table).returning(*table.c))
 
 
-def by_key(table: Table, column: str, *, for_update: bool = False) -> Select[Any]:
-    """``SELECT * FROM table WHERE column = :pk_value`` (``FOR UPDATE`` on PostgreSQL when asked)."""
+def by_key(table: Table, column: str, *, for_update: bool = False, skip_locked: bool = False) -> Select[Any]:
+    """``SELECT * FROM table WHERE column = :pk_value`` (``FOR UPDATE`` on PostgreSQL when asked, and
+    ``SKIP LOCKED``: no row when another transaction holds it)."""
 
     def build() -> Select[Any]:
         stmt = select(table).where(table.c[column] == bindparam(KEY))
+        if skip_locked:
+            return stmt.with_for_update(skip_locked=True)
         return stmt.with_for_update() if for_update else stmt
 
-    return prebuilt(("select", table.name, column, str(for_update)), build)
+    return prebuilt(("select", table.name, column, str(for_update), str(skip_locked)), build)
 
 
 def id_by(table: Table, column: str) -> Select[Any]:
@@ -253,18 +256,23 @@ class Repo:
         expect: str,
         extra: Mapping[str, Any] | None = None,
         detail: Mapping[str, Any] | None = None,
+        guess: bool = False,
     ) -> Row[Any] | None:
         """``move`` of the row where ``column == key`` when it is in state ``expect``, in one
         statement instead of a locked read and an update: the UPDATE's WHERE checks the state (under
         the row lock PostgreSQL takes for it, as ``FOR UPDATE`` did). None when the lifecycle has no
         such move from ``expect`` (the caller falls back to ``move``, which names the error);
-        NotFoundError/StaleStateError as ``locked``/``move`` raise them."""
+        NotFoundError/StaleStateError as ``locked``/``move`` raise them. With ``guess``, ``expect`` is
+        only the state the caller last read: None also when the row is in another one (the caller
+        then moves it from the state it is in, as without a guess)."""
         try:
             new_state = lifecycle.target(entity, expect, event)
         except IllegalTransitionError:
             return None
         values = {KEY: key, WAS: expect, "state": new_state, "updated_at": self.now(), **(extra or {})}
         new = self.conn.execute(guarded_update(table, column), values).first()
+        if new is None and guess:
+            return None
         if new is None:
             current = self.conn.execute(by_key(table, column), {KEY: key}).first()
             if current is None:

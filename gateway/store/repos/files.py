@@ -258,7 +258,11 @@ class FilesRepo(Repo):
         """Files the event can move (its source states; only ``file_id`` when given), moved under
         this node's lease."""
         t = s.files
-        conds = [t.c.direction == direction] + ([t.c.id == file_id] if file_id is not None else [])
+        if file_id is not None:
+            match = {"direction": direction}
+            rows = leases.claim_by_id(self, t, Entity.FILE, event, file_id, match, owner, until, limit)
+            return [from_mapping(FileRow, r) for r in rows]
+        conds = [t.c.direction == direction]
         rows = leases.claim(self, t, Entity.FILE, event, conds, owner, until, limit)
         return [from_mapping(FileRow, r) for r in rows]
 

@@ -1,0 +1,87 @@
+"""How much store work one real-time API call costs: statements and write transactions per call,
+pinned as upper bounds (counts, not timings), so a change that adds a read-back or splits a
+transaction on the hot path shows up here. ``bench/bench_api.py`` measures what the counts cost."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+
+from tests.api_support import Api, sample, serving
+from tests.test_api import add_client
+
+if TYPE_CHECKING:
+    from gateway.runtime.context import Context
+    from tests.core_support import CoreRig
+
+pytest_plugins = ["tests.core_fixtures"]
+
+# measured when the bounds were set: 66 statements (BEGINs included on SQLite), 6 write and 4 read
+# transactions per call (before: 96 statements, 6 write and 5 read transactions)
+MAX_STATEMENTS = 66
+MAX_WRITE_TRANSACTIONS = 6
+MAX_TRANSACTIONS = 10
+CALLS = 3
+
+
+@dataclass
+class Counts:
+    statements: int = 0
+    commits: int = 0
+    write_commits: int = 0
+
+
+@contextmanager
+def counting(ctx: Context) -> Iterator[Counts]:
+    """Statements and commits on the store of ``ctx`` (any engine over the same database) while open."""
+    counts = Counts()
+    database = ctx.store.engine.url.render_as_string(hide_password=False)
+
+    def ours(conn: Connection) -> bool:
+        return conn.engine.url.render_as_string(hide_password=False) == database
+
+    def on_execute(conn: Connection, *_args: Any) -> None:
+        if ours(conn):
+            counts.statements += 1
+
+    def on_commit(conn: Connection) -> None:
+        if ours(conn):
+            counts.commits += 1
+            counts.write_commits += not conn.get_execution_options().get("x12gw_read_only", False)
+
+    event.listen(Engine, "before_cursor_execute", on_execute)
+    event.listen(Engine, "commit", on_commit)
+    try:
+        yield counts
+    finally:
+        event.remove(Engine, "before_cursor_execute", on_execute)
+        event.remove(Engine, "commit", on_commit)
+
+
+def test_a_realtime_eligibility_call_stays_within_its_statement_budget(
+    rig: CoreRig, database_url: str | None
+) -> None:
+    """One API eligibility call answered by a CORE partner runs at most MAX_STATEMENTS statements in
+    at most MAX_WRITE_TRANSACTIONS write transactions (SQLite and PostgreSQL), each call answered 200."""
+    ctx = rig.context(rig.server(), database_url=database_url)
+    key = add_client(ctx, "billing")
+    with serving(ctx.config) as port:
+        api = Api("127.0.0.1", port)
+
+        def call(n: int) -> int:
+            body = sample("270-subscriber") | {"trace_number": f"ST-{n:04d}"}
+            return api.call("POST", "/eligibility", body, key=key)[0]
+
+        assert call(0) == 200  # the first call also checks the schema, loads the maps...
+        with counting(ctx) as counts:
+            statuses = [call(n) for n in range(1, CALLS + 1)]
+    assert statuses == [200] * CALLS
+    assert counts.statements <= MAX_STATEMENTS * CALLS, counts
+    assert counts.write_commits <= MAX_WRITE_TRANSACTIONS * CALLS, counts
+    assert counts.commits <= MAX_TRANSACTIONS * CALLS, counts
