@@ -189,3 +189,27 @@ def test_sets_of_file_lists_every_set_in_file_order(store: Store) -> None:
         assert tx.envelopes.sets_of_file(fid) == walked
         assert len(walked) == 8
         tx.envelopes.transition_sets([i for i, _ in walked], SetEvent.SEND)
+
+
+def test_consecutive_file_moves_in_one_update_equal_the_moves_one_by_one(store: Store) -> None:
+    """``transition_steps`` (finish the upload, then acknowledge) leaves the row state and event-log
+    rows that two ``transition`` calls leave; from the wrong state it moves and logs nothing."""
+    steps: list[tuple[FileEvent, dict[str, object] | None]] = [
+        (FileEvent.FINISH_UPLOAD, {"a": 1}),
+        (FileEvent.ACKNOWLEDGE, {"ack": "A"}),
+    ]
+    with store.begin() as tx:
+        together, apart = _file(tx), _file(tx)
+        for fid in (together, apart):
+            _put(tx, s.files, fid, FileState.UPLOADING)
+    with store.begin() as tx:
+        a = tx.files.transition_steps(together, steps, expect=FileState.UPLOADING)
+        for n, (event, detail) in enumerate(steps):
+            b = tx.files.transition(
+                apart, event, expect=FileState.UPLOADING if n == 0 else None, detail=detail
+            )
+    assert a.state == b.state == FileState.ACKNOWLEDGED
+    assert _history(store, Entity.FILE, together) == _history(store, Entity.FILE, apart)
+    with pytest.raises(StaleStateError), store.begin() as tx:
+        tx.files.transition_steps(together, steps, expect=FileState.UPLOADING)
+    assert len(_history(store, Entity.FILE, together)) == 3

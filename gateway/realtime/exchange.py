@@ -352,14 +352,10 @@ def _record_answer(  # noqa: PLR0917 - the parts of one answer
         state=FileState.DOWNLOADED,
         detail={**facts, "answers_file": row.id, "envelope_sha256": envelope_sha},
     )
-    tx.files.transition(
-        row.id,
-        FileEvent.FINISH_UPLOAD,
-        expect=FileState.UPLOADING,
-        detail={**facts, "answer_file": inbound.id},
-    )
-    tx.files.transition(
-        row.id, FileEvent.ACKNOWLEDGE, expect=FileState.SENT, detail={"ack": "A", "by": "core answer"}
-    )
+    steps: list[tuple[FileEvent, dict[str, Any] | None]] = [
+        (FileEvent.FINISH_UPLOAD, {**facts, "answer_file": inbound.id}),
+        (FileEvent.ACKNOWLEDGE, {"ack": "A", "by": "core answer"}),  # the HTTP answer is the ack
+    ]
+    tx.files.transition_steps(row.id, steps, expect=FileState.UPLOADING)
     _send_requests(ctx, tx, _mark_sets_sent(tx, row.id), ctx.clock())
     return inbound.id

@@ -12,7 +12,7 @@ import re
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, Never, ParamSpec, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
@@ -274,12 +274,46 @@ class Repo:
         if new is None and guess:
             return None
         if new is None:
-            current = self.conn.execute(by_key(table, column), {KEY: key}).first()
-            if current is None:
-                raise NotFoundError(f"{what} not found")
-            raise StaleStateError(f"{entity} {current.id} is {current.state!r}, expected {expect!r}")
+            self._not_moved(entity, table, column, key, what=what, expect=expect)
         if expect != new_state:
             self.audit.record_change(entity, new.id, expect, new_state, detail)
+        return new
+
+    def _not_moved(
+        self, entity: str, table: Table, column: str, key: object, *, what: str, expect: str
+    ) -> Never:
+        """Why a guarded UPDATE moved no row: none with this key, or it is in another state."""
+        current = self.conn.execute(by_key(table, column), {KEY: key}).first()
+        if current is None:
+            raise NotFoundError(f"{what} not found")
+        raise StaleStateError(f"{entity} {current.id} is {current.state!r}, expected {expect!r}")
+
+    def move_path(
+        self,
+        entity: lifecycle.Entity,
+        table: Table,
+        row_id: int,
+        steps: Sequence[tuple[str, Mapping[str, Any] | None]],
+        *,
+        what: str,
+        expect: str,
+    ) -> Row[Any] | None:
+        """Consecutive events ``(event, detail)`` of one row, from ``expect``, as one guarded UPDATE
+        to the last state and one event-log row per step (what the moves one by one would log).
+        None when a step is not in the lifecycle (the caller moves step by step, which names it)."""
+        states = [expect]
+        try:
+            for event, _ in steps:
+                states.append(lifecycle.target(entity, states[-1], event))
+        except IllegalTransitionError:
+            return None
+        values = {KEY: row_id, WAS: expect, "state": states[-1], "updated_at": self.now()}
+        new = self.conn.execute(guarded_update(table, "id"), values).first()
+        if new is None:
+            self._not_moved(entity, table, "id", row_id, what=what, expect=expect)
+        for (_, detail), old, moved in zip(steps, states[:-1], states[1:], strict=True):
+            if old != moved:
+                self.audit.record_change(entity, row_id, old, moved, detail)
         return new
 
     def move_many(

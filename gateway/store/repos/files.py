@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -115,6 +115,23 @@ class FilesRepo(Repo):
                 extra["lease_owner"] = None
         new = self.move(Entity.FILE, s.files, row, event, expect=expect, extra=extra, detail=detail)
         return from_mapping(FileRow, new)
+
+    @db
+    def transition_steps(
+        self, file_id: int, steps: Sequence[tuple[FileEvent, Mapping[str, Any] | None]], *, expect: str
+    ) -> FileRow:
+        """``transition`` for consecutive events of one file (``(event, detail)`` each, the first
+        from ``expect``) in one UPDATE: the same final row, errors and event-log rows as moving it
+        step by step (a real-time answer finishes the upload and acknowledges it at once)."""
+        moved = self.move_path(Entity.FILE, s.files, file_id, steps, what=f"file {file_id}", expect=expect)
+        if moved is not None:
+            return from_mapping(FileRow, moved)
+        row = None
+        for n, (event, detail) in enumerate(steps):
+            row = self.transition(file_id, event, expect=expect if n == 0 else None, detail=detail)
+        if row is None:
+            raise StoreError("no step to take")
+        return row
 
     @db
     def adopt(self, file_id: int, *, state: str, owner: str, dead: Collection[str] = ()) -> bool:
