@@ -31,21 +31,31 @@ OnStored = Callable[[Tx, RequestRow], object]  # called with the request found s
 
 
 def send_realtime(
-    ctx: Context, request_id: int, *, budget_seconds: float, on_stored: OnStored | None = None
+    ctx: Context,
+    request_id: int,
+    *,
+    budget_seconds: float,
+    on_stored: OnStored | None = None,
+    new_for: str | None = None,
 ) -> bool:
     """Send the request with this store id now to its partner over CORE real time; receive, validate,
     map and store the answer exactly as the inbound stage does for SFTP (records, outbox result file,
     state changes); return True when the answer was stored within the budget, False otherwise (the
     request then stays queued and is retried/delivered by the normal run loop). ``on_stored(tx, row)``
-    runs in the read that found the request stored (the API reads its result there: one read, not two)."""
+    runs in the read that found the request stored (the API reads its result there: one read, not two).
+    ``new_for`` is the partner a caller that has just recorded the request (``new``) names: it is not
+    read back first (if it is no longer new, its claim finds nothing and its file is looked up)."""
     deadline = time.monotonic() + budget_seconds
-    with ctx.store.read() as tx:
-        req = tx.requests.get(request_id)
-    partner = ctx.config.partner(req.partner)
+    if new_for is None:
+        with ctx.store.read() as tx:
+            req = tx.requests.get(request_id)
+        state, partner = req.state, ctx.config.partner(req.partner)
+    else:
+        state, partner = RequestState.NEW, ctx.config.partner(new_for)
     if not is_realtime(partner):
         return False  # an SFTP or CORE batch partner: the run loop sends it with the next batch
     work: Attempt | FileRow | None = None
-    if req.state == RequestState.NEW:
+    if state == RequestState.NEW:
         work = _batched(ctx, partner, request_id)
     if work is None:  # queued by an earlier call or another worker: send its file if due
         with ctx.store.read() as tx:

@@ -193,19 +193,20 @@ def is_realtime(web: WebContext, partner: str) -> bool:
     return dispatch_is_realtime(web.config.partner(partner))
 
 
-def realtime_answer(ctx: Context, request_id: int, budget: float, on_stored: OnStored | None = None) -> bool:
-    """Send the request to its real-time partner and wait for the answer, at most ``budget`` seconds
-    (``on_stored`` as ``send_realtime`` takes it)."""
-    return send_realtime(ctx, request_id, budget_seconds=budget, on_stored=on_stored)
+def realtime_answer(ctx: Context, sub: apirecord.Submission, budget: float, on_stored: OnStored) -> bool:
+    """Send the request just recorded to its real-time partner and wait for the answer, at most
+    ``budget`` seconds (``on_stored`` as ``send_realtime`` takes it)."""
+    assert sub.request_id is not None  # noqa: S101 - a new request
+    return send_realtime(ctx, sub.request_id, budget_seconds=budget, on_stored=on_stored, new_for=sub.partner)
 
 
-def _answered(ctx: Context, request_id: int, budget: float, on_stored: OnStored | None = None) -> bool:
+def _answered(ctx: Context, sub: apirecord.Submission, budget: float, on_stored: OnStored) -> bool:
     """Whether the real-time answer came in time; a transport failure leaves the request to the run
     loop (it is stored; the caller gets a 202) and is logged without PHI."""
     try:
-        return realtime_answer(ctx, request_id, budget, on_stored)
+        return realtime_answer(ctx, sub, budget, on_stored)
     except X12GatewayError as exc:
-        _log.warning("real-time call failed; left to the run loop", request_id=request_id, error=str(exc))
+        _log.warning("real-time call failed; left to the run loop", request_id=sub.request_id, error=str(exc))
         return False
 
 
@@ -271,7 +272,7 @@ def _outcome(
         except X12GatewayError as exc:
             failed.append(exc)
 
-    if is_realtime(web, sub.partner) and _answered(ctx, sub.request_id, budget, read_result):
+    if is_realtime(web, sub.partner) and _answered(ctx, sub, budget, read_result):
         if failed:
             raise failed[0]
         return 200, results[0]
