@@ -46,12 +46,7 @@ def send_realtime(
     ``new_for`` is the partner a caller that has just recorded the request (``new``) names: it is not
     read back first (if it is no longer new, its claim finds nothing and its file is looked up)."""
     deadline = time.monotonic() + budget_seconds
-    if new_for is None:
-        with ctx.store.read() as tx:
-            req = tx.requests.get(request_id)
-        state, partner = req.state, ctx.config.partner(req.partner)
-    else:
-        state, partner = RequestState.NEW, ctx.config.partner(new_for)
+    state, partner = _state_and_partner(ctx, request_id, new_for)
     if not is_realtime(partner):
         return False  # an SFTP or CORE batch partner: the run loop sends it with the next batch
     work: Attempt | FileRow | None = None
@@ -72,6 +67,15 @@ def send_realtime(
         if outcome == ["failed"]:
             return False  # the attempt failed: the run loop retries it, no sooner than the rule allows
     return _wait_stored(ctx, request_id, deadline, on_stored)
+
+
+def _state_and_partner(ctx: Context, request_id: int, new_for: str | None) -> tuple[str, PartnerConfig]:
+    """The request's state and partner: read, or as a caller that has just recorded it says."""
+    if new_for is not None:
+        return RequestState.NEW, ctx.config.partner(new_for)
+    with ctx.store.read() as tx:
+        req = tx.requests.get(request_id)
+    return req.state, ctx.config.partner(req.partner)
 
 
 def _batched(ctx: Context, partner: PartnerConfig, request_id: int) -> Attempt | None:
