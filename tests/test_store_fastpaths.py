@@ -65,6 +65,7 @@ def test_event_log_rows_are_written_at_commit_in_order_and_seen_inside(store: St
         fid = _file(tx)
         tx.audit.record_change(Entity.FILE, fid, FileState.DOWNLOADED, FileState.DOWNLOADED, {"n": 1})
         tx.files.transition(fid, FileEvent.START_PROCESSING)
+        assert tx.audit.history(Entity.FILE, fid + 1000) == []  # another entity's: nothing of ours
         inside = [(c.old_state, c.new_state) for c in tx.audit.history(Entity.FILE, fid)]
         tx.audit.record_change(Entity.FILE, fid, FileState.PROCESSING, FileState.PROCESSING, {"n": 2})
     expected = [(None, "downloaded"), ("downloaded", "downloaded"), ("downloaded", "processing")]

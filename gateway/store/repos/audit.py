@@ -115,7 +115,10 @@ class AuditRepo(Repo):
     @db
     def history(self, entity_type: str, entity_id: int) -> list[StateChange]:
         """Every logged change of one entity, oldest first."""
-        self.flush()
+        if self._pending and any(
+            r["entity_type"] == str(entity_type) and r["entity_id"] == entity_id for r in self._pending
+        ):
+            self.flush()  # its own rows recorded in this transaction (other entities' wait for the commit)
         stmt = rows_where(s.state_changes, "entity_type", "entity_id")
         rows = self.conn.execute(stmt, {"k_entity_type": str(entity_type), "k_entity_id": entity_id})
         return [from_mapping(StateChange, r) for r in rows]
