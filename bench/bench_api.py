@@ -128,13 +128,25 @@ def clients(port: int, key: str, requests: int, concurrency: int) -> tuple[list[
     return times, statuses
 
 
-def _cpu_seconds(pid: int) -> float:
-    """CPU time (user + system) a process has used so far, from /proc (NaN where there is none)."""
+def _stat(pid: int | str) -> list[str] | None:
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
+        return None
+
+
+def _cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process and its live children (``serve --workers N``) have used
+    so far, from /proc (NaN where there is none)."""
+    if _stat(pid) is None:
         return float("nan")
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    stats = {p.name: f for p in Path("/proc").iterdir() if p.name.isdigit() and (f := _stat(p.name))}
+    tree, grew = {str(pid)}, True
+    while grew:  # the process and its descendants
+        more = {p for p, f in stats.items() if f[1] in tree} - tree
+        tree, grew = tree | more, bool(more)
+    ticks = sum(int(stats[p][11]) + int(stats[p][12]) for p in tree if p in stats)
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
@@ -219,7 +231,7 @@ def run(
         "answered_200": ok,
         "other_statuses": sorted({s for s in statuses if s != 200}),
         "requests_per_second": requests / wall,
-        # the serve process's CPU (user + system) per call: steadier than latency on a busy machine
+        # the serve processes' CPU (user + system) per call: steadier than latency on a busy machine
         "serve_cpu_ms_per_request": cpu * 1000 / requests,
         "round_trip_ms": {k: v * 1000 for k, v in percentiles(times).items()},
         "overhead_ms": {k: (v - latency) * 1000 for k, v in percentiles(times).items()},

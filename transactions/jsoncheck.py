@@ -11,6 +11,7 @@ it names paths and reasons only, never values (they may be PHI).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import types
 import typing
 from typing import Any, get_args, get_origin, get_type_hints
@@ -40,17 +41,28 @@ def _join(path: str, name: str | int) -> str:
     return f"{path}.{name}" if path else name
 
 
+@functools.cache
+def _fields(cls: type) -> tuple[frozenset[str], tuple[tuple[str, Any, bool], ...]]:
+    """A class's field names and, per field, its type hint and whether it is required: resolved once
+    per class (``get_type_hints`` on every API call cost more than the rest of the check)."""
+    hints = get_type_hints(cls)
+    fields = dataclasses.fields(cls)
+    required = [f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING for f in fields]
+    return frozenset(f.name for f in fields), tuple(
+        (f.name, hints[f.name], needed) for f, needed in zip(fields, required, strict=True)
+    )
+
+
 def _check(cls: type, data: Any, path: str) -> list[Problem]:
     if not isinstance(data, dict):
         return [(path or "request", "expected an object")]
-    names = {f.name for f in dataclasses.fields(cls)}
+    names, fields = _fields(cls)
     found = [(_join(path, k), "unknown field") for k in sorted(set(data) - names, key=str)]
-    hints = get_type_hints(cls)
-    for f in dataclasses.fields(cls):
-        if f.name in data:
-            found += _value(hints[f.name], data[f.name], _join(path, f.name))
-        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            found.append((_join(path, f.name), "required field is missing"))
+    for name, hint, required in fields:
+        if name in data:
+            found += _value(hint, data[name], _join(path, name))
+        elif required:
+            found.append((_join(path, name), "required field is missing"))
     if not found:
         try:  # the part is well-formed: its own cross-field rules now
             from_dict(cls, {k: v for k, v in data.items() if k in names}, path)

@@ -13,34 +13,44 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 from gateway.lifecycle import RequestState
 from gateway.realtime.exchange import Attempt, attempt_detail, post_attempt, send_file, start_queued
 from gateway.runtime.config import PartnerConfig
 from gateway.runtime.context import Context
 from gateway.stages import batching, inbound
-from gateway.store import FileRow, Tx
+from gateway.store import FileRow, RequestRow, Tx
 from mappings.mapper import MappingRules
 
 # states in which the request's answer (or its refusal) is stored and its result file written
 STORED = frozenset({RequestState.ANSWERED, RequestState.PENDED, RequestState.REJECTED, RequestState.INVALID})
 _RULES: dict[int, MappingRules] = {}
 _POLL_SECONDS = 0.05
+OnStored = Callable[[Tx, RequestRow], object]  # called with the request found stored, in that read
 
 
-def send_realtime(ctx: Context, request_id: int, *, budget_seconds: float) -> bool:
+def send_realtime(
+    ctx: Context,
+    request_id: int,
+    *,
+    budget_seconds: float,
+    on_stored: OnStored | None = None,
+    new_for: str | None = None,
+) -> bool:
     """Send the request with this store id now to its partner over CORE real time; receive, validate,
     map and store the answer exactly as the inbound stage does for SFTP (records, outbox result file,
     state changes); return True when the answer was stored within the budget, False otherwise (the
-    request then stays queued and is retried/delivered by the normal run loop)."""
+    request then stays queued and is retried/delivered by the normal run loop). ``on_stored(tx, row)``
+    runs in the read that found the request stored (the API reads its result there: one read, not two).
+    ``new_for`` is the partner a caller that has just recorded the request (``new``) names: it is not
+    read back first (if it is no longer new, its claim finds nothing and its file is looked up)."""
     deadline = time.monotonic() + budget_seconds
-    with ctx.store.read() as tx:
-        req = tx.requests.get(request_id)
-    partner = ctx.config.partner(req.partner)
+    state, partner = _state_and_partner(ctx, request_id, new_for)
     if not is_realtime(partner):
         return False  # an SFTP or CORE batch partner: the run loop sends it with the next batch
     work: Attempt | FileRow | None = None
-    if req.state == RequestState.NEW:
+    if state == RequestState.NEW:
         work = _batched(ctx, partner, request_id)
     if work is None:  # queued by an earlier call or another worker: send its file if due
         with ctx.store.read() as tx:
@@ -56,7 +66,16 @@ def send_realtime(ctx: Context, request_id: int, *, budget_seconds: float) -> bo
         done.wait(max(0.0, deadline - time.monotonic()))
         if outcome == ["failed"]:
             return False  # the attempt failed: the run loop retries it, no sooner than the rule allows
-    return _wait_stored(ctx, request_id, deadline)
+    return _wait_stored(ctx, request_id, deadline, on_stored)
+
+
+def _state_and_partner(ctx: Context, request_id: int, new_for: str | None) -> tuple[str, PartnerConfig]:
+    """The request's state and partner: read, or as a caller that has just recorded it says."""
+    if new_for is not None:
+        return RequestState.NEW, ctx.config.partner(new_for)
+    with ctx.store.read() as tx:
+        req = tx.requests.get(request_id)
+    return req.state, ctx.config.partner(req.partner)
 
 
 def _batched(ctx: Context, partner: PartnerConfig, request_id: int) -> Attempt | None:
@@ -86,11 +105,14 @@ def file_of(tx: Tx, request_id: int) -> int | None:
     return None
 
 
-def _wait_stored(ctx: Context, request_id: int, deadline: float) -> bool:
+def _wait_stored(ctx: Context, request_id: int, deadline: float, on_stored: OnStored | None) -> bool:
     """Whether the request reaches a stored state before the deadline (another worker may hold it)."""
     while True:
         with ctx.store.read() as tx:
-            if tx.requests.get(request_id).state in STORED:
+            row = tx.requests.get(request_id)
+            if row.state in STORED:
+                if on_stored is not None:
+                    on_stored(tx, row)
                 return True
         if time.monotonic() >= deadline:
             return False

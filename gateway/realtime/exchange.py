@@ -216,13 +216,15 @@ def _submitted(
 
 
 def _send_requests(ctx: Context, tx: Tx, request_ids: list[int], now: datetime) -> None:
-    """Requests whose set went out become ``sent``, due back within the configured time."""
+    """Requests whose set went out become ``sent``, due back within the configured time (read and
+    locked together, each moved from the state it was read in)."""
+    rows = {r.id: r for r in tx.requests.get_many(request_ids)}
     for request_id in request_ids:
-        req = tx.requests.get(request_id)
+        req = rows.get(request_id) or tx.requests.get(request_id)  # get names a missing one
         if allows(Entity.REQUEST, req.state, RequestEvent.SEND):
             minutes = ctx.config.timeouts.response_overdue_minutes(req.kind)
             due = now + timedelta(minutes=minutes)
-            tx.requests.transition(req.tracking_number, RequestEvent.SEND, due_at=due)
+            tx.requests.transition(req.tracking_number, RequestEvent.SEND, was=req.state, due_at=due)
 
 
 def _failed(
@@ -272,14 +274,10 @@ def _reject(ctx: Context, row: FileRow, facts: dict[str, Any], reason: str) -> l
 
 
 def _mark_sets_sent(tx: Tx, file_id: int) -> list[int]:
-    ids = []
-    for ic in tx.envelopes.interchanges_of_file(file_id):
-        for g in tx.envelopes.groups_of_interchange(ic.id):
-            for s in tx.envelopes.sets_of_group(g.id):
-                tx.envelopes.transition_set(s.id, SetEvent.SEND)
-                if s.request_id is not None:
-                    ids.append(s.request_id)
-    return ids
+    """The file's transaction sets become ``sent`` (in file order); their requests' ids."""
+    sets = tx.envelopes.sets_of_file(file_id)
+    tx.envelopes.transition_sets([set_id for set_id, _ in sets], SetEvent.SEND)
+    return [request_id for _, request_id in sets if request_id is not None]
 
 
 def _answered(
@@ -354,12 +352,10 @@ def _record_answer(  # noqa: PLR0917 - the parts of one answer
         state=FileState.DOWNLOADED,
         detail={**facts, "answers_file": row.id, "envelope_sha256": envelope_sha},
     )
-    tx.files.transition(
-        row.id,
-        FileEvent.FINISH_UPLOAD,
-        expect=FileState.UPLOADING,
-        detail={**facts, "answer_file": inbound.id},
-    )
-    tx.files.transition(row.id, FileEvent.ACKNOWLEDGE, detail={"ack": "A", "by": "core answer"})
+    steps: list[tuple[FileEvent, dict[str, Any] | None]] = [
+        (FileEvent.FINISH_UPLOAD, {**facts, "answer_file": inbound.id}),
+        (FileEvent.ACKNOWLEDGE, {"ack": "A", "by": "core answer"}),  # the HTTP answer is the ack
+    ]
+    tx.files.transition_steps(row.id, steps, expect=FileState.UPLOADING)
     _send_requests(ctx, tx, _mark_sets_sent(tx, row.id), ctx.clock())
     return inbound.id

@@ -460,7 +460,7 @@ def _apply_record(ctx: Context, tx: Tx, item: _Mapped, outcome: Outcome) -> bool
         )
         new_state = RequestState.PENDED if record.status == "pended" else RequestState.ANSWERED
     if req.state != new_state:
-        tx.requests.transition(req.tracking_number, _RESPONSE_EVENT[new_state], detail=detail)
+        tx.requests.transition(req.tracking_number, _RESPONSE_EVENT[new_state], detail=detail, was=req.state)
     else:  # no state change, but the response is part of the request's history all the same
         tx.audit.record_change(Entity.REQUEST, req.id, req.state, req.state, detail)
     outcome.records += 1

@@ -389,7 +389,9 @@ class Store:
         """
         try:
             with self._writing(), self.engine.begin() as conn:
-                yield Tx(conn, self.clock)
+                tx = Tx(conn, self.clock, buffered=True)
+                yield tx
+                tx.audit.flush()  # the event-log rows the block recorded, with its commit
         except sa_exc.SQLAlchemyError as exc:
             raise store_error(exc, "commit") from None
 
@@ -487,10 +489,10 @@ def _check_party(party: str) -> None:
 class Tx:
     """One database transaction and its repositories. Obtain it from ``Store.begin()`` or ``read()``."""
 
-    def __init__(self, conn: Connection, clock: Clock) -> None:
+    def __init__(self, conn: Connection, clock: Clock, *, buffered: bool = False) -> None:
         self.conn = conn
         self._clock = clock
-        self.audit = AuditRepo(conn, clock)
+        self.audit = AuditRepo(conn, clock, buffered=buffered)
         self.files = FilesRepo(conn, clock, self.audit)
         self.quarantine = QuarantineRepo(conn, clock, self.audit)
         self.envelopes = EnvelopesRepo(conn, clock, self.audit)

@@ -27,13 +27,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gateway.errors import GatewayError
+from gateway.realtime.dispatch import OnStored, send_realtime
 from gateway.realtime.dispatch import is_realtime as dispatch_is_realtime
-from gateway.realtime.dispatch import send_realtime
 from gateway.runtime.context import Context
 from gateway.runtime.logsetup import get_logger
 from gateway.runtime.storeopen import verified_member_key
 from gateway.stages.intake import request_problems
 from gateway.stages.outbox import result_document
+from gateway.store import RequestRow, Tx
 from gateway.store.payloads import PayloadStore
 from gateway.web import apiauth, apirecord
 from gateway.web.apiauth import ApiAuthError, ApiClient
@@ -192,18 +193,20 @@ def is_realtime(web: WebContext, partner: str) -> bool:
     return dispatch_is_realtime(web.config.partner(partner))
 
 
-def realtime_answer(ctx: Context, request_id: int, budget: float) -> bool:
-    """Send the request to its real-time partner and wait for the answer, at most ``budget`` seconds."""
-    return send_realtime(ctx, request_id, budget_seconds=budget)
+def realtime_answer(ctx: Context, sub: apirecord.Submission, budget: float, on_stored: OnStored) -> bool:
+    """Send the request just recorded to its real-time partner and wait for the answer, at most
+    ``budget`` seconds (``on_stored`` as ``send_realtime`` takes it)."""
+    assert sub.request_id is not None  # noqa: S101 - a new request
+    return send_realtime(ctx, sub.request_id, budget_seconds=budget, on_stored=on_stored, new_for=sub.partner)
 
 
-def _answered(ctx: Context, request_id: int, budget: float) -> bool:
+def _answered(ctx: Context, sub: apirecord.Submission, budget: float, on_stored: OnStored) -> bool:
     """Whether the real-time answer came in time; a transport failure leaves the request to the run
     loop (it is stored; the caller gets a 202) and is logged without PHI."""
     try:
-        return realtime_answer(ctx, request_id, budget)
+        return realtime_answer(ctx, sub, budget, on_stored)
     except X12GatewayError as exc:
-        _log.warning("real-time call failed; left to the run loop", request_id=request_id, error=str(exc))
+        _log.warning("real-time call failed; left to the run loop", request_id=sub.request_id, error=str(exc))
         return False
 
 
@@ -224,28 +227,34 @@ def submit_handler(kind: str) -> Handler:
         key = _idempotency_key(request)
         body, obj = await _json_body(request, web.config.api.max_body_bytes)
         req, partner = _request(obj, kind, web)
-        ctx = await run_in_threadpool(api_context, web)
-        budget = web.config.api.realtime_budget_seconds
-        try:
-            sub = await run_in_threadpool(
-                apirecord.submit, ctx, client, body, req, partner, idempotency_key=key, budget=budget
-            )
-        except apirecord.IdempotencyMismatchError as exc:
-            raise ApiProblemError(422, str(exc)) from None
-        if sub.replay is not None:
-            return _reply(*sub.replay, replayed=True)
-        if sub.in_progress:
-            raise ApiProblemError(
-                409, "a call with this Idempotency-Key is still in progress", headers={"Retry-After": "1"}
-            )
-        if sub.request_id is None:  # an earlier call with this key never finished: answer as accepted
-            return _reply(*_accepted(sub.tracking_number), replayed=True)
-        status, out = await run_in_threadpool(_outcome, ctx, web, sub, budget)
-        if key is not None:  # only a retry with the key replays it
-            await run_in_threadpool(apirecord.remember_response, web.store, sub.tracking_number, status, out)
-        return _reply(status, out)
+        # the store work of the call in one worker thread (each hand-off costs the event loop)
+        return await run_in_threadpool(_submitted, web, client, (body, req, partner), key)
 
     return submit
+
+
+def _submitted(web: WebContext, client: ApiClient, call: tuple[bytes, Any, str], key: str | None) -> Response:
+    """Record the call (``body``, the checked request, its partner) and answer it: a replay, a
+    conflict, 202, or the real-time result."""
+    body, req, partner = call
+    ctx = api_context(web)
+    budget = web.config.api.realtime_budget_seconds
+    try:
+        sub = apirecord.submit(ctx, client, body, req, partner, idempotency_key=key, budget=budget)
+    except apirecord.IdempotencyMismatchError as exc:
+        raise ApiProblemError(422, str(exc)) from None
+    if sub.replay is not None:
+        return _reply(*sub.replay, replayed=True)
+    if sub.in_progress:
+        raise ApiProblemError(
+            409, "a call with this Idempotency-Key is still in progress", headers={"Retry-After": "1"}
+        )
+    if sub.request_id is None:  # an earlier call with this key never finished: answer as accepted
+        return _reply(*_accepted(sub.tracking_number), replayed=True)
+    status, out = _outcome(ctx, web, sub, budget)
+    if key is not None:  # only a retry with the key replays it
+        apirecord.remember_response(web.store, sub.tracking_number, status, out)
+    return _reply(status, out)
 
 
 def _outcome(
@@ -254,11 +263,19 @@ def _outcome(
     """200 with the result when a real-time partner answered in time, else 202."""
     assert sub.request_id is not None  # noqa: S101 - a new request
     assert sub.partner is not None  # noqa: S101 - a new request
-    if is_realtime(web, sub.partner) and _answered(ctx, sub.request_id, budget):
-        with web.store.read() as tx:
-            row = tx.requests.get_by_tracking(sub.tracking_number)
-            if row is not None:
-                return 200, result_document(tx, row)
+    results: list[dict[str, Any]] = []  # the result, read where the request was found stored
+    failed: list[X12GatewayError] = []  # a store failure reading it: the call's, not the payer's
+
+    def read_result(tx: Tx, row: RequestRow) -> None:
+        try:
+            results.append(result_document(tx, row))
+        except X12GatewayError as exc:
+            failed.append(exc)
+
+    if is_realtime(web, sub.partner) and _answered(ctx, sub, budget, read_result):
+        if failed:
+            raise failed[0]
+        return 200, results[0]
     return _accepted(sub.tracking_number)
 
 

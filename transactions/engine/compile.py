@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from transactions.engine.elements import check_composite, check_element, syntax_rule
+from transactions.engine.elements import WRITTEN, check_composite, check_element, syntax_rule
 from transactions.engine.tables import (
     MAXINT,
     Child,
@@ -223,10 +223,15 @@ _COMPILED: list[CompiledMap] = []
 
 def forget_values() -> None:
     """Empty every remembered result of every compiled map: what a validation run read (data values,
-    possibly PHI) is not kept after the run. Only the speed of the next run depends on the memos."""
-    for cmap in _COMPILED:
-        for memo in cmap.memos:
-            memo.clear()
+    possibly PHI) is not kept after the run. Only the speed of the next run depends on the memos.
+
+    Only the memos written since the last call are emptied (``elements.WRITTEN``): walking every memo
+    of every map was a twentieth of a real-time API call's CPU."""
+    while WRITTEN:
+        try:
+            WRITTEN.pop().clear()
+        except IndexError:  # another thread's run emptied the list meanwhile
+            break
 
 
 @functools.cache

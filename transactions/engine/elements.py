@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import Any
 
 from transactions.engine.tables import MAXINT, CompositeSpec, ElementSpec, SegNode
 from transactions.segment import Element, Repetition, Segment
@@ -222,6 +223,10 @@ def check_composite(spec: CompositeSpec, value: Value | None, icvn: str) -> list
 # possibly PHI, so validation runs end with :func:`transactions.engine.compile.forget_values`.
 MEMO_LIMIT = 1024
 SEGMENT_MEMO_LIMIT = 256
+# every memo given an entry, appended after the entry is written (so a memo a concurrent
+# ``forget_values`` took off the list is added again by its next write): ``forget_values`` empties
+# these, not the thousands of memos of every compiled map, most of which a run never touches
+WRITTEN: list[dict[Any, tuple[Any, ...]]] = []
 
 
 def element_value_errors(spec: ElementSpec, value: Value, icvn: str) -> tuple[EleErr, ...]:
@@ -235,6 +240,7 @@ def element_value_errors(spec: ElementSpec, value: Value, icvn: str) -> tuple[El
         found = () if clean(spec, value, icvn) else tuple(check_element(spec, value, icvn))
         if len(memo) < MEMO_LIMIT:
             memo[value] = found
+            WRITTEN.append(memo)
     return found
 
 
@@ -276,6 +282,7 @@ def check_segment(node: SegNode, tag: str, values: View, icvn: str) -> Sequence[
         found = tuple(_check_segment(node, tag, values, icvn))
         if len(memo) < SEGMENT_MEMO_LIMIT:
             memo[values] = found
+            WRITTEN.append(memo)
     return found
 
 

@@ -12,7 +12,7 @@ import re
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, Never, ParamSpec, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
@@ -31,7 +31,7 @@ from sqlalchemy import (
 from sqlalchemy import exc as sa_exc
 
 from gateway import lifecycle
-from gateway.errors import StoreError
+from gateway.errors import IllegalTransitionError, StoreError
 from gateway.store.errors import NotFoundError, StaleStateError, store_error
 from gateway.store.rows import from_mapping
 
@@ -86,14 +86,17 @@ def inserting(table: Table) -> Insert:
     return prebuilt(("insert", table.name), lambda: insert(table).returning(*table.c))
 
 
-def by_key(table: Table, column: str, *, for_update: bool = False) -> Select[Any]:
-    """``SELECT * FROM table WHERE column = :pk_value`` (``FOR UPDATE`` on PostgreSQL when asked)."""
+def by_key(table: Table, column: str, *, for_update: bool = False, skip_locked: bool = False) -> Select[Any]:
+    """``SELECT * FROM table WHERE column = :pk_value`` (``FOR UPDATE`` on PostgreSQL when asked, and
+    ``SKIP LOCKED``: no row when another transaction holds it)."""
 
     def build() -> Select[Any]:
         stmt = select(table).where(table.c[column] == bindparam(KEY))
+        if skip_locked:
+            return stmt.with_for_update(skip_locked=True)
         return stmt.with_for_update() if for_update else stmt
 
-    return prebuilt(("select", table.name, column, str(for_update)), build)
+    return prebuilt(("select", table.name, column, str(for_update), str(skip_locked)), build)
 
 
 def id_by(table: Table, column: str) -> Select[Any]:
@@ -119,6 +122,20 @@ def keyed_update(table: Table) -> Update:
     return prebuilt(
         ("update", table.name), lambda: update(table).where(table.c.id == bindparam(KEY)).returning(*table.c)
     )
+
+
+WAS = "k_state"  # the bound name of the expected current state in ``guarded_update``
+
+
+def guarded_update(table: Table, column: str) -> Update:
+    """``UPDATE table SET <the parameters' columns> WHERE column = :pk_value AND state = :k_state
+    RETURNING *``: a state change that happens only from the expected state (compare and set)."""
+
+    def build() -> Update:
+        where = (table.c[column] == bindparam(KEY), table.c.state == bindparam(WAS))
+        return update(table).where(*where).returning(*table.c)
+
+    return prebuilt(("guarded", table.name, column), build)
 
 
 def keyed_update_many(table: Table, columns: tuple[str, ...]) -> Update:
@@ -260,6 +277,78 @@ class Repo:
         new = self.conn.execute(keyed_update(table), values).one()
         if old != new_state:
             self.audit.record_change(entity, row.id, old, new_state, detail)
+        return new
+
+    def move_expected(
+        self,
+        entity: lifecycle.Entity,
+        table: Table,
+        column: str,
+        key: object,
+        event: str,
+        *,
+        what: str,
+        expect: str,
+        extra: Mapping[str, Any] | None = None,
+        detail: Mapping[str, Any] | None = None,
+        guess: bool = False,
+    ) -> Row[Any] | None:
+        """``move`` of the row where ``column == key`` when it is in state ``expect``, in one
+        statement instead of a locked read and an update: the UPDATE's WHERE checks the state (under
+        the row lock PostgreSQL takes for it, as ``FOR UPDATE`` did). None when the lifecycle has no
+        such move from ``expect`` (the caller falls back to ``move``, which names the error);
+        NotFoundError/StaleStateError as ``locked``/``move`` raise them. With ``guess``, ``expect`` is
+        only the state the caller last read: None also when the row is in another one (the caller
+        then moves it from the state it is in, as without a guess)."""
+        try:
+            new_state = lifecycle.target(entity, expect, event)
+        except IllegalTransitionError:
+            return None
+        values = {KEY: key, WAS: expect, "state": new_state, "updated_at": self.now(), **(extra or {})}
+        new = self.conn.execute(guarded_update(table, column), values).first()
+        if new is None and guess:
+            return None
+        if new is None:
+            self._not_moved(entity, table, column, key, what=what, expect=expect)
+        if expect != new_state:
+            self.audit.record_change(entity, new.id, expect, new_state, detail)
+        return new
+
+    def _not_moved(
+        self, entity: str, table: Table, column: str, key: object, *, what: str, expect: str
+    ) -> Never:
+        """Why a guarded UPDATE moved no row: none with this key, or it is in another state."""
+        current = self.conn.execute(by_key(table, column), {KEY: key}).first()
+        if current is None:
+            raise NotFoundError(f"{what} not found")
+        raise StaleStateError(f"{entity} {current.id} is {current.state!r}, expected {expect!r}")
+
+    def move_path(
+        self,
+        entity: lifecycle.Entity,
+        table: Table,
+        row_id: int,
+        steps: Sequence[tuple[str, Mapping[str, Any] | None]],
+        *,
+        what: str,
+        expect: str,
+    ) -> Row[Any] | None:
+        """Consecutive events ``(event, detail)`` of one row, from ``expect``, as one guarded UPDATE
+        to the last state and one event-log row per step (what the moves one by one would log).
+        None when a step is not in the lifecycle (the caller moves step by step, which names it)."""
+        states = [expect]
+        try:
+            for event, _ in steps:
+                states.append(lifecycle.target(entity, states[-1], event))
+        except IllegalTransitionError:
+            return None
+        values = {KEY: row_id, WAS: expect, "state": states[-1], "updated_at": self.now()}
+        new = self.conn.execute(guarded_update(table, "id"), values).first()
+        if new is None:
+            self._not_moved(entity, table, "id", row_id, what=what, expect=expect)
+        for (_, detail), old, moved in zip(steps, states[:-1], states[1:], strict=True):
+            if old != moved:
+                self.audit.record_change(entity, row_id, old, moved, detail)
         return new
 
     def move_many(

@@ -287,6 +287,24 @@ class EnvelopesRepo(Repo):
         return [from_mapping(InterchangeRow, r) for r in rows]
 
     @db
+    def sets_of_file(self, file_id: int) -> list[tuple[int, int | None]]:
+        """``(set row id, request id)`` of every transaction set of one file, in file order (by
+        interchange, group and set), in one statement: what sending a file moves."""
+        ic, g, ts = s.interchanges, s.functional_groups, s.transaction_sets
+
+        def build() -> Select[Any]:
+            return (
+                select(ts.c.id, ts.c.request_id)
+                .join(g, ts.c.group_id == g.c.id)
+                .join(ic, g.c.interchange_id == ic.c.id)
+                .where(ic.c.file_id == bindparam("k_file_id"))
+                .order_by(ic.c.id, g.c.id, ts.c.id)
+            )
+
+        rows = self.conn.execute(prebuilt(("sets_of_file",), build), {"k_file_id": file_id})
+        return [(int(r.id), r.request_id) for r in rows]
+
+    @db
     def find_groups(self, control_number: int, *, interchange_id: int | None = None) -> list[GroupRow]:
         """Functional groups with this GS06, newest first."""
         t = s.functional_groups

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -91,8 +91,23 @@ class FilesRepo(Repo):
         With ``owner``, only while that node holds the file's claim (``lease_owner``), else
         StaleStateError: a node whose claim another node took over can no longer move the file. The
         claim ends with the move unless ``keep_claim``."""
-        row = self.locked(s.files, "id", file_id, f"file {file_id}")
         extra: dict[str, Any] = {"reason": reason} if reason is not None else {}
+        if expect is not None and owner is None:  # one statement: the UPDATE checks the state
+            what = f"file {file_id}"
+            moved = self.move_expected(
+                Entity.FILE,
+                s.files,
+                "id",
+                file_id,
+                event,
+                what=what,
+                expect=expect,
+                extra=extra,
+                detail=detail,
+            )
+            if moved is not None:
+                return from_mapping(FileRow, moved)
+        row = self.locked(s.files, "id", file_id, f"file {file_id}")
         if owner is not None:
             if row.lease_owner != owner:
                 raise StaleStateError(f"file {file_id} is claimed by another node")
@@ -100,6 +115,23 @@ class FilesRepo(Repo):
                 extra["lease_owner"] = None
         new = self.move(Entity.FILE, s.files, row, event, expect=expect, extra=extra, detail=detail)
         return from_mapping(FileRow, new)
+
+    @db
+    def transition_steps(
+        self, file_id: int, steps: Sequence[tuple[FileEvent, Mapping[str, Any] | None]], *, expect: str
+    ) -> FileRow:
+        """``transition`` for consecutive events of one file (``(event, detail)`` each, the first
+        from ``expect``) in one UPDATE: the same final row, errors and event-log rows as moving it
+        step by step (a real-time answer finishes the upload and acknowledges it at once)."""
+        moved = self.move_path(Entity.FILE, s.files, file_id, steps, what=f"file {file_id}", expect=expect)
+        if moved is not None:
+            return from_mapping(FileRow, moved)
+        row = None
+        for n, (event, detail) in enumerate(steps):
+            row = self.transition(file_id, event, expect=expect if n == 0 else None, detail=detail)
+        if row is None:
+            raise StoreError("no step to take")
+        return row
 
     @db
     def adopt(self, file_id: int, *, state: str, owner: str, dead: Collection[str] = ()) -> bool:
@@ -243,7 +275,11 @@ class FilesRepo(Repo):
         """Files the event can move (its source states; only ``file_id`` when given), moved under
         this node's lease."""
         t = s.files
-        conds = [t.c.direction == direction] + ([t.c.id == file_id] if file_id is not None else [])
+        if file_id is not None:
+            match = {"direction": direction}
+            rows = leases.claim_by_id(self, t, Entity.FILE, event, file_id, match, owner, until, limit)
+            return [from_mapping(FileRow, r) for r in rows]
+        conds = [t.c.direction == direction]
         rows = leases.claim(self, t, Entity.FILE, event, conds, owner, until, limit)
         return [from_mapping(FileRow, r) for r in rows]
 

@@ -7,7 +7,7 @@ ever move a row the way the table says.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -40,7 +40,8 @@ def claim(  # noqa: PLR0917 - shared by the two claim methods
     if not ids:
         return []
     if len(ids) == 1:  # one row (a real-time request, its answer): by key, statements built once
-        return [_claim_one(repo, table, entity, event, ids[0], owner, until)]
+        row = repo.conn.execute(by_key(table, "id"), {KEY: ids[0]}).one()
+        return [_claim_one(repo, table, entity, event, row, owner, until)]
     # the states only: the rows themselves are read once, after the move (a payload is unsealed per read)
     rows = repo.conn.execute(
         select(table.c.id, table.c.state).where(table.c.id.in_(ids)).order_by(table.c.id)
@@ -59,11 +60,36 @@ def claim(  # noqa: PLR0917 - shared by the two claim methods
     return list(repo.conn.execute(select(table).where(table.c.id.in_(ids)).order_by(table.c.id)).all())
 
 
+def claim_by_id(  # noqa: PLR0917 - ``claim``'s parameters
+    repo: Repo,
+    table: Table,
+    entity: lifecycle.Entity,
+    event: str,
+    row_id: int,
+    match: Mapping[str, object],
+    owner: str,
+    until: datetime,
+    limit: int = 1,
+) -> list[Row[Any]]:
+    """``claim`` of the one row with this id (a real-time request, its answer) when no other
+    transaction holds it, it is in one of the event's source states and each ``match`` column has
+    its value (what ``claim``'s conditions would ask): a locked read by key and an update, both
+    built once, instead of a query built for the call and a second read."""
+    check_limit(limit)  # as ``claim`` checks it
+    locked = by_key(table, "id", for_update=True, skip_locked=True)
+    row = repo.conn.execute(locked, {KEY: row_id}).first()
+    if row is None or row.state not in lifecycle.sources(entity, event):
+        return []
+    if any(getattr(row, column) != value for column, value in match.items()):
+        return []
+    return [_claim_one(repo, table, entity, event, row, owner, until)]
+
+
 def _claim_one(  # noqa: PLR0917 - claim's parts for one row
-    repo: Repo, table: Table, entity: lifecycle.Entity, event: str, row_id: int, owner: str, until: datetime
+    repo: Repo, table: Table, entity: lifecycle.Entity, event: str, row: Row[Any], owner: str, until: datetime
 ) -> Row[Any]:
-    """``claim`` of the one row picked (and locked) by id: the same move, lease and event-log row."""
-    row = repo.conn.execute(by_key(table, "id"), {KEY: row_id}).one()
+    """``claim`` of the one row picked (and locked): the same move, lease and event-log row."""
+    row_id = row.id
     target = lifecycle.target(entity, row.state, event)
     values = {
         KEY: row_id,

@@ -211,15 +211,34 @@ class RequestsRepo(Repo):
         reason: str | None = None,
         due_at: datetime | None = None,
         detail: Mapping[str, Any] | None = None,
+        was: str | None = None,
     ) -> RequestRow:
         """Apply ``event`` to a request (per the lifecycle table; only from ``expect`` if given);
-        optionally set a reason and a new due time."""
-        row = self.locked(s.requests, "tracking_number", tracking_number, "request")
+        optionally set a reason and a new due time. ``was`` is the state the caller read the request
+        in, if it did: the move is then tried as one guarded UPDATE from that state first (the same
+        outcome as reading and locking the row when the guess is right; read and locked otherwise)."""
         extra: dict[str, Any] = {}
         if reason is not None:
             extra["reason"] = reason
         if due_at is not None:
             extra["due_at"] = due_at
+        if expect is not None or was is not None:  # one statement: the UPDATE checks the state
+            table, column = s.requests, "tracking_number"
+            moved = self.move_expected(
+                Entity.REQUEST,
+                table,
+                column,
+                tracking_number,
+                event,
+                what="request",
+                expect=expect if expect is not None else str(was),
+                extra=extra,
+                detail=detail,
+                guess=expect is None,
+            )
+            if moved is not None:
+                return from_mapping(RequestRow, moved)
+        row = self.locked(s.requests, "tracking_number", tracking_number, "request")
         new = self.move(Entity.REQUEST, s.requests, row, event, expect=expect, extra=extra, detail=detail)
         return from_mapping(RequestRow, new)
 
@@ -305,7 +324,11 @@ class RequestsRepo(Repo):
         ``batching`` under this node's lease."""
         t = s.requests
         event = RequestEvent.CLAIM_FOR_BATCH
-        conds = [t.c.partner == partner] + ([t.c.id == request_id] if request_id is not None else [])
+        if request_id is not None:
+            match = {"partner": partner} | ({"kind": kind} if kind is not None else {})
+            rows = leases.claim_by_id(self, t, Entity.REQUEST, event, request_id, match, owner, until, limit)
+            return [from_mapping(RequestRow, r) for r in rows]
+        conds = [t.c.partner == partner]
         conds += [t.c.kind == kind] if kind is not None else []
         rows = leases.claim(self, t, Entity.REQUEST, event, conds, owner, until, limit)
         return [from_mapping(RequestRow, r) for r in rows]

@@ -1,0 +1,102 @@
+"""How much store work one real-time API call costs: statements and write transactions per call,
+pinned as upper bounds (counts, not timings), so a change that adds a read-back or splits a
+transaction on the hot path shows up here. ``bench/bench_api.py`` measures what the counts cost."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+
+from gateway.lifecycle import RequestState
+from gateway.realtime.dispatch import send_realtime
+from gateway.stages import batching
+from tests.api_support import Api, sample, serving
+from tests.core_support import drop_request, request_state
+from tests.test_api import add_client
+
+if TYPE_CHECKING:
+    from gateway.runtime.context import Context
+    from tests.core_support import CoreRig
+
+pytest_plugins = ["tests.core_fixtures"]
+
+# measured when the bounds were set: 62 statements (BEGINs included on SQLite; 53 on PostgreSQL), 6
+# write and 3 read transactions per call (before: 96 statements, 6 write and 5 read transactions)
+MAX_STATEMENTS = 62
+MAX_WRITE_TRANSACTIONS = 6
+MAX_TRANSACTIONS = 9
+CALLS = 3
+
+
+@dataclass
+class Counts:
+    statements: int = 0
+    commits: int = 0
+    write_commits: int = 0
+
+
+@contextmanager
+def counting(ctx: Context) -> Iterator[Counts]:
+    """Statements and commits on the store of ``ctx`` (any engine over the same database) while open."""
+    counts = Counts()
+    database = ctx.store.engine.url.render_as_string(hide_password=False)
+
+    def ours(conn: Connection) -> bool:
+        return conn.engine.url.render_as_string(hide_password=False) == database
+
+    def on_execute(conn: Connection, *_args: Any) -> None:
+        if ours(conn):
+            counts.statements += 1
+
+    def on_commit(conn: Connection) -> None:
+        if ours(conn):
+            counts.commits += 1
+            counts.write_commits += not conn.get_execution_options().get("x12gw_read_only", False)
+
+    event.listen(Engine, "before_cursor_execute", on_execute)
+    event.listen(Engine, "commit", on_commit)
+    try:
+        yield counts
+    finally:
+        event.remove(Engine, "before_cursor_execute", on_execute)
+        event.remove(Engine, "commit", on_commit)
+
+
+def test_a_realtime_eligibility_call_stays_within_its_statement_budget(
+    rig: CoreRig, database_url: str | None
+) -> None:
+    """One API eligibility call answered by a CORE partner runs at most MAX_STATEMENTS statements in
+    at most MAX_WRITE_TRANSACTIONS write transactions (SQLite and PostgreSQL), each call answered 200."""
+    ctx = rig.context(rig.server(), database_url=database_url)
+    key = add_client(ctx, "billing")
+    with serving(ctx.config) as port:
+        api = Api("127.0.0.1", port)
+
+        def call(n: int) -> int:
+            body = sample("270-subscriber") | {"trace_number": f"ST-{n:04d}"}
+            return api.call("POST", "/eligibility", body, key=key)[0]
+
+        assert call(0) == 200  # the first call also checks the schema, loads the maps...
+        with counting(ctx) as counts:
+            statuses = [call(n) for n in range(1, CALLS + 1)]
+    assert statuses == [200] * CALLS
+    assert counts.statements <= MAX_STATEMENTS * CALLS, counts
+    assert counts.write_commits <= MAX_WRITE_TRANSACTIONS * CALLS, counts
+    assert counts.commits <= MAX_TRANSACTIONS * CALLS, counts
+
+
+def test_a_request_said_to_be_new_but_already_queued_still_has_its_file_sent(rig: CoreRig) -> None:
+    """``send_realtime(new_for=...)`` skips reading the request back; when the run loop queued it
+    meanwhile, its claim takes nothing and the file it was queued in is sent: answered, one POST."""
+    server = rig.server()
+    ctx = rig.context(server)
+    rid = drop_request(ctx, "270-subscriber", "RT-NEWFOR")
+    assert batching.batch_partner(ctx, ctx.config.partner("acme"), rid) == 1  # queued, not sent
+    assert send_realtime(ctx, rid, budget_seconds=15.0, new_for="acme") is True
+    assert request_state(ctx, rid) == RequestState.ANSWERED
+    assert len(server.received) == 1
