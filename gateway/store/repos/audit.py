@@ -161,7 +161,10 @@ class AuditRepo(Repo):
     ) -> dict[int, list[dict[str, Any]]]:
         """The details logged with each entity's changes into one of ``new_states`` (those with a
         detail), oldest first, for many entities in one statement: what ``history`` shows of them."""
-        self.flush()  # changes this transaction recorded count too (a second answer in one chunk)
+        kind, wanted = str(entity_type), set(entity_ids)
+        pending = self._pending
+        if pending and any(r["entity_type"] == kind and r["entity_id"] in wanted for r in pending):
+            self.flush()  # changes this transaction recorded count too (a second answer in one chunk)
         t = s.state_changes
         stmt = prebuilt(
             ("details_of",),

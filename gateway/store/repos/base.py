@@ -181,7 +181,7 @@ def insert_ids(conn: Connection, table: Table, values: Sequence[Mapping[str, Any
     """
     if not values:
         return []
-    if conn.dialect.name != "sqlite":
+    if conn.dialect.name != "sqlite" or len(values) == 1:  # one row: RETURNING has no order to keep
         stmt = prebuilt(
             ("insert_ids", table.name),
             lambda: insert(table).returning(table.c.id, sort_by_parameter_order=True),
