@@ -1,0 +1,64 @@
+"""The garbage-collector policy of the gateway's long-running and bulk commands.
+
+Why: validating and mapping allocate many small objects (segments, placed segments, nodes, field
+dicts) that live as long as their transaction set, and the loaded maps and mapping rules live as long
+as the process. With CPython's default thresholds (700 allocations for a young collection) the cyclic
+collector runs every few segments and, each time an older generation is collected, walks every one
+of those held objects again, maps included: about a quarter of validation's CPU time on a large file
+(``bench/map_phases.py --gc default`` beside ``--gc off``). Nothing here leaks by cycles on purpose, so
+two changes lose nothing but that overhead:
+
+* ``gc.freeze()`` once the maps and rules are loaded: those tables move to the permanent generation,
+  which no collection walks (they are never freed anyway);
+* a larger young-generation threshold (:data:`THRESHOLDS`): a collection every 50,000 net allocations
+  instead of 700, so the per-set objects mostly die by reference counting before any pass sees them.
+  Memory stays bounded: the collector still runs, only less often (``bench/bench_inbound.py`` and
+  ``bench/bench_memory.py`` measure peak RSS with the policy on).
+
+The pure core (``transactions``, ``mappings``) never touches ``gc``: the policy is the shell's, applied
+by :func:`apply` when ``x12gw run``, ``serve``, ``validate`` and ``map`` start (and in their worker
+processes). ``X12GW_GC=off`` keeps CPython's defaults (to compare, or if a deployment prefers them).
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+
+ENV = "X12GW_GC"
+THRESHOLDS = (50_000, 20, 100)  # gen0 allocations, gen0 passes per gen1 pass, gen1 passes per gen2 pass
+
+
+def enabled() -> bool:
+    """Whether the policy applies: on unless ``$X12GW_GC`` is ``off`` (or ``0``, ``false``, ``no``)."""
+    return os.environ.get(ENV, "on").strip().lower() not in ("off", "0", "false", "no")
+
+
+def warm_tables() -> None:
+    """Load what every validation and mapping of a response uses for the life of the process: the
+    compiled tables of the project's own maps (270, 271, 278), the default mapping rules and their
+    compiled form. Loading them before ``gc.freeze()`` is what moves them out of every collection."""
+    from mappings.compiled_rules import compiled_record  # noqa: PLC0415 - only for bulk commands
+    from mappings.mapper import default_rules  # noqa: PLC0415
+    from transactions.engine.compile import compiled_map  # noqa: PLC0415
+    from transactions.maps import index as map_index  # noqa: PLC0415
+
+    for entry in map_index():
+        if entry.source == "ours":
+            compiled_map(entry.file, entry.source)
+    for rule in default_rules().default.values():
+        compiled_record(rule)
+
+
+def apply(*, warm: bool = True) -> bool:
+    """Apply the policy (see the module docstring) unless ``$X12GW_GC`` turns it off; True if applied.
+    ``warm`` loads the tables first (:func:`warm_tables`); call it after configuration is loaded, so
+    that is frozen too."""
+    if not enabled():
+        return False
+    if warm:
+        warm_tables()
+    gc.collect()  # what is garbage now is freed, not frozen
+    gc.freeze()
+    gc.set_threshold(*THRESHOLDS)
+    return True
