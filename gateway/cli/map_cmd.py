@@ -157,7 +157,7 @@ def stream_jsonl(path: Path, rules: MappingRules, engine: str = "compiled") -> t
 
 def run(args: argparse.Namespace) -> int:
     rules = load_rules(args.overrides)
-    gcpolicy.apply()  # after the overrides are loaded, so they are frozen too
+    gcpolicy.apply(warm=False)  # the rules (overrides too) are loaded; maps compile as the file needs
     mapped: list[MappedSet] = []
     if args.jsonl:
         report, produced = stream_jsonl(args.file, rules, args.engine)

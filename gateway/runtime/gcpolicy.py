@@ -16,8 +16,10 @@ two changes lose nothing but that overhead:
   ``bench/bench_memory.py`` measure peak RSS with the policy on).
 
 The pure core (``transactions``, ``mappings``) never touches ``gc``: the policy is the shell's, applied
-by :func:`apply` when ``x12gw run``, ``serve``, ``validate`` and ``map`` start (and in their worker
-processes). ``X12GW_GC=off`` keeps CPython's defaults (to compare, or if a deployment prefers them).
+by :func:`apply` when ``x12gw run`` and ``serve`` start (tables loaded first: they serve for hours) and
+when ``validate`` and ``map`` start and in their worker processes (without loading maps ahead: see
+:func:`apply_unwarmed`). ``X12GW_GC=off`` keeps CPython's defaults (to compare, or if a deployment
+prefers them).
 """
 
 from __future__ import annotations
@@ -62,3 +64,10 @@ def apply(*, warm: bool = True) -> bool:
     gc.freeze()
     gc.set_threshold(*THRESHOLDS)
     return True
+
+
+def apply_unwarmed() -> None:
+    """:func:`apply` without loading tables ahead: for one-off commands (``x12gw validate``, ``map``)
+    and their worker processes, where compiling maps the input may not use (about 0.1 s each) costs
+    more than keeping them out of the rare collections of older generations."""
+    apply(warm=False)

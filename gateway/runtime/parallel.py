@@ -135,7 +135,7 @@ def validate_parallel(source: bytes | Iterable[bytes], opts: Options, workers: i
     tracker = _Tracker()
     # spawn: workers start clean (no copy of a parent's threads or open store), the maps load once each
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=gcpolicy.apply) as pool:
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=gcpolicy.apply_unwarmed) as pool:
         pipeline = _Pipeline(pool, opts, workers)
         fatal = None
         try:
