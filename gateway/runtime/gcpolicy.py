@@ -20,10 +20,10 @@ nothing but that overhead:
   (``bench/bench_inbound.py`` and ``bench/bench_memory.py`` measure peak RSS with the policy on and off).
 
 The pure core (``transactions``, ``mappings``) never touches ``gc``: the policy is the shell's, applied
-by :func:`apply` when ``x12gw run`` and ``serve`` start (tables loaded first: they serve for hours) and
-when ``validate`` and ``map`` start and in their worker processes (without loading maps ahead: see
-:func:`apply_unwarmed`). ``X12GW_GC=off`` keeps CPython's defaults (to compare, or if a deployment
-prefers them).
+by :func:`apply` when ``x12gw run`` starts (tables loaded first: it builds, validates and maps all
+day) and, without loading maps ahead (:func:`apply_unwarmed`), when ``serve``, ``validate`` and ``map``
+start and in ``validate``'s worker processes. ``X12GW_GC=off`` keeps CPython's defaults (to compare,
+or if a deployment prefers them).
 """
 
 from __future__ import annotations
