@@ -2,11 +2,15 @@
 every downloaded file) beside pyx12's own x12n_document (what x12valid runs) on the same file in the same
 run, each in a fresh process so peak RSS is its own; and request building: 270s and 278s per second.
 
-    python bench/bench_map.py [--mb 20] [--build 5000] [--memos both|on|off]
+    python bench/bench_map.py [--mb 20] [--build 5000] [--memos both|on|off] [--gc both|policy|default]
 
 ``--memos`` (default both): the compiled engine remembers the checks of repeated values and segments;
 with the memos off every value is checked afresh, the figure for real files, which repeat less than
 these generated batches.
+
+``--gc`` (default both): every run with the gateway's collector policy (``gateway.runtime.gcpolicy``, as
+``x12gw map`` and ``validate`` apply it, without loading maps ahead; the rows say "gc policy") and with
+CPython's defaults (rows without it), each in its own process.
 """
 
 from __future__ import annotations
@@ -51,11 +55,20 @@ def memos_off() -> None:
     compiled_elements.MEMO_LIMIT = 0
 
 
-def validate_and_map(path: str, memo: bool = True) -> tuple[int, int, int]:
+def gc_policy(on: bool) -> None:
+    """The gateway's collector policy in this (measured) process when ``on``, else CPython's defaults."""
+    if on:
+        from gateway.runtime import gcpolicy  # noqa: PLC0415
+
+        gcpolicy.apply(warm=False)  # as ``x12gw map`` does: the file's maps compile in the timed run
+
+
+def validate_and_map(path: str, memo: bool = True, policy: bool = False) -> tuple[int, int, int]:
     """(transaction sets, segments, records) as the gateway's inbound stage gets them."""
     from mappings.mapper import default_rules, map_set  # noqa: PLC0415 - imported in the measured process
     from transactions.validation import Options, validate_detailed  # noqa: PLC0415
 
+    gc_policy(policy)
     if not memo:
         memos_off()
 
@@ -74,10 +87,12 @@ def validate_and_map(path: str, memo: bool = True) -> tuple[int, int, int]:
     return sets, segments, records
 
 
-def validate_and_map_streamed(path: str) -> tuple[int, int, int]:
+def validate_and_map_streamed(path: str, policy: bool = False) -> tuple[int, int, int]:
     """The same, set by set (``ValidationStream``, as ``x12gw map --jsonl``): one set held at a time."""
     from mappings.mapper import default_rules, map_set  # noqa: PLC0415 - imported in the measured process
     from transactions.validation import Options, ValidationStream  # noqa: PLC0415
+
+    gc_policy(policy)
 
     rules = default_rules()
     sets = segments = records = 0
@@ -91,9 +106,10 @@ def validate_and_map_streamed(path: str) -> tuple[int, int, int]:
     return sets, segments, records
 
 
-def validate_only(path: str, memo: bool = True) -> tuple[int, int, int]:
+def validate_only(path: str, memo: bool = True, policy: bool = False) -> tuple[int, int, int]:
     from transactions.validation import validate  # noqa: PLC0415
 
+    gc_policy(policy)
     if not memo:
         memos_off()
 
@@ -146,8 +162,10 @@ def main() -> None:
     parser.add_argument("--mb", type=float, default=20.0)
     parser.add_argument("--build", type=int, default=5000)
     parser.add_argument("--memos", choices=("both", "on", "off"), default="both")
+    parser.add_argument("--gc", choices=("both", "policy", "default"), default="both")
     args = parser.parse_args()
     memo_runs = {"both": (True, False), "on": (True,), "off": (False,)}[args.memos]
+    policies = {"both": (False, True), "policy": (True,), "default": (False,)}[args.gc]
     SCRATCH.mkdir(exist_ok=True)
     from gateway.runtime.mapdir import assemble_map_dir  # noqa: PLC0415
 
@@ -156,21 +174,21 @@ def main() -> None:
         "271": scratch_file("map-271", batch_271, args.mb),
         "278resp": scratch_file("map-278resp", batch_278resp, args.mb),
     }
-    head = f"{'file':8} {'what':26} {'MB':>6} {'seconds':>8} {'MB/s':>6} {'sets/s':>8} {'peak RSS':>9}"
+    head = f"{'file':8} {'what':37} {'MB':>6} {'seconds':>8} {'MB/s':>6} {'sets/s':>8} {'peak RSS':>9}"
     print(head)
     for kind, path in files.items():
         size = path.stat().st_size / 1e6
         t_pyx, rss_pyx, _ = measure(pyx12_x12valid, str(path), map_dir)
         rows = [("pyx12 x12valid", t_pyx, rss_pyx)]
-        for memo in memo_runs:
-            label = "" if memo else ", memos off"
-            t_map, rss_map, (sets, segs, records) = measure(validate_and_map, str(path), memo)
+        for memo, policy in ((m, p) for m in memo_runs for p in policies):
+            label = ("" if memo else ", memos off") + (", gc policy" if policy else "")
+            t_map, rss_map, (sets, segs, records) = measure(validate_and_map, str(path), memo, policy)
             rows.insert(-1, (f"validate+map{label}", t_map, rss_map))
             if memo:
-                t_stream, rss_stream, counts = measure(validate_and_map_streamed, str(path))
+                t_stream, rss_stream, counts = measure(validate_and_map_streamed, str(path), policy)
                 assert counts == (sets, segs, records), "streamed mapping must give the same counts"  # noqa: S101
-                rows.insert(-1, ("validate+map set by set", t_stream, rss_stream))
-            t_val, rss_val, _ = measure(validate_only, str(path), memo)
+                rows.insert(-1, (f"validate+map set by set{label}", t_stream, rss_stream))
+            t_val, rss_val, _ = measure(validate_only, str(path), memo, policy)
             rows.insert(-1, (f"validate{label}", t_val, rss_val))
             print(
                 f"{kind:8} ratio{label} validate+map / pyx12 time {t_map / t_pyx:.2f}x, validate / pyx12 "
@@ -179,7 +197,7 @@ def main() -> None:
             )
         for name, seconds, rss in rows:
             print(
-                f"{kind:8} {name:26} {size:6.1f} {seconds:8.2f} {size / seconds:6.2f} "
+                f"{kind:8} {name:37} {size:6.1f} {seconds:8.2f} {size / seconds:6.2f} "
                 f"{sets / seconds:8,.0f} {rss:6.0f} MiB"
             )
     t = measure(build_rates, args.build)

@@ -1,15 +1,19 @@
 """Validation (keep_placed) and mapping timed apart, in process, best of N CPU-time runs: on a shared
 machine the minimum is steadier than one run, and the two phases can be compared across branches.
 
-    python bench/map_phases.py [--mb 1.5] [--runs 5] [--no-gc]
+    python bench/map_phases.py [--mb 1.5] [--runs 5] [--gc both|policy|default|off] [--no-gc]
 
-``--no-gc`` disables the cyclic collector, to see what its passes over the held sets cost.
+``--gc`` (default both): ``policy`` applies the gateway's collector policy (``gateway.runtime.gcpolicy``:
+tables frozen, a larger young threshold), as ``x12gw run``/``map``/``validate`` do; ``default`` keeps
+CPython's thresholds; ``both`` prints the two side by side, each measured in a fresh process; ``off``
+(or ``--no-gc``) disables the cyclic collector, to see what its passes over the held sets cost.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -40,16 +44,28 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--mb", type=float, default=1.5)
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--no-gc", action="store_true")
+    parser.add_argument("--gc", choices=("both", "policy", "default", "off"), default="both")
+    parser.add_argument("--no-gc", action="store_true", help="the same as --gc off")
     args = parser.parse_args()
-    if args.no_gc:
+    mode = "off" if args.no_gc else args.gc
+    if mode == "both":  # each policy in its own interpreter: one's frozen objects do not bias the other
+        for each in ("default", "policy"):
+            argv = [sys.executable, __file__, "--mb", str(args.mb), "--runs", str(args.runs), "--gc", each]
+            subprocess.run(argv, check=True)
+        return
+    if mode == "off":
         gc.disable()
+    elif mode == "policy":
+        from gateway.runtime import gcpolicy  # noqa: PLC0415 - the shell's policy, only when asked for
+
+        if not gcpolicy.apply():
+            print("(X12GW_GC turns the policy off: CPython's defaults)")
     for kind, make in (("271", batch_271), ("278resp", batch_278resp)):
         data = scratch_file(f"map-{kind}", make, args.mb).read_bytes()
         size = len(data) / 1e6
         t_val, t_map, records = best_of(data, args.runs)
         print(
-            f"{kind:8} {size:5.2f} MB  validate {t_val:6.3f} s  map {t_map:6.3f} s  "
+            f"{kind:8} gc {mode:7} {size:5.2f} MB  validate {t_val:6.3f} s  map {t_map:6.3f} s  "
             f"validate+map {size / (t_val + t_map):5.2f} MB/s  ({records:,} records)"
         )
 

@@ -7,12 +7,41 @@ them; they are PHI, so the gateway masks them whenever a record is shown in logs
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 from datetime import date
 from decimal import Decimal
 from typing import Any, TypeVar
 
+C = TypeVar("C")
 
+
+def _slot_init(cls: type[C]) -> type[C]:
+    """Give a frozen, slotted dataclass an ``__init__`` with the same signature that fills each slot
+    through its descriptor. Mapping makes several records per response set, and the generated
+    ``__init__`` of a frozen dataclass (``object.__setattr__`` per field, up to 45 fields here) costs
+    about twice as much (``transactions.placed.Placed`` does the same by hand). The code is generated
+    from the fields, as ``dataclasses`` generates its own; tests pin the two to the same behaviour."""
+    names = [f.name for f in fields(cls)]  # type: ignore[arg-type]  # a dataclass, by construction
+    space: dict[str, Any] = {f"_set_{n}": cls.__dict__[n].__set__ for n in names}
+    params = []
+    for f in fields(cls):  # type: ignore[arg-type]
+        if f.default_factory is not MISSING:
+            raise TypeError(f"{cls.__name__}.{f.name}: default factories are not supported")
+        if f.default is MISSING:
+            params.append(f.name)
+        else:
+            space[f"_default_{f.name}"] = f.default
+            params.append(f"{f.name}=_default_{f.name}")
+    body = "".join(f"\n    _set_{n}(self, {n})" for n in names)
+    exec(f"def __init__(self, {', '.join(params)}) -> None:{body}", space)  # noqa: S102 - our own fields
+    init = space["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    init.__module__ = cls.__module__
+    cls.__init__ = init  # type: ignore[method-assign]
+    return cls
+
+
+@_slot_init
 @dataclass(frozen=True, slots=True)
 class ControlRef:
     """Where a response came from: ISA13, GS06 and ST02 of its transaction set."""
@@ -22,6 +51,7 @@ class ControlRef:
     transaction_set: str
 
 
+@_slot_init
 @dataclass(frozen=True, slots=True)
 class Rejection:
     """An AAA: the request (or part of it) could not be processed, and what to do about it."""
@@ -34,6 +64,7 @@ class Rejection:
     valid_request: bool | None
 
 
+@_slot_init
 @dataclass(frozen=True, slots=True)
 class BenefitEntity:
     """A benefit-related entity (2120C/D): primary care provider, other payer, ..."""
@@ -45,6 +76,7 @@ class BenefitEntity:
     id: str | None
 
 
+@_slot_init
 @dataclass(frozen=True, slots=True)
 class Benefit:
     """One EB (2110C/D) with its messages, dates and related entities."""
@@ -68,6 +100,7 @@ class Benefit:
     entities: tuple[BenefitEntity, ...]
 
 
+@_slot_init
 @dataclass(frozen=True, slots=True)
 class AuthorizationRequirement:
     """EB11 evidence: whether the payer says a service type or procedure needs authorization."""
@@ -78,6 +111,7 @@ class AuthorizationRequirement:
     in_network: str | None
 
 
+@_slot_init
 @dataclass(frozen=True, slots=True)
 class EligibilityResult:
     """The answer to one 270: coverage, plan, benefits and any rejection."""
@@ -114,6 +148,7 @@ class EligibilityResult:
     subscriber_benefits: tuple[Benefit, ...] = ()
 
 
+@_slot_init
 @dataclass(frozen=True, slots=True)
 class Documentation:
     """A PWK in a response: documentation the payer asks for, and how to send it."""
@@ -123,6 +158,7 @@ class Documentation:
     control_number: str | None
 
 
+@_slot_init
 @dataclass(frozen=True, slots=True)
 class ServiceDecision:
     """The payer's decision on one service line (2000F)."""
@@ -151,6 +187,7 @@ class ServiceDecision:
     decision_level: str = "event"
 
 
+@_slot_init
 @dataclass(frozen=True, slots=True)
 class AuthorizationRecord:
     """The answer to one 278 request: the event-level decision and each line's decision."""

@@ -18,6 +18,11 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_EDI = ROOT / "sample_edi"
 PUBLIC = ROOT / "tests" / "public_x12"
 
+# The gateway's collector policy (gateway.runtime.gcpolicy) is process-wide (gc.freeze, thresholds):
+# commands run in-process here many times would pile frozen objects into the test process, so the
+# suite keeps CPython's defaults; tests/test_gcpolicy.py runs the policy in fresh interpreters.
+os.environ.setdefault("X12GW_GC", "off")
+
 settings.register_profile("ci", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("dev", max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

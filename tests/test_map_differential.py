@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
@@ -22,7 +22,16 @@ from mappings.compiled_rules import _values as fast_values
 from mappings.compiled_rules import compiled_record, extract_records_fast
 from mappings.convert import d8
 from mappings.engine import RecordRule, extract_records, load_rules
-from mappings.mapper import RECORD_FOR_MAP, MappingRules, default_rules, map_document, map_set, with_overrides
+from mappings.mapper import (
+    RECORD_FOR_MAP,
+    MappingRules,
+    default_rules,
+    map_document,
+    map_set,
+    plain_by_repr,
+    plain_texts,
+    with_overrides,
+)
 from mappings.records import ControlRef
 from mappings.segtree import Node, build_nodes
 from mappings.xpath_lite import _substring, compile_xpath
@@ -30,6 +39,8 @@ from tests.test_engine_differential import CORPUS
 from tests.test_fuzz import MUTATIONS
 from tests.x12mutants import mutants
 from transactions.document import build_tree, to_xml
+from transactions.placed import Placed
+from transactions.segment import Repetition, Segment
 from transactions.validation import Options, ValidatedSet, validate_detailed
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -296,3 +307,24 @@ def test_a_mapped_set_leaves_no_cyclic_garbage(name: str) -> None:
     finally:
         gc.enable()
     assert all(records)
+
+
+_TEXT = st.text(alphabet=st.sampled_from("AZ09 *~:^'\"\\\t\x00\x7f\u00e9\u2028\udc80"), max_size=6)
+_COMPOSITE = st.lists(_TEXT, min_size=2, max_size=3).map(tuple)
+_ELEMENT = st.one_of(_TEXT, _COMPOSITE, st.lists(st.one_of(_TEXT, _COMPOSITE), max_size=3).map(Repetition))
+
+
+@given(
+    _TEXT,
+    _TEXT,
+    st.lists(st.tuples(st.sampled_from(["NM1", "EB", "X'\""]), st.lists(_ELEMENT, max_size=5)), max_size=4),
+)
+@example("271", "0001", [("EB", ['it\'s "quoted"'])])  # both quotes in one value: repr escapes one
+@example("271", "0001", [("EB", ["it's", ("a", '"b"')])])  # both quotes, in different values: plain
+@example("271", "0001", [("EB", [Repetition([("a", "b"), "c"])])])  # every string plain ASCII
+def test_plain_check_by_joined_text_agrees_with_repr(set_id: str, control: str, segs: list[Any]) -> None:
+    """plain_texts (one joined text) decides text XML can hold a set exactly as the repr test does."""
+    placed = [
+        Placed(Segment(tag, tuple(elements)), i, (), "", ()) for i, (tag, elements) in enumerate(segs, 1)
+    ]
+    assert plain_texts(set_id, control, placed) is plain_by_repr(set_id, control, placed)

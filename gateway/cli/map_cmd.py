@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.cli.validate_cmd import print_report, read_chunks
+from gateway.runtime import gcpolicy
 from mappings.mapper import (
     RECORD_FOR_MAP,
     MappedSet,
@@ -156,6 +157,7 @@ def stream_jsonl(path: Path, rules: MappingRules, engine: str = "compiled") -> t
 
 def run(args: argparse.Namespace) -> int:
     rules = load_rules(args.overrides)
+    gcpolicy.apply(warm=False)  # the rules (overrides too) are loaded; maps compile as the file needs
     mapped: list[MappedSet] = []
     if args.jsonl:
         report, produced = stream_jsonl(args.file, rules, args.engine)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 
+from gateway.runtime import gcpolicy
 from gateway.runtime.config import load_config
 from gateway.runtime.logsetup import configure_from_settings, configure_logging
 from gateway.runtime.runner import Gateway, open_context
@@ -39,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
     configure_from_settings(config.gateway.log_format, config.gateway.log_level, json_logs=args.json_logs)
     config.preflight()
     ctx = open_context(config, allow_upgrade=args.upgrade)
+    gcpolicy.apply()  # maps, rules and configuration loaded: out of every collection from now on
     try:
         summary = Gateway(ctx).run(once=args.once, interval=args.interval)
     finally:

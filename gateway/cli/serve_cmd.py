@@ -18,6 +18,7 @@ from starlette.types import ASGIApp
 from uvicorn.supervisors import Multiprocess
 
 from gateway.errors import ConfigError
+from gateway.runtime import gcpolicy
 from gateway.runtime.config import CONFIG_ENV, GatewayConfig, load_config
 from gateway.runtime.logsetup import configure_from_settings, configure_logging
 from gateway.runtime.storeopen import open_store
@@ -110,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
     store = open_store(config, role="serve")
     host, port = args.listen
     app = create_app(config, store, secure_cookies=args.secure_cookies)
+    gcpolicy.apply(warm=False)  # a web process may never validate: maps compile when first needed
     log = structlog.get_logger("x12gw.serve")
     log.info("serving", host=host, port=port, tls=bool(args.tls_cert))
     server = uvicorn.Server(

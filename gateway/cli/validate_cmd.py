@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, TextIO
 
+from gateway.runtime import gcpolicy
 from transactions.acks import AckEnvelope, build_999, build_ta1
 from transactions.findings import SET_CODES, ValidationReport, interchange_json, set_json
 from transactions.validation import ENGINES, QUIRKS, Options, ValidationStream, validate
@@ -162,6 +163,7 @@ def _validate(fh: IO[bytes], opts: Options, jobs: int | None) -> ValidationRepor
 def run(args: argparse.Namespace) -> int:
     leniency = set(args.lenient) | (set() if args.strict_version else {"version"})
     opts = Options(leniency=frozenset(leniency), engine=args.engine)
+    gcpolicy.apply(warm=False)  # a one-off command: no maps compiled ahead that the file may not use
     results = []
     worst = 0
     for path in args.files:

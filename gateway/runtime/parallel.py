@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 
+from gateway.runtime import gcpolicy
 from transactions import envelope_reader as env
 from transactions.errors import X12SyntaxError
 from transactions.findings import SetReport, ValidationReport
@@ -133,7 +134,8 @@ def validate_parallel(source: bytes | Iterable[bytes], opts: Options, workers: i
     """The report ``validate(source, opts)`` gives, computed with ``workers`` processes."""
     tracker = _Tracker()
     # spawn: workers start clean (no copy of a parent's threads or open store), the maps load once each
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=gcpolicy.apply_unwarmed) as pool:
         pipeline = _Pipeline(pool, opts, workers)
         fatal = None
         try:

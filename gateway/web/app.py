@@ -21,6 +21,7 @@ from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.operators.session import utc_now
+from gateway.runtime import gcpolicy
 from gateway.runtime.config import GatewayConfig, load_config
 from gateway.runtime.logsetup import configure_from_settings, configure_logging
 from gateway.runtime.storeopen import open_store
@@ -127,4 +128,6 @@ def app_from_environment() -> Starlette:
     configure_from_settings(
         config.gateway.log_format, config.gateway.log_level, json_logs="json-logs" in options
     )
-    return create_app(config, open_store(config, role="serve"), secure_cookies="secure-cookies" in options)
+    app = create_app(config, open_store(config, role="serve"), secure_cookies="secure-cookies" in options)
+    gcpolicy.apply(warm=False)  # a web process may never validate: maps compile when first needed
+    return app
