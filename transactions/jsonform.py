@@ -63,7 +63,20 @@ def from_dict(cls: type[T], data: Any, path: str = "", *, ignore: str | None = N
 
     ``ignore`` names one key that is not a field and is skipped (a request's ``"type"``), which spares
     the caller a copy of the object without it.
+
+    A well-formed document is built by the class's compiled builder (:func:`_builder`); anything it does
+    not take plainly (a bad value, a missing field, an unusual type) is built, or refused with its field
+    path, by the generic walk :func:`from_dict_generic`, so both give the same objects and errors.
     """
+    built = (_BUILDERS.get(cls) or _builder(cls))(data, ignore)
+    if built is not _SLOW:
+        return built  # type: ignore[no-any-return]  # the builder of cls builds a cls
+    return from_dict_generic(cls, data, path, ignore=ignore)
+
+
+def from_dict_generic(cls: type[T], data: Any, path: str = "", *, ignore: str | None = None) -> T:
+    """The reference walk of :func:`from_dict`, field by field through the class's plan: every error
+    names its path. Nested dataclasses are built by this walk too."""
     if not isinstance(data, dict):
         raise RequestError("expected an object", field=path or cls.__name__)
     plan = _plan(cls)  # type: ignore[arg-type]  # classes are hashable; T carries no Hashable bound
@@ -91,6 +104,122 @@ def from_dict(cls: type[T], data: Any, path: str = "", *, ignore: str | None = N
         ) from None
     except (ValueError, TypeError) as exc:
         raise RequestError(str(exc), field=path or cls.__name__) from None
+
+
+# --- the compiled builders: one generated function per class for the well-formed case ---------------
+
+Builder = Callable[[Any, "str | None"], Any]
+_SLOW = object()  # what a compiled builder answers for anything it does not take plainly
+_BUILDERS: dict[type, Builder] = {}
+
+
+def _builder(cls: type) -> Builder:
+    """The compiled builder of ``cls``: ``(data, ignore) -> instance`` or ``_SLOW``.
+
+    A generic walk spends most of its time deciding, per value, what to do with it; the builder has
+    those decisions made once per class, as straight-line code over the fields (generated source, as
+    ``dataclasses`` makes ``__init__``). It answers ``_SLOW`` instead of raising, for the generic walk to
+    say what is wrong, and never calls the class with a value the walk would not pass to it.
+    """
+    _BUILDERS[cls] = _generic_only  # a class that refers to itself builds its inner part generically
+    fields = dataclasses.fields(cls)
+    if any(not f.init or f.kw_only for f in fields):
+        return _generic_only
+    hints = get_type_hints(cls)
+    env: dict[str, Any] = {"cls": cls, "SLOW": _SLOW, "ABSENT": _ABSENT, "RequestError": RequestError}
+    lines = ["def build(data, ignore):", "    if data.__class__ is not dict:", "        return SLOW"]
+    lines += ["    get = data.get", "    n = 0"]
+    for i, f in enumerate(fields):
+        lines += _field_lines(i, f, hints[f.name], env)
+    env["NAMES"] = frozenset(f.name for f in fields)
+    lines += [  # a key that is no field (or an ignored key that is one) leaves the builder
+        "    if n != len(data) and (",
+        "        ignore is None or ignore in NAMES or n + 1 != len(data) or ignore not in data",
+        "    ):",
+        "        return SLOW",
+        "    try:",
+        f"        return cls({', '.join(f'v{i}' for i in range(len(fields)))})",
+        "    except (RequestError, ValueError, TypeError):",
+        "        return SLOW",
+    ]
+    exec("\n".join(lines), env)  # noqa: S102 - source made here from field names and indexes only
+    built: Builder = env["build"]
+    _BUILDERS[cls] = built
+    return built
+
+
+def _generic_only(_data: Any, _ignore: str | None) -> Any:
+    return _SLOW
+
+
+def _field_lines(i: int, f: dataclasses.Field[Any], tp: Any, env: dict[str, Any]) -> list[str]:
+    """The generated lines that read field ``f`` into ``v{i}`` (its default when absent)."""
+    v = f"v{i}"
+    lines = [f"    {v} = get({f.name!r}, ABSENT)", f"    if {v} is ABSENT:"]
+    if f.default is not dataclasses.MISSING:
+        env[f"D{i}"] = f.default
+        lines.append(f"        {v} = D{i}")
+    elif f.default_factory is not dataclasses.MISSING:
+        env[f"D{i}"] = f.default_factory
+        lines.append(f"        {v} = D{i}()")
+    else:
+        lines.append("        return SLOW")
+    lines += ["    else:", "        n += 1"]
+    inner = _strip_optional(tp)
+    indent = "        "
+    if inner is not tp:  # X | None: None passes unchanged
+        lines.append(f"        if {v} is not None:")
+        indent += "    "
+    return lines + [indent + line for line in _value_lines(v, i, inner, env)]
+
+
+def _value_lines(v: str, i: int, tp: Any, env: dict[str, Any]) -> list[str]:
+    """Generated lines that check (and convert) the present, non-None value ``v`` of type ``tp``."""
+    origin = get_origin(tp)
+    if tp in (str, int, bool):
+        env[f"C{i}"] = tp
+        return [f"if {v}.__class__ is not C{i}:", "    return SLOW"]
+    if origin is typing.Literal and all(type(a) is str for a in get_args(tp)):
+        env[f"L{i}"] = frozenset(get_args(tp))
+        return [f"if {v}.__class__ is not str or {v} not in L{i}:", "    return SLOW"]
+    if tp is date:
+        env["fromisoformat"] = date.fromisoformat
+        return [
+            f"if {v}.__class__ is not str:",
+            "    return SLOW",
+            "try:",
+            f"    {v} = fromisoformat({v})",
+            "except ValueError:",
+            "    return SLOW",
+        ]
+    if dataclasses.is_dataclass(tp):
+        env[f"B{i}"] = _BUILDERS.get(tp) or _builder(tp)  # type: ignore[arg-type]  # a class
+        return [f"{v} = B{i}({v}, None)", f"if {v} is SLOW:", "    return SLOW"]
+    if origin is tuple and get_args(tp)[1:] == (...,):
+        return _tuple_lines(v, i, get_args(tp)[0], env)
+    env[f"K{i}"] = _converter(tp)  # anything else: the generic converter, its error meaning "slow"
+    return ["try:", f"    {v} = K{i}({v}, '')", "except RequestError:", "    return SLOW"]
+
+
+def _tuple_lines(v: str, i: int, item: Any, env: dict[str, Any]) -> list[str]:
+    """Generated lines for ``tuple[item, ...]`` from a list: strings checked at once, dataclasses one
+    by one through their builder, anything else through the generic converter."""
+    lines = [f"if {v}.__class__ is not list and {v}.__class__ is not tuple:", "    return SLOW"]
+    if item is str:
+        env["all_strings"] = _all_strings
+        return [*lines, f"if not all_strings({v}):", "    return SLOW", f"{v} = tuple({v})"]
+    if dataclasses.is_dataclass(item):
+        env[f"B{i}"] = _BUILDERS.get(item) or _builder(item)  # type: ignore[arg-type]  # a class
+        return [
+            *lines,
+            f"items = [B{i}(x, None) for x in {v}]",
+            "for x in items:",
+            "    if x is SLOW:",
+            "        return SLOW",
+            f"{v} = tuple(items)",
+        ]
+    env[f"K{i}"] = _converter(tuple[item, ...])
+    return ["try:", f"    {v} = K{i}({v}, '')", "except RequestError:", "    return SLOW"]
 
 
 def _strip_optional(tp: Any) -> Any:
@@ -138,7 +267,7 @@ def _converter(tp: Any) -> Converter:
     if origin is tuple:
         return _tuple_of(_converter(get_args(tp)[0]))
     if dataclasses.is_dataclass(tp):
-        return functools.partial(from_dict, tp)  # type: ignore[arg-type]  # a class, not an instance
+        return functools.partial(from_dict_generic, tp)  # type: ignore[arg-type]  # a class, not an instance
     return _SCALARS.get(tp) or _unsupported(tp)
 
 
