@@ -97,3 +97,21 @@ def test_valid_270_takes_the_builder(inquiry: EligibilityInquiry) -> None:
     doc = json.loads(json.dumps(request_to_obj(inquiry)))
     assert from_dict(EligibilityInquiry, doc, ignore="type") == inquiry  # made the builder if not yet
     assert _BUILDERS[EligibilityInquiry](doc, "type") == inquiry
+
+
+def test_payers_and_providers_are_shared_but_patients_are_not() -> None:
+    """Equal payers and providers read from JSON are one instance (a batch repeats them); equal
+    subscribers stay distinct objects, so no patient data is kept in the shared tables."""
+    doc = {**request_to_obj(_inquiry()), "type": "270"}
+    first, second = (from_dict(EligibilityInquiry, json.loads(json.dumps(doc)), ignore="type") for _ in "ab")
+    assert first == second
+    assert first.payer is second.payer
+    assert first.provider is second.provider
+    assert first.subscriber is not second.subscriber
+    assert first.service_date is not second.service_date
+
+
+def _inquiry() -> EligibilityInquiry:
+    from bench.corpus import inquiry  # noqa: PLC0415 - one fixed, valid inquiry
+
+    return inquiry(7)

@@ -137,15 +137,60 @@ def _builder(cls: type) -> Builder:
         "        ignore is None or ignore in NAMES or n + 1 != len(data) or ignore not in data",
         "    ):",
         "        return SLOW",
-        "    try:",
-        f"        return cls({', '.join(f'v{i}' for i in range(len(fields)))})",
-        "    except (RequestError, ValueError, TypeError):",
-        "        return SLOW",
     ]
+    values = ", ".join(f"v{i}" for i in range(len(fields)))
+    if _shareable(cls, hints):
+        env["SHARED"] = {}
+        lines += _shared_lines(values)
+    else:
+        lines += ["    try:", f"        return cls({values})"]
+        lines += ["    except (RequestError, ValueError, TypeError):", "        return SLOW"]
     exec("\n".join(lines), env)  # noqa: S102 - source made here from field names and indexes only
     built: Builder = env["build"]
     _BUILDERS[cls] = built
     return built
+
+
+SHARED_LIMIT = 1024  # distinct instances kept per shared class; the table starts afresh when full
+
+
+def _shareable(cls: type, hints: dict[str, Any]) -> bool:
+    """Whether equal field values may give the very same instance: the class says so (``SHARED_FROM_JSON``,
+    for what a batch repeats and carries no patient data: payers, providers) and every field is a plain
+    value whose equality means sameness (strings, dates, codes, tuples of strings, shared classes)."""
+    return bool(getattr(cls, "SHARED_FROM_JSON", False)) and all(
+        _same_when_equal(_strip_optional(hints[f.name])) for f in dataclasses.fields(cls)
+    )
+
+
+def _same_when_equal(tp: Any) -> bool:
+    if tp in (str, date) or tp == tuple[str, ...]:
+        return True
+    if get_origin(tp) is typing.Literal:
+        return all(type(a) is str for a in get_args(tp))
+    return dataclasses.is_dataclass(tp) and _shareable(tp, get_type_hints(tp))  # type: ignore[arg-type]
+
+
+def _shared_lines(values: str) -> list[str]:
+    """Generated lines that answer the instance already built from equal values, or build and keep it.
+
+    Only what the class accepted is kept, so a value it refuses is refused (by the generic walk) every
+    time; equal values build equal instances, and frozen instances can be shared.
+    """
+    return [
+        f"    key = ({values},)",
+        "    built = SHARED.get(key)",
+        "    if built is not None:",
+        "        return built",
+        "    try:",
+        f"        built = cls({values})",
+        "    except (RequestError, ValueError, TypeError):",
+        "        return SLOW",
+        f"    if len(SHARED) >= {SHARED_LIMIT}:",
+        "        SHARED.clear()",
+        "    SHARED[key] = built",
+        "    return built",
+    ]
 
 
 def _generic_only(_data: Any, _ignore: str | None) -> Any:

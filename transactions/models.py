@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from typing import Literal
+from typing import ClassVar, Literal
 
 from transactions.errors import RequestError
 
@@ -56,6 +56,8 @@ def _check_request(trace_number: str, trace_assigner: str, subscriber: Person) -
 
 @dataclass(frozen=True, slots=True)
 class Address:
+    SHARED_FROM_JSON: ClassVar[bool] = True  # a batch repeats it; no patient data (jsonform)
+
     line1: str
     city: str
     state: str
@@ -66,6 +68,8 @@ class Address:
 @dataclass(frozen=True, slots=True)
 class Payer:
     """The payer or utilization management organisation (2100A / 2010A)."""
+
+    SHARED_FROM_JSON: ClassVar[bool] = True  # a batch repeats it; no patient data (jsonform)
 
     name: str
     id: str
@@ -78,6 +82,8 @@ class Provider:
 
     ``first_name`` set means a person (NM102 1), otherwise an organisation (NM102 2).
     """
+
+    SHARED_FROM_JSON: ClassVar[bool] = True  # a batch repeats it; no patient data (jsonform)
 
     name: str
     npi: str
@@ -126,6 +132,8 @@ class DateRange:
 @dataclass(frozen=True, slots=True)
 class Procedure:
     """A CPT/HCPCS procedure (qualifier HC) with up to four modifiers."""
+
+    SHARED_FROM_JSON: ClassVar[bool] = True  # a batch repeats it; no patient data (jsonform)
 
     code: str
     modifiers: tuple[str, ...] = ()
