@@ -100,15 +100,15 @@ def test_valid_270_takes_the_builder(inquiry: EligibilityInquiry) -> None:
 
 
 def test_payers_and_providers_are_shared_but_patients_are_not() -> None:
-    """Equal payers and providers read from JSON are one instance (a batch repeats them); equal
-    subscribers stay distinct objects, so no patient data is kept in the shared tables."""
+    """Equal payers, providers and dates of service read from JSON are one instance (a batch repeats
+    them); equal subscribers stay distinct objects, so no one's identity is kept in the shared tables."""
     doc = {**request_to_obj(_inquiry()), "type": "270"}
     first, second = (from_dict(EligibilityInquiry, json.loads(json.dumps(doc)), ignore="type") for _ in "ab")
     assert first == second
     assert first.payer is second.payer
     assert first.provider is second.provider
     assert first.subscriber is not second.subscriber
-    assert first.service_date is not second.service_date
+    assert first.service_date is second.service_date
 
 
 def _inquiry() -> EligibilityInquiry:

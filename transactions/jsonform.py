@@ -156,15 +156,16 @@ SHARED_LIMIT = 1024  # distinct instances kept per shared class; the table start
 
 def _shareable(cls: type, hints: dict[str, Any]) -> bool:
     """Whether equal field values may give the very same instance: the class says so (``SHARED_FROM_JSON``,
-    for what a batch repeats and carries no patient data: payers, providers) and every field is a plain
-    value whose equality means sameness (strings, dates, codes, tuples of strings, shared classes)."""
+    for what a batch repeats and identifies no one: payers, providers, codes, dates of service) and every
+    field is a plain value whose equality means sameness (strings, dates, codes, tuples of strings, shared
+    classes; an int or bool field holds only its own class, so ``1 == True`` cannot mix them)."""
     return bool(getattr(cls, "SHARED_FROM_JSON", False)) and all(
         _same_when_equal(_strip_optional(hints[f.name])) for f in dataclasses.fields(cls)
     )
 
 
 def _same_when_equal(tp: Any) -> bool:
-    if tp in (str, date) or tp == tuple[str, ...]:
+    if tp in (str, int, bool, date) or tp == tuple[str, ...]:
         return True
     if get_origin(tp) is typing.Literal:
         return all(type(a) is str for a in get_args(tp))

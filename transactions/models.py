@@ -120,6 +120,8 @@ class Person:
 
 @dataclass(frozen=True, slots=True)
 class DateRange:
+    SHARED_FROM_JSON: ClassVar[bool] = True  # a batch repeats it; no one's identity (jsonform)
+
     start: date
     end: date | None = None
 
@@ -183,6 +185,8 @@ class EligibilityInquiry:
 @dataclass(frozen=True, slots=True)
 class Diagnosis:
     """An ICD-10-CM code (with or without the dot); the first one given is the principal diagnosis."""
+
+    SHARED_FROM_JSON: ClassVar[bool] = True  # a batch repeats it; no one's identity (jsonform)
 
     code: str
     admitting: bool = False
