@@ -124,12 +124,20 @@ def _bulk_text(segments: list[Segment], d: Delimiters, end: str) -> str | None:
     Plain segments (every element a string) are joined and right-stripped of element separators, which
     trims the trailing empty elements only if no value holds a separator; so all their values are then
     searched for any delimiter in one pass, and None (write one by one) when one holds any. The others
-    (ISA, composites, repetitions) take :func:`format_segment` with its own checks.
+    (ISA, composites, repetitions) take :func:`format_segment` with its own checks, once per segment
+    object: the builders keep the segments a batch repeats (an EQ, UM, HI, SV1 ...), so the same
+    immutable object comes again and again, and its text with it (``segments`` holds every object for
+    the whole call, so no ``id`` is reused meanwhile).
     """
     sep = d.element
     lines: list[str] = []
     plain: list[tuple[Element, ...]] = []
+    written: dict[int, str] = {}  # id of a segment taken by format_segment -> its text
     for s in segments:
+        text = written.get(id(s))
+        if text is not None:
+            lines.append(text)
+            continue
         tag, elements = s.tag, s.elements
         if tag != "ISA":
             try:
@@ -139,7 +147,8 @@ def _bulk_text(segments: list[Segment], d: Delimiters, end: str) -> str | None:
             else:
                 plain.append(elements)
                 continue
-        lines.append(format_segment(s, d))
+        text = written[id(s)] = format_segment(s, d)
+        lines.append(text)
     values = "".join(chain.from_iterable(plain))  # type: ignore[arg-type]  # plain: strings only
     if any(c in values for c in (sep, d.component, d.repetition, d.segment)):
         return None
