@@ -256,13 +256,21 @@ def _tuple_lines(v: str, i: int, item: Any, env: dict[str, Any]) -> list[str]:
         return [*lines, f"if not all_strings({v}):", "    return SLOW", f"{v} = tuple({v})"]
     if dataclasses.is_dataclass(item):
         env[f"B{i}"] = _BUILDERS.get(item) or _builder(item)  # type: ignore[arg-type]  # a class
-        return [
-            *lines,
+        lines += [
             f"items = [B{i}(x, None) for x in {v}]",
             "for x in items:",
             "    if x is SLOW:",
             "        return SLOW",
             f"{v} = tuple(items)",
+        ]
+        if not _shareable(item, get_type_hints(item)):  # type: ignore[arg-type]  # a class
+            return lines
+        env[f"T{i}"] = {}  # a tuple of shared instances is shared too (the same diagnoses ...)
+        return [
+            *lines,
+            f"if len(T{i}) >= {SHARED_LIMIT}:",
+            f"    T{i}.clear()",
+            f"{v} = T{i}.setdefault({v}, {v})",
         ]
     env[f"K{i}"] = _converter(tuple[item, ...])
     return ["try:", f"    {v} = K{i}({v}, '')", "except RequestError:", "    return SLOW"]
