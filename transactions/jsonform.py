@@ -122,10 +122,15 @@ def _builder(cls: type) -> Builder:
     say what is wrong, and never calls the class with a value the walk would not pass to it.
     """
     _BUILDERS[cls] = _generic_only  # a class that refers to itself builds its inner part generically
+    if not dataclasses.is_dataclass(cls):
+        return _generic_only
     fields = dataclasses.fields(cls)
     if any(not f.init or f.kw_only for f in fields):
         return _generic_only
-    hints = get_type_hints(cls)
+    try:
+        hints = get_type_hints(cls)
+    except Exception:  # noqa: BLE001 - the generic walk meets the same error, where it always did
+        return _generic_only
     env: dict[str, Any] = {"cls": cls, "SLOW": _SLOW, "ABSENT": _ABSENT, "RequestError": RequestError}
     lines = ["def build(data, ignore):", "    if data.__class__ is not dict:", "        return SLOW"]
     lines += ["    get = data.get", "    n = 0"]
