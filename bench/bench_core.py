@@ -99,9 +99,7 @@ def review(n: int) -> ServiceReviewRequest:
 
 
 def build_many_278(count: int) -> int:
-    sets = [
-        TransactionBody("278", i + 1, VERSION_278, build_278_body(review(i), WHEN)) for i in range(count)
-    ]
+    sets = [TransactionBody("278", i + 1, VERSION_278, build_278_body(review(i), WHEN)) for i in range(count)]
     return _envelope(sets, "HI", VERSION_278)
 
 
