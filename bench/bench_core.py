@@ -5,7 +5,8 @@
   with), each in a fresh process so peak RSS is its own;
 - 270s built per second by the builders alone and through the JSON path (JSON text -> request models
   -> built 270), and the ratio of the two (best of three, in one process); the same for 278s (the
-  sample outpatient request with a trace number per request).
+  sample outpatient request with a trace number per request, its nested models shared by every
+  request), and 278s from models made per request (what the 270 figure's ``inquiry`` does).
 
 ``BENCH_CLOCK=cpu`` times the build figures with the process's CPU time (as :mod:`bench.measure`
 does). ``--gc-freeze`` first applies ``gc.freeze(); gc.set_threshold(50_000, 20, 100)`` (a comparison
@@ -26,6 +27,8 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from datetime import date
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +39,17 @@ from bench.measure import measure
 from transactions.build270 import VERSION_270, build_270_body
 from transactions.build278 import build_278_body
 from transactions.envelope_writer import GroupHeader, InterchangeHeader, TransactionBody, build_interchange
-from transactions.models import ServiceReviewRequest
+from transactions.models import (
+    Attachment,
+    DateRange,
+    Diagnosis,
+    Payer,
+    Person,
+    Procedure,
+    Provider,
+    ServiceLine,
+    ServiceReviewRequest,
+)
 from transactions.reader import SegmentReader
 from transactions.segment import Delimiters
 
@@ -100,6 +113,39 @@ def review(n: int) -> ServiceReviewRequest:
 
 def build_many_278(count: int) -> int:
     sets = [TransactionBody("278", i + 1, VERSION_278, build_278_body(review(i), WHEN)) for i in range(count)]
+    return _envelope(sets, "HI", VERSION_278)
+
+
+def review_made(n: int) -> ServiceReviewRequest:
+    """The sample 278 request (``sample_edi/requests/278-outpatient-mri.json``) made by its constructors,
+    every nested model a new instance, as :func:`bench.corpus.inquiry` makes each 270's."""
+    office = "RIVERSIDE IMAGING CENTER"
+    day = DateRange(date(2026, 12, 5))
+    return ServiceReviewRequest(
+        trace_number=f"BENCH-{n:08d}",
+        payer=Payer("ACME HEALTH PLAN", "ACME01"),
+        requester=Provider(office, "1234567893", contact_name="UM DESK", contact_phone="5555550100"),
+        subscriber=Person("CANARYTEST", "ALPHA", "ZZM100000001", birth_date=date(1970, 1, 1), gender="F"),
+        request_category="HS",
+        certification_type="I",
+        service_type="73",
+        facility_code="22",
+        level_of_service="E",
+        diagnoses=(Diagnosis("M54.16"), Diagnosis("M51.26")),
+        event_dates=DateRange(date(2026, 12, 5), date(2026, 12, 5)),
+        servicing_provider=Provider(office, "1234567893"),
+        lines=(
+            ServiceLine(Procedure("72148"), quantity=Decimal(1), service_date=day, trace_number="AU-0001-1"),
+        ),
+        attachments=(Attachment("RR", "EL", "ATT0001"),),
+    )
+
+
+def build_many_278_fresh(count: int) -> int:
+    """As :func:`build_many_278`, with each request's models made by :func:`review_made` (none shared)."""
+    sets = [
+        TransactionBody("278", i + 1, VERSION_278, build_278_body(review_made(i), WHEN)) for i in range(count)
+    ]
     return _envelope(sets, "HI", VERSION_278)
 
 
@@ -179,7 +225,12 @@ def bench_build(count: int) -> None:
     text = json.dumps({"requests": [request_to_obj(inquiry(i)) for i in range(count)]})
     _pair("270", count, best_of(3, build_many, count), best_of(3, build_from_json, text))
     text = json.dumps({"requests": [request_to_obj(review(i)) for i in range(count)]})
-    _pair("278", count, best_of(3, build_many_278, count), best_of(3, build_278_from_json, text))
+    t_json = best_of(3, build_278_from_json, text)
+    _pair("278", count, best_of(3, build_many_278, count), t_json)
+    t_fresh = best_of(3, build_many_278_fresh, count)  # the 270 figure's kind: models made per request
+    name = "builders, models made"
+    print(f"build {name:20} {count:,} 278s {t_fresh:6.2f} s {count / t_fresh:>8,.0f} 278s/s")
+    print(f"build ratio JSON path / builders with models made (278) {t_json / t_fresh:.2f}x")
 
 
 def _pair(kind: str, count: int, t_build: float, t_json: float) -> None:
