@@ -144,11 +144,12 @@ def _builder(cls: type) -> Builder:
         "        return SLOW",
     ]
     values = ", ".join(f"v{i}" for i in range(len(fields)))
+    make = _maker(cls, fields, hints, env) or f"cls({values})"
     if _shareable(cls, hints):
         env["SHARED"] = {}
-        lines += _shared_lines(values)
+        lines += _shared_lines(values, make)
     else:
-        lines += ["    try:", f"        return cls({values})"]
+        lines += ["    try:", f"        return {make}"]
         lines += ["    except (RequestError, ValueError, TypeError):", "        return SLOW"]
     exec("\n".join(lines), env)  # noqa: S102 - source made here from field names and indexes only
     built: Builder = env["build"]
@@ -177,7 +178,37 @@ def _same_when_equal(tp: Any) -> bool:
     return dataclasses.is_dataclass(tp) and _shareable(tp, get_type_hints(tp))  # type: ignore[arg-type]
 
 
-def _shared_lines(values: str) -> list[str]:
+def _maker(
+    cls: type, fields: tuple[dataclasses.Field[Any], ...], hints: dict[str, Any], env: dict[str, Any]
+) -> str | None:
+    """A call that makes the instance as the class's own ``__init__`` would, for a frozen slots
+    dataclass whose ``__init__`` is the one ``dataclasses`` wrote: each slot filled through its
+    descriptor, then ``__post_init__``. That ``__init__`` goes through ``object.__setattr__`` per field,
+    most of the cost of reading a 278 from JSON. None (call the class) for any other kind of class."""
+    init = getattr(cls.__init__, "__code__", None)  # type: ignore[misc]  # read, not called
+    slots = [cls.__dict__.get(f.name) for f in fields]
+    if (
+        init is None
+        or init.co_filename != "<string>"  # a hand-written __init__
+        or not getattr(cls, "__dataclass_params__").frozen  # noqa: B009 - not in typeshed's type
+        or getattr(cls, "__new__", None) is not object.__new__
+        or not all(isinstance(slot, types.MemberDescriptorType) for slot in slots)
+        or any(isinstance(tp, dataclasses.InitVar) for tp in hints.values())
+    ):
+        return None
+    names = [f"v{i}" for i in range(len(fields))]
+    scope: dict[str, Any] = {"new": object.__new__, "cls": cls, "post": getattr(cls, "__post_init__", None)}
+    lines = [f"def make({', '.join(names)}):", "    built = new(cls)"]
+    for i, slot in enumerate(slots):
+        scope[f"S{i}"] = slot.__set__  # type: ignore[union-attr]  # a member descriptor, checked above
+        lines.append(f"    S{i}(built, v{i})")
+    lines += ["    post(built)"] if scope["post"] is not None else []
+    exec("\n".join([*lines, "    return built"]), scope)  # noqa: S102 - made here from indexes only
+    env["make"] = scope["make"]
+    return f"make({', '.join(names)})"
+
+
+def _shared_lines(values: str, make: str) -> list[str]:
     """Generated lines that answer the instance already built from equal values, or build and keep it.
 
     Only what the class accepted is kept, so a value it refuses is refused (by the generic walk) every
@@ -189,7 +220,7 @@ def _shared_lines(values: str) -> list[str]:
         "    if built is not None:",
         "        return built",
         "    try:",
-        f"        built = cls({values})",
+        f"        built = {make}",
         "    except (RequestError, ValueError, TypeError):",
         "        return SLOW",
         f"    if len(SHARED) >= {SHARED_LIMIT}:",
