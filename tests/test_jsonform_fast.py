@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -115,3 +116,18 @@ def _inquiry() -> EligibilityInquiry:
     from bench.corpus import inquiry  # noqa: PLC0415 - one fixed, valid inquiry
 
     return inquiry(7)
+
+
+@dataclass(frozen=True, slots=True, init=False)
+class _Upper:
+    """A model with a hand-written ``__init__`` (it changes the value it is given)."""
+
+    code: str
+
+    def __init__(self, code: str) -> None:
+        object.__setattr__(self, "code", code.upper())
+
+
+def test_a_hand_written_init_is_called() -> None:
+    """A class whose __init__ is its own (not the dataclass one) is built through it, not slot by slot."""
+    assert from_dict(_Upper, {"code": "ab"}).code == "AB"
