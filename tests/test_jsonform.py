@@ -14,8 +14,17 @@ from hypothesis import given
 
 from tests.strategies import inquiries, review_requests
 from transactions.errors import RequestError
-from transactions.jsonform import _plan, from_dict, to_dict
-from transactions.models import EligibilityInquiry, ServiceReviewRequest
+from transactions.jsonform import _BUILDERS, _plan, from_dict, to_dict
+from transactions.models import (
+    Address,
+    DateRange,
+    EligibilityInquiry,
+    Payer,
+    Person,
+    Procedure,
+    Provider,
+    ServiceReviewRequest,
+)
 from transactions.requests_json import parse_request_document, request_to_obj
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_edi" / "responses"
@@ -109,12 +118,24 @@ def test_278_json_round_trip(request: ServiceReviewRequest) -> None:
 
 
 def test_type_hints_are_resolved_once_per_class() -> None:
-    """The per-class field plan is made once and reused, not recomputed on every call."""
+    """Each class's compiled builder (its nested classes' with it) is made once and reused; a bad
+    document's generic walk makes each
+    class's plan once too, not on every call."""
+    _BUILDERS.clear()
     _plan.cache_clear()
-    for _ in range(5):
+    from_dict(EligibilityInquiry, INQUIRY)
+    made = dict(_BUILDERS)
+    assert set(made) == {EligibilityInquiry, Payer, Provider, Person, Address, DateRange, Procedure}
+    for _ in range(4):
         from_dict(EligibilityInquiry, INQUIRY)
+    assert all(_BUILDERS[cls] is builder for cls, builder in made.items())
+    assert len(_BUILDERS) == len(made)
+    bad = with_(("payer", "name"), None)
+    for _ in range(5):
+        with pytest.raises(RequestError, match=r"^payer\.name: expected a string$"):
+            from_dict(EligibilityInquiry, bad)
     info = _plan.cache_info()
-    assert (info.misses, info.hits) == (4, 16)  # inquiry, payer, provider, person: once each
+    assert (info.misses, info.hits) == (2, 8)  # inquiry, payer: once each
 
 
 def _to_dict_by_fields(obj: Any) -> Any:

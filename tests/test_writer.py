@@ -129,6 +129,25 @@ def test_bulk_serialize_writes_what_segment_by_segment_writes(
     assert serialize(segments, d, newline=newline) == expected
 
 
+@settings(max_examples=300)
+@given(
+    st.lists(_SEGMENT, min_size=1, max_size=4).flatmap(
+        lambda pool: st.lists(st.sampled_from(pool), max_size=10)
+    ),
+    st.sampled_from([Delimiters(), Delimiters("|", "*", "^", "~")]),
+)
+def test_bulk_serialize_of_repeated_segment_objects(segments: list[Segment], d: Delimiters) -> None:
+    """The same segment objects written many times (as the builders' kept segments are) give the bytes,
+    or the first error, of writing each occurrence on its own."""
+    try:
+        expected = _each_text(segments, d, d.segment).encode("utf-8", "surrogateescape")
+    except X12WriteError as exc:
+        with pytest.raises(X12WriteError, match=f"^{re.escape(str(exc))}$"):
+            serialize(segments, d)
+        return
+    assert serialize(segments, d) == expected
+
+
 def test_a_failing_segment_source_raises_an_earlier_writer_error_first() -> None:
     """When the segments' source fails part-way, a bad value before the failure is still the error."""
 

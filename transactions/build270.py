@@ -7,6 +7,7 @@ Layout: 2000A information source (payer, HL03 20) > 2000B information receiver (
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 
@@ -29,11 +30,21 @@ VERSION_270 = "005010X279A1"
 
 
 def _eq(req: EligibilityInquiry) -> Segment:
-    if req.procedure is not None:
-        p = req.procedure
+    """The EQ; kept per procedure or service types, as a batch asks about the same few."""
+    try:
+        return _kept_eq(req.procedure, req.service_types)
+    except TypeError:  # a value that cannot be a key (not what the models hold): built afresh
+        return _eq_segment(req.procedure, req.service_types)
+
+
+def _eq_segment(procedure: Procedure | None, types: Sequence[str]) -> Segment:
+    if procedure is not None:
+        p = procedure
         return seg("EQ", None, (p.qualifier, p.code, *p.modifiers))
-    types = req.service_types
     return seg("EQ", types[0] if len(types) == 1 else Repetition(types))
+
+
+_kept_eq = functools.lru_cache(maxsize=1024)(_eq_segment)
 
 
 def _patient_block(

@@ -8,6 +8,7 @@ previous certification number in 2000E REF*BB with the certification type in UM0
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Sequence
 from datetime import date, datetime
 from decimal import Decimal
@@ -45,22 +46,46 @@ def _line(line: ServiceLine, req: ServiceReviewRequest) -> Iterator[Segment]:
         yield seg("TRN", "1", line.trace_number, req.trace_assigner)
     if line.service_date is not None:
         yield dtp("472", line.service_date)
-    qty = quantity_text(line.quantity)
-    if line.revenue_code is not None:
-        proc = _procedure(line.procedure) if line.procedure else None
-        yield seg("SV2", line.revenue_code, proc, None, line.unit, qty)
-    elif line.procedure is not None:
-        yield seg("SV1", _procedure(line.procedure), None, line.unit, qty)
+    if line.revenue_code is not None or line.procedure is not None:
+        key = (line.revenue_code, line.procedure, line.unit, quantity_text(line.quantity))
+        try:
+            service = _kept_service(*key)
+        except TypeError:  # a value that cannot be a key (not what the models hold): built afresh
+            service = _service(*key)
+        yield service
     if line.visits is not None:
         yield seg("HSD", "VS", str(line.visits))
 
 
+def _service(revenue_code: str | None, procedure: Procedure | None, unit: str, qty: str) -> Segment:
+    """SV2 (a revenue code, maybe with a procedure) or SV1 (a procedure); the quantity as written."""
+    if revenue_code is not None:
+        proc = _procedure(procedure) if procedure else None
+        return seg("SV2", revenue_code, proc, None, unit, qty)
+    return seg("SV1", _procedure(procedure), None, unit, qty)  # type: ignore[arg-type]  # one is given
+
+
+# Segments are immutable, and a batch repeats its services, diagnoses and review kinds (none of them
+# identifies anyone): kept, they are built once and are not objects for the collector to scan again.
+_kept_service = functools.lru_cache(maxsize=1024)(_service)
+
+
 def _diagnoses(dx: Sequence[Diagnosis]) -> Segment:
+    try:
+        return _kept_diagnoses(dx)
+    except TypeError:  # a value that cannot be a key (not what the models hold): built afresh
+        return _hi(dx)
+
+
+def _hi(dx: Sequence[Diagnosis]) -> Segment:
     values: list[tuple[str, ...]] = []
     for i, d in enumerate(dx):
         qualifier = "ABK" if i == 0 else ("ABJ" if d.admitting else "ABF")
         values.append((qualifier, d.x12_code))
     return seg("HI", *values)
+
+
+_kept_diagnoses = functools.lru_cache(maxsize=1024)(_hi)
 
 
 def _pwk(a: Attachment) -> Segment:
@@ -69,17 +94,30 @@ def _pwk(a: Attachment) -> Segment:
     return seg("PWK", a.report_type, a.transmission)
 
 
+def _um(um: tuple[str, str, str, str, str, str | None]) -> Segment:
+    """UM from (category, certification type, service type, facility code, its qualifier, level)."""
+    category, certification, service, facility, qualifier, level = um
+    return seg("UM", category, certification, service, (facility, qualifier), None, level)
+
+
+_kept_um = functools.lru_cache(maxsize=1024)(_um)
+
+
 def _event(req: ServiceReviewRequest) -> Iterator[Segment]:
     yield seg("TRN", "1", req.trace_number, req.trace_assigner)
-    yield seg(
-        "UM",
+    um = (
         req.request_category,
         req.certification_type,
         req.service_type,
-        (req.facility_code, req.facility_code_qualifier),
-        None,
+        req.facility_code,
+        req.facility_code_qualifier,
         req.level_of_service,
     )
+    try:
+        review = _kept_um(um)
+    except TypeError:  # a value that cannot be a key (not what the models hold): built afresh
+        review = _um(um)
+    yield review
     if req.previous_certification:
         yield seg("REF", "BB", req.previous_certification)
     if req.event_dates is not None:

@@ -30,12 +30,25 @@ def parse_d8(text: str) -> date:
 
 
 def dtp(qualifier: str, value: date | DateRange) -> Segment:
-    """DTP with D8 for a single date (or a range of one day) and RD8 for a range."""
+    """DTP with D8 for a single date (or a range of one day) and RD8 for a range.
+
+    Kept, as segments are immutable and a batch repeats its dates of service (a bare date identifies
+    no one): a segment not built again is one the collector need not scan either."""
+    try:
+        return _kept_dtp(qualifier, value)
+    except TypeError:  # a value that cannot be a key (not what the models hold): built afresh
+        return _dtp(qualifier, value)
+
+
+def _dtp(qualifier: str, value: date | DateRange) -> Segment:
     if isinstance(value, DateRange):
         if value.end is not None and value.end != value.start:
             return seg("DTP", qualifier, "RD8", f"{d8(value.start)}-{d8(value.end)}")
         value = value.start
     return seg("DTP", qualifier, "D8", d8(value))
+
+
+_kept_dtp = functools.lru_cache(maxsize=1024)(_dtp)
 
 
 def parse_dtp(segment: Segment) -> DateRange:

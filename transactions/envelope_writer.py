@@ -13,7 +13,7 @@ from datetime import datetime
 
 from transactions.errors import X12WriteError
 from transactions.segment import Delimiters, Segment, seg
-from transactions.writer import serialize
+from transactions.writer import _bulk_text, serialize
 
 MAX_CONTROL_NUMBER = 999_999_999
 
@@ -169,5 +169,47 @@ def build_interchange(
     newline: str = "",
     extra: Sequence[Segment] = (),
 ) -> bytes:
-    """One complete interchange as bytes."""
-    return serialize(interchange_segments(header, groups, delimiters, extra), delimiters, newline=newline)
+    """One complete interchange as bytes.
+
+    Written in one pass by :func:`_interchange_text`; when that pass meets anything it does not write
+    plainly, the reference (:func:`serialize` over :func:`interchange_segments`) writes the interchange
+    or raises its error, so the bytes and errors are the reference's either way.
+    """
+    text = _interchange_text(header, groups, delimiters, newline, extra)
+    if text is None:
+        return serialize(interchange_segments(header, groups, delimiters, extra), delimiters, newline=newline)
+    return text.encode("utf-8", "surrogateescape")
+
+
+def _interchange_text(
+    header: InterchangeHeader,
+    groups: Sequence[tuple[GroupHeader, Sequence[TransactionBody]]],
+    d: Delimiters,
+    newline: str,
+    extra: Sequence[Segment],
+) -> str | None:
+    """The interchange's text with each set's ST and SE written as lines, not built as segments (two
+    objects fewer per set to make and for the collector to scan); None for the reference to write it."""
+    if newline and d.all().intersection(newline):
+        return None
+    sep = d.element
+    items: list[Segment | str] = []
+    checked: list[str] = []  # ST01 and ST03 as given: searched for delimiters with the other values
+    try:
+        items += [isa_segment(header, d), *extra]
+        for group, sets in groups:
+            items.append(gs_segment(group))
+            for t in sets:
+                set_id, version, body = t.set_id, t.version, t.body
+                if set_id.__class__ is not str or version.__class__ is not str:
+                    return None
+                number = st_number(t.control_number)
+                checked += (set_id, version)
+                items.append(f"ST{sep}{set_id}{sep}{number}{sep}{version}".rstrip(sep))
+                items += body
+                items.append(f"SE{sep}{len(body) + 2}{sep}{number}")
+            items.append(seg("GE", str(len(sets)), str(group.control_number)))
+        items.append(seg("IEA", str(len(groups)), f"{header.control_number:09d}"))
+        return _bulk_text(items, d, d.segment + newline, checked)
+    except Exception:  # noqa: BLE001 - whatever it is, the reference meets it too and raises it in order
+        return None

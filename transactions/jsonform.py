@@ -63,7 +63,20 @@ def from_dict(cls: type[T], data: Any, path: str = "", *, ignore: str | None = N
 
     ``ignore`` names one key that is not a field and is skipped (a request's ``"type"``), which spares
     the caller a copy of the object without it.
+
+    A well-formed document is built by the class's compiled builder (:func:`_builder`); anything it does
+    not take plainly (a bad value, a missing field, an unusual type) is built, or refused with its field
+    path, by the generic walk :func:`from_dict_generic`, so both give the same objects and errors.
     """
+    built = (_BUILDERS.get(cls) or _builder(cls))(data, ignore)
+    if built is not _SLOW:
+        return built  # type: ignore[no-any-return]  # the builder of cls builds a cls
+    return from_dict_generic(cls, data, path, ignore=ignore)
+
+
+def from_dict_generic(cls: type[T], data: Any, path: str = "", *, ignore: str | None = None) -> T:
+    """The reference walk of :func:`from_dict`, field by field through the class's plan: every error
+    names its path. Nested dataclasses are built by this walk too."""
     if not isinstance(data, dict):
         raise RequestError("expected an object", field=path or cls.__name__)
     plan = _plan(cls)  # type: ignore[arg-type]  # classes are hashable; T carries no Hashable bound
@@ -91,6 +104,212 @@ def from_dict(cls: type[T], data: Any, path: str = "", *, ignore: str | None = N
         ) from None
     except (ValueError, TypeError) as exc:
         raise RequestError(str(exc), field=path or cls.__name__) from None
+
+
+# --- the compiled builders: one generated function per class for the well-formed case ---------------
+
+Builder = Callable[[Any, "str | None"], Any]
+_SLOW = object()  # what a compiled builder answers for anything it does not take plainly
+_BUILDERS: dict[type, Builder] = {}
+
+
+def _builder(cls: type) -> Builder:
+    """The compiled builder of ``cls``: ``(data, ignore) -> instance`` or ``_SLOW``.
+
+    A generic walk spends most of its time deciding, per value, what to do with it; the builder has
+    those decisions made once per class, as straight-line code over the fields (generated source, as
+    ``dataclasses`` makes ``__init__``). It answers ``_SLOW`` instead of raising, for the generic walk to
+    say what is wrong, and never calls the class with a value the walk would not pass to it.
+    """
+    _BUILDERS[cls] = _generic_only  # a class that refers to itself builds its inner part generically
+    if not dataclasses.is_dataclass(cls):
+        return _generic_only
+    fields = dataclasses.fields(cls)
+    if any(not f.init or f.kw_only for f in fields):
+        return _generic_only
+    try:
+        hints = get_type_hints(cls)
+    except Exception:  # noqa: BLE001 - the generic walk meets the same error, where it always did
+        return _generic_only
+    env: dict[str, Any] = {"cls": cls, "SLOW": _SLOW, "ABSENT": _ABSENT, "RequestError": RequestError}
+    lines = ["def build(data, ignore):", "    if data.__class__ is not dict:", "        return SLOW"]
+    lines += ["    get = data.get", "    n = 0"]
+    for i, f in enumerate(fields):
+        lines += _field_lines(i, f, hints[f.name], env)
+    env["NAMES"] = frozenset(f.name for f in fields)
+    lines += [  # a key that is no field (or an ignored key that is one) leaves the builder
+        "    if n != len(data) and (",
+        "        ignore is None or ignore in NAMES or n + 1 != len(data) or ignore not in data",
+        "    ):",
+        "        return SLOW",
+    ]
+    values = ", ".join(f"v{i}" for i in range(len(fields)))
+    make = _maker(cls, fields, hints, env) or f"cls({values})"
+    if _shareable(cls, hints):
+        env["SHARED"] = {}
+        lines += _shared_lines(values, make)
+    else:
+        lines += ["    try:", f"        return {make}"]
+        lines += ["    except (RequestError, ValueError, TypeError):", "        return SLOW"]
+    exec("\n".join(lines), env)  # noqa: S102 - source made here from field names and indexes only
+    built: Builder = env["build"]
+    _BUILDERS[cls] = built
+    return built
+
+
+SHARED_LIMIT = 1024  # distinct instances kept per shared class; the table starts afresh when full
+
+
+def _shareable(cls: type, hints: dict[str, Any]) -> bool:
+    """Whether equal field values may give the very same instance: the class says so (``SHARED_FROM_JSON``,
+    for what a batch repeats and identifies no one: payers, providers, codes, dates of service) and every
+    field is a plain value whose equality means sameness (strings, dates, codes, tuples of strings, shared
+    classes; an int or bool field holds only its own class, so ``1 == True`` cannot mix them)."""
+    return bool(getattr(cls, "SHARED_FROM_JSON", False)) and all(
+        _same_when_equal(_strip_optional(hints[f.name])) for f in dataclasses.fields(cls)
+    )
+
+
+def _same_when_equal(tp: Any) -> bool:
+    if tp in (str, int, bool, date) or tp == tuple[str, ...]:
+        return True
+    if get_origin(tp) is typing.Literal:
+        return all(type(a) is str for a in get_args(tp))
+    return dataclasses.is_dataclass(tp) and _shareable(tp, get_type_hints(tp))  # type: ignore[arg-type]
+
+
+def _maker(
+    cls: type, fields: tuple[dataclasses.Field[Any], ...], hints: dict[str, Any], env: dict[str, Any]
+) -> str | None:
+    """A call that makes the instance as the class's own ``__init__`` would, for a frozen slots
+    dataclass whose ``__init__`` is the one ``dataclasses`` wrote: each slot filled through its
+    descriptor, then ``__post_init__``. That ``__init__`` goes through ``object.__setattr__`` per field,
+    most of the cost of reading a 278 from JSON. None (call the class) for any other kind of class."""
+    init = getattr(cls.__init__, "__code__", None)  # type: ignore[misc]  # read, not called
+    slots = [cls.__dict__.get(f.name) for f in fields]
+    if (
+        init is None
+        or init.co_filename != "<string>"  # a hand-written __init__
+        or not getattr(cls, "__dataclass_params__").frozen  # noqa: B009 - not in typeshed's type
+        or getattr(cls, "__new__", None) is not object.__new__
+        or not all(isinstance(slot, types.MemberDescriptorType) for slot in slots)
+        or any(isinstance(tp, dataclasses.InitVar) for tp in hints.values())
+    ):
+        return None
+    names = [f"v{i}" for i in range(len(fields))]
+    scope: dict[str, Any] = {"new": object.__new__, "cls": cls, "post": getattr(cls, "__post_init__", None)}
+    lines = [f"def make({', '.join(names)}):", "    built = new(cls)"]
+    for i, slot in enumerate(slots):
+        scope[f"S{i}"] = slot.__set__  # type: ignore[union-attr]  # a member descriptor, checked above
+        lines.append(f"    S{i}(built, v{i})")
+    lines += ["    post(built)"] if scope["post"] is not None else []
+    exec("\n".join([*lines, "    return built"]), scope)  # noqa: S102 - made here from indexes only
+    env["make"] = scope["make"]
+    return f"make({', '.join(names)})"
+
+
+def _shared_lines(values: str, make: str) -> list[str]:
+    """Generated lines that answer the instance already built from equal values, or build and keep it.
+
+    Only what the class accepted is kept, so a value it refuses is refused (by the generic walk) every
+    time; equal values build equal instances, and frozen instances can be shared.
+    """
+    return [
+        f"    key = ({values},)",
+        "    built = SHARED.get(key)",
+        "    if built is not None:",
+        "        return built",
+        "    try:",
+        f"        built = {make}",
+        "    except (RequestError, ValueError, TypeError):",
+        "        return SLOW",
+        f"    if len(SHARED) >= {SHARED_LIMIT}:",
+        "        SHARED.clear()",
+        "    SHARED[key] = built",
+        "    return built",
+    ]
+
+
+def _generic_only(_data: Any, _ignore: str | None) -> Any:
+    return _SLOW
+
+
+def _field_lines(i: int, f: dataclasses.Field[Any], tp: Any, env: dict[str, Any]) -> list[str]:
+    """The generated lines that read field ``f`` into ``v{i}`` (its default when absent)."""
+    v = f"v{i}"
+    lines = [f"    {v} = get({f.name!r}, ABSENT)", f"    if {v} is ABSENT:"]
+    if f.default is not dataclasses.MISSING:
+        env[f"D{i}"] = f.default
+        lines.append(f"        {v} = D{i}")
+    elif f.default_factory is not dataclasses.MISSING:
+        env[f"D{i}"] = f.default_factory
+        lines.append(f"        {v} = D{i}()")
+    else:
+        lines.append("        return SLOW")
+    lines += ["    else:", "        n += 1"]
+    inner = _strip_optional(tp)
+    indent = "        "
+    if inner is not tp:  # X | None: None passes unchanged
+        lines.append(f"        if {v} is not None:")
+        indent += "    "
+    return lines + [indent + line for line in _value_lines(v, i, inner, env)]
+
+
+def _value_lines(v: str, i: int, tp: Any, env: dict[str, Any]) -> list[str]:
+    """Generated lines that check (and convert) the present, non-None value ``v`` of type ``tp``."""
+    origin = get_origin(tp)
+    if tp in (str, int, bool):
+        env[f"C{i}"] = tp
+        return [f"if {v}.__class__ is not C{i}:", "    return SLOW"]
+    if origin is typing.Literal and all(type(a) is str for a in get_args(tp)):
+        env[f"L{i}"] = frozenset(get_args(tp))
+        return [f"if {v}.__class__ is not str or {v} not in L{i}:", "    return SLOW"]
+    if tp is date:
+        env["fromisoformat"] = date.fromisoformat
+        return [
+            f"if {v}.__class__ is not str:",
+            "    return SLOW",
+            "try:",
+            f"    {v} = fromisoformat({v})",
+            "except ValueError:",
+            "    return SLOW",
+        ]
+    if dataclasses.is_dataclass(tp):
+        env[f"B{i}"] = _BUILDERS.get(tp) or _builder(tp)  # type: ignore[arg-type]  # a class
+        return [f"{v} = B{i}({v}, None)", f"if {v} is SLOW:", "    return SLOW"]
+    if origin is tuple and get_args(tp)[1:] == (...,):
+        return _tuple_lines(v, i, get_args(tp)[0], env)
+    env[f"K{i}"] = _converter(tp)  # anything else: the generic converter, its error meaning "slow"
+    return ["try:", f"    {v} = K{i}({v}, '')", "except RequestError:", "    return SLOW"]
+
+
+def _tuple_lines(v: str, i: int, item: Any, env: dict[str, Any]) -> list[str]:
+    """Generated lines for ``tuple[item, ...]`` from a list: strings checked at once, dataclasses one
+    by one through their builder, anything else through the generic converter."""
+    lines = [f"if {v}.__class__ is not list and {v}.__class__ is not tuple:", "    return SLOW"]
+    if item is str:
+        env["all_strings"] = _all_strings
+        return [*lines, f"if not all_strings({v}):", "    return SLOW", f"{v} = tuple({v})"]
+    if dataclasses.is_dataclass(item):
+        env[f"B{i}"] = _BUILDERS.get(item) or _builder(item)  # type: ignore[arg-type]  # a class
+        lines += [
+            f"items = [B{i}(x, None) for x in {v}]",
+            "for x in items:",
+            "    if x is SLOW:",
+            "        return SLOW",
+            f"{v} = tuple(items)",
+        ]
+        if not _shareable(item, get_type_hints(item)):  # type: ignore[arg-type]  # a class
+            return lines
+        env[f"T{i}"] = {}  # a tuple of shared instances is shared too (the same diagnoses ...)
+        return [
+            *lines,
+            f"if len(T{i}) >= {SHARED_LIMIT}:",
+            f"    T{i}.clear()",
+            f"{v} = T{i}.setdefault({v}, {v})",
+        ]
+    env[f"K{i}"] = _converter(tuple[item, ...])
+    return ["try:", f"    {v} = K{i}({v}, '')", "except RequestError:", "    return SLOW"]
 
 
 def _strip_optional(tp: Any) -> Any:
@@ -138,7 +357,7 @@ def _converter(tp: Any) -> Converter:
     if origin is tuple:
         return _tuple_of(_converter(get_args(tp)[0]))
     if dataclasses.is_dataclass(tp):
-        return functools.partial(from_dict, tp)  # type: ignore[arg-type]  # a class, not an instance
+        return functools.partial(from_dict_generic, tp)  # type: ignore[arg-type]  # a class, not an instance
     return _SCALARS.get(tp) or _unsupported(tp)
 
 

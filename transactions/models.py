@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from typing import Literal
+from typing import ClassVar, Literal
 
 from transactions.errors import RequestError
 
@@ -46,16 +46,22 @@ def _need(cond: bool, message: str, name: str) -> None:
 
 
 def _check_request(trace_number: str, trace_assigner: str, subscriber: Person) -> None:
-    """What every request needs whatever its kind: a TRN02-safe trace, a 10-character TRN03, a member id."""
-    _need(
-        bool(_TRACE.fullmatch(trace_number)), "1-50 letters/digits/dashes", "trace_number"
-    )
-    _need(len(trace_assigner) == 10, "must be exactly 10 characters (TRN03)", "trace_assigner")
-    _need(bool(subscriber.member_id), "required for the subscriber", "subscriber.member_id")
+    """What every request needs whatever its kind: a TRN02-safe trace, a 10-character TRN03, a member id.
+
+    The checks of a model built once per request are written out (``if ...: raise``) rather than
+    through :func:`_need`: a call per rule was a good part of reading a request from JSON."""
+    if not _TRACE.fullmatch(trace_number):
+        raise RequestError("1-50 letters/digits/dashes", field="trace_number")
+    if len(trace_assigner) != 10:
+        raise RequestError("must be exactly 10 characters (TRN03)", field="trace_assigner")
+    if not subscriber.member_id:
+        raise RequestError("required for the subscriber", field="subscriber.member_id")
 
 
 @dataclass(frozen=True, slots=True)
 class Address:
+    SHARED_FROM_JSON: ClassVar[bool] = True  # a batch repeats it; no patient data (jsonform)
+
     line1: str
     city: str
     state: str
@@ -66,6 +72,8 @@ class Address:
 @dataclass(frozen=True, slots=True)
 class Payer:
     """The payer or utilization management organisation (2100A / 2010A)."""
+
+    SHARED_FROM_JSON: ClassVar[bool] = True  # a batch repeats it; no patient data (jsonform)
 
     name: str
     id: str
@@ -78,6 +86,8 @@ class Provider:
 
     ``first_name`` set means a person (NM102 1), otherwise an organisation (NM102 2).
     """
+
+    SHARED_FROM_JSON: ClassVar[bool] = True  # a batch repeats it; no patient data (jsonform)
 
     name: str
     npi: str
@@ -109,11 +119,14 @@ class Person:
 
     def __post_init__(self) -> None:
         # DMG carries gender only together with the birth date (DMG01/DMG02 are required in it).
-        _need(self.gender is None or self.birth_date is not None, "gender needs birth_date", "gender")
+        if self.gender is not None and self.birth_date is None:
+            raise RequestError("gender needs birth_date", field="gender")
 
 
 @dataclass(frozen=True, slots=True)
 class DateRange:
+    SHARED_FROM_JSON: ClassVar[bool] = True  # a batch repeats it; no one's identity (jsonform)
+
     start: date
     end: date | None = None
 
@@ -126,6 +139,8 @@ class DateRange:
 @dataclass(frozen=True, slots=True)
 class Procedure:
     """A CPT/HCPCS procedure (qualifier HC) with up to four modifiers."""
+
+    SHARED_FROM_JSON: ClassVar[bool] = True  # a batch repeats it; no patient data (jsonform)
 
     code: str
     modifiers: tuple[str, ...] = ()
@@ -154,18 +169,13 @@ class EligibilityInquiry:
 
     def __post_init__(self) -> None:
         _check_request(self.trace_number, self.trace_assigner, self.subscriber)
-        _need(
-            bool(self.service_types) or self.procedure is not None,
-            "give service_types or procedure",
-            "service_types",
-        )
-        _need(len(self.service_types) <= 99, "at most 99 service types", "service_types")
-        for st in self.service_types:
-            _need(
-                bool(_SERVICE_TYPE.fullmatch(st)),
-                "service type codes are 1-2 letters/digits",
-                "service_types",
-            )
+        types = self.service_types
+        if not types and self.procedure is None:
+            raise RequestError("give service_types or procedure", field="service_types")
+        if len(types) > 99:
+            raise RequestError("at most 99 service types", field="service_types")
+        if not all(map(_SERVICE_TYPE.fullmatch, types)):
+            raise RequestError("service type codes are 1-2 letters/digits", field="service_types")
 
     @property
     def patient(self) -> Person:
@@ -175,6 +185,8 @@ class EligibilityInquiry:
 @dataclass(frozen=True, slots=True)
 class Diagnosis:
     """An ICD-10-CM code (with or without the dot); the first one given is the principal diagnosis."""
+
+    SHARED_FROM_JSON: ClassVar[bool] = True  # a batch repeats it; no one's identity (jsonform)
 
     code: str
     admitting: bool = False
@@ -210,15 +222,15 @@ class ServiceLine:
     trace_number: str | None = None
 
     def __post_init__(self) -> None:
-        _need(
-            self.procedure is not None or self.revenue_code is not None,
-            "give procedure or revenue_code",
-            "procedure",
-        )
-        _need(self.quantity > 0, "must be positive", "quantity")
+        if self.procedure is None and self.revenue_code is None:
+            raise RequestError("give procedure or revenue_code", field="procedure")
+        if not self.quantity > 0:
+            raise RequestError("must be positive", field="quantity")
         # SV1 (professional) takes UN, MJ or F2; SV2 (institutional, with a revenue code) UN, DA or F2.
         allowed = ("UN", "DA", "F2") if self.revenue_code else ("UN", "MJ", "F2")
-        _need(self.unit in allowed, f"unit must be one of {', '.join(allowed)} for this kind of line", "unit")
+        if self.unit not in allowed:
+            reason = f"unit must be one of {', '.join(allowed)} for this kind of line"
+            raise RequestError(reason, field="unit")
 
 
 RequestCategory = Literal["AR", "HS", "IN", "SC"]
@@ -255,29 +267,27 @@ class ServiceReviewRequest:
     def __post_init__(self) -> None:
         _check_request(self.trace_number, self.trace_assigner, self.subscriber)
         # HI is situational in 2000E (the guide's own home-care and office-visit examples carry none)
-        _need(len(self.diagnoses) <= 12, "at most 12 diagnoses", "diagnoses")
-        admitting = [d for d in self.diagnoses[1:] if d.admitting]
-        _need(len(admitting) <= 1, "at most one admitting diagnosis", "diagnoses")
-        _need(
-            not self.diagnoses or not self.diagnoses[0].admitting,
-            "the first (principal) diagnosis cannot be the admitting one",
-            "diagnoses",
-        )
+        dx = self.diagnoses
+        if len(dx) > 12:
+            raise RequestError("at most 12 diagnoses", field="diagnoses")
+        admitting = [d for d in dx[1:] if d.admitting]
+        if len(admitting) > 1:
+            raise RequestError("at most one admitting diagnosis", field="diagnoses")
+        if dx and dx[0].admitting:
+            reason = "the first (principal) diagnosis cannot be the admitting one"
+            raise RequestError(reason, field="diagnoses")
         if admitting:  # the guide allows the admitting diagnosis (ABJ) only in HI02: keep one canonical order
-            others = tuple(d for d in self.diagnoses[1:] if not d.admitting)
-            object.__setattr__(self, "diagnoses", (self.diagnoses[0], admitting[0], *others))
-        _need(len(self.attachments) <= 10, "at most 10 attachments", "attachments")
-        follow_up = self.certification_type in ("S", "3", "4", "R")
-        _need(
-            not follow_up or bool(self.previous_certification),
-            "revision, renewal, extension and cancel need the previous certification number",
-            "previous_certification",
-        )
-        _need(
-            self.request_category != "AR" or self.admission_date is not None,
-            "an admission review needs admission_date",
-            "admission_date",
-        )
+            others = tuple(d for d in dx[1:] if not d.admitting)
+            object.__setattr__(self, "diagnoses", (dx[0], admitting[0], *others))
+        if len(self.attachments) > 10:
+            raise RequestError("at most 10 attachments", field="attachments")
+        if self.certification_type in ("S", "3", "4", "R") and not self.previous_certification:
+            raise RequestError(
+                "revision, renewal, extension and cancel need the previous certification number",
+                field="previous_certification",
+            )
+        if self.request_category == "AR" and self.admission_date is None:
+            raise RequestError("an admission review needs admission_date", field="admission_date")
 
     @property
     def patient(self) -> Person:

@@ -7,7 +7,7 @@ X12 requires. The ISA is written as given: it must already be padded to its fixe
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from itertools import chain
 
 from transactions.errors import X12WriteError
@@ -118,19 +118,35 @@ def _each_text(segments: Iterable[Segment], d: Delimiters, end: str) -> str:
     return "".join(format_segment(s, d) + end for s in segments)
 
 
-def _bulk_text(segments: list[Segment], d: Delimiters, end: str) -> str | None:
+def _bulk_text(
+    segments: Sequence[Segment | str], d: Delimiters, end: str, checked: Iterable[str] = ()
+) -> str | None:
     """Every segment written without per-segment checks, then all plain values checked at once.
 
     Plain segments (every element a string) are joined and right-stripped of element separators, which
     trims the trailing empty elements only if no value holds a separator; so all their values are then
     searched for any delimiter in one pass, and None (write one by one) when one holds any. The others
-    (ISA, composites, repetitions) take :func:`format_segment` with its own checks.
+    (ISA, composites, repetitions) take :func:`format_segment` with its own checks, once per segment
+    object: the builders keep the segments a batch repeats (an EQ, UM, HI, SV1 ...), so the same
+    immutable object comes again and again, and its text with it (``segments`` holds every object for
+    the whole call, so no ``id`` is reused meanwhile).
+
+    A ``str`` among ``segments`` is a line its caller wrote already (the envelope writer's ST and SE);
+    the values it wrote into it come in ``checked``, searched for delimiters with the others.
     """
     sep = d.element
     lines: list[str] = []
     plain: list[tuple[Element, ...]] = []
+    written: dict[int, str] = {}  # id of a segment taken by format_segment -> its text
     for s in segments:
-        tag, elements = s.tag, s.elements
+        if s.__class__ is str:
+            lines.append(s)  # a line written by the caller
+            continue
+        text = written.get(id(s))
+        if text is not None:
+            lines.append(text)
+            continue
+        tag, elements = s.tag, s.elements  # type: ignore[union-attr]  # a Segment
         if tag != "ISA":
             try:
                 lines.append(f"{tag}{sep}{sep.join(elements)}".rstrip(sep))  # type: ignore[arg-type]
@@ -139,8 +155,9 @@ def _bulk_text(segments: list[Segment], d: Delimiters, end: str) -> str | None:
             else:
                 plain.append(elements)
                 continue
-        lines.append(format_segment(s, d))
-    values = "".join(chain.from_iterable(plain))  # type: ignore[arg-type]  # plain: strings only
+        text = written[id(s)] = format_segment(s, d)  # type: ignore[arg-type]  # a Segment
+        lines.append(text)
+    values = "".join(chain(checked, chain.from_iterable(plain)))  # type: ignore[arg-type]  # strings only
     if any(c in values for c in (sep, d.component, d.repetition, d.segment)):
         return None
     lines.append("")
