@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
     store = open_store(config, role="serve")
     host, port = args.listen
     app = create_app(config, store, secure_cookies=args.secure_cookies)
-    gcpolicy.apply(warm=False)  # a web process may never validate: maps compile when first needed
+    gcpolicy.apply()  # maps and rules first: real-time answers and the run loop use them all day
     log = structlog.get_logger("x12gw.serve")
     log.info("serving", host=host, port=port, tls=bool(args.tls_cert))
     server = uvicorn.Server(

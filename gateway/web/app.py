@@ -129,5 +129,5 @@ def app_from_environment() -> Starlette:
         config.gateway.log_format, config.gateway.log_level, json_logs="json-logs" in options
     )
     app = create_app(config, open_store(config, role="serve"), secure_cookies="secure-cookies" in options)
-    gcpolicy.apply(warm=False)  # a web process may never validate: maps compile when first needed
+    gcpolicy.apply()  # maps and rules first, as in `serve`: real-time answers use them all day
     return app
