@@ -9,10 +9,11 @@
   request), and 278s from models made per request (what the 270 figure's ``inquiry`` does).
 
 ``BENCH_CLOCK=cpu`` times the build figures with the process's CPU time (as :mod:`bench.measure`
-does). ``--gc-freeze`` first applies ``gc.freeze(); gc.set_threshold(50_000, 20, 100)`` (a comparison
-of what the collector costs here, not the default the headline figures use).
+does). ``--gc policy`` first applies the gateway's collector policy (``gateway.runtime.gcpolicy``, what
+``x12gw run`` applies before its intake stage turns inbox JSON into X12: maps and rules loaded, then
+``gc.freeze()`` and a young threshold of 10,000); ``--gc default`` (the default) keeps CPython's.
 
-python bench/bench_core.py [--mb 20] [--build 10000] [--no-read] [--gc-freeze]
+python bench/bench_core.py [--mb 20] [--build 10000] [--no-read] [--gc default|policy]
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
-import gc
 import json
 import logging
 import os
@@ -183,15 +183,16 @@ def main() -> None:
     parser.add_argument("--build", type=int, default=10_000)
     parser.add_argument("--no-read", action="store_true", help="only the build figures (skip the readers)")
     parser.add_argument(
-        "--gc-freeze", action="store_true", help="build figures after gc.freeze() and thresholds 50000/20/100"
+        "--gc", choices=("default", "policy"), default="default", help="collector for the build figures"
     )
     args = parser.parse_args()
     if not args.no_read:
         bench_read(args.mb)
-    if args.gc_freeze:
-        gc.freeze()
-        gc.set_threshold(50_000, 20, 100)
-        print("build (gc.freeze(); gc.set_threshold(50_000, 20, 100): not the default collector)")
+    if args.gc == "policy":
+        from gateway.runtime import gcpolicy  # noqa: PLC0415 - only when asked for
+
+        gcpolicy.apply()
+        print(f"build under the gateway's collector policy (gc.freeze(), thresholds {gcpolicy.THRESHOLDS})")
     bench_build(args.build)
 
 
