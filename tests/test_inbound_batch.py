@@ -221,16 +221,21 @@ def test_a_hundred_271s_take_the_statements_of_one(make_ctx: Callable[[str], Con
 def test_records_kept_unpacked_for_a_small_file_equal_the_packed_ones(
     make_ctx: Callable[[str], Context],
 ) -> None:
-    """A small file's records wait as they are, a large one's pickled and compressed: the responses
-    applied afterwards are the same either way."""
+    """A small file's records wait as they are, a large one's pickled and compressed in an unlinked
+    spool file beside the payloads (positions in memory): the responses applied are the same."""
     ctx = make_ctx("keep")
     opts = inbound._options(ctx, ctx.config.partner("sim"))
     rules = load_mapping_rules(ctx.config)
     data = response_file()
-    kept = inbound._Scan.of([data], opts, rules, keep=True)
-    packed = inbound._Scan.of([data], opts, rules, keep=False)
-    assert all(not isinstance(p.data, bytes) for p in kept.packed)
-    assert all(isinstance(p.data, bytes) for p in packed.packed)
-    assert list(kept.mapped()) == list(packed.mapped())
+    kept = inbound._Scan.of([data], opts, rules)
+    spool = inbound._Spool(ctx.payloads.root)
+    try:
+        packed = inbound._Scan.of([data], opts, rules, spool=spool)
+        assert all(not isinstance(p.data, tuple) for p in kept.packed)
+        assert all(isinstance(p.data, tuple) for p in packed.packed)
+        assert list(kept.mapped()) == list(packed.mapped())
+        assert not list(ctx.payloads.root.glob(".spool-*"))  # never a name another process could open
+    finally:
+        spool.close()
     assert len(kept.packed) == 105
     assert len(data) < inbound.KEEP_RECORDS_BYTES  # the stage keeps this file's records

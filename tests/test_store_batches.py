@@ -9,6 +9,7 @@ import pytest
 from gateway.errors import IllegalTransitionError
 from gateway.lifecycle import RequestEvent, RequestState, SetEvent, SetState
 from gateway.store import DuplicateKeyError, StaleStateError, Store, hash_member_id
+from gateway.store.repos import audit, envelopes
 from gateway.store.repos.envelopes import NewSet
 
 pytest_plugins = ["tests.store_fixtures"]
@@ -273,3 +274,36 @@ def test_heads_give_the_fields_of_get_many_without_the_payload(store: Store) -> 
         (r.id, r.tracking_number, r.kind, r.state) for r in full
     ]
     assert [h.state for h in heads] == ["new", "batching", "new"]
+
+
+def test_record_sets_in_slices_and_early_log_flushes_keep_ids_traces_and_log_order(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file's sets recorded a slice at a time, with the transaction's pending event-log rows written
+    early once there are enough of them: the same ids in order, traces and log rows as one batch."""
+    monkeypatch.setattr(envelopes, "SETS_AT_ONCE", 3)
+    monkeypatch.setattr(audit, "PENDING_LIMIT", 4)
+    with store.begin() as tx:
+        f = tx.files.record(
+            direction="in", partner="acme", name="s", sha256="c" * 64, size=1, payload_path="p"
+        )
+        isa = tx.envelopes.record_interchange(file_id=f.id, control_number=2, sender="ZZ:A", receiver="ZZ:B")
+        gs = tx.envelopes.record_group(
+            interchange_id=isa.id, control_number=2, functional_id="HB", version="v"
+        )
+        new = [
+            NewSet(isa.id, gs.id, f"{n:04d}", "271", (f"T-{n}",), None, SetState.RECEIVED)
+            for n in range(1, 11)
+        ]
+        ids = tx.envelopes.record_sets(new)
+        tx.envelopes.transition_sets(ids[::2], SetEvent.FIND_NO_REQUEST)
+    with store.read() as tx:
+        rows = tx.envelopes.sets_of_group(gs.id)
+        log = tx.audit.list_changes(entity_type="transaction_set", limit=100)
+    assert ids == sorted(ids)
+    assert len(set(ids)) == 10
+    assert [(r.id, r.control_number, r.trace_numbers) for r in rows] == [
+        (i, f"{n:04d}", (f"T-{n}",)) for i, n in zip(ids, range(1, 11), strict=True)
+    ]
+    oldest_first = [(c.entity_id, c.new_state) for c in reversed(log)]
+    assert oldest_first == [(i, "received") for i in ids] + [(i, "unmatched") for i in ids[::2]]

@@ -26,6 +26,8 @@ from gateway.store.rows import AuditRow, StateChange, from_mapping
 
 # built once: an event-log row is the most frequent statement of all (see ``base.inserting``)
 _INSERT_CHANGES = insert(s.state_changes)  # executemany: no ids wanted back
+# pending event-log rows written early, in order, once a transaction holds this many
+PENDING_LIMIT = 2_000
 
 
 class AuditRepo(Repo):
@@ -44,6 +46,8 @@ class AuditRepo(Repo):
     def _append(self, rows: list[dict[str, Any]]) -> None:
         if self._pending is not None:
             self._pending.extend(rows)
+            if len(self._pending) >= PENDING_LIMIT:
+                self.flush()  # a file of 46,000 sets: the log's rows are not all held until commit
         elif len(rows) == 1:
             self.conn.execute(_INSERT_CHANGES, rows[0])
         else:

@@ -31,6 +31,9 @@ from gateway.store.repos.base import (
 from gateway.store.rows import GroupRow, InterchangeRow, TransactionSetRow, from_mapping
 
 AckLevel = Literal["interchange", "group", "transaction_set"]
+# sets recorded per statement of ``record_sets`` (bounded memory for a file of any size)
+SETS_AT_ONCE = 1_000
+
 _ACK_TABLES = {
     "interchange": s.interchanges,
     "group": s.functional_groups,
@@ -164,8 +167,15 @@ class EnvelopesRepo(Repo):
 
     @db
     def record_sets(self, sets: Sequence[NewSet]) -> list[int]:
-        """``record_set`` for a file's sets in three statements (sets, trace numbers, event log)
-        whatever their number; the new rows' ids in the order given."""
+        """``record_set`` for a file's sets in three statements (sets, trace numbers, event log) per
+        ``SETS_AT_ONCE`` of them (the statements' parameter lists of a 46,000-set file would be tens
+        of MiB at once); the new rows' ids in the order given."""
+        ids: list[int] = []
+        for start in range(0, len(sets), SETS_AT_ONCE):
+            ids.extend(self._record_sets(sets[start : start + SETS_AT_ONCE]))
+        return ids
+
+    def _record_sets(self, sets: Sequence[NewSet]) -> list[int]:
         if not sets:
             return []
         now = self.now()
