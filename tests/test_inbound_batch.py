@@ -125,10 +125,11 @@ def _send_requests(ctx: Context) -> None:
         tx.envelopes.record_sets(sets)
 
 
-def _process(ctx: Context, data: bytes, name: str) -> None:
+def _downloaded(ctx: Context, data: bytes, name: str) -> int:
+    """A file from the simulator partner recorded as downloaded, as the exchange stage leaves it."""
     sha, path = ctx.payloads.put(data)
     with ctx.store.begin() as tx:
-        tx.files.record(
+        row = tx.files.record(
             direction="in",
             partner="sim",
             name=name,
@@ -137,6 +138,11 @@ def _process(ctx: Context, data: bytes, name: str) -> None:
             payload_path=str(path),
             state=FileState.DOWNLOADED,
         )
+    return row.id
+
+
+def _process(ctx: Context, data: bytes, name: str) -> None:
+    _downloaded(ctx, data, name)
     inbound.process_downloaded(ctx, load_mapping_rules(ctx.config))
 
 
@@ -181,17 +187,7 @@ def test_chunked_271s_leave_exactly_what_one_by_one_leaves(
 
 def _statements(ctx: Context, data: bytes, name: str) -> int:
     """How many SQL statements processing one downloaded file takes (claim to delivery)."""
-    sha, path = ctx.payloads.put(data)
-    with ctx.store.begin() as tx:
-        row = tx.files.record(
-            direction="in",
-            partner="sim",
-            name=name,
-            sha256=sha,
-            size=len(data),
-            payload_path=str(path),
-            state=FileState.DOWNLOADED,
-        )
+    file_id = _downloaded(ctx, data, name)
     statements: list[str] = []
 
     def count(*args: Any) -> None:
@@ -201,7 +197,7 @@ def _statements(ctx: Context, data: bytes, name: str) -> int:
     event.listen(engine, "before_cursor_execute", count)
     try:
         with ctx.store.begin() as tx:
-            claimed = inbound.claim_downloaded(ctx, tx, row.id)
+            claimed = inbound.claim_downloaded(ctx, tx, file_id)
         assert claimed is not None
         inbound.process_file(ctx, claimed, load_mapping_rules(ctx.config))
     finally:
