@@ -208,11 +208,12 @@ def run(
                 _wait_healthy(port, serve)
                 assert key is not None  # noqa: S101 - a key client always gets a key
                 clients(port, key, min(32, requests), concurrency)  # warm-up: connections, caches
-                cpu = _cpu_seconds(serve.pid)
+                cpu, sim_cpu, own_cpu = _cpu_seconds(serve.pid), _cpu_seconds(sim.pid), time.process_time()
                 started = time.perf_counter()
                 times, statuses = clients(port, key, requests, concurrency)
                 wall = time.perf_counter() - started
                 cpu = _cpu_seconds(serve.pid) - cpu
+                sim_cpu, own_cpu = _cpu_seconds(sim.pid) - sim_cpu, time.process_time() - own_cpu
             finally:
                 serve.terminate()
                 serve.wait(timeout=30)
@@ -233,6 +234,10 @@ def run(
         "requests_per_second": requests / wall,
         # the serve processes' CPU (user + system) per call: steadier than latency on a busy machine
         "serve_cpu_ms_per_request": cpu * 1000 / requests,
+        # the rest of the machine's work per call: the payer simulator and these client threads share
+        # the same cores, so together they bound how many calls per second one machine can carry
+        "simulator_cpu_ms_per_request": sim_cpu * 1000 / requests,
+        "clients_cpu_ms_per_request": own_cpu * 1000 / requests,
         "round_trip_ms": {k: v * 1000 for k, v in percentiles(times).items()},
         "overhead_ms": {k: (v - latency) * 1000 for k, v in percentiles(times).items()},
         "payer_measured_ms": {k: v * 1000 for k, v in percentiles(payer).items()},
