@@ -132,16 +132,17 @@ def _builder(cls: type) -> Builder:
     except Exception:  # noqa: BLE001 - the generic walk meets the same error, where it always did
         return _generic_only
     env: dict[str, Any] = {"cls": cls, "SLOW": _SLOW, "ABSENT": _ABSENT, "RequestError": RequestError}
-    lines = ["def build(data, ignore):", "    if data.__class__ is not dict:", "        return SLOW"]
-    lines += ["    get = data.get", "    n = 0"]
-    for i, f in enumerate(fields):
-        lines += _field_lines(i, f, hints[f.name], env)
     env["NAMES"] = frozenset(f.name for f in fields)
+    lines = ["def build(data, ignore):", "    if data.__class__ is not dict:", "        return SLOW"]
+    lines += _every_field_lines(fields, hints, env)
+    lines += ["    else:", "        get = data.get", "        n = 0"]
+    for i, f in enumerate(fields):
+        lines += ["    " + line for line in _field_lines(i, f, hints[f.name], env)]
     lines += [  # a key that is no field (or an ignored key that is one) leaves the builder
-        "    if n != len(data) and (",
-        "        ignore is None or ignore in NAMES or n + 1 != len(data) or ignore not in data",
-        "    ):",
-        "        return SLOW",
+        "        if n != len(data) and (",
+        "            ignore is None or ignore in NAMES or n + 1 != len(data) or ignore not in data",
+        "        ):",
+        "            return SLOW",
     ]
     values = ", ".join(f"v{i}" for i in range(len(fields)))
     make = _maker(cls, fields, hints, env) or f"cls({values})"
@@ -234,6 +235,33 @@ def _generic_only(_data: Any, _ignore: str | None) -> Any:
     return _SLOW
 
 
+def _every_field_lines(
+    fields: tuple[dataclasses.Field[Any], ...], hints: dict[str, Any], env: dict[str, Any]
+) -> list[str]:
+    """The generated lane for an object that gives every field (as :func:`to_dict` writes them): one
+    subscript per field, no absent-or-present test and no key count. The object has exactly the fields
+    as keys (with ``ignore`` beside them, when that is no field) when it has that many keys and every
+    field's is among them; a missing one sends it to the field-by-field lane (the ``else`` after
+    these lines), which gives defaults and finds unknown keys."""
+    count = len(fields)
+    if not count:
+        return ["    if False:", "        pass"]  # nothing to read: the other lane counts the keys
+    lines = [
+        "    size = len(data)",
+        f"    if (size == {count} and (ignore is None or ignore not in NAMES)) or (",
+        f"        size == {count + 1} and ignore is not None and ignore not in NAMES and ignore in data",
+        "    ):",
+        "        try:",
+    ]
+    lines += [f"            v{i} = data[{f.name!r}]" for i, f in enumerate(fields)]
+    lines += ["        except KeyError:", "            every = False"]
+    lines += ["        else:", "            every = True"]
+    lines += ["    else:", "        every = False", "    if every:"]
+    for i, f in enumerate(fields):
+        lines += ["        " + line for line in _present_lines(i, hints[f.name], env)]
+    return lines
+
+
 def _field_lines(i: int, f: dataclasses.Field[Any], tp: Any, env: dict[str, Any]) -> list[str]:
     """The generated lines that read field ``f`` into ``v{i}`` (its default when absent)."""
     v = f"v{i}"
@@ -247,12 +275,16 @@ def _field_lines(i: int, f: dataclasses.Field[Any], tp: Any, env: dict[str, Any]
     else:
         lines.append("        return SLOW")
     lines += ["    else:", "        n += 1"]
+    return lines + ["        " + line for line in _present_lines(i, tp, env)]
+
+
+def _present_lines(i: int, tp: Any, env: dict[str, Any]) -> list[str]:
+    """The generated lines (unindented) that check and convert the value ``v{i}`` of a field of type
+    ``tp`` that the object gives; None passes unchanged where the field is optional."""
     inner = _strip_optional(tp)
-    indent = "        "
     if inner is not tp:  # X | None: None passes unchanged
-        lines.append(f"        if {v} is not None:")
-        indent += "    "
-    return lines + [indent + line for line in _value_lines(v, i, inner, env)]
+        return [f"if v{i} is not None:", *("    " + line for line in _value_lines(f"v{i}", i, inner, env))]
+    return _value_lines(f"v{i}", i, inner, env)
 
 
 def _value_lines(v: str, i: int, tp: Any, env: dict[str, Any]) -> list[str]:
