@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from transactions.jsoncheck import problems
+from tests.strategies import inquiries, review_requests
+from tests.test_jsonform_fast import damaged
+from transactions.jsoncheck import Problem, problems, problems_walked
 from transactions.requests_json import parse_request_document
 
 REQUESTS = Path(__file__).resolve().parent.parent / "sample_edi" / "requests"
@@ -50,3 +56,27 @@ def test_the_kind_an_endpoint_expects_is_enforced() -> None:
     assert problems(doc, kind="270") == []
     assert problems(doc) == [("type", 'must be "270" or "278"')]
     assert problems([doc]) == [("request", "expected an object")]
+
+
+REQUEST_DOCS = st.one_of(damaged(inquiries()), damaged(review_requests()))
+
+
+def _outcome(check: Callable[..., list[Problem]], doc: Any, kind: str | None) -> tuple[Any, ...]:
+    try:
+        return ("found", check(doc, kind=kind))
+    except Exception as exc:  # noqa: BLE001 - whatever either raises, the other must raise the same
+        return ("raised", type(exc).__name__, str(exc))
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@given(REQUEST_DOCS, st.sampled_from([None, "270", "278"]), st.sampled_from(["keep", "drop", "270", "278"]))
+def test_the_builder_shortcut_lists_what_the_walk_lists(
+    doc: dict[str, Any], kind: str | None, typ: str
+) -> None:
+    """Any damaged request, with any declared type and expected kind, gets the very problems (or
+    error) the field-by-field walk gives: the builder's answer stands only where the walk finds none."""
+    if typ == "drop":
+        doc.pop("type", None)
+    elif typ != "keep":
+        doc["type"] = typ
+    assert _outcome(problems, doc, kind) == _outcome(problems_walked, doc, kind)

@@ -24,7 +24,29 @@ Problem = tuple[str, str]  # (field path, reason)
 
 
 def problems(obj: Any, *, kind: str | None = None) -> list[Problem]:
-    """Every problem of one JSON request (``"type"`` optional when ``kind`` says which it must be)."""
+    """Every problem of one JSON request (``"type"`` optional when ``kind`` says which it must be).
+
+    A request the class's compiled builder takes whole has none (it refuses whatever the walk below
+    reports: an unknown key, a missing field, a value of the wrong shape, a part's or the request's own
+    rule), so the walk runs only for a request with some problem: a valid request is checked at the
+    builder's cost, not the walk's (about 20 us instead of 220 us for a 278). The walk alone is
+    :func:`problems_walked`, the reference.
+    """
+    if not isinstance(obj, dict):
+        return [("request", "expected an object")]
+    declared = obj.get("type", kind)
+    if declared in TYPES and (kind is None or declared == kind):
+        try:
+            from_dict(TYPES[declared], obj, ignore="type")
+        except RequestError:
+            pass
+        else:
+            return []
+    return problems_walked(obj, kind=kind)
+
+
+def problems_walked(obj: Any, *, kind: str | None = None) -> list[Problem]:
+    """:func:`problems` by the field-by-field walk alone (the reference of its shortcut)."""
     if not isinstance(obj, dict):
         return [("request", "expected an object")]
     body = dict(obj)
