@@ -312,7 +312,18 @@ def _value_lines(v: str, i: int, tp: Any, env: dict[str, Any]) -> list[str]:
     if origin is tuple and get_args(tp)[1:] == (...,):
         return _tuple_lines(v, i, get_args(tp)[0], env)
     env[f"K{i}"] = _converter(tp)  # anything else: the generic converter, its error meaning "slow"
-    return ["try:", f"    {v} = K{i}({v}, '')", "except RequestError:", "    return SLOW"]
+    convert = ["try:", f"    {v} = K{i}({v}, '')", "except RequestError:", "    return SLOW"]
+    return _decimal_lines(v, convert, env) if tp is Decimal else convert
+
+
+def _decimal_lines(v: str, convert: list[str], env: dict[str, Any]) -> list[str]:
+    """A Decimal given as a string (the usual ``"quantity": "1"``) read in place, as :func:`_to_decimal`
+    reads it (``str()`` of a str is the str itself), without the converter's call and type tests (a
+    visible share of a 278's reading); any other value through the converter lines ``convert``."""
+    env.update(Decimal=Decimal, InvalidOperation=InvalidOperation)
+    lines = [f"if {v}.__class__ is str:", "    try:", f"        {v} = Decimal({v})"]
+    lines += ["    except InvalidOperation:", "        return SLOW", "else:"]
+    return lines + ["    " + line for line in convert]
 
 
 def _tuple_lines(v: str, i: int, item: Any, env: dict[str, Any]) -> list[str]:
