@@ -144,7 +144,10 @@ def revoke_client(store: Store, name: str) -> bool:
         done = tx.conn.execute(
             update(t).where(t.c.name == name, t.c.revoked_at.is_(None)).values(revoked_at=tx.now())
         )
-    verified(store).forget(name)  # other processes see it within VERIFIED_SECONDS
+    with _VERIFIED_LOCK:  # every store of this process (one may be another handle on this database)
+        remembered_sets = list(_VERIFIED.values())
+    for found in remembered_sets:
+        found.forget(name)  # other processes see it within VERIFIED_SECONDS
     return bool(done.rowcount)
 
 
