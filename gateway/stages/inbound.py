@@ -38,7 +38,7 @@ from gateway.lifecycle import target as target_state
 from gateway.runtime.config import PartnerConfig
 from gateway.runtime.context import Context
 from gateway.runtime.fsutil import atomic_write, ensure_dir, internal_name
-from gateway.stages.outbox import OnDocument, summary_file_name, write_results
+from gateway.stages.outbox import OnDocument, rendered_results, summary_file_name, write_results
 from gateway.store import FileRow, RequestRow, Tx
 from gateway.store.errors import NotFoundError
 from gateway.store.repos.envelopes import NewSet
@@ -157,7 +157,9 @@ def _process_scanned(
             expect=FileState.PROCESSING,
             detail={"trackings": outcome.trackings, "unmatched": outcome.unmatched},
         )
-    deliver(ctx, row.id, outcome.trackings, on_document=on_document)
+        # a caller waiting for the results (real time: one) has them rendered here, not read again
+        docs = rendered_results(tx, outcome.trackings) if on_document is not None else None
+    deliver(ctx, row.id, outcome.trackings, on_document=on_document, documents=docs)
     for event, fields in outcome.warnings:
         ctx.log.warning(event, partner=partner.name, file=row.name, file_id=row.id, **fields)
     ctx.log.info(
@@ -176,10 +178,17 @@ def _process_scanned(
 
 
 def deliver(
-    ctx: Context, file_id: int, trackings: list[str], *, on_document: OnDocument | None = None
+    ctx: Context,
+    file_id: int,
+    trackings: list[str],
+    *,
+    on_document: OnDocument | None = None,
+    documents: list[dict[str, Any]] | None = None,
 ) -> None:
+    """Write the results of a processed file (``documents``: as rendered in its transaction) and
+    record the delivery."""
     summary = summary_file_name(file_id) if trackings else None
-    write_results(ctx, trackings, summary_name=summary, on_document=on_document)
+    write_results(ctx, trackings, summary_name=summary, on_document=on_document, documents=documents)
     with ctx.store.begin() as tx:
         tx.files.transition(file_id, FileEvent.DELIVER, expect=FileState.PROCESSED)
 

@@ -102,24 +102,35 @@ def write_results(
     *,
     summary_name: str | None = None,
     on_document: OnDocument | None = None,
+    documents: list[dict[str, Any]] | None = None,
 ) -> int:
     """(Re)write the result file of each tracking number (unknown ones are skipped), and the CSV
     summary ``summary_name`` when given and enabled; returns how many results were written.
     ``on_document(doc)`` gets each result document once its file (and the summary) is durable: a
-    real-time caller answers with it instead of reading the request back."""
+    real-time caller answers with it instead of reading the request back. ``documents``: those of
+    ``trackings`` as :func:`rendered_results` read them in the transaction that stored them (a
+    small delivery: no read after its commit)."""
     outbox = ensure_dir(ctx.config.folders.outbox)
     rows: list[dict[str, Any]] = []
     files: list[tuple[str, bytes]] = []
     docs: list[dict[str, Any]] = []
-    with ctx.store.read() as tx:
-        for doc in _documents(tx, list(dict.fromkeys(trackings))):
-            files.append((f"{doc['tracking_number']}.json", render_result(doc)))
-            rows.append(_summary_row(doc))
-            if on_document is not None:
-                docs.append(doc)
-            if len(files) >= WRITE_CHUNK:
-                atomic_write_all(outbox, files)
-                files.clear()
+
+    def add(doc: dict[str, Any]) -> None:
+        files.append((f"{doc['tracking_number']}.json", render_result(doc)))
+        rows.append(_summary_row(doc))
+        if on_document is not None:
+            docs.append(doc)
+        if len(files) >= WRITE_CHUNK:
+            atomic_write_all(outbox, files)
+            files.clear()
+
+    if documents is None:
+        with ctx.store.read() as tx:
+            for doc in _documents(tx, list(dict.fromkeys(trackings))):
+                add(doc)
+    else:
+        for doc in documents:
+            add(doc)
     if summary_name and rows and ctx.config.outbox.csv_summary:
         # synced with the last results (one folder sync for both): a small delivery, a real-time
         # answer above all, writes its result and its summary together
@@ -129,6 +140,12 @@ def write_results(
         for doc in docs:
             on_document(doc)
     return len(rows)
+
+
+def rendered_results(tx: Tx, trackings: list[str]) -> list[dict[str, Any]]:
+    """The documents ``write_results`` renders for ``trackings``, read in the caller's transaction
+    (the one that stored what they show, just before its commit: the same state, so the same bytes)."""
+    return list(_documents(tx, list(dict.fromkeys(trackings))))
 
 
 def _summary_csv(rows: list[dict[str, Any]]) -> bytes:
