@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+from gateway.realtime import dispatch
 from gateway.realtime.dispatch import send_realtime
 from gateway.runtime.jsontext import dumps_indent2_sorted
 from gateway.stages.outbox import result_document, summary_file_name, write_results
@@ -81,3 +84,26 @@ def test_a_payload_folder_removed_behind_the_store_is_made_again(tmp_path: Path)
     assert (again, path2) == (sha, path)
     assert payloads.get(sha) == b"first"
     assert oct(path.parent.stat().st_mode & 0o777) == "0o700"
+
+
+def test_delivery_threads_are_bounded_and_every_queued_delivery_still_runs() -> None:
+    """At most ``most`` daemon threads start however many deliveries wait; each delivery runs once."""
+    workers = dispatch._Workers(most=2)
+    gate, ran, lock = threading.Event(), [], threading.Lock()
+    finished = [threading.Event() for _ in range(5)]
+
+    def job(n: int) -> None:
+        gate.wait()
+        with lock:
+            ran.append(n)
+        finished[n].set()
+
+    for n in range(5):
+        workers.submit(partial(job, n))
+    started = [t for t in threading.enumerate() if t.name.startswith("core-") and t.daemon]
+    assert workers._started == 2
+    assert len(started) >= 2
+    gate.set()
+    for event in finished:
+        assert event.wait(60)
+    assert sorted(ran) == [0, 1, 2, 3, 4]

@@ -17,10 +17,10 @@ stores the answer (the run loop, another process) does it poll the store.
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
 
@@ -41,9 +41,41 @@ _POLL_SECONDS = 0.05
 # delivery wrote, or a read in the transaction that found the request stored): a store failure
 # reading it is the caller's to report
 OnStored = Callable[[Callable[[], dict[str, Any]]], object]
-# the delivery threads (an answer past the budget is still stored by one); more concurrent real-time
-# calls than this wait for a free one, as calls beyond the web server's worker threads do
-_DELIVERERS = ThreadPoolExecutor(max_workers=48, thread_name_prefix="core")
+
+
+class _Workers:
+    """Daemon threads that run deliveries: started when none is idle (up to ``most``), then kept
+    waiting for the next one. Daemons, as the thread per call was: a process that exits does not
+    wait for a delivery in flight (its request is sent again by the run loop, as after a crash).
+    Beyond ``most`` deliveries at once, a delivery waits for a free thread."""
+
+    def __init__(self, most: int) -> None:
+        self._most = most
+        self._jobs: queue.SimpleQueue[Callable[[], object]] = queue.SimpleQueue()
+        self._idle = threading.Semaphore(0)  # one release per thread waiting for a job
+        self._lock = threading.Lock()
+        self._started = 0
+
+    def submit(self, job: Callable[[], object]) -> None:
+        self._jobs.put(job)
+        if self._idle.acquire(blocking=False):
+            return  # a waiting thread takes it
+        with self._lock:
+            if self._started >= self._most:
+                return  # the next thread to finish takes it
+            self._started += 1
+            number = self._started
+        threading.Thread(target=self._work, name=f"core-{number}", daemon=True).start()
+
+    def _work(self) -> None:
+        while True:
+            job = self._jobs.get()
+            job()  # _deliver: never raises (every failure is logged and left to the run loop)
+            self._idle.release()
+
+
+# the delivery threads (an answer past the budget is still stored by one)
+_DELIVERERS = _Workers(most=256)
 
 
 def send_realtime(
@@ -77,7 +109,7 @@ def send_realtime(
             work = tx.files.get(file_id) if file_id is not None else None
     if work is not None:
         delivery = _Delivery()
-        _DELIVERERS.submit(_deliver, ctx, partner, work, delivery)
+        _DELIVERERS.submit(partial(_deliver, ctx, partner, work, delivery))
         if delivery.done.wait(max(0.0, deadline - time.monotonic())):
             if delivery.outcome == "failed":
                 return False  # the attempt failed: the run loop retries it, no sooner than the rule allows
