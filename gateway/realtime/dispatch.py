@@ -7,27 +7,75 @@ answer is processed by the inbound stage (records, outbox result file, state cha
 runs in a worker thread so that an answer arriving after the budget is still stored as soon as it
 comes (within the partner's ``timeout_seconds``); past that, or after a crash, the request stays
 ``queued``/``uploading`` and the run loop sends it again, no sooner than the rule allows.
+
+The worker threads are a process-wide pool (``_DELIVERERS``), not a thread per call: starting a
+thread, and the hand-offs of the interpreter lock among dozens of them, cost a busy ``serve`` more
+than the gateway's own work on a call. The caller is handed the result document the delivery wrote
+(``write_results``'s ``on_document``) instead of reading the request back; only when someone else
+stores the answer (the run loop, another process) does it poll the store.
 """
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
+from typing import Any
 
 from gateway.lifecycle import RequestState
 from gateway.realtime.exchange import Attempt, attempt_detail, post_attempt, send_file, start_queued
 from gateway.runtime.config import PartnerConfig
 from gateway.runtime.context import Context
 from gateway.stages import batching, inbound
-from gateway.store import FileRow, RequestRow, Tx
+from gateway.stages.outbox import result_document
+from gateway.store import FileRow, Tx
 from mappings.mapper import MappingRules
 
 # states in which the request's answer (or its refusal) is stored and its result file written
 STORED = frozenset({RequestState.ANSWERED, RequestState.PENDED, RequestState.REJECTED, RequestState.INVALID})
 _RULES: dict[int, MappingRules] = {}
 _POLL_SECONDS = 0.05
-OnStored = Callable[[Tx, RequestRow], object]  # called with the request found stored, in that read
+# called once the request is stored, with what gives its result document (the one this call's
+# delivery wrote, or a read in the transaction that found the request stored): a store failure
+# reading it is the caller's to report
+OnStored = Callable[[Callable[[], dict[str, Any]]], object]
+
+
+class _Workers:
+    """Daemon threads that run deliveries: started when none is idle (up to ``most``), then kept
+    waiting for the next one. Daemons, as the thread per call was: a process that exits does not
+    wait for a delivery in flight (its request is sent again by the run loop, as after a crash).
+    Beyond ``most`` deliveries at once, a delivery waits for a free thread."""
+
+    def __init__(self, most: int) -> None:
+        self._most = most
+        self._jobs: queue.SimpleQueue[Callable[[], object]] = queue.SimpleQueue()
+        self._idle = threading.Semaphore(0)  # one release per thread waiting for a job
+        self._lock = threading.Lock()
+        self._started = 0
+
+    def submit(self, job: Callable[[], object]) -> None:
+        self._jobs.put(job)
+        if self._idle.acquire(blocking=False):
+            return  # a waiting thread takes it
+        with self._lock:
+            if self._started >= self._most:
+                return  # the next thread to finish takes it
+            self._started += 1
+            number = self._started
+        threading.Thread(target=self._work, name=f"core-{number}", daemon=True).start()
+
+    def _work(self) -> None:
+        while True:
+            job = self._jobs.get()
+            job()  # _deliver: never raises (every failure is logged and left to the run loop)
+            self._idle.release()
+
+
+# the delivery threads (an answer past the budget is still stored by one)
+_DELIVERERS = _Workers(most=256)
 
 
 def send_realtime(
@@ -37,14 +85,17 @@ def send_realtime(
     budget_seconds: float,
     on_stored: OnStored | None = None,
     new_for: str | None = None,
+    tracking: str | None = None,
 ) -> bool:
     """Send the request with this store id now to its partner over CORE real time; receive, validate,
     map and store the answer exactly as the inbound stage does for SFTP (records, outbox result file,
     state changes); return True when the answer was stored within the budget, False otherwise (the
-    request then stays queued and is retried/delivered by the normal run loop). ``on_stored(tx, row)``
-    runs in the read that found the request stored (the API reads its result there: one read, not two).
+    request then stays queued and is retried/delivered by the normal run loop). ``on_stored`` is
+    handed what gives the stored request's result document (the outbox file's): the one this call's
+    delivery wrote or, when another worker stored the answer, a read where the request was found.
     ``new_for`` is the partner a caller that has just recorded the request (``new``) names: it is not
-    read back first (if it is no longer new, its claim finds nothing and its file is looked up)."""
+    read back first (if it is no longer new, its claim finds nothing and its file is looked up);
+    ``tracking`` is that request's tracking number (its document is picked from the delivery's)."""
     deadline = time.monotonic() + budget_seconds
     state, partner = _state_and_partner(ctx, request_id, new_for)
     if not is_realtime(partner):
@@ -57,16 +108,30 @@ def send_realtime(
             file_id = file_of(tx, request_id)
             work = tx.files.get(file_id) if file_id is not None else None
     if work is not None:
-        done = threading.Event()
-        outcome: list[str] = []
-        worker = threading.Thread(
-            target=_deliver, args=(ctx, partner, work, done, outcome), name=f"core-{request_id}", daemon=True
-        )
-        worker.start()
-        done.wait(max(0.0, deadline - time.monotonic()))
-        if outcome == ["failed"]:
-            return False  # the attempt failed: the run loop retries it, no sooner than the rule allows
+        delivery = _Delivery()
+        _DELIVERERS.submit(partial(_deliver, ctx, partner, work, delivery))
+        if delivery.done.wait(max(0.0, deadline - time.monotonic())):
+            if delivery.outcome == "failed":
+                return False  # the attempt failed: the run loop retries it, no sooner than the rule allows
+            doc = delivery.documents.get(tracking) if tracking is not None else None
+            if doc is not None and doc["state"] in STORED:  # written by this delivery: no read back
+                if on_stored is not None:
+                    on_stored(lambda: doc)
+                return True
     return _wait_stored(ctx, request_id, deadline, on_stored)
+
+
+class _Delivery:
+    """What a delivery thread tells its caller: set ``done`` once the answer (if any) is processed,
+    with the attempt's outcome (see ``exchange.Sent``) and the result documents it wrote."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.outcome = ""
+        self.documents: dict[str, dict[str, Any]] = {}
+
+    def written(self, doc: dict[str, Any]) -> None:
+        self.documents[doc["tracking_number"]] = doc
 
 
 def _state_and_partner(ctx: Context, request_id: int, new_for: str | None) -> tuple[str, PartnerConfig]:
@@ -112,7 +177,7 @@ def _wait_stored(ctx: Context, request_id: int, deadline: float, on_stored: OnSt
             row = tx.requests.get(request_id)
             if row.state in STORED:
                 if on_stored is not None:
-                    on_stored(tx, row)
+                    on_stored(partial(result_document, tx, row))
                 return True
         if time.monotonic() >= deadline:
             return False
@@ -129,16 +194,10 @@ def rules_for(ctx: Context) -> MappingRules:
     return _RULES[key]
 
 
-def _deliver(
-    ctx: Context,
-    partner: PartnerConfig,
-    work: Attempt | FileRow,
-    done: threading.Event,
-    outcome: list[str],
-) -> None:
+def _deliver(ctx: Context, partner: PartnerConfig, work: Attempt | FileRow, delivery: _Delivery) -> None:
     """Send the file (an attempt already started, or a file to start one for) and process its answer;
-    any failure leaves the work to the run loop (logged). ``outcome`` gets the attempt's outcome (see
-    ``exchange.Sent``) once the answer, if any, was processed."""
+    any failure leaves the work to the run loop (logged). ``delivery`` gets the attempt's outcome
+    and the result documents written once the answer, if any, was processed."""
     row = work.row if isinstance(work, Attempt) else work
     try:
         if isinstance(work, Attempt):
@@ -146,17 +205,12 @@ def _deliver(
         else:
             sent = send_file(ctx, partner, work, claim=True)
         if sent.claimed is not None:
-            _process_claimed(ctx, sent.claimed)
-        outcome.append(sent.outcome)
+            inbound.process_claimed(ctx, sent.claimed, rules_for(ctx), on_document=delivery.written)
+        delivery.outcome = sent.outcome
     except Exception as exc:  # noqa: BLE001 - a worker thread must not die silently; the run loop retries
-        outcome.append("failed")
+        delivery.outcome = "failed"
         ctx.log.error(
             "real-time delivery failed; the run loop will retry", file_id=row.id, error=type(exc).__name__
         )
     finally:
-        done.set()
-
-
-def _process_claimed(ctx: Context, row: FileRow) -> None:
-    """Process an answer claimed for this node (claimed with its recording: see ``post_attempt``)."""
-    inbound.process_claimed(ctx, row, rules_for(ctx))
+        delivery.done.set()

@@ -80,6 +80,9 @@ def atomic_write(path: Path, data: bytes, *, mode: int = FILE_MODE) -> None:
 
 
 _SYNC_THREADS = 8  # concurrent fsyncs of one batch (2.5x one by one on this project's host)
+# fewer files than this are synced one by one: starting the threads costs more CPU than a real-time
+# answer's two files (its result and summary) gain from syncing together
+_PARALLEL_FROM = 3
 
 
 def atomic_write_all(folder: Path, items: list[tuple[str, bytes]], *, mode: int = FILE_MODE) -> None:
@@ -104,7 +107,7 @@ def atomic_write_all(folder: Path, items: list[tuple[str, bytes]], *, mode: int 
     try:
         # the temporary files are written and synced by a few threads at once: the file system
         # commits concurrent syncs together, and every one has returned before any rename below
-        if len(items) > 1:
+        if len(items) >= _PARALLEL_FROM:
             with ThreadPoolExecutor(max_workers=_SYNC_THREADS) as pool:
                 list(pool.map(durable, zip(temps, (data for _, data in items), strict=True)))
         else:

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
+from functools import cached_property
 from pathlib import PurePath
 from typing import Any, TextIO
 from uuid import UUID
@@ -126,7 +127,12 @@ def is_sensitive_key(key: str) -> bool:
 @dataclass(frozen=True)
 class _Scope:
     values: tuple[str, ...]
-    pattern: re.Pattern[str] | None
+
+    @cached_property
+    def pattern(self) -> re.Pattern[str] | None:
+        """The values' regex, compiled when an event is first redacted in the scope: a scope whose
+        events are all below the log level (a real-time API call's, most days) compiles none."""
+        return _alternation(self.values, re.IGNORECASE)
 
 
 _scope: ContextVar[_Scope | None] = ContextVar("x12gw_phi_scope", default=None)
@@ -185,7 +191,7 @@ def phi_scope(values: Iterable[str | date | None]) -> Iterator[None]:
             continue
         collected.extend(v for v in _expand(value) if len(v) >= MIN_VALUE_LENGTH)
     unique = tuple(sorted(set(collected)))
-    token = _scope.set(_Scope(unique, _alternation(unique, re.IGNORECASE)))
+    token = _scope.set(_Scope(unique))
     try:
         yield
     finally:

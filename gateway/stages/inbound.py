@@ -38,7 +38,7 @@ from gateway.lifecycle import target as target_state
 from gateway.runtime.config import PartnerConfig
 from gateway.runtime.context import Context
 from gateway.runtime.fsutil import atomic_write, ensure_dir, internal_name
-from gateway.stages.outbox import summary_file_name, write_results
+from gateway.stages.outbox import OnDocument, rendered_results, summary_file_name, write_results
 from gateway.store import FileRow, RequestRow, Tx
 from gateway.store.errors import NotFoundError
 from gateway.store.repos.envelopes import NewSet
@@ -99,21 +99,29 @@ def _our_id(ctx: Context) -> str:
     return f"{ctx.config.identity.isa_qualifier}:{ctx.config.identity.isa_id}"
 
 
-def process_file(ctx: Context, row: FileRow, rules: MappingRules) -> str:
-    """Process one downloaded file; returns its final state."""
+def process_file(
+    ctx: Context, row: FileRow, rules: MappingRules, *, on_document: OnDocument | None = None
+) -> str:
+    """Process one downloaded file; returns its final state. ``on_document`` gets each result
+    document written (see ``write_results``)."""
     partner = ctx.config.partner(row.partner)
     spool = None if row.size <= KEEP_RECORDS_BYTES else _Spool(ctx.payloads.root)
     try:
-        return _process_scanned(ctx, row, rules, partner, spool)
+        return _process_scanned(ctx, row, rules, (partner, spool), on_document)
     finally:
         if spool is not None:
             spool.close()
 
 
 def _process_scanned(
-    ctx: Context, row: FileRow, rules: MappingRules, partner: PartnerConfig, spool: _Spool | None
+    ctx: Context,
+    row: FileRow,
+    rules: MappingRules,
+    where: tuple[PartnerConfig, _Spool | None],
+    on_document: OnDocument | None,
 ) -> str:
     """``process_file`` with the file's records waiting in ``spool`` (None: in memory)."""
+    partner, spool = where
     scan = _Scan.of(_chunks(ctx.payloads.path_for(row.sha256)), _options(ctx, partner), rules, spool=spool)
     report = scan.report
     if report.fatal or not report.interchanges:
@@ -149,7 +157,9 @@ def _process_scanned(
             expect=FileState.PROCESSING,
             detail={"trackings": outcome.trackings, "unmatched": outcome.unmatched},
         )
-    deliver(ctx, row.id, outcome.trackings)
+        # a caller waiting for the results (real time: one) has them rendered here, not read again
+        docs = rendered_results(tx, outcome.trackings) if on_document is not None else None
+    deliver(ctx, row.id, outcome.trackings, on_document=on_document, documents=docs)
     for event, fields in outcome.warnings:
         ctx.log.warning(event, partner=partner.name, file=row.name, file_id=row.id, **fields)
     ctx.log.info(
@@ -167,8 +177,18 @@ def _process_scanned(
     return FileState.DELIVERED
 
 
-def deliver(ctx: Context, file_id: int, trackings: list[str]) -> None:
-    write_results(ctx, trackings, summary_name=summary_file_name(file_id) if trackings else None)
+def deliver(
+    ctx: Context,
+    file_id: int,
+    trackings: list[str],
+    *,
+    on_document: OnDocument | None = None,
+    documents: list[dict[str, Any]] | None = None,
+) -> None:
+    """Write the results of a processed file (``documents``: as rendered in its transaction) and
+    record the delivery."""
+    summary = summary_file_name(file_id) if trackings else None
+    write_results(ctx, trackings, summary_name=summary, on_document=on_document, documents=documents)
     with ctx.store.begin() as tx:
         tx.files.transition(file_id, FileEvent.DELIVER, expect=FileState.PROCESSED)
 
@@ -861,11 +881,13 @@ def claim_downloaded(ctx: Context, tx: Tx, file_id: int | None = None) -> FileRo
     return rows[0] if rows else None
 
 
-def process_claimed(ctx: Context, row: FileRow, rules: MappingRules) -> None:
+def process_claimed(
+    ctx: Context, row: FileRow, rules: MappingRules, *, on_document: OnDocument | None = None
+) -> None:
     """Process a file this node claimed; hostile content must not stall the stage (or a real-time
     call): an unexpected failure sets the file aside with its reason."""
     try:
-        process_file(ctx, row, rules)
+        process_file(ctx, row, rules, on_document=on_document)
     except _UNEXPECTED as exc:
         _quarantine(ctx, row, f"file could not be processed ({type(exc).__name__})")
 

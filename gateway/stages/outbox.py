@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from gateway.runtime.context import Context
-from gateway.runtime.fsutil import atomic_write, atomic_write_all, ensure_dir
+from gateway.runtime.fsutil import atomic_write_all, ensure_dir
 from gateway.runtime.jsontext import dumps_indent2_sorted
 from gateway.store import RequestRow, Tx
 from gateway.store.rows import EligibilityRow
@@ -92,27 +92,68 @@ def render_result(doc: dict[str, Any]) -> bytes:
 WRITE_CHUNK = 500  # result files written (and synced) together; bounds memory on a large delivery
 
 
-def write_results(ctx: Context, trackings: list[str], *, summary_name: str | None = None) -> int:
+# what a caller that waits for a result is handed: each document, once its file is durable
+OnDocument = Callable[[dict[str, Any]], None]
+
+
+def write_results(
+    ctx: Context,
+    trackings: list[str],
+    *,
+    summary_name: str | None = None,
+    on_document: OnDocument | None = None,
+    documents: list[dict[str, Any]] | None = None,
+) -> int:
     """(Re)write the result file of each tracking number (unknown ones are skipped), and the CSV
-    summary ``summary_name`` when given and enabled; returns how many results were written."""
+    summary ``summary_name`` when given and enabled; returns how many results were written.
+    ``on_document(doc)`` gets each result document once its file (and the summary) is durable: a
+    real-time caller answers with it instead of reading the request back. ``documents``: those of
+    ``trackings`` as :func:`rendered_results` read them in the transaction that stored them (a
+    small delivery: no read after its commit)."""
     outbox = ensure_dir(ctx.config.folders.outbox)
     rows: list[dict[str, Any]] = []
     files: list[tuple[str, bytes]] = []
-    with ctx.store.read() as tx:
-        for doc in _documents(tx, list(dict.fromkeys(trackings))):
-            files.append((f"{doc['tracking_number']}.json", render_result(doc)))
-            rows.append(_summary_row(doc))
-            if len(files) >= WRITE_CHUNK:
-                atomic_write_all(outbox, files)
-                files.clear()
-    atomic_write_all(outbox, files)  # all durable before the caller records the delivery
+    docs: list[dict[str, Any]] = []
+
+    def add(doc: dict[str, Any]) -> None:
+        files.append((f"{doc['tracking_number']}.json", render_result(doc)))
+        rows.append(_summary_row(doc))
+        if on_document is not None:
+            docs.append(doc)
+        if len(files) >= WRITE_CHUNK:
+            atomic_write_all(outbox, files)
+            files.clear()
+
+    if documents is None:
+        with ctx.store.read() as tx:
+            for doc in _documents(tx, list(dict.fromkeys(trackings))):
+                add(doc)
+    else:
+        for doc in documents:
+            add(doc)
     if summary_name and rows and ctx.config.outbox.csv_summary:
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=SUMMARY_COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows({k: spreadsheet_safe(v) for k, v in row.items()} for row in rows)
-        atomic_write(outbox / summary_name, buf.getvalue().encode())
+        # synced with the last results (one folder sync for both): a small delivery, a real-time
+        # answer above all, writes its result and its summary together
+        files.append((summary_name, _summary_csv(rows)))
+    atomic_write_all(outbox, files)  # all durable before the caller records the delivery
+    if on_document is not None:
+        for doc in docs:
+            on_document(doc)
     return len(rows)
+
+
+def rendered_results(tx: Tx, trackings: list[str]) -> list[dict[str, Any]]:
+    """The documents ``write_results`` renders for ``trackings``, read in the caller's transaction
+    (the one that stored what they show, just before its commit: the same state, so the same bytes)."""
+    return list(_documents(tx, list(dict.fromkeys(trackings))))
+
+
+def _summary_csv(rows: list[dict[str, Any]]) -> bytes:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=SUMMARY_COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows({k: spreadsheet_safe(v) for k, v in row.items()} for row in rows)
+    return buf.getvalue().encode()
 
 
 def _documents(tx: Tx, trackings: list[str]) -> Iterator[dict[str, Any]]:

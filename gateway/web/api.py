@@ -34,7 +34,6 @@ from gateway.runtime.logsetup import get_logger
 from gateway.runtime.storeopen import verified_member_key
 from gateway.stages.intake import request_problems
 from gateway.stages.outbox import result_document
-from gateway.store import RequestRow, Tx
 from gateway.store.payloads import PayloadStore
 from gateway.web import apiauth, apirecord
 from gateway.web.apiauth import ApiAuthError, ApiClient
@@ -122,7 +121,11 @@ def endpoint(
         web = web_context(request)
         client: ApiClient | None = None
         try:
-            client = await run_in_threadpool(apiauth.authorize, web.store, request, scope)
+            client = apiauth.remembered(
+                web.store, request, scope
+            )  # a remembered client needs no worker thread
+            if client is None:
+                client = await run_in_threadpool(apiauth.authorize, web.store, request, scope)
             response = await handler(request, web, client)
         except Exception as exc:
             answer = render(exc)
@@ -197,7 +200,14 @@ def realtime_answer(ctx: Context, sub: apirecord.Submission, budget: float, on_s
     """Send the request just recorded to its real-time partner and wait for the answer, at most
     ``budget`` seconds (``on_stored`` as ``send_realtime`` takes it)."""
     assert sub.request_id is not None  # noqa: S101 - a new request
-    return send_realtime(ctx, sub.request_id, budget_seconds=budget, on_stored=on_stored, new_for=sub.partner)
+    return send_realtime(
+        ctx,
+        sub.request_id,
+        budget_seconds=budget,
+        on_stored=on_stored,
+        new_for=sub.partner,
+        tracking=sub.tracking_number,
+    )
 
 
 def _answered(ctx: Context, sub: apirecord.Submission, budget: float, on_stored: OnStored) -> bool:
@@ -263,12 +273,12 @@ def _outcome(
     """200 with the result when a real-time partner answered in time, else 202."""
     assert sub.request_id is not None  # noqa: S101 - a new request
     assert sub.partner is not None  # noqa: S101 - a new request
-    results: list[dict[str, Any]] = []  # the result, read where the request was found stored
+    results: list[dict[str, Any]] = []  # the result document of the stored request
     failed: list[X12GatewayError] = []  # a store failure reading it: the call's, not the payer's
 
-    def read_result(tx: Tx, row: RequestRow) -> None:
+    def read_result(document: Callable[[], dict[str, Any]]) -> None:
         try:
-            results.append(result_document(tx, row))
+            results.append(document())
         except X12GatewayError as exc:
             failed.append(exc)
 

@@ -8,6 +8,14 @@ needs no salt), so neither a database dump nor a backup lets anyone call the API
 
 :func:`authorize` is what an endpoint calls: no or unknown credentials -> 401, a known client without
 the endpoint's scope -> 403. The FHIR front door reuses it with its own scopes.
+
+A live client found by its key or certificate is remembered for ``VERIFIED_SECONDS`` (per store:
+:func:`verified`), so a busy client costs one store read per few seconds instead of one per call,
+and a call whose client is remembered is authorized without a worker thread (:func:`remembered`).
+Revocation still holds: :func:`revoke_client` forgets the client in its own process at once, and a
+revocation made elsewhere (``x12gw api-keys revoke``, another node) is seen within
+``VERIFIED_SECONDS``, when the entry expires and the store is read again. Unknown and revoked
+credentials are never remembered.
 """
 
 from __future__ import annotations
@@ -15,6 +23,10 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import threading
+import time
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -132,13 +144,93 @@ def revoke_client(store: Store, name: str) -> bool:
         done = tx.conn.execute(
             update(t).where(t.c.name == name, t.c.revoked_at.is_(None)).values(revoked_at=tx.now())
         )
+    with _VERIFIED_LOCK:  # every store of this process (one may be another handle on this database)
+        remembered_sets = list(_VERIFIED.values())
+    for found in remembered_sets:
+        found.forget(name)  # other processes see it within VERIFIED_SECONDS
     return bool(done.rowcount)
 
 
 def find_client(store: Store, *, key: str | None = None, cert_subject: str | None = None) -> ApiClient | None:
-    """The live client with this API key or certificate subject, or None."""
+    """The live client with this API key or certificate subject, or None (read from the store)."""
     t = s.api_clients
     where = t.c.key_hash == key_hash(key) if key is not None else t.c.cert_subject == cert_subject
+    with store.read() as tx:
+        row = tx.conn.execute(select(t).where(where, t.c.revoked_at.is_(None))).first()
+    return None if row is None else _client(row._mapping)
+
+
+Credential = tuple[str, str]  # ("key", SHA-256 of the key) or ("cert", certificate subject)
+VERIFIED_SECONDS = 5.0
+
+
+class Verified:
+    """Live clients recently found by a credential, each for ``seconds`` after it was read; at most
+    ``size`` of them (the oldest read is dropped first). Thread-safe: the web server's worker
+    threads and its event loop share one."""
+
+    def __init__(
+        self, seconds: float = VERIFIED_SECONDS, size: int = 1024, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.seconds, self.size, self.clock = seconds, size, clock
+        self._lock = threading.Lock()
+        self._found: dict[Credential, tuple[float, ApiClient]] = {}
+
+    def get(self, credential: Credential) -> ApiClient | None:
+        """The client remembered for ``credential``, or None when unknown or read too long ago."""
+        with self._lock:
+            found = self._found.get(credential)
+            if found is None:
+                return None
+            if self.clock() - found[0] >= self.seconds:
+                del self._found[credential]
+                return None
+            return found[1]
+
+    def put(self, credential: Credential, client: ApiClient) -> None:
+        with self._lock:
+            self._found.pop(credential, None)
+            while len(self._found) >= self.size:
+                del self._found[next(iter(self._found))]
+            self._found[credential] = (self.clock(), client)
+
+    def forget(self, name: str) -> None:
+        """Forget every credential of the client ``name`` (revoked in this process)."""
+        with self._lock:
+            for credential in [c for c, (_, client) in self._found.items() if client.name == name]:
+                del self._found[credential]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._found.clear()
+
+
+_VERIFIED: weakref.WeakKeyDictionary[Store, Verified] = weakref.WeakKeyDictionary()
+_VERIFIED_LOCK = threading.Lock()
+
+
+def verified(store: Store) -> Verified:
+    """The clients remembered for ``store`` (one set per store: ids and scopes belong to its rows)."""
+    with _VERIFIED_LOCK:
+        found = _VERIFIED.get(store)
+        if found is None:
+            found = _VERIFIED[store] = Verified()
+        return found
+
+
+def _credential(conn: HTTPConnection) -> Credential | None:
+    """The credential a call presents: its API key (hashed) when sent, else its verified certificate."""
+    key = bearer_key(conn)
+    if key is not None:
+        return ("key", key_hash(key))
+    subject = peer_subject(conn)
+    return ("cert", subject) if subject is not None else None
+
+
+def _find(store: Store, credential: Credential) -> ApiClient | None:
+    kind, value = credential
+    t = s.api_clients
+    where = t.c.key_hash == value if kind == "key" else t.c.cert_subject == value
     with store.read() as tx:
         row = tx.conn.execute(select(t).where(where, t.c.revoked_at.is_(None))).first()
     return None if row is None else _client(row._mapping)
@@ -160,13 +252,15 @@ def peer_subject(conn: HTTPConnection) -> str | None:
 
 def authenticate(store: Store, conn: HTTPConnection) -> ApiClient:
     """The calling client: by API key when one is sent, else by verified client certificate; 401 if
-    neither names a live client."""
-    key = bearer_key(conn)
-    if key is not None:
-        client = find_client(store, key=key)
-    else:
-        subject = peer_subject(conn)
-        client = find_client(store, cert_subject=subject) if subject is not None else None
+    neither names a live client (remembered, or read from the store and then remembered)."""
+    credential = _credential(conn)
+    client = None
+    if credential is not None:
+        client = verified(store).get(credential)
+        if client is None:
+            client = _find(store, credential)
+            if client is not None:
+                verified(store).put(credential, client)
     if client is None:
         raise ApiAuthError(
             401, "an API key (Authorization: Bearer) or a registered client certificate is required"
@@ -176,7 +270,18 @@ def authenticate(store: Store, conn: HTTPConnection) -> ApiClient:
 
 def authorize(store: Store, conn: HTTPConnection, scope: str) -> ApiClient:
     """The calling client if it may use ``scope``; ApiAuthError 401 or 403 otherwise."""
-    client = authenticate(store, conn)
+    return _scoped(authenticate(store, conn), scope)
+
+
+def remembered(store: Store, conn: HTTPConnection, scope: str) -> ApiClient | None:
+    """``authorize`` without the store: the client when its credential is remembered (403 without
+    the scope), None when the store must be read (in a worker thread: see ``authorize``)."""
+    credential = _credential(conn)
+    client = verified(store).get(credential) if credential is not None else None
+    return None if client is None else _scoped(client, scope)
+
+
+def _scoped(client: ApiClient, scope: str) -> ApiClient:
     if scope not in client.scopes:
         raise ApiAuthError(403, f"this client lacks the scope {scope}")
     return client

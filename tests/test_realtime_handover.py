@@ -1,0 +1,109 @@
+"""The real-time call's result handed over by its own delivery (no read back), and the files it writes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from gateway.realtime import dispatch
+from gateway.realtime.dispatch import send_realtime
+from gateway.runtime.jsontext import dumps_indent2_sorted
+from gateway.stages.outbox import result_document, summary_file_name, write_results
+from gateway.store.payloads import PayloadStore
+from tests.core_support import CoreRig, drop_request
+
+pytest_plugins = ["tests.core_fixtures"]
+
+BUDGET = 15.0  # generous: a test never passes or fails on wall time, only on what was stored
+
+
+def _tracking(rig_ctx: Any, request_id: int) -> str:
+    with rig_ctx.store.read() as tx:
+        return str(tx.requests.get(request_id).tracking_number)
+
+
+def test_the_handed_document_is_the_outbox_file_and_what_the_store_gives(rig: CoreRig) -> None:
+    """``on_stored`` gets the document the delivery wrote: the outbox file's bytes, and the same
+    document ``result_document`` reads from the store afterwards (the old path, kept for others)."""
+    ctx = rig.context(rig.server())
+    rid = drop_request(ctx, "270-subscriber", "RT-HAND-1")
+    tracking = _tracking(ctx, rid)
+    handed: list[dict[str, Any]] = []
+    assert send_realtime(
+        ctx, rid, budget_seconds=BUDGET, on_stored=lambda doc: handed.append(doc()), tracking=tracking
+    )
+    [doc] = handed
+    assert (ctx.config.folders.outbox / f"{tracking}.json").read_bytes() == dumps_indent2_sorted(doc).encode()
+    with ctx.store.read() as tx:
+        assert result_document(tx, tx.requests.get(rid)) == doc
+    assert doc["state"] == "answered"
+
+
+def test_without_its_tracking_number_the_caller_reads_the_stored_request(rig: CoreRig) -> None:
+    """A caller that names no tracking number gets the document read from the store, the same one."""
+    ctx = rig.context(rig.server())
+    rid = drop_request(ctx, "270-subscriber", "RT-HAND-2")
+    handed: list[dict[str, Any]] = []
+    assert send_realtime(ctx, rid, budget_seconds=BUDGET, on_stored=lambda doc: handed.append(doc()))
+    tracking = _tracking(ctx, rid)
+    assert json.loads((ctx.config.folders.outbox / f"{tracking}.json").read_text()) == handed[0]
+
+
+def test_results_and_their_summary_are_written_together_and_documents_handed_after(rig: CoreRig) -> None:
+    """``write_results`` with a summary writes both files (the summary as before) and hands each
+    document to ``on_document`` only once both are in place."""
+    ctx = rig.context(rig.server())
+    rid = drop_request(ctx, "270-subscriber", "RT-HAND-3")
+    tracking = _tracking(ctx, rid)
+    outbox = ctx.config.folders.outbox
+    seen: list[tuple[bool, bool]] = []
+
+    def on_document(doc: dict[str, Any]) -> None:
+        seen.append(
+            ((outbox / f"{doc['tracking_number']}.json").exists(), (outbox / "summary-9.csv").exists())
+        )
+
+    assert write_results(ctx, [tracking], summary_name=summary_file_name(9), on_document=on_document) == 1
+    assert seen == [(True, True)]
+    lines = (outbox / "summary-9.csv").read_text().splitlines()
+    assert lines[0].startswith("tracking_number,client_reference,kind,state")
+    assert lines[1].startswith(f"{tracking},")
+    assert not [p.name for p in outbox.iterdir() if p.name.startswith(".")]  # no temporary left
+
+
+def test_a_payload_folder_removed_behind_the_store_is_made_again(tmp_path: Path) -> None:
+    """PayloadStore remembers the folders it made; one removed meanwhile is made again on the next put."""
+    payloads = PayloadStore(tmp_path / "payloads")
+    sha, path = payloads.put(b"first")
+    shutil.rmtree(path.parent)
+    again, path2 = payloads.put(b"first")
+    assert (again, path2) == (sha, path)
+    assert payloads.get(sha) == b"first"
+    assert oct(path.parent.stat().st_mode & 0o777) == "0o700"
+
+
+def test_delivery_threads_are_bounded_and_every_queued_delivery_still_runs() -> None:
+    """At most ``most`` daemon threads start however many deliveries wait; each delivery runs once."""
+    workers = dispatch._Workers(most=2)
+    gate, ran, lock = threading.Event(), [], threading.Lock()
+    finished = [threading.Event() for _ in range(5)]
+
+    def job(n: int) -> None:
+        gate.wait()
+        with lock:
+            ran.append(n)
+        finished[n].set()
+
+    for n in range(5):
+        workers.submit(partial(job, n))
+    started = [t for t in threading.enumerate() if t.name.startswith("core-") and t.daemon]
+    assert workers._started == 2
+    assert len(started) >= 2
+    gate.set()
+    for event in finished:
+        assert event.wait(60)
+    assert sorted(ran) == [0, 1, 2, 3, 4]
