@@ -474,6 +474,13 @@ def _ctx_values(ctx: Node, ids: frozenset[str], positions: dict[str, tuple[int, 
 
 
 def _ancestors(nodes: list[Node], self_too: bool) -> list[Node]:
+    if len(nodes) == 1:  # one chain: root first is document order
+        up = nodes[0] if self_too else nodes[0].parent
+        chain = []
+        while up is not None:
+            chain.append(up)
+            up = up.parent
+        return chain[::-1]
     out = []
     for n in nodes:
         if self_too:
@@ -485,9 +492,39 @@ def _ancestors(nodes: list[Node], self_too: bool) -> list[Node]:
     return doc_order(out)
 
 
-def _desc(doc: Node, test: str, ids: frozenset[str] | None) -> list[Node]:
-    """Every ``test`` node of the document (with one of ``ids``) in document order."""
-    return [n for n in _structure_of(doc) if n.kind == test and (ids is None or n.id in ids)]
+def _desc(doc: Node, test: str, ids: frozenset[str] | None, key: str) -> list[Node]:
+    """Every ``test`` node of the document (with one of ``ids``) in document order, found once per
+    document (kept in its cache under ``key``)."""
+    cache = doc.cache
+    if cache is None:
+        cache = doc.cache = {}
+    found = cache.get(key)
+    if found is None:
+        found = cache[key] = [n for n in _structure_of(doc) if n.kind == test and (ids is None or n.id in ids)]
+    return found
+
+
+_INDEX = "straight:kids"  # a node's cache key for its children by id
+
+
+def _ix(node: Node) -> dict[str | None, list[Node]]:
+    """A node's children by id, in document order, made once per node (kept in its cache). A
+    segment's index is made from the children it has then: only loops and segments are looked up
+    in it, and a segment has neither."""
+    cache = node.cache
+    if cache is None:
+        cache = node.cache = {}
+    index: Any = cache.get(_INDEX)
+    if index is None:
+        index = {}
+        for k in node.kids or ():
+            same = index.get(k.id)
+            if same is None:
+                index[k.id] = [k]
+            else:
+                same.append(k)
+        cache[_INDEX] = index
+    return index  # type: ignore[no-any-return]
 
 
 def _values(nodes: list[Node], tail: Tail) -> list[str]:
@@ -523,6 +560,15 @@ def _suffixed(elements: Any, suffix: int) -> Iterator[str]:
                 yield from (c for j, c in enumerate(occ, 1) if c and j % 100 == suffix)
 
 
+def _first_text(value: Any) -> str | None:
+    texts = _texts(value)
+    return texts[0] if texts else None
+
+
+def _comps(elements: Any, i: int, components: tuple[int, ...]) -> list[str]:
+    return list(_components(elements, i, components))
+
+
 def _first(nodes: list[Node], tail: Tail) -> str | None:
     values = _values(nodes, tail)
     return values[0] if values else None
@@ -551,6 +597,7 @@ class _Writer:
         self.shared: dict[str, tuple[str, bool]] = {}  # key -> (variable, doc-ordered and flat)
         self.count = 0
         self.fallbacks: list[str] = []
+        self.reads: dict[str, list[tuple[str, Tail, bool]]] = {}  # by the variable of the segments
 
     def var(self, prefix: str) -> str:
         self.count += 1
@@ -593,7 +640,8 @@ class _Writer:
             return v, True
         desc = path.desc
         assert desc is not None  # noqa: S101 - the desc starts have their step
-        self.emit(indent, f"{v} = _desc(doc, {desc.test!r}, {self.name(desc.ids)})")
+        key = f"straight:{desc.test}:{sorted(desc.ids or ())}:{desc.ids is None}"
+        self.emit(indent, f"{v} = _desc(doc, {desc.test!r}, {self.name(desc.ids)}, {key!r})")
         if desc.preds:
             self.emit(indent, f"{v} = [n for n in {v} if {' and '.join(desc.preds)}]")
         if path.start == "first":
@@ -610,6 +658,13 @@ class _Writer:
             tests.append(f"n.id in {self.name(step.ids)}")
         tests.extend(step.preds)
         cond = " and ".join(tests) or "True"
+        if step.axis == "child" and step.ids is not None and len(step.ids) == 1:
+            (one,) = step.ids
+            rest = " and ".join([f"n.kind == {step.test!r}", *step.preds])
+            self.emit(indent, f"{v} = [n for p in {current} for n in _ix(p).get({one!r}, ()) if {rest}]")
+            if not flat:
+                self.emit(indent, f"if len({current}) > 1: {v} = doc_order({v})")
+            return v, flat
         if step.axis == "child":
             self.emit(indent, f"{v} = [n for p in {current} for n in (p.kids or ()) if {cond}]")
             if not flat:
@@ -630,20 +685,38 @@ class _Writer:
         self.emit(indent, f"{v} = [n for n in _ancestors({current}, {self_too}) if {cond}]")
         return v, False
 
-    def field(self, f: FieldRule, indent: int) -> str:
-        """Code setting the field's variable; its name."""
+    def field(self, f: FieldRule) -> tuple[str, FieldRule]:
+        """Code for the field's first path (a plain element read waits in ``reads``, emitted with the
+        other reads of the same segment); its variable."""
         out = self.var("F")
-        empty = "[]" if f.many else "None"
-        for k, path in enumerate(f.paths):
-            inner = indent if k == 0 else indent + k
-            if k > 0:
-                self.emit(inner - 1, f"if not {out}:" if f.many else f"if {out} is None:")
-            self._path_value(out, path, f.many, inner, shared=k == 0)
-        if not f.paths:
-            self.emit(indent, f"{out} = {empty}")
-        return out
+        self._path_value(out, f.paths[0], f.many, 1, shared=True, group=True)
+        return out, f
 
-    def _path_value(self, out: str, path: str, many: bool, indent: int, shared: bool) -> None:
+    def rest(self, out: str, f: FieldRule) -> None:
+        """The field's fallback paths, each tried when the paths before it gave nothing."""
+        for k, path in enumerate(f.paths[1:], 1):
+            self.emit(k, f"if not {out}:" if f.many else f"if {out} is None:")
+            self._path_value(out, path, f.many, k + 1, shared=False, group=False)
+
+    def flush(self) -> None:
+        """The grouped reads: one test of how many segments were found, then each field's element
+        read in place (one segment) or through the general helpers (none, or several)."""
+        for nodes, reads in self.reads.items():
+            self.emit(1, f"if len({nodes}) == 1:")
+            self.emit(2, f"E_ = {nodes}[0].segment.elements")
+            self.emit(2, "L_ = len(E_)")
+            for out, tail, many in reads:
+                self.emit(2, f"{out} = {_inline(tail, many)}")
+            self.emit(1, "else:")
+            for out, tail, many in reads:
+                t = self.name(tail)
+                general = f"_values({nodes}, {t})" if many else f"_first({nodes}, {t})"
+                self.emit(2, f"{out} = {general} if {nodes} else {'[]' if many else 'None'}")
+        self.reads.clear()
+
+    def _path_value(  # noqa: PLR0913 - the writer's one place for a path's value
+        self, out: str, path: str, many: bool, indent: int, *, shared: bool, group: bool
+    ) -> None:
         try:
             head, tail = parse_field(path, self.names)
         except Skip:
@@ -666,20 +739,17 @@ class _Writer:
             self.emit(indent, f"{out} = {read}" if many else f"{out} = ({out}_ := {read}) and {out}_[0] or None")
             return
         nodes = self.nodes(head, indent, shared)
-        t = self.name(tail)
-        if tail.kind == "ele" and len(tail.positions) == 1:
-            i = tail.positions[0]
-            self.emit(indent, f"if len({nodes}) == 1 and (e_ := {nodes}[0].segment) is not None:")
-            self.emit(indent + 1, f"x_ = e_.elements[{i - 1}] if len(e_.elements) >= {i} else ''")
-            if many:
-                self.emit(indent + 1, f"{out} = ([x_] if x_ else []) if x_.__class__ is str else _texts(x_)")
-                self.emit(indent, "else:")
-                self.emit(indent + 1, f"{out} = _values({nodes}, {t})")
-            else:
-                self.emit(indent + 1, f"{out} = (x_ or None) if x_.__class__ is str else (_texts(x_) or [None])[0]")
-                self.emit(indent, "else:")
-                self.emit(indent + 1, f"{out} = _first({nodes}, {t}) if {nodes} else None")
+        if group and tail.kind in ("ele", "sub") and len(tail.positions) == 1:
+            self.reads.setdefault(nodes, []).append((out, tail, many))
             return
+        t = self.name(tail)
+        if len(tail.positions) == 1 and tail.kind in ("ele", "sub"):
+            self.emit(indent, f"if len({nodes}) == 1:")
+            self.emit(indent + 1, f"E_ = {nodes}[0].segment.elements")
+            self.emit(indent + 1, "L_ = len(E_)")
+            self.emit(indent + 1, f"{out} = {_inline(tail, many)}")
+            self.emit(indent, "else:")
+            indent += 1
         if many:
             self.emit(indent, f"{out} = _values({nodes}, {t}) if {nodes} else []")
         else:
@@ -701,6 +771,17 @@ class _Writer:
         v = self.var("S")
         self.emit(indent, f"{v} = doc_order({' + '.join(found)})")
         return v
+
+
+def _inline(tail: Tail, many: bool) -> str:
+    """The expression reading a one-position tail from one segment's elements ``E_`` (``L_`` long)."""
+    i = tail.positions[0]
+    if tail.kind == "sub":
+        read = f"_comps(E_, {i}, {tail.components!r})"
+        return read if many else f"next(iter({read}), None)"
+    if many:
+        return f"(([x_] if x_ else []) if (x_ := E_[{i - 1}]).__class__ is str else _texts(x_)) if L_ >= {i} else []"
+    return f"((x_ or None) if (x_ := E_[{i - 1}]).__class__ is str else _first_text(x_)) if L_ >= {i} else None"
 
 
 def _fallback_getter(path: str) -> TextsFn:
@@ -730,7 +811,7 @@ def _xpath(path: str) -> Expr:
 
 _HELPERS: dict[str, Any] = {
     "_texts": _texts, "_eq1": _eq1, "_eq": _eq, "_ne": _ne, "_has_desc": _has_desc, "_has_anc": _has_anc,
-    "_ancestors": _ancestors, "_desc": _desc, "_structural": _structural, "_ctx_values": _ctx_values, "_values": _values, "_first": _first, "doc_order": doc_order,
+    "_ancestors": _ancestors, "_desc": _desc, "_structural": _structural, "_ctx_values": _ctx_values, "_values": _values, "_first": _first, "_first_text": _first_text, "_comps": _comps, "_ix": _ix, "doc_order": doc_order,
 }  # fmt: skip
 
 
@@ -748,7 +829,11 @@ def _function(rule: ListRule | RecordRule, fname: str, names: dict[str, Any], so
               fallbacks: list[str]) -> None:  # fmt: skip
     w = _Writer(names)
     w.emit(1, "pass")
-    fields = [(f.name, w.field(f, 1)) for f in rule.fields]
+    firsts = [w.field(f) for f in rule.fields]
+    w.flush()
+    for out, f in firsts:
+        w.rest(out, f)
+    fields = [(f.name, out) for out, f in firsts]
     lists = []
     for k, lst in enumerate(rule.lists):
         inner = f"{fname}_{k}"
