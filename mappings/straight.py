@@ -198,7 +198,11 @@ class _Pred:
         helper = "_eq" if op == "=" else "_ne"
         if len(positions) == 1 and op == "=" and value:
             i = positions[0]
-            return f"_eq1(n.segment.elements, {i}, {self.name(value)})"
+            k = self.name(value)
+            return (
+                f"(len(e__ := n.segment.elements) >= {i} and (x__ == {k}"
+                f" if (x__ := e__[{i - 1}]).__class__ is str else {k} in _texts(x__)))"
+            )  # _eq1 written out
         return f"{helper}(n.segment.elements, {self.name(positions)}, {self.name(value)})"
 
     def exists(self) -> str:
