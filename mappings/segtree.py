@@ -170,7 +170,9 @@ _TRANSITIONS: dict[tuple[tuple[str, ...], tuple[str, ...], bool], tuple[int, tup
 _MAX_TRANSITIONS = 50_000
 
 
-def _transition(previous: tuple[str, ...], target: tuple[str, ...], starts_loop: bool) -> tuple[int, tuple[str, ...]]:
+def _transition(
+    previous: tuple[str, ...], target: tuple[str, ...], starts_loop: bool
+) -> tuple[int, tuple[str, ...]]:
     """(loops kept open, loop ids to open) going from the loops of ``previous`` to ``target``: what
     :func:`_open_loops` does, as a function of the two paths alone (the open loops are always those
     of the previous segment), so it is worked out once per pair of paths."""

@@ -32,12 +32,12 @@ from mappings.segtree import Node
 from mappings.xpath_lite import (
     Expr,
     TextsFn,
+    Unsupported,
     _structure_of,
     _tokens,
     compile_xpath,
     doc_order,
     element_positions,
-    element_texts,
 )
 from transactions.segment import Repetition
 
@@ -88,10 +88,11 @@ class Tail:
 class _Tokens:
     def __init__(self, expr: str) -> None:
         try:
-            self.toks = [t for _, t in _tokens(expr)]
-            self.kinds = [k for k, _ in _tokens(expr)]
-        except Exception as exc:  # noqa: BLE001 - xpath_lite's Unsupported, or anything: not ours
+            tokens = _tokens(expr)
+        except Unsupported as exc:
             raise Skip(expr) from exc
+        self.toks = [t for _, t in tokens]
+        self.kinds = [k for k, _ in tokens]
         self.pos = 0
 
     def peek(self, ahead: int = 0) -> str | None:
@@ -745,9 +746,7 @@ class _Writer:
                 self.emit(2, f"{out} = {general} if {nodes} else {'[]' if many else 'None'}")
         self.reads.clear()
 
-    def _path_value(  # noqa: PLR0913 - the writer's one place for a path's value
-        self, out: str, path: str, many: bool, indent: int, *, shared: bool, group: bool
-    ) -> None:
+    def _path_value(self, out: str, path: str, many: bool, indent: int, *, shared: bool, group: bool) -> None:
         try:
             head, tail = parse_field(path, self.names)
         except Skip:
@@ -767,7 +766,8 @@ class _Writer:
             return
         if tail.kind == "ctx_ele":
             read = f"_ctx_values(ctx, {self.name(tail.ids)}, {self.name({})})"
-            self.emit(indent, f"{out} = {read}" if many else f"{out} = ({out}_ := {read}) and {out}_[0] or None")
+            first = f"{out} = ({out}_ := {read}) and {out}_[0] or None"
+            self.emit(indent, f"{out} = {read}" if many else first)
             return
         nodes = self.nodes(head, indent, shared)
         if group and tail.kind in ("ele", "sub") and len(tail.positions) == 1:
@@ -810,9 +810,10 @@ def _inline(tail: Tail, many: bool) -> str:
     if tail.kind == "sub":
         read = f"_comps(E_, {i}, {tail.components!r})"
         return read if many else f"next(iter({read}), None)"
+    x = f"(x_ := E_[{i - 1}]).__class__ is str"
     if many:
-        return f"(([x_] if x_ else []) if (x_ := E_[{i - 1}]).__class__ is str else _texts(x_)) if L_ >= {i} else []"
-    return f"((x_ or None) if (x_ := E_[{i - 1}]).__class__ is str else _first_text(x_)) if L_ >= {i} else None"
+        return f"(([x_] if x_ else []) if {x} else _texts(x_)) if L_ >= {i} else []"
+    return f"((x_ or None) if {x} else _first_text(x_)) if L_ >= {i} else None"
 
 
 def _fallback_getter(path: str) -> TextsFn:
@@ -841,8 +842,11 @@ def _xpath(path: str) -> Expr:
 
 
 _HELPERS: dict[str, Any] = {
-    "_texts": _texts, "_eq1": _eq1, "_eq": _eq, "_ne": _ne, "_has_desc": _has_desc, "_has_anc": _has_anc,
-    "_ancestors": _ancestors, "_desc": _desc, "_structural": _structural, "_ctx_values": _ctx_values, "_values": _values, "_first": _first, "_first_text": _first_text, "_comps": _comps, "_ix": _ix, "doc_order": doc_order,
+    f.__name__: f
+    for f in (
+        _texts, _eq1, _eq, _ne, _has_desc, _has_anc, _ancestors, _desc, _structural, _ctx_values, _values,
+        _first, _first_text, _comps, _ix, doc_order,
+    )
 }  # fmt: skip
 
 
@@ -886,7 +890,8 @@ def compile_rule(rule: RecordRule) -> StraightRule:
     w = _Writer(names)
     sel = w.select(rule.select, 1)
     body = "\n".join(w.lines)
-    sources.append(f"def records(ctx):\n    doc = ctx.parent\n{body}\n    return [record(n, doc) for n in {sel}]")
+    head = "def records(ctx):\n    doc = ctx.parent\n"
+    sources.append(f"{head}{body}\n    return [record(n, doc) for n in {sel}]")
     source = "\n\n".join(sources)
     exec(compile(source, f"<mapping rule {rule.name}>", "exec"), names)  # noqa: S102 - code we generated
     fallbacks.extend(w.fallbacks)

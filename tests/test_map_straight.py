@@ -182,7 +182,8 @@ def test_an_override_outside_the_subset_maps_alike_through_its_fallback() -> Non
     rules = with_overrides(default_rules(), [("o.xml", override)])
     rule = rules.payers["ALTPAYER1"]["authorization"]
     assert fallbacks(rule) == ("seg[@id='REF'][ele[@id='REF01']='BB'][1]/ele[@id='REF02']",)
-    data = (Path(__file__).resolve().parent.parent / "sample_edi" / "responses" / "278resp-ALTPAYER1-auth-in-REF-BB.x12")
+    responses = Path(__file__).resolve().parent.parent / "sample_edi" / "responses"
+    data = responses / "278resp-ALTPAYER1-auth-in-REF-BB.x12"
     _assert_same_records(data.read_bytes(), rules)
     records = [r for vs, isa, gs in _sets(data.read_bytes()) for r in map_set(vs, isa, gs, rules)]
     assert records
