@@ -139,6 +139,9 @@ def build_nodes(placed: Sequence[Placed], *, set_id: str, control_number: str) -
     order = 1
     previous: tuple[str, ...] = ()
     transitions = _TRANSITIONS
+    new = Node.__new__
+    parent = root
+    kids = root.kids
     if len(transitions) > _MAX_TRANSITIONS:  # bounded whatever the maps: a cache, not a store
         transitions.clear()
     for p in placed:
@@ -157,11 +160,21 @@ def build_nodes(placed: Sequence[Placed], *, set_id: str, control_number: str) -
                 stack.append(node)
                 listing.append(node)
             previous = target
+            parent = stack[-1]
+            kids = parent.kids
         order += 1
-        parent = stack[-1]
-        seg = Node("seg", p.segment.tag, parent, (order,))
-        seg.segment = p.segment
-        parent.kids.append(seg)  # type: ignore[union-attr]  # loops always have kids
+        segment = p.segment
+        seg = new(Node)  # what Node("seg", ...) makes, without a call to __init__ per segment
+        seg.kind = "seg"
+        seg.id = segment.tag
+        seg.parent = parent
+        seg.key = (order,)
+        seg.text = None
+        seg.kids = None
+        seg.segment = segment
+        seg.attrs = ()
+        seg.cache = None
+        kids.append(seg)  # type: ignore[union-attr]  # loops always have kids
         listing.append(seg)
     return root
 
