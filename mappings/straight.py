@@ -630,6 +630,18 @@ class _Writer:
         self.count = 0
         self.fallbacks: list[str] = []
         self.reads: dict[str, list[tuple[str, Tail, bool]]] = {}  # by the variable of the segments
+        self.single: dict[str, str] = {}  # variables holding just [ctx] or [doc]
+        self.indexes: set[str] = set()  # the IX_ctx / IX_doc variables made so far
+
+    def index(self, node: str, indent: int) -> str:
+        """The variable holding ``_ix`` of ``ctx`` or ``doc`` (made at the first top-level use)."""
+        name = f"IX_{node}"
+        if indent == 1:
+            if name not in self.indexes:
+                self.indexes.add(name)
+                self.emit(indent, f"{name} = _ix({node})")
+            return name
+        return f"_ix({node})" if name not in self.indexes else name
 
     def var(self, prefix: str) -> str:
         self.count += 1
@@ -664,11 +676,9 @@ class _Writer:
 
     def _start(self, path: NodePath, indent: int) -> tuple[str, bool]:
         v = self.var("N")
-        if path.start == "ctx":
-            self.emit(indent, f"{v} = [ctx]")
-            return v, True
-        if path.start == "doc":
-            self.emit(indent, f"{v} = [doc]")
+        if path.start in ("ctx", "doc"):
+            self.emit(indent, f"{v} = [{path.start}]")
+            self.single[v] = path.start
             return v, True
         desc = path.desc
         assert desc is not None  # noqa: S101 - the desc starts have their step
@@ -681,6 +691,19 @@ class _Writer:
             return v, True
         return v, False  # descendants of the document may nest
 
+    def _child_by_id(self, v: str, current: str, flat: bool, step: Step, indent: int) -> None:
+        """``loop[@id='X']``-like child steps: the children with that id from each node's index."""
+        (one,) = step.ids or ()
+        rest = " and ".join([f"n.kind == {step.test!r}", *step.preds])
+        node = self.single.get(current)
+        if node is not None:  # the context or the document: its index looked up once
+            index = self.index(node, indent)
+            self.emit(indent, f"{v} = [n for n in {index}.get({one!r}, ()) if {rest}]")
+            return
+        self.emit(indent, f"{v} = [n for p in {current} for n in _ix(p).get({one!r}, ()) if {rest}]")
+        if not flat:
+            self.emit(indent, f"if len({current}) > 1: {v} = doc_order({v})")
+
     def _step(self, current: str, flat: bool, step: Step, indent: int) -> tuple[str, bool]:
         v = self.var("N")
         tests = []
@@ -691,11 +714,7 @@ class _Writer:
         tests.extend(step.preds)
         cond = " and ".join(tests) or "True"
         if step.axis == "child" and step.ids is not None and len(step.ids) == 1:
-            (one,) = step.ids
-            rest = " and ".join([f"n.kind == {step.test!r}", *step.preds])
-            self.emit(indent, f"{v} = [n for p in {current} for n in _ix(p).get({one!r}, ()) if {rest}]")
-            if not flat:
-                self.emit(indent, f"if len({current}) > 1: {v} = doc_order({v})")
+            self._child_by_id(v, current, flat, step, indent)
             return v, flat
         if step.axis == "child":
             self.emit(indent, f"{v} = [n for p in {current} for n in (p.kids or ()) if {cond}]")
