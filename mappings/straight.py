@@ -693,7 +693,8 @@ class _Writer:
 
     def _child_by_id(self, v: str, current: str, flat: bool, step: Step, indent: int) -> None:
         """``loop[@id='X']``-like child steps: the children with that id from each node's index."""
-        (one,) = step.ids or ()
+        assert step.ids is not None  # noqa: S101 - the caller checked: one id
+        (one,) = step.ids
         rest = " and ".join([f"n.kind == {step.test!r}", *step.preds])
         node = self.single.get(current)
         if node is not None:  # the context or the document: its index looked up once
