@@ -14,6 +14,7 @@ from mappings.eligibility import eligibility_result
 from mappings.engine import RecordRule, extract_records, load_overrides, load_rules
 from mappings.records import AuthorizationRecord, ControlRef, EligibilityResult
 from mappings.segtree import Node, build_nodes, release
+from mappings.straight import straight_record
 from transactions.document import build_tree, to_xml
 from transactions.findings import GroupReport, InterchangeReport, SetReport, set_validation
 from transactions.placed import Placed
@@ -100,6 +101,16 @@ class _SetForms:
         return self._xml
 
     def extract(self, rule: RecordRule) -> list[dict[str, Any]]:
+        """The rule's field dicts: straight-line code over the nodes (``mappings.straight``) when the
+        rule set compiles, else lxml over the XML form."""
+        fast = straight_record(rule) if self.plain() else None
+        if fast is None:
+            return extract_records(self.xml(), rule)
+        return fast.extract(self.nodes())
+
+    def extract_by_steps(self, rule: RecordRule) -> list[dict[str, Any]]:
+        """The same through ``mappings.compiled_rules`` (XPath-like steps per field): the reference
+        the straight-line code is tested against."""
         fast = compiled_record(rule) if self.plain() else None
         if fast is None:
             return extract_records(self.xml(), rule)

@@ -137,19 +137,64 @@ def build_nodes(placed: Sequence[Placed], *, set_id: str, control_number: str) -
     doc.cache = {STRUCTURE: listing}  # what xpath_lite's descendant steps scan
     stack = [root]
     order = 1
-    previous: tuple[str, ...] | None = None
+    previous: tuple[str, ...] = ()
+    transitions = _TRANSITIONS
+    new = Node.__new__
+    parent = root
+    kids = root.kids
+    if len(transitions) > _MAX_TRANSITIONS:  # bounded whatever the maps: a cache, not a store
+        transitions.clear()
     for p in placed:
         target = p.loops
-        if target != previous or p.starts_loop:  # else the same loop instance goes on
+        starts = p.starts_loop
+        if target != previous or starts:  # else the same loop instance goes on
+            plan = transitions.get((previous, target, starts))
+            if plan is None:
+                plan = transitions[(previous, target, starts)] = _transition(previous, target, starts)
+            depth, opens = plan
+            del stack[depth + 1 :]
+            for loop_id in opens:
+                order += 1
+                node = Node("loop", loop_id, stack[-1], (order,))
+                stack[-1].kids.append(node)  # type: ignore[union-attr]  # loops always have kids
+                stack.append(node)
+                listing.append(node)
             previous = target
-            order = _open_loops(stack, target, p.starts_loop, order, listing)
+            parent = stack[-1]
+            kids = parent.kids
         order += 1
-        parent = stack[-1]
-        seg = Node("seg", p.segment.tag, parent, (order,))
-        seg.segment = p.segment
-        parent.kids.append(seg)  # type: ignore[union-attr]  # loops always have kids
+        segment = p.segment
+        seg = new(Node)  # what Node("seg", ...) makes, without a call to __init__ per segment
+        seg.kind = "seg"
+        seg.id = segment.tag
+        seg.parent = parent
+        seg.key = (order,)
+        seg.text = None
+        seg.kids = None
+        seg.segment = segment
+        seg.attrs = ()
+        seg.cache = None
+        kids.append(seg)  # type: ignore[union-attr]  # loops always have kids
         listing.append(seg)
     return root
+
+
+_TRANSITIONS: dict[tuple[tuple[str, ...], tuple[str, ...], bool], tuple[int, tuple[str, ...]]] = {}
+_MAX_TRANSITIONS = 50_000
+
+
+def _transition(
+    previous: tuple[str, ...], target: tuple[str, ...], starts_loop: bool
+) -> tuple[int, tuple[str, ...]]:
+    """(loops kept open, loop ids to open) going from the loops of ``previous`` to ``target``: what
+    :func:`_open_loops` does, as a function of the two paths alone (the open loops are always those
+    of the previous segment), so it is worked out once per pair of paths."""
+    depth = 0
+    while depth < len(target) and depth < len(previous) and previous[depth] == target[depth]:
+        depth += 1
+    if starts_loop and target and depth == len(target):
+        depth -= 1  # the first segment of a loop opens a new instance of it
+    return depth, target[depth:]
 
 
 def release(transaction: Node) -> None:
@@ -181,3 +226,29 @@ def _open_loops(
         stack.append(node)
         listing.append(node)
     return order
+
+
+def build_nodes_by_stack(placed: Sequence[Placed], *, set_id: str, control_number: str) -> Node:
+    """:func:`build_nodes` as it was, each loop change worked out on the stack of open loops
+    (:func:`_open_loops`): the reference its remembered transitions are tested against."""
+    doc = Node("doc", None, None, (0,))
+    root = Node("transaction", set_id, doc, (1,))
+    root.attrs = (("control", control_number),)
+    doc.kids = [root]
+    listing = [doc, root]
+    doc.cache = {STRUCTURE: listing}
+    stack = [root]
+    order = 1
+    previous: tuple[str, ...] | None = None
+    for p in placed:
+        target = p.loops
+        if target != previous or p.starts_loop:
+            previous = target
+            order = _open_loops(stack, target, p.starts_loop, order, listing)
+        order += 1
+        parent = stack[-1]
+        seg = Node("seg", p.segment.tag, parent, (order,))
+        seg.segment = p.segment
+        parent.kids.append(seg)  # type: ignore[union-attr]  # loops always have kids
+        listing.append(seg)
+    return root
