@@ -35,6 +35,7 @@ import hashlib
 import hmac
 import re
 import secrets
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -161,8 +162,16 @@ def _sqlite_listeners(engine: Engine, busy_timeout_ms: int, path: Path | None = 
             fileperms.tighten(path)  # the -wal/-shm files WAL mode just created (or an old 0644 set)
 
     def on_begin(conn: Connection) -> None:
+        # on the driver's connection: a BEGIN through ``exec_driver_sql`` pays SQLAlchemy's whole
+        # execution path (context, cursor, result) for a statement without parameters or rows
         deferred = conn.get_execution_options().get(_READ_ONLY, False)
-        conn.exec_driver_sql("BEGIN DEFERRED" if deferred else "BEGIN IMMEDIATE")
+        statement = "BEGIN DEFERRED" if deferred else "BEGIN IMMEDIATE"
+        raw = conn.connection.driver_connection
+        assert raw is not None  # noqa: S101 - a live pysqlite connection
+        try:
+            raw.execute(statement)
+        except sqlite3.Error as exc:  # as SQLAlchemy would have raised it (busy: OperationalError)
+            raise sa_exc.DBAPIError.instance(statement, None, exc, sqlite3.Error) from None
 
     event.listen(engine, "connect", on_connect)
     event.listen(engine, "begin", on_begin)
