@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import json
@@ -74,8 +75,10 @@ class DataKey:
 
     raw: bytes = field(repr=False)
 
-    @property
+    @functools.cached_property
     def fingerprint(self) -> str:
+        """Computed once per key: every sealed value names it (an HMAC per value was a visible share
+        of the store's CPU)."""
         return fingerprint(self.raw)
 
     def gcm(self) -> AESGCM:
