@@ -307,3 +307,24 @@ def test_record_sets_in_slices_and_early_log_flushes_keep_ids_traces_and_log_ord
     ]
     oldest_first = [(c.entity_id, c.new_state) for c in reversed(log)]
     assert oldest_first == [(i, "received") for i in ids] + [(i, "unmatched") for i in ids[::2]]
+
+
+def test_upsert_eligibility_many_returns_each_new_rows_id_alone_or_together(store: Store) -> None:
+    """One new outcome (its id from RETURNING) and several at once (read back by tracking number):
+    each returned id is the row of that tracking number, with no earlier status."""
+    from gateway.store.repos.results import EligibilityWrite  # noqa: PLC0415
+
+    names = ("N-1", "N-2", "N-3", "N-4")
+    with store.begin() as tx:
+        tx.requests.insert_many([_fields(t) for t in names])
+        ids = {t: _rid(tx, t) for t in names}
+
+        def new(t: str) -> EligibilityWrite:
+            return EligibilityWrite(t, ids[t], "active", {"t": t}, None, None, None, None)
+
+        alone = tx.results.upsert_eligibility_many([new("N-1")])
+        together = tx.results.upsert_eligibility_many([new(t) for t in names[1:]])
+    with store.read() as tx:
+        rows = tx.results.eligibility_of(list(names))
+    assert alone + together == [(rows[t].id, None, "active") for t in names]
+    assert [rows[t].record for t in names] == [{"t": t} for t in names]

@@ -214,3 +214,46 @@ def test_consecutive_file_moves_in_one_update_equal_the_moves_one_by_one(store: 
     with pytest.raises(StaleStateError), store.begin() as tx:
         tx.files.transition_steps(together, steps, expect=FileState.UPLOADING)
     assert len(_history(store, Entity.FILE, together)) == 3
+
+
+@pytest.mark.parametrize(
+    ("state", "partner"),
+    [
+        (RequestState.NEW, "acme"),  # claimed
+        (RequestState.NEW, "other"),  # another partner's request: nothing
+        (RequestState.BATCHING, "acme"),  # claimed already: nothing
+        (RequestState.QUEUED, "acme"),  # not a source state: nothing
+    ],
+)
+def test_the_one_statement_claim_equals_the_locked_read_and_update(
+    store: Store, state: str, partner: str
+) -> None:
+    """SQLite's guarded claim by id (one UPDATE) takes the same row, leaves the same columns and logs
+    the same change as the locked read and update it replaces (the reference, kept for PostgreSQL)."""
+    from gateway.store.repos import leases  # noqa: PLC0415 - the two paths under test
+
+    if store.engine.dialect.name != "sqlite":
+        pytest.skip("the one-statement claim is SQLite's (PostgreSQL skips locked rows instead)")
+    paths = {"guarded": leases._claim_guarded, "locked": leases._claim_locked}
+    until = store.clock()
+    out: dict[str, tuple[object, ...]] = {}
+    for name, path in paths.items():
+        with store.begin() as tx:
+            rid = _request(tx, f"GW-{name}", partner=partner)
+            _put(tx, s.requests, rid, state)
+        with store.begin() as tx:
+            rows = path(
+                tx.requests,
+                s.requests,
+                Entity.REQUEST,
+                RequestEvent.CLAIM_FOR_BATCH,
+                rid,
+                {"partner": "acme"},
+                "n1",
+                until,
+            )
+            taken = [(r.state, r.lease_owner, r.lease_until, r.updated_at) for r in rows]
+        with store.read() as tx:
+            row = tx.requests.get(rid)
+        out[name] = (taken, row.state, row.lease_owner, row.lease_until, _history(store, Entity.REQUEST, rid))
+    assert out["guarded"] == out["locked"]

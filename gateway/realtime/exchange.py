@@ -217,8 +217,9 @@ def _submitted(
 
 def _send_requests(ctx: Context, tx: Tx, request_ids: list[int], now: datetime) -> None:
     """Requests whose set went out become ``sent``, due back within the configured time (read and
-    locked together, each moved from the state it was read in)."""
-    rows = {r.id: r for r in tx.requests.get_many(request_ids)}
+    locked together, each moved from the state it was read in; their heads only: the payload is
+    not unsealed)."""
+    rows = {r.id: r for r in tx.requests.heads(request_ids)}
     for request_id in request_ids:
         req = rows.get(request_id) or tx.requests.get(request_id)  # get names a missing one
         if allows(Entity.REQUEST, req.state, RequestEvent.SEND):

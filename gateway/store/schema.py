@@ -19,6 +19,7 @@ Design rules the columns follow:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -70,6 +71,20 @@ class UtcDateTime(TypeDecorator[datetime]):
             raise ValueError("the store takes time-zone aware datetimes only")
         utc = value.astimezone(UTC)
         return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
+        """On SQLite, ``process_bind_param`` and the dialect's text format in one step (the two
+        processors SQLAlchemy chains cost more than the conversion: a dozen datetimes per statement
+        on the hot path); the same text as the chain (``tests/test_store_datetime.py``)."""
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+        convert = self.process_bind_param
+
+        def process(value: datetime | None) -> str | None:
+            utc = convert(value, dialect)
+            return None if utc is None else utc.isoformat(" ", "microseconds")
+
+        return process
 
     def process_result_value(self, value: datetime | None, _dialect: Dialect) -> datetime | None:
         """Hand back aware UTC datetimes on every backend."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import json
@@ -39,6 +40,7 @@ NAME_PREFIX = "x12gw~"
 KEY_BYTES = 32
 FINGERPRINT_CHARS = 16
 _NONCE = 12
+_NAMES_KEPT = 4096  # name <-> token pairs a key ring keeps (see ``KeyRing.seal_name``)
 _DIALECT_ATTRIBUTE = "x12gw_keyring"
 
 
@@ -74,8 +76,10 @@ class DataKey:
 
     raw: bytes = field(repr=False)
 
-    @property
+    @functools.cached_property
     def fingerprint(self) -> str:
+        """Computed once per key: every sealed value names it (an HMAC per value was a visible share
+        of the store's CPU)."""
         return fingerprint(self.raw)
 
     def gcm(self) -> AESGCM:
@@ -94,6 +98,10 @@ class KeyRing:
         self._keys[self.current.fingerprint] = self.current
         self._gcm = {fp: k.gcm() for fp, k in self._keys.items()}
         self._siv = {fp: k.siv() for fp, k in self._keys.items()}
+        # names seal deterministically, so a name and its token are one pair for this ring: the
+        # pairs met lately are kept (a file row is read back and moved several times per call)
+        self._tokens: dict[str, str] = {}
+        self._names: dict[str, str] = {}
 
     @property
     def fingerprint(self) -> str:
@@ -127,16 +135,33 @@ class KeyRing:
     # -- names (deterministic) ---------------------------------------------------------------------
 
     def seal_name(self, name: str) -> str:
-        data = self._siv[self.fingerprint].encrypt(name.encode("utf-8"), [NAME_PREFIX.encode()])
-        return f"{NAME_PREFIX}{self.fingerprint}~{base64.urlsafe_b64encode(data).decode('ascii')}"
+        token = self._tokens.get(name)
+        if token is None:
+            data = self._siv[self.fingerprint].encrypt(name.encode("utf-8"), [NAME_PREFIX.encode()])
+            token = f"{NAME_PREFIX}{self.fingerprint}~{base64.urlsafe_b64encode(data).decode('ascii')}"
+            self._remember(name, token)
+        return token
 
     def unseal_name(self, value: str) -> str:
+        name = self._names.get(value)
+        if name is not None:
+            return name
         fp, _, b64 = value[len(NAME_PREFIX) :].partition("~")
         try:
             data = base64.urlsafe_b64decode(b64)
-            return self._siv[self._key_for(fp)].decrypt(data, [NAME_PREFIX.encode()]).decode("utf-8")
+            name = self._siv[self._key_for(fp)].decrypt(data, [NAME_PREFIX.encode()]).decode("utf-8")
         except InvalidTag:
             raise StoreError("a sealed name failed its integrity check (wrong key or damaged)") from None
+        if fp == self.fingerprint:  # an older key's token is not what seal_name would give
+            self._remember(name, value)
+        return name
+
+    def _remember(self, name: str, token: str) -> None:
+        if len(self._names) >= _NAMES_KEPT:  # started afresh rather than tracking the oldest
+            self._tokens.clear()
+            self._names.clear()
+        self._tokens[name] = token
+        self._names[token] = name
 
 
 def is_sealed_doc(value: object) -> bool:

@@ -35,6 +35,7 @@ import hashlib
 import hmac
 import re
 import secrets
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -161,8 +162,16 @@ def _sqlite_listeners(engine: Engine, busy_timeout_ms: int, path: Path | None = 
             fileperms.tighten(path)  # the -wal/-shm files WAL mode just created (or an old 0644 set)
 
     def on_begin(conn: Connection) -> None:
+        # on the driver's connection: a BEGIN through ``exec_driver_sql`` pays SQLAlchemy's whole
+        # execution path (context, cursor, result) for a statement without parameters or rows
         deferred = conn.get_execution_options().get(_READ_ONLY, False)
-        conn.exec_driver_sql("BEGIN DEFERRED" if deferred else "BEGIN IMMEDIATE")
+        statement = "BEGIN DEFERRED" if deferred else "BEGIN IMMEDIATE"
+        raw = conn.connection.driver_connection
+        assert raw is not None  # noqa: S101 - a live pysqlite connection
+        try:
+            raw.execute(statement)
+        except sqlite3.Error as exc:  # as SQLAlchemy would have raised it (busy: OperationalError)
+            raise sa_exc.DBAPIError.instance(statement, None, exc, sqlite3.Error) from None
 
     event.listen(engine, "connect", on_connect)
     event.listen(engine, "begin", on_begin)
@@ -316,6 +325,7 @@ class Store:
         self.instance_id = ""
         self._writers = _writer_lock(engine)
         self._wait_seconds = 5.0
+        self._writer: Connection | None = None  # SQLite: the connection writers share (``_writing``)
 
     @classmethod
     def open(
@@ -353,6 +363,9 @@ class Store:
 
     def close(self) -> None:
         """Close pooled connections (the store must not be used afterwards)."""
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.close()
         self.engine.dispose()
 
     def __enter__(self) -> Store:
@@ -365,19 +378,50 @@ class Store:
         return f"Store({self.engine.url.render_as_string(hide_password=True)!r})"
 
     @contextmanager
-    def _writing(self) -> Iterator[None]:
-        """Hold this process's writer lock of a SQLite store for the block (nothing on PostgreSQL).
+    def _writing(self) -> Iterator[Connection]:
+        """A write transaction (``BEGIN IMMEDIATE`` on SQLite): committed when the block ends, rolled
+        back if it raises.
 
-        Waits at most the busy timeout; past it the transaction goes ahead and SQLite's own busy handler
-        decides, exactly as without the lock (a stuck writer never hangs this thread forever).
+        On SQLite it runs under this process's writer lock, on the one connection the process's
+        writers share: SQLite admits one writer at a time anyway, and a connection keeps its page
+        cache only while no other connection writes, so the writers' reads (the rows they lock and
+        move, the index pages they insert into) come from memory instead of one ``pread`` per page,
+        and no pool checkout/checkin is paid per transaction. The lock waits at most the busy timeout;
+        past it (or in a write nested in another on the same thread, which SQLite would make wait
+        anyway) the transaction takes a pooled connection and SQLite's busy handler decides, exactly
+        as without the lock (a stuck writer never hangs this thread forever). PostgreSQL: a pooled
+        connection, no lock.
         """
         lock = self._writers
         held = lock is not None and lock.acquire(timeout=self._wait_seconds)
         try:
-            yield
+            shared = self._shared_writer() if held else None
+            if shared is None:
+                with self.engine.begin() as conn:
+                    yield conn
+                return
+            try:
+                with shared.begin():
+                    yield shared
+            finally:
+                if shared.invalidated or shared.in_transaction():
+                    self._drop_writer()  # a failed commit or rollback: a fresh connection next time
         finally:
             if held and lock is not None:
                 lock.release()
+
+    def _shared_writer(self) -> Connection | None:
+        """The writers' connection (made on first use), or None when it is already in a transaction
+        (a write nested in another on this thread). Call with the writer lock held."""
+        if self._writer is None:
+            self._writer = self.engine.connect()
+        return None if self._writer.in_transaction() else self._writer
+
+    def _drop_writer(self) -> None:
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.invalidate()  # never back to the pool: its state after the failure is unknown
+            writer.close()
 
     @contextmanager
     def begin(self) -> Iterator[Tx]:
@@ -388,7 +432,7 @@ class Store:
         SQLite without passing ``tx``: they take their own transaction and would wait for this one.
         """
         try:
-            with self._writing(), self.engine.begin() as conn:
+            with self._writing() as conn:
                 tx = Tx(conn, self.clock, buffered=True)
                 yield tx
                 tx.audit.flush()  # the event-log rows the block recorded, with its commit
@@ -433,7 +477,7 @@ class Store:
         try:
             if tx is not None:
                 return _allocate(tx.conn, self.clock(), key, count, CONTROL_MAX, wrap=True)
-            with self._writing(), self.engine.begin() as conn:
+            with self._writing() as conn:
                 return _allocate(conn, self.clock(), key, count, CONTROL_MAX, wrap=True)
         except sa_exc.SQLAlchemyError as exc:
             raise store_error(exc, "allocate control numbers") from None
@@ -460,7 +504,7 @@ class Store:
             if tx is not None:
                 numbers = _allocate(tx.conn, self.clock(), key, count, TRACKING_MAX, wrap=False)
             else:
-                with self._writing(), self.engine.begin() as conn:
+                with self._writing() as conn:
                     numbers = _allocate(conn, self.clock(), key, count, TRACKING_MAX, wrap=False)
         except sa_exc.SQLAlchemyError as exc:
             raise store_error(exc, "new tracking number") from None

@@ -151,7 +151,6 @@ def _record(  # noqa: PLR0917 - one request's rows
         state=FileState.CLAIMING,
         detail={"source": API_SOURCE, "client": client.name},
     )
-    tx.files.transition(file_row.id, FileEvent.CLAIM, expect=FileState.CLAIMING)
     row = tx.requests.insert(
         tracking_number=tracking,
         kind=request_kind(final).set_id,
@@ -163,12 +162,12 @@ def _record(  # noqa: PLR0917 - one request's rows
         client_reference_hash=hash_member_id(reference, ctx.member_key) if reference else None,
         detail={"source": API_SOURCE, "client": client.name},
     )
-    tx.files.transition(
-        file_row.id,
-        FileEvent.ACCEPT,
-        expect=FileState.CLAIMED,
-        detail={"requests": 1, "rejected": 0, "payload": sha},
-    )
+    # claimed and accepted in one UPDATE (the event log still gets both changes)
+    steps: list[tuple[FileEvent, dict[str, Any] | None]] = [
+        (FileEvent.CLAIM, None),
+        (FileEvent.ACCEPT, {"requests": 1, "rejected": 0, "payload": sha}),
+    ]
+    tx.files.transition_steps(file_row.id, steps, expect=FileState.CLAIMING)
     return row.id
 
 

@@ -11,10 +11,10 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Table, or_, select, update
+from sqlalchemy import ColumnElement, Row, Table, Update, bindparam, or_, select, update
 
 from gateway import lifecycle
-from gateway.store.repos.base import KEY, Repo, by_key, check_limit, keyed_update
+from gateway.store.repos.base import KEY, WAS, Repo, by_key, check_limit, keyed_update, prebuilt
 
 
 def claim(  # noqa: PLR0917 - shared by the two claim methods
@@ -76,6 +76,24 @@ def claim_by_id(  # noqa: PLR0917 - ``claim``'s parameters
     its value (what ``claim``'s conditions would ask): a locked read by key and an update, both
     built once, instead of a query built for the call and a second read."""
     check_limit(limit)  # as ``claim`` checks it
+    sources = lifecycle.sources(entity, event)
+    if repo.conn.dialect.name == "sqlite" and len(sources) == 1 and None not in match.values():
+        return _claim_guarded(repo, table, entity, event, row_id, match, owner, until)
+    return _claim_locked(repo, table, entity, event, row_id, match, owner, until)
+
+
+def _claim_locked(  # noqa: PLR0917 - ``claim_by_id``'s parameters
+    repo: Repo,
+    table: Table,
+    entity: lifecycle.Entity,
+    event: str,
+    row_id: int,
+    match: Mapping[str, object],
+    owner: str,
+    until: datetime,
+) -> list[Row[Any]]:
+    """``claim_by_id`` as a locked read (``FOR UPDATE SKIP LOCKED``: a row another transaction holds
+    is skipped, not waited for) and an update of the row read; the reference for ``_claim_guarded``."""
     locked = by_key(table, "id", for_update=True, skip_locked=True)
     row = repo.conn.execute(locked, {KEY: row_id}).first()
     if row is None or row.state not in lifecycle.sources(entity, event):
@@ -83,6 +101,51 @@ def claim_by_id(  # noqa: PLR0917 - ``claim``'s parameters
     if any(getattr(row, column) != value for column, value in match.items()):
         return []
     return [_claim_one(repo, table, entity, event, row, owner, until)]
+
+
+def _guarded_claim(table: Table, columns: tuple[str, ...]) -> Update:
+    """``UPDATE table SET state, lease, updated_at WHERE id = :pk_value AND state = :k_state AND
+    <column> = :k_<column> ... RETURNING *``."""
+
+    def build() -> Update:
+        conds = [table.c.id == bindparam(KEY), table.c.state == bindparam(WAS)]
+        conds += [table.c[c] == bindparam(f"k_{c}") for c in columns]
+        return update(table).where(*conds).returning(*table.c)
+
+    return prebuilt(("guarded_claim", table.name, *columns), build)
+
+
+def _claim_guarded(  # noqa: PLR0917 - ``claim_by_id``'s parameters
+    repo: Repo,
+    table: Table,
+    entity: lifecycle.Entity,
+    event: str,
+    row_id: int,
+    match: Mapping[str, object],
+    owner: str,
+    until: datetime,
+) -> list[Row[Any]]:
+    """``claim_by_id`` on SQLite for an event with one source state, in one statement: an UPDATE
+    whose WHERE asks what the locked read checked (the state, the ``match`` columns). SQLite has no
+    row locks to skip (one writer holds the database), so it takes the same rows, moves them the
+    same way and logs the same change as ``_claim_locked``."""
+    (source,) = lifecycle.sources(entity, event)
+    target = lifecycle.target(entity, source, event)
+    columns = tuple(sorted(match))
+    values = {
+        KEY: row_id,
+        WAS: source,
+        **{f"k_{c}": match[c] for c in columns},
+        "state": target,
+        "lease_owner": owner,
+        "lease_until": until,
+        "updated_at": repo.now(),
+    }
+    new = repo.conn.execute(_guarded_claim(table, columns), values).first()
+    if new is None:
+        return []
+    repo.audit.record_change(entity, row_id, source, target, {"node": owner})
+    return [new]
 
 
 def _claim_one(  # noqa: PLR0917 - claim's parts for one row

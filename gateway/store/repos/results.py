@@ -20,6 +20,7 @@ from gateway.store.repos.base import (
     db,
     equal,
     id_by,
+    insert_ids,
     inserting,
     keyed_update,
     keyed_update_many,
@@ -170,7 +171,9 @@ class ResultsRepo(Repo):
             else:
                 updates.append({KEY: w.existing_id, **values})
         new_ids: dict[str, int] = {}
-        if inserts:  # executemany, then the ids by the unique tracking number: two statements on
+        if len(inserts) == 1:  # one row (a real-time answer): its id from RETURNING, no read back
+            new_ids = {inserts[0]["tracking_number"]: insert_ids(self.conn, t, inserts)[0]}
+        elif inserts:  # executemany, then the ids by the unique tracking number: two statements on
             # SQLite too, where INSERT .. RETURNING in parameter order goes one row at a time
             self.conn.execute(_INSERT_RESULTS, inserts)
             stmt = _id_by_tracking(t)

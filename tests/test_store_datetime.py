@@ -1,0 +1,79 @@
+"""``UtcDateTime``'s one-step SQLite bind processor against the reference it replaced (SQLAlchemy's
+chain: ``process_bind_param``, then the SQLite ``DATETIME`` text format): the same stored text for
+every aware datetime, the same refusal of naive ones, and the same values read back from a store."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.types import TypeDecorator
+
+from gateway.lifecycle import FileState
+from gateway.store import Store, sqlite_url
+from gateway.store.schema import UtcDateTime
+
+DIALECT = sqlite.dialect()
+
+# any moment (microseconds included) in any fixed offset a zone can have, +-23:59
+aware = st.builds(
+    lambda moment, minutes: moment.replace(tzinfo=timezone(timedelta(minutes=minutes))),
+    # naive bounds: st.datetimes draws naive values (a zone is attached above)
+    st.datetimes(min_value=datetime(2, 1, 1), max_value=datetime(9998, 12, 31)),  # noqa: DTZ001
+    st.integers(min_value=-(24 * 60 - 1), max_value=24 * 60 - 1),
+)
+
+
+def processors() -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
+    """(the one-step processor, the reference chain) for SQLite."""
+    impl = UtcDateTime().dialect_impl(DIALECT)
+    assert isinstance(impl, UtcDateTime)
+    fast = impl.bind_processor(DIALECT)
+    reference: Callable[[Any], Any] | None = TypeDecorator.bind_processor(impl, DIALECT)
+    assert fast is not None
+    assert reference is not None
+    return fast, reference
+
+
+@given(aware)
+def test_the_one_step_sqlite_bind_writes_the_reference_text(moment: datetime) -> None:
+    """Every aware datetime is stored as exactly the text the SQLAlchemy chain wrote (UTC, naive)."""
+    fast, reference = processors()
+    assert fast(moment) == reference(moment)
+
+
+def test_the_one_step_sqlite_bind_keeps_none_and_refuses_naive_datetimes() -> None:
+    """None stays NULL; a naive datetime is refused by both paths with the same error."""
+    fast, reference = processors()
+    assert fast(None) is None
+    assert reference(None) is None
+    naive = datetime(2026, 12, 2, 23, 0)  # noqa: DTZ001 - the naive value under test
+    for process in (fast, reference):
+        with pytest.raises(ValueError, match="aware datetimes only"):
+            process(naive)
+
+
+def test_a_stored_datetime_reads_back_as_the_same_aware_utc_moment(tmp_path: Path) -> None:
+    """Through a real SQLite store: what a row was written with is what it reads back (UTC, aware)."""
+    moment = datetime(2026, 12, 2, 18, 4, 5, 123456, tzinfo=timezone(timedelta(hours=-5)))
+    with Store.open(sqlite_url(tmp_path / "g.db"), clock=lambda: moment) as store:
+        with store.begin() as tx:
+            row = tx.files.record(
+                direction="in",
+                partner="p",
+                name="n",
+                sha256="a" * 64,
+                size=1,
+                payload_path=None,
+                state=FileState.RECEIVED,
+            )
+        with store.read() as tx:
+            back = tx.files.get(row.id)
+    assert back.created_at == moment
+    assert back.created_at.tzinfo == UTC
