@@ -179,6 +179,7 @@ def run(
         urls, stop = spawn.Queue(), spawn.Event()
         sim = spawn.Process(target=_simulator, args=(str(base / "pki"), latency, urls, stop))
         sim.start()
+        sim_pid = sim.pid if sim.pid is not None else -1  # a started process has one
         try:
             cfg = base / "gateway.toml"
             cfg.write_text(config_text(base, urls.get(timeout=60), envelope, database_url))
@@ -208,12 +209,12 @@ def run(
                 _wait_healthy(port, serve)
                 assert key is not None  # noqa: S101 - a key client always gets a key
                 clients(port, key, min(32, requests), concurrency)  # warm-up: connections, caches
-                cpu, sim_cpu, own_cpu = _cpu_seconds(serve.pid), _cpu_seconds(sim.pid), time.process_time()
+                cpu, sim_cpu, own_cpu = _cpu_seconds(serve.pid), _cpu_seconds(sim_pid), time.process_time()
                 started = time.perf_counter()
                 times, statuses = clients(port, key, requests, concurrency)
                 wall = time.perf_counter() - started
                 cpu = _cpu_seconds(serve.pid) - cpu
-                sim_cpu, own_cpu = _cpu_seconds(sim.pid) - sim_cpu, time.process_time() - own_cpu
+                sim_cpu, own_cpu = _cpu_seconds(sim_pid) - sim_cpu, time.process_time() - own_cpu
             finally:
                 serve.terminate()
                 serve.wait(timeout=30)
