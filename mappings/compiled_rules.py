@@ -79,7 +79,7 @@ def _getter(path: str) -> TextsFn:
     texts: TextsFn | None = getattr(fn, "texts", None)
     if texts is not None:
         return texts
-    return lambda ctx: _values(fn(ctx))
+    return lambda ctx: values_of(fn(ctx))
 
 
 def _split(fields: tuple[FieldRule, ...]) -> tuple[tuple[FieldGroup, ...], tuple[FastField, ...]]:
@@ -124,7 +124,7 @@ def compiled_record(rule: RecordRule) -> FastList | None:
     return fast
 
 
-def _values(result: Value) -> list[str]:
+def values_of(result: Value) -> list[str]:
     """What ``mappings.engine._values`` makes of lxml's answer for the same expression."""
     if isinstance(result, list):
         return [n.text for n in result if n.text]

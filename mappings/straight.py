@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from mappings.compiled_rules import compiled_record
+from mappings.compiled_rules import compiled_record, values_of
 from mappings.engine import FieldRule, ListRule, RecordRule
 from mappings.segtree import Node
 from mappings.xpath_lite import (
@@ -606,17 +606,6 @@ def _first(nodes: list[Node], tail: Tail) -> str | None:
     return values[0] if values else None
 
 
-def _fallback_values(result: Any) -> list[str]:
-    """What ``compiled_rules._values`` makes of an xpath_lite answer."""
-    if isinstance(result, list):
-        return [n.text for n in result if n.text]
-    if isinstance(result, bool):
-        return []
-    if isinstance(result, float):
-        return [str(result)]
-    return [result] if result else []
-
-
 # --- code generation ----------------------------------------------------------------------------
 
 
@@ -841,7 +830,7 @@ def _fallback_getter(path: str) -> TextsFn:
     texts: TextsFn | None = getattr(fn, "texts", None)
     if texts is not None:
         return texts
-    return lambda ctx: _fallback_values(fn(ctx))
+    return lambda ctx: values_of(fn(ctx))
 
 
 def _fallback_select(path: str) -> Callable[[Node], list[Node]]:

@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from lxml import etree
 
 from mappings import engine
-from mappings.compiled_rules import _values as fast_values
 from mappings.compiled_rules import compiled_record, extract_records_fast
+from mappings.compiled_rules import values_of as fast_values
 from mappings.convert import d8
 from mappings.engine import RecordRule, extract_records, load_rules
 from mappings.mapper import (
