@@ -38,6 +38,7 @@ from mappings.xpath_lite import (
     compile_xpath,
     doc_order,
     element_positions,
+    value_texts,
 )
 from transactions.segment import Repetition
 
@@ -202,7 +203,7 @@ class _Pred:
             k = self.name(value)
             return (
                 f"(len(e__ := n.segment.elements) >= {i} and (x__ == {k}"
-                f" if (x__ := e__[{i - 1}]).__class__ is str else {k} in _texts(x__)))"
+                f" if (x__ := e__[{i - 1}]).__class__ is str else {k} in value_texts(x__)))"
             )  # _eq1 written out
         return f"{helper}(n.segment.elements, {self.name(positions)}, {self.name(value)})"
 
@@ -394,18 +395,6 @@ def parse_select(path: str, names: dict[str, Any]) -> list[NodePath]:
 # --- helpers the generated code calls ---------------------------------------------------------------
 
 
-def _texts(value: Any) -> list[str]:
-    """``element_texts`` of a value that is not a plain string."""
-    out = []
-    for occ in value if isinstance(value, Repetition) else (value,):
-        if isinstance(occ, str):
-            if occ:
-                out.append(occ)
-        elif len(occ) == 1 and occ[0]:
-            out.append(occ[0])
-    return out
-
-
 def _eq1(elements: Any, i: int, value: str) -> bool:
     """``ele[i] = value`` for a non-empty literal: some ``ele`` node of element ``i`` has it."""
     if i > len(elements):
@@ -413,7 +402,7 @@ def _eq1(elements: Any, i: int, value: str) -> bool:
     x = elements[i - 1]
     if x.__class__ is str:
         return bool(x == value)
-    return value in _texts(x)
+    return value in value_texts(x)
 
 
 def _all_texts(elements: Any, positions: tuple[int, ...]) -> list[str]:
@@ -425,7 +414,7 @@ def _all_texts(elements: Any, positions: tuple[int, ...]) -> list[str]:
                 if x:
                     out.append(x)
             else:
-                out.extend(_texts(x))
+                out.extend(value_texts(x))
     return out
 
 
@@ -593,7 +582,7 @@ def _suffixed(elements: Any, suffix: int) -> Iterator[str]:
 
 
 def _first_text(value: Any) -> str | None:
-    texts = _texts(value)
+    texts = value_texts(value)
     return texts[0] if texts else None
 
 
@@ -821,7 +810,7 @@ def _inline(tail: Tail, many: bool) -> str:
         return read if many else f"next(iter({read}), None)"
     x = f"(x_ := E_[{i - 1}]).__class__ is str"
     if many:
-        return f"(([x_] if x_ else []) if {x} else _texts(x_)) if L_ >= {i} else []"
+        return f"(([x_] if x_ else []) if {x} else value_texts(x_)) if L_ >= {i} else []"
     return f"((x_ or None) if {x} else _first_text(x_)) if L_ >= {i} else None"
 
 
@@ -853,8 +842,8 @@ def _xpath(path: str) -> Expr:
 _HELPERS: dict[str, Any] = {
     f.__name__: f
     for f in (
-        _texts, _eq1, _eq, _ne, _has_desc, _has_anc, _ancestors, _desc, _structural, _ctx_values, _values,
-        _first, _first_text, _comps, _ix, doc_order,
+        value_texts, _eq1, _eq, _ne, _has_desc, _has_anc, _ancestors, _desc, _structural, _ctx_values,
+        _values, _first, _first_text, _comps, _ix, doc_order,
     )
 }  # fmt: skip
 

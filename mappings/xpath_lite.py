@@ -503,6 +503,12 @@ def element_texts(segment: Segment, position: int) -> list[str]:
     value = segment.elements[position - 1]
     if type(value) is str:
         return [value] if value else []
+    return value_texts(value)
+
+
+def value_texts(value: Any) -> list[str]:
+    """The texts of the ``ele`` nodes an element value that is not a plain string gives: one per
+    occurrence that is a non-empty string or a one-part composite."""
     out = []
     for occ in value if isinstance(value, Repetition) else (value,):
         if isinstance(occ, str):

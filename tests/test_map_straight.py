@@ -20,8 +20,14 @@ from mappings.engine import FieldRule, ListRule, RecordRule, extract_records
 from mappings.mapper import default_rules, map_set, with_overrides
 from mappings.segtree import Node, build_nodes, build_nodes_by_stack
 from mappings.straight import fallbacks, straight_record
-from tests.test_fuzz import MUTATIONS
-from tests.test_map_differential import OVERRIDES, RESPONSES, _assert_same_records, _both_trees, _sets
+from tests.test_map_differential import (
+    OVERRIDES,
+    RESPONSES,
+    _assert_same_records,
+    _both_trees,
+    _mutated_responses,
+    _sets,
+)
 from tests.x12mutants import mutants
 from transactions.placed import Placed
 from transactions.segment import Repetition, Segment
@@ -154,14 +160,6 @@ def test_mutants_give_the_same_field_dicts(path: Path) -> None:
     text = path.read_bytes().decode("latin-1")
     for mutant in mutants(text, seed=len(text) + 1, count=12):
         _assert_same_fields(mutant.text.encode("latin-1"))
-
-
-@st.composite
-def _mutated_responses(draw: st.DrawFn) -> bytes:
-    data = draw(st.sampled_from(RESPONSES)).read_bytes()
-    for _ in range(draw(st.integers(1, 4))):
-        data = draw(st.sampled_from(MUTATIONS))(draw, data)
-    return data
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck))
