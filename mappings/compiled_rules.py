@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from mappings.engine import FieldRule, ListRule, RecordRule
 from mappings.segtree import Node
@@ -24,6 +24,8 @@ from mappings.xpath_lite import (
     element_texts,
 )
 from transactions.segment import Segment
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,23 +107,37 @@ def _list(rule: ListRule | RecordRule) -> FastList:
     )
 
 
-_COMPILED: dict[int, tuple[RecordRule, FastList | None]] = {}
 _MAX_CACHED = 256
 
 
-def compiled_record(rule: RecordRule) -> FastList | None:
-    """``rule`` compiled (None when a path needs lxml); compiled once per rule object."""
-    hit = _COMPILED.get(id(rule))
-    if hit is not None and hit[0] is rule:
-        return hit[1]
+class PerRule(Generic[T]):
+    """What ``build`` makes of each record rule, made once per rule object (rule sets are loaded once
+    per process); at most ``_MAX_CACHED`` kept, so the table never grows unbounded."""
+
+    def __init__(self, build: Callable[[RecordRule], T]) -> None:
+        self._build = build
+        self._made: dict[int, tuple[RecordRule, T]] = {}
+
+    def __call__(self, rule: RecordRule) -> T:
+        hit = self._made.get(id(rule))
+        if hit is not None and hit[0] is rule:
+            return hit[1]
+        made = self._build(rule)
+        if len(self._made) >= _MAX_CACHED:
+            self._made.clear()
+        self._made[id(rule)] = (rule, made)  # the rule is kept, so its id is not reused while cached
+        return made
+
+
+def _compile(rule: RecordRule) -> FastList | None:
     try:
-        fast: FastList | None = _list(rule)
+        return _list(rule)
     except _NotCompiled:
-        fast = None
-    if len(_COMPILED) >= _MAX_CACHED:  # rule sets are loaded once per process; never grow unbounded
-        _COMPILED.clear()
-    _COMPILED[id(rule)] = (rule, fast)  # the rule is kept, so its id is not reused while cached
-    return fast
+        return None
+
+
+compiled_record = PerRule(_compile)
+"""``rule`` compiled (None when a path needs lxml); compiled once per rule object."""
 
 
 def values_of(result: Value) -> list[str]:

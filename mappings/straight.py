@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from mappings.compiled_rules import compiled_record, values_of
+from mappings.compiled_rules import PerRule, compiled_record, values_of
 from mappings.engine import FieldRule, ListRule, RecordRule
 from mappings.segtree import Node
 from mappings.xpath_lite import (
@@ -896,20 +896,12 @@ def compile_rule(rule: RecordRule) -> StraightRule:
     return StraightRule(names["records"], source, tuple(dict.fromkeys(fallbacks)))
 
 
-_COMPILED: dict[int, tuple[RecordRule, StraightRule | None]] = {}
-_MAX_CACHED = 256
+def _straight(rule: RecordRule) -> StraightRule | None:
+    return compile_rule(rule) if compiled_record(rule) is not None else None
 
 
-def straight_record(rule: RecordRule) -> StraightRule | None:
-    """``rule`` compiled (None when a path needs lxml); compiled once per rule object."""
-    hit = _COMPILED.get(id(rule))
-    if hit is not None and hit[0] is rule:
-        return hit[1]
-    fast = compile_rule(rule) if compiled_record(rule) is not None else None
-    if len(_COMPILED) >= _MAX_CACHED:  # rule sets are loaded once per process; never grow unbounded
-        _COMPILED.clear()
-    _COMPILED[id(rule)] = (rule, fast)  # the rule is kept, so its id is not reused while cached
-    return fast
+straight_record = PerRule(_straight)
+"""``rule`` compiled (None when a path needs lxml); compiled once per rule object."""
 
 
 def fallbacks(rule: RecordRule) -> tuple[str, ...]:
