@@ -25,7 +25,14 @@ from functools import partial
 from typing import Any
 
 from gateway.lifecycle import RequestState
-from gateway.realtime.exchange import Attempt, attempt_detail, post_attempt, send_file, start_queued
+from gateway.realtime.exchange import (
+    Attempt,
+    Processing,
+    attempt_detail,
+    post_attempt,
+    send_file,
+    start_queued,
+)
 from gateway.runtime.config import PartnerConfig
 from gateway.runtime.context import Context
 from gateway.stages import batching, inbound
@@ -200,11 +207,12 @@ def _deliver(ctx: Context, partner: PartnerConfig, work: Attempt | FileRow, deli
     and the result documents written once the answer, if any, was processed."""
     row = work.row if isinstance(work, Attempt) else work
     try:
+        answer = Processing(rules_for(ctx), on_document=delivery.written)
         if isinstance(work, Attempt):
-            sent = post_attempt(ctx, partner, work, claim=True)
+            sent = post_attempt(ctx, partner, work, answer=answer)
         else:
-            sent = send_file(ctx, partner, work, claim=True)
-        if sent.claimed is not None:
+            sent = send_file(ctx, partner, work, answer=answer)
+        if sent.claimed is not None:  # an answer stored in two steps (to be quarantined, large)
             inbound.process_claimed(ctx, sent.claimed, rules_for(ctx), on_document=delivery.written)
         delivery.outcome = sent.outcome
     except Exception as exc:  # noqa: BLE001 - a worker thread must not die silently; the run loop retries

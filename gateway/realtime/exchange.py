@@ -26,8 +26,14 @@ from gateway.errors import StaleStateError
 from gateway.lifecycle import Entity, FileEvent, FileState, RequestEvent, SetEvent, allows
 from gateway.runtime.config import PartnerConfig
 from gateway.runtime.context import Context
-from gateway.stages.inbound import claim_downloaded
-from gateway.stages.outbox import write_results
+from gateway.stages.inbound import (
+    ANSWER_FAILURES,
+    answer_stored,
+    claim_downloaded,
+    prepare_answer,
+    store_answer,
+)
+from gateway.stages.outbox import OnDocument, write_results
 from gateway.store import FileRow, Tx
 from gateway.transport.core_client import CoreEndpoint, CoreError, CoreReply, post
 from gateway.transport.core_envelope import (
@@ -38,6 +44,7 @@ from gateway.transport.core_envelope import (
     sealed,
     timestamp,
 )
+from mappings.mapper import MappingRules
 
 RESPONSE_KINDS = {v: k for k, v in PAYLOAD_TYPES.items()}
 
@@ -133,14 +140,22 @@ def start_queued(tx: Tx, row: FileRow, kind: str, detail: dict[str, Any]) -> Att
 
 
 def send_file(
-    ctx: Context, partner: PartnerConfig, row: FileRow, *, timeout: float | None = None, claim: bool = False
+    ctx: Context,
+    partner: PartnerConfig,
+    row: FileRow,
+    *,
+    timeout: float | None = None,
+    claim: bool = False,
+    answer: Processing | None = None,
 ) -> Sent:
-    """One attempt for one outbound file (``queued``, or ``uploading`` and due for a retry)."""
+    """One attempt for one outbound file (``queued``, or ``uploading`` and due for a retry);
+    ``claim`` and ``answer`` as ``post_attempt`` takes them."""
     detail = attempt_detail(partner)
     kind = _begin_attempt(ctx, partner, row, detail)
     if kind is None:
         return Sent("skipped")
-    return post_attempt(ctx, partner, Attempt(row, kind, detail), timeout=timeout, claim=claim)
+    attempt = Attempt(row, kind, detail)
+    return post_attempt(ctx, partner, attempt, timeout=timeout, claim=claim, answer=answer)
 
 
 def post_attempt(
@@ -150,10 +165,14 @@ def post_attempt(
     *,
     timeout: float | None = None,
     claim: bool = False,
+    answer: Processing | None = None,
 ) -> Sent:
     """POST a started attempt and record how it ended. With ``claim`` the answer's inbound file is
     also claimed for processing by this node (under a lease) in the transaction that records it, for
-    a caller that processes it at once (``dispatch.send_realtime``)."""
+    a caller that processes it at once. With ``answer`` (``dispatch.send_realtime``) the answer is
+    validated and mapped first and stored, processed, in the transaction that records it, then its
+    results are written and delivered (``claimed`` stays None); an answer that cannot be stored so
+    (to be quarantined, too large) is recorded and claimed as with ``claim``."""
     core = partner.core
     assert core is not None  # noqa: S101 - only CORE partners get here
     row, kind, detail = attempt.row, attempt.kind, attempt.detail
@@ -186,7 +205,11 @@ def post_attempt(
     if batch:
         _submitted(ctx, partner, row, detail, reply)
         return Sent("submitted")
-    inbound_id, claimed = _answered(ctx, partner, row, detail, reply, claim=claim)
+    if answer is not None:
+        done = _answered_and_stored(ctx, partner, Attempt(row, kind, detail), reply, answer)
+        if done is not None:
+            return done
+    inbound_id, claimed = _answered(ctx, partner, row, detail, reply, claim=claim or answer is not None)
     return Sent("answered", inbound_id, claimed=claimed)
 
 
@@ -294,8 +317,63 @@ def _answered(
     ``claim``, the answer is claimed for processing there too). Returns the answer's file id (None
     when another attempt's answer finished the file first: this one is noted and dropped) and its
     row when claimed."""
+    facts, stored = _answer_kept(ctx, detail, reply)
+    with ctx.store.begin() as tx:
+        inbound = _finish_exchange(ctx, tx, partner, row, facts, stored)
+        # claimed as the inbound stage claims (a crash before processing leaves it to the lease)
+        claimed = claim_downloaded(ctx, tx, inbound.id) if claim and inbound is not None else None
+    inbound_id = inbound.id if inbound is not None else None
+    _log_exchange(ctx, partner, row, detail, reply, inbound_id)
+    return inbound_id, claimed
+
+
+@dataclass(frozen=True)
+class Processing:
+    """How a caller that waits for the answer wants it stored: processed with these mapping rules in
+    the transaction that records it, each result document handed to ``on_document`` once durable."""
+
+    rules: MappingRules
+    on_document: OnDocument | None = None
+
+
+def _answered_and_stored(
+    ctx: Context, partner: PartnerConfig, attempt: Attempt, reply: CoreReply, answer: Processing
+) -> Sent | None:
+    """Record the answer, finish the outbound file and store the answer's records, request states
+    and envelopes, in one transaction (validation and mapping are done before it: they touch no
+    store); then write the results and mark the answer delivered. None when the answer is to go the
+    two-step way (``prepare_answer`` says so, or storing it met a plain Python error): nothing of it
+    is committed then. A crash before the commit leaves the file ``uploading`` (sent again, as after
+    a crash mid-POST), after it the answer ``processed`` (``recover`` writes its results)."""
+    row, detail = attempt.row, attempt.detail
+    prepared = prepare_answer(ctx, partner, reply.message.payload, answer.rules)
+    if prepared is None:
+        return None
+    facts, stored = _answer_kept(ctx, detail, reply)
+    try:
+        with ctx.store.begin() as tx:
+            inbound = _finish_exchange(ctx, tx, partner, row, facts, stored)
+            done = None
+            if inbound is not None:
+                render = answer.on_document is not None
+                done = store_answer(ctx, tx, inbound, prepared, render=render)
+    except ANSWER_FAILURES as exc:
+        ctx.log.warning("real-time answer stored in two steps", file_id=row.id, error=type(exc).__name__)
+        return None
+    _log_exchange(ctx, partner, row, detail, reply, inbound.id if inbound is not None else None)
+    if inbound is None or done is None:
+        return Sent("answered")
+    outcome, documents = done
+    answer_stored(ctx, inbound, (prepared, outcome), on_document=answer.on_document, documents=documents)
+    return Sent("answered", inbound.id)
+
+
+def _answer_kept(
+    ctx: Context, detail: dict[str, Any], reply: CoreReply
+) -> tuple[dict[str, Any], tuple[str, str, str, CoreMessage]]:
+    """The answer's facts for the event log, and its X12 and whole envelope stored as payloads (both
+    durable before the transaction that records them)."""
     answer = reply.message
-    kind = RESPONSE_KINDS.get(answer.payload_type, "x12")
     facts = {
         **detail,
         "http_status": reply.status,
@@ -306,19 +384,36 @@ def _answered(
     }
     sha, path = ctx.payloads.put(answer.payload)
     envelope_sha, _ = ctx.payloads.put(reply.raw)
-    with ctx.store.begin() as tx:
-        current = tx.files.lock(row.id)
-        if current.state != FileState.UPLOADING:
-            note = {**facts, "ignored": "another attempt's answer was stored first"}
-            tx.audit.record_change(Entity.FILE, row.id, current.state, current.state, note)
-            inbound_id = None
-            claimed = None
-        else:
-            inbound_id = _record_answer(
-                ctx, tx, partner, row, facts, kind, (sha, str(path), envelope_sha, answer)
-            )
-            # claimed as the inbound stage claims (a crash before processing leaves it to the lease)
-            claimed = claim_downloaded(ctx, tx, inbound_id) if claim else None
+    return facts, (sha, str(path), envelope_sha, answer)
+
+
+def _finish_exchange(  # noqa: PLR0917 - the parts of one answer
+    ctx: Context,
+    tx: Tx,
+    partner: PartnerConfig,
+    row: FileRow,
+    facts: dict[str, Any],
+    stored: tuple[str, str, str, CoreMessage],
+) -> FileRow | None:
+    """In the caller's transaction: the answer recorded as a downloaded file and the outbound file
+    finished; None when another attempt's answer finished the file first (this one is noted)."""
+    current = tx.files.lock(row.id)
+    if current.state != FileState.UPLOADING:
+        note = {**facts, "ignored": "another attempt's answer was stored first"}
+        tx.audit.record_change(Entity.FILE, row.id, current.state, current.state, note)
+        return None
+    kind = RESPONSE_KINDS.get(stored[3].payload_type, "x12")
+    return _record_answer(ctx, tx, partner, row, facts, kind, stored)
+
+
+def _log_exchange(  # noqa: PLR0917 - one exchange's facts
+    ctx: Context,
+    partner: PartnerConfig,
+    row: FileRow,
+    detail: dict[str, Any],
+    reply: CoreReply,
+    inbound_id: int | None,
+) -> None:
     ctx.log.info(
         "core exchange",
         partner=partner.name,
@@ -326,11 +421,10 @@ def _answered(
         answer_file_id=inbound_id,
         envelope=detail["envelope"],
         payload_id=detail["payload_id"],
-        response_payload_type=answer.payload_type,
+        response_payload_type=reply.message.payload_type,
         http_status=reply.status,
         elapsed_ms=reply.elapsed_ms,
     )
-    return inbound_id, claimed
 
 
 def _record_answer(  # noqa: PLR0917 - the parts of one answer
@@ -341,7 +435,7 @@ def _record_answer(  # noqa: PLR0917 - the parts of one answer
     facts: dict[str, Any],
     kind: str,
     stored: tuple[str, str, str, CoreMessage],
-) -> int:
+) -> FileRow:
     sha, path, envelope_sha, answer = stored
     inbound = tx.files.record(
         direction="in",
@@ -359,4 +453,4 @@ def _record_answer(  # noqa: PLR0917 - the parts of one answer
     ]
     tx.files.transition_steps(row.id, steps, expect=FileState.UPLOADING)
     _send_requests(ctx, tx, _mark_sets_sent(tx, row.id), ctx.clock())
-    return inbound.id
+    return inbound

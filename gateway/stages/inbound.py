@@ -17,7 +17,7 @@ import json
 import pickle
 import tempfile
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from itertools import islice
@@ -48,7 +48,15 @@ from mappings.correlate import ResponseKey, SentRequest, correlate
 from mappings.decode import describe
 from mappings.mapper import MappingRules, Record, map_set
 from mappings.records import AuthorizationRecord, EligibilityResult
-from transactions.acks import AckEnvelope, GroupAck, InterchangeAck, build_999, build_ta1, parse_acks
+from transactions.acks import (
+    AckEnvelope,
+    GroupAck,
+    InterchangeAck,
+    ParsedAcks,
+    build_999,
+    build_ta1,
+    parse_acks,
+)
 from transactions.errors import X12GatewayError
 from transactions.findings import (
     GroupReport,
@@ -122,59 +130,160 @@ def _process_scanned(
 ) -> str:
     """``process_file`` with the file's records waiting in ``spool`` (None: in memory)."""
     partner, spool = where
-    scan = _Scan.of(_chunks(ctx.payloads.path_for(row.sha256)), _options(ctx, partner), rules, spool=spool)
-    report = scan.report
-    if report.fatal or not report.interchanges:
-        return _quarantine(ctx, row, report.fatal or "no interchange in the file")
-    try:
-        acks = parse_acks(ctx.payloads.get(row.sha256)) if _has_acks(report) else None
-    except X12GatewayError as exc:  # validation recovered from the damage; applying acks cannot
-        return _quarantine(ctx, row, f"acknowledgment not readable: {exc}")
-    _warn_misaddressed(ctx, row, report)
-    outgoing = _our_acks(ctx, partner, report) if partner.send_acks else []
+    prepared = _prepare(
+        ctx,
+        partner,
+        rules,
+        (_chunks(ctx.payloads.path_for(row.sha256)), lambda: ctx.payloads.get(row.sha256)),
+        spool,
+    )
+    if isinstance(prepared, str):
+        return _quarantine(ctx, row, prepared)
+    _warn_misaddressed(ctx, row, prepared.scan.report)
     outcome = Outcome()
     with ctx.store.begin() as tx:
-        set_rows = _record_envelopes(tx, row, report, scan.sets)
-        if acks is not None:
-            outcome.acks_applied = _apply_acks(ctx, tx, acks.groups, acks.interchanges, outcome)
-        matched = _apply_all(ctx, tx, scan.mapped(), outcome)
-        _mark_unmatched(tx, [set_rows[k] for k, found in matched.items() if not found and k in set_rows])
-        for name, payload in outgoing:
-            sha, path = ctx.payloads.put(payload)
-            tx.files.record(
-                direction="out",
-                partner=partner.name,
-                name=name,
-                sha256=sha,
-                size=len(payload),
-                payload_path=str(path),
-                state=FileState.QUEUED,
-                detail={"acknowledges_file": row.id},
-            )
+        _apply_prepared(ctx, tx, row, prepared, outcome)
         tx.files.transition(
-            row.id,
-            FileEvent.PROCESS,
-            expect=FileState.PROCESSING,
-            detail={"trackings": outcome.trackings, "unmatched": outcome.unmatched},
+            row.id, FileEvent.PROCESS, expect=FileState.PROCESSING, detail=_processed(outcome)
         )
         # a caller waiting for the results (real time: one) has them rendered here, not read again
         docs = rendered_results(tx, outcome.trackings) if on_document is not None else None
+    _delivered(ctx, row, (prepared, outcome), on_document, docs)
+    return FileState.DELIVERED
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What storing a received file needs, worked out before its transaction: the validation scan
+    (report, set facts, mapped records), the acknowledgments it carries, and the 999/TA1 we owe."""
+
+    partner: PartnerConfig
+    scan: _Scan
+    acks: ParsedAcks | None
+    outgoing: list[tuple[str, bytes]]
+
+
+def _prepare(
+    ctx: Context,
+    partner: PartnerConfig,
+    rules: MappingRules,
+    data: tuple[Iterable[bytes], Callable[[], bytes]],
+    spool: _Spool | None,
+) -> Prepared | str:
+    """Validate and map a received file (``data``: its bytes in pieces, and a way to have them whole
+    for its acknowledgments); the reason to quarantine it instead, when it cannot be stored."""
+    pieces, whole = data
+    scan = _Scan.of(pieces, _options(ctx, partner), rules, spool=spool)
+    report = scan.report
+    if report.fatal or not report.interchanges:
+        return report.fatal or "no interchange in the file"
+    try:
+        acks = parse_acks(whole()) if _has_acks(report) else None
+    except X12GatewayError as exc:  # validation recovered from the damage; applying acks cannot
+        return f"acknowledgment not readable: {exc}"
+    outgoing = _our_acks(ctx, partner, report) if partner.send_acks else []
+    return Prepared(partner, scan, acks, outgoing)
+
+
+def _apply_prepared(ctx: Context, tx: Tx, row: FileRow, prepared: Prepared, outcome: Outcome) -> None:
+    """Everything a received file changes, in the caller's transaction: its envelopes, the
+    acknowledgments it carries applied, its records stored, our 999/TA1 queued."""
+    scan = prepared.scan
+    set_rows = _record_envelopes(tx, row, scan.report, scan.sets)
+    if prepared.acks is not None:
+        outcome.acks_applied = _apply_acks(ctx, tx, prepared.acks.groups, prepared.acks.interchanges, outcome)
+    matched = _apply_all(ctx, tx, scan.mapped(), outcome)
+    _mark_unmatched(tx, [set_rows[k] for k, found in matched.items() if not found and k in set_rows])
+    for name, payload in prepared.outgoing:
+        sha, path = ctx.payloads.put(payload)
+        tx.files.record(
+            direction="out",
+            partner=prepared.partner.name,
+            name=name,
+            sha256=sha,
+            size=len(payload),
+            payload_path=str(path),
+            state=FileState.QUEUED,
+            detail={"acknowledges_file": row.id},
+        )
+
+
+def _processed(outcome: Outcome) -> dict[str, Any]:
+    """The detail of a file's move to ``processed``: what ``recover`` delivers after a crash."""
+    return {"trackings": outcome.trackings, "unmatched": outcome.unmatched}
+
+
+def _delivered(
+    ctx: Context,
+    row: FileRow,
+    done: tuple[Prepared, Outcome],
+    on_document: OnDocument | None,
+    docs: list[dict[str, Any]] | None,
+) -> None:
+    """After the processing commit: the results written and delivered, then the file's log lines."""
+    prepared, outcome = done
     deliver(ctx, row.id, outcome.trackings, on_document=on_document, documents=docs)
     for event, fields in outcome.warnings:
-        ctx.log.warning(event, partner=partner.name, file=row.name, file_id=row.id, **fields)
+        ctx.log.warning(event, partner=prepared.partner.name, file=row.name, file_id=row.id, **fields)
     ctx.log.info(
         "inbound file processed",
-        partner=partner.name,
+        partner=prepared.partner.name,
         file=row.name,
         file_id=row.id,
         records=outcome.records,
         records_from_rejected_sets=outcome.records_from_rejected_sets,
         unmatched=outcome.unmatched,
         acks_applied=outcome.acks_applied,
-        acks_sent=len(outgoing),
+        acks_sent=len(prepared.outgoing),
         trace_numbers=outcome.trackings,
     )
-    return FileState.DELIVERED
+
+
+def prepare_answer(ctx: Context, partner: PartnerConfig, data: bytes, rules: MappingRules) -> Prepared | None:
+    """A real-time answer validated and mapped before the transaction that records it (see
+    ``store_answer``); None when it is not to be stored that way: too large to keep its records in
+    memory, or to be quarantined (the caller records it as downloaded and processes it as the
+    inbound stage would, which quarantines it with its reason)."""
+    if len(data) > KEEP_RECORDS_BYTES:
+        return None
+    prepared = _prepare(ctx, partner, rules, ((data,), lambda: data), None)
+    return None if isinstance(prepared, str) else prepared
+
+
+# plain Python errors while storing a prepared answer: the caller falls back to the two steps
+ANSWER_FAILURES = _UNEXPECTED
+
+
+def store_answer(
+    ctx: Context, tx: Tx, row: FileRow, prepared: Prepared, *, render: bool
+) -> tuple[Outcome, list[dict[str, Any]] | None]:
+    """Store a prepared answer recorded in this transaction as ``downloaded`` (``row``): processed
+    in the same commit (``downloaded -> processing -> processed``, both changes logged), so a crash
+    leaves either the exchange unfinished (the file still ``uploading``, sent again) or the answer
+    processed (its results rewritten by ``recover``). With ``render``, the result documents as
+    ``rendered_results`` reads them here."""
+    outcome = Outcome()
+    _apply_prepared(ctx, tx, row, prepared, outcome)
+    steps: list[tuple[FileEvent, dict[str, Any] | None]] = [
+        (FileEvent.START_PROCESSING, None),
+        (FileEvent.PROCESS, _processed(outcome)),
+    ]
+    tx.files.transition_steps(row.id, steps, expect=FileState.DOWNLOADED)
+    return outcome, rendered_results(tx, outcome.trackings) if render else None
+
+
+def answer_stored(
+    ctx: Context,
+    row: FileRow,
+    stored: tuple[Prepared, Outcome],
+    *,
+    on_document: OnDocument | None = None,
+    documents: list[dict[str, Any]] | None = None,
+) -> None:
+    """After ``store_answer``'s commit: its results written and the file delivered (as
+    ``process_file`` ends)."""
+    _warn_misaddressed(ctx, row, stored[0].scan.report)
+    _delivered(ctx, row, stored, on_document, documents)
 
 
 def deliver(
