@@ -37,8 +37,9 @@ from gateway.runtime.config import PartnerConfig
 from gateway.runtime.context import Context
 from gateway.stages import batching, inbound
 from gateway.stages.outbox import result_document
-from gateway.store import FileRow, Tx
+from gateway.store import FileRow, RequestRow, Tx
 from mappings.mapper import MappingRules
+from transactions.outbound import Request
 
 # states in which the request's answer (or its refusal) is stored and its result file written
 STORED = frozenset({RequestState.ANSWERED, RequestState.PENDED, RequestState.REJECTED, RequestState.INVALID})
@@ -93,6 +94,7 @@ def send_realtime(
     on_stored: OnStored | None = None,
     new_for: str | None = None,
     tracking: str | None = None,
+    started: Attempt | None = None,
 ) -> bool:
     """Send the request with this store id now to its partner over CORE real time; receive, validate,
     map and store the answer exactly as the inbound stage does for SFTP (records, outbox result file,
@@ -102,13 +104,15 @@ def send_realtime(
     delivery wrote or, when another worker stored the answer, a read where the request was found.
     ``new_for`` is the partner a caller that has just recorded the request (``new``) names: it is not
     read back first (if it is no longer new, its claim finds nothing and its file is looked up);
-    ``tracking`` is that request's tracking number (its document is picked from the delivery's)."""
+    ``tracking`` is that request's tracking number (its document is picked from the delivery's).
+    ``started``: the attempt that caller started in the transaction that recorded the request
+    (``queue_now``), to be POSTed now."""
     deadline = time.monotonic() + budget_seconds
     state, partner = _state_and_partner(ctx, request_id, new_for)
     if not is_realtime(partner):
         return False  # an SFTP or CORE batch partner: the run loop sends it with the next batch
-    work: Attempt | FileRow | None = None
-    if state == RequestState.NEW:
+    work: Attempt | FileRow | None = started
+    if work is None and state == RequestState.NEW:
         work = _batched(ctx, partner, request_id)
     if work is None:  # queued by an earlier call or another worker: send its file if due
         with ctx.store.read() as tx:
@@ -161,6 +165,31 @@ def _batched(ctx: Context, partner: PartnerConfig, request_id: int) -> Attempt |
 
     queued = batching.batch_partner(ctx, partner, request_id, on_queued=start)
     return started[0] if queued and started else None
+
+
+# a request recorded ``new`` in the caller's transaction and its model, queued there: the started
+# attempt, or None when it stays ``new`` (see ``batching.queue_in``)
+QueueNow = Callable[[Tx, RequestRow, Request], "Attempt | None"]
+
+
+def queue_now(ctx: Context, partner: PartnerConfig) -> QueueNow:
+    """What queues a request being recorded, for ``partner`` (real time), in the transaction that
+    records it: its interchange built and recorded, the request ``queued`` and the file's first
+    attempt started (``queued -> uploading``), for ``send_realtime(started=...)`` to POST after the
+    commit. A crash before that commit leaves nothing of the call; after it, the file is
+    ``uploading`` and the run loop sends it again if the call's own POST never happened."""
+
+    def queue(tx: Tx, row: RequestRow, request: Request) -> Attempt | None:
+        detail = attempt_detail(partner)
+        started: list[Attempt] = []
+
+        def start(tx: Tx, file: FileRow, kind: str) -> None:
+            started.append(start_queued(tx, file, kind, detail))
+
+        queued = batching.queue_in(ctx, tx, partner, row, request, on_queued=start)
+        return started[0] if queued and started else None
+
+    return queue
 
 
 def is_realtime(partner: PartnerConfig) -> bool:

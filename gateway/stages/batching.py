@@ -206,56 +206,100 @@ def _record(  # noqa: PLR0917 - one call site; the parts of one batch
 ) -> None:
     """The file, its envelopes (as the batch says they were written) and the requests' move to queued
     (``stored``: the file's name, payload hash and path, and its set kind or ``mixed``)."""
+    with ctx.store.begin() as tx:
+        _record_in(ctx, tx, partner, rows, batch, stored, on_queued)
+
+
+def _record_in(  # noqa: PLR0917 - the parts of one batch
+    ctx: Context,
+    tx: Tx,
+    partner: PartnerConfig,
+    rows: list[RequestRow],
+    batch: OutboundBatch,
+    stored: tuple[str, str, str, str],
+    on_queued: OnQueued | None,
+) -> None:
+    """``_record`` in the caller's transaction."""
     name, sha, path, set_kind = stored
     ident = ctx.config.identity
     by_tracking = {r.tracking_number: r for r in rows}
-    with ctx.store.begin() as tx:
-        f = tx.files.record(
-            direction="out",
-            partner=partner.name,
-            name=name,
-            sha256=sha,
-            size=len(batch.data),
-            payload_path=path,
-            state=FileState.QUEUED,
-            detail={"requests": len(rows)},
-        )
-        ic = tx.envelopes.record_interchange(
-            file_id=f.id,
-            control_number=batch.interchange_control,
-            sender=f"{ident.isa_qualifier}:{ident.isa_id}",
-            receiver=f"{partner.isa_qualifier}:{partner.isa_id}",
-            interchange_at=ctx.clock(),
-        )
-        group_ids: dict[str, Any] = {}
-        for g in batch.groups:
-            group_ids[g.functional_id] = tx.envelopes.record_group(
+    f = tx.files.record(
+        direction="out",
+        partner=partner.name,
+        name=name,
+        sha256=sha,
+        size=len(batch.data),
+        payload_path=path,
+        state=FileState.QUEUED,
+        detail={"requests": len(rows)},
+    )
+    ic = tx.envelopes.record_interchange(
+        file_id=f.id,
+        control_number=batch.interchange_control,
+        sender=f"{ident.isa_qualifier}:{ident.isa_id}",
+        receiver=f"{partner.isa_qualifier}:{partner.isa_id}",
+        interchange_at=ctx.clock(),
+    )
+    group_ids: dict[str, Any] = {}
+    for g in batch.groups:
+        group_ids[g.functional_id] = tx.envelopes.record_group(
+            interchange_id=ic.id,
+            control_number=g.control_number,
+            functional_id=g.functional_id,
+            version=g.version,
+        ).id
+    tx.envelopes.record_sets(
+        [
+            NewSet(
                 interchange_id=ic.id,
-                control_number=g.control_number,
-                functional_id=g.functional_id,
-                version=g.version,
-            ).id
-        tx.envelopes.record_sets(
-            [
-                NewSet(
-                    interchange_id=ic.id,
-                    group_id=group_ids[written.functional_id],
-                    control_number=written.control_number,
-                    set_id=written.set_id,
-                    trace_numbers=(written.trace_number,),
-                    bht03=written.trace_number,
-                    state=SetState.QUEUED,
-                    request_id=by_tracking[written.trace_number].id,
-                )
-                for written in batch.sets
-            ]
-        )
-        queued = [w.trace_number for w in batch.sets]
-        tx.requests.transition_many(
-            queued, RequestEvent.QUEUE, expect=RequestState.BATCHING, detail={"file_id": f.id}
-        )
-        if on_queued is not None:
-            on_queued(tx, f, set_kind)
+                group_id=group_ids[written.functional_id],
+                control_number=written.control_number,
+                set_id=written.set_id,
+                trace_numbers=(written.trace_number,),
+                bht03=written.trace_number,
+                state=SetState.QUEUED,
+                request_id=by_tracking[written.trace_number].id,
+            )
+            for written in batch.sets
+        ]
+    )
+    queued = [w.trace_number for w in batch.sets]
+    tx.requests.transition_many(
+        queued, RequestEvent.QUEUE, expect=RequestState.BATCHING, detail={"file_id": f.id}
+    )
+    if on_queued is not None:
+        on_queued(tx, f, set_kind)
+
+
+def queue_in(
+    ctx: Context, tx: Tx, partner: PartnerConfig, row: RequestRow, request: Request, *, on_queued: OnQueued
+) -> bool:
+    """Build the interchange of one request recorded ``new`` in this transaction (``request``: its
+    model, as stored) and queue it there: the claim, its control numbers, the file (payload durable
+    before the commit), its envelopes, the request's ``new -> batching -> queued`` and
+    ``on_queued``, all in the caller's commit (the API's real-time call: recording it and queueing
+    its interchange are one commit, so a crash leaves all of it or none, and the client retries).
+    False, with nothing done but a harmless gap in the control numbers, when the request cannot be
+    written as X12 or the guide rejects its set: it stays ``new`` for ``batch_partner``, which sets
+    it aside with the reason as for any batch."""
+    numbers = _numbers(ctx, tx, partner, [request])
+    try:
+        batch = _build(ctx, partner, [request], numbers)
+    except X12WriteError:
+        return False
+    if _rejected_sets(batch.data):
+        return False
+    until = ctx.clock() + timedelta(seconds=ctx.config.gateway.lease_seconds)
+    claimed = tx.requests.claim(
+        partner=partner.name, owner=ctx.node_id, until=until, limit=1, request_id=row.id
+    )
+    if not claimed:
+        return False
+    set_kind = batch.sets[0].set_id
+    name = partner.file_name(set_kind, batch.interchange_control, ctx.clock())
+    sha, path = ctx.payloads.put(batch.data)
+    _record_in(ctx, tx, partner, claimed, batch, (name, sha, str(path), set_kind), on_queued)
+    return True
 
 
 def batch_all(ctx: Context) -> int:

@@ -27,7 +27,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gateway.errors import GatewayError
-from gateway.realtime.dispatch import OnStored, send_realtime
+from gateway.realtime.dispatch import OnStored, QueueNow, queue_now, send_realtime
 from gateway.realtime.dispatch import is_realtime as dispatch_is_realtime
 from gateway.runtime.context import Context
 from gateway.runtime.logsetup import get_logger
@@ -41,6 +41,7 @@ from gateway.web.context import WebContext, web_context
 from gateway.web.openapi import document
 from transactions.errors import RequestError, X12GatewayError
 from transactions.jsoncheck import Problem, problems
+from transactions.outbound import request_kind
 from transactions.requests_json import request_from_obj
 
 PREFIX = "/api/v1"
@@ -207,6 +208,7 @@ def realtime_answer(ctx: Context, sub: apirecord.Submission, budget: float, on_s
         on_stored=on_stored,
         new_for=sub.partner,
         tracking=sub.tracking_number,
+        started=sub.started,
     )
 
 
@@ -249,8 +251,11 @@ def _submitted(web: WebContext, client: ApiClient, call: tuple[bytes, Any, str],
     body, req, partner = call
     ctx = api_context(web)
     budget = web.config.api.realtime_budget_seconds
+    queue = _queue_with_call(ctx, web, req, partner)
     try:
-        sub = apirecord.submit(ctx, client, body, req, partner, idempotency_key=key, budget=budget)
+        sub = apirecord.submit(
+            ctx, client, body, req, partner, idempotency_key=key, budget=budget, queue=queue
+        )
     except apirecord.IdempotencyMismatchError as exc:
         raise ApiProblemError(422, str(exc)) from None
     if sub.replay is not None:
@@ -265,6 +270,17 @@ def _submitted(web: WebContext, client: ApiClient, call: tuple[bytes, Any, str],
     if key is not None:  # only a retry with the key replays it
         apirecord.remember_response(web.store, sub.tracking_number, status, out)
     return _reply(status, out)
+
+
+def _queue_with_call(ctx: Context, web: WebContext, req: Any, partner: str) -> QueueNow | None:
+    """What queues a real-time call's request in the transaction recording it: for a real-time
+    partner, unless the request is one the pre-certification gate may answer instead (a 278 with
+    ``[precert] answer_not_required``: the gate runs after the call is recorded, on a ``new`` request)."""
+    if not is_realtime(web, partner):
+        return None
+    if web.config.precert.answer_not_required and request_kind(req).set_id == "278":
+        return None
+    return queue_now(ctx, web.config.partner(partner))
 
 
 def _outcome(

@@ -21,11 +21,13 @@ from sqlalchemy import exc as sa_exc
 
 from gateway.errors import GatewayError
 from gateway.lifecycle import FileEvent, FileState
+from gateway.realtime.dispatch import QueueNow
+from gateway.realtime.exchange import Attempt
 from gateway.runtime.context import Context
 from gateway.runtime.logsetup import phi_scope
 from gateway.stages.intake import phi_values
 from gateway.stages.precert_gate import precert_gate
-from gateway.store import DuplicateKeyError, Store, Tx, hash_member_id
+from gateway.store import DuplicateKeyError, RequestRow, Store, Tx, hash_member_id
 from gateway.store import schema as s
 from gateway.store.errors import store_error
 from gateway.web.apiauth import ApiClient
@@ -49,6 +51,7 @@ class Submission:
     partner: str | None = None
     replay: tuple[int, dict[str, Any]] | None = None  # (status, body) of the earlier response
     in_progress: bool = False  # the earlier call with this key is still waiting for its answer
+    started: Attempt | None = None  # queued and its first attempt started with the call (``queue``)
 
 
 def body_digest(body: bytes) -> str:
@@ -78,8 +81,11 @@ def submit(
     *,
     idempotency_key: str | None,
     budget: float,
+    queue: QueueNow | None = None,
 ) -> Submission:
-    """Record the call (or find the earlier one with the same key); see the module docstring."""
+    """Record the call (or find the earlier one with the same key); see the module docstring. With
+    ``queue`` (a real-time partner; not for a 278 the pre-certification gate may answer) the request
+    is also queued, its interchange built and its first attempt started in the same transaction."""
     digest = body_digest(body)
     if idempotency_key is not None:
         with ctx.store.read() as tx:
@@ -96,8 +102,9 @@ def submit(
             # the number is committed with the rows that carry it: one commit per call, not two
             tracking = ctx.store.new_tracking_numbers(1, tx=tx)[0]
             final = replace(req, trace_number=tracking, trace_assigner=ctx.config.identity.trace_assigner)
-            request_id = _record(ctx, tx, client, body, sha, final, req.trace_number, partner)
+            row = _record(ctx, tx, client, body, sha, final, req.trace_number, partner)
             _insert_call(tx, client, tracking, idempotency_key, digest)
+            started = queue(tx, row, final) if queue is not None else None
     except DuplicateKeyError:  # PostgreSQL: the concurrent retry committed first; all of ours rolled back
         if idempotency_key is None:
             raise
@@ -106,11 +113,16 @@ def submit(
         if found is None:
             raise
         return found
-    precert_gate(ctx, final)  # "not required": answered here, no 278
+    if started is None:
+        precert_gate(ctx, final)  # "not required": answered here, no 278
     ctx.log.info(
-        "api request accepted", tracking_number=tracking, client=client.name, kind=request_kind(req).set_id
+        "api request accepted",
+        tracking_number=tracking,
+        client=client.name,
+        kind=request_kind(req).set_id,
+        queued=started is not None,
     )
-    return Submission(tracking, request_id=request_id, partner=partner)
+    return Submission(tracking, request_id=row.id, partner=partner, started=started)
 
 
 def _insert_call(tx: Tx, client: ApiClient, tracking: str, key: str | None, digest: str) -> None:
@@ -138,7 +150,7 @@ def _record(  # noqa: PLR0917 - one request's rows
     final: Request,
     reference: str,
     partner: str,
-) -> int:
+) -> RequestRow:
     """The file row and request row of one call, as the inbox would have made them."""
     tracking = final.trace_number
     file_row = tx.files.record(
@@ -168,7 +180,7 @@ def _record(  # noqa: PLR0917 - one request's rows
         (FileEvent.ACCEPT, {"requests": 1, "rejected": 0, "payload": sha}),
     ]
     tx.files.transition_steps(file_row.id, steps, expect=FileState.CLAIMING)
-    return row.id
+    return row
 
 
 def remember_response(store: Store, tracking: str, status: int, body: dict[str, Any]) -> None:
