@@ -42,7 +42,7 @@ from gateway.transport.core_envelope import (
     timestamp,
 )
 from payersim.certs import Pki
-from payersim.realtime import NotX12Error, RealtimeResponder
+from payersim.realtime import Answer, NotX12Error, RealtimeResponder
 from payersim.scenario import Scenario
 from payersim.simulator import utc_now
 
@@ -64,6 +64,7 @@ class CoreFaults:
     wrong_checksum: int = 0
     reject_payload: int = 0
     drop_connection: int = 0  # answers after which the connection is closed without saying so
+    not_x12: int = 0  # well-formed answers whose payload is not an X12 interchange (quarantined by us)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def take(self, name: str) -> bool:
@@ -173,6 +174,13 @@ class CoreServer:
 
     # ------------------------------------------------------------------------------ answering
 
+    def _payer_answer(self, payload: bytes) -> Answer:
+        """The scenario's answer to one interchange (or, with the ``not_x12`` fault, text)."""
+        answer = self.responder.answer(payload)
+        if self.faults.take("not_x12"):
+            return replace(answer, data=b"this answer is not an X12 interchange")
+        return answer
+
     def answer(self, body: bytes, content_type: str) -> tuple[int, bytes, str]:  # noqa: PLR0911 - one exit per CORE outcome
         """(HTTP status, body, Content-Type) for one POST."""
         if self.faults.latency_seconds:
@@ -200,7 +208,7 @@ class CoreServer:
         item = Received(request.payload_id, style, request.payload_type, request.checksum, request.payload)
         self.note(item)
         try:
-            answer = self.responder.answer(request.payload)
+            answer = self._payer_answer(request.payload)
         except NotX12Error as exc:
             return self._error(200, style, "PayloadRejected", str(exc), request)
         if answer.delay_seconds:
