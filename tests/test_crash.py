@@ -30,7 +30,7 @@ from gateway.store import Store
 from gateway.store.sealing import KeyRing, install
 from gateway.transport.keys import ensure_key, public_line
 from payersim.simulator import ClearinghouseSimulator
-from tests.e2e_harness import config_text, start_simulator
+from tests.e2e_harness import ROOT, config_text, start_simulator
 from tests.exactly_once import Feeder, audit, drained
 
 X12GW = Path(sys.executable).with_name("x12gw")
@@ -98,7 +98,10 @@ class CrashWorld:
 
 
 @pytest.fixture
-def world(tmp_path: Path, phi_log_dir: Path) -> Iterator[CrashWorld]:
+def world(tmp_path: Path, phi_log_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[CrashWorld]:
+    # the killed processes run this checkout's code (the installed script imports wherever it was
+    # installed from: another checkout's, in a worktree)
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
     keys = tmp_path / "keys"
     ensure_key(keys / "client")
     sim = start_simulator(tmp_path / "clearinghouse", ensure_key(keys / "host"), public_line(keys / "client"))
