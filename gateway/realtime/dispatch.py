@@ -1,9 +1,11 @@
 """``send_realtime``: one request sent now over CAQH CORE real time, its answer stored within a budget.
 
-The API calls this for a request it has just stored (state ``new``) whose partner is a real-time
-CORE partner. The request goes through the same steps as in the run loop, only now and alone: it is
-claimed and built into its own interchange (batching), POSTed (``gateway.realtime.exchange``), and the
-answer is processed by the inbound stage (records, outbox result file, state changes). The exchange
+The API calls this for a request it has just stored whose partner is a real-time CORE partner:
+usually queued and its first attempt started in the transaction that recorded the call
+(``queue_now``, ``started=``), else ``new``. The request goes through the same steps as in the run
+loop, only now and alone: it is claimed and built into its own interchange (batching), POSTed
+(``gateway.realtime.exchange``), and the answer is stored by the inbound stage's steps (records,
+outbox result file, state changes) in the transaction that records it. The exchange
 runs in a worker thread so that an answer arriving after the budget is still stored as soon as it
 comes (within the partner's ``timeout_seconds``); past that, or after a crash, the request stays
 ``queued``/``uploading`` and the run loop sends it again, no sooner than the rule allows.

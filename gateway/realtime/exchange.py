@@ -11,9 +11,13 @@ partner's ``retry_seconds`` after the previous attempt, and the inbound stage ig
 answer. A failed attempt is logged on the file (``uploading -> uploading``, with the error code).
 
 The API's real-time sender saves commits without skipping a record: the first attempt starts in the
-transaction that records the file (``start_queued``), and the answer is claimed for processing in
-the transaction that records it (``post_attempt(claim=True)``); a crash leaves the same states as
-between the separate transactions (``uploading``, or an answer ``processing`` under a lease).
+transaction that records the file (``start_queued``), and the answer, validated and mapped before
+its transaction, is recorded and processed in one (``post_attempt(answer=...)``: records, request
+states, envelopes, ``downloaded -> processing -> processed``), leaving only the ``delivered`` marking
+for after the result files. A crash before that commit leaves the file ``uploading`` (sent again, as
+after a crash mid-POST), after it the answer ``processed`` (its results rewritten by the inbound
+stage's recovery). An answer to quarantine goes the two-step way (recorded and claimed under a
+lease, ``post_attempt(claim=True)``, then processed).
 """
 
 from __future__ import annotations

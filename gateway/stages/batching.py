@@ -5,7 +5,8 @@ built, so a crash can only leave a harmless gap; the file, its envelopes and the
 ``queued`` are one transaction, so a request is never in two files. A request whose X12 fails the
 implementation guide, or that cannot be written as X12 at all (a value holding a delimiter
 character), is set aside as ``invalid`` (with the reason) instead of being sent, so it cannot block
-the requests batched with it, cycle after cycle.
+the requests batched with it, cycle after cycle. A real-time API call's request is built and queued
+in the transaction that records the call (``queue_in``).
 """
 
 from __future__ import annotations

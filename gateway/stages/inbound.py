@@ -7,7 +7,9 @@ records the file's envelopes, applies any 999/TA1 to what we sent, stores the re
 271/278 responses (matched to requests by trace number, then BHT03; 271s a chunk at a time, in a few
 statements per chunk), queues our own 999/TA1 for the partner, and moves the file to ``processed``;
 result files are written after that commit and the file becomes ``delivered``. A crash between the
-two re-writes the same results.
+two re-writes the same results. A real-time answer the API waits for is prepared the same way before
+the transaction that records it, and stored in that transaction (``prepare_answer``,
+``store_answer``, ``answer_stored``).
 """
 
 from __future__ import annotations

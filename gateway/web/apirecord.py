@@ -2,7 +2,9 @@
 answers it: the body becomes a file row (partner ``api``, ``claiming -> claimed -> accepted``) and a
 payload, the request a ``new`` request row of that file, and ``api_requests`` says which client made it,
 under which Idempotency-Key and with which body -- all in one transaction, so a crash leaves either
-everything or nothing. Then the pre-certification gate runs, as for the inbox.
+everything or nothing. For a real-time partner the same transaction also queues the request (its
+interchange built and recorded, its first attempt started: ``queue``), so a call is one commit
+before its POST. Otherwise the pre-certification gate runs, as for the inbox.
 
 A retried POST with the same key finds its ``api_requests`` row: the stored response is replayed; a
 different body under the same key is refused; a call still waiting for its real-time answer is
