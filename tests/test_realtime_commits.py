@@ -17,17 +17,17 @@ import pytest
 from sqlalchemy import func, select
 
 from gateway.lifecycle import FileState, RequestState
-from gateway.realtime import exchange
-from gateway.realtime.dispatch import queue_now, rules_for
+from gateway.realtime import exchange, numbers
+from gateway.realtime.dispatch import QueueNow, queue_now, rules_for
 from gateway.realtime.exchange import Processing
 from gateway.runtime.runner import Gateway
+from gateway.stages.batching import Built
 from gateway.store import RequestRow, Tx
 from gateway.store import schema as s
 from gateway.web import apiauth, apirecord
 from tests import exactly_once
 from tests.api_support import Api, sample, serving
 from tests.core_support import request_state
-from transactions.outbound import Request
 from transactions.requests_json import request_from_obj
 
 if TYPE_CHECKING:
@@ -89,21 +89,19 @@ def _cycle_until_answered(ctx: Context, later: bool = False) -> None:
 def test_a_crash_before_the_calls_one_commit_leaves_nothing_and_the_retry_is_answered_once(
     rig: CoreRig,
 ) -> None:
-    """The call's file, request, idempotency record, claim, control numbers, outbound file and first
-    attempt are one commit: stopped just before it, nothing of the call is in the store and nothing
-    was sent; the client's retry under the same Idempotency-Key is answered (200), one request, one
-    POST."""
+    """The call's file, request, idempotency record, claim, outbound file and first attempt are one
+    commit: stopped just before it, nothing of the call is in the store and nothing was sent; the
+    client's retry under the same Idempotency-Key is answered (200), one request, one POST."""
     server = rig.server()
     ctx = rig.context(server)
-    partner = ctx.config.partner("acme")
-    real = queue_now(ctx, partner)
 
-    def queue_then_crash(tx: Tx, row: RequestRow, request: Request) -> Attempt | None:
-        assert real(tx, row, request) is not None  # queued and started, not yet committed
-        raise PowerCutError
+    class QueueThenCrash(QueueNow):
+        def record(self, tx: Tx, row: RequestRow, built: Built) -> Attempt | None:
+            assert super().record(tx, row, built) is not None  # queued and started, not yet committed
+            raise PowerCutError
 
     with pytest.raises(PowerCutError):
-        _submit(ctx, "key-1", queue_then_crash)
+        _submit(ctx, "key-1", QueueThenCrash(ctx, ctx.config.partner("acme")))
     assert [_count(ctx, t) for t in (s.requests, s.api_requests, s.files, s.interchanges)] == [0, 0, 0, 0]
     _, key = apiauth.add_client(ctx.store, "billing", ("eligibility:write",))
     assert key is not None
@@ -190,3 +188,25 @@ def test_an_answer_to_quarantine_is_recorded_and_set_aside_in_two_steps(rig: Cor
             "processing",
         ]
     assert len(server.received) == 1
+
+
+def test_a_calls_numbers_come_from_blocks_and_are_never_handed_out_twice(rig: CoreRig) -> None:
+    """Tracking and control numbers for real-time calls are taken BLOCK at a time in one commit: the
+    calls of one block get consecutive numbers, a restart leaves the rest of its block as a gap, and
+    neither collides with what the store hands out to anyone else (the run loop's batches)."""
+    ctx = rig.context(rig.server())
+    partner = ctx.config.partner("acme")
+    first = [numbers.take(ctx, partner) for _ in range(3)]
+    numbers.drop_blocks()  # the process ends: the rest of its block is never used
+    second = [numbers.take(ctx, partner) for _ in range(3)]
+    taken = first + second
+    assert [n.isa for n in first] == [first[0].isa + i for i in range(3)]
+    assert second[0].isa == first[0].isa + numbers.BLOCK  # a gap, never a reuse
+    ident = ctx.config.identity
+    pair = (f"{ident.isa_qualifier}:{ident.isa_id}", f"{partner.isa_qualifier}:{partner.isa_id}")
+    others = list(ctx.store.allocate_control_numbers(*pair, "ISA13", 5))
+    assert len({n.isa for n in taken} | set(others)) == len(taken) + len(others)
+    trackings = [n.tracking for n in taken] + ctx.store.new_tracking_numbers(5)
+    assert len(set(trackings)) == len(trackings)
+    for kind in ("gs", "st"):
+        assert len({getattr(n, kind) for n in taken}) == len(taken)

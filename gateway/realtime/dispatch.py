@@ -23,10 +23,12 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
 from gateway.lifecycle import RequestState
+from gateway.realtime import numbers
 from gateway.realtime.exchange import (
     Attempt,
     Processing,
@@ -35,6 +37,7 @@ from gateway.realtime.exchange import (
     send_file,
     start_queued,
 )
+from gateway.realtime.numbers import CallNumbers
 from gateway.runtime.config import PartnerConfig
 from gateway.runtime.context import Context
 from gateway.stages import batching, inbound
@@ -169,29 +172,41 @@ def _batched(ctx: Context, partner: PartnerConfig, request_id: int) -> Attempt |
     return started[0] if queued and started else None
 
 
-# a request recorded ``new`` in the caller's transaction and its model, queued there: the started
-# attempt, or None when it stays ``new`` (see ``batching.queue_in``)
-QueueNow = Callable[[Tx, RequestRow, Request], "Attempt | None"]
+@dataclass(frozen=True)
+class QueueNow:
+    """How a real-time API call's request is queued with the call: its tracking number and control
+    numbers taken from this process's blocks (``gateway.realtime.numbers``), its interchange built,
+    validated and stored before the call's transaction (``build``), then recorded in it with the
+    request ``queued`` and the file's first attempt started (``record``: ``queued -> uploading``),
+    for ``send_realtime(started=...)`` to POST after the commit. A crash before that commit leaves
+    nothing of the call but gaps in the numbers (and a payload nothing refers to); after it, the file
+    is ``uploading`` and the run loop sends it again if the call's own POST never happened."""
 
+    ctx: Context
+    partner: PartnerConfig
 
-def queue_now(ctx: Context, partner: PartnerConfig) -> QueueNow:
-    """What queues a request being recorded, for ``partner`` (real time), in the transaction that
-    records it: its interchange built and recorded, the request ``queued`` and the file's first
-    attempt started (``queued -> uploading``), for ``send_realtime(started=...)`` to POST after the
-    commit. A crash before that commit leaves nothing of the call; after it, the file is
-    ``uploading`` and the run loop sends it again if the call's own POST never happened."""
+    def take_numbers(self) -> CallNumbers:
+        """The call's tracking number (its request's) and control numbers."""
+        return numbers.take(self.ctx, self.partner)
 
-    def queue(tx: Tx, row: RequestRow, request: Request) -> Attempt | None:
-        detail = attempt_detail(partner)
+    def build(self, request: Request, taken: CallNumbers) -> batching.Built | None:
+        """The request's interchange (None: it stays ``new``, see ``batching.build_one``)."""
+        return batching.build_one(self.ctx, self.partner, request, (taken.isa, taken.gs, taken.st))
+
+    def record(self, tx: Tx, row: RequestRow, built: batching.Built) -> Attempt | None:
+        detail = attempt_detail(self.partner)
         started: list[Attempt] = []
 
         def start(tx: Tx, file: FileRow, kind: str) -> None:
             started.append(start_queued(tx, file, kind, detail))
 
-        queued = batching.queue_in(ctx, tx, partner, row, request, on_queued=start)
+        queued = batching.record_built(self.ctx, tx, self.partner, row, built, on_queued=start)
         return started[0] if queued and started else None
 
-    return queue
+
+def queue_now(ctx: Context, partner: PartnerConfig) -> QueueNow:
+    """What queues a request being recorded for ``partner`` (real time) with the call (``QueueNow``)."""
+    return QueueNow(ctx, partner)
 
 
 def is_realtime(partner: PartnerConfig) -> bool:

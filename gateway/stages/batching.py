@@ -6,7 +6,7 @@ built, so a crash can only leave a harmless gap; the file, its envelopes and the
 implementation guide, or that cannot be written as X12 at all (a value holding a delimiter
 character), is set aside as ``invalid`` (with the reason) instead of being sent, so it cannot block
 the requests batched with it, cycle after cycle. A real-time API call's request is built and queued
-in the transaction that records the call (``queue_in``).
+in the transaction that records the call (``build_one`` before it, ``record_built`` in it).
 """
 
 from __future__ import annotations
@@ -272,34 +272,49 @@ def _record_in(  # noqa: PLR0917 - the parts of one batch
         on_queued(tx, f, set_kind)
 
 
-def queue_in(
-    ctx: Context, tx: Tx, partner: PartnerConfig, row: RequestRow, request: Request, *, on_queued: OnQueued
-) -> bool:
-    """Build the interchange of one request recorded ``new`` in this transaction (``request``: its
-    model, as stored) and queue it there: the claim, its control numbers, the file (payload durable
-    before the commit), its envelopes, the request's ``new -> batching -> queued`` and
-    ``on_queued``, all in the caller's commit (the API's real-time call: recording it and queueing
-    its interchange are one commit, so a crash leaves all of it or none, and the client retries).
-    False, with nothing done but a harmless gap in the control numbers, when the request cannot be
-    written as X12 or the guide rejects its set: it stays ``new`` for ``batch_partner``, which sets
-    it aside with the reason as for any batch."""
-    numbers = _numbers(ctx, tx, partner, [request])
+@dataclass(frozen=True)
+class Built:
+    """One request's interchange built, validated and stored (payload durable) before the
+    transaction that records it (``record_built``): the batch and its file's name, hash and path."""
+
+    batch: OutboundBatch
+    stored: tuple[str, str, str, str]  # name, payload hash, payload path, set kind
+
+
+def build_one(
+    ctx: Context, partner: PartnerConfig, request: Request, numbers: tuple[int, int, int]
+) -> Built | None:
+    """The interchange of one request with these (ISA13, GS06, ST02), built, validated and its payload
+    stored, outside any transaction (a real-time API call: see ``gateway.realtime.numbers``); None when
+    it cannot be written as X12 or the guide rejects its set (the request is then recorded ``new`` and
+    ``batch_partner`` sets it aside with the reason, as for any batch; the numbers are a gap)."""
+    isa, gs, st = numbers
     try:
-        batch = _build(ctx, partner, [request], numbers)
+        batch = _build(ctx, partner, [request], _Numbers(isa, [gs], [st]))
     except X12WriteError:
-        return False
+        return None
     if _rejected_sets(batch.data):
-        return False
+        return None
+    set_kind = batch.sets[0].set_id
+    name = partner.file_name(set_kind, batch.interchange_control, ctx.clock())
+    sha, path = ctx.payloads.put(batch.data)
+    return Built(batch, (name, sha, str(path), set_kind))
+
+
+def record_built(
+    ctx: Context, tx: Tx, partner: PartnerConfig, row: RequestRow, built: Built, *, on_queued: OnQueued
+) -> bool:
+    """Queue a request recorded ``new`` in this transaction with its interchange ``built`` before it:
+    its claim, the file, its envelopes, the request's ``new -> batching -> queued`` and
+    ``on_queued``, all in the caller's commit (the API's real-time call: recording it and queueing
+    its interchange are one commit, so a crash leaves all of it or none, and the client retries)."""
     until = ctx.clock() + timedelta(seconds=ctx.config.gateway.lease_seconds)
     claimed = tx.requests.claim(
         partner=partner.name, owner=ctx.node_id, until=until, limit=1, request_id=row.id
     )
     if not claimed:
         return False
-    set_kind = batch.sets[0].set_id
-    name = partner.file_name(set_kind, batch.interchange_control, ctx.clock())
-    sha, path = ctx.payloads.put(batch.data)
-    _record_in(ctx, tx, partner, claimed, batch, (name, sha, str(path), set_kind), on_queued)
+    _record_in(ctx, tx, partner, claimed, built.batch, built.stored, on_queued)
     return True
 
 

@@ -27,6 +27,7 @@ from gateway.realtime.dispatch import QueueNow
 from gateway.realtime.exchange import Attempt
 from gateway.runtime.context import Context
 from gateway.runtime.logsetup import phi_scope
+from gateway.stages.batching import Built
 from gateway.stages.intake import phi_values
 from gateway.stages.precert_gate import precert_gate
 from gateway.store import DuplicateKeyError, RequestRow, Store, Tx, hash_member_id
@@ -87,13 +88,22 @@ def submit(
 ) -> Submission:
     """Record the call (or find the earlier one with the same key); see the module docstring. With
     ``queue`` (a real-time partner; not for a 278 the pre-certification gate may answer) the request
-    is also queued, its interchange built and its first attempt started in the same transaction."""
+    is numbered and its interchange built and stored before the transaction, then queued with its
+    first attempt started in the same transaction as the call."""
     digest = body_digest(body)
     if idempotency_key is not None:
         with ctx.store.read() as tx:
             found = _earlier(tx, client, idempotency_key, digest, budget)
         if found is not None:
             return found
+    assigner = ctx.config.identity.trace_assigner
+    built: Built | None = None
+    tracking: str | None = None
+    if queue is not None:  # numbered and built before the transaction, which only records it
+        taken = queue.take_numbers()
+        tracking = taken.tracking
+        with phi_scope(phi_values(req)):
+            built = queue.build(replace(req, trace_number=tracking, trace_assigner=assigner), taken)
     sha, _path = ctx.payloads.put(body)
     try:
         with phi_scope(phi_values(req)), ctx.store.begin() as tx:
@@ -101,12 +111,12 @@ def submit(
                 found = _earlier(tx, client, idempotency_key, digest, budget)
                 if found is not None:
                     return found
-            # the number is committed with the rows that carry it: one commit per call, not two
-            tracking = ctx.store.new_tracking_numbers(1, tx=tx)[0]
-            final = replace(req, trace_number=tracking, trace_assigner=ctx.config.identity.trace_assigner)
+            if tracking is None:  # committed with the rows that carry it: one commit per call, not two
+                tracking = ctx.store.new_tracking_numbers(1, tx=tx)[0]
+            final = replace(req, trace_number=tracking, trace_assigner=assigner)
             row = _record(ctx, tx, client, body, sha, final, req.trace_number, partner)
             _insert_call(tx, client, tracking, idempotency_key, digest)
-            started = queue(tx, row, final) if queue is not None else None
+            started = queue.record(tx, row, built) if queue is not None and built is not None else None
     except DuplicateKeyError:  # PostgreSQL: the concurrent retry committed first; all of ours rolled back
         if idempotency_key is None:
             raise
