@@ -21,6 +21,7 @@ from gateway.realtime import exchange, numbers
 from gateway.realtime.dispatch import QueueNow, queue_now, rules_for
 from gateway.realtime.exchange import Processing
 from gateway.runtime.runner import Gateway
+from gateway.stages import inbound
 from gateway.stages.batching import Built
 from gateway.store import RequestRow, Tx
 from gateway.store import schema as s
@@ -187,6 +188,9 @@ def test_an_answer_to_quarantine_is_recorded_and_set_aside_in_two_steps(rig: Cor
             "downloaded",
             "processing",
         ]
+    inbound.process_claimed(ctx, sent.claimed, rules_for(ctx))  # what send_realtime's delivery does next
+    with ctx.store.read() as tx:
+        assert tx.files.get(sent.claimed.id).state == FileState.QUARANTINED
     assert len(server.received) == 1
 
 
