@@ -32,6 +32,7 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any, Final, TypeVar
 
 from sqlalchemy import Connection, CursorResult, Row
@@ -41,7 +42,7 @@ from sqlalchemy.engine.result import SimpleResultMetaData
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import Executable
 
-__all__ = ["FastResult", "execute", "is_registered", "register", "stats"]
+__all__ = ["FastResult", "execute", "is_registered", "register", "slow_path", "stats"]
 
 S = TypeVar("S")
 AnyRow = Row[*tuple[Any, ...]]  # what ``CursorResult`` rows are typed as
@@ -65,6 +66,18 @@ class _Counters:
 
     fast = 0
     slow = 0
+    off = False  # ``slow_path``: every statement through ``Connection.execute``
+
+
+@contextmanager
+def slow_path() -> Iterator[None]:
+    """Run every statement through ``Connection.execute`` while open (process-wide): the reference
+    the differential tests compare the fast path with, and a way to measure what it saves."""
+    was, _Counters.off = _Counters.off, True
+    try:
+        yield
+    finally:
+        _Counters.off = was
 
 
 def stats() -> tuple[int, int]:
@@ -313,7 +326,7 @@ def execute(
     """``conn.execute(stmt, params)`` for a registered statement, on the driver's cursor when it can
     (see the module's docstring); anything else goes to ``conn.execute`` itself. The result is a
     ``FastResult`` or SQLAlchemy's own ``CursorResult``: use only what both offer."""
-    if _REGISTERED.get(id(stmt)) is not stmt or not _runnable(conn):
+    if _REGISTERED.get(id(stmt)) is not stmt or _Counters.off or not _runnable(conn):
         return conn.execute(stmt, params)
     sets: Sequence[Mapping[str, Any]]
     if params is None:
