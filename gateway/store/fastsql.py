@@ -30,9 +30,9 @@ executemany with RETURNING or with differing keys, a statement SQLAlchemy refuse
 from __future__ import annotations
 
 import threading
-import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from operator import itemgetter
 from typing import Any, Final, TypeVar
 
 from sqlalchemy import Connection, CursorResult, Row
@@ -51,8 +51,9 @@ AnyResult = CursorResult[*tuple[Any, ...]]
 # statements that may take the fast path, by id; the strong reference keeps the id from being reused
 _REGISTERED: dict[int, object] = {}
 _GUARD = threading.Lock()
-# per dialect (engine): plan key -> _Shape, or None when the shape runs through SQLAlchemy
-_PLANS: weakref.WeakKeyDictionary[Dialect, dict[tuple[Any, ...], _Shape | None]] = weakref.WeakKeyDictionary()
+# per dialect (engine), kept on the dialect itself so they go with it: plan key -> _Shape, or None
+# when the shape runs through SQLAlchemy
+_PLANS: Final = "_x12gw_fastsql_plans"
 _MAX_VARIANTS: Final = 64  # IN-list lengths planned per statement shape; other lengths go the slow way
 
 # where a driver parameter comes from
@@ -102,7 +103,18 @@ def is_registered(stmt: object) -> bool:
 class _Plan:
     """One statement compiled for one dialect and parameter shape: what to send and how to read rows."""
 
-    __slots__ = ("keys", "metadata", "names", "positional", "result_procs", "returns", "sources", "sql")
+    __slots__ = (
+        "getter",
+        "keys",
+        "metadata",
+        "names",
+        "positional",
+        "procs",
+        "result_procs",
+        "returns",
+        "sources",
+        "sql",
+    )
 
     def __init__(
         self,
@@ -122,9 +134,21 @@ class _Plan:
         self.returns = returns  # the result columns' SQLAlchemy types
         self.metadata = SimpleResultMetaData(keys) if keys else None
         self.result_procs: list[Any] | None = None  # found on the first execution (driver's types)
+        # the usual plan takes every parameter from a key: one C call picks them all, and only the
+        # values with a processor are touched again
+        simple = bool(sources) and all(kind == _KEY for kind, _, _, _ in sources)
+        self.getter = itemgetter(*(key for _, key, _, _ in sources)) if simple else None
+        self.procs = tuple((i, proc) for i, (_, _, _, proc) in enumerate(sources) if proc is not None)
 
     def bind(self, params: Mapping[str, Any]) -> tuple[Any, ...] | dict[str, Any]:
         """The driver's parameters for one parameter set."""
+        getter = self.getter
+        if getter is not None:
+            picked = getter(params)
+            values = list(picked) if len(self.sources) > 1 else [picked]
+            for i, proc in self.procs:
+                values[i] = proc(values[i])
+            return tuple(values) if self.positional else dict(zip(self.names, values, strict=True))
         values = []
         for kind, key, index, proc in self.sources:
             if kind == _KEY:
@@ -286,10 +310,13 @@ def _plan(compiled: SQLCompiler, keys: tuple[str, ...], sample: Mapping[str, Any
 
 def _plan_for(conn: Connection, stmt: Executable, first: Mapping[str, Any], many: bool) -> _Plan | None:
     dialect = conn.dialect
-    plans = _PLANS.get(dialect)
+    plans: dict[tuple[Any, ...], _Shape | None] | None = getattr(dialect, _PLANS, None)
     if plans is None:
         with _GUARD:
-            plans = _PLANS.setdefault(dialect, {})
+            plans = getattr(dialect, _PLANS, None)
+            if plans is None:
+                plans = {}
+                setattr(dialect, _PLANS, plans)
     keys = tuple(first)
     key = (id(stmt), many, keys)
     shape = plans[key] if key in plans else plans.setdefault(key, _compile(stmt, dialect, keys, many))
@@ -331,7 +358,7 @@ def execute(
     sets: Sequence[Mapping[str, Any]]
     if params is None:
         sets = ({},)
-    elif isinstance(params, Mapping):
+    elif type(params) is dict or isinstance(params, Mapping):
         sets = (params,)
     else:
         sets = params
@@ -354,17 +381,17 @@ def _run(conn: Connection, plan: _Plan, sets: Sequence[Mapping[str, Any]], many:
         cursor = driver.cursor()
     except BaseException as exc:  # noqa: BLE001 - wrapped or re-raised by SQLAlchemy's handler
         conn._handle_dbapi_exception(exc, sql, values, None, None)
-    events = conn._has_events or conn.engine._has_events
+    dispatch = conn.dispatch if conn._has_events or conn.engine._has_events else None
     try:
-        if events:
-            for fn in conn.dispatch.before_cursor_execute:
+        if dispatch is not None and dispatch.before_cursor_execute:
+            for fn in dispatch.before_cursor_execute:
                 sql, values = fn(conn, cursor, sql, values, None, many)
         if many:
             cursor.executemany(sql, values)
         else:
             cursor.execute(sql, values)
-        if events:
-            conn.dispatch.after_cursor_execute(conn, cursor, sql, values, None, many)
+        if dispatch is not None and dispatch.after_cursor_execute:
+            dispatch.after_cursor_execute(conn, cursor, sql, values, None, many)
         description = cursor.description
         rows = cursor.fetchall() if description is not None else []
         rowcount = cursor.rowcount
