@@ -42,7 +42,7 @@ from sqlalchemy.engine.result import SimpleResultMetaData
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import Executable
 
-__all__ = ["FastResult", "execute", "is_registered", "register", "slow_path", "stats"]
+__all__ = ["FastResult", "execute", "register", "slow_path", "stats"]
 
 S = TypeVar("S")
 AnyRow = Row[*tuple[Any, ...]]  # what ``CursorResult`` rows are typed as
@@ -93,11 +93,6 @@ def register(stmt: S) -> S:
     with _GUARD:
         _REGISTERED[id(stmt)] = stmt
     return stmt
-
-
-def is_registered(stmt: object) -> bool:
-    """Whether ``stmt`` was registered (``register``)."""
-    return _REGISTERED.get(id(stmt)) is stmt
 
 
 class _Plan:
