@@ -46,6 +46,7 @@ CALLS = 3
 @dataclass
 class Counts:
     statements: int = 0
+    fast_statements: int = 0  # of them, run by ``gateway.store.fastsql`` (no execution context)
     commits: int = 0
     write_commits: int = 0
 
@@ -59,9 +60,10 @@ def counting(ctx: Context) -> Iterator[Counts]:
     def ours(conn: Connection) -> bool:
         return conn.engine.url.render_as_string(hide_password=False) == database
 
-    def on_execute(conn: Connection, *_args: Any) -> None:
+    def on_execute(conn: Connection, *args: Any) -> None:
         if ours(conn):
             counts.statements += 1
+            counts.fast_statements += args[3] is None
 
     def on_commit(conn: Connection) -> None:
         if ours(conn):
@@ -96,6 +98,7 @@ def test_a_realtime_eligibility_call_stays_within_its_statement_budget(
             statuses = [call(n) for n in range(1, CALLS + 1)]
     assert statuses == [200] * CALLS
     assert counts.statements <= MAX_STATEMENTS[ctx.store.engine.dialect.name] * CALLS, counts
+    assert counts.fast_statements > counts.statements // 2, counts  # the fast path's are counted too
     assert counts.write_commits <= MAX_WRITE_TRANSACTIONS * CALLS, counts
     assert counts.commits <= MAX_TRANSACTIONS * CALLS, counts
 

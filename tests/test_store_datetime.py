@@ -59,6 +59,35 @@ def test_the_one_step_sqlite_bind_keeps_none_and_refuses_naive_datetimes() -> No
             process(naive)
 
 
+def result_processors() -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
+    """(the one-step result processor, the reference chain) for SQLite."""
+    impl = UtcDateTime().dialect_impl(DIALECT)
+    assert isinstance(impl, UtcDateTime)
+    fast = impl.result_processor(DIALECT, None)
+    reference = TypeDecorator.result_processor(impl, DIALECT, None)
+    assert fast is not None
+    assert reference is not None
+    assert fast is not reference
+    return fast, reference
+
+
+@given(aware, st.sampled_from(["stored", "seconds", "offset"]))
+def test_the_one_step_sqlite_result_reads_what_the_reference_reads(moment: datetime, form: str) -> None:
+    """Any text the column can hold (as we store it, without microseconds, with an offset) reads
+    back as the aware UTC datetime SQLAlchemy's chain gives, the same value and zone."""
+    fast, reference = result_processors()
+    written = processors()[1](moment)
+    text = {
+        "stored": written,
+        "seconds": written[:19],
+        "offset": moment.isoformat(" "),
+    }[form]
+    got, expected = fast(text), reference(text)
+    assert (got, got.tzinfo) == (expected, expected.tzinfo)
+    assert fast(None) is None
+    assert reference(None) is None
+
+
 def test_a_stored_datetime_reads_back_as_the_same_aware_utc_moment(tmp_path: Path) -> None:
     """Through a real SQLite store: what a row was written with is what it reads back (UTC, aware)."""
     moment = datetime(2026, 12, 2, 18, 4, 5, 123456, tzinfo=timezone(timedelta(hours=-5)))

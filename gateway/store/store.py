@@ -66,7 +66,7 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from gateway.errors import StoreError
-from gateway.store import fileperms
+from gateway.store import fastsql, fileperms
 from gateway.store import schema as s
 from gateway.store.errors import store_error
 from gateway.store.repos.audit import AuditRepo
@@ -262,7 +262,7 @@ def _allocation() -> Update:
     )
 
 
-_ALLOCATE = _allocation()  # built once: three allocations per outbound interchange
+_ALLOCATE = fastsql.register(_allocation())  # built once: three allocations per outbound interchange
 
 
 def _allocate(
@@ -284,12 +284,12 @@ def _allocate(
         "step": count,
         "now": now,
     }
-    row = conn.execute(_ALLOCATE, params).first()
+    row = fastsql.execute(conn, _ALLOCATE, params).first()
     if row is None:
         t = s.control_sequences
         values = {"sender": key[0], "receiver": key[1], "kind": key[2], "next_value": 1, "wraps": 0}
         _insert_ignore(conn, t, {**values, "updated_at": now}, ("sender", "receiver", "kind"))
-        row = conn.execute(_ALLOCATE, params).one()
+        row = fastsql.execute(conn, _ALLOCATE, params).one()
     if row.wraps and not wrap:
         raise StoreError(f"{key[2]} sequence exhausted")
     return range(row.next_value - count, row.next_value)

@@ -25,7 +25,7 @@ from gateway.store.repos.base import (
 from gateway.store.rows import AuditRow, StateChange, from_mapping
 
 # built once: an event-log row is the most frequent statement of all (see ``base.inserting``)
-_INSERT_CHANGES = insert(s.state_changes)  # executemany: no ids wanted back
+_INSERT_CHANGES = prebuilt(("insert_many", "state_changes"), lambda: insert(s.state_changes))  # no ids back
 # pending event-log rows written early, in order, once a transaction holds this many
 PENDING_LIMIT = 2_000
 
@@ -49,9 +49,9 @@ class AuditRepo(Repo):
             if len(self._pending) >= PENDING_LIMIT:
                 self.flush()  # a file of 46,000 sets: the log's rows are not all held until commit
         elif len(rows) == 1:
-            self.conn.execute(_INSERT_CHANGES, rows[0])
+            self.run(_INSERT_CHANGES, rows[0])
         else:
-            self.conn.execute(_INSERT_CHANGES, rows)
+            self.run(_INSERT_CHANGES, rows)
 
     @db
     def flush(self) -> None:
@@ -59,7 +59,7 @@ class AuditRepo(Repo):
         before committing; the log's reads call it first)."""
         if self._pending:
             rows, self._pending = self._pending, []
-            self.conn.execute(_INSERT_CHANGES, rows)
+            self.run(_INSERT_CHANGES, rows)
 
     @db
     def record_change(
@@ -156,7 +156,7 @@ class AuditRepo(Repo):
         ):
             self.flush()  # its own rows recorded in this transaction (other entities' wait for the commit)
         stmt = rows_where(s.state_changes, "entity_type", "entity_id")
-        rows = self.conn.execute(stmt, {"k_entity_type": str(entity_type), "k_entity_id": entity_id})
+        rows = self.run(stmt, {"k_entity_type": str(entity_type), "k_entity_id": entity_id})
         return [from_mapping(StateChange, r) for r in rows]
 
     @db
@@ -189,7 +189,7 @@ class AuditRepo(Repo):
                 "keys": list(dict.fromkeys(entity_ids)),
                 "states": [str(x) for x in new_states],
             }
-            for entity_id, detail in self.conn.execute(stmt, params):
+            for entity_id, detail in self.run(stmt, params):
                 if detail:
                     out[int(entity_id)].append(detail)
         return out
@@ -245,7 +245,7 @@ class AuditRepo(Repo):
             "subject": subject,
             "detail": dict(detail) if detail is not None else None,
         }
-        row = self.conn.execute(insert(s.phi_audit).values(**values).returning(*s.phi_audit.c)).one()
+        row = self.run(insert(s.phi_audit).values(**values).returning(*s.phi_audit.c)).one()
         return from_mapping(AuditRow, row)
 
     @db

@@ -48,7 +48,7 @@ class ClaimsRepo(Repo):
             .order_by(r.c.id.desc())
             .limit(check_limit(limit))
         )
-        return [(a, r) for a, r in map(self._auth_and_request, self.conn.execute(stmt)) if r is not None]
+        return [(a, r) for a, r in map(self._auth_and_request, self.run(stmt)) if r is not None]
 
     @db
     def authorizations_by_number(
@@ -63,7 +63,7 @@ class ClaimsRepo(Repo):
             .order_by(a.c.id.desc())
             .limit(check_limit(limit))
         )
-        return [self._auth_and_request(row) for row in self.conn.execute(stmt)]
+        return [self._auth_and_request(row) for row in self.run(stmt)]
 
     @db
     def units_used(
@@ -84,7 +84,7 @@ class ClaimsRepo(Repo):
             .where(*conds)
             .group_by(t.c.authorization_id, t.c.service_index)
         )
-        rows = self.conn.execute(stmt)
+        rows = self.run(stmt)
         return {(int(auth), int(index)): Decimal(int(total)) / 1000 for auth, index, total in rows}
 
     @db
@@ -122,7 +122,7 @@ class ClaimsRepo(Repo):
             .on_conflict_do_nothing(index_elements=["authorization_id", "claim_hash", "line_number"])
             .returning(t.c.id)
         )
-        new_id = self.conn.execute(stmt).scalar_one_or_none()
+        new_id = self.run(stmt).scalar_one_or_none()
         if new_id is None:
             return False
         units_text = format(units.normalize(), "f")

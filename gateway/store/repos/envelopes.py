@@ -34,6 +34,8 @@ AckLevel = Literal["interchange", "group", "transaction_set"]
 # sets recorded per statement of ``record_sets`` (bounded memory for a file of any size)
 SETS_AT_ONCE = 1_000
 
+# a set's trace numbers (one row or executemany), built once: every recorded set writes them
+_INSERT_TRACES = prebuilt(("insert_many", "trace_numbers"), lambda: insert(s.trace_numbers))
 _ACK_TABLES = {
     "interchange": s.interchanges,
     "group": s.functional_groups,
@@ -103,7 +105,7 @@ class EnvelopesRepo(Repo):
             "ack_status": ack_status,
             "created_at": self.now(),
         }
-        row = self.conn.execute(inserting(s.interchanges), values).one()
+        row = self.run(inserting(s.interchanges), values).one()
         return from_mapping(InterchangeRow, row)
 
     @db
@@ -125,7 +127,7 @@ class EnvelopesRepo(Repo):
             "ack_status": ack_status,
             "created_at": self.now(),
         }
-        row = self.conn.execute(inserting(s.functional_groups), values).one()
+        row = self.run(inserting(s.functional_groups), values).one()
         return from_mapping(GroupRow, row)
 
     @db
@@ -157,11 +159,11 @@ class EnvelopesRepo(Repo):
             "created_at": now,
             "updated_at": now,
         }
-        row = self.conn.execute(inserting(s.transaction_sets), values).one()
+        row = self.run(inserting(s.transaction_sets), values).one()
         traces = tuple(dict.fromkeys(trace_numbers))
         if traces:
             rows = [{"transaction_set_id": row.id, "trace_number": trn} for trn in traces]
-            self.conn.execute(insert(s.trace_numbers), rows)
+            self.run(_INSERT_TRACES, rows)
         self.audit.record_change(Entity.TRANSACTION_SET, row.id, None, state)
         return from_mapping(TransactionSetRow, row, trace_numbers=traces)
 
@@ -201,7 +203,7 @@ class EnvelopesRepo(Repo):
             for trn in dict.fromkeys(n.trace_numbers)
         ]
         if traces:
-            self.conn.execute(insert(s.trace_numbers), traces)
+            self.run(_INSERT_TRACES, traces)
         changes = [(i, None, str(v["state"])) for i, v in zip(ids, values, strict=True)]
         self.audit.record_changes(Entity.TRANSACTION_SET, changes)
         return ids
@@ -227,7 +229,7 @@ class EnvelopesRepo(Repo):
         if not set_row_ids:
             return
         t = s.transaction_sets
-        rows = {r.id: r for r in self.conn.execute(locked_many(t, "id"), {"keys": list(set_row_ids)})}
+        rows = {r.id: r for r in self.run(locked_many(t, "id"), {"keys": list(set_row_ids)})}
         if len(rows) != len(set(set_row_ids)):
             raise NotFoundError("transaction set not found")
         moves: list[tuple[Row[Any], Mapping[str, Any]]] = [(rows[i], {}) for i in dict.fromkeys(set_row_ids)]
@@ -237,7 +239,7 @@ class EnvelopesRepo(Repo):
     def link_set(self, set_row_id: int, request_id: int) -> None:
         """Attach a (response) transaction set to the request it answers."""
         t = s.transaction_sets
-        result = self.conn.execute(
+        result = self.run(
             update(t).where(t.c.id == set_row_id).values(request_id=request_id, updated_at=self.now())
         )
         if result.rowcount == 0:
@@ -253,7 +255,7 @@ class EnvelopesRepo(Repo):
         """
         table = _ACK_TABLES[level]
         row = self.locked(table, "id", row_id, f"{level} {row_id}")
-        self.conn.execute(update(table).where(table.c.id == row_id).values(ack_status=status))
+        self.run(update(table).where(table.c.id == row_id).values(ack_status=status))
         if row.ack_status != status:
             self.audit.record_change(f"{level}.ack", row_id, row.ack_status, status, detail)
 
@@ -263,11 +265,11 @@ class EnvelopesRepo(Repo):
         if not statuses:
             return
         table = _ACK_TABLES[level]
-        rows = list(self.conn.execute(locked_many(table, "id"), {"keys": list(statuses)}))
+        rows = list(self.run(locked_many(table, "id"), {"keys": list(statuses)}))
         if len(rows) != len(statuses):
             raise NotFoundError(f"{level} not found")
         values = [{KEY: r.id, "ack_status": statuses[r.id]} for r in rows]
-        self.conn.execute(keyed_update_many(table, ("ack_status",)), values)
+        self.run(keyed_update_many(table, ("ack_status",)), values)
         changes = [(r.id, r.ack_status, statuses[r.id]) for r in rows if r.ack_status != statuses[r.id]]
         self.audit.record_changes(f"{level}.ack", changes)
 
@@ -293,7 +295,7 @@ class EnvelopesRepo(Repo):
     @db
     def interchanges_of_file(self, file_id: int) -> list[InterchangeRow]:
         """The interchanges recorded for one file, in file order."""
-        rows = self.conn.execute(rows_where(s.interchanges, "file_id"), {"k_file_id": file_id})
+        rows = self.run(rows_where(s.interchanges, "file_id"), {"k_file_id": file_id})
         return [from_mapping(InterchangeRow, r) for r in rows]
 
     @db
@@ -311,7 +313,7 @@ class EnvelopesRepo(Repo):
                 .order_by(ic.c.id, g.c.id, ts.c.id)
             )
 
-        rows = self.conn.execute(prebuilt(("sets_of_file",), build), {"k_file_id": file_id})
+        rows = self.run(prebuilt(("sets_of_file",), build), {"k_file_id": file_id})
         return [(int(r.id), r.request_id) for r in rows]
 
     @db
@@ -324,7 +326,7 @@ class EnvelopesRepo(Repo):
     @db
     def groups_of_interchange(self, interchange_id: int) -> list[GroupRow]:
         """The groups of one interchange, in file order."""
-        rows = self.conn.execute(
+        rows = self.run(
             rows_where(s.functional_groups, "interchange_id"), {"k_interchange_id": interchange_id}
         )
         return [from_mapping(GroupRow, r) for r in rows]
@@ -333,7 +335,7 @@ class EnvelopesRepo(Repo):
     def get_set(self, set_row_id: int) -> TransactionSetRow:
         """One transaction set by row id; NotFoundError if there is none."""
         t = s.transaction_sets
-        row = self.conn.execute(select(t).where(t.c.id == set_row_id)).first()
+        row = self.run(select(t).where(t.c.id == set_row_id)).first()
         if row is None:
             raise NotFoundError(f"transaction set {set_row_id} not found")
         return self._with_traces([row])[0]
@@ -342,7 +344,7 @@ class EnvelopesRepo(Repo):
     def sets_of_group(self, group_id: int) -> list[TransactionSetRow]:
         """The transaction sets of one group, in file order."""
         stmt = rows_where(s.transaction_sets, "group_id")
-        return self._with_traces(self.conn.execute(stmt, {"k_group_id": group_id}).all())
+        return self._with_traces(self.run(stmt, {"k_group_id": group_id}).all())
 
     @db
     def find_sets(
@@ -373,7 +375,7 @@ class EnvelopesRepo(Repo):
         }
         params = {f"f_{k}": v for k, v in given.items() if v is not None}
         stmt = _sets_query(tuple(sorted(params)), check_limit(limit))
-        return self._with_traces(self.conn.execute(stmt, params).all())
+        return self._with_traces(self.run(stmt, params).all())
 
     @db
     def requests_of_sets(
@@ -389,7 +391,7 @@ class EnvelopesRepo(Repo):
         given = {"trace_number": trace_number, "bht03": bht03, "set_id": set_id}
         params = {f"f_{k}": v for k, v in given.items() if v is not None}
         stmt = _sets_query(tuple(sorted(params)), check_limit(limit))
-        return [r.request_id for r in self.conn.execute(stmt, params) if r.request_id is not None]
+        return [r.request_id for r in self.run(stmt, params) if r.request_id is not None]
 
     @db
     def requests_of_traces(
@@ -410,7 +412,7 @@ class EnvelopesRepo(Repo):
                 .order_by(t.c.id.desc())
             ),
         )
-        return self._newest(self.conn.execute(stmt, {"keys": list(trace_numbers), "set_id": set_id}), limit)
+        return self._newest(self.run(stmt, {"keys": list(trace_numbers), "set_id": set_id}), limit)
 
     @db
     def requests_of_bht03s(
@@ -426,7 +428,7 @@ class EnvelopesRepo(Repo):
                 .order_by(t.c.id.desc())
             ),
         )
-        return self._newest(self.conn.execute(stmt, {"keys": list(bht03s), "set_id": set_id}), limit)
+        return self._newest(self.run(stmt, {"keys": list(bht03s), "set_id": set_id}), limit)
 
     @staticmethod
     def _newest(rows: Iterable[Row[Any]], limit: int) -> dict[str, list[int]]:
@@ -457,7 +459,7 @@ class EnvelopesRepo(Repo):
             .order_by(t.c.id.desc())
             .limit(check_limit(limit))
         )
-        return self._with_traces(self.conn.execute(stmt).all())
+        return self._with_traces(self.run(stmt).all())
 
     def _traces(self, set_ids: Sequence[int]) -> dict[int, list[str]]:
         """The trace numbers of these sets (one query for the whole list), in recorded order."""
@@ -468,7 +470,7 @@ class EnvelopesRepo(Repo):
             which = tn.c.transaction_set_id
             match = which == set_ids[0] if len(set_ids) == 1 else which.in_(set_ids)
             stmt = select(tn.c.transaction_set_id, tn.c.trace_number).where(match)
-            for set_id, trn in self.conn.execute(stmt.order_by(tn.c.id)):
+            for set_id, trn in self.run(stmt.order_by(tn.c.id)):
                 traces[set_id].append(trn)
         return traces
 
@@ -524,7 +526,7 @@ class EnvelopesRepo(Repo):
             .where(i.c.file_id.in_(list(file_ids)))
             .order_by(i.c.file_id, i.c.id, t.c.id)
         )
-        rows = [dict(row._mapping) for row in self.conn.execute(stmt)]
+        rows = [dict(row._mapping) for row in self.run(stmt)]
         traces = self._traces([row["set_row_id"] for row in rows if row["set_row_id"] is not None])
         for row in rows:
             row["trace_numbers"] = traces.get(row["set_row_id"], [])
@@ -553,4 +555,4 @@ class EnvelopesRepo(Repo):
             .where(*window(t.c.created_at, since, until))
             .group_by(*keys)
         )
-        return [dict(row._mapping) for row in self.conn.execute(stmt)]
+        return [dict(row._mapping) for row in self.run(stmt)]

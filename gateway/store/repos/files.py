@@ -56,14 +56,14 @@ class FilesRepo(Repo):
             "updated_at": now,
             "lease_owner": owner,
         }
-        row = self.conn.execute(inserting(s.files), values).one()
+        row = self.run(inserting(s.files), values).one()
         self.audit.record_change(Entity.FILE, row.id, None, state, detail)
         return from_mapping(FileRow, row)
 
     @db
     def get(self, file_id: int) -> FileRow:
         """The file row; NotFoundError if there is none."""
-        row = self.conn.execute(by_key(s.files, "id"), {KEY: file_id}).first()
+        row = self.run(by_key(s.files, "id"), {KEY: file_id}).first()
         if row is None:
             raise NotFoundError(f"file {file_id} not found")
         return from_mapping(FileRow, row)
@@ -139,7 +139,7 @@ class FilesRepo(Repo):
         itself or a node in ``dead`` holds it; False when a live node holds it (or it moved on)."""
         t = s.files
         holder = or_(t.c.lease_owner.is_(None), t.c.lease_owner == owner, t.c.lease_owner.in_(list(dead)))
-        done = self.conn.execute(
+        done = self.run(
             update(t).where(t.c.id == file_id, t.c.state == state, holder).values(lease_owner=owner)
         )
         return done.rowcount == 1
@@ -294,4 +294,4 @@ class FilesRepo(Repo):
         t = s.files
         keys = (t.c.direction, t.c.state)
         stmt = select(*keys, func.count().label("count")).group_by(*keys)
-        return [dict(row._mapping) for row in self.conn.execute(stmt)]
+        return [dict(row._mapping) for row in self.run(stmt)]

@@ -40,12 +40,10 @@ def claim(  # noqa: PLR0917 - shared by the two claim methods
     if not ids:
         return []
     if len(ids) == 1:  # one row (a real-time request, its answer): by key, statements built once
-        row = repo.conn.execute(by_key(table, "id"), {KEY: ids[0]}).one()
+        row = repo.run(by_key(table, "id"), {KEY: ids[0]}).one()
         return [_claim_one(repo, table, entity, event, row, owner, until)]
     # the states only: the rows themselves are read once, after the move (a payload is unsealed per read)
-    rows = repo.conn.execute(
-        select(table.c.id, table.c.state).where(table.c.id.in_(ids)).order_by(table.c.id)
-    ).all()
+    rows = repo.run(select(table.c.id, table.c.state).where(table.c.id.in_(ids)).order_by(table.c.id)).all()
     targets = {row.id: lifecycle.target(entity, row.state, event) for row in rows}
     for new_state in sorted(set(targets.values())):
         chosen = [i for i, t in targets.items() if t == new_state]
@@ -54,10 +52,10 @@ def claim(  # noqa: PLR0917 - shared by the two claim methods
             .where(table.c.id.in_(chosen))
             .values(state=new_state, lease_owner=owner, lease_until=until, updated_at=repo.now())
         )
-        repo.conn.execute(stmt)
+        repo.run(stmt)
     changes = [(row.id, row.state, targets[row.id]) for row in rows]
     repo.audit.record_changes(entity, changes, {"node": owner})  # one executemany, rows in id order
-    return list(repo.conn.execute(select(table).where(table.c.id.in_(ids)).order_by(table.c.id)).all())
+    return list(repo.run(select(table).where(table.c.id.in_(ids)).order_by(table.c.id)).all())
 
 
 def claim_by_id(  # noqa: PLR0917 - ``claim``'s parameters
@@ -95,7 +93,7 @@ def _claim_locked(  # noqa: PLR0917 - ``claim_by_id``'s parameters
     """``claim_by_id`` as a locked read (``FOR UPDATE SKIP LOCKED``: a row another transaction holds
     is skipped, not waited for) and an update of the row read; the reference for ``_claim_guarded``."""
     locked = by_key(table, "id", for_update=True, skip_locked=True)
-    row = repo.conn.execute(locked, {KEY: row_id}).first()
+    row = repo.run(locked, {KEY: row_id}).first()
     if row is None or row.state not in lifecycle.sources(entity, event):
         return []
     if any(getattr(row, column) != value for column, value in match.items()):
@@ -141,7 +139,7 @@ def _claim_guarded(  # noqa: PLR0917 - ``claim_by_id``'s parameters
         "lease_until": until,
         "updated_at": repo.now(),
     }
-    new = repo.conn.execute(_guarded_claim(table, columns), values).first()
+    new = repo.run(_guarded_claim(table, columns), values).first()
     if new is None:
         return []
     repo.audit.record_change(entity, row_id, source, target, {"node": owner})
@@ -161,7 +159,7 @@ def _claim_one(  # noqa: PLR0917 - claim's parts for one row
         "lease_until": until,
         "updated_at": repo.now(),
     }
-    new = repo.conn.execute(keyed_update(table), values).one()
+    new = repo.run(keyed_update(table), values).one()
     repo.audit.record_change(entity, row_id, row.state, target, {"node": owner})
     return new
 
@@ -173,7 +171,7 @@ def release_expired(
     now = repo.now()
     gone = or_(table.c.lease_until < now, table.c.lease_owner.in_(list(dead_owners)))
     sources = sorted(lifecycle.sources(entity, event))
-    stale = repo.conn.execute(
+    stale = repo.run(
         select(table).where(table.c.state.in_(sources), gone).with_for_update(skip_locked=True)
     ).all()
     for row in stale:

@@ -45,7 +45,7 @@ class ListingsRepo(Repo):
         t = s.remote_files
         where: list[ColumnElement[bool]] = [t.c.partner == partner, t.c.name == name, t.c.size == size]
         where.append(t.c.mtime.is_(None) if mtime is None else t.c.mtime == mtime)
-        row = self.conn.execute(
+        row = self.run(
             select(t.c.id, t.c.outcome, t.c.sha256, t.c.file_id, t.c.reason)
             .where(*where)
             .order_by(t.c.id.desc())
@@ -60,7 +60,7 @@ class ListingsRepo(Repo):
         """The id of an inbound file of ``partner`` with this name and content (a re-download of it is
         a duplicate), or None."""
         f = s.files
-        row = self.conn.execute(
+        row = self.run(
             select(f.c.id)
             .where(f.c.direction == "in", f.c.partner == partner, f.c.name == name, f.c.sha256 == sha256)
             .order_by(f.c.id.desc())
@@ -96,16 +96,14 @@ class ListingsRepo(Repo):
             "created_at": self.now(),
         }
         return int(
-            self.conn.execute(
-                insert(s.remote_files).values(**values).returning(s.remote_files.c.id)
-            ).scalar_one()
+            self.run(insert(s.remote_files).values(**values).returning(s.remote_files.c.id)).scalar_one()
         )
 
     @db
     def last(self, partner: str) -> dict[str, tuple[int, int | None]]:
         """The listing stored for ``partner`` (empty when it was never listed)."""
         t = s.remote_listings
-        rows = self.conn.execute(select(t.c.name, t.c.size, t.c.mtime).where(t.c.partner == partner))
+        rows = self.run(select(t.c.name, t.c.size, t.c.mtime).where(t.c.partner == partner))
         return {name: (size, mtime) for name, size, mtime in rows}
 
     @db
@@ -113,12 +111,12 @@ class ListingsRepo(Repo):
         """Store this listing (name, size, mtime) for ``partner`` and return the previous one."""
         previous = self.last(partner)
         t = s.remote_listings
-        self.conn.execute(delete(t).where(t.c.partner == partner))
+        self.run(delete(t).where(t.c.partner == partner))
         now = self.now()
         rows = [
             {"partner": partner, "name": name, "size": size, "mtime": mtime, "listed_at": now}
             for name, size, mtime in {e[0]: e for e in entries}.values()
         ]
         if rows:
-            self.conn.execute(insert(t), rows)
+            self.run(insert(t), rows)
         return previous

@@ -21,25 +21,25 @@ class NodesRepo(Repo):
     def register(self, node_id: str, *, host: str, pid: int, at: datetime) -> None:
         """Create or restart this node's row (started and seen ``at``, not stopped)."""
         values = {"host": host, "pid": pid, "started_at": at, "last_seen": at, "stopped_at": None}
-        done = self.conn.execute(update(s.nodes).where(s.nodes.c.node_id == node_id).values(**values))
+        done = self.run(update(s.nodes).where(s.nodes.c.node_id == node_id).values(**values))
         if done.rowcount == 0:
-            self.conn.execute(insert(s.nodes).values(node_id=node_id, **values))
+            self.run(insert(s.nodes).values(node_id=node_id, **values))
 
     @db
     def heartbeat(self, node_id: str, at: datetime) -> None:
         """The node is alive at ``at``."""
-        self.conn.execute(update(s.nodes).where(s.nodes.c.node_id == node_id).values(last_seen=at))
+        self.run(update(s.nodes).where(s.nodes.c.node_id == node_id).values(last_seen=at))
 
     @db
     def stop(self, node_id: str, at: datetime) -> None:
         """The node stopped cleanly: its leases end now."""
-        self.conn.execute(update(s.nodes).where(s.nodes.c.node_id == node_id).values(stopped_at=at))
-        self.conn.execute(update(s.leases).where(s.leases.c.owner == node_id).values(until=at))
+        self.run(update(s.nodes).where(s.nodes.c.node_id == node_id).values(stopped_at=at))
+        self.run(update(s.leases).where(s.leases.c.owner == node_id).values(until=at))
 
     @db
     def all(self) -> list[Row[Any]]:
         """Every registered node, most recently seen first."""
-        return list(self.conn.execute(select(s.nodes).order_by(s.nodes.c.last_seen.desc())).all())
+        return list(self.run(select(s.nodes).order_by(s.nodes.c.last_seen.desc())).all())
 
     @db
     def acquire_lease(
@@ -47,28 +47,28 @@ class NodesRepo(Repo):
     ) -> bool:
         """Take or renew lease ``name`` until ``until``; False while another live holder has it."""
         t = s.leases
-        done = self.conn.execute(
+        done = self.run(
             update(t)
             .where(t.c.name == name, or_(t.c.owner == owner, t.c.until < now, t.c.owner.in_(list(dead))))
             .values(owner=owner, until=until)
         )
         if done.rowcount == 1:
             return True
-        if self.conn.execute(select(t.c.name).where(t.c.name == name)).first() is not None:
+        if self.run(select(t.c.name).where(t.c.name == name)).first() is not None:
             return False
-        self.conn.execute(insert(t).values(name=name, owner=owner, until=until, acquired_at=now))
+        self.run(insert(t).values(name=name, owner=owner, until=until, acquired_at=now))
         return True
 
     @db
     def release_lease(self, name: str, owner: str, at: datetime) -> None:
         """End ``owner``'s lease ``name`` at ``at``."""
         t = s.leases
-        self.conn.execute(update(t).where(t.c.name == name, t.c.owner == owner).values(until=at))
+        self.run(update(t).where(t.c.name == name, t.c.owner == owner).values(until=at))
 
     @db
     def held_leases(self, now: datetime) -> list[Row[Any]]:
         """Leases that have not run out."""
-        return list(self.conn.execute(select(s.leases).where(s.leases.c.until > now)).all())
+        return list(self.run(select(s.leases).where(s.leases.c.until > now)).all())
 
     @db
     def work_owners(self) -> set[str]:
@@ -95,4 +95,4 @@ class NodesRepo(Repo):
             .where(table.c.state == state, table.c.lease_owner.is_not(None))
             .group_by(table.c.lease_owner)
         )
-        return {str(owner): int(count) for owner, count in self.conn.execute(stmt).all()}
+        return {str(owner): int(count) for owner, count in self.run(stmt).all()}

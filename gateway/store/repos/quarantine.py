@@ -25,7 +25,7 @@ class QuarantineRepo(Repo):
         row = self.locked(s.files, "id", file_id, f"file {file_id}")
         self.move(Entity.FILE, s.files, row, FileEvent.QUARANTINE, detail=detail)
         values = {"file_id": file_id, "reason": dict(reason), "created_at": self.now()}
-        new = self.conn.execute(insert(s.quarantine).values(**values).returning(*s.quarantine.c)).one()
+        new = self.run(insert(s.quarantine).values(**values).returning(*s.quarantine.c)).one()
         return from_mapping(QuarantineRow, new)
 
     @db

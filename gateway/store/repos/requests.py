@@ -94,7 +94,7 @@ class RequestsRepo(Repo):
             client_reference_hash=client_reference_hash,
             patient_hash=patient_hash,
         )
-        row = self.conn.execute(inserting(s.requests), values).one()
+        row = self.run(inserting(s.requests), values).one()
         self.audit.record_change(Entity.REQUEST, row.id, None, values["state"], detail)
         return from_mapping(RequestRow, row)
 
@@ -162,12 +162,12 @@ class RequestsRepo(Repo):
     def count_from_file(self, file_id: int) -> int:
         """How many requests the inbox file ``file_id`` has produced so far (a resumed file's offset)."""
         stmt = select(func.count()).select_from(s.requests).where(s.requests.c.source_file_id == file_id)
-        return int(self.conn.execute(stmt).scalar_one())
+        return int(self.run(stmt).scalar_one())
 
     @db
     def get(self, request_id: int) -> RequestRow:
         """The request row by id; NotFoundError if there is none."""
-        row = self.conn.execute(by_key(s.requests, "id"), {KEY: request_id}).first()
+        row = self.run(by_key(s.requests, "id"), {KEY: request_id}).first()
         if row is None:
             raise NotFoundError(f"request {request_id} not found")
         return from_mapping(RequestRow, row)
@@ -178,7 +178,7 @@ class RequestsRepo(Repo):
         if not request_ids:
             return []
         stmt = locked_many(s.requests, "id")
-        return [from_mapping(RequestRow, r) for r in self.conn.execute(stmt, {"keys": list(request_ids)})]
+        return [from_mapping(RequestRow, r) for r in self.run(stmt, {"keys": list(request_ids)})]
 
     @db
     def heads(self, request_ids: Sequence[int]) -> list[RequestHead]:
@@ -186,19 +186,19 @@ class RequestsRepo(Repo):
         transaction ends (PostgreSQL), oldest first, in one statement; the payload is not read."""
         if not request_ids:
             return []
-        rows = self.conn.execute(_locked_heads("id"), {"keys": list(request_ids)})
+        rows = self.run(_locked_heads("id"), {"keys": list(request_ids)})
         return [from_mapping(RequestHead, r) for r in rows]
 
     @db
     def get_by_tracking(self, tracking_number: str) -> RequestRow | None:
         """The request with this tracking number, or None."""
-        row = self.conn.execute(by_key(s.requests, "tracking_number"), {KEY: tracking_number}).first()
+        row = self.run(by_key(s.requests, "tracking_number"), {KEY: tracking_number}).first()
         return None if row is None else from_mapping(RequestRow, row)
 
     def id_of(self, tracking_number: str) -> int | None:
         """The row id of the request with this tracking number, or None."""
         stmt = id_by(s.requests, "tracking_number")
-        value = self.conn.execute(stmt, {KEY: tracking_number}).scalar_one_or_none()
+        value = self.run(stmt, {KEY: tracking_number}).scalar_one_or_none()
         return None if value is None else int(value)
 
     @db
@@ -258,7 +258,7 @@ class RequestsRepo(Repo):
         if not tracking_numbers:
             return
         stmt = _locked_heads("tracking_number")
-        rows = {r.tracking_number: r for r in self.conn.execute(stmt, {"keys": list(tracking_numbers)})}
+        rows = {r.tracking_number: r for r in self.run(stmt, {"keys": list(tracking_numbers)})}
         missing = [t for t in tracking_numbers if t not in rows]
         if missing:
             raise NotFoundError(f"{len(missing)} request(s) not found")
@@ -279,7 +279,7 @@ class RequestsRepo(Repo):
                 {KEY: request_id, "state": new, "updated_at": now}
                 for (request_id, _, _), new in zip(moves, targets, strict=True)
             ]
-            self.conn.execute(keyed_update_many(s.requests, ("state", "updated_at")), values)
+            self.run(keyed_update_many(s.requests, ("state", "updated_at")), values)
         return targets
 
     @db
@@ -346,8 +346,16 @@ class RequestsRepo(Repo):
         wanted = sorted(set(tracking_numbers))
         if not wanted:
             return {}
-        where = [s.requests.c.tracking_number.in_(wanted)]
-        return {r.tracking_number: r for r in self.listing(s.requests, RequestRow, where=where, limit=None)}
+        t = s.requests
+        stmt = prebuilt(  # the outbox reads a chunk's requests per cycle: built once
+            ("by_tracking",),
+            lambda: (
+                select(t)
+                .where(t.c.tracking_number.in_(bindparam("keys", expanding=True)))
+                .order_by(t.c.id.desc())
+            ),
+        )
+        return {r.tracking_number: from_mapping(RequestRow, r) for r in self.run(stmt, {"keys": wanted})}
 
     @db
     def by_ids(self, request_ids: Iterable[int]) -> dict[int, RequestRow]:
@@ -406,7 +414,7 @@ class RequestsRepo(Repo):
             .where(*window(t.c.created_at, since, until))
             .group_by(*keys)
         )
-        return [dict(row._mapping) for row in self.conn.execute(stmt)]
+        return [dict(row._mapping) for row in self.run(stmt)]
 
     @db
     def milestones(
@@ -428,4 +436,4 @@ class RequestsRepo(Repo):
             .where(c.c.new_state.in_(sorted(set(states))), *window(r.c.created_at, since, until))
             .group_by(r.c.id, r.c.payer_id, r.c.kind, c.c.new_state)
         )
-        return [dict(row._mapping) for row in self.conn.execute(stmt)]
+        return [dict(row._mapping) for row in self.run(stmt)]

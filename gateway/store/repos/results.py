@@ -50,7 +50,8 @@ class EligibilityWrite:
     existing_status: str | None
 
 
-_INSERT_RESULTS = insert(s.eligibility_results)  # executemany: no ids wanted back
+# executemany: no ids wanted back
+_INSERT_RESULTS = prebuilt(("insert_many", "eligibility_results"), lambda: insert(s.eligibility_results))
 
 
 def _id_by_tracking(t: Table) -> Select[Any]:
@@ -68,7 +69,7 @@ class ResultsRepo(Repo):
 
     def _request_id(self, tracking_number: str) -> int | None:
         stmt = id_by(s.requests, "tracking_number")
-        value = self.conn.execute(stmt, {KEY: tracking_number}).scalar_one_or_none()
+        value = self.run(stmt, {KEY: tracking_number}).scalar_one_or_none()
         return None if value is None else int(value)
 
     @db
@@ -86,9 +87,7 @@ class ResultsRepo(Repo):
         """Store the latest 271 outcome for a tracking number; a status change is logged as 'eligibility'.
         ``request_id``: the request's row id when the caller holds it (saves looking it up)."""
         t = s.eligibility_results
-        existing = self.conn.execute(
-            by_key(t, "tracking_number", for_update=True), {KEY: tracking_number}
-        ).first()
+        existing = self.run(by_key(t, "tracking_number", for_update=True), {KEY: tracking_number}).first()
         now = self.now()
         values = {
             "status": status,
@@ -119,14 +118,14 @@ class ResultsRepo(Repo):
             if request_id is None:
                 request_id = self._request_id(tracking_number)
             values |= {"tracking_number": tracking_number, "request_id": request_id}
-            return self.conn.execute(inserting(t), {**values, "created_at": now}).one()
-        return self.conn.execute(keyed_update(t), {KEY: existing.id, **values}).one()
+            return self.run(inserting(t), {**values, "created_at": now}).one()
+        return self.run(keyed_update(t), {KEY: existing.id, **values}).one()
 
     @db
     def get_eligibility(self, tracking_number: str) -> EligibilityRow | None:
         """The latest 271 outcome for a tracking number, or None."""
         t = s.eligibility_results
-        row = self.conn.execute(by_key(t, "tracking_number"), {KEY: tracking_number}).first()
+        row = self.run(by_key(t, "tracking_number"), {KEY: tracking_number}).first()
         return None if row is None else from_mapping(EligibilityRow, row)
 
     @db
@@ -139,7 +138,7 @@ class ResultsRepo(Repo):
             return {}
         t = s.eligibility_results
         stmt = locked_many(t, "tracking_number") if for_update else unlocked_many(t, "tracking_number")
-        rows = self.conn.execute(stmt, {"keys": list(dict.fromkeys(tracking_numbers))})
+        rows = self.run(stmt, {"keys": list(dict.fromkeys(tracking_numbers))})
         return {r.tracking_number: from_mapping(EligibilityRow, r) for r in rows}
 
     @db
@@ -175,12 +174,12 @@ class ResultsRepo(Repo):
             new_ids = {inserts[0]["tracking_number"]: insert_ids(self.conn, t, inserts)[0]}
         elif inserts:  # executemany, then the ids by the unique tracking number: two statements on
             # SQLite too, where INSERT .. RETURNING in parameter order goes one row at a time
-            self.conn.execute(_INSERT_RESULTS, inserts)
+            self.run(_INSERT_RESULTS, inserts)
             stmt = _id_by_tracking(t)
             keys = [v["tracking_number"] for v in inserts]
-            new_ids = {r.tracking_number: int(r.id) for r in self.conn.execute(stmt, {"keys": keys})}
+            new_ids = {r.tracking_number: int(r.id) for r in self.run(stmt, {"keys": keys})}
         if updates:
-            self.conn.execute(keyed_update_many(t, tuple(k for k in updates[0] if k != KEY)), updates)
+            self.run(keyed_update_many(t, tuple(k for k in updates[0] if k != KEY)), updates)
         return [
             (new_ids[w.tracking_number], None, w.status)
             if w.existing_id is None
@@ -207,9 +206,7 @@ class ResultsRepo(Repo):
         known (a repeated or pended 278 after an approval does not erase HCR02 or the approved period).
         """
         t = s.authorizations
-        existing = self.conn.execute(
-            by_key(t, "tracking_number", for_update=True), {KEY: tracking_number}
-        ).first()
+        existing = self.run(by_key(t, "tracking_number", for_update=True), {KEY: tracking_number}).first()
         now = self.now()
 
         def keep(new: Any, column: str) -> Any:
@@ -235,14 +232,14 @@ class ResultsRepo(Repo):
                 "source_set_id": source_set_id,
                 "at": now,
             }
-            self.conn.execute(insert(s.authorization_events).values(**event_values))
+            self.run(insert(s.authorization_events).values(**event_values))
         return from_mapping(AuthorizationRow, row)
 
     @db
     def get_authorization(self, tracking_number: str) -> AuthorizationRow | None:
         """The latest 278 outcome for a tracking number, or None."""
         t = s.authorizations
-        row = self.conn.execute(by_key(t, "tracking_number"), {KEY: tracking_number}).first()
+        row = self.run(by_key(t, "tracking_number"), {KEY: tracking_number}).first()
         return None if row is None else from_mapping(AuthorizationRow, row)
 
     @db
@@ -267,7 +264,7 @@ class ResultsRepo(Repo):
         """Every status/certification change of one authorization, oldest first."""
         t = s.authorization_events
         stmt = select(t).where(t.c.authorization_id == authorization_id).order_by(t.c.id)
-        return [from_mapping(AuthorizationEvent, r) for r in self.conn.execute(stmt)]
+        return [from_mapping(AuthorizationEvent, r) for r in self.run(stmt)]
 
     @db
     def latest_eligibility_for_member(
@@ -285,7 +282,7 @@ class ResultsRepo(Repo):
             .order_by(e.c.updated_at.desc(), e.c.id.desc())
             .limit(1)
         )
-        row = self.conn.execute(stmt).first()
+        row = self.run(stmt).first()
         return None if row is None else from_mapping(EligibilityRow, row)
 
     @db
@@ -319,7 +316,7 @@ class ResultsRepo(Repo):
         stmt = (
             select(a).where(*conds).order_by(a.c.updated_at.desc(), a.c.id.desc()).limit(check_limit(limit))
         )
-        return [from_mapping(AuthorizationRow, row) for row in self.conn.execute(stmt)]
+        return [from_mapping(AuthorizationRow, row) for row in self.run(stmt)]
 
     @db
     def count_authorizations(
@@ -332,4 +329,4 @@ class ResultsRepo(Repo):
             .where(*window(t.c.updated_at, since, until))
             .group_by(t.c.status)
         )
-        return [dict(row._mapping) for row in self.conn.execute(stmt)]
+        return [dict(row._mapping) for row in self.run(stmt)]
