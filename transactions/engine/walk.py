@@ -12,7 +12,7 @@ from transactions.engine.elements import EleErr, View, check_segment, element_va
 from transactions.engine.tables import CompiledMap, CompositeSpec, LoopNode, Node, SegNode
 from transactions.engine.walker import SegErr, Walker
 from transactions.findings import ELEMENT_CODES, SEGMENT_CODES, Finding
-from transactions.placed import Placed, WalkResult
+from transactions.placed import PlacedSegments, WalkResult
 from transactions.segment import Delimiters, Repetition, Segment
 
 _DATE_FORMATS = {8: "%Y%m%d", 6: "%y%m%d", 12: "%Y%m%d%H%M"}
@@ -188,8 +188,7 @@ class _SetWalk:
         self.walker.start_at_group(cmap.gs_loop_key, cmap.gs_node)
         self.node: Node = cmap.gs_node
         self.findings: list[Finding] = []
-        self.placed: list[Placed] = []
-        self.keep_placed = keep_placed
+        self.nodes: list[SegNode | None] | None = [] if keep_placed else None  # per segment, when kept
         self.hl, self.ls, self.lx, self.counts = HLCheck(), LSCheck(), LXCheck(), UseCounter()
 
     def step(self, segment: Segment, position: int) -> None:
@@ -198,6 +197,8 @@ class _SetWalk:
         start = self.node
         found, errors = self.walker.walk(start, tag, values, position)
         walk_findings = [self._walk_finding(e, tag, start, position) for e in errors] if errors else None
+        if self.nodes is not None:
+            self.nodes.append(found)
         if found is None:
             self.findings += walk_findings or ()
             return
@@ -239,13 +240,10 @@ class _SetWalk:
             self.hl.see(found, segment, position)
         if self.ls.open is not None or tag in ("LS", "LE"):
             self.ls.see(found, segment, position)
-        if self.keep_placed:
-            self.placed.append(
-                Placed(segment, position, found.loops, found.name, found.element_names, found.is_first)
-            )
 
-    def finish(self, count: int, *, ended_by_se: bool) -> WalkResult:
+    def finish(self, segments: Sequence[Segment], *, ended_by_se: bool) -> WalkResult:
         findings = self.findings
+        count = len(segments)
         if not ended_by_se:
             _, errors = self.walker.walk(self.node, "SE", ("0", "0"), count + 1)
             findings += [segment_finding(e, "SE", count + 1) for e in errors]
@@ -254,7 +252,11 @@ class _SetWalk:
         self.ls.close(count)
         findings += self.hl.finish() + self.ls.findings
         findings.sort(key=lambda f: f.position)
-        return WalkResult(tuple(findings), tuple(self.placed))
+        nodes = self.nodes
+        if nodes is None:
+            return WalkResult(tuple(findings), ())
+        placed = len(nodes) - nodes.count(None)
+        return WalkResult(tuple(findings), PlacedSegments(segments, nodes, placed))
 
 
 def walk_transaction_set(
@@ -264,4 +266,4 @@ def walk_transaction_set(
     state = _SetWalk(compiled_map(map_file, map_source), d, keep_placed=keep_placed)
     for position, segment in enumerate(segments, 1):
         state.step(segment, position)
-    return state.finish(len(segments), ended_by_se=bool(segments) and segments[-1].tag == "SE")
+    return state.finish(segments, ended_by_se=bool(segments) and segments[-1].tag == "SE")
