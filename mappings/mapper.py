@@ -152,7 +152,7 @@ def plain_texts(set_id: str, control_number: str, placed: Sequence[Placed]) -> b
     ``repr`` itself asked. The compiled engine's placed segments are read without making a
     :class:`Placed` per segment."""
     parts = [set_id, control_number]
-    segments = placed.placed_segments() if isinstance(placed, PlacedSegments) else [p.segment for p in placed]
+    segments = placed.placed_segments() if placed.__class__ is PlacedSegments else [p.segment for p in placed]
     for segment in segments:
         parts.append(segment.tag)
         try:

@@ -184,7 +184,7 @@ def build_nodes(placed: Sequence[Placed], *, set_id: str, control_number: str) -
 def _pairs(placed: Sequence[Placed]) -> Iterable[tuple[Segment, MapPlace | None]]:
     """(segment, what placed it) per segment: the compiled engine's map nodes as they are (None for a
     segment not placed), else each :class:`Placed` itself (it answers ``loops`` and ``is_first``)."""
-    if isinstance(placed, PlacedSegments):
+    if placed.__class__ is PlacedSegments:
         return zip(placed.segments, placed.nodes, strict=True)
     return ((p.segment, p) for p in placed)
 
