@@ -67,11 +67,13 @@ class Walker:
     def walk(self, node: Node, tag: str, values: View, seg_count: int) -> tuple[SegNode | None, list[SegErr]]:
         """The node matching the segment (None: not found) and the errors met on the way. pyx12 also
         returns the loops popped and pushed; our driver never reads them, so they are not built."""
-        self.missing = []
-        self.errors = []
+        if self.missing:  # an empty list is kept rather than replaced: most walks note nothing
+            self.missing = []
+        if self.errors:  # likewise: callers read the list a walk returns before the next walk
+            self.errors = []
         self.tag, self.values, self.seg_count = tag, values, seg_count
         node_pos = node.pos
-        loop: LoopNode = node if isinstance(node, LoopNode) else node.parent
+        loop: LoopNode = node if node.__class__ is LoopNode else node.parent  # type: ignore[assignment]
         while True:
             found = self._scan(loop, node_pos)
             if found is not MISS:
