@@ -214,8 +214,12 @@ def release(transaction: Node) -> None:
     doc = transaction.root()
     listing = doc.cache.get(STRUCTURE, []) if doc.cache is not None else []
     for node in listing:
-        for made in node.kids if node.kind == "seg" and node.kids else ():
-            made.parent = made.kids = made.cache = None
+        if node.kind == "seg":
+            kids = node.kids
+            if kids is None and node.cache is None:
+                continue  # elements never made, no index: it refers only up, so no cycle runs through it
+            for made in kids or ():
+                made.parent = made.kids = made.cache = None
         node.parent = node.kids = node.cache = None
 
 

@@ -6,6 +6,7 @@ and for hypothesis-built sets with segments left unplaced."""
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mappings.mapper import plain_by_repr, plain_texts
-from mappings.segtree import Node, build_nodes, build_nodes_by_stack
-from tests.test_engine_differential import CORPUS
+from mappings.segtree import STRUCTURE, Node, build_nodes, build_nodes_by_stack, release
+from mappings.straight import _ix
+from tests.test_engine_differential import CORPUS, ROOT
 from tests.test_map_differential import RESPONSES
 from tests.x12mutants import mutants
 from transactions.placed import Placed, PlacedSegments
@@ -118,3 +120,27 @@ def test_placed_segments_with_unplaced_ones_read_as_placed_tuples(rows: list[Any
     assert ps == expected
     assert len(ps) == len(expected)
     _assert_mapper_reads_alike(ps)
+
+
+@pytest.mark.parametrize("name", ["278resp-A1-certified.x12", "271-dependent-active.x12"])
+def test_a_released_tree_leaves_no_cyclic_garbage_whatever_was_made_in_it(name: str) -> None:
+    """Released node trees are freed by reference counting: segments whose element nodes and child
+    indexes were made, and segments never read (which release leaves as they are), alike."""
+    data = (ROOT / "sample_edi" / "responses" / name).read_bytes()
+    sets = validate_detailed(data, Options(keep_placed=True)).sets
+    gc.collect()
+    gc.disable()
+    try:
+        for k, vs in enumerate(sets):
+            tree = build_nodes(vs.placed, set_id=vs.report.set_id, control_number=vs.report.control_number)
+            listing = tree.root().cache[STRUCTURE]  # type: ignore[index]
+            for n in listing[k % 2 :: 2]:  # every other segment read, the others left untouched
+                if n.kind == "seg":
+                    n.children()
+                    _ix(n)
+            _ix(tree)
+            release(tree)
+            del tree, listing, n
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
