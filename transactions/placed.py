@@ -40,7 +40,6 @@ class Placed:
         _SET_ELEMENT_NAMES(self, element_names)
         _SET_STARTS_LOOP(self, starts_loop)
 
-
     @property
     def is_first(self) -> bool:
         """``starts_loop`` under the name a map node gives it, so a placed segment and a
