@@ -17,7 +17,7 @@ from mappings.segtree import Node, build_nodes, release
 from mappings.straight import straight_record
 from transactions.document import build_tree, to_xml
 from transactions.findings import GroupReport, InterchangeReport, SetReport, set_validation
-from transactions.placed import Placed
+from transactions.placed import Placed, PlacedSegments
 from transactions.segment import Element
 from transactions.validation import ValidatedSet, Validation
 
@@ -149,10 +149,11 @@ def plain_texts(set_id: str, control_number: str, placed: Sequence[Placed]) -> b
     tree. ``repr`` escapes a string exactly when it holds a backslash, a character that is not
     printable, or both quote characters; the first two are properties of each character, so the
     joined text answers them; only when the joined text holds both quotes (one string may) is the
-    ``repr`` itself asked."""
+    ``repr`` itself asked. The compiled engine's placed segments are read without making a
+    :class:`Placed` per segment."""
     parts = [set_id, control_number]
-    for p in placed:
-        segment = p.segment
+    segments = placed.placed_segments() if placed.__class__ is PlacedSegments else [p.segment for p in placed]
+    for segment in segments:
         parts.append(segment.tag)
         try:
             parts.append("".join(segment.elements))  # type: ignore[arg-type]  # TypeError: a composite

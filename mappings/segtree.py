@@ -8,9 +8,9 @@ segments, and a segment's elements are only made when a path reads into that seg
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
-from transactions.placed import Placed
+from transactions.placed import MapPlace, Placed, PlacedSegments
 from transactions.segment import Composite, Repetition, Segment
 
 STRUCTURE = "structure"  # the document node's cache key for its structural nodes in document order
@@ -128,7 +128,8 @@ def _leaf(kind: str, xid: str, parent: Node, key: tuple[int, ...], text: str) ->
 
 def build_nodes(placed: Sequence[Placed], *, set_id: str, control_number: str) -> Node:
     """The ``transaction`` node of a set (under a document node), loops opened as
-    ``transactions.document.build_tree`` opens them."""
+    ``transactions.document.build_tree`` opens them. The compiled engine's placed segments
+    (:class:`PlacedSegments`) are read as segments and map nodes, with no :class:`Placed` made."""
     doc = Node("doc", None, None, (0,))
     root = Node("transaction", set_id, doc, (1,))
     root.attrs = (("control", control_number),)
@@ -144,9 +145,11 @@ def build_nodes(placed: Sequence[Placed], *, set_id: str, control_number: str) -
     kids = root.kids
     if len(transitions) > _MAX_TRANSITIONS:  # bounded whatever the maps: a cache, not a store
         transitions.clear()
-    for p in placed:
-        target = p.loops
-        starts = p.starts_loop
+    for segment, place in _pairs(placed):
+        if place is None:
+            continue  # a segment the walk could not place
+        target = place.loops
+        starts = place.is_first
         if target != previous or starts:  # else the same loop instance goes on
             plan = transitions.get((previous, target, starts))
             if plan is None:
@@ -163,7 +166,6 @@ def build_nodes(placed: Sequence[Placed], *, set_id: str, control_number: str) -
             parent = stack[-1]
             kids = parent.kids
         order += 1
-        segment = p.segment
         seg = new(Node)  # what Node("seg", ...) makes, without a call to __init__ per segment
         seg.kind = "seg"
         seg.id = segment.tag
@@ -177,6 +179,14 @@ def build_nodes(placed: Sequence[Placed], *, set_id: str, control_number: str) -
         kids.append(seg)  # type: ignore[union-attr]  # loops always have kids
         listing.append(seg)
     return root
+
+
+def _pairs(placed: Sequence[Placed]) -> Iterable[tuple[Segment, MapPlace | None]]:
+    """(segment, what placed it) per segment: the compiled engine's map nodes as they are (None for a
+    segment not placed), else each :class:`Placed` itself (it answers ``loops`` and ``is_first``)."""
+    if placed.__class__ is PlacedSegments:
+        return zip(placed.segments, placed.nodes, strict=True)
+    return ((p.segment, p) for p in placed)
 
 
 _TRANSITIONS: dict[tuple[tuple[str, ...], tuple[str, ...], bool], tuple[int, tuple[str, ...]]] = {}
@@ -204,8 +214,12 @@ def release(transaction: Node) -> None:
     doc = transaction.root()
     listing = doc.cache.get(STRUCTURE, []) if doc.cache is not None else []
     for node in listing:
-        for made in node.kids if node.kind == "seg" and node.kids else ():
-            made.parent = made.kids = made.cache = None
+        if node.kind == "seg":
+            kids = node.kids
+            if kids is None and node.cache is None:
+                continue  # elements never made, no index: it refers only up, so no cycle runs through it
+            for made in kids or ():
+                made.parent = made.kids = made.cache = None
         node.parent = node.kids = node.cache = None
 
 

@@ -166,11 +166,19 @@ class _Walk:
             yield StraySegment(seg, offset, number, "segment outside a transaction set")
 
 
+_ENVELOPE_TAGS = frozenset({"ISA", "IEA", "GS", "GE", "ST", "SE"})  # the ids _Walk.step does more with
+
+
 def iter_envelope(source: bytes | Iterable[bytes], *, strict: bool = False) -> Iterator[Event]:
     """Walk ``source`` and yield envelope events in order (see module docstring)."""
     reader = SegmentReader(source)
     walk = _Walk()
+    envelope = _ENVELOPE_TAGS
     for seg in reader:
+        inside = walk.st_segments
+        if inside is not None and seg.tag not in envelope:  # what step does with it, without a
+            inside.append(seg)  # generator per segment: most segments are inside a set
+            continue
         yield from walk.step(seg, reader.offset, reader.number, reader.delimiters)
     if strict and walk.in_isa:
         raise TruncatedError(

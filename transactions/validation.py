@@ -70,7 +70,7 @@ class ValidatedSet:
 
     report: SetReport
     segments: tuple[Segment, ...]
-    placed: tuple[Placed, ...]
+    placed: Sequence[Placed]  # a tuple, or the compiled engine's PlacedSegments (read alike)
 
 
 @dataclass
@@ -204,7 +204,7 @@ def validate_set(
     choice = _select_map(gs, tset)
     entry = choice.entry
     findings: tuple[Finding, ...] = ()
-    placed: tuple[Placed, ...] = ()
+    placed: Sequence[Placed] = ()
     if entry is None:
         codes.insert(0, "1")
     else:

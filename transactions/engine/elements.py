@@ -83,7 +83,7 @@ def is_match(node: SegNode, tag: str, values: View, component: str) -> bool:
     if sub:
         comps = (value,) if isinstance(value, str) else value
         return (comps[sub - 1] if sub <= len(comps) else None) in codes
-    return text(value, component) in codes
+    return (value if isinstance(value, str) else component.join(value)) in codes  # text(), inline
 
 
 def _valid_date(data_type: str, val: str) -> bool:  # noqa: PLR0911 - pyx12's rules, case by case

@@ -12,8 +12,8 @@ from transactions.engine.elements import EleErr, View, check_segment, element_va
 from transactions.engine.tables import CompiledMap, CompositeSpec, LoopNode, Node, SegNode
 from transactions.engine.walker import SegErr, Walker
 from transactions.findings import ELEMENT_CODES, SEGMENT_CODES, Finding
-from transactions.placed import Placed, WalkResult
-from transactions.segment import Delimiters, Repetition, Segment
+from transactions.placed import PlacedSegments, WalkResult
+from transactions.segment import Delimiters, Element, Repetition, Segment
 
 _DATE_FORMATS = {8: "%Y%m%d", 6: "%y%m%d", 12: "%Y%m%d%H%M"}
 
@@ -67,10 +67,20 @@ def element_finding(
     return Finding(segment.tag, position, seg.innermost, code, message, xid, where, ref)
 
 
-def repetition_findings(seg: SegNode, segment: Segment, position: int, cmap: CompiledMap) -> list[Finding]:
+def repetition_findings(
+    seg: SegNode,
+    segment: Segment,
+    position: int,
+    cmap: CompiledMap,
+    repeated: Sequence[tuple[int, Repetition]] | None = None,
+) -> list[Finding]:
+    """IK403 12/13 and the value checks of the second and later occurrences of repeated elements.
+    ``repeated``: the segment's (1-based position, Repetition) pairs when the caller has them."""
     out: list[Finding] = []
-    for index, value in enumerate(segment.elements, 1):
-        if not isinstance(value, Repetition) or index > len(seg.children):
+    if repeated is None:
+        repeated = [(i, v) for i, v in enumerate(segment.elements, 1) if isinstance(v, Repetition)]
+    for index, value in repeated:
+        if index > len(seg.children):
             continue
         child = seg.children[index - 1]
         limit = cmap.repeats.get(child.id, 1)
@@ -113,13 +123,19 @@ def repetition_findings(seg: SegNode, segment: Segment, position: int, cmap: Com
     return out
 
 
-def trim_composites(seg: SegNode, segment: Segment, position: int) -> tuple[Segment, list[Finding]]:
-    """Composites with more components than the map defines get IK403 13 and are cut to size."""
+def trim_composites(
+    seg: SegNode, segment: Segment, position: int, odd: Sequence[tuple[int, Element]] | None = None
+) -> tuple[Segment, list[Finding]]:
+    """Composites with more components than the map defines get IK403 13 and are cut to size.
+    ``odd``: the segment's (0-based index, value) pairs that are not plain strings, when the caller
+    has them (only those can be cut)."""
     findings: list[Finding] = []
     values = list(segment.elements)
     kids = seg.children
-    for index, value in enumerate(values):
-        if index >= len(kids) or isinstance(value, str):
+    if odd is None:
+        odd = [(i, v) for i, v in enumerate(values) if not isinstance(v, str)]
+    for index, value in odd:
+        if index >= len(kids):
             continue
         child = kids[index]
         if not isinstance(child, CompositeSpec):
@@ -188,8 +204,7 @@ class _SetWalk:
         self.walker.start_at_group(cmap.gs_loop_key, cmap.gs_node)
         self.node: Node = cmap.gs_node
         self.findings: list[Finding] = []
-        self.placed: list[Placed] = []
-        self.keep_placed = keep_placed
+        self.nodes: list[SegNode | None] | None = [] if keep_placed else None  # per segment, when kept
         self.hl, self.ls, self.lx, self.counts = HLCheck(), LSCheck(), LXCheck(), UseCounter()
 
     def step(self, segment: Segment, position: int) -> None:
@@ -198,6 +213,8 @@ class _SetWalk:
         start = self.node
         found, errors = self.walker.walk(start, tag, values, position)
         walk_findings = [self._walk_finding(e, tag, start, position) for e in errors] if errors else None
+        if self.nodes is not None:
+            self.nodes.append(found)
         if found is None:
             self.findings += walk_findings or ()
             return
@@ -221,8 +238,10 @@ class _SetWalk:
     ) -> None:
         findings = self.findings
         tag = segment.tag
-        if found.has_composite and not plain:  # a plain segment (no composite, no repeat) needs no cut
-            trimmed, too_many = trim_composites(found, segment, position)
+        # The values that are not plain strings, found once for the two checks that read only them.
+        odd = None if plain else [(i, v) for i, v in enumerate(segment.elements) if not isinstance(v, str)]
+        if found.has_composite and odd:  # a plain segment (no composite, no repeat) needs no cut
+            trimmed, too_many = trim_composites(found, segment, position, odd)
             if too_many:
                 findings += too_many
                 values = view(trimmed)[0]
@@ -231,21 +250,19 @@ class _SetWalk:
             f = element_finding(e, found, segment, position)
             if not (f.code == "8" and calendar_date(value_at(segment, f.element_position))):
                 findings.append(f)
-        if not plain and any(isinstance(v, Repetition) for v in segment.elements):
-            findings += repetition_findings(found, segment, position, self.cmap)
+        repeated = [(i + 1, v) for i, v in odd if isinstance(v, Repetition)] if odd else None
+        if repeated:
+            findings += repetition_findings(found, segment, position, self.cmap, repeated)
         if found.is_first and (found.parent.has_lx_loop or tag == "LX"):  # else LXCheck.see does nothing
             findings += self.lx.see(found, segment, position)
         if tag == "HL":
             self.hl.see(found, segment, position)
         if self.ls.open is not None or tag in ("LS", "LE"):
             self.ls.see(found, segment, position)
-        if self.keep_placed:
-            self.placed.append(
-                Placed(segment, position, found.loops, found.name, found.element_names, found.is_first)
-            )
 
-    def finish(self, count: int, *, ended_by_se: bool) -> WalkResult:
+    def finish(self, segments: Sequence[Segment], *, ended_by_se: bool) -> WalkResult:
         findings = self.findings
+        count = len(segments)
         if not ended_by_se:
             _, errors = self.walker.walk(self.node, "SE", ("0", "0"), count + 1)
             findings += [segment_finding(e, "SE", count + 1) for e in errors]
@@ -254,7 +271,11 @@ class _SetWalk:
         self.ls.close(count)
         findings += self.hl.finish() + self.ls.findings
         findings.sort(key=lambda f: f.position)
-        return WalkResult(tuple(findings), tuple(self.placed))
+        nodes = self.nodes
+        if nodes is None:
+            return WalkResult(tuple(findings), ())
+        placed = len(nodes) - nodes.count(None)
+        return WalkResult(tuple(findings), PlacedSegments(segments, nodes, placed))
 
 
 def walk_transaction_set(
@@ -264,4 +285,4 @@ def walk_transaction_set(
     state = _SetWalk(compiled_map(map_file, map_source), d, keep_placed=keep_placed)
     for position, segment in enumerate(segments, 1):
         state.step(segment, position)
-    return state.finish(len(segments), ended_by_se=bool(segments) and segments[-1].tag == "SE")
+    return state.finish(segments, ended_by_se=bool(segments) and segments[-1].tag == "SE")

@@ -8,6 +8,7 @@ qualifier the compiled node names. Errors are the same codes on the same nodes, 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import islice
 
@@ -54,25 +55,25 @@ class Walker:
 
     def _reset(self, key: str, loop: LoopNode | None) -> None:
         counts = self.counts
+        stale: Iterable[str]
         if loop is None:
             stale = [k for k in counts if _is_child_key(key, k)]
-        else:  # whichever of the two is smaller is scanned; the keys dropped are the same
+        else:  # whichever of the two is smaller is scanned (in C); the keys dropped are the same
             desc = loop.descendant_keys
-            if len(desc) < len(counts):
-                stale = [k for k in desc if k in counts]
-            else:
-                stale = [k for k in counts if k in desc]
+            stale = desc & counts.keys() if len(desc) < len(counts) else desc.intersection(counts)
         for k in stale:
             del counts[k]
 
     def walk(self, node: Node, tag: str, values: View, seg_count: int) -> tuple[SegNode | None, list[SegErr]]:
         """The node matching the segment (None: not found) and the errors met on the way. pyx12 also
         returns the loops popped and pushed; our driver never reads them, so they are not built."""
-        self.missing = []
-        self.errors = []
+        if self.missing:  # an empty list is kept rather than replaced: most walks note nothing
+            self.missing = []
+        if self.errors:  # likewise: callers read the list a walk returns before the next walk
+            self.errors = []
         self.tag, self.values, self.seg_count = tag, values, seg_count
         node_pos = node.pos
-        loop: LoopNode = node if isinstance(node, LoopNode) else node.parent
+        loop: LoopNode = node if node.__class__ is LoopNode else node.parent  # type: ignore[assignment]
         while True:
             found = self._scan(loop, node_pos)
             if found is not MISS:
@@ -103,10 +104,16 @@ class Walker:
         """The children before the first wrapper loop: those with the segment's id tried in order, the
         required ones between them noted missing exactly as a one-by-one scan rejecting them would."""
         required = tail.required
+        count = len(required)
+        counts = self.counts
         r = 0
         for i in tail.candidates.get(self.tag, ()):
-            r = self._note_required(required, r, i)
-            if r < len(required) and required[r][0] == i:
+            while r < count and required[r][0] < i:  # what _note_required(required, r, i) does, inline
+                _, key, need = required[r]
+                if counts.get(key, 0) < 1:
+                    self.missing.append((need, self.seg_count))
+                r += 1
+            if r < count and required[r][0] == i:
                 r += 1  # the candidate's own note, if any, is made by its own try below
             child = tail.nodes[i]
             if child.__class__ is SegNode:
@@ -117,7 +124,7 @@ class Walker:
             first = child.first_seg  # type: ignore[union-attr]  # a loop with a first segment here
             if is_match(first, self.tag, self.values, self.component):  # type: ignore[arg-type]
                 return self._enter(child, first)  # type: ignore[arg-type]
-            if child.usage == "R" and self.counts.get(child.key, 0) < 1:
+            if child.usage == "R" and counts.get(child.key, 0) < 1:
                 self.missing.append((first, self.seg_count))  # type: ignore[arg-type]
         self._note_required(required, r, tail.stop)
         return MISS
@@ -159,11 +166,19 @@ class Walker:
         return MISS
 
     def _try_segment(self, loop: LoopNode, child: SegNode) -> SegNode | object | None:
-        if is_match(child, self.tag, self.values, self.component):
+        tag = self.tag
+        if child.id == tag and (
+            child.qualifier is None or is_match(child, tag, self.values, self.component)
+        ):  # is_match, without the call when the map names no qualifier
             if not loop.is_root and self._is_loop_match(loop):
                 return self._goto(loop)  # the segment opens its loop again
-            self._incr(child.key)
-            self._check_seg_usage(child)
+            counts = self.counts  # _incr and _check_seg_usage, inline: this runs for most segments
+            key = child.key
+            seen = counts[key] = counts.get(key, 0) + 1
+            if child.usage == "N":
+                self.errors.append(SegErr("2", None, None, None))
+            elif seen > child.max_repeat:
+                self.errors.append(SegErr("5", child, tag, self.seg_count))
             if self.missing:
                 eq = child.eq_key
                 self.missing = [m for m in self.missing if m[0].eq_key != eq]
@@ -177,12 +192,6 @@ class Walker:
         if not self._is_loop_match(child):
             return MISS
         return self._goto(child)  # None: pyx12 returns no node and no error either
-
-    def _check_seg_usage(self, seg: SegNode) -> None:
-        if seg.usage == "N":
-            self.errors.append(SegErr("2", None, None, None))
-        elif self.counts.get(seg.key, 0) > seg.max_repeat:
-            self.errors.append(SegErr("5", seg, self.tag, self.seg_count))
 
     def _flush(self, cur_pos: int | None = None) -> None:
         if not self.missing:
@@ -201,7 +210,7 @@ class Walker:
             return False
         if isinstance(first, LoopNode):
             return any(isinstance(c, LoopNode) and self._is_loop_match(c) for c in loop.kids)
-        if is_match(first, self.tag, self.values, self.component):
+        if first.id == self.tag and is_match(first, self.tag, self.values, self.component):
             return True
         if loop.usage == "R" and self.counts.get(loop.key, 0) < 1:
             self.missing.append((first, self.seg_count))
