@@ -18,8 +18,15 @@ T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
 
 
-def _child(fn: Callable[[*Ts], T], args: tuple[*Ts], out: Queue[tuple[float, float, T]]) -> None:
+def _child(
+    fn: Callable[[*Ts], T],
+    args: tuple[*Ts],
+    out: Queue[tuple[float, float, T]],
+    setup: Callable[[], object] | None,
+) -> None:
     clock = time.process_time if os.environ.get("BENCH_CLOCK") == "cpu" else time.perf_counter
+    if setup is not None:
+        setup()  # what a long-running process has done before its work arrives: not timed
     start = clock()
     result = fn(*args)
     seconds = clock() - start
@@ -36,11 +43,14 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def measure(fn: Callable[[*Ts], T], *args: *Ts) -> tuple[float, float, T]:
-    """(seconds, peak RSS in MiB, fn's result) of ``fn(*args)`` run in a spawned process."""
+def measure(
+    fn: Callable[[*Ts], T], *args: *Ts, setup: Callable[[], object] | None = None
+) -> tuple[float, float, T]:
+    """(seconds, peak RSS in MiB, fn's result) of ``fn(*args)`` run in a spawned process; ``setup``
+    (picklable) runs in that process first, outside the timed part."""
     ctx = mp.get_context("spawn")
     queue: Queue[tuple[float, float, T]] = ctx.Queue()
-    proc = ctx.Process(target=_child, args=(fn, args, queue))
+    proc = ctx.Process(target=_child, args=(fn, args, queue, setup))
     proc.start()
     seconds, peak, result = queue.get()
     proc.join()
