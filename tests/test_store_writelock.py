@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from gateway.lifecycle import FileState
-from gateway.store import Store, StoreUnavailableError, Tx, sqlite_url
+from gateway.store import Store, StoreUnavailableError, Tx, sqlite_url, writelock
 from gateway.store.store import _file_writer_lock
 from gateway.store.writelock import FileWriterLock, lock_path
 
@@ -256,3 +256,50 @@ def test_in_memory_sqlite_and_postgresql_have_no_lock_file(store_url: str) -> No
             with store.begin() as tx:
                 _record(tx, "x")
             assert [name for _, name in _rows(store)] == ["x"]
+
+
+def _free_elsewhere(path: Path) -> bool:
+    """Whether another open file (as another process would have) can take the lock right now."""
+    fd = os.open(path, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)  # also lets go of a lock taken here
+    return True
+
+
+def test_the_lock_is_kept_for_queued_writers_of_the_process_at_most_streak_times(tmp_path: Path) -> None:
+    """With a writer of this process queued, a release keeps the lock for it (other processes still
+    wait) up to STREAK times in a row; the next release lets it go."""
+    path = tmp_path / "x.lock"
+    lock = FileWriterLock(path)
+    lock.arrive()  # one writer queued throughout
+    try:
+        assert lock.acquire(1.0)
+        for _ in range(writelock.STREAK):
+            lock.release()
+            assert not _free_elsewhere(path)  # kept for the queued writer
+            assert lock.acquire(0.0)  # which takes it without waiting
+        lock.release()
+        assert _free_elsewhere(path)
+    finally:
+        lock.depart()
+        lock.close()
+
+
+def test_a_lock_kept_for_a_writer_that_never_takes_it_is_let_go(tmp_path: Path) -> None:
+    """A lock kept for a queued writer that gave up instead is released by the helper, so other
+    processes do not wait on a lock nobody uses."""
+    path = tmp_path / "x.lock"
+    lock = FileWriterLock(path)
+    lock.arrive()
+    assert lock.acquire(1.0)
+    lock.release()
+    assert not _free_elsewhere(path)
+    lock.depart()  # the queued writer gave up
+    _until(lambda: _free_elsewhere(path), "the kept lock let go")
+    assert lock.acquire(0.0)  # and it can be taken again as usual
+    lock.release()
+    lock.close()

@@ -419,17 +419,23 @@ class Store:
         thread forever). PostgreSQL: a pooled connection, no lock.
         """
         deadline = time.monotonic() + self._wait_seconds
-        lock = self._writers
-        held = lock is not None and lock.acquire(timeout=self._wait_seconds)
-        file_lock: FileWriterLock | None = None
+        lock, file_lock = self._writers, self._file_lock
+        if file_lock is not None:
+            file_lock.arrive()  # it may be kept for us by the writer before us (``FileWriterLock.release``)
+        try:
+            held = lock is not None and lock.acquire(timeout=self._wait_seconds)
+        finally:
+            if file_lock is not None:
+                file_lock.depart()
+        locked_file: FileWriterLock | None = None
         try:
             shared = self._shared_writer() if held else None
             if shared is None:
                 with self.engine.begin() as conn:
                     yield conn
                 return
-            if self._file_lock is not None and self._file_lock.acquire(deadline - time.monotonic()):
-                file_lock = self._file_lock
+            if file_lock is not None and file_lock.acquire(deadline - time.monotonic()):
+                locked_file = file_lock
             try:
                 with shared.begin():
                     yield shared
@@ -437,8 +443,8 @@ class Store:
                 if shared.invalidated or shared.in_transaction():
                     self._drop_writer()  # a failed commit or rollback: a fresh connection next time
         finally:
-            if file_lock is not None:
-                file_lock.release()
+            if locked_file is not None:
+                locked_file.release()
             if held and lock is not None:
                 lock.release()
 

@@ -37,6 +37,7 @@ import contextlib
 import fcntl
 import os
 import threading
+import time
 import weakref
 from pathlib import Path
 
@@ -44,6 +45,8 @@ from gateway.errors import StoreError
 
 SUFFIX = "-writer.lock"
 FILE_MODE = 0o600
+STREAK = 4  # write transactions a process may run in a row while its own writers queue (see ``release``)
+CARRY_SECONDS = 0.05  # a lock kept for a queued writer of this process that never took it is let go
 
 
 _LIVE: weakref.WeakSet[FileWriterLock] = weakref.WeakSet()
@@ -58,7 +61,9 @@ class FileWriterLock:
     """An exclusive ``flock`` on the database's lock file, for one process; thread-safe, not reentrant.
 
     Callers hold the process's writer thread lock while they call :meth:`acquire` and :meth:`release`
-    (``Store._writing``), so at most one thread of a process holds or waits for it at a time.
+    (``Store._writing``), so at most one thread of a process holds or waits for it at a time; they call
+    :meth:`arrive` before they wait for that thread lock and :meth:`depart` once they have it (or gave
+    up), so the lock knows whether writers of this process are queued behind the holder.
     """
 
     def __init__(self, path: Path) -> None:
@@ -70,7 +75,22 @@ class FileWriterLock:
         self._pending = False  # the helper is inside a blocking flock
         self._broken = False  # flock failed other than by contention: writers do without it
         self._helper: threading.Thread | None = None
+        self._queued = 0  # writers of this process waiting for the thread lock
+        self._streak = 0  # transactions run in a row without letting the lock go
+        self._carried = False  # held, kept by ``release`` for the next writer of this process
+        self._carries = 0  # counts carries, so the helper can tell a carry nobody took
+        self._watching = False  # the helper is timing a carry
         _LIVE.add(self)
+
+    def arrive(self) -> None:
+        """A writer of this process is about to wait for the thread lock."""
+        with self._cond:
+            self._queued += 1
+
+    def depart(self) -> None:
+        """... and has it now (or gave up waiting)."""
+        with self._cond:
+            self._queued -= 1
 
     def acquire(self, timeout: float) -> bool:
         """Take the lock, waiting at most ``timeout`` seconds; False if it could not be had in time
@@ -79,6 +99,9 @@ class FileWriterLock:
             fd = self._descriptor()
             if fd < 0 or self._broken:
                 return False
+            if self._carried:  # kept for us by the writer before us
+                self._carried = False
+                return True
             if self._held:  # callers serialise on the thread lock, and nested writes never come here
                 raise StoreError("the writer lock file is already held by this process")
             if not self._pending:
@@ -100,11 +123,34 @@ class FileWriterLock:
             return self._held
 
     def release(self) -> None:
-        """Let the lock go (the next process's waiter wakes at once)."""
+        """Let the lock go (the next process's waiter wakes at once), or keep it for the next writer of
+        this process when one is queued (to at most ``STREAK`` of them in a row).
+
+        Why keep it: while processes strictly alternate, every transaction starts with a page cache
+        the other process's commit made stale (SQLite then reads the pages again, about 3 times the
+        ``pread`` calls with two serve workers) and with a hand-over between processes. Letting a few
+        queued local writers go first and then handing over keeps both low, and bounds what the other
+        process waits for to ``STREAK`` transactions. A kept lock nobody takes (the queued writer gave
+        up) is let go by the helper after ``CARRY_SECONDS``.
+        """
         with self._cond:
-            if self._held:
-                self._held = False
-                fcntl.flock(self._fd, fcntl.LOCK_UN)
+            if not self._held:
+                return
+            if self._queued > 0 and self._streak < STREAK:
+                self._streak += 1
+                self._carried = True
+                self._carries += 1
+                self._start_helper()
+                if not self._watching:
+                    self._cond.notify_all()
+                return
+            self._unlock()
+
+    def _unlock(self) -> None:
+        """Let the flock go. Call with ``_cond`` held."""
+        self._held = self._carried = False
+        self._streak = 0
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
 
     def close(self) -> None:
         """Close the descriptor if nothing holds or waits for the lock (the helper then ends); the
@@ -124,6 +170,8 @@ class FileWriterLock:
         self._cond = threading.Condition(threading.Lock())  # its lock may have been held at the fork
         self._fd = -1
         self._held = self._wanted = self._pending = self._broken = False
+        self._carried = self._watching = False
+        self._queued = self._streak = self._carries = 0
         self._helper = None
 
     def _descriptor(self) -> int:
@@ -142,12 +190,18 @@ class FileWriterLock:
             self._helper.start()
 
     def _wait_loop(self) -> None:
-        """The helper: whenever a writer waits, block in ``flock`` for it (no GIL held) and hand over."""
+        """The helper: whenever a writer waits, block in ``flock`` for it (no GIL held) and hand over;
+        whenever the lock is kept for a local writer, let it go if nobody takes it."""
         while True:
             with self._cond:
-                self._cond.wait_for(lambda: self._fd < 0 or (self._wanted and not self._held))
+                self._cond.wait_for(
+                    lambda: self._fd < 0 or self._carried or (self._wanted and not self._held)
+                )
                 if self._fd < 0:
                     return
+                if self._carried:
+                    self._watch_carry()
+                    continue
                 fd, self._pending = self._fd, True
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)
@@ -160,9 +214,24 @@ class FileWriterLock:
                 self._pending = False
                 if self._wanted:
                     self._held = True
+                    self._streak = 0
                     self._cond.notify_all()
                 else:  # the writer gave up waiting: do not keep the others out
+                    self._held = False
                     fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def _watch_carry(self) -> None:
+        """Let a kept lock go if it is still the same carry after ``CARRY_SECONDS``. With ``_cond`` held."""
+        carry = self._carries
+        deadline = time.monotonic() + CARRY_SECONDS
+        self._watching = True
+        try:
+            while self._carried and self._carries == carry and (left := deadline - time.monotonic()) > 0:
+                self._cond.wait(left)
+        finally:
+            self._watching = False
+        if self._carried and self._carries == carry:
+            self._unlock()
 
 
 def _after_fork_in_child() -> None:
