@@ -11,6 +11,7 @@ import multiprocessing as mp
 import os
 import signal
 import stat
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -303,3 +304,31 @@ def test_a_lock_kept_for_a_writer_that_never_takes_it_is_let_go(tmp_path: Path) 
     assert lock.acquire(0.0)  # and it can be taken again as usual
     lock.release()
     lock.close()
+
+
+def test_two_stores_naming_one_file_differently_share_its_locks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stores opened on one database by an absolute and a relative path, written by threads at once:
+    every write commits (they queue on one thread lock and one lock file, none sees it 'already held')."""
+    monkeypatch.chdir(tmp_path)
+    with Store.open(sqlite_url(tmp_path / "g.db")) as one, Store.open(sqlite_url("g.db")) as two:
+        errors: list[BaseException] = []
+
+        def write(store: Store, tag: str) -> None:
+            try:
+                for n in range(30):
+                    with store.begin() as tx:
+                        _record(tx, f"{tag}-{n:02d}")
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+        threads = [
+            threading.Thread(target=write, args=(s, t)) for s, t in ((one, "a"), (two, "b"), (one, "c"))
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(GUARD)
+        assert errors == []
+        assert len(_rows(one)) == 90

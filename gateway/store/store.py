@@ -311,7 +311,9 @@ def _writer_lock(engine: Engine) -> threading.RLock | None:
     """
     if engine.dialect.name != "sqlite":
         return None
-    key = str(engine.url.database or "")
+    path = fileperms.sqlite_path(engine.url.render_as_string(hide_password=False))
+    # a file by its real path: stores naming it differently must queue on one lock (and its lock file)
+    key = os.path.realpath(path) if path is not None else str(engine.url.database or "")
     with _SQLITE_WRITERS_GUARD:
         return _SQLITE_WRITERS.setdefault(key, threading.RLock())
 
