@@ -131,7 +131,7 @@ class FileWriterLock:
         ``pread`` calls with two serve workers) and with a hand-over between processes. Letting a few
         queued local writers go first and then handing over keeps both low, and bounds what the other
         process waits for to ``STREAK`` transactions. A kept lock nobody takes (the queued writer gave
-        up) is let go by the helper after ``CARRY_SECONDS``.
+        up) is let go by the helper after ``CARRY_SECONDS`` (twice that when it was kept again meanwhile).
         """
         with self._cond:
             if not self._held:
