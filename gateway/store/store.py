@@ -33,10 +33,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import os
 import re
 import secrets
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -79,6 +81,7 @@ from gateway.store.repos.nodes import NodesRepo
 from gateway.store.repos.quarantine import QuarantineRepo
 from gateway.store.repos.requests import RequestKind, RequestsRepo
 from gateway.store.repos.results import ResultsRepo
+from gateway.store.writelock import FileWriterLock, lock_path
 
 __all__ = [
     "CONTROL_MAX",
@@ -106,8 +109,10 @@ TRACKING_MAX = 10**15 - 1  # tracking sequence: never wraps (a reused TRN02 woul
 _MIGRATION_LOCK = 0x5831_3247_5753_544F  # pg_advisory_xact_lock key: "X12GWSTO"
 _PREFIX = re.compile(r"^[A-Z0-9]{1,10}$")
 _READ_ONLY = "x12gw_read_only"
-# one writer lock per SQLite database file in this process (see ``_writer_lock``)
+# one writer lock per SQLite database file in this process (see ``_writer_lock``), and for a file
+# store its cross-process lock file (``gateway.store.writelock``), keyed by the file's real path
 _SQLITE_WRITERS: dict[str, threading.RLock] = {}
+_SQLITE_FILE_LOCKS: dict[str, FileWriterLock] = {}
 _SQLITE_WRITERS_GUARD = threading.Lock()
 
 
@@ -301,13 +306,30 @@ def _writer_lock(engine: Engine) -> threading.RLock | None:
     SQLite admits one writer at a time; a second ``BEGIN IMMEDIATE`` waits in SQLite's busy handler,
     which polls with growing sleeps (up to 100 ms each). Threads of one process (the API's workers, the
     real-time senders) that queue on a lock instead take turns as soon as the writer commits, which is
-    what keeps an API call's tail latency near its work. Other processes still meet the busy timeout.
+    what keeps an API call's tail latency near its work. Other processes queue on the database's lock
+    file (``_file_writer_lock``).
     """
     if engine.dialect.name != "sqlite":
         return None
-    key = str(engine.url.database or "")
+    path = fileperms.sqlite_path(engine.url.render_as_string(hide_password=False))
+    # a file by its real path: stores naming it differently must queue on one lock (and its lock file)
+    key = os.path.realpath(path) if path is not None else str(engine.url.database or "")
     with _SQLITE_WRITERS_GUARD:
         return _SQLITE_WRITERS.setdefault(key, threading.RLock())
+
+
+def _file_writer_lock(engine: Engine) -> FileWriterLock | None:
+    """The cross-process writer lock of this SQLite file (``gateway.store.writelock``), or None for
+    PostgreSQL and in-memory or URI-style SQLite (nothing another process could share)."""
+    path = fileperms.sqlite_path(engine.url.render_as_string(hide_password=False))
+    if path is None:
+        return None
+    key = os.path.realpath(path)
+    with _SQLITE_WRITERS_GUARD:
+        lock = _SQLITE_FILE_LOCKS.get(key)
+        if lock is None:
+            lock = _SQLITE_FILE_LOCKS[key] = FileWriterLock(lock_path(Path(key)))
+        return lock
 
 
 # ---------------------------------------------------------------------------------------------- store
@@ -324,6 +346,7 @@ class Store:
         self.tracking_prefix = tracking_prefix
         self.instance_id = ""
         self._writers = _writer_lock(engine)
+        self._file_lock = _file_writer_lock(engine)
         self._wait_seconds = 5.0
         self._writer: Connection | None = None  # SQLite: the connection writers share (``_writing``)
 
@@ -366,6 +389,8 @@ class Store:
         writer, self._writer = self._writer, None
         if writer is not None:
             writer.close()
+        if self._file_lock is not None:
+            self._file_lock.close()  # a descriptor per closed store would add up (tests open hundreds)
         self.engine.dispose()
 
     def __enter__(self) -> Store:
@@ -386,20 +411,33 @@ class Store:
         writers share: SQLite admits one writer at a time anyway, and a connection keeps its page
         cache only while no other connection writes, so the writers' reads (the rows they lock and
         move, the index pages they insert into) come from memory instead of one ``pread`` per page,
-        and no pool checkout/checkin is paid per transaction. The lock waits at most the busy timeout;
-        past it (or in a write nested in another on the same thread, which SQLite would make wait
-        anyway) the transaction takes a pooled connection and SQLite's busy handler decides, exactly
-        as without the lock (a stuck writer never hangs this thread forever). PostgreSQL: a pooled
-        connection, no lock.
+        and no pool checkout/checkin is paid per transaction. With the thread lock held, a file store's
+        writer then takes the database's cross-process lock file (``gateway.store.writelock``), so the
+        processes writing one file (``serve --workers N``, ``serve`` beside ``run``) take turns and the
+        next one starts when the last commits, instead of sleeping in SQLite's busy handler. Each lock
+        waits at most what is left of the busy timeout; past it (or in a write nested in another on the
+        same thread, which SQLite would make wait anyway) the transaction goes on without it and
+        SQLite's busy handler decides, exactly as without the locks (a stuck writer never hangs this
+        thread forever). PostgreSQL: a pooled connection, no lock.
         """
-        lock = self._writers
-        held = lock is not None and lock.acquire(timeout=self._wait_seconds)
+        deadline = time.monotonic() + self._wait_seconds
+        lock, file_lock = self._writers, self._file_lock
+        if file_lock is not None:
+            file_lock.arrive()  # it may be kept for us by the writer before us (``FileWriterLock.release``)
+        try:
+            held = lock is not None and lock.acquire(timeout=self._wait_seconds)
+        finally:
+            if file_lock is not None:
+                file_lock.depart()
+        locked_file: FileWriterLock | None = None
         try:
             shared = self._shared_writer() if held else None
             if shared is None:
                 with self.engine.begin() as conn:
                     yield conn
                 return
+            if file_lock is not None and file_lock.acquire(deadline - time.monotonic()):
+                locked_file = file_lock
             try:
                 with shared.begin():
                     yield shared
@@ -407,6 +445,8 @@ class Store:
                 if shared.invalidated or shared.in_transaction():
                     self._drop_writer()  # a failed commit or rollback: a fresh connection next time
         finally:
+            if locked_file is not None:
+                locked_file.release()
             if held and lock is not None:
                 lock.release()
 
