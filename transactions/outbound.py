@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal
 
 from transactions.build270 import VERSION_270, build_270_body
@@ -21,7 +22,7 @@ from transactions.envelope_writer import (
     st_number,
 )
 from transactions.models import EligibilityInquiry, ServiceReviewRequest
-from transactions.segment import Delimiters
+from transactions.segment import Delimiters, Segment
 
 Request = EligibilityInquiry | ServiceReviewRequest
 
@@ -77,6 +78,13 @@ class OutboundBatch:
     sets: tuple[OutboundSet, ...] = ()  # one per request, in request order (filled for request batches)
 
 
+def request_body(req: Request, timestamp: datetime) -> tuple[Segment, ...]:
+    """The segments of ``req``'s transaction set between ST and SE (a 270's or a 278's)."""
+    if isinstance(req, EligibilityInquiry):
+        return build_270_body(req, timestamp)
+    return build_278_body(req, timestamp)
+
+
 def build_request_interchange(
     requests: Sequence[Request],
     header: InterchangeHeader,
@@ -98,11 +106,7 @@ def build_request_interchange(
     written: list[OutboundSet] = []
     for req, number in zip(requests, set_controls, strict=True):
         kind = request_kind(req)
-        body = (
-            build_270_body(req, header.timestamp)
-            if isinstance(req, EligibilityInquiry)
-            else build_278_body(req, header.timestamp)
-        )
+        body = request_body(req, header.timestamp)
         bodies[kind.functional_id].append(TransactionBody(kind.set_id, number, kind.version, body))
         assigned.append((req.trace_number, number))
         written.append(OutboundSet(req.trace_number, kind.set_id, st_number(number), kind.functional_id))

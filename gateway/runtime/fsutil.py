@@ -67,16 +67,27 @@ def atomic_write(path: Path, data: bytes, *, mode: int = FILE_MODE) -> None:
     with io_errors("write", path):
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
         try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
+            _write_synced(fd, data)
             tmp.replace(path)
             fsync_dir(path.parent)
         except BaseException:
             with contextlib.suppress(OSError):
                 tmp.unlink()
             raise
+
+
+def _write_synced(fd: int, data: bytes) -> None:
+    """All of ``data`` to the open ``fd``, synced, then the descriptor closed (whatever happens).
+
+    Straight through ``os.write``: a real-time call writes several small files, and a buffered file
+    object for each costs CPU the write does not need (the bytes written are the same)."""
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 _SYNC_THREADS = 8  # concurrent fsyncs of one batch (2.5x one by one on this project's host)
@@ -98,11 +109,7 @@ def atomic_write_all(folder: Path, items: list[tuple[str, bytes]], *, mode: int 
     def durable(job: tuple[tuple[Path, Path], bytes]) -> None:
         (tmp, path), data = job
         with io_errors("write", path):
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
+            _write_synced(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode), data)
 
     try:
         # the temporary files are written and synced by a few threads at once: the file system

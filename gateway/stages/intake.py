@@ -53,13 +53,13 @@ from gateway.stages.precert_gate import precert_gate
 from gateway.store import StaleStateError, hash_member_id, hash_patient
 from transactions.build270 import read_270
 from transactions.build278 import read_278_request
-from transactions.envelope_writer import InterchangeHeader
 from transactions.errors import RequestError, X12GatewayError, X12WriteError
-from transactions.outbound import Request, build_request_interchange, request_kind
+from transactions.outbound import Request, request_body, request_kind
 from transactions.requests_csv import parse_csv
 from transactions.requests_json import parse_request_document, request_to_obj, too_many_requests
 from transactions.segment import Delimiters
 from transactions.validation import Options, validate_detailed
+from transactions.writer import serialize
 
 INBOX = "inbox"
 
@@ -129,7 +129,8 @@ def request_problems(req: Request) -> list[dict[str, Any]]:
     return [{"field": e["field"], "reason": e["reason"]} for e in out.errors]
 
 
-_PROBE_HEADER = InterchangeHeader("ZZ", "PROBE", "ZZ", "PROBE", 1, datetime(2000, 1, 1, tzinfo=UTC))
+_PROBE_TIME = datetime(2000, 1, 1, tzinfo=UTC)
+_PROBE_DELIMITERS = Delimiters()
 
 
 def _unwritable(req: Request) -> str | None:
@@ -138,17 +139,13 @@ def _unwritable(req: Request) -> str | None:
     Found here, the file is quarantined with the reason (which names the element, never the value);
     found only when the batch is built, the same request would fail its partner's batch every cycle.
     The client's trace number is replaced by our tracking number before sending, so it is not probed.
+    Only the set's own segments are written: the envelope around them holds none of the request's
+    values (the batch writer raises the first offending segment's error, always one of these), and
+    writing it too tripled the probe's cost on every real-time call.
     """
     probe = replace(req, trace_number="PROBE00001", trace_assigner="9000000000")
     try:
-        build_request_interchange(
-            [probe],
-            _PROBE_HEADER,
-            application_sender="PROBE",
-            application_receiver="PROBE",
-            group_controls=[1],
-            set_controls=[1],
-        )
+        serialize(request_body(probe, _PROBE_TIME), _PROBE_DELIMITERS)
     except X12WriteError as exc:
         return str(exc)
     return None
