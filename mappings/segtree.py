@@ -14,6 +14,7 @@ from transactions.placed import MapPlace, Placed, PlacedSegments
 from transactions.segment import Composite, Repetition, Segment
 
 STRUCTURE = "structure"  # the document node's cache key for its structural nodes in document order
+LOOPS = "loops"  # the document node's cache key for its loop nodes alone, in document order
 
 
 class Node:
@@ -135,7 +136,8 @@ def build_nodes(placed: Sequence[Placed], *, set_id: str, control_number: str) -
     root.attrs = (("control", control_number),)
     doc.kids = [root]
     listing = [doc, root]  # every structural node as made: always the rightmost, so document order
-    doc.cache = {STRUCTURE: listing}  # what xpath_lite's descendant steps scan
+    loops: list[Node] = []  # the loops alone (a few per set): what ``//loop[...]`` steps scan
+    doc.cache = {STRUCTURE: listing, LOOPS: loops}  # what xpath_lite's descendant steps scan
     stack = [root]
     order = 1
     previous: tuple[str, ...] = ()
@@ -162,6 +164,7 @@ def build_nodes(placed: Sequence[Placed], *, set_id: str, control_number: str) -
                 stack[-1].kids.append(node)  # type: ignore[union-attr]  # loops always have kids
                 stack.append(node)
                 listing.append(node)
+                loops.append(node)
             previous = target
             parent = stack[-1]
             kids = parent.kids

@@ -28,7 +28,7 @@ from typing import Any
 
 from mappings.compiled_rules import PerRule, compiled_record, values_of
 from mappings.engine import FieldRule, ListRule, RecordRule
-from mappings.segtree import Node
+from mappings.segtree import LOOPS, Node
 from mappings.xpath_lite import (
     Expr,
     TextsFn,
@@ -494,7 +494,10 @@ def _desc(doc: Node, test: str, ids: frozenset[str] | None, key: str) -> list[No
         cache = doc.cache = {}
     found = cache.get(key)
     if found is None:
-        if ids is None:
+        loops = cache.get(LOOPS) if test == "loop" else None
+        if loops is not None:  # build_nodes listed the loops: a few, where the listing has every segment
+            found = loops[:] if ids is None else [n for n in loops if n.id in ids]
+        elif ids is None:
             found = [n for n in _structure_of(doc) if n.kind == test]
         else:
             index = _ix_all(doc)

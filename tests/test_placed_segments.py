@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mappings.mapper import plain_by_repr, plain_texts
-from mappings.segtree import STRUCTURE, Node, build_nodes, build_nodes_by_stack, release
+from mappings.segtree import LOOPS, STRUCTURE, Node, build_nodes, build_nodes_by_stack, release
 from mappings.straight import _ix
 from tests.test_engine_differential import CORPUS, ROOT
 from tests.test_map_differential import RESPONSES
@@ -36,6 +36,8 @@ def _assert_mapper_reads_alike(ps: PlacedSegments, set_id: str = "271", control:
     fast = build_nodes(ps, set_id=set_id, control_number=control)
     assert _shape(fast) == _shape(build_nodes(as_tuple, set_id=set_id, control_number=control))
     assert _shape(fast) == _shape(build_nodes_by_stack(as_tuple, set_id=set_id, control_number=control))
+    cache = fast.root().cache or {}
+    assert cache[LOOPS] == [n for n in cache[STRUCTURE] if n.kind == "loop"]  # what //loop steps scan
     verdict = plain_texts(set_id, control, ps)
     assert verdict is plain_texts(set_id, control, as_tuple)
     assert verdict is plain_by_repr(set_id, control, as_tuple)
