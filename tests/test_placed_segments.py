@@ -124,6 +124,19 @@ def test_placed_segments_with_unplaced_ones_read_as_placed_tuples(rows: list[Any
     _assert_mapper_reads_alike(ps)
 
 
+_SHARED: dict[tuple[tuple[str, ...], bool], _Place] = {}
+
+
+@settings(max_examples=300, deadline=None)
+@given(_ROWS)
+def test_map_nodes_shared_across_sets_build_each_tree_as_the_stack_does(rows: list[Any]) -> None:
+    """With one map node per (loops, first) shared by every set, as the compiled engine's are, the loop
+    changes build_nodes remembers by pair of nodes give the tree the stack of open loops gives."""
+    segments = tuple(Segment(tag, tuple(elements)) for tag, elements, _ in rows)
+    nodes = [None if where is None else _SHARED.setdefault(where, _Place(*where)) for _, _, where in rows]
+    _assert_mapper_reads_alike(PlacedSegments(segments, nodes, sum(n is not None for n in nodes)))
+
+
 @pytest.mark.parametrize("name", ["278resp-A1-certified.x12", "271-dependent-active.x12"])
 def test_a_released_tree_leaves_no_cyclic_garbage_whatever_was_made_in_it(name: str) -> None:
     """Released node trees are freed by reference counting: segments whose element nodes and child
