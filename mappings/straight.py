@@ -427,6 +427,12 @@ def _ne(elements: Any, positions: tuple[int, ...], value: str) -> bool:
 
 
 def _has_desc(node: Node, test: str, ids: frozenset[str]) -> bool:
+    """Whether a ``test`` node with one of ``ids`` is below ``node``. Below a transaction, every loop
+    of the document is: the loops ``build_nodes`` listed answer it (a few, not the whole tree)."""
+    if test == "loop" and node.kind == "transaction" and node.parent is not None:
+        loops = (node.parent.cache or {}).get(LOOPS)
+        if loops is not None:
+            return any(n.id in ids for n in loops)
     for k in node.kids or ():
         if k.kind == test and k.id in ids:
             return True
@@ -442,6 +448,18 @@ def _has_anc(node: Node, test: str, ids: frozenset[str]) -> bool:
             return True
         up = up.parent
     return False
+
+
+def _under(node: Node, test: str, ids: frozenset[str] | None, out: list[Node]) -> list[Node]:
+    """``out`` with the ``test`` nodes (with one of ``ids``, None: any) below ``node`` in document
+    order: :func:`_structural` filtered, without listing what the filter drops."""
+    for k in node.kids or ():
+        kind = k.kind
+        if kind == test and (ids is None or k.id in ids):
+            out.append(k)
+        if kind in {"loop", "transaction"}:
+            _under(k, test, ids, out)
+    return out
 
 
 def _structural(node: Node) -> list[Node]:
@@ -593,6 +611,11 @@ def _comps(elements: Any, i: int, components: tuple[int, ...]) -> list[str]:
     return list(_components(elements, i, components))
 
 
+def _comp_first(elements: Any, i: int, components: tuple[int, ...]) -> str | None:
+    """The first of :func:`_comps` (None when there is none), without the list."""
+    return next(_components(elements, i, components), None)
+
+
 def _first(nodes: list[Node], tail: Tail) -> str | None:
     values = _values(nodes, tail)
     return values[0] if values else None
@@ -711,7 +734,11 @@ class _Writer:
             self.emit(indent, f"if len({current}) > 1: {v} = doc_order({v})")
             return v, False
         if step.axis == "descendant":
-            self.emit(indent, f"{v} = [n for p in {current} for n in _structural(p) if {cond}]")
+            if step.test in _STRUCTURAL:  # what _structural lists, filtered as it is listed
+                under = f"_under(p, {step.test!r}, {self.name(step.ids)}, [])"
+                self.emit(indent, f"{v} = [n for p in {current} for n in {under} if {cond}]")
+            else:
+                self.emit(indent, f"{v} = [n for p in {current} for n in _structural(p) if {cond}]")
             self.emit(indent, f"if len({current}) > 1: {v} = doc_order({v})")
             return v, False
         self_too = step.axis == "ancestor-or-self"
@@ -809,8 +836,9 @@ def _inline(tail: Tail, many: bool) -> str:
     """The expression reading a one-position tail from one segment's elements ``E_`` (``L_`` long)."""
     i = tail.positions[0]
     if tail.kind == "sub":
-        read = f"_comps(E_, {i}, {tail.components!r})"
-        return read if many else f"next(iter({read}), None)"
+        if many:
+            return f"_comps(E_, {i}, {tail.components!r}) if L_ >= {i} else []"
+        return f"_comp_first(E_, {i}, {tail.components!r}) if L_ >= {i} else None"
     x = f"(x_ := E_[{i - 1}]).__class__ is str"
     if many:
         return f"(([x_] if x_ else []) if {x} else value_texts(x_)) if L_ >= {i} else []"
@@ -846,7 +874,7 @@ _HELPERS: dict[str, Any] = {
     f.__name__: f
     for f in (
         value_texts, _eq1, _eq, _ne, _has_desc, _has_anc, _ancestors, _desc, _structural, _ctx_values,
-        _values, _first, _first_text, _comps, _ix, doc_order,
+        _values, _first, _first_text, _comps, _comp_first, _ix, _under, doc_order,
     )
 }  # fmt: skip
 

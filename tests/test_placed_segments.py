@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from mappings.mapper import plain_by_repr, plain_texts
 from mappings.segtree import LOOPS, STRUCTURE, Node, build_nodes, build_nodes_by_stack, release
-from mappings.straight import _ix
+from mappings.straight import _has_desc, _ix, _structural, _under
 from tests.test_engine_differential import CORPUS, ROOT
 from tests.test_map_differential import RESPONSES
 from tests.x12mutants import mutants
@@ -38,6 +38,12 @@ def _assert_mapper_reads_alike(ps: PlacedSegments, set_id: str = "271", control:
     assert _shape(fast) == _shape(build_nodes_by_stack(as_tuple, set_id=set_id, control_number=control))
     cache = fast.root().cache or {}
     assert cache[LOOPS] == [n for n in cache[STRUCTURE] if n.kind == "loop"]  # what //loop steps scan
+    stacked = build_nodes_by_stack(as_tuple, set_id=set_id, control_number=control)  # no loops listed
+    for ids in [frozenset({n.id or ""}) for n in cache[STRUCTURE][2:]] + [frozenset({"2000Z"})]:
+        assert _has_desc(fast, "loop", ids) is _has_desc(stacked, "loop", ids)  # listed loops vs the walk
+        for test in ("loop", "seg"):
+            listed = [n for n in _structural(fast) if n.kind == test and n.id in ids]
+            assert _under(fast, test, ids, []) == listed
     verdict = plain_texts(set_id, control, ps)
     assert verdict is plain_texts(set_id, control, as_tuple)
     assert verdict is plain_by_repr(set_id, control, as_tuple)
