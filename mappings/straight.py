@@ -148,6 +148,7 @@ class _Pred:
         self.t = t
         self.tag = tag
         self.names = names
+        self.equals: dict[str, tuple[int, str]] = {}  # test written -> (position, value) of ele[i] = 'v'
 
     def name(self, value: Any) -> str:
         key = f"K{len(self.names)}"
@@ -159,7 +160,22 @@ class _Pred:
         while self.t.peek() == "or":
             self.t.take()
             parts.append(self.and_expr())
-        return parts[0] if len(parts) == 1 else "(" + " or ".join(parts) + ")"
+        if len(parts) == 1:
+            return parts[0]
+        return self.one_of(parts) or "(" + " or ".join(parts) + ")"
+
+    def one_of(self, parts: list[str]) -> str | None:
+        """``ele[i] = 'A' or ele[i] = 'B' ...`` (one position) as one test of ``ele[i]`` against the set
+        of values: some ``ele`` node of element ``i`` holds one of them. None for other alternatives."""
+        found = [self.equals.get(p) for p in parts]
+        if any(f is None for f in found) or len({f[0] for f in found if f is not None}) != 1:
+            return None
+        i = found[0][0]  # type: ignore[index]  # all found, checked above
+        k = self.name(frozenset(f[1] for f in found if f is not None))
+        return (
+            f"(len(e__ := n.segment.elements) >= {i} and (x__ in {k}"
+            f" if (x__ := e__[{i - 1}]).__class__ is str else not {k}.isdisjoint(value_texts(x__))))"
+        )
 
     def and_expr(self) -> str:
         parts = [self.atom()]
@@ -201,10 +217,12 @@ class _Pred:
         if len(positions) == 1 and op == "=" and value:
             i = positions[0]
             k = self.name(value)
-            return (
+            test = (
                 f"(len(e__ := n.segment.elements) >= {i} and (x__ == {k}"
                 f" if (x__ := e__[{i - 1}]).__class__ is str else {k} in value_texts(x__)))"
             )  # _eq1 written out
+            self.equals[test] = (i, value)
+            return test
         return f"{helper}(n.segment.elements, {self.name(positions)}, {self.name(value)})"
 
     def exists(self) -> str:
