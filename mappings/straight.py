@@ -535,33 +535,10 @@ def _desc(doc: Node, test: str, ids: frozenset[str] | None, key: str) -> list[No
             found = loops[:] if ids is None else [n for n in loops if n.id in ids]
         elif ids is None:
             found = [n for n in _structure_of(doc) if n.kind == test]
-        else:
-            index = _ix_all(doc)
-            found = [n for i in ids for n in index.get(i, ()) if n.kind == test]
-            if len(ids) > 1:
-                found = doc_order(found)
+        else:  # one scan of the listing (a rule set asks one or two such per set: no index pays)
+            found = [n for n in _structure_of(doc) if n.kind == test and n.id in ids]
         cache[key] = found
     return found
-
-
-_ALL = "straight:all"  # the document node's cache key for its loops and segments by id
-
-
-def _ix_all(doc: Node) -> dict[str | None, list[Node]]:
-    """Every node of the document's structure listing by id, in document order, made once."""
-    cache = doc.cache
-    assert cache is not None  # noqa: S101 - _desc made it
-    index: Any = cache.get(_ALL)
-    if index is None:
-        index = {}
-        for n in _structure_of(doc):
-            same = index.get(n.id)
-            if same is None:
-                index[n.id] = [n]
-            else:
-                same.append(n)
-        cache[_ALL] = index
-    return index  # type: ignore[no-any-return]
 
 
 _INDEX = "straight:kids"  # a node's cache key for its children by id
