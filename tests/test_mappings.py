@@ -213,8 +213,7 @@ _FIELD = st.one_of(st.none(), st.sampled_from(["", "0", "12.50", "1E3", "abc", "
 def test_benefit_skips_converters_only_where_they_give_none(
     amount: str | None, percent: str | None, quantity: str | None, code: str | None, entities: int
 ) -> None:
-    """A benefit's amounts, description and entities are what the converters give for each field,
-    absent and empty fields included (the shortcuts for those change nothing)."""
+    """A benefit's amounts, description and entities are what the converters give, absent ones too."""
     entity = {"entity_code": "P3", "name": "N", "first_name": None, "id_qualifier": None, "id": None}
     fields: dict[str, Any] = {
         "code": code, "coverage_level": None, "service_types": ["30"], "insurance_type": None,

@@ -136,8 +136,7 @@ _SHARED: dict[tuple[tuple[str, ...], bool], _Place] = {}
 @settings(max_examples=300, deadline=None)
 @given(_ROWS)
 def test_map_nodes_shared_across_sets_build_each_tree_as_the_stack_does(rows: list[Any]) -> None:
-    """With one map node per (loops, first) shared by every set, as the compiled engine's are, the loop
-    changes build_nodes remembers by pair of nodes give the tree the stack of open loops gives."""
+    """Map nodes shared across sets (loop changes remembered by node pair) build the stack's tree."""
     segments = tuple(Segment(tag, tuple(elements)) for tag, elements, _ in rows)
     nodes = [None if where is None else _SHARED.setdefault(where, _Place(*where)) for _, _, where in rows]
     _assert_mapper_reads_alike(PlacedSegments(segments, nodes, sum(n is not None for n in nodes)))
