@@ -19,24 +19,28 @@ NOT_FOUND_REASONS = frozenset({"67", "72", "73", "75", "77"})
 
 
 def _benefit(b: dict[str, Any]) -> Benefit:
+    """One EB loop's benefit. Runs for every EB of every 271: an absent amount, percent or quantity
+    (most) and no entities (most) skip the converters' calls, which give None and () for them."""
+    code = b["code"]
+    entities = b["entities"]
     return Benefit(
-        code=b["code"],
-        description=text(ELIGIBILITY, b["code"]),
+        code=code,
+        description=text(ELIGIBILITY, code),
         coverage_level=b["coverage_level"],
         service_types=tuple(b["service_types"]),
         insurance_type=b["insurance_type"],
         plan_description=b["plan_description"],
         time_period=b["time_period"],
-        amount=decimal(b["amount"]),
-        percent=decimal(b["percent"]),
+        amount=decimal(amount) if (amount := b["amount"]) else None,
+        percent=decimal(percent) if (percent := b["percent"]) else None,
         quantity_qualifier=b["quantity_qualifier"],
-        quantity=decimal(b["quantity"]),
+        quantity=decimal(quantity) if (quantity := b["quantity"]) else None,
         authorization_required=b["authorization_required"],
         in_network=b["in_network"],
         procedure_qualifier=b["procedure_qualifier"],
         procedure_code=b["procedure_code"],
         messages=tuple(b["messages"]),
-        entities=tuple(BenefitEntity(**e) for e in b["entities"]),
+        entities=tuple([BenefitEntity(**e) for e in entities]) if entities else (),
     )
 
 

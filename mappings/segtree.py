@@ -14,6 +14,7 @@ from transactions.placed import MapPlace, Placed, PlacedSegments
 from transactions.segment import Composite, Repetition, Segment
 
 STRUCTURE = "structure"  # the document node's cache key for its structural nodes in document order
+LOOPS = "loops"  # the document node's cache key for its loop nodes alone, in document order
 
 
 class Node:
@@ -130,12 +131,7 @@ def build_nodes(placed: Sequence[Placed], *, set_id: str, control_number: str) -
     """The ``transaction`` node of a set (under a document node), loops opened as
     ``transactions.document.build_tree`` opens them. The compiled engine's placed segments
     (:class:`PlacedSegments`) are read as segments and map nodes, with no :class:`Placed` made."""
-    doc = Node("doc", None, None, (0,))
-    root = Node("transaction", set_id, doc, (1,))
-    root.attrs = (("control", control_number),)
-    doc.kids = [root]
-    listing = [doc, root]  # every structural node as made: always the rightmost, so document order
-    doc.cache = {STRUCTURE: listing}  # what xpath_lite's descendant steps scan
+    root, listing, loops = _document(set_id, control_number)
     stack = [root]
     order = 1
     previous: tuple[str, ...] = ()
@@ -145,15 +141,21 @@ def build_nodes(placed: Sequence[Placed], *, set_id: str, control_number: str) -
     kids = root.kids
     if len(transitions) > _MAX_TRANSITIONS:  # bounded whatever the maps: a cache, not a store
         transitions.clear()
+    by_node = placed.__class__ is PlacedSegments
+    last: object = None  # the map node of the last placed segment (``previous`` is its loops)
     for segment, place in _pairs(placed):
         if place is None:
             continue  # a segment the walk could not place
         target = place.loops
         starts = place.is_first
         if target != previous or starts:  # else the same loop instance goes on
-            plan = transitions.get((previous, target, starts))
+            # The plan is a function of the two map nodes' loops and ``is_first``, so with the compiled
+            # engine's long-lived map nodes it is remembered by the pair of nodes (hashed by identity)
+            # rather than by the tuples of loop ids, whose hash is worked out afresh at each lookup.
+            key = (last, place) if by_node else (previous, target, starts)
+            plan = transitions.get(key)
             if plan is None:
-                plan = transitions[(previous, target, starts)] = _transition(previous, target, starts)
+                plan = transitions[key] = _transition(previous, target, starts)
             depth, opens = plan
             del stack[depth + 1 :]
             for loop_id in opens:
@@ -162,9 +164,11 @@ def build_nodes(placed: Sequence[Placed], *, set_id: str, control_number: str) -
                 stack[-1].kids.append(node)  # type: ignore[union-attr]  # loops always have kids
                 stack.append(node)
                 listing.append(node)
+                loops.append(node)
             previous = target
             parent = stack[-1]
             kids = parent.kids
+        last = place
         order += 1
         seg = new(Node)  # what Node("seg", ...) makes, without a call to __init__ per segment
         seg.kind = "seg"
@@ -181,6 +185,21 @@ def build_nodes(placed: Sequence[Placed], *, set_id: str, control_number: str) -
     return root
 
 
+def _document(set_id: str, control_number: str) -> tuple[Node, list[Node], list[Node]]:
+    """A set's ``transaction`` node under its document node, and the two lists the document's cache
+    holds for :func:`build_nodes` to extend: every structural node as made (always the rightmost, so
+    in document order: what xpath_lite's descendant steps scan) and the loops alone (a few per set:
+    what ``mappings.straight``'s ``//loop[...]`` steps scan)."""
+    doc = Node("doc", None, None, (0,))
+    root = Node("transaction", set_id, doc, (1,))
+    root.attrs = (("control", control_number),)
+    doc.kids = [root]
+    listing = [doc, root]
+    loops: list[Node] = []
+    doc.cache = {STRUCTURE: listing, LOOPS: loops}
+    return root, listing, loops
+
+
 def _pairs(placed: Sequence[Placed]) -> Iterable[tuple[Segment, MapPlace | None]]:
     """(segment, what placed it) per segment: the compiled engine's map nodes as they are (None for a
     segment not placed), else each :class:`Placed` itself (it answers ``loops`` and ``is_first``)."""
@@ -189,7 +208,9 @@ def _pairs(placed: Sequence[Placed]) -> Iterable[tuple[Segment, MapPlace | None]
     return ((p.segment, p) for p in placed)
 
 
-_TRANSITIONS: dict[tuple[tuple[str, ...], tuple[str, ...], bool], tuple[int, tuple[str, ...]]] = {}
+_TRANSITIONS: dict[tuple[object, ...], tuple[int, tuple[str, ...]]] = {}
+"""Loop changes worked out: keyed by (previous loops, loops, is_first) for :class:`Placed` segments,
+by (previous map node, map node) for :class:`PlacedSegments` (the key tuples differ in length)."""
 _MAX_TRANSITIONS = 50_000
 
 

@@ -28,7 +28,7 @@ from typing import Any
 
 from mappings.compiled_rules import PerRule, compiled_record, values_of
 from mappings.engine import FieldRule, ListRule, RecordRule
-from mappings.segtree import Node
+from mappings.segtree import LOOPS, Node
 from mappings.xpath_lite import (
     Expr,
     TextsFn,
@@ -148,6 +148,7 @@ class _Pred:
         self.t = t
         self.tag = tag
         self.names = names
+        self.equals: dict[str, tuple[int, str]] = {}  # test written -> (position, value) of ele[i] = 'v'
 
     def name(self, value: Any) -> str:
         key = f"K{len(self.names)}"
@@ -159,7 +160,22 @@ class _Pred:
         while self.t.peek() == "or":
             self.t.take()
             parts.append(self.and_expr())
-        return parts[0] if len(parts) == 1 else "(" + " or ".join(parts) + ")"
+        if len(parts) == 1:
+            return parts[0]
+        return self.one_of(parts) or "(" + " or ".join(parts) + ")"
+
+    def one_of(self, parts: list[str]) -> str | None:
+        """``ele[i] = 'A' or ele[i] = 'B' ...`` (one position) as one test of ``ele[i]`` against the set
+        of values: some ``ele`` node of element ``i`` holds one of them. None for other alternatives."""
+        found = [self.equals.get(p) for p in parts]
+        if any(f is None for f in found) or len({f[0] for f in found if f is not None}) != 1:
+            return None
+        i = found[0][0]  # type: ignore[index]  # all found, checked above
+        k = self.name(frozenset(f[1] for f in found if f is not None))
+        return (
+            f"(len(e__ := n.segment.elements) >= {i} and (x__ in {k}"
+            f" if (x__ := e__[{i - 1}]).__class__ is str else not {k}.isdisjoint(value_texts(x__))))"
+        )
 
     def and_expr(self) -> str:
         parts = [self.atom()]
@@ -201,10 +217,12 @@ class _Pred:
         if len(positions) == 1 and op == "=" and value:
             i = positions[0]
             k = self.name(value)
-            return (
+            test = (
                 f"(len(e__ := n.segment.elements) >= {i} and (x__ == {k}"
                 f" if (x__ := e__[{i - 1}]).__class__ is str else {k} in value_texts(x__)))"
             )  # _eq1 written out
+            self.equals[test] = (i, value)
+            return test
         return f"{helper}(n.segment.elements, {self.name(positions)}, {self.name(value)})"
 
     def exists(self) -> str:
@@ -427,6 +445,12 @@ def _ne(elements: Any, positions: tuple[int, ...], value: str) -> bool:
 
 
 def _has_desc(node: Node, test: str, ids: frozenset[str]) -> bool:
+    """Whether a ``test`` node with one of ``ids`` is below ``node``. Below a transaction, every loop
+    of the document is: the loops ``build_nodes`` listed answer it (a few, not the whole tree)."""
+    if test == "loop" and node.kind == "transaction" and node.parent is not None:
+        loops = (node.parent.cache or {}).get(LOOPS)
+        if loops is not None:
+            return any(n.id in ids for n in loops)
     for k in node.kids or ():
         if k.kind == test and k.id in ids:
             return True
@@ -442,6 +466,18 @@ def _has_anc(node: Node, test: str, ids: frozenset[str]) -> bool:
             return True
         up = up.parent
     return False
+
+
+def _under(node: Node, test: str, ids: frozenset[str] | None, out: list[Node]) -> list[Node]:
+    """``out`` with the ``test`` nodes (with one of ``ids``, None: any) below ``node`` in document
+    order: :func:`_structural` filtered, without listing what the filter drops."""
+    for k in node.kids or ():
+        kind = k.kind
+        if kind == test and (ids is None or k.id in ids):
+            out.append(k)
+        if kind in {"loop", "transaction"}:
+            _under(k, test, ids, out)
+    return out
 
 
 def _structural(node: Node) -> list[Node]:
@@ -494,35 +530,15 @@ def _desc(doc: Node, test: str, ids: frozenset[str] | None, key: str) -> list[No
         cache = doc.cache = {}
     found = cache.get(key)
     if found is None:
-        if ids is None:
+        loops = cache.get(LOOPS) if test == "loop" else None
+        if loops is not None:  # build_nodes listed the loops: a few, where the listing has every segment
+            found = loops[:] if ids is None else [n for n in loops if n.id in ids]
+        elif ids is None:
             found = [n for n in _structure_of(doc) if n.kind == test]
-        else:
-            index = _ix_all(doc)
-            found = [n for i in ids for n in index.get(i, ()) if n.kind == test]
-            if len(ids) > 1:
-                found = doc_order(found)
+        else:  # one scan of the listing (a rule set asks one or two such per set: no index pays)
+            found = [n for n in _structure_of(doc) if n.kind == test and n.id in ids]
         cache[key] = found
     return found
-
-
-_ALL = "straight:all"  # the document node's cache key for its loops and segments by id
-
-
-def _ix_all(doc: Node) -> dict[str | None, list[Node]]:
-    """Every node of the document's structure listing by id, in document order, made once."""
-    cache = doc.cache
-    assert cache is not None  # noqa: S101 - _desc made it
-    index: Any = cache.get(_ALL)
-    if index is None:
-        index = {}
-        for n in _structure_of(doc):
-            same = index.get(n.id)
-            if same is None:
-                index[n.id] = [n]
-            else:
-                same.append(n)
-        cache[_ALL] = index
-    return index  # type: ignore[no-any-return]
 
 
 _INDEX = "straight:kids"  # a node's cache key for its children by id
@@ -588,6 +604,11 @@ def _first_text(value: Any) -> str | None:
 
 def _comps(elements: Any, i: int, components: tuple[int, ...]) -> list[str]:
     return list(_components(elements, i, components))
+
+
+def _comp_first(elements: Any, i: int, components: tuple[int, ...]) -> str | None:
+    """The first of :func:`_comps` (None when there is none), without the list."""
+    return next(_components(elements, i, components), None)
 
 
 def _first(nodes: list[Node], tail: Tail) -> str | None:
@@ -708,7 +729,11 @@ class _Writer:
             self.emit(indent, f"if len({current}) > 1: {v} = doc_order({v})")
             return v, False
         if step.axis == "descendant":
-            self.emit(indent, f"{v} = [n for p in {current} for n in _structural(p) if {cond}]")
+            if step.test in _STRUCTURAL:  # what _structural lists, filtered as it is listed
+                under = f"_under(p, {step.test!r}, {self.name(step.ids)}, [])"
+                self.emit(indent, f"{v} = [n for p in {current} for n in {under} if {cond}]")
+            else:
+                self.emit(indent, f"{v} = [n for p in {current} for n in _structural(p) if {cond}]")
             self.emit(indent, f"if len({current}) > 1: {v} = doc_order({v})")
             return v, False
         self_too = step.axis == "ancestor-or-self"
@@ -806,8 +831,9 @@ def _inline(tail: Tail, many: bool) -> str:
     """The expression reading a one-position tail from one segment's elements ``E_`` (``L_`` long)."""
     i = tail.positions[0]
     if tail.kind == "sub":
-        read = f"_comps(E_, {i}, {tail.components!r})"
-        return read if many else f"next(iter({read}), None)"
+        if many:
+            return f"_comps(E_, {i}, {tail.components!r}) if L_ >= {i} else []"
+        return f"_comp_first(E_, {i}, {tail.components!r}) if L_ >= {i} else None"
     x = f"(x_ := E_[{i - 1}]).__class__ is str"
     if many:
         return f"(([x_] if x_ else []) if {x} else value_texts(x_)) if L_ >= {i} else []"
@@ -843,7 +869,7 @@ _HELPERS: dict[str, Any] = {
     f.__name__: f
     for f in (
         value_texts, _eq1, _eq, _ne, _has_desc, _has_anc, _ancestors, _desc, _structural, _ctx_values,
-        _values, _first, _first_text, _comps, _ix, doc_order,
+        _values, _first, _first_text, _comps, _comp_first, _ix, _under, doc_order,
     )
 }  # fmt: skip
 

@@ -230,6 +230,8 @@ ELEMENT_RULE = RecordRule(
             ("eq", "seg[@id='REF'][ele[@id='REF01'] = 'BB']/ele[@id='REF02']"),
             ("ne", "seg[@id='REF'][ele[@id='REF02'] != 'A']/ele[@id='REF01']"),
             ("either", "seg[@id='REF'][ele[@id='REF01' or @id='REF02'] = 'B']/ele[@id='REF03']"),
+            ("oneof", "seg[@id='REF'][ele[@id='REF01'] = 'A' or ele[@id='REF01'] = 'B']/ele[@id='REF02']"),
+            ("mixed", "seg[@id='REF'][ele[@id='REF01'] = 'A' or ele[@id='REF02'] = 'B']/ele[@id='REF03']"),
             ("empty", "seg[@id='REF'][ele[@id='REF01'] = '']/ele[@id='REF02']"),
             ("sub", "seg[@id='SV1']/comp[@id='SV101']/subele[@id='SV101-02' or @id='SV101-03']"),
             ("suffix", "seg[@id='HI']/comp/subele[substring(@id, string-length(@id) - 1) = '02']"),

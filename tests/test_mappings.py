@@ -6,15 +6,21 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway.cli.map_cmd import map_bytes
 from mappings.authorization import overall_status
+from mappings.codes import ELIGIBILITY, text
+from mappings.convert import decimal
 from mappings.correlate import ResponseKey, SentRequest, correlate
+from mappings.eligibility import _benefit
 from mappings.engine import MappingRuleError, load_overrides, load_rules
 from mappings.mapper import default_rules, with_overrides
-from mappings.records import AuthorizationRecord, EligibilityResult, ServiceDecision
+from mappings.records import AuthorizationRecord, BenefitEntity, EligibilityResult, ServiceDecision
 
 ROOT = Path(__file__).resolve().parent.parent
 RESPONSES = ROOT / "sample_edi" / "responses"
@@ -197,3 +203,26 @@ def test_correlation_duplicates_and_later_updates() -> None:
     assert result.duplicates == ((1, "GW-2"),)
     again = correlate(REQUESTS, [approved], seen=[("GW-2", "approved")])
     assert again.duplicates == ((0, "GW-2"),)
+
+
+_FIELD = st.one_of(st.none(), st.sampled_from(["", "0", "12.50", "1E3", "abc", ".5", "-7", "1.0"]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(_FIELD, _FIELD, _FIELD, st.sampled_from([None, "", "1", "6", "ZZ"]), st.integers(0, 2))
+def test_benefit_skips_converters_only_where_they_give_none(
+    amount: str | None, percent: str | None, quantity: str | None, code: str | None, entities: int
+) -> None:
+    """A benefit's amounts, description and entities are what the converters give, absent ones too."""
+    entity = {"entity_code": "P3", "name": "N", "first_name": None, "id_qualifier": None, "id": None}
+    fields: dict[str, Any] = {
+        "code": code, "coverage_level": None, "service_types": ["30"], "insurance_type": None,
+        "plan_description": None, "time_period": None, "amount": amount, "percent": percent,
+        "quantity_qualifier": None, "quantity": quantity, "authorization_required": None,
+        "in_network": None, "procedure_qualifier": None, "procedure_code": None, "messages": [],
+        "entities": [entity] * entities,
+    }  # fmt: skip
+    b = _benefit(fields)
+    assert (b.amount, b.percent, b.quantity) == (decimal(amount), decimal(percent), decimal(quantity))
+    assert b.description == text(ELIGIBILITY, code)
+    assert b.entities == tuple(BenefitEntity(**entity) for _ in range(entities))

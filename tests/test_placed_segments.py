@@ -15,8 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mappings.mapper import plain_by_repr, plain_texts
-from mappings.segtree import STRUCTURE, Node, build_nodes, build_nodes_by_stack, release
-from mappings.straight import _ix
+from mappings.segtree import LOOPS, STRUCTURE, Node, build_nodes, build_nodes_by_stack, release
+from mappings.straight import _has_desc, _ix, _structural, _under
 from tests.test_engine_differential import CORPUS, ROOT
 from tests.test_map_differential import RESPONSES
 from tests.x12mutants import mutants
@@ -36,6 +36,14 @@ def _assert_mapper_reads_alike(ps: PlacedSegments, set_id: str = "271", control:
     fast = build_nodes(ps, set_id=set_id, control_number=control)
     assert _shape(fast) == _shape(build_nodes(as_tuple, set_id=set_id, control_number=control))
     assert _shape(fast) == _shape(build_nodes_by_stack(as_tuple, set_id=set_id, control_number=control))
+    cache = fast.root().cache or {}
+    assert cache[LOOPS] == [n for n in cache[STRUCTURE] if n.kind == "loop"]  # what //loop steps scan
+    stacked = build_nodes_by_stack(as_tuple, set_id=set_id, control_number=control)  # no loops listed
+    for ids in [frozenset({n.id or ""}) for n in cache[STRUCTURE][2:]] + [frozenset({"2000Z"})]:
+        assert _has_desc(fast, "loop", ids) is _has_desc(stacked, "loop", ids)  # listed loops vs the walk
+        for test in ("loop", "seg"):
+            listed = [n for n in _structural(fast) if n.kind == test and n.id in ids]
+            assert _under(fast, test, ids, []) == listed
     verdict = plain_texts(set_id, control, ps)
     assert verdict is plain_texts(set_id, control, as_tuple)
     assert verdict is plain_by_repr(set_id, control, as_tuple)
@@ -120,6 +128,18 @@ def test_placed_segments_with_unplaced_ones_read_as_placed_tuples(rows: list[Any
     assert ps == expected
     assert len(ps) == len(expected)
     _assert_mapper_reads_alike(ps)
+
+
+_SHARED: dict[tuple[tuple[str, ...], bool], _Place] = {}
+
+
+@settings(max_examples=300, deadline=None)
+@given(_ROWS)
+def test_map_nodes_shared_across_sets_build_each_tree_as_the_stack_does(rows: list[Any]) -> None:
+    """Map nodes shared across sets (loop changes remembered by node pair) build the stack's tree."""
+    segments = tuple(Segment(tag, tuple(elements)) for tag, elements, _ in rows)
+    nodes = [None if where is None else _SHARED.setdefault(where, _Place(*where)) for _, _, where in rows]
+    _assert_mapper_reads_alike(PlacedSegments(segments, nodes, sum(n is not None for n in nodes)))
 
 
 @pytest.mark.parametrize("name", ["278resp-A1-certified.x12", "271-dependent-active.x12"])
