@@ -24,7 +24,8 @@ import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 
-from gateway.store import Store, sqlite_url
+from gateway.lifecycle import FileState
+from gateway.store import Store, Tx, sqlite_url
 
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
@@ -118,3 +119,16 @@ def store(store_url: str, clock: FakeClock) -> Iterator[Store]:
         yield opened
     finally:
         opened.close()
+
+
+def record_received(tx: Tx, name: str) -> int:
+    """A minimal inbound file row (``received``): one small write for tests of the store's locking."""
+    return tx.files.record(
+        direction="in",
+        partner="acme",
+        name=name,
+        sha256="e" * 64,
+        size=1,
+        payload_path=None,
+        state=FileState.RECEIVED,
+    ).id

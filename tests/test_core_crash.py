@@ -81,6 +81,31 @@ def _done(store: Store, config_path: Path, fed: dict[str, str]) -> bool:
     return all((outbox / f"{t}.json").exists() for t in trackings)
 
 
+def _finish_and_audit(crash: CrashWorld, server: CoreServer, fed: dict[str, str], seed: int) -> None:
+    """One clean ``x12gw run`` until every fed request is settled and delivered, then the real-time
+    exactly-once audit (retransmissions after a kill mid-POST allowed) must find nothing."""
+    config = load_config(crash.config_path)
+    offset = crash.log_size()
+    proc = crash.start()
+    store = Store.open(config.database_url())
+    install(store.engine.dialect, KeyRing(payload_key(config)))
+    try:
+        assert crash.wait_for_start(proc, offset), "the gateway did not start"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not _done(store, crash.config_path, fed):
+            assert proc.poll() is None, "the gateway exited on its own"
+            time.sleep(0.3)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+        received = [r.payload for r in server.received]
+        problems = audit_realtime(store, config.folders, received, fed, retransmissions=True)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        store.close()
+    assert not problems, f"seed {seed} (replay with X12GW_CRASH_SEED={seed}):\n" + "\n".join(problems)
+
+
 def test_kill_x12gw_run_during_core_exchanges(world: tuple[CrashWorld, CoreServer]) -> None:
     """SIGKILL at random moments and right after CORE exchanges, then one clean run: the real-time
     exactly-once audit finds nothing (retransmissions after a kill mid-POST are allowed)."""
@@ -103,27 +128,7 @@ def test_kill_x12gw_run_during_core_exchanges(world: tuple[CrashWorld, CoreServe
         finally:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
-    fed = _expected(crash.feeder.fed)
-    config = load_config(crash.config_path)
-    offset = crash.log_size()
-    proc = crash.start()
-    store = Store.open(config.database_url())
-    install(store.engine.dialect, KeyRing(payload_key(config)))
-    try:
-        assert crash.wait_for_start(proc, offset), "the gateway did not start"
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not _done(store, crash.config_path, fed):
-            assert proc.poll() is None, "the gateway exited on its own"
-            time.sleep(0.3)
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0
-        received = [r.payload for r in server.received]
-        problems = audit_realtime(store, config.folders, received, fed, retransmissions=True)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        store.close()
-    assert not problems, f"seed {seed} (replay with X12GW_CRASH_SEED={seed}):\n" + "\n".join(problems)
+    _finish_and_audit(crash, server, _expected(crash.feeder.fed), seed)
 
 
 # The API's real-time calls: ``x12gw serve`` is killed while billing systems call it. A call is
@@ -246,23 +251,5 @@ def test_kill_x12gw_serve_during_realtime_api_calls(world: tuple[CrashWorld, Cor
         for t in threads:
             t.join()
     assert not pending, f"calls never recorded: {pending}"
-    fed = dict.fromkeys(refs, "270")
-    offset = crash.log_size()
-    proc = crash.start()  # the run loop sends what a kill left queued or uploading, delivers the rest
-    store = Store.open(config.database_url())
-    install(store.engine.dialect, KeyRing(payload_key(config)))
-    try:
-        assert crash.wait_for_start(proc, offset), "the gateway did not start"
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not _done(store, crash.config_path, fed):
-            assert proc.poll() is None, "the gateway exited on its own"
-            time.sleep(0.3)
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0
-        received = [r.payload for r in server.received]
-        problems = audit_realtime(store, config.folders, received, fed, retransmissions=True)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        store.close()
-    assert not problems, f"seed {seed} (replay with X12GW_CRASH_SEED={seed}):\n" + "\n".join(problems)
+    # the run loop sends what a kill left queued or uploading, and delivers the rest
+    _finish_and_audit(crash, server, dict.fromkeys(refs, "270"), seed)

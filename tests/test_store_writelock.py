@@ -19,28 +19,15 @@ from typing import Any
 
 import pytest
 
-from gateway.lifecycle import FileState
-from gateway.store import Store, StoreUnavailableError, Tx, sqlite_url, writelock
+from gateway.store import Store, StoreUnavailableError, sqlite_url, writelock
 from gateway.store.store import _file_writer_lock
 from gateway.store.writelock import FileWriterLock, lock_path
+from tests.store_fixtures import record_received
 
 pytest_plugins = ["tests.store_fixtures"]
 
-SHA = "e" * 64
 GUARD = 60.0  # seconds: only a hang trips it; no test outcome depends on how long anything takes
 SPAWN = mp.get_context("spawn")
-
-
-def _record(tx: Tx, name: str) -> int:
-    return tx.files.record(
-        direction="in",
-        partner="acme",
-        name=name,
-        sha256=SHA,
-        size=1,
-        payload_path=None,
-        state=FileState.RECEIVED,
-    ).id
 
 
 def _rows(store: Store) -> list[tuple[int, str]]:
@@ -72,7 +59,7 @@ def _writer(db: str, tag: str, count: int, start: Any, out: Any) -> None:
             start.wait()
             for n in range(count):
                 with store.begin() as tx:
-                    _record(tx, f"{tag}-{n:03d}")
+                    record_received(tx, f"{tag}-{n:03d}")
         out.put((tag, "ok"))
     except Exception as exc:  # noqa: BLE001 - reported to the test, which fails on it
         out.put((tag, f"{type(exc).__name__}: {exc}"))
@@ -87,7 +74,7 @@ def _scripted(db: str, name: str, busy_timeout_ms: int, commands: Any, out: Any)
             assert commands.get() == "write"
             with store.begin() as tx:
                 seen = len(tx.files.query(limit=1000))
-                _record(tx, name)
+                record_received(tx, name)
                 out.put(("in", seen))
                 if commands.get() == "hold":
                     assert commands.get() == "commit"
@@ -166,7 +153,7 @@ def test_a_crashed_holder_releases_the_lock(tmp_path: Path) -> None:
     assert _flock_entries(lock_path(db)) == []
     with Store.open(sqlite_url(db)) as store:
         with store.begin() as tx:
-            _record(tx, "after")
+            record_received(tx, "after")
         assert [name for _, name in _rows(store)] == ["after"]
 
 
@@ -181,14 +168,14 @@ def test_a_holder_past_the_busy_timeout_is_waited_out_and_sqlite_decides(tmp_pat
         try:
             assert ready.wait(GUARD)
             with store.begin() as tx:
-                _record(tx, "without the file lock")
+                record_received(tx, "without the file lock")
             assert _flock_entries(lock_path(db))  # the holder's, still
             assert [name for _, name in _rows(store)] == ["without the file lock"]
         finally:
             release.set()
             holder.join(timeout=GUARD)
         with store.begin() as tx:  # and the lock works again afterwards
-            _record(tx, "with it")
+            record_received(tx, "with it")
         assert [name for _, name in _rows(store)] == ["without the file lock", "with it"]
 
 
@@ -206,12 +193,12 @@ def test_a_write_nested_on_one_thread_times_out_as_before_and_the_outer_commits(
     SQLite's busy timeout (StoreUnavailableError, as without the lock), and the outer write commits."""
     with Store.open(sqlite_url(tmp_path / "g.db"), busy_timeout_ms=100) as store:
         with store.begin() as tx:
-            _record(tx, "outer")
+            record_received(tx, "outer")
             with pytest.raises(StoreUnavailableError), store.begin() as inner:
-                _record(inner, "inner")
+                record_received(inner, "inner")
         assert [name for _, name in _rows(store)] == ["outer"]
         with store.begin() as tx:
-            _record(tx, "next")
+            record_received(tx, "next")
         assert [name for _, name in _rows(store)] == ["outer", "next"]
 
 
@@ -241,7 +228,7 @@ def test_the_lock_file_is_owner_only_beside_the_database(tmp_path: Path) -> None
     """The first write makes ``<database>-writer.lock`` next to the database, mode 0600."""
     db = tmp_path / "g.db"
     with Store.open(sqlite_url(db)) as store, store.begin() as tx:
-        _record(tx, "x")
+        record_received(tx, "x")
     path = tmp_path / "g.db-writer.lock"
     assert path == lock_path(db)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
@@ -255,7 +242,7 @@ def test_in_memory_sqlite_and_postgresql_have_no_lock_file(store_url: str) -> No
         with Store.open(url) as store:
             assert (_file_writer_lock(store.engine) is not None) == (url == store_url and is_file)
             with store.begin() as tx:
-                _record(tx, "x")
+                record_received(tx, "x")
             assert [name for _, name in _rows(store)] == ["x"]
 
 
@@ -319,7 +306,7 @@ def test_two_stores_naming_one_file_differently_share_its_locks(
             try:
                 for n in range(30):
                     with store.begin() as tx:
-                        _record(tx, f"{tag}-{n:02d}")
+                        record_received(tx, f"{tag}-{n:02d}")
             except BaseException as exc:  # noqa: BLE001 - reported below
                 errors.append(exc)
 

@@ -10,22 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.lifecycle import FileState
-from gateway.store import Store, StoreUnavailableError, Tx, sqlite_url
-
-SHA = "d" * 64
-
-
-def _record(tx: Tx, name: str) -> int:
-    return tx.files.record(
-        direction="in",
-        partner="acme",
-        name=name,
-        sha256=SHA,
-        size=1,
-        payload_path=None,
-        state=FileState.RECEIVED,
-    ).id
+from gateway.store import Store, StoreUnavailableError, sqlite_url
+from tests.store_fixtures import record_received
 
 
 def _names(store: Store) -> list[str]:
@@ -42,7 +28,7 @@ def test_writes_from_many_threads_all_commit_on_one_connection(tmp_path: Path) -
             for k in range(10):
                 with store.begin() as tx:
                     seen.add(id(tx.conn))
-                    _record(tx, f"t{n}-{k}")
+                    record_received(tx, f"t{n}-{k}")
 
         threads = [threading.Thread(target=write, args=(n,)) for n in range(8)]
         for t in threads:
@@ -59,13 +45,13 @@ def test_a_block_that_raises_rolls_back_and_the_next_write_commits(tmp_path: Pat
 
         def failing() -> None:
             with store.begin() as tx:
-                _record(tx, "lost")
+                record_received(tx, "lost")
                 raise RuntimeError("the caller's failure")
 
         with pytest.raises(RuntimeError):
             failing()
         with store.begin() as tx:
-            _record(tx, "kept")
+            record_received(tx, "kept")
         assert _names(store) == ["kept"]
 
 
@@ -78,10 +64,10 @@ def test_a_database_held_by_another_process_is_busy_then_writable(tmp_path: Path
         other.execute("BEGIN IMMEDIATE")
         try:
             with pytest.raises(StoreUnavailableError), store.begin() as tx:
-                _record(tx, "blocked")
+                record_received(tx, "blocked")
         finally:
             other.execute("ROLLBACK")
             other.close()
         with store.begin() as tx:
-            _record(tx, "after")
+            record_received(tx, "after")
         assert _names(store) == ["after"]
