@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -81,6 +81,18 @@ def _done(store: Store, config_path: Path, fed: dict[str, str]) -> bool:
     return all((outbox / f"{t}.json").exists() for t in trackings)
 
 
+def _kill_moment(
+    crash: CrashWorld, proc: subprocess.Popen[bytes], offset: int, rng: random.Random, events: Sequence[str]
+) -> None:
+    """Wait for the moment to kill at: half the time a few milliseconds after one of ``events`` is
+    logged (right after a commit), else a random moment within a second."""
+    if rng.random() < 0.5:
+        crash.wait_for_event(proc, offset, rng.choice(events), timeout=3.0)
+        time.sleep(rng.uniform(0.0, 0.05))
+    else:
+        time.sleep(rng.uniform(0.0, 1.0))
+
+
 def _finish_and_audit(crash: CrashWorld, server: CoreServer, fed: dict[str, str], seed: int) -> None:
     """One clean ``x12gw run`` until every fed request is settled and delivered, then the real-time
     exactly-once audit (retransmissions after a kill mid-POST allowed) must find nothing."""
@@ -120,11 +132,7 @@ def test_kill_x12gw_run_during_core_exchanges(world: tuple[CrashWorld, CoreServe
         proc = crash.start()
         try:
             assert crash.wait_for_start(proc, offset), "the gateway did not start"
-            if rng.random() < 0.5:
-                crash.wait_for_event(proc, offset, rng.choice(EVENTS), timeout=3.0)
-                time.sleep(rng.uniform(0.0, 0.05))
-            else:
-                time.sleep(rng.uniform(0.0, 1.0))
+            _kill_moment(crash, proc, offset, rng, EVENTS)
         finally:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
@@ -240,11 +248,8 @@ def test_kill_x12gw_serve_during_realtime_api_calls(world: tuple[CrashWorld, Cor
             if kill == SERVE_KILLS:  # the last run is not killed: every call gets its answer
                 for t in threads:
                     t.join()
-            elif rng.random() < 0.5:
-                crash.wait_for_event(proc, offset, rng.choice(SERVE_EVENTS), timeout=3.0)
-                time.sleep(rng.uniform(0.0, 0.05))
             else:
-                time.sleep(rng.uniform(0.0, 1.0))
+                _kill_moment(crash, proc, offset, rng, SERVE_EVENTS)
         finally:
             proc.send_signal(signal.SIGKILL)
             proc.wait()

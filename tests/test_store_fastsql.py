@@ -526,3 +526,20 @@ def _reset(store: Store) -> None:
         else:
             names = ", ".join(t.name for t in s.metadata.sorted_tables if t.name != "store_meta")
             conn.exec_driver_sql(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN))
+def test_a_failing_fast_statement_never_shows_its_values(store: Store, case: str) -> None:
+    """A statement that fails on the fast path keeps its bound values out of the statement part of
+    SQLAlchemy's exception (the engine's ``hide_parameters``) and out of the store error that leaves
+    the boundary (values may be PHI; PostgreSQL's own DETAIL line stays inside the driver error)."""
+    with store.begin() as tx:
+        tx.conn.execute(inserting(s.requests), _request_values("T-1"))
+    with transaction(store) as conn, pytest.raises(sa_exc.SQLAlchemyError) as caught:
+        BROKEN[case](lambda stmt, params: fastsql.execute(conn, stmt, params).all())
+    mapped = store_error(caught.value, "insert request")
+    for shown in (str(mapped), repr(mapped)):
+        assert HASH not in shown
+        assert "T-1" not in shown
+    if isinstance(caught.value, sa_exc.DBAPIError):
+        assert "parameters hidden" in str(caught.value)
