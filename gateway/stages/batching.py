@@ -147,7 +147,8 @@ def batch_partner(
     name = partner.file_name(set_kind, batch.interchange_control, ctx.clock())
     sha, path = ctx.payloads.put(batch.data)
     try:
-        _record(ctx, partner, rows, batch, (name, sha, str(path), set_kind), on_queued)
+        with ctx.store.begin() as tx:
+            _record(ctx, tx, partner, rows, batch, (name, sha, str(path), set_kind), on_queued)
     except StaleStateError:
         return 0  # another worker took some of these requests; the numbers are a harmless gap
     ctx.log.info(
@@ -197,21 +198,7 @@ def _set_aside(ctx: Context, invalid: dict[str, str], claimed: list[str]) -> Non
     ctx.log.warning("requests set aside as invalid", count=len(invalid), trace_numbers=list(invalid))
 
 
-def _record(  # noqa: PLR0917 - one call site; the parts of one batch
-    ctx: Context,
-    partner: PartnerConfig,
-    rows: list[RequestRow],
-    batch: OutboundBatch,
-    stored: tuple[str, str, str, str],
-    on_queued: OnQueued | None,
-) -> None:
-    """The file, its envelopes (as the batch says they were written) and the requests' move to queued
-    (``stored``: the file's name, payload hash and path, and its set kind or ``mixed``)."""
-    with ctx.store.begin() as tx:
-        _record_in(ctx, tx, partner, rows, batch, stored, on_queued)
-
-
-def _record_in(  # noqa: PLR0917 - the parts of one batch
+def _record(  # noqa: PLR0917 - the parts of one batch
     ctx: Context,
     tx: Tx,
     partner: PartnerConfig,
@@ -220,7 +207,9 @@ def _record_in(  # noqa: PLR0917 - the parts of one batch
     stored: tuple[str, str, str, str],
     on_queued: OnQueued | None,
 ) -> None:
-    """``_record`` in the caller's transaction."""
+    """In the caller's transaction: the file, its envelopes (as the batch says they were written) and
+    the requests' move to queued (``stored``: the file's name, payload hash and path, and its set kind
+    or ``mixed``)."""
     name, sha, path, set_kind = stored
     ident = ctx.config.identity
     by_tracking = {r.tracking_number: r for r in rows}
@@ -314,7 +303,7 @@ def record_built(
     )
     if not claimed:
         return False
-    _record_in(ctx, tx, partner, claimed, built.batch, built.stored, on_queued)
+    _record(ctx, tx, partner, claimed, built.batch, built.stored, on_queued)
     return True
 
 
