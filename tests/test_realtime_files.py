@@ -10,14 +10,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pytest
 from sqlalchemy import select
 
 from gateway.lifecycle import FileState
 from gateway.operators.session import Session
 from gateway.runtime.config import FOLDER_NAMES
 from gateway.runtime.retention import purge_blobs
+from gateway.runtime.rotation import rotate
 from gateway.runtime.runner import open_context
 from gateway.stages.outbox import batch_summary
+from gateway.store import Store
 from gateway.store import schema as s
 from gateway.store.payloads import INLINE_MAX_BYTES, Payload, PayloadStore
 from tests.api_support import Api, sample, serving
@@ -193,3 +196,42 @@ def test_only_batches_get_a_csv_summary(rig: CoreRig) -> None:
     assert batch_summary(ctx.config, "another") is True  # not (or no longer) configured: a batch
     off = dataclasses.replace(ctx.config, outbox=dataclasses.replace(ctx.config.outbox, csv_summary=False))
     assert batch_summary(off, "another") is False
+
+
+def _raw_blobs(store: Store) -> dict[str, bytes]:
+    with store.engine.connect() as conn:
+        rows = conn.exec_driver_sql("SELECT sha256, data FROM payload_blobs").all()
+    return {str(sha): bytes(data) for sha, data in rows}
+
+
+def test_keys_rotate_reseals_blobs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``x12gw keys rotate`` re-encrypts blobs under the new key (and seals one a store without a key
+    wrote plain): afterwards each reads back with the new key alone, none in the clear."""
+    for name in ("X12GW_PAYLOAD_KEY", "X12GW_PAYLOAD_KEY_NEW"):
+        monkeypatch.delenv(name, raising=False)
+    config, _ = write_config(tmp_path)
+    ctx = open_context(config)
+    try:
+        sealed = ctx.payloads.stage(b"ISA*CANARYTEST*sealed")
+        with ctx.store.begin() as tx:
+            ctx.payloads.record(tx, sealed)
+    finally:
+        ctx.store.close()
+    with Store.open(config.database_url()) as plain_store:  # library use: no key ring
+        plain = PayloadStore(config.folders.payloads, plain_store).stage(b"ISA*CANARYTEST*plain")
+        with plain_store.begin() as tx:
+            PayloadStore(config.folders.payloads, plain_store).record(tx, plain)
+        before = _raw_blobs(plain_store)
+    assert before[plain.sha256][:1] == b"P"
+    rotate(config, which={"payload"}, say=lambda _m: None)
+    ctx = open_context(config)
+    try:
+        after = _raw_blobs(ctx.store)
+        reader = PayloadStore(config.folders.payloads, ctx.store)
+        for payload in (sealed, plain):
+            assert after[payload.sha256][:1] == b"S"
+            assert after[payload.sha256] != before[payload.sha256]
+            assert b"CANARYTEST" not in after[payload.sha256]
+            assert reader.get(payload.sha256) == payload.data
+    finally:
+        ctx.store.close()
