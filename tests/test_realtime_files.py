@@ -78,10 +78,13 @@ def test_a_realtime_call_creates_only_its_result_file(rig: CoreRig) -> None:
     assert not [p for p in _files(ctx) if p.name.startswith("summary-")]
 
 
-def test_every_payload_of_a_realtime_call_is_read_back_by_its_hash(rig: CoreRig) -> None:
+def test_every_payload_of_a_realtime_call_is_read_back_by_its_hash(
+    rig: CoreRig, database_url: str | None
+) -> None:
     """The body, our 270, the 271 and its CORE envelope are found by SHA-256 by a fresh reader (no
-    memory of the writes), bytes matching the hash; operators' ``Session.payload`` finds them too."""
-    ctx = rig.context(rig.server())
+    memory of the writes), bytes matching the hash; operators' ``Session.payload`` finds them too
+    (SQLite and PostgreSQL)."""
+    ctx = rig.context(rig.server(), database_url=database_url)
     _one_call(ctx)
     with ctx.store.read() as tx:
         rows = tx.files.query(limit=100)
