@@ -16,7 +16,6 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, TextIO
 
 from gateway.errors import ConfigError
@@ -78,7 +77,7 @@ class Session:
     @property
     def payloads(self) -> PayloadStore:
         if self._payloads is None:
-            self._payloads = PayloadStore(self.config.folders.payloads)
+            self._payloads = PayloadStore(self.config.folders.payloads, self.store)
         return self._payloads
 
     @property
@@ -88,14 +87,9 @@ class Session:
         return f"{ident.isa_qualifier}:{ident.isa_id}"
 
     def payload(self, sha256: str, payload_path: str | None = None) -> bytes | None:
-        """A file's stored bytes, or None when they are gone (retention, a moved folder)."""
-        for path in (self.payloads.path_for(sha256), Path(payload_path) if payload_path else None):
-            if path is not None and path.is_file():
-                try:
-                    return path.read_bytes()
-                except OSError:
-                    continue
-        return None
+        """A file's stored bytes (a payload file or kept in the store), or None when they are gone
+        (retention, a moved folder)."""
+        return self.payloads.find(sha256, payload_path)
 
     @property
     def who(self) -> str:

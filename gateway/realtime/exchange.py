@@ -39,6 +39,7 @@ from gateway.stages.inbound import (
 )
 from gateway.stages.outbox import OnDocument, write_results
 from gateway.store import FileRow, Tx
+from gateway.store.payloads import Payload
 from gateway.transport.core_client import CoreEndpoint, CoreError, CoreReply, post
 from gateway.transport.core_envelope import (
     ELEMENTS,
@@ -51,6 +52,9 @@ from gateway.transport.core_envelope import (
 from mappings.mapper import MappingRules
 
 RESPONSE_KINDS = {v: k for k, v in PAYLOAD_TYPES.items()}
+# an answer staged for its transaction: its payload's hash and path (None: a blob), the envelope's
+# hash, the message, and both payloads for ``PayloadStore.record``
+Kept = tuple[str, str | None, str, CoreMessage, tuple[Payload, Payload]]
 
 
 @dataclass(frozen=True)
@@ -372,11 +376,9 @@ def _answered_and_stored(
     return Sent("answered", inbound.id)
 
 
-def _answer_kept(
-    ctx: Context, detail: dict[str, Any], reply: CoreReply
-) -> tuple[dict[str, Any], tuple[str, str, str, CoreMessage]]:
-    """The answer's facts for the event log, and its X12 and whole envelope stored as payloads (both
-    durable before the transaction that records them)."""
+def _answer_kept(ctx: Context, detail: dict[str, Any], reply: CoreReply) -> tuple[dict[str, Any], Kept]:
+    """The answer's facts for the event log, and its X12 and whole envelope staged as payloads (kept
+    in the store by the transaction that records the answer; files, durable now, when large)."""
     answer = reply.message
     facts = {
         **detail,
@@ -386,9 +388,8 @@ def _answer_kept(
         "elapsed_ms": reply.elapsed_ms,
         "connect_ms": reply.connect_ms,
     }
-    sha, path = ctx.payloads.put(answer.payload)
-    envelope_sha, _ = ctx.payloads.put(reply.raw)
-    return facts, (sha, str(path), envelope_sha, answer)
+    payload, envelope = ctx.payloads.stage(answer.payload), ctx.payloads.stage(reply.raw)
+    return facts, (payload.sha256, payload.payload_path, envelope.sha256, answer, (payload, envelope))
 
 
 def _finish_exchange(  # noqa: PLR0917 - the parts of one answer
@@ -397,7 +398,7 @@ def _finish_exchange(  # noqa: PLR0917 - the parts of one answer
     partner: PartnerConfig,
     row: FileRow,
     facts: dict[str, Any],
-    stored: tuple[str, str, str, CoreMessage],
+    stored: Kept,
 ) -> FileRow | None:
     """In the caller's transaction: the answer recorded as a downloaded file and the outbound file
     finished; None when another attempt's answer finished the file first (this one is noted)."""
@@ -438,9 +439,10 @@ def _record_answer(  # noqa: PLR0917 - the parts of one answer
     row: FileRow,
     facts: dict[str, Any],
     kind: str,
-    stored: tuple[str, str, str, CoreMessage],
+    stored: Kept,
 ) -> FileRow:
-    sha, path, envelope_sha, answer = stored
+    sha, path, envelope_sha, answer, payloads = stored
+    ctx.payloads.record(tx, *payloads)  # the answer's X12 and envelope commit with the row naming them
     inbound = tx.files.record(
         direction="in",
         partner=partner.name,

@@ -31,3 +31,8 @@ class Context:
     health: PartnerHealthBoard = field(default_factory=PartnerHealthBoard)
     # set by SIGTERM/SIGINT: long steps (a big inbox file) stop between two committed batches
     stop: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        """Payloads kept in the store (``gateway.store.payloads``) are read from this context's store."""
+        if self.payloads.store is None:
+            self.payloads.bind(self.store)

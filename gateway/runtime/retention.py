@@ -6,7 +6,8 @@ What goes (each kind with its own period from ``[retention]``, or one ``--older-
   by mistake) with their results, authorization history and events; finished files with their
   envelopes, sets, trace numbers and quarantine entries, once no kept request or result refers to them;
   PHI-audit entries;
-* payloads: raw files in ``folders.payloads`` no kept ``files`` row refers to;
+* payloads: raw files in ``folders.payloads``, and payloads kept in the store (``payload_blobs``,
+  by the time they were stored), that no kept ``files`` row refers to;
 * archive, quarantine, results: files in those folders (by modification time).
 
 Each batch is one transaction, so an interrupted purge leaves a consistent store and simply goes on
@@ -207,6 +208,24 @@ def payload_in_use(store: Store) -> Callable[[Path], bool]:
     return check
 
 
+def purge_blobs(store: Store, cutoff: datetime, *, dry_run: bool, batch: int = DEFAULT_BATCH) -> int:
+    """Delete (or count) payloads kept in the store before ``cutoff`` that no ``files`` row names, as
+    ``purge_folder`` does with payload files; one batch a transaction, the check in the delete itself
+    (a row naming the payload committed meanwhile keeps it)."""
+    b, f = s.payload_blobs, s.files
+    free = (b.c.created_at < cutoff) & ~exists().where(f.c.sha256 == b.c.sha256)
+    if dry_run:
+        with store.engine.connect() as conn:
+            return len(_ids(conn, select(b.c.id).where(free)))
+    count = 0
+    while True:
+        with store.engine.begin() as conn:
+            ids = _ids(conn, select(b.c.id).where(free).order_by(b.c.id).limit(batch))
+            if not ids:
+                return count
+            count += conn.execute(delete(b).where(b.c.id.in_(ids), free)).rowcount
+
+
 def purge(
     config: GatewayConfig, store: Store, cutoffs: Cutoffs, *, dry_run: bool, batch: int
 ) -> dict[str, int]:
@@ -219,6 +238,7 @@ def purge(
         counts["payload_files"] = purge_folder(
             folders.payloads, cutoffs.payloads, dry_run=dry_run, keep=payload_in_use(store)
         )
+        counts["payload_blobs"] = purge_blobs(store, cutoffs.payloads, dry_run=dry_run, batch=batch)
     for kind, folder in (
         ("archive", folders.archive),
         ("quarantine", folders.quarantine),

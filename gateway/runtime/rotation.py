@@ -44,6 +44,7 @@ SEALED: tuple[tuple[Table, str], ...] = (
     (s.files, "name"),
     (s.api_requests, "response_body"),
     (s.remote_files, "name"),
+    (s.payload_blobs, "data"),
 )
 TARGET = {"payload": "rotation_payload_target", "member": "rotation_member_target"}
 CURSOR = "rotation_cursor:"

@@ -21,6 +21,7 @@ from gateway.runtime.config import PartnerConfig
 from gateway.runtime.context import Context
 from gateway.stages.outbox import write_results
 from gateway.store import FileRow, RequestRow, StaleStateError, Tx
+from gateway.store.payloads import Payload
 from gateway.store.repos.envelopes import NewSet
 from transactions.envelope_writer import InterchangeHeader
 from transactions.errors import X12WriteError
@@ -204,7 +205,7 @@ def _record(  # noqa: PLR0917 - the parts of one batch
     partner: PartnerConfig,
     rows: list[RequestRow],
     batch: OutboundBatch,
-    stored: tuple[str, str, str, str],
+    stored: tuple[str, str, str | None, str],
     on_queued: OnQueued | None,
 ) -> None:
     """In the caller's transaction: the file, its envelopes (as the batch says they were written) and
@@ -267,7 +268,8 @@ class Built:
     transaction that records it (``record_built``): the batch and its file's name, hash and path."""
 
     batch: OutboundBatch
-    stored: tuple[str, str, str, str]  # name, payload hash, payload path, set kind
+    stored: tuple[str, str, str | None, str]  # name, payload hash, payload path (None: a blob), set kind
+    payload: Payload  # kept in the store by ``record_built``'s transaction (when small)
 
 
 def build_one(
@@ -286,8 +288,8 @@ def build_one(
         return None
     set_kind = batch.sets[0].set_id
     name = partner.file_name(set_kind, batch.interchange_control, ctx.clock())
-    sha, path = ctx.payloads.put(batch.data)
-    return Built(batch, (name, sha, str(path), set_kind))
+    payload = ctx.payloads.stage(batch.data)
+    return Built(batch, (name, payload.sha256, payload.payload_path, set_kind), payload)
 
 
 def record_built(
@@ -303,6 +305,7 @@ def record_built(
     )
     if not claimed:
         return False
+    ctx.payloads.record(tx, built.payload)
     _record(ctx, tx, partner, claimed, built.batch, built.stored, on_queued)
     return True
 

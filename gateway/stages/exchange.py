@@ -151,7 +151,7 @@ def upload_one(
     if row.state == FileState.QUEUED:
         with ctx.store.begin() as tx:
             tx.files.transition(row.id, FileEvent.START_UPLOAD, expect=FileState.QUEUED)
-    local = ctx.payloads.path_for(row.sha256)
+    local = ctx.payloads.file_for(row.sha256)  # a file even when the payload is kept in the store
     phase = FileState.RENAMING if row.state == FileState.RENAMING else FileState.UPLOADING
 
     def renaming() -> None:

@@ -40,7 +40,13 @@ from gateway.lifecycle import target as target_state
 from gateway.runtime.config import PartnerConfig
 from gateway.runtime.context import Context
 from gateway.runtime.fsutil import atomic_write, ensure_dir, internal_name
-from gateway.stages.outbox import OnDocument, rendered_results, summary_file_name, write_results
+from gateway.stages.outbox import (
+    OnDocument,
+    batch_summary,
+    rendered_results,
+    summary_file_name,
+    write_results,
+)
 from gateway.store import FileRow, RequestRow, Tx
 from gateway.store.errors import NotFoundError
 from gateway.store.repos.envelopes import NewSet
@@ -136,7 +142,7 @@ def _process_scanned(
         ctx,
         partner,
         rules,
-        (_chunks(ctx.payloads.path_for(row.sha256)), lambda: ctx.payloads.get(row.sha256)),
+        (ctx.payloads.chunks(row.sha256), lambda: ctx.payloads.get(row.sha256)),
         spool,
     )
     if isinstance(prepared, str):
@@ -224,7 +230,8 @@ def _delivered(
 ) -> None:
     """After the processing commit: the results written and delivered, then the file's log lines."""
     prepared, outcome = done
-    deliver(ctx, row.id, outcome.trackings, on_document=on_document, documents=docs)
+    summary = batch_summary(ctx.config, row.partner)
+    deliver(ctx, row.id, outcome.trackings, summary=summary, on_document=on_document, documents=docs)
     for event, fields in outcome.warnings:
         ctx.log.warning(event, partner=prepared.partner.name, file=row.name, file_id=row.id, **fields)
     ctx.log.info(
@@ -293,13 +300,14 @@ def deliver(
     file_id: int,
     trackings: list[str],
     *,
+    summary: bool = True,
     on_document: OnDocument | None = None,
     documents: list[dict[str, Any]] | None = None,
 ) -> None:
-    """Write the results of a processed file (``documents``: as rendered in its transaction) and
-    record the delivery."""
-    summary = summary_file_name(file_id) if trackings else None
-    write_results(ctx, trackings, summary_name=summary, on_document=on_document, documents=documents)
+    """Write the results of a processed file (``documents``: as rendered in its transaction; its CSV
+    summary unless ``summary`` is False, see ``outbox.batch_summary``) and record the delivery."""
+    name = summary_file_name(file_id) if trackings and summary else None
+    write_results(ctx, trackings, summary_name=name, on_document=on_document, documents=documents)
     with ctx.store.begin() as tx:
         tx.files.transition(file_id, FileEvent.DELIVER, expect=FileState.PROCESSED)
 
@@ -428,12 +436,6 @@ class _Scan:
             ic, g, s = found
             findings = tuple(finding_json(f) for f in s.findings)
             yield _Mapped(p.kind, p.record(self.spool), p.key, set_validation(ic, g, s), findings)
-
-
-def _chunks(path: Path) -> Iterator[bytes]:
-    """A downloaded file in 1 MiB pieces: the file's bytes are never all in memory at once."""
-    with path.open("rb") as fh:
-        yield from iter(lambda: fh.read(1 << 20), b"")
 
 
 def _facts(item: SetInContext) -> _SetFacts:
@@ -965,10 +967,11 @@ def recover(ctx: Context) -> None:
     """Deliver results of files processed before a crash (idempotent rewrite)."""
     with ctx.store.read() as tx:
         rows = tx.files.query(state=FileState.PROCESSED, direction="in", limit=500)
-        pending = [(r.id, tx.audit.history("file", r.id)) for r in rows]
-    for file_id, history in pending:
+        pending = [(r, tx.audit.history("file", r.id)) for r in rows]
+    for row, history in pending:
         detail = next((h.detail for h in reversed(history) if h.new_state == FileState.PROCESSED), None) or {}
-        deliver(ctx, file_id, list(detail.get("trackings", [])))
+        trackings = list(detail.get("trackings", []))
+        deliver(ctx, row.id, trackings, summary=batch_summary(ctx.config, row.partner))
 
 
 def release_expired(ctx: Context, dead: list[str]) -> int:

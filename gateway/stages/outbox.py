@@ -1,5 +1,6 @@
 """Outbox: one result file per request (``<tracking number>.json``, written atomically, owner-only),
-plus an optional CSV summary per processed batch. Rewriting a result is idempotent.
+plus an optional CSV summary per processed batch (not per real-time answer: ``batch_summary``).
+Rewriting a result is idempotent.
 
 This is the only writer of the outbox: every stage that changes what a billing system should see
 (batching sets a request aside, the pre-cert gate answers one, inbound delivers responses, the run
@@ -14,6 +15,7 @@ import io
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from gateway.runtime.config import GatewayConfig
 from gateway.runtime.context import Context
 from gateway.runtime.fsutil import atomic_write_all, ensure_dir
 from gateway.runtime.jsontext import dumps_indent2_sorted
@@ -76,6 +78,18 @@ def _base_document(req: RequestRow) -> dict[str, Any]:
         "reason": req.reason,
         "updated_at": req.updated_at.isoformat(),
     }
+
+
+def batch_summary(config: GatewayConfig, partner: str) -> bool:
+    """Whether a processed file from ``partner`` gets its CSV summary: a batch does (when
+    ``[outbox] csv_summary``); an answer of a CAQH CORE real-time partner does not. It carries one
+    request's result, so its summary was a one-row copy of the result file written beside it, named
+    after an internal file id that neither the API caller nor the billing system knows, and a second
+    file created (and synced) per real-time call."""
+    if not config.outbox.csv_summary:
+        return False
+    found = next((p for p in config.partners if p.name == partner), None)
+    return found is None or found.core is None or found.core.mode != "realtime"
 
 
 def summary_file_name(file_id: int) -> str:

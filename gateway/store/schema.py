@@ -34,6 +34,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
     String,
@@ -163,6 +164,35 @@ class SealedName(TypeDecorator[str]):
         return ring.unseal_name(value)
 
 
+class SealedBytes(TypeDecorator[bytes]):
+    """Raw bytes encrypted at rest when the engine has a key ring (``KeyRing.seal_bytes``).
+
+    Every stored value starts with a tag byte (``P`` plain, ``S`` sealed), so a payload whose own bytes
+    happen to look sealed is never taken for one; the tagged plain form is what an engine without a
+    key ring writes (library use, tests) and what ``x12gw keys rotate`` seals."""
+
+    impl = LargeBinary
+    cache_ok = True
+
+    def process_bind_param(self, value: bytes | None, dialect: Dialect) -> bytes | None:
+        if value is None:
+            return None
+        ring = sealing.ring_of(dialect)
+        return sealing.BYTES_PLAIN + value if ring is None else ring.seal_bytes(value)
+
+    def process_result_value(self, value: bytes | None, dialect: Dialect) -> bytes | None:
+        if value is None:
+            return None
+        stored = bytes(value)
+        if not sealing.is_sealed_bytes(stored):
+            return stored[1:]
+        ring = sealing.ring_of(dialect)
+        if ring is None:
+            sealing.unseal_without_ring(stored)
+            return stored
+        return ring.unseal_bytes(stored)
+
+
 # SQLite only auto-increments an ``INTEGER PRIMARY KEY``; PostgreSQL gets 64-bit identities.
 ID = BigInteger().with_variant(Integer(), "sqlite")
 JSONDOC = JSON().with_variant(JSONB(), "postgresql")
@@ -216,6 +246,20 @@ files = Table(
     Index(None, "state", "lease_until"),
     Index(None, "created_at"),
     Index(None, "partner", "name"),
+)
+
+# Raw payloads small enough to keep in the store (``gateway.store.payloads``): written in the
+# transaction that records the row naming them, so a real-time call creates no payload file; larger
+# payloads stay files in ``folders.payloads``. Content-addressed like the files (one row per SHA-256).
+payload_blobs = Table(
+    "payload_blobs",
+    metadata,
+    _pk(),
+    Column("sha256", String(HASH), nullable=False, unique=True),
+    Column("size", BigInteger, nullable=False),
+    Column("data", SealedBytes(), nullable=False),  # PHI: sealed like the JSON columns
+    _created(),
+    Index(None, "created_at"),
 )
 
 requests = Table(

@@ -8,8 +8,10 @@ Why it is built this way:
   and AES-SIV for file names, which must be deterministic so that "is this remote file known?" stays
   an equality lookup.
 * The columns keep their JSON/string types: a sealed value is a string ``x12gw:1:<fingerprint>:<b64>``
-  (JSON documents) or ``x12gw~<fingerprint>~<b64>`` (names). Rows written before sealing existed are read
-  as they are, and ``x12gw keys rotate`` seals them in batches.
+  (JSON documents) or ``x12gw~<fingerprint>~<b64>`` (names). Rows written before sealing existed are
+  read as they are, and ``x12gw keys rotate`` seals them in batches. Raw payloads kept in the store
+  (``payload_blobs.data``, bytes) start with a tag byte instead, so no payload's own first bytes can
+  pass for a sealed one: ``P`` + the bytes as they are, or ``S`` + fingerprint + nonce + AES-GCM.
 * The SQLAlchemy column types (``gateway.store.schema``) find the :class:`KeyRing` on the engine's dialect,
   so every existing query seals and unseals without knowing it; an engine without a key ring stores
   plain values (library use and unit tests of the store), which ``gateway.store.keycheck`` refuses once a
@@ -37,6 +39,9 @@ from gateway.errors import StoreError
 
 DOC_PREFIX = "x12gw:1:"
 NAME_PREFIX = "x12gw~"
+BYTES_PLAIN = b"P"  # first byte of a stored payload blob: kept as it is (no key ring)
+BYTES_SEALED = b"S"  # ... sealed: fingerprint, nonce, AES-GCM ciphertext
+_BYTES_AAD = b"x12gw blob v1"
 KEY_BYTES = 32
 FINGERPRINT_CHARS = 16
 _NONCE = 12
@@ -132,6 +137,22 @@ class KeyRing:
             raise StoreError("a sealed value failed its integrity check (wrong key or damaged)") from None
         return json.loads(plain)
 
+    # -- raw payloads (bytes) ----------------------------------------------------------------------
+
+    def seal_bytes(self, data: bytes) -> bytes:
+        """``S`` + fingerprint + nonce + AES-GCM of ``data`` (the document key, another label)."""
+        nonce = os.urandom(_NONCE)
+        sealed = self._gcm[self.fingerprint].encrypt(nonce, data, _BYTES_AAD)
+        return BYTES_SEALED + self.fingerprint.encode("ascii") + nonce + sealed
+
+    def unseal_bytes(self, value: bytes) -> bytes:
+        fp = value[1 : 1 + FINGERPRINT_CHARS].decode("ascii", errors="replace")
+        body = value[1 + FINGERPRINT_CHARS :]
+        try:
+            return self._gcm[self._key_for(fp)].decrypt(body[:_NONCE], body[_NONCE:], _BYTES_AAD)
+        except InvalidTag:
+            raise StoreError("a sealed payload failed its integrity check (wrong key or damaged)") from None
+
     # -- names (deterministic) ---------------------------------------------------------------------
 
     def seal_name(self, name: str) -> str:
@@ -172,6 +193,10 @@ def is_sealed_name(value: object) -> bool:
     return isinstance(value, str) and value.startswith(NAME_PREFIX)
 
 
+def is_sealed_bytes(value: object) -> bool:
+    return isinstance(value, bytes | bytearray | memoryview) and bytes(value[:1]) == BYTES_SEALED
+
+
 def sealed_fingerprint(value: str) -> str:
     """The fingerprint of the key a sealed value (document or name) was sealed with."""
     if value.startswith(DOC_PREFIX):
@@ -191,7 +216,7 @@ def ring_of(dialect: Any) -> KeyRing | None:
 
 def unseal_without_ring(value: object) -> None:
     """Reading a sealed value on an engine without a key ring: a clear refusal, not ciphertext."""
-    if is_sealed_doc(value) or is_sealed_name(value):
+    if is_sealed_doc(value) or is_sealed_name(value) or is_sealed_bytes(value):
         raise StoreError(
             "this store holds encrypted payloads but no payload key is configured "
             "(set the payload key environment variable; see README: data protection)"

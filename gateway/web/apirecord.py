@@ -107,7 +107,8 @@ def submit(
         tracking = taken.tracking
         with phi_scope(phi_values(req)):
             built = queue.build(replace(req, trace_number=tracking, trace_assigner=assigner), taken)
-    sha, _path = ctx.payloads.put(body)
+    body_payload = ctx.payloads.stage(body)  # kept with the call's rows (a file when large)
+    sha = body_payload.sha256
     try:
         with phi_scope(phi_values(req)), ctx.store.begin() as tx:
             if idempotency_key is not None:  # a concurrent retry may have won the race (SQLite)
@@ -118,6 +119,7 @@ def submit(
                 tracking = ctx.store.new_tracking_numbers(1, tx=tx)[0]
             final = replace(req, trace_number=tracking, trace_assigner=assigner)
             row = _record(ctx, tx, client, body, sha, final, req.trace_number, partner)
+            ctx.payloads.record(tx, body_payload)
             _insert_call(tx, client, tracking, idempotency_key, digest)
             started = queue.record(tx, row, built) if queue is not None and built is not None else None
     except DuplicateKeyError:  # PostgreSQL: the concurrent retry committed first; all of ours rolled back

@@ -13,7 +13,6 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from pathlib import Path
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -59,14 +58,11 @@ class FindingsCache:
         self.lock = threading.Lock()
 
     def _read(self, sha256: str, payload_path: str | None) -> Counter[tuple[str, str]]:
-        for path in (self.payloads.path_for(sha256), Path(payload_path) if payload_path else None):
-            if path is not None and path.is_file():
-                try:
-                    data = path.read_bytes()
-                    return finding_codes(parse_acks(data))
-                except (OSError, X12GatewayError):
-                    return Counter()
-        return Counter()
+        try:
+            data = self.payloads.find(sha256, payload_path)
+            return Counter() if data is None else finding_codes(parse_acks(data))
+        except X12GatewayError:  # not an acknowledgment after all, or its blob cannot be read
+            return Counter()
 
     def update(self, store: Store) -> Counter[tuple[str, str, str]]:
         """Read the acknowledgment files not read yet; (direction, level, code) totals over all.
@@ -111,7 +107,7 @@ class StoreCollector(Collector):
         self.store = store
         self.config = config
         self.clock = clock
-        self.findings = FindingsCache(PayloadStore(config.folders.payloads))
+        self.findings = FindingsCache(PayloadStore(config.folders.payloads, store))
 
     def collect(self) -> Iterator[Metric]:
         now = self.clock()
