@@ -10,6 +10,7 @@ from typing import Any
 
 from mappings.authorization import authorization_record
 from mappings.compiled_rules import compiled_record, extract_records_fast
+from mappings.direct271 import direct_record
 from mappings.eligibility import eligibility_result
 from mappings.engine import RecordRule, extract_records, load_overrides, load_rules
 from mappings.records import AuthorizationRecord, ControlRef, EligibilityResult
@@ -80,6 +81,7 @@ class _SetForms:
         self.validated = validated
         self._nodes: Node | None = None
         self._xml: Any = None
+        self._plain: bool | None = None
 
     def nodes(self) -> Node:
         if self._nodes is None:
@@ -101,8 +103,17 @@ class _SetForms:
         return self._xml
 
     def extract(self, rule: RecordRule) -> list[dict[str, Any]]:
-        """The rule's field dicts: straight-line code over the nodes (``mappings.straight``) when the
-        rule set compiles, else lxml over the XML form."""
+        """The rule's field dicts: the shipped eligibility rule read straight from the placed
+        segments (``mappings.direct271``), else straight-line code over the nodes
+        (``mappings.straight``) when the rule set compiles, else lxml over the XML form."""
+        if self.plain() and (direct := direct_record(rule)) is not None:
+            found = direct(self.validated.placed, self.validated.report.set_id)
+            if found is not None:
+                return found
+        return self.extract_straight(rule)
+
+    def extract_straight(self, rule: RecordRule) -> list[dict[str, Any]]:
+        """:meth:`extract` without the direct readers: the reference they are tested against."""
         fast = straight_record(rule) if self.plain() else None
         if fast is None:
             return extract_records(self.xml(), rule)
@@ -120,8 +131,10 @@ class _SetForms:
         """Whether every id and value is printable ASCII (``repr`` escapes nothing), text XML always
         holds. Other text goes the lxml way, which refuses control characters and lone surrogates
         (ValueError) as it always has."""
-        r = self.validated.report
-        return plain_texts(r.set_id, r.control_number, self.validated.placed)
+        if self._plain is None:
+            r = self.validated.report
+            self._plain = plain_texts(r.set_id, r.control_number, self.validated.placed)
+        return self._plain
 
 
 def plain_by_repr(set_id: str, control_number: str, placed: Sequence[Placed]) -> bool:

@@ -1,0 +1,394 @@
+"""The shipped eligibility rule (``mappings/rules/default.xml``, record ``eligibility``) read straight
+from a 271's placed segments: the same field dicts as its generated code (``mappings.straight``) over
+the node tree (``mappings.segtree``), without building that tree or evaluating a path per field.
+
+Why: mapping a 271 cost half as much as validating it, and most of that was the general machinery
+(a node per segment, a list comprehension and an index per path step, a fallback per field) for one
+rule that every gateway without payer overrides uses on every 271. Here one pass over the placed
+segments opens light loop instances (the loop changes ``segtree.build_nodes`` works out, shared with
+it), and each record is read by walking its loops once.
+
+It applies only to a rule equal to the shipped one (:func:`direct_record`); any other rule (a payer
+override, an edited file) goes the general way. The paths' XPath meaning is kept under one assumption
+the set is checked for as its loops are opened: no loop lies inside a loop of the same id (the 271
+map nests no loop id in itself), so the children of same-id loops, taken loop by loop, are in
+document order. A set that breaks it gives None and is mapped the general way.
+``tests/test_map_direct.py`` holds the generated code as the reference.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from functools import cache
+from importlib.resources import files
+from typing import Any
+
+from mappings.compiled_rules import PerRule
+from mappings.engine import RecordRule, load_rules
+from mappings.segtree import _MAX_TRANSITIONS, _TRANSITIONS, _pairs, _transition
+from mappings.straight import _components, _eq1
+from mappings.xpath_lite import value_texts
+from transactions.placed import Placed, PlacedSegments
+from transactions.segment import Segment
+
+Fields = dict[str, Any]
+Direct = Callable[[Sequence[Placed], str], list[Fields] | None]
+
+_PAYER_PLAN = frozenset({"1", "6"})  # EB01 values whose EB05 names the plan (plan_name's fallback)
+
+
+class _Loop:
+    """One loop instance (or, with no parent, the transaction): its segments and loops in order."""
+
+    __slots__ = ("id", "loops", "order", "parent", "segs")
+
+    def __init__(self, loop_id: str, parent: _Loop | None, order: int) -> None:
+        self.id = loop_id
+        self.parent = parent
+        self.order = order  # opening order: document order among loops
+        self.segs: list[Segment] = []
+        self.loops: list[_Loop] = []
+
+
+class _Set:
+    """A set's loops: the transaction, every loop in document order, and its AAA segments with the
+    loop that holds each (in document order)."""
+
+    __slots__ = ("aaa", "loops", "root")
+
+    def __init__(self, root: _Loop, loops: list[_Loop], aaa: list[tuple[Segment, _Loop]]) -> None:
+        self.root = root
+        self.loops = loops
+        self.aaa = aaa
+
+
+def _tree(placed: Sequence[Placed], set_id: str) -> _Set | None:
+    """The loop instances as ``segtree.build_nodes`` opens them; None when a loop opens inside a
+    loop of the same id (outside this module's assumption)."""
+    root = _Loop(set_id, None, 0)
+    loops: list[_Loop] = []
+    aaa: list[tuple[Segment, _Loop]] = []
+    stack = [root]
+    previous: tuple[str, ...] = ()
+    transitions = _TRANSITIONS
+    if len(transitions) > _MAX_TRANSITIONS:
+        transitions.clear()
+    by_node = placed.__class__ is PlacedSegments
+    last: object = None
+    parent = root
+    segs = root.segs
+    for segment, place in _pairs(placed):
+        if place is None:
+            continue
+        target = place.loops
+        starts = place.is_first
+        if target != previous or starts:
+            key = (last, place) if by_node else (previous, target, starts)
+            plan = transitions.get(key)
+            if plan is None:
+                plan = transitions[key] = _transition(previous, target, starts)
+            depth, opens = plan
+            del stack[depth + 1 :]
+            for loop_id in opens:
+                if any(open_loop.id == loop_id for open_loop in stack[1:]):
+                    return None
+                node = _Loop(loop_id, stack[-1], len(loops) + 1)
+                stack[-1].loops.append(node)
+                stack.append(node)
+                loops.append(node)
+            previous = target
+            parent = stack[-1]
+            segs = parent.segs
+        last = place
+        segs.append(segment)
+        if segment.tag == "AAA":
+            aaa.append((segment, parent))
+    return _Set(root, loops, aaa)
+
+
+# --- element reads, as the generated code's (a first text, or every text, of one element) --------
+
+
+def _first(segs: list[Segment], i: int) -> str | None:
+    """The first non-empty ``ele`` text of element ``i`` of ``segs`` (what ``straight._first`` gives)."""
+    for s in segs:
+        e = s.elements
+        if len(e) >= i:
+            x = e[i - 1]
+            if x.__class__ is str:
+                if x:
+                    return x  # type: ignore[return-value]  # a plain value is a str
+            elif texts := value_texts(x):
+                return texts[0]
+    return None
+
+
+def _all(segs: list[Segment], i: int) -> list[str]:
+    """Every ``ele`` text of element ``i`` of ``segs``, in order (what ``straight._values`` gives)."""
+    out: list[str] = []
+    for s in segs:
+        e = s.elements
+        if len(e) >= i:
+            x = e[i - 1]
+            if x.__class__ is str:
+                if x:
+                    out.append(x)  # type: ignore[arg-type]  # a plain value is a str
+            else:
+                out.extend(value_texts(x))
+    return out
+
+
+def _component(segs: list[Segment], i: int, j: int) -> str | None:
+    """The first non-empty component ``j`` of composite element ``i`` of ``segs``."""
+    for s in segs:
+        for c in _components(s.elements, i, (j,)):
+            return c
+    return None
+
+
+def _tagged(loops: list[_Loop], tag: str) -> list[Segment]:
+    return [s for lp in loops for s in lp.segs if s.tag == tag]
+
+
+def _qualified(segs: list[Segment], tag: str, value: str) -> list[Segment]:
+    """``seg[@id=tag][ele[@id=tag01]=value]``."""
+    return [s for s in segs if s.tag == tag and _eq1(s.elements, 1, value)]
+
+
+def _names_plan(eb: Segment) -> bool:
+    """``ele[@id='EB01']='1' or ele[@id='EB01']='6'``."""
+    e = eb.elements
+    if not e:
+        return False
+    x = e[0]
+    if x.__class__ is str:
+        return x in _PAYER_PLAN
+    return not _PAYER_PLAN.isdisjoint(value_texts(x))
+
+
+def _children(loops: list[_Loop], ids: tuple[str, ...]) -> list[_Loop]:
+    return [k for lp in loops for k in lp.loops if k.id in ids]
+
+
+# --- the records ----------------------------------------------------------------------------------
+
+
+def _entity(loop: _Loop) -> Fields:
+    nm1 = [s for s in loop.segs if s.tag == "NM1"]
+    return {
+        "entity_code": _first(nm1, 1),
+        "name": _first(nm1, 3),
+        "first_name": _first(nm1, 4),
+        "id_qualifier": _first(nm1, 8),
+        "id": _first(nm1, 9),
+    }
+
+
+def _benefit(loop: _Loop) -> Fields:
+    """One 2110C/2110D loop (``benefits`` and ``subscriber_benefits`` read alike)."""
+    eb: list[Segment] = []
+    msg: list[Segment] = []
+    dtp: list[Segment] = []
+    for s in loop.segs:
+        tag = s.tag
+        if tag == "EB":
+            eb.append(s)
+        elif tag == "MSG":
+            msg.append(s)
+        elif tag == "DTP":
+            dtp.append(s)
+    return {
+        "code": _first(eb, 1),
+        "coverage_level": _first(eb, 2),
+        "service_types": _all(eb, 3),
+        "insurance_type": _first(eb, 4),
+        "plan_description": _first(eb, 5),
+        "time_period": _first(eb, 6),
+        "amount": _first(eb, 7),
+        "percent": _first(eb, 8),
+        "quantity_qualifier": _first(eb, 9),
+        "quantity": _first(eb, 10),
+        "authorization_required": _first(eb, 11),
+        "in_network": _first(eb, 12),
+        "procedure_qualifier": _component(eb, 13, 1),
+        "procedure_code": _component(eb, 13, 2),
+        "messages": _all(msg, 1),
+        "dates": _all(dtp, 3),
+        "entities": [_entity(k) for k in loop.loops if k.id in ("2120C", "2120D")],
+    }
+
+
+def _chain(ctx: _Loop) -> list[_Loop]:
+    """The loops from the outermost down to ``ctx`` (the transaction left out)."""
+    out = []
+    node: _Loop | None = ctx
+    while node is not None and node.parent is not None:
+        out.append(node)
+        node = node.parent
+    return out[::-1]
+
+
+def _inside(loop: _Loop, ctx: _Loop) -> bool:
+    node: _Loop | None = loop
+    while node is not None:
+        if node is ctx:
+            return True
+        node = node.parent
+    return False
+
+
+def _rejections(tree: _Set, ctx: _Loop, ancestors_2000c: list[_Loop]) -> list[Fields]:
+    """The ``rejections`` list's union of five paths: an AAA of a top 2000A, of its 2100A, of any
+    2100B, of a 2100C of an ancestor 2000C, or anywhere below a loop context; in document order."""
+    out: list[Fields] = []
+    root = tree.root
+    is_loop = ctx.parent is not None
+    for segment, loop in tree.aaa:
+        up = loop.parent
+        if up is None:
+            continue  # directly in the transaction: none of the paths reaches it
+        lid = loop.id
+        if not (
+            (lid == "2000A" and up is root)
+            or (lid == "2100A" and up.id == "2000A" and up.parent is root)
+            or lid == "2100B"
+            or (lid == "2100C" and any(up is a for a in ancestors_2000c))
+            or (is_loop and _inside(loop, ctx))
+        ):
+            continue
+        e = [segment]
+        out.append({
+            "level": lid or None,
+            "valid_request": _first(e, 1),
+            "reason_code": _first(e, 3),
+            "follow_up": _first(e, 4),
+        })  # fmt: skip
+    return out
+
+
+def _record(tree: _Set, ctx: _Loop, top: Fields) -> Fields:
+    """One eligibility record from its context (a 2000C, a 2000D or the transaction)."""
+    chain = _chain(ctx)
+    self_or_above = [lp for lp in chain if lp.id == "2000C"]
+    above = [lp for lp in chain[:-1] if lp.id == "2000C"]
+    subscriber = _children(self_or_above, ("2100C",))
+    sub_nm1 = _tagged(subscriber, "NM1")
+    sub_dmg = _tagged(subscriber, "DMG")
+    dependent = _children([ctx], ("2100D",)) if ctx.parent is not None and ctx.id == "2000D" else []
+    dep_nm1 = _tagged(dependent, "NM1")
+    dep_dmg = _tagged(dependent, "DMG")
+    person = [k for k in ctx.loops if k.id in ("2100C", "2100D")]
+    ref: list[Segment] = []
+    dtp: list[Segment] = []
+    for lp in person:
+        for s in lp.segs:
+            if s.tag == "REF":
+                ref.append(s)
+            elif s.tag == "DTP":
+                dtp.append(s)
+    ref18 = _qualified(ref, "REF", "18")
+    ref6p = _qualified(ref, "REF", "6P")
+    plan_number = _first(ref18, 2)
+    plan_name = _first(ref18, 3)
+    group_number = _first(ref6p, 2)
+    group_name = _first(ref6p, 3)
+    if plan_number is None or group_number is None or group_name is None:
+        above_ref = _tagged(_children(above, ("2100C",)), "REF")
+        if plan_number is None:
+            plan_number = _first(_qualified(above_ref, "REF", "18"), 2)
+        if group_number is None:
+            group_number = _first(_qualified(above_ref, "REF", "6P"), 2)
+        if group_name is None:
+            group_name = _first(_qualified(above_ref, "REF", "6P"), 3)
+    benefit_loops = _children(person, ("2110C", "2110D"))
+    if plan_name is None:
+        plan_name = _first([s for s in _tagged(benefit_loops, "EB") if _names_plan(s)], 5)
+    if ctx.parent is not None and ctx.id == "2000D" and (up := ctx.parent).parent is not None and up.id == "2000C":
+        subscriber_loops = _children(_children([up], ("2100C",)), ("2110C",))
+    else:
+        subscriber_loops = []
+    trn = [s for s in ctx.segs if s.tag == "TRN"]
+    return {
+        "bht_reference": top["bht_reference"],
+        "trace_numbers": _all(_qualified(trn, "TRN", "2"), 2),
+        "payer_trace_numbers": _all(_qualified(trn, "TRN", "1"), 2),
+        "payer_name": top["payer_name"],
+        "payer_id": top["payer_id"],
+        "provider_name": top["provider_name"],
+        "provider_id": top["provider_id"],
+        "subscriber_last_name": _first(sub_nm1, 3),
+        "subscriber_first_name": _first(sub_nm1, 4),
+        "member_id": _first(sub_nm1, 9),
+        "subscriber_birth_date": _first(sub_dmg, 2),
+        "dependent_last_name": _first(dep_nm1, 3),
+        "dependent_first_name": _first(dep_nm1, 4),
+        "dependent_birth_date": _first(dep_dmg, 2),
+        "plan_number": plan_number,
+        "plan_name": plan_name,
+        "group_number": group_number,
+        "group_name": group_name,
+        "plan_begin": _first(_qualified(dtp, "DTP", "346"), 3),
+        "plan_end": _first(_qualified(dtp, "DTP", "347"), 3),
+        "eligibility_begin": _first(_qualified(dtp, "DTP", "356"), 3),
+        "eligibility_end": _first(_qualified(dtp, "DTP", "357"), 3),
+        "plan_dates": _first(_qualified(dtp, "DTP", "291"), 3),
+        "benefits": [_benefit(lp) for lp in benefit_loops],
+        "subscriber_benefits": [_benefit(lp) for lp in subscriber_loops],
+        "rejections": _rejections(tree, ctx, above),
+    }
+
+
+def _top(tree: _Set) -> Fields:
+    """The fields every record of the set shares (absolute paths and the first 2100B)."""
+    root = tree.root
+    payer = _tagged(_children(_children([root], ("2000A",)), ("2100A",)), "NM1")
+    provider = next(([lp] for lp in tree.loops if lp.id == "2100B"), [])
+    provider_nm1 = _tagged(provider, "NM1")
+    return {
+        "bht_reference": _first([s for s in root.segs if s.tag == "BHT"], 3),
+        "payer_name": _first(payer, 3),
+        "payer_id": _first(payer, 9),
+        "provider_name": _first(provider_nm1, 3),
+        "provider_id": _first(provider_nm1, 9),
+    }
+
+
+def eligibility_fields(placed: Sequence[Placed], set_id: str) -> list[Fields] | None:
+    """The shipped eligibility rule's field dicts for a 271's placed segments (None: the set is
+    outside this module's assumption, map it the general way)."""
+    tree = _tree(placed, set_id)
+    if tree is None:
+        return None
+    contexts: list[_Loop] = []
+    any_2000c = False
+    for lp in tree.loops:
+        lid = lp.id
+        if lid == "2000C":
+            any_2000c = True
+            kids = [k.id for k in lp.loops]
+            if "2000D" not in kids and "2100C" in kids:
+                contexts.append(lp)
+        elif lid == "2000D" and any(k.id == "2100D" for k in lp.loops):
+            contexts.append(lp)
+    if not any_2000c:
+        contexts.insert(0, tree.root)  # the transaction comes first in document order
+    if not contexts:
+        return []
+    top = _top(tree)
+    return [_record(tree, ctx, top) for ctx in contexts]
+
+
+@cache
+def shipped_eligibility() -> RecordRule:
+    """The eligibility rule as shipped, loaded on its own (the rule a direct reader stands for)."""
+    data = files("mappings").joinpath("rules", "default.xml").read_bytes()
+    return load_rules(data, "mappings/rules/default.xml")["eligibility"]
+
+
+def _direct(rule: RecordRule) -> Direct | None:
+    return eligibility_fields if rule == shipped_eligibility() else None
+
+
+direct_record = PerRule(_direct)
+"""The direct reader standing for ``rule`` (None: no such reader, map it the general way); worked
+out once per rule object."""
