@@ -25,7 +25,7 @@ from typing import Any
 
 from mappings.compiled_rules import PerRule
 from mappings.engine import RecordRule, load_rules
-from mappings.segtree import _MAX_TRANSITIONS, _TRANSITIONS, _pairs, _transition
+from mappings.segtree import _MAX_TRANSITIONS, _pairs, _transition
 from mappings.straight import _components, _eq1
 from mappings.xpath_lite import value_texts
 from transactions.placed import Placed, PlacedSegments
@@ -34,6 +34,7 @@ from transactions.segment import Segment
 Fields = dict[str, Any]
 Direct = Callable[[Sequence[Placed], str], list[Fields] | None]
 
+_ENTITY_LOOPS = frozenset({"2120C", "2120D"})
 _PAYER_PLAN = frozenset({"1", "6"})  # EB01 values whose EB05 names the plan (plan_name's fallback)
 
 
@@ -62,6 +63,18 @@ class _Set:
         self.aaa = aaa
 
 
+_PLANS: dict[tuple[object, ...], tuple[int, tuple[str, ...]] | None] = {}
+"""Loop changes worked out (``segtree._transition``), keyed as ``segtree._TRANSITIONS`` is; None when
+the loops entered put a loop inside one of its own id."""
+
+
+def _plan(previous: tuple[str, ...], target: tuple[str, ...], starts: bool) -> tuple[int, tuple[str, ...]] | None:
+    """``segtree._transition``, or None when ``target`` (the loops open after it) holds an id twice."""
+    if len(set(target)) < len(target):
+        return None
+    return _transition(previous, target, starts)
+
+
 def _tree(placed: Sequence[Placed], set_id: str) -> _Set | None:
     """The loop instances as ``segtree.build_nodes`` opens them; None when a loop opens inside a
     loop of the same id (outside this module's assumption)."""
@@ -70,28 +83,29 @@ def _tree(placed: Sequence[Placed], set_id: str) -> _Set | None:
     aaa: list[tuple[Segment, _Loop]] = []
     stack = [root]
     previous: tuple[str, ...] = ()
-    transitions = _TRANSITIONS
-    if len(transitions) > _MAX_TRANSITIONS:
-        transitions.clear()
+    plans = _PLANS
+    if len(plans) > _MAX_TRANSITIONS:
+        plans.clear()
     by_node = placed.__class__ is PlacedSegments
     last: object = None
     parent = root
     segs = root.segs
-    for segment, place in _pairs(placed):
+    pairs = zip(placed.segments, placed.nodes) if by_node else _pairs(placed)  # type: ignore[attr-defined]
+    for segment, place in pairs:
         if place is None:
             continue
         target = place.loops
-        starts = place.is_first
-        if target != previous or starts:
-            key = (last, place) if by_node else (previous, target, starts)
-            plan = transitions.get(key)
+        if target is not previous and (target != previous or place.is_first) or place.is_first:
+            key = (last, place) if by_node else (previous, target, place.is_first)
+            if key in plans:
+                plan = plans[key]
+            else:
+                plan = plans[key] = _plan(previous, target, place.is_first)
             if plan is None:
-                plan = transitions[key] = _transition(previous, target, starts)
+                return None
             depth, opens = plan
             del stack[depth + 1 :]
             for loop_id in opens:
-                if any(open_loop.id == loop_id for open_loop in stack[1:]):
-                    return None
                 node = _Loop(loop_id, stack[-1], len(loops) + 1)
                 stack[-1].loops.append(node)
                 stack.append(node)
@@ -155,6 +169,30 @@ def _qualified(segs: list[Segment], tag: str, value: str) -> list[Segment]:
     return [s for s in segs if s.tag == tag and _eq1(s.elements, 1, value)]
 
 
+_NONE: list[Segment] = []  # no segments (never appended to)
+
+
+def _by_qualifier(segs: list[Segment]) -> dict[str, list[Segment]]:
+    """``segs`` by the texts of their first element: ``_qualified(segs, tag, v)`` is entry ``v``
+    (for a non-empty ``v``), for every ``v`` in one pass."""
+    out: dict[str, list[Segment]] = {}
+    for s in segs:
+        e = s.elements
+        if not e:
+            continue
+        x = e[0]
+        if x.__class__ is str:
+            if x:
+                if x in out:
+                    out[x].append(s)  # type: ignore[index]  # a plain value is a str
+                else:
+                    out[x] = [s]  # type: ignore[index]
+        else:
+            for t in dict.fromkeys(value_texts(x)):
+                out.setdefault(t, []).append(s)
+    return out
+
+
 def _names_plan(eb: Segment) -> bool:
     """``ele[@id='EB01']='1' or ele[@id='EB01']='6'``."""
     e = eb.elements
@@ -173,15 +211,32 @@ def _children(loops: list[_Loop], ids: tuple[str, ...]) -> list[_Loop]:
 # --- the records ----------------------------------------------------------------------------------
 
 
+def _text(value: Any) -> str | None:
+    """The first ``ele`` text of an element value that is not a plain string (None: none)."""
+    texts = value_texts(value)
+    return texts[0] if texts else None
+
+
+def _row(segs: list[Segment], size: int) -> list[str | None]:
+    """``_first(segs, i)`` for ``i`` in 1..``size``: from one segment read in one pass (the usual
+    case: one EB or NM1 per loop), else element by element."""
+    if len(segs) != 1:
+        return [_first(segs, i) for i in range(1, size + 1)]
+    out: list[str | None] = []
+    for x in segs[0].elements[:size]:
+        if x.__class__ is str:
+            out.append(x or None)  # type: ignore[arg-type]  # a plain value is a str
+        else:
+            texts = value_texts(x)
+            out.append(texts[0] if texts else None)
+    if len(out) < size:
+        out.extend([None] * (size - len(out)))
+    return out
+
+
 def _entity(loop: _Loop) -> Fields:
-    nm1 = [s for s in loop.segs if s.tag == "NM1"]
-    return {
-        "entity_code": _first(nm1, 1),
-        "name": _first(nm1, 3),
-        "first_name": _first(nm1, 4),
-        "id_qualifier": _first(nm1, 8),
-        "id": _first(nm1, 9),
-    }
+    code, _, name, first_name, _, _, _, id_qualifier, nm109 = _row([s for s in loop.segs if s.tag == "NM1"], 9)
+    return {"entity_code": code, "name": name, "first_name": first_name, "id_qualifier": id_qualifier, "id": nm109}
 
 
 def _benefit(loop: _Loop) -> Fields:
@@ -197,24 +252,34 @@ def _benefit(loop: _Loop) -> Fields:
             msg.append(s)
         elif tag == "DTP":
             dtp.append(s)
+    if len(eb) == 1:  # the usual case: EB01-EB12 but EB03 (every text of it) read in one pass
+        e = eb[0].elements
+        row = [(x or None) if x.__class__ is str else _text(x) for x in (*e[:2], *e[3:12])]
+        if len(row) < 11:
+            row.extend([None] * (11 - len(row)))
+        x3 = e[2] if len(e) >= 3 else ""
+        service_types = ([x3] if x3 else []) if x3.__class__ is str else value_texts(x3)
+    else:
+        row = [_first(eb, i) for i in (1, 2, *range(4, 13))]
+        service_types = _all(eb, 3)
     return {
-        "code": _first(eb, 1),
-        "coverage_level": _first(eb, 2),
-        "service_types": _all(eb, 3),
-        "insurance_type": _first(eb, 4),
-        "plan_description": _first(eb, 5),
-        "time_period": _first(eb, 6),
-        "amount": _first(eb, 7),
-        "percent": _first(eb, 8),
-        "quantity_qualifier": _first(eb, 9),
-        "quantity": _first(eb, 10),
-        "authorization_required": _first(eb, 11),
-        "in_network": _first(eb, 12),
-        "procedure_qualifier": _component(eb, 13, 1),
-        "procedure_code": _component(eb, 13, 2),
-        "messages": _all(msg, 1),
-        "dates": _all(dtp, 3),
-        "entities": [_entity(k) for k in loop.loops if k.id in ("2120C", "2120D")],
+        "code": row[0],
+        "coverage_level": row[1],
+        "service_types": service_types,
+        "insurance_type": row[2],
+        "plan_description": row[3],
+        "time_period": row[4],
+        "amount": row[5],
+        "percent": row[6],
+        "quantity_qualifier": row[7],
+        "quantity": row[8],
+        "authorization_required": row[9],
+        "in_network": row[10],
+        "procedure_qualifier": _component(eb, 13, 1) if eb else None,
+        "procedure_code": _component(eb, 13, 2) if eb else None,
+        "messages": _all(msg, 1) if msg else [],
+        "dates": _all(dtp, 3) if dtp else [],
+        "entities": [_entity(k) for k in loop.loops if k.id in _ENTITY_LOOPS] if loop.loops else [],
     }
 
 
@@ -286,8 +351,9 @@ def _record(tree: _Set, ctx: _Loop, top: Fields) -> Fields:
                 ref.append(s)
             elif s.tag == "DTP":
                 dtp.append(s)
-    ref18 = _qualified(ref, "REF", "18")
-    ref6p = _qualified(ref, "REF", "6P")
+    refs = _by_qualifier(ref)
+    ref18 = refs.get("18", _NONE)
+    ref6p = refs.get("6P", _NONE)
     plan_number = _first(ref18, 2)
     plan_name = _first(ref18, 3)
     group_number = _first(ref6p, 2)
@@ -308,6 +374,7 @@ def _record(tree: _Set, ctx: _Loop, top: Fields) -> Fields:
     else:
         subscriber_loops = []
     trn = [s for s in ctx.segs if s.tag == "TRN"]
+    dates = _by_qualifier(dtp)
     return {
         "bht_reference": top["bht_reference"],
         "trace_numbers": _all(_qualified(trn, "TRN", "2"), 2),
@@ -327,11 +394,11 @@ def _record(tree: _Set, ctx: _Loop, top: Fields) -> Fields:
         "plan_name": plan_name,
         "group_number": group_number,
         "group_name": group_name,
-        "plan_begin": _first(_qualified(dtp, "DTP", "346"), 3),
-        "plan_end": _first(_qualified(dtp, "DTP", "347"), 3),
-        "eligibility_begin": _first(_qualified(dtp, "DTP", "356"), 3),
-        "eligibility_end": _first(_qualified(dtp, "DTP", "357"), 3),
-        "plan_dates": _first(_qualified(dtp, "DTP", "291"), 3),
+        "plan_begin": _first(dates.get("346", _NONE), 3),
+        "plan_end": _first(dates.get("347", _NONE), 3),
+        "eligibility_begin": _first(dates.get("356", _NONE), 3),
+        "eligibility_end": _first(dates.get("357", _NONE), 3),
+        "plan_dates": _first(dates.get("291", _NONE), 3),
         "benefits": [_benefit(lp) for lp in benefit_loops],
         "subscriber_benefits": [_benefit(lp) for lp in subscriber_loops],
         "rejections": _rejections(tree, ctx, above),
