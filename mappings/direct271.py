@@ -19,12 +19,15 @@ document order. A set that breaks it gives None and is mapped the general way.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import cache
 from importlib.resources import files
 from typing import Any
 
 from mappings.compiled_rules import PerRule
+from mappings.eligibility import benefit_of, result_of
 from mappings.engine import RecordRule, load_rules
+from mappings.records import Benefit, BenefitEntity, ControlRef, EligibilityResult
 from mappings.segtree import _MAX_TRANSITIONS, _pairs, _transition
 from mappings.straight import _components, _eq1
 from mappings.xpath_lite import value_texts
@@ -32,7 +35,6 @@ from transactions.placed import Placed, PlacedSegments
 from transactions.segment import Segment
 
 Fields = dict[str, Any]
-Direct = Callable[[Sequence[Placed], str], list[Fields] | None]
 
 _ENTITY_LOOPS = frozenset({"2120C", "2120D"})
 _PAYER_PLAN = frozenset({"1", "6"})  # EB01 values whose EB05 names the plan (plan_name's fallback)
@@ -234,38 +236,62 @@ def _row(segs: list[Segment], size: int) -> list[str | None]:
     return out
 
 
+def _entity_row(loop: _Loop) -> list[str | None]:
+    """NM101, NM103, NM104, NM108 and NM109 of a 2120C/2120D loop (``BenefitEntity``'s order)."""
+    row = _row([s for s in loop.segs if s.tag == "NM1"], 9)
+    return [row[0], row[2], row[3], row[7], row[8]]
+
+
 def _entity(loop: _Loop) -> Fields:
-    code, _, name, first_name, _, _, _, id_qualifier, nm109 = _row([s for s in loop.segs if s.tag == "NM1"], 9)
-    return {"entity_code": code, "name": name, "first_name": first_name, "id_qualifier": id_qualifier, "id": nm109}
+    return dict(zip(_ENTITY_FIELDS, _entity_row(loop), strict=True))
+
+
+_ENTITY_FIELDS = ("entity_code", "name", "first_name", "id_qualifier", "id")
+
+
+class _Reads:
+    """What a 2110C/2110D loop's fields read: EB01-EB12 but EB03 (``row``), EB03's texts, and its
+    EB, MSG and DTP segments."""
+
+    __slots__ = ("dtp", "eb", "msg", "row", "service_types")
+
+    def __init__(self, loop: _Loop) -> None:
+        eb: list[Segment] = []
+        msg: list[Segment] = []
+        dtp: list[Segment] = []
+        for s in loop.segs:
+            tag = s.tag
+            if tag == "EB":
+                eb.append(s)
+            elif tag == "MSG":
+                msg.append(s)
+            elif tag == "DTP":
+                dtp.append(s)
+        if len(eb) == 1:  # the usual case: read in one pass
+            e = eb[0].elements
+            row = [(x or None) if x.__class__ is str else _text(x) for x in (*e[:2], *e[3:12])]
+            if len(row) < 11:
+                row.extend([None] * (11 - len(row)))
+            x3 = e[2] if len(e) >= 3 else ""
+            service_types = ([x3] if x3 else []) if x3.__class__ is str else value_texts(x3)
+        else:
+            row = [_first(eb, i) for i in (1, 2, *range(4, 13))]
+            service_types = _all(eb, 3)
+        self.row = row
+        self.service_types = service_types
+        self.eb = eb
+        self.msg = msg
+        self.dtp = dtp
 
 
 def _benefit(loop: _Loop) -> Fields:
-    """One 2110C/2110D loop (``benefits`` and ``subscriber_benefits`` read alike)."""
-    eb: list[Segment] = []
-    msg: list[Segment] = []
-    dtp: list[Segment] = []
-    for s in loop.segs:
-        tag = s.tag
-        if tag == "EB":
-            eb.append(s)
-        elif tag == "MSG":
-            msg.append(s)
-        elif tag == "DTP":
-            dtp.append(s)
-    if len(eb) == 1:  # the usual case: EB01-EB12 but EB03 (every text of it) read in one pass
-        e = eb[0].elements
-        row = [(x or None) if x.__class__ is str else _text(x) for x in (*e[:2], *e[3:12])]
-        if len(row) < 11:
-            row.extend([None] * (11 - len(row)))
-        x3 = e[2] if len(e) >= 3 else ""
-        service_types = ([x3] if x3 else []) if x3.__class__ is str else value_texts(x3)
-    else:
-        row = [_first(eb, i) for i in (1, 2, *range(4, 13))]
-        service_types = _all(eb, 3)
+    """One 2110C/2110D loop's field dict (``benefits`` and ``subscriber_benefits`` read alike)."""
+    r = _Reads(loop)
+    row, eb = r.row, r.eb
     return {
         "code": row[0],
         "coverage_level": row[1],
-        "service_types": service_types,
+        "service_types": r.service_types,
         "insurance_type": row[2],
         "plan_description": row[3],
         "time_period": row[4],
@@ -277,10 +303,28 @@ def _benefit(loop: _Loop) -> Fields:
         "in_network": row[10],
         "procedure_qualifier": _component(eb, 13, 1) if eb else None,
         "procedure_code": _component(eb, 13, 2) if eb else None,
-        "messages": _all(msg, 1) if msg else [],
-        "dates": _all(dtp, 3) if dtp else [],
+        "messages": _all(r.msg, 1) if r.msg else [],
+        "dates": _all(r.dtp, 3) if r.dtp else [],
         "entities": [_entity(k) for k in loop.loops if k.id in _ENTITY_LOOPS] if loop.loops else [],
     }
+
+
+def _benefit_made(loop: _Loop) -> Benefit:
+    """The :class:`Benefit` ``eligibility._benefit`` makes of :func:`_benefit`'s dict, without the
+    dict (its ``dates``, which no record keeps, not read)."""
+    r = _Reads(loop)
+    row, eb = r.row, r.eb
+    entities = [BenefitEntity(*_entity_row(k)) for k in loop.loops if k.id in _ENTITY_LOOPS] if loop.loops else ()
+    return benefit_of(
+        row[0],
+        row[1],
+        r.service_types,
+        *row[2:11],
+        _component(eb, 13, 1) if eb else None,
+        _component(eb, 13, 2) if eb else None,
+        _all(r.msg, 1) if r.msg else [],
+        entities or (),
+    )
 
 
 def _chain(ctx: _Loop) -> list[_Loop]:
@@ -331,7 +375,7 @@ def _rejections(tree: _Set, ctx: _Loop, ancestors_2000c: list[_Loop]) -> list[Fi
     return out
 
 
-def _record(tree: _Set, ctx: _Loop, top: Fields) -> Fields:
+def _record(tree: _Set, ctx: _Loop, top: Fields, benefit: Callable[[_Loop], Any]) -> Fields:
     """One eligibility record from its context (a 2000C, a 2000D or the transaction)."""
     chain = _chain(ctx)
     self_or_above = [lp for lp in chain if lp.id == "2000C"]
@@ -399,8 +443,8 @@ def _record(tree: _Set, ctx: _Loop, top: Fields) -> Fields:
         "eligibility_begin": _first(dates.get("356", _NONE), 3),
         "eligibility_end": _first(dates.get("357", _NONE), 3),
         "plan_dates": _first(dates.get("291", _NONE), 3),
-        "benefits": [_benefit(lp) for lp in benefit_loops],
-        "subscriber_benefits": [_benefit(lp) for lp in subscriber_loops],
+        "benefits": [benefit(lp) for lp in benefit_loops],
+        "subscriber_benefits": [benefit(lp) for lp in subscriber_loops],
         "rejections": _rejections(tree, ctx, above),
     }
 
@@ -420,12 +464,9 @@ def _top(tree: _Set) -> Fields:
     }
 
 
-def eligibility_fields(placed: Sequence[Placed], set_id: str) -> list[Fields] | None:
-    """The shipped eligibility rule's field dicts for a 271's placed segments (None: the set is
-    outside this module's assumption, map it the general way)."""
-    tree = _tree(placed, set_id)
-    if tree is None:
-        return None
+def _contexts(tree: _Set) -> list[_Loop]:
+    """What the rule's select finds: each 2000C without a 2000D and with a 2100C, each 2000D with a
+    2100D, and the transaction when there is no 2000C; in document order."""
     contexts: list[_Loop] = []
     any_2000c = False
     for lp in tree.loops:
@@ -439,10 +480,48 @@ def eligibility_fields(placed: Sequence[Placed], set_id: str) -> list[Fields] | 
             contexts.append(lp)
     if not any_2000c:
         contexts.insert(0, tree.root)  # the transaction comes first in document order
+    return contexts
+
+
+def eligibility_fields(placed: Sequence[Placed], set_id: str) -> list[Fields] | None:
+    """The shipped eligibility rule's field dicts for a 271's placed segments (None: the set is
+    outside this module's assumption, map it the general way)."""
+    tree = _tree(placed, set_id)
+    if tree is None:
+        return None
+    contexts = _contexts(tree)
     if not contexts:
         return []
     top = _top(tree)
-    return [_record(tree, ctx, top) for ctx in contexts]
+    return [_record(tree, ctx, top, _benefit) for ctx in contexts]
+
+
+def eligibility_records(placed: Sequence[Placed], set_id: str, control: ControlRef) -> list[EligibilityResult] | None:
+    """``eligibility.eligibility_result`` of each of :func:`eligibility_fields`'s dicts, the benefits
+    made without their dicts (None as there)."""
+    tree = _tree(placed, set_id)
+    if tree is None:
+        return None
+    contexts = _contexts(tree)
+    if not contexts:
+        return []
+    top = _top(tree)
+    out = []
+    for ctx in contexts:
+        f = _record(tree, ctx, top, _benefit_made)
+        out.append(result_of(f, control, tuple(f["benefits"]), tuple(f["subscriber_benefits"])))
+    return out
+
+
+@dataclass(frozen=True)
+class DirectReader:
+    """A rule read straight from placed segments: its field dicts, and its records."""
+
+    fields: Callable[[Sequence[Placed], str], list[Fields] | None]
+    records: Callable[[Sequence[Placed], str, ControlRef], list[EligibilityResult] | None]
+
+
+ELIGIBILITY = DirectReader(eligibility_fields, eligibility_records)
 
 
 @cache
@@ -452,8 +531,8 @@ def shipped_eligibility() -> RecordRule:
     return load_rules(data, "mappings/rules/default.xml")["eligibility"]
 
 
-def _direct(rule: RecordRule) -> Direct | None:
-    return eligibility_fields if rule == shipped_eligibility() else None
+def _direct(rule: RecordRule) -> DirectReader | None:
+    return ELIGIBILITY if rule == shipped_eligibility() else None
 
 
 direct_record = PerRule(_direct)

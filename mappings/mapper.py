@@ -107,10 +107,17 @@ class _SetForms:
         segments (``mappings.direct271``), else straight-line code over the nodes
         (``mappings.straight``) when the rule set compiles, else lxml over the XML form."""
         if self.plain() and (direct := direct_record(rule)) is not None:
-            found = direct(self.validated.placed, self.validated.report.set_id)
+            found = direct.fields(self.validated.placed, self.validated.report.set_id)
             if found is not None:
                 return found
         return self.extract_straight(rule)
+
+    def records(self, rule: RecordRule, control: ControlRef) -> list[Record] | None:
+        """The rule's records straight from the placed segments when a direct reader stands for it
+        (``mappings.direct271``), else None."""
+        if not self.plain() or (direct := direct_record(rule)) is None:
+            return None
+        return direct.records(self.validated.placed, self.validated.report.set_id, control)  # type: ignore[return-value]
 
     def extract_straight(self, rule: RecordRule) -> list[dict[str, Any]]:
         """:meth:`extract` without the direct readers: the reference they are tested against."""
@@ -191,15 +198,22 @@ def map_set(
     if rule_name is None or not validated.placed:
         return []
     rules = rules or default_rules()
+    control = ControlRef(interchange, group, report.control_number)
     forms = _SetForms(validated)
     try:
-        field_sets = forms.extract(rules.default[rule_name])
-        payer_rules = rules.for_payer(field_sets[0].get("payer_id") if field_sets else None)
-        if payer_rules is not rules.default:
+        direct = forms.records(rules.default[rule_name], control)
+        if direct is not None:
+            payer_rules = rules.for_payer(direct[0].payer_id if direct else None)
+            if payer_rules is rules.default:
+                return direct
             field_sets = forms.extract(payer_rules[rule_name])
+        else:
+            field_sets = forms.extract(rules.default[rule_name])
+            payer_rules = rules.for_payer(field_sets[0].get("payer_id") if field_sets else None)
+            if payer_rules is not rules.default:
+                field_sets = forms.extract(payer_rules[rule_name])
     finally:
         forms.release()
-    control = ControlRef(interchange, group, report.control_number)
     return [_build(rule_name, f, control) for f in field_sets]
 
 

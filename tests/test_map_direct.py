@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from mappings.direct271 import direct_record, eligibility_fields, shipped_eligibility
+from mappings.direct271 import ELIGIBILITY, direct_record, eligibility_fields, eligibility_records, shipped_eligibility
 from mappings.engine import load_rules
 from mappings.mapper import _SetForms, default_rules, map_set, with_overrides
 from mappings.records import ControlRef
@@ -50,7 +50,10 @@ def _assert_direct_alike(data: bytes) -> int:
         expected = _SetForms(vs).extract_straight(RULE)
         assert eligibility_fields(vs.placed, vs.report.set_id) == expected
         assert eligibility_fields(tuple(vs.placed), vs.report.set_id) == expected
-        assert map_set(vs, isa, gs) == _reference_records(vs, isa, gs)
+        reference = _reference_records(vs, isa, gs)
+        assert map_set(vs, isa, gs) == reference
+        control = ControlRef(isa, gs, vs.report.control_number)
+        assert eligibility_records(tuple(vs.placed), vs.report.set_id, control) == reference
         compared += 1
     return compared
 
@@ -58,7 +61,7 @@ def _assert_direct_alike(data: bytes) -> int:
 def test_the_shipped_rule_has_a_direct_reader_and_no_other_rule_does() -> None:
     """The loaded default eligibility rule is read directly; the 278 rule, an edited eligibility rule
     and a payer override differing from it are not."""
-    assert direct_record(RULE) is eligibility_fields
+    assert direct_record(RULE) is ELIGIBILITY
     assert RULE == shipped_eligibility()
     assert direct_record(default_rules().default["authorization"]) is None
     edited = replace(RULE, fields=RULE.fields[1:])
@@ -74,7 +77,7 @@ def test_a_rule_loaded_afresh_equal_to_the_shipped_one_is_read_directly() -> Non
     data = (Path(__file__).resolve().parent.parent / "mappings" / "rules" / "default.xml").read_bytes()
     again = load_rules(data, "again")["eligibility"]
     assert again is not RULE
-    assert direct_record(again) is eligibility_fields
+    assert direct_record(again) is ELIGIBILITY
 
 
 @pytest.mark.parametrize("path", RESPONSES_271, ids=lambda p: str(p.relative_to(p.parents[1]))[:70])
