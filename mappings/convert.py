@@ -9,7 +9,6 @@ from typing import Any
 from mappings.codes import FOLLOW_UP, REJECT_REASONS, text
 from mappings.records import Rejection
 
-
 _D8: dict[str, date | None] = {}
 """Dates read, by their text: a response repeats a few dates (plan, eligibility and service dates,
 birth dates) across its sets, and a ``date`` is immutable. Bounded: cleared when full."""

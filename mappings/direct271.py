@@ -70,7 +70,9 @@ _PLANS: dict[tuple[object, ...], tuple[int, tuple[str, ...]] | None] = {}
 the loops entered put a loop inside one of its own id."""
 
 
-def _plan(previous: tuple[str, ...], target: tuple[str, ...], starts: bool) -> tuple[int, tuple[str, ...]] | None:
+def _plan(
+    previous: tuple[str, ...], target: tuple[str, ...], starts: bool
+) -> tuple[int, tuple[str, ...]] | None:
     """``segtree._transition``, or None when ``target`` (the loops open after it) holds an id twice."""
     if len(set(target)) < len(target):
         return None
@@ -92,12 +94,12 @@ def _tree(placed: Sequence[Placed], set_id: str) -> _Set | None:
     last: object = None
     parent = root
     segs = root.segs
-    pairs = zip(placed.segments, placed.nodes) if by_node else _pairs(placed)  # type: ignore[attr-defined]
+    pairs = zip(placed.segments, placed.nodes, strict=True) if by_node else _pairs(placed)  # type: ignore[attr-defined]
     for segment, place in pairs:
         if place is None:
             continue
         target = place.loops
-        if target is not previous and (target != previous or place.is_first) or place.is_first:
+        if place.is_first or (target is not previous and target != previous):
             key = (last, place) if by_node else (previous, target, place.is_first)
             if key in plans:
                 plan = plans[key]
@@ -133,7 +135,7 @@ def _first(segs: list[Segment], i: int) -> str | None:
             x = e[i - 1]
             if x.__class__ is str:
                 if x:
-                    return x  # type: ignore[return-value]  # a plain value is a str
+                    return x
             elif texts := value_texts(x):
                 return texts[0]
     return None
@@ -148,7 +150,7 @@ def _all(segs: list[Segment], i: int) -> list[str]:
             x = e[i - 1]
             if x.__class__ is str:
                 if x:
-                    out.append(x)  # type: ignore[arg-type]  # a plain value is a str
+                    out.append(x)
             else:
                 out.extend(value_texts(x))
     return out
@@ -186,9 +188,9 @@ def _by_qualifier(segs: list[Segment]) -> dict[str, list[Segment]]:
         if x.__class__ is str:
             if x:
                 if x in out:
-                    out[x].append(s)  # type: ignore[index]  # a plain value is a str
+                    out[x].append(s)
                 else:
-                    out[x] = [s]  # type: ignore[index]
+                    out[x] = [s]
         else:
             for t in dict.fromkeys(value_texts(x)):
                 out.setdefault(t, []).append(s)
@@ -227,7 +229,7 @@ def _row(segs: list[Segment], size: int) -> list[str | None]:
     out: list[str | None] = []
     for x in segs[0].elements[:size]:
         if x.__class__ is str:
-            out.append(x or None)  # type: ignore[arg-type]  # a plain value is a str
+            out.append(x or None)
         else:
             texts = value_texts(x)
             out.append(texts[0] if texts else None)
@@ -314,12 +316,20 @@ def _benefit_made(loop: _Loop) -> Benefit:
     dict (its ``dates``, which no record keeps, not read)."""
     r = _Reads(loop)
     row, eb = r.row, r.eb
-    entities = [BenefitEntity(*_entity_row(k)) for k in loop.loops if k.id in _ENTITY_LOOPS] if loop.loops else ()
+    entities = [BenefitEntity(*_entity_row(k)) for k in loop.loops if k.id in _ENTITY_LOOPS]
     return benefit_of(
         row[0],
         row[1],
         r.service_types,
-        *row[2:11],
+        row[2],
+        row[3],
+        row[4],
+        row[5],
+        row[6],
+        row[7],
+        row[8],
+        row[9],
+        row[10],
         _component(eb, 13, 1) if eb else None,
         _component(eb, 13, 2) if eb else None,
         _all(r.msg, 1) if r.msg else [],
@@ -413,7 +423,8 @@ def _record(tree: _Set, ctx: _Loop, top: Fields, benefit: Callable[[_Loop], Any]
     benefit_loops = _children(person, ("2110C", "2110D"))
     if plan_name is None:
         plan_name = _first([s for s in _tagged(benefit_loops, "EB") if _names_plan(s)], 5)
-    if ctx.parent is not None and ctx.id == "2000D" and (up := ctx.parent).parent is not None and up.id == "2000C":
+    up = ctx.parent
+    if up is not None and ctx.id == "2000D" and up.parent is not None and up.id == "2000C":
         subscriber_loops = _children(_children([up], ("2100C",)), ("2110C",))
     else:
         subscriber_loops = []
@@ -496,7 +507,9 @@ def eligibility_fields(placed: Sequence[Placed], set_id: str) -> list[Fields] | 
     return [_record(tree, ctx, top, _benefit) for ctx in contexts]
 
 
-def eligibility_records(placed: Sequence[Placed], set_id: str, control: ControlRef) -> list[EligibilityResult] | None:
+def eligibility_records(
+    placed: Sequence[Placed], set_id: str, control: ControlRef
+) -> list[EligibilityResult] | None:
     """``eligibility.eligibility_result`` of each of :func:`eligibility_fields`'s dicts, the benefits
     made without their dicts (None as there)."""
     tree = _tree(placed, set_id)

@@ -41,7 +41,7 @@ def _benefit(b: dict[str, Any]) -> Benefit:
     )
 
 
-def benefit_of(  # noqa: PLR0913, PLR0917 - one parameter per field of the EB loop's rule, in rule order
+def benefit_of(  # noqa: PLR0917 - one parameter per field of the EB loop's rule, in rule order
     code: str | None,
     coverage_level: str | None,
     service_types: list[str],

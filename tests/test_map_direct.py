@@ -12,7 +12,13 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from mappings.direct271 import ELIGIBILITY, direct_record, eligibility_fields, eligibility_records, shipped_eligibility
+from mappings.direct271 import (
+    ELIGIBILITY,
+    direct_record,
+    eligibility_fields,
+    eligibility_records,
+    shipped_eligibility,
+)
 from mappings.engine import load_rules
 from mappings.mapper import _SetForms, default_rules, map_set, with_overrides
 from mappings.records import ControlRef
@@ -62,7 +68,7 @@ def test_the_shipped_rule_has_a_direct_reader_and_no_other_rule_does() -> None:
     """The loaded default eligibility rule is read directly; the 278 rule, an edited eligibility rule
     and a payer override differing from it are not."""
     assert direct_record(RULE) is ELIGIBILITY
-    assert RULE == shipped_eligibility()
+    assert shipped_eligibility() == RULE
     assert direct_record(default_rules().default["authorization"]) is None
     edited = replace(RULE, fields=RULE.fields[1:])
     assert direct_record(edited) is None
