@@ -106,6 +106,7 @@ def _tree(placed: Sequence[Placed], set_id: str) -> _Set | None:
             else:
                 plan = plans[key] = _plan(previous, target, place.is_first)
             if plan is None:
+                _release(_Set(root, loops, aaa))  # what was opened so far: no cycle left behind
                 return None
             depth, opens = plan
             del stack[depth + 1 :]
@@ -475,6 +476,13 @@ def _top(tree: _Set) -> Fields:
     }
 
 
+def _release(tree: _Set) -> None:
+    """Every loop's link to its parent broken once the set is read: the loops are then freed as soon
+    as the last reference goes, not left to the cyclic collector (as ``segtree.release``)."""
+    for lp in tree.loops:
+        lp.parent = None
+
+
 def _contexts(tree: _Set) -> list[_Loop]:
     """What the rule's select finds: each 2000C without a 2000D and with a 2100C, each 2000D with a
     2100D, and the transaction when there is no 2000C; in document order."""
@@ -500,11 +508,12 @@ def eligibility_fields(placed: Sequence[Placed], set_id: str) -> list[Fields] | 
     tree = _tree(placed, set_id)
     if tree is None:
         return None
-    contexts = _contexts(tree)
-    if not contexts:
-        return []
-    top = _top(tree)
-    return [_record(tree, ctx, top, _benefit) for ctx in contexts]
+    try:
+        contexts = _contexts(tree)
+        top = _top(tree) if contexts else {}
+        return [_record(tree, ctx, top, _benefit) for ctx in contexts]
+    finally:
+        _release(tree)
 
 
 def eligibility_records(
@@ -515,15 +524,16 @@ def eligibility_records(
     tree = _tree(placed, set_id)
     if tree is None:
         return None
-    contexts = _contexts(tree)
-    if not contexts:
-        return []
-    top = _top(tree)
-    out = []
-    for ctx in contexts:
-        f = _record(tree, ctx, top, _benefit_made)
-        out.append(result_of(f, control, tuple(f["benefits"]), tuple(f["subscriber_benefits"])))
-    return out
+    try:
+        contexts = _contexts(tree)
+        top = _top(tree) if contexts else {}
+        out = []
+        for ctx in contexts:
+            f = _record(tree, ctx, top, _benefit_made)
+            out.append(result_of(f, control, tuple(f["benefits"]), tuple(f["subscriber_benefits"])))
+        return out
+    finally:
+        _release(tree)
 
 
 @dataclass(frozen=True)
