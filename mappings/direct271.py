@@ -70,6 +70,9 @@ _PLANS: dict[tuple[object, ...], tuple[int, tuple[str, ...]] | None] = {}
 the loops entered put a loop inside one of its own id."""
 
 
+_UNKNOWN: Any = object()  # a key not in _PLANS (whose values may be None)
+
+
 def _plan(
     previous: tuple[str, ...], target: tuple[str, ...], starts: bool
 ) -> tuple[int, tuple[str, ...]] | None:
@@ -101,9 +104,8 @@ def _tree(placed: Sequence[Placed], set_id: str) -> _Set | None:
         target = place.loops
         if place.is_first or (target is not previous and target != previous):
             key = (last, place) if by_node else (previous, target, place.is_first)
-            if key in plans:
-                plan = plans[key]
-            else:
+            plan = plans.get(key, _UNKNOWN)
+            if plan is _UNKNOWN:
                 plan = plans[key] = _plan(previous, target, place.is_first)
             if plan is None:
                 _release(_Set(root, loops, aaa))  # what was opened so far: no cycle left behind

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib.resources import files
 from typing import Any
@@ -151,16 +151,17 @@ def plain_by_repr(set_id: str, control_number: str, placed: Sequence[Placed]) ->
     return text.isascii() and "\\" not in text
 
 
-def _strings(elements: tuple[Element, ...]) -> Iterator[str]:
+def _add_strings(out: list[str], elements: tuple[Element, ...]) -> None:
+    """Every string of ``elements`` (components and occurrences included) appended to ``out``."""
     for e in elements:
         if e.__class__ is str:
-            yield e  # a plain value
+            out.append(e)  # a plain value
             continue
         for part in e:
             if part.__class__ is str:
-                yield part  # a component or a plain occurrence
+                out.append(part)  # a component or a plain occurrence
             else:
-                yield from part  # a composite occurrence of a repeated element
+                out.extend(part)  # a composite occurrence of a repeated element
 
 
 def plain_texts(set_id: str, control_number: str, placed: Sequence[Placed]) -> bool:
@@ -178,7 +179,7 @@ def plain_texts(set_id: str, control_number: str, placed: Sequence[Placed]) -> b
         try:
             parts.append("".join(segment.elements))  # type: ignore[arg-type]  # TypeError: a composite
         except TypeError:
-            parts.extend(_strings(segment.elements))
+            _add_strings(parts, segment.elements)
     text = "".join(parts)
     if not (text.isascii() and text.isprintable()) or "\\" in text:
         return False
