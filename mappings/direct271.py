@@ -255,10 +255,10 @@ _ENTITY_FIELDS = ("entity_code", "name", "first_name", "id_qualifier", "id")
 
 
 class _Reads:
-    """What a 2110C/2110D loop's fields read: EB01-EB12 but EB03 (``row``), EB03's texts, and its
-    EB, MSG and DTP segments."""
+    """What a 2110C/2110D loop's fields read: EB01-EB12 but EB03 (``row``), EB03's texts, EB13's
+    two components, and its MSG and DTP segments."""
 
-    __slots__ = ("dtp", "eb", "msg", "row", "service_types")
+    __slots__ = ("dtp", "msg", "procedure", "row", "service_types")
 
     def __init__(self, loop: _Loop) -> None:
         eb: list[Segment] = []
@@ -279,12 +279,17 @@ class _Reads:
                 row.extend([None] * (11 - len(row)))
             x3 = e[2] if len(e) >= 3 else ""
             service_types = ([x3] if x3 else []) if x3.__class__ is str else value_texts(x3)
+            if len(e) < 13 or e[12].__class__ is str:  # no EB13 composite: no components to read
+                procedure: tuple[str | None, str | None] = (None, None)
+            else:
+                procedure = (_component(eb, 13, 1), _component(eb, 13, 2))
         else:
             row = [_first(eb, i) for i in (1, 2, *range(4, 13))]
             service_types = _all(eb, 3)
+            procedure = (_component(eb, 13, 1), _component(eb, 13, 2)) if eb else (None, None)
+        self.procedure = procedure
         self.row = row
         self.service_types = service_types
-        self.eb = eb
         self.msg = msg
         self.dtp = dtp
 
@@ -292,7 +297,7 @@ class _Reads:
 def _benefit(loop: _Loop) -> Fields:
     """One 2110C/2110D loop's field dict (``benefits`` and ``subscriber_benefits`` read alike)."""
     r = _Reads(loop)
-    row, eb = r.row, r.eb
+    row = r.row
     return {
         "code": row[0],
         "coverage_level": row[1],
@@ -306,8 +311,8 @@ def _benefit(loop: _Loop) -> Fields:
         "quantity": row[8],
         "authorization_required": row[9],
         "in_network": row[10],
-        "procedure_qualifier": _component(eb, 13, 1) if eb else None,
-        "procedure_code": _component(eb, 13, 2) if eb else None,
+        "procedure_qualifier": r.procedure[0],
+        "procedure_code": r.procedure[1],
         "messages": _all(r.msg, 1) if r.msg else [],
         "dates": _all(r.dtp, 3) if r.dtp else [],
         "entities": [_entity(k) for k in loop.loops if k.id in _ENTITY_LOOPS] if loop.loops else [],
@@ -318,7 +323,7 @@ def _benefit_made(loop: _Loop) -> Benefit:
     """The :class:`Benefit` ``eligibility._benefit`` makes of :func:`_benefit`'s dict, without the
     dict (its ``dates``, which no record keeps, not read)."""
     r = _Reads(loop)
-    row, eb = r.row, r.eb
+    row = r.row
     entities = [BenefitEntity(*_entity_row(k)) for k in loop.loops if k.id in _ENTITY_LOOPS]
     return benefit_of(
         row[0],
@@ -333,8 +338,8 @@ def _benefit_made(loop: _Loop) -> Benefit:
         row[8],
         row[9],
         row[10],
-        _component(eb, 13, 1) if eb else None,
-        _component(eb, 13, 2) if eb else None,
+        r.procedure[0],
+        r.procedure[1],
         _all(r.msg, 1) if r.msg else [],
         entities or (),
     )
