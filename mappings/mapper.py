@@ -189,11 +189,18 @@ def plain_texts(set_id: str, control_number: str, placed: Sequence[Placed]) -> b
 
 
 def map_set(
-    validated: ValidatedSet, interchange: str, group: str, rules: MappingRules | None = None
+    validated: ValidatedSet,
+    interchange: str,
+    group: str,
+    rules: MappingRules | None = None,
+    *,
+    direct: bool = True,
 ) -> list[Record]:
     """Records of a validated set (it must have been validated with ``keep_placed=True``): the same
-    records as ``map_document`` over the set's XML form, read from light nodes with the compiled
-    rules when every path of the rule set compiles (``mappings.xpath_lite``)."""
+    records as ``map_document`` over the set's XML form, read straight from the placed segments for
+    the shipped eligibility rule (``mappings.direct271``), else from light nodes with the compiled
+    rules when every path of the rule set compiles (``mappings.xpath_lite``). ``direct=False``
+    leaves the direct readers out (the reference they are compared with, in tests and benches)."""
     report = validated.report
     rule_name = RECORD_FOR_MAP.get(report.map or "")
     if rule_name is None or not validated.placed:
@@ -202,17 +209,18 @@ def map_set(
     control = ControlRef(interchange, group, report.control_number)
     forms = _SetForms(validated)
     try:
-        direct = forms.records(rules.default[rule_name], control)
-        if direct is not None:
-            payer_rules = rules.for_payer(direct[0].payer_id if direct else None)
+        made = forms.records(rules.default[rule_name], control) if direct else None
+        if made is not None:
+            payer_rules = rules.for_payer(made[0].payer_id if made else None)
             if payer_rules is rules.default:
-                return direct
+                return made
             field_sets = forms.extract(payer_rules[rule_name])
         else:
-            field_sets = forms.extract(rules.default[rule_name])
+            extract = forms.extract if direct else forms.extract_straight
+            field_sets = extract(rules.default[rule_name])
             payer_rules = rules.for_payer(field_sets[0].get("payer_id") if field_sets else None)
             if payer_rules is not rules.default:
-                field_sets = forms.extract(payer_rules[rule_name])
+                field_sets = extract(payer_rules[rule_name])
     finally:
         forms.release()
     return [_build(rule_name, f, control) for f in field_sets]
