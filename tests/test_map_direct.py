@@ -58,6 +58,7 @@ def _assert_direct_alike(data: bytes) -> int:
         assert eligibility_fields(tuple(vs.placed), vs.report.set_id) == expected
         reference = _reference_records(vs, isa, gs)
         assert map_set(vs, isa, gs) == reference
+        assert map_set(vs, isa, gs, direct=False) == reference
         control = ControlRef(isa, gs, vs.report.control_number)
         assert eligibility_records(tuple(vs.placed), vs.report.set_id, control) == reference
         compared += 1
