@@ -9,11 +9,31 @@ from typing import Any
 from mappings.codes import FOLLOW_UP, REJECT_REASONS, text
 from mappings.records import Rejection
 
+_D8: dict[str, date | None] = {}
+"""Dates read, by their text: a response repeats a few dates (plan, eligibility and service dates,
+birth dates) across its sets, and a ``date`` is immutable. Bounded: cleared when full."""
+_D8_LIMIT = 4096
+
 
 def d8(value: str | None) -> date | None:
-    """``YYYYMMDD`` (what follows is ignored) as a date, None when it is not one. Eight ASCII digits
-    are read directly (what ``strptime`` would make of them); anything else goes to ``strptime``."""
-    if not value or len(value) < 8:
+    """``YYYYMMDD`` (what follows is ignored) as a date, None when it is not one (remembered per
+    text, :data:`_D8`)."""
+    if not value:
+        return None
+    try:
+        return _D8[value]
+    except KeyError:
+        pass
+    if len(_D8) >= _D8_LIMIT:
+        _D8.clear()
+    found = _D8[value] = read_d8(value)
+    return found
+
+
+def read_d8(value: str) -> date | None:
+    """:func:`d8` without the memo. Eight ASCII digits are read directly (what ``strptime`` would
+    make of them); anything else goes to ``strptime``."""
+    if len(value) < 8:
         return None
     head = value[:8]
     try:

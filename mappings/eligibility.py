@@ -19,28 +19,67 @@ NOT_FOUND_REASONS = frozenset({"67", "72", "73", "75", "77"})
 
 
 def _benefit(b: dict[str, Any]) -> Benefit:
-    """One EB loop's benefit. Runs for every EB of every 271: an absent amount, percent or quantity
-    (most) and no entities (most) skip the converters' calls, which give None and () for them."""
-    code = b["code"]
+    """One EB loop's benefit from its field dict."""
     entities = b["entities"]
+    return benefit_of(
+        b["code"],
+        b["coverage_level"],
+        b["service_types"],
+        b["insurance_type"],
+        b["plan_description"],
+        b["time_period"],
+        b["amount"],
+        b["percent"],
+        b["quantity_qualifier"],
+        b["quantity"],
+        b["authorization_required"],
+        b["in_network"],
+        b["procedure_qualifier"],
+        b["procedure_code"],
+        b["messages"],
+        [BenefitEntity(**e) for e in entities] if entities else (),
+    )
+
+
+def benefit_of(  # noqa: PLR0917 - one parameter per field of the EB loop's rule, in rule order
+    code: str | None,
+    coverage_level: str | None,
+    service_types: list[str],
+    insurance_type: str | None,
+    plan_description: str | None,
+    time_period: str | None,
+    amount: str | None,
+    percent: str | None,
+    quantity_qualifier: str | None,
+    quantity: str | None,
+    authorization_required: str | None,
+    in_network: str | None,
+    procedure_qualifier: str | None,
+    procedure_code: str | None,
+    messages: list[str],
+    entities: list[BenefitEntity] | tuple[()],
+) -> Benefit:
+    """One EB loop's benefit from its field values (``mappings.direct271`` passes them without a
+    dict). Runs for every EB of every 271: an absent amount, percent or quantity (most) and no
+    entities (most) skip the converters' calls, which give None and () for them."""
     return Benefit(
         code=code,
         description=text(ELIGIBILITY, code),
-        coverage_level=b["coverage_level"],
-        service_types=tuple(b["service_types"]),
-        insurance_type=b["insurance_type"],
-        plan_description=b["plan_description"],
-        time_period=b["time_period"],
-        amount=decimal(amount) if (amount := b["amount"]) else None,
-        percent=decimal(percent) if (percent := b["percent"]) else None,
-        quantity_qualifier=b["quantity_qualifier"],
-        quantity=decimal(quantity) if (quantity := b["quantity"]) else None,
-        authorization_required=b["authorization_required"],
-        in_network=b["in_network"],
-        procedure_qualifier=b["procedure_qualifier"],
-        procedure_code=b["procedure_code"],
-        messages=tuple(b["messages"]),
-        entities=tuple([BenefitEntity(**e) for e in entities]) if entities else (),
+        coverage_level=coverage_level,
+        service_types=tuple(service_types),
+        insurance_type=insurance_type,
+        plan_description=plan_description,
+        time_period=time_period,
+        amount=decimal(amount) if amount else None,
+        percent=decimal(percent) if percent else None,
+        quantity_qualifier=quantity_qualifier,
+        quantity=decimal(quantity) if quantity else None,
+        authorization_required=authorization_required,
+        in_network=in_network,
+        procedure_qualifier=procedure_qualifier,
+        procedure_code=procedure_code,
+        messages=tuple(messages),
+        entities=tuple(entities),
     )
 
 
@@ -67,7 +106,22 @@ def _requirements(benefits: tuple[Benefit, ...]) -> tuple[AuthorizationRequireme
 
 
 def eligibility_result(f: dict[str, Any], control: ControlRef | None) -> EligibilityResult:
-    benefits = tuple(_benefit(b) for b in f["benefits"])
+    """The record of one field dict (benefits as field dicts, as every rule gives them)."""
+    return result_of(
+        f,
+        control,
+        tuple([_benefit(b) for b in f["benefits"]]),
+        tuple([_benefit(b) for b in f.get("subscriber_benefits", ())]),
+    )
+
+
+def result_of(
+    f: dict[str, Any],
+    control: ControlRef | None,
+    benefits: tuple[Benefit, ...],
+    subscriber_benefits: tuple[Benefit, ...],
+) -> EligibilityResult:
+    """The record of one field dict whose benefits are already made (``mappings.direct271``)."""
     rejected = rejections(f["rejections"])
     plan_from, plan_to = date_range(f["plan_dates"])
     insurance = next((b.insurance_type for b in benefits if b.insurance_type), None)
@@ -100,5 +154,5 @@ def eligibility_result(f: dict[str, Any], control: ControlRef | None) -> Eligibi
         authorization_requirements=_requirements(benefits),
         rejections=rejected,
         control=control,
-        subscriber_benefits=tuple(_benefit(b) for b in f.get("subscriber_benefits", ())),
+        subscriber_benefits=subscriber_benefits,
     )

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib.resources import files
 from typing import Any
 
 from mappings.authorization import authorization_record
 from mappings.compiled_rules import compiled_record, extract_records_fast
+from mappings.direct271 import direct_record
 from mappings.eligibility import eligibility_result
 from mappings.engine import RecordRule, extract_records, load_overrides, load_rules
 from mappings.records import AuthorizationRecord, ControlRef, EligibilityResult
@@ -80,6 +81,7 @@ class _SetForms:
         self.validated = validated
         self._nodes: Node | None = None
         self._xml: Any = None
+        self._plain: bool | None = None
 
     def nodes(self) -> Node:
         if self._nodes is None:
@@ -101,8 +103,24 @@ class _SetForms:
         return self._xml
 
     def extract(self, rule: RecordRule) -> list[dict[str, Any]]:
-        """The rule's field dicts: straight-line code over the nodes (``mappings.straight``) when the
-        rule set compiles, else lxml over the XML form."""
+        """The rule's field dicts: the shipped eligibility rule read straight from the placed
+        segments (``mappings.direct271``), else straight-line code over the nodes
+        (``mappings.straight``) when the rule set compiles, else lxml over the XML form."""
+        if self.plain() and (direct := direct_record(rule)) is not None:
+            found = direct.fields(self.validated.placed, self.validated.report.set_id)
+            if found is not None:
+                return found
+        return self.extract_straight(rule)
+
+    def records(self, rule: RecordRule, control: ControlRef) -> list[Record] | None:
+        """The rule's records straight from the placed segments when a direct reader stands for it
+        (``mappings.direct271``), else None."""
+        if not self.plain() or (direct := direct_record(rule)) is None:
+            return None
+        return direct.records(self.validated.placed, self.validated.report.set_id, control)  # type: ignore[return-value]
+
+    def extract_straight(self, rule: RecordRule) -> list[dict[str, Any]]:
+        """:meth:`extract` without the direct readers: the reference they are tested against."""
         fast = straight_record(rule) if self.plain() else None
         if fast is None:
             return extract_records(self.xml(), rule)
@@ -120,8 +138,10 @@ class _SetForms:
         """Whether every id and value is printable ASCII (``repr`` escapes nothing), text XML always
         holds. Other text goes the lxml way, which refuses control characters and lone surrogates
         (ValueError) as it always has."""
-        r = self.validated.report
-        return plain_texts(r.set_id, r.control_number, self.validated.placed)
+        if self._plain is None:
+            r = self.validated.report
+            self._plain = plain_texts(r.set_id, r.control_number, self.validated.placed)
+        return self._plain
 
 
 def plain_by_repr(set_id: str, control_number: str, placed: Sequence[Placed]) -> bool:
@@ -131,16 +151,17 @@ def plain_by_repr(set_id: str, control_number: str, placed: Sequence[Placed]) ->
     return text.isascii() and "\\" not in text
 
 
-def _strings(elements: tuple[Element, ...]) -> Iterator[str]:
+def _add_strings(out: list[str], elements: tuple[Element, ...]) -> None:
+    """Every string of ``elements`` (components and occurrences included) appended to ``out``."""
     for e in elements:
         if e.__class__ is str:
-            yield e  # a plain value
+            out.append(e)  # a plain value
             continue
         for part in e:
             if part.__class__ is str:
-                yield part  # a component or a plain occurrence
+                out.append(part)  # a component or a plain occurrence
             else:
-                yield from part  # a composite occurrence of a repeated element
+                out.extend(part)  # a composite occurrence of a repeated element
 
 
 def plain_texts(set_id: str, control_number: str, placed: Sequence[Placed]) -> bool:
@@ -158,7 +179,7 @@ def plain_texts(set_id: str, control_number: str, placed: Sequence[Placed]) -> b
         try:
             parts.append("".join(segment.elements))  # type: ignore[arg-type]  # TypeError: a composite
         except TypeError:
-            parts.extend(_strings(segment.elements))
+            _add_strings(parts, segment.elements)
     text = "".join(parts)
     if not (text.isascii() and text.isprintable()) or "\\" in text:
         return False
@@ -168,25 +189,40 @@ def plain_texts(set_id: str, control_number: str, placed: Sequence[Placed]) -> b
 
 
 def map_set(
-    validated: ValidatedSet, interchange: str, group: str, rules: MappingRules | None = None
+    validated: ValidatedSet,
+    interchange: str,
+    group: str,
+    rules: MappingRules | None = None,
+    *,
+    direct: bool = True,
 ) -> list[Record]:
     """Records of a validated set (it must have been validated with ``keep_placed=True``): the same
-    records as ``map_document`` over the set's XML form, read from light nodes with the compiled
-    rules when every path of the rule set compiles (``mappings.xpath_lite``)."""
+    records as ``map_document`` over the set's XML form, read straight from the placed segments for
+    the shipped eligibility rule (``mappings.direct271``), else from light nodes with the compiled
+    rules when every path of the rule set compiles (``mappings.xpath_lite``). ``direct=False``
+    leaves the direct readers out (the reference they are compared with, in tests and benches)."""
     report = validated.report
     rule_name = RECORD_FOR_MAP.get(report.map or "")
     if rule_name is None or not validated.placed:
         return []
     rules = rules or default_rules()
+    control = ControlRef(interchange, group, report.control_number)
     forms = _SetForms(validated)
     try:
-        field_sets = forms.extract(rules.default[rule_name])
-        payer_rules = rules.for_payer(field_sets[0].get("payer_id") if field_sets else None)
-        if payer_rules is not rules.default:
+        made = forms.records(rules.default[rule_name], control) if direct else None
+        if made is not None:
+            payer_rules = rules.for_payer(made[0].payer_id if made else None)
+            if payer_rules is rules.default:
+                return made
             field_sets = forms.extract(payer_rules[rule_name])
+        else:
+            extract = forms.extract if direct else forms.extract_straight
+            field_sets = extract(rules.default[rule_name])
+            payer_rules = rules.for_payer(field_sets[0].get("payer_id") if field_sets else None)
+            if payer_rules is not rules.default:
+                field_sets = extract(payer_rules[rule_name])
     finally:
         forms.release()
-    control = ControlRef(interchange, group, report.control_number)
     return [_build(rule_name, f, control) for f in field_sets]
 
 
