@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, insert, select
+from sqlalchemy import Connection, Insert, bindparam, func, insert, select
 
 from gateway import lifecycle
 from gateway.lifecycle import Entity
@@ -28,14 +28,37 @@ from gateway.store.rows import AuditRow, StateChange, from_mapping
 _INSERT_CHANGES = prebuilt(("insert_many", "state_changes"), lambda: insert(s.state_changes))  # no ids back
 # pending event-log rows written early, in order, once a transaction holds this many
 PENDING_LIMIT = 2_000
+# the most rows one multi-row INSERT carries (6 parameters a row: far below SQLite's 999 of old
+# builds); more go in several such statements
+ROWS_PER_INSERT = 64
+_CHANGE_COLUMNS = ("entity_type", "entity_id", "old_state", "new_state", "at", "detail")
+
+
+def _insert_rows(count: int) -> Insert:
+    """``INSERT INTO state_changes (...) VALUES (...), (...)`` for ``count`` rows, built once per
+    count: one statement (one step of the database) where a list of rows would step once per row,
+    each step letting go of the interpreter lock and waiting for it back while the writer lock is
+    held. Parameters ``<column>_<n>``; the rows get ids in the order given, as the log is read."""
+    t = s.state_changes
+
+    def build() -> Insert:
+        rows = [{c: bindparam(f"{c}_{i}", type_=t.c[c].type) for c in _CHANGE_COLUMNS} for i in range(count)]
+        return insert(t).values(rows)
+
+    return prebuilt(("insert_rows", "state_changes", str(count)), build)
+
+
+def _flat(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The parameters of ``_insert_rows(len(rows))`` for these rows."""
+    return {f"{c}_{i}": row[c] for i, row in enumerate(rows) for c in _CHANGE_COLUMNS}
 
 
 class AuditRepo(Repo):
     """``tx.audit``: what happened to every entity, and who was shown PHI.
 
     In a read-write transaction (``buffered``) event-log rows are kept in order and written by one
-    INSERT run with a list of rows (executemany) when the transaction is about to commit, or before
-    the log is read in it: a real-time request makes some twenty state changes in six transactions,
+    multi-row INSERT (``_insert_rows``) when the transaction is about to commit, or before the log
+    is read in it: a real-time request makes some twenty state changes in six transactions,
     and one statement per change cost more CPU than the rest of its bookkeeping. A transaction that
     rolls back writes none of them, exactly as before."""
 
@@ -48,10 +71,17 @@ class AuditRepo(Repo):
             self._pending.extend(rows)
             if len(self._pending) >= PENDING_LIMIT:
                 self.flush()  # a file of 46,000 sets: the log's rows are not all held until commit
-        elif len(rows) == 1:
-            self.run(_INSERT_CHANGES, rows[0])
         else:
-            self.run(_INSERT_CHANGES, rows)
+            self._write(rows)
+
+    def _write(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """The rows, in order, by as few statements as ``ROWS_PER_INSERT`` allows."""
+        for start in range(0, len(rows), ROWS_PER_INSERT):
+            chunk = rows[start : start + ROWS_PER_INSERT]
+            if len(chunk) == 1:
+                self.run(_INSERT_CHANGES, chunk[0])
+            else:
+                self.run(_insert_rows(len(chunk)), _flat(chunk))
 
     @db
     def flush(self) -> None:
@@ -59,7 +89,7 @@ class AuditRepo(Repo):
         before committing; the log's reads call it first)."""
         if self._pending:
             rows, self._pending = self._pending, []
-            self.run(_INSERT_CHANGES, rows)
+            self._write(rows)
 
     @db
     def record_change(
@@ -93,7 +123,7 @@ class AuditRepo(Repo):
         detail: Mapping[str, Any] | None = None,
     ) -> None:
         """``record_change`` for many entities of one type, ``(entity_id, old, new)`` each, in one
-        INSERT run with a list of rows (executemany); the same detail on every row."""
+        INSERT (``_insert_rows``); the same detail on every row."""
         if not changes:
             return
         at = self.now()
@@ -116,7 +146,7 @@ class AuditRepo(Repo):
         self, rows: Sequence[tuple[str, int, str | None, str, Mapping[str, Any] | None]]
     ) -> None:
         """``record_change`` for a list of changes of any entities, each ``(entity_type, entity_id,
-        old, new, detail)``, in one INSERT (executemany) that keeps their order in the log."""
+        old, new, detail)``, in one INSERT (``_insert_rows``) that keeps their order in the log."""
         if not rows:
             return
         at = self.now()
@@ -165,10 +195,15 @@ class AuditRepo(Repo):
     ) -> dict[int, list[dict[str, Any]]]:
         """The details logged with each entity's changes into one of ``new_states`` (those with a
         detail), oldest first, for many entities in one statement: what ``history`` shows of them."""
-        kind, wanted = str(entity_type), set(entity_ids)
-        pending = self._pending
-        if pending and any(r["entity_type"] == kind and r["entity_id"] in wanted for r in pending):
-            self.flush()  # changes this transaction recorded count too (a second answer in one chunk)
+        kind, wanted, states = str(entity_type), set(entity_ids), {str(x) for x in new_states}
+        # changes this transaction recorded count too (a second answer in one chunk): taken from the
+        # pending rows, which come after every written one, instead of writing them early (the
+        # transaction's rows then go in one statement at its commit)
+        mine = [
+            r
+            for r in self._pending or ()
+            if r["entity_type"] == kind and r["entity_id"] in wanted and r["new_state"] in states
+        ]
         t = s.state_changes
         stmt = prebuilt(
             ("details_of",),
@@ -192,6 +227,9 @@ class AuditRepo(Repo):
             for entity_id, detail in self.run(stmt, params):
                 if detail:
                     out[int(entity_id)].append(detail)
+        for r in mine:
+            if r["detail"]:
+                out[int(r["entity_id"])].append(r["detail"])
         return out
 
     @db
