@@ -36,8 +36,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from gateway.runtime.config import load_config
-from gateway.store import lockstats
 from gateway.runtime.runner import open_context
+from gateway.store import lockstats
 from gateway.web import apiauth
 from tests.store_fixtures import postgres_base_url, postgres_schema
 from tests.web_support import free_socket
@@ -189,7 +189,7 @@ def lock_figures(path: Path, offset: int, requests: int) -> dict[str, float]:
     }
 
 
-def run(  # noqa: PLR0914 - one run's steps and figures
+def run(
     requests: int,
     concurrency: int,
     latency: float,

@@ -25,6 +25,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, event
@@ -124,7 +125,7 @@ def read(path: str, offset: int = 0) -> Totals:
     """The totals of the lines written to ``path`` past byte ``offset`` (trace lines skipped)."""
     count, held, cpu, statements, rows, worst = 0, 0.0, 0.0, 0, 0, 0.0
     try:
-        with open(path, "rb") as f:
+        with Path(path).open("rb") as f:
             f.seek(offset)
             text = f.read().decode()
     except FileNotFoundError:

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Insert, bindparam, func, insert, select
+from sqlalchemy import Connection, bindparam, func, insert, select
 
 from gateway import lifecycle
 from gateway.lifecycle import Entity
@@ -18,46 +18,23 @@ from gateway.store.repos.base import (
     Repo,
     db,
     equal,
+    insert_rows,
     prebuilt,
     rows_where,
     window,
 )
 from gateway.store.rows import AuditRow, StateChange, from_mapping
 
-# built once: an event-log row is the most frequent statement of all (see ``base.inserting``)
-_INSERT_CHANGES = prebuilt(("insert_many", "state_changes"), lambda: insert(s.state_changes))  # no ids back
 # pending event-log rows written early, in order, once a transaction holds this many
 PENDING_LIMIT = 2_000
-# the most rows one multi-row INSERT carries (6 parameters a row: far below SQLite's 999 of old
-# builds); more go in several such statements
-ROWS_PER_INSERT = 64
 _CHANGE_COLUMNS = ("entity_type", "entity_id", "old_state", "new_state", "at", "detail")
-
-
-def _insert_rows(count: int) -> Insert:
-    """``INSERT INTO state_changes (...) VALUES (...), (...)`` for ``count`` rows, built once per
-    count: one statement (one step of the database) where a list of rows would step once per row,
-    each step letting go of the interpreter lock and waiting for it back while the writer lock is
-    held. Parameters ``<column>_<n>``; the rows get ids in the order given, as the log is read."""
-    t = s.state_changes
-
-    def build() -> Insert:
-        rows = [{c: bindparam(f"{c}_{i}", type_=t.c[c].type) for c in _CHANGE_COLUMNS} for i in range(count)]
-        return insert(t).values(rows)
-
-    return prebuilt(("insert_rows", "state_changes", str(count)), build)
-
-
-def _flat(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """The parameters of ``_insert_rows(len(rows))`` for these rows."""
-    return {f"{c}_{i}": row[c] for i, row in enumerate(rows) for c in _CHANGE_COLUMNS}
 
 
 class AuditRepo(Repo):
     """``tx.audit``: what happened to every entity, and who was shown PHI.
 
     In a read-write transaction (``buffered``) event-log rows are kept in order and written by one
-    multi-row INSERT (``_insert_rows``) when the transaction is about to commit, or before the log
+    multi-row INSERT (``base.insert_rows``) when the transaction is about to commit, or before the log
     is read in it: a real-time request makes some twenty state changes in six transactions,
     and one statement per change cost more CPU than the rest of its bookkeeping. A transaction that
     rolls back writes none of them, exactly as before."""
@@ -75,13 +52,8 @@ class AuditRepo(Repo):
             self._write(rows)
 
     def _write(self, rows: Sequence[Mapping[str, Any]]) -> None:
-        """The rows, in order, by as few statements as ``ROWS_PER_INSERT`` allows."""
-        for start in range(0, len(rows), ROWS_PER_INSERT):
-            chunk = rows[start : start + ROWS_PER_INSERT]
-            if len(chunk) == 1:
-                self.run(_INSERT_CHANGES, chunk[0])
-            else:
-                self.run(_insert_rows(len(chunk)), _flat(chunk))
+        """The rows, in order, in one multi-row INSERT per ``base.ROWS_PER_INSERT`` of them."""
+        insert_rows(self.conn, s.state_changes, _CHANGE_COLUMNS, rows)
 
     @db
     def flush(self) -> None:
@@ -123,7 +95,7 @@ class AuditRepo(Repo):
         detail: Mapping[str, Any] | None = None,
     ) -> None:
         """``record_change`` for many entities of one type, ``(entity_id, old, new)`` each, in one
-        INSERT (``_insert_rows``); the same detail on every row."""
+        INSERT (``base.insert_rows``); the same detail on every row."""
         if not changes:
             return
         at = self.now()
@@ -146,7 +118,7 @@ class AuditRepo(Repo):
         self, rows: Sequence[tuple[str, int, str | None, str, Mapping[str, Any] | None]]
     ) -> None:
         """``record_change`` for a list of changes of any entities, each ``(entity_type, entity_id,
-        old, new, detail)``, in one INSERT (``_insert_rows``) that keeps their order in the log."""
+        old, new, detail)``, in one INSERT (``base.insert_rows``) that keeps their order in the log."""
         if not rows:
             return
         at = self.now()
