@@ -11,7 +11,8 @@ partner's ``retry_seconds`` after the previous attempt, and the inbound stage ig
 answer. A failed attempt is logged on the file (``uploading -> uploading``, with the error code).
 
 The API's real-time sender saves commits without skipping a record: the first attempt starts in the
-transaction that records the file (``start_queued``), and the answer, validated and mapped before
+transaction that records the file (recorded ``uploading``: ``batching.record_built(start_upload=)``),
+and the answer, validated and mapped before
 its transaction, is recorded and processed in one (``post_attempt(answer=...)``: records, request
 states, envelopes, ``downloaded -> processing -> processed``), leaving only the ``delivered`` marking
 for after the result files. A crash before that commit leaves the file ``uploading`` (sent again, as
@@ -42,6 +43,7 @@ from gateway.runtime.context import Context
 from gateway.stages.batching import QueuedSet
 from gateway.stages.inbound import (
     ANSWER_FAILURES,
+    ANSWER_PROCESSING,
     answer_stored,
     claim_downloaded,
     prepare_answer,
@@ -145,13 +147,6 @@ def attempt_detail(partner: PartnerConfig) -> dict[str, Any]:
     core = partner.core
     assert core is not None  # noqa: S101 - only CORE partners get here
     return {"transport": "core", "envelope": core.envelope, "mode": core.mode, "payload_id": new_payload_id()}
-
-
-def start_queued(tx: Tx, row: FileRow, kind: str, detail: dict[str, Any]) -> Attempt:
-    """Start the first attempt of a file in the transaction that recorded it ``queued`` (the real-time
-    sender: one commit for the file and its ``queued -> uploading``)."""
-    moved = tx.files.transition(row.id, FileEvent.START_UPLOAD, expect=FileState.QUEUED, detail=detail)
-    return Attempt(moved, kind, detail)
 
 
 def send_file(
@@ -367,7 +362,7 @@ def _answered_and_stored(
     facts, stored = _answer_kept(ctx, detail, reply)
     try:
         with ctx.store.begin() as tx:
-            inbound = _finish_exchange(ctx, tx, partner, attempt, facts, stored)
+            inbound = _finish_exchange(ctx, tx, partner, attempt, facts, stored, ahead=ANSWER_PROCESSING)
             done = None
             if inbound is not None:
                 render = answer.on_document is not None
@@ -413,12 +408,15 @@ def _finish_exchange(  # noqa: PLR0917 - the parts of one answer
     attempt: Attempt,
     facts: dict[str, Any],
     stored: tuple[str, str, str, CoreMessage],
+    *,
+    ahead: tuple[FileEvent, ...] = (),
 ) -> FileRow | None:
     """In the caller's transaction: the outbound file finished and the answer recorded as a
-    downloaded file; None when another attempt's answer finished the file first (this one is
-    noted). The file's guarded UPDATE comes first (it locks the row as a locked read would, and
-    says whether it was still ``uploading``); its changes are logged after the answer's file row,
-    whose id their detail names."""
+    downloaded file (already moved past ``ahead``, whose changes the caller logs: ``store_answer``);
+    None when another attempt's answer finished the file first (this one is noted). The file's
+    guarded UPDATE comes first (it locks the row as a locked read would, and says whether it was
+    still ``uploading``); its changes are logged after the answer's file row, whose id their
+    detail names."""
     row = attempt.row
     states = tx.files.move_unlogged(row.id, _FINISH, expect=FileState.UPLOADING)
     if states is None:
@@ -427,7 +425,7 @@ def _finish_exchange(  # noqa: PLR0917 - the parts of one answer
         tx.audit.record_change(Entity.FILE, row.id, current.state, current.state, note)
         return None
     kind = RESPONSE_KINDS.get(stored[3].payload_type, "x12")
-    return _record_answer(ctx, tx, partner, attempt, (facts, states), kind, stored)
+    return _record_answer(ctx, tx, partner, attempt, (facts, states, ahead), kind, stored)
 
 
 def _log_exchange(  # noqa: PLR0917 - one exchange's facts
@@ -456,12 +454,12 @@ def _record_answer(  # noqa: PLR0917 - the parts of one answer
     tx: Tx,
     partner: PartnerConfig,
     attempt: Attempt,
-    moved: tuple[dict[str, Any], list[str]],
+    moved: tuple[dict[str, Any], list[str], tuple[FileEvent, ...]],
     kind: str,
     stored: tuple[str, str, str, CoreMessage],
 ) -> FileRow:
     row = attempt.row
-    facts, states = moved
+    facts, states, ahead = moved
     sha, path, envelope_sha, answer = stored
     inbound = tx.files.record(
         direction="in",
@@ -472,6 +470,7 @@ def _record_answer(  # noqa: PLR0917 - the parts of one answer
         payload_path=path,
         state=FileState.DOWNLOADED,
         detail={**facts, "answers_file": row.id, "envelope_sha256": envelope_sha},
+        ahead=ahead,
     )
     details: list[dict[str, Any] | None] = [
         {**facts, "answer_file": inbound.id},

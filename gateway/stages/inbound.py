@@ -262,21 +262,29 @@ def prepare_answer(ctx: Context, partner: PartnerConfig, data: bytes, rules: Map
 ANSWER_FAILURES = _UNEXPECTED
 
 
+# how a stored answer's file goes from ``downloaded`` to ``processed`` in the transaction that records it
+ANSWER_PROCESSING = (FileEvent.START_PROCESSING, FileEvent.PROCESS)
+
+
 def store_answer(
     ctx: Context, tx: Tx, row: FileRow, prepared: Prepared, *, render: bool
 ) -> tuple[Outcome, list[dict[str, Any]] | None]:
     """Store a prepared answer recorded in this transaction as ``downloaded`` (``row``): processed
     in the same commit (``downloaded -> processing -> processed``, both changes logged), so a crash
     leaves either the exchange unfinished (the file still ``uploading``, sent again) or the answer
-    processed (its results rewritten by ``recover``). With ``render``, the result documents as
-    ``rendered_results`` reads them here."""
+    processed (its results rewritten by ``recover``). A ``row`` recorded already past those moves
+    (``files.record(ahead=ANSWER_PROCESSING)``: no UPDATE of the row just inserted) only has them
+    logged here. With ``render``, the result documents as ``rendered_results`` reads them here."""
     outcome = Outcome()
     _apply_prepared(ctx, tx, row, prepared, outcome)
     steps: list[tuple[FileEvent, dict[str, Any] | None]] = [
         (FileEvent.START_PROCESSING, None),
         (FileEvent.PROCESS, _processed(outcome)),
     ]
-    tx.files.transition_steps(row.id, steps, expect=FileState.DOWNLOADED)
+    if row.state == FileState.PROCESSED:
+        tx.files.log_moves(row.id, FileState.DOWNLOADED, steps)
+    else:
+        tx.files.transition_steps(row.id, steps, expect=FileState.DOWNLOADED)
     return outcome, rendered_results(tx, outcome.trackings) if render else None
 
 

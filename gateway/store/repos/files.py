@@ -50,6 +50,7 @@ class FilesRepo(Repo):
         detail: Mapping[str, Any] | None = None,
         owner: str | None = None,
         then: Sequence[tuple[FileEvent, Mapping[str, Any] | None]] = (),
+        ahead: Sequence[FileEvent] = (),
     ) -> FileRow:
         """Insert a file row in one of the lifecycle's initial states (its creation is the first
         state change in the log); ``owner`` is the node whose claim it is (inbox files).
@@ -57,12 +58,15 @@ class FilesRepo(Repo):
         ``then``: events ``(event, detail)`` the new file undergoes at once in this transaction (an
         API call's file is claimed and accepted, a real-time file's upload starts): the row is
         inserted in the last state they reach and every step is logged as ``transition`` would log
-        it, so the transaction steps no UPDATE of a row it has just written."""
+        it, so the transaction steps no UPDATE of a row it has just written. ``ahead``: further
+        events the row is inserted past, whose changes the caller logs itself later in this
+        transaction, once their details are known (``log_moves``: a real-time answer is stored
+        ``processed`` with what processing it found); nothing is to read the row before then."""
         if not HEX64.match(sha256):
             raise StoreError("sha256 must be 64 lower-case hex digits")
         state = FileState(check_initial(Entity.FILE, state))
         states = [str(state)]
-        for event, _ in then:  # IllegalTransitionError before anything is written
+        for event in [e for e, _ in then] + list(ahead):  # IllegalTransitionError before any write
             states.append(lifecycle.target(Entity.FILE, states[-1], event))
         now = self.now()
         values = {
@@ -82,7 +86,7 @@ class FilesRepo(Repo):
         changes: list[tuple[str, int, str | None, str, Mapping[str, Any] | None]] = [
             (Entity.FILE, row.id, None, state, detail)
         ]
-        for (_, step_detail), old, new in zip(then, states[:-1], states[1:], strict=True):
+        for (_, step_detail), old, new in zip(then, states[:-1], states[1:], strict=False):
             if old != new:
                 changes.append((Entity.FILE, row.id, old, new, step_detail))
         self.audit.record_change_rows(changes)
@@ -160,6 +164,20 @@ class FilesRepo(Repo):
         if row is None:
             raise StoreError("no step to take")
         return row
+
+    def log_moves(
+        self, file_id: int, state: str, steps: Sequence[tuple[FileEvent, Mapping[str, Any] | None]]
+    ) -> str:
+        """Log the changes of ``steps`` (``(event, detail)`` each, from ``state``) that a file was
+        already moved through in this transaction (``record(ahead=...)``); the state they reach."""
+        rows: list[tuple[str, int, str | None, str, Mapping[str, Any] | None]] = []
+        for event, detail in steps:
+            new = lifecycle.target(Entity.FILE, state, event)
+            if new != state:
+                rows.append((Entity.FILE, file_id, state, new, detail))
+            state = new
+        self.audit.record_change_rows(rows)
+        return state
 
     @db
     def move_unlogged(self, file_id: int, events: Sequence[FileEvent], *, expect: str) -> list[str] | None:
