@@ -33,8 +33,9 @@ pytest_plugins = ["tests.core_fixtures"]
 # warm-up call here, so the calls counted never take one), the answer recorded and processed (one
 # commit, 18: the outbound file's guarded UPDATE instead of a locked read, the answer's file inserted
 # already processed, its sets and request moved from the states the call queued them in without
-# reading them back), the answer delivered after its result file (one commit, 2); one more statement and read transaction allowed in the three calls,
-# for a remembered client that expires between the warm-up call and them on a slow machine. Before:
+# reading them back), the answer delivered after its result file (one commit, 2); one more
+# statement and read transaction allowed in the three calls, for a remembered client that expires
+# between the warm-up call and them on a slow machine. Before:
 # 40 / 41 (event-log rows by executemany, one step per row: 57 rows stepped per call on SQLite, now
 # 30); 47 / 49 in 6 write transactions (the call; the claim and its numbers; the batch; the answer;
 # its processing; the delivery); before that 50 / 52 with 3 read transactions; 63 on SQLite (BEGINs
