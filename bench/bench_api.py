@@ -9,6 +9,11 @@ simulator's own work to build each 271 counts against us: an upper bound), and a
 time as the simulator measured it. Prints p50/p95/p99 of each.
 
     python bench/bench_api.py [--requests 1000] [--clients 16] [--latency 0.2] [--envelope mime] [--postgres]
+                              [--workers 1] [--lock-stats]
+
+``--lock-stats [FILE]`` has ``serve`` measure its write transactions (``gateway.store.lockstats``: the
+writer lock's held time, wall and CPU, statements and rows per transaction) and adds their totals per
+call to the figures; it costs a little CPU per transaction, so compare runs made the same way.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from gateway.runtime.config import load_config
 from gateway.runtime.runner import open_context
+from gateway.store import lockstats
 from gateway.web import apiauth
 from tests.store_fixtures import postgres_base_url, postgres_schema
 from tests.web_support import free_socket
@@ -169,8 +175,29 @@ def _wait_healthy(port: int, proc: subprocess.Popen[bytes]) -> None:
     raise SystemExit("x12gw serve did not start")
 
 
+def lock_figures(path: Path, offset: int, requests: int) -> dict[str, float]:
+    """The measured calls' write transactions (the lines past ``offset``), per call."""
+    totals = lockstats.read(str(path), offset)
+    return {
+        "write_transactions_per_call": totals.transactions / requests,
+        "statements_per_call": totals.statements / requests,
+        "rows_stepped_per_call": totals.rows / requests,
+        "lock_held_ms_per_call": totals.held_ms / requests,
+        "lock_held_cpu_ms_per_call": totals.cpu_ms / requests,
+        "lock_held_ms_per_transaction": totals.held_ms / max(1, totals.transactions),
+        "lock_held_ms_max": totals.max_held_ms,
+    }
+
+
 def run(
-    requests: int, concurrency: int, latency: float, envelope: str, *, postgres: bool, workers: int
+    requests: int,
+    concurrency: int,
+    latency: float,
+    envelope: str,
+    *,
+    postgres: bool,
+    workers: int,
+    lock_stats: str | None = None,
 ) -> dict[str, Any]:
     database = postgres_schema(postgres_base_url()) if postgres else nullcontext(None)
     with tempfile.TemporaryDirectory() as tmp, database as database_url:
@@ -180,6 +207,8 @@ def run(
         sim = spawn.Process(target=_simulator, args=(str(base / "pki"), latency, urls, stop))
         sim.start()
         sim_pid = sim.pid if sim.pid is not None else -1  # a started process has one
+        stats_file = Path(lock_stats) if lock_stats else base / "lock-stats.txt"
+        env = {**ENV, lockstats.ENV: str(stats_file)} if lock_stats is not None else ENV
         try:
             cfg = base / "gateway.toml"
             cfg.write_text(config_text(base, urls.get(timeout=60), envelope, database_url))
@@ -201,7 +230,7 @@ def run(
                     "--workers",
                     str(workers),
                 ],
-                env=ENV,
+                env=env,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
@@ -209,12 +238,14 @@ def run(
                 _wait_healthy(port, serve)
                 assert key is not None  # noqa: S101 - a key client always gets a key
                 clients(port, key, min(32, requests), concurrency)  # warm-up: connections, caches
+                offset = stats_file.stat().st_size if stats_file.exists() else 0
                 cpu, sim_cpu, own_cpu = _cpu_seconds(serve.pid), _cpu_seconds(sim_pid), time.process_time()
                 started = time.perf_counter()
                 times, statuses = clients(port, key, requests, concurrency)
                 wall = time.perf_counter() - started
                 cpu = _cpu_seconds(serve.pid) - cpu
                 sim_cpu, own_cpu = _cpu_seconds(sim_pid) - sim_cpu, time.process_time() - own_cpu
+                locks = lock_figures(stats_file, offset, requests) if lock_stats is not None else None
             finally:
                 serve.terminate()
                 serve.wait(timeout=30)
@@ -247,6 +278,7 @@ def run(
             k: v * 1000
             for k, v in percentiles([r - p for r, p in zip(sorted(times), payer, strict=False)]).items()
         },
+        **({"write_transactions": locks} if locks is not None else {}),
     }
 
 
@@ -262,9 +294,23 @@ def main() -> None:
         help="store in PostgreSQL ($X12GW_TEST_POSTGRES_URL, a fresh schema)",
     )
     parser.add_argument("--workers", type=int, default=1, help="x12gw serve --workers")
+    parser.add_argument(
+        "--lock-stats",
+        nargs="?",
+        const="",
+        metavar="FILE",
+        help="measure serve's write transactions (writer lock held time, statements, rows) per call;"
+        " FILE keeps serve's lines (with X12GW_STORE_LOCK_TRACE=1, each transaction's statements too)",
+    )
     args = parser.parse_args()
     result = run(
-        args.requests, args.clients, args.latency, args.envelope, postgres=args.postgres, workers=args.workers
+        args.requests,
+        args.clients,
+        args.latency,
+        args.envelope,
+        postgres=args.postgres,
+        workers=args.workers,
+        lock_stats=args.lock_stats,
     )
     print(json.dumps(result, indent=2))
 

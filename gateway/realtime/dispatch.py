@@ -35,7 +35,6 @@ from gateway.realtime.exchange import (
     attempt_detail,
     post_attempt,
     send_file,
-    start_queued,
 )
 from gateway.realtime.numbers import CallNumbers
 from gateway.runtime.config import PartnerConfig
@@ -165,10 +164,10 @@ def _batched(ctx: Context, partner: PartnerConfig, request_id: int) -> Attempt |
     detail = attempt_detail(partner)
     started: list[Attempt] = []
 
-    def start(tx: Tx, row: FileRow, kind: str) -> None:
-        started.append(start_queued(tx, row, kind, detail))
+    def start(_tx: Tx, queued: batching.Queued) -> None:
+        started.append(Attempt(queued.file, queued.kind, detail, queued.sets))
 
-    queued = batching.batch_partner(ctx, partner, request_id, on_queued=start)
+    queued = batching.batch_partner(ctx, partner, request_id, on_queued=start, start_upload=detail)
     return started[0] if queued and started else None
 
 
@@ -197,10 +196,12 @@ class QueueNow:
         detail = attempt_detail(self.partner)
         started: list[Attempt] = []
 
-        def start(tx: Tx, file: FileRow, kind: str) -> None:
-            started.append(start_queued(tx, file, kind, detail))
+        def start(_tx: Tx, queued: batching.Queued) -> None:
+            started.append(Attempt(queued.file, queued.kind, detail, queued.sets))
 
-        queued = batching.record_built(self.ctx, tx, self.partner, row, built, on_queued=start)
+        queued = batching.record_built(
+            self.ctx, tx, self.partner, row, built, on_queued=start, start_upload=detail
+        )
         return started[0] if queued and started else None
 
 

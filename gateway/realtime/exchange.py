@@ -11,7 +11,8 @@ partner's ``retry_seconds`` after the previous attempt, and the inbound stage ig
 answer. A failed attempt is logged on the file (``uploading -> uploading``, with the error code).
 
 The API's real-time sender saves commits without skipping a record: the first attempt starts in the
-transaction that records the file (``start_queued``), and the answer, validated and mapped before
+transaction that records the file (recorded ``uploading``: ``batching.record_built(start_upload=)``),
+and the answer, validated and mapped before
 its transaction, is recorded and processed in one (``post_attempt(answer=...)``: records, request
 states, envelopes, ``downloaded -> processing -> processed``), leaving only the ``delivered`` marking
 for after the result files. A crash before that commit leaves the file ``uploading`` (sent again, as
@@ -27,11 +28,22 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from gateway.errors import StaleStateError
-from gateway.lifecycle import Entity, FileEvent, FileState, RequestEvent, SetEvent, allows
+from gateway.lifecycle import (
+    Entity,
+    FileEvent,
+    FileState,
+    RequestEvent,
+    RequestState,
+    SetEvent,
+    SetState,
+    allows,
+)
 from gateway.runtime.config import PartnerConfig
 from gateway.runtime.context import Context
+from gateway.stages.batching import QueuedSet
 from gateway.stages.inbound import (
     ANSWER_FAILURES,
+    ANSWER_PROCESSING,
     answer_stored,
     claim_downloaded,
     prepare_answer,
@@ -131,6 +143,7 @@ class Attempt:
     row: FileRow
     kind: str
     detail: dict[str, Any]
+    sets: tuple[QueuedSet, ...] = ()  # the file's sets and requests as queued (empty: read them)
 
 
 def attempt_detail(partner: PartnerConfig) -> dict[str, Any]:
@@ -138,13 +151,6 @@ def attempt_detail(partner: PartnerConfig) -> dict[str, Any]:
     core = partner.core
     assert core is not None  # noqa: S101 - only CORE partners get here
     return {"transport": "core", "envelope": core.envelope, "mode": core.mode, "payload_id": new_payload_id()}
-
-
-def start_queued(tx: Tx, row: FileRow, kind: str, detail: dict[str, Any]) -> Attempt:
-    """Start the first attempt of a file in the transaction that recorded it ``queued`` (the real-time
-    sender: one commit for the file and its ``queued -> uploading``)."""
-    moved = tx.files.transition(row.id, FileEvent.START_UPLOAD, expect=FileState.QUEUED, detail=detail)
-    return Attempt(moved, kind, detail)
 
 
 def send_file(
@@ -214,7 +220,7 @@ def post_attempt(
         _submitted(ctx, partner, row, detail, reply)
         return Sent("submitted")
     if answer is not None:
-        done = _answered_and_stored(ctx, partner, Attempt(row, kind, detail), reply, answer)
+        done = _answered_and_stored(ctx, partner, attempt, reply, answer)
         if done is not None:
             return done
     inbound_id, claimed = _answered(ctx, partner, row, detail, reply, claim=claim or answer is not None)
@@ -327,7 +333,7 @@ def _answered(
     row when claimed."""
     facts, stored = _answer_kept(ctx, detail, reply)
     with ctx.store.begin() as tx:
-        inbound = _finish_exchange(ctx, tx, partner, row, facts, stored)
+        inbound = _finish_exchange(ctx, tx, partner, Attempt(row, "", detail), facts, stored)
         # claimed as the inbound stage claims (a crash before processing leaves it to the lease)
         claimed = claim_downloaded(ctx, tx, inbound.id) if claim and inbound is not None else None
     inbound_id = inbound.id if inbound is not None else None
@@ -360,7 +366,7 @@ def _answered_and_stored(
     facts, stored = _answer_kept(ctx, detail, reply)
     try:
         with ctx.store.begin() as tx:
-            inbound = _finish_exchange(ctx, tx, partner, row, facts, stored)
+            inbound = _finish_exchange(ctx, tx, partner, attempt, facts, stored, ahead=ANSWER_PROCESSING)
             done = None
             if inbound is not None:
                 render = answer.on_document is not None
@@ -392,23 +398,35 @@ def _answer_kept(ctx: Context, detail: dict[str, Any], reply: CoreReply) -> tupl
     return facts, (payload.sha256, payload.payload_path, envelope.sha256, answer, (payload, envelope))
 
 
+# what an answer does to the outbound file: finished, and acknowledged (the HTTP answer is the ack)
+_FINISH = (FileEvent.FINISH_UPLOAD, FileEvent.ACKNOWLEDGE)
+
+
 def _finish_exchange(  # noqa: PLR0917 - the parts of one answer
     ctx: Context,
     tx: Tx,
     partner: PartnerConfig,
-    row: FileRow,
+    attempt: Attempt,
     facts: dict[str, Any],
     stored: Kept,
+    *,
+    ahead: tuple[FileEvent, ...] = (),
 ) -> FileRow | None:
-    """In the caller's transaction: the answer recorded as a downloaded file and the outbound file
-    finished; None when another attempt's answer finished the file first (this one is noted)."""
-    current = tx.files.lock(row.id)
-    if current.state != FileState.UPLOADING:
+    """In the caller's transaction: the outbound file finished and the answer recorded as a
+    downloaded file (already moved past ``ahead``, whose changes the caller logs: ``store_answer``);
+    None when another attempt's answer finished the file first (this one is noted). The file's
+    guarded UPDATE comes first (it locks the row as a locked read would, and says whether it was
+    still ``uploading``); its changes are logged after the answer's file row, whose id their
+    detail names."""
+    row = attempt.row
+    states = tx.files.move_unlogged(row.id, _FINISH, expect=FileState.UPLOADING)
+    if states is None:
+        current = tx.files.get(row.id)
         note = {**facts, "ignored": "another attempt's answer was stored first"}
         tx.audit.record_change(Entity.FILE, row.id, current.state, current.state, note)
         return None
     kind = RESPONSE_KINDS.get(stored[3].payload_type, "x12")
-    return _record_answer(ctx, tx, partner, row, facts, kind, stored)
+    return _record_answer(ctx, tx, partner, attempt, (facts, states, ahead), kind, stored)
 
 
 def _log_exchange(  # noqa: PLR0917 - one exchange's facts
@@ -436,11 +454,13 @@ def _record_answer(  # noqa: PLR0917 - the parts of one answer
     ctx: Context,
     tx: Tx,
     partner: PartnerConfig,
-    row: FileRow,
-    facts: dict[str, Any],
+    attempt: Attempt,
+    moved: tuple[dict[str, Any], list[str], tuple[FileEvent, ...]],
     kind: str,
     stored: Kept,
 ) -> FileRow:
+    row = attempt.row
+    facts, states, ahead = moved
     sha, path, envelope_sha, answer, payloads = stored
     ctx.payloads.record(tx, *payloads)  # the answer's X12 and envelope commit with the row naming them
     inbound = tx.files.record(
@@ -452,11 +472,35 @@ def _record_answer(  # noqa: PLR0917 - the parts of one answer
         payload_path=path,
         state=FileState.DOWNLOADED,
         detail={**facts, "answers_file": row.id, "envelope_sha256": envelope_sha},
+        ahead=ahead,
     )
-    steps: list[tuple[FileEvent, dict[str, Any] | None]] = [
-        (FileEvent.FINISH_UPLOAD, {**facts, "answer_file": inbound.id}),
-        (FileEvent.ACKNOWLEDGE, {"ack": "A", "by": "core answer"}),  # the HTTP answer is the ack
+    details: list[dict[str, Any] | None] = [
+        {**facts, "answer_file": inbound.id},
+        {"ack": "A", "by": "core answer"},  # the HTTP answer is the ack
     ]
-    tx.files.transition_steps(row.id, steps, expect=FileState.UPLOADING)
-    _send_requests(ctx, tx, _mark_sets_sent(tx, row.id), ctx.clock())
+    tx.audit.record_change_rows(
+        [
+            (Entity.FILE, row.id, old, new, detail)
+            for detail, old, new in zip(details, states[:-1], states[1:], strict=True)
+            if old != new
+        ]
+    )
+    _mark_sent(ctx, tx, row.id, attempt.sets)
     return inbound
+
+
+def _mark_sent(ctx: Context, tx: Tx, file_id: int, known: tuple[QueuedSet, ...]) -> None:
+    """The file's sets and their requests become ``sent``: from the states the sender queued them
+    in (``known``: guarded UPDATEs, nothing read back), else as read (``_mark_sets_sent``)."""
+    now = ctx.clock()
+    if not known or not tx.envelopes.transition_sets_from(
+        [s.set_row_id for s in known], SetEvent.SEND, expect=SetState.QUEUED
+    ):
+        _send_requests(ctx, tx, _mark_sets_sent(tx, file_id), now)
+        return
+    left: list[int] = []
+    for s in known:
+        due = now + timedelta(minutes=ctx.config.timeouts.response_overdue_minutes(s.kind))
+        if not tx.requests.move_from(s.request_id, RequestEvent.SEND, expect=RequestState.QUEUED, due_at=due):
+            left.append(s.request_id)  # moved meanwhile (a resend): as read, as for any file
+    _send_requests(ctx, tx, left, now)

@@ -11,12 +11,12 @@ in the transaction that records the call (``build_one`` before it, ``record_buil
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from gateway.lifecycle import FileState, RequestEvent, RequestState, SetState
+from gateway.lifecycle import Entity, FileEvent, FileState, RequestEvent, RequestState, SetState
 from gateway.runtime.config import PartnerConfig
 from gateway.runtime.context import Context
 from gateway.stages.outbox import write_results
@@ -98,9 +98,30 @@ def _rejected_sets(data: bytes) -> dict[str, str]:
     return out
 
 
-# called inside the transaction that records a new outbound file (queued): the real-time sender
-# starts its attempt there, so recording the file and starting the upload are one commit
-OnQueued = Callable[[Tx, FileRow, str], None]
+@dataclass(frozen=True)
+class QueuedSet:
+    """One transaction set of a file just queued, as recorded: what sending the file moves (its
+    set row, and its request, ``queued``), so the sender need not read it back."""
+
+    set_row_id: int
+    request_id: int
+    tracking_number: str
+    kind: str
+
+
+@dataclass(frozen=True)
+class Queued:
+    """A new outbound file as recorded (``queued``, or ``uploading`` when its first attempt was
+    started with it), its set kind (or ``mixed``) and its sets in file order."""
+
+    file: FileRow
+    kind: str
+    sets: tuple[QueuedSet, ...]
+
+
+# called inside the transaction that records a new outbound file: the real-time sender starts its
+# attempt there (``start_upload``), so recording the file and starting the upload are one commit
+OnQueued = Callable[[Tx, Queued], None]
 
 
 def batch_partner(
@@ -110,10 +131,13 @@ def batch_partner(
     kind: str | None = None,
     *,
     on_queued: OnQueued | None = None,
+    start_upload: Mapping[str, Any] | None = None,
 ) -> int:
     """Build one file from up to ``max_transactions_per_file`` new requests (only ``request_id`` when
     given: a real-time request sent now; only ``kind``, when given); returns requests queued.
-    ``on_queued(tx, file, kind)`` runs in the transaction that records the file."""
+    ``on_queued(tx, queued)`` runs in the transaction that records the file; with ``start_upload``
+    (an attempt's detail) the file is recorded with its first attempt started (``queued ->
+    uploading``, logged with that detail)."""
     until = ctx.clock() + timedelta(seconds=ctx.config.gateway.lease_seconds)
     with ctx.store.begin() as tx:
         rows = tx.requests.claim(
@@ -136,20 +160,22 @@ def batch_partner(
         if not unwritable:
             raise
         _set_aside(ctx, unwritable, claimed)
-        return batch_partner(ctx, partner, request_id, kind, on_queued=on_queued)  # the rest
+        return batch_partner(ctx, partner, request_id, kind, on_queued=on_queued, start_upload=start_upload)
     rejected = _rejected_sets(batch.data)
     if rejected:
         by_control = {s.control_number: s.trace_number for s in batch.sets}
         why = {by_control[c]: f"implementation guide: {m}" for c, m in rejected.items() if c in by_control}
         _set_aside(ctx, why, claimed)
-        return batch_partner(ctx, partner, request_id, kind, on_queued=on_queued)  # without the invalid
+        # without the invalid
+        return batch_partner(ctx, partner, request_id, kind, on_queued=on_queued, start_upload=start_upload)
     kinds = {s.set_id for s in batch.sets}
     set_kind = kinds.pop() if len(kinds) == 1 else "mixed"
     name = partner.file_name(set_kind, batch.interchange_control, ctx.clock())
     sha, path = ctx.payloads.put(batch.data)
     try:
         with ctx.store.begin() as tx:
-            _record(ctx, tx, partner, rows, batch, (name, sha, str(path), set_kind), on_queued)
+            stored = (name, sha, str(path), set_kind)
+            _record(ctx, tx, partner, rows, batch, stored, _Then(on_queued, start_upload))
     except StaleStateError:
         return 0  # another worker took some of these requests; the numbers are a harmless gap
     ctx.log.info(
@@ -199,6 +225,17 @@ def _set_aside(ctx: Context, invalid: dict[str, str], claimed: list[str]) -> Non
     ctx.log.warning("requests set aside as invalid", count=len(invalid), trace_numbers=list(invalid))
 
 
+@dataclass(frozen=True)
+class _Then:
+    """What ``_record`` does besides recording: ``on_queued``, the first attempt's detail when the
+    file is recorded ``uploading`` (``start_upload``), and whether the requests were already moved
+    to ``queued`` by their claim (``record_built``: only their last change is left to log)."""
+
+    on_queued: OnQueued | None = None
+    start_upload: Mapping[str, Any] | None = None
+    requests_moved: bool = False
+
+
 def _record(  # noqa: PLR0917 - the parts of one batch
     ctx: Context,
     tx: Tx,
@@ -206,7 +243,7 @@ def _record(  # noqa: PLR0917 - the parts of one batch
     rows: list[RequestRow],
     batch: OutboundBatch,
     stored: tuple[str, str, str | None, str],
-    on_queued: OnQueued | None,
+    then: _Then,
 ) -> None:
     """In the caller's transaction: the file, its envelopes (as the batch says they were written) and
     the requests' move to queued (``stored``: the file's name, payload hash and path, and its set kind
@@ -214,6 +251,7 @@ def _record(  # noqa: PLR0917 - the parts of one batch
     name, sha, path, set_kind = stored
     ident = ctx.config.identity
     by_tracking = {r.tracking_number: r for r in rows}
+    upload = [(FileEvent.START_UPLOAD, then.start_upload)] if then.start_upload is not None else []
     f = tx.files.record(
         direction="out",
         partner=partner.name,
@@ -223,6 +261,7 @@ def _record(  # noqa: PLR0917 - the parts of one batch
         payload_path=path,
         state=FileState.QUEUED,
         detail={"requests": len(rows)},
+        then=upload,
     )
     ic = tx.envelopes.record_interchange(
         file_id=f.id,
@@ -239,7 +278,7 @@ def _record(  # noqa: PLR0917 - the parts of one batch
             functional_id=g.functional_id,
             version=g.version,
         ).id
-    tx.envelopes.record_sets(
+    set_ids = tx.envelopes.record_sets(
         [
             NewSet(
                 interchange_id=ic.id,
@@ -255,11 +294,19 @@ def _record(  # noqa: PLR0917 - the parts of one batch
         ]
     )
     queued = [w.trace_number for w in batch.sets]
-    tx.requests.transition_many(
-        queued, RequestEvent.QUEUE, expect=RequestState.BATCHING, detail={"file_id": f.id}
-    )
-    if on_queued is not None:
-        on_queued(tx, f, set_kind)
+    if then.requests_moved:  # moved with their claim: the queue step's log rows are left
+        changes = [(by_tracking[t].id, RequestState.BATCHING, RequestState.QUEUED) for t in queued]
+        tx.audit.record_changes(Entity.REQUEST, changes, {"file_id": f.id})
+    else:
+        tx.requests.transition_many(
+            queued, RequestEvent.QUEUE, expect=RequestState.BATCHING, detail={"file_id": f.id}
+        )
+    if then.on_queued is not None:
+        sets = tuple(
+            QueuedSet(set_id, by_tracking[w.trace_number].id, w.trace_number, w.set_id)
+            for set_id, w in zip(set_ids, batch.sets, strict=True)
+        )
+        then.on_queued(tx, Queued(f, set_kind, sets))
 
 
 @dataclass(frozen=True)
@@ -293,20 +340,30 @@ def build_one(
 
 
 def record_built(
-    ctx: Context, tx: Tx, partner: PartnerConfig, row: RequestRow, built: Built, *, on_queued: OnQueued
+    ctx: Context,
+    tx: Tx,
+    partner: PartnerConfig,
+    row: RequestRow,
+    built: Built,
+    *,
+    on_queued: OnQueued,
+    start_upload: Mapping[str, Any] | None = None,
 ) -> bool:
     """Queue a request recorded ``new`` in this transaction with its interchange ``built`` before it:
-    its claim, the file, its envelopes, the request's ``new -> batching -> queued`` and
-    ``on_queued``, all in the caller's commit (the API's real-time call: recording it and queueing
-    its interchange are one commit, so a crash leaves all of it or none, and the client retries)."""
+    its claim, the file (with ``start_upload``, its first attempt started), its envelopes, the
+    request's ``new -> batching -> queued`` and ``on_queued``, all in the caller's commit (the API's
+    real-time call: recording it and queueing its interchange are one commit, so a crash leaves all
+    of it or none, and the client retries). The request moves to ``queued`` in the claim's one
+    UPDATE (both changes logged): nobody else can see a row this transaction has not committed."""
     until = ctx.clock() + timedelta(seconds=ctx.config.gateway.lease_seconds)
-    claimed = tx.requests.claim(
-        partner=partner.name, owner=ctx.node_id, until=until, limit=1, request_id=row.id
+    claimed = tx.requests.claim_recorded(
+        row.id, partner=partner.name, owner=ctx.node_id, until=until, then=RequestEvent.QUEUE
     )
     if not claimed:
         return False
-    ctx.payloads.record(tx, built.payload)
-    _record(ctx, tx, partner, claimed, built.batch, built.stored, on_queued)
+    ctx.payloads.record(tx, built.payload)  # our 270 commits with the file row naming it
+    then = _Then(on_queued, start_upload, requests_moved=True)
+    _record(ctx, tx, partner, [row], built.batch, built.stored, then)
     return True
 
 

@@ -20,7 +20,7 @@ import pickle
 import tempfile
 import zlib
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from itertools import islice
 from pathlib import Path
@@ -169,6 +169,9 @@ class Prepared:
     scan: _Scan
     acks: ParsedAcks | None
     outgoing: list[tuple[str, bytes]]
+    # the mapped responses with their JSON form and fingerprint, worked out before the transaction
+    # (``prepare_answer``: not while it holds the writer lock); None: worked out as they are applied
+    responses: list[_Response] | None = None
 
 
 def _prepare(
@@ -200,7 +203,8 @@ def _apply_prepared(ctx: Context, tx: Tx, row: FileRow, prepared: Prepared, outc
     set_rows = _record_envelopes(tx, row, scan.report, scan.sets)
     if prepared.acks is not None:
         outcome.acks_applied = _apply_acks(ctx, tx, prepared.acks.groups, prepared.acks.interchanges, outcome)
-    matched = _apply_all(ctx, tx, scan.mapped(), outcome)
+    responses = prepared.responses
+    matched = _apply_all(ctx, tx, iter(responses) if responses is not None else scan.mapped(), outcome)
     _mark_unmatched(tx, [set_rows[k] for k, found in matched.items() if not found and k in set_rows])
     for name, payload in prepared.outgoing:
         sha, path = ctx.payloads.put(payload)
@@ -256,11 +260,17 @@ def prepare_answer(ctx: Context, partner: PartnerConfig, data: bytes, rules: Map
     if len(data) > KEEP_RECORDS_BYTES:
         return None
     prepared = _prepare(ctx, partner, rules, ((data,), lambda: data), None)
-    return None if isinstance(prepared, str) else prepared
+    if isinstance(prepared, str):
+        return None
+    return replace(prepared, responses=[_Response.of(m) for m in prepared.scan.mapped()])
 
 
 # plain Python errors while storing a prepared answer: the caller falls back to the two steps
 ANSWER_FAILURES = _UNEXPECTED
+
+
+# how a stored answer's file goes from ``downloaded`` to ``processed`` in the transaction that records it
+ANSWER_PROCESSING = (FileEvent.START_PROCESSING, FileEvent.PROCESS)
 
 
 def store_answer(
@@ -269,15 +279,19 @@ def store_answer(
     """Store a prepared answer recorded in this transaction as ``downloaded`` (``row``): processed
     in the same commit (``downloaded -> processing -> processed``, both changes logged), so a crash
     leaves either the exchange unfinished (the file still ``uploading``, sent again) or the answer
-    processed (its results rewritten by ``recover``). With ``render``, the result documents as
-    ``rendered_results`` reads them here."""
+    processed (its results rewritten by ``recover``). A ``row`` recorded already past those moves
+    (``files.record(ahead=ANSWER_PROCESSING)``: no UPDATE of the row just inserted) only has them
+    logged here. With ``render``, the result documents as ``rendered_results`` reads them here."""
     outcome = Outcome()
     _apply_prepared(ctx, tx, row, prepared, outcome)
     steps: list[tuple[FileEvent, dict[str, Any] | None]] = [
         (FileEvent.START_PROCESSING, None),
         (FileEvent.PROCESS, _processed(outcome)),
     ]
-    tx.files.transition_steps(row.id, steps, expect=FileState.DOWNLOADED)
+    if row.state == FileState.PROCESSED:
+        tx.files.log_moves(row.id, FileState.DOWNLOADED, steps)
+    else:
+        tx.files.transition_steps(row.id, steps, expect=FileState.DOWNLOADED)
     return outcome, rendered_results(tx, outcome.trackings) if render else None
 
 
@@ -504,8 +518,6 @@ def _our_acks(ctx: Context, partner: PartnerConfig, report: ValidationReport) ->
 
 
 def _without_acks(ic: InterchangeReport) -> InterchangeReport:
-    from dataclasses import replace  # noqa: PLC0415
-
     return replace(ic, groups=tuple(g for g in ic.groups if g.functional_id != "FA"))
 
 
@@ -658,13 +670,16 @@ BATCHED_RECORDS: tuple[type, ...] = (EligibilityResult,)
 
 
 def _apply_all(
-    ctx: Context, tx: Tx, mapped: Iterator[_Mapped], outcome: Outcome
+    ctx: Context, tx: Tx, mapped: Iterator[_Mapped] | Iterator[_Response], outcome: Outcome
 ) -> dict[tuple[str, str], bool]:
-    """Apply every mapped response in file order; per set (ISA13, ST02), whether any matched."""
+    """Apply every mapped response (or one prepared by ``_Response.of``) in file order; per set
+    (ISA13, ST02), whether any matched."""
     matched: dict[tuple[str, str], bool] = {}
-    while chunk := list(islice(mapped, APPLY_CHUNK)):
+    source: Iterator[_Mapped | _Response] = mapped
+    while given := list(islice(source, APPLY_CHUNK)):
+        chunk = [g.item if isinstance(g, _Response) else g for g in given]
         if BATCHED_RECORDS and all(isinstance(i.record, BATCHED_RECORDS) for i in chunk):
-            found = _Chunk(ctx, tx, outcome).apply(chunk)
+            found = _Chunk(ctx, tx, outcome).apply(given)
         else:
             found = [_apply_record(ctx, tx, item, outcome) for item in chunk]
         for item, hit in zip(chunk, found, strict=True):
@@ -724,8 +739,8 @@ class _Chunk:
         self.log: list[_LogRow] = []
         self.touched: set[int] = set()
 
-    def apply(self, items: list[_Mapped]) -> list[bool]:
-        responses = [_Response.of(i) for i in items]
+    def apply(self, items: list[_Mapped | _Response]) -> list[bool]:
+        responses = [i if isinstance(i, _Response) else _Response.of(i) for i in items]
         self._read(responses)
         found = [self._one(r) for r in responses]
         self._flush()

@@ -40,7 +40,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -68,7 +68,7 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from gateway.errors import StoreError
-from gateway.store import fastsql, fileperms
+from gateway.store import fastsql, fileperms, lockstats
 from gateway.store import schema as s
 from gateway.store.errors import store_error
 from gateway.store.repos.audit import AuditRepo
@@ -349,6 +349,8 @@ class Store:
         self._file_lock = _file_writer_lock(engine)
         self._wait_seconds = 5.0
         self._writer: Connection | None = None  # SQLite: the connection writers share (``_writing``)
+        if lockstats.enabled():  # opt-in: each write transaction's lock-held time (``lockstats``)
+            lockstats.instrument(engine)
 
     @classmethod
     def open(
@@ -433,13 +435,13 @@ class Store:
         try:
             shared = self._shared_writer() if held else None
             if shared is None:
-                with self.engine.begin() as conn:
+                with _measured(), self.engine.begin() as conn:
                     yield conn
                 return
             if file_lock is not None and file_lock.acquire(deadline - time.monotonic()):
                 locked_file = file_lock
             try:
-                with shared.begin():
+                with _measured(), shared.begin():
                     yield shared
             finally:
                 if shared.invalidated or shared.in_transaction():
@@ -449,6 +451,7 @@ class Store:
                 locked_file.release()
             if held and lock is not None:
                 lock.release()
+            lockstats.flush()  # the measured transaction's line, written with no lock held
 
     def _shared_writer(self) -> Connection | None:
         """The writers' connection (made on first use), or None when it is already in a transaction
@@ -560,6 +563,11 @@ class Store:
                 return str(value.scalar_one())
         except sa_exc.SQLAlchemyError as exc:
             raise store_error(exc, "open store") from None
+
+
+def _measured() -> AbstractContextManager[None]:
+    """The lock-held measurement of a write transaction (``gateway.store.lockstats``), when on."""
+    return lockstats.measure() if lockstats.enabled() else nullcontext()
 
 
 def _check_party(party: str) -> None:

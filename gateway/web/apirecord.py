@@ -179,8 +179,10 @@ def _record(  # noqa: PLR0917 - one request's rows
         payload_path=None,
         state=FileState.CLAIMING,
         detail={"source": API_SOURCE, "client": client.name},
+        # claimed and accepted as it is inserted (the event log still gets both changes)
+        then=[(FileEvent.CLAIM, None), (FileEvent.ACCEPT, {"requests": 1, "rejected": 0, "payload": sha})],
     )
-    row = tx.requests.insert(
+    return tx.requests.insert(
         tracking_number=tracking,
         kind=request_kind(final).set_id,
         payer_id=final.payer.id,
@@ -191,13 +193,6 @@ def _record(  # noqa: PLR0917 - one request's rows
         client_reference_hash=hash_member_id(reference, ctx.member_key) if reference else None,
         detail={"source": API_SOURCE, "client": client.name},
     )
-    # claimed and accepted in one UPDATE (the event log still gets both changes)
-    steps: list[tuple[FileEvent, dict[str, Any] | None]] = [
-        (FileEvent.CLAIM, None),
-        (FileEvent.ACCEPT, {"requests": 1, "rejected": 0, "payload": sha}),
-    ]
-    tx.files.transition_steps(file_row.id, steps, expect=FileState.CLAIMING)
-    return row
 
 
 def remember_response(store: Store, tracking: str, status: int, body: dict[str, Any]) -> None:

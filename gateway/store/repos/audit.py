@@ -18,24 +18,24 @@ from gateway.store.repos.base import (
     Repo,
     db,
     equal,
+    insert_rows,
     prebuilt,
     rows_where,
     window,
 )
 from gateway.store.rows import AuditRow, StateChange, from_mapping
 
-# built once: an event-log row is the most frequent statement of all (see ``base.inserting``)
-_INSERT_CHANGES = prebuilt(("insert_many", "state_changes"), lambda: insert(s.state_changes))  # no ids back
 # pending event-log rows written early, in order, once a transaction holds this many
 PENDING_LIMIT = 2_000
+_CHANGE_COLUMNS = ("entity_type", "entity_id", "old_state", "new_state", "at", "detail")
 
 
 class AuditRepo(Repo):
     """``tx.audit``: what happened to every entity, and who was shown PHI.
 
     In a read-write transaction (``buffered``) event-log rows are kept in order and written by one
-    INSERT run with a list of rows (executemany) when the transaction is about to commit, or before
-    the log is read in it: a real-time request makes some twenty state changes in six transactions,
+    multi-row INSERT (``base.insert_rows``) when the transaction is about to commit, or before the log
+    is read in it: a real-time request makes some twenty state changes in six transactions,
     and one statement per change cost more CPU than the rest of its bookkeeping. A transaction that
     rolls back writes none of them, exactly as before."""
 
@@ -48,10 +48,12 @@ class AuditRepo(Repo):
             self._pending.extend(rows)
             if len(self._pending) >= PENDING_LIMIT:
                 self.flush()  # a file of 46,000 sets: the log's rows are not all held until commit
-        elif len(rows) == 1:
-            self.run(_INSERT_CHANGES, rows[0])
         else:
-            self.run(_INSERT_CHANGES, rows)
+            self._write(rows)
+
+    def _write(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """The rows, in order, in one multi-row INSERT per ``base.ROWS_PER_INSERT`` of them."""
+        insert_rows(self.conn, s.state_changes, _CHANGE_COLUMNS, rows)
 
     @db
     def flush(self) -> None:
@@ -59,7 +61,7 @@ class AuditRepo(Repo):
         before committing; the log's reads call it first)."""
         if self._pending:
             rows, self._pending = self._pending, []
-            self.run(_INSERT_CHANGES, rows)
+            self._write(rows)
 
     @db
     def record_change(
@@ -93,7 +95,7 @@ class AuditRepo(Repo):
         detail: Mapping[str, Any] | None = None,
     ) -> None:
         """``record_change`` for many entities of one type, ``(entity_id, old, new)`` each, in one
-        INSERT run with a list of rows (executemany); the same detail on every row."""
+        INSERT (``base.insert_rows``); the same detail on every row."""
         if not changes:
             return
         at = self.now()
@@ -116,7 +118,7 @@ class AuditRepo(Repo):
         self, rows: Sequence[tuple[str, int, str | None, str, Mapping[str, Any] | None]]
     ) -> None:
         """``record_change`` for a list of changes of any entities, each ``(entity_type, entity_id,
-        old, new, detail)``, in one INSERT (executemany) that keeps their order in the log."""
+        old, new, detail)``, in one INSERT (``base.insert_rows``) that keeps their order in the log."""
         if not rows:
             return
         at = self.now()
@@ -165,10 +167,15 @@ class AuditRepo(Repo):
     ) -> dict[int, list[dict[str, Any]]]:
         """The details logged with each entity's changes into one of ``new_states`` (those with a
         detail), oldest first, for many entities in one statement: what ``history`` shows of them."""
-        kind, wanted = str(entity_type), set(entity_ids)
-        pending = self._pending
-        if pending and any(r["entity_type"] == kind and r["entity_id"] in wanted for r in pending):
-            self.flush()  # changes this transaction recorded count too (a second answer in one chunk)
+        kind, wanted, states = str(entity_type), set(entity_ids), {str(x) for x in new_states}
+        # changes this transaction recorded count too (a second answer in one chunk): taken from the
+        # pending rows, which come after every written one, instead of writing them early (the
+        # transaction's rows then go in one statement at its commit)
+        mine = [
+            r
+            for r in self._pending or ()
+            if r["entity_type"] == kind and r["entity_id"] in wanted and r["new_state"] in states
+        ]
         t = s.state_changes
         stmt = prebuilt(
             ("details_of",),
@@ -192,6 +199,9 @@ class AuditRepo(Repo):
             for entity_id, detail in self.run(stmt, params):
                 if detail:
                     out[int(entity_id)].append(detail)
+        for r in mine:
+            if r["detail"]:
+                out[int(r["entity_id"])].append(r["detail"])
         return out
 
     @db

@@ -177,6 +177,36 @@ def unlocked_many(table: Table, column: str) -> Select[Any]:
     return prebuilt(("unlocked_many", table.name, column), build)
 
 
+ROWS_PER_INSERT = 64  # the most rows one ``insert_rows`` statement carries (bounded parameter lists)
+
+
+def multi_insert(table: Table, columns: tuple[str, ...], count: int) -> Insert:
+    """``INSERT INTO table (columns) VALUES (...), (...)`` for ``count`` rows, built once per table,
+    columns and count, parameters ``<column>_<n>``: one statement, so one step of the database,
+    where a list of rows (executemany) steps once per row, each step letting go of the interpreter
+    lock and waiting for it back while the writer lock is held. Rows get ids in the order given."""
+
+    def build() -> Insert:
+        typed = [{c: bindparam(f"{c}_{i}", type_=table.c[c].type) for c in columns} for i in range(count)]
+        return insert(table).values(typed)
+
+    return prebuilt(("multi_insert", table.name, *columns, str(count)), build)
+
+
+def insert_rows(
+    conn: Connection, table: Table, columns: tuple[str, ...], rows: Sequence[Mapping[str, Any]]
+) -> None:
+    """Insert ``rows`` (each with every one of ``columns``), in order, no ids back: one statement per
+    ``ROWS_PER_INSERT`` rows (``multi_insert``; a single row by the table's plain INSERT)."""
+    for start in range(0, len(rows), ROWS_PER_INSERT):
+        chunk = rows[start : start + ROWS_PER_INSERT]
+        if len(chunk) == 1:
+            run(conn, prebuilt(("insert_many", table.name), lambda: insert(table)), chunk[0])
+            continue
+        flat = {f"{c}_{i}": row[c] for i, row in enumerate(chunk) for c in columns}
+        run(conn, multi_insert(table, columns, len(chunk)), flat)
+
+
 def run(conn: Connection, stmt: Executable, params: Params = None) -> Result:
     """``conn.execute(stmt, params)``; on the driver's cursor when ``stmt`` was built by ``prebuilt``
     (``gateway.store.fastsql``: the same rows, errors and statement events, a fraction of the CPU)."""

@@ -8,19 +8,22 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Row, Select, bindparam, func, insert, select, update
+from sqlalchemy import ColumnElement, Row, Select, bindparam, func, select, update
 
+from gateway import lifecycle
 from gateway.lifecycle import Entity, SetEvent, SetState, check_initial
 from gateway.store import schema as s
-from gateway.store.errors import NotFoundError
+from gateway.store.errors import NotFoundError, StaleStateError
 from gateway.store.repos.base import (
     DEFAULT_LIMIT,
     KEY,
+    WAS,
     Repo,
     check_limit,
     db,
     equal,
     insert_ids,
+    insert_rows,
     inserting,
     keyed_update_many,
     locked_many,
@@ -34,8 +37,8 @@ AckLevel = Literal["interchange", "group", "transaction_set"]
 # sets recorded per statement of ``record_sets`` (bounded memory for a file of any size)
 SETS_AT_ONCE = 1_000
 
-# a set's trace numbers (one row or executemany), built once: every recorded set writes them
-_INSERT_TRACES = prebuilt(("insert_many", "trace_numbers"), lambda: insert(s.trace_numbers))
+# a set's trace numbers, written by one multi-row INSERT (``base.insert_rows``)
+_TRACE_COLUMNS = ("transaction_set_id", "trace_number")
 _ACK_TABLES = {
     "interchange": s.interchanges,
     "group": s.functional_groups,
@@ -163,7 +166,7 @@ class EnvelopesRepo(Repo):
         traces = tuple(dict.fromkeys(trace_numbers))
         if traces:
             rows = [{"transaction_set_id": row.id, "trace_number": trn} for trn in traces]
-            self.run(_INSERT_TRACES, rows)
+            insert_rows(self.conn, s.trace_numbers, _TRACE_COLUMNS, rows)
         self.audit.record_change(Entity.TRANSACTION_SET, row.id, None, state)
         return from_mapping(TransactionSetRow, row, trace_numbers=traces)
 
@@ -203,7 +206,7 @@ class EnvelopesRepo(Repo):
             for trn in dict.fromkeys(n.trace_numbers)
         ]
         if traces:
-            self.run(_INSERT_TRACES, traces)
+            insert_rows(self.conn, s.trace_numbers, _TRACE_COLUMNS, traces)
         changes = [(i, None, str(v["state"])) for i, v in zip(ids, values, strict=True)]
         self.audit.record_changes(Entity.TRANSACTION_SET, changes)
         return ids
@@ -234,6 +237,35 @@ class EnvelopesRepo(Repo):
             raise NotFoundError("transaction set not found")
         moves: list[tuple[Row[Any], Mapping[str, Any]]] = [(rows[i], {}) for i in dict.fromkeys(set_row_ids)]
         self.move_many(Entity.TRANSACTION_SET, t, moves, event)
+
+    @db
+    def transition_sets_from(self, set_row_ids: Sequence[int], event: SetEvent, *, expect: str) -> bool:
+        """``transition_sets`` for sets the caller knows to be in ``expect`` (the real-time sender's
+        own, just queued): one guarded UPDATE, nothing read. False, with nothing written, when none
+        of them is in ``expect`` (the caller moves them as ``transition_sets`` does);
+        StaleStateError when only some are (the transaction must not go on half moved)."""
+        ids = list(dict.fromkeys(set_row_ids))
+        if not ids:
+            return True
+        new_state = lifecycle.target(Entity.TRANSACTION_SET, expect, event)
+        t = s.transaction_sets
+        stmt = prebuilt(
+            ("sets_from",),
+            lambda: (
+                update(t)
+                .where(t.c.id.in_(bindparam("keys", expanding=True)), t.c.state == bindparam(WAS))
+                .values(state=bindparam("state"), updated_at=bindparam("updated_at"))
+            ),
+        )
+        params = {"keys": ids, WAS: expect, "state": new_state, "updated_at": self.now()}
+        moved = self.run(stmt, params).rowcount
+        if moved == 0:
+            return False
+        if moved != len(ids):
+            raise StaleStateError(f"{len(ids) - moved} transaction set(s) not {expect!r}")
+        if new_state != expect:
+            self.audit.record_changes(Entity.TRANSACTION_SET, [(i, expect, new_state) for i in ids])
+        return True
 
     @db
     def link_set(self, set_row_id: int, request_id: int) -> None:

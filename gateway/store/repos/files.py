@@ -8,12 +8,25 @@ from typing import Any, Literal
 
 from sqlalchemy import func, or_, select, update
 
+from gateway import lifecycle
 from gateway.errors import StoreError
 from gateway.lifecycle import Entity, FileEvent, FileState, check_initial
 from gateway.store import schema as s
 from gateway.store.errors import NotFoundError, StaleStateError
 from gateway.store.repos import leases
-from gateway.store.repos.base import DEFAULT_LIMIT, HEX64, KEY, Repo, by_key, db, equal, inserting, window
+from gateway.store.repos.base import (
+    DEFAULT_LIMIT,
+    HEX64,
+    KEY,
+    WAS,
+    Repo,
+    by_key,
+    db,
+    equal,
+    guarded_update,
+    inserting,
+    window,
+)
 from gateway.store.rows import FileRow, from_mapping
 
 Direction = Literal["in", "out"]
@@ -36,12 +49,25 @@ class FilesRepo(Repo):
         reason: str | None = None,
         detail: Mapping[str, Any] | None = None,
         owner: str | None = None,
+        then: Sequence[tuple[FileEvent, Mapping[str, Any] | None]] = (),
+        ahead: Sequence[FileEvent] = (),
     ) -> FileRow:
         """Insert a file row in one of the lifecycle's initial states (its creation is the first
-        state change in the log); ``owner`` is the node whose claim it is (inbox files)."""
+        state change in the log); ``owner`` is the node whose claim it is (inbox files).
+
+        ``then``: events ``(event, detail)`` the new file undergoes at once in this transaction (an
+        API call's file is claimed and accepted, a real-time file's upload starts): the row is
+        inserted in the last state they reach and every step is logged as ``transition`` would log
+        it, so the transaction steps no UPDATE of a row it has just written. ``ahead``: further
+        events the row is inserted past, whose changes the caller logs itself later in this
+        transaction, once their details are known (``log_moves``: a real-time answer is stored
+        ``processed`` with what processing it found); nothing is to read the row before then."""
         if not HEX64.match(sha256):
             raise StoreError("sha256 must be 64 lower-case hex digits")
         state = FileState(check_initial(Entity.FILE, state))
+        states = [str(state)]
+        for event in [e for e, _ in then] + list(ahead):  # IllegalTransitionError before any write
+            states.append(lifecycle.target(Entity.FILE, states[-1], event))
         now = self.now()
         values = {
             "direction": direction,
@@ -49,7 +75,7 @@ class FilesRepo(Repo):
             "name": name,
             "sha256": sha256,
             "size": size,
-            "state": state,
+            "state": states[-1],
             "payload_path": payload_path,
             "reason": reason,
             "created_at": now,
@@ -57,7 +83,13 @@ class FilesRepo(Repo):
             "lease_owner": owner,
         }
         row = self.run(inserting(s.files), values).one()
-        self.audit.record_change(Entity.FILE, row.id, None, state, detail)
+        changes: list[tuple[str, int, str | None, str, Mapping[str, Any] | None]] = [
+            (Entity.FILE, row.id, None, state, detail)
+        ]
+        for (_, step_detail), old, new in zip(then, states[:-1], states[1:], strict=False):
+            if old != new:
+                changes.append((Entity.FILE, row.id, old, new, step_detail))
+        self.audit.record_change_rows(changes)
         return from_mapping(FileRow, row)
 
     @db
@@ -132,6 +164,33 @@ class FilesRepo(Repo):
         if row is None:
             raise StoreError("no step to take")
         return row
+
+    def log_moves(
+        self, file_id: int, state: str, steps: Sequence[tuple[FileEvent, Mapping[str, Any] | None]]
+    ) -> str:
+        """Log the changes of ``steps`` (``(event, detail)`` each, from ``state``) that a file was
+        already moved through in this transaction (``record(ahead=...)``); the state they reach."""
+        rows: list[tuple[str, int, str | None, str, Mapping[str, Any] | None]] = []
+        for event, detail in steps:
+            new = lifecycle.target(Entity.FILE, state, event)
+            if new != state:
+                rows.append((Entity.FILE, file_id, state, new, detail))
+            state = new
+        self.audit.record_change_rows(rows)
+        return state
+
+    @db
+    def move_unlogged(self, file_id: int, events: Sequence[FileEvent], *, expect: str) -> list[str] | None:
+        """The one guarded UPDATE of ``transition_steps`` (the file moved from ``expect`` through
+        ``events``) without its event-log rows: the states it went through (``expect`` first), for
+        the caller to log with details it has only later (``audit.record_change_rows``, in this
+        transaction); None, with nothing written, when the file is not in ``expect``."""
+        states = [expect]
+        for event in events:
+            states.append(lifecycle.target(Entity.FILE, states[-1], event))
+        values = {KEY: file_id, WAS: expect, "state": states[-1], "updated_at": self.now()}
+        moved = self.run(guarded_update(s.files, "id"), values).first()
+        return states if moved is not None else None
 
     @db
     def adopt(self, file_id: int, *, state: str, owner: str, dead: Collection[str] = ()) -> bool:

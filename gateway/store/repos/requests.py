@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import Select, bindparam, func, select
+from sqlalchemy import Select, Update, bindparam, func, select, update
 
 from gateway import lifecycle
 from gateway.errors import StoreError
@@ -20,6 +20,7 @@ from gateway.store.repos.base import (
     DEFAULT_LIMIT,
     HEX64,
     KEY,
+    WAS,
     Repo,
     by_key,
     db,
@@ -53,6 +54,17 @@ def _locked_heads(column: str) -> Select[Any]:
         )
 
     return prebuilt(("locked_heads", column), build)
+
+
+def _claim_recorded() -> Update:
+    """``UPDATE requests SET state, lease, updated_at WHERE id AND state AND partner`` (no RETURNING)."""
+    t = s.requests
+
+    def build() -> Update:
+        where = (t.c.id == bindparam(KEY), t.c.state == bindparam(WAS), t.c.partner == bindparam("k_partner"))
+        return update(t).where(*where)
+
+    return prebuilt(("claim_recorded",), build)
 
 
 class RequestsRepo(Repo):
@@ -332,6 +344,59 @@ class RequestsRepo(Repo):
         conds += [t.c.kind == kind] if kind is not None else []
         rows = leases.claim(self, t, Entity.REQUEST, event, conds, owner, until, limit)
         return [from_mapping(RequestRow, r) for r in rows]
+
+    @db
+    def move_from(
+        self,
+        request_id: int,
+        event: RequestEvent,
+        *,
+        expect: str,
+        due_at: datetime | None = None,
+        detail: Mapping[str, Any] | None = None,
+    ) -> bool:
+        """``transition(..., was=expect)`` by row id, for a caller that knows the state it left the
+        request in (the real-time sender: ``queued``), as one guarded UPDATE that returns no row
+        (the payload is not unsealed); False, with nothing written or logged, when the request is
+        in another state (the caller then reads it, as without the guess)."""
+        new_state = lifecycle.target(Entity.REQUEST, expect, event)
+        values: dict[str, Any] = {KEY: request_id, WAS: expect, "state": new_state}
+        if due_at is not None:
+            values["due_at"] = due_at
+        values["updated_at"] = self.now()
+        t = s.requests
+        stmt = prebuilt(
+            ("move_from", "requests"),
+            lambda: update(t).where(t.c.id == bindparam(KEY), t.c.state == bindparam(WAS)),
+        )
+        if self.run(stmt, values).rowcount != 1:
+            return False
+        if new_state != expect:
+            self.audit.record_change(Entity.REQUEST, request_id, expect, new_state, detail)
+        return True
+
+    @db
+    def claim_recorded(
+        self, request_id: int, *, partner: str, owner: str, until: datetime, then: RequestEvent
+    ) -> bool:
+        """``claim(request_id=...)`` of a request recorded ``new`` in this transaction, moved on by
+        ``then`` in the same UPDATE (no row returned: its payload is not unsealed again). The claim's
+        change is logged now; the caller logs ``then``'s (``audit.record_changes``) once it has its
+        detail (the queued file's id). False when the request is not ``new`` for ``partner``."""
+        claimed = lifecycle.target(Entity.REQUEST, RequestState.NEW, RequestEvent.CLAIM_FOR_BATCH)
+        values = {
+            KEY: request_id,
+            WAS: RequestState.NEW,
+            "k_partner": partner,
+            "state": lifecycle.target(Entity.REQUEST, claimed, then),
+            "lease_owner": owner,
+            "lease_until": until,
+            "updated_at": self.now(),
+        }
+        if self.run(_claim_recorded(), values).rowcount != 1:
+            return False
+        self.audit.record_change(Entity.REQUEST, request_id, RequestState.NEW, claimed, {"node": owner})
+        return True
 
     @db
     def release_expired(self, *, dead_owners: Iterable[str] = ()) -> int:
