@@ -91,6 +91,13 @@ class _Workers:
 _DELIVERERS = _Workers(most=256)
 
 
+def run_in_worker(job: Callable[[], object]) -> None:
+    """Run ``job`` in one of the delivery threads: an API call's whole synchronous part (recording,
+    sending with ``send_realtime(inline=True)``, storing the answer) in one thread, the event loop
+    answering at the budget on its own; ``job`` must not raise (a worker thread would die)."""
+    _DELIVERERS.submit(job)
+
+
 def send_realtime(
     ctx: Context,
     request_id: int,
@@ -100,6 +107,7 @@ def send_realtime(
     new_for: str | None = None,
     tracking: str | None = None,
     started: Attempt | None = None,
+    inline: bool = False,
 ) -> bool:
     """Send the request with this store id now to its partner over CORE real time; receive, validate,
     map and store the answer exactly as the inbound stage does for SFTP (records, outbox result file,
@@ -111,7 +119,9 @@ def send_realtime(
     read back first (if it is no longer new, its claim finds nothing and its file is looked up);
     ``tracking`` is that request's tracking number (its document is picked from the delivery's).
     ``started``: the attempt that caller started in the transaction that recorded the request
-    (``queue_now``), to be POSTed now."""
+    (``queue_now``), to be POSTed now. ``inline``: the delivery runs in the calling thread, to its
+    end (the caller answers at the budget on its own, see ``gateway.web.api``), instead of in a
+    delivery thread this one waits for."""
     deadline = time.monotonic() + budget_seconds
     state, partner = _state_and_partner(ctx, request_id, new_for)
     if not is_realtime(partner):
@@ -125,7 +135,11 @@ def send_realtime(
             work = tx.files.get(file_id) if file_id is not None else None
     if work is not None:
         delivery = _Delivery()
-        _DELIVERERS.submit(partial(_deliver, ctx, partner, work, delivery))
+        deliver = partial(_deliver, ctx, partner, work, delivery)
+        if inline:
+            deliver()
+        else:
+            _DELIVERERS.submit(deliver)
         if delivery.done.wait(max(0.0, deadline - time.monotonic())):
             if delivery.outcome == "failed":
                 return False  # the attempt failed: the run loop retries it, no sooner than the rule allows
