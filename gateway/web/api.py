@@ -15,6 +15,7 @@ time.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
@@ -298,12 +299,19 @@ async def _in_one_thread(
         outcome: Outcome | None
         try:
             outcome = _submitted(web, client, call, key, state)
-        except Exception as exc:  # noqa: BLE001 - answered by the endpoint (problem, 503), never lost
-            outcome = exc if state.decide("thread") else None
+        except BaseException as exc:  # noqa: BLE001 - answered by the endpoint (problem, 503, 500), never lost
+            # the pool thread goes on; an exit request is the event loop's to honour, not this call's
+            failed = (
+                exc
+                if isinstance(exc, Exception)
+                else RuntimeError(f"api call stopped ({type(exc).__name__})")
+            )
+            outcome = failed if state.decide("thread") else None
             if outcome is None:
                 _log.error("api call failed after its budget", error=type(exc).__name__)
         if outcome is not None:
-            loop.call_soon_threadsafe(settle, outcome)
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile (serve stopped): nobody waits
+                loop.call_soon_threadsafe(settle, outcome)
 
     def expire() -> None:
         with state.lock:
