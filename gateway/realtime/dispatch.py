@@ -14,7 +14,10 @@ The worker threads are a process-wide pool (``_DELIVERERS``), not a thread per c
 thread, and the hand-offs of the interpreter lock among dozens of them, cost a busy ``serve`` more
 than the gateway's own work on a call. The caller is handed the result document the delivery wrote
 (``write_results``'s ``on_document``) instead of reading the request back; only when someone else
-stores the answer (the run loop, another process) does it poll the store.
+stores the answer (the run loop, another process) does it poll the store. The HTTP API runs its
+whole call in one of these threads instead (``run_in_worker``, ``send_realtime(inline=True)``): the
+recording, the POST and the storing of the answer without a hand-off between threads, the event loop
+answering 202 on its own when the budget passes first (``gateway.web.api``).
 """
 
 from __future__ import annotations
