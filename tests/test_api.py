@@ -29,6 +29,7 @@ from gateway.store import Store, make_engine, sqlite_url
 from gateway.store import schema as s
 from gateway.web import apiauth
 from gateway.web.api import routes
+from gateway.web.app import SECURITY_HEADERS
 from gateway.web.openapi import document
 from payersim.demo import prepare, run_until_answered
 from tests.api_support import ROOT, Api, make_pki, sample, serving
@@ -239,6 +240,32 @@ def test_keys_and_scopes_401_and_403(workspace: tuple[Path, Context]) -> None:
         assert api.call("POST", "/eligibility", body, key=writer)[0] == 202
         assert apiauth.revoke_client(ctx.store, "writer")
         assert api.call("POST", "/eligibility", body, key=writer)[0] == 401
+
+
+def test_the_posts_short_way_answers_with_every_header_the_stack_adds(
+    workspace: tuple[Path, Context],
+) -> None:
+    """POST /eligibility and /authorizations (called past the middleware stack) carry the security
+    headers and no-store on 202, 401, 403 and 422 as every other route does; a GET there is still the
+    router's 405."""
+    config_path, ctx = workspace
+    key = add_client(ctx, "writer", "eligibility:write")
+    with serving(config_path) as port:
+        api = Api("127.0.0.1", port)
+        answers = [
+            api.call("POST", "/eligibility", sample("270-subscriber"), key=key),
+            api.call("POST", "/eligibility", sample("270-subscriber")),
+            api.call("POST", "/authorizations", sample("278-outpatient-mri"), key=key),
+            api.call("POST", "/eligibility", {"type": "270"}, key=key),
+            api.call("GET", "/eligibility", key=key),
+        ]
+        probe = api.call("GET", "/openapi.json")  # the stack's own answer, for comparison
+    assert [status for status, _, _ in answers] == [202, 401, 403, 422, 405]
+    for status, headers, _ in [*answers, probe]:
+        for name, value in SECURITY_HEADERS:
+            assert headers.get_all(name.decode()) == [value.decode()], (status, name)
+    for status, headers, _ in answers[:4]:
+        assert headers["Cache-Control"] == "no-store", status
 
 
 def test_api_keys_command_prints_the_key_once_and_stores_its_hash(workspace: tuple[Path, Context]) -> None:

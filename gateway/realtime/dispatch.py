@@ -14,7 +14,10 @@ The worker threads are a process-wide pool (``_DELIVERERS``), not a thread per c
 thread, and the hand-offs of the interpreter lock among dozens of them, cost a busy ``serve`` more
 than the gateway's own work on a call. The caller is handed the result document the delivery wrote
 (``write_results``'s ``on_document``) instead of reading the request back; only when someone else
-stores the answer (the run loop, another process) does it poll the store.
+stores the answer (the run loop, another process) does it poll the store. The HTTP API runs its
+whole call in one of these threads instead (``run_in_worker``, ``send_realtime(inline=True)``): the
+recording, the POST and the storing of the answer without a hand-off between threads, the event loop
+answering 202 on its own when the budget passes first (``gateway.web.api``).
 """
 
 from __future__ import annotations
@@ -90,6 +93,13 @@ class _Workers:
 _DELIVERERS = _Workers(most=256)
 
 
+def run_in_worker(job: Callable[[], object]) -> None:
+    """Run ``job`` in one of the delivery threads: an API call's whole synchronous part (recording,
+    sending with ``send_realtime(inline=True)``, storing the answer) in one thread, the event loop
+    answering at the budget on its own; ``job`` must not raise (a worker thread would die)."""
+    _DELIVERERS.submit(job)
+
+
 def send_realtime(
     ctx: Context,
     request_id: int,
@@ -99,6 +109,7 @@ def send_realtime(
     new_for: str | None = None,
     tracking: str | None = None,
     started: Attempt | None = None,
+    inline: bool = False,
 ) -> bool:
     """Send the request with this store id now to its partner over CORE real time; receive, validate,
     map and store the answer exactly as the inbound stage does for SFTP (records, outbox result file,
@@ -110,7 +121,9 @@ def send_realtime(
     read back first (if it is no longer new, its claim finds nothing and its file is looked up);
     ``tracking`` is that request's tracking number (its document is picked from the delivery's).
     ``started``: the attempt that caller started in the transaction that recorded the request
-    (``queue_now``), to be POSTed now."""
+    (``queue_now``), to be POSTed now. ``inline``: the delivery runs in the calling thread, to its
+    end (the caller answers at the budget on its own, see ``gateway.web.api``), instead of in a
+    delivery thread this one waits for."""
     deadline = time.monotonic() + budget_seconds
     state, partner = _state_and_partner(ctx, request_id, new_for)
     if not is_realtime(partner):
@@ -124,7 +137,11 @@ def send_realtime(
             work = tx.files.get(file_id) if file_id is not None else None
     if work is not None:
         delivery = _Delivery()
-        _DELIVERERS.submit(partial(_deliver, ctx, partner, work, delivery))
+        deliver = partial(_deliver, ctx, partner, work, delivery)
+        if inline:
+            deliver()
+        else:
+            _DELIVERERS.submit(deliver)
         if delivery.done.wait(max(0.0, deadline - time.monotonic())):
             if delivery.outcome == "failed":
                 return False  # the attempt failed: the run loop retries it, no sooner than the rule allows

@@ -11,7 +11,9 @@ gateway's own work on it.
 
 from __future__ import annotations
 
+import email.parser
 import http.client
+import re
 import select
 import ssl
 import threading
@@ -121,6 +123,85 @@ def _file_key(path: Path | None) -> tuple[str, int, int] | None:
 
 
 PoolKey = tuple[object, ...]
+
+
+def _plain_headers(lines: list[bytes]) -> http.client.HTTPMessage | None:
+    """The header block ``lines`` (each ending in CRLF, the blank line last) as the e-mail parser
+    reads it (compat32: the name as sent, the value without the blanks after the colon and without
+    the line end), or None when a line is not a plain ``Name: value`` (folded, a bare LF, no name,
+    a byte outside visible ASCII in the name, a value holding what ``str.splitlines`` breaks at): those
+    go to the e-mail parser."""
+    msg = http.client.HTTPMessage()
+    for line in lines[:-1]:
+        name, colon, value = line.partition(b":")
+        if (
+            not colon
+            or not _TOKEN.fullmatch(name)
+            or not line.endswith(b"\r\n")
+            or _BREAK.search(value, 0, len(value) - 2)
+        ):
+            return None
+        msg[name.decode("ascii")] = value[:-2].lstrip(b" \t").decode("iso-8859-1")
+    return msg
+
+
+_TOKEN = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}")
+_BREAK = re.compile(
+    rb"[\r\n\x0b\x0c\x1c-\x1e\x85]"
+)  # what the e-mail parser splits lines at (str.splitlines)
+
+
+class _LeanResponse(http.client.HTTPResponse):
+    """``HTTPResponse`` whose headers are read without the e-mail parser when they are plain (as a
+    CORE server sends them): that parser cost a real-time call more than the rest of its answer's
+    HTTP. Everything else is the standard ``begin`` (status, chunked, length, keep-alive)."""
+
+    def begin(self) -> None:
+        if self.headers is not None:
+            return
+        while True:
+            version, status, reason = self._read_status()
+            if status != http.client.CONTINUE:
+                break
+            http.client._read_headers(self.fp)  # a 100 answer's headers
+        self.code = self.status = status
+        self.reason = reason.strip()
+        if version in {"HTTP/1.0", "HTTP/0.9"}:
+            self.version = 10
+        elif version.startswith("HTTP/1."):
+            self.version = 11
+        else:
+            raise http.client.UnknownProtocol(version)
+        lines = http.client._read_headers(self.fp)
+        msg = _plain_headers(lines) if lines and lines[-1] == b"\r\n" else None
+        if msg is None:  # the reference: what http.client.parse_headers does with the same lines
+            text = b"".join(lines).decode("iso-8859-1")
+            msg = email.parser.Parser(_class=http.client.HTTPMessage).parsestr(text)
+        self.headers = self.msg = msg
+        self._framing(status)
+
+    def _framing(self, status: int) -> None:
+        """Chunked or not, the length, and whether the connection closes after (as ``begin``)."""
+        tr_enc = self.headers.get("transfer-encoding")
+        self.chunked = bool(tr_enc and tr_enc.lower() == "chunked")
+        self.chunk_left = None
+        self.will_close = self._check_close()  # type: ignore[attr-defined]
+        self.length = None
+        length = self.headers.get("content-length")
+        if length and not self.chunked:
+            try:
+                self.length = int(length)
+            except ValueError:
+                self.length = None
+            else:
+                if self.length < 0:
+                    self.length = None
+        if status in {http.client.NO_CONTENT, http.client.NOT_MODIFIED} or 100 <= status < 200:
+            self.length = 0
+        if self._method == "HEAD":  # type: ignore[attr-defined]
+            self.length = 0
+        if not self.will_close and not self.chunked and self.length is None:
+            self.will_close = True
 
 
 class _Links:
@@ -258,6 +339,7 @@ def _exchange(
             kept.close()
         host, port = parts.hostname, parts.port or 443
         conn = http.client.HTTPSConnection(host, port, timeout=timeout, context=context)
+        conn.response_class = _LeanResponse
         return _round_trip(key, conn, path, body, content_type, timeout, reused=False)
 
 

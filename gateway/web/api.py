@@ -14,7 +14,10 @@ time.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import logging
 import re
 import threading
 import time
@@ -29,6 +32,7 @@ from starlette.routing import Route
 from gateway.errors import GatewayError
 from gateway.realtime.dispatch import OnStored, QueueNow, queue_now, send_realtime
 from gateway.realtime.dispatch import is_realtime as dispatch_is_realtime
+from gateway.realtime.dispatch import run_in_worker as dispatch_run
 from gateway.runtime.context import Context
 from gateway.runtime.logsetup import get_logger
 from gateway.runtime.storeopen import verified_member_key
@@ -48,7 +52,9 @@ PREFIX = "/api/v1"
 PROBLEM = "application/problem+json"
 IDEMPOTENCY_KEY = re.compile(r"^[!-~]{1,255}$")  # printable ASCII, as the IETF draft's examples
 _log = get_logger("x12gw.api")
+_access = logging.getLogger("x12gw.api")  # whether the access line is wanted (structlog's own check)
 _contexts_lock = threading.Lock()
+_POLL_SECONDS = 0.05  # the budget timer's next look while a call is still being recorded
 
 
 class ApiProblemError(GatewayError):
@@ -137,14 +143,15 @@ def endpoint(
                 raise
             response = answer
         response.headers.setdefault("cache-control", "no-store")
-        _log.info(
-            f"{area} call",
-            method=request.method,
-            route=template,
-            status=response.status_code,
-            client=client.name if client else None,
-            ms=round((time.perf_counter() - started) * 1000, 1),
-        )
+        if _access.isEnabledFor(logging.INFO):  # the check structlog's chain makes, without a bind
+            _log.info(
+                f"{area} call",
+                method=request.method,
+                route=template,
+                status=response.status_code,
+                client=client.name if client else None,
+                ms=round((time.perf_counter() - started) * 1000, 1),
+            )
         return response
 
     return call
@@ -197,9 +204,11 @@ def is_realtime(web: WebContext, partner: str) -> bool:
     return dispatch_is_realtime(web.config.partner(partner))
 
 
-def realtime_answer(ctx: Context, sub: apirecord.Submission, budget: float, on_stored: OnStored) -> bool:
+def realtime_answer(
+    ctx: Context, sub: apirecord.Submission, budget: float, on_stored: OnStored, *, inline: bool = False
+) -> bool:
     """Send the request just recorded to its real-time partner and wait for the answer, at most
-    ``budget`` seconds (``on_stored`` as ``send_realtime`` takes it)."""
+    ``budget`` seconds (``on_stored`` and ``inline`` as ``send_realtime`` takes them)."""
     assert sub.request_id is not None  # noqa: S101 - a new request
     return send_realtime(
         ctx,
@@ -209,14 +218,17 @@ def realtime_answer(ctx: Context, sub: apirecord.Submission, budget: float, on_s
         new_for=sub.partner,
         tracking=sub.tracking_number,
         started=sub.started,
+        inline=inline,
     )
 
 
-def _answered(ctx: Context, sub: apirecord.Submission, budget: float, on_stored: OnStored) -> bool:
+def _answered(
+    ctx: Context, sub: apirecord.Submission, budget: float, on_stored: OnStored, *, inline: bool
+) -> bool:
     """Whether the real-time answer came in time; a transport failure leaves the request to the run
     loop (it is stored; the caller gets a 202) and is logged without PHI."""
     try:
-        return realtime_answer(ctx, sub, budget, on_stored)
+        return realtime_answer(ctx, sub, budget, on_stored, inline=inline)
     except X12GatewayError as exc:
         _log.warning("real-time call failed; left to the run loop", request_id=sub.request_id, error=str(exc))
         return False
@@ -239,15 +251,101 @@ def submit_handler(kind: str) -> Handler:
         key = _idempotency_key(request)
         body, obj = await _json_body(request, web.config.api.max_body_bytes)
         req, partner = _request(obj, kind, web)
-        # the store work of the call in one worker thread (each hand-off costs the event loop)
-        return await run_in_threadpool(_submitted, web, client, (body, req, partner), key)
+        return await _in_one_thread(web, client, (body, req, partner), key)
 
     return submit
 
 
-def _submitted(web: WebContext, client: ApiClient, call: tuple[bytes, Any, str], key: str | None) -> Response:
+class _Call:
+    """One call's answer, decided once, under ``lock``: by its thread (the result, a replay, 202 after
+    a failure) or by the event loop when the budget passes first (then the thread, still storing the
+    late answer, adds nothing). ``deadline`` is set once the call is recorded (the budget starts
+    there, as in ``send_realtime``), with the tracking number the loop's 202 names."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.deadline: float | None = None
+        self.tracking = ""
+        self.by = ""  # who decided the answer: "thread" or "loop"
+
+    def decide(self, by: str) -> bool:
+        """Whether ``by`` decides the answer (nobody did before, or ``by`` itself did)."""
+        with self.lock:
+            self.by = self.by or by
+            return self.by == by
+
+
+Outcome = Response | BaseException | tuple[int, dict[str, Any]]  # a tuple: the budget passed
+
+
+async def _in_one_thread(
+    web: WebContext, client: ApiClient, call: tuple[bytes, Any, str], key: str | None
+) -> Response:
+    """The call's synchronous part in one delivery thread, end to end: recorded, sent to a real-time
+    partner and its answer stored (``send_realtime(inline=True)``), answered. The event loop waits
+    for that thread without a worker of its own; a timer answers 202 at the budget while the thread
+    goes on storing the late answer (a hand-off less per call than a worker thread waiting for a
+    delivery thread)."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[Outcome] = loop.create_future()
+    state = _Call()
+    budget = web.config.api.realtime_budget_seconds
+
+    def settle(outcome: Outcome) -> None:
+        if not future.done():
+            future.set_result(outcome)
+
+    def job() -> None:
+        outcome: Outcome | None
+        try:
+            outcome = _submitted(web, client, call, key, state)
+        except BaseException as exc:  # noqa: BLE001 - answered by the endpoint (problem, 503, 500), never lost
+            # the pool thread goes on; an exit request is the event loop's to honour, not this call's
+            failed = (
+                exc
+                if isinstance(exc, Exception)
+                else RuntimeError(f"api call stopped ({type(exc).__name__})")
+            )
+            outcome = failed if state.decide("thread") else None
+            if outcome is None:
+                _log.error("api call failed after its budget", error=type(exc).__name__)
+        if outcome is not None:
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile (serve stopped): nobody waits
+                loop.call_soon_threadsafe(settle, outcome)
+
+    def expire() -> None:
+        with state.lock:
+            if state.by:
+                return
+            if state.deadline is None or time.monotonic() < state.deadline:  # not recorded yet, or later
+                timer[0] = loop.call_at(state.deadline or loop.time() + _POLL_SECONDS, expire)
+                return
+            state.by = "loop"
+        settle(_accepted(state.tracking))
+
+    timer = [loop.call_later(budget, expire)]
+    dispatch_run(job)
+    try:
+        outcome = await future
+    finally:
+        timer[0].cancel()
+    if isinstance(outcome, BaseException):
+        raise outcome
+    if isinstance(outcome, tuple):  # the budget passed: remembered as the thread would have
+        if key is not None:
+            await run_in_threadpool(
+                apirecord.remember_response, web.store, outcome[1]["tracking_number"], *outcome
+            )
+        return _reply(*outcome)
+    return outcome
+
+
+def _submitted(
+    web: WebContext, client: ApiClient, call: tuple[bytes, Any, str], key: str | None, state: _Call
+) -> Response | None:
     """Record the call (``body``, the checked request, its partner) and answer it: a replay, a
-    conflict, 202, or the real-time result."""
+    conflict, 202, or the real-time result; None when the event loop answered first (the budget
+    passed while the answer was being fetched: it is stored all the same)."""
     body, req, partner = call
     ctx = api_context(web)
     budget = web.config.api.realtime_budget_seconds
@@ -266,7 +364,11 @@ def _submitted(web: WebContext, client: ApiClient, call: tuple[bytes, Any, str],
         )
     if sub.request_id is None:  # an earlier call with this key never finished: answer as accepted
         return _reply(*_accepted(sub.tracking_number), replayed=True)
-    status, out = _outcome(ctx, web, sub, budget)
+    with state.lock:  # the budget starts now (the loop's timer waits for this)
+        state.deadline, state.tracking = time.monotonic() + budget, sub.tracking_number
+    status, out = _outcome(ctx, web, sub, budget, inline=True)
+    if not state.decide("thread"):
+        return None  # answered 202 at the budget by the event loop
     if key is not None:  # only a retry with the key replays it
         apirecord.remember_response(web.store, sub.tracking_number, status, out)
     return _reply(status, out)
@@ -284,9 +386,10 @@ def _queue_with_call(ctx: Context, web: WebContext, req: Any, partner: str) -> Q
 
 
 def _outcome(
-    ctx: Context, web: WebContext, sub: apirecord.Submission, budget: float
+    ctx: Context, web: WebContext, sub: apirecord.Submission, budget: float, *, inline: bool = False
 ) -> tuple[int, dict[str, Any]]:
-    """200 with the result when a real-time partner answered in time, else 202."""
+    """200 with the result when a real-time partner answered in time, else 202 (``inline``: the
+    delivery in this thread, see ``send_realtime``)."""
     assert sub.request_id is not None  # noqa: S101 - a new request
     assert sub.partner is not None  # noqa: S101 - a new request
     results: list[dict[str, Any]] = []  # the result document of the stored request
@@ -298,7 +401,7 @@ def _outcome(
         except X12GatewayError as exc:
             failed.append(exc)
 
-    if is_realtime(web, sub.partner) and _answered(ctx, sub, budget, read_result):
+    if is_realtime(web, sub.partner) and _answered(ctx, sub, budget, read_result, inline=inline):
         if failed:
             raise failed[0]
         return 200, results[0]
@@ -347,19 +450,21 @@ async def openapi(_request: Request) -> Response:
     return JSONResponse(document())
 
 
+def lean_routes() -> dict[str, Callable[[Request], Awaitable[Response]]]:
+    """The POST endpoints, relative to ``/api/v1``, that ``gateway.web.app.GatewayApp`` calls
+    directly (the same endpoints ``routes`` has)."""
+    return {
+        "/eligibility": endpoint("eligibility:write", "POST /eligibility", submit_handler("270")),
+        "/authorizations": endpoint("authorizations:write", "POST /authorizations", submit_handler("278")),
+    }
+
+
 def routes() -> list[Route]:
     """The API's routes, relative to ``/api/v1`` (the OpenAPI document describes each one)."""
+    lean = lean_routes()
     return [
-        Route(
-            "/eligibility",
-            endpoint("eligibility:write", "POST /eligibility", submit_handler("270")),
-            methods=["POST"],
-        ),
-        Route(
-            "/authorizations",
-            endpoint("authorizations:write", "POST /authorizations", submit_handler("278")),
-            methods=["POST"],
-        ),
+        Route("/eligibility", lean["/eligibility"], methods=["POST"]),
+        Route("/authorizations", lean["/authorizations"], methods=["POST"]),
         Route(
             "/requests/{tracking}",
             endpoint("requests:read", "GET /requests/{tracking}", get_request),
