@@ -38,6 +38,7 @@ from gateway.lifecycle import (
     SetState,
     allows,
 )
+from gateway.realtime import slots
 from gateway.runtime.config import PartnerConfig
 from gateway.runtime.context import Context
 from gateway.stages.batching import QueuedSet
@@ -359,6 +360,14 @@ def _answered_and_stored(
     two-step way (``prepare_answer`` says so, or storing it met a plain Python error): nothing of it
     is committed then. A crash before the commit leaves the file ``uploading`` (sent again, as after
     a crash mid-POST), after it the answer ``processed`` (``recover`` writes its results)."""
+    with slots.CALLS:  # store-and-compute work: two calls at a time (``gateway.realtime.slots``)
+        return _answer_stored_now(ctx, partner, attempt, reply, answer)
+
+
+def _answer_stored_now(
+    ctx: Context, partner: PartnerConfig, attempt: Attempt, reply: CoreReply, answer: Processing
+) -> Sent | None:
+    """``_answered_and_stored`` inside a call slot."""
     row, detail = attempt.row, attempt.detail
     prepared = prepare_answer(ctx, partner, reply.message.payload, answer.rules)
     if prepared is None:

@@ -30,6 +30,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gateway.errors import GatewayError
+from gateway.realtime import slots
 from gateway.realtime.dispatch import OnStored, QueueNow, queue_now, send_realtime
 from gateway.realtime.dispatch import is_realtime as dispatch_is_realtime
 from gateway.realtime.dispatch import run_in_worker as dispatch_run
@@ -351,9 +352,10 @@ def _submitted(
     budget = web.config.api.realtime_budget_seconds
     queue = _queue_with_call(ctx, web, req, partner)
     try:
-        sub = apirecord.submit(
-            ctx, client, body, req, partner, idempotency_key=key, budget=budget, queue=queue
-        )
+        with slots.CALLS:  # recording is store-and-compute work: two calls at a time (``slots``)
+            sub = apirecord.submit(
+                ctx, client, body, req, partner, idempotency_key=key, budget=budget, queue=queue
+            )
     except apirecord.IdempotencyMismatchError as exc:
         raise ApiProblemError(422, str(exc)) from None
     if sub.replay is not None:

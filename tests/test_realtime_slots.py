@@ -1,0 +1,93 @@
+"""Real-time calls' store-and-compute parts go through ``gateway.realtime.slots``: at most two calls
+of a process inside at once, every store statement of a call made inside its slot, and a part nested
+in another never waiting for a second slot."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from gateway.realtime import slots
+from tests.api_support import Api, sample, serving
+from tests.test_api import add_client
+
+if TYPE_CHECKING:
+    from tests.core_support import CoreRig
+
+pytest_plugins = ["tests.core_fixtures"]
+
+CALLS = 8
+
+
+def test_every_statement_of_concurrent_api_calls_runs_inside_a_slot_and_two_at_most(rig: CoreRig) -> None:
+    """Eight concurrent API eligibility calls: each store statement their call threads run is made
+    with a slot held, never with more than ``CALL_SLOTS`` calls inside, and every call is answered 200."""
+    ctx = rig.context(rig.server(latency_seconds=0.05))
+    key = add_client(ctx, "billing")
+    seen: list[tuple[bool, int]] = []
+    lock = threading.Lock()
+
+    def on_execute(*_args: Any) -> None:
+        if threading.current_thread().name.startswith("core-"):  # the API's call threads
+            with lock:
+                seen.append((slots.CALLS.held(), slots.CALLS.busy))
+
+    with serving(ctx.config) as port:
+        api = Api("127.0.0.1", port)
+
+        def call(n: int) -> int:
+            body = sample("270-subscriber") | {"trace_number": f"SL-{n:04d}"}
+            return api.call("POST", "/eligibility", body, key=key)[0]
+
+        assert call(0) == 200  # warm: maps, schema, number blocks
+        event.listen(Engine, "before_cursor_execute", on_execute)
+        try:
+            with ThreadPoolExecutor(CALLS) as pool:
+                statuses = list(pool.map(call, range(1, CALLS + 1)))
+        finally:
+            event.remove(Engine, "before_cursor_execute", on_execute)
+    assert statuses == [200] * CALLS
+    assert len(seen) >= CALLS * 10  # the calls' statements were seen
+    assert all(held for held, _ in seen), "a call's statement ran outside its slot"
+    assert max(busy for _, busy in seen) <= slots.CALL_SLOTS
+
+
+def test_a_part_nested_in_another_takes_no_second_slot() -> None:
+    """A thread already inside goes straight in again (with one slot, a nested part would otherwise
+    wait for itself forever) and holds its slot until the outer part leaves."""
+    gate = slots.Slots(1)
+    with gate:
+        with gate:
+            assert gate.busy == 1
+        assert gate.held()
+        assert gate.busy == 1
+    assert not gate.held()
+    assert gate.busy == 0
+
+
+def test_a_third_thread_waits_while_two_are_inside() -> None:
+    """With both slots taken by threads still inside, no third one can get in; once one leaves, it can."""
+    gate = slots.Slots(2)
+    inside, leave = threading.Barrier(3), threading.Event()
+
+    def hold() -> None:
+        with gate:
+            inside.wait()
+            leave.wait()
+
+    threads = [threading.Thread(target=hold) for _ in range(2)]
+    for t in threads:
+        t.start()
+    inside.wait()  # both are inside
+    assert gate.busy == 2
+    assert gate._free.acquire(blocking=False) is False  # no free slot is left
+    leave.set()
+    for t in threads:
+        t.join()
+    assert gate.busy == 0
+    with gate:  # free again
+        assert gate.held()
