@@ -220,7 +220,7 @@ class _SetWalk:
             return
         self.node = found
         for inst in self.counts.see(found, position):
-            if inst.whole:
+            if inst.whole and inst.loop.required_rest:  # else missing_parts finds nothing
                 missing = missing_parts(inst, position, self.findings, walk_findings)
                 if missing:
                     walk_findings = missing if walk_findings is None else walk_findings + missing
@@ -245,7 +245,10 @@ class _SetWalk:
             if too_many:
                 findings += too_many
                 values = view(trimmed)[0]
-        errs = element_errors(found, tag, values, self.cmap.icvn)
+        icvn = self.cmap.icvn
+        errs = check_segment(found, tag, values, icvn)  # element_errors' first step, inline: most are clean
+        if errs:
+            errs = element_errors(found, tag, values, icvn)
         for e in errs:
             f = element_finding(e, found, segment, position)
             if not (f.code == "8" and calendar_date(value_at(segment, f.element_position))):
