@@ -213,7 +213,6 @@ def test_range_date_with_two_hyphens_is_an_invalid_date_where_pyx12_raises() -> 
     ]
 
 
-
 def test_a_closed_loop_instance_lacking_a_required_part_is_reported_as_pyx12_does() -> None:
     """A loop instance closed without a required part other than its first segment (a set whose SE is
     cut, closed by the next ST) gets IK304 3 from the loop-instance check, the same report as pyx12's."""

@@ -23,10 +23,16 @@ class HLCheck:
         msg = f"invalid code value: {what} ({xid})"
         self.findings.append(Finding("HL", position, loop, "7", msg, xid, (index, None, None), ref))
 
-    def see(self, node: SegNode, segment: Segment, position: int) -> None:
+    def see(self, node: SegNode, segment: Segment, position: int, *, plain: bool = False) -> None:
+        """``plain``: every element is a string (no composite, no repetition), so that HL01-HL04 are
+        the first four elements as they stand, missing ones empty (what ``Segment.get`` gives)."""
         loop = node.innermost
-        get = segment.get
-        hl_id, parent, level, child_code = get(1), get(2), get(3), get(4)
+        if plain:
+            els: tuple[str, ...] = segment.elements  # type: ignore[assignment]  # plain: strings only
+            hl_id, parent, level, child_code = (*els[:4], "", "", "", "")[:4]
+        else:
+            get = segment.get
+            hl_id, parent, level, child_code = get(1), get(2), get(3), get(4)
         if hl_id != str(len(self.levels) + 1):
             self._err(position, loop, "HL01", 1, "628", "hierarchical id number out of sequence")
         allowed = node.parent.hl_parent_codes

@@ -259,7 +259,7 @@ class _SetWalk:
         if found.is_first and (found.parent.has_lx_loop or tag == "LX"):  # else LXCheck.see does nothing
             findings += self.lx.see(found, segment, position)
         if tag == "HL":
-            self.hl.see(found, segment, position)
+            self.hl.see(found, segment, position, plain=plain)
         if self.ls.open is not None or tag in ("LS", "LE"):
             self.ls.see(found, segment, position)
 
