@@ -223,3 +223,20 @@ def test_a_closed_loop_instance_lacking_a_required_part_is_reported_as_pyx12_doe
     _assert_same(mutated)
     findings = [f for s in validate_detailed(mutated).sets for f in s.report.findings]
     assert any(f.code == "3" and f.segment == "SE" for f in findings)
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        (b"HL*4*3*23*0~", b"HL*4*3*23~"),  # plain, HL04 missing
+        (b"HL*4*3*23*0~", b"HL*4~"),  # plain, HL02-HL04 missing
+        (b"HL*2*1*21*1~", b"HL*2*1^1*21*1~"),  # a repetition: not a plain segment
+        (b"HL*2*1*21*1~", b"HL*2*1:1*21*1~"),  # a composite: not a plain segment
+    ],
+)
+def test_hl_elements_are_read_alike_from_plain_and_other_segments(old: bytes, new: bytes) -> None:
+    """HL01-HL04 read straight from a plain segment's elements (missing ones empty) give the same HL
+    findings as ``Segment.get`` does for composites and repetitions, and as pyx12's walker."""
+    data = (ROOT / "sample_edi" / "responses" / "271-dependent-active.x12").read_bytes()
+    assert old in data
+    _assert_same(data.replace(old, new))

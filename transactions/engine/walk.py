@@ -286,6 +286,7 @@ def walk_transaction_set(
 ) -> WalkResult:
     """Validate ST..SE of one set against one map with the compiled engine."""
     state = _SetWalk(compiled_map(map_file, map_source), d, keep_placed=keep_placed)
+    step = state.step
     for position, segment in enumerate(segments, 1):
-        state.step(segment, position)
+        step(segment, position)
     return state.finish(segments, ended_by_se=bool(segments) and segments[-1].tag == "SE")
