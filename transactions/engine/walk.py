@@ -239,7 +239,8 @@ class _SetWalk:
         findings = self.findings
         tag = segment.tag
         # The values that are not plain strings, found once for the two checks that read only them.
-        odd = None if plain else [(i, v) for i, v in enumerate(segment.elements) if not isinstance(v, str)]
+        # (``__class__``: a str subclass counted as odd is passed over by both, as a plain str would be)
+        odd = None if plain else [(i, v) for i, v in enumerate(segment.elements) if v.__class__ is not str]
         if found.has_composite and odd:  # a plain segment (no composite, no repeat) needs no cut
             trimmed, too_many = trim_composites(found, segment, position, odd)
             if too_many:
