@@ -211,3 +211,32 @@ def test_range_date_with_two_hyphens_is_an_invalid_date_where_pyx12_raises() -> 
     assert [(f.segment, f.code, f.element, f.element_position) for f in findings] == [
         ("DTP", "8", "DTP03", (3, None, None))
     ]
+
+
+def test_a_closed_loop_instance_lacking_a_required_part_is_reported_as_pyx12_does() -> None:
+    """A loop instance closed without a required part other than its first segment (a set whose SE is
+    cut, closed by the next ST) gets IK304 3 from the loop-instance check, the same report as pyx12's."""
+    data = (ROOT / "sample_edi" / "responses" / "271-batch-100.x12").read_bytes()
+    lines = data.split(b"~")
+    cut = next(i for i, s in enumerate(lines) if s.lstrip().startswith(b"SE*"))
+    mutated = b"~".join(lines[:cut] + lines[cut + 1 :])
+    _assert_same(mutated)
+    findings = [f for s in validate_detailed(mutated).sets for f in s.report.findings]
+    assert any(f.code == "3" and f.segment == "SE" for f in findings)
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        (b"HL*4*3*23*0~", b"HL*4*3*23~"),  # plain, HL04 missing
+        (b"HL*4*3*23*0~", b"HL*4~"),  # plain, HL02-HL04 missing
+        (b"HL*2*1*21*1~", b"HL*2*1^1*21*1~"),  # a repetition: not a plain segment
+        (b"HL*2*1*21*1~", b"HL*2*1:1*21*1~"),  # a composite: not a plain segment
+    ],
+)
+def test_hl_elements_are_read_alike_from_plain_and_other_segments(old: bytes, new: bytes) -> None:
+    """HL01-HL04 read straight from a plain segment's elements (missing ones empty) give the same HL
+    findings as ``Segment.get`` does for composites and repetitions, and as pyx12's walker."""
+    data = (ROOT / "sample_edi" / "responses" / "271-dependent-active.x12").read_bytes()
+    assert old in data
+    _assert_same(data.replace(old, new))

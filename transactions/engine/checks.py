@@ -23,10 +23,16 @@ class HLCheck:
         msg = f"invalid code value: {what} ({xid})"
         self.findings.append(Finding("HL", position, loop, "7", msg, xid, (index, None, None), ref))
 
-    def see(self, node: SegNode, segment: Segment, position: int) -> None:
+    def see(self, node: SegNode, segment: Segment, position: int, *, plain: bool = False) -> None:
+        """``plain``: every element is a string (no composite, no repetition), so that HL01-HL04 are
+        the first four elements as they stand, missing ones empty (what ``Segment.get`` gives)."""
         loop = node.innermost
-        get = segment.get
-        hl_id, parent, level, child_code = get(1), get(2), get(3), get(4)
+        if plain:
+            els: tuple[str, ...] = segment.elements  # type: ignore[assignment]  # plain: strings only
+            hl_id, parent, level, child_code = (*els[:4], "", "", "", "")[:4]
+        else:
+            get = segment.get
+            hl_id, parent, level, child_code = get(1), get(2), get(3), get(4)
         if hl_id != str(len(self.levels) + 1):
             self._err(position, loop, "HL01", 1, "628", "hierarchical id number out of sequence")
         allowed = node.parent.hl_parent_codes
@@ -88,17 +94,17 @@ class Instance:
 
     __slots__ = ("children", "loop", "start", "uses", "whole")
 
-    def __init__(self, loop: LoopNode, start: int, *, whole: bool) -> None:
+    def __init__(self, loop: LoopNode, start: int, uses: dict[SegNode, int], *, whole: bool) -> None:
         self.loop = loop
         self.start = start
-        self.uses: dict[SegNode, int] = {}  # nodes hash by identity: no id() call per segment
+        self.uses = uses  # nodes hash by identity: no id() call per segment
         self.children: set[LoopNode] = set()
         self.whole = whole
 
 
 def encloses(outer: LoopNode | None, inner: LoopNode) -> bool:
     """True when ``outer`` is a strict ancestor of ``inner`` in the map."""
-    return id(outer) in inner.ancestors
+    return outer in inner.ancestors
 
 
 NONE_CLOSED: list[Instance] = []  # shared, never appended to
@@ -121,7 +127,7 @@ class UseCounter:
         closed: list[Instance] = []
         if found.is_first:
             ancestors = loop.ancestors
-            while stack and id(stack[-1].loop) not in ancestors:
+            while stack and stack[-1].loop not in ancestors:
                 closed.append(stack.pop())
             if stack:
                 top = stack[-1]
@@ -129,14 +135,14 @@ class UseCounter:
                 while cur is not None and cur is not top.loop:
                     top.children.add(cur)
                     cur = cur.parent
-            stack.append(Instance(loop, position, whole=True))
-        else:
+            stack.append(Instance(loop, position, {found: 1}, whole=True))  # opened by its first segment
+            return closed
+        top_loop = stack[-1].loop if stack else None
+        while stack and top_loop is not loop and not encloses(top_loop, loop):
+            closed.append(stack.pop())
             top_loop = stack[-1].loop if stack else None
-            while stack and top_loop is not loop and not encloses(top_loop, loop):
-                closed.append(stack.pop())
-                top_loop = stack[-1].loop if stack else None
-            if not stack or stack[-1].loop is not loop:
-                stack.append(Instance(loop, position, whole=False))
+        if not stack or stack[-1].loop is not loop:
+            stack.append(Instance(loop, position, {}, whole=False))
         uses = stack[-1].uses
         uses[found] = uses.get(found, 0) + 1
         return closed
@@ -159,7 +165,7 @@ def missing_parts(
     if not inst.whole:
         return []
     out: list[Finding] = []
-    for kid in inst.loop.required_kids:
+    for kid in inst.loop.required_rest:  # the first segment is in ``uses``: it opened the instance
         if isinstance(kid, SegNode):
             if inst.uses.get(kid):
                 continue

@@ -168,6 +168,7 @@ class _Compiler:
             isinstance(k, LoopNode) and k.first_seg is not None and k.first_seg.id == "LX" for k in loop.kids
         )
         loop.required_kids = tuple(k for k in loop.kids if k.usage == "R" and _checked_when_missing(k))
+        loop.required_rest = tuple(k for k in loop.required_kids if k is not loop.first_seg)
         loop.kid_segment_ids = frozenset(k.id for k in loop.kids if isinstance(k, SegNode))
 
     def _node(self, pnode: Any, parent: LoopNode) -> Node:
@@ -179,7 +180,7 @@ class _Compiler:
                 pnode.id, pnode.name or "", pnode.usage, pnode.pos, pnode.get_max_repeat(), key, parent
             )
             loop.eq_key = eq_key
-            loop.ancestors = parent.ancestors | {id(parent)}
+            loop.ancestors = parent.ancestors | {parent}
             self.loops.append(loop)
             self._fill(loop, pnode)
             return loop

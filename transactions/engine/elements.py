@@ -50,6 +50,9 @@ def view(segment: Segment) -> tuple[View, bool]:
 def _slow_view(elements: tuple[Element, ...]) -> View:
     out: list[Value] = []
     for e in elements:
+        if e.__class__ is str:  # most values of a segment with a composite or a repetition
+            out.append(e)
+            continue
         if isinstance(e, Repetition):
             e = e[0] if e else ""  # noqa: PLW2901 - the first occurrence is what pyx12 sees
         if isinstance(e, str):

@@ -121,8 +121,11 @@ class LoopNode:
     hl_parent_codes: frozenset[str] | None = None
     has_lx_loop: bool = False
     kid_segment_ids: frozenset[str] = frozenset()
-    ancestors: frozenset[int] = frozenset()  # id() of every enclosing loop and the root
+    ancestors: frozenset[LoopNode] = frozenset()  # every enclosing loop and the root (hashed by identity)
     required_kids: tuple[Node, ...] = ()  # usage R kids a closed instance must hold (HL loops left out)
+    # required_kids without the loop's first segment, which a whole instance always holds (it opened it):
+    # empty for most loops, so that a closed instance is not checked at all
+    required_rest: tuple[Node, ...] = ()
     tails: dict[int, Tail] = field(default_factory=dict)  # from position -> children (built when needed)
 
     def is_segment(self) -> bool:

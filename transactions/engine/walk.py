@@ -220,7 +220,7 @@ class _SetWalk:
             return
         self.node = found
         for inst in self.counts.see(found, position):
-            if inst.whole:
+            if inst.whole and inst.loop.required_rest:  # else missing_parts finds nothing
                 missing = missing_parts(inst, position, self.findings, walk_findings)
                 if missing:
                     walk_findings = missing if walk_findings is None else walk_findings + missing
@@ -239,13 +239,17 @@ class _SetWalk:
         findings = self.findings
         tag = segment.tag
         # The values that are not plain strings, found once for the two checks that read only them.
-        odd = None if plain else [(i, v) for i, v in enumerate(segment.elements) if not isinstance(v, str)]
+        # (``__class__``: a str subclass counted as odd is passed over by both, as a plain str would be)
+        odd = None if plain else [(i, v) for i, v in enumerate(segment.elements) if v.__class__ is not str]
         if found.has_composite and odd:  # a plain segment (no composite, no repeat) needs no cut
             trimmed, too_many = trim_composites(found, segment, position, odd)
             if too_many:
                 findings += too_many
                 values = view(trimmed)[0]
-        errs = element_errors(found, tag, values, self.cmap.icvn)
+        icvn = self.cmap.icvn
+        errs = check_segment(found, tag, values, icvn)  # element_errors' first step, inline: most are clean
+        if errs:
+            errs = element_errors(found, tag, values, icvn)
         for e in errs:
             f = element_finding(e, found, segment, position)
             if not (f.code == "8" and calendar_date(value_at(segment, f.element_position))):
@@ -256,7 +260,7 @@ class _SetWalk:
         if found.is_first and (found.parent.has_lx_loop or tag == "LX"):  # else LXCheck.see does nothing
             findings += self.lx.see(found, segment, position)
         if tag == "HL":
-            self.hl.see(found, segment, position)
+            self.hl.see(found, segment, position, plain=plain)
         if self.ls.open is not None or tag in ("LS", "LE"):
             self.ls.see(found, segment, position)
 
@@ -283,6 +287,7 @@ def walk_transaction_set(
 ) -> WalkResult:
     """Validate ST..SE of one set against one map with the compiled engine."""
     state = _SetWalk(compiled_map(map_file, map_source), d, keep_placed=keep_placed)
+    step = state.step
     for position, segment in enumerate(segments, 1):
-        state.step(segment, position)
+        step(segment, position)
     return state.finish(segments, ended_by_se=bool(segments) and segments[-1].tag == "SE")

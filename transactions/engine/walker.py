@@ -170,8 +170,9 @@ class Walker:
         if child.id == tag and (
             child.qualifier is None or is_match(child, tag, self.values, self.component)
         ):  # is_match, without the call when the map names no qualifier
-            if not loop.is_root and self._is_loop_match(loop):
-                return self._goto(loop)  # the segment opens its loop again
+            if not loop.is_root and self._is_loop_match(loop):  # the segment opens its loop again
+                first = loop.first_seg  # matched by _is_loop_match: what _goto would find first
+                return self._goto(loop) if first is None else self._enter(loop, first)
             counts = self.counts  # _incr and _check_seg_usage, inline: this runs for most segments
             key = child.key
             seen = counts[key] = counts.get(key, 0) + 1
