@@ -191,6 +191,59 @@ def test_purge_removes_old_blobs_no_file_row_names(tmp_path: Path) -> None:
         ctx.store.close()
 
 
+def test_purge_keeps_a_companion_as_long_as_the_payload_it_travels_with(tmp_path: Path) -> None:
+    """A companion blob (``stage(companion_of=...)``) outlives the cutoff while a ``files`` row names
+    the payload it travels with, and goes once nothing names that payload."""
+    config, _ = write_config(tmp_path)
+    ctx = open_context(config)
+    try:
+        ctx.store.clock = lambda: datetime(2015, 3, 1, tzinfo=UTC)
+        kept, orphan = ctx.payloads.stage(b"kept-x12"), ctx.payloads.stage(b"orphan-x12")
+        with_kept = ctx.payloads.stage(b"envelope-1", companion_of=kept.sha256)
+        with_orphan = ctx.payloads.stage(b"envelope-2", companion_of=orphan.sha256)
+        with ctx.store.begin() as tx:
+            ctx.payloads.record(tx, kept, orphan, with_kept, with_orphan)
+            tx.files.record(
+                direction="in",
+                partner="acme",
+                name="answer.x12",
+                sha256=kept.sha256,
+                size=8,
+                payload_path=None,
+                state=FileState.DOWNLOADED,
+            )
+        assert purge_blobs(ctx.store, datetime.now(UTC), dry_run=False) == 2  # the orphan and its envelope
+        reader = PayloadStore(config.folders.payloads, ctx.store)
+        assert reader.get(with_kept.sha256) == b"envelope-1"
+        assert reader.find(with_orphan.sha256) is None
+        assert reader.find(orphan.sha256) is None
+    finally:
+        ctx.store.close()
+
+
+def test_a_companion_is_a_blob_whatever_its_size(tmp_path: Path) -> None:
+    """Only a blob row can say which payload keeps it, so a companion over INLINE_MAX_BYTES is not
+    written as a file."""
+    config, _ = write_config(tmp_path)
+    ctx = open_context(config)
+    try:
+        big = ctx.payloads.stage(b"E" * (INLINE_MAX_BYTES + 1), companion_of="0" * 64)
+        assert big.path is None
+        assert big.companion_of == "0" * 64
+    finally:
+        ctx.store.close()
+
+
+def test_purge_after_a_realtime_call_keeps_every_payload_its_rows_need(rig: CoreRig) -> None:
+    """Past the payload cutoff, with the call's rows kept, ``purge_blobs`` removes none of the call's
+    four payloads: the CORE envelope no row names stays with the 271 it carried."""
+    ctx = rig.context(rig.server())
+    _one_call(ctx)
+    assert len(_raw_blobs(ctx.store)) == 4
+    assert purge_blobs(ctx.store, datetime.now(UTC) + timedelta(days=1), dry_run=False) == 0
+    assert len(_raw_blobs(ctx.store)) == 4
+
+
 def test_only_batches_get_a_csv_summary(rig: CoreRig) -> None:
     """A CORE real-time partner's answers get no CSV summary; any other partner's files do, and none
     when ``[outbox] csv_summary`` is off."""

@@ -403,7 +403,8 @@ def _answer_kept(ctx: Context, detail: dict[str, Any], reply: CoreReply) -> tupl
         "elapsed_ms": reply.elapsed_ms,
         "connect_ms": reply.connect_ms,
     }
-    payload, envelope = ctx.payloads.stage(answer.payload), ctx.payloads.stage(reply.raw)
+    payload = ctx.payloads.stage(answer.payload)
+    envelope = ctx.payloads.stage(reply.raw, companion_of=payload.sha256)  # kept as long as the X12
     return facts, (payload.sha256, payload.payload_path, envelope.sha256, answer, (payload, envelope))
 
 

@@ -210,10 +210,13 @@ def payload_in_use(store: Store) -> Callable[[Path], bool]:
 
 def purge_blobs(store: Store, cutoff: datetime, *, dry_run: bool, batch: int = DEFAULT_BATCH) -> int:
     """Delete (or count) payloads kept in the store before ``cutoff`` that no ``files`` row names, as
-    ``purge_folder`` does with payload files; one batch a transaction, the check in the delete itself
-    (a row naming the payload committed meanwhile keeps it)."""
+    ``purge_folder`` does with payload files, nor the payload a companion travels with (a CORE
+    envelope lives as long as its answer's row); one batch a transaction, the check in the delete
+    itself (a row naming the payload committed meanwhile keeps it)."""
     b, f = s.payload_blobs, s.files
-    free = (b.c.created_at < cutoff) & ~exists().where(f.c.sha256 == b.c.sha256)
+    named = exists().where(f.c.sha256 == b.c.sha256)
+    carried = exists().where(f.c.sha256 == b.c.companion_of)
+    free = (b.c.created_at < cutoff) & ~named & ~carried
     if dry_run:
         with store.engine.connect() as conn:
             return len(_ids(conn, select(b.c.id).where(free)))

@@ -12,7 +12,9 @@ Two homes, one name (the SHA-256), so every reader asks by hash and finds either
   there is no step between them for a crash to fall into: both or neither.
 
 A blob row is written ``ON CONFLICT DO NOTHING``: the same bytes stored twice (a retried body) are one
-row, like one file. ``x12gw purge`` removes blobs no kept ``files`` row names, like files.
+row, like one file. ``x12gw purge`` removes blobs no kept ``files`` row names, like files; a
+companion blob (``stage(companion_of=...)``: a CORE envelope, which no row names) goes with the payload
+it travels with.
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ class Payload:
     sha256: str
     data: bytes = field(repr=False)  # PHI
     path: Path | None
+    companion_of: str | None = None  # the payload whose row keeps this one (``stage``)
 
     @property
     def payload_path(self) -> str | None:
@@ -105,19 +108,29 @@ class PayloadStore:
         sha = hashlib.sha256(data).hexdigest()
         return sha, self._write_file(sha, data)
 
-    def stage(self, data: bytes) -> Payload:
+    def stage(self, data: bytes, *, companion_of: str | None = None) -> Payload:
         """``data`` ready to be named by a row: small payloads are kept in the store by ``record``
-        in that row's transaction (nothing written yet), larger ones are files written now."""
+        in that row's transaction (nothing written yet), larger ones are files written now.
+
+        ``companion_of``: no row will name this payload, it travels with the payload of that hash (a
+        CORE envelope with the X12 it carried) and is kept as long as that one is. Only a blob row can
+        say so, so a companion is a blob whatever its size (envelopes are real-time sized)."""
         sha = hashlib.sha256(data).hexdigest()
-        if len(data) > INLINE_MAX_BYTES:
+        if companion_of is None and len(data) > INLINE_MAX_BYTES:
             return Payload(sha, data, self._write_file(sha, data))
-        return Payload(sha, data, None)
+        return Payload(sha, data, None, companion_of)
 
     def record(self, tx: Tx, *payloads: Payload) -> None:
         """In the caller's transaction (the one recording the rows that name them): the staged
         payloads kept in the store (one statement; those with a file are already durable)."""
         rows = [
-            {"sha256": p.sha256, "size": len(p.data), "data": p.data, "created_at": tx.now()}
+            {
+                "sha256": p.sha256,
+                "size": len(p.data),
+                "data": p.data,
+                "companion_of": p.companion_of,
+                "created_at": tx.now(),
+            }
             for p in payloads
             if p.path is None
         ]

@@ -258,6 +258,9 @@ payload_blobs = Table(
     Column("sha256", String(HASH), nullable=False, unique=True),
     Column("size", BigInteger, nullable=False),
     Column("data", SealedBytes(), nullable=False),  # PHI: sealed like the JSON columns
+    # the payload this one travels with (a real-time answer's CORE envelope: its X12): kept while a
+    # ``files`` row names either, since no row names the envelope itself
+    Column("companion_of", String(HASH), nullable=True),
     _created(),
     Index(None, "created_at"),
 )
