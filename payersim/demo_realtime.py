@@ -201,4 +201,5 @@ def _settle(gateway: Gateway, timeout: float) -> bool:
         time.sleep(0.5)
     return False
 
+
 settle = _settle  # x12gw demo --fhir waits the same way
