@@ -143,6 +143,7 @@ def test_lock_file_pins_every_dependency_with_hashes() -> None:
     """requirements.lock pins each runtime and dev dependency of pyproject.toml to one version with hashes."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     wanted = [*project["dependencies"], *project["optional-dependencies"]["dev"]]
+
     def canonical(name: str) -> str:  # PEP 503: fhir.resources is pinned as fhir-resources
         return re.sub(r"[-_.]+", "-", name).lower()
 
