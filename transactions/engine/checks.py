@@ -5,6 +5,8 @@ The same rules as :mod:`transactions.ig_walk`, with compiled nodes in place of p
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from transactions.engine.tables import LoopNode, SegNode
 from transactions.findings import SEGMENT_CODES, Finding
 from transactions.segment import Segment
@@ -158,7 +160,7 @@ class UseCounter:
 
 
 def missing_parts(
-    inst: Instance, position: int, findings: list[Finding], more: list[Finding] | None = None
+    inst: Instance, position: int, findings: list[Finding], more: Sequence[Finding] | None = None
 ) -> list[Finding]:
     """IK304 3 for required segments and loops an ended loop instance lacks (HL loops left to HL checks);
     one already reported since the instance began (in ``findings`` or ``more``) is not repeated."""
@@ -182,7 +184,7 @@ def missing_parts(
     return out
 
 
-def _reported(seg_id: str, start: int, findings: list[Finding]) -> bool:
+def _reported(seg_id: str, start: int, findings: Sequence[Finding]) -> bool:
     return any(f.segment == seg_id and f.code == "3" and f.position >= start for f in findings)
 
 

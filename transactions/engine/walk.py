@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
+from transactions.engine import elements
 from transactions.engine.checks import HLCheck, LSCheck, LXCheck, UseCounter, missing_parts
 from transactions.engine.compile import compiled_map
-from transactions.engine.elements import EleErr, View, check_segment, element_value_errors, view
+from transactions.engine.elements import WRITTEN, EleErr, View, check_segment, element_value_errors, view
 from transactions.engine.tables import CompiledMap, CompositeSpec, LoopNode, Node, SegNode
 from transactions.engine.walker import SegErr, Walker
 from transactions.findings import ELEMENT_CODES, SEGMENT_CODES, Finding
@@ -16,6 +18,7 @@ from transactions.placed import PlacedSegments, WalkResult
 from transactions.segment import Delimiters, Element, Repetition, Segment
 
 _DATE_FORMATS = {8: "%Y%m%d", 6: "%y%m%d", 12: "%Y%m%d%H%M"}
+WALK_MEMO_LIMIT = 20_000  # remembered walk steps per map and run (a few MB at most)
 
 
 def not_found_code(seg_id: str, current: Node, known: frozenset[str]) -> str:
@@ -213,6 +216,20 @@ class _SetWalk:
         start = self.node
         found, errors = self.walker.walk(start, tag, values, position)
         walk_findings = [self._walk_finding(e, tag, start, position) for e in errors] if errors else None
+        self.placed(found, walk_findings, segment, position, values, plain=plain)
+
+    def placed(
+        self,
+        found: SegNode | None,
+        walk_findings: Sequence[Finding] | None,
+        segment: Segment,
+        position: int,
+        values: View,
+        *,
+        plain: bool,
+    ) -> None:
+        """What follows the loop walk of one segment: the node it found (None: not placed) and the
+        walk's findings, then the loop-instance, element, HL, LS and LX checks."""
         if self.nodes is not None:
             self.nodes.append(found)
         if found is None:
@@ -223,11 +240,71 @@ class _SetWalk:
             if inst.whole and inst.loop.required_rest:  # else missing_parts finds nothing
                 missing = missing_parts(inst, position, self.findings, walk_findings)
                 if missing:
-                    walk_findings = missing if walk_findings is None else walk_findings + missing
+                    walk_findings = missing if walk_findings is None else [*walk_findings, *missing]
         if walk_findings:
             counts = self.counts
             self.findings += [f for f in walk_findings if not counts.overcount(f, found, position)]
         self._segment_checks(found, segment, position, values, plain=plain)
+
+    def walk_remembered(self, segments: Sequence[Segment]) -> None:
+        """All of ``segments`` (ST..SE), each segment's loop walk read from the run's remembered walks
+        (:class:`~transactions.engine.tables.WalkMemo`) while the set follows a path already walked.
+
+        Why: the walk was a third of a response set's validation, and sets of one file mostly repeat
+        a few shapes. What the walk finds for a segment (node, errors, findings) depends only on the
+        set's segments so far as the walk reads them: each one's id, and the values at the elements
+        the map's segments of that id read as qualifiers (plus the component separator, which joins a
+        composite qualifier). Those are the keys of the tree, so a path found in it gives exactly what
+        walking would. Where the set leaves the tree, the walker is brought to that point by walking
+        the segments before it (it has walked none so far) and goes on live, adding what it finds."""
+        memo = self.cmap.walks
+        component = self.walker.component
+        level = memo.get(component)
+        if level is None:
+            level = memo.setdefault(component, {})
+            WRITTEN.append(memo)  # emptied after the run (``compile.forget_values``)
+        quals = self.cmap.qualifier_elements
+        placed = self.placed
+        for position, segment in enumerate(segments, 1):
+            tag = segment.tag
+            values, plain = view(segment)
+            at = quals.get(tag)
+            key = tag if at is None else walk_key(tag, values, at)
+            entry = level.get(key)
+            if entry is None:
+                self._walk_on(segments, position, level)
+                return
+            found, walk_findings, level = entry
+            placed(found, walk_findings, segment, position, values, plain=plain)
+
+    def _walk_on(self, segments: Sequence[Segment], position: int, level: dict[Any, Any] | None) -> None:
+        """Segments from ``position`` on walked live, after the walker has walked the ones before;
+        each result added under ``level`` (the tree's node for the segments before) while the memo
+        has room."""
+        walker, node = self.walker, self.cmap.gs_node
+        for before, segment in enumerate(segments[: position - 1], 1):
+            found, _ = walker.walk(node, segment.tag, view(segment)[0], before)
+            node = node if found is None else found
+        memo, quals = self.cmap.walks, self.cmap.qualifier_elements
+        for at_pos in range(position, len(segments) + 1):
+            segment = segments[at_pos - 1]
+            tag = segment.tag
+            values, plain = view(segment)
+            found, errors = walker.walk(node, tag, values, at_pos)
+            walk_findings = (
+                tuple(self._walk_finding(e, tag, node, at_pos) for e in errors) if errors else None
+            )
+            if level is not None and memo.entries < WALK_MEMO_LIMIT:
+                at = quals.get(tag)
+                key = tag if at is None else walk_key(tag, values, at)
+                nxt: dict[Any, Any] = {}
+                level[key] = (found, walk_findings, nxt)
+                memo.entries += 1
+                level = nxt
+            else:
+                level = None
+            node = node if found is None else found
+            self.placed(found, walk_findings, segment, at_pos, values, plain=plain)
 
     def _walk_finding(self, e: SegErr, tag: str, start: Node, position: int) -> Finding:
         code = not_found_code(tag, start, self.cmap.known_ids) if e.code == "1" else None
@@ -287,7 +364,21 @@ def walk_transaction_set(
 ) -> WalkResult:
     """Validate ST..SE of one set against one map with the compiled engine."""
     state = _SetWalk(compiled_map(map_file, map_source), d, keep_placed=keep_placed)
-    step = state.step
-    for position, segment in enumerate(segments, 1):
-        step(segment, position)
-    return state.finish(segments, ended_by_se=bool(segments) and segments[-1].tag == "SE")
+    ended_by_se = bool(segments) and segments[-1].tag == "SE"
+    if ended_by_se and elements.MEMO_LIMIT:  # memos on (a set without SE takes a last walk: live)
+        state.walk_remembered(segments)
+    else:
+        step = state.step
+        for position, segment in enumerate(segments, 1):
+            step(segment, position)
+    return state.finish(segments, ended_by_se=ended_by_se)
+
+
+def walk_key(tag: str, values: View, at: tuple[int, ...]) -> tuple[Any, ...]:
+    """A segment's key in the remembered walks: its id and its values at ``at`` (the elements its
+    id's qualifiers read; None past the last one)."""
+    count = len(values)
+    if len(at) == 1:
+        first = at[0]
+        return (tag, values[first - 1] if first <= count else None)
+    return (tag, *[values[e - 1] if e <= count else None for e in at])
