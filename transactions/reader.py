@@ -67,8 +67,12 @@ def split_elements(text: str, delimiters: Delimiters) -> tuple[str, tuple[Elemen
     rep, comp = delimiters.repetition, delimiters.component
     values: list[Element] = []
     for raw in parts[1:]:
-        if rep in raw:
-            values.append(Repetition(_component_value(r, comp) for r in raw.split(rep)))
+        if rep in raw:  # occurrences split at once when none holds a component separator
+            occurrences = raw.split(rep)
+            if comp in raw:
+                values.append(Repetition(_component_value(r, comp) for r in occurrences))
+            else:
+                values.append(Repetition(occurrences))
         elif comp in raw:
             values.append(tuple(raw.split(comp)))
         else:

@@ -121,7 +121,10 @@ def repetition_findings(
             )
         if isinstance(child, CompositeSpec):
             continue
-        for rep_index, occurrence in enumerate(value[1:], 2):
+        later = value[1:]
+        if child.ok.issuperset(later):  # each one of the map's codes that check clean (so a str): none
+            continue
+        for rep_index, occurrence in enumerate(later, 2):
             if not isinstance(occurrence, str):
                 msg = f"{ELEMENT_CODES['13']}: {child.name} ({child.id})"
                 out.append(
@@ -287,17 +290,30 @@ class _SetWalk:
             WRITTEN.append(memo)  # emptied after the run (``compile.forget_values``)
         quals = self.cmap.qualifier_elements
         last = len(segments)
-        apply = self._apply
+        apply, checks, nodes = self._apply, self._segment_checks, self.nodes
         for position, segment in enumerate(segments, 1):
             tag = segment.tag
             values, plain = view(segment)
             at = quals.get(tag)
-            key = tag if at is None else walk_key(tag, values, at)
+            if at is None:
+                key: Any = tag
+            elif len(at) == 1:  # walk_key's commonest case, inline
+                first = at[0]
+                key = (tag, values[first - 1] if first <= len(values) else None)
+            else:
+                key = walk_key(tag, values, at)
             step = level.get(key)
             if step is None or (position == last and step[4] is None):
                 self._walk_on(segments, position, level)
                 return
-            apply(step, segment, position, values, plain=plain)
+            found = step[0]
+            if found is not None and not step[2] and not step[3]:  # placed, no finding: _apply, inline
+                if nodes is not None:
+                    nodes.append(found)
+                self.node = found
+                checks(found, segment, position, values, plain=plain)
+            else:
+                apply(step, segment, position, values, plain=plain)
             level = step[5]
         self.end = step[4]
 
