@@ -4,9 +4,10 @@ run, each in a fresh process so peak RSS is its own; and request building: 270s 
 
     python bench/bench_map.py [--mb 20] [--build 5000] [--memos both|on|off] [--gc both|policy|default]
 
-``--memos`` (default both): the compiled engine remembers the checks of repeated values and segments;
-with the memos off every value is checked afresh, the figure for real files, which repeat less than
-these generated batches.
+``--memos`` (default both): the compiled engine remembers the checks of repeated values and segments,
+and the loop walks of sets of a shape already walked (``transactions.engine.walk``); with the memos off
+every value is checked and every set walked afresh, the figure for real files, which repeat less than
+these generated batches (one set repeated).
 
 ``--gc`` (default both): every run with the gateway's collector policy (``gateway.runtime.gcpolicy``, as
 ``x12gw map`` and ``validate`` apply it, without loading maps ahead; the rows say "gc policy") and with

@@ -11,9 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from transactions.engine.compile import compiled_map
-from transactions.engine.elements import _typed_errors, check_element, clean, valid_type
+from transactions.engine.elements import _slow_view, _typed_errors, check_element, clean, valid_type, view
 from transactions.engine.tables import CompositeSpec, ElementSpec
 from transactions.maps import index
+from transactions.segment import Repetition, Segment
 
 # pyx12's own patterns, the reference the str-method rules replace.
 REC_N = re.compile(r"^-?[0-9]+", re.S | re.ASCII)
@@ -77,3 +78,28 @@ def test_every_ascii_character_follows_the_id_pattern() -> None:
     for c in [*map(chr, range(128)), "\u00e9", "\u2028"]:
         assert valid_type(c, "ID", "00501") == (REC_ID_E5.search(c) is None)
         assert valid_type(c, "AN", "00401") == (REC_ID_E.search(c) is None)
+
+
+class _Code(str):
+    """A ``str`` subclass, as a builder's enum value would be."""
+
+    __slots__ = ()
+
+
+_plain_values = st.one_of(st.sampled_from(["", "A", "IL", " "]), st.builds(_Code, st.sampled_from(["", "B"])))
+_element_values = st.one_of(
+    _plain_values,
+    st.lists(st.sampled_from(["", "X", "Y"]), min_size=2, max_size=3).map(tuple),
+    st.lists(st.one_of(st.sampled_from(["", "R"]), st.just(("C", "D"))), max_size=3).map(Repetition),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_element_values, max_size=6))
+def test_view_is_the_slow_view_and_plain_means_no_tuple(elements: list[object]) -> None:
+    """``view`` gives what the element-by-element ``_slow_view`` gives, and calls a segment plain
+    exactly when no element is a composite or a repetition (a ``str`` subclass is plain)."""
+    segment = Segment("NM1", tuple(elements))  # type: ignore[arg-type]  # str, tuples, repetitions
+    values, plain = view(segment)
+    assert values == _slow_view(segment.elements)
+    assert plain == all(isinstance(e, str) for e in elements)

@@ -67,8 +67,12 @@ def split_elements(text: str, delimiters: Delimiters) -> tuple[str, tuple[Elemen
     rep, comp = delimiters.repetition, delimiters.component
     values: list[Element] = []
     for raw in parts[1:]:
-        if rep in raw:
-            values.append(Repetition(_component_value(r, comp) for r in raw.split(rep)))
+        if rep in raw:  # occurrences split at once when none holds a component separator
+            occurrences = raw.split(rep)
+            if comp in raw:
+                values.append(Repetition(_component_value(r, comp) for r in occurrences))
+            else:
+                values.append(Repetition(occurrences))
         elif comp in raw:
             values.append(tuple(raw.split(comp)))
         else:
@@ -176,23 +180,30 @@ class SegmentReader:
         if isa is not None:
             last = isa.start()
         block = buf[pos:last]
-        pieces = block.decode("utf-8", "surrogateescape").split(d.segment)
+        decoded = block.decode("utf-8", "surrogateescape")
+        pieces = decoded.split(d.segment)
         # Offsets count bytes: for ASCII data the decoded pieces have the same lengths.
         raws: list[str] | list[bytes] = pieces if block.isascii() else block.split(term)
         filler, tags, element, rep, comp = self._filler, self._tags, d.element, d.repetition, d.component
+        # a separator the whole window lacks is not looked for segment by segment
+        has_rep, has_comp = rep in decoded, comp in decoded
         offset = self._base + pos
+        number = self.number
         for piece, raw in zip(pieces, raws, strict=True):
             text = piece.lstrip(filler)
+            number += 1
             self.offset = offset + len(piece) - len(text)
-            self.number += 1
+            self.number = number
             offset += len(raw) + 1
             parts = text.split(element)
-            if parts[0] not in tags:
-                self._check_tag(parts[0])
-            if rep in text or comp in text:
+            tag = parts[0]
+            if tag not in tags:
+                self._check_tag(tag)
+            if (has_rep and rep in text) or (has_comp and comp in text):
                 yield Segment(*split_elements(text, d))
             else:
-                yield Segment(parts[0], tuple(parts[1:]))
+                del parts[0]  # the elements: no slice copied
+                yield Segment(tag, tuple(parts))
         self._pos = last + 1
         return True
 

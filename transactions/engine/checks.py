@@ -5,6 +5,8 @@ The same rules as :mod:`transactions.ig_walk`, with compiled nodes in place of p
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from transactions.engine.tables import LoopNode, SegNode
 from transactions.findings import SEGMENT_CODES, Finding
 from transactions.segment import Segment
@@ -157,14 +159,23 @@ class UseCounter:
         return self.stack[-1].uses.get(found, 0) <= found.max_repeat
 
 
+Candidate = tuple[str, int, Finding]  # (segment id, start of its loop instance, the IK304 3 finding)
+
+
 def missing_parts(
-    inst: Instance, position: int, findings: list[Finding], more: list[Finding] | None = None
+    inst: Instance, position: int, findings: list[Finding], more: Sequence[Finding] | None = None
 ) -> list[Finding]:
     """IK304 3 for required segments and loops an ended loop instance lacks (HL loops left to HL checks);
     one already reported since the instance began (in ``findings`` or ``more``) is not repeated."""
+    return unreported(missing_candidates(inst, position), findings, more)
+
+
+def missing_candidates(inst: Instance, position: int) -> tuple[Candidate, ...]:
+    """What :func:`missing_parts` reports for ``inst`` before leaving out what was already reported:
+    a function of the loop instance alone (the remembered walks keep it per step)."""
     if not inst.whole:
-        return []
-    out: list[Finding] = []
+        return ()
+    out: list[Candidate] = []
     for kid in inst.loop.required_rest:  # the first segment is in ``uses``: it opened the instance
         if isinstance(kid, SegNode):
             if inst.uses.get(kid):
@@ -176,13 +187,25 @@ def missing_parts(
             seg_id, name, loop_id = first.id, f"loop {kid.id} ({kid.name})", kid.id
         else:
             continue
-        if _reported(seg_id, inst.start, findings) or (more and _reported(seg_id, inst.start, more)):
-            continue
-        out.append(Finding(seg_id, position, loop_id, "3", f"{SEGMENT_CODES['3']}: {name}"))
-    return out
+        out.append(
+            (seg_id, inst.start, Finding(seg_id, position, loop_id, "3", f"{SEGMENT_CODES['3']}: {name}"))
+        )
+    return tuple(out)
 
 
-def _reported(seg_id: str, start: int, findings: list[Finding]) -> bool:
+def unreported(
+    candidates: Sequence[Candidate], findings: Sequence[Finding], more: Sequence[Finding] | None = None
+) -> list[Finding]:
+    """The candidates' findings not already reported since their instance began (in ``findings`` or
+    ``more``)."""
+    return [
+        f
+        for seg_id, start, f in candidates
+        if not (_reported(seg_id, start, findings) or (more and _reported(seg_id, start, more)))
+    ]
+
+
+def _reported(seg_id: str, start: int, findings: Sequence[Finding]) -> bool:
     return any(f.segment == seg_id and f.code == "3" and f.position >= start for f in findings)
 
 

@@ -15,6 +15,7 @@ from transactions.engine.tables import (
     LoopNode,
     Node,
     SegNode,
+    WalkMemo,
 )
 
 ENVELOPE_LOOPS = frozenset({"ISA_LOOP", "GS_LOOP", "ST_LOOP", "HEADER", "DETAIL", "FOOTER"})
@@ -137,10 +138,12 @@ class _Compiler:
         gs = imap.getnodebypath("/ISA_LOOP/GS_LOOP/GS")
         gs_loop = imap.getnodebypath("/ISA_LOOP/GS_LOOP")
         known = frozenset(n.id for n in imap.loop_segment_iterator() if n.is_segment())
-        memos: list[dict[Any, tuple[Any, ...]]] = [s.memo for s in self.segments.values()]
+        memos: list[dict[Any, Any]] = [s.memo for s in self.segments.values()]
         for seg in self.segments.values():
             for c in seg.children:
                 memos += [c.memo] if isinstance(c, ElementSpec) else [k.memo for k in c.children]
+        walks = WalkMemo()
+        memos.append(walks)
         icvn = imap.icvn or "00401"
         for seg in self.segments.values():
             for c in seg.children:
@@ -154,7 +157,16 @@ class _Compiler:
             icvn,
             dict(self.repeats),
             tuple(memos),
+            self._qualifier_elements(),
+            walks,
         )
+
+    def _qualifier_elements(self) -> dict[str, tuple[int, ...]]:
+        out: dict[str, set[int]] = {}
+        for seg in self.segments.values():
+            if seg.qualifier is not None:
+                out.setdefault(seg.id, set()).add(seg.qualifier[0])
+        return {seg_id: tuple(sorted(at)) for seg_id, at in out.items()}
 
     def _fill(self, loop: LoopNode, pnode: Any) -> None:
         groups: list[tuple[int, tuple[Node, ...]]] = []

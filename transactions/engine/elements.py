@@ -35,13 +35,18 @@ _DATE_TYPES = ("RD8", "DT", "D8", "D6")
 _DTP_TYPES = ("RD8", "D8", "D6", "DT", "TM")
 
 
+_join = "".join
+
+
 def view(segment: Segment) -> tuple[View, bool]:
     """The segment's elements as pyx12 parses them back from our text, and whether every element is a
-    plain string (no composite, no repetition)."""
+    plain string (no composite, no repetition). A ``str`` subclass counts as plain: every check reads
+    it as the string it is (``_slow_view`` would keep it as it stands too)."""
     elements = segment.elements
-    for e in elements:
-        if e.__class__ is not str:
-            return _slow_view(elements), False
+    try:  # a composite or a repetition (a tuple) stops the join: one C call instead of a loop
+        _join(elements)  # type: ignore[arg-type]
+    except TypeError:
+        return _slow_view(elements), False
     if elements and elements[-1] == "":
         return _slow_view(elements), True
     return elements, True  # type: ignore[return-value]  # every element is a str here

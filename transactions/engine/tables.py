@@ -166,6 +166,22 @@ def make_tail(nodes: tuple[Node, ...]) -> Tail:
     return Tail(nodes, {k: tuple(v) for k, v in candidates.items()}, stop, tuple(required))
 
 
+class WalkMemo(dict[Any, Any]):
+    """The walks of a run's sets remembered as a tree keyed by segment (``engine.walk``): each level
+    maps a segment's walk key to (node found, walk findings, next level). ``entries`` counts what
+    was added, to bound it; emptied with the other memos after a run."""
+
+    __slots__ = ("entries",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entries = 0
+
+    def clear(self) -> None:
+        super().clear()
+        self.entries = 0
+
+
 @dataclass(frozen=True, slots=True)
 class CompiledMap:
     """A compiled map: the root, the GS node the walk starts from, and lookups built once."""
@@ -176,4 +192,8 @@ class CompiledMap:
     known_ids: frozenset[str]
     icvn: str
     repeats: dict[str, int]
-    memos: tuple[dict[Any, tuple[Any, ...]], ...] = ()  # every memo dict, to empty after a run
+    memos: tuple[dict[Any, Any], ...] = ()  # every memo dict, to empty after a run
+    # per segment id, the elements (1-based, ascending) any of the map's segments with that id reads
+    # as its qualifier: the only values besides the id that the loop walk ever reads
+    qualifier_elements: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    walks: WalkMemo = field(default_factory=WalkMemo)

@@ -5,10 +5,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from transactions.engine.checks import HLCheck, LSCheck, LXCheck, UseCounter, missing_parts
+from transactions.engine import elements
+from transactions.engine.checks import (
+    Candidate,
+    HLCheck,
+    LSCheck,
+    LXCheck,
+    UseCounter,
+    missing_candidates,
+    missing_parts,
+    unreported,
+)
 from transactions.engine.compile import compiled_map
-from transactions.engine.elements import EleErr, View, check_segment, element_value_errors, view
+from transactions.engine.elements import WRITTEN, EleErr, View, check_segment, element_value_errors, view
 from transactions.engine.tables import CompiledMap, CompositeSpec, LoopNode, Node, SegNode
 from transactions.engine.walker import SegErr, Walker
 from transactions.findings import ELEMENT_CODES, SEGMENT_CODES, Finding
@@ -16,6 +27,16 @@ from transactions.placed import PlacedSegments, WalkResult
 from transactions.segment import Delimiters, Element, Repetition, Segment
 
 _DATE_FORMATS = {8: "%Y%m%d", 6: "%y%m%d", 12: "%Y%m%d%H%M"}
+WALK_MEMO_LIMIT = 20_000  # remembered walk steps per map and run (a few MB at most)
+# A remembered walk step (``_SetWalk._live_step``): found, walk findings, kept, closed, end, next level
+_Step = tuple[
+    SegNode | None,
+    tuple[Finding, ...] | None,
+    tuple[Finding, ...] | None,
+    tuple[tuple[Candidate, ...], ...],
+    tuple[tuple[Candidate, ...], ...] | None,
+    dict[Any, Any],
+]
 
 
 def not_found_code(seg_id: str, current: Node, known: frozenset[str]) -> str:
@@ -100,7 +121,10 @@ def repetition_findings(
             )
         if isinstance(child, CompositeSpec):
             continue
-        for rep_index, occurrence in enumerate(value[1:], 2):
+        later = value[1:]
+        if child.ok.issuperset(later):  # each one of the map's codes that check clean (so a str): none
+            continue
+        for rep_index, occurrence in enumerate(later, 2):
             if not isinstance(occurrence, str):
                 msg = f"{ELEMENT_CODES['13']}: {child.name} ({child.id})"
                 out.append(
@@ -206,6 +230,7 @@ class _SetWalk:
         self.findings: list[Finding] = []
         self.nodes: list[SegNode | None] | None = [] if keep_placed else None  # per segment, when kept
         self.hl, self.ls, self.lx, self.counts = HLCheck(), LSCheck(), LXCheck(), UseCounter()
+        self.end: tuple[tuple[Candidate, ...], ...] | None = None  # set by the remembered walk
 
     def step(self, segment: Segment, position: int) -> None:
         tag = segment.tag
@@ -213,6 +238,20 @@ class _SetWalk:
         start = self.node
         found, errors = self.walker.walk(start, tag, values, position)
         walk_findings = [self._walk_finding(e, tag, start, position) for e in errors] if errors else None
+        self.placed(found, walk_findings, segment, position, values, plain=plain)
+
+    def placed(
+        self,
+        found: SegNode | None,
+        walk_findings: Sequence[Finding] | None,
+        segment: Segment,
+        position: int,
+        values: View,
+        *,
+        plain: bool,
+    ) -> None:
+        """What follows the loop walk of one segment: the node it found (None: not placed) and the
+        walk's findings, then the loop-instance, element, HL, LS and LX checks."""
         if self.nodes is not None:
             self.nodes.append(found)
         if found is None:
@@ -223,10 +262,132 @@ class _SetWalk:
             if inst.whole and inst.loop.required_rest:  # else missing_parts finds nothing
                 missing = missing_parts(inst, position, self.findings, walk_findings)
                 if missing:
-                    walk_findings = missing if walk_findings is None else walk_findings + missing
+                    walk_findings = missing if walk_findings is None else [*walk_findings, *missing]
         if walk_findings:
             counts = self.counts
             self.findings += [f for f in walk_findings if not counts.overcount(f, found, position)]
+        self._segment_checks(found, segment, position, values, plain=plain)
+
+    def walk_remembered(self, segments: Sequence[Segment]) -> None:
+        """All of ``segments`` (ST..SE), each segment's loop walk read from the run's remembered walks
+        (:class:`~transactions.engine.tables.WalkMemo`) while the set follows a path already walked.
+
+        Why: the walk and the loop-instance count were a third of a response set's validation, and
+        the sets of one file mostly repeat a few shapes. What the walk finds for a segment (node,
+        errors, findings) and the loop instances it closes depend only on the set's segments so far
+        as the walk reads them: each one's id, and the values at the elements the map's segments of
+        that id read as qualifiers (plus the component separator, which joins a composite qualifier).
+        Those are the keys of the tree, so a path found in it gives exactly what walking would (a
+        closed instance's missing parts are kept as candidates: whether one was already reported
+        depends on the element findings, so that is still asked per set). Where the set leaves the
+        tree, the walker and the instance count are brought to that point by walking the segments
+        before it (neither has seen any so far) and go on live, adding what they find."""
+        memo = self.cmap.walks
+        component = self.walker.component
+        level = memo.get(component)
+        if level is None:
+            level = memo.setdefault(component, {})
+            WRITTEN.append(memo)  # emptied after the run (``compile.forget_values``)
+        quals = self.cmap.qualifier_elements
+        last = len(segments)
+        apply, checks, nodes = self._apply, self._segment_checks, self.nodes
+        for position, segment in enumerate(segments, 1):
+            tag = segment.tag
+            values, plain = view(segment)
+            at = quals.get(tag)
+            if at is None:
+                key: Any = tag
+            elif len(at) == 1:  # walk_key's commonest case, inline
+                first = at[0]
+                key = (tag, values[first - 1] if first <= len(values) else None)
+            else:
+                key = walk_key(tag, values, at)
+            step = level.get(key)
+            if step is None or (position == last and step[4] is None):
+                self._walk_on(segments, position, level)
+                return
+            found = step[0]
+            if found is not None and not step[2] and not step[3]:  # placed, no finding: _apply, inline
+                if nodes is not None:
+                    nodes.append(found)
+                self.node = found
+                checks(found, segment, position, values, plain=plain)
+            else:
+                apply(step, segment, position, values, plain=plain)
+            level = step[5]
+        self.end = step[4]
+
+    def _walk_on(self, segments: Sequence[Segment], position: int, level: dict[Any, Any] | None) -> None:
+        """Segments from ``position`` on walked live, after the walker and the instance count have
+        seen the ones before; each step added under ``level`` (the tree's node for the segments
+        before) while the memo has room."""
+        walker, node, counts = self.walker, self.cmap.gs_node, self.counts
+        for before, segment in enumerate(segments[: position - 1], 1):
+            found, _ = walker.walk(node, segment.tag, view(segment)[0], before)
+            if found is not None:
+                node = found
+                counts.see(found, before)
+        memo, quals, last = self.cmap.walks, self.cmap.qualifier_elements, len(segments)
+        for at_pos in range(position, last + 1):
+            segment = segments[at_pos - 1]
+            tag = segment.tag
+            values, plain = view(segment)
+            step = self._live_step(node, tag, values, at_pos, last)
+            if level is not None and memo.entries < WALK_MEMO_LIMIT:
+                at = quals.get(tag)
+                key = tag if at is None else walk_key(tag, values, at)
+                level[key] = step
+                memo.entries += 1
+                level = step[5]
+            else:
+                level = None
+            node = node if step[0] is None else step[0]
+            self._apply(step, segment, at_pos, values, plain=plain)
+        self.end = step[4]
+
+    def _live_step(self, start: Node, tag: str, values: View, position: int, last: int) -> _Step:
+        """One segment walked and counted: (node found, walk findings, those kept after the
+        instance count, the missing-part candidates of each instance it closed, at the set's last
+        segment the candidates of the instances still open, the tree's next level)."""
+        found, errors = self.walker.walk(start, tag, values, position)
+        walk = tuple(self._walk_finding(e, tag, start, position) for e in errors) if errors else None
+        kept = walk
+        closed: tuple[tuple[Candidate, ...], ...] = ()
+        if found is not None:
+            counts = self.counts
+            closed = tuple(
+                c
+                for inst in counts.see(found, position)
+                if inst.whole and inst.loop.required_rest and (c := missing_candidates(inst, position))
+            )
+            if walk:
+                kept = tuple(f for f in walk if not counts.overcount(f, found, position))
+        end = None
+        if position == last:
+            end = tuple(c for inst in self.counts.finish() if (c := missing_candidates(inst, last)))
+        return (found, walk, kept, closed, end, {})
+
+    def _apply(self, step: _Step, segment: Segment, position: int, values: View, *, plain: bool) -> None:
+        """What :meth:`placed` does, from a walk step: the node placed, the walk findings kept, the
+        missing parts not already reported, then the element, HL, LS and LX checks."""
+        found, walk, kept, closed, _, _ = step
+        if self.nodes is not None:
+            self.nodes.append(found)
+        if found is None:
+            if kept:
+                self.findings += kept
+            return
+        self.node = found
+        if closed:
+            more = list(walk or ())
+            added: list[Finding] = []
+            for candidates in closed:
+                missing = unreported(candidates, self.findings, more)
+                more += missing
+                added += missing
+            self.findings += [*(kept or ()), *added]
+        elif kept:
+            self.findings += kept
         self._segment_checks(found, segment, position, values, plain=plain)
 
     def _walk_finding(self, e: SegErr, tag: str, start: Node, position: int) -> Finding:
@@ -270,8 +431,12 @@ class _SetWalk:
         if not ended_by_se:
             _, errors = self.walker.walk(self.node, "SE", ("0", "0"), count + 1)
             findings += [segment_finding(e, "SE", count + 1) for e in errors]
-        for inst in self.counts.finish():
-            findings += missing_parts(inst, count, findings)
+        if self.end is not None:  # the set's walk was remembered: its open instances' candidates
+            for candidates in self.end:
+                findings += unreported(candidates, findings)
+        else:
+            for inst in self.counts.finish():
+                findings += missing_parts(inst, count, findings)
         self.ls.close(count)
         findings += self.hl.finish() + self.ls.findings
         findings.sort(key=lambda f: f.position)
@@ -287,7 +452,21 @@ def walk_transaction_set(
 ) -> WalkResult:
     """Validate ST..SE of one set against one map with the compiled engine."""
     state = _SetWalk(compiled_map(map_file, map_source), d, keep_placed=keep_placed)
-    step = state.step
-    for position, segment in enumerate(segments, 1):
-        step(segment, position)
-    return state.finish(segments, ended_by_se=bool(segments) and segments[-1].tag == "SE")
+    ended_by_se = bool(segments) and segments[-1].tag == "SE"
+    if ended_by_se and elements.MEMO_LIMIT:  # memos on (a set without SE takes a last walk: live)
+        state.walk_remembered(segments)
+    else:
+        step = state.step
+        for position, segment in enumerate(segments, 1):
+            step(segment, position)
+    return state.finish(segments, ended_by_se=ended_by_se)
+
+
+def walk_key(tag: str, values: View, at: tuple[int, ...]) -> tuple[Any, ...]:
+    """A segment's key in the remembered walks: its id and its values at ``at`` (the elements its
+    id's qualifiers read; None past the last one)."""
+    count = len(values)
+    if len(at) == 1:
+        first = at[0]
+        return (tag, values[first - 1] if first <= count else None)
+    return (tag, *[values[e - 1] if e <= count else None for e in at])
