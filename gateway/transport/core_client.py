@@ -211,7 +211,7 @@ class _OneWrite(http.client.HTTPSConnection):
 
     def _send_output(self, message_body: object = None, encode_chunked: bool = False) -> None:
         if not isinstance(message_body, bytes) or encode_chunked:
-            super()._send_output(message_body, encode_chunked)  # type: ignore[arg-type]
+            super()._send_output(message_body, encode_chunked)  # type: ignore[misc]  # not in typeshed
             return
         buffer: list[bytes] = self._buffer  # type: ignore[attr-defined]
         buffer.extend((b"", b""))
