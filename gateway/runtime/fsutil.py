@@ -22,6 +22,7 @@ from pathlib import Path
 
 from gateway.errors import GatewayError
 from gateway.runtime.filemask import mask_file_name
+from gateway.runtime.randpool import POOL
 
 FILE_MODE = 0o600
 DIR_MODE = 0o700
@@ -37,6 +38,7 @@ class LocalIOError(GatewayError):
         super().__init__(f"{operation} {mask_file_name(path.name)}: {reason}")
         self.retryable = exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EAGAIN, errno.EBUSY, errno.EIO)
         self.disk_full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+        self.missing = exc.errno == errno.ENOENT  # the folder (or a file in it) is not there
 
 
 @contextlib.contextmanager
@@ -53,6 +55,26 @@ def ensure_dir(path: Path) -> Path:
     return path
 
 
+_MADE: set[Path] = set()  # folders ``known_dir`` has made sure of in this process
+
+
+def known_dir(path: Path) -> Path:
+    """``ensure_dir`` once per process and folder: a folder written on every real-time call (the
+    outbox) is not created again each time (a ``mkdir`` and a ``stat``, each letting the interpreter
+    lock go). A caller whose write then finds the folder gone (removed by hand while running) calls
+    :func:`remade_dir` and writes again."""
+    if path not in _MADE:
+        ensure_dir(path)
+        _MADE.add(path)
+    return path
+
+
+def remade_dir(path: Path) -> Path:
+    """``known_dir`` after a write found ``path`` missing: created again (and known again)."""
+    _MADE.discard(path)
+    return known_dir(path)
+
+
 def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -63,7 +85,7 @@ def fsync_dir(path: Path) -> None:
 
 def atomic_write(path: Path, data: bytes, *, mode: int = FILE_MODE) -> None:
     """Write ``data`` to ``path`` atomically and durably (readers see the old file or the whole new one)."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    tmp = path.with_name(f".{path.name}.{POOL.hex(4)}.tmp")
     with io_errors("write", path):
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
         try:
@@ -104,7 +126,7 @@ def atomic_write_all(folder: Path, items: list[tuple[str, bytes]], *, mode: int 
     process's writes, and cost more than it saved on a shared host). A crash leaves every target old
     or whole, as ``atomic_write`` does; the caller records its own progress only after this returns
     (the outbox's delivery does), so nothing is lost after a power cut."""
-    temps = [(folder / f".{name}.{secrets.token_hex(4)}.tmp", folder / name) for name, _ in items]
+    temps = [(folder / f".{name}.{POOL.hex(4)}.tmp", folder / name) for name, _ in items]
 
     def durable(job: tuple[tuple[Path, Path], bytes]) -> None:
         (tmp, path), data = job
@@ -216,7 +238,7 @@ def move(src: Path, dest_dir: Path, name: str | None = None) -> Path:
 
 def _copy_from(fd: int, target: Path) -> None:
     """Write what ``fd`` holds to ``target`` as a new owner-only file (atomically, durably)."""
-    tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
+    tmp = target.with_name(f".{target.name}.{POOL.hex(4)}.tmp")
     out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, FILE_MODE)
     try:
         os.lseek(fd, 0, os.SEEK_SET)

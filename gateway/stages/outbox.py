@@ -13,11 +13,12 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from gateway.runtime.config import GatewayConfig
 from gateway.runtime.context import Context
-from gateway.runtime.fsutil import atomic_write_all, ensure_dir
+from gateway.runtime.fsutil import LocalIOError, atomic_write_all, known_dir, remade_dir
 from gateway.runtime.jsontext import dumps_indent2_sorted
 from gateway.store import RequestRow, Tx
 from gateway.store.rows import EligibilityRow
@@ -124,7 +125,7 @@ def write_results(
     real-time caller answers with it instead of reading the request back. ``documents``: those of
     ``trackings`` as :func:`rendered_results` read them in the transaction that stored them (a
     small delivery: no read after its commit)."""
-    outbox = ensure_dir(ctx.config.folders.outbox)
+    outbox = known_dir(ctx.config.folders.outbox)
     rows: list[dict[str, Any]] = []
     files: list[tuple[str, bytes]] = []
     docs: list[dict[str, Any]] = []
@@ -135,7 +136,7 @@ def write_results(
         if on_document is not None:
             docs.append(doc)
         if len(files) >= WRITE_CHUNK:
-            atomic_write_all(outbox, files)
+            _write_all(outbox, files)
             files.clear()
 
     if documents is None:
@@ -149,11 +150,22 @@ def write_results(
         # synced with the last results (one folder sync for both): a small delivery, a real-time
         # answer above all, writes its result and its summary together
         files.append((summary_name, _summary_csv(rows)))
-    atomic_write_all(outbox, files)  # all durable before the caller records the delivery
+    _write_all(outbox, files)  # all durable before the caller records the delivery
     if on_document is not None:
         for doc in docs:
             on_document(doc)
     return len(rows)
+
+
+def _write_all(outbox: Path, files: list[tuple[str, bytes]]) -> None:
+    """``atomic_write_all`` into the outbox, made again first if it was removed while we ran (as
+    creating it before every write did)."""
+    try:
+        atomic_write_all(outbox, files)
+    except LocalIOError as exc:
+        if not exc.missing:
+            raise
+        atomic_write_all(remade_dir(outbox), files)
 
 
 def rendered_results(tx: Tx, trackings: list[str]) -> list[dict[str, Any]]:

@@ -18,7 +18,7 @@ import select
 import ssl
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -204,6 +204,22 @@ class _LeanResponse(http.client.HTTPResponse):
             self.will_close = True
 
 
+class _OneWrite(http.client.HTTPSConnection):
+    """``HTTPSConnection`` that sends a request's head and a ``bytes`` body in one write (the same
+    bytes on the wire): ``http.client`` writes them apart, two TLS records and two system calls per
+    POST, and a real-time call's thread lets the interpreter lock go at each."""
+
+    def _send_output(self, message_body: object = None, encode_chunked: bool = False) -> None:
+        if not isinstance(message_body, bytes) or encode_chunked:
+            super()._send_output(message_body, encode_chunked)  # type: ignore[misc]  # not in typeshed
+            return
+        buffer: list[bytes] = self._buffer  # type: ignore[attr-defined]
+        buffer.extend((b"", b""))
+        head = b"\r\n".join(buffer)
+        del buffer[:]
+        self.send(head + message_body)
+
+
 class _Links:
     """Kept-alive HTTPS connections per partner endpoint, shared by the threads of one process.
 
@@ -217,16 +233,29 @@ class _Links:
 
     IDLE_SECONDS = 30.0
     MAX_IDLE = 32  # per endpoint; more concurrent calls than this open (and close) their own
+    # how long the credential files' identity is trusted before they are looked at again: a stat of
+    # each of three files per call let the interpreter lock go three times on a busy ``serve``
+    RECHECK_SECONDS = 1.0
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._lock = threading.Lock()
         self._idle: dict[PoolKey, list[tuple[float, http.client.HTTPSConnection]]] = {}
         self._contexts: dict[PoolKey, ssl.SSLContext] = {}
+        self._clock = clock
+        self._keys: dict[tuple[object, ...], tuple[float, PoolKey]] = {}  # endpoint -> (seen at, key)
 
-    @staticmethod
-    def key(endpoint: CoreEndpoint) -> PoolKey:
+    def key(self, endpoint: CoreEndpoint) -> PoolKey:
+        """The endpoint's URL, auth and credential files' identities (looked at again once
+        ``RECHECK_SECONDS`` have passed: a replaced certificate is used from then on)."""
         files = (endpoint.ca_file, endpoint.client_cert, endpoint.client_key)
-        return (endpoint.url, endpoint.auth, *(_file_key(f) for f in files))
+        name = (endpoint.url, endpoint.auth, *files)
+        now = self._clock()
+        found = self._keys.get(name)
+        if found is not None and now - found[0] < self.RECHECK_SECONDS:
+            return found[1]
+        key = (endpoint.url, endpoint.auth, *(_file_key(f) for f in files))
+        self._keys[name] = (now, key)  # one dict store: threads racing here store equal keys
+        return key
 
     def context(self, key: PoolKey, endpoint: CoreEndpoint) -> ssl.SSLContext:
         """The endpoint's TLS context, made once per key (loading the CA and the client key is slow)."""
@@ -270,6 +299,7 @@ class _Links:
             idle = [c for conns in self._idle.values() for _, c in conns]
             self._idle.clear()
             self._contexts.clear()
+            self._keys.clear()
         for conn in idle:
             conn.close()
 
@@ -338,7 +368,7 @@ def _exchange(
         elif kept is not None:
             kept.close()
         host, port = parts.hostname, parts.port or 443
-        conn = http.client.HTTPSConnection(host, port, timeout=timeout, context=context)
+        conn = _OneWrite(host, port, timeout=timeout, context=context)
         conn.response_class = _LeanResponse
         return _round_trip(key, conn, path, body, content_type, timeout, reused=False)
 
