@@ -109,6 +109,9 @@ TRACKING_MAX = 10**15 - 1  # tracking sequence: never wraps (a reused TRN02 woul
 _MIGRATION_LOCK = 0x5831_3247_5753_544F  # pg_advisory_xact_lock key: "X12GWSTO"
 _PREFIX = re.compile(r"^[A-Z0-9]{1,10}$")
 _READ_ONLY = "x12gw_read_only"
+# set on the writers' shared SQLite connection: SQLAlchemy's transaction stays open on it for its
+# whole life (no BEGIN sent), each write transaction is begun and ended on the driver (``_writing``)
+_DRIVER_TRANSACTIONS = "x12gw_driver_transactions"
 # one writer lock per SQLite database file in this process (see ``_writer_lock``), and for a file
 # store its cross-process lock file (``gateway.store.writelock``), keyed by the file's real path
 _SQLITE_WRITERS: dict[str, threading.RLock] = {}
@@ -169,17 +172,25 @@ def _sqlite_listeners(engine: Engine, busy_timeout_ms: int, path: Path | None = 
     def on_begin(conn: Connection) -> None:
         # on the driver's connection: a BEGIN through ``exec_driver_sql`` pays SQLAlchemy's whole
         # execution path (context, cursor, result) for a statement without parameters or rows
-        deferred = conn.get_execution_options().get(_READ_ONLY, False)
-        statement = "BEGIN DEFERRED" if deferred else "BEGIN IMMEDIATE"
+        options = conn.get_execution_options()
+        if options.get(_DRIVER_TRANSACTIONS, False):
+            return  # the writers' shared connection: ``Store._writing`` begins each one on the driver
+        statement = "BEGIN DEFERRED" if options.get(_READ_ONLY, False) else "BEGIN IMMEDIATE"
         raw = conn.connection.driver_connection
         assert raw is not None  # noqa: S101 - a live pysqlite connection
-        try:
-            raw.execute(statement)
-        except sqlite3.Error as exc:  # as SQLAlchemy would have raised it (busy: OperationalError)
-            raise sa_exc.DBAPIError.instance(statement, None, exc, sqlite3.Error) from None
+        _driver_statement(raw, statement)
 
     event.listen(engine, "connect", on_connect)
     event.listen(engine, "begin", on_begin)
+
+
+def _driver_statement(raw: sqlite3.Connection, statement: str) -> None:
+    """A BEGIN, COMMIT or ROLLBACK on pysqlite's connection, its failure raised as SQLAlchemy would
+    have raised it (busy: ``OperationalError``), so ``store_error`` maps it as before."""
+    try:
+        raw.execute(statement)
+    except sqlite3.Error as exc:
+        raise sa_exc.DBAPIError.instance(statement, None, exc, sqlite3.Error) from None
 
 
 def make_engine(url: str, *, busy_timeout_ms: int = 5000) -> Engine:
@@ -421,6 +432,10 @@ class Store:
         same thread, which SQLite would make wait anyway) the transaction goes on without it and
         SQLite's busy handler decides, exactly as without the locks (a stuck writer never hangs this
         thread forever). PostgreSQL: a pooled connection, no lock.
+
+        The shared connection's transactions are begun and ended on the driver (``_on_driver``), not
+        through SQLAlchemy's ``Transaction`` objects, whose machinery (events, reset agents, nesting
+        checks) was a tenth of a busy ``serve``'s CPU, most of it while holding the writer lock.
         """
         deadline = time.monotonic() + self._wait_seconds
         lock, file_lock = self._writers, self._file_lock
@@ -440,12 +455,8 @@ class Store:
                 return
             if file_lock is not None and file_lock.acquire(deadline - time.monotonic()):
                 locked_file = file_lock
-            try:
-                with _measured(), shared.begin():
-                    yield shared
-            finally:
-                if shared.invalidated or shared.in_transaction():
-                    self._drop_writer()  # a failed commit or rollback: a fresh connection next time
+            with _measured():
+                yield from self._on_driver(shared)
         finally:
             if locked_file is not None:
                 locked_file.release()
@@ -453,12 +464,47 @@ class Store:
                 lock.release()
             lockstats.flush()  # the measured transaction's line, written with no lock held
 
+    def _on_driver(self, shared: Connection) -> Iterator[Connection]:
+        """One transaction on the shared connection, begun, committed or rolled back on pysqlite's
+        connection. SQLAlchemy's own transaction stays open on it for the connection's life
+        (``_shared_writer``), so ``Connection.execute`` never autobegins and ``fastsql`` runs its
+        statements; a COMMIT or ROLLBACK that fails drops the connection (closing it rolls back
+        whatever SQLite still holds), and the next writer opens a fresh one."""
+        raw = shared.connection.driver_connection
+        assert raw is not None  # noqa: S101 - ``_shared_writer`` checked it is live
+        _driver_statement(raw, "BEGIN IMMEDIATE")  # busy: raised, nothing to undo
+        try:
+            yield shared
+        except BaseException:
+            if shared.invalidated:  # a disconnect in the block: SQLAlchemy closed the driver's connection
+                self._drop_writer()
+                raise
+            try:
+                _driver_statement(raw, "ROLLBACK")
+            except sa_exc.DBAPIError:
+                self._drop_writer()  # the block's own error is the one to report
+            raise
+        try:
+            _driver_statement(raw, "COMMIT")
+        except sa_exc.DBAPIError:
+            self._drop_writer()
+            raise
+
     def _shared_writer(self) -> Connection | None:
         """The writers' connection (made on first use), or None when it is already in a transaction
         (a write nested in another on this thread). Call with the writer lock held."""
-        if self._writer is None:
-            self._writer = self.engine.connect()
-        return None if self._writer.in_transaction() else self._writer
+        writer = self._writer
+        if writer is None:
+            writer = self.engine.connect()
+            try:
+                writer.execution_options(**{_DRIVER_TRANSACTIONS: True})
+                writer.begin()  # open for good, sends nothing (``on_begin``): see ``_on_driver``
+            except BaseException:
+                writer.close()
+                raise
+            self._writer = writer
+        raw = writer.connection.driver_connection
+        return None if raw is None or raw.in_transaction else writer
 
     def _drop_writer(self) -> None:
         writer, self._writer = self._writer, None
