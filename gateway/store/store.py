@@ -92,6 +92,7 @@ __all__ = [
     "RequestKind",
     "Store",
     "Tx",
+    "driver_commits",
     "hash_member_id",
     "make_engine",
     "sqlite_url",
@@ -117,6 +118,7 @@ _DRIVER_TRANSACTIONS = "x12gw_driver_transactions"
 _SQLITE_WRITERS: dict[str, threading.RLock] = {}
 _SQLITE_FILE_LOCKS: dict[str, FileWriterLock] = {}
 _SQLITE_WRITERS_GUARD = threading.Lock()
+_UNMEASURED = nullcontext()  # reusable: ``nullcontext`` keeps no state
 
 
 def utc_now() -> datetime:
@@ -343,6 +345,19 @@ def _file_writer_lock(engine: Engine) -> FileWriterLock | None:
         return lock
 
 
+class _DriverCommits:
+    """Write transactions committed on the driver (``Store._on_driver``) in this process; plain int,
+    incremented with the writer lock held."""
+
+    count = 0
+
+
+def driver_commits() -> int:
+    """How many write transactions were committed on the driver's connection so far in this process:
+    SQLAlchemy's ``commit`` event does not see those (tests count write transactions with both)."""
+    return _DriverCommits.count
+
+
 # ---------------------------------------------------------------------------------------------- store
 
 
@@ -360,7 +375,9 @@ class Store:
         self._file_lock = _file_writer_lock(engine)
         self._wait_seconds = 5.0
         self._writer: Connection | None = None  # SQLite: the connection writers share (``_writing``)
-        if lockstats.enabled():  # opt-in: each write transaction's lock-held time (``lockstats``)
+        # opt-in, read once: each write transaction's lock-held time (``lockstats``)
+        self._measuring = lockstats.enabled()
+        if self._measuring:
             lockstats.instrument(engine)
 
     @classmethod
@@ -450,19 +467,20 @@ class Store:
         try:
             shared = self._shared_writer() if held else None
             if shared is None:
-                with _measured(), self.engine.begin() as conn:
+                with self._measured(), self.engine.begin() as conn:
                     yield conn
                 return
             if file_lock is not None and file_lock.acquire(deadline - time.monotonic()):
                 locked_file = file_lock
-            with _measured():
+            with self._measured():
                 yield from self._on_driver(shared)
         finally:
             if locked_file is not None:
                 locked_file.release()
             if held and lock is not None:
                 lock.release()
-            lockstats.flush()  # the measured transaction's line, written with no lock held
+            if self._measuring:
+                lockstats.flush()  # the measured transaction's line, written with no lock held
 
     def _on_driver(self, shared: Connection) -> Iterator[Connection]:
         """One transaction on the shared connection, begun, committed or rolled back on pysqlite's
@@ -489,6 +507,11 @@ class Store:
         except sa_exc.DBAPIError:
             self._drop_writer()
             raise
+        _DriverCommits.count += 1
+
+    def _measured(self) -> AbstractContextManager[None]:
+        """The lock-held measurement of a write transaction (``gateway.store.lockstats``), when on."""
+        return lockstats.measure() if self._measuring else _UNMEASURED
 
     def _shared_writer(self) -> Connection | None:
         """The writers' connection (made on first use), or None when it is already in a transaction
@@ -609,11 +632,6 @@ class Store:
                 return str(value.scalar_one())
         except sa_exc.SQLAlchemyError as exc:
             raise store_error(exc, "open store") from None
-
-
-def _measured() -> AbstractContextManager[None]:
-    """The lock-held measurement of a write transaction (``gateway.store.lockstats``), when on."""
-    return lockstats.measure() if lockstats.enabled() else nullcontext()
 
 
 def _check_party(party: str) -> None:
