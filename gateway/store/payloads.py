@@ -34,6 +34,7 @@ from gateway.runtime.fsutil import LocalIOError, atomic_write, ensure_dir
 from gateway.store import fastsql
 from gateway.store import schema as s
 from gateway.store.errors import store_error
+from gateway.store.sealing import ring_of, stored_bytes
 
 if TYPE_CHECKING:
     from gateway.store.store import Store, Tx
@@ -67,6 +68,9 @@ class Payload:
     sha256: str
     data: bytes = field(repr=False)  # PHI
     path: Path | None
+    # ``data`` as the blob's column stores it (sealed), made when staged: None for a file, or when
+    # no store was bound yet (then sealed as it is bound)
+    stored: bytes | None = field(default=None, repr=False)
 
     @property
     def payload_path(self) -> str | None:
@@ -111,13 +115,22 @@ class PayloadStore:
         sha = hashlib.sha256(data).hexdigest()
         if len(data) > INLINE_MAX_BYTES:
             return Payload(sha, data, self._write_file(sha, data))
-        return Payload(sha, data, None)
+        store = self.store
+        if store is None:
+            return Payload(sha, data, None)
+        # sealed now, before the transaction that records it: not while it holds the writer lock
+        return Payload(sha, data, None, stored_bytes(ring_of(store.engine.dialect), data))
 
     def record(self, tx: Tx, *payloads: Payload) -> None:
         """In the caller's transaction (the one recording the rows that name them): the staged
         payloads kept in the store (one statement; those with a file are already durable)."""
         rows = [
-            {"sha256": p.sha256, "size": len(p.data), "data": p.data, "created_at": tx.now()}
+            {
+                "sha256": p.sha256,
+                "size": len(p.data),
+                "data": p.data if p.stored is None else p.stored,
+                "created_at": tx.now(),
+            }
             for p in payloads
             if p.path is None
         ]

@@ -68,7 +68,7 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from gateway.errors import StoreError
-from gateway.store import fastsql, fileperms, lockstats
+from gateway.store import fastsql, fileperms, lockstats, sealing
 from gateway.store import schema as s
 from gateway.store.errors import store_error
 from gateway.store.repos.audit import AuditRepo
@@ -621,6 +621,13 @@ class Store:
         except sa_exc.SQLAlchemyError as exc:
             raise store_error(exc, "new tracking number") from None
         return [f"{self.tracking_prefix}-{self.instance_id}-{n:010d}" for n in numbers]
+
+    def sealed_doc(self, doc: Any) -> Any:
+        """``doc`` as a ``SealedJSON`` column of this store keeps it (sealed when the store has a key
+        ring, else ``doc`` itself), made before the transaction that writes it: the column binds a
+        sealed value as it is, so no JSON encoding or AES-GCM runs while the writer lock is held."""
+        ring = sealing.ring_of(self.engine.dialect)
+        return doc if ring is None else ring.seal_doc(doc)
 
     def _load_instance_id(self) -> str:
         """This database's random tag, created on first open (the first of racing nodes wins)."""

@@ -79,7 +79,7 @@ class RequestsRepo(Repo):
         payer_id: str,
         partner: str,
         member_id_hash: str,
-        payload: Mapping[str, Any],
+        payload: Mapping[str, Any] | str,
         due_at: datetime | None = None,
         source_file_id: int | None = None,
         state: RequestState = RequestState.NEW,
@@ -91,7 +91,8 @@ class RequestsRepo(Repo):
 
         ``member_id_hash`` must be the 64-hex digest from ``hash_member_id`` (a raw id is refused, so it
         cannot end up in the index by mistake). ``payload`` is the request JSON; it is PHI and only read
-        back when the request is built or revealed.
+        back when the request is built or revealed. It may come sealed already (``Store.sealed_doc``,
+        before the transaction: no encryption while the writer lock is held).
         """
         values = self._new_row(
             tracking_number=tracking_number,
@@ -130,7 +131,7 @@ class RequestsRepo(Repo):
         payer_id: str,
         partner: str,
         member_id_hash: str,
-        payload: Mapping[str, Any],
+        payload: Mapping[str, Any] | str,
         due_at: datetime | None = None,
         source_file_id: int | None = None,
         state: RequestState = RequestState.NEW,
@@ -157,7 +158,7 @@ class RequestsRepo(Repo):
             "member_id_hash": member_id_hash,
             "client_reference_hash": client_reference_hash,
             "patient_hash": patient_hash,
-            "payload": dict(payload),
+            "payload": payload if isinstance(payload, str) else dict(payload),
             "created_at": now,
             "updated_at": now,
         }
