@@ -167,7 +167,8 @@ def _insert_call(tx: Tx, client: ApiClient, tracking: str, key: str | None, dige
 class _RequestValues:
     """The request row's values that do not depend on the transaction: its JSON (sealed) and hashes."""
 
-    payload: Any
+    payload: dict[str, Any]
+    stored_payload: str | None  # ``payload`` sealed (None: the store has no key ring)
     member_id_hash: str
     client_reference_hash: str | None
 
@@ -177,8 +178,10 @@ def _request_values(ctx: Context, final: Request, reference: str) -> _RequestVal
     call's, from the process's block): the JSON encoding and encryption of the request, and its
     HMACs, then run without the writer lock."""
     payload = {**request_to_obj(final), "client_reference": reference}
+    sealed = ctx.store.sealed_doc(payload)
     return _RequestValues(
-        payload=ctx.store.sealed_doc(payload),
+        payload=payload,
+        stored_payload=sealed if isinstance(sealed, str) else None,
         member_id_hash=hash_member_id(final.subscriber.member_id or "", ctx.member_key),
         client_reference_hash=hash_member_id(reference, ctx.member_key) if reference else None,
     )
@@ -215,6 +218,7 @@ def _record(  # noqa: PLR0917 - one request's rows
         partner=partner,
         source_file_id=file_row.id,
         payload=values.payload,
+        stored_payload=values.stored_payload,
         member_id_hash=values.member_id_hash,
         client_reference_hash=values.client_reference_hash,
         detail={"source": API_SOURCE, "client": client.name},
