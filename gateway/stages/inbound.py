@@ -339,7 +339,7 @@ def deliver(
     name = summary_file_name(file_id) if trackings and summary else None
     write_results(ctx, trackings, summary_name=name, on_document=on_document, documents=documents)
     with ctx.store.begin() as tx:
-        tx.files.transition(file_id, FileEvent.DELIVER, expect=FileState.PROCESSED)
+        tx.files.advance(file_id, FileEvent.DELIVER, expect=FileState.PROCESSED)
 
 
 def _has_acks(report: ValidationReport) -> bool:

@@ -145,6 +145,17 @@ def guarded_update(table: Table, column: str) -> Update:
     return prebuilt(("guarded", table.name, column), build)
 
 
+def guarded_update_id(table: Table, column: str) -> Update:
+    """``guarded_update`` returning only the row's id: for a caller that needs to know the row moved,
+    not to read it (no columns to convert or unseal while the writer lock is held)."""
+
+    def build() -> Update:
+        where = (table.c[column] == bindparam(KEY), table.c.state == bindparam(WAS))
+        return update(table).where(*where).returning(table.c.id)
+
+    return prebuilt(("guarded_id", table.name, column), build)
+
+
 def keyed_update_many(table: Table, columns: tuple[str, ...]) -> Update:
     """``UPDATE table SET <columns> WHERE id = :pk_value`` without RETURNING: run once with a list of
     parameter sets (executemany), one statement for a whole batch of rows."""

@@ -23,7 +23,7 @@ from gateway.store.repos.base import (
     by_key,
     db,
     equal,
-    guarded_update,
+    guarded_update_id,
     prebuilt,
     window,
 )
@@ -211,8 +211,22 @@ class FilesRepo(Repo):
         for event in events:
             states.append(lifecycle.target(Entity.FILE, states[-1], event))
         values = {KEY: file_id, WAS: expect, "state": states[-1], "updated_at": self.now()}
-        moved = self.run(guarded_update(s.files, "id"), values).first()
+        moved = self.run(guarded_update_id(s.files, "id"), values).first()
         return states if moved is not None else None
+
+    @db
+    def advance(
+        self, file_id: int, event: FileEvent, *, expect: str, detail: Mapping[str, Any] | None = None
+    ) -> None:
+        """``transition(file_id, event, expect=expect, detail=detail)`` for a caller that does not
+        read the row back (a delivery): one guarded UPDATE returning only the id, the change logged;
+        the same errors (``transition`` names them when the file is not in ``expect``)."""
+        states = self.move_unlogged(file_id, (event,), expect=expect)
+        if states is None:
+            self.transition(file_id, event, expect=expect, detail=detail)  # raises what went wrong
+            return
+        if states[0] != states[1]:
+            self.audit.record_change(Entity.FILE, file_id, states[0], states[1], detail)
 
     @db
     def adopt(self, file_id: int, *, state: str, owner: str, dead: Collection[str] = ()) -> bool:
