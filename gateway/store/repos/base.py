@@ -145,6 +145,12 @@ def guarded_update(table: Table, column: str) -> Update:
     return prebuilt(("guarded", table.name, column), build)
 
 
+def inserting_id(table: Table) -> Insert:
+    """``INSERT INTO table ... RETURNING id``: for a repository that builds the row it returns from
+    the values it wrote (nothing read back to convert or unseal while the writer lock is held)."""
+    return prebuilt(("insert_id", table.name), lambda: insert(table).returning(table.c.id))
+
+
 def guarded_update_id(table: Table, column: str) -> Update:
     """``guarded_update`` returning only the row's id: for a caller that needs to know the row moved,
     not to read it (no columns to convert or unseal while the writer lock is held)."""

@@ -6,7 +6,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import func, or_, select, update
 
 from gateway import lifecycle
 from gateway.errors import StoreError
@@ -24,17 +24,12 @@ from gateway.store.repos.base import (
     db,
     equal,
     guarded_update_id,
-    prebuilt,
+    inserting_id,
     window,
 )
 from gateway.store.rows import FileRow, from_mapping
 
 Direction = Literal["in", "out"]
-
-
-def _insert_file() -> Any:
-    """``INSERT INTO files ... RETURNING id`` (``FilesRepo.record``)."""
-    return prebuilt(("insert_id", "files"), lambda: insert(s.files).returning(s.files.c.id))
 
 
 class FilesRepo(Repo):
@@ -89,7 +84,7 @@ class FilesRepo(Repo):
         }
         # only the id back: the row is what was written (reading all of it back meant parsing its
         # times and unsealing its name again, three files per real-time call, under the writer lock)
-        file_id = int(self.run(_insert_file(), values).scalar_one())
+        file_id = int(self.run(inserting_id(s.files), values).scalar_one())
         changes: list[tuple[str, int, str | None, str, Mapping[str, Any] | None]] = [
             (Entity.FILE, file_id, None, state, detail)
         ]
