@@ -48,6 +48,7 @@ from gateway.stages.inbound import (
     answer_stored,
     claim_downloaded,
     prepare_answer,
+    sealed_records,
     store_answer,
 )
 from gateway.stages.outbox import OnDocument, write_results
@@ -374,12 +375,13 @@ def _answer_stored_now(
         return None
     facts, stored = _answer_kept(ctx, detail, reply)
     try:
+        records = sealed_records(ctx, prepared)  # sealed before the transaction, not under its lock
         with ctx.store.begin() as tx:
             inbound = _finish_exchange(ctx, tx, partner, attempt, facts, stored, ahead=ANSWER_PROCESSING)
             done = None
             if inbound is not None:
                 render = answer.on_document is not None
-                done = store_answer(ctx, tx, inbound, prepared, render=render)
+                done = store_answer(ctx, tx, inbound, prepared, render=render, sealed=records)
     except ANSWER_FAILURES as exc:
         ctx.log.warning("real-time answer stored in two steps", file_id=row.id, error=type(exc).__name__)
         return None

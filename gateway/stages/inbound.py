@@ -19,7 +19,7 @@ import json
 import pickle
 import tempfile
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from itertools import islice
@@ -196,15 +196,24 @@ def _prepare(
     return Prepared(partner, scan, acks, outgoing)
 
 
-def _apply_prepared(ctx: Context, tx: Tx, row: FileRow, prepared: Prepared, outcome: Outcome) -> None:
+def _apply_prepared(  # noqa: PLR0917 - one file's parts
+    ctx: Context,
+    tx: Tx,
+    row: FileRow,
+    prepared: Prepared,
+    outcome: Outcome,
+    sealed: Mapping[int, Any] | None = None,
+) -> None:
     """Everything a received file changes, in the caller's transaction: its envelopes, the
-    acknowledgments it carries applied, its records stored, our 999/TA1 queued."""
+    acknowledgments it carries applied, its records stored, our 999/TA1 queued (``sealed``: the
+    result records' stored forms by response, see ``sealed_records``)."""
     scan = prepared.scan
     set_rows = _record_envelopes(tx, row, scan.report, scan.sets)
     if prepared.acks is not None:
         outcome.acks_applied = _apply_acks(ctx, tx, prepared.acks.groups, prepared.acks.interchanges, outcome)
     responses = prepared.responses
-    matched = _apply_all(ctx, tx, iter(responses) if responses is not None else scan.mapped(), outcome)
+    mapped = iter(responses) if responses is not None else scan.mapped()
+    matched = _apply_all(ctx, tx, mapped, outcome, sealed)
     _mark_unmatched(tx, [set_rows[k] for k, found in matched.items() if not found and k in set_rows])
     for name, payload in prepared.outgoing:
         sha, path = ctx.payloads.put(payload)
@@ -274,16 +283,23 @@ ANSWER_PROCESSING = (FileEvent.START_PROCESSING, FileEvent.PROCESS)
 
 
 def store_answer(
-    ctx: Context, tx: Tx, row: FileRow, prepared: Prepared, *, render: bool
+    ctx: Context,
+    tx: Tx,
+    row: FileRow,
+    prepared: Prepared,
+    *,
+    render: bool,
+    sealed: Mapping[int, Any] | None = None,
 ) -> tuple[Outcome, list[dict[str, Any]] | None]:
     """Store a prepared answer recorded in this transaction as ``downloaded`` (``row``): processed
     in the same commit (``downloaded -> processing -> processed``, both changes logged), so a crash
     leaves either the exchange unfinished (the file still ``uploading``, sent again) or the answer
     processed (its results rewritten by ``recover``). A ``row`` recorded already past those moves
     (``files.record(ahead=ANSWER_PROCESSING)``: no UPDATE of the row just inserted) only has them
-    logged here. With ``render``, the result documents as ``rendered_results`` reads them here."""
+    logged here. With ``render``, the result documents as ``rendered_results`` reads them here.
+    ``sealed``: the result records' stored forms, made before the transaction (``sealed_records``)."""
     outcome = Outcome()
-    _apply_prepared(ctx, tx, row, prepared, outcome)
+    _apply_prepared(ctx, tx, row, prepared, outcome, sealed)
     steps: list[tuple[FileEvent, dict[str, Any] | None]] = [
         (FileEvent.START_PROCESSING, None),
         (FileEvent.PROCESS, _processed(outcome)),
@@ -323,7 +339,7 @@ def deliver(
     name = summary_file_name(file_id) if trackings and summary else None
     write_results(ctx, trackings, summary_name=name, on_document=on_document, documents=documents)
     with ctx.store.begin() as tx:
-        tx.files.transition(file_id, FileEvent.DELIVER, expect=FileState.PROCESSED)
+        tx.files.advance(file_id, FileEvent.DELIVER, expect=FileState.PROCESSED)
 
 
 def _has_acks(report: ValidationReport) -> bool:
@@ -670,16 +686,20 @@ BATCHED_RECORDS: tuple[type, ...] = (EligibilityResult,)
 
 
 def _apply_all(
-    ctx: Context, tx: Tx, mapped: Iterator[_Mapped] | Iterator[_Response], outcome: Outcome
+    ctx: Context,
+    tx: Tx,
+    mapped: Iterator[_Mapped] | Iterator[_Response],
+    outcome: Outcome,
+    sealed: Mapping[int, Any] | None = None,
 ) -> dict[tuple[str, str], bool]:
     """Apply every mapped response (or one prepared by ``_Response.of``) in file order; per set
-    (ISA13, ST02), whether any matched."""
+    (ISA13, ST02), whether any matched (``sealed``: see ``sealed_records``)."""
     matched: dict[tuple[str, str], bool] = {}
     source: Iterator[_Mapped | _Response] = mapped
     while given := list(islice(source, APPLY_CHUNK)):
         chunk = [g.item if isinstance(g, _Response) else g for g in given]
         if BATCHED_RECORDS and all(isinstance(i.record, BATCHED_RECORDS) for i in chunk):
-            found = _Chunk(ctx, tx, outcome).apply(given)
+            found = _Chunk(ctx, tx, outcome, sealed).apply(given)
         else:
             found = [_apply_record(ctx, tx, item, outcome) for item in chunk]
         for item, hit in zip(chunk, found, strict=True):
@@ -726,8 +746,11 @@ class _Chunk:
     writes them), and before a request is touched a second time. The chunk's own changes are kept
     in memory (states, fingerprints), so each response sees what the ones before it did."""
 
-    def __init__(self, ctx: Context, tx: Tx, outcome: Outcome) -> None:
+    def __init__(
+        self, ctx: Context, tx: Tx, outcome: Outcome, sealed: Mapping[int, Any] | None = None
+    ) -> None:
         self.ctx, self.tx, self.outcome = ctx, tx, outcome
+        self.sealed = sealed or {}  # stored forms of the records, by response (``sealed_records``)
         self.by_trace: dict[tuple[str, str], list[int]] = {}
         self.by_bht: dict[tuple[str, str], list[int]] = {}
         self.requests: dict[int, RequestHead] = {}
@@ -822,7 +845,7 @@ class _Chunk:
         assert isinstance(record, EligibilityResult)  # noqa: S101 - BATCHED_RECORDS holds only these
         if req.id in self.touched:
             self._flush()
-        doc = {**r.as_dict, "validation": item.validation, "findings": list(item.findings)}
+        stored = self.sealed.get(id(r))
         if item.validation == "rejected":
             _warn_rejected_set(self.ctx, req, item)
         existing = self.current.get(req.tracking_number)
@@ -830,7 +853,7 @@ class _Chunk:
             tracking_number=req.tracking_number,
             request_id=req.id,
             status=record.coverage,
-            record=doc,
+            record=_result_record(r) if stored is None else stored,
             effective_from=record.plan_begin,
             effective_to=record.plan_end,
             existing_id=existing[0] if existing else None,
@@ -867,6 +890,22 @@ class _Chunk:
         )
         self.writes, self.moves, self.log = [], [], []
         self.touched.clear()
+
+
+def _result_record(r: _Response) -> dict[str, Any]:
+    """The record stored for a matched response: its JSON form, the set's verdict and findings."""
+    return {**r.as_dict, "validation": r.item.validation, "findings": list(r.item.findings)}
+
+
+def sealed_records(ctx: Context, prepared: Prepared) -> dict[int, Any]:
+    """The stored (sealed) forms of a prepared answer's 271 result records, by response, made before
+    the transaction that stores them (``store_answer(sealed=...)``): their JSON encoding and AES-GCM
+    then run without the writer lock. A response that matches no request just leaves its one unused."""
+    return {
+        id(r): ctx.store.sealed_doc(_result_record(r))
+        for r in prepared.responses or ()
+        if isinstance(r.item.record, BATCHED_RECORDS)
+    }
 
 
 def _warn_rejected_set(ctx: Context, req: RequestHead | RequestRow, item: _Mapped) -> None:

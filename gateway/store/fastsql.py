@@ -105,6 +105,7 @@ class _Plan:
         "names",
         "positional",
         "procs",
+        "procs_known",
         "result_procs",
         "returns",
         "sources",
@@ -129,6 +130,7 @@ class _Plan:
         self.returns = returns  # the result columns' SQLAlchemy types
         self.metadata = SimpleResultMetaData(keys) if keys else None
         self.result_procs: list[Any] | None = None  # found on the first execution (driver's types)
+        self.procs_known = False
         # the usual plan takes every parameter from a key: one C call picks them all, and only the
         # values with a processor are touched again
         simple = bool(sources) and all(kind == _KEY for kind, _, _, _ in sources)
@@ -156,15 +158,17 @@ class _Plan:
         return tuple(values) if self.positional else dict(zip(self.names, values, strict=True))
 
     def processors(self, dialect: Dialect, description: Sequence[Any]) -> list[Any] | None:
-        """The result processors SQLAlchemy would apply, for the driver's column types."""
-        procs = self.result_procs
-        if procs is None:
-            procs = [
-                kind._cached_result_processor(dialect, column[1])
-                for kind, column in zip(self.returns, description, strict=True)
-            ]
-            self.result_procs = procs
-        return procs if any(p is not None for p in procs) else None
+        """The result processors SQLAlchemy would apply, for the driver's column types (None when
+        there are none); worked out on the first execution, then kept."""
+        if self.procs_known:
+            return self.result_procs
+        procs = [
+            kind._cached_result_processor(dialect, column[1])
+            for kind, column in zip(self.returns, description, strict=True)
+        ]
+        self.result_procs = procs if any(p is not None for p in procs) else None
+        self.procs_known = True
+        return self.result_procs
 
 
 class _Shape:

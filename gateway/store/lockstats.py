@@ -43,6 +43,7 @@ class Held:
     statements: int = 0
     rows: int = 0
     sql: list[str] = field(default_factory=list)
+    trace: bool = False  # ``TRACE_ENV`` as the transaction began (read once, not per statement)
 
 
 _LOCAL = threading.local()
@@ -61,7 +62,7 @@ def _on_execute(_conn: Any, _cursor: Any, statement: str, parameters: Any, _cont
         return
     held.statements += 1
     held.rows += len(parameters) if many else 1
-    if os.environ.get(TRACE_ENV):
+    if held.trace:
         flat = " ".join(statement.split())
         held.sql.append(f"{flat[:160]}" + (f" x{len(parameters)}" if many else ""))
 
@@ -82,7 +83,7 @@ def measure() -> Iterator[None]:
     if not path or getattr(_LOCAL, "held", None) is not None:  # off, or nested in a measured one
         yield
         return
-    held = _LOCAL.held = Held()
+    held = _LOCAL.held = Held(trace=bool(os.environ.get(TRACE_ENV)))
     wall, cpu = time.perf_counter(), time.thread_time()
     try:
         yield
@@ -95,8 +96,10 @@ def measure() -> Iterator[None]:
 def flush() -> None:
     """Write the line of the transaction this thread measured last (call once the lock is released)."""
     pending = getattr(_LOCAL, "pending", None)
+    if pending is None:
+        return
     path = os.environ.get(ENV)
-    if pending is None or not path:
+    if not path:
         return
     _LOCAL.pending = None
     wall, cpu, held = pending

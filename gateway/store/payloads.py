@@ -36,6 +36,7 @@ from gateway.runtime.fsutil import LocalIOError, atomic_write, ensure_dir
 from gateway.store import fastsql
 from gateway.store import schema as s
 from gateway.store.errors import store_error
+from gateway.store.sealing import ring_of, stored_bytes
 
 if TYPE_CHECKING:
     from gateway.store.store import Store, Tx
@@ -69,6 +70,9 @@ class Payload:
     sha256: str
     data: bytes = field(repr=False)  # PHI
     path: Path | None
+    # ``data`` as the blob's column stores it (sealed), made when staged: None for a file, or when
+    # no store was bound yet (then sealed as it is bound)
+    stored: bytes | None = field(default=None, repr=False)
     companion_of: str | None = None  # the payload whose row keeps this one (``stage``)
 
     @property
@@ -118,7 +122,12 @@ class PayloadStore:
         sha = hashlib.sha256(data).hexdigest()
         if companion_of is None and len(data) > INLINE_MAX_BYTES:
             return Payload(sha, data, self._write_file(sha, data))
-        return Payload(sha, data, None, companion_of)
+        store = self.store
+        if store is None:
+            return Payload(sha, data, None, companion_of=companion_of)
+        # sealed now, before the transaction that records it: not while it holds the writer lock
+        sealed = stored_bytes(ring_of(store.engine.dialect), data)
+        return Payload(sha, data, None, sealed, companion_of)
 
     def record(self, tx: Tx, *payloads: Payload) -> None:
         """In the caller's transaction (the one recording the rows that name them): the staged
@@ -127,7 +136,7 @@ class PayloadStore:
             {
                 "sha256": p.sha256,
                 "size": len(p.data),
-                "data": p.data,
+                "data": p.data if p.stored is None else p.stored,
                 "companion_of": p.companion_of,
                 "created_at": tx.now(),
             }

@@ -17,10 +17,14 @@ T = TypeVar("T")
 
 def from_mapping(cls: type[T], row: Row[Any], **extra: Any) -> T:
     """Build ``cls`` from a result row, taking the columns the dataclass names."""
-    mapping = row._mapping
     names = _FIELD_NAMES.get(cls)
     if names is None:  # ``fields`` per row was a visible share of every read
         names = _FIELD_NAMES.setdefault(cls, tuple(f.name for f in fields(cls)))  # type: ignore[arg-type]
+    keys = row._fields
+    # a plain dict of the row: half the CPU of a lookup and a membership test per column through
+    # ``RowMapping`` (rows are built while the writer lock is held); columns without a name (none
+    # in this store's statements) would misalign it, and go the mapping's way
+    mapping: Any = dict(zip(keys, row, strict=True)) if len(keys) == len(row) else row._mapping
     values = {name: mapping[name] for name in names if name in mapping}
     return cls(**values, **extra)
 

@@ -83,6 +83,8 @@ class UtcDateTime(TypeDecorator[datetime]):
         convert = self.process_bind_param
 
         def process(value: datetime | None) -> str | None:
+            if value is not None and value.tzinfo is UTC:  # the store's clocks: no conversion to make
+                return value.isoformat(" ", "microseconds")[:-6]  # less its "+00:00"
             utc = convert(value, dialect)
             return None if utc is None else utc.isoformat(" ", "microseconds")
 
@@ -177,6 +179,8 @@ class SealedBytes(TypeDecorator[bytes]):
     def process_bind_param(self, value: bytes | None, dialect: Dialect) -> bytes | None:
         if value is None:
             return None
+        if type(value) is sealing.StoredBytes:  # made before the transaction (``stored_bytes``)
+            return bytes(value)
         ring = sealing.ring_of(dialect)
         return sealing.BYTES_PLAIN + value if ring is None else ring.seal_bytes(value)
 

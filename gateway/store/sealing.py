@@ -185,6 +185,19 @@ class KeyRing:
         self._names[token] = name
 
 
+class StoredBytes(bytes):
+    """Bytes already in their stored form (tagged, and sealed when the engine has a key ring), made
+    before the transaction that writes them (``PayloadStore.stage``: no AES-GCM while the writer lock
+    is held); ``SealedBytes`` binds them as they are."""
+
+    __slots__ = ()
+
+
+def stored_bytes(ring: KeyRing | None, data: bytes) -> StoredBytes:
+    """``data`` as ``SealedBytes`` would store it on an engine with ``ring`` (None: plain, tagged)."""
+    return StoredBytes(BYTES_PLAIN + data if ring is None else ring.seal_bytes(data))
+
+
 def is_sealed_doc(value: object) -> bool:
     return isinstance(value, str) and value.startswith(DOC_PREFIX)
 

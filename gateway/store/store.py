@@ -68,7 +68,7 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from gateway.errors import StoreError
-from gateway.store import fastsql, fileperms, lockstats
+from gateway.store import fastsql, fileperms, lockstats, sealing
 from gateway.store import schema as s
 from gateway.store.errors import store_error
 from gateway.store.repos.audit import AuditRepo
@@ -92,6 +92,7 @@ __all__ = [
     "RequestKind",
     "Store",
     "Tx",
+    "driver_commits",
     "hash_member_id",
     "make_engine",
     "sqlite_url",
@@ -109,11 +110,15 @@ TRACKING_MAX = 10**15 - 1  # tracking sequence: never wraps (a reused TRN02 woul
 _MIGRATION_LOCK = 0x5831_3247_5753_544F  # pg_advisory_xact_lock key: "X12GWSTO"
 _PREFIX = re.compile(r"^[A-Z0-9]{1,10}$")
 _READ_ONLY = "x12gw_read_only"
+# set on the writers' shared SQLite connection: SQLAlchemy's transaction stays open on it for its
+# whole life (no BEGIN sent), each write transaction is begun and ended on the driver (``_writing``)
+_DRIVER_TRANSACTIONS = "x12gw_driver_transactions"
 # one writer lock per SQLite database file in this process (see ``_writer_lock``), and for a file
 # store its cross-process lock file (``gateway.store.writelock``), keyed by the file's real path
 _SQLITE_WRITERS: dict[str, threading.RLock] = {}
 _SQLITE_FILE_LOCKS: dict[str, FileWriterLock] = {}
 _SQLITE_WRITERS_GUARD = threading.Lock()
+_UNMEASURED = nullcontext()  # reusable: ``nullcontext`` keeps no state
 
 
 def utc_now() -> datetime:
@@ -169,17 +174,25 @@ def _sqlite_listeners(engine: Engine, busy_timeout_ms: int, path: Path | None = 
     def on_begin(conn: Connection) -> None:
         # on the driver's connection: a BEGIN through ``exec_driver_sql`` pays SQLAlchemy's whole
         # execution path (context, cursor, result) for a statement without parameters or rows
-        deferred = conn.get_execution_options().get(_READ_ONLY, False)
-        statement = "BEGIN DEFERRED" if deferred else "BEGIN IMMEDIATE"
+        options = conn.get_execution_options()
+        if options.get(_DRIVER_TRANSACTIONS, False):
+            return  # the writers' shared connection: ``Store._writing`` begins each one on the driver
+        statement = "BEGIN DEFERRED" if options.get(_READ_ONLY, False) else "BEGIN IMMEDIATE"
         raw = conn.connection.driver_connection
         assert raw is not None  # noqa: S101 - a live pysqlite connection
-        try:
-            raw.execute(statement)
-        except sqlite3.Error as exc:  # as SQLAlchemy would have raised it (busy: OperationalError)
-            raise sa_exc.DBAPIError.instance(statement, None, exc, sqlite3.Error) from None
+        _driver_statement(raw, statement)
 
     event.listen(engine, "connect", on_connect)
     event.listen(engine, "begin", on_begin)
+
+
+def _driver_statement(raw: sqlite3.Connection, statement: str) -> None:
+    """A BEGIN, COMMIT or ROLLBACK on pysqlite's connection, its failure raised as SQLAlchemy would
+    have raised it (busy: ``OperationalError``), so ``store_error`` maps it as before."""
+    try:
+        raw.execute(statement)
+    except sqlite3.Error as exc:
+        raise sa_exc.DBAPIError.instance(statement, None, exc, sqlite3.Error) from None
 
 
 def make_engine(url: str, *, busy_timeout_ms: int = 5000) -> Engine:
@@ -332,6 +345,19 @@ def _file_writer_lock(engine: Engine) -> FileWriterLock | None:
         return lock
 
 
+class _DriverCommits:
+    """Write transactions committed on the driver (``Store._on_driver``) in this process; plain int,
+    incremented with the writer lock held."""
+
+    count = 0
+
+
+def driver_commits() -> int:
+    """How many write transactions were committed on the driver's connection so far in this process:
+    SQLAlchemy's ``commit`` event does not see those (tests count write transactions with both)."""
+    return _DriverCommits.count
+
+
 # ---------------------------------------------------------------------------------------------- store
 
 
@@ -349,7 +375,9 @@ class Store:
         self._file_lock = _file_writer_lock(engine)
         self._wait_seconds = 5.0
         self._writer: Connection | None = None  # SQLite: the connection writers share (``_writing``)
-        if lockstats.enabled():  # opt-in: each write transaction's lock-held time (``lockstats``)
+        # opt-in, read once: each write transaction's lock-held time (``lockstats``)
+        self._measuring = lockstats.enabled()
+        if self._measuring:
             lockstats.instrument(engine)
 
     @classmethod
@@ -421,6 +449,10 @@ class Store:
         same thread, which SQLite would make wait anyway) the transaction goes on without it and
         SQLite's busy handler decides, exactly as without the locks (a stuck writer never hangs this
         thread forever). PostgreSQL: a pooled connection, no lock.
+
+        The shared connection's transactions are begun and ended on the driver (``_on_driver``), not
+        through SQLAlchemy's ``Transaction`` objects, whose machinery (events, reset agents, nesting
+        checks) was a tenth of a busy ``serve``'s CPU, most of it while holding the writer lock.
         """
         deadline = time.monotonic() + self._wait_seconds
         lock, file_lock = self._writers, self._file_lock
@@ -435,30 +467,67 @@ class Store:
         try:
             shared = self._shared_writer() if held else None
             if shared is None:
-                with _measured(), self.engine.begin() as conn:
+                with self._measured(), self.engine.begin() as conn:
                     yield conn
                 return
             if file_lock is not None and file_lock.acquire(deadline - time.monotonic()):
                 locked_file = file_lock
-            try:
-                with _measured(), shared.begin():
-                    yield shared
-            finally:
-                if shared.invalidated or shared.in_transaction():
-                    self._drop_writer()  # a failed commit or rollback: a fresh connection next time
+            with self._measured():
+                yield from self._on_driver(shared)
         finally:
             if locked_file is not None:
                 locked_file.release()
             if held and lock is not None:
                 lock.release()
-            lockstats.flush()  # the measured transaction's line, written with no lock held
+            if self._measuring:
+                lockstats.flush()  # the measured transaction's line, written with no lock held
+
+    def _on_driver(self, shared: Connection) -> Iterator[Connection]:
+        """One transaction on the shared connection, begun, committed or rolled back on pysqlite's
+        connection. SQLAlchemy's own transaction stays open on it for the connection's life
+        (``_shared_writer``), so ``Connection.execute`` never autobegins and ``fastsql`` runs its
+        statements; a COMMIT or ROLLBACK that fails drops the connection (closing it rolls back
+        whatever SQLite still holds), and the next writer opens a fresh one."""
+        raw = shared.connection.driver_connection
+        assert raw is not None  # noqa: S101 - ``_shared_writer`` checked it is live
+        _driver_statement(raw, "BEGIN IMMEDIATE")  # busy: raised, nothing to undo
+        try:
+            yield shared
+        except BaseException:
+            if shared.invalidated:  # a disconnect in the block: SQLAlchemy closed the driver's connection
+                self._drop_writer()
+                raise
+            try:
+                _driver_statement(raw, "ROLLBACK")
+            except sa_exc.DBAPIError:
+                self._drop_writer()  # the block's own error is the one to report
+            raise
+        try:
+            _driver_statement(raw, "COMMIT")
+        except sa_exc.DBAPIError:
+            self._drop_writer()
+            raise
+        _DriverCommits.count += 1
+
+    def _measured(self) -> AbstractContextManager[None]:
+        """The lock-held measurement of a write transaction (``gateway.store.lockstats``), when on."""
+        return lockstats.measure() if self._measuring else _UNMEASURED
 
     def _shared_writer(self) -> Connection | None:
         """The writers' connection (made on first use), or None when it is already in a transaction
         (a write nested in another on this thread). Call with the writer lock held."""
-        if self._writer is None:
-            self._writer = self.engine.connect()
-        return None if self._writer.in_transaction() else self._writer
+        writer = self._writer
+        if writer is None:
+            writer = self.engine.connect()
+            try:
+                writer.execution_options(**{_DRIVER_TRANSACTIONS: True})
+                writer.begin()  # open for good, sends nothing (``on_begin``): see ``_on_driver``
+            except BaseException:
+                writer.close()
+                raise
+            self._writer = writer
+        raw = writer.connection.driver_connection
+        return None if raw is None or raw.in_transaction else writer
 
     def _drop_writer(self) -> None:
         writer, self._writer = self._writer, None
@@ -553,6 +622,13 @@ class Store:
             raise store_error(exc, "new tracking number") from None
         return [f"{self.tracking_prefix}-{self.instance_id}-{n:010d}" for n in numbers]
 
+    def sealed_doc(self, doc: Any) -> Any:
+        """``doc`` as a ``SealedJSON`` column of this store keeps it (sealed when the store has a key
+        ring, else ``doc`` itself), made before the transaction that writes it: the column binds a
+        sealed value as it is, so no JSON encoding or AES-GCM runs while the writer lock is held."""
+        ring = sealing.ring_of(self.engine.dialect)
+        return doc if ring is None else ring.seal_doc(doc)
+
     def _load_instance_id(self) -> str:
         """This database's random tag, created on first open (the first of racing nodes wins)."""
         candidate = base64.b32encode(secrets.token_bytes(5)).decode("ascii")
@@ -563,11 +639,6 @@ class Store:
                 return str(value.scalar_one())
         except sa_exc.SQLAlchemyError as exc:
             raise store_error(exc, "open store") from None
-
-
-def _measured() -> AbstractContextManager[None]:
-    """The lock-held measurement of a write transaction (``gateway.store.lockstats``), when on."""
-    return lockstats.measure() if lockstats.enabled() else nullcontext()
 
 
 def _check_party(party: str) -> None:

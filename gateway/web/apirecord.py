@@ -102,11 +102,14 @@ def submit(
     assigner = ctx.config.identity.trace_assigner
     built: Built | None = None
     tracking: str | None = None
+    values: _RequestValues | None = None
     if queue is not None:  # numbered and built before the transaction, which only records it
         taken = queue.take_numbers()
         tracking = taken.tracking
         with phi_scope(phi_values(req)):
-            built = queue.build(replace(req, trace_number=tracking, trace_assigner=assigner), taken)
+            final = replace(req, trace_number=tracking, trace_assigner=assigner)
+            built = queue.build(final, taken)
+            values = _request_values(ctx, final, req.trace_number)
     body_payload = ctx.payloads.stage(body)  # kept with the call's rows (a file when large)
     sha = body_payload.sha256
     try:
@@ -118,7 +121,9 @@ def submit(
             if tracking is None:  # committed with the rows that carry it: one commit per call, not two
                 tracking = ctx.store.new_tracking_numbers(1, tx=tx)[0]
             final = replace(req, trace_number=tracking, trace_assigner=assigner)
-            row = _record(ctx, tx, client, body, sha, final, req.trace_number, partner)
+            if values is None:
+                values = _request_values(ctx, final, req.trace_number)
+            row = _record(tx, client, (body, sha), final, values, partner)
             ctx.payloads.record(tx, body_payload)
             _insert_call(tx, client, tracking, idempotency_key, digest)
             started = queue.record(tx, row, built) if queue is not None and built is not None else None
@@ -158,24 +163,48 @@ def _insert_call(tx: Tx, client: ApiClient, tracking: str, key: str | None, dige
         raise store_error(exc, "record api call") from None
 
 
+@dataclass(frozen=True)
+class _RequestValues:
+    """The request row's values that do not depend on the transaction: its JSON (sealed) and hashes."""
+
+    payload: dict[str, Any]
+    stored_payload: str | None  # ``payload`` sealed (None: the store has no key ring)
+    member_id_hash: str
+    client_reference_hash: str | None
+
+
+def _request_values(ctx: Context, final: Request, reference: str) -> _RequestValues:
+    """Worked out before the transaction when the tracking number is known already (a real-time
+    call's, from the process's block): the JSON encoding and encryption of the request, and its
+    HMACs, then run without the writer lock."""
+    payload = {**request_to_obj(final), "client_reference": reference}
+    sealed = ctx.store.sealed_doc(payload)
+    return _RequestValues(
+        payload=payload,
+        stored_payload=sealed if isinstance(sealed, str) else None,
+        member_id_hash=hash_member_id(final.subscriber.member_id or "", ctx.member_key),
+        client_reference_hash=hash_member_id(reference, ctx.member_key) if reference else None,
+    )
+
+
 def _record(  # noqa: PLR0917 - one request's rows
-    ctx: Context,
     tx: Tx,
     client: ApiClient,
-    body: bytes,
-    sha: str,
+    body: tuple[bytes, str],
     final: Request,
-    reference: str,
+    values: _RequestValues,
     partner: str,
 ) -> RequestRow:
-    """The file row and request row of one call, as the inbox would have made them."""
+    """The file row and request row of one call (``body``: its bytes and hash), as the inbox would
+    have made them."""
     tracking = final.trace_number
+    data, sha = body
     file_row = tx.files.record(
         direction="in",
         partner=API_SOURCE,
         name=f"api-{tracking}.json",
         sha256=sha,
-        size=len(body),
+        size=len(data),
         payload_path=None,
         state=FileState.CLAIMING,
         detail={"source": API_SOURCE, "client": client.name},
@@ -188,9 +217,10 @@ def _record(  # noqa: PLR0917 - one request's rows
         payer_id=final.payer.id,
         partner=partner,
         source_file_id=file_row.id,
-        payload={**request_to_obj(final), "client_reference": reference},
-        member_id_hash=hash_member_id(final.subscriber.member_id or "", ctx.member_key),
-        client_reference_hash=hash_member_id(reference, ctx.member_key) if reference else None,
+        payload=values.payload,
+        stored_payload=values.stored_payload,
+        member_id_hash=values.member_id_hash,
+        client_reference_hash=values.client_reference_hash,
         detail={"source": API_SOURCE, "client": client.name},
     )
 

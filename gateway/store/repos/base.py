@@ -145,6 +145,23 @@ def guarded_update(table: Table, column: str) -> Update:
     return prebuilt(("guarded", table.name, column), build)
 
 
+def inserting_id(table: Table) -> Insert:
+    """``INSERT INTO table ... RETURNING id``: for a repository that builds the row it returns from
+    the values it wrote (nothing read back to convert or unseal while the writer lock is held)."""
+    return prebuilt(("insert_id", table.name), lambda: insert(table).returning(table.c.id))
+
+
+def guarded_update_id(table: Table, column: str) -> Update:
+    """``guarded_update`` returning only the row's id: for a caller that needs to know the row moved,
+    not to read it (no columns to convert or unseal while the writer lock is held)."""
+
+    def build() -> Update:
+        where = (table.c[column] == bindparam(KEY), table.c.state == bindparam(WAS))
+        return update(table).where(*where).returning(table.c.id)
+
+    return prebuilt(("guarded_id", table.name, column), build)
+
+
 def keyed_update_many(table: Table, columns: tuple[str, ...]) -> Update:
     """``UPDATE table SET <columns> WHERE id = :pk_value`` without RETURNING: run once with a list of
     parameter sets (executemany), one statement for a whole batch of rows."""

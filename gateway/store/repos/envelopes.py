@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, Row, Select, bindparam, func, select, update
@@ -25,6 +25,7 @@ from gateway.store.repos.base import (
     insert_ids,
     insert_rows,
     inserting,
+    inserting_id,
     keyed_update_many,
     locked_many,
     prebuilt,
@@ -99,6 +100,7 @@ class EnvelopesRepo(Repo):
         ack_status: str | None = None,
     ) -> InterchangeRow:
         """Record one ISA envelope of a file (``sender``/``receiver`` as 'qualifier:id')."""
+        now = self.now()
         values = {
             "file_id": file_id,
             "control_number": control_number,
@@ -106,10 +108,20 @@ class EnvelopesRepo(Repo):
             "receiver": receiver,
             "interchange_at": interchange_at,
             "ack_status": ack_status,
-            "created_at": self.now(),
+            "created_at": now,
         }
-        row = self.run(inserting(s.interchanges), values).one()
-        return from_mapping(InterchangeRow, row)
+        # only the id back: the row returned is what was written (no times parsed under the lock)
+        new_id = int(self.run(inserting_id(s.interchanges), values).scalar_one())
+        return InterchangeRow(
+            id=new_id,
+            file_id=file_id,
+            control_number=control_number,
+            sender=sender,
+            receiver=receiver,
+            interchange_at=None if interchange_at is None else interchange_at.astimezone(UTC),
+            ack_status=ack_status,
+            created_at=now.astimezone(UTC),
+        )
 
     @db
     def record_group(
@@ -122,16 +134,25 @@ class EnvelopesRepo(Repo):
         ack_status: str | None = None,
     ) -> GroupRow:
         """Record one GS group (GS06 control number, GS01 functional id, GS08 version)."""
+        now = self.now()
         values = {
             "interchange_id": interchange_id,
             "control_number": control_number,
             "functional_id": functional_id,
             "version": version,
             "ack_status": ack_status,
-            "created_at": self.now(),
+            "created_at": now,
         }
-        row = self.run(inserting(s.functional_groups), values).one()
-        return from_mapping(GroupRow, row)
+        new_id = int(self.run(inserting_id(s.functional_groups), values).scalar_one())  # as above
+        return GroupRow(
+            id=new_id,
+            interchange_id=interchange_id,
+            control_number=control_number,
+            functional_id=functional_id,
+            version=version,
+            ack_status=ack_status,
+            created_at=now.astimezone(UTC),
+        )
 
     @db
     def record_set(

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import Select, Update, bindparam, func, select, update
+from sqlalchemy import Select, Update, bindparam, func, insert, select, update
 
 from gateway import lifecycle
 from gateway.errors import StoreError
@@ -67,6 +67,15 @@ def _claim_recorded() -> Update:
     return prebuilt(("claim_recorded",), build)
 
 
+def _insert_sealed() -> Any:
+    """``INSERT INTO requests ... RETURNING`` every column but the payload (``insert(stored_payload=)``)."""
+    t = s.requests
+    return prebuilt(
+        ("insert_sealed", "requests"),
+        lambda: insert(t).returning(*(c for c in t.c if c.name != "payload")),
+    )
+
+
 class RequestsRepo(Repo):
     """Insert, find, move and claim requests; the operators' request reads and counts."""
 
@@ -86,12 +95,15 @@ class RequestsRepo(Repo):
         detail: Mapping[str, Any] | None = None,
         client_reference_hash: str | None = None,
         patient_hash: str | None = None,
+        stored_payload: str | None = None,
     ) -> RequestRow:
         """Insert a request; DuplicateKeyError if the tracking number exists.
 
         ``member_id_hash`` must be the 64-hex digest from ``hash_member_id`` (a raw id is refused, so it
         cannot end up in the index by mistake). ``payload`` is the request JSON; it is PHI and only read
-        back when the request is built or revealed.
+        back when the request is built or revealed. ``stored_payload``: ``payload`` sealed already
+        (``Store.sealed_doc``, before the transaction): stored as it is, and not read back (the row
+        returned carries ``payload``), so no encryption or decryption runs under the writer lock.
         """
         values = self._new_row(
             tracking_number=tracking_number,
@@ -106,9 +118,13 @@ class RequestsRepo(Repo):
             client_reference_hash=client_reference_hash,
             patient_hash=patient_hash,
         )
-        row = self.run(inserting(s.requests), values).one()
+        if stored_payload is None:
+            row = self.run(inserting(s.requests), values).one()
+            self.audit.record_change(Entity.REQUEST, row.id, None, values["state"], detail)
+            return from_mapping(RequestRow, row)
+        row = self.run(_insert_sealed(), {**values, "payload": stored_payload}).one()
         self.audit.record_change(Entity.REQUEST, row.id, None, values["state"], detail)
-        return from_mapping(RequestRow, row)
+        return from_mapping(RequestRow, row, payload=values["payload"])
 
     @db
     def insert_many(self, rows: Sequence[Mapping[str, Any]]) -> None:

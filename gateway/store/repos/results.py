@@ -43,7 +43,7 @@ class EligibilityWrite:
     tracking_number: str
     request_id: int
     status: str
-    record: Mapping[str, Any]
+    record: Mapping[str, Any] | str  # or its stored form, sealed before the transaction (``sealed_doc``)
     effective_from: date | None
     effective_to: date | None
     existing_id: int | None
@@ -156,7 +156,7 @@ class ResultsRepo(Repo):
         for w in writes:
             values = {
                 "status": w.status,
-                "record": dict(w.record),
+                "record": w.record if isinstance(w.record, str) else dict(w.record),
                 "source_set_id": None,
                 "effective_from": w.effective_from,
                 "effective_to": w.effective_to,
