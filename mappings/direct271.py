@@ -27,7 +27,7 @@ from typing import Any
 from mappings.compiled_rules import PerRule
 from mappings.eligibility import benefit_of, result_of
 from mappings.engine import RecordRule, load_rules
-from mappings.records import Benefit, BenefitEntity, ControlRef, EligibilityResult
+from mappings.records import AuthorizationRecord, Benefit, BenefitEntity, ControlRef, EligibilityResult
 from mappings.segtree import _MAX_TRANSITIONS, _pairs, _transition
 from mappings.straight import _components, _eq1
 from mappings.xpath_lite import value_texts
@@ -548,7 +548,7 @@ class DirectReader:
     """A rule read straight from placed segments: its field dicts, and its records."""
 
     fields: Callable[[Sequence[Placed], str], list[Fields] | None]
-    records: Callable[[Sequence[Placed], str, ControlRef], list[EligibilityResult] | None]
+    records: Callable[[Sequence[Placed], str, ControlRef], list[EligibilityResult] | list[AuthorizationRecord] | None]
 
 
 ELIGIBILITY = DirectReader(eligibility_fields, eligibility_records)
