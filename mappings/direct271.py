@@ -543,12 +543,16 @@ def eligibility_records(
         _release(tree)
 
 
+Made = Sequence[EligibilityResult | AuthorizationRecord]
+"""What a direct reader's ``records`` gives: one record type per rule, the mapper's union."""
+
+
 @dataclass(frozen=True)
 class DirectReader:
     """A rule read straight from placed segments: its field dicts, and its records."""
 
     fields: Callable[[Sequence[Placed], str], list[Fields] | None]
-    records: Callable[[Sequence[Placed], str, ControlRef], list[EligibilityResult] | list[AuthorizationRecord] | None]
+    records: Callable[[Sequence[Placed], str, ControlRef], Made | None]
 
 
 ELIGIBILITY = DirectReader(eligibility_fields, eligibility_records)

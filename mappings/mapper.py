@@ -125,7 +125,7 @@ class _SetForms:
                 return found
         return self.extract_straight(rule)
 
-    def records(self, rule: RecordRule, control: ControlRef) -> list[Record] | None:
+    def records(self, rule: RecordRule, control: ControlRef) -> Sequence[Record] | None:
         """The rule's records straight from the placed segments when a direct reader stands for it
         (``mappings.direct271``, ``mappings.direct278``), else None."""
         if not self.plain() or (direct := direct_record(rule)) is None:
@@ -227,7 +227,7 @@ def map_set(
         if made is not None:
             payer_rules = rules.for_payer(made[0].payer_id if made else None)
             if payer_rules is rules.default:
-                return made
+                return list(made)
             field_sets = forms.extract(payer_rules[rule_name])
         else:
             extract = forms.extract if direct else forms.extract_straight
