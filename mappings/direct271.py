@@ -226,16 +226,11 @@ def _text(value: Any) -> str | None:
 
 def _row(segs: list[Segment], size: int) -> list[str | None]:
     """``_first(segs, i)`` for ``i`` in 1..``size``: from one segment read in one pass (the usual
-    case: one EB or NM1 per loop), else element by element."""
-    if len(segs) != 1:
-        return [_first(segs, i) for i in range(1, size + 1)]
-    out: list[str | None] = []
-    for x in segs[0].elements[:size]:
-        if x.__class__ is str:
-            out.append(x or None)
-        else:
-            texts = value_texts(x)
-            out.append(texts[0] if texts else None)
+    case: one EB or NM1 per loop), all None with no segment, else element by element."""
+    n = len(segs)
+    if n != 1:
+        return [_first(segs, i) for i in range(1, size + 1)] if n else [None] * size
+    out = [(x or None) if x.__class__ is str else _text(x) for x in segs[0].elements[:size]]
     if len(out) < size:
         out.extend([None] * (size - len(out)))
     return out

@@ -35,6 +35,7 @@ from mappings.direct271 import (
     _Loop,
     _qualified,
     _release,
+    _row,
     _Set,
     _tree,
 )
@@ -101,7 +102,7 @@ def _under_2000f(loop: _Loop) -> bool:
 def _service(loop: _Loop) -> Fields:
     """One 2000F loop's field dict (the ``services`` list)."""
     tags = _by_tag(loop.segs)
-    hcr = tags.get("HCR", _NONE)
+    hcr = _row(tags.get("HCR", _NONE), 3)
     sv1 = tags.get("SV1", _NONE)
     sv2 = tags.get("SV2", _NONE)
     hsd = tags.get("HSD", _NONE)
@@ -127,9 +128,9 @@ def _service(loop: _Loop) -> Fields:
             unit = _first(sv2, 4)
     return {
         "trace_number": _first(_qualified(tags.get("TRN", _NONE), "TRN", "2"), 2),
-        "action_code": _first(hcr, 1),
-        "certification_number": _first(hcr, 2),
-        "reason_code": _first(hcr, 3),
+        "action_code": hcr[0],
+        "certification_number": hcr[1],
+        "reason_code": hcr[2],
         "procedure_qualifier": qualifier,
         "procedure_code": code,
         "modifiers": _comps(sv1, 1) or _comps(sv2, 2),
@@ -157,21 +158,23 @@ def _top(tree: _Set) -> Fields:
     for lp in tree.loops:
         if lp.id in by_id:
             by_id[lp.id].append(lp)
-    requester = _nm1(by_id["2010B"])
-    member = _nm1(by_id["2010C"])
-    patient = _nm1(by_id["2010D"])
+    payer_row = _row(payer, 9)
+    bht_row = _row(bht, 6)
+    requester = _row(_nm1(by_id["2010B"]), 9)
+    member = _row(_nm1(by_id["2010C"]), 9)
+    patient = _row(_nm1(by_id["2010D"]), 4)
     return {
-        "bht_reference": _first(bht, 3),
-        "response_type": _first(bht, 6),
-        "payer_name": _first(payer, 3),
-        "payer_id": _first(payer, 9),
-        "requester_name": _first(requester, 3),
-        "requester_id": _first(requester, 9),
-        "member_id": _first(member, 9),
-        "subscriber_last_name": _first(member, 3),
-        "subscriber_first_name": _first(member, 4),
-        "patient_last_name": _first(patient, 3),
-        "patient_first_name": _first(patient, 4),
+        "bht_reference": bht_row[2],
+        "response_type": bht_row[5],
+        "payer_name": payer_row[2],
+        "payer_id": payer_row[8],
+        "requester_name": requester[2],
+        "requester_id": requester[8],
+        "member_id": member[8],
+        "subscriber_last_name": member[2],
+        "subscriber_first_name": member[3],
+        "patient_last_name": patient[2],
+        "patient_first_name": patient[3],
         "rejections": [_rejection(s, lp.id) for s, lp in tree.aaa if not _under_2000f(lp)],
     }
 
@@ -180,16 +183,17 @@ def _record(ctx: _Loop, top: Fields) -> Fields:
     """One authorization record from its context (a 2000E, or the transaction when there is none)."""
     tags = _by_tag(ctx.segs)
     trn = tags.get("TRN", _NONE)
-    hcr = tags.get("HCR", _NONE)
+    hcr = _row(tags.get("HCR", _NONE), 3)
     ref = _by_qualifier(tags.get("REF", _NONE))
     um = tags.get("UM", _NONE)
+    um_row = _row(um, 6)
     dates = _by_qualifier(tags.get("DTP", _NONE))
     providers = _by_qualifier(_nm1([k for k in ctx.loops if k.id == "2010EA"]))
-    sj = providers.get("SJ", _NONE)
-    fa = providers.get("FA", _NONE)
-    facility_code = _component(um, 4, 1)
+    sj = _row(providers.get("SJ", _NONE), 9)
+    fa = _row(providers.get("FA", _NONE), 9)
+    facility_code = _component(um, 4, 1) if um else None
     if facility_code is None:
-        facility_code = _first(um, 4)
+        facility_code = um_row[3]
     return {
         "bht_reference": top["bht_reference"],
         "response_type": top["response_type"],
@@ -204,16 +208,16 @@ def _record(ctx: _Loop, top: Fields) -> Fields:
         "subscriber_first_name": top["subscriber_first_name"],
         "patient_last_name": top["patient_last_name"],
         "patient_first_name": top["patient_first_name"],
-        "action_code": _first(hcr, 1),
-        "certification_number": _first(hcr, 2),
-        "reason_code": _first(hcr, 3),
+        "action_code": hcr[0],
+        "certification_number": hcr[1],
+        "reason_code": hcr[2],
         "admin_reference": _first(ref.get("NT", _NONE), 2),
         "previous_certification": _first(ref.get("BB", _NONE), 2),
-        "request_category": _first(um, 1),
-        "certification_type": _first(um, 2),
-        "service_type": _first(um, 3),
+        "request_category": um_row[0],
+        "certification_type": um_row[1],
+        "service_type": um_row[2],
         "facility_code": facility_code,
-        "level_of_service": _first(um, 6),
+        "level_of_service": um_row[5],
         "effective": _first(dates.get("007", _NONE), 3),
         "expiration": _first(dates.get("036", _NONE), 3),
         "issued": _first(dates.get("102", _NONE), 3),
@@ -223,11 +227,11 @@ def _record(ctx: _Loop, top: Fields) -> Fields:
         "diagnoses": _suffix02(tags.get("HI", _NONE)),
         "days_approved": _first(_qualified(tags.get("HSD", _NONE), "HSD", "DY"), 2),
         "messages": _all(tags.get("MSG", _NONE), 1),
-        "servicing_provider_id": _first(sj, 9),
-        "servicing_provider_id_qualifier": _first(sj, 8),
-        "servicing_provider_name": _first(sj, 3),
-        "facility_id": _first(fa, 9),
-        "facility_name": _first(fa, 3),
+        "servicing_provider_id": sj[8],
+        "servicing_provider_id_qualifier": sj[7],
+        "servicing_provider_name": sj[2],
+        "facility_id": fa[8],
+        "facility_name": fa[2],
         "documentation": [_documentation(s) for s in tags.get("PWK", _NONE)],
         "services": [_service(k) for k in ctx.loops if k.id == "2000F"],
         "rejections": list(top["rejections"]),
