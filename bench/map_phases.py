@@ -14,8 +14,9 @@ sets of a shape already walked), as ``bench_map --memos off`` does: the batch re
 real files do less.
 
 ``--direct both`` also times mapping without the direct readers (``map_set(direct=False)``: the shipped
-eligibility rule through its generated code over the node tree), the two alternated run by run in the
-same process over the same validated sets, so a drifting machine weighs on both alike.
+eligibility and authorization rules through their generated code over the node tree, instead of
+``mappings.direct271``/``mappings.direct278``), the two alternated run by run in the same process over
+the same validated sets, so a drifting machine weighs on both alike.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ from typing import Any
 from mappings.compiled_rules import PerRule
 from mappings.eligibility import benefit_of, result_of
 from mappings.engine import RecordRule, load_rules
-from mappings.records import Benefit, BenefitEntity, ControlRef, EligibilityResult
+from mappings.records import AuthorizationRecord, Benefit, BenefitEntity, ControlRef, EligibilityResult
 from mappings.segtree import _MAX_TRANSITIONS, _pairs, _transition
 from mappings.straight import _components, _eq1
 from mappings.xpath_lite import value_texts
@@ -226,16 +226,11 @@ def _text(value: Any) -> str | None:
 
 def _row(segs: list[Segment], size: int) -> list[str | None]:
     """``_first(segs, i)`` for ``i`` in 1..``size``: from one segment read in one pass (the usual
-    case: one EB or NM1 per loop), else element by element."""
-    if len(segs) != 1:
-        return [_first(segs, i) for i in range(1, size + 1)]
-    out: list[str | None] = []
-    for x in segs[0].elements[:size]:
-        if x.__class__ is str:
-            out.append(x or None)
-        else:
-            texts = value_texts(x)
-            out.append(texts[0] if texts else None)
+    case: one EB or NM1 per loop), all None with no segment, else element by element."""
+    n = len(segs)
+    if n != 1:
+        return [_first(segs, i) for i in range(1, size + 1)] if n else [None] * size
+    out = [(x or None) if x.__class__ is str else _text(x) for x in segs[0].elements[:size]]
     if len(out) < size:
         out.extend([None] * (size - len(out)))
     return out
@@ -543,12 +538,16 @@ def eligibility_records(
         _release(tree)
 
 
+Made = Sequence[EligibilityResult | AuthorizationRecord]
+"""What a direct reader's ``records`` gives: one record type per rule, the mapper's union."""
+
+
 @dataclass(frozen=True)
 class DirectReader:
     """A rule read straight from placed segments: its field dicts, and its records."""
 
     fields: Callable[[Sequence[Placed], str], list[Fields] | None]
-    records: Callable[[Sequence[Placed], str, ControlRef], list[EligibilityResult] | None]
+    records: Callable[[Sequence[Placed], str, ControlRef], Made | None]
 
 
 ELIGIBILITY = DirectReader(eligibility_fields, eligibility_records)

@@ -9,8 +9,10 @@ from importlib.resources import files
 from typing import Any
 
 from mappings.authorization import authorization_record
-from mappings.compiled_rules import compiled_record, extract_records_fast
-from mappings.direct271 import direct_record
+from mappings.compiled_rules import PerRule, compiled_record, extract_records_fast
+from mappings.direct271 import DirectReader
+from mappings.direct271 import direct_record as direct_eligibility
+from mappings.direct278 import direct_record as direct_authorization
 from mappings.eligibility import eligibility_result
 from mappings.engine import RecordRule, extract_records, load_overrides, load_rules
 from mappings.records import AuthorizationRecord, ControlRef, EligibilityResult
@@ -74,6 +76,16 @@ def map_document(
     return [_build(rule_name, f, control) for f in field_sets]
 
 
+def _direct(rule: RecordRule) -> DirectReader | None:
+    return direct_eligibility(rule) or direct_authorization(rule)
+
+
+direct_record = PerRule(_direct)
+"""The reader straight from placed segments standing for ``rule`` (``mappings.direct271`` for the
+shipped eligibility rule, ``mappings.direct278`` for the shipped authorization rule); None for any
+other rule, which goes the general way."""
+
+
 class _SetForms:
     """One set's node tree and (only when a rule set needs lxml) its XML form, each built once."""
 
@@ -103,21 +115,22 @@ class _SetForms:
         return self._xml
 
     def extract(self, rule: RecordRule) -> list[dict[str, Any]]:
-        """The rule's field dicts: the shipped eligibility rule read straight from the placed
-        segments (``mappings.direct271``), else straight-line code over the nodes
-        (``mappings.straight``) when the rule set compiles, else lxml over the XML form."""
+        """The rule's field dicts: the shipped eligibility and authorization rules read straight
+        from the placed segments (``mappings.direct271``, ``mappings.direct278``), else
+        straight-line code over the nodes (``mappings.straight``) when the rule set compiles, else
+        lxml over the XML form."""
         if self.plain() and (direct := direct_record(rule)) is not None:
             found = direct.fields(self.validated.placed, self.validated.report.set_id)
             if found is not None:
                 return found
         return self.extract_straight(rule)
 
-    def records(self, rule: RecordRule, control: ControlRef) -> list[Record] | None:
+    def records(self, rule: RecordRule, control: ControlRef) -> Sequence[Record] | None:
         """The rule's records straight from the placed segments when a direct reader stands for it
-        (``mappings.direct271``), else None."""
+        (``mappings.direct271``, ``mappings.direct278``), else None."""
         if not self.plain() or (direct := direct_record(rule)) is None:
             return None
-        return direct.records(self.validated.placed, self.validated.report.set_id, control)  # type: ignore[return-value]
+        return direct.records(self.validated.placed, self.validated.report.set_id, control)
 
     def extract_straight(self, rule: RecordRule) -> list[dict[str, Any]]:
         """:meth:`extract` without the direct readers: the reference they are tested against."""
@@ -198,9 +211,10 @@ def map_set(
 ) -> list[Record]:
     """Records of a validated set (it must have been validated with ``keep_placed=True``): the same
     records as ``map_document`` over the set's XML form, read straight from the placed segments for
-    the shipped eligibility rule (``mappings.direct271``), else from light nodes with the compiled
-    rules when every path of the rule set compiles (``mappings.xpath_lite``). ``direct=False``
-    leaves the direct readers out (the reference they are compared with, in tests and benches)."""
+    the shipped eligibility and authorization rules (``mappings.direct271``,
+    ``mappings.direct278``), else from light nodes with the compiled rules when every path of the
+    rule set compiles (``mappings.xpath_lite``). ``direct=False`` leaves the direct readers out
+    (the reference they are compared with, in tests and benches)."""
     report = validated.report
     rule_name = RECORD_FOR_MAP.get(report.map or "")
     if rule_name is None or not validated.placed:
@@ -213,7 +227,7 @@ def map_set(
         if made is not None:
             payer_rules = rules.for_payer(made[0].payer_id if made else None)
             if payer_rules is rules.default:
-                return made
+                return list(made)
             field_sets = forms.extract(payer_rules[rule_name])
         else:
             extract = forms.extract if direct else forms.extract_straight
