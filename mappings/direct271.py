@@ -554,10 +554,15 @@ ELIGIBILITY = DirectReader(eligibility_fields, eligibility_records)
 
 
 @cache
-def shipped_eligibility() -> RecordRule:
-    """The eligibility rule as shipped, loaded on its own (the rule a direct reader stands for)."""
+def shipped_rule(kind: str) -> RecordRule:
+    """The rule for ``kind`` as shipped, loaded on its own (the rule a direct reader stands for)."""
     data = files("mappings").joinpath("rules", "default.xml").read_bytes()
-    return load_rules(data, "mappings/rules/default.xml")["eligibility"]
+    return load_rules(data, "mappings/rules/default.xml")[kind]
+
+
+def shipped_eligibility() -> RecordRule:
+    """The eligibility rule as shipped."""
+    return shipped_rule("eligibility")
 
 
 def _direct(rule: RecordRule) -> DirectReader | None:

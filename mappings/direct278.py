@@ -19,8 +19,6 @@ the generated code as the reference.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import cache
-from importlib.resources import files
 from typing import Any
 
 from mappings.authorization import authorization_record
@@ -38,8 +36,9 @@ from mappings.direct271 import (
     _row,
     _Set,
     _tree,
+    shipped_rule,
 )
-from mappings.engine import RecordRule, load_rules
+from mappings.engine import RecordRule
 from mappings.records import AuthorizationRecord, ControlRef
 from mappings.straight import _components, _eq1, _ne, _suffixed
 from transactions.placed import Placed
@@ -272,11 +271,9 @@ def authorization_records(
 AUTHORIZATION = DirectReader(authorization_fields, authorization_records)
 
 
-@cache
 def shipped_authorization() -> RecordRule:
-    """The authorization rule as shipped, loaded on its own (the rule this direct reader stands for)."""
-    data = files("mappings").joinpath("rules", "default.xml").read_bytes()
-    return load_rules(data, "mappings/rules/default.xml")["authorization"]
+    """The authorization rule as shipped (the rule this direct reader stands for)."""
+    return shipped_rule("authorization")
 
 
 def _direct(rule: RecordRule) -> DirectReader | None:

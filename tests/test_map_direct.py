@@ -33,17 +33,18 @@ RULE = default_rules().default["eligibility"]
 RESPONSES_271 = [p for p in RESPONSES if b"ST*271*" in p.read_bytes()]
 
 
-def _reference_records(vs: ValidatedSet, isa: str, gs: str) -> list[object]:
-    """What ``map_set`` gave before the direct reader: the generated code's dicts made records."""
+def reference_records(vs: ValidatedSet, isa: str, gs: str, kind: str = "eligibility") -> list[object]:
+    """What ``map_set`` gave before the direct readers: the shipped ``kind`` rule's generated code,
+    its dicts made records (the 278 reader's tests use it too)."""
     from mappings.mapper import _build  # noqa: PLC0415 - the private builder, for the reference only
 
     forms = _SetForms(vs)
     try:
-        fields = forms.extract_straight(RULE)
+        fields = forms.extract_straight(default_rules().default[kind])
     finally:
         forms.release()
     control = ControlRef(isa, gs, vs.report.control_number)
-    return [_build("eligibility", f, control) for f in fields]
+    return [_build(kind, f, control) for f in fields]
 
 
 def _assert_direct_alike(data: bytes) -> int:
@@ -56,7 +57,7 @@ def _assert_direct_alike(data: bytes) -> int:
         expected = _SetForms(vs).extract_straight(RULE)
         assert eligibility_fields(vs.placed, vs.report.set_id) == expected
         assert eligibility_fields(tuple(vs.placed), vs.report.set_id) == expected
-        reference = _reference_records(vs, isa, gs)
+        reference = reference_records(vs, isa, gs)
         assert map_set(vs, isa, gs) == reference
         assert map_set(vs, isa, gs, direct=False) == reference
         control = ControlRef(isa, gs, vs.report.control_number)

@@ -24,10 +24,11 @@ from mappings.direct278 import (
     shipped_authorization,
 )
 from mappings.engine import load_rules
-from mappings.mapper import _build, _SetForms, default_rules, map_set, with_overrides
+from mappings.mapper import _SetForms, default_rules, map_set, with_overrides
 from mappings.mapper import direct_record as direct_any
 from mappings.records import ControlRef
 from tests.test_map_differential import OVERRIDES, RESPONSES, _mutated_responses, _sets
+from tests.test_map_direct import reference_records
 from tests.x12mutants import mutants
 from transactions.findings import SetReport
 from transactions.placed import Placed
@@ -36,17 +37,6 @@ from transactions.validation import ValidatedSet
 
 RULE = default_rules().default["authorization"]
 RESPONSES_278 = [p for p in RESPONSES if b"ST*278*" in p.read_bytes()]
-
-
-def _reference_records(vs: ValidatedSet, isa: str, gs: str) -> list[object]:
-    """What ``map_set`` gave before the direct reader: the generated code's dicts made records."""
-    forms = _SetForms(vs)
-    try:
-        fields = forms.extract_straight(RULE)
-    finally:
-        forms.release()
-    control = ControlRef(isa, gs, vs.report.control_number)
-    return [_build("authorization", f, control) for f in fields]
 
 
 def _assert_direct_alike(data: bytes) -> int:
@@ -59,7 +49,7 @@ def _assert_direct_alike(data: bytes) -> int:
         expected = _SetForms(vs).extract_straight(RULE)
         assert authorization_fields(vs.placed, vs.report.set_id) == expected
         assert authorization_fields(tuple(vs.placed), vs.report.set_id) == expected
-        reference = _reference_records(vs, isa, gs)
+        reference = reference_records(vs, isa, gs, "authorization")
         assert map_set(vs, isa, gs) == reference
         assert map_set(vs, isa, gs, direct=False) == reference
         control = ControlRef(isa, gs, vs.report.control_number)
