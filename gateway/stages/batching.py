@@ -25,9 +25,11 @@ from gateway.store.payloads import Payload
 from gateway.store.repos.envelopes import NewSet
 from transactions.envelope_writer import InterchangeHeader
 from transactions.errors import X12WriteError
+from transactions.findings import SetReport
 from transactions.outbound import OutboundBatch, Request, build_request_interchange, request_kind
 from transactions.requests_json import request_from_obj
-from transactions.validation import validate
+from transactions.segment import Delimiters
+from transactions.validation import validate, validate_written
 
 
 def release_expired(ctx: Context, dead: list[str]) -> int:
@@ -64,7 +66,14 @@ def _numbers(ctx: Context, tx: Tx, partner: PartnerConfig, requests: list[Reques
     )
 
 
-def _build(ctx: Context, partner: PartnerConfig, requests: list[Request], numbers: _Numbers) -> OutboundBatch:
+def _build(
+    ctx: Context,
+    partner: PartnerConfig,
+    requests: list[Request],
+    numbers: _Numbers,
+    *,
+    keep_segments: bool = False,
+) -> OutboundBatch:
     ident = ctx.config.identity
     header = InterchangeHeader(
         ident.isa_qualifier,
@@ -82,19 +91,28 @@ def _build(ctx: Context, partner: PartnerConfig, requests: list[Request], number
         application_receiver=partner.gs_id,
         group_controls=numbers.groups,
         set_controls=numbers.sets,
+        keep_segments=keep_segments,
     )
 
 
 def _rejected_sets(data: bytes) -> dict[str, str]:
     """ST02 -> first finding, for every set of a freshly built interchange that the guide rejects."""
     report = validate(data)
+    return _rejected([s for ic in report.interchanges for g in ic.groups for s in g.sets])
+
+
+def _rejected_written(batch: OutboundBatch) -> dict[str, str]:
+    """``_rejected_sets(batch.data)`` from the segments the batch kept (built with ``keep_segments``),
+    without reading its bytes back: the same verdicts (``tests/test_batching_written.py``)."""
+    return _rejected(validate_written(batch.written, Delimiters()))
+
+
+def _rejected(sets: list[SetReport]) -> dict[str, str]:
     out: dict[str, str] = {}
-    for ic in report.interchanges:
-        for g in ic.groups:
-            for s in g.sets:
-                if not s.accepted:
-                    first = next((f for f in s.findings if f.severity == "error"), None)
-                    out[s.control_number] = first.message if first else "rejected by the implementation guide"
+    for s in sets:
+        if not s.accepted:
+            first = next((f for f in s.findings if f.severity == "error"), None)
+            out[s.control_number] = first.message if first else "rejected by the implementation guide"
     return out
 
 
@@ -328,10 +346,10 @@ def build_one(
     ``batch_partner`` sets it aside with the reason, as for any batch; the numbers are a gap)."""
     isa, gs, st = numbers
     try:
-        batch = _build(ctx, partner, [request], _Numbers(isa, [gs], [st]))
+        batch = _build(ctx, partner, [request], _Numbers(isa, [gs], [st]), keep_segments=True)
     except X12WriteError:
         return None
-    if _rejected_sets(batch.data):
+    if _rejected_written(batch):
         return None
     set_kind = batch.sets[0].set_id
     name = partner.file_name(set_kind, batch.interchange_control, ctx.clock())
