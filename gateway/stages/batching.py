@@ -335,15 +335,22 @@ class Built:
     batch: OutboundBatch
     stored: tuple[str, str, str | None, str]  # name, payload hash, payload path (None: a blob), set kind
     payload: Payload  # kept in the store by ``record_built``'s transaction (when small)
+    also: tuple[Payload, ...] = ()  # other staged payloads that transaction keeps (one statement)
 
 
 def build_one(
-    ctx: Context, partner: PartnerConfig, request: Request, numbers: tuple[int, int, int]
+    ctx: Context,
+    partner: PartnerConfig,
+    request: Request,
+    numbers: tuple[int, int, int],
+    *,
+    also: tuple[Payload, ...] = (),
 ) -> Built | None:
     """The interchange of one request with these (ISA13, GS06, ST02), built, validated and its payload
     stored, outside any transaction (a real-time API call: see ``gateway.realtime.numbers``); None when
     it cannot be written as X12 or the guide rejects its set (the request is then recorded ``new`` and
-    ``batch_partner`` sets it aside with the reason, as for any batch; the numbers are a gap)."""
+    ``batch_partner`` sets it aside with the reason, as for any batch; the numbers are a gap).
+    ``also``: payloads staged by the caller that ``record_built`` keeps in the same statement."""
     isa, gs, st = numbers
     try:
         batch = _build(ctx, partner, [request], _Numbers(isa, [gs], [st]), keep_segments=True)
@@ -354,7 +361,7 @@ def build_one(
     set_kind = batch.sets[0].set_id
     name = partner.file_name(set_kind, batch.interchange_control, ctx.clock())
     payload = ctx.payloads.stage(batch.data)
-    return Built(batch, (name, payload.sha256, payload.payload_path, set_kind), payload)
+    return Built(batch, (name, payload.sha256, payload.payload_path, set_kind), payload, also)
 
 
 def record_built(
@@ -378,8 +385,9 @@ def record_built(
         row.id, partner=partner.name, owner=ctx.node_id, until=until, then=RequestEvent.QUEUE
     )
     if not claimed:
+        ctx.payloads.record(tx, *built.also)  # the caller's, kept all the same
         return False
-    ctx.payloads.record(tx, built.payload)  # our 270 commits with the file row naming it
+    ctx.payloads.record(tx, built.payload, *built.also)  # our 270 commits with the file row naming it
     then = _Then(on_queued, start_upload, requests_moved=True)
     _record(ctx, tx, partner, [row], built.batch, built.stored, then)
     return True
