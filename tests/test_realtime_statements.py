@@ -33,7 +33,7 @@ pytest_plugins = ["tests.core_fixtures"]
 # transactions per call: the call recorded and queued with its first attempt started (one commit,
 # 10 statements: the call's file inserted already claimed and accepted, the outbound file already
 # uploading, the request claimed and queued in one UPDATE, the event log in one multi-row INSERT; its
-# tracking and control numbers come from the process's blocks, one commit per 16 calls, taken by the
+# tracking and control numbers come from the process's blocks, one commit per 64 calls, taken by the
 # warm-up call here, so the calls counted never take one), the answer recorded and processed (one
 # commit, 18: the outbound file's guarded UPDATE instead of a locked read, the answer's file inserted
 # already processed, its sets and request moved from the states the call queued them in without
