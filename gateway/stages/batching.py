@@ -387,7 +387,7 @@ def record_built(
     if not claimed:
         ctx.payloads.record(tx, *built.also)  # the caller's, kept all the same
         return False
-    ctx.payloads.record(tx, built.payload, *built.also)  # our 270 commits with the file row naming it
+    ctx.payloads.record(tx, *built.also, built.payload)  # our 270 commits with the file row naming it
     then = _Then(on_queued, start_upload, requests_moved=True)
     _record(ctx, tx, partner, [row], built.batch, built.stored, then)
     return True
