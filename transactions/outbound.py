@@ -19,10 +19,14 @@ from transactions.envelope_writer import (
     TransactionBody,
     build_interchange,
     functional_groups,
+    gs_segment,
     st_number,
+    transaction_segments,
 )
 from transactions.models import EligibilityInquiry, ServiceReviewRequest
+from transactions.reader import split_elements
 from transactions.segment import Delimiters, Segment
+from transactions.writer import format_segment
 
 Request = EligibilityInquiry | ServiceReviewRequest
 
@@ -76,6 +80,9 @@ class OutboundBatch:
     set_controls: tuple[tuple[str, int], ...]  # (trace number, ST02) per request, in order
     groups: tuple[OutboundGroup, ...] = ()  # as written, in order (filled for request batches)
     sets: tuple[OutboundSet, ...] = ()  # one per request, in request order (filled for request batches)
+    # each group's GS and its sets (ST..SE) as a reader reads them back from ``data`` (``as_read``),
+    # in order: filled when asked (``keep_segments``), for validating them without reading ``data``
+    written: tuple[tuple[Segment, tuple[tuple[Segment, ...], ...]], ...] = ()
 
 
 def request_body(req: Request, timestamp: datetime) -> tuple[Segment, ...]:
@@ -95,21 +102,23 @@ def build_request_interchange(
     set_controls: Sequence[int],
     delimiters: Delimiters | None = None,
     newline: str = "",
+    keep_segments: bool = False,
 ) -> OutboundBatch:
     """One interchange with a group per request type; ``group_controls`` gives one number per type
-    present (270 group first), ``set_controls`` one ST02 per request in order."""
+    present (270 group first), ``set_controls`` one ST02 per request in order. ``keep_segments``:
+    the batch's ``written`` holds the groups and sets as read back from its bytes."""
     if len(set_controls) != len(requests):
         raise ValueError("one ST control number per request")
     d = delimiters or Delimiters()
     bodies: dict[str, list[TransactionBody]] = {k.functional_id: [] for k in REQUEST_KINDS.values()}
     assigned: list[tuple[str, int]] = []
-    written: list[OutboundSet] = []
+    written_sets: list[OutboundSet] = []
     for req, number in zip(requests, set_controls, strict=True):
         kind = request_kind(req)
         body = request_body(req, header.timestamp)
         bodies[kind.functional_id].append(TransactionBody(kind.set_id, number, kind.version, body))
         assigned.append((req.trace_number, number))
-        written.append(OutboundSet(req.trace_number, kind.set_id, st_number(number), kind.functional_id))
+        written_sets.append(OutboundSet(req.trace_number, kind.set_id, st_number(number), kind.functional_id))
     groups = functional_groups(
         bodies,
         {k.functional_id: k.version for k in REQUEST_KINDS.values()},
@@ -119,11 +128,39 @@ def build_request_interchange(
         timestamp=header.timestamp,
     )
     data = build_interchange(header, groups, d, newline=newline)
+    written = (
+        tuple(
+            (
+                as_read(gs_segment(g), d),
+                tuple(tuple(as_read(x, d) for x in transaction_segments(t)) for t in sets),
+            )
+            for g, sets in groups
+        )
+        if keep_segments
+        else ()
+    )
     return OutboundBatch(
         data,
         header.control_number,
         tuple(g.control_number for g, _ in groups),
         tuple(assigned),
         groups=tuple(OutboundGroup(g.functional_id, g.version, g.control_number) for g, _ in groups),
-        sets=tuple(written),
+        sets=tuple(written_sets),
+        written=written,
     )
+
+
+def as_read(segment: Segment, d: Delimiters) -> Segment:
+    """``segment`` as a reader reads it back once written with ``d``: for a segment that was written
+    (no value holds a delimiter). Trailing empty elements are trimmed; a segment with a composite or
+    a repetition is written and split again by the writer's and the reader's own functions (a
+    composite's trailing empty components trimmed, one component or occurrence read as a plain value)."""
+    elements = segment.elements
+    for value in elements:
+        if value.__class__ is not str:
+            tag, values = split_elements(format_segment(segment, d), d)
+            return Segment(tag, values)
+    end = len(elements)
+    while end and elements[end - 1] == "":
+        end -= 1
+    return segment if end == len(elements) else Segment(segment.tag, elements[:end])

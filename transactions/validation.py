@@ -493,3 +493,29 @@ def group_set_codes() -> dict[str, str]:
         **{f"AK905-{k}": v for k, v in GROUP_CODES.items()},
         **{f"IK502-{k}": v for k, v in SET_CODES.items()},
     }
+
+
+def validate_written(
+    groups: Iterable[tuple[Segment, Sequence[Sequence[Segment]]]],
+    delimiters: Delimiters,
+    opts: Options | None = None,
+) -> list[SetReport]:
+    """The verdicts ``validate`` gives the sets of an interchange just written, from its segments
+    instead of its bytes: each group's GS with its sets (ST..SE), every segment as a reader reads it
+    back (``transactions.outbound.as_read``). Only the sets' verdicts (their ``offset`` is 0): the
+    envelope around them was written by us. For a writer checking what it built without reading it
+    again; ``validate`` stays the reference."""
+    opts = opts or Options()
+    out: list[SetReport] = []
+    try:
+        for gs, sets in groups:
+            seen: set[str] = set()
+            for segments in sets:
+                tset = env.TransactionSet(
+                    tuple(segments), 0, segments[-1] if segments[-1].tag == "SE" else None
+                )
+                out.append(validate_set(tset, gs, delimiters, seen, opts).report)
+                seen.add(tset.control_number)
+    finally:
+        _forget_values(opts)
+    return out

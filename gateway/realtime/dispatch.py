@@ -45,6 +45,7 @@ from gateway.runtime.context import Context
 from gateway.stages import batching, inbound
 from gateway.stages.outbox import result_document
 from gateway.store import FileRow, RequestRow, Tx
+from gateway.store.payloads import Payload
 from mappings.mapper import MappingRules
 from transactions.outbound import Request
 
@@ -205,9 +206,13 @@ class QueueNow:
         """The call's tracking number (its request's) and control numbers."""
         return numbers.take(self.ctx, self.partner)
 
-    def build(self, request: Request, taken: CallNumbers) -> batching.Built | None:
-        """The request's interchange (None: it stays ``new``, see ``batching.build_one``)."""
-        return batching.build_one(self.ctx, self.partner, request, (taken.isa, taken.gs, taken.st))
+    def build(
+        self, request: Request, taken: CallNumbers, *, also: tuple[Payload, ...] = ()
+    ) -> batching.Built | None:
+        """The request's interchange (None: it stays ``new``, see ``batching.build_one``); ``also``:
+        the call's own staged payloads, kept by ``record`` with the interchange's (one statement)."""
+        numbers = (taken.isa, taken.gs, taken.st)
+        return batching.build_one(self.ctx, self.partner, request, numbers, also=also)
 
     def record(self, tx: Tx, row: RequestRow, built: batching.Built) -> Attempt | None:
         detail = attempt_detail(self.partner)

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from gateway.runtime.config import PartnerConfig
 from gateway.runtime.context import Context
 
-BLOCK = 16  # calls per block: one commit for this many calls, at most this many numbers lost per restart
+BLOCK = 64  # calls per block: one commit for this many calls, at most this many numbers lost per restart
+# (16 before: a refill, a write transaction of four allocations, was 40 us of every call's CPU)
 
 
 @dataclass(frozen=True)

@@ -25,9 +25,11 @@ from gateway.store.payloads import Payload
 from gateway.store.repos.envelopes import NewSet
 from transactions.envelope_writer import InterchangeHeader
 from transactions.errors import X12WriteError
+from transactions.findings import SetReport
 from transactions.outbound import OutboundBatch, Request, build_request_interchange, request_kind
 from transactions.requests_json import request_from_obj
-from transactions.validation import validate
+from transactions.segment import Delimiters
+from transactions.validation import validate, validate_written
 
 
 def release_expired(ctx: Context, dead: list[str]) -> int:
@@ -64,7 +66,14 @@ def _numbers(ctx: Context, tx: Tx, partner: PartnerConfig, requests: list[Reques
     )
 
 
-def _build(ctx: Context, partner: PartnerConfig, requests: list[Request], numbers: _Numbers) -> OutboundBatch:
+def _build(
+    ctx: Context,
+    partner: PartnerConfig,
+    requests: list[Request],
+    numbers: _Numbers,
+    *,
+    keep_segments: bool = False,
+) -> OutboundBatch:
     ident = ctx.config.identity
     header = InterchangeHeader(
         ident.isa_qualifier,
@@ -82,19 +91,28 @@ def _build(ctx: Context, partner: PartnerConfig, requests: list[Request], number
         application_receiver=partner.gs_id,
         group_controls=numbers.groups,
         set_controls=numbers.sets,
+        keep_segments=keep_segments,
     )
 
 
 def _rejected_sets(data: bytes) -> dict[str, str]:
     """ST02 -> first finding, for every set of a freshly built interchange that the guide rejects."""
     report = validate(data)
+    return _rejected([s for ic in report.interchanges for g in ic.groups for s in g.sets])
+
+
+def _rejected_written(batch: OutboundBatch) -> dict[str, str]:
+    """``_rejected_sets(batch.data)`` from the segments the batch kept (built with ``keep_segments``),
+    without reading its bytes back: the same verdicts (``tests/test_batching_written.py``)."""
+    return _rejected(validate_written(batch.written, Delimiters()))
+
+
+def _rejected(sets: list[SetReport]) -> dict[str, str]:
     out: dict[str, str] = {}
-    for ic in report.interchanges:
-        for g in ic.groups:
-            for s in g.sets:
-                if not s.accepted:
-                    first = next((f for f in s.findings if f.severity == "error"), None)
-                    out[s.control_number] = first.message if first else "rejected by the implementation guide"
+    for s in sets:
+        if not s.accepted:
+            first = next((f for f in s.findings if f.severity == "error"), None)
+            out[s.control_number] = first.message if first else "rejected by the implementation guide"
     return out
 
 
@@ -317,26 +335,33 @@ class Built:
     batch: OutboundBatch
     stored: tuple[str, str, str | None, str]  # name, payload hash, payload path (None: a blob), set kind
     payload: Payload  # kept in the store by ``record_built``'s transaction (when small)
+    also: tuple[Payload, ...] = ()  # other staged payloads that transaction keeps (one statement)
 
 
 def build_one(
-    ctx: Context, partner: PartnerConfig, request: Request, numbers: tuple[int, int, int]
+    ctx: Context,
+    partner: PartnerConfig,
+    request: Request,
+    numbers: tuple[int, int, int],
+    *,
+    also: tuple[Payload, ...] = (),
 ) -> Built | None:
     """The interchange of one request with these (ISA13, GS06, ST02), built, validated and its payload
     stored, outside any transaction (a real-time API call: see ``gateway.realtime.numbers``); None when
     it cannot be written as X12 or the guide rejects its set (the request is then recorded ``new`` and
-    ``batch_partner`` sets it aside with the reason, as for any batch; the numbers are a gap)."""
+    ``batch_partner`` sets it aside with the reason, as for any batch; the numbers are a gap).
+    ``also``: payloads staged by the caller that ``record_built`` keeps in the same statement."""
     isa, gs, st = numbers
     try:
-        batch = _build(ctx, partner, [request], _Numbers(isa, [gs], [st]))
+        batch = _build(ctx, partner, [request], _Numbers(isa, [gs], [st]), keep_segments=True)
     except X12WriteError:
         return None
-    if _rejected_sets(batch.data):
+    if _rejected_written(batch):
         return None
     set_kind = batch.sets[0].set_id
     name = partner.file_name(set_kind, batch.interchange_control, ctx.clock())
     payload = ctx.payloads.stage(batch.data)
-    return Built(batch, (name, payload.sha256, payload.payload_path, set_kind), payload)
+    return Built(batch, (name, payload.sha256, payload.payload_path, set_kind), payload, also)
 
 
 def record_built(
@@ -360,8 +385,9 @@ def record_built(
         row.id, partner=partner.name, owner=ctx.node_id, until=until, then=RequestEvent.QUEUE
     )
     if not claimed:
+        ctx.payloads.record(tx, *built.also)  # the caller's, kept all the same
         return False
-    ctx.payloads.record(tx, built.payload)  # our 270 commits with the file row naming it
+    ctx.payloads.record(tx, *built.also, built.payload)  # our 270 commits with the file row naming it
     then = _Then(on_queued, start_upload, requests_moved=True)
     _record(ctx, tx, partner, [row], built.batch, built.stored, then)
     return True

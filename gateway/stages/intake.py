@@ -111,9 +111,11 @@ def parse_inbox_bytes(data: bytes, name: str, max_requests: int | None = None) -
 def _take(out: Parsed, item: Request | RequestError, index: int) -> None:
     if isinstance(item, RequestError):
         out.errors.append({"index": index, "field": item.field, "reason": item.reason})
-    elif (where := _unstorable(item)) is not None:
+        return
+    plain = _plain_texts(item)  # the usual request: both walks below find nothing, so neither runs
+    if not plain and (where := _unstorable(item)) is not None:
         out.errors.append({"index": index, "field": where, "reason": UNSTORABLE})
-    elif (where := _first_text(item, _has_delimiter)) is not None:
+    elif not plain and (where := _first_text(item, _has_delimiter)) is not None:
         out.errors.append({"index": index, "field": where, "reason": UNSENDABLE})
     elif (why := _unwritable(item)) is not None:
         out.errors.append({"index": index, "field": "request", "reason": why})
@@ -204,6 +206,55 @@ def _bad_keys(value: Any, bad: Callable[[str], bool]) -> list[str] | None:
             found.append(str(key))
             return found
     return None
+
+
+_LEAF, _TEXT, _MAPPING, _SEQUENCE, _MODEL = range(5)
+_KINDS: dict[type, int] = {}  # what ``_bad_keys`` does with a value of each class
+
+
+def _kind(cls: type, value: Any) -> int:
+    """How ``_bad_keys`` walks a value of class ``cls`` (its tests depend on the class alone)."""
+    kind = _KINDS.get(cls)
+    if kind is None:
+        if isinstance(value, str):
+            kind = _TEXT
+        elif isinstance(value, dict):
+            kind = _MAPPING
+        elif isinstance(value, list | tuple):
+            kind = _SEQUENCE
+        elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+            kind = _MODEL
+            _FIELDS.setdefault(cls, tuple(f.name for f in dataclasses.fields(value)))
+        else:
+            kind = _LEAF
+        kind = _KINDS.setdefault(cls, kind)
+    return kind
+
+
+def _texts(value: Any, out: list[str]) -> None:
+    """Every text ``_bad_keys`` would look at in ``value``, in its order, appended to ``out``."""
+    kind = _kind(value.__class__, value)
+    if kind == _TEXT:
+        out.append(value)
+    elif kind == _MODEL:
+        for name in _FIELDS[value.__class__]:
+            _texts(getattr(value, name), out)
+    elif kind == _SEQUENCE:
+        for item in value:
+            _texts(item, out)
+    elif kind == _MAPPING:
+        for item in value.values():
+            _texts(item, out)
+
+
+def _plain_texts(value: Any) -> bool:
+    """Whether no text in ``value`` is unstorable or holds a delimiter, in one walk: both tests look
+    for single characters, so they find one in the texts joined exactly when they find one in a text
+    (``_unstorable`` and ``_first_text(.., _has_delimiter)`` then name the first)."""
+    texts: list[str] = []
+    _texts(value, texts)
+    joined = "".join(texts)
+    return _CONTROL_OR_SURROGATE.search(joined) is None and _DELIMITERS.isdisjoint(joined)
 
 
 def _count_sets(data: bytes) -> int:

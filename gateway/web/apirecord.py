@@ -101,32 +101,33 @@ def submit(
             return found
     assigner = ctx.config.identity.trace_assigner
     built: Built | None = None
-    tracking: str | None = None
+    final: Request | None = None
     values: _RequestValues | None = None
-    if queue is not None:  # numbered and built before the transaction, which only records it
-        taken = queue.take_numbers()
-        tracking = taken.tracking
-        with phi_scope(phi_values(req)):
-            final = replace(req, trace_number=tracking, trace_assigner=assigner)
-            built = queue.build(final, taken)
-            values = _request_values(ctx, final, req.trace_number)
     body_payload = ctx.payloads.stage(body)  # kept with the call's rows (a file when large)
     sha = body_payload.sha256
     try:
-        with phi_scope(phi_values(req)), ctx.store.begin() as tx:
-            if idempotency_key is not None:  # a concurrent retry may have won the race (SQLite)
-                found = _earlier(tx, client, idempotency_key, digest, budget)
-                if found is not None:
-                    return found
-            if tracking is None:  # committed with the rows that carry it: one commit per call, not two
-                tracking = ctx.store.new_tracking_numbers(1, tx=tx)[0]
-            final = replace(req, trace_number=tracking, trace_assigner=assigner)
-            if values is None:
+        with phi_scope(phi_values(req)):
+            if queue is not None:  # numbered and built before the transaction, which only records it
+                taken = queue.take_numbers()
+                final = replace(req, trace_number=taken.tracking, trace_assigner=assigner)
+                # the call's body is kept with our interchange, in one statement
+                built = queue.build(final, taken, also=(body_payload,))
                 values = _request_values(ctx, final, req.trace_number)
-            row = _record(tx, client, (body, sha), final, values, partner)
-            ctx.payloads.record(tx, body_payload)
-            _insert_call(tx, client, tracking, idempotency_key, digest)
-            started = queue.record(tx, row, built) if queue is not None and built is not None else None
+            with ctx.store.begin() as tx:
+                if idempotency_key is not None:  # a concurrent retry may have won the race (SQLite)
+                    found = _earlier(tx, client, idempotency_key, digest, budget)
+                    if found is not None:
+                        return found
+                if final is None:  # its number committed with the rows that carry it: one commit, not two
+                    tracking = ctx.store.new_tracking_numbers(1, tx=tx)[0]
+                    final = replace(req, trace_number=tracking, trace_assigner=assigner)
+                if values is None:
+                    values = _request_values(ctx, final, req.trace_number)
+                row = _record(tx, client, (body, sha), final, values, partner)
+                if built is None:
+                    ctx.payloads.record(tx, body_payload)
+                _insert_call(tx, client, final.trace_number, idempotency_key, digest)
+                started = queue.record(tx, row, built) if queue is not None and built is not None else None
     except DuplicateKeyError:  # PostgreSQL: the concurrent retry committed first; all of ours rolled back
         if idempotency_key is None:
             raise
@@ -135,6 +136,7 @@ def submit(
         if found is None:
             raise
         return found
+    tracking = final.trace_number
     if started is None:
         precert_gate(ctx, final)  # "not required": answered here, no 278
     ctx.log.info(
