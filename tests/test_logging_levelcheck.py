@@ -28,7 +28,7 @@ def _emit(logger: object, name: str) -> None:
     for method in METHODS:
         getattr(logger, method)(f"{method} line", detail=7)
     try:
-        raise ValueError("boom")  # noqa: TRY301 - an exception to log
+        raise ValueError("boom")
     except ValueError:
         logger.exception("exception line")  # type: ignore[attr-defined]
     logger.bind(extra=1).warning("bound line")  # type: ignore[attr-defined]
