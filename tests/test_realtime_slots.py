@@ -84,10 +84,46 @@ def test_a_third_thread_waits_while_two_are_inside() -> None:
         t.start()
     inside.wait()  # both are inside
     assert gate.busy == 2
-    assert gate._free.acquire(blocking=False) is False  # no free slot is left
+    assert gate.free == 0  # no free slot is left
     leave.set()
     for t in threads:
         t.join()
     assert gate.busy == 0
     with gate:  # free again
         assert gate.held()
+
+
+def test_a_leaving_thread_hands_its_slot_to_the_longest_waiting_one() -> None:
+    """Waiters get in first come, first served, each straight from the thread that leaves (``busy``
+    never drops in between, so no newcomer can slip in ahead of them)."""
+    gate = slots.Slots(1)
+    order: list[str] = []
+    busy_seen: list[int] = []
+    release = {name: threading.Event() for name in ("b", "c")}
+
+    def enter(name: str) -> None:
+        with gate:
+            order.append(name)
+            busy_seen.append(gate.busy)
+            release[name].wait()
+
+    gate.__enter__()  # the main thread holds the only slot
+    waiters = []
+    for name in ("b", "c"):
+        t = threading.Thread(target=enter, args=(name,))
+        t.start()
+        waiters.append(t)
+        while gate.waiting < len(waiters):  # in line before the next one starts
+            threading.Event().wait(0.001)
+    assert gate.busy == 1
+    gate.__exit__(None, None, None)  # handed to b
+    assert gate.busy == 1
+    assert gate.waiting == 1
+    assert gate.free == 0
+    release["b"].set()
+    waiters[0].join()
+    release["c"].set()
+    waiters[1].join()
+    assert order == ["b", "c"]
+    assert busy_seen == [1, 1]
+    assert (gate.busy, gate.free, gate.waiting) == (0, 1, 0)

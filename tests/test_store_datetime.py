@@ -48,6 +48,23 @@ def test_the_one_step_sqlite_bind_writes_the_reference_text(moment: datetime) ->
     assert fast(moment) == reference(moment)
 
 
+@given(st.lists(st.tuples(aware, st.booleans(), st.integers(min_value=0, max_value=5)), max_size=30))
+def test_one_sqlite_bind_processor_over_a_run_of_values_writes_the_reference_text(
+    picks: list[tuple[datetime, bool, int]],
+) -> None:
+    """One processor fed a run of UTC and other-zone datetimes, the same objects bound again and
+    again (its remembered last value) between others, writes the reference's text for each."""
+    fast, reference = processors()
+    seen: list[datetime] = []
+    for moment, again, back in picks:
+        value = seen[-1 - back % len(seen)] if again and seen else moment.astimezone(UTC)
+        if not again and back % 2:
+            value = moment  # not UTC: converted, never remembered
+        seen.append(value)
+        for _ in range(2):
+            assert fast(value) == reference(value)
+
+
 def test_the_one_step_sqlite_bind_keeps_none_and_refuses_naive_datetimes() -> None:
     """None stays NULL; a naive datetime is refused by both paths with the same error."""
     fast, reference = processors()

@@ -18,7 +18,7 @@ from starlette.types import ASGIApp
 from uvicorn.supervisors import Multiprocess
 
 from gateway.errors import ConfigError
-from gateway.runtime import gcpolicy
+from gateway.runtime import gcpolicy, switching
 from gateway.runtime.config import CONFIG_ENV, GatewayConfig, load_config
 from gateway.runtime.logsetup import configure_from_settings, configure_logging
 from gateway.runtime.storeopen import open_store
@@ -112,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
     host, port = args.listen
     app = create_app(config, store, secure_cookies=args.secure_cookies)
     gcpolicy.apply()  # maps and rules first: real-time answers and the run loop use them all day
+    switching.apply()  # shorter waits for the interpreter lock (``gateway.runtime.switching``)
     log = structlog.get_logger("x12gw.serve")
     log.info("serving", host=host, port=port, tls=bool(args.tls_cert))
     server = uvicorn.Server(

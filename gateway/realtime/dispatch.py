@@ -63,20 +63,25 @@ class _Workers:
     """Daemon threads that run deliveries: started when none is idle (up to ``most``), then kept
     waiting for the next one. Daemons, as the thread per call was: a process that exits does not
     wait for a delivery in flight (its request is sent again by the run loop, as after a crash).
-    Beyond ``most`` deliveries at once, a delivery waits for a free thread."""
+    Beyond ``most`` deliveries at once, a delivery waits for a free thread.
+
+    ``_idle`` counts the threads that finished a job and will take the next one from the queue (each
+    submit spends one, or starts a thread): a plain count under a C lock, where a
+    ``threading.Semaphore`` ran a Python condition on the event loop's thread for every call."""
 
     def __init__(self, most: int) -> None:
         self._most = most
         self._jobs: queue.SimpleQueue[Callable[[], object]] = queue.SimpleQueue()
-        self._idle = threading.Semaphore(0)  # one release per thread waiting for a job
         self._lock = threading.Lock()
+        self._idle = 0
         self._started = 0
 
     def submit(self, job: Callable[[], object]) -> None:
         self._jobs.put(job)
-        if self._idle.acquire(blocking=False):
-            return  # a waiting thread takes it
         with self._lock:
+            if self._idle > 0:
+                self._idle -= 1
+                return  # a waiting thread takes it
             if self._started >= self._most:
                 return  # the next thread to finish takes it
             self._started += 1
@@ -84,10 +89,12 @@ class _Workers:
         threading.Thread(target=self._work, name=f"core-{number}", daemon=True).start()
 
     def _work(self) -> None:
+        jobs, lock = self._jobs, self._lock
         while True:
-            job = self._jobs.get()
+            job = jobs.get()
             job()  # _deliver: never raises (every failure is logged and left to the run loop)
-            self._idle.release()
+            with lock:
+                self._idle += 1
 
 
 # the delivery threads (an answer past the budget is still stored by one)

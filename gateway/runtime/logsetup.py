@@ -41,12 +41,18 @@ from decimal import Decimal
 from enum import Enum
 from functools import cached_property
 from pathlib import PurePath
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 from uuid import UUID
 
 import structlog
 from structlog.dev import ConsoleRenderer, plain_traceback
-from structlog.processors import JSONRenderer, StackInfoRenderer, TimeStamper, format_exc_info
+from structlog.processors import (
+    NAME_TO_LEVEL,
+    JSONRenderer,
+    StackInfoRenderer,
+    TimeStamper,
+    format_exc_info,
+)
 from structlog.stdlib import BoundLogger, LoggerFactory, ProcessorFormatter
 from structlog.typing import EventDict, Processor, WrappedLogger
 
@@ -464,8 +470,62 @@ def reset_logging() -> None:
 
 
 def get_logger(name: str | None = None) -> BoundLogger:
-    """A structlog logger named ``name`` (use ``__name__``); safe to call before ``configure_logging``."""
+    """A structlog logger named ``name`` (use ``__name__``); safe to call before ``configure_logging``.
+    A named one checks the level first (``LevelChecked``)."""
     if not _structlog_ready:
         _configure_structlog()
-    logger: BoundLogger = structlog.stdlib.get_logger(name)
-    return logger
+    if name is None:  # named after its caller's module, found per event: structlog's own way
+        logger: BoundLogger = structlog.stdlib.get_logger()
+        return logger
+    return cast(BoundLogger, LevelChecked(name))
+
+
+class LevelChecked:
+    """structlog's lazy logger for ``name`` that drops an event below the level before structlog
+    builds anything for it.
+
+    Why: the gateway's loggers are not cached (``structlog.testing.capture_logs`` needs that), so
+    each event binds a new logger (the logger factory, ``logging.getLogger``, a context copy) only for
+    the chain's first processor, ``filter_by_level``, to drop it: a real-time call's "accepted" and
+    "core exchange" lines cost serve about 4% of its CPU at the usual WARNING level. Here the same
+    test ``filter_by_level`` makes (the stdlib logger named ``name``: not disabled, level at least its
+    effective level) is made first, while the configured chain starts with ``filter_by_level`` and its
+    factory is the stdlib's (otherwise, say under ``capture_logs``, every event goes to structlog as
+    before); an event it would keep goes to structlog unchanged, which makes that test again."""
+
+    __slots__ = ("_lazy", "_std")
+
+    def __init__(self, name: str) -> None:
+        self._lazy: Any = structlog.stdlib.get_logger(name)
+        self._std = logging.getLogger(name)  # what ``LoggerFactory`` hands ``filter_by_level``
+
+    def _dropped(self, method: str) -> bool:
+        config = structlog.get_config()
+        processors = config["processors"]
+        return (
+            bool(processors)
+            and processors[0] is structlog.stdlib.filter_by_level
+            and type(config["logger_factory"]) is LoggerFactory
+            and (self._std.disabled or NAME_TO_LEVEL[method] < self._std.getEffectiveLevel())
+        )
+
+    def debug(self, event: str | None = None, *args: Any, **kw: Any) -> Any:
+        return None if self._dropped("debug") else self._lazy.debug(event, *args, **kw)
+
+    def info(self, event: str | None = None, *args: Any, **kw: Any) -> Any:
+        return None if self._dropped("info") else self._lazy.info(event, *args, **kw)
+
+    def warning(self, event: str | None = None, *args: Any, **kw: Any) -> Any:
+        return None if self._dropped("warning") else self._lazy.warning(event, *args, **kw)
+
+    def error(self, event: str | None = None, *args: Any, **kw: Any) -> Any:
+        return None if self._dropped("error") else self._lazy.error(event, *args, **kw)
+
+    def critical(self, event: str | None = None, *args: Any, **kw: Any) -> Any:
+        return None if self._dropped("critical") else self._lazy.critical(event, *args, **kw)
+
+    def exception(self, event: str | None = None, *args: Any, **kw: Any) -> Any:
+        return None if self._dropped("exception") else self._lazy.exception(event, *args, **kw)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._lazy, name)  # bind, new, log, ...: structlog's own

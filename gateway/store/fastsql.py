@@ -318,7 +318,10 @@ def _plan_for(conn: Connection, stmt: Executable, first: Mapping[str, Any], many
                 setattr(dialect, _PLANS, plans)
     keys = tuple(first)
     key = (id(stmt), many, keys)
-    shape = plans[key] if key in plans else plans.setdefault(key, _compile(stmt, dialect, keys, many))
+    try:
+        shape = plans[key]  # one lookup: the key's hash is not cached
+    except KeyError:
+        shape = plans.setdefault(key, _compile(stmt, dialect, keys, many))
     if shape is None:
         return None
     if not shape.expanding:

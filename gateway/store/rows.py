@@ -17,19 +17,38 @@ T = TypeVar("T")
 
 def from_mapping(cls: type[T], row: Row[Any], **extra: Any) -> T:
     """Build ``cls`` from a result row, taking the columns the dataclass names."""
+    keys = row._fields
+    if len(keys) != len(row):  # a column without a name (none in this store's statements)
+        return _by_mapping(cls, row, **extra)
+    picks = _PICKS.get((cls, keys))
+    if picks is None:
+        picks = _picks(cls, keys)
+    # the fields' columns by position: no dict of the whole row per row (rows are built while the
+    # writer lock is held)
+    return cls(**{name: row[i] for name, i in picks}, **extra)
+
+
+def _picks(cls: type[Any], keys: tuple[str, ...]) -> tuple[tuple[str, int], ...]:
+    """Where each field ``cls`` names sits in rows with these column keys, every column named (the
+    last column of a name, as a dict of the row keeps it), found once per class and keys."""
     names = _FIELD_NAMES.get(cls)
     if names is None:  # ``fields`` per row was a visible share of every read
-        names = _FIELD_NAMES.setdefault(cls, tuple(f.name for f in fields(cls)))  # type: ignore[arg-type]
-    keys = row._fields
-    # a plain dict of the row: half the CPU of a lookup and a membership test per column through
-    # ``RowMapping`` (rows are built while the writer lock is held); columns without a name (none
-    # in this store's statements) would misalign it, and go the mapping's way
-    mapping: Any = dict(zip(keys, row, strict=True)) if len(keys) == len(row) else row._mapping
+        names = _FIELD_NAMES.setdefault(cls, tuple(f.name for f in fields(cls)))
+    index = {key: i for i, key in enumerate(keys)}
+    picks = tuple((name, index[name]) for name in names if name in index)
+    return _PICKS.setdefault((cls, keys), picks)
+
+
+def _by_mapping(cls: type[T], row: Row[Any], **extra: Any) -> T:
+    """``from_mapping`` for a row with a column without a name: through ``RowMapping``."""
+    names = tuple(f.name for f in fields(cls))  # type: ignore[arg-type]
+    mapping: Any = row._mapping
     values = {name: mapping[name] for name in names if name in mapping}
     return cls(**values, **extra)
 
 
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}  # a row class's field names, found once
+_PICKS: dict[tuple[type, tuple[str, ...]], tuple[tuple[str, int], ...]] = {}  # see ``_picks``
 
 
 @dataclass(frozen=True)

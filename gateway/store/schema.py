@@ -59,6 +59,12 @@ NAMING_CONVENTION = {
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+# the last UTC datetime any UtcDateTime column bound on SQLite, and its text: a transaction binds its
+# one ``now`` to a dozen columns of several tables (a datetime is immutable, so the same object has the
+# same text; the pair is replaced as one tuple, so threads racing here only miss)
+_LAST_SQLITE_TEXT: list[tuple[datetime | None, str | None]] = [(None, None)]
+
+
 class UtcDateTime(TypeDecorator[datetime]):
     """An aware UTC datetime in and out, whatever the backend keeps (SQLite has no time zones)."""
 
@@ -81,10 +87,16 @@ class UtcDateTime(TypeDecorator[datetime]):
         if dialect.name != "sqlite":
             return super().bind_processor(dialect)
         convert = self.process_bind_param
+        last = _LAST_SQLITE_TEXT
 
         def process(value: datetime | None) -> str | None:
             if value is not None and value.tzinfo is UTC:  # the store's clocks: no conversion to make
-                return value.isoformat(" ", "microseconds")[:-6]  # less its "+00:00"
+                seen, text = last[0]
+                if seen is value:
+                    return text
+                text = value.isoformat(" ", "microseconds")[:-6]  # less its "+00:00"
+                last[0] = (value, text)
+                return text
             utc = convert(value, dialect)
             return None if utc is None else utc.isoformat(" ", "microseconds")
 

@@ -21,7 +21,7 @@ from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.operators.session import utc_now
-from gateway.runtime import gcpolicy
+from gateway.runtime import gcpolicy, switching
 from gateway.runtime.config import GatewayConfig, load_config
 from gateway.runtime.logsetup import configure_from_settings, configure_logging
 from gateway.runtime.storeopen import open_store
@@ -171,4 +171,5 @@ def app_from_environment() -> Starlette:
     )
     app = create_app(config, open_store(config, role="serve"), secure_cookies="secure-cookies" in options)
     gcpolicy.apply()  # maps and rules first, as in `serve`: real-time answers use them all day
+    switching.apply()  # as in `serve` (``gateway.runtime.switching``)
     return app

@@ -220,8 +220,21 @@ def insert_rows(
         if len(chunk) == 1:
             run(conn, prebuilt(("insert_many", table.name), lambda: insert(table)), chunk[0])
             continue
-        flat = {f"{c}_{i}": row[c] for i, row in enumerate(chunk) for c in columns}
+        names = _multi_names(columns, len(chunk))
+        flat = dict(zip(names, [row[c] for row in chunk for c in columns], strict=True))
         run(conn, multi_insert(table, columns, len(chunk)), flat)
+
+
+_NAMES: dict[tuple[tuple[str, ...], int], tuple[str, ...]] = {}
+
+
+def _multi_names(columns: tuple[str, ...], count: int) -> tuple[str, ...]:
+    """``multi_insert``'s parameter names for ``count`` rows, row by row (``<column>_<n>``), made once:
+    the same string objects every time, so the dict of values and the plan's lookups hash nothing anew."""
+    names = _NAMES.get((columns, count))
+    if names is None:
+        names = _NAMES.setdefault((columns, count), tuple(f"{c}_{i}" for i in range(count) for c in columns))
+    return names
 
 
 def run(conn: Connection, stmt: Executable, params: Params = None) -> Result:
