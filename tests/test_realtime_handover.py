@@ -9,11 +9,16 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from gateway.realtime import dispatch
 from gateway.realtime.dispatch import send_realtime
 from gateway.runtime.jsontext import dumps_indent2_sorted
-from gateway.stages.outbox import result_document, summary_file_name, write_results
+from gateway.stages import inbound
+from gateway.stages.outbox import rendered_results, result_document, summary_file_name, write_results
+from gateway.store import Tx
 from gateway.store.payloads import PayloadStore
+from payersim.scenario import Outcome, Scenario
 from tests.core_support import CoreRig, drop_request
 
 pytest_plugins = ["tests.core_fixtures"]
@@ -107,3 +112,37 @@ def test_delivery_threads_are_bounded_and_every_queued_delivery_still_runs() -> 
     for event in finished:
         assert event.wait(60)
     assert sorted(ran) == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("outcome", ["active", "inactive", "not_found", "unable_to_respond"])
+def test_documents_rendered_from_the_written_outcomes_equal_those_read_back(
+    rig: CoreRig, outcome: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In the answer's transaction, the documents rendered from the 271 outcomes it wrote (no read
+    back) equal those ``rendered_results`` reads back (the reference), whatever the coverage; the
+    handed document is the outbox file and what the store gives after the commit."""
+    compared: list[tuple[list[dict[str, Any]], list[dict[str, Any]]]] = []
+
+    def both(tx: Tx, trackings: list[str], written: Any = None) -> list[dict[str, Any]]:
+        assert written, "the answer's transaction hands the outcomes it wrote"
+        fast = rendered_results(tx, trackings, written)
+        compared.append((fast, rendered_results(tx, trackings)))
+        return fast
+
+    monkeypatch.setattr(inbound, "rendered_results", both)
+    ctx = rig.context(rig.server(scenario=Scenario(defaults=Outcome(eligibility=outcome))))  # type: ignore[arg-type]
+    rid = drop_request(ctx, "270-subscriber", f"RT-HAND-{outcome.replace('_', '')}")
+    tracking = _tracking(ctx, rid)
+    handed: list[dict[str, Any]] = []
+    assert send_realtime(
+        ctx, rid, budget_seconds=BUDGET, on_stored=lambda doc: handed.append(doc()), tracking=tracking
+    )
+    [(fast, reference)] = compared
+    assert fast == reference
+    assert [d["tracking_number"] for d in fast] == [tracking]
+    assert handed == fast
+    assert (ctx.config.folders.outbox / f"{tracking}.json").read_bytes() == dumps_indent2_sorted(
+        reference[0]
+    ).encode()
+    with ctx.store.read() as tx:
+        assert result_document(tx, tx.requests.get(rid)) == handed[0]

@@ -22,6 +22,7 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from functools import cached_property
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -92,6 +93,10 @@ class Outcome:
     records_from_rejected_sets: int = 0  # decisions applied although our 999 rejects their set
     # warning-level log events (name, fields) for after the commit: rejections alerting must see
     warnings: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    # the 271 outcome (status, record) last written for a tracking number by this transaction, as
+    # written: rendering its result document needs no read back (``outbox.rendered_results``);
+    # None: not kept (nothing rendered in the transaction; a large file's records are not held)
+    written: dict[str, tuple[str, dict[str, Any]]] | None = None
 
 
 def _options(ctx: Context, partner: PartnerConfig) -> Options:
@@ -148,14 +153,14 @@ def _process_scanned(
     if isinstance(prepared, str):
         return _quarantine(ctx, row, prepared)
     _warn_misaddressed(ctx, row, prepared.scan.report)
-    outcome = Outcome()
+    outcome = Outcome(written={} if on_document is not None else None)
     with ctx.store.begin() as tx:
         _apply_prepared(ctx, tx, row, prepared, outcome)
         tx.files.transition(
             row.id, FileEvent.PROCESS, expect=FileState.PROCESSING, detail=_processed(outcome)
         )
         # a caller waiting for the results (real time: one) has them rendered here, not read again
-        docs = rendered_results(tx, outcome.trackings) if on_document is not None else None
+        docs = rendered_results(tx, outcome.trackings, outcome.written) if on_document is not None else None
     _delivered(ctx, row, (prepared, outcome), on_document, docs)
     return FileState.DELIVERED
 
@@ -298,7 +303,7 @@ def store_answer(
     (``files.record(ahead=ANSWER_PROCESSING)``: no UPDATE of the row just inserted) only has them
     logged here. With ``render``, the result documents as ``rendered_results`` reads them here.
     ``sealed``: the result records' stored forms, made before the transaction (``sealed_records``)."""
-    outcome = Outcome()
+    outcome = Outcome(written={} if render else None)
     _apply_prepared(ctx, tx, row, prepared, outcome, sealed)
     steps: list[tuple[FileEvent, dict[str, Any] | None]] = [
         (FileEvent.START_PROCESSING, None),
@@ -308,7 +313,7 @@ def store_answer(
         tx.files.log_moves(row.id, FileState.DOWNLOADED, steps)
     else:
         tx.files.transition_steps(row.id, steps, expect=FileState.DOWNLOADED)
-    return outcome, rendered_results(tx, outcome.trackings) if render else None
+    return outcome, rendered_results(tx, outcome.trackings, outcome.written) if render else None
 
 
 def answer_stored(
@@ -647,6 +652,8 @@ def _apply_record(ctx: Context, tx: Tx, item: _Mapped, outcome: Outcome) -> bool
     if item.validation == "rejected":
         _warn_rejected_set(ctx, req, item)
     if isinstance(record, EligibilityResult):
+        if outcome.written is not None:  # read back when rendered, as written here
+            outcome.written.pop(req.tracking_number, None)
         tx.results.upsert_eligibility(
             tracking_number=req.tracking_number,
             request_id=req.id,
@@ -715,6 +722,12 @@ class _Response:
     traces: tuple[str, ...]
     as_dict: dict[str, Any]
     fingerprint: str
+
+    @cached_property
+    def stored(self) -> dict[str, Any]:
+        """The record stored for it when matched: its JSON form, the set's verdict and findings."""
+        item = self.item
+        return {**self.as_dict, "validation": item.validation, "findings": list(item.findings)}
 
     @classmethod
     def of(cls, item: _Mapped) -> _Response:
@@ -860,6 +873,8 @@ class _Chunk:
             existing_status=existing[1] if existing else None,
         )
         self.writes.append(write)
+        if self.outcome.written is not None:
+            self.outcome.written[req.tracking_number] = (record.coverage, _result_record(r))
         if existing is None or existing[1] != record.coverage:
             ref = existing[0] if existing else _WriteRef(len(self.writes) - 1)
             old = existing[1] if existing else None
@@ -893,8 +908,8 @@ class _Chunk:
 
 
 def _result_record(r: _Response) -> dict[str, Any]:
-    """The record stored for a matched response: its JSON form, the set's verdict and findings."""
-    return {**r.as_dict, "validation": r.item.validation, "findings": list(r.item.findings)}
+    """The record stored for a matched response (made once per response: ``_Response.stored``)."""
+    return r.stored
 
 
 def sealed_records(ctx: Context, prepared: Prepared) -> dict[int, Any]:
