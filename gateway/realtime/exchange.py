@@ -45,9 +45,11 @@ from gateway.stages.batching import QueuedSet
 from gateway.stages.inbound import (
     ANSWER_FAILURES,
     ANSWER_PROCESSING,
+    DELIVERIES,
     answer_stored,
     claim_downloaded,
     prepare_answer,
+    record_delivered,
     sealed_records,
     store_answer,
 )
@@ -360,20 +362,39 @@ def _answered_and_stored(
     store); then write the results and mark the answer delivered. None when the answer is to go the
     two-step way (``prepare_answer`` says so, or storing it met a plain Python error): nothing of it
     is committed then. A crash before the commit leaves the file ``uploading`` (sent again, as after
-    a crash mid-POST), after it the answer ``processed`` (``recover`` writes its results)."""
+    a crash mid-POST), after it the answer ``processed`` (``recover`` writes its results). The
+    ``delivered`` marking is recorded with other calls' (``inbound.Deliveries``): in the answer
+    transaction of a call storing its answer meanwhile, or by the last call to finish, in one
+    transaction for all those waiting (a call alone records its own before it returns)."""
     with slots.CALLS:  # store-and-compute work: two calls at a time (``gateway.realtime.slots``)
-        return _answer_stored_now(ctx, partner, attempt, reply, answer)
+        DELIVERIES.enter(ctx)
+        written: list[int] = []
+        try:
+            return _answer_stored_now(ctx, partner, attempt, reply, (answer, written))
+        finally:
+            left = DELIVERIES.leave(ctx, written[0] if written else None)
+            if left:
+                with ctx.store.begin() as tx:
+                    record_delivered(tx, left)
 
 
 def _answer_stored_now(
-    ctx: Context, partner: PartnerConfig, attempt: Attempt, reply: CoreReply, answer: Processing
+    ctx: Context,
+    partner: PartnerConfig,
+    attempt: Attempt,
+    reply: CoreReply,
+    how: tuple[Processing, list[int]],
 ) -> Sent | None:
-    """``_answered_and_stored`` inside a call slot."""
+    """``_answered_and_stored`` inside a call slot; the answer's file id is added to ``how[1]`` once
+    its results are durable (its marking left to ``DELIVERIES``); the markings waiting are recorded
+    in the answer's transaction."""
+    answer, written = how
     row, detail = attempt.row, attempt.detail
     prepared = prepare_answer(ctx, partner, reply.message.payload, answer.rules)
     if prepared is None:
         return None
     facts, stored = _answer_kept(ctx, detail, reply)
+    taken: list[int] = []
     try:
         records = sealed_records(ctx, prepared)  # sealed before the transaction, not under its lock
         with ctx.store.begin() as tx:
@@ -382,14 +403,27 @@ def _answer_stored_now(
             if inbound is not None:
                 render = answer.on_document is not None
                 done = store_answer(ctx, tx, inbound, prepared, render=render, sealed=records)
+                taken = DELIVERIES.take(ctx)  # other calls' markings commit with this answer
+                record_delivered(tx, taken)
     except ANSWER_FAILURES as exc:
+        DELIVERIES.put_back(ctx, taken)
         ctx.log.warning("real-time answer stored in two steps", file_id=row.id, error=type(exc).__name__)
         return None
+    except BaseException:
+        DELIVERIES.put_back(ctx, taken)
+        raise
     _log_exchange(ctx, partner, row, detail, reply, inbound.id if inbound is not None else None)
     if inbound is None or done is None:
         return Sent("answered")
     outcome, documents = done
-    answer_stored(ctx, inbound, (prepared, outcome), on_document=answer.on_document, documents=documents)
+    answer_stored(
+        ctx,
+        inbound,
+        (prepared, outcome),
+        on_document=answer.on_document,
+        documents=documents,
+        written=written,
+    )
     return Sent("answered", inbound.id)
 
 

@@ -18,6 +18,7 @@ import hashlib
 import json
 import pickle
 import tempfile
+import threading
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -239,17 +240,25 @@ def _processed(outcome: Outcome) -> dict[str, Any]:
     return {"trackings": outcome.trackings, "unmatched": outcome.unmatched}
 
 
-def _delivered(
+def _delivered(  # noqa: PLR0917 - one processed file's parts
     ctx: Context,
     row: FileRow,
     done: tuple[Prepared, Outcome],
     on_document: OnDocument | None,
     docs: list[dict[str, Any]] | None,
+    written: list[int] | None = None,
 ) -> None:
-    """After the processing commit: the results written and delivered, then the file's log lines."""
+    """After the processing commit: the results written and delivered (``written``: the file's id
+    added there once its results are durable, its ``delivered`` marking left to the caller, see
+    ``Deliveries``), then the file's log lines."""
     prepared, outcome = done
     summary = batch_summary(ctx.config, row.partner)
-    deliver(ctx, row.id, outcome.trackings, summary=summary, on_document=on_document, documents=docs)
+    if written is None:
+        deliver(ctx, row.id, outcome.trackings, summary=summary, on_document=on_document, documents=docs)
+    else:
+        name = summary_file_name(row.id) if outcome.trackings and summary else None
+        write_results(ctx, outcome.trackings, summary_name=name, on_document=on_document, documents=docs)
+        written.append(row.id)
     for event, fields in outcome.warnings:
         ctx.log.warning(event, partner=prepared.partner.name, file=row.name, file_id=row.id, **fields)
     ctx.log.info(
@@ -323,11 +332,13 @@ def answer_stored(
     *,
     on_document: OnDocument | None = None,
     documents: list[dict[str, Any]] | None = None,
+    written: list[int] | None = None,
 ) -> None:
     """After ``store_answer``'s commit: its results written and the file delivered (as
-    ``process_file`` ends)."""
+    ``process_file`` ends; ``written``: the file's id added there once its results are durable, its
+    ``delivered`` marking left to the caller, see ``Deliveries``)."""
     _warn_misaddressed(ctx, row, stored[0].scan.report)
-    _delivered(ctx, row, stored, on_document, documents)
+    _delivered(ctx, row, stored, on_document, documents, written)
 
 
 def deliver(
@@ -345,6 +356,76 @@ def deliver(
     write_results(ctx, trackings, summary_name=name, on_document=on_document, documents=documents)
     with ctx.store.begin() as tx:
         tx.files.advance(file_id, FileEvent.DELIVER, expect=FileState.PROCESSED)
+
+
+class Deliveries:
+    """The ``delivered`` markings of real-time answers, recorded together: a call whose answer's
+    results are written (durable) leaves its marking here (``written``); a call storing its own
+    answer meanwhile records the waiting ones in its answer's transaction (``take``, no commit of
+    their own), and the last call to leave (``leave``) records what is left in one transaction. A
+    call alone (no other in its answer's steps) so records its own marking before it returns, as
+    ``deliver`` did; calls at the same time share commits. Exactly once as before: a marking is
+    only ever left for a file whose results are durable, and a crash before it is recorded leaves
+    the file ``processed``, its results rewritten (the same bytes) by ``recover``. Per store, one
+    process-wide instance (``DELIVERIES``)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        # by store (its id; an entry only while a call is inside or a marking waits): calls inside
+        # their answer's steps, and the files written and not yet marked
+        self._stores: dict[int, tuple[list[int], list[int]]] = {}
+
+    def enter(self, ctx: Context) -> None:
+        """A call starts storing its answer (``leave`` must follow, whatever happens)."""
+        with self._lock:
+            inside, _ = self._stores.setdefault(id(ctx.store), ([0], []))
+            inside[0] += 1
+
+    def take(self, ctx: Context) -> list[int]:
+        """The markings waiting, for the caller's transaction to record (``put_back`` if it fails)."""
+        with self._lock:
+            entry = self._stores.get(id(ctx.store))
+            if entry is None:
+                return []
+            taken = entry[1][:]
+            entry[1].clear()
+            return taken
+
+    def put_back(self, ctx: Context, file_ids: list[int]) -> None:
+        """Markings taken by a transaction that did not commit wait again."""
+        if file_ids:
+            with self._lock:
+                self._stores.setdefault(id(ctx.store), ([0], []))[1].extend(file_ids)
+
+    def leave(self, ctx: Context, file_id: int | None) -> list[int]:
+        """A call is done with its answer (``file_id``: its file, results written, else None): the
+        markings to record now, in a transaction of the caller's (``record``), when it was the last
+        inside; else nothing (the last one records them)."""
+        with self._lock:
+            inside, pending = self._stores[id(ctx.store)]
+            if file_id is not None:
+                pending.append(file_id)
+            inside[0] -= 1
+            if inside[0] > 0:
+                return []
+            del self._stores[id(ctx.store)]
+            return pending
+
+
+DELIVERIES = Deliveries()
+
+
+def record_delivered(tx: Tx, file_ids: list[int]) -> None:
+    """In the caller's transaction: these processed files ``delivered`` (one guarded UPDATE each, the
+    changes logged in one INSERT); a file no longer ``processed`` (``recover`` delivered it
+    meanwhile) is left as it is."""
+    rows: list[tuple[str, int, str | None, str, dict[str, Any] | None]] = []
+    for file_id in file_ids:
+        states = tx.files.move_unlogged(file_id, (FileEvent.DELIVER,), expect=FileState.PROCESSED)
+        if states is not None and states[0] != states[1]:
+            rows.append((Entity.FILE, file_id, states[0], states[1], None))
+    if rows:
+        tx.audit.record_change_rows(rows)
 
 
 def _has_acks(report: ValidationReport) -> bool:
