@@ -48,6 +48,7 @@ from gateway.stages.inbound import (
     DELIVERIES,
     answer_stored,
     claim_downloaded,
+    info_dropped,
     prepare_answer,
     record_delivered,
     sealed_records,
@@ -483,6 +484,8 @@ def _log_exchange(  # noqa: PLR0917 - one exchange's facts
     reply: CoreReply,
     inbound_id: int | None,
 ) -> None:
+    if info_dropped():
+        return
     ctx.log.info(
         "core exchange",
         partner=partner.name,

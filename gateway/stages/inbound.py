@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import pickle
 import tempfile
 import threading
@@ -27,6 +28,8 @@ from functools import cached_property
 from itertools import islice
 from pathlib import Path
 from typing import Any
+
+import structlog
 
 from gateway.lifecycle import (
     Entity,
@@ -235,6 +238,22 @@ def _apply_prepared(  # noqa: PLR0917 - one file's parts
         )
 
 
+_GATEWAY_LOGGER = logging.getLogger("x12gw")  # the stdlib logger behind ``ctx.log`` (``runner``)
+
+
+def info_dropped() -> bool:
+    """Whether an info event of ``ctx.log`` would be dropped unwritten: structlog's chain starts
+    with its level filter (not so under ``structlog.testing.capture_logs``, which keeps every event)
+    and the gateway's logger is above INFO (``log_level = "WARNING"``). A busy ``serve`` then skips
+    building the event (a logger bound per call, its lock taken) on every real-time answer."""
+    processors = structlog.get_config()["processors"]
+    return (
+        bool(processors)
+        and processors[0] is structlog.stdlib.filter_by_level
+        and not _GATEWAY_LOGGER.isEnabledFor(logging.INFO)
+    )
+
+
 def _processed(outcome: Outcome) -> dict[str, Any]:
     """The detail of a file's move to ``processed``: what ``recover`` delivers after a crash."""
     return {"trackings": outcome.trackings, "unmatched": outcome.unmatched}
@@ -261,6 +280,8 @@ def _delivered(  # noqa: PLR0917 - one processed file's parts
         written.append(row.id)
     for event, fields in outcome.warnings:
         ctx.log.warning(event, partner=prepared.partner.name, file=row.name, file_id=row.id, **fields)
+    if info_dropped():
+        return
     ctx.log.info(
         "inbound file processed",
         partner=prepared.partner.name,
