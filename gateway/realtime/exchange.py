@@ -23,6 +23,8 @@ lease, ``post_attempt(claim=True)``, then processed).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -191,7 +193,42 @@ def post_attempt(
     a caller that processes it at once. With ``answer`` (``dispatch.send_realtime``) the answer is
     validated and mapped first and stored, processed, in the transaction that records it, then its
     results are written and delivered (``claimed`` stays None); an answer that cannot be stored so
-    (to be quarantined, too large) is recorded and claimed as with ``claim``."""
+    (to be quarantined, too large) is recorded and claimed as with ``claim``.
+
+    With ``answer``, the call counts as one of those whose ``delivered`` markings are recorded
+    together (``inbound.Deliveries``) from before its POST until it is done: a marking left while
+    calls are waiting for their payer is recorded in the next answer's transaction, and the last
+    call out records what is left (a call alone, its own, before it returns)."""
+    if answer is None:
+        return _post_attempt(ctx, partner, attempt, timeout, claim, None)
+    with _marking(ctx) as written:
+        return _post_attempt(ctx, partner, attempt, timeout, claim, (answer, written))
+
+
+@contextmanager
+def _marking(ctx: Context) -> Iterator[list[int]]:
+    """A call inside ``DELIVERIES`` while the block runs; the list gets its answer's file id once its
+    results are durable. Leaving, the last call records the markings left, in a call slot."""
+    DELIVERIES.enter(ctx)
+    written: list[int] = []
+    try:
+        yield written
+    finally:
+        left = DELIVERIES.leave(ctx, written[0] if written else None)
+        if left:
+            with slots.CALLS, ctx.store.begin() as tx:
+                record_delivered(tx, left)
+
+
+def _post_attempt(  # noqa: PLR0917 - post_attempt's arguments
+    ctx: Context,
+    partner: PartnerConfig,
+    attempt: Attempt,
+    timeout: float | None,
+    claim: bool,
+    answer: tuple[Processing, list[int]] | None,
+) -> Sent:
+    """``post_attempt``; with ``answer``, the list its file id goes to (``_marking``)."""
     core = partner.core
     assert core is not None  # noqa: S101 - only CORE partners get here
     row, kind, detail = attempt.row, attempt.kind, attempt.detail
@@ -356,7 +393,11 @@ class Processing:
 
 
 def _answered_and_stored(
-    ctx: Context, partner: PartnerConfig, attempt: Attempt, reply: CoreReply, answer: Processing
+    ctx: Context,
+    partner: PartnerConfig,
+    attempt: Attempt,
+    reply: CoreReply,
+    answer: tuple[Processing, list[int]],
 ) -> Sent | None:
     """Record the answer, finish the outbound file and store the answer's records, request states
     and envelopes, in one transaction (validation and mapping are done before it: they touch no
@@ -364,19 +405,10 @@ def _answered_and_stored(
     two-step way (``prepare_answer`` says so, or storing it met a plain Python error): nothing of it
     is committed then. A crash before the commit leaves the file ``uploading`` (sent again, as after
     a crash mid-POST), after it the answer ``processed`` (``recover`` writes its results). The
-    ``delivered`` marking is recorded with other calls' (``inbound.Deliveries``): in the answer
-    transaction of a call storing its answer meanwhile, or by the last call to finish, in one
-    transaction for all those waiting (a call alone records its own before it returns)."""
+    ``delivered`` marking is left to ``inbound.Deliveries`` (``answer[1]`` gets the file's id, see
+    ``post_attempt``); the markings other calls left are recorded in this answer's transaction."""
     with slots.CALLS:  # store-and-compute work: two calls at a time (``gateway.realtime.slots``)
-        DELIVERIES.enter(ctx)
-        written: list[int] = []
-        try:
-            return _answer_stored_now(ctx, partner, attempt, reply, (answer, written))
-        finally:
-            left = DELIVERIES.leave(ctx, written[0] if written else None)
-            if left:
-                with ctx.store.begin() as tx:
-                    record_delivered(tx, left)
+        return _answer_stored_now(ctx, partner, attempt, reply, answer)
 
 
 def _answer_stored_now(
