@@ -380,15 +380,16 @@ def deliver(
 
 
 class Deliveries:
-    """The ``delivered`` markings of real-time answers, recorded together: a call whose answer's
-    results are written (durable) leaves its marking here (``written``); a call storing its own
-    answer meanwhile records the waiting ones in its answer's transaction (``take``, no commit of
-    their own), and the last call to leave (``leave``) records what is left in one transaction. A
-    call alone (no other in its answer's steps) so records its own marking before it returns, as
-    ``deliver`` did; calls at the same time share commits. Exactly once as before: a marking is
-    only ever left for a file whose results are durable, and a crash before it is recorded leaves
-    the file ``processed``, its results rewritten (the same bytes) by ``recover``. Per store, one
-    process-wide instance (``DELIVERIES``)."""
+    """The ``delivered`` markings of real-time answers, recorded together. A call is inside from
+    before its POST until it is done (``enter``/``leave``, ``exchange.post_attempt``); once its
+    answer's results are written (durable) it leaves its marking here (``leave(file_id)``); the
+    next call to store an answer records the waiting ones in its answer's transaction (``take``,
+    no commit of their own), and the last call to leave records what is left in one transaction.
+    A call alone (no other inside) so records its own marking before it returns, as ``deliver``
+    did; under load a marking rides on the next answer's commit. Exactly once as before: a marking
+    is only ever left for a file whose results are durable, and a crash before it is recorded
+    leaves the file ``processed``, its results rewritten (the same bytes) by ``recover``. Per
+    store, one process-wide instance (``DELIVERIES``)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
