@@ -39,6 +39,7 @@ from gateway.lifecycle import (
     SetEvent,
     SetState,
     allows,
+    target,
 )
 from gateway.realtime import slots
 from gateway.runtime.config import PartnerConfig
@@ -59,6 +60,7 @@ from gateway.stages.inbound import (
 from gateway.stages.outbox import OnDocument, write_results
 from gateway.store import FileRow, Tx
 from gateway.store.payloads import Payload
+from gateway.store.rows import RequestHead
 from gateway.transport.core_client import CoreEndpoint, CoreError, CoreReply, post
 from gateway.transport.core_envelope import (
     ELEMENTS,
@@ -353,6 +355,10 @@ def _reject(ctx: Context, row: FileRow, facts: dict[str, Any], reason: str) -> l
     return rejected
 
 
+# the state a request moved by ``SEND`` from ``queued`` is in
+_SENT_FROM_QUEUED = target(Entity.REQUEST, RequestState.QUEUED, RequestEvent.SEND)
+
+
 def _mark_sets_sent(tx: Tx, file_id: int) -> list[int]:
     """The file's transaction sets become ``sent`` (in file order); their requests' ids."""
     sets = tx.envelopes.sets_of_file(file_id)
@@ -431,11 +437,14 @@ def _answer_stored_now(
     try:
         records = sealed_records(ctx, prepared)  # sealed before the transaction, not under its lock
         with ctx.store.begin() as tx:
-            inbound = _finish_exchange(ctx, tx, partner, attempt, facts, stored, ahead=ANSWER_PROCESSING)
+            fresh: dict[int, RequestHead] = {}
+            inbound = _finish_exchange(
+                ctx, tx, partner, attempt, facts, stored, ahead=ANSWER_PROCESSING, fresh=fresh
+            )
             done = None
             if inbound is not None:
                 render = answer.on_document is not None
-                done = store_answer(ctx, tx, inbound, prepared, render=render, sealed=records)
+                done = store_answer(ctx, tx, inbound, prepared, render=render, sealed=records, fresh=fresh)
                 taken = DELIVERIES.take(ctx)  # other calls' markings commit with this answer
                 record_delivered(tx, taken)
     except ANSWER_FAILURES as exc:
@@ -490,13 +499,14 @@ def _finish_exchange(  # noqa: PLR0917 - the parts of one answer
     stored: Kept,
     *,
     ahead: tuple[FileEvent, ...] = (),
+    fresh: dict[int, RequestHead] | None = None,
 ) -> FileRow | None:
     """In the caller's transaction: the outbound file finished and the answer recorded as a
     downloaded file (already moved past ``ahead``, whose changes the caller logs: ``store_answer``);
     None when another attempt's answer finished the file first (this one is noted). The file's
     guarded UPDATE comes first (it locks the row as a locked read would, and says whether it was
     still ``uploading``); its changes are logged after the answer's file row, whose id their
-    detail names."""
+    detail names. ``fresh`` gets the requests moved from ``queued`` (``_mark_sent``)."""
     row = attempt.row
     states = tx.files.move_unlogged(row.id, _FINISH, expect=FileState.UPLOADING)
     if states is None:
@@ -505,7 +515,7 @@ def _finish_exchange(  # noqa: PLR0917 - the parts of one answer
         tx.audit.record_change(Entity.FILE, row.id, current.state, current.state, note)
         return None
     kind = RESPONSE_KINDS.get(stored[3].payload_type, "x12")
-    return _record_answer(ctx, tx, partner, attempt, (facts, states, ahead), kind, stored)
+    return _record_answer(ctx, tx, partner, attempt, (facts, states, ahead), kind, stored, fresh)
 
 
 def _log_exchange(  # noqa: PLR0917 - one exchange's facts
@@ -539,6 +549,7 @@ def _record_answer(  # noqa: PLR0917 - the parts of one answer
     moved: tuple[dict[str, Any], list[str], tuple[FileEvent, ...]],
     kind: str,
     stored: Kept,
+    fresh: dict[int, RequestHead] | None = None,
 ) -> FileRow:
     row = attempt.row
     facts, states, ahead = moved
@@ -566,13 +577,17 @@ def _record_answer(  # noqa: PLR0917 - the parts of one answer
             if old != new
         ]
     )
-    _mark_sent(ctx, tx, row.id, attempt.sets)
+    _mark_sent(ctx, tx, row.id, attempt.sets, fresh if fresh is not None else {})
     return inbound
 
 
-def _mark_sent(ctx: Context, tx: Tx, file_id: int, known: tuple[QueuedSet, ...]) -> None:
+def _mark_sent(
+    ctx: Context, tx: Tx, file_id: int, known: tuple[QueuedSet, ...], fresh: dict[int, RequestHead]
+) -> None:
     """The file's sets and their requests become ``sent``: from the states the sender queued them
-    in (``known``: guarded UPDATEs, nothing read back), else as read (``_mark_sets_sent``)."""
+    in (``known``: guarded UPDATEs, nothing read back), else as read (``_mark_sets_sent``). The
+    requests moved from ``queued`` by a guarded UPDATE go to ``fresh`` (their heads now: see
+    ``inbound.Outcome.fresh``)."""
     now = ctx.clock()
     if not known or not tx.envelopes.transition_sets_from(
         [s.set_row_id for s in known], SetEvent.SEND, expect=SetState.QUEUED
@@ -584,4 +599,6 @@ def _mark_sent(ctx: Context, tx: Tx, file_id: int, known: tuple[QueuedSet, ...])
         due = now + timedelta(minutes=ctx.config.timeouts.response_overdue_minutes(s.kind))
         if not tx.requests.move_from(s.request_id, RequestEvent.SEND, expect=RequestState.QUEUED, due_at=due):
             left.append(s.request_id)  # moved meanwhile (a resend): as read, as for any file
+        else:
+            fresh[s.request_id] = RequestHead(s.request_id, s.tracking_number, s.kind, _SENT_FROM_QUEUED)
     _send_requests(ctx, tx, left, now)

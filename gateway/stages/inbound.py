@@ -101,6 +101,10 @@ class Outcome:
     # written: rendering its result document needs no read back (``outbox.rendered_results``);
     # None: not kept (nothing rendered in the transaction; a large file's records are not held)
     written: dict[str, tuple[str, dict[str, Any]]] | None = None
+    # requests this transaction moved out of ``queued`` (``store_answer(fresh=...)``), as they are
+    # now: never answered or pended (no path leads back to ``queued`` from those), so no response
+    # fingerprint is logged for them and no result stored: ``_Chunk`` reads none of that for them
+    fresh: Mapping[int, RequestHead] = field(default_factory=dict)
 
 
 def _options(ctx: Context, partner: PartnerConfig) -> Options:
@@ -325,6 +329,7 @@ def store_answer(
     *,
     render: bool,
     sealed: Mapping[int, Any] | None = None,
+    fresh: Mapping[int, RequestHead] | None = None,
 ) -> tuple[Outcome, list[dict[str, Any]] | None]:
     """Store a prepared answer recorded in this transaction as ``downloaded`` (``row``): processed
     in the same commit (``downloaded -> processing -> processed``, both changes logged), so a crash
@@ -332,8 +337,11 @@ def store_answer(
     processed (its results rewritten by ``recover``). A ``row`` recorded already past those moves
     (``files.record(ahead=ANSWER_PROCESSING)``: no UPDATE of the row just inserted) only has them
     logged here. With ``render``, the result documents as ``rendered_results`` reads them here.
-    ``sealed``: the result records' stored forms, made before the transaction (``sealed_records``)."""
-    outcome = Outcome(written={} if render else None)
+    ``sealed``: the result records' stored forms, made before the transaction (``sealed_records``).
+    ``fresh``: the requests this transaction moved from ``queued`` (their heads now, see
+    ``Outcome.fresh``), unless the answer carries acknowledgments (those may move them again)."""
+    known = fresh if fresh and prepared.acks is None else {}
+    outcome = Outcome(written={} if render else None, fresh=known)
     _apply_prepared(ctx, tx, row, prepared, outcome, sealed)
     steps: list[tuple[FileEvent, dict[str, Any] | None]] = [
         (FileEvent.START_PROCESSING, None),
@@ -814,6 +822,7 @@ def _apply_all(
             found = [_apply_record(ctx, tx, item, outcome) for item in chunk]
         for item, hit in zip(chunk, found, strict=True):
             matched[item.key] = matched.get(item.key, False) or hit
+        outcome.fresh = {}  # true of the first chunk only: a later one reads what this one stored
     return matched
 
 
@@ -900,17 +909,21 @@ class _Chunk:
         ids = list(
             dict.fromkeys(i for found in (*self.by_trace.values(), *self.by_bht.values()) for i in found)
         )
-        self.requests = {r.id: r for r in tx.requests.heads(ids)}
-        if len(self.requests) != len(ids):
+        fresh = self.outcome.fresh  # moved from queued in this transaction: nothing of theirs to read
+        unknown = [i for i in ids if i not in fresh]
+        self.requests = {r.id: r for r in tx.requests.heads(unknown)}
+        if len(self.requests) != len(unknown):
             raise NotFoundError("request not found")
+        self.requests.update((i, fresh[i]) for i in ids if i in fresh)
         self.state = {i: r.state for i, r in self.requests.items()}
         # a response's fingerprint is logged with the request's move to (or stay in) answered/pended
-        details = tx.audit.details_of(Entity.REQUEST, ids, _RESPONSE_STATES)
-        self.seen = {
-            i: [(self.requests[i].tracking_number, str(d["fingerprint"])) for d in ds if "fingerprint" in d]
+        details = tx.audit.details_of(Entity.REQUEST, unknown, _RESPONSE_STATES) if unknown else {}
+        self.seen = {i: [] for i in ids if i in fresh}
+        self.seen.update(
+            (i, [(self.requests[i].tracking_number, str(d["fingerprint"])) for d in ds if "fingerprint" in d])
             for i, ds in details.items()
-        }
-        trackings = [r.tracking_number for r in self.requests.values()]
+        )
+        trackings = [self.requests[i].tracking_number for i in unknown]
         self.current = {
             t: (row.id, row.status)
             for t, row in tx.results.eligibility_of(trackings, for_update=True).items()
