@@ -92,9 +92,9 @@ def _isa_checks(isa: Segment, opts: Options) -> list[str]:
         codes.append("007")
     if opts.our_ids and isa.get(8).strip() not in opts.our_ids:
         codes.append("009")
-    if not _valid_datetime(isa.get(9), "%y%m%d"):
+    if not _valid_isa_date(isa.get(9)):
         codes.append("014")
-    if not _valid_datetime(isa.get(10), "%H%M"):
+    if not _valid_isa_time(isa.get(10)):
         codes.append("015")
     if not re.fullmatch(r"\d{9}", isa.get(13)):
         codes.append("018")
@@ -114,11 +114,40 @@ def _isa_warnings(isa: Segment, opts: Options) -> tuple[str, ...]:
 
 
 def _valid_datetime(text: str, fmt: str) -> bool:
+    """Whether ``datetime.strptime`` reads ``text`` with ``fmt``: the reference of the two checks
+    below, and what they fall back to for any text not made of exactly their ASCII digits."""
     try:
         datetime.strptime(text, fmt)  # noqa: DTZ007 - only the format is checked
     except ValueError:
         return False
     return True
+
+
+_DAYS = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+_ASCII_DIGITS = frozenset("0123456789")
+
+
+def _valid_isa_date(text: str) -> bool:
+    """``_valid_datetime(text, "%y%m%d")`` without strptime for the ISA09 every interchange has (six
+    ASCII digits): a month 01-12 and a day of it (%y: 00-68 are 20xx, 69-99 19xx, so a year is leap
+    when divisible by 4, 2000 included). strptime's regex can only match all six digits as two each
+    (a one-digit month or day leaves at most five), so the same texts pass; any other text is
+    strptime's to judge."""
+    if len(text) != 6 or not _ASCII_DIGITS.issuperset(text):
+        return _valid_datetime(text, "%y%m%d")
+    month, day = int(text[2:4]), int(text[4:6])
+    if not 1 <= month <= 12:
+        return False
+    last = 29 if month == 2 and int(text[:2]) % 4 == 0 else _DAYS[month - 1]
+    return 1 <= day <= last
+
+
+def _valid_isa_time(text: str) -> bool:
+    """``_valid_datetime(text, "%H%M")`` without strptime for four ASCII digits (ISA10): hour 00-23,
+    minute 00-59 (as for the date, only two digits each match all four); other texts go to strptime."""
+    if len(text) != 4 or not _ASCII_DIGITS.issuperset(text):
+        return _valid_datetime(text, "%H%M")
+    return int(text[:2]) <= 23 and int(text[2:]) <= 59
 
 
 def _family(version: str) -> str:

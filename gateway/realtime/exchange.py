@@ -23,6 +23,8 @@ lease, ``post_attempt(claim=True)``, then processed).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -37,6 +39,7 @@ from gateway.lifecycle import (
     SetEvent,
     SetState,
     allows,
+    target,
 )
 from gateway.realtime import slots
 from gateway.runtime.config import PartnerConfig
@@ -45,15 +48,19 @@ from gateway.stages.batching import QueuedSet
 from gateway.stages.inbound import (
     ANSWER_FAILURES,
     ANSWER_PROCESSING,
+    DELIVERIES,
     answer_stored,
     claim_downloaded,
+    info_dropped,
     prepare_answer,
+    record_delivered,
     sealed_records,
     store_answer,
 )
 from gateway.stages.outbox import OnDocument, write_results
 from gateway.store import FileRow, Tx
 from gateway.store.payloads import Payload
+from gateway.store.rows import RequestHead
 from gateway.transport.core_client import CoreEndpoint, CoreError, CoreReply, post
 from gateway.transport.core_envelope import (
     ELEMENTS,
@@ -188,7 +195,42 @@ def post_attempt(
     a caller that processes it at once. With ``answer`` (``dispatch.send_realtime``) the answer is
     validated and mapped first and stored, processed, in the transaction that records it, then its
     results are written and delivered (``claimed`` stays None); an answer that cannot be stored so
-    (to be quarantined, too large) is recorded and claimed as with ``claim``."""
+    (to be quarantined, too large) is recorded and claimed as with ``claim``.
+
+    With ``answer``, the call counts as one of those whose ``delivered`` markings are recorded
+    together (``inbound.Deliveries``) from before its POST until it is done: a marking left while
+    calls are waiting for their payer is recorded in the next answer's transaction, and the last
+    call out records what is left (a call alone, its own, before it returns)."""
+    if answer is None:
+        return _post_attempt(ctx, partner, attempt, timeout, claim, None)
+    with _marking(ctx) as written:
+        return _post_attempt(ctx, partner, attempt, timeout, claim, (answer, written))
+
+
+@contextmanager
+def _marking(ctx: Context) -> Iterator[list[int]]:
+    """A call inside ``DELIVERIES`` while the block runs; the list gets its answer's file id once its
+    results are durable. Leaving, the last call records the markings left, in a call slot."""
+    DELIVERIES.enter(ctx)
+    written: list[int] = []
+    try:
+        yield written
+    finally:
+        left = DELIVERIES.leave(ctx, written[0] if written else None)
+        if left:
+            with slots.CALLS, ctx.store.begin() as tx:
+                record_delivered(tx, left)
+
+
+def _post_attempt(  # noqa: PLR0917 - post_attempt's arguments
+    ctx: Context,
+    partner: PartnerConfig,
+    attempt: Attempt,
+    timeout: float | None,
+    claim: bool,
+    answer: tuple[Processing, list[int]] | None,
+) -> Sent:
+    """``post_attempt``; with ``answer``, the list its file id goes to (``_marking``)."""
     core = partner.core
     assert core is not None  # noqa: S101 - only CORE partners get here
     row, kind, detail = attempt.row, attempt.kind, attempt.detail
@@ -313,6 +355,10 @@ def _reject(ctx: Context, row: FileRow, facts: dict[str, Any], reason: str) -> l
     return rejected
 
 
+# the state a request moved by ``SEND`` from ``queued`` is in
+_SENT_FROM_QUEUED = target(Entity.REQUEST, RequestState.QUEUED, RequestEvent.SEND)
+
+
 def _mark_sets_sent(tx: Tx, file_id: int) -> list[int]:
     """The file's transaction sets become ``sent`` (in file order); their requests' ids."""
     sets = tx.envelopes.sets_of_file(file_id)
@@ -353,43 +399,73 @@ class Processing:
 
 
 def _answered_and_stored(
-    ctx: Context, partner: PartnerConfig, attempt: Attempt, reply: CoreReply, answer: Processing
+    ctx: Context,
+    partner: PartnerConfig,
+    attempt: Attempt,
+    reply: CoreReply,
+    answer: tuple[Processing, list[int]],
 ) -> Sent | None:
     """Record the answer, finish the outbound file and store the answer's records, request states
     and envelopes, in one transaction (validation and mapping are done before it: they touch no
     store); then write the results and mark the answer delivered. None when the answer is to go the
     two-step way (``prepare_answer`` says so, or storing it met a plain Python error): nothing of it
     is committed then. A crash before the commit leaves the file ``uploading`` (sent again, as after
-    a crash mid-POST), after it the answer ``processed`` (``recover`` writes its results)."""
+    a crash mid-POST), after it the answer ``processed`` (``recover`` writes its results). The
+    ``delivered`` marking is left to ``inbound.Deliveries`` (``answer[1]`` gets the file's id, see
+    ``post_attempt``); the markings other calls left are recorded in this answer's transaction."""
     with slots.CALLS:  # store-and-compute work: two calls at a time (``gateway.realtime.slots``)
         return _answer_stored_now(ctx, partner, attempt, reply, answer)
 
 
 def _answer_stored_now(
-    ctx: Context, partner: PartnerConfig, attempt: Attempt, reply: CoreReply, answer: Processing
+    ctx: Context,
+    partner: PartnerConfig,
+    attempt: Attempt,
+    reply: CoreReply,
+    how: tuple[Processing, list[int]],
 ) -> Sent | None:
-    """``_answered_and_stored`` inside a call slot."""
+    """``_answered_and_stored`` inside a call slot; the answer's file id is added to ``how[1]`` once
+    its results are durable (its marking left to ``DELIVERIES``); the markings waiting are recorded
+    in the answer's transaction."""
+    answer, written = how
     row, detail = attempt.row, attempt.detail
     prepared = prepare_answer(ctx, partner, reply.message.payload, answer.rules)
     if prepared is None:
         return None
     facts, stored = _answer_kept(ctx, detail, reply)
+    taken: list[int] = []
     try:
         records = sealed_records(ctx, prepared)  # sealed before the transaction, not under its lock
         with ctx.store.begin() as tx:
-            inbound = _finish_exchange(ctx, tx, partner, attempt, facts, stored, ahead=ANSWER_PROCESSING)
+            fresh: dict[int, RequestHead] = {}
+            inbound = _finish_exchange(
+                ctx, tx, partner, attempt, facts, stored, ahead=ANSWER_PROCESSING, fresh=fresh
+            )
             done = None
             if inbound is not None:
                 render = answer.on_document is not None
-                done = store_answer(ctx, tx, inbound, prepared, render=render, sealed=records)
+                done = store_answer(ctx, tx, inbound, prepared, render=render, sealed=records, fresh=fresh)
+                taken = DELIVERIES.take(ctx)  # other calls' markings commit with this answer
+                record_delivered(tx, taken)
     except ANSWER_FAILURES as exc:
+        DELIVERIES.put_back(ctx, taken)
         ctx.log.warning("real-time answer stored in two steps", file_id=row.id, error=type(exc).__name__)
         return None
+    except BaseException:
+        DELIVERIES.put_back(ctx, taken)
+        raise
     _log_exchange(ctx, partner, row, detail, reply, inbound.id if inbound is not None else None)
     if inbound is None or done is None:
         return Sent("answered")
     outcome, documents = done
-    answer_stored(ctx, inbound, (prepared, outcome), on_document=answer.on_document, documents=documents)
+    answer_stored(
+        ctx,
+        inbound,
+        (prepared, outcome),
+        on_document=answer.on_document,
+        documents=documents,
+        written=written,
+    )
     return Sent("answered", inbound.id)
 
 
@@ -423,13 +499,14 @@ def _finish_exchange(  # noqa: PLR0917 - the parts of one answer
     stored: Kept,
     *,
     ahead: tuple[FileEvent, ...] = (),
+    fresh: dict[int, RequestHead] | None = None,
 ) -> FileRow | None:
     """In the caller's transaction: the outbound file finished and the answer recorded as a
     downloaded file (already moved past ``ahead``, whose changes the caller logs: ``store_answer``);
     None when another attempt's answer finished the file first (this one is noted). The file's
     guarded UPDATE comes first (it locks the row as a locked read would, and says whether it was
     still ``uploading``); its changes are logged after the answer's file row, whose id their
-    detail names."""
+    detail names. ``fresh`` gets the requests moved from ``queued`` (``_mark_sent``)."""
     row = attempt.row
     states = tx.files.move_unlogged(row.id, _FINISH, expect=FileState.UPLOADING)
     if states is None:
@@ -438,7 +515,7 @@ def _finish_exchange(  # noqa: PLR0917 - the parts of one answer
         tx.audit.record_change(Entity.FILE, row.id, current.state, current.state, note)
         return None
     kind = RESPONSE_KINDS.get(stored[3].payload_type, "x12")
-    return _record_answer(ctx, tx, partner, attempt, (facts, states, ahead), kind, stored)
+    return _record_answer(ctx, tx, partner, attempt, (facts, states, ahead), kind, stored, fresh)
 
 
 def _log_exchange(  # noqa: PLR0917 - one exchange's facts
@@ -449,6 +526,8 @@ def _log_exchange(  # noqa: PLR0917 - one exchange's facts
     reply: CoreReply,
     inbound_id: int | None,
 ) -> None:
+    if info_dropped():
+        return
     ctx.log.info(
         "core exchange",
         partner=partner.name,
@@ -470,6 +549,7 @@ def _record_answer(  # noqa: PLR0917 - the parts of one answer
     moved: tuple[dict[str, Any], list[str], tuple[FileEvent, ...]],
     kind: str,
     stored: Kept,
+    fresh: dict[int, RequestHead] | None = None,
 ) -> FileRow:
     row = attempt.row
     facts, states, ahead = moved
@@ -497,13 +577,17 @@ def _record_answer(  # noqa: PLR0917 - the parts of one answer
             if old != new
         ]
     )
-    _mark_sent(ctx, tx, row.id, attempt.sets)
+    _mark_sent(ctx, tx, row.id, attempt.sets, fresh if fresh is not None else {})
     return inbound
 
 
-def _mark_sent(ctx: Context, tx: Tx, file_id: int, known: tuple[QueuedSet, ...]) -> None:
+def _mark_sent(
+    ctx: Context, tx: Tx, file_id: int, known: tuple[QueuedSet, ...], fresh: dict[int, RequestHead]
+) -> None:
     """The file's sets and their requests become ``sent``: from the states the sender queued them
-    in (``known``: guarded UPDATEs, nothing read back), else as read (``_mark_sets_sent``)."""
+    in (``known``: guarded UPDATEs, nothing read back), else as read (``_mark_sets_sent``). The
+    requests moved from ``queued`` by a guarded UPDATE go to ``fresh`` (their heads now: see
+    ``inbound.Outcome.fresh``)."""
     now = ctx.clock()
     if not known or not tx.envelopes.transition_sets_from(
         [s.set_row_id for s in known], SetEvent.SEND, expect=SetState.QUEUED
@@ -515,4 +599,6 @@ def _mark_sent(ctx: Context, tx: Tx, file_id: int, known: tuple[QueuedSet, ...])
         due = now + timedelta(minutes=ctx.config.timeouts.response_overdue_minutes(s.kind))
         if not tx.requests.move_from(s.request_id, RequestEvent.SEND, expect=RequestState.QUEUED, due_at=due):
             left.append(s.request_id)  # moved meanwhile (a resend): as read, as for any file
+        else:
+            fresh[s.request_id] = RequestHead(s.request_id, s.tracking_number, s.kind, _SENT_FROM_QUEUED)
     _send_requests(ctx, tx, left, now)

@@ -16,15 +16,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import pickle
 import tempfile
+import threading
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from functools import cached_property
 from itertools import islice
 from pathlib import Path
 from typing import Any
+
+import structlog
 
 from gateway.lifecycle import (
     Entity,
@@ -92,6 +97,14 @@ class Outcome:
     records_from_rejected_sets: int = 0  # decisions applied although our 999 rejects their set
     # warning-level log events (name, fields) for after the commit: rejections alerting must see
     warnings: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    # the 271 outcome (status, record) last written for a tracking number by this transaction, as
+    # written: rendering its result document needs no read back (``outbox.rendered_results``);
+    # None: not kept (nothing rendered in the transaction; a large file's records are not held)
+    written: dict[str, tuple[str, dict[str, Any]]] | None = None
+    # requests this transaction moved out of ``queued`` (``store_answer(fresh=...)``), as they are
+    # now: never answered or pended (no path leads back to ``queued`` from those), so no response
+    # fingerprint is logged for them and no result stored: ``_Chunk`` reads none of that for them
+    fresh: Mapping[int, RequestHead] = field(default_factory=dict)
 
 
 def _options(ctx: Context, partner: PartnerConfig) -> Options:
@@ -148,14 +161,14 @@ def _process_scanned(
     if isinstance(prepared, str):
         return _quarantine(ctx, row, prepared)
     _warn_misaddressed(ctx, row, prepared.scan.report)
-    outcome = Outcome()
+    outcome = Outcome(written={} if on_document is not None else None)
     with ctx.store.begin() as tx:
         _apply_prepared(ctx, tx, row, prepared, outcome)
         tx.files.transition(
             row.id, FileEvent.PROCESS, expect=FileState.PROCESSING, detail=_processed(outcome)
         )
         # a caller waiting for the results (real time: one) has them rendered here, not read again
-        docs = rendered_results(tx, outcome.trackings) if on_document is not None else None
+        docs = rendered_results(tx, outcome.trackings, outcome.written) if on_document is not None else None
     _delivered(ctx, row, (prepared, outcome), on_document, docs)
     return FileState.DELIVERED
 
@@ -229,24 +242,50 @@ def _apply_prepared(  # noqa: PLR0917 - one file's parts
         )
 
 
+_GATEWAY_LOGGER = logging.getLogger("x12gw")  # the stdlib logger behind ``ctx.log`` (``runner``)
+
+
+def info_dropped() -> bool:
+    """Whether an info event of ``ctx.log`` would be dropped unwritten: structlog's chain starts
+    with its level filter (not so under ``structlog.testing.capture_logs``, which keeps every event)
+    and the gateway's logger is above INFO (``log_level = "WARNING"``). A busy ``serve`` then skips
+    building the event (a logger bound per call, its lock taken) on every real-time answer."""
+    processors = structlog.get_config()["processors"]
+    return (
+        bool(processors)
+        and processors[0] is structlog.stdlib.filter_by_level
+        and not _GATEWAY_LOGGER.isEnabledFor(logging.INFO)
+    )
+
+
 def _processed(outcome: Outcome) -> dict[str, Any]:
     """The detail of a file's move to ``processed``: what ``recover`` delivers after a crash."""
     return {"trackings": outcome.trackings, "unmatched": outcome.unmatched}
 
 
-def _delivered(
+def _delivered(  # noqa: PLR0917 - one processed file's parts
     ctx: Context,
     row: FileRow,
     done: tuple[Prepared, Outcome],
     on_document: OnDocument | None,
     docs: list[dict[str, Any]] | None,
+    written: list[int] | None = None,
 ) -> None:
-    """After the processing commit: the results written and delivered, then the file's log lines."""
+    """After the processing commit: the results written and delivered (``written``: the file's id
+    added there once its results are durable, its ``delivered`` marking left to the caller, see
+    ``Deliveries``), then the file's log lines."""
     prepared, outcome = done
     summary = batch_summary(ctx.config, row.partner)
-    deliver(ctx, row.id, outcome.trackings, summary=summary, on_document=on_document, documents=docs)
+    if written is None:
+        deliver(ctx, row.id, outcome.trackings, summary=summary, on_document=on_document, documents=docs)
+    else:
+        name = summary_file_name(row.id) if outcome.trackings and summary else None
+        write_results(ctx, outcome.trackings, summary_name=name, on_document=on_document, documents=docs)
+        written.append(row.id)
     for event, fields in outcome.warnings:
         ctx.log.warning(event, partner=prepared.partner.name, file=row.name, file_id=row.id, **fields)
+    if info_dropped():
+        return
     ctx.log.info(
         "inbound file processed",
         partner=prepared.partner.name,
@@ -290,6 +329,7 @@ def store_answer(
     *,
     render: bool,
     sealed: Mapping[int, Any] | None = None,
+    fresh: Mapping[int, RequestHead] | None = None,
 ) -> tuple[Outcome, list[dict[str, Any]] | None]:
     """Store a prepared answer recorded in this transaction as ``downloaded`` (``row``): processed
     in the same commit (``downloaded -> processing -> processed``, both changes logged), so a crash
@@ -297,8 +337,11 @@ def store_answer(
     processed (its results rewritten by ``recover``). A ``row`` recorded already past those moves
     (``files.record(ahead=ANSWER_PROCESSING)``: no UPDATE of the row just inserted) only has them
     logged here. With ``render``, the result documents as ``rendered_results`` reads them here.
-    ``sealed``: the result records' stored forms, made before the transaction (``sealed_records``)."""
-    outcome = Outcome()
+    ``sealed``: the result records' stored forms, made before the transaction (``sealed_records``).
+    ``fresh``: the requests this transaction moved from ``queued`` (their heads now, see
+    ``Outcome.fresh``), unless the answer carries acknowledgments (those may move them again)."""
+    known = fresh if fresh and prepared.acks is None else {}
+    outcome = Outcome(written={} if render else None, fresh=known)
     _apply_prepared(ctx, tx, row, prepared, outcome, sealed)
     steps: list[tuple[FileEvent, dict[str, Any] | None]] = [
         (FileEvent.START_PROCESSING, None),
@@ -308,7 +351,7 @@ def store_answer(
         tx.files.log_moves(row.id, FileState.DOWNLOADED, steps)
     else:
         tx.files.transition_steps(row.id, steps, expect=FileState.DOWNLOADED)
-    return outcome, rendered_results(tx, outcome.trackings) if render else None
+    return outcome, rendered_results(tx, outcome.trackings, outcome.written) if render else None
 
 
 def answer_stored(
@@ -318,11 +361,13 @@ def answer_stored(
     *,
     on_document: OnDocument | None = None,
     documents: list[dict[str, Any]] | None = None,
+    written: list[int] | None = None,
 ) -> None:
     """After ``store_answer``'s commit: its results written and the file delivered (as
-    ``process_file`` ends)."""
+    ``process_file`` ends; ``written``: the file's id added there once its results are durable, its
+    ``delivered`` marking left to the caller, see ``Deliveries``)."""
     _warn_misaddressed(ctx, row, stored[0].scan.report)
-    _delivered(ctx, row, stored, on_document, documents)
+    _delivered(ctx, row, stored, on_document, documents, written)
 
 
 def deliver(
@@ -340,6 +385,77 @@ def deliver(
     write_results(ctx, trackings, summary_name=name, on_document=on_document, documents=documents)
     with ctx.store.begin() as tx:
         tx.files.advance(file_id, FileEvent.DELIVER, expect=FileState.PROCESSED)
+
+
+class Deliveries:
+    """The ``delivered`` markings of real-time answers, recorded together. A call is inside from
+    before its POST until it is done (``enter``/``leave``, ``exchange.post_attempt``); once its
+    answer's results are written (durable) it leaves its marking here (``leave(file_id)``); the
+    next call to store an answer records the waiting ones in its answer's transaction (``take``,
+    no commit of their own), and the last call to leave records what is left in one transaction.
+    A call alone (no other inside) so records its own marking before it returns, as ``deliver``
+    did; under load a marking rides on the next answer's commit. Exactly once as before: a marking
+    is only ever left for a file whose results are durable, and a crash before it is recorded
+    leaves the file ``processed``, its results rewritten (the same bytes) by ``recover``. Per
+    store, one process-wide instance (``DELIVERIES``)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        # by store (its id; an entry only while a call is inside or a marking waits): calls inside
+        # their answer's steps, and the files written and not yet marked
+        self._stores: dict[int, tuple[list[int], list[int]]] = {}
+
+    def enter(self, ctx: Context) -> None:
+        """A call starts storing its answer (``leave`` must follow, whatever happens)."""
+        with self._lock:
+            inside, _ = self._stores.setdefault(id(ctx.store), ([0], []))
+            inside[0] += 1
+
+    def take(self, ctx: Context) -> list[int]:
+        """The markings waiting, for the caller's transaction to record (``put_back`` if it fails)."""
+        with self._lock:
+            entry = self._stores.get(id(ctx.store))
+            if entry is None:
+                return []
+            taken = entry[1][:]
+            entry[1].clear()
+            return taken
+
+    def put_back(self, ctx: Context, file_ids: list[int]) -> None:
+        """Markings taken by a transaction that did not commit wait again."""
+        if file_ids:
+            with self._lock:
+                self._stores.setdefault(id(ctx.store), ([0], []))[1].extend(file_ids)
+
+    def leave(self, ctx: Context, file_id: int | None) -> list[int]:
+        """A call is done with its answer (``file_id``: its file, results written, else None): the
+        markings to record now, in a transaction of the caller's (``record``), when it was the last
+        inside; else nothing (the last one records them)."""
+        with self._lock:
+            inside, pending = self._stores[id(ctx.store)]
+            if file_id is not None:
+                pending.append(file_id)
+            inside[0] -= 1
+            if inside[0] > 0:
+                return []
+            del self._stores[id(ctx.store)]
+            return pending
+
+
+DELIVERIES = Deliveries()
+
+
+def record_delivered(tx: Tx, file_ids: list[int]) -> None:
+    """In the caller's transaction: these processed files ``delivered`` (one guarded UPDATE each, the
+    changes logged in one INSERT); a file no longer ``processed`` (``recover`` delivered it
+    meanwhile) is left as it is."""
+    rows: list[tuple[str, int, str | None, str, dict[str, Any] | None]] = []
+    for file_id in file_ids:
+        states = tx.files.move_unlogged(file_id, (FileEvent.DELIVER,), expect=FileState.PROCESSED)
+        if states is not None and states[0] != states[1]:
+            rows.append((Entity.FILE, file_id, states[0], states[1], None))
+    if rows:
+        tx.audit.record_change_rows(rows)
 
 
 def _has_acks(report: ValidationReport) -> bool:
@@ -647,6 +763,8 @@ def _apply_record(ctx: Context, tx: Tx, item: _Mapped, outcome: Outcome) -> bool
     if item.validation == "rejected":
         _warn_rejected_set(ctx, req, item)
     if isinstance(record, EligibilityResult):
+        if outcome.written is not None:  # read back when rendered, as written here
+            outcome.written.pop(req.tracking_number, None)
         tx.results.upsert_eligibility(
             tracking_number=req.tracking_number,
             request_id=req.id,
@@ -704,6 +822,7 @@ def _apply_all(
             found = [_apply_record(ctx, tx, item, outcome) for item in chunk]
         for item, hit in zip(chunk, found, strict=True):
             matched[item.key] = matched.get(item.key, False) or hit
+        outcome.fresh = {}  # true of the first chunk only: a later one reads what this one stored
     return matched
 
 
@@ -715,6 +834,12 @@ class _Response:
     traces: tuple[str, ...]
     as_dict: dict[str, Any]
     fingerprint: str
+
+    @cached_property
+    def stored(self) -> dict[str, Any]:
+        """The record stored for it when matched: its JSON form, the set's verdict and findings."""
+        item = self.item
+        return {**self.as_dict, "validation": item.validation, "findings": list(item.findings)}
 
     @classmethod
     def of(cls, item: _Mapped) -> _Response:
@@ -784,17 +909,21 @@ class _Chunk:
         ids = list(
             dict.fromkeys(i for found in (*self.by_trace.values(), *self.by_bht.values()) for i in found)
         )
-        self.requests = {r.id: r for r in tx.requests.heads(ids)}
-        if len(self.requests) != len(ids):
+        fresh = self.outcome.fresh  # moved from queued in this transaction: nothing of theirs to read
+        unknown = [i for i in ids if i not in fresh]
+        self.requests = {r.id: r for r in tx.requests.heads(unknown)}
+        if len(self.requests) != len(unknown):
             raise NotFoundError("request not found")
+        self.requests.update((i, fresh[i]) for i in ids if i in fresh)
         self.state = {i: r.state for i, r in self.requests.items()}
         # a response's fingerprint is logged with the request's move to (or stay in) answered/pended
-        details = tx.audit.details_of(Entity.REQUEST, ids, _RESPONSE_STATES)
-        self.seen = {
-            i: [(self.requests[i].tracking_number, str(d["fingerprint"])) for d in ds if "fingerprint" in d]
+        details = tx.audit.details_of(Entity.REQUEST, unknown, _RESPONSE_STATES) if unknown else {}
+        self.seen = {i: [] for i in ids if i in fresh}
+        self.seen.update(
+            (i, [(self.requests[i].tracking_number, str(d["fingerprint"])) for d in ds if "fingerprint" in d])
             for i, ds in details.items()
-        }
-        trackings = [r.tracking_number for r in self.requests.values()]
+        )
+        trackings = [self.requests[i].tracking_number for i in unknown]
         self.current = {
             t: (row.id, row.status)
             for t, row in tx.results.eligibility_of(trackings, for_update=True).items()
@@ -860,6 +989,8 @@ class _Chunk:
             existing_status=existing[1] if existing else None,
         )
         self.writes.append(write)
+        if self.outcome.written is not None:
+            self.outcome.written[req.tracking_number] = (record.coverage, _result_record(r))
         if existing is None or existing[1] != record.coverage:
             ref = existing[0] if existing else _WriteRef(len(self.writes) - 1)
             old = existing[1] if existing else None
@@ -893,8 +1024,8 @@ class _Chunk:
 
 
 def _result_record(r: _Response) -> dict[str, Any]:
-    """The record stored for a matched response: its JSON form, the set's verdict and findings."""
-    return {**r.as_dict, "validation": r.item.validation, "findings": list(r.item.findings)}
+    """The record stored for a matched response (made once per response: ``_Response.stored``)."""
+    return r.stored
 
 
 def sealed_records(ctx: Context, prepared: Prepared) -> dict[int, Any]:

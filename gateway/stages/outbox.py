@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -62,11 +62,19 @@ def result_document(tx: Tx, req: RequestRow) -> dict[str, Any]:
 
 def eligibility_document(req: RequestRow, elig: EligibilityRow | None) -> dict[str, Any]:
     """``result_document`` of a 270 request whose latest 271 outcome (or None) the caller read."""
+    return _eligibility_document(req, (elig.status, elig.record) if elig is not None else None)
+
+
+# a 271 outcome as its row holds it: (status, record)
+Outcome271 = tuple[str, dict[str, Any]]
+
+
+def _eligibility_document(req: RequestRow, elig: Outcome271 | None) -> dict[str, Any]:
     doc = _base_document(req)
-    doc["status"] = elig.status if elig else req.state
-    doc["eligibility"] = elig.record if elig else None
-    if elig is not None and elig.status != "active" and doc["reason"] is None:
-        doc["reason"] = decision_summary(elig.record)
+    doc["status"] = elig[0] if elig else req.state
+    doc["eligibility"] = elig[1] if elig else None
+    if elig is not None and elig[0] != "active" and doc["reason"] is None:
+        doc["reason"] = decision_summary(elig[1])
     return doc
 
 
@@ -168,10 +176,14 @@ def _write_all(outbox: Path, files: list[tuple[str, bytes]]) -> None:
         atomic_write_all(remade_dir(outbox), files)
 
 
-def rendered_results(tx: Tx, trackings: list[str]) -> list[dict[str, Any]]:
+def rendered_results(
+    tx: Tx, trackings: list[str], written: Mapping[str, Outcome271] | None = None
+) -> list[dict[str, Any]]:
     """The documents ``write_results`` renders for ``trackings``, read in the caller's transaction
-    (the one that stored what they show, just before its commit: the same state, so the same bytes)."""
-    return list(_documents(tx, list(dict.fromkeys(trackings))))
+    (the one that stored what they show, just before its commit: the same state, so the same bytes).
+    ``written``: the 271 outcomes (status, record) this transaction wrote last for some of them, as
+    they were written: those are not read back (nor their records unsealed and decoded again)."""
+    return list(_documents(tx, list(dict.fromkeys(trackings)), written or {}))
 
 
 def _summary_csv(rows: list[dict[str, Any]]) -> bytes:
@@ -182,19 +194,26 @@ def _summary_csv(rows: list[dict[str, Any]]) -> bytes:
     return buf.getvalue().encode()
 
 
-def _documents(tx: Tx, trackings: list[str]) -> Iterator[dict[str, Any]]:
+def _documents(
+    tx: Tx, trackings: list[str], written: Mapping[str, Outcome271] | None = None
+) -> Iterator[dict[str, Any]]:
     """``result_document`` of each known tracking number, in order; requests and eligibility results
-    are read a chunk at a time (two statements per chunk instead of two per request)."""
+    are read a chunk at a time (two statements per chunk instead of two per request; the second
+    left out when ``written`` has every 271 outcome, see ``rendered_results``)."""
+    known = written or {}
     for start in range(0, len(trackings), WRITE_CHUNK):
         chunk = trackings[start : start + WRITE_CHUNK]
         reqs = tx.requests.by_tracking(chunk)
-        eligs = tx.results.eligibility_of([t for t in chunk if t in reqs and reqs[t].kind == "270"])
+        wanted = [t for t in chunk if t in reqs and reqs[t].kind == "270" and t not in known]
+        eligs = tx.results.eligibility_of(wanted)
         for tracking in chunk:
             req = reqs.get(tracking)
             if req is None:
                 continue
             if req.kind == "270":
-                yield eligibility_document(req, eligs.get(tracking))
+                elig = eligs.get(tracking)
+                outcome = known.get(tracking) or ((elig.status, elig.record) if elig is not None else None)
+                yield _eligibility_document(req, outcome)
             else:
                 yield result_document(tx, req)
 
