@@ -480,6 +480,20 @@ def get_logger(name: str | None = None) -> BoundLogger:
     return cast(BoundLogger, LevelChecked(name))
 
 
+def dropped_by_level(std: logging.Logger, method: str) -> bool:
+    """Whether an event of ``method``'s level sent to the stdlib logger ``std`` would be dropped by
+    the configured chain's first processor, ``filter_by_level``, before anything is written: so a
+    caller can skip building it (never so under ``capture_logs``, whose chain keeps every event)."""
+    config = structlog.get_config()
+    processors = config["processors"]
+    return (
+        bool(processors)
+        and processors[0] is structlog.stdlib.filter_by_level
+        and type(config["logger_factory"]) is LoggerFactory
+        and (std.disabled or NAME_TO_LEVEL[method] < std.getEffectiveLevel())
+    )
+
+
 class LevelChecked:
     """structlog's lazy logger for ``name`` that drops an event below the level before structlog
     builds anything for it.
@@ -500,14 +514,7 @@ class LevelChecked:
         self._std = logging.getLogger(name)  # what ``LoggerFactory`` hands ``filter_by_level``
 
     def _dropped(self, method: str) -> bool:
-        config = structlog.get_config()
-        processors = config["processors"]
-        return (
-            bool(processors)
-            and processors[0] is structlog.stdlib.filter_by_level
-            and type(config["logger_factory"]) is LoggerFactory
-            and (self._std.disabled or NAME_TO_LEVEL[method] < self._std.getEffectiveLevel())
-        )
+        return dropped_by_level(self._std, method)
 
     def debug(self, event: str | None = None, *args: Any, **kw: Any) -> Any:
         return None if self._dropped("debug") else self._lazy.debug(event, *args, **kw)

@@ -29,8 +29,6 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-import structlog
-
 from gateway.lifecycle import (
     Entity,
     FileEvent,
@@ -45,6 +43,7 @@ from gateway.lifecycle import target as target_state
 from gateway.runtime.config import PartnerConfig
 from gateway.runtime.context import Context
 from gateway.runtime.fsutil import atomic_write, ensure_dir, internal_name
+from gateway.runtime.logsetup import dropped_by_level
 from gateway.stages.outbox import (
     OnDocument,
     batch_summary,
@@ -246,16 +245,10 @@ _GATEWAY_LOGGER = logging.getLogger("x12gw")  # the stdlib logger behind ``ctx.l
 
 
 def info_dropped() -> bool:
-    """Whether an info event of ``ctx.log`` would be dropped unwritten: structlog's chain starts
-    with its level filter (not so under ``structlog.testing.capture_logs``, which keeps every event)
-    and the gateway's logger is above INFO (``log_level = "WARNING"``). A busy ``serve`` then skips
-    building the event (a logger bound per call, its lock taken) on every real-time answer."""
-    processors = structlog.get_config()["processors"]
-    return (
-        bool(processors)
-        and processors[0] is structlog.stdlib.filter_by_level
-        and not _GATEWAY_LOGGER.isEnabledFor(logging.INFO)
-    )
+    """Whether an info event of ``ctx.log`` would be dropped unwritten (``dropped_by_level``): a busy
+    ``serve`` then skips building the event (its fields gathered, a logger bound) on every real-time
+    answer."""
+    return dropped_by_level(_GATEWAY_LOGGER, "info")
 
 
 def _processed(outcome: Outcome) -> dict[str, Any]:
