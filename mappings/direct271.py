@@ -45,11 +45,11 @@ class _Loop:
 
     __slots__ = ("id", "loops", "order", "parent", "segs")
 
-    def __init__(self, loop_id: str, parent: _Loop | None, order: int) -> None:
+    def __init__(self, loop_id: str, parent: _Loop | None, order: int, segs: list[Segment] | None = None) -> None:
         self.id = loop_id
         self.parent = parent
         self.order = order  # opening order: document order among loops
-        self.segs: list[Segment] = []
+        self.segs: list[Segment] = [] if segs is None else segs
         self.loops: list[_Loop] = []
 
 
@@ -82,9 +82,90 @@ def _plan(
     return _transition(previous, target, starts)
 
 
+class _Shape:
+    """The loop instances a sequence of map nodes opens, by segment index: what :func:`_walk_tree`
+    builds, without the segments, so that a set of a shape already seen is built without walking."""
+
+    __slots__ = ("aaa", "loops", "root")
+
+    def __init__(
+        self,
+        root: list[int],
+        loops: list[tuple[str, int, list[int]]],
+        aaa: list[tuple[int, int]],
+    ) -> None:
+        self.root = root  # the transaction's segments
+        self.loops = loops  # per loop in opening order: (id, parent's index in loops or -1, segments)
+        self.aaa = aaa  # (segment index, holding loop's index or -1) per AAA
+
+
+_SHAPES: dict[tuple[object, ...], _Shape | None] = {}
+"""Shapes worked out, keyed by the tuple of a set's map nodes (the compiled engine's long-lived
+nodes, hashed by identity: no data in a key); None for a shape outside the assumption."""
+_MAX_SHAPES = 4096  # a cache, not a store: emptied when full
+
+
 def _tree(placed: Sequence[Placed], set_id: str) -> _Set | None:
     """The loop instances as ``segtree.build_nodes`` opens them; None when a loop opens inside a
-    loop of the same id (outside this module's assumption)."""
+    loop of the same id (outside this module's assumption). The compiled engine's placed segments are
+    built from their shape (:class:`_Shape`, worked out once per sequence of map nodes); other
+    placed segments are walked (:func:`_walk_tree`, the reference the shapes are tested against)."""
+    if placed.__class__ is not PlacedSegments:
+        return _walk_tree(placed, set_id)
+    nodes = placed.nodes  # type: ignore[attr-defined]
+    key = tuple(nodes)
+    shape = _SHAPES.get(key, _UNKNOWN)
+    if shape is _UNKNOWN:
+        if len(_SHAPES) >= _MAX_SHAPES:
+            _SHAPES.clear()
+        shape = _SHAPES[key] = _shape(nodes)
+    if shape is None:
+        return None
+    segments = placed.segments  # type: ignore[attr-defined]
+    root = _Loop(set_id, None, 0, [segments[i] for i in shape.root])
+    loops: list[_Loop] = []
+    append = loops.append
+    for order, (loop_id, up, held) in enumerate(shape.loops, 1):
+        parent = root if up < 0 else loops[up]
+        node = _Loop(loop_id, parent, order, [segments[i] for i in held])
+        parent.loops.append(node)
+        append(node)
+    aaa = [(segments[i], root if at < 0 else loops[at]) for i, at in shape.aaa] if shape.aaa else []
+    return _Set(root, loops, aaa)
+
+
+def _shape(nodes: Sequence[Any]) -> _Shape | None:
+    """:func:`_walk_tree` over segment indices instead of segments (None where it gives None)."""
+    root: list[int] = []
+    loops: list[tuple[str, int, list[int]]] = []
+    aaa: list[tuple[int, int]] = []
+    stack = [-1]  # indices in loops of the open loop instances (-1: the transaction)
+    held = root
+    previous: tuple[str, ...] = ()
+    for index, place in enumerate(nodes):
+        if place is None:
+            continue
+        target = place.loops
+        if place.is_first or target != previous:
+            plan = _plan(previous, target, place.is_first)
+            if plan is None:
+                return None
+            depth, opens = plan
+            del stack[depth + 1 :]
+            for loop_id in opens:
+                loops.append((loop_id, stack[-1], []))
+                stack.append(len(loops) - 1)
+            previous = target
+            held = root if stack[-1] < 0 else loops[stack[-1]][2]
+        held.append(index)
+        if place.id == "AAA":
+            aaa.append((index, stack[-1]))
+    return _Shape(root, loops, aaa)
+
+
+def _walk_tree(placed: Sequence[Placed], set_id: str) -> _Set | None:
+    """The loop instances walked segment by segment (:func:`_tree`'s reference, and its way for
+    placed segments that are not the compiled engine's)."""
     root = _Loop(set_id, None, 0)
     loops: list[_Loop] = []
     aaa: list[tuple[Segment, _Loop]] = []

@@ -24,6 +24,9 @@ class TransactionSet:
     segments: tuple[Segment, ...]
     offset: int
     se: Segment | None
+    # every string of the set passes ``mappings.mapper.plain_texts`` (False: not known): a hint the
+    # reader gives where it knows (``reader.plain_window``), so the mapper need not ask; not compared
+    plain: bool = field(default=False, compare=False)
 
     @property
     def st(self) -> Segment:
@@ -104,17 +107,21 @@ Event = (
 class _Walk:
     """State machine behind :func:`iter_envelope`."""
 
-    def __init__(self) -> None:
+    def __init__(self, reader: SegmentReader | None = None) -> None:
         self.in_isa = False
         self.in_gs = False
         self.st_segments: list[Segment] | None = None
         self.st_offset = 0
+        self.st_number = 0
+        self.reader = reader  # asked whether a set is plain (``SegmentReader.unplain``); None: not
 
     def close_set(self, se: Segment | None) -> Iterator[Event]:
         if self.st_segments is not None:
             if se is not None:
                 self.st_segments.append(se)
-            yield TransactionSet(tuple(self.st_segments), self.st_offset, se)
+            reader = self.reader
+            plain = reader is not None and reader.unplain < self.st_number
+            yield TransactionSet(tuple(self.st_segments), self.st_offset, se, plain)
             self.st_segments = None
 
     def close_group(self, ge: Segment | None, offset: int) -> Iterator[Event]:
@@ -153,7 +160,7 @@ class _Walk:
             yield from self.close_set(None)
             if not self.in_gs:
                 yield StraySegment(seg, offset, number, "ST outside a functional group")
-            self.st_segments, self.st_offset = [seg], offset
+            self.st_segments, self.st_offset, self.st_number = [seg], offset, number
         elif tag == "SE":
             if self.st_segments is None:
                 yield StraySegment(seg, offset, number, "SE without a matching ST")
@@ -172,7 +179,7 @@ _ENVELOPE_TAGS = frozenset({"ISA", "IEA", "GS", "GE", "ST", "SE"})  # the ids _W
 def iter_envelope(source: bytes | Iterable[bytes], *, strict: bool = False) -> Iterator[Event]:
     """Walk ``source`` and yield envelope events in order (see module docstring)."""
     reader = SegmentReader(source)
-    walk = _Walk()
+    walk = _Walk(reader)
     envelope = _ENVELOPE_TAGS
     for seg in reader:
         inside = walk.st_segments

@@ -71,6 +71,8 @@ class ValidatedSet:
     report: SetReport
     segments: tuple[Segment, ...]
     placed: Sequence[Placed]  # a tuple, or the compiled engine's PlacedSegments (read alike)
+    # the reader found every string of the set plain (``TransactionSet.plain``): a hint, not compared
+    plain: bool = field(default=False, compare=False)
 
 
 @dataclass
@@ -238,7 +240,7 @@ def validate_set(
         len(tset.segments),
         tuple(notes),
     )
-    return ValidatedSet(report, tset.segments, placed if opts.keep_placed else ())
+    return ValidatedSet(report, tset.segments, placed if opts.keep_placed else (), tset.plain)
 
 
 def _group_report(group: _Group, ge: Segment | None, seen_groups: Sequence[str]) -> GroupReport:
