@@ -17,7 +17,7 @@ from transactions.reader import SegmentReader
 from transactions.segment import Delimiters, Segment
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class TransactionSet:
     """ST..SE inclusive (``se`` is ``None`` when the trailer is missing)."""
 
@@ -27,6 +27,16 @@ class TransactionSet:
     # every string of the set passes ``mappings.mapper.plain_texts`` (False: not known): a hint the
     # reader gives where it knows (``reader.plain_window``), so the mapper need not ask; not compared
     plain: bool = field(default=False, compare=False)
+
+    def __init__(
+        self, segments: tuple[Segment, ...], offset: int, se: Segment | None, plain: bool = False
+    ) -> None:
+        """Fills the slots through their descriptors (one set of each is made per set read; a frozen
+        dataclass's own ``__init__`` goes through ``object.__setattr__`` per field)."""
+        _SET_SEGMENTS(self, segments)
+        _SET_OFFSET(self, offset)
+        _SET_SE(self, se)
+        _SET_PLAIN(self, plain)
 
     @property
     def st(self) -> Segment:
@@ -48,6 +58,12 @@ class TransactionSet:
     def body(self) -> tuple[Segment, ...]:
         """Segments between ST and SE."""
         return self.segments[1:-1] if self.se is not None else self.segments[1:]
+
+
+_SET_SEGMENTS = TransactionSet.__dict__["segments"].__set__
+_SET_OFFSET = TransactionSet.__dict__["offset"].__set__
+_SET_SE = TransactionSet.__dict__["se"].__set__
+_SET_PLAIN = TransactionSet.__dict__["plain"].__set__
 
 
 @dataclass(frozen=True, slots=True)
