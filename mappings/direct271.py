@@ -18,6 +18,7 @@ document order. A set that breaks it gives None and is mapped the general way.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -421,6 +422,50 @@ def _benefit_made(loop: _Loop) -> Benefit:
     )
 
 
+_BENEFITS: dict[tuple[Any, ...], Benefit] = {}
+"""Benefits made, keyed by what :func:`_benefit_made` reads of a 2110C/2110D loop (:func:`_benefit_key`):
+a response file repeats a plan's EB rows member after member, and a :class:`Benefit` is immutable.
+Bounded (emptied when full), emptied with the validation engine's memos when a run ends (the values
+may be PHI), and not used when those memos are off (``transactions.engine.elements.MEMO_LIMIT``)."""
+_BENEFITS_LIMIT = 2048
+
+
+def _benefit_key(loop: _Loop) -> tuple[Any, ...]:
+    """Everything :func:`_benefit_made` reads of ``loop``: its EB and MSG segments in order, and the
+    NM1 segments of each 2120C/2120D loop in it, each segment's elements with their types (a
+    repetition and a composite of the same texts are equal tuples, but read differently)."""
+    own = tuple([(s.tag, s.elements, tuple(map(type, s.elements))) for s in loop.segs if s.tag in _READ_TAGS])
+    if not loop.loops:
+        return own, ()
+    entities = tuple(
+        tuple([(s.elements, tuple(map(type, s.elements))) for s in k.segs if s.tag == "NM1"])
+        for k in loop.loops
+        if k.id in _ENTITY_LOOPS
+    )
+    return own, entities
+
+
+_READ_TAGS = frozenset({"EB", "MSG"})
+
+
+def _benefit_remembered(loop: _Loop) -> Benefit:
+    """:func:`_benefit_made`, remembered per :func:`_benefit_key` (see :data:`_BENEFITS`)."""
+    # the engine's memo settings, when it is loaded (not imported here: loading it is a validation's
+    # cost); without it (the pyx12 walker) nothing is remembered
+    engine: Any = sys.modules.get("transactions.engine.elements")
+    if engine is None or not engine.MEMO_LIMIT:  # memos off: every benefit made afresh
+        return _benefit_made(loop)
+    key = _benefit_key(loop)
+    found = _BENEFITS.get(key)
+    if found is None:
+        found = _benefit_made(loop)
+        if len(_BENEFITS) >= _BENEFITS_LIMIT:
+            _BENEFITS.clear()
+        _BENEFITS[key] = found
+        engine.WRITTEN.append(_BENEFITS)  # emptied when the run ends, with the engine's memos
+    return found
+
+
 def _chain(ctx: _Loop) -> list[_Loop]:
     """The loops from the outermost down to ``ctx`` (the transaction left out)."""
     out = []
@@ -612,7 +657,7 @@ def eligibility_records(
         top = _top(tree) if contexts else {}
         out = []
         for ctx in contexts:
-            f = _record(tree, ctx, top, _benefit_made)
+            f = _record(tree, ctx, top, _benefit_remembered)
             out.append(result_of(f, control, tuple(f["benefits"]), tuple(f["subscriber_benefits"])))
         return out
     finally:
