@@ -54,9 +54,28 @@ def date_range(value: str | None) -> tuple[date | None, date | None]:
     return d8(value), None
 
 
+_DECIMALS: dict[str, Decimal | None] = {}
+"""Decimals read, by their text, as :data:`_D8` (amounts, percents, quantities repeat; a ``Decimal``
+is immutable). Bounded: cleared when full."""
+_DECIMALS_LIMIT = 4096
+
+
 def decimal(value: str | None) -> Decimal | None:
+    """``value`` as a Decimal, None when empty or not a number (remembered per text, :data:`_DECIMALS`)."""
     if value is None or value == "":
         return None
+    try:
+        return _DECIMALS[value]
+    except KeyError:
+        pass
+    if len(_DECIMALS) >= _DECIMALS_LIMIT:
+        _DECIMALS.clear()
+    found = _DECIMALS[value] = read_decimal(value)
+    return found
+
+
+def read_decimal(value: str) -> Decimal | None:
+    """:func:`decimal` without the memo."""
     try:
         return Decimal(value)
     except InvalidOperation:

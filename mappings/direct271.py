@@ -30,10 +30,10 @@ from mappings.eligibility import benefit_of, result_of
 from mappings.engine import RecordRule, load_rules
 from mappings.records import AuthorizationRecord, Benefit, BenefitEntity, ControlRef, EligibilityResult
 from mappings.segtree import _MAX_TRANSITIONS, _pairs, _transition
-from mappings.straight import _components, _eq1
+from mappings.straight import _eq1
 from mappings.xpath_lite import value_texts
 from transactions.placed import Placed, PlacedSegments
-from transactions.segment import Segment
+from transactions.segment import Repetition, Segment
 
 Fields = dict[str, Any]
 
@@ -242,10 +242,18 @@ def _all(segs: list[Segment], i: int) -> list[str]:
 
 
 def _component(segs: list[Segment], i: int, j: int) -> str | None:
-    """The first non-empty component ``j`` of composite element ``i`` of ``segs``."""
+    """The first non-empty component ``j`` of composite element ``i`` of ``segs``: the first text
+    ``straight._components(s.elements, i, (j,))`` gives, without its generators."""
     for s in segs:
-        for c in _components(s.elements, i, (j,)):
-            return c
+        e = s.elements
+        if i > len(e):
+            continue
+        value = e[i - 1]
+        if value.__class__ is str:
+            continue
+        for occ in value if isinstance(value, Repetition) else (value,):
+            if occ.__class__ is not str and (n := len(occ)) > 1 and j <= n and (c := occ[j - 1]):
+                return c  # type: ignore[no-any-return]  # a component: a str
     return None
 
 

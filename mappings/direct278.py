@@ -40,9 +40,9 @@ from mappings.direct271 import (
 )
 from mappings.engine import RecordRule
 from mappings.records import AuthorizationRecord, ControlRef
-from mappings.straight import _components, _eq1, _ne, _suffixed
+from mappings.straight import _eq1, _ne
 from transactions.placed import Placed
-from transactions.segment import Segment
+from transactions.segment import Repetition, Segment
 
 Fields = dict[str, Any]
 
@@ -69,13 +69,34 @@ def _nm1(loops: list[_Loop]) -> list[Segment]:
 
 
 def _suffix02(segs: list[Segment]) -> list[str]:
-    """``comp/subele[substring(@id, string-length(@id) - 1) = '02']``: every second component."""
-    return [c for s in segs for c in _suffixed(s.elements, 2)]
+    """``comp/subele[substring(@id, string-length(@id) - 1) = '02']``: every second component (what
+    ``straight._suffixed(s.elements, 2)`` gives per segment, without its generators)."""
+    out: list[str] = []
+    for s in segs:
+        for value in s.elements:
+            if value.__class__ is str:
+                continue
+            for occ in value if isinstance(value, Repetition) else (value,):
+                if occ.__class__ is not str and len(occ) > 1:
+                    out += [c for j, c in enumerate(occ, 1) if c and j % 100 == 2]  # noqa: PLR2004
+    return out
 
 
 def _comps(segs: list[Segment], i: int) -> list[str]:
-    """The modifier components (3 to 6) of composite element ``i`` of ``segs``, in order."""
-    return [c for s in segs for c in _components(s.elements, i, _MODIFIERS)]
+    """The modifier components (3 to 6) of composite element ``i`` of ``segs``, in order (what
+    ``straight._components(s.elements, i, _MODIFIERS)`` gives per segment, without its generators)."""
+    out: list[str] = []
+    for s in segs:
+        e = s.elements
+        if i > len(e):
+            continue
+        value = e[i - 1]
+        if value.__class__ is str:
+            continue
+        for occ in value if isinstance(value, Repetition) else (value,):
+            if occ.__class__ is not str and (n := len(occ)) > 1:
+                out += [c for j in _MODIFIERS if j <= n and (c := occ[j - 1])]
+    return out
 
 
 def _rejection(segment: Segment, level: str) -> Fields:
