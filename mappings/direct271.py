@@ -46,7 +46,9 @@ class _Loop:
 
     __slots__ = ("id", "loops", "order", "parent", "segs")
 
-    def __init__(self, loop_id: str, parent: _Loop | None, order: int, segs: list[Segment] | None = None) -> None:
+    def __init__(
+        self, loop_id: str, parent: _Loop | None, order: int, segs: list[Segment] | None = None
+    ) -> None:
         self.id = loop_id
         self.parent = parent
         self.order = order  # opening order: document order among loops
@@ -113,7 +115,7 @@ def _tree(placed: Sequence[Placed], set_id: str) -> _Set | None:
     placed segments are walked (:func:`_walk_tree`, the reference the shapes are tested against)."""
     if placed.__class__ is not PlacedSegments:
         return _walk_tree(placed, set_id)
-    nodes = placed.nodes  # type: ignore[attr-defined]
+    nodes = placed.nodes
     key = tuple(nodes)
     shape = _SHAPES.get(key, _UNKNOWN)
     if shape is _UNKNOWN:
@@ -122,7 +124,7 @@ def _tree(placed: Sequence[Placed], set_id: str) -> _Set | None:
         shape = _SHAPES[key] = _shape(nodes)
     if shape is None:
         return None
-    segments = placed.segments  # type: ignore[attr-defined]
+    segments = placed.segments
     root = _Loop(set_id, None, 0, [segments[i] for i in shape.root])
     loops: list[_Loop] = []
     append = loops.append
@@ -253,7 +255,7 @@ def _component(segs: list[Segment], i: int, j: int) -> str | None:
             continue
         for occ in value if isinstance(value, Repetition) else (value,):
             if occ.__class__ is not str and (n := len(occ)) > 1 and j <= n and (c := occ[j - 1]):
-                return c  # type: ignore[no-any-return]  # a component: a str
+                return c
     return None
 
 

@@ -78,7 +78,7 @@ def _suffix02(segs: list[Segment]) -> list[str]:
                 continue
             for occ in value if isinstance(value, Repetition) else (value,):
                 if occ.__class__ is not str and len(occ) > 1:
-                    out += [c for j, c in enumerate(occ, 1) if c and j % 100 == 2]  # noqa: PLR2004
+                    out += [c for j, c in enumerate(occ, 1) if c and j % 100 == 2]
     return out
 
 

@@ -165,7 +165,7 @@ def _value(segment: Segment, position: int) -> str:
     if position <= len(elements):
         value = elements[position - 1]
         if value.__class__ is str:
-            return value  # type: ignore[return-value]  # a str, checked just above
+            return value
     return segment.get(position)
 
 
