@@ -90,12 +90,12 @@ def integer(value: str | None) -> int | None:
 def rejection(f: dict[str, Any]) -> Rejection:
     valid = f.get("valid_request")
     return Rejection(
-        level=f.get("level"),
-        reason_code=f.get("reason_code"),
-        reason=text(REJECT_REASONS, f.get("reason_code")),
-        follow_up_code=f.get("follow_up"),
-        follow_up=text(FOLLOW_UP, f.get("follow_up")),
-        valid_request=None if valid is None else valid == "Y",
+        f.get("level"),  # level
+        f.get("reason_code"),  # reason_code
+        text(REJECT_REASONS, f.get("reason_code")),  # reason
+        f.get("follow_up"),  # follow_up_code
+        text(FOLLOW_UP, f.get("follow_up")),  # follow_up
+        None if valid is None else valid == "Y",  # valid_request
     )
 
 

@@ -7,8 +7,9 @@ their deterministic mutants and hypothesis-built data."""
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import fields, replace
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import transactions.engine.elements as engine_elements
-from mappings import direct271, direct278
+from mappings import direct271, direct278, records
 from mappings.convert import decimal, read_decimal
 from mappings.mapper import map_set, plain_by_repr
 from mappings.straight import _components, _suffixed
@@ -268,3 +269,35 @@ def test_component_readers_read_what_the_generated_code_reads(segs: list[Segment
         c for s in segs for c in _components(s.elements, i, direct278._MODIFIERS)
     ]
     assert direct278._suffix02(segs) == [c for s in segs for c in _suffixed(s.elements, 2)]
+
+
+# --- records built positionally ---------------------------------------------------------------------
+
+_POSITIONAL = {
+    "mappings/authorization.py": ("AuthorizationRecord", "ServiceDecision"),
+    "mappings/eligibility.py": ("EligibilityResult", "Benefit"),
+    "mappings/convert.py": ("Rejection",),
+}
+
+
+@pytest.mark.parametrize("path", sorted(_POSITIONAL))
+def test_records_built_positionally_pass_each_value_to_the_field_its_comment_names(path: str) -> None:
+    """The record builders pass every field positionally (keyword binding of 44 fields cost as much
+    as the record itself), one argument per line named by its comment: each comment is the field at
+    that position, and every field is passed."""
+    source = (Path(__file__).resolve().parent.parent / path).read_text()
+    lines = source.splitlines()
+    calls = 0
+    for node in ast.walk(ast.parse(source)):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
+            continue
+        if node.func.id not in _POSITIONAL[path]:
+            continue
+        names = [f.name for f in fields(getattr(records, node.func.id))]
+        assert not node.keywords
+        assert len(node.args) == len(names)
+        for arg, name in zip(node.args, names, strict=True):
+            assert arg.lineno == arg.end_lineno
+            assert lines[arg.lineno - 1].rstrip().endswith(f",  # {name}")
+        calls += 1
+    assert calls == len(_POSITIONAL[path])
