@@ -251,7 +251,7 @@ def validate_set(
             tset.segments, entry.file, entry.source, d, keep_placed=opts.keep_placed
         )
         findings, placed = result.findings, result.placed
-        if any(quirk == "version" for _, quirk, _ in choice.quirks):  # reported once, as the quirk
+        if choice.quirks and any(quirk == "version" for _, quirk, _ in choice.quirks):  # reported once
             findings = tuple(f for f in findings if f.element != "ST03")
     warnings, notes = [], []
     for code, quirk, message in choice.quirks:
@@ -260,9 +260,9 @@ def validate_set(
         else:
             codes.append(code)
             notes.append(f"{message} (IK502 {code}; leniency '{quirk}' would accept it)")
-    findings = (*warnings, *findings)
-    errors = any(f.severity == "error" for f in findings)
-    if errors:
+    if warnings:
+        findings = (*warnings, *findings)
+    if findings and any(f.severity == "error" for f in findings):
         codes.append("5")
     ack = "R" if codes else ("E" if findings else "A")
     report = SetReport(
@@ -326,7 +326,9 @@ class _Validator:
         self.misaddressed: str | None = None
 
     def feed(self, event: env.Event) -> None:
-        if isinstance(event, env.InterchangeStart):
+        if event.__class__ is env.TransactionSet:  # most events: looked at first (the types are disjoint)
+            self._set(event)
+        elif isinstance(event, env.InterchangeStart):
             self.start, self.groups, self.group = event, [], None
             self.envelope_codes = _isa_checks(event.isa, self.opts)
             self.misaddressed = None
