@@ -124,16 +124,16 @@ def _tree(placed: Sequence[Placed], set_id: str) -> _Set | None:
         shape = _SHAPES[key] = _shape(nodes)
     if shape is None:
         return None
-    segments = placed.segments
-    root = _Loop(set_id, None, 0, [segments[i] for i in shape.root])
+    pick = placed.segments.__getitem__  # segments by index, in C (no comprehension frame per loop)
+    root = _Loop(set_id, None, 0, list(map(pick, shape.root)))
     loops: list[_Loop] = []
     append = loops.append
     for order, (loop_id, up, held) in enumerate(shape.loops, 1):
         parent = root if up < 0 else loops[up]
-        node = _Loop(loop_id, parent, order, [segments[i] for i in held])
+        node = _Loop(loop_id, parent, order, list(map(pick, held)))
         parent.loops.append(node)
         append(node)
-    aaa = [(segments[i], root if at < 0 else loops[at]) for i, at in shape.aaa] if shape.aaa else []
+    aaa = [(pick(i), root if at < 0 else loops[at]) for i, at in shape.aaa] if shape.aaa else []
     return _Set(root, loops, aaa)
 
 
@@ -316,13 +316,22 @@ def _text(value: Any) -> str | None:
     return texts[0] if texts else None
 
 
+_join = "".join
+_NONE_IF_EMPTY: Callable[[Any, Any], Any] = {"": None}.get  # (x, x): None for "", else x itself
+
+
 def _row(segs: list[Segment], size: int) -> list[str | None]:
     """``_first(segs, i)`` for ``i`` in 1..``size``: from one segment read in one pass (the usual
     case: one EB or NM1 per loop), all None with no segment, else element by element."""
     n = len(segs)
     if n != 1:
         return [_first(segs, i) for i in range(1, size + 1)] if n else [None] * size
-    out = [(x or None) if x.__class__ is str else _text(x) for x in segs[0].elements[:size]]
+    elements = segs[0].elements[:size]
+    try:  # every value a string (the join fails on a composite or a repetition): "" to None in C
+        _join(elements)  # type: ignore[arg-type]
+        out: list[str | None] = list(map(_NONE_IF_EMPTY, elements, elements))
+    except TypeError:
+        out = [(x or None) if x.__class__ is str else _text(x) for x in elements]
     if len(out) < size:
         out.extend([None] * (size - len(out)))
     return out
