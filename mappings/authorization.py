@@ -75,7 +75,8 @@ def overall_status(  # noqa: PLR0911 - one return per rule reads like the rules
 
 def authorization_record(f: dict[str, Any], control: ControlRef | None) -> AuthorizationRecord:
     action = f["action_code"]
-    services = tuple(_service(s, action, f["certification_number"]) for s in f["services"])
+    services = tuple([_service(s, action, f["certification_number"]) for s in f["services"]])
+    documentation = tuple([Documentation(**d) for d in f["documentation"]]) if f["documentation"] else ()
     rejected = rejections(f["rejections"])
     eff_from, eff_to = date_range(f["effective"])
     event_from, event_to = date_range(f["event_dates"])
@@ -120,7 +121,7 @@ def authorization_record(f: dict[str, Any], control: ControlRef | None) -> Autho
         f["facility_name"],  # facility_name
         tuple(f["diagnoses"]),  # diagnoses
         tuple(f["messages"]),  # messages
-        tuple(Documentation(**d) for d in f["documentation"]),  # documentation_requested
+        documentation,  # documentation_requested
         services,  # services
         rejected,  # rejections
         control,  # control

@@ -126,7 +126,7 @@ def _service(loop: _Loop) -> Fields:
     sv1 = tags.get("SV1", _NONE)
     sv2 = tags.get("SV2", _NONE)
     hsd = tags.get("HSD", _NONE)
-    counted = [s for s in hsd if _ne(s.elements, _HSD01, "VS")]
+    counted = [s for s in hsd if _ne(s.elements, _HSD01, "VS")] if hsd else _NONE  # (no frame when none)
     dates = _by_qualifier(tags.get("DTP", _NONE))
     qualifier = _component(sv1, 1, 1)
     if qualifier is None:
@@ -156,14 +156,14 @@ def _service(loop: _Loop) -> Fields:
         "modifiers": _comps(sv1, 1) or _comps(sv2, 2),
         "revenue_code": _first(sv2, 1),
         "quantity": quantity,
-        "visits": _first([s for s in hsd if _eq1(s.elements, 1, "VS")], 2),
+        "visits": _first([s for s in hsd if _eq1(s.elements, 1, "VS")], 2) if hsd else None,
         "unit": unit,
         "service_dates": _first(dates.get("472", _NONE), 3),
         "effective": _first(dates.get("007", _NONE), 3),
         "expiration": _first(dates.get("036", _NONE), 3),
         "documentation_codes": _suffix02(tags.get("HI", _NONE)),
         "messages": _all(tags.get("MSG", _NONE), 1),
-        "rejections": [_rejection(s, loop.id) for s in tags.get("AAA", _NONE)],
+        "rejections": [_rejection(s, loop.id) for s in tags["AAA"]] if "AAA" in tags else [],
     }
 
 
@@ -195,7 +195,9 @@ def _top(tree: _Set) -> Fields:
         "subscriber_first_name": member[3],
         "patient_last_name": patient[2],
         "patient_first_name": patient[3],
-        "rejections": [_rejection(s, lp.id) for s, lp in tree.aaa if not _under_2000f(lp)],
+        "rejections": [_rejection(s, lp.id) for s, lp in tree.aaa if not _under_2000f(lp)]
+        if tree.aaa
+        else [],
     }
 
 
@@ -252,7 +254,7 @@ def _record(ctx: _Loop, top: Fields) -> Fields:
         "servicing_provider_name": sj[2],
         "facility_id": fa[8],
         "facility_name": fa[2],
-        "documentation": [_documentation(s) for s in tags.get("PWK", _NONE)],
+        "documentation": [_documentation(s) for s in tags["PWK"]] if "PWK" in tags else [],
         "services": [_service(k) for k in ctx.loops if k.id == "2000F"],
         "rejections": list(top["rejections"]),
     }
