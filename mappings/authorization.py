@@ -29,27 +29,27 @@ def _service(s: dict[str, Any], event_action: str | None, event_cert: str | None
     service_from, service_to = date_range(s["service_dates"])
     eff_from, eff_to = date_range(s["effective"])
     return ServiceDecision(
-        trace_number=s["trace_number"],
-        procedure_qualifier=s["procedure_qualifier"],
-        procedure_code=s["procedure_code"],
-        modifiers=tuple(s["modifiers"]),
-        revenue_code=s["revenue_code"],
-        quantity=decimal(s["quantity"]),
-        unit=s["unit"],
-        visits=integer(s["visits"]),
-        status="rejected" if s["rejections"] and not action else status_of(action),
-        action_code=action,
-        certification_number=cert,
-        reason_code=s["reason_code"],
-        reason=text(DECISION_REASONS, s["reason_code"]),
-        service_from=service_from,
-        service_to=service_to,
-        effective_from=eff_from,
-        effective_to=eff_to or d8(s["expiration"]),
-        documentation_codes=tuple(s["documentation_codes"]),
-        messages=tuple(s["messages"]),
-        rejections=rejections(s["rejections"]),
-        decision_level="service" if s["action_code"] else "event",
+        s["trace_number"],  # trace_number
+        s["procedure_qualifier"],  # procedure_qualifier
+        s["procedure_code"],  # procedure_code
+        tuple(s["modifiers"]),  # modifiers
+        s["revenue_code"],  # revenue_code
+        decimal(s["quantity"]),  # quantity
+        s["unit"],  # unit
+        integer(s["visits"]),  # visits
+        "rejected" if s["rejections"] and not action else status_of(action),  # status
+        action,  # action_code
+        cert,  # certification_number
+        s["reason_code"],  # reason_code
+        text(DECISION_REASONS, s["reason_code"]),  # reason
+        service_from,  # service_from
+        service_to,  # service_to
+        eff_from,  # effective_from
+        eff_to or d8(s["expiration"]),  # effective_to
+        tuple(s["documentation_codes"]),  # documentation_codes
+        tuple(s["messages"]),  # messages
+        rejections(s["rejections"]),  # rejections
+        "service" if s["action_code"] else "event",  # decision_level
     )
 
 
@@ -75,53 +75,54 @@ def overall_status(  # noqa: PLR0911 - one return per rule reads like the rules
 
 def authorization_record(f: dict[str, Any], control: ControlRef | None) -> AuthorizationRecord:
     action = f["action_code"]
-    services = tuple(_service(s, action, f["certification_number"]) for s in f["services"])
+    services = tuple([_service(s, action, f["certification_number"]) for s in f["services"]])
+    documentation = tuple([Documentation(**d) for d in f["documentation"]]) if f["documentation"] else ()
     rejected = rejections(f["rejections"])
     eff_from, eff_to = date_range(f["effective"])
     event_from, event_to = date_range(f["event_dates"])
     return AuthorizationRecord(
-        trace_number=f["trace_number"],
-        payer_trace_number=f["payer_trace_number"],
-        bht_reference=f["bht_reference"],
-        response_type=f["response_type"],
-        status=overall_status(action, services, bool(rejected)),
-        action_code=action,
-        certification_number=f["certification_number"],
-        admin_reference=f["admin_reference"],
-        previous_certification=f["previous_certification"],
-        effective_from=eff_from,
-        effective_to=eff_to or d8(f["expiration"]),
-        issued=d8(f["issued"]),
-        reason_code=f["reason_code"],
-        reason=text(DECISION_REASONS, f["reason_code"]),
-        request_category=f["request_category"],
-        certification_type=f["certification_type"],
-        service_type=f["service_type"],
-        facility_code=f["facility_code"],
-        level_of_service=f["level_of_service"],
-        event_from=event_from,
-        event_to=event_to,
-        admission_date=d8(f["admission_date"]),
-        discharge_date=d8(f["discharge_date"]),
-        days_approved=integer(f["days_approved"]),
-        payer_name=f["payer_name"],
-        payer_id=f["payer_id"],
-        requester_name=f["requester_name"],
-        requester_id=f["requester_id"],
-        member_id=f["member_id"],
-        subscriber_last_name=f["subscriber_last_name"],
-        subscriber_first_name=f["subscriber_first_name"],
-        patient_last_name=f["patient_last_name"] or f["subscriber_last_name"],
-        patient_first_name=f["patient_first_name"] or f["subscriber_first_name"],
-        servicing_provider_id=f["servicing_provider_id"],
-        servicing_provider_id_qualifier=f["servicing_provider_id_qualifier"],
-        servicing_provider_name=f["servicing_provider_name"],
-        facility_id=f["facility_id"],
-        facility_name=f["facility_name"],
-        diagnoses=tuple(f["diagnoses"]),
-        messages=tuple(f["messages"]),
-        documentation_requested=tuple(Documentation(**d) for d in f["documentation"]),
-        services=services,
-        rejections=rejected,
-        control=control,
+        f["trace_number"],  # trace_number
+        f["payer_trace_number"],  # payer_trace_number
+        f["bht_reference"],  # bht_reference
+        f["response_type"],  # response_type
+        overall_status(action, services, bool(rejected)),  # status
+        action,  # action_code
+        f["certification_number"],  # certification_number
+        f["admin_reference"],  # admin_reference
+        f["previous_certification"],  # previous_certification
+        eff_from,  # effective_from
+        eff_to or d8(f["expiration"]),  # effective_to
+        d8(f["issued"]),  # issued
+        f["reason_code"],  # reason_code
+        text(DECISION_REASONS, f["reason_code"]),  # reason
+        f["request_category"],  # request_category
+        f["certification_type"],  # certification_type
+        f["service_type"],  # service_type
+        f["facility_code"],  # facility_code
+        f["level_of_service"],  # level_of_service
+        event_from,  # event_from
+        event_to,  # event_to
+        d8(f["admission_date"]),  # admission_date
+        d8(f["discharge_date"]),  # discharge_date
+        integer(f["days_approved"]),  # days_approved
+        f["payer_name"],  # payer_name
+        f["payer_id"],  # payer_id
+        f["requester_name"],  # requester_name
+        f["requester_id"],  # requester_id
+        f["member_id"],  # member_id
+        f["subscriber_last_name"],  # subscriber_last_name
+        f["subscriber_first_name"],  # subscriber_first_name
+        f["patient_last_name"] or f["subscriber_last_name"],  # patient_last_name
+        f["patient_first_name"] or f["subscriber_first_name"],  # patient_first_name
+        f["servicing_provider_id"],  # servicing_provider_id
+        f["servicing_provider_id_qualifier"],  # servicing_provider_id_qualifier
+        f["servicing_provider_name"],  # servicing_provider_name
+        f["facility_id"],  # facility_id
+        f["facility_name"],  # facility_name
+        tuple(f["diagnoses"]),  # diagnoses
+        tuple(f["messages"]),  # messages
+        documentation,  # documentation_requested
+        services,  # services
+        rejected,  # rejections
+        control,  # control
     )

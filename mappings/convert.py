@@ -54,9 +54,28 @@ def date_range(value: str | None) -> tuple[date | None, date | None]:
     return d8(value), None
 
 
+_DECIMALS: dict[str, Decimal | None] = {}
+"""Decimals read, by their text, as :data:`_D8` (amounts, percents, quantities repeat; a ``Decimal``
+is immutable). Bounded: cleared when full."""
+_DECIMALS_LIMIT = 4096
+
+
 def decimal(value: str | None) -> Decimal | None:
+    """``value`` as a Decimal, None when empty or not a number (remembered per text, :data:`_DECIMALS`)."""
     if value is None or value == "":
         return None
+    try:
+        return _DECIMALS[value]
+    except KeyError:
+        pass
+    if len(_DECIMALS) >= _DECIMALS_LIMIT:
+        _DECIMALS.clear()
+    found = _DECIMALS[value] = read_decimal(value)
+    return found
+
+
+def read_decimal(value: str) -> Decimal | None:
+    """:func:`decimal` without the memo."""
     try:
         return Decimal(value)
     except InvalidOperation:
@@ -71,12 +90,12 @@ def integer(value: str | None) -> int | None:
 def rejection(f: dict[str, Any]) -> Rejection:
     valid = f.get("valid_request")
     return Rejection(
-        level=f.get("level"),
-        reason_code=f.get("reason_code"),
-        reason=text(REJECT_REASONS, f.get("reason_code")),
-        follow_up_code=f.get("follow_up"),
-        follow_up=text(FOLLOW_UP, f.get("follow_up")),
-        valid_request=None if valid is None else valid == "Y",
+        f.get("level"),  # level
+        f.get("reason_code"),  # reason_code
+        text(REJECT_REASONS, f.get("reason_code")),  # reason
+        f.get("follow_up"),  # follow_up_code
+        text(FOLLOW_UP, f.get("follow_up")),  # follow_up
+        None if valid is None else valid == "Y",  # valid_request
     )
 
 

@@ -18,6 +18,7 @@ document order. A set that breaks it gives None and is mapped the general way.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -29,10 +30,10 @@ from mappings.eligibility import benefit_of, result_of
 from mappings.engine import RecordRule, load_rules
 from mappings.records import AuthorizationRecord, Benefit, BenefitEntity, ControlRef, EligibilityResult
 from mappings.segtree import _MAX_TRANSITIONS, _pairs, _transition
-from mappings.straight import _components, _eq1
+from mappings.straight import _eq1
 from mappings.xpath_lite import value_texts
 from transactions.placed import Placed, PlacedSegments
-from transactions.segment import Segment
+from transactions.segment import Repetition, Segment
 
 Fields = dict[str, Any]
 
@@ -45,11 +46,13 @@ class _Loop:
 
     __slots__ = ("id", "loops", "order", "parent", "segs")
 
-    def __init__(self, loop_id: str, parent: _Loop | None, order: int) -> None:
+    def __init__(
+        self, loop_id: str, parent: _Loop | None, order: int, segs: list[Segment] | None = None
+    ) -> None:
         self.id = loop_id
         self.parent = parent
         self.order = order  # opening order: document order among loops
-        self.segs: list[Segment] = []
+        self.segs: list[Segment] = [] if segs is None else segs
         self.loops: list[_Loop] = []
 
 
@@ -82,9 +85,90 @@ def _plan(
     return _transition(previous, target, starts)
 
 
+class _Shape:
+    """The loop instances a sequence of map nodes opens, by segment index: what :func:`_walk_tree`
+    builds, without the segments, so that a set of a shape already seen is built without walking."""
+
+    __slots__ = ("aaa", "loops", "root")
+
+    def __init__(
+        self,
+        root: list[int],
+        loops: list[tuple[str, int, list[int]]],
+        aaa: list[tuple[int, int]],
+    ) -> None:
+        self.root = root  # the transaction's segments
+        self.loops = loops  # per loop in opening order: (id, parent's index in loops or -1, segments)
+        self.aaa = aaa  # (segment index, holding loop's index or -1) per AAA
+
+
+_SHAPES: dict[tuple[object, ...], _Shape | None] = {}
+"""Shapes worked out, keyed by the tuple of a set's map nodes (the compiled engine's long-lived
+nodes, hashed by identity: no data in a key); None for a shape outside the assumption."""
+_MAX_SHAPES = 4096  # a cache, not a store: emptied when full
+
+
 def _tree(placed: Sequence[Placed], set_id: str) -> _Set | None:
     """The loop instances as ``segtree.build_nodes`` opens them; None when a loop opens inside a
-    loop of the same id (outside this module's assumption)."""
+    loop of the same id (outside this module's assumption). The compiled engine's placed segments are
+    built from their shape (:class:`_Shape`, worked out once per sequence of map nodes); other
+    placed segments are walked (:func:`_walk_tree`, the reference the shapes are tested against)."""
+    if placed.__class__ is not PlacedSegments:
+        return _walk_tree(placed, set_id)
+    nodes = placed.nodes
+    key = tuple(nodes)
+    shape = _SHAPES.get(key, _UNKNOWN)
+    if shape is _UNKNOWN:
+        if len(_SHAPES) >= _MAX_SHAPES:
+            _SHAPES.clear()
+        shape = _SHAPES[key] = _shape(nodes)
+    if shape is None:
+        return None
+    pick = placed.segments.__getitem__  # segments by index, in C (no comprehension frame per loop)
+    root = _Loop(set_id, None, 0, list(map(pick, shape.root)))
+    loops: list[_Loop] = []
+    append = loops.append
+    for order, (loop_id, up, held) in enumerate(shape.loops, 1):
+        parent = root if up < 0 else loops[up]
+        node = _Loop(loop_id, parent, order, list(map(pick, held)))
+        parent.loops.append(node)
+        append(node)
+    aaa = [(pick(i), root if at < 0 else loops[at]) for i, at in shape.aaa] if shape.aaa else []
+    return _Set(root, loops, aaa)
+
+
+def _shape(nodes: Sequence[Any]) -> _Shape | None:
+    """:func:`_walk_tree` over segment indices instead of segments (None where it gives None)."""
+    root: list[int] = []
+    loops: list[tuple[str, int, list[int]]] = []
+    aaa: list[tuple[int, int]] = []
+    stack = [-1]  # indices in loops of the open loop instances (-1: the transaction)
+    held = root
+    previous: tuple[str, ...] = ()
+    for index, place in enumerate(nodes):
+        if place is None:
+            continue
+        target = place.loops
+        if place.is_first or target != previous:
+            plan = _plan(previous, target, place.is_first)
+            if plan is None:
+                return None
+            depth, opens = plan
+            del stack[depth + 1 :]
+            for loop_id in opens:
+                loops.append((loop_id, stack[-1], []))
+                stack.append(len(loops) - 1)
+            previous = target
+            held = root if stack[-1] < 0 else loops[stack[-1]][2]
+        held.append(index)
+        if place.id == "AAA":
+            aaa.append((index, stack[-1]))
+    return _Shape(root, loops, aaa)
+
+
+def _walk_tree(placed: Sequence[Placed], set_id: str) -> _Set | None:
+    """The loop instances walked segment by segment (:func:`_tree`'s reference, and its way for
+    placed segments that are not the compiled engine's)."""
     root = _Loop(set_id, None, 0)
     loops: list[_Loop] = []
     aaa: list[tuple[Segment, _Loop]] = []
@@ -160,10 +244,18 @@ def _all(segs: list[Segment], i: int) -> list[str]:
 
 
 def _component(segs: list[Segment], i: int, j: int) -> str | None:
-    """The first non-empty component ``j`` of composite element ``i`` of ``segs``."""
+    """The first non-empty component ``j`` of composite element ``i`` of ``segs``: the first text
+    ``straight._components(s.elements, i, (j,))`` gives, without its generators."""
     for s in segs:
-        for c in _components(s.elements, i, (j,)):
-            return c
+        e = s.elements
+        if i > len(e):
+            continue
+        value = e[i - 1]
+        if value.__class__ is str:
+            continue
+        for occ in value if isinstance(value, Repetition) else (value,):
+            if occ.__class__ is not str and (n := len(occ)) > 1 and j <= n and (c := occ[j - 1]):
+                return c
     return None
 
 
@@ -224,13 +316,22 @@ def _text(value: Any) -> str | None:
     return texts[0] if texts else None
 
 
+_join = "".join
+_NONE_IF_EMPTY: Callable[[Any, Any], Any] = {"": None}.get  # (x, x): None for "", else x itself
+
+
 def _row(segs: list[Segment], size: int) -> list[str | None]:
     """``_first(segs, i)`` for ``i`` in 1..``size``: from one segment read in one pass (the usual
     case: one EB or NM1 per loop), all None with no segment, else element by element."""
     n = len(segs)
     if n != 1:
         return [_first(segs, i) for i in range(1, size + 1)] if n else [None] * size
-    out = [(x or None) if x.__class__ is str else _text(x) for x in segs[0].elements[:size]]
+    elements = segs[0].elements[:size]
+    try:  # every value a string (the join fails on a composite or a repetition): "" to None in C
+        _join(elements)  # type: ignore[arg-type]
+        out: list[str | None] = list(map(_NONE_IF_EMPTY, elements, elements))
+    except TypeError:
+        out = [(x or None) if x.__class__ is str else _text(x) for x in elements]
     if len(out) < size:
         out.extend([None] * (size - len(out)))
     return out
@@ -338,6 +439,50 @@ def _benefit_made(loop: _Loop) -> Benefit:
         _all(r.msg, 1) if r.msg else [],
         entities or (),
     )
+
+
+_BENEFITS: dict[tuple[Any, ...], Benefit] = {}
+"""Benefits made, keyed by what :func:`_benefit_made` reads of a 2110C/2110D loop (:func:`_benefit_key`):
+a response file repeats a plan's EB rows member after member, and a :class:`Benefit` is immutable.
+Bounded (emptied when full), emptied with the validation engine's memos when a run ends (the values
+may be PHI), and not used when those memos are off (``transactions.engine.elements.MEMO_LIMIT``)."""
+_BENEFITS_LIMIT = 2048
+
+
+def _benefit_key(loop: _Loop) -> tuple[Any, ...]:
+    """Everything :func:`_benefit_made` reads of ``loop``: its EB and MSG segments in order, and the
+    NM1 segments of each 2120C/2120D loop in it, each segment's elements with their types (a
+    repetition and a composite of the same texts are equal tuples, but read differently)."""
+    own = tuple([(s.tag, s.elements, tuple(map(type, s.elements))) for s in loop.segs if s.tag in _READ_TAGS])
+    if not loop.loops:
+        return own, ()
+    entities = tuple(
+        tuple([(s.elements, tuple(map(type, s.elements))) for s in k.segs if s.tag == "NM1"])
+        for k in loop.loops
+        if k.id in _ENTITY_LOOPS
+    )
+    return own, entities
+
+
+_READ_TAGS = frozenset({"EB", "MSG"})
+
+
+def _benefit_remembered(loop: _Loop) -> Benefit:
+    """:func:`_benefit_made`, remembered per :func:`_benefit_key` (see :data:`_BENEFITS`)."""
+    # the engine's memo settings, when it is loaded (not imported here: loading it is a validation's
+    # cost); without it (the pyx12 walker) nothing is remembered
+    engine: Any = sys.modules.get("transactions.engine.elements")
+    if engine is None or not engine.MEMO_LIMIT:  # memos off: every benefit made afresh
+        return _benefit_made(loop)
+    key = _benefit_key(loop)
+    found = _BENEFITS.get(key)
+    if found is None:
+        found = _benefit_made(loop)
+        if len(_BENEFITS) >= _BENEFITS_LIMIT:
+            _BENEFITS.clear()
+        _BENEFITS[key] = found
+        engine.WRITTEN.append(_BENEFITS)  # emptied when the run ends, with the engine's memos
+    return found
 
 
 def _chain(ctx: _Loop) -> list[_Loop]:
@@ -531,7 +676,7 @@ def eligibility_records(
         top = _top(tree) if contexts else {}
         out = []
         for ctx in contexts:
-            f = _record(tree, ctx, top, _benefit_made)
+            f = _record(tree, ctx, top, _benefit_remembered)
             out.append(result_of(f, control, tuple(f["benefits"]), tuple(f["subscriber_benefits"])))
         return out
     finally:

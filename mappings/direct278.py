@@ -40,9 +40,9 @@ from mappings.direct271 import (
 )
 from mappings.engine import RecordRule
 from mappings.records import AuthorizationRecord, ControlRef
-from mappings.straight import _components, _eq1, _ne, _suffixed
+from mappings.straight import _eq1, _ne
 from transactions.placed import Placed
-from transactions.segment import Segment
+from transactions.segment import Repetition, Segment
 
 Fields = dict[str, Any]
 
@@ -69,13 +69,34 @@ def _nm1(loops: list[_Loop]) -> list[Segment]:
 
 
 def _suffix02(segs: list[Segment]) -> list[str]:
-    """``comp/subele[substring(@id, string-length(@id) - 1) = '02']``: every second component."""
-    return [c for s in segs for c in _suffixed(s.elements, 2)]
+    """``comp/subele[substring(@id, string-length(@id) - 1) = '02']``: every second component (what
+    ``straight._suffixed(s.elements, 2)`` gives per segment, without its generators)."""
+    out: list[str] = []
+    for s in segs:
+        for value in s.elements:
+            if value.__class__ is str:
+                continue
+            for occ in value if isinstance(value, Repetition) else (value,):
+                if occ.__class__ is not str and len(occ) > 1:
+                    out += [c for j, c in enumerate(occ, 1) if c and j % 100 == 2]
+    return out
 
 
 def _comps(segs: list[Segment], i: int) -> list[str]:
-    """The modifier components (3 to 6) of composite element ``i`` of ``segs``, in order."""
-    return [c for s in segs for c in _components(s.elements, i, _MODIFIERS)]
+    """The modifier components (3 to 6) of composite element ``i`` of ``segs``, in order (what
+    ``straight._components(s.elements, i, _MODIFIERS)`` gives per segment, without its generators)."""
+    out: list[str] = []
+    for s in segs:
+        e = s.elements
+        if i > len(e):
+            continue
+        value = e[i - 1]
+        if value.__class__ is str:
+            continue
+        for occ in value if isinstance(value, Repetition) else (value,):
+            if occ.__class__ is not str and (n := len(occ)) > 1:
+                out += [c for j in _MODIFIERS if j <= n and (c := occ[j - 1])]
+    return out
 
 
 def _rejection(segment: Segment, level: str) -> Fields:
@@ -105,7 +126,7 @@ def _service(loop: _Loop) -> Fields:
     sv1 = tags.get("SV1", _NONE)
     sv2 = tags.get("SV2", _NONE)
     hsd = tags.get("HSD", _NONE)
-    counted = [s for s in hsd if _ne(s.elements, _HSD01, "VS")]
+    counted = [s for s in hsd if _ne(s.elements, _HSD01, "VS")] if hsd else _NONE  # (no frame when none)
     dates = _by_qualifier(tags.get("DTP", _NONE))
     qualifier = _component(sv1, 1, 1)
     if qualifier is None:
@@ -135,14 +156,14 @@ def _service(loop: _Loop) -> Fields:
         "modifiers": _comps(sv1, 1) or _comps(sv2, 2),
         "revenue_code": _first(sv2, 1),
         "quantity": quantity,
-        "visits": _first([s for s in hsd if _eq1(s.elements, 1, "VS")], 2),
+        "visits": _first([s for s in hsd if _eq1(s.elements, 1, "VS")], 2) if hsd else None,
         "unit": unit,
         "service_dates": _first(dates.get("472", _NONE), 3),
         "effective": _first(dates.get("007", _NONE), 3),
         "expiration": _first(dates.get("036", _NONE), 3),
         "documentation_codes": _suffix02(tags.get("HI", _NONE)),
         "messages": _all(tags.get("MSG", _NONE), 1),
-        "rejections": [_rejection(s, loop.id) for s in tags.get("AAA", _NONE)],
+        "rejections": [_rejection(s, loop.id) for s in tags["AAA"]] if "AAA" in tags else [],
     }
 
 
@@ -174,7 +195,9 @@ def _top(tree: _Set) -> Fields:
         "subscriber_first_name": member[3],
         "patient_last_name": patient[2],
         "patient_first_name": patient[3],
-        "rejections": [_rejection(s, lp.id) for s, lp in tree.aaa if not _under_2000f(lp)],
+        "rejections": [_rejection(s, lp.id) for s, lp in tree.aaa if not _under_2000f(lp)]
+        if tree.aaa
+        else [],
     }
 
 
@@ -231,7 +254,7 @@ def _record(ctx: _Loop, top: Fields) -> Fields:
         "servicing_provider_name": sj[2],
         "facility_id": fa[8],
         "facility_name": fa[2],
-        "documentation": [_documentation(s) for s in tags.get("PWK", _NONE)],
+        "documentation": [_documentation(s) for s in tags["PWK"]] if "PWK" in tags else [],
         "services": [_service(k) for k in ctx.loops if k.id == "2000F"],
         "rejections": list(top["rejections"]),
     }

@@ -63,23 +63,23 @@ def benefit_of(  # noqa: PLR0917 - one parameter per field of the EB loop's rule
     dict). Runs for every EB of every 271: an absent amount, percent or quantity (most) and no
     entities (most) skip the converters' calls, which give None and () for them."""
     return Benefit(
-        code=code,
-        description=text(ELIGIBILITY, code),
-        coverage_level=coverage_level,
-        service_types=tuple(service_types),
-        insurance_type=insurance_type,
-        plan_description=plan_description,
-        time_period=time_period,
-        amount=decimal(amount) if amount else None,
-        percent=decimal(percent) if percent else None,
-        quantity_qualifier=quantity_qualifier,
-        quantity=decimal(quantity) if quantity else None,
-        authorization_required=authorization_required,
-        in_network=in_network,
-        procedure_qualifier=procedure_qualifier,
-        procedure_code=procedure_code,
-        messages=tuple(messages),
-        entities=tuple(entities),
+        code,  # code
+        text(ELIGIBILITY, code),  # description
+        coverage_level,  # coverage_level
+        tuple(service_types),  # service_types
+        insurance_type,  # insurance_type
+        plan_description,  # plan_description
+        time_period,  # time_period
+        decimal(amount) if amount else None,  # amount
+        decimal(percent) if percent else None,  # percent
+        quantity_qualifier,  # quantity_qualifier
+        decimal(quantity) if quantity else None,  # quantity
+        authorization_required,  # authorization_required
+        in_network,  # in_network
+        procedure_qualifier,  # procedure_qualifier
+        procedure_code,  # procedure_code
+        tuple(messages),  # messages
+        tuple(entities),  # entities
     )
 
 
@@ -126,33 +126,33 @@ def result_of(
     plan_from, plan_to = date_range(f["plan_dates"])
     insurance = next((b.insurance_type for b in benefits if b.insurance_type), None)
     return EligibilityResult(
-        trace_numbers=tuple(f["trace_numbers"]),
-        payer_trace_numbers=tuple(f["payer_trace_numbers"]),
-        bht_reference=f["bht_reference"],
-        coverage=coverage_status(benefits, rejected),
-        payer_name=f["payer_name"],
-        payer_id=f["payer_id"],
-        provider_name=f["provider_name"],
-        provider_id=f["provider_id"],
-        member_id=f["member_id"],
-        subscriber_last_name=f["subscriber_last_name"],
-        subscriber_first_name=f["subscriber_first_name"],
-        subscriber_birth_date=d8(f["subscriber_birth_date"]),
-        dependent_last_name=f["dependent_last_name"],
-        dependent_first_name=f["dependent_first_name"],
-        dependent_birth_date=d8(f["dependent_birth_date"]),
-        plan_name=f["plan_name"],
-        plan_number=f["plan_number"],
-        group_name=f["group_name"],
-        group_number=f["group_number"],
-        insurance_type=insurance,
-        plan_begin=d8(f["plan_begin"]) or plan_from,
-        plan_end=d8(f["plan_end"]) or plan_to,
-        eligibility_begin=d8(f["eligibility_begin"]),
-        eligibility_end=d8(f["eligibility_end"]),
-        benefits=benefits,
-        authorization_requirements=_requirements(benefits),
-        rejections=rejected,
-        control=control,
-        subscriber_benefits=subscriber_benefits,
+        tuple(f["trace_numbers"]),  # trace_numbers
+        tuple(f["payer_trace_numbers"]),  # payer_trace_numbers
+        f["bht_reference"],  # bht_reference
+        coverage_status(benefits, rejected),  # coverage
+        f["payer_name"],  # payer_name
+        f["payer_id"],  # payer_id
+        f["provider_name"],  # provider_name
+        f["provider_id"],  # provider_id
+        f["member_id"],  # member_id
+        f["subscriber_last_name"],  # subscriber_last_name
+        f["subscriber_first_name"],  # subscriber_first_name
+        d8(f["subscriber_birth_date"]),  # subscriber_birth_date
+        f["dependent_last_name"],  # dependent_last_name
+        f["dependent_first_name"],  # dependent_first_name
+        d8(f["dependent_birth_date"]),  # dependent_birth_date
+        f["plan_name"],  # plan_name
+        f["plan_number"],  # plan_number
+        f["group_name"],  # group_name
+        f["group_number"],  # group_number
+        insurance,  # insurance_type
+        d8(f["plan_begin"]) or plan_from,  # plan_begin
+        d8(f["plan_end"]) or plan_to,  # plan_end
+        d8(f["eligibility_begin"]),  # eligibility_begin
+        d8(f["eligibility_end"]),  # eligibility_end
+        benefits,  # benefits
+        _requirements(benefits),  # authorization_requirements
+        rejected,  # rejections
+        control,  # control
+        subscriber_benefits,  # subscriber_benefits
     )

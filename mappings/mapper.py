@@ -150,10 +150,16 @@ class _SetForms:
     def plain(self) -> bool:
         """Whether every id and value is printable ASCII (``repr`` escapes nothing), text XML always
         holds. Other text goes the lxml way, which refuses control characters and lone surrogates
-        (ValueError) as it always has."""
+        (ValueError) as it always has. The reader answers it for most sets as it reads their window
+        (``ValidatedSet.plain``, ``transactions.reader.plain_window``); only the others are joined
+        here."""
         if self._plain is None:
-            r = self.validated.report
-            self._plain = plain_texts(r.set_id, r.control_number, self.validated.placed)
+            v = self.validated
+            if v.plain and v.placed.__class__ is PlacedSegments:  # its segments are the set's, as read
+                self._plain = True  # the reader found the windows they came from plain
+            else:
+                r = v.report
+                self._plain = plain_texts(r.set_id, r.control_number, v.placed)
         return self._plain
 
 

@@ -17,13 +17,26 @@ from transactions.reader import SegmentReader
 from transactions.segment import Delimiters, Segment
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class TransactionSet:
     """ST..SE inclusive (``se`` is ``None`` when the trailer is missing)."""
 
     segments: tuple[Segment, ...]
     offset: int
     se: Segment | None
+    # every string of the set passes ``mappings.mapper.plain_texts`` (False: not known): a hint the
+    # reader gives where it knows (``reader.plain_window``), so the mapper need not ask; not compared
+    plain: bool = field(default=False, compare=False)
+
+    def __init__(
+        self, segments: tuple[Segment, ...], offset: int, se: Segment | None, plain: bool = False
+    ) -> None:
+        """Fills the slots through their descriptors (one set of each is made per set read; a frozen
+        dataclass's own ``__init__`` goes through ``object.__setattr__`` per field)."""
+        _SET_SEGMENTS(self, segments)
+        _SET_OFFSET(self, offset)
+        _SET_SE(self, se)
+        _SET_PLAIN(self, plain)
 
     @property
     def st(self) -> Segment:
@@ -45,6 +58,12 @@ class TransactionSet:
     def body(self) -> tuple[Segment, ...]:
         """Segments between ST and SE."""
         return self.segments[1:-1] if self.se is not None else self.segments[1:]
+
+
+_SET_SEGMENTS = TransactionSet.__dict__["segments"].__set__
+_SET_OFFSET = TransactionSet.__dict__["offset"].__set__
+_SET_SE = TransactionSet.__dict__["se"].__set__
+_SET_PLAIN = TransactionSet.__dict__["plain"].__set__
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,17 +123,21 @@ Event = (
 class _Walk:
     """State machine behind :func:`iter_envelope`."""
 
-    def __init__(self) -> None:
+    def __init__(self, reader: SegmentReader | None = None) -> None:
         self.in_isa = False
         self.in_gs = False
         self.st_segments: list[Segment] | None = None
         self.st_offset = 0
+        self.st_number = 0
+        self.reader = reader  # asked whether a set is plain (``SegmentReader.unplain``); None: not
 
     def close_set(self, se: Segment | None) -> Iterator[Event]:
         if self.st_segments is not None:
             if se is not None:
                 self.st_segments.append(se)
-            yield TransactionSet(tuple(self.st_segments), self.st_offset, se)
+            reader = self.reader
+            plain = reader is not None and reader.unplain < self.st_number
+            yield TransactionSet(tuple(self.st_segments), self.st_offset, se, plain)
             self.st_segments = None
 
     def close_group(self, ge: Segment | None, offset: int) -> Iterator[Event]:
@@ -153,7 +176,7 @@ class _Walk:
             yield from self.close_set(None)
             if not self.in_gs:
                 yield StraySegment(seg, offset, number, "ST outside a functional group")
-            self.st_segments, self.st_offset = [seg], offset
+            self.st_segments, self.st_offset, self.st_number = [seg], offset, number
         elif tag == "SE":
             if self.st_segments is None:
                 yield StraySegment(seg, offset, number, "SE without a matching ST")
@@ -172,7 +195,7 @@ _ENVELOPE_TAGS = frozenset({"ISA", "IEA", "GS", "GE", "ST", "SE"})  # the ids _W
 def iter_envelope(source: bytes | Iterable[bytes], *, strict: bool = False) -> Iterator[Event]:
     """Walk ``source`` and yield envelope events in order (see module docstring)."""
     reader = SegmentReader(source)
-    walk = _Walk()
+    walk = _Walk(reader)
     envelope = _ENVELOPE_TAGS
     for seg in reader:
         inside = walk.st_segments

@@ -110,6 +110,10 @@ class SegmentReader:
         self.offset = 0
         self.number = 0
         self.delimiters: Delimiters | None = None
+        self.unplain = 0
+        """The number of the last segment read, or to be read from the current window, that may hold
+        a string :func:`plain_window` does not pass (a window that failed it, a segment read on its
+        own, an ISA): a transaction set that starts after it is plain throughout."""
 
     def _more(self) -> bool:
         """Append the next chunk to the buffer, dropping what was consumed; False at end of data."""
@@ -164,8 +168,10 @@ class SegmentReader:
                 yield self._read_segment()
 
     def _start_segment(self) -> None:
+        """Before a segment read on its own (an ISA, or outside a window): not known to be plain."""
         self.offset = self._base + self._pos
         self.number += 1
+        self.unplain = self.number
 
     def _read_block(self) -> Generator[Segment, None, bool]:
         """Yield the complete segments of one window, up to the next ISA; False if there are none."""
@@ -184,6 +190,8 @@ class SegmentReader:
         pieces = decoded.split(d.segment)
         # Offsets count bytes: for ASCII data the decoded pieces have the same lengths.
         raws: list[str] | list[bytes] = pieces if block.isascii() else block.split(term)
+        if not plain_window(block, term):
+            self.unplain = self.number + len(pieces)
         filler, tags, element, rep, comp = self._filler, self._tags, d.element, d.repetition, d.component
         # a separator the whole window lacks is not looked for segment by segment
         has_rep, has_comp = rep in decoded, comp in decoded
@@ -258,6 +266,27 @@ def _isa_start(delimiters: Delimiters | None, filler: str) -> re.Pattern[bytes]:
     """A segment terminator, then filler, then ``ISA``: where the next interchange starts."""
     term = re.escape(delimiters.segment.encode("latin-1")) if delimiters else b"~"
     return re.compile(term + b"[" + re.escape(filler.encode("ascii")) + b"]*ISA")
+
+
+def plain_window(block: bytes, terminator: bytes) -> bool:
+    """Whether every string read from ``block`` (a window of whole segments, without its last
+    terminator) is one ``mappings.mapper.plain_texts`` passes, answered for the window at once: its
+    bytes are printable ASCII but for line breaks right after a terminator (CR LF or LF: the filler
+    each segment's ``lstrip`` takes off), with no backslash, and not both quote characters.
+    Delimiters are no part of any string, so a window whose delimiters fail this (a control
+    character, a backslash, a quote) answers False, as does any other filler: the mapper then asks
+    ``plain_texts`` itself, as it always did. False may be wrong; True never is."""
+    other = block.translate(None, _PRINTABLE)  # the bytes that are not printable ASCII
+    if other:
+        if other.strip(b"\r\n"):
+            return False
+        crlf = block.count(terminator + b"\r\n")
+        if block.count(b"\r") != crlf or block.count(b"\n") != crlf + block.count(terminator + b"\n"):
+            return False
+    return b"\\" not in block and not (b"'" in block and b'"' in block)
+
+
+_PRINTABLE = bytes(range(0x20, 0x7F))
 
 
 def _is_segment_id(tag: str) -> bool:

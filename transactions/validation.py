@@ -64,13 +64,31 @@ class Options:
     engine: str = "compiled"  # "compiled" (transactions.engine) or "pyx12" (the reference walker)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class ValidatedSet:
     """A transaction set with its verdict and (when asked for) its segments placed in loops."""
 
     report: SetReport
     segments: tuple[Segment, ...]
     placed: Sequence[Placed]  # a tuple, or the compiled engine's PlacedSegments (read alike)
+    # the reader found every string of the set plain (``TransactionSet.plain``): a hint, not compared
+    plain: bool = field(default=False, compare=False)
+
+    def __init__(
+        self, report: SetReport, segments: tuple[Segment, ...], placed: Sequence[Placed], plain: bool = False
+    ) -> None:
+        """Fills the slots through their descriptors (one is made per set validated; a frozen
+        dataclass's own ``__init__`` goes through ``object.__setattr__`` per field)."""
+        _SET_REPORT(self, report)
+        _SET_SEGMENTS(self, segments)
+        _SET_PLACED(self, placed)
+        _SET_PLAIN(self, plain)
+
+
+_SET_REPORT = ValidatedSet.__dict__["report"].__set__
+_SET_SEGMENTS = ValidatedSet.__dict__["segments"].__set__
+_SET_PLACED = ValidatedSet.__dict__["placed"].__set__
+_SET_PLAIN = ValidatedSet.__dict__["plain"].__set__
 
 
 @dataclass
@@ -170,6 +188,16 @@ def _select_map(gs: Segment, tset: env.TransactionSet) -> _Choice:
     return _choose(tset.set_id, tset.version, gs.get(1), gs.get(8), bht02)
 
 
+def _value(segment: Segment, position: int) -> str:
+    """``segment.get(position)``, a plain value read without the call's checks (the usual case)."""
+    elements = segment.elements
+    if position <= len(elements):
+        value = elements[position - 1]
+        if value.__class__ is str:
+            return value
+    return segment.get(position)
+
+
 @functools.lru_cache(maxsize=256)
 def _choose(set_id: str, st03: str, gs01: str, gs08: str, bht02: str | None) -> _Choice:
     """The choice depends on these five values only, and a batch repeats them set after set."""
@@ -193,6 +221,7 @@ def _choose(set_id: str, st03: str, gs01: str, gs08: str, bht02: str | None) -> 
     return _Choice(entry, tuple(quirks))
 
 
+@functools.cache
 def _walker(engine: str) -> Callable[..., WalkResult]:
     """The walk function of an engine (imported on first use: the pyx12 walker loads pyx12)."""
     if engine == "pyx12":
@@ -206,21 +235,26 @@ def _walker(engine: str) -> Callable[..., WalkResult]:
     raise ValueError(f"unknown validation engine {engine!r}; one of {', '.join(ENGINES)}")
 
 
+_CONTROL_NUMBER = re.compile(r"[A-Za-z0-9]{4,9}")
+
+
 def _set_codes(tset: env.TransactionSet, seen: Collection[str]) -> list[str]:
     codes: list[str] = []
     st = tset.st
-    if not st.get(1).isdigit() or len(st.get(1)) != 3:
+    set_id, control = _value(st, 1), _value(st, 2)
+    if not set_id.isdigit() or len(set_id) != 3:
         codes.append("6")
-    if not re.fullmatch(r"[A-Za-z0-9]{4,9}", st.get(2)):
+    if not _CONTROL_NUMBER.fullmatch(control):
         codes.append("7")
-    if st.get(2) in seen:
+    if control in seen:
         codes.append("23")
-    if tset.se is None:
+    se = tset.se
+    if se is None:
         codes.append("2")
     else:
-        if tset.se.get(2) != st.get(2):
+        if _value(se, 2) != control:
             codes.append("3")
-        if tset.se.get(1) != str(len(tset.segments)):
+        if _value(se, 1) != str(len(tset.segments)):
             codes.append("4")
     return codes
 
@@ -230,7 +264,12 @@ def validate_set(
 ) -> ValidatedSet:
     """Verdict for one transaction set: envelope codes plus the IG walk."""
     codes = _set_codes(tset, seen)
-    choice = _select_map(gs, tset)
+    segments = tset.segments
+    st = segments[0]
+    set_id, version = _value(st, 1), _value(st, 3)
+    second = segments[1] if len(segments) > 1 else None
+    bht02 = _value(second, 2) if second is not None and second.tag == "BHT" else None
+    choice = _choose(set_id, version, _value(gs, 1), _value(gs, 8), bht02)  # _select_map's, inline
     entry = choice.entry
     findings: tuple[Finding, ...] = ()
     placed: Sequence[Placed] = ()
@@ -241,7 +280,7 @@ def validate_set(
             tset.segments, entry.file, entry.source, d, keep_placed=opts.keep_placed
         )
         findings, placed = result.findings, result.placed
-        if any(quirk == "version" for _, quirk, _ in choice.quirks):  # reported once, as the quirk
+        if choice.quirks and any(quirk == "version" for _, quirk, _ in choice.quirks):  # reported once
             findings = tuple(f for f in findings if f.element != "ST03")
     warnings, notes = [], []
     for code, quirk, message in choice.quirks:
@@ -250,15 +289,15 @@ def validate_set(
         else:
             codes.append(code)
             notes.append(f"{message} (IK502 {code}; leniency '{quirk}' would accept it)")
-    findings = (*warnings, *findings)
-    errors = any(f.severity == "error" for f in findings)
-    if errors:
+    if warnings:
+        findings = (*warnings, *findings)
+    if findings and any(f.severity == "error" for f in findings):
         codes.append("5")
     ack = "R" if codes else ("E" if findings else "A")
     report = SetReport(
-        tset.set_id,
-        tset.control_number,
-        tset.version,
+        set_id,
+        _value(st, 2),
+        version,
         ack,
         tuple(dict.fromkeys(codes))[:5],
         findings,
@@ -267,7 +306,7 @@ def validate_set(
         len(tset.segments),
         tuple(notes),
     )
-    return ValidatedSet(report, tset.segments, placed if opts.keep_placed else ())
+    return ValidatedSet(report, tset.segments, placed if opts.keep_placed else (), tset.plain)
 
 
 def _group_report(group: _Group, ge: Segment | None, seen_groups: Sequence[str]) -> GroupReport:
@@ -316,7 +355,9 @@ class _Validator:
         self.misaddressed: str | None = None
 
     def feed(self, event: env.Event) -> None:
-        if isinstance(event, env.InterchangeStart):
+        if event.__class__ is env.TransactionSet:  # most events: looked at first (the types are disjoint)
+            self._set(event)
+        elif isinstance(event, env.InterchangeStart):
             self.start, self.groups, self.group = event, [], None
             self.envelope_codes = _isa_checks(event.isa, self.opts)
             self.misaddressed = None
@@ -435,13 +476,24 @@ def _forget_values(opts: Options) -> None:
         forget_values()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class SetInContext:
     """A validated transaction set with the control numbers of its interchange (ISA13) and group (GS06)."""
 
     interchange: str
     group: str
     validated: ValidatedSet
+
+    def __init__(self, interchange: str, group: str, validated: ValidatedSet) -> None:
+        """Fills the slots through their descriptors, as :class:`ValidatedSet` does."""
+        _SET_INTERCHANGE(self, interchange)
+        _SET_GROUP(self, group)
+        _SET_VALIDATED(self, validated)
+
+
+_SET_INTERCHANGE = SetInContext.__dict__["interchange"].__set__
+_SET_GROUP = SetInContext.__dict__["group"].__set__
+_SET_VALIDATED = SetInContext.__dict__["validated"].__set__
 
 
 class ValidationStream:
@@ -458,10 +510,13 @@ class ValidationStream:
         v = _Validator(self._opts, keep_sets=True)
         fatal = None
         try:
+            group: _Group | None = None
+            ids = ("", "")
             for event in env.iter_envelope(self._source):
                 v.feed(event)
                 if v.sets and v.start is not None and v.group is not None:
-                    ids = v.start.isa.get(13), v.group.start.gs.get(6)
+                    if v.group is not group:  # the same two numbers for every set of a group
+                        group, ids = v.group, (_value(v.start.isa, 13), _value(v.group.start.gs, 6))
                     yield from (SetInContext(*ids, validated) for validated in v.sets)
                     v.sets.clear()
         except X12SyntaxError as exc:

@@ -19,7 +19,15 @@ from transactions.engine.checks import (
     unreported,
 )
 from transactions.engine.compile import compiled_map
-from transactions.engine.elements import WRITTEN, EleErr, View, check_segment, element_value_errors, view
+from transactions.engine.elements import (
+    WRITTEN,
+    EleErr,
+    View,
+    _slow_view,
+    check_segment,
+    element_value_errors,
+    view,
+)
 from transactions.engine.tables import CompiledMap, CompositeSpec, LoopNode, Node, SegNode
 from transactions.engine.walker import SegErr, Walker
 from transactions.findings import ELEMENT_CODES, SEGMENT_CODES, Finding
@@ -27,6 +35,7 @@ from transactions.placed import PlacedSegments, WalkResult
 from transactions.segment import Delimiters, Element, Repetition, Segment
 
 _DATE_FORMATS = {8: "%Y%m%d", 6: "%y%m%d", 12: "%Y%m%d%H%M"}
+_join = "".join
 WALK_MEMO_LIMIT = 20_000  # remembered walk steps per map and run (a few MB at most)
 # A remembered walk step (``_SetWalk._live_step``): found, walk findings, kept, closed, end, next level
 _Step = tuple[
@@ -293,7 +302,15 @@ class _SetWalk:
         apply, checks, nodes = self._apply, self._segment_checks, self.nodes
         for position, segment in enumerate(segments, 1):
             tag = segment.tag
-            values, plain = view(segment)
+            values: View
+            raw = segment.elements  # view(segment), inline: a call per segment saved
+            try:  # a composite or a repetition (a tuple) stops the join
+                _join(raw)  # type: ignore[arg-type]
+            except TypeError:
+                values, plain = _slow_view(raw), False
+            else:
+                plain = True
+                values = _slow_view(raw) if raw and raw[-1] == "" else raw  # type: ignore[assignment]
             at = quals.get(tag)
             if at is None:
                 key: Any = tag
@@ -408,7 +425,10 @@ class _SetWalk:
                 findings += too_many
                 values = view(trimmed)[0]
         icvn = self.cmap.icvn
-        errs = check_segment(found, tag, values, icvn)  # element_errors' first step, inline: most are clean
+        # element_errors' first step, inline (most are clean), its memo read here when memos are on
+        errs: Sequence[EleErr] | None = found.memo.get(values) if elements.MEMO_LIMIT else None
+        if errs is None:
+            errs = check_segment(found, tag, values, icvn)
         if errs:
             errs = element_errors(found, tag, values, icvn)
         for e in errs:
