@@ -183,11 +183,6 @@ class _Choice:
     quirks: tuple[tuple[str, str, str], ...]
 
 
-def _select_map(gs: Segment, tset: env.TransactionSet) -> _Choice:
-    bht02 = tset.segments[1].get(2) if len(tset.segments) > 1 and tset.segments[1].tag == "BHT" else None
-    return _choose(tset.set_id, tset.version, gs.get(1), gs.get(8), bht02)
-
-
 def _value(segment: Segment, position: int) -> str:
     """``segment.get(position)``, a plain value read without the call's checks (the usual case)."""
     elements = segment.elements
@@ -269,7 +264,7 @@ def validate_set(
     set_id, version = _value(st, 1), _value(st, 3)
     second = segments[1] if len(segments) > 1 else None
     bht02 = _value(second, 2) if second is not None and second.tag == "BHT" else None
-    choice = _choose(set_id, version, _value(gs, 1), _value(gs, 8), bht02)  # _select_map's, inline
+    choice = _choose(set_id, version, _value(gs, 1), _value(gs, 8), bht02)  # the set's map, chosen inline
     entry = choice.entry
     findings: tuple[Finding, ...] = ()
     placed: Sequence[Placed] = ()
