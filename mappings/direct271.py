@@ -243,9 +243,10 @@ def _all(segs: list[Segment], i: int) -> list[str]:
     return out
 
 
-def _component(segs: list[Segment], i: int, j: int) -> str | None:
-    """The first non-empty component ``j`` of composite element ``i`` of ``segs``: the first text
-    ``straight._components(s.elements, i, (j,))`` gives, without its generators."""
+def _occurrences(segs: list[Segment], i: int) -> list[tuple[str, ...]]:
+    """The composite occurrences (two components or more) of element ``i`` of ``segs``, in order:
+    what ``straight._components`` walks, gathered in one loop without its generators."""
+    out: list[tuple[str, ...]] = []
     for s in segs:
         e = s.elements
         if i > len(e):
@@ -254,8 +255,17 @@ def _component(segs: list[Segment], i: int, j: int) -> str | None:
         if value.__class__ is str:
             continue
         for occ in value if isinstance(value, Repetition) else (value,):
-            if occ.__class__ is not str and (n := len(occ)) > 1 and j <= n and (c := occ[j - 1]):
-                return c
+            if not isinstance(occ, str) and len(occ) > 1:
+                out.append(occ)
+    return out
+
+
+def _component(segs: list[Segment], i: int, j: int) -> str | None:
+    """The first non-empty component ``j`` of composite element ``i`` of ``segs``: the first text
+    ``straight._components(s.elements, i, (j,))`` gives."""
+    for occ in _occurrences(segs, i):
+        if j <= len(occ) and (c := occ[j - 1]):
+            return c
     return None
 
 

@@ -31,6 +31,7 @@ from mappings.direct271 import (
     _component,
     _first,
     _Loop,
+    _occurrences,
     _qualified,
     _release,
     _row,
@@ -84,19 +85,8 @@ def _suffix02(segs: list[Segment]) -> list[str]:
 
 def _comps(segs: list[Segment], i: int) -> list[str]:
     """The modifier components (3 to 6) of composite element ``i`` of ``segs``, in order (what
-    ``straight._components(s.elements, i, _MODIFIERS)`` gives per segment, without its generators)."""
-    out: list[str] = []
-    for s in segs:
-        e = s.elements
-        if i > len(e):
-            continue
-        value = e[i - 1]
-        if value.__class__ is str:
-            continue
-        for occ in value if isinstance(value, Repetition) else (value,):
-            if occ.__class__ is not str and (n := len(occ)) > 1:
-                out += [c for j in _MODIFIERS if j <= n and (c := occ[j - 1])]
-    return out
+    ``straight._components(s.elements, i, _MODIFIERS)`` gives per segment)."""
+    return [c for occ in _occurrences(segs, i) for j in _MODIFIERS if j <= len(occ) and (c := occ[j - 1])]
 
 
 def _rejection(segment: Segment, level: str) -> Fields:
