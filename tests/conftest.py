@@ -82,9 +82,12 @@ def _capture_session_logs(phi_log_dir: Path) -> Iterator[Path]:
     handler.setFormatter(_redacting_formatter())
     handler.setLevel(logging.INFO)
     root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.INFO)  # INFO lines reach the handler (``reset_logging`` puts this level back)
     root.addHandler(handler)
     yield phi_log_dir / "pytest-session.log"
     root.removeHandler(handler)
+    root.setLevel(level)
     handler.close()
 
 

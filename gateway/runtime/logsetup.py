@@ -365,6 +365,7 @@ class _SafeStreamHandler(logging.StreamHandler[TextIO]):
 
 
 _handler: _SafeStreamHandler | None = None
+_before: list[int] = []  # the root level before the first ``configure_logging`` (``reset_logging``)
 _structlog_ready = False
 
 
@@ -449,6 +450,8 @@ def configure_logging(
     root = logging.getLogger()
     if _handler is not None:
         root.removeHandler(_handler)
+    else:  # the first configuration since start or ``reset_logging``: its level to put back there
+        _before.append(root.level)
     root.addHandler(handler)
     root.setLevel(number)
     _handler = handler
@@ -461,11 +464,15 @@ def configure_logging(
 
 
 def reset_logging() -> None:
-    """Remove the handler ``configure_logging`` installed (for tests); redaction stays in place."""
+    """Remove the handler ``configure_logging`` installed and put the root logger's level back as it
+    was before (for tests: a test configuring WARNING must not silence a later test's INFO lines);
+    redaction stays in place."""
     global _handler  # noqa: PLW0603 - process-wide logging state is inherently global
     if _handler is not None:
         logging.getLogger().removeHandler(_handler)
         _handler = None
+    if _before:
+        logging.getLogger().setLevel(_before.pop())
     logging.captureWarnings(False)
 
 
