@@ -893,12 +893,11 @@ class _Chunk:
             mine = [r for r in responses if ANSWERS[r.item.kind] == wanted]
             traces = list(dict.fromkeys(t for r in mine for t in r.traces))
             bhts = list(dict.fromkeys(b for r in mine if (b := r.item.record.bht_reference)))
-            if traces:
-                for t, ids in tx.envelopes.requests_of_traces(traces, set_id=wanted, limit=5).items():
-                    self.by_trace[wanted, t] = ids
-            if bhts:
-                for b, ids in tx.envelopes.requests_of_bht03s(bhts, set_id=wanted, limit=5).items():
-                    self.by_bht[wanted, b] = ids
+            by_trace, by_bht = tx.envelopes.requests_of_keys(traces, bhts, set_id=wanted, limit=5)
+            for t, ids in by_trace.items():
+                self.by_trace[wanted, t] = ids
+            for b, ids in by_bht.items():
+                self.by_bht[wanted, b] = ids
         ids = list(
             dict.fromkeys(i for found in (*self.by_trace.values(), *self.by_bht.values()) for i in found)
         )
