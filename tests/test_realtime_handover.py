@@ -120,14 +120,17 @@ def test_delivery_threads_are_bounded_and_every_queued_delivery_still_runs() -> 
 def test_documents_rendered_from_the_written_outcomes_equal_those_read_back(
     rig: CoreRig, outcome: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """In the answer's transaction, the documents rendered from the 271 outcomes it wrote (no read
-    back) equal those ``rendered_results`` reads back (the reference), whatever the coverage; the
-    handed document is the outbox file and what the store gives after the commit."""
+    """In the answer's transaction, the documents rendered from the 271 outcomes it wrote and the
+    request as its own UPDATEs left and returned it (no read back) equal those ``rendered_results``
+    reads back (the reference), whatever the coverage; the handed document is the outbox file and
+    what the store gives after the commit."""
     compared: list[tuple[list[dict[str, Any]], list[dict[str, Any]]]] = []
 
-    def both(tx: Tx, trackings: list[str], written: Any = None) -> list[dict[str, Any]]:
+    def both(tx: Tx, trackings: list[str], written: Any = None, known: Any = None) -> list[dict[str, Any]]:
         assert written, "the answer's transaction hands the outcomes it wrote"
-        fast = rendered_results(tx, trackings, written)
+        assert known, "... and its requests as it left them"
+        assert set(known) == set(trackings)
+        fast = rendered_results(tx, trackings, written, known)
         compared.append((fast, rendered_results(tx, trackings)))
         return fast
 

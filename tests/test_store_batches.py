@@ -156,6 +156,36 @@ def test_batched_set_lookups_give_what_one_lookup_per_key_gives(store: Store) ->
     assert len(got_t["T-SHARED"]) == 4  # five newest sets, the newest of them without a request
 
 
+def test_one_lookup_by_traces_and_bht03s_gives_what_the_two_lookups_give(store: Store) -> None:
+    """requests_of_keys: in one statement, exactly (requests_of_traces, requests_of_bht03s), including
+    with either list empty, another set kind, and sets shared by a trace and a BHT03."""
+    with store.begin() as tx:
+        tx.requests.insert_many([_fields(f"K-{n}") for n in range(8)])
+        rid = {f"K-{n}": _rid(tx, f"K-{n}") for n in range(8)}
+        rows: list[tuple[str, tuple[str, ...], str | None, int | None]] = [
+            (f"{n:04d}", ("T-SHARED", f"T-{n}", "T-SHARED"), "B-SHARED" if n % 2 else f"B-{n}", rid[f"K-{n}"])
+            for n in range(8)
+        ]
+        rows += [("0100", ("T-SHARED",), "B-SHARED", None), ("0101", ("T-1",), "T-1", rid["K-3"])]
+        _sent_sets(tx, rows)
+        cases = [
+            (["T-SHARED", "T-1", "T-5", "T-NONE"], ["B-SHARED", "B-2", "B-NONE", "T-1"]),
+            (["T-SHARED"], []),
+            ([], ["B-SHARED"]),
+            ([], []),
+            (["T-2"], ["B-2"]),
+        ]
+        for set_id in ("270", "271"):
+            for limit in (1, 5):
+                for traces, bhts in cases:
+                    want = (
+                        tx.envelopes.requests_of_traces(traces, set_id=set_id, limit=limit) if traces else {},
+                        tx.envelopes.requests_of_bht03s(bhts, set_id=set_id, limit=limit) if bhts else {},
+                    )
+                    got = tx.envelopes.requests_of_keys(traces, bhts, set_id=set_id, limit=limit)
+                    assert got == want, (set_id, limit, traces, bhts)
+
+
 def test_details_of_gives_each_entitys_logged_details_in_order(store: Store) -> None:
     """details_of: for many entities at once, the non-empty details of their changes into the given
     states that history() shows, oldest first."""

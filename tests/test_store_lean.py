@@ -140,6 +140,29 @@ def test_a_move_from_a_known_state_moves_only_from_that_state(store: Store) -> N
     assert _log(store, "request", rid)[-1][2] == {"d": 1}
 
 
+def test_a_move_from_reading_writes_what_move_from_writes_and_returns_the_rows_reason_and_payload(
+    store: Store,
+) -> None:
+    """requests.move_from_reading: the same state, due time and log as move_from, and the reason and
+    payload the row holds (as ``get`` reads them, sealed or not); None, nothing written or logged,
+    when the request is in another state; a later move at a known time keeps that time."""
+    with store.begin() as tx:
+        rid = _request(tx, "ML-6")
+        assert tx.requests.move_from_reading(rid, RequestEvent.SEND, expect=RequestState.QUEUED) is None
+        tx.requests.transition("ML-6", RequestEvent.CLAIM_FOR_BATCH)
+        tx.requests.transition("ML-6", RequestEvent.QUEUE)
+        before = tx.requests.get(rid)
+        due = store.clock() + timedelta(hours=1)
+        got = tx.requests.move_from_reading(rid, RequestEvent.SEND, expect=RequestState.QUEUED, due_at=due)
+        assert got == (before.reason, before.payload)
+        at = store.clock() + timedelta(seconds=3)
+        assert tx.requests.move_known([(rid, RequestState.SENT, RequestEvent.ANSWER)], at=at) == ["answered"]
+    with store.read() as tx:
+        row = tx.requests.get(rid)
+    assert (row.state, row.due_at, row.updated_at) == (RequestState.ANSWERED, due, at)
+    assert [n for _, n, _ in _log(store, "request", rid)][:4] == ["new", "batching", "queued", "sent"]
+
+
 def _sets(tx: Any, count: int) -> list[int]:
     f = _file(tx, "s", state=FileState.QUEUED)
     isa = tx.envelopes.record_interchange(file_id=f.id, control_number=1, sender="ZZ:A", receiver="ZZ:B")

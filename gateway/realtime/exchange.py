@@ -23,7 +23,7 @@ lease, ``post_attempt(claim=True)``, then processed).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -437,14 +437,23 @@ def _answer_stored_now(
     try:
         records = sealed_records(ctx, prepared)  # sealed before the transaction, not under its lock
         with ctx.store.begin() as tx:
-            fresh: dict[int, RequestHead] = {}
+            fresh: Fresh = ({}, {})
             inbound = _finish_exchange(
                 ctx, tx, partner, attempt, facts, stored, ahead=ANSWER_PROCESSING, fresh=fresh
             )
             done = None
             if inbound is not None:
                 render = answer.on_document is not None
-                done = store_answer(ctx, tx, inbound, prepared, render=render, sealed=records, fresh=fresh)
+                done = store_answer(
+                    ctx,
+                    tx,
+                    inbound,
+                    prepared,
+                    render=render,
+                    sealed=records,
+                    fresh=fresh[0],
+                    fresh_rows=fresh[1],
+                )
                 taken = DELIVERIES.take(ctx)  # other calls' markings commit with this answer
                 record_delivered(tx, taken)
     except ANSWER_FAILURES as exc:
@@ -489,6 +498,10 @@ def _answer_kept(ctx: Context, detail: dict[str, Any], reply: CoreReply) -> tupl
 # what an answer does to the outbound file: finished, and acknowledged (the HTTP answer is the ack)
 _FINISH = (FileEvent.FINISH_UPLOAD, FileEvent.ACKNOWLEDGE)
 
+# the requests an answer's transaction moved from ``queued``: their heads now, and the reason and
+# payload their guarded UPDATEs returned (``inbound.Outcome.fresh`` and ``fresh_rows``)
+Fresh = tuple[dict[int, RequestHead], dict[int, tuple[str | None, Mapping[str, Any]]]]
+
 
 def _finish_exchange(  # noqa: PLR0917 - the parts of one answer
     ctx: Context,
@@ -499,7 +512,7 @@ def _finish_exchange(  # noqa: PLR0917 - the parts of one answer
     stored: Kept,
     *,
     ahead: tuple[FileEvent, ...] = (),
-    fresh: dict[int, RequestHead] | None = None,
+    fresh: Fresh | None = None,
 ) -> FileRow | None:
     """In the caller's transaction: the outbound file finished and the answer recorded as a
     downloaded file (already moved past ``ahead``, whose changes the caller logs: ``store_answer``);
@@ -549,7 +562,7 @@ def _record_answer(  # noqa: PLR0917 - the parts of one answer
     moved: tuple[dict[str, Any], list[str], tuple[FileEvent, ...]],
     kind: str,
     stored: Kept,
-    fresh: dict[int, RequestHead] | None = None,
+    fresh: Fresh | None = None,
 ) -> FileRow:
     row = attempt.row
     facts, states, ahead = moved
@@ -577,17 +590,15 @@ def _record_answer(  # noqa: PLR0917 - the parts of one answer
             if old != new
         ]
     )
-    _mark_sent(ctx, tx, row.id, attempt.sets, fresh if fresh is not None else {})
+    _mark_sent(ctx, tx, row.id, attempt.sets, fresh)
     return inbound
 
 
-def _mark_sent(
-    ctx: Context, tx: Tx, file_id: int, known: tuple[QueuedSet, ...], fresh: dict[int, RequestHead]
-) -> None:
+def _mark_sent(ctx: Context, tx: Tx, file_id: int, known: tuple[QueuedSet, ...], fresh: Fresh | None) -> None:
     """The file's sets and their requests become ``sent``: from the states the sender queued them
     in (``known``: guarded UPDATEs, nothing read back), else as read (``_mark_sets_sent``). The
-    requests moved from ``queued`` by a guarded UPDATE go to ``fresh`` (their heads now: see
-    ``inbound.Outcome.fresh``)."""
+    requests moved from ``queued`` by a guarded UPDATE go to ``fresh`` when given (their heads now,
+    and the reason and payload that UPDATE returned: see ``inbound.Outcome.fresh``, ``fresh_rows``)."""
     now = ctx.clock()
     if not known or not tx.envelopes.transition_sets_from(
         [s.set_row_id for s in known], SetEvent.SEND, expect=SetState.QUEUED
@@ -597,8 +608,18 @@ def _mark_sent(
     left: list[int] = []
     for s in known:
         due = now + timedelta(minutes=ctx.config.timeouts.response_overdue_minutes(s.kind))
-        if not tx.requests.move_from(s.request_id, RequestEvent.SEND, expect=RequestState.QUEUED, due_at=due):
-            left.append(s.request_id)  # moved meanwhile (a resend): as read, as for any file
+        if fresh is None:  # nobody renders its document in this transaction: nothing returned
+            if not tx.requests.move_from(
+                s.request_id, RequestEvent.SEND, expect=RequestState.QUEUED, due_at=due
+            ):
+                left.append(s.request_id)  # moved meanwhile (a resend): as read, as for any file
+            continue
+        row = tx.requests.move_from_reading(
+            s.request_id, RequestEvent.SEND, expect=RequestState.QUEUED, due_at=due
+        )
+        if row is None:
+            left.append(s.request_id)
         else:
-            fresh[s.request_id] = RequestHead(s.request_id, s.tracking_number, s.kind, _SENT_FROM_QUEUED)
+            fresh[0][s.request_id] = RequestHead(s.request_id, s.tracking_number, s.kind, _SENT_FROM_QUEUED)
+            fresh[1][s.request_id] = row
     _send_requests(ctx, tx, left, now)

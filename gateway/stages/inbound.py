@@ -23,7 +23,7 @@ import threading
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import cached_property
 from itertools import islice
 from pathlib import Path
@@ -45,6 +45,7 @@ from gateway.runtime.context import Context
 from gateway.runtime.fsutil import atomic_write, ensure_dir, internal_name
 from gateway.runtime.logsetup import dropped_by_level
 from gateway.stages.outbox import (
+    KnownRequest,
     OnDocument,
     batch_summary,
     rendered_results,
@@ -104,6 +105,12 @@ class Outcome:
     # now: never answered or pended (no path leads back to ``queued`` from those), so no response
     # fingerprint is logged for them and no result stored: ``_Chunk`` reads none of that for them
     fresh: Mapping[int, RequestHead] = field(default_factory=dict)
+    # the reason and payload of each ``fresh`` request, as the guarded UPDATE that moved it returned
+    # them (``requests.move_from_reading``): with the state and time ``_Chunk`` moves it to, its
+    # result document needs no read of its row (``known``); the transaction changes neither
+    fresh_rows: Mapping[int, tuple[str | None, Mapping[str, Any]]] = field(default_factory=dict)
+    # the requests of ``written`` as this transaction left them, those of ``fresh_rows`` moved again
+    known: dict[str, KnownRequest] = field(default_factory=dict)
 
 
 def _options(ctx: Context, partner: PartnerConfig) -> Options:
@@ -323,6 +330,7 @@ def store_answer(
     render: bool,
     sealed: Mapping[int, Any] | None = None,
     fresh: Mapping[int, RequestHead] | None = None,
+    fresh_rows: Mapping[int, tuple[str | None, Mapping[str, Any]]] | None = None,
 ) -> tuple[Outcome, list[dict[str, Any]] | None]:
     """Store a prepared answer recorded in this transaction as ``downloaded`` (``row``): processed
     in the same commit (``downloaded -> processing -> processed``, both changes logged), so a crash
@@ -332,9 +340,11 @@ def store_answer(
     logged here. With ``render``, the result documents as ``rendered_results`` reads them here.
     ``sealed``: the result records' stored forms, made before the transaction (``sealed_records``).
     ``fresh``: the requests this transaction moved from ``queued`` (their heads now, see
-    ``Outcome.fresh``), unless the answer carries acknowledgments (those may move them again)."""
+    ``Outcome.fresh``), unless the answer carries acknowledgments (those may move them again);
+    ``fresh_rows``: their reason and payload as moving them returned them (``Outcome.fresh_rows``)."""
     known = fresh if fresh and prepared.acks is None else {}
-    outcome = Outcome(written={} if render else None, fresh=known)
+    rows = fresh_rows if known and fresh_rows else {}  # acknowledgments may change a reason too
+    outcome = Outcome(written={} if render else None, fresh=known, fresh_rows=rows)
     _apply_prepared(ctx, tx, row, prepared, outcome, sealed)
     steps: list[tuple[FileEvent, dict[str, Any] | None]] = [
         (FileEvent.START_PROCESSING, None),
@@ -344,7 +354,9 @@ def store_answer(
         tx.files.log_moves(row.id, FileState.DOWNLOADED, steps)
     else:
         tx.files.transition_steps(row.id, steps, expect=FileState.DOWNLOADED)
-    return outcome, rendered_results(tx, outcome.trackings, outcome.written) if render else None
+    return outcome, rendered_results(
+        tx, outcome.trackings, outcome.written, outcome.known
+    ) if render else None
 
 
 def answer_stored(
@@ -893,12 +905,11 @@ class _Chunk:
             mine = [r for r in responses if ANSWERS[r.item.kind] == wanted]
             traces = list(dict.fromkeys(t for r in mine for t in r.traces))
             bhts = list(dict.fromkeys(b for r in mine if (b := r.item.record.bht_reference)))
-            if traces:
-                for t, ids in tx.envelopes.requests_of_traces(traces, set_id=wanted, limit=5).items():
-                    self.by_trace[wanted, t] = ids
-            if bhts:
-                for b, ids in tx.envelopes.requests_of_bht03s(bhts, set_id=wanted, limit=5).items():
-                    self.by_bht[wanted, b] = ids
+            by_trace, by_bht = tx.envelopes.requests_of_keys(traces, bhts, set_id=wanted, limit=5)
+            for t, ids in by_trace.items():
+                self.by_trace[wanted, t] = ids
+            for b, ids in by_bht.items():
+                self.by_bht[wanted, b] = ids
         ids = list(
             dict.fromkeys(i for found in (*self.by_trace.values(), *self.by_bht.values()) for i in found)
         )
@@ -1008,12 +1019,28 @@ class _Chunk:
         rows = tx.results.upsert_eligibility_many(self.writes)
         for w, (row_id, _, status) in zip(self.writes, rows, strict=True):
             self.current[w.tracking_number] = (row_id, status)
-        tx.requests.move_known(self.moves)
+        at = tx.requests.now()
+        targets = tx.requests.move_known(self.moves, at=at)
+        if self.outcome.written is not None:
+            self._known(targets, at)
         tx.audit.record_change_rows(
             [(e, rows[i.index][0] if isinstance(i, _WriteRef) else i, o, n, d) for e, i, o, n, d in self.log]
         )
         self.writes, self.moves, self.log = [], [], []
         self.touched.clear()
+
+    def _known(self, targets: list[str], at: datetime) -> None:
+        """The moved requests as their rows now are, for rendering (``Outcome.known``): those whose
+        reason and payload the transaction read (``Outcome.fresh_rows``); any other is left out."""
+        known, rows = self.outcome.known, self.outcome.fresh_rows
+        for (request_id, _, _), state in zip(self.moves, targets, strict=True):
+            head, row = self.requests[request_id], rows.get(request_id)
+            if row is not None:
+                known[head.tracking_number] = KnownRequest.of(
+                    head.tracking_number, head.kind, row[1], row[0], state, at
+                )
+            else:
+                known.pop(head.tracking_number, None)
 
 
 def _result_record(r: _Response) -> dict[str, Any]:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +71,7 @@ def eligibility_document(req: RequestRow, elig: EligibilityRow | None) -> dict[s
 Outcome271 = tuple[str, dict[str, Any]]
 
 
-def _eligibility_document(req: RequestRow, elig: Outcome271 | None) -> dict[str, Any]:
+def _eligibility_document(req: RequestRow | KnownRequest, elig: Outcome271 | None) -> dict[str, Any]:
     doc = _base_document(req)
     doc["status"] = elig[0] if elig else req.state
     doc["eligibility"] = elig[1] if elig else None
@@ -78,10 +80,38 @@ def _eligibility_document(req: RequestRow, elig: Outcome271 | None) -> dict[str,
     return doc
 
 
-def _base_document(req: RequestRow) -> dict[str, Any]:
+@dataclass(frozen=True)
+class KnownRequest:
+    """What a result document shows of a request, as the transaction rendering it left its row
+    (``rendered_results(known=...)``: a real-time answer's request, moved and read by that
+    transaction's own UPDATEs, is not read again)."""
+
+    tracking_number: str
+    client_reference: str | None
+    kind: str
+    state: str
+    reason: str | None
+    updated_at: datetime  # as the row keeps it: the UTC instant (``UtcDateTime`` reads it back so)
+
+    @classmethod
+    def of(  # noqa: PLR0917 - one row's fields
+        cls,
+        tracking: str,
+        kind: str,
+        payload: Mapping[str, Any],
+        reason: str | None,
+        state: str,
+        at: datetime,
+    ) -> KnownRequest:
+        """From the payload and reason the row holds and the state and time it was last moved to."""
+        return cls(tracking, payload.get("client_reference"), kind, state, reason, at.astimezone(UTC))
+
+
+def _base_document(req: RequestRow | KnownRequest) -> dict[str, Any]:
+    reference = req.client_reference if isinstance(req, KnownRequest) else req.payload.get("client_reference")
     return {
         "tracking_number": req.tracking_number,
-        "client_reference": req.payload.get("client_reference"),
+        "client_reference": reference,
         "kind": req.kind,
         "state": req.state,
         "reason": req.reason,
@@ -177,13 +207,18 @@ def _write_all(outbox: Path, files: list[tuple[str, bytes]]) -> None:
 
 
 def rendered_results(
-    tx: Tx, trackings: list[str], written: Mapping[str, Outcome271] | None = None
+    tx: Tx,
+    trackings: list[str],
+    written: Mapping[str, Outcome271] | None = None,
+    known: Mapping[str, KnownRequest] | None = None,
 ) -> list[dict[str, Any]]:
     """The documents ``write_results`` renders for ``trackings``, read in the caller's transaction
     (the one that stored what they show, just before its commit: the same state, so the same bytes).
     ``written``: the 271 outcomes (status, record) this transaction wrote last for some of them, as
-    they were written: those are not read back (nor their records unsealed and decoded again)."""
-    return list(_documents(tx, list(dict.fromkeys(trackings)), written or {}))
+    they were written: those are not read back (nor their records unsealed and decoded again).
+    ``known``: requests of theirs as this transaction left them (``KnownRequest``): not read back
+    either, when their 271 outcome is in ``written``."""
+    return list(_documents(tx, list(dict.fromkeys(trackings)), written or {}, known or {}))
 
 
 def _summary_csv(rows: list[dict[str, Any]]) -> bytes:
@@ -195,15 +230,22 @@ def _summary_csv(rows: list[dict[str, Any]]) -> bytes:
 
 
 def _documents(
-    tx: Tx, trackings: list[str], written: Mapping[str, Outcome271] | None = None
+    tx: Tx,
+    trackings: list[str],
+    written: Mapping[str, Outcome271] | None = None,
+    heads: Mapping[str, KnownRequest] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """``result_document`` of each known tracking number, in order; requests and eligibility results
     are read a chunk at a time (two statements per chunk instead of two per request; the second
-    left out when ``written`` has every 271 outcome, see ``rendered_results``)."""
+    left out when ``written`` has every 271 outcome, the first when ``heads`` has every request with
+    its 271 outcome written, see ``rendered_results``)."""
     known = written or {}
+    given = {t: h for t, h in (heads or {}).items() if h.kind == "270" and t in known}
     for start in range(0, len(trackings), WRITE_CHUNK):
         chunk = trackings[start : start + WRITE_CHUNK]
-        reqs = tx.requests.by_tracking(chunk)
+        reqs: dict[str, RequestRow | KnownRequest] = {}
+        reqs.update(tx.requests.by_tracking([t for t in chunk if t not in given]))
+        reqs.update((t, given[t]) for t in chunk if t in given)
         wanted = [t for t in chunk if t in reqs and reqs[t].kind == "270" and t not in known]
         eligs = tx.results.eligibility_of(wanted)
         for tracking in chunk:
@@ -215,6 +257,7 @@ def _documents(
                 outcome = known.get(tracking) or ((elig.status, elig.record) if elig is not None else None)
                 yield _eligibility_document(req, outcome)
             else:
+                assert isinstance(req, RequestRow)  # noqa: S101 - ``given`` holds 270s only
                 yield result_document(tx, req)
 
 

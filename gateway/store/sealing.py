@@ -36,6 +36,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM, AESSIV
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from gateway.errors import StoreError
+from gateway.runtime.randpool import POOL
 
 DOC_PREFIX = "x12gw:1:"
 NAME_PREFIX = "x12gw~"
@@ -44,6 +45,10 @@ BYTES_SEALED = b"S"  # ... sealed: fingerprint, nonce, AES-GCM ciphertext
 _BYTES_AAD = b"x12gw blob v1"
 KEY_BYTES = 32
 FINGERPRINT_CHARS = 16
+# AES-GCM nonce bytes. A nonce must never repeat under one key, and it is public (stored beside the
+# ciphertext), so it is drawn from ``randpool.POOL``: the same CSPRNG, a block per system call
+# instead of a ``getrandom`` per sealed value, each of which let the interpreter lock go (a real-time
+# call seals its result record and its payloads: each release a wait to get the lock back under load)
 _NONCE = 12
 _NAMES_KEPT = 4096  # name <-> token pairs a key ring keeps (see ``KeyRing.seal_name``)
 _DIALECT_ATTRIBUTE = "x12gw_keyring"
@@ -123,7 +128,7 @@ class KeyRing:
     # -- JSON documents ----------------------------------------------------------------------------
 
     def seal_doc(self, doc: Any) -> str:
-        nonce = os.urandom(_NONCE)
+        nonce = POOL.take(_NONCE)  # see ``_NONCE``
         plain = json.dumps(doc, separators=(",", ":"), sort_keys=True).encode("utf-8")
         data = nonce + self._gcm[self.fingerprint].encrypt(nonce, plain, DOC_PREFIX.encode())
         return f"{DOC_PREFIX}{self.fingerprint}:{base64.b64encode(data).decode('ascii')}"
@@ -141,7 +146,7 @@ class KeyRing:
 
     def seal_bytes(self, data: bytes) -> bytes:
         """``S`` + fingerprint + nonce + AES-GCM of ``data`` (the document key, another label)."""
-        nonce = os.urandom(_NONCE)
+        nonce = POOL.take(_NONCE)
         sealed = self._gcm[self.fingerprint].encrypt(nonce, data, _BYTES_AAD)
         return BYTES_SEALED + self.fingerprint.encode("ascii") + nonce + sealed
 

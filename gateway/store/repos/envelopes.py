@@ -8,7 +8,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Row, Select, bindparam, func, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Executable,
+    Row,
+    Select,
+    bindparam,
+    func,
+    literal_column,
+    select,
+    union_all,
+    update,
+)
 
 from gateway import lifecycle
 from gateway.lifecycle import Entity, SetEvent, SetState, check_initial
@@ -483,8 +494,49 @@ class EnvelopesRepo(Repo):
         )
         return self._newest(self.run(stmt, {"keys": list(bht03s), "set_id": set_id}), limit)
 
+    @db
+    def requests_of_keys(
+        self, trace_numbers: Sequence[str], bht03s: Sequence[str], *, set_id: str, limit: int = DEFAULT_LIMIT
+    ) -> tuple[dict[str, list[int]], dict[str, list[int]]]:
+        """``(requests_of_traces(...), requests_of_bht03s(...))`` in one statement when both lists
+        are given (a real-time answer's 271 carries a trace and a BHT03: one statement less while the
+        writer lock is held); either alone, or neither, as those give it."""
+        if not trace_numbers or not bht03s:
+            by_trace = (
+                self.requests_of_traces(trace_numbers, set_id=set_id, limit=limit) if trace_numbers else {}
+            )
+            by_bht = self.requests_of_bht03s(bht03s, set_id=set_id, limit=limit) if bht03s else {}
+            return by_trace, by_bht
+        tn, t = s.trace_numbers, s.transaction_sets
+
+        def build() -> Executable:
+            by_trace = (
+                select(
+                    literal_column("'t'").label("src"), tn.c.trace_number.label("key"), t.c.id, t.c.request_id
+                )
+                .join(t, t.c.id == tn.c.transaction_set_id)
+                .where(
+                    tn.c.trace_number.in_(bindparam("traces", expanding=True)),
+                    t.c.set_id == bindparam("set_id"),
+                )
+            )
+            by_bht = select(
+                literal_column("'b'").label("src"), t.c.bht03.label("key"), t.c.id, t.c.request_id
+            ).where(t.c.bht03.in_(bindparam("bhts", expanding=True)), t.c.set_id == bindparam("set_id"))
+            return union_all(by_trace, by_bht)
+
+        stmt = prebuilt(("requests_of_keys",), build)
+        params = {"traces": list(trace_numbers), "bhts": list(bht03s), "set_id": set_id}
+        rows = sorted(
+            (tuple(r) for r in self.run(stmt, params)), key=lambda r: r[2], reverse=True
+        )  # newest first
+        return (
+            self._newest((r[1:] for r in rows if r[0] == "t"), limit),
+            self._newest((r[1:] for r in rows if r[0] == "b"), limit),
+        )
+
     @staticmethod
-    def _newest(rows: Iterable[Row[Any]], limit: int) -> dict[str, list[int]]:
+    def _newest(rows: Iterable[Row[Any]] | Iterable[tuple[Any, ...]], limit: int) -> dict[str, list[int]]:
         """(key, set id, request id) rows, newest set first -> per key the request ids of its first
         ``limit`` distinct sets, sets without a request left out after the limit (as ``find_sets``)."""
         check_limit(limit)

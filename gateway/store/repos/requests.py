@@ -295,14 +295,18 @@ class RequestsRepo(Repo):
         self.move_many(Entity.REQUEST, s.requests, moves, event, expect=expect, detail=detail)
 
     @db
-    def move_known(self, moves: Sequence[tuple[int, str, RequestEvent]]) -> list[str]:
+    def move_known(
+        self, moves: Sequence[tuple[int, str, RequestEvent]], *, at: datetime | None = None
+    ) -> list[str]:
         """Requests this transaction read under lock (``heads``), each at most once, moved from the
         state the caller holds for them, ``(id, state, event)`` each: every move checked against the
         lifecycle before one UPDATE (executemany) writes them all. Returns the new states in order;
-        the caller logs the changes, each with its own detail (``audit.record_change_rows``)."""
+        the caller logs the changes, each with its own detail (``audit.record_change_rows``).
+        ``at``: their ``updated_at`` (the store's clock, ``now()``, taken by the caller that needs to
+        know it), else now."""
         targets = [lifecycle.target(Entity.REQUEST, state, event) for _, state, event in moves]
         if moves:
-            now = self.now()
+            now = self.now() if at is None else at
             values = [
                 {KEY: request_id, "state": new, "updated_at": now}
                 for (request_id, _, _), new in zip(moves, targets, strict=True)
@@ -390,6 +394,35 @@ class RequestsRepo(Repo):
         if new_state != expect:
             self.audit.record_change(Entity.REQUEST, request_id, expect, new_state, detail)
         return True
+
+    @db
+    def move_from_reading(
+        self, request_id: int, event: RequestEvent, *, expect: str, due_at: datetime | None = None
+    ) -> tuple[str | None, dict[str, Any]] | None:
+        """``move_from`` whose guarded UPDATE also returns the request's ``reason`` and payload
+        (``RETURNING``: no read of its own), for a caller that renders the request's result document
+        in this transaction (a real-time answer's: ``outbox.rendered_results(known=...)``); None,
+        with nothing written or logged, when the request is in another state."""
+        new_state = lifecycle.target(Entity.REQUEST, expect, event)
+        values: dict[str, Any] = {KEY: request_id, WAS: expect, "state": new_state}
+        if due_at is not None:
+            values["due_at"] = due_at
+        values["updated_at"] = self.now()
+        t = s.requests
+        stmt = prebuilt(
+            ("move_from_reading", "requests"),
+            lambda: (
+                update(t)
+                .where(t.c.id == bindparam(KEY), t.c.state == bindparam(WAS))
+                .returning(t.c.reason, t.c.payload)
+            ),
+        )
+        row = self.run(stmt, values).first()
+        if row is None:
+            return None
+        if new_state != expect:
+            self.audit.record_change(Entity.REQUEST, request_id, expect, new_state, None)
+        return row.reason, row.payload
 
     @db
     def claim_recorded(
