@@ -233,31 +233,10 @@ def _post_attempt(  # noqa: PLR0917 - post_attempt's arguments
     """``post_attempt``; with ``answer``, the list its file id goes to (``_marking``)."""
     core = partner.core
     assert core is not None  # noqa: S101 - only CORE partners get here
-    row, kind, detail = attempt.row, attempt.kind, attempt.detail
+    row, detail = attempt.row, attempt.detail
     batch = core.mode == "batch"
-    message = sealed(
-        CoreMessage(
-            payload_type=PAYLOAD_TYPES.get(kind, PAYLOAD_TYPES["270"]),
-            processing_mode="Batch" if batch else "RealTime",
-            payload_id=detail["payload_id"],
-            timestamp=timestamp(ctx.clock()),
-            sender_id=core.sender_id,
-            receiver_id=core.receiver_id,
-            payload=ctx.payloads.get(row.sha256),
-        )
-    )
-    element = ELEMENTS["batch_submission" if batch else "realtime_request"]
     try:
-        reply = post(endpoint(partner), message, element, timeout=timeout)
-        if not batch and not reply.message.payload:
-            raise CoreError(
-                f"partner {partner.name}: CORE answer without a payload",
-                retryable=True,
-                partner=partner.name,
-                code="empty_payload",
-                status=reply.status,
-                elapsed_ms=reply.elapsed_ms,
-            )
+        reply = attempt_reply(ctx, partner, attempt, timeout)
     except CoreError as exc:
         return _failed(ctx, partner, row, detail, exc)
     if batch:
@@ -269,6 +248,37 @@ def _post_attempt(  # noqa: PLR0917 - post_attempt's arguments
             return done
     inbound_id, claimed = _answered(ctx, partner, row, detail, reply, claim=claim or answer is not None)
     return Sent("answered", inbound_id, claimed=claimed)
+
+
+def attempt_reply(ctx: Context, partner: PartnerConfig, attempt: Attempt, timeout: float | None) -> CoreReply:
+    """The attempt's envelope POSTed and the partner's reply read and checked (CoreError when it
+    failed, or when a real-time answer carries no payload)."""
+    core = partner.core
+    assert core is not None  # noqa: S101 - only CORE partners get here
+    batch = core.mode == "batch"
+    message = sealed(
+        CoreMessage(
+            payload_type=PAYLOAD_TYPES.get(attempt.kind, PAYLOAD_TYPES["270"]),
+            processing_mode="Batch" if batch else "RealTime",
+            payload_id=attempt.detail["payload_id"],
+            timestamp=timestamp(ctx.clock()),
+            sender_id=core.sender_id,
+            receiver_id=core.receiver_id,
+            payload=ctx.payloads.get(attempt.row.sha256),
+        )
+    )
+    element = ELEMENTS["batch_submission" if batch else "realtime_request"]
+    reply = post(endpoint(partner), message, element, timeout=timeout)
+    if not batch and not reply.message.payload:
+        raise CoreError(
+            f"partner {partner.name}: CORE answer without a payload",
+            retryable=True,
+            partner=partner.name,
+            code="empty_payload",
+            status=reply.status,
+            elapsed_ms=reply.elapsed_ms,
+        )
+    return reply
 
 
 def _submitted(

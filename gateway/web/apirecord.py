@@ -27,7 +27,7 @@ from gateway.realtime.dispatch import QueueNow
 from gateway.realtime.exchange import Attempt
 from gateway.runtime.context import Context
 from gateway.runtime.logsetup import phi_scope
-from gateway.stages.batching import Built
+from gateway.stages.batching import Built, ClaimedOnInsert
 from gateway.stages.intake import phi_values
 from gateway.stages.precert_gate import precert_gate
 from gateway.store import DuplicateKeyError, RequestRow, Store, Tx, hash_member_id
@@ -123,11 +123,16 @@ def submit(
                     final = replace(req, trace_number=tracking, trace_assigner=assigner)
                 if values is None:
                     values = _request_values(ctx, final, req.trace_number)
-                row = _record(tx, client, (body, sha), final, values, partner)
+                claimed = queue.claimed() if queue is not None and built is not None else None
+                row = _record(tx, client, (body, sha), final, values, partner, claimed)
                 if built is None:
                     ctx.payloads.record(tx, body_payload)
                 _insert_call(tx, client, final.trace_number, idempotency_key, digest)
-                started = queue.record(tx, row, built) if queue is not None and built is not None else None
+                started = (
+                    queue.record(tx, row, built, inserted_queued=True)
+                    if queue is not None and built is not None
+                    else None
+                )
     except DuplicateKeyError:  # PostgreSQL: the concurrent retry committed first; all of ours rolled back
         if idempotency_key is None:
             raise
@@ -196,9 +201,11 @@ def _record(  # noqa: PLR0917 - one request's rows
     final: Request,
     values: _RequestValues,
     partner: str,
+    claimed: ClaimedOnInsert | None = None,
 ) -> RequestRow:
     """The file row and request row of one call (``body``: its bytes and hash), as the inbox would
-    have made them."""
+    have made them; with ``claimed`` (a real-time call whose interchange is built) the request is
+    inserted claimed and queued already."""
     tracking = final.trace_number
     data, sha = body
     file_row = tx.files.record(
@@ -224,6 +231,9 @@ def _record(  # noqa: PLR0917 - one request's rows
         member_id_hash=values.member_id_hash,
         client_reference_hash=values.client_reference_hash,
         detail={"source": API_SOURCE, "client": client.name},
+        then=claimed.then if claimed is not None else (),
+        ahead=claimed.ahead if claimed is not None else (),
+        lease=claimed.lease if claimed is not None else None,
     )
 
 
