@@ -20,7 +20,7 @@ from gateway.lifecycle import Entity, FileEvent, FileState, RequestEvent, Reques
 from gateway.runtime.config import PartnerConfig
 from gateway.runtime.context import Context
 from gateway.stages.outbox import write_results
-from gateway.store import FileRow, RequestRow, StaleStateError, Tx
+from gateway.store import FileRow, RequestRow, StaleStateError, Tx, sealing
 from gateway.store.payloads import Payload
 from gateway.store.repos.envelopes import NewSet
 from transactions.envelope_writer import InterchangeHeader
@@ -360,6 +360,7 @@ def build_one(
         return None
     set_kind = batch.sets[0].set_id
     name = partner.file_name(set_kind, batch.interchange_control, ctx.clock())
+    seal_names_ahead(ctx, name)
     payload = ctx.payloads.stage(batch.data)
     return Built(batch, (name, payload.sha256, payload.payload_path, set_kind), payload, also)
 
@@ -382,6 +383,17 @@ def claimed_on_insert(ctx: Context) -> ClaimedOnInsert:
     until = ctx.clock() + timedelta(seconds=ctx.config.gateway.lease_seconds)
     claim = ((RequestEvent.CLAIM_FOR_BATCH, {"node": ctx.node_id}),)
     return ClaimedOnInsert(claim, (RequestEvent.QUEUE,), (ctx.node_id, until))
+
+
+def seal_names_ahead(ctx: Context, *names: str) -> None:
+    """Seal file names that a transaction about to begin records, before it: the key ring keeps a
+    name's token (``KeyRing.seal_name``: deterministic, the same token whenever it is sealed), so the
+    INSERT's binding finds it instead of encrypting under the writer lock. What is stored is the
+    same; a ring that dropped the pair meanwhile seals it again."""
+    ring = sealing.ring_of(ctx.store.engine.dialect)
+    if ring is not None:
+        for name in names:
+            ring.seal_name(name)
 
 
 def record_built(

@@ -27,7 +27,7 @@ from gateway.realtime.dispatch import QueueNow
 from gateway.realtime.exchange import Attempt
 from gateway.runtime.context import Context
 from gateway.runtime.logsetup import phi_scope
-from gateway.stages.batching import Built, ClaimedOnInsert
+from gateway.stages.batching import Built, ClaimedOnInsert, seal_names_ahead
 from gateway.stages.intake import phi_values
 from gateway.stages.precert_gate import precert_gate
 from gateway.store import DuplicateKeyError, RequestRow, Store, Tx, hash_member_id
@@ -113,6 +113,7 @@ def submit(
                 # the call's body is kept with our interchange, in one statement
                 built = queue.build(final, taken, also=(body_payload,))
                 values = _request_values(ctx, final, req.trace_number)
+                seal_names_ahead(ctx, call_file_name(final.trace_number))
             with ctx.store.begin() as tx:
                 if idempotency_key is not None:  # a concurrent retry may have won the race (SQLite)
                     found = _earlier(tx, client, idempotency_key, digest, budget)
@@ -194,6 +195,11 @@ def _request_values(ctx: Context, final: Request, reference: str) -> _RequestVal
     )
 
 
+def call_file_name(tracking: str) -> str:
+    """The name of the file row of the call that made request ``tracking``."""
+    return f"api-{tracking}.json"
+
+
 def _record(  # noqa: PLR0917 - one request's rows
     tx: Tx,
     client: ApiClient,
@@ -211,7 +217,7 @@ def _record(  # noqa: PLR0917 - one request's rows
     file_row = tx.files.record(
         direction="in",
         partner=API_SOURCE,
-        name=f"api-{tracking}.json",
+        name=call_file_name(tracking),
         sha256=sha,
         size=len(data),
         payload_path=None,
