@@ -27,7 +27,7 @@ def reference_build_mime(message: CoreMessage, boundary: str) -> tuple[bytes, st
     return bytes(out), f"multipart/form-data; boundary={boundary}"
 
 
-_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40)
+_text = st.text(st.characters(exclude_categories=["Cs"]), max_size=40)
 _maybe = st.one_of(st.none(), _text)
 
 
