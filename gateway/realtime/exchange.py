@@ -23,6 +23,7 @@ lease, ``post_attempt(claim=True)``, then processed).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -90,8 +91,32 @@ class Sent:
     claimed: FileRow | None = None  # the answer, claimed for processing (``post_attempt(claim=True)``)
 
 
+# partner config's id -> (that config, when made, its endpoint): see ``endpoint``
+_ENDPOINTS: dict[int, tuple[PartnerConfig, float, CoreEndpoint]] = {}
+ENDPOINT_RECHECK_SECONDS = 1.0  # how long a resolved password is used before it is read again
+_MOST_ENDPOINTS = 64
+
+
 def endpoint(partner: PartnerConfig) -> CoreEndpoint:
-    """The partner's CORE endpoint, its password resolved now (never logged)."""
+    """The partner's CORE endpoint (its password resolved, never logged), made once per partner
+    configuration: the same for every call, and a password (environment or file: a file read is
+    three system calls, each letting the interpreter lock go) is read again once
+    ``ENDPOINT_RECHECK_SECONDS`` have passed, as ``core_client.LINKS`` looks at certificate files."""
+    now = time.monotonic()
+    found = _ENDPOINTS.get(id(partner))
+    if found is not None and found[0] is partner:
+        made_at, made = found[1], found[2]
+        if made.auth != "basic" or now - made_at < ENDPOINT_RECHECK_SECONDS:
+            return made
+    made = _endpoint(partner)
+    if len(_ENDPOINTS) >= _MOST_ENDPOINTS:  # configurations come and go (tests, reloads): start afresh
+        _ENDPOINTS.clear()
+    _ENDPOINTS[id(partner)] = (partner, now, made)  # one dict store: racing threads store equal ones
+    return made
+
+
+def _endpoint(partner: PartnerConfig) -> CoreEndpoint:
+    """The partner's CORE endpoint, its password resolved now."""
     core = partner.core
     if core is None:
         raise ValueError(f"partner {partner.name} is not a CORE partner")
