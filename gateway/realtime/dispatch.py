@@ -226,11 +226,10 @@ class QueueNow:
         (``record`` then steps no UPDATE of it)."""
         return batching.claimed_on_insert(self.ctx)
 
-    def record(
-        self, tx: Tx, row: RequestRow, built: batching.Built, *, inserted_queued: bool = False
-    ) -> Attempt | None:
-        """Queue the request ``row`` (recorded in ``tx``; ``inserted_queued``: as ``claimed`` says)
-        with its interchange ``built``, its first attempt started; the attempt (None: not queued)."""
+    def record(self, tx: Tx, row: RequestRow, built: batching.Built) -> Attempt | None:
+        """Queue the request ``row`` (recorded in ``tx``: ``new``, or inserted ``queued`` as ``claimed``
+        says) with its interchange ``built``, its first attempt started; the attempt (None: not
+        queued)."""
         detail = attempt_detail(self.partner)
         started: list[Attempt] = []
 
@@ -245,7 +244,7 @@ class QueueNow:
             built,
             on_queued=start,
             start_upload=detail,
-            inserted_queued=inserted_queued,
+            inserted_queued=row.state == RequestState.QUEUED,
         )
         return started[0] if queued and started else None
 

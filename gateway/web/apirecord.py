@@ -129,11 +129,7 @@ def submit(
                 if built is None:
                     ctx.payloads.record(tx, body_payload)
                 _insert_call(tx, client, final.trace_number, idempotency_key, digest)
-                started = (
-                    queue.record(tx, row, built, inserted_queued=True)
-                    if queue is not None and built is not None
-                    else None
-                )
+                started = queue.record(tx, row, built) if queue is not None and built is not None else None
     except DuplicateKeyError:  # PostgreSQL: the concurrent retry committed first; all of ours rolled back
         if idempotency_key is None:
             raise
