@@ -10,12 +10,14 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from sqlalchemy import text
 
 from gateway.errors import IllegalTransitionError
 from gateway.lifecycle import Entity, RequestEvent, RequestState
 from gateway.realtime.exchange import attempt_detail
 from gateway.stages import batching
-from gateway.store import hash_member_id
+from gateway.store import hash_member_id, sealing
+from gateway.web.apirecord import call_file_name
 from tests.api_support import sample
 from tests.core_support import REQUESTS
 from transactions.outbound import request_kind
@@ -144,3 +146,22 @@ def test_an_illegal_step_on_insert_writes_nothing(rig: CoreRig) -> None:
         )
     with ctx.store.read() as tx:
         assert tx.requests.get_by_tracking("CI-BAD") is None
+
+
+def test_names_sealed_ahead_are_stored_as_sealed_in_the_transaction(rig: CoreRig) -> None:
+    """A file name sealed before its transaction (``seal_names_ahead``) is stored as the token a
+    key ring of the same key gives it fresh, and reads back as the name."""
+    ctx = rig.context(rig.server())
+    ring = sealing.ring_of(ctx.store.engine.dialect)
+    assert ring is not None
+    name = call_file_name("SA-0001")
+    batching.seal_names_ahead(ctx, name)
+    with ctx.store.begin() as tx:
+        row = tx.files.record(
+            direction="in", partner="api", name=name, sha256="0" * 64, size=1, payload_path=None
+        )
+    with ctx.store.read() as tx:
+        stored = tx.conn.execute(text("SELECT name FROM files WHERE id = :i"), {"i": row.id}).scalar_one()
+        assert tx.files.get(row.id).name == name
+    fresh = sealing.KeyRing(ring.current.raw)
+    assert stored == fresh.seal_name(name) != name
