@@ -221,7 +221,15 @@ class QueueNow:
         numbers = (taken.isa, taken.gs, taken.st)
         return batching.build_one(self.ctx, self.partner, request, numbers, also=also)
 
+    def claimed(self) -> batching.ClaimedOnInsert:
+        """How the call's request is inserted when its interchange was built: claimed and queued
+        (``record`` then steps no UPDATE of it)."""
+        return batching.claimed_on_insert(self.ctx)
+
     def record(self, tx: Tx, row: RequestRow, built: batching.Built) -> Attempt | None:
+        """Queue the request ``row`` (recorded in ``tx``: ``new``, or inserted ``queued`` as ``claimed``
+        says) with its interchange ``built``, its first attempt started; the attempt (None: not
+        queued)."""
         detail = attempt_detail(self.partner)
         started: list[Attempt] = []
 
@@ -229,7 +237,14 @@ class QueueNow:
             started.append(Attempt(queued.file, queued.kind, detail, queued.sets))
 
         queued = batching.record_built(
-            self.ctx, tx, self.partner, row, built, on_queued=start, start_upload=detail
+            self.ctx,
+            tx,
+            self.partner,
+            row,
+            built,
+            on_queued=start,
+            start_upload=detail,
+            inserted_queued=row.state == RequestState.QUEUED,
         )
         return started[0] if queued and started else None
 

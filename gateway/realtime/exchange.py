@@ -23,6 +23,7 @@ lease, ``post_attempt(claim=True)``, then processed).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -90,8 +91,32 @@ class Sent:
     claimed: FileRow | None = None  # the answer, claimed for processing (``post_attempt(claim=True)``)
 
 
+# partner config's id -> (that config, when made, its endpoint): see ``endpoint``
+_ENDPOINTS: dict[int, tuple[PartnerConfig, float, CoreEndpoint]] = {}
+ENDPOINT_RECHECK_SECONDS = 1.0  # how long a resolved password is used before it is read again
+_MOST_ENDPOINTS = 64
+
+
 def endpoint(partner: PartnerConfig) -> CoreEndpoint:
-    """The partner's CORE endpoint, its password resolved now (never logged)."""
+    """The partner's CORE endpoint (its password resolved, never logged), made once per partner
+    configuration: the same for every call, and a password (environment or file: a file read is
+    three system calls, each letting the interpreter lock go) is read again once
+    ``ENDPOINT_RECHECK_SECONDS`` have passed, as ``core_client.LINKS`` looks at certificate files."""
+    now = time.monotonic()
+    found = _ENDPOINTS.get(id(partner))
+    if found is not None and found[0] is partner:
+        made_at, made = found[1], found[2]
+        if made.auth != "basic" or now - made_at < ENDPOINT_RECHECK_SECONDS:
+            return made
+    made = _endpoint(partner)
+    if len(_ENDPOINTS) >= _MOST_ENDPOINTS:  # configurations come and go (tests, reloads): start afresh
+        _ENDPOINTS.clear()
+    _ENDPOINTS[id(partner)] = (partner, now, made)  # one dict store: racing threads store equal ones
+    return made
+
+
+def _endpoint(partner: PartnerConfig) -> CoreEndpoint:
+    """The partner's CORE endpoint, its password resolved now."""
     core = partner.core
     if core is None:
         raise ValueError(f"partner {partner.name} is not a CORE partner")
@@ -233,31 +258,10 @@ def _post_attempt(  # noqa: PLR0917 - post_attempt's arguments
     """``post_attempt``; with ``answer``, the list its file id goes to (``_marking``)."""
     core = partner.core
     assert core is not None  # noqa: S101 - only CORE partners get here
-    row, kind, detail = attempt.row, attempt.kind, attempt.detail
+    row, detail = attempt.row, attempt.detail
     batch = core.mode == "batch"
-    message = sealed(
-        CoreMessage(
-            payload_type=PAYLOAD_TYPES.get(kind, PAYLOAD_TYPES["270"]),
-            processing_mode="Batch" if batch else "RealTime",
-            payload_id=detail["payload_id"],
-            timestamp=timestamp(ctx.clock()),
-            sender_id=core.sender_id,
-            receiver_id=core.receiver_id,
-            payload=ctx.payloads.get(row.sha256),
-        )
-    )
-    element = ELEMENTS["batch_submission" if batch else "realtime_request"]
     try:
-        reply = post(endpoint(partner), message, element, timeout=timeout)
-        if not batch and not reply.message.payload:
-            raise CoreError(
-                f"partner {partner.name}: CORE answer without a payload",
-                retryable=True,
-                partner=partner.name,
-                code="empty_payload",
-                status=reply.status,
-                elapsed_ms=reply.elapsed_ms,
-            )
+        reply = attempt_reply(ctx, partner, attempt, timeout)
     except CoreError as exc:
         return _failed(ctx, partner, row, detail, exc)
     if batch:
@@ -269,6 +273,37 @@ def _post_attempt(  # noqa: PLR0917 - post_attempt's arguments
             return done
     inbound_id, claimed = _answered(ctx, partner, row, detail, reply, claim=claim or answer is not None)
     return Sent("answered", inbound_id, claimed=claimed)
+
+
+def attempt_reply(ctx: Context, partner: PartnerConfig, attempt: Attempt, timeout: float | None) -> CoreReply:
+    """The attempt's envelope POSTed and the partner's reply read and checked (CoreError when it
+    failed, or when a real-time answer carries no payload)."""
+    core = partner.core
+    assert core is not None  # noqa: S101 - only CORE partners get here
+    batch = core.mode == "batch"
+    message = sealed(
+        CoreMessage(
+            payload_type=PAYLOAD_TYPES.get(attempt.kind, PAYLOAD_TYPES["270"]),
+            processing_mode="Batch" if batch else "RealTime",
+            payload_id=attempt.detail["payload_id"],
+            timestamp=timestamp(ctx.clock()),
+            sender_id=core.sender_id,
+            receiver_id=core.receiver_id,
+            payload=ctx.payloads.get(attempt.row.sha256),
+        )
+    )
+    element = ELEMENTS["batch_submission" if batch else "realtime_request"]
+    reply = post(endpoint(partner), message, element, timeout=timeout)
+    if not batch and not reply.message.payload:
+        raise CoreError(
+            f"partner {partner.name}: CORE answer without a payload",
+            retryable=True,
+            partner=partner.name,
+            code="empty_payload",
+            status=reply.status,
+            elapsed_ms=reply.elapsed_ms,
+        )
+    return reply
 
 
 def _submitted(

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from gateway.lifecycle import Entity, FileEvent, FileState, RequestEvent, RequestState, SetState
 from gateway.runtime.config import PartnerConfig
 from gateway.runtime.context import Context
 from gateway.stages.outbox import write_results
-from gateway.store import FileRow, RequestRow, StaleStateError, Tx
+from gateway.store import FileRow, RequestRow, StaleStateError, Tx, sealing
 from gateway.store.payloads import Payload
 from gateway.store.repos.envelopes import NewSet
 from transactions.envelope_writer import InterchangeHeader
@@ -360,8 +360,40 @@ def build_one(
         return None
     set_kind = batch.sets[0].set_id
     name = partner.file_name(set_kind, batch.interchange_control, ctx.clock())
+    seal_names_ahead(ctx, name)
     payload = ctx.payloads.stage(batch.data)
     return Built(batch, (name, payload.sha256, payload.payload_path, set_kind), payload, also)
+
+
+@dataclass(frozen=True)
+class ClaimedOnInsert:
+    """How a request recorded for a real-time call whose interchange is ``built`` already is
+    inserted claimed and queued (``RequestsRepo.insert(then=, ahead=, lease=)``): the claim's step
+    logged with the insert, the move to ``queued`` left for ``record_built`` to log with the file's
+    id. The same row and event log as inserting it ``new`` and claiming it in an UPDATE, one
+    statement less (``tests/test_realtime_claim_insert.py``)."""
+
+    then: tuple[tuple[RequestEvent, Mapping[str, Any] | None], ...]
+    ahead: tuple[RequestEvent, ...]
+    lease: tuple[str, datetime]
+
+
+def claimed_on_insert(ctx: Context) -> ClaimedOnInsert:
+    """The claim (this node, for ``lease_seconds``) and queueing a request is inserted with."""
+    until = ctx.clock() + timedelta(seconds=ctx.config.gateway.lease_seconds)
+    claim = ((RequestEvent.CLAIM_FOR_BATCH, {"node": ctx.node_id}),)
+    return ClaimedOnInsert(claim, (RequestEvent.QUEUE,), (ctx.node_id, until))
+
+
+def seal_names_ahead(ctx: Context, *names: str) -> None:
+    """Seal file names that a transaction about to begin records, before it: the key ring keeps a
+    name's token (``KeyRing.seal_name``: deterministic, the same token whenever it is sealed), so the
+    INSERT's binding finds it instead of encrypting under the writer lock. What is stored is the
+    same; a ring that dropped the pair meanwhile seals it again."""
+    ring = sealing.ring_of(ctx.store.engine.dialect)
+    if ring is not None:
+        for name in names:
+            ring.seal_name(name)
 
 
 def record_built(
@@ -373,20 +405,26 @@ def record_built(
     *,
     on_queued: OnQueued,
     start_upload: Mapping[str, Any] | None = None,
+    inserted_queued: bool = False,
 ) -> bool:
     """Queue a request recorded ``new`` in this transaction with its interchange ``built`` before it:
     its claim, the file (with ``start_upload``, its first attempt started), its envelopes, the
     request's ``new -> batching -> queued`` and ``on_queued``, all in the caller's commit (the API's
     real-time call: recording it and queueing its interchange are one commit, so a crash leaves all
     of it or none, and the client retries). The request moves to ``queued`` in the claim's one
-    UPDATE (both changes logged): nobody else can see a row this transaction has not committed."""
-    until = ctx.clock() + timedelta(seconds=ctx.config.gateway.lease_seconds)
-    claimed = tx.requests.claim_recorded(
-        row.id, partner=partner.name, owner=ctx.node_id, until=until, then=RequestEvent.QUEUE
-    )
-    if not claimed:
-        ctx.payloads.record(tx, *built.also)  # the caller's, kept all the same
-        return False
+    UPDATE (both changes logged): nobody else can see a row this transaction has not committed.
+    ``inserted_queued``: the request was inserted claimed and queued already (``claimed_on_insert``),
+    so no UPDATE at all; only its move to ``queued`` is left to log."""
+    if not inserted_queued:
+        until = ctx.clock() + timedelta(seconds=ctx.config.gateway.lease_seconds)
+        claimed = tx.requests.claim_recorded(
+            row.id, partner=partner.name, owner=ctx.node_id, until=until, then=RequestEvent.QUEUE
+        )
+        if not claimed:
+            ctx.payloads.record(tx, *built.also)  # the caller's, kept all the same
+            return False
+    elif row.state != RequestState.QUEUED or row.partner != partner.name:
+        raise ValueError("record_built(inserted_queued=True) needs a request inserted queued for the partner")
     ctx.payloads.record(tx, *built.also, built.payload)  # our 270 commits with the file row naming it
     then = _Then(on_queued, start_upload, requests_moved=True)
     _record(ctx, tx, partner, [row], built.batch, built.stored, then)

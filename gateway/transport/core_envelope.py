@@ -19,6 +19,7 @@ from email.message import Message
 from email.parser import BytesParser
 from email.policy import compat32
 from typing import Literal
+from xml.etree import ElementTree
 from xml.etree.ElementTree import (
     Element,
     ParseError,
@@ -182,18 +183,22 @@ def _fields(message: CoreMessage) -> list[tuple[str, str]]:
     return [(k, v) for k, v in pairs if v is not None and (v != "" or (k == "Checksum" and message.payload))]
 
 
-def build_mime(message: CoreMessage) -> tuple[bytes, str]:
-    """The HTTP body and Content-Type of ``message`` as multipart/form-data (CORE's MIME style)."""
-    boundary = f"core-{POOL.hex(16)}"
-    out = bytearray()
-    for name, value in _fields(message):
-        out += f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode()
-        out += value.encode("utf-8") + b"\r\n"
+def build_mime(message: CoreMessage, boundary: str | None = None) -> tuple[bytes, str]:
+    """The HTTP body and Content-Type of ``message`` as multipart/form-data (CORE's MIME style);
+    ``boundary``: a fresh random one unless given (tests).
+
+    The metadata parts are one text encoded once and the payload is copied once, into the body
+    (a ``bytearray`` grown part by part copied the payload twice and encoded each part apart):
+    the same bytes (``tests/test_core_mime_build.py``)."""
+    boundary = boundary or f"core-{POOL.hex(16)}"
+    opening = f'--{boundary}\r\nContent-Disposition: form-data; name="'
+    head = "".join([f'{opening}{name}"\r\n\r\n{value}\r\n' for name, value in _fields(message)])
     if message.payload:
-        out += f'--{boundary}\r\nContent-Disposition: form-data; name="Payload"\r\n'.encode()
-        out += b"Content-Type: application/edi-x12\r\n\r\n" + message.payload + b"\r\n"
-    out += f"--{boundary}--\r\n".encode()
-    return bytes(out), f"multipart/form-data; boundary={boundary}"
+        payload_head = f'{head}{opening}Payload"\r\nContent-Type: application/edi-x12\r\n\r\n'
+        parts = [payload_head.encode(), message.payload, f"\r\n--{boundary}--\r\n".encode()]
+    else:
+        parts = [f"{head}--{boundary}--\r\n".encode()]
+    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
 
 
 # the plain shape ``build_mime`` writes (and CORE servers send): a token boundary, parts with one
@@ -269,7 +274,57 @@ def parse_mime_email(body: bytes, content_type: str) -> CoreMessage:
 def build_soap(message: CoreMessage, element: str) -> tuple[bytes, str]:
     """The HTTP body and Content-Type of ``message`` as a SOAP 1.2 envelope whose body is the CORE
     WSDL's ``element`` (e.g. COREEnvelopeRealTimeRequest); credentials go in a WS-Security
-    UsernameToken, as the rule prescribes for SOAP."""
+    UsernameToken, as the rule prescribes for SOAP.
+
+    Written as text: the bytes ElementTree's ``tostring`` gives for the same tree (``build_soap_tree``,
+    the reference; ``tests/test_core_soap_build.py``) without building the tree, which cost a SOAP
+    call several times the rest of its envelope. Were our namespaces ever registered with
+    ElementTree (other prefixes), the tree is built."""
+    if not _REGISTERED_NAMESPACES.isdisjoint(_ET_PREFIXES):
+        return build_soap_tree(message, element)
+    if message.username is None:  # ElementTree numbers the namespaces in the order it meets them
+        core, head = "ns1", f'<ns0:Envelope xmlns:ns0="{SOAP_NS}" xmlns:ns1="{CORE_NS}"><ns0:Header />'
+    else:
+        username = _xml_element("ns1:Username", message.username)
+        password = _xml_element("ns1:Password", message.password or "", _PASSWORD_TYPE)
+        declared = f'xmlns:ns0="{SOAP_NS}" xmlns:ns1="{WSSE_NS}" xmlns:ns2="{CORE_NS}"'
+        token = f"<ns1:Security><ns1:UsernameToken>{username}{password}</ns1:UsernameToken></ns1:Security>"
+        core, head = "ns2", f"<ns0:Envelope {declared}><ns0:Header>{token}</ns0:Header>"
+    parts = [_XML_DECLARATION, head, f"<ns0:Body><{core}:{element}>"]
+    parts += [
+        _xml_element(_SOAP_NAMES.get(name, name), value)
+        for name, value in _fields(replace(message, username=None, password=None))
+    ]
+    if message.payload:
+        parts.append(_xml_element("Payload", message.payload.decode("latin-1")))
+    parts.append(f"</{core}:{element}></ns0:Body></ns0:Envelope>")
+    data = "".join(parts).encode("utf-8", "xmlcharrefreplace")
+    return data, _soap_content_type(element)
+
+
+_XML_DECLARATION = "<?xml version='1.0' encoding='utf-8'?>\n"
+_PASSWORD_TYPE = f' Type="{PASSWORD_TEXT}"'
+_REGISTERED_NAMESPACES = frozenset({SOAP_NS, CORE_NS, WSSE_NS})
+# ElementTree's registry of namespace prefixes (``register_namespace`` changes it in place)
+_ET_PREFIXES: dict[str, str] = getattr(ElementTree, "_namespace_map", {})
+
+
+def _xml_element(tag: str, text: str, attributes: str = "") -> str:
+    """One element with text, as ElementTree writes it (an empty one as ``<tag />``)."""
+    if not text:
+        return f"<{tag}{attributes} />"
+    if "&" in text or "<" in text or ">" in text:
+        text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return f"<{tag}{attributes}>{text}</{tag}>"
+
+
+def _soap_content_type(element: str) -> str:
+    action = "RealTimeTransaction" if "RealTime" in element else "BatchTransaction"
+    return f'application/soap+xml; charset=UTF-8; action="{action}"'
+
+
+def build_soap_tree(message: CoreMessage, element: str) -> tuple[bytes, str]:
+    """``build_soap`` by ElementTree: the reference, and the way when our namespaces are registered."""
     env = Element(f"{{{SOAP_NS}}}Envelope")
     header = SubElement(env, f"{{{SOAP_NS}}}Header")
     if message.username is not None:
@@ -285,8 +340,7 @@ def build_soap(message: CoreMessage, element: str) -> tuple[bytes, str]:
     if message.payload:
         SubElement(core, "Payload").text = message.payload.decode("latin-1")
     data = tostring(env, encoding="utf-8", xml_declaration=True)
-    action = "RealTimeTransaction" if "RealTime" in element else "BatchTransaction"
-    return data, f'application/soap+xml; charset=UTF-8; action="{action}"'
+    return data, _soap_content_type(element)
 
 
 def parse_soap(body: bytes) -> tuple[str, CoreMessage]:

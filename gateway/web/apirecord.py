@@ -27,7 +27,7 @@ from gateway.realtime.dispatch import QueueNow
 from gateway.realtime.exchange import Attempt
 from gateway.runtime.context import Context
 from gateway.runtime.logsetup import phi_scope
-from gateway.stages.batching import Built
+from gateway.stages.batching import Built, ClaimedOnInsert, seal_names_ahead
 from gateway.stages.intake import phi_values
 from gateway.stages.precert_gate import precert_gate
 from gateway.store import DuplicateKeyError, RequestRow, Store, Tx, hash_member_id
@@ -113,6 +113,7 @@ def submit(
                 # the call's body is kept with our interchange, in one statement
                 built = queue.build(final, taken, also=(body_payload,))
                 values = _request_values(ctx, final, req.trace_number)
+                seal_names_ahead(ctx, call_file_name(final.trace_number))
             with ctx.store.begin() as tx:
                 if idempotency_key is not None:  # a concurrent retry may have won the race (SQLite)
                     found = _earlier(tx, client, idempotency_key, digest, budget)
@@ -123,7 +124,8 @@ def submit(
                     final = replace(req, trace_number=tracking, trace_assigner=assigner)
                 if values is None:
                     values = _request_values(ctx, final, req.trace_number)
-                row = _record(tx, client, (body, sha), final, values, partner)
+                claimed = queue.claimed() if queue is not None and built is not None else None
+                row = _record(tx, client, (body, sha), final, values, partner, claimed)
                 if built is None:
                     ctx.payloads.record(tx, body_payload)
                 _insert_call(tx, client, final.trace_number, idempotency_key, digest)
@@ -189,6 +191,11 @@ def _request_values(ctx: Context, final: Request, reference: str) -> _RequestVal
     )
 
 
+def call_file_name(tracking: str) -> str:
+    """The name of the file row of the call that made request ``tracking``."""
+    return f"api-{tracking}.json"
+
+
 def _record(  # noqa: PLR0917 - one request's rows
     tx: Tx,
     client: ApiClient,
@@ -196,15 +203,17 @@ def _record(  # noqa: PLR0917 - one request's rows
     final: Request,
     values: _RequestValues,
     partner: str,
+    claimed: ClaimedOnInsert | None = None,
 ) -> RequestRow:
     """The file row and request row of one call (``body``: its bytes and hash), as the inbox would
-    have made them."""
+    have made them; with ``claimed`` (a real-time call whose interchange is built) the request is
+    inserted claimed and queued already."""
     tracking = final.trace_number
     data, sha = body
     file_row = tx.files.record(
         direction="in",
         partner=API_SOURCE,
-        name=f"api-{tracking}.json",
+        name=call_file_name(tracking),
         sha256=sha,
         size=len(data),
         payload_path=None,
@@ -224,6 +233,9 @@ def _record(  # noqa: PLR0917 - one request's rows
         member_id_hash=values.member_id_hash,
         client_reference_hash=values.client_reference_hash,
         detail={"source": API_SOURCE, "client": client.name},
+        then=claimed.then if claimed is not None else (),
+        ahead=claimed.ahead if claimed is not None else (),
+        lease=claimed.lease if claimed is not None else None,
     )
 
 

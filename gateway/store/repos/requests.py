@@ -96,8 +96,17 @@ class RequestsRepo(Repo):
         client_reference_hash: str | None = None,
         patient_hash: str | None = None,
         stored_payload: str | None = None,
+        then: Sequence[tuple[RequestEvent, Mapping[str, Any] | None]] = (),
+        ahead: Sequence[RequestEvent] = (),
+        lease: tuple[str, datetime] | None = None,
     ) -> RequestRow:
         """Insert a request; DuplicateKeyError if the tracking number exists.
+
+        ``then``, ``ahead`` and ``lease`` as ``FilesRepo.record`` takes ``then``/``ahead``/``owner``: a
+        real-time API call's request is inserted already claimed (``lease``: owner and until) and
+        queued, its ``then`` steps logged now, the changes of ``ahead`` by the caller later in this
+        transaction, so it steps no UPDATE of the row it has just written (nobody else can see it
+        before the commit).
 
         ``member_id_hash`` must be the 64-hex digest from ``hash_member_id`` (a raw id is refused, so it
         cannot end up in the index by mistake). ``payload`` is the request JSON; it is PHI and only read
@@ -118,13 +127,32 @@ class RequestsRepo(Repo):
             client_reference_hash=client_reference_hash,
             patient_hash=patient_hash,
         )
+        states = [str(values["state"])]
+        for event in [e for e, _ in then] + list(ahead):  # IllegalTransitionError before any write
+            states.append(lifecycle.target(Entity.REQUEST, states[-1], event))
+        if len(states) > 1:
+            values["state"] = states[-1]
+        if lease is not None:
+            values["lease_owner"], values["lease_until"] = lease
         if stored_payload is None:
             row = self.run(inserting(s.requests), values).one()
-            self.audit.record_change(Entity.REQUEST, row.id, None, values["state"], detail)
+            self._log_insert(row.id, states, detail, then)
             return from_mapping(RequestRow, row)
         row = self.run(_insert_sealed(), {**values, "payload": stored_payload}).one()
-        self.audit.record_change(Entity.REQUEST, row.id, None, values["state"], detail)
+        self._log_insert(row.id, states, detail, then)
         return from_mapping(RequestRow, row, payload=values["payload"])
+
+    def _log_insert(
+        self,
+        request_id: int,
+        states: list[str],
+        detail: Mapping[str, Any] | None,
+        then: Sequence[tuple[RequestEvent, Mapping[str, Any] | None]],
+    ) -> None:
+        """The new request's creation and its ``then`` steps, in the event log."""
+        self.audit.record_change(Entity.REQUEST, request_id, None, states[0], detail)
+        for (_, step_detail), old, new in zip(then, states, states[1:], strict=False):
+            self.audit.record_change(Entity.REQUEST, request_id, old, new, step_detail)
 
     @db
     def insert_many(self, rows: Sequence[Mapping[str, Any]]) -> None:
