@@ -50,7 +50,7 @@ OURS = "X12GWDEMO"  # our ISA06/GS02 in the built 270, so ISA08/GS03 of the answ
 
 def request_doc(n: int) -> dict[str, Any]:
     """The API's JSON request form of call ``n`` (as ``bench/bench_api.py`` posts it)."""
-    doc = json.loads(json.dumps(REQUEST))
+    doc: dict[str, Any] = json.loads(json.dumps(REQUEST))
     doc["trace_number"] = f"BA-{n:06d}"
     doc["subscriber"]["member_id"] = f"ZZM8{n:08d}"
     return doc

@@ -68,7 +68,9 @@ def test_every_response_sample_is_walked_from_the_memo() -> None:
         if isinstance(key, str):
             assert key in cmap.known_ids
             continue
-        tag, *quals = key
+        assert isinstance(key, tuple)
+        tag: str = key[0]
+        quals: tuple[object, ...] = key[1:]
         assert tag in cmap.known_ids
         assert all(q in named for q, named in zip(quals, cmap.shape_values[tag], strict=True))
 
