@@ -506,6 +506,9 @@ def to_dict(obj: Any) -> Any:
         return obj
     names = _FIELD_NAMES.get(cls)
     if names is None:
+        if cls is tuple or cls is list:  # a record's many tuples: without the dataclass question
+            leaves = _LEAVES
+            return [v if v.__class__ in leaves else to_dict(v) for v in obj]
         if not dataclasses.is_dataclass(obj) or isinstance(obj, type):
             return _plain(obj)
         names = _FIELD_NAMES.setdefault(cls, tuple(f.name for f in dataclasses.fields(obj)))
