@@ -4,6 +4,7 @@ segment, and one walked after the tree is full all give the pyx12 walker's repor
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -39,19 +40,39 @@ def _assert_same_as_pyx12(data: bytes) -> None:
     assert compiled == reference
 
 
+def _tree_keys(level: dict[object, object]) -> Iterator[object]:
+    """Every key of a remembered-walk tree, at every level (a step's next level is its last item)."""
+    for key, step in level.items():
+        yield key
+        yield from _tree_keys(step[-1])  # type: ignore[index]
+
+
 def test_every_response_sample_is_walked_from_the_memo() -> None:
-    """The response samples exist and a run of one of them fills the memo of its map while it runs."""
+    """The response samples exist and a run of one of them fills the memo of its map, which keeps
+    after the run only the map's vocabulary as keys: known segment ids, qualifier values it names."""
     assert len(RESPONSES) >= 10
     data = (ROOT / "sample_edi" / "responses" / "271-batch-100.x12").read_bytes()
     entry = next(e for e in map_index() if e.abbr == "271")
-    walks = compiled_map(entry.file, entry.source).walks
+    cmap = compiled_map(entry.file, entry.source)
+    walks = cmap.walks
+    walks.clear()
     stream = iter(ValidationStream(data))
     next(stream)
     assert walks.entries > 0
     for _ in stream:
         pass
-    assert walks.entries == 0
-    assert not walks
+    assert walks.entries > 0
+    keys = [k for level in walks.values() for k in _tree_keys(level)]
+    assert len(keys) == walks.entries
+    for key in keys:
+        if isinstance(key, str):
+            assert key in cmap.known_ids
+            continue
+        assert isinstance(key, tuple)
+        tag: str = key[0]
+        quals: tuple[object, ...] = key[1:]
+        assert tag in cmap.known_ids
+        assert all(q in named for q, named in zip(quals, cmap.shape_values[tag], strict=True))
 
 
 @pytest.mark.parametrize("path", RESPONSES, ids=lambda p: p.name)
@@ -85,6 +106,7 @@ def test_memos_off_walks_every_set_live(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setattr(elements, "MEMO_LIMIT", 0)
     entry = next(e for e in map_index() if e.abbr == "271")
     walks = compiled_map(entry.file, entry.source).walks
+    walks.clear()  # kept from earlier runs (shapes only): this run must add nothing
     stream = iter(ValidationStream(data))
     next(stream)
     assert walks.entries == 0

@@ -506,15 +506,22 @@ def to_dict(obj: Any) -> Any:
         return obj
     names = _FIELD_NAMES.get(cls)
     if names is None:
+        if cls is tuple or cls is list:  # a record's many tuples: without the dataclass question
+            leaves = _LEAVES
+            return [v if v.__class__ in leaves else to_dict(v) for v in obj]
         if not dataclasses.is_dataclass(obj) or isinstance(obj, type):
             return _plain(obj)
         names = _FIELD_NAMES.setdefault(cls, tuple(f.name for f in dataclasses.fields(obj)))
-    return {name: to_dict(getattr(obj, name)) for name in names}
+    # a leaf (most fields: texts and None) kept as it is without a call: a mapped record has a
+    # hundred-odd values, and a call per value was most of turning one into its JSON
+    leaves = _LEAVES
+    return {name: v if (v := getattr(obj, name)).__class__ in leaves else to_dict(v) for name in names}
 
 
 def _plain(obj: Any) -> Any:
     if isinstance(obj, tuple | list):
-        return [to_dict(v) for v in obj]
+        leaves = _LEAVES
+        return [v if v.__class__ in leaves else to_dict(v) for v in obj]
     if isinstance(obj, dict):
         return {k: to_dict(v) for k, v in obj.items()}
     if isinstance(obj, date):

@@ -142,8 +142,7 @@ class _Compiler:
         for seg in self.segments.values():
             for c in seg.children:
                 memos += [c.memo] if isinstance(c, ElementSpec) else [k.memo for k in c.children]
-        walks = WalkMemo()
-        memos.append(walks)
+        walks = WalkMemo()  # not among ``memos``: it holds no data value (see WalkMemo)
         icvn = imap.icvn or "00401"
         for seg in self.segments.values():
             for c in seg.children:
@@ -159,6 +158,7 @@ class _Compiler:
             tuple(memos),
             self._qualifier_elements(),
             walks,
+            self._shape_values(),
         )
 
     def _qualifier_elements(self) -> dict[str, tuple[int, ...]]:
@@ -167,6 +167,23 @@ class _Compiler:
             if seg.qualifier is not None:
                 out.setdefault(seg.id, set()).add(seg.qualifier[0])
         return {seg_id: tuple(sorted(at)) for seg_id, at in out.items()}
+
+    def _shape_values(self) -> dict[str, tuple[frozenset[str | None], ...]]:
+        """Per segment id, per qualifier element: the values the map names there (see
+        ``CompiledMap.shape_values``): map data only, never a value read from a file."""
+        at_of = self._qualifier_elements()
+        out: dict[str, list[set[str | None]]] = {tag: [{None, ""} for _ in at] for tag, at in at_of.items()}
+        for seg in self.segments.values():
+            at = at_of.get(seg.id)
+            if at is None:
+                continue
+            for i, ele in enumerate(at):
+                if seg.qualifier is not None and seg.qualifier[0] == ele and not seg.qualifier[1]:
+                    out[seg.id][i] |= seg.qualifier[2]
+                spec = seg.children[ele - 1] if ele <= len(seg.children) else None
+                if isinstance(spec, ElementSpec) and spec.codes:
+                    out[seg.id][i] |= spec.codes
+        return {tag: tuple(frozenset(v) for v in sets) for tag, sets in out.items()}
 
     def _fill(self, loop: LoopNode, pnode: Any) -> None:
         groups: list[tuple[int, tuple[Node, ...]]] = []

@@ -167,9 +167,12 @@ def make_tail(nodes: tuple[Node, ...]) -> Tail:
 
 
 class WalkMemo(dict[Any, Any]):
-    """The walks of a run's sets remembered as a tree keyed by segment (``engine.walk``): each level
-    maps a segment's walk key to (node found, walk findings, next level). ``entries`` counts what
-    was added, to bound it; emptied with the other memos after a run."""
+    """The walks of sets remembered as a tree keyed by segment (``engine.walk``): each level maps a
+    segment's walk key to (node found, walk findings, next level). ``entries`` counts what was added,
+    to bound it. Its keys hold only the map's own vocabulary (segment ids the map knows, qualifier
+    values the map names), never another data value, so unlike the value memos it is kept from run
+    to run (a real-time call's one set is then read from it instead of walked); it is emptied after
+    a run only once full, so that it goes on learning."""
 
     __slots__ = ("entries",)
 
@@ -197,3 +200,7 @@ class CompiledMap:
     # as its qualifier: the only values besides the id that the loop walk ever reads
     qualifier_elements: dict[str, tuple[int, ...]] = field(default_factory=dict)
     walks: WalkMemo = field(default_factory=WalkMemo)
+    # per segment id, for each element of ``qualifier_elements``: the values the map itself names
+    # there (qualifier codes, the codes of the elements at that place, "" and None for absent): the
+    # only values a walk key kept across runs may hold (``walk.shape_key``)
+    shape_values: dict[str, tuple[frozenset[str | None], ...]] = field(default_factory=dict)

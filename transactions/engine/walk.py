@@ -294,9 +294,8 @@ class _SetWalk:
         memo = self.cmap.walks
         component = self.walker.component
         level = memo.get(component)
-        if level is None:
+        if level is None:  # kept across runs (a delimiter, no data value): see WalkMemo
             level = memo.setdefault(component, {})
-            WRITTEN.append(memo)  # emptied after the run (``compile.forget_values``)
         quals = self.cmap.qualifier_elements
         last = len(segments)
         apply, checks, nodes = self._apply, self._segment_checks, self.nodes
@@ -344,23 +343,25 @@ class _SetWalk:
             if found is not None:
                 node = found
                 counts.see(found, before)
-        memo, quals, last = self.cmap.walks, self.cmap.qualifier_elements, len(segments)
+        cmap = self.cmap
+        memo, last = cmap.walks, len(segments)
         for at_pos in range(position, last + 1):
             segment = segments[at_pos - 1]
             tag = segment.tag
             values, plain = view(segment)
             step = self._live_step(node, tag, values, at_pos, last)
-            if level is not None and memo.entries < WALK_MEMO_LIMIT:
-                at = quals.get(tag)
-                key = tag if at is None else walk_key(tag, values, at)
-                level[key] = step
+            key = shape_key(cmap, tag, values) if level is not None else None
+            if key is not None and memo.entries < WALK_MEMO_LIMIT:
+                level[key] = step  # type: ignore[index]
                 memo.entries += 1
                 level = step[5]
-            else:
+            else:  # the tree keeps no data value: the rest of this set is not remembered
                 level = None
             node = node if step[0] is None else step[0]
             self._apply(step, segment, at_pos, values, plain=plain)
         self.end = step[4]
+        if memo.entries >= WALK_MEMO_LIMIT:  # full: emptied when the run ends, to learn again
+            WRITTEN.append(memo)
 
     def _live_step(self, start: Node, tag: str, values: View, position: int, last: int) -> _Step:
         """One segment walked and counted: (node found, walk findings, those kept after the
@@ -490,3 +491,20 @@ def walk_key(tag: str, values: View, at: tuple[int, ...]) -> tuple[Any, ...]:
         first = at[0]
         return (tag, values[first - 1] if first <= count else None)
     return (tag, *[values[e - 1] if e <= count else None for e in at])
+
+
+def shape_key(cmap: CompiledMap, tag: str, values: View) -> Any:
+    """:func:`walk_key` of a segment when it holds only the map's vocabulary: a segment id the map
+    knows and, at its qualifier elements, values the map names there (``CompiledMap.shape_values``);
+    else None. Only such keys enter the remembered walks, which are kept from run to run: a shape,
+    never a data value (an unknown id or an odd qualifier value may be anything, PHI included)."""
+    if tag not in cmap.known_ids:
+        return None
+    at = cmap.qualifier_elements.get(tag)
+    if at is None:
+        return tag
+    key = walk_key(tag, values, at)
+    for value, named in zip(key[1:], cmap.shape_values[tag], strict=True):
+        if value.__class__ is tuple or value not in named:  # a composite's parts: data
+            return None
+    return key
