@@ -127,3 +127,62 @@ def test_a_leaving_thread_hands_its_slot_to_the_longest_waiting_one() -> None:
     assert order == ["b", "c"]
     assert busy_seen == [1, 1]
     assert (gate.busy, gate.free, gate.waiting) == (0, 1, 0)
+
+
+def _line_up(gate: slots.Slots, order: list[str], waiters: list[tuple[str, bool]]) -> list[threading.Thread]:
+    """Start one thread per (name, ahead) in turn, each in line before the next starts; each records its
+    name once inside and leaves at once."""
+
+    def enter(name: str, ahead: bool) -> None:
+        with gate.ahead() if ahead else gate:
+            order.append(name)
+
+    threads = []
+    for name, ahead in waiters:
+        t = threading.Thread(target=enter, args=(name, ahead))
+        t.start()
+        threads.append(t)
+        while gate.waiting < len(threads):
+            threading.Event().wait(0.001)
+    return threads
+
+
+def test_a_call_recording_its_request_gets_the_slot_before_answers_that_waited_longer() -> None:
+    """``ahead`` waiters (calls recording a new request) are served before earlier plain waiters."""
+    gate = slots.Slots(1)
+    order: list[str] = []
+    gate.__enter__()  # the main thread holds the only slot
+    threads = _line_up(
+        gate, order, [("answer-1", False), ("request-1", True), ("answer-2", False), ("request-2", True)]
+    )
+    gate.__exit__(None, None, None)
+    for t in threads:
+        t.join()
+    assert order == ["request-1", "request-2", "answer-1", "answer-2"]
+    assert (gate.busy, gate.free, gate.waiting) == (0, 1, 0)
+
+
+def test_a_waiting_answer_gets_a_slot_after_a_streak_of_new_requests() -> None:
+    """After ``AHEAD_STREAK`` hand-overs in a row to ``ahead`` waiters, a plain waiter goes next (new
+    calls never starve the answers)."""
+    gate = slots.Slots(1)
+    order: list[str] = []
+    requests = [(f"request-{n}", True) for n in range(slots.AHEAD_STREAK + 2)]
+    gate.__enter__()
+    threads = _line_up(gate, order, [("answer", False), *requests])
+    gate.__exit__(None, None, None)
+    for t in threads:
+        t.join()
+    streak = [name for name, _ in requests[: slots.AHEAD_STREAK]]
+    assert order == [*streak, "answer", *(name for name, _ in requests[slots.AHEAD_STREAK :])]
+    assert (gate.busy, gate.free, gate.waiting) == (0, 1, 0)
+
+
+def test_ahead_nested_in_a_held_slot_takes_no_second_slot() -> None:
+    """``ahead()`` inside a part already holding a slot goes straight in, as a plain nested part does."""
+    gate = slots.Slots(1)
+    with gate, gate.ahead():
+        assert gate.busy == 1
+        assert gate.held()
+    assert not gate.held()
+    assert gate.busy == 0

@@ -352,7 +352,7 @@ def _submitted(
     budget = web.config.api.realtime_budget_seconds
     queue = _queue_with_call(ctx, web, req, partner)
     try:
-        with slots.CALLS:  # recording is store-and-compute work: two calls at a time (``slots``)
+        with slots.CALLS.ahead():  # recording: store-and-compute work, in the line served first (``slots``)
             sub = apirecord.submit(
                 ctx, client, body, req, partner, idempotency_key=key, budget=budget, queue=queue
             )
