@@ -393,6 +393,18 @@ class RequestsRepo(Repo):
         rows = leases.claim(self, t, Entity.REQUEST, event, conds, owner, until, limit)
         return [from_mapping(RequestRow, r) for r in rows]
 
+    def _move_values(
+        self, request_id: int, event: RequestEvent, expect: str, due_at: datetime | None
+    ) -> tuple[str, dict[str, Any]]:
+        """The state ``event`` leads to from ``expect`` and the guarded UPDATE's parameters (one place
+        for ``move_from`` and ``move_from_reading``)."""
+        new_state = lifecycle.target(Entity.REQUEST, expect, event)
+        values: dict[str, Any] = {KEY: request_id, WAS: expect, "state": new_state}
+        if due_at is not None:
+            values["due_at"] = due_at
+        values["updated_at"] = self.now()
+        return new_state, values
+
     @db
     def move_from(
         self,
@@ -407,11 +419,7 @@ class RequestsRepo(Repo):
         request in (the real-time sender: ``queued``), as one guarded UPDATE that returns no row
         (the payload is not unsealed); False, with nothing written or logged, when the request is
         in another state (the caller then reads it, as without the guess)."""
-        new_state = lifecycle.target(Entity.REQUEST, expect, event)
-        values: dict[str, Any] = {KEY: request_id, WAS: expect, "state": new_state}
-        if due_at is not None:
-            values["due_at"] = due_at
-        values["updated_at"] = self.now()
+        new_state, values = self._move_values(request_id, event, expect, due_at)
         t = s.requests
         stmt = prebuilt(
             ("move_from", "requests"),
@@ -431,11 +439,7 @@ class RequestsRepo(Repo):
         (``RETURNING``: no read of its own), for a caller that renders the request's result document
         in this transaction (a real-time answer's: ``outbox.rendered_results(known=...)``); None,
         with nothing written or logged, when the request is in another state."""
-        new_state = lifecycle.target(Entity.REQUEST, expect, event)
-        values: dict[str, Any] = {KEY: request_id, WAS: expect, "state": new_state}
-        if due_at is not None:
-            values["due_at"] = due_at
-        values["updated_at"] = self.now()
+        new_state, values = self._move_values(request_id, event, expect, due_at)
         t = s.requests
         stmt = prebuilt(
             ("move_from_reading", "requests"),
